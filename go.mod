@@ -1,0 +1,3 @@
+module github.com/prescale/prescale
+
+go 1.26
