@@ -1,0 +1,104 @@
+package policy
+
+import (
+	"math"
+	"strconv"
+	"time"
+)
+
+// Reason says why a decision came out as it did. Where the HPA has a name for the same
+// outcome, the reason is that name.
+type Reason string
+
+const (
+	// ReasonDesiredWithinRange: the metrics' proposal was applied unchanged.
+	ReasonDesiredWithinRange Reason = "DesiredWithinRange"
+	// ReasonScaleUpStabilized: a lower recent recommendation held the scale-up back.
+	ReasonScaleUpStabilized Reason = "ScaleUpStabilized"
+	// ReasonScaleDownStabilized: a higher recent recommendation held the scale-down back.
+	ReasonScaleDownStabilized Reason = "ScaleDownStabilized"
+	// ReasonScaleUpLimit: a scale-up rate policy capped the increase.
+	ReasonScaleUpLimit Reason = "ScaleUpLimit"
+	// ReasonScaleDownLimit: a scale-down rate policy capped the decrease.
+	ReasonScaleDownLimit Reason = "ScaleDownLimit"
+	// ReasonTooManyReplicas: maxReplicas capped the result (or the current replicas were above it).
+	ReasonTooManyReplicas Reason = "TooManyReplicas"
+	// ReasonTooFewReplicas: minReplicas raised the result (or the current replicas were below it).
+	ReasonTooFewReplicas Reason = "TooFewReplicas"
+	// ReasonScalingDisabled: the target sits at zero replicas that the autoscaler did not set.
+	ReasonScalingDisabled Reason = "ScalingDisabled"
+	// ReasonFailedGetMetric: every metric is missing, or some are and the rest would scale
+	// down, so the current replicas are held.
+	ReasonFailedGetMetric Reason = "FailedGetMetric"
+)
+
+// Semantics names the HPA computation a metric went through.
+type Semantics string
+
+const (
+	// SemanticsPods is the HPA's Pods metric: a per-pod AverageValue.
+	SemanticsPods Semantics = "Pods"
+	// SemanticsAverageValue is the HPA's External/Object AverageValue: total / statusReplicas.
+	SemanticsAverageValue Semantics = "AverageValue"
+	// SemanticsValue is the HPA's External/Object Value: value / target times ready pods.
+	SemanticsValue Semantics = "Value"
+)
+
+// Decision is the record of one sync: the answer and everything needed to explain it.
+type Decision struct {
+	Time            time.Time `json:"time"`
+	CurrentReplicas int32     `json:"currentReplicas"`
+	DesiredReplicas int32     `json:"desiredReplicas"`
+	// Reason is the last rule that changed the result, or DesiredWithinRange.
+	Reason Reason `json:"reason"`
+	// Metric is the metric whose proposal won, empty when no metric was computed.
+	Metric string `json:"metric,omitempty"`
+	// Proposal is the largest metric proposal, before stabilization and limits (the HPA's
+	// "prenormalized" desired replicas). Zero when no metric was computed.
+	Proposal int32 `json:"proposal"`
+	// Metrics has one entry per policy metric, in policy order.
+	Metrics []MetricResult `json:"metrics"`
+	// Clamps lists, in order, each rule that changed the replica count on the way from
+	// Proposal to DesiredReplicas.
+	Clamps []Clamp `json:"clamps,omitempty"`
+}
+
+// MetricResult is one metric's part of a decision.
+type MetricResult struct {
+	Name      string    `json:"name"`
+	Semantics Semantics `json:"semantics,omitempty"`
+	// Value is what was compared with the target: the per-pod average (Pods, AverageValue)
+	// or the value (Value), in the metric's units, from the HPA's milli-units.
+	Value  Float   `json:"value"`
+	Target float64 `json:"target"`
+	// Ratio is value / target; null when undefined (no replicas).
+	Ratio    Float `json:"ratio"`
+	Proposal int32 `json:"proposal"`
+	// Error says why the metric is missing; the other fields are then zero.
+	Error string `json:"error,omitempty"`
+	// Pod accounting for Pods semantics: pods with a sample, Pending pods (left out, 0 on a
+	// scale-up), Running pods without a sample, and deleted or failed pods (ignored).
+	PodsWithSample int `json:"podsWithSample,omitempty"`
+	PodsPending    int `json:"podsPending,omitempty"`
+	PodsMissing    int `json:"podsMissing,omitempty"`
+	PodsIgnored    int `json:"podsIgnored,omitempty"`
+}
+
+// Clamp is one rule that moved the replica count.
+type Clamp struct {
+	Reason Reason `json:"reason"`
+	From   int32  `json:"from"`
+	To     int32  `json:"to"`
+}
+
+// Float is a float64 that marshals NaN and ±Inf as JSON null.
+type Float float64
+
+// MarshalJSON writes null for a non-finite value.
+func (f Float) MarshalJSON() ([]byte, error) {
+	v := float64(f)
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
+}

@@ -1,0 +1,201 @@
+package policy
+
+import "time"
+
+// File is the part of a policy file that this package owns: the list of policies. The file's
+// global settings (Prometheus, interval, leader election, ...) are read by cmd/.
+type File struct {
+	Policies []Policy `yaml:"policies"`
+}
+
+// Policy is one autoscaled workload. Its fields mirror the HPA autoscaling/v2 spec, so that an
+// HPA's minReplicas, maxReplicas, targets and behavior can be pasted in.
+type Policy struct {
+	// Name identifies the policy in records, metrics and events: lowercase letters, digits
+	// and '-', starting with a letter.
+	Name   string    `yaml:"name"`
+	Target TargetRef `yaml:"target"`
+	// MinReplicas defaults to 1, as in the HPA. 0 allows scaling to zero, which (as in the
+	// HPA) only scalar metrics can scale up from.
+	MinReplicas *int32   `yaml:"minReplicas"`
+	MaxReplicas int32    `yaml:"maxReplicas"`
+	Metrics     []Metric `yaml:"metrics"`
+	// Behavior nil takes the HPA's behavior-less path: 300 s scale-down stabilization, no
+	// scale-up stabilization, scale-up limited to max(2*current, 4).
+	Behavior *Behavior `yaml:"behavior"`
+}
+
+// TargetRef names the workload whose scale subresource the policy drives.
+type TargetRef struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Namespace  string `yaml:"namespace"`
+	Name       string `yaml:"name"`
+}
+
+// String returns "Kind namespace/name".
+func (t TargetRef) String() string { return t.Kind + " " + t.Namespace + "/" + t.Name }
+
+// Metric is one PromQL query and its target. A result labelled by pod gives the HPA's Pods
+// semantics; a single series gives its External/Object semantics.
+type Metric struct {
+	Name   string       `yaml:"name"`
+	Query  string       `yaml:"query"`
+	Target MetricTarget `yaml:"target"`
+}
+
+// TargetType is the HPA's MetricTargetType, restricted to the two that apply to queries.
+type TargetType string
+
+const (
+	// AverageValue targets the value per pod.
+	AverageValue TargetType = "AverageValue"
+	// Value targets the value of a single series.
+	Value TargetType = "Value"
+)
+
+// MetricTarget is the HPA's MetricTarget: exactly one of AverageValue and Value is set, the
+// one that Type names.
+type MetricTarget struct {
+	Type         TargetType `yaml:"type"`
+	AverageValue *Quantity  `yaml:"averageValue"`
+	Value        *Quantity  `yaml:"value"`
+}
+
+// Quantity returns the target quantity that Type selects, and false if it is not set.
+func (t MetricTarget) Quantity() (Quantity, bool) {
+	var q *Quantity
+	switch t.Type {
+	case AverageValue:
+		q = t.AverageValue
+	case Value:
+		q = t.Value
+	}
+	if q == nil {
+		return Quantity{}, false
+	}
+	return *q, true
+}
+
+// Behavior is the HPA's HorizontalPodAutoscalerBehavior.
+type Behavior struct {
+	ScaleUp   *Rules `yaml:"scaleUp"`
+	ScaleDown *Rules `yaml:"scaleDown"`
+}
+
+// Rules is the HPA's HPAScalingRules. A nil field takes the HPA's default for its direction.
+type Rules struct {
+	StabilizationWindowSeconds *int32        `yaml:"stabilizationWindowSeconds"`
+	SelectPolicy               *SelectPolicy `yaml:"selectPolicy"`
+	Policies                   []RatePolicy  `yaml:"policies"`
+	// Tolerance is the ratio distance from 1 within which no scaling happens in this
+	// direction; default 0.1.
+	Tolerance *Quantity `yaml:"tolerance"`
+}
+
+// SelectPolicy is the HPA's ScalingPolicySelect.
+type SelectPolicy string
+
+const (
+	SelectMax      SelectPolicy = "Max"
+	SelectMin      SelectPolicy = "Min"
+	SelectDisabled SelectPolicy = "Disabled"
+)
+
+// RatePolicyType is the HPA's HPAScalingPolicyType.
+type RatePolicyType string
+
+const (
+	PodsPolicy    RatePolicyType = "Pods"
+	PercentPolicy RatePolicyType = "Percent"
+)
+
+// RatePolicy is the HPA's HPAScalingPolicy: at most Value pods (or percent) of change within
+// any PeriodSeconds.
+type RatePolicy struct {
+	Type          RatePolicyType `yaml:"type"`
+	Value         int32          `yaml:"value"`
+	PeriodSeconds int32          `yaml:"periodSeconds"`
+}
+
+// The HPA's defaults (kube-controller-manager flags and API defaulting, v1.37).
+const (
+	DefaultMinReplicas              int32 = 1
+	DefaultTolerance                      = 0.1
+	DefaultScaleDownWindowSeconds   int32 = 300
+	DefaultScaleUpWindowSeconds     int32 = 0
+	MaxStabilizationWindowSeconds   int32 = 3600
+	MaxPeriodSeconds                int32 = 1800
+	behaviorlessScaleUpLimitFactor        = 2.0
+	behaviorlessScaleUpLimitMinimum       = 4.0
+	defaultScaleUpPodsValue         int32 = 4
+	defaultScaleUpPercentValue      int32 = 100
+	defaultScaleDownPercentValue    int32 = 100
+	defaultPolicyPeriodSeconds      int32 = 15
+)
+
+// PodPhase is a pod's status.phase.
+type PodPhase string
+
+const (
+	PodPending   PodPhase = "Pending"
+	PodRunning   PodPhase = "Running"
+	PodSucceeded PodPhase = "Succeeded"
+	PodFailed    PodPhase = "Failed"
+	PodUnknown   PodPhase = "Unknown"
+)
+
+// Pod is what the engine needs to know of one of the target's pods.
+type Pod struct {
+	Name     string   `json:"name"`
+	Phase    PodPhase `json:"phase,omitempty"` // empty means Running
+	Ready    bool     `json:"ready"`           // the PodReady condition is True
+	Deleting bool     `json:"deleting,omitempty"`
+}
+
+// Observation is everything one sync observed of a target.
+type Observation struct {
+	// SpecReplicas is the scale subresource's spec.replicas: the HPA's "current replicas".
+	SpecReplicas int32
+	// StatusReplicas is the scale's status.replicas (pods not being deleted).
+	StatusReplicas int32
+	// Pods are the pods that the scale's status.selector selects.
+	Pods []Pod
+	// Metrics holds one sample per policy metric, in the order of Policy.Metrics.
+	Metrics []Sample
+}
+
+// Sample is one metric's latest observation.
+type Sample struct {
+	// PerPod holds one value per pod, by pod name: the HPA's Pods semantics. Nil for a
+	// scalar sample.
+	PerPod map[string]float64
+	// Value is the single series' value, used when PerPod is nil.
+	Value float64
+	// Err, when not nil, says why the metric is missing; PerPod and Value are then ignored.
+	Err error
+}
+
+// Recommendation is one sync's pre-behavior desired replicas, kept for stabilization.
+type Recommendation struct {
+	Replicas int32     `json:"replicas"`
+	At       time.Time `json:"at"`
+}
+
+// ScaleEvent is one written change of scale, kept for the rate policies.
+type ScaleEvent struct {
+	Change   int32     `json:"change"` // absolute value
+	At       time.Time `json:"at"`
+	Outdated bool      `json:"outdated,omitempty"`
+}
+
+// History is the state Decide carries from one sync of a policy to the next. The zero value
+// is the state before the first sync.
+type History struct {
+	Recommendations []Recommendation `json:"recommendations,omitempty"`
+	ScaleUpEvents   []ScaleEvent     `json:"scaleUpEvents,omitempty"`
+	ScaleDownEvents []ScaleEvent     `json:"scaleDownEvents,omitempty"`
+	// ScaledToZero is the HPA's ScaledToZero condition: the last write scaled the target
+	// from above zero to zero.
+	ScaledToZero bool `json:"scaledToZero,omitempty"`
+}
