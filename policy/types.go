@@ -198,4 +198,7 @@ type History struct {
 	// ScaledToZero is the HPA's ScaledToZero condition: the last write scaled the target
 	// from above zero to zero.
 	ScaledToZero bool `json:"scaledToZero,omitempty"`
+	// scalar records whether the last Decide saw a scalar sample: the HPA's "has Object or
+	// External metrics", which scaling to and from zero needs.
+	scalar bool
 }

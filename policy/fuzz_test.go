@@ -1,0 +1,145 @@
+package policy
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// fuzzPolicy builds a valid policy from a few bytes: bounds, windows and rate policies.
+func fuzzPolicy(minR, span, upWin, downWin, upPods, downPct uint8, behavior bool) *Policy {
+	p := &Policy{Name: "fuzz", MinReplicas: i32(int32(minR % 5)), Metrics: []Metric{avg("queue", "5"), avg("gpu", "70"), val("latency", "4")}}
+	p.MaxReplicas = max(1, *p.MinReplicas) + int32(span%60)
+	if behavior {
+		p.Behavior = &Behavior{
+			ScaleUp: &Rules{StabilizationWindowSeconds: i32(int32(upWin) % 120),
+				Policies: []RatePolicy{{Type: PodsPolicy, Value: 1 + int32(upPods%8), PeriodSeconds: 30}}},
+			ScaleDown: &Rules{StabilizationWindowSeconds: i32(int32(downWin) % 120),
+				Policies: []RatePolicy{{Type: PercentPolicy, Value: 1 + int32(downPct%100), PeriodSeconds: 45}}},
+		}
+	}
+	return p
+}
+
+// fuzzSample turns three bytes into a sample: missing, NaN, Inf, negative or a value.
+func fuzzValue(b byte, scale float64) (float64, error) {
+	switch b % 16 {
+	case 0:
+		return 0, fmt.Errorf("timeout")
+	case 1:
+		return math.NaN(), nil
+	case 2:
+		return math.Inf(1), nil
+	case 3:
+		return -1, nil
+	}
+	return float64(b) * scale, nil
+}
+
+func fuzzObservation(cur int32, step []byte) Observation {
+	in := Observation{SpecReplicas: cur, StatusReplicas: cur}
+	q, gpu := map[string]float64{}, map[string]float64{}
+	var qErr, gErr error
+	for i := int32(0); i < cur && i < 64; i++ {
+		name := fmt.Sprintf("p%d", i)
+		pod := Pod{Name: name, Phase: PodRunning, Ready: true}
+		switch (step[0] >> (i % 8)) & 3 {
+		case 1:
+			pod.Phase, pod.Ready = PodPending, false
+		case 2:
+			pod.Ready = false
+		}
+		in.Pods = append(in.Pods, pod)
+		if v, err := fuzzValue(step[1]+byte(i), 0.25); err != nil {
+			qErr = err
+		} else if pod.Ready {
+			q[name] = v
+		}
+		if v, err := fuzzValue(step[2]+byte(3*i), 2); err != nil {
+			gErr = err
+		} else if pod.Ready {
+			gpu[name] = v
+		}
+	}
+	lat, lErr := fuzzValue(step[3], 0.1)
+	in.Metrics = []Sample{{PerPod: q, Err: qErr}, {PerPod: gpu, Err: gErr}, {Value: lat, Err: lErr}}
+	return in
+}
+
+// FuzzDecide drives a policy through a sequence of syncs and checks the engine's invariants:
+// the result stays within [min, max]; it never goes below the current replicas while a
+// metric is missing; scale-ups never outrun the rate policies; and it is deterministic.
+func FuzzDecide(f *testing.F) {
+	f.Add(uint8(1), uint8(10), uint8(0), uint8(60), uint8(3), uint8(50), true, uint8(3), []byte{0, 40, 80, 50, 1, 200, 9, 30})
+	f.Add(uint8(0), uint8(30), uint8(30), uint8(0), uint8(0), uint8(99), false, uint8(0), []byte{255, 0, 0, 0, 7, 7, 7, 7, 8, 8, 8, 8})
+	f.Add(uint8(2), uint8(5), uint8(5), uint8(5), uint8(7), uint8(1), true, uint8(40), []byte{3, 16, 16, 16})
+	f.Fuzz(func(t *testing.T, minR, span, upWin, downWin, upPods, downPct uint8, behavior bool, start uint8, steps []byte) {
+		p := fuzzPolicy(minR, span, upWin, downWin, upPods, downPct, behavior)
+		cur := int32(start % 80)
+		var hist, twin History
+		type written struct {
+			at     int
+			change int32
+		}
+		var writes []written
+		for i := 0; i+4 <= len(steps) && i < 400; i += 4 {
+			now := at(i * 4) // 16 s apart
+			in := fuzzObservation(cur, steps[i:i+4])
+			d, next := Decide(p, in, hist, now)
+			d2, _ := Decide(p, in, cloneHistory(twin), now)
+			if diff := cmp.Diff(d, d2, cmpFloat); diff != "" {
+				t.Fatalf("step %d: not deterministic:\n%s", i/4, diff)
+			}
+			got := d.DesiredReplicas
+			minR := p.minReplicas()
+			switch {
+			case d.Reason == ReasonScalingDisabled:
+				if cur != 0 || got != 0 {
+					t.Fatalf("step %d: ScalingDisabled at %d -> %d", i/4, cur, got)
+				}
+			case got < minR || got > p.MaxReplicas:
+				t.Fatalf("step %d: desired %d outside [%d, %d] (current %d, reason %s)", i/4, got, minR, p.MaxReplicas, cur, d.Reason)
+			}
+			missing := false
+			for _, m := range d.Metrics {
+				missing = missing || m.Error != ""
+			}
+			if missing && got < cur && cur <= p.MaxReplicas {
+				t.Fatalf("step %d: scaled down %d -> %d with a metric missing: %+v", i/4, cur, got, d.Metrics)
+			}
+			if p.Behavior != nil && got > cur && cur >= minR && cur <= p.MaxReplicas {
+				// Pods policy, 30 s: replicas at the start of the period plus the policy value.
+				var added, removed int32
+				for _, w := range writes {
+					if w.at > i*4-30 {
+						if w.change > 0 {
+							added += w.change
+						} else {
+							removed -= w.change
+						}
+					}
+				}
+				limit := max(cur, cur-added+removed+p.Behavior.ScaleUp.Policies[0].Value)
+				if got > limit {
+					t.Fatalf("step %d: scaled up %d -> %d, beyond the rate limit %d", i/4, cur, got, limit)
+				}
+			}
+			hist, twin = next, cloneHistory(next)
+			if got != cur {
+				hist = hist.RecordScale(p, cur, got, now)
+				twin = cloneHistory(hist)
+				writes = append(writes, written{at: i * 4, change: got - cur})
+				cur = got
+			}
+		}
+	})
+}
+
+func cloneHistory(h History) History {
+	h.Recommendations = append([]Recommendation(nil), h.Recommendations...)
+	h.ScaleUpEvents = append([]ScaleEvent(nil), h.ScaleUpEvents...)
+	h.ScaleDownEvents = append([]ScaleEvent(nil), h.ScaleDownEvents...)
+	return h
+}

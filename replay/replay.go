@@ -1,0 +1,202 @@
+package replay
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// maxLine bounds one observation line (a sync of thousands of pods fits easily).
+const maxLine = 16 << 20
+
+// Line is one recorded sync, as read from the input.
+type Line struct {
+	Time           time.Time               `json:"time"`
+	SpecReplicas   *int32                  `json:"specReplicas"`
+	StatusReplicas *int32                  `json:"statusReplicas"`
+	Pods           []policy.Pod            `json:"pods"`
+	Metrics        map[string]MetricSample `json:"metrics"`
+}
+
+// MetricSample is one metric of a recorded sync: exactly one of perPod, value and error.
+type MetricSample struct {
+	PerPod map[string]Number `json:"perPod"`
+	Value  *Number           `json:"value"`
+	Error  *string           `json:"error"`
+}
+
+// Number is a float64 that also reads Prometheus' string forms "NaN", "+Inf", "-Inf" and
+// numbers written as strings, so that recorded samples replay as they were.
+type Number float64
+
+// UnmarshalJSON accepts a JSON number or a string holding a number, NaN or ±Inf.
+func (n *Number) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if strings.HasPrefix(s, `"`) {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return fmt.Errorf("want a number, NaN or ±Inf, got %s", b)
+	}
+	*n = Number(v)
+	return nil
+}
+
+// Run replays r through policy p, writing one decision per input line to w. Blank lines are
+// skipped. It stops at the first malformed line with an error naming its line number.
+func Run(p *policy.Policy, r io.Reader, w io.Writer) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	enc := json.NewEncoder(w)
+	var hist policy.History
+	var last time.Time
+	for n := 1; sc.Scan(); n++ {
+		raw := bytes.TrimSpace(sc.Bytes())
+		if len(raw) == 0 {
+			continue
+		}
+		in, now, err := parseLine(p, raw)
+		if err != nil {
+			return fmt.Errorf("line %d: %w", n, err)
+		}
+		if now.Before(last) {
+			return fmt.Errorf("line %d: time %s is before the previous line's %s", n, now.Format(time.RFC3339), last.Format(time.RFC3339))
+		}
+		last = now
+		var d policy.Decision
+		d, hist = policy.Decide(p, in, hist, now)
+		if d.DesiredReplicas != in.SpecReplicas {
+			hist = hist.RecordScale(p, in.SpecReplicas, d.DesiredReplicas, now)
+		}
+		if err := enc.Encode(d); err != nil {
+			return fmt.Errorf("write decision for line %d: %w", n, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read observations: %w", err)
+	}
+	return nil
+}
+
+// parseLine decodes and checks one line into an Observation for p.
+func parseLine(p *policy.Policy, raw []byte) (policy.Observation, time.Time, error) {
+	var l Line
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&l); err != nil {
+		return policy.Observation{}, time.Time{}, fmt.Errorf("malformed observation: %w", err)
+	}
+	if dec.More() {
+		return policy.Observation{}, time.Time{}, errors.New("malformed observation: more than one JSON value on the line")
+	}
+	var errs []error
+	if l.Time.IsZero() {
+		errs = append(errs, errors.New("time: required"))
+	}
+	if l.SpecReplicas == nil {
+		errs = append(errs, errors.New("specReplicas: required"))
+	} else if *l.SpecReplicas < 0 {
+		errs = append(errs, fmt.Errorf("specReplicas: must be >= 0, got %d", *l.SpecReplicas))
+	}
+	if l.StatusReplicas != nil && *l.StatusReplicas < 0 {
+		errs = append(errs, fmt.Errorf("statusReplicas: must be >= 0, got %d", *l.StatusReplicas))
+	}
+	seen := make(map[string]bool, len(l.Pods))
+	var live int32
+	for i, pod := range l.Pods {
+		switch {
+		case pod.Name == "":
+			errs = append(errs, fmt.Errorf("pods[%d].name: required", i))
+		case seen[pod.Name]:
+			errs = append(errs, fmt.Errorf("pods[%d].name: duplicate pod %q", i, pod.Name))
+		}
+		seen[pod.Name] = true
+		switch pod.Phase {
+		case "", policy.PodPending, policy.PodRunning, policy.PodSucceeded, policy.PodFailed, policy.PodUnknown:
+		default:
+			errs = append(errs, fmt.Errorf("pods[%d].phase: must be Pending, Running, Succeeded, Failed or Unknown, got %q", i, pod.Phase))
+		}
+		if !pod.Deleting {
+			live++
+		}
+	}
+	known := make(map[string]bool, len(p.Metrics))
+	for _, m := range p.Metrics {
+		known[m.Name] = true
+	}
+	var unknown []string
+	for name := range l.Metrics {
+		if !known[name] {
+			unknown = append(unknown, name)
+		}
+	}
+	sort.Strings(unknown)
+	for _, name := range unknown {
+		errs = append(errs, fmt.Errorf("metrics.%s: policy %s has no such metric", name, p.Name))
+	}
+
+	in := policy.Observation{Pods: l.Pods, Metrics: make([]policy.Sample, len(p.Metrics))}
+	for i, m := range p.Metrics {
+		s, ok := l.Metrics[m.Name]
+		if !ok {
+			in.Metrics[i] = policy.Sample{Err: errors.New("no sample in the observation")}
+			continue
+		}
+		sample, err := s.sample()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("metrics.%s: %w", m.Name, err))
+		}
+		in.Metrics[i] = sample
+	}
+	if len(errs) > 0 {
+		return policy.Observation{}, time.Time{}, errors.Join(errs...)
+	}
+	in.SpecReplicas = *l.SpecReplicas
+	in.StatusReplicas = live
+	if l.StatusReplicas != nil {
+		in.StatusReplicas = *l.StatusReplicas
+	}
+	return in, l.Time, nil
+}
+
+// sample converts a recorded metric; NaN and ±Inf pass through, so that the engine treats
+// them as it would live (as missing).
+func (s MetricSample) sample() (policy.Sample, error) {
+	set := 0
+	for _, b := range []bool{s.PerPod != nil, s.Value != nil, s.Error != nil} {
+		if b {
+			set++
+		}
+	}
+	if set != 1 {
+		return policy.Sample{}, errors.New(`want exactly one of "perPod", "value" and "error"`)
+	}
+	switch {
+	case s.Error != nil:
+		msg := *s.Error
+		if msg == "" {
+			msg = "error (no message recorded)"
+		}
+		return policy.Sample{Err: errors.New(msg)}, nil
+	case s.Value != nil:
+		return policy.Sample{Value: float64(*s.Value)}, nil
+	}
+	m := make(map[string]float64, len(s.PerPod))
+	for pod, v := range s.PerPod {
+		m[pod] = float64(v)
+	}
+	return policy.Sample{PerPod: m}, nil
+}

@@ -1,0 +1,129 @@
+package replay
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/prescale/prescale/policy"
+)
+
+func q(s string) *policy.Quantity {
+	v := policy.MustQuantity(s)
+	return &v
+}
+
+func i32(v int32) *int32 { return &v }
+
+// examplePolicy is the README's llama-70b policy.
+func examplePolicy() *policy.Policy {
+	return &policy.Policy{
+		Name: "llama-70b", MinReplicas: i32(1), MaxReplicas: 32,
+		Metrics: []policy.Metric{
+			{Name: "queue", Query: "q", Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: q("5")}},
+			{Name: "gpu", Query: "g", Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: q("70")}},
+			{Name: "p95-latency", Query: "l", Target: policy.MetricTarget{Type: policy.Value, Value: q("4")}},
+		},
+		Behavior: &policy.Behavior{
+			ScaleUp: &policy.Rules{StabilizationWindowSeconds: i32(0), Policies: []policy.RatePolicy{
+				{Type: policy.PercentPolicy, Value: 100, PeriodSeconds: 15}, {Type: policy.PodsPolicy, Value: 4, PeriodSeconds: 15}}},
+			ScaleDown: &policy.Rules{StabilizationWindowSeconds: i32(300), Policies: []policy.RatePolicy{
+				{Type: policy.PercentPolicy, Value: 100, PeriodSeconds: 15}}},
+		},
+	}
+}
+
+type brief struct {
+	Current int32  `json:"currentReplicas"`
+	Desired int32  `json:"desiredReplicas"`
+	Reason  string `json:"reason"`
+	Metric  string `json:"metric"`
+}
+
+func briefs(t *testing.T, out string) []brief {
+	t.Helper()
+	var got []brief
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var b brief
+		if err := json.Unmarshal([]byte(line), &b); err != nil {
+			t.Fatalf("output line %q: %v", line, err)
+		}
+		got = append(got, b)
+	}
+	return got
+}
+
+func TestRunCarriesHistoryAcrossLines(t *testing.T) {
+	input := `{"time":"2026-01-01T00:00:15Z","specReplicas":4,"pods":[{"name":"a","ready":true},{"name":"b","ready":true},{"name":"c","ready":false}],"metrics":{"queue":{"perPod":{"a":12,"b":9}},"p95-latency":{"value":3.1},"gpu":{"error":"timeout"}}}
+
+{"time":"2026-01-01T00:00:30Z","specReplicas":5,"pods":[{"name":"a","ready":true},{"name":"b","ready":true},{"name":"c","ready":true},{"name":"d","ready":true},{"name":"e","ready":true}],"metrics":{"queue":{"perPod":{"a":1,"b":1,"c":1,"d":1,"e":1}},"p95-latency":{"value":1},"gpu":{"perPod":{"a":10,"b":10,"c":10,"d":10,"e":10}}}}
+{"time":"2026-01-01T00:05:31Z","specReplicas":5,"pods":[{"name":"a","ready":true},{"name":"b","ready":true},{"name":"c","ready":true},{"name":"d","ready":true},{"name":"e","ready":true}],"metrics":{"queue":{"perPod":{"a":1,"b":1,"c":1,"d":1,"e":1}},"p95-latency":{"value":1},"gpu":{"perPod":{"a":10,"b":10,"c":10,"d":10,"e":10}}}}
+`
+	var out bytes.Buffer
+	if err := Run(examplePolicy(), strings.NewReader(input), &out); err != nil {
+		t.Fatal(err)
+	}
+	want := []brief{
+		// queue: (12000 + 9000) / 2 = 10500m, ratio 2.1; c is Running without a sample, so
+		// on this scale-up it counts 0: 21000 / 3 = 7000m, 1.4 -> ceil(4.2) = 5. gpu is
+		// missing, but 5 is a scale-up. latency 0.775 * 2 ready -> 2. Desired 5, under
+		// the rate limit of 8.
+		{Current: 4, Desired: 5, Reason: "DesiredWithinRange", Metric: "queue"},
+		// Everything low: queue 0.2 * 5 -> 1, gpu 10/70 -> 1, latency 0.25 * 5 -> 2. The
+		// 300 s window holds the max of the recommendations since 00:00:15: 5.
+		{Current: 5, Desired: 5, Reason: "ScaleDownStabilized", Metric: "p95-latency"},
+		// 301 s after the 5s were recommended the window has let go of them; the
+		// recommendation of 2 made at 00:00:30 is also gone. Desired 2.
+		{Current: 5, Desired: 2, Reason: "DesiredWithinRange", Metric: "p95-latency"},
+	}
+	if diff := cmp.Diff(want, briefs(t, out.String())); diff != "" {
+		t.Errorf("decisions (-want +got):\n%s", diff)
+	}
+}
+
+func TestRunNaNIsMissing(t *testing.T) {
+	input := `{"time":"2026-01-01T00:00:00Z","specReplicas":2,"pods":[{"name":"a","ready":true},{"name":"b","ready":true}],"metrics":{"queue":{"perPod":{"a":"NaN","b":1}},"p95-latency":{"value":"+Inf"},"gpu":{"perPod":{"a":1,"b":1}}}}`
+	var out bytes.Buffer
+	if err := Run(examplePolicy(), strings.NewReader(input), &out); err != nil {
+		t.Fatal(err)
+	}
+	// gpu alone would scale down to 1; queue and latency are missing: hold at 2.
+	want := []brief{{Current: 2, Desired: 2, Reason: "FailedGetMetric"}}
+	if diff := cmp.Diff(want, briefs(t, out.String())); diff != "" {
+		t.Errorf("decisions (-want +got):\n%s", diff)
+	}
+}
+
+func TestRunReportsMalformedLines(t *testing.T) {
+	ok := `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a","ready":true}],"metrics":{"queue":{"value":1}}}`
+	tests := []struct {
+		name  string
+		input string
+		want  string
+	}{
+		{"not JSON", ok + "\n{oops\n", "line 2: malformed observation: invalid character 'o' looking for beginning of object key string"},
+		{"unknown field", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"replicas":3}`, `line 1: malformed observation: json: unknown field "replicas"`},
+		{"missing fields", `{"pods":[]}`, "line 1: time: required\nspecReplicas: required"},
+		{"negative replicas", `{"time":"2026-01-01T00:00:00Z","specReplicas":-1}`, "line 1: specReplicas: must be >= 0, got -1"},
+		{"unknown metric", ok + "\n" + `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"metrics":{"qeue":{"value":1}}}`, "line 2: metrics.qeue: policy llama-70b has no such metric"},
+		{"two forms of one metric", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"metrics":{"queue":{"value":1,"error":"x"}}}`, `line 1: metrics.queue: want exactly one of "perPod", "value" and "error"`},
+		{"bad number", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"metrics":{"queue":{"value":"lots"}}}`, `line 1: malformed observation: want a number, NaN or ±Inf, got "lots"`},
+		{"bad phase", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a","phase":"Sleeping"}]}`, `line 1: pods[0].phase: must be Pending, Running, Succeeded, Failed or Unknown, got "Sleeping"`},
+		{"duplicate pod", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a"},{"name":"a"}]}`, `line 1: pods[1].name: duplicate pod "a"`},
+		{"time going backwards", `{"time":"2026-01-01T00:01:00Z","specReplicas":1}` + "\n" + `{"time":"2026-01-01T00:00:00Z","specReplicas":1}`, "line 2: time 2026-01-01T00:00:00Z is before the previous line's 2026-01-01T00:01:00Z"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Run(examplePolicy(), strings.NewReader(tc.input), &bytes.Buffer{})
+			if err == nil {
+				t.Fatalf("no error, want %q", tc.want)
+			}
+			if got := err.Error(); got != tc.want {
+				t.Errorf("error:\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
