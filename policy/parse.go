@@ -108,9 +108,16 @@ var (
 	int32Type    = reflect.TypeFor[int32]()
 )
 
+// fail records that the value at path failed to decode: it keeps its zero value, which
+// validation must not then report.
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...), Line: n.Line})
+	d.report(n, path, format, args...)
 	d.bad = append(d.bad, path)
+}
+
+// report records a problem that leaves the decoded value intact (an unknown or repeated key).
+func (d *decoder) report(n *yaml.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...), Line: n.Line})
 }
 
 // failed reports whether a validation problem concerns a path that failed to decode, where
@@ -207,12 +214,12 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := resolve(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			d.fail(k, path, "want string keys, got %s", describe(k))
+			d.report(k, cmp.Or(path, "policy file"), "want string keys, got %s", describe(k))
 			continue
 		}
 		kp := joinPath(path, k.Value)
 		if l, ok := first[k.Value]; ok {
-			d.fail(k, kp, "duplicate key, first at line %d", l)
+			d.report(k, kp, "duplicate key, first at line %d", l)
 			continue
 		}
 		first[k.Value] = k.Line
@@ -222,7 +229,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		d.lines[kp] = k.Line
 		fi, ok := fields[k.Value]
 		if !ok {
-			d.fail(k, kp, "unknown field")
+			d.report(k, kp, "unknown field")
 			continue
 		}
 		d.decode(val, v.Field(fi), kp)

@@ -305,6 +305,19 @@ func TestParseErrors(t *testing.T) {
 			want: []string{"policies[0].maxReplicas: duplicate key, first at line 4 (line 7)"},
 		},
 		{
+			name: "duplicate key, the first is still validated",
+			yaml: strings.Replace(web, "maxReplicas: 4", "maxReplicas: 0", 1) + "    maxReplicas: 5\n",
+			want: []string{
+				"policies[0].maxReplicas: must be >= 1, got 0 (line 4)",
+				"policies[0].maxReplicas: duplicate key, first at line 4 (line 7)",
+			},
+		},
+		{
+			name: "mapping key that is not a string",
+			yaml: "[policies]: 1\n" + web,
+			want: []string{"policy file: want string keys, got a list (line 1)"},
+		},
+		{
 			name: "unknown nested key",
 			yaml: web + "    behavior:\n      scaleUp: {foo: 1}\n",
 			want: []string{"policies[0].behavior.scaleUp.foo: unknown field (line 8)"},
