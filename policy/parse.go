@@ -53,7 +53,6 @@ func Parse(r io.Reader, settings ...string) (File, error) {
 	}
 	var f File
 	d.decode(root, reflect.ValueOf(&f).Elem(), "")
-	d.skip = nil
 
 	problems := d.errs
 	for _, e := range unjoin(f.Validate()) {
