@@ -1,0 +1,284 @@
+package policy
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Parse reads a policy file strictly and validates it. The file is one YAML document, a
+// mapping whose "policies" key lists the policies; settings names the other top-level keys,
+// which the caller reads (global settings) and Parse skips. Any other key at any depth, a
+// value of the wrong kind or type, an integer out of int32 range and a key given twice are
+// errors.
+//
+// Parse reports every problem at once: the error joins (errors.Join) one *FieldError per
+// problem, each naming the YAML path, the offending value and the line, in file order. A
+// field that failed to decode is not validated further. A YAML syntax error is returned
+// alone. On error Parse returns the zero File.
+func Parse(r io.Reader, settings ...string) (File, error) {
+	dec := yaml.NewDecoder(r)
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return File{}, errors.New("policy file is empty: want a mapping with a policies list")
+		}
+		return File{}, fmt.Errorf("parse policy file: %w", err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return File{}, fmt.Errorf("parse policy file: %w", err)
+		}
+		return File{}, fmt.Errorf("policy file holds more than one YAML document: the second starts at line %d", extra.Line)
+	}
+	root := resolve(&doc)
+	if isNull(root) {
+		return File{}, errors.New("policy file is empty: want a mapping with a policies list")
+	}
+	if root.Kind != yaml.MappingNode {
+		return File{}, fmt.Errorf("policy file: want a mapping with a policies list, got %s (line %d)", describe(root), root.Line)
+	}
+
+	d := decoder{lines: make(map[string]int), skip: make(map[string]bool)}
+	for _, s := range settings {
+		d.skip[s] = true
+	}
+	var f File
+	d.decode(root, reflect.ValueOf(&f).Elem(), "")
+
+	problems := d.errs
+	for _, e := range unjoin(f.Validate()) {
+		var fe *FieldError
+		if !errors.As(e, &fe) {
+			return File{}, fmt.Errorf("validate policy file: %w", e) // not reached: Validate returns FieldErrors
+		}
+		if d.failed(fe) {
+			continue
+		}
+		fe.Line = d.line(fe.Path)
+		problems = append(problems, fe)
+	}
+	if len(problems) == 0 {
+		return f, nil
+	}
+	slices.SortStableFunc(problems, func(a, b *FieldError) int {
+		return cmp.Or(cmp.Compare(a.Line, b.Line), cmp.Compare(a.Path, b.Path))
+	})
+	errs := make([]error, len(problems))
+	for i, p := range problems {
+		errs[i] = p
+	}
+	return File{}, errors.Join(errs...)
+}
+
+// unjoin returns the errors that err joins, or err alone.
+func unjoin(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}
+
+// decoder walks a YAML node tree alongside a Go value, filling the value and collecting a
+// FieldError for every key or value that does not fit, rather than stopping at the first.
+type decoder struct {
+	errs []*FieldError
+	// lines maps each YAML path seen to its line: a field's key line, an element's line.
+	lines map[string]int
+	// bad holds the paths that failed to decode.
+	bad []string
+	// skip holds the top-level keys that the caller owns.
+	skip map[string]bool
+}
+
+var (
+	quantityType = reflect.TypeFor[Quantity]()
+	int32Type    = reflect.TypeFor[int32]()
+)
+
+// fail records that the value at path failed to decode: it keeps its zero value, which
+// validation must not then report.
+func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
+	d.report(n, path, format, args...)
+	d.bad = append(d.bad, path)
+}
+
+// report records a problem that leaves the decoded value intact (an unknown or repeated key).
+func (d *decoder) report(n *yaml.Node, path, format string, args ...any) {
+	d.errs = append(d.errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...), Line: n.Line})
+}
+
+// failed reports whether a validation problem concerns a path that failed to decode, where
+// it would only repeat that failure with the zero value.
+func (d *decoder) failed(fe *FieldError) bool {
+	for _, p := range fe.paths() {
+		for _, b := range d.bad {
+			if within(p, b) || within(b, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// line returns the line of path, or of its nearest ancestor that the file has, or 0.
+func (d *decoder) line(path string) int {
+	for {
+		if l, ok := d.lines[path]; ok {
+			return l
+		}
+		var ok bool
+		if path, ok = parentPath(path); !ok {
+			return 0
+		}
+	}
+}
+
+// decode fills v from n. path is n's YAML path.
+func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	n = resolve(n)
+	if v.Kind() == reflect.Pointer {
+		if isNull(n) {
+			return // unset
+		}
+		p := reflect.New(v.Type().Elem())
+		v.Set(p)
+		v = p.Elem()
+	}
+	switch {
+	case v.Type() == quantityType:
+		q := v.Addr().Interface().(*Quantity)
+		if err := q.UnmarshalYAML(n); err != nil {
+			d.fail(n, path, "%s", err)
+		}
+	case v.Kind() == reflect.Struct:
+		d.decodeStruct(n, v, path)
+	case v.Kind() == reflect.Slice:
+		d.decodeSlice(n, v, path)
+	case v.Kind() == reflect.String:
+		if isNull(n) {
+			return
+		}
+		if n.Kind != yaml.ScalarNode {
+			d.fail(n, path, "want a string, got %s", describe(n))
+			return
+		}
+		v.SetString(n.Value)
+	case v.Type() == int32Type:
+		if isNull(n) {
+			return
+		}
+		var i int64
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
+			d.fail(n, path, "want an integer, got %s", describe(n))
+			return
+		}
+		if i < math.MinInt32 || i > math.MaxInt32 {
+			d.fail(n, path, "want an integer within %d..%d, got %s", math.MinInt32, math.MaxInt32, n.Value)
+			return
+		}
+		v.SetInt(i)
+	default:
+		panic(fmt.Sprintf("policy: no YAML decoding for %s at %s", v.Type(), path))
+	}
+}
+
+// decodeStruct fills struct v from mapping n, matching keys to the fields' yaml tags.
+func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.MappingNode {
+		d.fail(n, path, "want a mapping, got %s", describe(n))
+		return
+	}
+	fields := make(map[string]int)
+	for i := range v.NumField() {
+		if tag, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ","); tag != "" && tag != "-" {
+			fields[tag] = i
+		}
+	}
+	first := make(map[string]int) // key -> line of its first occurrence
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := resolve(n.Content[i]), n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			d.report(k, cmp.Or(path, "policy file"), "want string keys, got %s", describe(k))
+			continue
+		}
+		kp := joinPath(path, k.Value)
+		if l, ok := first[k.Value]; ok {
+			d.report(k, kp, "duplicate key, first at line %d", l)
+			continue
+		}
+		first[k.Value] = k.Line
+		if path == "" && d.skip[k.Value] {
+			continue
+		}
+		d.lines[kp] = k.Line
+		fi, ok := fields[k.Value]
+		if !ok {
+			d.report(k, kp, "unknown field")
+			continue
+		}
+		d.decode(val, v.Field(fi), kp)
+	}
+}
+
+// decodeSlice fills slice v from list n. An empty list gives an empty, non-nil slice, so
+// that Validate can tell it from an absent one.
+func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
+	if isNull(n) {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		d.fail(n, path, "want a list, got %s", describe(n))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, e := range n.Content {
+		ep := indexPath(path, i)
+		d.lines[ep] = e.Line
+		d.decode(e, s.Index(i), ep)
+	}
+	v.Set(s)
+}
+
+// resolve returns the node an alias or a document stands for.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil {
+		switch {
+		case n.Kind == yaml.AliasNode && n.Alias != nil:
+			n = n.Alias
+		case n.Kind == yaml.DocumentNode && len(n.Content) == 1:
+			n = n.Content[0]
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// isNull reports whether n is YAML null: "~", "null" or nothing.
+func isNull(n *yaml.Node) bool {
+	return n == nil || n.Kind == 0 || (n.Kind == yaml.DocumentNode && len(n.Content) == 0) ||
+		(n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
+}
+
+// describe names a node's value for a message: a scalar quoted, else its kind.
+func describe(n *yaml.Node) string {
+	if n.Kind == yaml.ScalarNode {
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "a " + nodeKindName(n.Kind)
+}

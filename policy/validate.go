@@ -1,0 +1,223 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// maxNameLength is the longest name an RFC 1123 label allows.
+const maxNameLength = 63
+
+var labelPattern = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+
+// Validate reports every problem of the file at once, joined with errors.Join; each is a
+// *FieldError naming the field's YAML path and the offending value. It mirrors the HPA API's
+// validation where the HPA has a rule. Validate neither defaults nor changes f: an unset
+// optional field is valid and keeps its nil.
+func (f File) Validate() error {
+	var errs []error
+	if len(f.Policies) == 0 {
+		errs = append(errs, fieldError("policies", "at least one policy is required"))
+	}
+	type targetKey struct{ group, kind, namespace, name string }
+	names := make(map[string]int)
+	targets := make(map[targetKey]int)
+	for i, p := range f.Policies {
+		path := indexPath("policies", i)
+		errs = append(errs, p.validate(path)...)
+		if p.Name != "" {
+			if j, ok := names[p.Name]; ok {
+				errs = append(errs, fieldError(joinPath(path, "name"),
+					fmt.Sprintf("duplicate policy name %q, also policies[%d]", p.Name, j),
+					joinPath(indexPath("policies", j), "name")))
+			} else {
+				names[p.Name] = i
+			}
+		}
+		t := p.Target
+		if t.APIVersion == "" || t.Kind == "" || t.Namespace == "" || t.Name == "" {
+			continue
+		}
+		// Two API versions of one group address the same object.
+		group, _, found := strings.Cut(t.APIVersion, "/")
+		if !found {
+			group = "" // the core group: apiVersion "v1"
+		}
+		k := targetKey{group, t.Kind, t.Namespace, t.Name}
+		if j, ok := targets[k]; ok {
+			errs = append(errs, fieldError(joinPath(path, "target"),
+				fmt.Sprintf("duplicate target %s, also policies[%d]", t, j),
+				joinPath(indexPath("policies", j), "target")))
+		} else {
+			targets[k] = i
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validate returns the problems of one policy, whose YAML path is path.
+func (p Policy) validate(path string) []error {
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fieldError(joinPath(path, field), fmt.Sprintf(format, args...)))
+	}
+	errs = append(errs, validateName(joinPath(path, "name"), p.Name)...)
+
+	tp := joinPath(path, "target")
+	for _, f := range []struct{ key, value string }{
+		{"apiVersion", p.Target.APIVersion},
+		{"kind", p.Target.Kind},
+		{"namespace", p.Target.Namespace},
+		{"name", p.Target.Name},
+	} {
+		if f.value == "" {
+			errs = append(errs, fieldError(joinPath(tp, f.key), "required"))
+		}
+	}
+
+	if p.MinReplicas != nil && *p.MinReplicas < 0 {
+		add("minReplicas", "must be >= 0, got %d", *p.MinReplicas)
+	}
+	if p.MaxReplicas < 1 {
+		add("maxReplicas", "must be >= 1, got %d", p.MaxReplicas)
+	} else if p.MinReplicas != nil && *p.MinReplicas > p.MaxReplicas {
+		// An unset minReplicas defaults to 1, which any valid maxReplicas allows.
+		errs = append(errs, fieldError(joinPath(path, "minReplicas"),
+			fmt.Sprintf("must be <= maxReplicas (%d), got %d", p.MaxReplicas, *p.MinReplicas),
+			joinPath(path, "maxReplicas")))
+	}
+
+	mp := joinPath(path, "metrics")
+	if len(p.Metrics) == 0 {
+		errs = append(errs, fieldError(mp, "at least one metric is required"))
+	}
+	seen := make(map[string]int)
+	for j, m := range p.Metrics {
+		errs = append(errs, m.validate(indexPath(mp, j))...)
+		if m.Name == "" {
+			continue
+		}
+		if k, ok := seen[m.Name]; ok {
+			errs = append(errs, fieldError(joinPath(indexPath(mp, j), "name"),
+				fmt.Sprintf("duplicate metric name %q, also metrics[%d]", m.Name, k),
+				joinPath(indexPath(mp, k), "name")))
+		} else {
+			seen[m.Name] = j
+		}
+	}
+
+	if p.Behavior != nil {
+		bp := joinPath(path, "behavior")
+		errs = append(errs, p.Behavior.ScaleUp.validate(joinPath(bp, "scaleUp"))...)
+		errs = append(errs, p.Behavior.ScaleDown.validate(joinPath(bp, "scaleDown"))...)
+	}
+	return errs
+}
+
+// validateName checks a policy or metric name: a lowercase RFC 1123 label.
+func validateName(path, name string) []error {
+	switch {
+	case name == "":
+		return []error{fieldError(path, "required")}
+	case len(name) > maxNameLength || !labelPattern.MatchString(name):
+		return []error{fieldError(path, fmt.Sprintf(
+			"must be a lowercase RFC 1123 label (a-z, 0-9 and '-', starting with a letter, ending with a letter or digit, at most %d characters), got %q",
+			maxNameLength, name))}
+	}
+	return nil
+}
+
+// validate returns the problems of one metric, whose YAML path is path.
+func (m Metric) validate(path string) []error {
+	errs := validateName(joinPath(path, "name"), m.Name)
+	qp := joinPath(path, "query")
+	switch {
+	case m.Query == "":
+		errs = append(errs, fieldError(qp, "required"))
+	case strings.TrimSpace(m.Query) == "":
+		errs = append(errs, fieldError(qp, fmt.Sprintf("must not be blank, got %q", m.Query)))
+	}
+
+	tp := joinPath(path, "target")
+	var want, other string // the YAML keys of the quantity Type names, and of the other one
+	var wantQ, otherQ *Quantity
+	switch m.Target.Type {
+	case AverageValue:
+		want, wantQ, other, otherQ = "averageValue", m.Target.AverageValue, "value", m.Target.Value
+	case Value:
+		want, wantQ, other, otherQ = "value", m.Target.Value, "averageValue", m.Target.AverageValue
+	case "":
+		return append(errs, fieldError(joinPath(tp, "type"), "required (AverageValue or Value)"))
+	default:
+		return append(errs, fieldError(joinPath(tp, "type"),
+			fmt.Sprintf("must be AverageValue or Value, got %q", m.Target.Type)))
+	}
+	switch {
+	case wantQ == nil:
+		errs = append(errs, fieldError(joinPath(tp, want),
+			fmt.Sprintf("required when type is %s", m.Target.Type), joinPath(tp, "type")))
+	case wantQ.Float64() <= 0:
+		errs = append(errs, fieldError(joinPath(tp, want), fmt.Sprintf("must be > 0, got %s", wantQ)))
+	}
+	if otherQ != nil {
+		errs = append(errs, fieldError(joinPath(tp, other),
+			fmt.Sprintf("must not be set when type is %s, got %s", m.Target.Type, otherQ),
+			joinPath(tp, "type")))
+	}
+	return errs
+}
+
+// validate returns the problems of one direction's rules, whose YAML path is path. Nil rules
+// are valid: they take the direction's defaults.
+func (r *Rules) validate(path string) []error {
+	if r == nil {
+		return nil
+	}
+	var errs []error
+	if w := r.StabilizationWindowSeconds; w != nil && (*w < 0 || *w > MaxStabilizationWindowSeconds) {
+		errs = append(errs, fieldError(joinPath(path, "stabilizationWindowSeconds"),
+			fmt.Sprintf("must be 0..%d, got %d", MaxStabilizationWindowSeconds, *w)))
+	}
+	if s := r.SelectPolicy; s != nil {
+		switch *s {
+		case SelectMax, SelectMin, SelectDisabled:
+		default:
+			errs = append(errs, fieldError(joinPath(path, "selectPolicy"),
+				fmt.Sprintf("must be Max, Min or Disabled, got %q", *s)))
+		}
+	}
+	pp := joinPath(path, "policies")
+	// A nil list takes the default policies; a list given empty is an error, as in the HPA.
+	if r.Policies != nil && len(r.Policies) == 0 {
+		errs = append(errs, fieldError(pp, "must list at least one policy when given, got an empty list"))
+	}
+	for k, rp := range r.Policies {
+		errs = append(errs, rp.validate(indexPath(pp, k))...)
+	}
+	if t := r.Tolerance; t != nil && t.Float64() < 0 {
+		errs = append(errs, fieldError(joinPath(path, "tolerance"), fmt.Sprintf("must be >= 0, got %s", t)))
+	}
+	return errs
+}
+
+// validate returns the problems of one rate policy, whose YAML path is path.
+func (rp RatePolicy) validate(path string) []error {
+	var errs []error
+	switch rp.Type {
+	case PodsPolicy, PercentPolicy:
+	case "":
+		errs = append(errs, fieldError(joinPath(path, "type"), "required (Pods or Percent)"))
+	default:
+		errs = append(errs, fieldError(joinPath(path, "type"), fmt.Sprintf("must be Pods or Percent, got %q", rp.Type)))
+	}
+	if rp.Value <= 0 {
+		errs = append(errs, fieldError(joinPath(path, "value"), fmt.Sprintf("must be > 0, got %d", rp.Value)))
+	}
+	if rp.PeriodSeconds < 1 || rp.PeriodSeconds > MaxPeriodSeconds {
+		errs = append(errs, fieldError(joinPath(path, "periodSeconds"),
+			fmt.Sprintf("must be 1..%d, got %d", MaxPeriodSeconds, rp.PeriodSeconds)))
+	}
+	return errs
+}
