@@ -16,8 +16,6 @@ var quantityEqual = cmp.Comparer(func(a, b Quantity) bool {
 
 func ptr[T any](v T) *T { return &v }
 
-func qty(s string) *Quantity { return ptr(MustQuantity(s)) }
-
 // errorLines returns the lines of the problems that err joins, sorted.
 func errorLines(err error) []string {
 	var lines []string

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"math"
 	"strconv"
 	"time"
@@ -82,6 +83,21 @@ type MetricResult struct {
 	PodsPending    int `json:"podsPending,omitempty"`
 	PodsMissing    int `json:"podsMissing,omitempty"`
 	PodsIgnored    int `json:"podsIgnored,omitempty"`
+}
+
+// MarshalJSON leaves out the value, ratio and proposal of a missing metric, which has none:
+// a missing metric must never read as a zero.
+func (r MetricResult) MarshalJSON() ([]byte, error) {
+	type plain MetricResult
+	if r.Error == "" {
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(struct {
+		Name      string    `json:"name"`
+		Semantics Semantics `json:"semantics,omitempty"`
+		Target    float64   `json:"target"`
+		Error     string    `json:"error"`
+	}{r.Name, r.Semantics, r.Target, r.Error})
 }
 
 // Clamp is one rule that moved the replica count.

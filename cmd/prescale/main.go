@@ -22,6 +22,7 @@ import (
 // overrides.
 var subcommands = []func(v *viper.Viper) *cobra.Command{
 	newValidateCmd,
+	newReplayCmd,
 }
 
 // settingKeys are the policy file's top-level keys that hold global settings, which cmd/
