@@ -1,0 +1,17 @@
+package scaler
+
+import (
+	"context"
+	"time"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// MetricSource returns the latest value of a PromQL query. A result labelled by the pod
+// label gives a per-pod sample (HPA Pods semantics); a single series, or a scalar, gives a
+// scalar sample. NaN, ±Inf, an empty result, samples older than maxAge, several series without
+// the pod label, timeouts and HTTP errors are errors, never zero: the error says why, and
+// errors.Is classifies it (see package prom).
+type MetricSource interface {
+	Sample(ctx context.Context, query string, now time.Time, maxAge time.Duration) (policy.Sample, error)
+}
