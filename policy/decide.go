@@ -66,8 +66,24 @@ func Decide(p *Policy, in Observation, hist History, now time.Time) (Decision, H
 		desired = minR
 		d.Reason = ReasonTooFewReplicas
 	}
-	d.DesiredReplicas = desired
+	d.DesiredReplicas = capToCapacity(desired, cur, minR, in.Capacity, &d)
 	return d, hist
+}
+
+// capToCapacity never asks for more pods than the cluster can place: a scale-up stops at
+// capacity (but not below the current replicas or minReplicas). It is prescale's addition
+// after the HPA's rules, so the stabilization history keeps the uncapped recommendation.
+func capToCapacity(desired, cur, minR int32, capacity *int32, d *Decision) int32 {
+	if capacity == nil || desired <= cur || desired <= *capacity {
+		return desired
+	}
+	capped := max(*capacity, cur, minR)
+	if capped >= desired {
+		return desired
+	}
+	d.Clamps = append(d.Clamps, Clamp{Reason: ReasonCapacityLimited, From: desired, To: capped})
+	d.Reason = ReasonCapacityLimited
+	return capped
 }
 
 // proposeFromMetrics evaluates every metric into d.Metrics and returns the largest proposal

@@ -175,6 +175,16 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetString(n.Value)
+	case v.Kind() == reflect.Bool:
+		if isNull(n) {
+			return
+		}
+		var b bool
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
+			d.fail(n, path, "want true or false, got %s", describe(n))
+			return
+		}
+		v.SetBool(b)
 	case v.Type() == int32Type:
 		if isNull(n) {
 			return

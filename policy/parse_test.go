@@ -124,6 +124,15 @@ func TestParseValid(t *testing.T) {
 			want:     File{Policies: []Policy{webPolicy}},
 		},
 		{
+			name: "dryRun per policy",
+			yaml: web + "    dryRun: true\n",
+			want: File{Policies: []Policy{func() Policy {
+				p := webPolicy
+				p.DryRun = ptr(true)
+				return p
+			}()}},
+		},
+		{
 			name: "null values are unset",
 			yaml: web + "    minReplicas: ~\n    behavior:\n",
 			want: File{Policies: []Policy{webPolicy}},
@@ -224,6 +233,11 @@ func TestParseErrors(t *testing.T) {
 			name: "empty policies list",
 			yaml: "policies: []\n",
 			want: []string{"policies: at least one policy is required (line 1)"},
+		},
+		{
+			name: "dryRun must be a boolean",
+			yaml: web + "    dryRun: \"yes\"\n",
+			want: []string{`policies[0].dryRun: want true or false, got "yes" (line 7)`},
 		},
 		{
 			name: "policies is a mapping",

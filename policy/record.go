@@ -31,6 +31,9 @@ const (
 	// ReasonFailedGetMetric: every metric is missing, or some are and the rest would scale
 	// down, so the current replicas are held.
 	ReasonFailedGetMetric Reason = "FailedGetMetric"
+	// ReasonCapacityLimited: the cluster cannot place more pods (GPUs), so the scale-up
+	// stops at what fits. prescale's own reason; the HPA has no capacity cap.
+	ReasonCapacityLimited Reason = "CapacityLimited"
 )
 
 // Semantics names the HPA computation a metric went through.

@@ -23,6 +23,9 @@ type Policy struct {
 	// Behavior nil takes the HPA's behavior-less path: 300 s scale-down stabilization, no
 	// scale-up stabilization, scale-up limited to max(2*current, 4).
 	Behavior *Behavior `yaml:"behavior"`
+	// DryRun, when set, overrides the global dry-run setting for this policy: decide and
+	// report, never write the scale.
+	DryRun *bool `yaml:"dryRun"`
 }
 
 // TargetRef names the workload whose scale subresource the policy drives.
@@ -163,6 +166,11 @@ type Observation struct {
 	Pods []Pod
 	// Metrics holds one sample per policy metric, in the order of Policy.Metrics.
 	Metrics []Sample
+	// Capacity, when set, is the most pods of the target that the cluster can place now:
+	// those already placed, plus those that fit in the free GPUs, plus any allowance of
+	// Pending pods. Decide never scales up beyond it (nor below minReplicas for it). Nil turns
+	// the cap off.
+	Capacity *int32
 }
 
 // Sample is one metric's latest observation.
