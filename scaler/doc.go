@@ -1,5 +1,8 @@
-// Package scaler will hold the controller that `prescale run` starts (leader election,
-// informers, the Prometheus source, actuation through the scale subresource, events, metrics,
-// the dry-run shadow), arriving with the controller issue. It calls policy.Decide and owns all
-// of the I/O that policy/ must not do.
+// Package scaler is the controller behind `prescale run`: every tick, for every policy, it
+// reads the target's scale subresource and pods (client-go informers), runs the policy's
+// queries (a MetricSource), computes the GPU capacity left, asks policy.Decide for the
+// desired replicas, and writes the scale when it leads and is not in dry-run. Events, the
+// decision annotation, the dry-run scorecard and Prometheus metrics are derived from the
+// decision record, once per channel. It owns all the I/O that policy/ must not do; the clock
+// is injected (k8s.io/utils/clock) and read once per tick.
 package scaler

@@ -23,12 +23,10 @@ import (
 var subcommands = []func(v *viper.Viper) *cobra.Command{
 	newValidateCmd,
 	newReplayCmd,
+	newRunCmd,
+	newStatusCmd,
 }
 
-// settingKeys are the policy file's top-level keys that hold global settings, which cmd/
-// reads itself: policy.Parse skips them. There are none yet; a subcommand that adds global
-// settings (run) adds their keys here, so that validate accepts them too.
-var settingKeys []string
 
 func main() {
 	os.Exit(execute(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/scale"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/prescale/prescale/policy"
+	"github.com/prescale/prescale/scaler"
+	"github.com/prescale/prescale/scaler/prom"
+)
+
+// runFlags maps `prescale run` flags to the settings they override.
+var runFlags = []struct{ flag, key, usage string }{
+	{"dry-run", "dryRun", "decide and report, never write the scale (a policy's dryRun overrides it)"},
+	{"interval", "interval", "time between ticks"},
+	{"prometheus-url", "prometheus.url", "Prometheus base URL"},
+	{"listen-address", "listenAddress", "address of /metrics, /healthz, /readyz and /status"},
+	{"leader-elect", "leaderElection.enabled", "elect a leader on a Lease; only the leader writes"},
+	{"leader-election-namespace", "leaderElection.namespace", "namespace of the leader Lease"},
+}
+
+// newRunCmd returns "prescale run": the controller.
+func newRunCmd(*viper.Viper) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "run -f CONFIG.yaml",
+		Short: "Run the controller: scale the policies' targets every interval",
+		Long: `Run reads the policy file (global settings and policies), and every interval, for every
+policy, queries Prometheus, decides with the HPA's math, caps by the GPUs that can be placed,
+and writes the target's scale subresource while it holds the leader Lease (never in dry-run).
+Settings come from defaults, then the file, then PRESCALE_* environment variables
+(PRESCALE_PROMETHEUS_URL, PRESCALE_DRYRUN, ...), then flags. The file is watched: a valid
+new version takes effect at the next tick; an invalid one is logged and the last good one
+keeps running.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, cmd.Flags())
+		},
+	}
+	f := cmd.Flags()
+	f.StringP("file", "f", "", "policy file (global settings and policies)")
+	f.String("kubeconfig", "", "kubeconfig file; empty: in-cluster configuration, or $KUBECONFIG")
+	f.String("identity", "", "this instance's name in the Lease and as field manager of its writes (default: hostname and a random suffix)")
+	f.Bool("dry-run", false, runFlags[0].usage)
+	f.Duration("interval", 0, runFlags[1].usage)
+	f.String("prometheus-url", "", runFlags[2].usage)
+	f.String("listen-address", "", runFlags[3].usage)
+	f.Bool("leader-elect", true, runFlags[4].usage)
+	f.String("leader-election-namespace", "", runFlags[5].usage)
+	return cmd
+}
+
+// newSettingsViper returns a viper with every default, the file, the environment and the
+// changed flags, in that order of precedence (lowest first).
+func newSettingsViper(file string, flags *pflag.FlagSet) (*viper.Viper, error) {
+	v := viper.New()
+	settingDefaults(v)
+	v.SetConfigFile(file)
+	v.SetConfigType("yaml")
+	v.SetEnvPrefix("PRESCALE")
+	v.SetEnvKeyReplacer(envKeyReplacer)
+	v.AutomaticEnv()
+	for _, rf := range runFlags {
+		if fl := flags.Lookup(rf.flag); fl != nil && fl.Changed {
+			if err := v.BindPFlag(rf.key, fl); err != nil {
+				return nil, fmt.Errorf("bind flag --%s: %w", rf.flag, err)
+			}
+		}
+	}
+	if err := v.ReadInConfig(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	return v, nil
+}
+
+// loadConfig reads and checks the whole file: settings and policies.
+func loadConfig(file string, flags *pflag.FlagSet) (Settings, []policy.Policy, error) {
+	v, err := newSettingsViper(file, flags)
+	if err != nil {
+		return Settings{}, nil, err
+	}
+	s, err := loadSettings(v)
+	if err != nil {
+		return Settings{}, nil, err
+	}
+	fh, err := os.Open(file)
+	if err != nil {
+		return Settings{}, nil, fmt.Errorf("open policy file: %w", err)
+	}
+	defer fh.Close()
+	pf, err := policy.Parse(fh, settingKeys...)
+	if err != nil {
+		return Settings{}, nil, err
+	}
+	return s, pf.Policies, nil
+}
+
+func run(ctx context.Context, flags *pflag.FlagSet) error {
+	logger := klog.FromContext(ctx)
+	file, _ := flags.GetString("file")
+	if file == "" {
+		return errors.New("no policy file: give -f FILE")
+	}
+	s, policies, err := loadConfig(file, flags)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", file, err)
+	}
+	identity, _ := flags.GetString("identity")
+	if identity == "" {
+		identity = defaultIdentity()
+	}
+	opts := s.options(identity)
+	if err := opts.Validate(); err != nil {
+		return err
+	}
+
+	kubeconfig, _ := flags.GetString("kubeconfig")
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("kubernetes client configuration: %w", err)
+	}
+	cfg.QPS, cfg.Burst, cfg.UserAgent = s.Kubernetes.QPS, s.Kubernetes.Burst, "prescale/"+identity
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("dynamic client: %w", err)
+	}
+	cached := memory.NewMemCacheClient(kube.Discovery())
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
+	scales, err := scale.NewForConfig(cfg, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(cached))
+	if err != nil {
+		return fmt.Errorf("scale client: %w", err)
+	}
+	popts, err := s.promOptions()
+	if err != nil {
+		return err
+	}
+	source, err := prom.New(popts)
+	if err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := scaler.NewMetrics(reg)
+	metrics.ReloadSuccessful.Set(1)
+	metrics.ReloadTimestamp.SetToCurrentTime()
+
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
+	defer broadcaster.Shutdown()
+	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "prescale"})
+
+	c, err := scaler.New(opts, scaler.Deps{Kube: kube, Dynamic: dyn, Scales: scales, Mapper: mapper, Source: source,
+		Clock: clock.RealClock{}, Recorder: recorder, Metrics: metrics, ErrorKind: prom.Kind}, policies)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", s.ListenAddress)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.ListenAddress, err)
+	}
+	srv := &http.Server{Handler: c.Handler(reg), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error(err, "HTTP server stopped")
+		}
+	}()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+
+	go watchConfig(ctx, file, s.Interval, func() {
+		ns, np, err := loadConfig(file, flags)
+		if err != nil {
+			metrics.ReloadSuccessful.Set(0)
+			logger.Error(err, "Rejected the new configuration; the last good one keeps running", "file", file)
+			return
+		}
+		if ns.options(identity) != opts || ns.leaderOptions() != s.leaderOptions() || ns.ListenAddress != s.ListenAddress ||
+			ns.Prometheus.URL != s.Prometheus.URL {
+			logger.Info("Global settings changed; policies reloaded now, settings apply after a restart", "file", file)
+		}
+		c.SetPolicies(np)
+		metrics.ReloadSuccessful.Set(1)
+		metrics.ReloadTimestamp.SetToCurrentTime()
+		logger.Info("Reloaded configuration", "file", file, "policies", len(np))
+	})
+
+	logger.Info("Starting prescale", "identity", identity, "policies", len(policies), "dryRun", s.DryRun,
+		"interval", s.Interval, "prometheus", s.Prometheus.URL, "listen", ln.Addr().String(), "leaderElection", s.LeaderElection.Enabled)
+	return c.Run(ctx, kube, s.leaderOptions())
+}
+
+func defaultIdentity() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return host + "_" + hex.EncodeToString(b)
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+
+	"github.com/prescale/prescale/scaler"
+)
+
+// newStatusCmd returns "prescale status": the dry-run scorecard of a running prescale.
+func newStatusCmd(v *viper.Viper) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status [--addr http://localhost:8080]",
+		Short: "Print a running prescale's decisions and dry-run scorecard as a table",
+		Long: `Status asks a running prescale (its /status endpoint) for every policy's current and desired
+replicas, what the HPA-equivalent engine and a real HPA on the same target want, and the
+scorecard since it started: replica-hours each would have used and minutes each would have
+had fewer replicas than the metrics asked for.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			addr := strings.TrimSuffix(v.GetString("addr"), "/")
+			client := &http.Client{Timeout: 10 * time.Second}
+			resp, err := client.Get(addr + "/status")
+			if err != nil {
+				return fmt.Errorf("get status from %s: %w", addr, err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("get status from %s: %s", addr, resp.Status)
+			}
+			var st []scaler.PolicyStatus
+			if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+				return fmt.Errorf("decode status from %s: %w", addr, err)
+			}
+			scaler.WriteStatusTable(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	cmd.Flags().String("addr", "http://localhost:8080", "base URL of a running prescale's listen address")
+	return cmd
+}

@@ -1,0 +1,214 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	autoscalinglisters "k8s.io/client-go/listers/autoscaling/v2"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/scale"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// Deps are the controller's collaborators, built by cmd/ (or a test).
+type Deps struct {
+	Kube    kubernetes.Interface
+	Dynamic dynamic.Interface
+	Scales  scale.ScalesGetter
+	// Mapper maps a target's apiVersion and kind to its resource; a deferred discovery
+	// mapper is reset when a lookup fails, so that CRDs installed later are found.
+	Mapper   meta.ResettableRESTMapper
+	Source   MetricSource
+	Clock    clock.WithTicker
+	Recorder record.EventRecorder
+	Metrics  *Metrics
+	// ErrorKind classifies a query error for prescale_errors_total; nil counts all as "query".
+	ErrorKind func(error) string
+}
+
+// Controller runs the policies. Create it with New, start its caches with Start, and tick
+// with Lead while holding the leader lease.
+type Controller struct {
+	opts    Options
+	deps    Deps
+	factory informers.SharedInformerFactory
+	pods    corelisters.PodLister
+	nodes   corelisters.NodeLister
+	hpas    autoscalinglisters.HorizontalPodAutoscalerLister
+	synced  []cache.InformerSynced
+
+	querySlots chan struct{}
+	leading    atomic.Bool
+	ready      atomic.Bool
+
+	mu       sync.Mutex
+	policies []policy.Policy
+	targets  map[string]*target // by policy name
+}
+
+// New returns a controller for opts and the policies of a validated policy file.
+func New(opts Options, deps Deps, policies []policy.Policy) (*Controller, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("controller options: %w", err)
+	}
+	if deps.ErrorKind == nil {
+		deps.ErrorKind = func(error) string { return "query" }
+	}
+	factory := informers.NewSharedInformerFactoryWithOptions(deps.Kube, 0, informers.WithTransform(stripPod))
+	c := &Controller{
+		opts:       opts,
+		deps:       deps,
+		factory:    factory,
+		pods:       factory.Core().V1().Pods().Lister(),
+		nodes:      factory.Core().V1().Nodes().Lister(),
+		hpas:       factory.Autoscaling().V2().HorizontalPodAutoscalers().Lister(),
+		querySlots: make(chan struct{}, opts.QueryConcurrency),
+		targets:    map[string]*target{},
+	}
+	c.synced = []cache.InformerSynced{
+		factory.Core().V1().Pods().Informer().HasSynced,
+		factory.Core().V1().Nodes().Informer().HasSynced,
+		factory.Autoscaling().V2().HorizontalPodAutoscalers().Informer().HasSynced,
+	}
+	c.SetPolicies(policies)
+	return c, nil
+}
+
+// stripPod keeps only what the controller reads of a pod, to bound the cache's memory.
+func stripPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	p.ManagedFields = nil
+	p.Annotations = nil
+	for i := range p.Spec.Containers {
+		c := &p.Spec.Containers[i]
+		c.Env, c.EnvFrom, c.VolumeMounts, c.Command, c.Args = nil, nil, nil, nil, nil
+		c.LivenessProbe, c.ReadinessProbe, c.StartupProbe = nil, nil, nil
+	}
+	p.Spec.Volumes = nil
+	p.Status.ContainerStatuses, p.Status.InitContainerStatuses = nil, nil
+	return p, nil
+}
+
+// Start starts the informers and waits for their caches. Followers call it too, so that a
+// new leader ticks at once.
+func (c *Controller) Start(ctx context.Context) error {
+	c.factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return errors.New("wait for informer caches: stopped before they synced")
+	}
+	c.ready.Store(true)
+	return nil
+}
+
+// Ready reports whether the caches have synced.
+func (c *Controller) Ready() bool { return c.ready.Load() }
+
+// Leading reports whether this instance may write.
+func (c *Controller) Leading() bool { return c.leading.Load() }
+
+// SetPolicies replaces the configuration; it takes effect at the next tick. Policies that
+// keep their name and target keep their history.
+func (c *Controller) SetPolicies(policies []policy.Policy) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kept := make(map[string]*target, len(policies))
+	for i := range policies {
+		p := &policies[i]
+		if t, ok := c.targets[p.Name]; ok && t.ref == p.Target {
+			kept[p.Name] = t
+			continue
+		}
+		kept[p.Name] = &target{ref: p.Target}
+	}
+	for name := range c.targets {
+		if _, ok := kept[name]; !ok && c.deps.Metrics != nil {
+			c.deps.Metrics.forget(name)
+		}
+	}
+	c.policies, c.targets = policies, kept
+}
+
+// snapshot returns the policies of this tick and their state.
+func (c *Controller) snapshot() ([]policy.Policy, map[string]*target) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.policies, c.targets
+}
+
+// Lead ticks every interval until ctx ends: while it runs, this instance writes. Cancel ctx
+// the moment the lease is lost.
+func (c *Controller) Lead(ctx context.Context) {
+	c.leading.Store(true)
+	c.deps.Metrics.Leader.Set(1)
+	defer func() {
+		c.leading.Store(false)
+		c.deps.Metrics.Leader.Set(0)
+	}()
+	t := c.deps.Clock.NewTicker(c.opts.Interval)
+	defer t.Stop()
+	for {
+		c.Tick(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// Tick syncs every policy once, at one instant read from the clock.
+func (c *Controller) Tick(ctx context.Context) {
+	now := c.deps.Clock.Now() // every window in this tick is measured from this instant
+	start := time.Now()
+	c.deps.Metrics.LastTick.Set(float64(now.Unix()))
+	policies, targets := c.snapshot()
+	slots := make(chan struct{}, c.opts.SyncConcurrency)
+	var wg sync.WaitGroup
+	for i := range policies {
+		p := &policies[i]
+		t := targets[p.Name]
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			c.sync(ctx, p, t, now)
+		}()
+	}
+	wg.Wait()
+	c.deps.Metrics.TickDuration.Observe(time.Since(start).Seconds())
+	klog.FromContext(ctx).V(4).Info("Tick done", "policies", len(policies), "duration", time.Since(start))
+}
+
+// hpaFor returns the real HPA that targets the same workload, if any.
+func (c *Controller) hpaFor(ref policy.TargetRef) (*autoscalingv2.HorizontalPodAutoscaler, bool) {
+	list, err := c.hpas.HorizontalPodAutoscalers(ref.Namespace).List(labelsEverything)
+	if err != nil {
+		return nil, false
+	}
+	for _, h := range list {
+		r := h.Spec.ScaleTargetRef
+		if r.Kind == ref.Kind && r.Name == ref.Name && apiGroup(r.APIVersion) == apiGroup(ref.APIVersion) {
+			return h, true
+		}
+	}
+	return nil, false
+}
+

@@ -1,0 +1,159 @@
+package scaler
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// Who names the three autoscalers the dry-run scorecard compares.
+const (
+	WhoPrescale      = "prescale"
+	WhoHPAEquivalent = "hpa_equivalent"
+	WhoHPA           = "hpa"
+)
+
+// scorecard accumulates, per autoscaler, the replica-seconds it would have used and the
+// seconds it would have had fewer replicas than the metrics asked for.
+type scorecard struct {
+	since          time.Time
+	replicaSeconds map[string]float64
+	shortSeconds   map[string]float64
+}
+
+func (s *scorecard) add(who string, replicas int32, wanted int32, dt float64) {
+	if s.replicaSeconds == nil {
+		s.replicaSeconds, s.shortSeconds = map[string]float64{}, map[string]float64{}
+	}
+	s.replicaSeconds[who] += float64(replicas) * dt
+	if replicas < wanted {
+		s.shortSeconds[who] += dt
+	}
+}
+
+// report derives events, metrics and the scorecard from one tick's decisions.
+func (c *Controller) report(ctx context.Context, p *policy.Policy, t *target, o observed, dec, shadow policy.Decision, now time.Time) {
+	m := c.deps.Metrics
+	m.CurrentReplicas.WithLabelValues(p.Name).Set(float64(o.in.SpecReplicas))
+	m.DesiredReplicas.WithLabelValues(p.Name).Set(float64(dec.DesiredReplicas))
+	m.ShadowReplicas.WithLabelValues(p.Name).Set(float64(shadow.DesiredReplicas))
+	uncapped := dec.DesiredReplicas
+	for _, cl := range dec.Clamps {
+		if cl.Reason == policy.ReasonCapacityLimited {
+			uncapped = cl.From
+		}
+	}
+	m.UncappedReplicas.WithLabelValues(p.Name).Set(float64(uncapped))
+	m.Decisions.WithLabelValues(p.Name, string(dec.Reason)).Inc()
+	for i, r := range dec.Metrics {
+		name := p.Metrics[i].Name
+		m.MetricTarget.WithLabelValues(p.Name, name).Set(r.Target)
+		if r.Error != "" {
+			m.MetricMissing.WithLabelValues(p.Name, name).Set(1)
+			reason := "FailedGetMetric"
+			if c.deps.ErrorKind(o.in.Metrics[i].Err) == "stale" {
+				reason = "MetricsStale"
+			}
+			c.event(ctx, t, o.ref, corev1.EventTypeWarning, reason, "metric/"+name,
+				fmt.Sprintf("metric %s is missing (%s); holding %d replicas unless another metric scales up", name, r.Error, o.in.SpecReplicas))
+			continue
+		}
+		t.forgetCondition("metric/" + name)
+		m.MetricMissing.WithLabelValues(p.Name, name).Set(0)
+		m.MetricValue.WithLabelValues(p.Name, name).Set(float64(r.Value))
+	}
+	if uncapped != dec.DesiredReplicas {
+		msg := fmt.Sprintf("wanted %d, fits %d", uncapped, dec.DesiredReplicas)
+		if o.fit != nil {
+			msg += fmt.Sprintf(" (%d more pods of %d %s each fit on %d eligible nodes)", o.fit.Pods, o.fit.PerPod, c.opts.Capacity.Resource, o.fit.Nodes)
+		}
+		c.event(ctx, t, o.ref, corev1.EventTypeWarning, string(policy.ReasonCapacityLimited), "capacity", msg)
+	} else {
+		t.forgetCondition("capacity")
+	}
+
+	// The real HPA on the same workload, for the dry-run comparison.
+	var hpaDesired *int32
+	if h, ok := c.hpaFor(p.Target); ok {
+		d := h.Status.DesiredReplicas
+		hpaDesired = &d
+		m.HPADesiredReplicas.WithLabelValues(p.Name).Set(float64(d))
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.lastHPA, t.lastShadow = hpaDesired, shadow.DesiredReplicas
+
+	// The scorecard integrates over the time since the last tick, at most two intervals
+	// (a gap, such as a leadership change, is not counted).
+	if !t.lastTick.IsZero() && shadow.Proposal > 0 {
+		dt := min(now.Sub(t.lastTick), 2*c.opts.Interval).Seconds()
+		wanted := shadow.Proposal
+		t.score.add(WhoPrescale, dec.DesiredReplicas, wanted, dt)
+		t.score.add(WhoHPAEquivalent, shadow.DesiredReplicas, wanted, dt)
+		m.ScorecardReplicaSecs.WithLabelValues(p.Name, WhoPrescale).Add(float64(dec.DesiredReplicas) * dt)
+		m.ScorecardReplicaSecs.WithLabelValues(p.Name, WhoHPAEquivalent).Add(float64(shadow.DesiredReplicas) * dt)
+		if dec.DesiredReplicas < wanted {
+			m.ScorecardShortSecs.WithLabelValues(p.Name, WhoPrescale).Add(dt)
+		}
+		if shadow.DesiredReplicas < wanted {
+			m.ScorecardShortSecs.WithLabelValues(p.Name, WhoHPAEquivalent).Add(dt)
+		}
+		if hpaDesired != nil {
+			t.score.add(WhoHPA, *hpaDesired, wanted, dt)
+			m.ScorecardReplicaSecs.WithLabelValues(p.Name, WhoHPA).Add(float64(*hpaDesired) * dt)
+			if *hpaDesired < wanted {
+				m.ScorecardShortSecs.WithLabelValues(p.Name, WhoHPA).Add(dt)
+			}
+		}
+		if t.score.since.IsZero() {
+			t.score.since = t.lastTick
+		}
+	}
+}
+
+// PolicyStatus is one policy's line of `prescale status`.
+type PolicyStatus struct {
+	Policy        string             `json:"policy"`
+	Target        string             `json:"target"`
+	Current       int32              `json:"current"`
+	Desired       int32              `json:"desired"`
+	Reason        policy.Reason      `json:"reason"`
+	HPAEquivalent int32              `json:"hpaEquivalent"`
+	HPA           *int32             `json:"hpa,omitempty"`
+	Since         time.Time          `json:"since,omitzero"`
+	ReplicaSecs   map[string]float64 `json:"replicaSeconds,omitempty"`
+	ShortSecs     map[string]float64 `json:"underprovisionedSeconds,omitempty"`
+}
+
+// Status returns every policy's last decision and scorecard, sorted by policy name.
+func (c *Controller) Status() []PolicyStatus {
+	policies, targets := c.snapshot()
+	out := make([]PolicyStatus, 0, len(policies))
+	for _, p := range policies {
+		t := targets[p.Name]
+		t.mu.Lock()
+		st := PolicyStatus{Policy: p.Name, Target: p.Target.String(), Current: t.last.CurrentReplicas,
+			Desired: t.last.DesiredReplicas, Reason: t.last.Reason, HPAEquivalent: t.lastShadow, HPA: t.lastHPA,
+			Since: t.score.since, ReplicaSecs: copyMap(t.score.replicaSeconds), ShortSecs: copyMap(t.score.shortSeconds)}
+		t.mu.Unlock()
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Policy < out[j].Policy })
+	return out
+}
+
+func copyMap(m map[string]float64) map[string]float64 {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,387 @@
+package scaler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/klog/v2"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// DecisionAnnotation holds the last decision record on the target, so that `kubectl
+// describe` answers "why".
+const DecisionAnnotation = "prescale.io/decision"
+
+// maxAnnotation bounds the decision annotation.
+const maxAnnotation = 4096
+
+var labelsEverything = labels.Everything()
+
+// target is what the controller remembers of one policy between ticks.
+type target struct {
+	ref        policy.TargetRef
+	hist       policy.History // the policy's engine
+	shadow     policy.History // the HPA-equivalent engine: no forecast, no capacity cap
+	uid        types.UID
+	lastSpec   int32
+	seen       bool
+	lastTick   time.Time
+	annotation string
+	conditions map[string]string // event reason -> last message, so that each is sent on change
+	score      scorecard
+	// mu guards what Status reads while a tick runs.
+	mu         sync.Mutex
+	last       policy.Decision
+	lastShadow int32
+	lastHPA    *int32
+}
+
+// observed is one tick's view of a target.
+type observed struct {
+	in    policy.Observation
+	scale *autoscalingv1.Scale
+	gr    schema.GroupResource
+	gvr   schema.GroupVersionResource
+	ref   *corev1.ObjectReference
+	fit   *Fit
+}
+
+// sync runs one policy for one tick: observe, decide, act.
+func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now time.Time) {
+	logger := klog.FromContext(ctx).WithValues("policy", p.Name, "target", p.Target.String())
+	obs, err := c.observe(ctx, p, t, now)
+	if err != nil {
+		c.targetFailed(ctx, p, t, err)
+		return
+	}
+	t.forgetCondition("TargetMissing")
+	dryRun := c.opts.DryRun
+	if p.DryRun != nil {
+		dryRun = *p.DryRun
+	}
+	cur := obs.in.SpecReplicas
+	if dryRun && t.seen && t.lastSpec != cur {
+		// Someone else (an HPA) wrote the scale: the rate policies count that change as
+		// the HPA's own history would.
+		t.hist = t.hist.RecordScale(p, t.lastSpec, cur, now)
+		t.shadow = t.shadow.RecordScale(p, t.lastSpec, cur, now)
+	}
+
+	var dec policy.Decision
+	dec, t.hist = policy.Decide(p, obs.in, t.hist, now)
+	shadowIn := obs.in
+	shadowIn.Capacity = nil
+	var shadow policy.Decision
+	shadow, t.shadow = policy.Decide(p, shadowIn, t.shadow, now)
+
+	logger.V(2).Info("Decided", "current", cur, "desired", dec.DesiredReplicas, "reason", dec.Reason,
+		"metric", dec.Metric, "proposal", dec.Proposal, "hpaEquivalent", shadow.DesiredReplicas, "dryRun", dryRun)
+
+	if !dryRun && dec.DesiredReplicas != cur {
+		c.rescale(ctx, p, t, obs, dec, now)
+	}
+	if !dryRun {
+		c.annotate(ctx, p, t, obs, dec)
+	}
+	c.report(ctx, p, t, obs, dec, shadow, now)
+	t.mu.Lock()
+	t.last = dec
+	t.mu.Unlock()
+	t.lastSpec, t.seen, t.lastTick = cur, true, now
+}
+
+// observe reads the target's scale, pods, metrics and the GPUs left.
+func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target, now time.Time) (observed, error) {
+	var o observed
+	gv, err := schema.ParseGroupVersion(p.Target.APIVersion)
+	if err != nil {
+		return o, fmt.Errorf("parse apiVersion %q: %w", p.Target.APIVersion, err)
+	}
+	mapping, err := c.deps.Mapper.RESTMapping(gv.WithKind(p.Target.Kind).GroupKind(), gv.Version)
+	if err != nil {
+		c.deps.Mapper.Reset()
+		return o, fmt.Errorf("map %s to a resource: %w", p.Target, err)
+	}
+	o.gvr, o.gr = mapping.Resource, mapping.Resource.GroupResource()
+	o.scale, err = c.deps.Scales.Scales(p.Target.Namespace).Get(ctx, o.gr, p.Target.Name, metav1.GetOptions{})
+	if err != nil {
+		return o, fmt.Errorf("get scale of %s: %w", p.Target, err)
+	}
+	o.ref = &corev1.ObjectReference{Kind: p.Target.Kind, APIVersion: p.Target.APIVersion, Namespace: p.Target.Namespace,
+		Name: p.Target.Name, UID: o.scale.UID}
+	if t.uid != "" && t.uid != o.scale.UID {
+		// Deleted and recreated: the old recommendations describe another object.
+		c.event(ctx, t, o.ref, corev1.EventTypeNormal, "TargetRecreated", "",
+			fmt.Sprintf("%s was recreated (uid %s, was %s): decision history reset", p.Target, o.scale.UID, t.uid))
+		t.hist, t.shadow, t.seen = policy.History{}, policy.History{}, false
+	}
+	t.uid = o.scale.UID
+	if o.scale.Status.Selector == "" {
+		return o, fmt.Errorf("scale of %s has no status.selector", p.Target)
+	}
+	sel, err := labels.Parse(o.scale.Status.Selector)
+	if err != nil {
+		return o, fmt.Errorf("parse selector %q of %s: %w", o.scale.Status.Selector, p.Target, err)
+	}
+	pods, err := c.pods.Pods(p.Target.Namespace).List(sel)
+	if err != nil {
+		return o, fmt.Errorf("list pods of %s: %w", p.Target, err)
+	}
+	o.in = policy.Observation{
+		SpecReplicas:   o.scale.Spec.Replicas,
+		StatusReplicas: o.scale.Status.Replicas,
+		Pods:           make([]policy.Pod, len(pods)),
+		Metrics:        c.queryAll(ctx, p, now),
+	}
+	placed := int32(0)
+	var template *corev1.Pod
+	for i, pod := range pods {
+		o.in.Pods[i] = policy.Pod{Name: pod.Name, Phase: policy.PodPhase(pod.Status.Phase), Ready: podReady(pod),
+			Deleting: pod.DeletionTimestamp != nil}
+		if pod.DeletionTimestamp == nil {
+			if template == nil {
+				template = pod
+			}
+			if pod.Spec.NodeName != "" {
+				placed++
+			}
+		}
+	}
+	if c.opts.Capacity.Mode == CapacityCap && template != nil {
+		nodes, err := c.nodes.List(labelsEverything)
+		if err != nil {
+			return o, fmt.Errorf("list nodes: %w", err)
+		}
+		all, err := c.pods.List(labelsEverything)
+		if err != nil {
+			return o, fmt.Errorf("list pods: %w", err)
+		}
+		if fit, ok := fitPods(template, nodes, all, corev1.ResourceName(c.opts.Capacity.Resource)); ok {
+			o.fit = &fit
+			capacity := placed + fit.Pods + c.opts.Capacity.PendingAllowance
+			o.in.Capacity = &capacity
+		}
+	}
+	return o, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// queryAll runs the policy's queries concurrently, within the controller-wide bound.
+func (c *Controller) queryAll(ctx context.Context, p *policy.Policy, now time.Time) []policy.Sample {
+	out := make([]policy.Sample, len(p.Metrics))
+	done := make(chan struct{}, len(p.Metrics))
+	for i := range p.Metrics {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c.querySlots <- struct{}{}
+			defer func() { <-c.querySlots }()
+			start := time.Now()
+			s, err := c.deps.Source.Sample(ctx, p.Metrics[i].Query, now, c.opts.Staleness)
+			c.deps.Metrics.QueryDuration.Observe(time.Since(start).Seconds())
+			c.deps.Metrics.Queries.Inc()
+			if err != nil {
+				c.deps.Metrics.Errors.WithLabelValues(c.deps.ErrorKind(err)).Inc()
+				s = policy.Sample{Err: err}
+			}
+			out[i] = s
+		}()
+	}
+	for range p.Metrics {
+		<-done
+	}
+	return out
+}
+
+// rescale writes the decision to the scale subresource, retrying on conflict, and records
+// the change for the rate policies only once it is written.
+func (c *Controller) rescale(ctx context.Context, p *policy.Policy, t *target, o observed, dec policy.Decision, now time.Time) {
+	cur := o.in.SpecReplicas
+	err := c.writeScale(ctx, p, o, dec.DesiredReplicas)
+	if err != nil {
+		c.deps.Metrics.Scales.WithLabelValues(p.Name, "error").Inc()
+		c.deps.Metrics.Errors.WithLabelValues("scale_write").Inc()
+		c.event(ctx, t, o.ref, corev1.EventTypeWarning, "FailedRescale", "",
+			fmt.Sprintf("New size: %d; reason: %s; error: %v", dec.DesiredReplicas, describe(dec), err))
+		klog.FromContext(ctx).Error(err, "Rescale failed", "policy", p.Name, "target", p.Target.String(), "from", cur, "to", dec.DesiredReplicas)
+		return
+	}
+	t.hist = t.hist.RecordScale(p, cur, dec.DesiredReplicas, now)
+	t.shadow = t.shadow.RecordScale(p, cur, dec.DesiredReplicas, now)
+	c.deps.Metrics.Scales.WithLabelValues(p.Name, "ok").Inc()
+	c.event(ctx, t, o.ref, corev1.EventTypeNormal, "SuccessfulRescale", "",
+		fmt.Sprintf("New size: %d; reason: %s", dec.DesiredReplicas, describe(dec)))
+	klog.FromContext(ctx).Info("Rescaled workload", "policy", p.Name, "target", p.Target.String(),
+		"from", cur, "to", dec.DesiredReplicas, "reason", dec.Reason, "metric", dec.Metric)
+}
+
+var errNotLeader = errors.New("not the leader")
+
+// writeScale updates spec.replicas through the scale subresource, under this instance's
+// field manager, re-reading the scale on conflict. It writes only while leading.
+func (c *Controller) writeScale(ctx context.Context, p *policy.Policy, o observed, desired int32) error {
+	s := o.scale
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if !c.Leading() || ctx.Err() != nil {
+			return errNotLeader
+		}
+		next := s.DeepCopy()
+		next.Spec.Replicas = desired
+		_, err := c.deps.Scales.Scales(p.Target.Namespace).Update(ctx, o.gr, next, metav1.UpdateOptions{FieldManager: c.opts.Identity})
+		if apierrors.IsConflict(err) {
+			if latest, gerr := c.deps.Scales.Scales(p.Target.Namespace).Get(ctx, o.gr, p.Target.Name, metav1.GetOptions{}); gerr == nil {
+				s = latest
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("update scale of %s to %d: %w", p.Target, desired, err)
+		}
+		return nil
+	})
+}
+
+// annotate writes the decision record on the target when it changed (ignoring its time).
+func (c *Controller) annotate(ctx context.Context, p *policy.Policy, t *target, o observed, dec policy.Decision) {
+	text := annotationFor(dec)
+	if text == t.annotation || !c.Leading() {
+		return
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{DecisionAnnotation: text}}})
+	if err != nil {
+		return
+	}
+	_, err = c.deps.Dynamic.Resource(o.gvr).Namespace(p.Target.Namespace).Patch(ctx, p.Target.Name, types.MergePatchType, patch,
+		metav1.PatchOptions{FieldManager: c.opts.Identity})
+	if err != nil {
+		c.deps.Metrics.Errors.WithLabelValues("annotation_write").Inc()
+		klog.FromContext(ctx).V(2).Info("Annotating the decision failed", "policy", p.Name, "err", err)
+		return
+	}
+	t.annotation = text
+}
+
+// annotationFor renders a decision compactly, within maxAnnotation bytes: the metrics are
+// dropped from the end until it fits.
+func annotationFor(dec policy.Decision) string {
+	type metric struct {
+		Name     string  `json:"name"`
+		Value    any     `json:"value,omitempty"`
+		Target   float64 `json:"target"`
+		Proposal int32   `json:"proposal,omitempty"`
+		Error    string  `json:"error,omitempty"`
+	}
+	type record struct {
+		Current  int32          `json:"current"`
+		Desired  int32          `json:"desired"`
+		Reason   policy.Reason  `json:"reason"`
+		Metric   string         `json:"metric,omitempty"`
+		Proposal int32          `json:"proposal"`
+		Clamps   []policy.Clamp `json:"clamps,omitempty"`
+		Metrics  []metric       `json:"metrics,omitempty"`
+	}
+	r := record{Current: dec.CurrentReplicas, Desired: dec.DesiredReplicas, Reason: dec.Reason, Metric: dec.Metric,
+		Proposal: dec.Proposal, Clamps: dec.Clamps}
+	for _, m := range dec.Metrics {
+		mm := metric{Name: m.Name, Target: m.Target, Error: truncate(m.Error, 200)}
+		if m.Error == "" {
+			mm.Value, mm.Proposal = m.Value, m.Proposal
+		}
+		r.Metrics = append(r.Metrics, mm)
+	}
+	for {
+		b, err := json.Marshal(r)
+		if err == nil && (len(b) <= maxAnnotation || len(r.Metrics) == 0) {
+			return string(b)
+		}
+		r.Metrics = r.Metrics[:len(r.Metrics)-1]
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// describe names a decision's reason for an event: the reason, the metric, and the clamps.
+func describe(dec policy.Decision) string {
+	var b strings.Builder
+	b.WriteString(string(dec.Reason))
+	if dec.Metric != "" {
+		fmt.Fprintf(&b, " (metric %s proposed %d)", dec.Metric, dec.Proposal)
+	}
+	for _, cl := range dec.Clamps {
+		fmt.Fprintf(&b, "; %s %d->%d", cl.Reason, cl.From, cl.To)
+	}
+	return b.String()
+}
+
+// targetFailed reports a tick that could not observe the target.
+func (c *Controller) targetFailed(ctx context.Context, p *policy.Policy, t *target, err error) {
+	kind := "target"
+	if apierrors.IsNotFound(err) {
+		kind = "target_not_found"
+		if t.setCondition("TargetMissing", err.Error()) {
+			klog.FromContext(ctx).Info("Target not found; holding its history until it returns", "policy", p.Name, "target", p.Target.String())
+		}
+	} else {
+		klog.FromContext(ctx).Error(err, "Observing the target failed", "policy", p.Name)
+	}
+	c.deps.Metrics.Errors.WithLabelValues(kind).Inc()
+}
+
+// event records a Kubernetes event on the target, while leading. With a key, the event is a
+// condition: sent only when its message changes, until forgetCondition(key).
+func (c *Controller) event(ctx context.Context, t *target, ref *corev1.ObjectReference, typ, reason, key, msg string) {
+	if !c.Leading() {
+		return
+	}
+	if key != "" && !t.setCondition(key, msg) {
+		return
+	}
+	c.deps.Recorder.Event(ref, typ, reason, msg)
+}
+
+// setCondition remembers the last message under key and reports whether it changed.
+func (t *target) setCondition(key, msg string) bool {
+	if t.conditions == nil {
+		t.conditions = map[string]string{}
+	}
+	if t.conditions[key] == msg {
+		return false
+	}
+	t.conditions[key] = msg
+	return true
+}
+
+func (t *target) forgetCondition(reason string) { delete(t.conditions, reason) }
+
+func apiGroup(apiVersion string) string {
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return apiVersion
+	}
+	return gv.Group
+}
