@@ -68,3 +68,14 @@ func TestNewDefaults(t *testing.T) {
 		t.Errorf("New() timeout, podLabel = %s, %q, want %s, %q", s.timeout, s.podLabel, DefaultTimeout, DefaultPodLabel)
 	}
 }
+
+func TestNewLeavesOptionsAlone(t *testing.T) {
+	auth := &config.Authorization{CredentialsFile: "/run/secrets/token"}
+	if _, err := New(Options{URL: "http://p:9090", HTTP: config.HTTPClientConfig{Authorization: auth}}); err != nil {
+		t.Fatal(err)
+	}
+	// HTTPClientConfig.Validate defaults the type to "Bearer", on New's copy only.
+	if auth.Type != "" {
+		t.Errorf("New() changed the caller's authorization type to %q", auth.Type)
+	}
+}

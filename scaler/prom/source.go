@@ -59,10 +59,18 @@ type Source struct {
 // New checks o and returns a Source. Every problem of o is reported at once, each naming its
 // field. It does not contact Prometheus.
 func New(o Options) (*Source, error) {
-	if err := o.validate(); err != nil {
+	// HTTPClientConfig.Validate normalizes (bearer_token into authorization, the default
+	// type "Bearer"), and the client must be built from what it normalized; it works on a
+	// copy, so that the caller's Options stay as they were.
+	httpCfg := o.HTTP
+	if httpCfg.Authorization != nil {
+		a := *httpCfg.Authorization
+		httpCfg.Authorization = &a
+	}
+	if err := o.validate(&httpCfg); err != nil {
 		return nil, fmt.Errorf("prometheus source options: %w", err)
 	}
-	hc, err := config.NewClientFromConfig(o.HTTP, clientName)
+	hc, err := config.NewClientFromConfig(httpCfg, clientName)
 	if err != nil {
 		return nil, fmt.Errorf("prometheus source http client: %w", err)
 	}
@@ -80,7 +88,8 @@ func New(o Options) (*Source, error) {
 	return s, nil
 }
 
-func (o Options) validate() error {
+// validate checks o, with httpCfg, a copy of o.HTTP, in place of o.HTTP.
+func (o Options) validate(httpCfg *config.HTTPClientConfig) error {
 	var errs []error
 	if strings.TrimSpace(o.URL) == "" {
 		errs = append(errs, errors.New("url: required"))
@@ -97,7 +106,7 @@ func (o Options) validate() error {
 	if o.PodLabel != "" && !model.LegacyValidation.IsValidLabelName(o.PodLabel) {
 		errs = append(errs, fmt.Errorf("podLabel: must be a label name ([a-zA-Z_][a-zA-Z0-9_]*), got %q", o.PodLabel))
 	}
-	if err := o.HTTP.Validate(); err != nil {
+	if err := httpCfg.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("http: %w", err))
 	}
 	return errors.Join(errs...)
