@@ -1,0 +1,113 @@
+package prom
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// maxNamedSeries bounds how many label sets an error about several series lists.
+const maxNamedSeries = 3
+
+// decode turns an instant query's result into a sample. It is pure: the Source's I/O ends
+// before it. An empty vector gives ErrEmpty, which the caller refines into ErrStale.
+func decode(v model.Value, podLabel model.LabelName) (policy.Sample, error) {
+	switch r := v.(type) {
+	case model.Vector:
+		return decodeVector(r, podLabel)
+	case *model.Scalar:
+		if r == nil {
+			return policy.Sample{}, fmt.Errorf("no result: %w", ErrShape)
+		}
+		return scalarSample(float64(r.Value), "scalar")
+	case nil:
+		return policy.Sample{}, fmt.Errorf("no result: %w", ErrShape)
+	default:
+		return policy.Sample{}, fmt.Errorf("%s result, want a vector or a scalar: %w", v.Type(), ErrShape)
+	}
+}
+
+func decodeVector(vec model.Vector, podLabel model.LabelName) (policy.Sample, error) {
+	if len(vec) == 0 {
+		return policy.Sample{}, ErrEmpty
+	}
+	withPod := 0
+	for _, s := range vec {
+		if s.Histogram != nil {
+			return policy.Sample{}, fmt.Errorf("%s: native histogram, want a float: %w", s.Metric, ErrShape)
+		}
+		if _, ok := s.Metric[podLabel]; ok {
+			withPod++
+		}
+	}
+	switch {
+	case withPod == 0 && len(vec) == 1:
+		return scalarSample(float64(vec[0].Value), vec[0].Metric.String())
+	case withPod == 0:
+		return policy.Sample{}, fmt.Errorf("%d series without the %q label, want one (%s): %w",
+			len(vec), podLabel, someSeries(vec), ErrShape)
+	case withPod < len(vec):
+		return policy.Sample{}, fmt.Errorf("%d of %d series without the %q label (%s): %w",
+			len(vec)-withPod, len(vec), podLabel, someSeries(withoutLabel(vec, podLabel)), ErrShape)
+	}
+	perPod := make(map[string]float64, len(vec))
+	for _, s := range vec {
+		pod := string(s.Metric[podLabel])
+		if _, dup := perPod[pod]; dup {
+			return policy.Sample{}, fmt.Errorf("pod %q in several series (%s): %w",
+				pod, someSeries(withLabel(vec, podLabel, s.Metric[podLabel])), ErrShape)
+		}
+		val := float64(s.Value)
+		if !finite(val) {
+			return policy.Sample{}, fmt.Errorf("pod %q: value %v: %w", pod, val, ErrNotFinite)
+		}
+		perPod[pod] = val
+	}
+	return policy.Sample{PerPod: perPod}, nil
+}
+
+func scalarSample(v float64, series string) (policy.Sample, error) {
+	if !finite(v) {
+		return policy.Sample{}, fmt.Errorf("%s: value %v: %w", series, v, ErrNotFinite)
+	}
+	return policy.Sample{Value: v}, nil
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// someSeries names the first maxNamedSeries label sets of vec.
+func someSeries(vec model.Vector) string {
+	names := make([]string, 0, maxNamedSeries)
+	for i, s := range vec {
+		if i == maxNamedSeries {
+			names = append(names, "...")
+			break
+		}
+		names = append(names, s.Metric.String())
+	}
+	return strings.Join(names, ", ")
+}
+
+func withoutLabel(vec model.Vector, l model.LabelName) model.Vector {
+	var out model.Vector
+	for _, s := range vec {
+		if _, ok := s.Metric[l]; !ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func withLabel(vec model.Vector, l model.LabelName, v model.LabelValue) model.Vector {
+	var out model.Vector
+	for _, s := range vec {
+		if s.Metric[l] == v {
+			out = append(out, s)
+		}
+	}
+	return out
+}

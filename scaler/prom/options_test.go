@@ -1,0 +1,81 @@
+package prom
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/config"
+)
+
+func TestNewValidates(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Options
+		// wantMsg are substrings of the error; none means New must succeed.
+		wantMsg []string
+	}{
+		{name: "http URL", o: Options{URL: "http://127.0.0.1:9090"}},
+		{name: "https URL with a path prefix", o: Options{URL: "https://example.org/prometheus/"}},
+		{name: "explicit timeout and pod label", o: Options{URL: "http://p:9090", Timeout: time.Second, PodLabel: "kubernetes_pod_name"}},
+		{name: "URL missing", o: Options{}, wantMsg: []string{"url: required"}},
+		{name: "URL blank", o: Options{URL: "  "}, wantMsg: []string{"url: required"}},
+		{name: "relative URL", o: Options{URL: "prometheus:9090"}, wantMsg: []string{"url: must be an absolute http or https URL"}},
+		{name: "URL without host", o: Options{URL: "http:///api"}, wantMsg: []string{"url: must be an absolute"}},
+		{name: "other scheme", o: Options{URL: "ftp://p:9090"}, wantMsg: []string{`got "ftp://p:9090"`}},
+		{name: "unparseable URL", o: Options{URL: "http://p:90 90"}, wantMsg: []string{"url: parse"}},
+		{name: "URL with a query", o: Options{URL: "http://p:9090/?x=1"}, wantMsg: []string{"url: must have no query"}},
+		{name: "negative timeout", o: Options{URL: "http://p:9090", Timeout: -time.Second}, wantMsg: []string{"timeout: must be ≥ 0, got -1s"}},
+		{name: "pod label not a label name", o: Options{URL: "http://p:9090", PodLabel: "pod-name"}, wantMsg: []string{`podLabel: must be a label name`, `"pod-name"`}},
+		{
+			name:    "http config checked by prometheus/common",
+			o:       Options{URL: "http://p:9090", HTTP: config.HTTPClientConfig{BearerToken: "a", BearerTokenFile: "/f"}},
+			wantMsg: []string{"http: at most one of bearer_token & bearer_token_file must be configured"},
+		},
+		{
+			name:    "every problem at once",
+			o:       Options{Timeout: -1, PodLabel: "1pod"},
+			wantMsg: []string{"url: required", "timeout:", "podLabel:"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := New(tc.o)
+			if len(tc.wantMsg) == 0 {
+				if err != nil || s == nil {
+					t.Fatalf("New() = %v, %v, want a Source", s, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("New() error = nil, want one containing %q", tc.wantMsg)
+			}
+			for _, m := range tc.wantMsg {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("New() error = %q, want it to contain %q", err, m)
+				}
+			}
+		})
+	}
+}
+
+func TestNewDefaults(t *testing.T) {
+	s, err := New(Options{URL: "http://127.0.0.1:9090"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.timeout != DefaultTimeout || s.podLabel != DefaultPodLabel {
+		t.Errorf("New() timeout, podLabel = %s, %q, want %s, %q", s.timeout, s.podLabel, DefaultTimeout, DefaultPodLabel)
+	}
+}
+
+func TestNewLeavesOptionsAlone(t *testing.T) {
+	auth := &config.Authorization{CredentialsFile: "/run/secrets/token"}
+	if _, err := New(Options{URL: "http://p:9090", HTTP: config.HTTPClientConfig{Authorization: auth}}); err != nil {
+		t.Fatal(err)
+	}
+	// HTTPClientConfig.Validate defaults the type to "Bearer", on New's copy only.
+	if auth.Type != "" {
+		t.Errorf("New() changed the caller's authorization type to %q", auth.Type)
+	}
+}

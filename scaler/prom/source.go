@@ -1,0 +1,177 @@
+package prom
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+
+	"github.com/prescale/prescale/policy"
+)
+
+const (
+	// DefaultTimeout is the per-query timeout when Options.Timeout is zero.
+	DefaultTimeout = 10 * time.Second
+	// DefaultPodLabel is the pod label when Options.PodLabel is empty.
+	DefaultPodLabel = "pod"
+	// staleProbeLookback is how far back the second query of an empty result looks to tell
+	// a stale result (series exist, older than maxAge) from an empty one.
+	staleProbeLookback = time.Hour
+	// clientName names the HTTP client in prometheus/common's metrics and errors.
+	clientName = "prescale"
+)
+
+// Options configures a Source.
+type Options struct {
+	// URL is Prometheus' base URL, http or https, with any path prefix
+	// (http://prometheus:9090, https://example.org/prometheus). Required.
+	URL string
+	// Timeout bounds each query, and is sent to Prometheus as the query's timeout
+	// parameter. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// PodLabel is the label whose value names the pod of a per-pod series. Empty means
+	// DefaultPodLabel.
+	PodLabel string
+	// HTTP holds authentication (bearer token or credentials file, re-read on change;
+	// basic auth, password file), TLS (CA, client certificate, server name; verification
+	// on unless insecure_skip_verify) and extra headers, as in Prometheus' configuration.
+	// The zero value follows no redirects and speaks HTTP/1.1; unmarshalling YAML into it
+	// starts from config.DefaultHTTPClientConfig.
+	HTTP config.HTTPClientConfig
+}
+
+// Source runs instant queries against one Prometheus. It is safe for concurrent use.
+type Source struct {
+	api      v1.API
+	timeout  time.Duration
+	podLabel model.LabelName
+	queries  atomic.Int64
+}
+
+// New checks o and returns a Source. Every problem of o is reported at once, each naming its
+// field. It does not contact Prometheus.
+func New(o Options) (*Source, error) {
+	// HTTPClientConfig.Validate normalizes (bearer_token into authorization, the default
+	// type "Bearer"), and the client must be built from what it normalized; it works on a
+	// copy, so that the caller's Options stay as they were.
+	httpCfg := o.HTTP
+	if httpCfg.Authorization != nil {
+		a := *httpCfg.Authorization
+		httpCfg.Authorization = &a
+	}
+	if err := o.validate(&httpCfg); err != nil {
+		return nil, fmt.Errorf("prometheus source options: %w", err)
+	}
+	hc, err := config.NewClientFromConfig(httpCfg, clientName)
+	if err != nil {
+		return nil, fmt.Errorf("prometheus source http client: %w", err)
+	}
+	c, err := api.NewClient(api.Config{Address: o.URL, Client: hc})
+	if err != nil {
+		return nil, fmt.Errorf("prometheus source client: %w", err)
+	}
+	s := &Source{api: v1.NewAPI(c), timeout: o.Timeout, podLabel: model.LabelName(o.PodLabel)}
+	if s.timeout == 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.podLabel == "" {
+		s.podLabel = DefaultPodLabel
+	}
+	return s, nil
+}
+
+// validate checks o, with httpCfg, a copy of o.HTTP, in place of o.HTTP.
+func (o Options) validate(httpCfg *config.HTTPClientConfig) error {
+	var errs []error
+	if strings.TrimSpace(o.URL) == "" {
+		errs = append(errs, errors.New("url: required"))
+	} else if u, err := url.Parse(o.URL); err != nil {
+		errs = append(errs, fmt.Errorf("url: %w", err))
+	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("url: must be an absolute http or https URL, got %q", o.URL))
+	} else if u.RawQuery != "" || u.Fragment != "" {
+		errs = append(errs, fmt.Errorf("url: must have no query or fragment, got %q", o.URL))
+	}
+	if o.Timeout < 0 {
+		errs = append(errs, fmt.Errorf("timeout: must be ≥ 0, got %s", o.Timeout))
+	}
+	if o.PodLabel != "" && !model.LegacyValidation.IsValidLabelName(o.PodLabel) {
+		errs = append(errs, fmt.Errorf("podLabel: must be a label name ([a-zA-Z_][a-zA-Z0-9_]*), got %q", o.PodLabel))
+	}
+	if err := httpCfg.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("http: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// QueryCount returns how many queries the Source has sent, answered or not. An empty result
+// costs two (see Sample).
+func (s *Source) QueryCount() int64 { return s.queries.Load() }
+
+// Sample runs query as an instant query evaluated at now, looking back at most maxAge for
+// each series' latest sample, and returns its value (see the package doc for the shapes).
+// maxAge must be positive. An empty result is queried once more with a lookback of an hour
+// beyond maxAge, to tell ErrStale (the series exist, with no sample newer than maxAge) from
+// ErrEmpty. Every error names the query and wraps one of the package's sentinels.
+func (s *Source) Sample(ctx context.Context, query string, now time.Time, maxAge time.Duration) (policy.Sample, error) {
+	if maxAge <= 0 {
+		return policy.Sample{}, fmt.Errorf("query %q: maxAge must be positive, got %s: %w", query, maxAge, ErrBadQuery)
+	}
+	v, warnings, err := s.query(ctx, query, now, maxAge)
+	if err != nil {
+		return policy.Sample{}, fmt.Errorf("query %q: %w", query, err)
+	}
+	sample, err := decode(v, s.podLabel)
+	if errors.Is(err, ErrEmpty) {
+		err = s.whyEmpty(ctx, query, now, maxAge, warnings)
+	}
+	if err != nil {
+		return policy.Sample{}, fmt.Errorf("query %q: %w", query, err)
+	}
+	return sample, nil
+}
+
+// whyEmpty tells a stale result from an empty one, by the same query with a longer lookback.
+func (s *Source) whyEmpty(ctx context.Context, query string, now time.Time, maxAge time.Duration, warnings v1.Warnings) error {
+	v, _, err := s.query(ctx, query, now, maxAge+staleProbeLookback)
+	if err == nil && !isEmpty(v) {
+		return fmt.Errorf("no sample newer than %s: %w", maxAge, ErrStale)
+	}
+	if len(warnings) > 0 {
+		return fmt.Errorf("%w (warnings: %s)", ErrEmpty, strings.Join(warnings, "; "))
+	}
+	return ErrEmpty
+}
+
+// query sends one instant query; its error wraps the class's sentinel and the cause.
+func (s *Source) query(ctx context.Context, query string, now time.Time, lookback time.Duration) (model.Value, v1.Warnings, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	s.queries.Add(1)
+	v, warnings, _, err := s.api.Query(ctx, query, now, v1.WithTimeout(s.timeout), v1.WithLookbackDelta(lookback))
+	if err == nil {
+		return v, warnings, nil
+	}
+	err = refine(err)
+	class := classify(ctx, err)
+	if class == nil {
+		return nil, nil, err
+	}
+	if errors.Is(err, class) {
+		return nil, nil, err
+	}
+	return nil, nil, fmt.Errorf("%w: %w", class, err)
+}
+
+func isEmpty(v model.Value) bool {
+	vec, ok := v.(model.Vector)
+	return ok && len(vec) == 0
+}
