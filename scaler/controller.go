@@ -211,4 +211,3 @@ func (c *Controller) hpaFor(ref policy.TargetRef) (*autoscalingv2.HorizontalPodA
 	}
 	return nil, false
 }
-

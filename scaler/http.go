@@ -66,4 +66,3 @@ func triple(m map[string]float64, unit float64) string {
 	}
 	return strings.Join(parts, " / ")
 }
-

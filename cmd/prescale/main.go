@@ -8,6 +8,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+	"k8s.io/klog/v2"
 )
 
 // subcommands are the constructors of prescale's subcommands, in help order. Each receives
@@ -26,7 +28,6 @@ var subcommands = []func(v *viper.Viper) *cobra.Command{
 	newRunCmd,
 	newStatusCmd,
 }
-
 
 func main() {
 	os.Exit(execute(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
@@ -75,6 +76,10 @@ func newRootCmd(v *viper.Viper) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true, // execute prints errors, once
 	}
+	// klog's flags (-v, --vmodule, ...) on every subcommand.
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	root.PersistentFlags().AddGoFlagSet(klogFlags)
 	for _, newCmd := range subcommands {
 		root.AddCommand(newCmd(v))
 	}

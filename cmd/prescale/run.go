@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -78,32 +79,38 @@ keeps running.`,
 	return cmd
 }
 
-// newSettingsViper returns a viper with every default, the file, the environment and the
-// changed flags, in that order of precedence (lowest first).
-func newSettingsViper(file string, flags *pflag.FlagSet) (*viper.Viper, error) {
+// newSettingsViper returns a viper with every default, the file's content, the environment
+// and the changed flags, in that order of precedence (lowest first).
+func newSettingsViper(content []byte, flags *pflag.FlagSet) (*viper.Viper, error) {
 	v := viper.New()
 	settingDefaults(v)
-	v.SetConfigFile(file)
 	v.SetConfigType("yaml")
 	v.SetEnvPrefix("PRESCALE")
 	v.SetEnvKeyReplacer(envKeyReplacer)
 	v.AutomaticEnv()
-	for _, rf := range runFlags {
-		if fl := flags.Lookup(rf.flag); fl != nil && fl.Changed {
-			if err := v.BindPFlag(rf.key, fl); err != nil {
-				return nil, fmt.Errorf("bind flag --%s: %w", rf.flag, err)
+	if flags != nil {
+		for _, rf := range runFlags {
+			if fl := flags.Lookup(rf.flag); fl != nil && fl.Changed {
+				if err := v.BindPFlag(rf.key, fl); err != nil {
+					return nil, fmt.Errorf("bind flag --%s: %w", rf.flag, err)
+				}
 			}
 		}
 	}
-	if err := v.ReadInConfig(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", file, err)
+	if err := v.ReadConfig(bytes.NewReader(content)); err != nil {
+		return nil, fmt.Errorf("read settings: %w", err)
 	}
 	return v, nil
 }
 
-// loadConfig reads and checks the whole file: settings and policies.
-func loadConfig(file string, flags *pflag.FlagSet) (Settings, []policy.Policy, error) {
-	v, err := newSettingsViper(file, flags)
+// parseConfig checks a whole policy file: the policies first (every problem with its line),
+// then the global settings, strictly.
+func parseConfig(content []byte, flags *pflag.FlagSet) (Settings, []policy.Policy, error) {
+	pf, err := policy.Parse(bytes.NewReader(content), settingKeys...)
+	if err != nil {
+		return Settings{}, nil, err
+	}
+	v, err := newSettingsViper(content, flags)
 	if err != nil {
 		return Settings{}, nil, err
 	}
@@ -111,16 +118,16 @@ func loadConfig(file string, flags *pflag.FlagSet) (Settings, []policy.Policy, e
 	if err != nil {
 		return Settings{}, nil, err
 	}
-	fh, err := os.Open(file)
-	if err != nil {
-		return Settings{}, nil, fmt.Errorf("open policy file: %w", err)
-	}
-	defer fh.Close()
-	pf, err := policy.Parse(fh, settingKeys...)
-	if err != nil {
-		return Settings{}, nil, err
-	}
 	return s, pf.Policies, nil
+}
+
+// loadConfig reads and checks the file at path.
+func loadConfig(path string, flags *pflag.FlagSet) (Settings, []policy.Policy, error) {
+	content, err := os.ReadFile(path)
+	if err != nil {
+		return Settings{}, nil, fmt.Errorf("read policy file: %w", err)
+	}
+	return parseConfig(content, flags)
 }
 
 func run(ctx context.Context, flags *pflag.FlagSet) error {

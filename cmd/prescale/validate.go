@@ -9,8 +9,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
-
-	"github.com/prescale/prescale/policy"
 )
 
 // newValidateCmd returns "prescale validate -f FILE": parse a policy file strictly and report
@@ -35,16 +33,17 @@ func runValidate(cmd *cobra.Command, file string) error {
 	if file == "" {
 		return errors.New(`no policy file: give -f FILE, or -f - for standard input`)
 	}
-	var r io.Reader = cmd.InOrStdin()
-	if file != "-" {
-		fh, err := os.Open(file)
-		if err != nil {
-			return fmt.Errorf("open policy file: %w", err)
-		}
-		defer fh.Close()
-		r = fh
+	var content []byte
+	var err error
+	if file == "-" {
+		content, err = io.ReadAll(cmd.InOrStdin())
+	} else {
+		content, err = os.ReadFile(file)
 	}
-	f, err := policy.Parse(r, settingKeys...)
+	if err != nil {
+		return fmt.Errorf("read policy file: %w", err)
+	}
+	_, policies, err := parseConfig(content, nil)
 	if err != nil {
 		problems := []error{err}
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -55,8 +54,8 @@ func runValidate(cmd *cobra.Command, file string) error {
 		}
 		return exitError{code: 1}
 	}
-	names := make([]string, len(f.Policies))
-	for i, p := range f.Policies {
+	names := make([]string, len(policies))
+	for i, p := range policies {
 		names[i] = p.Name
 	}
 	noun := "policies"

@@ -76,7 +76,7 @@ policies[0].behavior.scaleUp.foo: unknown field (line 6)
 			name:       "missing file, exit 2",
 			args:       []string{"validate", "-f", "testdata/no-such-file.yaml"},
 			wantCode:   2,
-			wantStderr: "prescale: open policy file: open testdata/no-such-file.yaml: no such file or directory\n",
+			wantStderr: "prescale: read policy file: open testdata/no-such-file.yaml: no such file or directory\n",
 		},
 		{
 			name:       "unexpected argument, exit 2",

@@ -1,0 +1,234 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/prescale/prescale/sandbox"
+)
+
+// 1 and 2: a surge scales up within two ticks of the metric crossing its target; a drop
+// scales down only after the stabilization window.
+func TestSurgeAndDrop(t *testing.T) {
+	w := workload(t, "llm", 2, 1, 0)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	e.setQueue(5) // at target: hold at 2
+	in := startPrescale(t, "a", config(p.url(), w, ""))
+	eventually(t, 30*time.Second, "prescale to see the queue at target", func() bool {
+		v, ok := in.metric("prescale_metric_value", map[string]string{"policy": w.Name, "metric": "queue"})
+		return ok && v == 5
+	})
+	if got := specReplicas(t, w); got != 2 {
+		t.Fatalf("at target: replicas %d, want 2", got)
+	}
+
+	// Surge: queue 10 per pod on 2 pods proposes ceil(2 * 2) = 4.
+	e.setQueue(10)
+	crossed := waitMetric(t, in, w, 10)
+	eventually(t, 10*time.Second, "the scale-up to 4", func() bool { return specReplicas(t, w) == 4 })
+	took := time.Since(crossed)
+	// Two ticks of 1 s after prescale saw the crossing, plus scheduling slack of a tick.
+	if took > 3*time.Second {
+		t.Errorf("scale-up took %s after the metric crossed its target, want within two ticks", took)
+	}
+	t.Logf("scaled up %s after prescale saw the metric cross its target", took.Round(time.Millisecond))
+	if ev := events(t, w, "SuccessfulRescale"); len(ev) == 0 || !strings.Contains(ev[len(ev)-1], "New size: 4") {
+		t.Errorf("SuccessfulRescale events = %q, want one with New size: 4", ev)
+	}
+	d := deployment(t, w)
+	if ann := d.Annotations["prescale.io/decision"]; !strings.Contains(ann, `"desired":4`) {
+		t.Errorf("decision annotation = %q, want the last decision (desired 4)", ann)
+	}
+
+	// Drop: queue 1 proposes ceil(0.2 * 4) = 1, held for the 10 s window.
+	e.setQueue(1)
+	dropped := waitMetric(t, in, w, 1)
+	for time.Since(dropped) < 7*time.Second {
+		if got := specReplicas(t, w); got != 4 {
+			t.Fatalf("scaled down to %d %s after the drop, inside the 10 s stabilization window", got, time.Since(dropped).Round(time.Millisecond))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	eventually(t, 10*time.Second, "the scale-down after the window", func() bool { return specReplicas(t, w) == 1 })
+	t.Logf("scaled down %s after the drop", time.Since(dropped).Round(time.Millisecond))
+}
+
+// waitMetric waits until prescale's view of the queue metric is v and returns when.
+func waitMetric(t *testing.T, in *instance, w sandbox.Workload, v float64) time.Time {
+	t.Helper()
+	eventually(t, 20*time.Second, "prescale to see the new queue value", func() bool {
+		got, ok := in.metric("prescale_metric_value", map[string]string{"policy": w.Name, "metric": "queue"})
+		return ok && got == v
+	})
+	return time.Now()
+}
+
+// 3: with fewer free GPUs than wanted, prescale asks for no more pods than fit, and says so.
+func TestCapacityLimited(t *testing.T) {
+	// 2 nodes x 4 GPUs, 2 GPUs a pod: 4 pods fit in all.
+	w := workload(t, "big", 1, 2, 0)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	e.setQueue(40) // 40/5 * 1 = 8 wanted, limited to 4 by the behavior-less max(2*1, 4) and by the GPUs
+	in := startPrescale(t, "a", config(p.url(), w, ""))
+	eventually(t, 30*time.Second, "the scale-up to what fits", func() bool { return specReplicas(t, w) == 4 })
+	// Now 4 pods hold all 8 GPUs; the queue still asks for 8 * 4 = 32, capped at max 12 by
+	// the policy and at 4 by the GPUs: no Pending pod is asked for.
+	eventually(t, 20*time.Second, "a CapacityLimited event", func() bool {
+		for _, m := range events(t, w, "CapacityLimited") {
+			if strings.Contains(m, "fits 4") {
+				return true
+			}
+		}
+		return false
+	})
+	time.Sleep(3 * time.Second)
+	if got := specReplicas(t, w); got != 4 {
+		t.Errorf("replicas %d, want 4 (what fits)", got)
+	}
+	if v, ok := in.metric("prescale_uncapped_replicas", map[string]string{"policy": w.Name}); !ok || v <= 4 {
+		t.Errorf("prescale_uncapped_replicas = %v (present %v), want above 4", v, ok)
+	}
+	t.Logf("CapacityLimited: %q", events(t, w, "CapacityLimited"))
+}
+
+// 5: Prometheus stopped mid-run: replicas are held, events and metrics say why, and scaling
+// resumes when it returns.
+func TestPrometheusOutage(t *testing.T) {
+	w := workload(t, "llm", 3, 1, 0)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	e.setQueue(5)
+	in := startPrescale(t, "a", config(p.url(), w, ""))
+	waitMetric(t, in, w, 5)
+	p.stop()
+	e.setQueue(0.5) // would scale down, if anyone could see it
+	eventually(t, 15*time.Second, "the metric to be reported missing", func() bool {
+		v, ok := in.metric("prescale_metric_missing", map[string]string{"policy": w.Name, "metric": "queue"})
+		return ok && v == 1
+	})
+	if v, ok := in.metric("prescale_errors_total", map[string]string{"kind": "unavailable"}); !ok || v == 0 {
+		t.Errorf(`prescale_errors_total{kind="unavailable"} = %v (present %v), want > 0`, v, ok)
+	}
+	eventually(t, 10*time.Second, "a FailedGetMetric event", func() bool { return len(events(t, w, "FailedGetMetric")) > 0 })
+	time.Sleep(12 * time.Second) // past the 10 s scale-down window
+	if got := specReplicas(t, w); got != 3 {
+		t.Fatalf("replicas %d while Prometheus was down, want 3 held", got)
+	}
+	p.start()
+	e.setQueue(20) // 20/5 * 3 = 12
+	eventually(t, 30*time.Second, "scaling to resume", func() bool { return specReplicas(t, w) > 3 })
+}
+
+// 6: an invalid configuration pushed while running is rejected; the last good one works on.
+func TestInvalidConfigKeepsLastGood(t *testing.T) {
+	w := workload(t, "llm", 2, 1, 0)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	e.setQueue(5)
+	good := config(p.url(), w, "")
+	in := startPrescale(t, "a", good)
+	waitMetric(t, in, w, 5)
+	in.write(strings.Replace(good, "maxReplicas: 12", "maxReplicas: 0", 1))
+	eventually(t, 10*time.Second, "the reload to be rejected", func() bool {
+		v, ok := in.metric("prescale_config_last_reload_successful", nil)
+		return ok && v == 0
+	})
+	if !in.logContains("maxReplicas: must be >= 1, got 0") {
+		t.Error("the log does not name the invalid field")
+	}
+	e.setQueue(10) // the last good configuration scales 2 -> 4
+	eventually(t, 20*time.Second, "the last good configuration to scale", func() bool { return specReplicas(t, w) == 4 })
+	// A valid change takes effect: maxReplicas 3 -> TooManyReplicas brings 4 to 3.
+	in.write(strings.Replace(good, "maxReplicas: 12", "maxReplicas: 3", 1))
+	eventually(t, 20*time.Second, "the new configuration", func() bool { return specReplicas(t, w) == 3 })
+	if v, _ := in.metric("prescale_config_last_reload_successful", nil); v != 1 {
+		t.Errorf("prescale_config_last_reload_successful = %v after a valid reload, want 1", v)
+	}
+}
+
+// 7: dry-run beside a real HPA: prescale writes nothing; its gauges and scorecard are filled
+// and the HPA's status.desiredReplicas is read and exported.
+func TestDryRunBesideHPA(t *testing.T) {
+	w := workload(t, "llm", 2, 1, 0)
+	_, kube := sharedSandbox(t)
+	// An HPA whose min and max pin 3 replicas: the real controller scales 2 -> 3 and reports
+	// status.desiredReplicas 3 without needing a metrics API.
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: w.Name},
+			MinReplicas:    ptr.To[int32](3), MaxReplicas: 3,
+			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+				Name: "cpu", Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](50)}}}},
+		},
+	}
+	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	e.setQueue(20) // prescale would want 8
+	in := startPrescale(t, "a", config(p.url(), w, "dryRun: true"))
+	eventually(t, 30*time.Second, "the HPA's desired replicas to be exported", func() bool {
+		v, ok := in.metric("prescale_hpa_desired_replicas", map[string]string{"policy": w.Name})
+		return ok && v == 3
+	})
+	eventually(t, 20*time.Second, "the dry-run decision and scorecard", func() bool {
+		d, ok1 := in.metric("prescale_desired_replicas", map[string]string{"policy": w.Name})
+		s, ok2 := in.metric("prescale_scorecard_replica_seconds_total", map[string]string{"policy": w.Name, "who": "hpa"})
+		return ok1 && ok2 && d > 3 && s > 0
+	})
+	if got := specReplicas(t, w); got != 3 {
+		t.Errorf("replicas %d, want 3: only the HPA writes", got)
+	}
+	for _, mf := range deployment(t, w).ManagedFields {
+		if strings.HasPrefix(mf.Manager, "a") && mf.Manager == in.identity {
+			t.Errorf("prescale (field manager %q) wrote the deployment in dry-run: %+v", mf.Manager, mf)
+		}
+	}
+	if ann, ok := deployment(t, w).Annotations["prescale.io/decision"]; ok {
+		t.Errorf("dry-run annotated the target: %q", ann)
+	}
+	if n := len(events(t, w, "SuccessfulRescale")); n != 0 {
+		t.Errorf("%d SuccessfulRescale events from prescale in dry-run", n)
+	}
+}
+
+// 8: the target deleted and recreated: no crash; events say what happened.
+func TestTargetRecreated(t *testing.T) {
+	w := workload(t, "llm", 2, 1, 0)
+	_, kube := sharedSandbox(t)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	e.setQueue(5)
+	in := startPrescale(t, "a", config(p.url(), w, ""))
+	waitMetric(t, in, w, 5)
+	if err := kube.AppsV1().Deployments(w.Namespace).Delete(context.Background(), w.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 15*time.Second, "the missing target to be counted", func() bool {
+		v, ok := in.metric("prescale_errors_total", map[string]string{"kind": "target_not_found"})
+		return ok && v > 0
+	})
+	if err := w.Apply(context.Background(), kube); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "a TargetRecreated event", func() bool { return len(events(t, w, "TargetRecreated")) > 0 })
+	e.setQueue(10)
+	eventually(t, 30*time.Second, "scaling the new target", func() bool { return specReplicas(t, w) == 4 })
+	select {
+	case <-in.done:
+		t.Fatal("prescale exited")
+	default:
+	}
+}

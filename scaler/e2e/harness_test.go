@@ -1,0 +1,486 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
+
+	"github.com/prescale/prescale/sandbox"
+)
+
+// world is the sandbox shared by the tests of this package, and the prescale binary.
+var world struct {
+	once     sync.Once
+	err      error
+	st       *sandbox.State
+	kube     kubernetes.Interface
+	bin      string // folder of the pinned tools
+	prescale string // the prescale binary built for the tests
+	tmp      string
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if world.st != nil {
+		if err := sandbox.Down(context.Background(), world.st.Dir); err != nil {
+			fmt.Fprintf(os.Stderr, "sandbox down: %v\n", err)
+			code = 1
+		}
+	}
+	if world.tmp != "" {
+		_ = os.RemoveAll(world.tmp)
+	}
+	os.Exit(code)
+}
+
+// sharedSandbox starts the sandbox (2 nodes x 4 GPUs) and builds prescale, once.
+func sharedSandbox(t *testing.T) (*sandbox.State, kubernetes.Interface) {
+	t.Helper()
+	world.once.Do(func() {
+		world.bin = os.Getenv("PRESCALE_SANDBOX_BIN")
+		if world.bin == "" {
+			world.err = fmt.Errorf("PRESCALE_SANDBOX_BIN is not set: run these tests with make test-e2e")
+			return
+		}
+		if world.tmp, world.err = os.MkdirTemp("", "prescale-e2e-"); world.err != nil {
+			return
+		}
+		world.prescale = filepath.Join(world.tmp, "prescale")
+		out, err := exec.Command("go", "build", "-o", world.prescale, "../../cmd/prescale").CombinedOutput()
+		if err != nil {
+			world.err = fmt.Errorf("build prescale: %v\n%s", err, out)
+			return
+		}
+		ctx := klog.NewContext(context.Background(), klog.Background())
+		world.st, world.err = sandbox.Up(ctx, sandbox.Options{BinDir: world.bin, StateDir: filepath.Join(world.tmp, "sandbox"),
+			Nodes: 2, GPUsPerNode: 4, HPASyncPeriod: 2 * time.Second})
+		if world.err != nil {
+			return
+		}
+		cfg, err := world.st.RESTConfig()
+		if err != nil {
+			world.err = err
+			return
+		}
+		world.kube, world.err = kubernetes.NewForConfig(cfg)
+	})
+	if world.err != nil {
+		t.Fatalf("sandbox: %v", world.err)
+	}
+	return world.st, world.kube
+}
+
+// workload creates a namespace with a GPU Deployment and deletes the namespace when the test
+// ends (freeing its GPUs for the next test).
+func workload(t *testing.T, name string, replicas int32, gpus int, startup time.Duration) sandbox.Workload {
+	t.Helper()
+	_, kube := sharedSandbox(t)
+	ns := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
+	if len(ns) > 50 {
+		ns = ns[:50]
+	}
+	w := sandbox.Workload{Namespace: ns, Name: name, Replicas: replicas, GPUs: gpus, StartupDelay: startup}
+	ctx := context.Background()
+	if err := w.Apply(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+		// Wait for the pods to go, so that the next test has every GPU.
+		_ = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
+			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+			return err == nil && len(pods.Items) == 0, nil
+		})
+	})
+	return w
+}
+
+// exporter serves per-pod series for the Ready pods of a Deployment, with values the test
+// sets: what a vLLM server's /metrics would say.
+type exporter struct {
+	kube      kubernetes.Interface
+	w         sandbox.Workload
+	mu        sync.Mutex
+	queue     float64 // vllm:num_requests_waiting per Ready pod; NaN exports nothing
+	addr      string
+	srv       *http.Server
+	queueDesc *prometheus.Desc
+}
+
+func newExporter(t *testing.T, w sandbox.Workload) *exporter {
+	t.Helper()
+	_, kube := sharedSandbox(t)
+	e := &exporter{kube: kube, w: w, queue: math.NaN(),
+		queueDesc: prometheus.NewDesc("vllm:num_requests_waiting", "Requests waiting.", []string{"namespace", "pod"}, nil)}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(e)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.addr = ln.Addr().String()
+	e.srv = &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = e.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = e.srv.Close() })
+	return e
+}
+
+func (e *exporter) setQueue(v float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.queue = v
+}
+
+func (e *exporter) Describe(ch chan<- *prometheus.Desc) { ch <- e.queueDesc }
+
+func (e *exporter) Collect(ch chan<- prometheus.Metric) {
+	e.mu.Lock()
+	q := e.queue
+	e.mu.Unlock()
+	if math.IsNaN(q) {
+		return
+	}
+	pods, err := e.kube.CoreV1().Pods(e.w.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + e.w.Name})
+	if err != nil {
+		return
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && ready(&p) {
+			ch <- prometheus.MustNewConstMetric(e.queueDesc, prometheus.GaugeValue, q, p.Namespace, p.Name)
+		}
+	}
+}
+
+func ready(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// promServer is a real Prometheus scraping the exporter every second.
+type promServer struct {
+	t       *testing.T
+	addr    string
+	dataDir string
+	config  string
+	cmd     *exec.Cmd
+	done    chan struct{}
+}
+
+func startPrometheus(t *testing.T, target string) *promServer {
+	t.Helper()
+	sharedSandbox(t)
+	dir := t.TempDir()
+	p := &promServer{t: t, addr: freeAddr(t), dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "prometheus.yml")}
+	cfg := fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n  - job_name: vllm\n    static_configs: [{targets: [%q]}]\n", target)
+	if err := os.WriteFile(p.config, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.start()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *promServer) url() string { return "http://" + p.addr }
+
+func (p *promServer) start() {
+	p.t.Helper()
+	log, err := os.OpenFile(filepath.Join(filepath.Dir(p.config), "prometheus.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.cmd = exec.Command(filepath.Join(world.bin, "prometheus"), "--config.file="+p.config, "--storage.tsdb.path="+p.dataDir,
+		"--web.listen-address="+p.addr, "--log.level=warn")
+	p.cmd.Stdout, p.cmd.Stderr = log, log
+	if err := p.cmd.Start(); err != nil {
+		p.t.Fatalf("start prometheus: %v", err)
+	}
+	p.done = make(chan struct{})
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	waitHTTP(p.t, p.url()+"/-/ready", 60*time.Second)
+}
+
+func (p *promServer) stop() {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// instance is one `prescale run` process.
+type instance struct {
+	t        *testing.T
+	identity string
+	addr     string
+	config   string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	logPath  string
+}
+
+// startPrescale runs prescale with the settings and policies in config (YAML), adding the
+// listen address and leader election settings.
+func startPrescale(t *testing.T, identity, config string) *instance {
+	t.Helper()
+	st, _ := sharedSandbox(t)
+	dir := t.TempDir()
+	in := &instance{t: t, identity: identity, addr: freeAddr(t), config: filepath.Join(dir, "prescale.yaml"), logPath: filepath.Join(dir, identity+".log")}
+	in.write(config)
+	log, err := os.Create(in.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.cmd = exec.Command(world.prescale, "run", "-f", in.config, "--kubeconfig", st.Kubeconfig, "--identity", identity,
+		"--listen-address", in.addr, "-v=2")
+	in.cmd.Stdout, in.cmd.Stderr = log, log
+	if err := in.cmd.Start(); err != nil {
+		t.Fatalf("start prescale: %v", err)
+	}
+	in.done = make(chan struct{})
+	go func() { _ = in.cmd.Wait(); close(in.done) }()
+	t.Cleanup(func() {
+		in.terminate()
+		if t.Failed() {
+			b, _ := os.ReadFile(in.logPath)
+			t.Logf("%s log (last 3000 bytes):\n%s", identity, tail(string(b), 3000))
+		}
+	})
+	waitHTTP(t, "http://"+in.addr+"/readyz", 60*time.Second)
+	return in
+}
+
+func (in *instance) write(config string) {
+	in.t.Helper()
+	tmp := in.config + ".tmp"
+	if err := os.WriteFile(tmp, []byte(config), 0o644); err != nil {
+		in.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, in.config); err != nil {
+		in.t.Fatal(err)
+	}
+}
+
+// terminate sends SIGTERM (the lease is released) and waits.
+func (in *instance) terminate() {
+	select {
+	case <-in.done:
+		return
+	default:
+	}
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-in.done:
+	case <-time.After(15 * time.Second):
+		in.t.Errorf("%s did not stop within 15s of SIGTERM", in.identity)
+		_ = in.cmd.Process.Kill()
+		<-in.done
+	}
+}
+
+// kill sends SIGKILL: no lease release, no goodbye.
+func (in *instance) kill() {
+	_ = in.cmd.Process.Kill()
+	<-in.done
+}
+
+// metric returns the value of a series of the instance's /metrics, and false if absent.
+func (in *instance) metric(name string, labels map[string]string) (float64, bool) {
+	resp, err := http.Get("http://" + in.addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	var parser expfmt.TextParser
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, false
+	}
+	f, ok := families[name]
+	if !ok {
+		return 0, false
+	}
+	for _, m := range f.GetMetric() {
+		if matches(m, labels) {
+			switch {
+			case m.Gauge != nil:
+				return m.Gauge.GetValue(), true
+			case m.Counter != nil:
+				return m.Counter.GetValue(), true
+			}
+		}
+	}
+	return 0, false
+}
+
+func matches(m *dto.Metric, labels map[string]string) bool {
+	n := 0
+	for _, lp := range m.GetLabel() {
+		if v, ok := labels[lp.GetName()]; ok {
+			if v != lp.GetValue() {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(labels)
+}
+
+// logContains reports whether the instance's log has a line containing s.
+func (in *instance) logContains(s string) bool {
+	f, err := os.Open(in.logPath)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), s) {
+			return true
+		}
+	}
+	return false
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitHTTP(t *testing.T, url string, timeout time.Duration) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		t.Fatalf("%s not ready within %s", url, timeout)
+	}
+}
+
+// eventually polls cond every 250 ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+// specReplicas returns the Deployment's spec.replicas.
+func specReplicas(t *testing.T, w sandbox.Workload) int32 {
+	t.Helper()
+	_, kube := sharedSandbox(t)
+	d, err := kube.AppsV1().Deployments(w.Namespace).Get(context.Background(), w.Name, metav1.GetOptions{})
+	if err != nil {
+		return -1
+	}
+	return *d.Spec.Replicas
+}
+
+func deployment(t *testing.T, w sandbox.Workload) *appsv1.Deployment {
+	t.Helper()
+	_, kube := sharedSandbox(t)
+	d, err := kube.AppsV1().Deployments(w.Namespace).Get(context.Background(), w.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// events returns the messages of the events with reason on the workload's namespace.
+func events(t *testing.T, w sandbox.Workload, reason string) []string {
+	t.Helper()
+	_, kube := sharedSandbox(t)
+	list, err := kube.CoreV1().Events(w.Namespace).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range list.Items {
+		if e.Reason == reason {
+			out = append(out, e.Message)
+		}
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
+
+// config renders a prescale configuration for one workload with a queue metric (per-pod
+// AverageValue target 5).
+func config(promURL string, w sandbox.Workload, extra string) string {
+	return fmt.Sprintf(`prometheus: {url: %s, timeout: 2s}
+interval: 1s
+staleness: 5s
+leaderElection: {namespace: %s, name: prescale, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 500ms}
+%s
+policies:
+  - name: %s
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: %s, name: %s}
+    minReplicas: 1
+    maxReplicas: 12
+    metrics:
+      - name: queue
+        query: sum by (pod) (vllm:num_requests_waiting{namespace=%q})
+        target: {type: AverageValue, averageValue: 5}
+    behavior:
+      scaleDown: {stabilizationWindowSeconds: 10}
+`, promURL, w.Namespace, extra, w.Name, w.Namespace, w.Name, w.Namespace)
+}

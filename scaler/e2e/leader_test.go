@@ -1,0 +1,178 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// holderLog records who held the Lease when, polling every 100 ms.
+type holderLog struct {
+	mu      sync.Mutex
+	changes []holderChange
+}
+
+type holderChange struct {
+	at     time.Time
+	holder string
+}
+
+func (h *holderLog) watch(ctx context.Context, t *testing.T, ns string) {
+	_, kube := sharedSandbox(t)
+	go func() {
+		last := ""
+		for ctx.Err() == nil {
+			l, err := kube.CoordinationV1().Leases(ns).Get(ctx, "prescale", metav1.GetOptions{})
+			if err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != last {
+				last = *l.Spec.HolderIdentity
+				h.mu.Lock()
+				h.changes = append(h.changes, holderChange{at: time.Now(), holder: last})
+				h.mu.Unlock()
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+}
+
+func (h *holderLog) current() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.changes) == 0 {
+		return ""
+	}
+	return h.changes[len(h.changes)-1].holder
+}
+
+// since returns when holder last took the lease.
+func (h *holderLog) since(holder string) time.Time {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var at time.Time
+	for _, c := range h.changes {
+		if c.holder == holder {
+			at = c.at
+		}
+	}
+	return at
+}
+
+// scaleWrite is one write of a scale subresource, from the API server's audit log.
+type scaleWrite struct {
+	at        time.Time
+	userAgent string
+}
+
+// auditedScaleWrites reads the sandbox's audit log for writes of the namespace's scale
+// subresources.
+func auditedScaleWrites(t *testing.T, ns string) []scaleWrite {
+	t.Helper()
+	st, _ := sharedSandbox(t)
+	f, err := os.Open(filepath.Join(st.Dir, "logs", "audit.log"))
+	if err != nil {
+		t.Fatalf("open the API server's audit log: %v", err)
+	}
+	defer f.Close()
+	var out []scaleWrite
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	for sc.Scan() {
+		var ev struct {
+			Stage     string `json:"stage"`
+			Verb      string `json:"verb"`
+			UserAgent string `json:"userAgent"`
+			ObjectRef struct {
+				Resource    string `json:"resource"`
+				Namespace   string `json:"namespace"`
+				Subresource string `json:"subresource"`
+			} `json:"objectRef"`
+			ResponseStatus struct {
+				Code int `json:"code"`
+			} `json:"responseStatus"`
+			StageTimestamp time.Time `json:"stageTimestamp"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		if ev.Stage == "ResponseComplete" && ev.ObjectRef.Namespace == ns && ev.ObjectRef.Subresource == "scale" &&
+			(ev.Verb == "update" || ev.Verb == "patch") && ev.ResponseStatus.Code < 300 {
+			out = append(out, scaleWrite{at: ev.StageTimestamp, userAgent: ev.UserAgent})
+		}
+	}
+	return out
+}
+
+// 4: two prescale processes: exactly one writes; kill -9 the leader and the other takes over
+// within the lease duration plus one tick; no write ever comes from a non-leader (the API
+// server's audit log says who wrote when).
+func TestLeaderElection(t *testing.T) {
+	w := workload(t, "llm", 1, 1, 0)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	e.setQueue(5)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var holders holderLog
+	holders.watch(ctx, t, w.Namespace)
+	cfg := config(p.url(), w, "")
+	a := startPrescale(t, "prescale-a", cfg)
+	b := startPrescale(t, "prescale-b", cfg)
+	eventually(t, 20*time.Second, "a leader", func() bool { return holders.current() != "" })
+	byID := map[string]*instance{a.identity: a, b.identity: b}
+	leader := byID[holders.current()]
+	follower := a
+	if leader == a {
+		follower = b
+	}
+	if v, _ := follower.metric("prescale_leader", nil); v != 0 {
+		t.Errorf("follower %s reports prescale_leader %v", follower.identity, v)
+	}
+
+	e.setQueue(10) // 1 -> 2
+	eventually(t, 20*time.Second, "the leader's scale-up", func() bool { return specReplicas(t, w) == 2 })
+
+	killed := time.Now()
+	leader.kill()
+	eventually(t, 15*time.Second, "the follower to take the lease", func() bool { return holders.current() == follower.identity })
+	took := holders.since(follower.identity).Sub(killed)
+	// Lease duration 4 s plus one 1 s tick, plus the 100 ms polling of this test.
+	if took > 5*time.Second+200*time.Millisecond {
+		t.Errorf("takeover took %s, want within the lease duration plus one tick (5s)", took)
+	}
+	t.Logf("%s took over %s after %s was killed", follower.identity, took.Round(time.Millisecond), leader.identity)
+	e.setQueue(10) // 2 pods at 10 -> 4
+	eventually(t, 20*time.Second, "the new leader's scale-up", func() bool { return specReplicas(t, w) == 4 })
+
+	// Every write came from the instance holding the lease at the time.
+	writes := auditedScaleWrites(t, w.Namespace)
+	if len(writes) < 2 {
+		t.Fatalf("audit log has %d scale writes in %s, want at least 2", len(writes), w.Namespace)
+	}
+	followerSince := holders.since(follower.identity)
+	for _, wr := range writes {
+		switch {
+		case strings.HasPrefix(wr.userAgent, "prescale/"+leader.identity):
+			if wr.at.After(killed) {
+				t.Errorf("write by %s at %s, after it was killed", leader.identity, wr.at)
+			}
+		case strings.HasPrefix(wr.userAgent, "prescale/"+follower.identity):
+			if wr.at.Before(followerSince.Add(-200 * time.Millisecond)) {
+				t.Errorf("write by %s at %s, before it took the lease at %s", follower.identity, wr.at, followerSince)
+			}
+		default:
+			if strings.HasPrefix(wr.userAgent, "prescale") {
+				t.Errorf("write by an unknown prescale %q", wr.userAgent)
+			}
+		}
+	}
+	t.Logf("%d scale writes audited, all from the lease holder", len(writes))
+}
