@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 }
 
 // sharedSandbox starts the sandbox (2 nodes x 4 GPUs) and builds prescale, once.
-func sharedSandbox(t *testing.T) (*sandbox.State, kubernetes.Interface) {
+func sharedSandbox(t testing.TB) (*sandbox.State, kubernetes.Interface) {
 	t.Helper()
 	world.once.Do(func() {
 		world.bin = os.Getenv("PRESCALE_SANDBOX_BIN")
@@ -96,7 +96,7 @@ func sharedSandbox(t *testing.T) (*sandbox.State, kubernetes.Interface) {
 
 // workload creates a namespace with a GPU Deployment and deletes the namespace when the test
 // ends (freeing its GPUs for the next test).
-func workload(t *testing.T, name string, replicas int32, gpus int, startup time.Duration) sandbox.Workload {
+func workload(t testing.TB, name string, replicas int32, gpus int, startup time.Duration) sandbox.Workload {
 	t.Helper()
 	_, kube := sharedSandbox(t)
 	ns := strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
@@ -131,7 +131,7 @@ type exporter struct {
 	queueDesc *prometheus.Desc
 }
 
-func newExporter(t *testing.T, w sandbox.Workload) *exporter {
+func newExporter(t testing.TB, w sandbox.Workload) *exporter {
 	t.Helper()
 	_, kube := sharedSandbox(t)
 	e := &exporter{kube: kube, w: w, queue: math.NaN(),
@@ -186,7 +186,7 @@ func ready(p *corev1.Pod) bool {
 
 // promServer is a real Prometheus scraping the exporter every second.
 type promServer struct {
-	t       *testing.T
+	t       testing.TB
 	addr    string
 	dataDir string
 	config  string
@@ -194,7 +194,7 @@ type promServer struct {
 	done    chan struct{}
 }
 
-func startPrometheus(t *testing.T, target string) *promServer {
+func startPrometheus(t testing.TB, target string) *promServer {
 	t.Helper()
 	sharedSandbox(t)
 	dir := t.TempDir()
@@ -247,7 +247,7 @@ func (p *promServer) stop() {
 
 // instance is one `prescale run` process.
 type instance struct {
-	t        *testing.T
+	t        testing.TB
 	identity string
 	addr     string
 	config   string
@@ -258,7 +258,7 @@ type instance struct {
 
 // startPrescale runs prescale with the settings and policies in config (YAML), adding the
 // listen address and leader election settings.
-func startPrescale(t *testing.T, identity, config string) *instance {
+func startPrescale(t testing.TB, identity, config string) *instance {
 	t.Helper()
 	st, _ := sharedSandbox(t)
 	dir := t.TempDir()
@@ -380,7 +380,7 @@ func (in *instance) logContains(s string) bool {
 	return false
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -390,7 +390,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func waitHTTP(t *testing.T, url string, timeout time.Duration) {
+func waitHTTP(t testing.TB, url string, timeout time.Duration) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		resp, err := http.Get(url)
@@ -406,7 +406,7 @@ func waitHTTP(t *testing.T, url string, timeout time.Duration) {
 }
 
 // eventually polls cond every 250 ms until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -419,7 +419,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 }
 
 // specReplicas returns the Deployment's spec.replicas.
-func specReplicas(t *testing.T, w sandbox.Workload) int32 {
+func specReplicas(t testing.TB, w sandbox.Workload) int32 {
 	t.Helper()
 	_, kube := sharedSandbox(t)
 	d, err := kube.AppsV1().Deployments(w.Namespace).Get(context.Background(), w.Name, metav1.GetOptions{})
@@ -429,7 +429,7 @@ func specReplicas(t *testing.T, w sandbox.Workload) int32 {
 	return *d.Spec.Replicas
 }
 
-func deployment(t *testing.T, w sandbox.Workload) *appsv1.Deployment {
+func deployment(t testing.TB, w sandbox.Workload) *appsv1.Deployment {
 	t.Helper()
 	_, kube := sharedSandbox(t)
 	d, err := kube.AppsV1().Deployments(w.Namespace).Get(context.Background(), w.Name, metav1.GetOptions{})
@@ -440,7 +440,7 @@ func deployment(t *testing.T, w sandbox.Workload) *appsv1.Deployment {
 }
 
 // events returns the messages of the events with reason on the workload's namespace.
-func events(t *testing.T, w sandbox.Workload, reason string) []string {
+func events(t testing.TB, w sandbox.Workload, reason string) []string {
 	t.Helper()
 	_, kube := sharedSandbox(t)
 	list, err := kube.CoreV1().Events(w.Namespace).List(context.Background(), metav1.ListOptions{})

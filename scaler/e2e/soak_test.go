@@ -1,0 +1,124 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// soakPolicies is the number of policies (and Deployments) of the soak; SOAK_POLICIES
+// overrides it.
+func soakPolicies() int {
+	n := 1000
+	if v := os.Getenv("SOAK_POLICIES"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	return n
+}
+
+// BenchmarkSoak runs one prescale process with N policies (one Deployment of one kwok pod
+// each, one per-pod query each) on the sandbox and a real Prometheus, ticking every 5 s, and
+// reports from prescale's own /metrics: wall time and CPU seconds per tick, resident memory,
+// and Prometheus queries per tick. Targets for N = 1000: a tick under 2 s, RSS under 200 MiB,
+// queries per tick equal to N.
+func BenchmarkSoak(b *testing.B) {
+	n := soakPolicies()
+	st, kube := sharedSandbox(b)
+	_ = st
+	ctx := context.Background()
+	ns := "soak"
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	defer kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
+	start := time.Now()
+	for i := range n {
+		name := fmt.Sprintf("d%04d", i)
+		labels := map[string]string{"app": name}
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec: corev1.PodSpec{NodeSelector: map[string]string{"nvidia.com/gpu.present": "true"},
+						Containers: []corev1.Container{{Name: "server", Image: "simulated"}}}}}}
+		if _, err := kube.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("created %d deployments in %s", n, time.Since(start).Round(time.Millisecond))
+
+	// One exporter with a queue series per Deployment's pod: value 5, at target, so that no
+	// policy scales and the tick measures the steady state.
+	desc := prometheus.NewDesc("vllm:num_requests_waiting", "Requests waiting.", []string{"namespace", "pod", "app"}, nil)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectorFunc(func(ch chan<- prometheus.Metric) {
+		pods, err := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			return
+		}
+		for _, p := range pods.Items {
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, 5, ns, p.Name, p.Labels["app"])
+		}
+	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	p := startPrometheus(b, ln.Addr().String())
+
+	var cfg strings.Builder
+	fmt.Fprintf(&cfg, "prometheus: {url: %s, timeout: 5s, concurrency: 32}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: off}\npolicies:\n", p.url())
+	for i := range n {
+		name := fmt.Sprintf("d%04d", i)
+		fmt.Fprintf(&cfg, `  - name: %s
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: %s, name: %s}
+    maxReplicas: 4
+    metrics: [{name: queue, query: 'sum by (pod) (vllm:num_requests_waiting{namespace="%s",app="%s"})', target: {type: AverageValue, averageValue: 5}}]
+`, name, ns, name, ns, name)
+	}
+	in := startPrescale(b, "soak", cfg.String())
+	// Warm up: every pod Ready and scraped, a first few ticks.
+	time.Sleep(30 * time.Second)
+	ticks0, _ := in.metric("prescale_tick_duration_seconds_count", nil)
+	sum0, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
+	cpu0, _ := in.metric("process_cpu_seconds_total", nil)
+	q0, _ := in.metric("prescale_queries_total", nil)
+	b.ResetTimer()
+	time.Sleep(60 * time.Second)
+	b.StopTimer()
+	ticks1, _ := in.metric("prescale_tick_duration_seconds_count", nil)
+	sum1, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
+	cpu1, _ := in.metric("process_cpu_seconds_total", nil)
+	q1, _ := in.metric("prescale_queries_total", nil)
+	rss, _ := in.metric("process_resident_memory_bytes", nil)
+	ticks := ticks1 - ticks0
+	if ticks < 1 {
+		b.Fatalf("no tick completed in 60 s")
+	}
+	b.ReportMetric((sum1-sum0)/ticks, "s/tick")
+	b.ReportMetric((cpu1-cpu0)/ticks, "cpu-s/tick")
+	b.ReportMetric(rss/(1<<20), "RSS-MiB")
+	b.ReportMetric((q1-q0)/ticks, "queries/tick")
+	b.ReportMetric(float64(n), "policies")
+}
+
+type collectorFunc func(chan<- prometheus.Metric)
+
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
+func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
