@@ -1,0 +1,13 @@
+// Package backtest replays a load trace through a simulated GPU inference service (the
+// reference model in shared/specs/backtest-model.md) under several autoscaling policies and
+// scores them side by side: GPU-hours, under-provisioned and SLO-violation minutes, scale
+// events, queue and queueing delay.
+//
+// Every policy but the oracle is driven through policy.Decide, the code that prescale run
+// uses; the oracle is the model's clairvoyant formula. The simulation takes everything as
+// arguments: no clock (simulated time starts at Epoch), no I/O. The readers (ReadTrace, the
+// Prometheus loader) and Plot are the only functions that touch streams or the network.
+//
+// backtest may import policy, gonum and the Prometheus client; it must not import cmd/ or
+// scaler/, and policy/ must never import it.
+package backtest
