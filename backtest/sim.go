@@ -64,6 +64,8 @@ type PolicyResult struct {
 	Score
 	// Ready and Total are the Ready and the Ready + starting pods at each tick, as served.
 	Ready, Total []int32 `json:"-"`
+	// Queue is the queue at the end of each tick's serving.
+	Queue []float64 `json:"-"`
 	// Violation marks each SLO-violation minute.
 	Violation []bool `json:"-"`
 }
@@ -222,7 +224,7 @@ func (e *env) simulate(name string, ctl controller, opt Options, progressBase, p
 	par, dt := e.par, e.par.Tick.Seconds()
 	res := PolicyResult{Name: name}
 	if opt.Record {
-		res.Ready, res.Total = make([]int32, e.ticks), make([]int32, e.ticks)
+		res.Ready, res.Total, res.Queue = make([]int32, e.ticks), make([]int32, e.ticks), make([]float64, e.ticks)
 		res.Violation = make([]bool, len(e.tr))
 	}
 	s := service{ready: e.replicasFor(e.lambda(0)), starting: make([]int, 0, par.Max())}
@@ -273,7 +275,7 @@ func (e *env) simulate(name string, ctl controller, opt Options, progressBase, p
 		res.PeakQueue = max(res.PeakQueue, s.queue)
 		e.delays[t] = delay
 		if opt.Record {
-			res.Ready[t], res.Total[t] = s.ready, total
+			res.Ready[t], res.Total[t], res.Queue[t] = s.ready, total, s.queue
 		}
 
 		// 4. Decide; 5. actuate.

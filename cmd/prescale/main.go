@@ -23,6 +23,7 @@ import (
 var subcommands = []func(v *viper.Viper) *cobra.Command{
 	newValidateCmd,
 	newReplayCmd,
+	newBacktestCmd,
 }
 
 // settingKeys are the policy file's top-level keys that hold global settings, which cmd/
