@@ -163,9 +163,14 @@ func WriteSweep(w io.Writer, configured string, results []SweepResult) error {
 		x[i], y[i] = c.GPUHours, float64(c.SLOViolationMinutes)
 		fmt.Fprintf(tw, "%s\t%.1f\t%d\t%d\t%.1f\t%d\n", strings.Join(r.Settings, " "), c.GPUHours, c.SLOViolationMinutes, c.ScaleEvents, h.GPUHours, h.SLOViolationMinutes)
 	}
-	fmt.Fprintf(tw, "\nPareto front (%s: GPU-hours against SLO-violation minutes)\t\t\t\t\t\n", configured)
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write sweep: %w", err)
+	}
+	fmt.Fprintf(w, "\nPareto front of %s, GPU-hours against SLO-violation minutes:\n", configured)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "settings\tGPU-hours\tSLO-viol min")
 	for _, i := range Pareto(x, y) {
-		fmt.Fprintf(tw, "%s\t%.1f\t%.0f\t\t\t\n", strings.Join(results[i].Settings, " "), x[i], y[i])
+		fmt.Fprintf(tw, "%s\t%.1f\t%.0f\n", strings.Join(results[i].Settings, " "), x[i], y[i])
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write sweep: %w", err)
