@@ -27,7 +27,7 @@ var palette = []color.Color{
 
 // Plot draws, as a PNG, three aligned panels over the window: the load (requests/s), the
 // Ready replicas of each contender, and each contender's SLO-violation minutes. res must
-// have been recorded (Options.Record). The x axis is hours since the trace's start.
+// have been recorded (Options.Record).
 func Plot(w io.Writer, tr Trace, res Result, win PlotWindow, title string) error {
 	if win.From < 0 || win.To > len(tr) || win.From >= win.To {
 		return fmt.Errorf("plot window minutes %d..%d: must lie within the trace's %d minutes", win.From, win.To, len(tr))
@@ -36,7 +36,12 @@ func Plot(w io.Writer, tr Trace, res Result, win PlotWindow, title string) error
 		return errors.New("plot: the backtest was not recorded")
 	}
 	tpm := res.Ticks / res.Minutes
-	hours := func(minute float64) float64 { return minute / 60 }
+	// The x axis is in hours since the trace's start, or in minutes for up to 3 hours.
+	unit, xlabel := 60.0, "hours since the trace's start"
+	if win.To-win.From <= 180 {
+		unit, xlabel = 1, "minutes since the trace's start"
+	}
+	hours := func(minute float64) float64 { return minute / unit }
 
 	load := plot.New()
 	load.Title.Text = title
@@ -58,7 +63,7 @@ func Plot(w io.Writer, tr Trace, res Result, win PlotWindow, title string) error
 	replicas.Legend.Top, replicas.Legend.Left = true, true
 	violations := plot.New()
 	violations.Y.Label.Text = "SLO violated"
-	violations.X.Label.Text = "hours since the trace's start"
+	violations.X.Label.Text = xlabel
 	violations.Y.Min, violations.Y.Max = -0.7, float64(len(res.Policies))-0.3
 	var ticks []plot.Tick
 	for i, p := range res.Policies {
@@ -72,7 +77,7 @@ func Plot(w io.Writer, tr Trace, res Result, win PlotWindow, title string) error
 			return fmt.Errorf("plot replicas of %s: %w", p.Name, err)
 		}
 		// Wider first, so that a policy that matches the baseline leaves it visible.
-		l.Color, l.Width, l.StepStyle = c, vg.Points(max(1.2, 3.2-1.0*float64(i))), plotter.PostStep
+		l.Color, l.Width, l.StepStyle = c, vg.Points(max(1.0, 2.4-1.2*float64(i))), plotter.PostStep
 		if p.Name == OracleName {
 			l.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
 		}

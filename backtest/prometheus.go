@@ -40,7 +40,8 @@ type LoadStats struct {
 
 // Load reads the history with range queries of at most PointsPerQuery points each, and
 // returns it as a per-minute trace: each minute's count is the mean rate of its steps times
-// 60. Steps without a sample count as 0 requests and are counted in LoadStats.Missing. A
+// 60. Each step [s, s+Step) takes the query's value at its end, s+Step, where a rate over
+// [1m] (with Step 1m) covers exactly that minute. Steps without a sample count as 0 requests and are counted in LoadStats.Missing. A
 // query that returns more than one series, a NaN or negative rate, or a failed request is an
 // error.
 func (l PrometheusLoad) Load(ctx context.Context) (Trace, LoadStats, error) {
@@ -73,7 +74,7 @@ func (l PrometheusLoad) Load(ctx context.Context) (Trace, LoadStats, error) {
 	seen := make([]bool, st.Points)
 	for first := 0; first < st.Points; first += per {
 		n := min(per, st.Points-first)
-		r := promv1.Range{Start: l.From.Add(time.Duration(first) * step), End: l.From.Add(time.Duration(first+n-1) * step), Step: step}
+		r := promv1.Range{Start: l.From.Add(time.Duration(first+1) * step), End: l.From.Add(time.Duration(first+n) * step), Step: step}
 		v, _, _, err := papi.QueryRange(ctx, l.Query, r)
 		st.Queries++
 		if err != nil {
@@ -90,7 +91,7 @@ func (l PrometheusLoad) Load(ctx context.Context) (Trace, LoadStats, error) {
 			continue
 		}
 		for _, s := range m[0].Values {
-			i := int(s.Timestamp.Time().Sub(l.From) / step)
+			i := int(s.Timestamp.Time().Sub(l.From)/step) - 1
 			rate := float64(s.Value)
 			switch {
 			case i < 0 || i >= st.Points:

@@ -56,7 +56,7 @@ Exit codes: 0 done, 1 bad trace or unreadable history, 2 bad usage or policy fil
 	f.Duration("step", time.Minute, "with --prometheus: range query resolution; must divide a minute")
 	f.Bool("json", false, "print the result as JSON")
 	f.String("plot", "", "draw load, Ready replicas and SLO violations into this PNG file")
-	f.Duration("plot-from", 0, "start of the plotted window, from the trace's start")
+	f.Duration("plot-from", 0, "start of the plotted window, from the trace's start (default: the start of the day of the peak minute)")
 	f.Duration("plot-window", 24*time.Hour, "length of the plotted window (cut at the trace's end)")
 	f.StringArray("sweep", nil, "sweep a setting: key=v1,v2,... (repeat for a grid)")
 	f.Bool("progress", false, "show a progress bar on standard error even when it is not a terminal")
@@ -135,7 +135,11 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	done()
 
 	if path := v.GetString("plot"); path != "" {
-		if err := writePlot(path, tr, results[0].Result, v, name); err != nil {
+		from := v.GetDuration("plot-from")
+		if !cmd.Flags().Changed("plot-from") {
+			from = peakDay(tr)
+		}
+		if err := writePlot(path, tr, results[0].Result, from, v.GetDuration("plot-window"), name); err != nil {
 			return err
 		}
 	}
@@ -241,9 +245,20 @@ func progressFunc(stderr io.Writer, force bool, points int) (func(i, done, total
 		}
 }
 
-func writePlot(path string, tr backtest.Trace, res backtest.Result, v *viper.Viper, name string) error {
-	from := int(v.GetDuration("plot-from") / time.Minute)
-	to := min(len(tr), from+int(v.GetDuration("plot-window")/time.Minute))
+// peakDay returns the start of the day (counted from the trace's start) of the peak minute.
+func peakDay(tr backtest.Trace) time.Duration {
+	peak := 0
+	for m, r := range tr {
+		if r > tr[peak] {
+			peak = m
+		}
+	}
+	return time.Duration(peak/1440) * 24 * time.Hour
+}
+
+func writePlot(path string, tr backtest.Trace, res backtest.Result, start, window time.Duration, name string) error {
+	from := int(start / time.Minute)
+	to := min(len(tr), from+int(window/time.Minute))
 	fh, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("create plot: %w", err)
