@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -56,6 +57,7 @@ Exit codes: 0 done, 1 bad trace or unreadable history, 2 bad usage or policy fil
 	f.Duration("step", time.Minute, "with --prometheus: range query resolution; must divide a minute")
 	f.Bool("json", false, "print the result as JSON")
 	f.String("plot", "", "draw load, Ready replicas and SLO violations into this PNG file")
+	f.String("html", "", "write a self-contained HTML report (summary, table, plot) into this file")
 	f.Duration("plot-from", 0, "start of the plotted window, from the trace's start (default: the start of the day of the peak minute)")
 	f.Duration("plot-window", 24*time.Hour, "length of the plotted window (cut at the trace's end)")
 	f.StringArray("sweep", nil, "sweep a setting: key=v1,v2,... (repeat for a grid)")
@@ -100,8 +102,9 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		}
 		axes = append(axes, a)
 	}
-	if len(axes) > 0 && v.GetString("plot") != "" {
-		return errors.New("--plot draws one backtest: leave out --sweep")
+	plotPath, htmlPath := v.GetString("plot"), v.GetString("html")
+	if len(axes) > 0 && (plotPath != "" || htmlPath != "") {
+		return errors.New("--plot and --html show one backtest: leave out --sweep")
 	}
 	points, err := backtest.Grid(axes, par, p)
 	if err != nil {
@@ -122,7 +125,7 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		if err != nil {
 			return err
 		}
-		opt := backtest.Options{Params: pt.Params, Record: v.GetString("plot") != ""}
+		opt := backtest.Options{Params: pt.Params, Record: plotPath != "" || htmlPath != ""}
 		if progress != nil {
 			opt.Progress = func(d, total int) { progress(i, d, total) }
 		}
@@ -134,12 +137,13 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	}
 	done()
 
-	if path := v.GetString("plot"); path != "" {
+	summary := describe(tr, par, results[0].Result)
+	if plotPath != "" || htmlPath != "" {
 		from := v.GetDuration("plot-from")
 		if !cmd.Flags().Changed("plot-from") {
 			from = peakDay(tr)
 		}
-		if err := writePlot(path, tr, results[0].Result, from, v.GetDuration("plot-window"), name); err != nil {
+		if err := writeReports(plotPath, htmlPath, tr, results[0].Result, from, v.GetDuration("plot-window"), name, summary); err != nil {
 			return err
 		}
 	}
@@ -148,10 +152,10 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	case v.GetBool("json"):
 		return writeJSON(out, name, par, p, results, len(axes) > 0)
 	case len(axes) > 0:
-		fmt.Fprintf(out, "%s: %s\n\n", name, describe(tr, par, results[0].Result))
+		fmt.Fprintf(out, "%s: %s\n\n", name, summary)
 		return backtest.WriteSweep(out, p.Name, results)
 	default:
-		fmt.Fprintf(out, "%s: %s\n\n", name, describe(tr, par, results[0].Result))
+		fmt.Fprintf(out, "%s: %s\n\n", name, summary)
 		return backtest.WriteTable(out, results[0].Result)
 	}
 }
@@ -256,19 +260,28 @@ func peakDay(tr backtest.Trace) time.Duration {
 	return time.Duration(peak/1440) * 24 * time.Hour
 }
 
-func writePlot(path string, tr backtest.Trace, res backtest.Result, start, window time.Duration, name string) error {
+// writeReports draws the plot of the window [start, start+window) and writes it to
+// plotPath, and the HTML report with it to htmlPath; an empty path is skipped.
+func writeReports(plotPath, htmlPath string, tr backtest.Trace, res backtest.Result, start, window time.Duration, name, summary string) error {
 	from := int(start / time.Minute)
 	to := min(len(tr), from+int(window/time.Minute))
-	fh, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("create plot: %w", err)
-	}
-	if err := backtest.Plot(fh, tr, res, backtest.PlotWindow{From: from, To: to}, name); err != nil {
-		fh.Close()
+	var png bytes.Buffer
+	if err := backtest.Plot(&png, tr, res, backtest.PlotWindow{From: from, To: to}, name); err != nil {
 		return err
 	}
-	if err := fh.Close(); err != nil {
-		return fmt.Errorf("write plot %s: %w", path, err)
+	if plotPath != "" {
+		if err := os.WriteFile(plotPath, png.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write plot: %w", err)
+		}
+	}
+	if htmlPath != "" {
+		var page bytes.Buffer
+		if err := backtest.WriteHTML(&page, name, summary, res, png.Bytes()); err != nil {
+			return err
+		}
+		if err := os.WriteFile(htmlPath, page.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write html report: %w", err)
+		}
 	}
 	return nil
 }

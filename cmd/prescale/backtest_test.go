@@ -40,9 +40,9 @@ func TestBacktestCommandTable(t *testing.T) {
 }
 
 func TestBacktestCommandJSONAndPlot(t *testing.T) {
-	png := filepath.Join(t.TempDir(), "conv.png")
+	png, html := filepath.Join(t.TempDir(), "conv.png"), filepath.Join(t.TempDir(), "conv.html")
 	code, out, stderr := runPrescale(t, "", "backtest", "-f", "../../examples/backtest-policy.yaml", "--trace", convTrace,
-		"--json", "--plot", png, "--plot-window", "30m", "--startup", "60s", "--peak-replicas", "20")
+		"--json", "--plot", png, "--html", html, "--plot-window", "30m", "--startup", "60s", "--peak-replicas", "20")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr: %s", code, stderr)
 	}
@@ -71,6 +71,10 @@ func TestBacktestCommandJSONAndPlot(t *testing.T) {
 	b, err := os.ReadFile(png)
 	if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
 		t.Errorf("plot: %d bytes, %v", len(b), err)
+	}
+	page, err := os.ReadFile(html)
+	if err != nil || !bytes.Contains(page, []byte(`<td>oracle</td>`)) || !bytes.Contains(page, []byte(`src="data:image/png;base64,iVBOR`)) {
+		t.Errorf("html report (%v):\n%.2000s", err, page)
 	}
 }
 
