@@ -41,7 +41,7 @@ benchmarks-doc:
 ## PRESCALE_TOOLS_BIN, a directory holding the prometheus and promtool binaries
 PRESCALE_TOOLS_BIN ?= $(CURDIR)/bin
 test-e2e-backtest:
-	PRESCALE_TOOLS_BIN=$(PRESCALE_TOOLS_BIN) $(GO) test -tags e2e -count=1 -run '^TestPrometheusLoad$$' ./backtest
+	PRESCALE_TOOLS_BIN=$(PRESCALE_TOOLS_BIN) $(GO) test -tags e2e -count=1 -run '^(TestPrometheusLoad|TestBacktestCommandPrometheus)$$' ./backtest ./cmd/prescale
 
 clean:
 	rm -rf bin

@@ -6,24 +6,18 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prescale/prescale/backtest/promtest"
 )
 
 // TestPrometheusLoad reads a backfilled history from a real Prometheus server: promtool
 // writes blocks from OpenMetrics, prometheus serves them. PRESCALE_TOOLS_BIN names the
 // directory holding both binaries; without it, or if they do not run, the test fails.
 func TestPrometheusLoad(t *testing.T) {
-	bin := os.Getenv("PRESCALE_TOOLS_BIN")
-	if bin == "" {
-		t.Fatal("PRESCALE_TOOLS_BIN must name a directory holding the prometheus and promtool binaries")
-	}
+	bin := promtest.Bin(t)
 	const minutes = 360
 	from := time.Now().Add(-48 * time.Hour).Truncate(time.Hour)
 	want := make(Trace, minutes)
@@ -31,7 +25,7 @@ func TestPrometheusLoad(t *testing.T) {
 		want[m] = math.Round(600 + 400*math.Sin(float64(m)/40))
 	}
 	gap := [2]int{100, 120} // the gauge has no samples in these minutes
-	url := startPrometheus(t, bin, openMetrics(from, want, gap))
+	url := promtest.Start(t, bin, openMetrics(from, want, gap))
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -60,6 +54,7 @@ func TestPrometheusLoad(t *testing.T) {
 		}
 		// The last sample before the gap stays visible for the 5 min lookback: the steps of
 		// the gap's last 15 minutes (60 of 15 s), give or take the lookback's edge, are missing.
+		t.Logf("stats %+v", st)
 		if st.Queries != 1 || st.Points != 4*minutes || st.Missing < 59 || st.Missing > 61 {
 			t.Fatalf("stats %+v", st)
 		}
@@ -106,59 +101,4 @@ func openMetrics(from time.Time, tr Trace, gap [2]int) string {
 	}
 	b.WriteString("# EOF\n")
 	return b.String()
-}
-
-// startPrometheus backfills the OpenMetrics text into a fresh data directory, starts
-// prometheus on a free loopback port, and returns its URL once it is ready.
-func startPrometheus(t *testing.T, bin, om string) string {
-	t.Helper()
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := os.WriteFile(filepath.Join(dir, "history.om"), []byte(om), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(filepath.Join(bin, "promtool"), "tsdb", "create-blocks-from", "openmetrics", filepath.Join(dir, "history.om"), data).CombinedOutput()
-	if err != nil {
-		t.Fatalf("promtool backfill: %v\n%s", err, out)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte("global: {}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	logf, err := os.Create(filepath.Join(dir, "prometheus.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(bin, "prometheus"), "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+data, "--web.listen-address="+addr, "--storage.tsdb.retention.time=30d")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	url := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url + "/-/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url
-			}
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "prometheus.log"))
-			t.Fatalf("prometheus not ready at %s after 30 s: %v\n%s", url, err, log)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
