@@ -42,7 +42,8 @@ delay, 1 GPU per replica.
   Ready (3 minutes), and while the queue built then drains (azure conv ramps from 21 to 236
   requests a minute in its first minute).
 
-Columns: GPU-hours (and their ratio to the oracle's); under-provisioned minutes (the load
+Columns: GPU-hours (and their ratio to the oracle's), counting at each tick the pods, Ready or
+starting, that held a GPU while the tick's requests were served; under-provisioned minutes (the load
 exceeded the Ready pods' full capacity at some tick); SLO-violation minutes (queueing delay
 over 2 s at some tick); scale events (ticks at which the replicas changed); the peak queue
 (requests); the p99 of the per-tick queueing delay.

@@ -220,8 +220,12 @@ func parseTime(s string) (time.Time, error) {
 
 // describe summarizes the trace and the model's scaling of it.
 func describe(tr backtest.Trace, par backtest.Params, res backtest.Result) string {
-	return fmt.Sprintf("%d minutes (%.1f days), %d ticks of %v; peak %.0f req/min; mu %.3g req/s per replica (peak needs %d at %.0f%%); startup %v, SLO %v",
-		res.Minutes, float64(res.Minutes)/1440, res.Ticks, par.Tick, tr.Peak(), res.Mu, par.PeakReplicas, 100*par.TargetUtilization, par.Startup, par.SLO)
+	span := fmt.Sprintf("%.1f days", float64(res.Minutes)/1440)
+	if res.Minutes < 2*1440 {
+		span = fmt.Sprintf("%.1f hours", float64(res.Minutes)/60)
+	}
+	return fmt.Sprintf("%d minutes (%s), %d ticks of %v; peak %.0f req/min; mu %.3g req/s per replica (peak needs %d at %.0f%%); startup %v, SLO %v",
+		res.Minutes, span, res.Ticks, par.Tick, tr.Peak(), res.Mu, par.PeakReplicas, 100*par.TargetUtilization, par.Startup, par.SLO)
 }
 
 // progressFunc returns a progress callback (grid point i, ticks done, ticks total) and a

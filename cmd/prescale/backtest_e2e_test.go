@@ -36,7 +36,7 @@ func TestBacktestCommandPrometheus(t *testing.T) {
 		t.Fatalf("exit %d, stderr: %s", code, stderr)
 	}
 	// 121 minutes read; the peak minute is 1200 requests.
-	if !strings.Contains(out, "121 minutes (0.1 days), 484 ticks of 15s; peak 1200 req/min") || stderr != "" {
+	if !strings.Contains(out, "121 minutes (2.0 hours), 484 ticks of 15s; peak 1200 req/min") || stderr != "" {
 		t.Errorf("stdout:\n%s\nstderr: %s", out, stderr)
 	}
 }

@@ -26,7 +26,7 @@ func TestBacktestCommandTable(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	// A summary, a blank line, the header and one row per policy, in order.
-	if len(lines) != 6 || !strings.Contains(lines[0], "60 minutes (0.0 days), 240 ticks of 15s; peak 502 req/min") {
+	if len(lines) != 6 || !strings.Contains(lines[0], "60 minutes (1.0 hours), 240 ticks of 15s; peak 502 req/min") {
 		t.Fatalf("output:\n%s", out)
 	}
 	for i, name := range []string{"hpa", "prescale", "oracle"} {
