@@ -152,7 +152,7 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	case v.GetBool("json"):
 		return writeJSON(out, name, par, p, results, len(axes) > 0)
 	case len(axes) > 0:
-		fmt.Fprintf(out, "%s: %s\n\n", name, summary)
+		fmt.Fprintf(out, "%s: %s (each row changes it by its settings)\n\n", name, summary)
 		return backtest.WriteSweep(out, p.Name, results)
 	default:
 		fmt.Fprintf(out, "%s: %s\n\n", name, summary)
