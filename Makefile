@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 BENCH    ?= .
 
-.PHONY: all build test unit check bench fuzz clean
+.PHONY: all build test unit check bench fuzz clean benchmarks-doc test-e2e-backtest
 
 all: build
 
@@ -32,6 +32,16 @@ bench:
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+
+## benchmarks-doc: regenerate docs/benchmarks.md and its plots from ../shared/traces
+benchmarks-doc:
+	./docs/benchmarks.sh
+
+## test-e2e-backtest: the backtest's Prometheus reader against a real Prometheus; needs
+## PRESCALE_TOOLS_BIN, a directory holding the prometheus and promtool binaries
+PRESCALE_TOOLS_BIN ?= $(CURDIR)/bin
+test-e2e-backtest:
+	PRESCALE_TOOLS_BIN=$(PRESCALE_TOOLS_BIN) $(GO) test -tags e2e -count=1 -run '^(TestPrometheusLoad|TestBacktestCommandPrometheus)$$' ./backtest ./cmd/prescale
 
 clean:
 	rm -rf bin

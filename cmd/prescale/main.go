@@ -27,6 +27,7 @@ var subcommands = []func(v *viper.Viper) *cobra.Command{
 	newReplayCmd,
 	newRunCmd,
 	newStatusCmd,
+	newBacktestCmd,
 }
 
 func main() {

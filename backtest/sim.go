@@ -1,0 +1,324 @@
+package backtest
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// Contender is one policy that Run scores. With Policy set it is driven through
+// policy.Decide; with Policy nil it is the oracle, the model's clairvoyant formula.
+type Contender struct {
+	Name   string
+	Policy *policy.Policy
+}
+
+// Contenders returns the three policies every backtest reports, in table order: the
+// HPA-equivalent baseline, configured, and the oracle.
+func Contenders(configured *policy.Policy, par Params) ([]Contender, error) {
+	hpa, err := Baseline(par)
+	if err != nil {
+		return nil, err
+	}
+	return []Contender{{Name: HPAName, Policy: hpa}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
+}
+
+// Options are Run's inputs besides the trace and the contenders.
+type Options struct {
+	Params Params
+	// Record keeps per-tick pods and per-minute violations in each PolicyResult, for Plot.
+	Record bool
+	// Progress, when set, is called every few thousand ticks with the ticks simulated so far
+	// and the total, over all contenders.
+	Progress func(done, total int)
+}
+
+// Score is one policy's outcome on a trace.
+type Score struct {
+	// GPUHours is the sum over ticks of (Ready + starting) x GPUsPerReplica x dt, in hours,
+	// counting the pods that held GPUs while the tick's requests were served (before the
+	// tick's decision): a pod costs from the tick after its creation through the tick of its
+	// removal.
+	GPUHours float64 `json:"gpuHours"`
+	// UnderProvisionedMinutes counts minutes in which, at some tick, lambda > mu x Ready.
+	UnderProvisionedMinutes int `json:"underProvisionedMinutes"`
+	// SLOViolationMinutes counts minutes in which, at some tick, the queueing delay exceeded
+	// the SLO.
+	SLOViolationMinutes int `json:"sloViolationMinutes"`
+	// ScaleEvents counts ticks at which the desired total differed from the current total.
+	ScaleEvents int `json:"scaleEvents"`
+	// PeakQueue is the largest queue, in requests.
+	PeakQueue float64 `json:"peakQueue"`
+	// P99QueueingDelay is the 99th percentile (nearest rank) of the per-tick queueing delay, in
+	// seconds; +Inf (null in JSON) when more than 1% of ticks had a queue and no Ready pod.
+	P99QueueingDelay policy.Float `json:"p99QueueingDelaySeconds"`
+}
+
+// PolicyResult is one contender's score and, when recorded, its series.
+type PolicyResult struct {
+	Name string `json:"name"`
+	Score
+	// Ready and Total are the Ready and the Ready + starting pods at each tick, as served.
+	Ready, Total []int32 `json:"-"`
+	// Queue is the queue at the end of each tick's serving.
+	Queue []float64 `json:"-"`
+	// Violation marks each SLO-violation minute.
+	Violation []bool `json:"-"`
+}
+
+// Result is a backtest of one trace.
+type Result struct {
+	// Mu is the per-replica capacity, requests/s at 100% busy.
+	Mu       float64        `json:"muRequestsPerSecond"`
+	Minutes  int            `json:"minutes"`
+	Ticks    int            `json:"ticks"`
+	Policies []PolicyResult `json:"policies"`
+}
+
+// Policy returns the result of the contender named name, and false if there is none.
+func (r *Result) Policy(name string) (*PolicyResult, bool) {
+	for i := range r.Policies {
+		if r.Policies[i].Name == name {
+			return &r.Policies[i], true
+		}
+	}
+	return nil, false
+}
+
+// Run replays tr through the model once per contender, tick by tick, and scores each. It
+// returns an error for invalid parameters, a trace without requests, a duplicate name, or a
+// policy metric that binds to none of the model's series.
+func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
+	par := opt.Params
+	if err := par.Validate(); err != nil {
+		return Result{}, fmt.Errorf("model parameters: %w", err)
+	}
+	if len(tr) == 0 || tr.Peak() <= 0 {
+		return Result{}, errors.New("trace has no requests: the model scales capacity to the peak minute")
+	}
+	e := &env{par: par, tr: tr, mu: par.Mu(tr), tpm: par.ticksPerMinute(), startup: par.startupTicks()}
+	e.ticks = len(tr) * e.tpm
+	e.delays = make([]float64, e.ticks)
+	res := Result{Mu: e.mu, Minutes: len(tr), Ticks: e.ticks, Policies: make([]PolicyResult, len(cs))}
+
+	ctls := make([]controller, len(cs))
+	for i, c := range cs {
+		if slices.ContainsFunc(cs[:i], func(o Contender) bool { return o.Name == c.Name }) {
+			return Result{}, fmt.Errorf("contender %q given twice", c.Name)
+		}
+		if c.Policy == nil {
+			ctls[i] = e.oracle()
+			continue
+		}
+		d, err := newDecider(c.Policy)
+		if err != nil {
+			return Result{}, err
+		}
+		ctls[i] = d
+	}
+	for i := range cs {
+		res.Policies[i] = e.simulate(cs[i].Name, ctls[i], opt, i*e.ticks, len(cs)*e.ticks)
+	}
+	return res, nil
+}
+
+// env is what every contender's simulation of one trace shares.
+type env struct {
+	par     Params
+	tr      Trace
+	mu      float64
+	tpm     int // ticks per minute
+	startup int // ticks from creation to Ready
+	ticks   int
+	delays  []float64 // scratch: one contender's per-tick queueing delay
+}
+
+// lambda returns the arrival rate at tick t, requests/s.
+func (e *env) lambda(t int) float64 { return e.tr[t/e.tpm] / 60 }
+
+// replicasFor returns the replicas that serve lambda at the target utilization, rounded up
+// but not past a float64 rounding error (the peak needs exactly PeakReplicas).
+func (e *env) replicasFor(lambda float64) int32 {
+	x := lambda / (e.mu * e.par.TargetUtilization)
+	return max(e.par.MinReplicas, int32(math.Ceil(x-1e-9)))
+}
+
+// service is the simulated workload: Ready pods, starting pods and the queue.
+type service struct {
+	ready int32
+	// starting holds the tick at which each starting pod becomes Ready, oldest first.
+	starting []int
+	queue    float64
+}
+
+func (s *service) total() int32 { return s.ready + int32(len(s.starting)) }
+
+// promote makes the starting pods whose ready tick is <= t Ready.
+func (s *service) promote(t int) {
+	n := 0
+	for n < len(s.starting) && s.starting[n] <= t {
+		n++
+	}
+	if n > 0 {
+		s.ready += int32(n)
+		s.starting = s.starting[:copy(s.starting, s.starting[n:])]
+	}
+}
+
+// scale sets the total to want: new pods are Ready at tick readyAt; removals take starting
+// pods first, newest first, then Ready pods.
+func (s *service) scale(want int32, readyAt int) {
+	for s.total() < want {
+		s.starting = append(s.starting, readyAt)
+	}
+	for s.total() > want {
+		if n := len(s.starting); n > 0 {
+			s.starting = s.starting[:n-1]
+		} else {
+			s.ready--
+		}
+	}
+}
+
+// window holds the last 4 ticks of a series; NaN marks a tick without a sample.
+type window [4]float64
+
+func newWindow() window { return window{math.NaN(), math.NaN(), math.NaN(), math.NaN()} }
+
+// push adds tick t's value.
+func (w *window) push(t int, v float64) { w[t%len(w)] = v }
+
+// mean is avg_over_time over the last 4 ticks: the mean of the samples present, and false
+// when there are none.
+func (w *window) mean() (float64, bool) {
+	var sum float64
+	n := 0
+	for _, v := range w {
+		if !math.IsNaN(v) {
+			sum += v
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return sum / float64(n), true
+}
+
+// controller is one policy's control loop: at each tick it returns the desired total.
+type controller interface {
+	// desired returns the total replicas wanted at tick t (instant now), having seen the
+	// service and the metric windows of this tick.
+	desired(t int, now time.Time, s *service, w *[numSeries]window) int32
+	// scaled tells the controller that its change from `from` to `to` was written at now.
+	scaled(from, to int32, now time.Time)
+}
+
+// simulate replays the whole trace under ctl and scores it. progressBase and progressTotal
+// place this contender's ticks in Options.Progress.
+func (e *env) simulate(name string, ctl controller, opt Options, progressBase, progressTotal int) PolicyResult {
+	par, dt := e.par, e.par.Tick.Seconds()
+	res := PolicyResult{Name: name}
+	if opt.Record {
+		res.Ready, res.Total, res.Queue = make([]int32, e.ticks), make([]int32, e.ticks), make([]float64, e.ticks)
+		res.Violation = make([]bool, len(e.tr))
+	}
+	s := service{ready: e.replicasFor(e.lambda(0)), starting: make([]int, 0, par.Max())}
+	var w [numSeries]window
+	for i := range w {
+		w[i] = newWindow()
+	}
+	slo := par.SLO.Seconds()
+	var podTicks float64
+	lastUnder, lastViolation := -1, -1
+	for t := range e.ticks {
+		// 1. Starting pods whose ready time has come become Ready.
+		s.promote(t)
+		// 2. Serve.
+		lambda := e.lambda(t)
+		ready := float64(s.ready)
+		capacity := e.mu * ready * dt
+		served := min(s.queue+lambda*dt, capacity)
+		s.queue = s.queue + lambda*dt - served
+		// 3. Emit this tick's metrics.
+		util, perPod, delay := 100.0, math.NaN(), 0.0
+		if s.ready > 0 {
+			util = 100 * served / capacity
+			perPod = s.queue / ready
+			delay = s.queue / (e.mu * ready)
+		} else if s.queue > 0 {
+			delay = math.Inf(1)
+		}
+		w[GPUUtil].push(t, util)
+		w[QueueDepth].push(t, perPod)
+		w[QueueingDelay].push(t, delay)
+		w[ArrivalRate].push(t, lambda)
+
+		total := s.total()
+		podTicks += float64(total)
+		minute := t / e.tpm
+		if lambda > e.mu*ready && lastUnder != minute {
+			lastUnder = minute
+			res.UnderProvisionedMinutes++
+		}
+		if delay > slo && lastViolation != minute {
+			lastViolation = minute
+			res.SLOViolationMinutes++
+			if opt.Record {
+				res.Violation[minute] = true
+			}
+		}
+		res.PeakQueue = max(res.PeakQueue, s.queue)
+		e.delays[t] = delay
+		if opt.Record {
+			res.Ready[t], res.Total[t], res.Queue[t] = s.ready, total, s.queue
+		}
+
+		// 4. Decide; 5. actuate.
+		now := Epoch.Add(time.Duration(t) * par.Tick)
+		if want := ctl.desired(t, now, &s, &w); want != total {
+			res.ScaleEvents++
+			s.scale(want, t+e.startup)
+			ctl.scaled(total, want, now)
+		}
+		if opt.Progress != nil && (t+1)%4096 == 0 {
+			opt.Progress(progressBase+t+1, progressTotal)
+		}
+	}
+	if opt.Progress != nil {
+		opt.Progress(progressBase+e.ticks, progressTotal)
+	}
+	res.GPUHours = podTicks * par.GPUsPerReplica * dt / 3600
+	slices.Sort(e.delays)
+	res.P99QueueingDelay = policy.Float(e.delays[int(math.Ceil(0.99*float64(e.ticks)))-1])
+	return res
+}
+
+// oracle is the model's clairvoyant policy: at each tick the total that serves the largest
+// arrival rate of the next startup + dt seconds at the target utilization.
+type oracle struct{ need []int32 }
+
+func (e *env) oracle() *oracle {
+	o := &oracle{need: make([]int32, e.ticks)}
+	last := len(e.tr) - 1
+	for t := range e.ticks {
+		// Ticks t .. t+startup cover the next startup + dt seconds; lambda is constant
+		// within a minute, so the largest is that of the minutes they touch.
+		var peak float64
+		for m := t / e.tpm; m <= min((t+e.startup)/e.tpm, last); m++ {
+			peak = max(peak, e.tr[m])
+		}
+		o.need[t] = e.replicasFor(peak / 60)
+	}
+	return o
+}
+
+func (o *oracle) desired(t int, _ time.Time, _ *service, _ *[numSeries]window) int32 {
+	return o.need[t]
+}
+
+func (o *oracle) scaled(int32, int32, time.Time) {}

@@ -1,0 +1,100 @@
+package backtest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// Trace is a load trace: Trace[m] requests arrived in minute m, spread evenly over the minute.
+type Trace []float64
+
+// Peak returns the largest per-minute count.
+func (tr Trace) Peak() float64 {
+	var peak float64
+	for _, v := range tr {
+		peak = max(peak, v)
+	}
+	return peak
+}
+
+// ReadTrace reads a per-minute trace in CSV: a header naming the columns minute and requests
+// (in any order, other columns ignored), then one row per minute. Minutes must be consecutive
+// integers (a minute without requests is written as 0); requests must be finite and not
+// negative. Every error names its line. An empty trace is an error.
+func ReadTrace(r io.Reader) (Trace, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	line := 0
+	minuteCol, requestsCol, cols := -1, -1, 0
+	var tr Trace
+	var first int64
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		fields := strings.Split(text, ",")
+		if cols == 0 {
+			for i, f := range fields {
+				switch strings.TrimSpace(f) {
+				case "minute":
+					minuteCol = i
+				case "requests":
+					requestsCol = i
+				}
+			}
+			var missing []string
+			if minuteCol < 0 {
+				missing = append(missing, "minute")
+			}
+			if requestsCol < 0 {
+				missing = append(missing, "requests")
+			}
+			if len(missing) > 0 {
+				return nil, fmt.Errorf("line %d: header %q has no %s column: want minute,requests", line, text, strings.Join(missing, " or "))
+			}
+			cols = len(fields)
+			continue
+		}
+		if len(fields) != cols {
+			return nil, fmt.Errorf("line %d: want %d fields as in the header, got %d", line, cols, len(fields))
+		}
+		ms := strings.TrimSpace(fields[minuteCol])
+		m, err := strconv.ParseInt(ms, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: minute %q: not an integer", line, ms)
+		}
+		rs := strings.TrimSpace(fields[requestsCol])
+		v, err := strconv.ParseFloat(rs, 64)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("line %d: requests %q: not a number", line, rs)
+		case math.IsNaN(v) || math.IsInf(v, 0):
+			return nil, fmt.Errorf("line %d: requests %q: not a finite number", line, rs)
+		case v < 0:
+			return nil, fmt.Errorf("line %d: requests is negative: %s", line, rs)
+		}
+		if len(tr) == 0 {
+			first = m
+		} else if want := first + int64(len(tr)); m != want {
+			return nil, fmt.Errorf("line %d: minute %d follows minute %d: minutes must be consecutive (write 0 for a minute without requests)", line, m, want-1)
+		}
+		tr = append(tr, v)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read trace after line %d: %w", line, err)
+	}
+	switch {
+	case cols == 0:
+		return nil, errors.New("line 1: empty trace: want a minute,requests header and one row per minute")
+	case len(tr) == 0:
+		return nil, fmt.Errorf("line %d: trace has a header but no minutes", line)
+	}
+	return tr, nil
+}

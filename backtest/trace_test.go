@@ -1,0 +1,55 @@
+package backtest
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestReadTrace(t *testing.T) {
+	tests := []struct {
+		name, in string
+		want     Trace
+	}{
+		{"two minutes", "minute,requests\n0,60\n1,120\n", Trace{60, 120}},
+		{"columns in any order, extra ones ignored, CRLF and a blank line", "requests,host,minute\r\n5,a,0\r\n\r\n7.5,b,1\r\n", Trace{5, 7.5}},
+		{"a trace may start at any minute", "minute,requests\n10,0\n11,3\n", Trace{0, 3}},
+		{"zero minutes are kept", "minute,requests\n0,0\n1,0\n2,9\n", Trace{0, 0, 9}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ReadTrace(strings.NewReader(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("trace (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestReadTraceErrors(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"empty", "", "line 1: empty trace: want a minute,requests header and one row per minute"},
+		{"header only", "minute,requests\n", "line 1: trace has a header but no minutes"},
+		{"no requests column", "minute,count\n0,1\n", `line 1: header "minute,count" has no requests column: want minute,requests`},
+		{"no column at all", "a,b\n", `line 1: header "a,b" has no minute or requests column: want minute,requests`},
+		{"missing field", "minute,requests\n0,1\n1\n", "line 3: want 2 fields as in the header, got 1"},
+		{"negative count", "minute,requests\n0,1\n1,-2\n", "line 3: requests is negative: -2"},
+		{"unparsable count", "minute,requests\n0,abc\n", `line 2: requests "abc": not a number`},
+		{"NaN count", "minute,requests\n0,NaN\n", `line 2: requests "NaN": not a finite number`},
+		{"unparsable minute", "minute,requests\n0.5,1\n", `line 2: minute "0.5": not an integer`},
+		{"gap", "minute,requests\n0,1\n1,1\n3,1\n", "line 4: minute 3 follows minute 1: minutes must be consecutive (write 0 for a minute without requests)"},
+		{"going back", "minute,requests\n0,1\n0,1\n", "line 3: minute 0 follows minute 0: minutes must be consecutive (write 0 for a minute without requests)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ReadTrace(strings.NewReader(tc.in))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("error = %v, want %s", err, tc.want)
+			}
+		})
+	}
+}

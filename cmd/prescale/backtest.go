@@ -1,0 +1,326 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+	"golang.org/x/term"
+
+	"github.com/prescale/prescale/backtest"
+	"github.com/prescale/prescale/policy"
+)
+
+// newBacktestCmd returns "prescale backtest": a load trace replayed through the decision
+// engine on the simulated service of the backtest model, scored against the HPA baseline
+// and the clairvoyant oracle.
+func newBacktestCmd(v *viper.Viper) *cobra.Command {
+	def := backtest.DefaultParams()
+	cmd := &cobra.Command{
+		Use:   "backtest -f POLICY.yaml [--policy NAME] (--trace FILE.csv | --prometheus URL --load-query Q --from T --to T)",
+		Short: "Score a policy on a load trace against the HPA baseline and a clairvoyant oracle",
+		Long: `Backtest replays a load history, tick by tick, through a simulated GPU inference service
+(the model in docs/benchmarks.md) under three policies: the HPA-equivalent baseline ("hpa"),
+the configured policy, and the clairvoyant "oracle". The first two go through the decision
+code that prescale run uses. It prints, for each, GPU-hours (and their ratio to the
+oracle's), under-provisioned and SLO-violation minutes, scale events, the peak queue and the
+p99 queueing delay.
+
+The load is a per-minute CSV (header minute,requests), or a Prometheus query giving the
+arrival rate in requests/s, read with range queries in chunks. --sweep key=v1,v2,... runs a
+grid (several --sweep flags multiply) and prints the Pareto front of the configured
+policy's GPU-hours against SLO-violation minutes; keys: ` + strings.Join(backtest.SweepKeys(), ", ") + `.
+
+Exit codes: 0 done, 1 bad trace or unreadable history, 2 bad usage or policy file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBacktest(cmd, v)
+		},
+	}
+	f := cmd.Flags()
+	f.StringP("file", "f", "", "policy file")
+	f.String("policy", "", "policy to backtest (default: the only one in the file)")
+	f.String("trace", "", `per-minute load trace, CSV with header minute,requests ("-" for standard input)`)
+	f.String("prometheus", "", "Prometheus URL to read the load history from, instead of --trace")
+	f.String("load-query", "sum(rate(inference_requests_total[1m]))", "with --prometheus: PromQL giving the arrival rate in requests/s, one series")
+	f.String("from", "", "with --prometheus: start of the history, RFC 3339 or Unix seconds")
+	f.String("to", "", "with --prometheus: end of the history (exclusive), RFC 3339 or Unix seconds")
+	f.Duration("step", time.Minute, "with --prometheus: range query resolution; must divide a minute")
+	f.Bool("json", false, "print the result as JSON")
+	f.String("plot", "", "draw load, Ready replicas and SLO violations into this PNG file")
+	f.String("html", "", "write a self-contained HTML report (summary, table, plot) into this file")
+	f.Duration("plot-from", 0, "start of the plotted window, from the trace's start (default: the start of the day of the peak minute)")
+	f.Duration("plot-window", 24*time.Hour, "length of the plotted window (cut at the trace's end)")
+	f.StringArray("sweep", nil, "sweep a setting: key=v1,v2,... (repeat for a grid)")
+	f.Bool("progress", false, "show a progress bar on standard error even when it is not a terminal")
+	f.Duration("tick", def.Tick, "model: control-loop interval dt")
+	f.Duration("startup", def.Startup, "model: time from pod creation to Ready")
+	f.Int32("peak-replicas", def.PeakReplicas, "model: replicas the trace's peak minute needs at the target utilization")
+	f.Float64("target-utilization", def.TargetUtilization, "model: GPU-utilization target of the baseline and the oracle (0..1]")
+	f.Float64("queue-target", def.QueueTarget, "model: the baseline's per-pod queue-depth target")
+	f.Int32("min-replicas", def.MinReplicas, "model: minimum replicas of the baseline and the oracle")
+	f.Int32("max-replicas", 0, "model: maximum replicas of the baseline (default 2 x peak-replicas)")
+	f.Duration("slo", def.SLO, "model: allowed queueing delay")
+	f.Float64("gpus-per-replica", def.GPUsPerReplica, "model: GPUs each pod holds")
+	return cmd
+}
+
+func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
+	p, err := loadPolicy(v.GetString("file"), v.GetString("policy"))
+	if err != nil {
+		return err
+	}
+	par := backtest.Params{
+		Tick:              v.GetDuration("tick"),
+		Startup:           v.GetDuration("startup"),
+		PeakReplicas:      v.GetInt32("peak-replicas"),
+		TargetUtilization: v.GetFloat64("target-utilization"),
+		QueueTarget:       v.GetFloat64("queue-target"),
+		MinReplicas:       v.GetInt32("min-replicas"),
+		MaxReplicas:       v.GetInt32("max-replicas"),
+		SLO:               v.GetDuration("slo"),
+		GPUsPerReplica:    v.GetFloat64("gpus-per-replica"),
+	}
+	if err := par.Validate(); err != nil {
+		return fmt.Errorf("model parameters: %w", err)
+	}
+	sweeps, _ := cmd.Flags().GetStringArray("sweep") // read directly: viper would split at commas
+	var axes []backtest.Axis
+	for _, s := range sweeps {
+		a, err := backtest.ParseAxis(s)
+		if err != nil {
+			return err
+		}
+		axes = append(axes, a)
+	}
+	plotPath, htmlPath := v.GetString("plot"), v.GetString("html")
+	if len(axes) > 0 && (plotPath != "" || htmlPath != "") {
+		return errors.New("--plot and --html show one backtest: leave out --sweep")
+	}
+	points, err := backtest.Grid(axes, par, p)
+	if err != nil {
+		return err
+	}
+
+	stderr := cmd.ErrOrStderr()
+	tr, name, err := readLoad(cmd, v)
+	if err != nil {
+		fmt.Fprintf(stderr, "prescale backtest: %v\n", err)
+		return exitError{code: 1}
+	}
+	progress, done := progressFunc(stderr, v.GetBool("progress"), len(points))
+	defer done()
+	results := make([]backtest.SweepResult, len(points))
+	for i, pt := range points {
+		cs, err := backtest.Contenders(pt.Policy, pt.Params)
+		if err != nil {
+			return err
+		}
+		opt := backtest.Options{Params: pt.Params, Record: plotPath != "" || htmlPath != ""}
+		if progress != nil {
+			opt.Progress = func(d, total int) { progress(i, d, total) }
+		}
+		res, err := backtest.Run(tr, cs, opt)
+		if err != nil {
+			return err
+		}
+		results[i] = backtest.SweepResult{Settings: pt.Settings, Result: res}
+	}
+	done()
+
+	summary := describe(tr, par, results[0].Result)
+	if plotPath != "" || htmlPath != "" {
+		from := v.GetDuration("plot-from")
+		if !cmd.Flags().Changed("plot-from") {
+			from = peakDay(tr)
+		}
+		if err := writeReports(plotPath, htmlPath, tr, results[0].Result, from, v.GetDuration("plot-window"), name, summary); err != nil {
+			return err
+		}
+	}
+	out := cmd.OutOrStdout()
+	switch {
+	case v.GetBool("json"):
+		return writeJSON(out, name, par, p, results, len(axes) > 0)
+	case len(axes) > 0:
+		fmt.Fprintf(out, "%s: %s (each row changes it by its settings)\n\n", name, summary)
+		return backtest.WriteSweep(out, p.Name, results)
+	default:
+		fmt.Fprintf(out, "%s: %s\n\n", name, summary)
+		return backtest.WriteTable(out, results[0].Result)
+	}
+}
+
+// readLoad reads the trace from --trace or from --prometheus, and names it.
+func readLoad(cmd *cobra.Command, v *viper.Viper) (backtest.Trace, string, error) {
+	path, url := v.GetString("trace"), v.GetString("prometheus")
+	switch {
+	case path != "" && url != "":
+		return nil, "", errors.New("give either --trace or --prometheus, not both")
+	case path != "":
+		var r io.Reader = cmd.InOrStdin()
+		if path != "-" {
+			fh, err := os.Open(path)
+			if err != nil {
+				return nil, "", fmt.Errorf("open trace: %w", err)
+			}
+			defer fh.Close()
+			r = fh
+		}
+		tr, err := backtest.ReadTrace(r)
+		if err != nil {
+			return nil, "", fmt.Errorf("trace %s: %w", path, err)
+		}
+		return tr, path, nil
+	case url != "":
+		from, err := parseTime(v.GetString("from"))
+		if err != nil {
+			return nil, "", fmt.Errorf("--from: %w", err)
+		}
+		to, err := parseTime(v.GetString("to"))
+		if err != nil {
+			return nil, "", fmt.Errorf("--to: %w", err)
+		}
+		l := backtest.PrometheusLoad{URL: url, Query: v.GetString("load-query"), From: from, To: to, Step: v.GetDuration("step")}
+		tr, st, err := l.Load(cmd.Context())
+		if err != nil {
+			return nil, "", err
+		}
+		if st.Missing > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: %d of %d steps had no sample and count as 0 requests\n", st.Missing, st.Points)
+		}
+		return tr, fmt.Sprintf("%s %s", url, l.Query), nil
+	}
+	return nil, "", errors.New("no load: give --trace FILE or --prometheus URL")
+}
+
+// parseTime reads RFC 3339 or Unix seconds.
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, errors.New("required with --prometheus")
+	}
+	if sec, err := strconv.ParseFloat(s, 64); err == nil {
+		return time.Unix(0, int64(sec*1e9)).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("want RFC 3339 or Unix seconds, got %q", s)
+	}
+	return t, nil
+}
+
+// describe summarizes the trace and the model's scaling of it.
+func describe(tr backtest.Trace, par backtest.Params, res backtest.Result) string {
+	span := fmt.Sprintf("%.1f days", float64(res.Minutes)/1440)
+	if res.Minutes < 2*1440 {
+		span = fmt.Sprintf("%.1f hours", float64(res.Minutes)/60)
+	}
+	return fmt.Sprintf("%d minutes (%s), %d ticks of %v; peak %.0f req/min; mu %.3g req/s per replica (peak needs %d at %.0f%%); startup %v, SLO %v",
+		res.Minutes, span, res.Ticks, par.Tick, tr.Peak(), res.Mu, par.PeakReplicas, 100*par.TargetUtilization, par.Startup, par.SLO)
+}
+
+// progressFunc returns a progress callback (grid point i, ticks done, ticks total) and a
+// function that ends the bar; the callback is nil when no bar is shown: stderr is not a
+// terminal and --progress was not given.
+func progressFunc(stderr io.Writer, force bool, points int) (func(i, done, total int), func()) {
+	fh, isFile := stderr.(*os.File)
+	if !force && (!isFile || !term.IsTerminal(int(fh.Fd()))) {
+		return nil, func() {}
+	}
+	const unit = 1000
+	var bar *progressbar.ProgressBar
+	return func(i, done, total int) {
+			if bar == nil {
+				bar = progressbar.NewOptions(points*total/unit, progressbar.OptionSetWriter(stderr),
+					progressbar.OptionSetDescription("backtest"), progressbar.OptionThrottle(100*time.Millisecond),
+					progressbar.OptionClearOnFinish())
+			}
+			_ = bar.Set((i*total + done) / unit)
+		}, func() {
+			if bar != nil {
+				_ = bar.Finish()
+				bar = nil
+			}
+		}
+}
+
+// peakDay returns the start of the day (counted from the trace's start) of the peak minute.
+func peakDay(tr backtest.Trace) time.Duration {
+	peak := 0
+	for m, r := range tr {
+		if r > tr[peak] {
+			peak = m
+		}
+	}
+	return time.Duration(peak/1440) * 24 * time.Hour
+}
+
+// writeReports draws the plot of the window [start, start+window) and writes it to
+// plotPath, and the HTML report with it to htmlPath; an empty path is skipped.
+func writeReports(plotPath, htmlPath string, tr backtest.Trace, res backtest.Result, start, window time.Duration, name, summary string) error {
+	from := int(start / time.Minute)
+	to := min(len(tr), from+int(window/time.Minute))
+	var png bytes.Buffer
+	if err := backtest.Plot(&png, tr, res, backtest.PlotWindow{From: from, To: to}, name); err != nil {
+		return err
+	}
+	if plotPath != "" {
+		if err := os.WriteFile(plotPath, png.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write plot: %w", err)
+		}
+	}
+	if htmlPath != "" {
+		var page bytes.Buffer
+		if err := backtest.WriteHTML(&page, name, summary, res, png.Bytes()); err != nil {
+			return err
+		}
+		if err := os.WriteFile(htmlPath, page.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write html report: %w", err)
+		}
+	}
+	return nil
+}
+
+// jsonParams is the model's parameters with durations in seconds.
+type jsonParams struct {
+	TickSeconds       float64 `json:"tickSeconds"`
+	StartupSeconds    float64 `json:"startupSeconds"`
+	PeakReplicas      int32   `json:"peakReplicas"`
+	TargetUtilization float64 `json:"targetUtilization"`
+	QueueTarget       float64 `json:"queueTarget"`
+	MinReplicas       int32   `json:"minReplicas"`
+	MaxReplicas       int32   `json:"maxReplicas"`
+	SLOSeconds        float64 `json:"sloSeconds"`
+	GPUsPerReplica    float64 `json:"gpusPerReplica"`
+}
+
+func writeJSON(w io.Writer, name string, par backtest.Params, p *policy.Policy, results []backtest.SweepResult, sweep bool) error {
+	out := struct {
+		Trace  string                 `json:"trace"`
+		Policy string                 `json:"policy"`
+		Params jsonParams             `json:"params"`
+		Result *backtest.Result       `json:"result,omitempty"`
+		Sweep  []backtest.SweepResult `json:"sweep,omitempty"`
+	}{Trace: name, Policy: p.Name, Params: jsonParams{par.Tick.Seconds(), par.Startup.Seconds(), par.PeakReplicas,
+		par.TargetUtilization, par.QueueTarget, par.MinReplicas, par.Max(), par.SLO.Seconds(), par.GPUsPerReplica}}
+	if sweep {
+		out.Sweep = results
+	} else {
+		out.Result = &results[0].Result
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(out); err != nil {
+		return fmt.Errorf("write json: %w", err)
+	}
+	return nil
+}
