@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 )
@@ -101,6 +102,13 @@ func classifyAPI(e *v1.Error) error {
 		return ErrBadQuery
 	case v1.ErrTimeout:
 		return ErrTimeout
+	case v1.ErrBadResponse:
+		// The client library reads no string results (nor any type it does not know): it
+		// reports them only by this message, which the e2e test pins.
+		if strings.HasPrefix(e.Msg, "unexpected value type") {
+			return ErrShape
+		}
+		return ErrUnavailable
 	default: // server_error, bad_response, canceled (Prometheus shutting down)
 		return ErrUnavailable
 	}
