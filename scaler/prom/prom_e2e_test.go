@@ -147,7 +147,7 @@ func TestPrometheus(t *testing.T) {
 				wantMsg: []string{"3 series without the \"pod\" label", `shard="1"`}},
 			{name: "one pod twice", query: "prescale_test_dup", wantErr: ErrShape, wantMsg: []string{`pod "vllm-0" in several series`}},
 			{name: "matrix", query: "vllm:num_requests_waiting[1m]", wantErr: ErrShape, wantMsg: []string{"matrix result"}},
-			{name: "string", query: `"hello"`, wantErr: ErrShape, wantMsg: []string{"string result"}},
+			{name: "string", query: `"hello"`, wantErr: ErrShape, wantMsg: []string{`unexpected value type "string"`}},
 			{name: "bad PromQL", query: "sum(", wantErr: ErrBadQuery, wantMsg: []string{`query "sum(": bad query: bad_data:`}},
 			{name: "execution error", query: `label_replace(vllm:num_requests_waiting, "pod", "same", "", "")`, wantErr: ErrBadQuery,
 				wantMsg: []string{"execution"}},
@@ -195,7 +195,8 @@ func TestPrometheus(t *testing.T) {
 		if !errors.Is(err, ErrStale) || Kind(err) != KindStale {
 			t.Fatalf("Sample(frozen, maxAge %s, age %s) error = %v, want ErrStale", age-time.Second, age, err)
 		}
-		want := fmt.Sprintf(`query "prescale_test_frozen": no sample newer than %s: stale result`, age-time.Second)
+		// The lookback sent is cut to whole seconds.
+		want := fmt.Sprintf(`query "prescale_test_frozen": no sample newer than %s: stale result`, (age - time.Second).Truncate(time.Second))
 		if err.Error() != want {
 			t.Errorf("error = %q, want %q", err, want)
 		}
