@@ -4,7 +4,6 @@ package prom
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -242,12 +241,4 @@ func blackhole(t *testing.T) string {
 		}
 	})
 	return l.Addr().String()
-}
-
-// errorsIs reports whether err matches want, treating a nil want as "no error".
-func errorsIs(err, want error) bool {
-	if want == nil {
-		return err == nil
-	}
-	return errors.Is(err, want)
 }
