@@ -82,9 +82,9 @@ func promConfig(targets ...string) string {
 }
 
 // startPrometheus starts Prometheus with config (prometheus.yml) and, when webConfig is not
-// empty, --web.config.file; it returns once /-/ready answers 200 to client, over scheme. The
+// empty, --web.config.file, and extraArgs; it returns once /-/ready answers 200 to client, over scheme. The
 // process is stopped, and its exit checked, in t.Cleanup.
-func startPrometheus(t *testing.T, config, webConfig string, scheme string, client *http.Client) *promProcess {
+func startPrometheus(t *testing.T, config, webConfig string, scheme string, client *http.Client, extraArgs ...string) *promProcess {
 	t.Helper()
 	bin := prometheusBin(t)
 	dir := t.TempDir()
@@ -106,6 +106,7 @@ func startPrometheus(t *testing.T, config, webConfig string, scheme string, clie
 		}
 		args = append(args, "--web.config.file="+webPath)
 	}
+	args = append(args, extraArgs...)
 	logFile, err := os.Create(p.logPath)
 	if err != nil {
 		t.Fatalf("create prometheus log: %v", err)

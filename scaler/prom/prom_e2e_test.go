@@ -328,7 +328,7 @@ func writeFile(t *testing.T, path, content string) {
 	}
 }
 
-func TestUnreachable(t *testing.T) {
+func TestFailures(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("Prometheus stopped", func(t *testing.T) {
@@ -344,6 +344,21 @@ func TestUnreachable(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), "connection refused") {
 			t.Errorf("error = %q, want it to say connection refused", err)
+		}
+	})
+
+	t.Run("Prometheus' own timeout: a 503 with its error type and message", func(t *testing.T) {
+		p := startPrometheus(t, promConfig(), "", "http", http.DefaultClient, "--query.timeout=100ms")
+		s := newSource(t, Options{URL: p.URL("http"), Timeout: 10 * time.Second})
+		// 3.6 million subquery steps: far more than 100 ms of evaluation.
+		_, err := s.Sample(ctx, "count_over_time(vector(1)[1h:1ms])", time.Now(), generousAge)
+		if !errors.Is(err, ErrTimeout) || Kind(err) != KindTimeout {
+			t.Fatalf("error = %v, want ErrTimeout", err)
+		}
+		for _, m := range []string{"timeout: query timed out in expression evaluation", "503"} {
+			if !strings.Contains(err.Error(), m) {
+				t.Errorf("error = %q, want it to contain %q", err, m)
+			}
 		}
 	})
 
