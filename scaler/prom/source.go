@@ -38,7 +38,8 @@ type Options struct {
 	// (http://prometheus:9090, https://example.org/prometheus). Required.
 	URL string
 	// Timeout bounds each query, and is sent to Prometheus as the query's timeout
-	// parameter. Zero means DefaultTimeout.
+	// parameter (cut to whole seconds). Zero means DefaultTimeout. An empty result costs a
+	// second query, so Sample can take up to twice as long.
 	Timeout time.Duration
 	// PodLabel is the label whose value names the pod of a per-pod series. Empty means
 	// DefaultPodLabel.
