@@ -30,7 +30,8 @@ var (
 	// DNS), answered 5xx, or answered with something that is not its API.
 	ErrUnavailable = errors.New("prometheus unavailable")
 	// ErrBadQuery: Prometheus rejected the request: bad PromQL (bad_data), an execution
-	// error, or another 4xx status such as 401 or 403.
+	// error, or another 4xx status such as 401 or 403; or Sample was given a maxAge below
+	// a millisecond.
 	ErrBadQuery = errors.New("bad query")
 )
 

@@ -122,10 +122,11 @@ func (s *Source) QueryCount() int64 { return s.queries.Load() }
 
 // Sample runs query as an instant query evaluated at now, looking back at most maxAge for
 // each series' latest sample, and returns its value (see the package doc for the shapes).
-// maxAge must be at least a millisecond; it is cut to whole seconds (whole milliseconds
-// below a second), as Prometheus parses no fractions in durations. An empty result is queried once more with a lookback of an hour
-// beyond maxAge, to tell ErrStale (the series exist, with no sample newer than maxAge) from
-// ErrEmpty. Every error names the query and wraps one of the package's sentinels.
+// maxAge must be at least a millisecond (else ErrBadQuery); it is cut to whole seconds (whole
+// milliseconds below a second), as Prometheus parses no fractions in durations. An empty
+// result is queried once more with a lookback of an hour beyond maxAge, to tell ErrStale
+// (the series exist, with no sample newer than maxAge) from ErrEmpty. Every error names the
+// query and wraps one of the package's sentinels, or context.Canceled.
 func (s *Source) Sample(ctx context.Context, query string, now time.Time, maxAge time.Duration) (policy.Sample, error) {
 	if maxAge < minMaxAge {
 		return policy.Sample{}, fmt.Errorf("query %q: maxAge must be at least %s, got %s: %w", query, minMaxAge, maxAge, ErrBadQuery)
@@ -169,10 +170,7 @@ func (s *Source) query(ctx context.Context, query string, now time.Time, lookbac
 	}
 	err = refine(err)
 	class := classify(ctx, err)
-	if class == nil {
-		return nil, nil, err
-	}
-	if errors.Is(err, class) {
+	if class == nil { // the caller cancelled: err wraps context.Canceled
 		return nil, nil, err
 	}
 	return nil, nil, fmt.Errorf("%w: %w", class, err)
