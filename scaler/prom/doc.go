@@ -8,10 +8,19 @@
 // pod twice, a matrix or string result, timeouts, connection and HTTP errors. Errors name the
 // query and wrap one of the sentinels below; Kind turns them into a short label for metrics.
 //
+// maxAge is sent as the query's lookback_delta, which bounds how old a sample an instant
+// vector selector (x, sum(x)) may return; Prometheus' results carry the evaluation time, not
+// the sample's. A range selector (rate(x[5m])) looks back over its own range whatever maxAge
+// is, and a series that vanished from its target is hidden at once by Prometheus' staleness
+// marker (ErrEmpty, not ErrStale).
+//
 // Authentication and TLS come from github.com/prometheus/common/config, as in Prometheus'
 // own scrape and remote-write clients.
 //
-// The tests tagged e2e run against a real Prometheus binary found in $PRESCALE_TOOLS_BIN.
+// The tests tagged e2e start a real Prometheus, the binary $PRESCALE_TOOLS_BIN/prometheus,
+// and fail (never skip) without it:
+//
+//	PRESCALE_TOOLS_BIN=/path/to/dir go test -tags e2e ./scaler/prom/...
 //
 // This package must not import policy's callers (scaler, cmd) or Kubernetes packages.
 package prom

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 )
@@ -29,7 +30,8 @@ var (
 	// DNS), answered 5xx, or answered with something that is not its API.
 	ErrUnavailable = errors.New("prometheus unavailable")
 	// ErrBadQuery: Prometheus rejected the request: bad PromQL (bad_data), an execution
-	// error, or another 4xx status such as 401 or 403.
+	// error, or another 4xx status such as 401 or 403; or Sample was given a maxAge below
+	// a millisecond.
 	ErrBadQuery = errors.New("bad query")
 )
 
@@ -101,6 +103,13 @@ func classifyAPI(e *v1.Error) error {
 		return ErrBadQuery
 	case v1.ErrTimeout:
 		return ErrTimeout
+	case v1.ErrBadResponse:
+		// The client library reads no string results (nor any type it does not know): it
+		// reports them only by this message, which the e2e test pins.
+		if strings.HasPrefix(e.Msg, "unexpected value type") {
+			return ErrShape
+		}
+		return ErrUnavailable
 	default: // server_error, bad_response, canceled (Prometheus shutting down)
 		return ErrUnavailable
 	}

@@ -58,6 +58,7 @@ func TestClassify(t *testing.T) {
 		{"Prometheus' evaluation timeout", live, &v1.Error{Type: v1.ErrTimeout, Msg: "query timed out"}, ErrTimeout},
 		{"5xx", live, &v1.Error{Type: v1.ErrServer, Msg: "server error: 502"}, ErrUnavailable},
 		{"not Prometheus' API", live, &v1.Error{Type: v1.ErrBadResponse, Msg: "invalid character '<'"}, ErrUnavailable},
+		{"a string result, which the client library does not read", live, &v1.Error{Type: v1.ErrBadResponse, Msg: `unexpected value type "string"`}, ErrShape},
 		{"Prometheus shutting down", live, &v1.Error{Type: v1.ErrCanceled, Msg: "query was canceled"}, ErrUnavailable},
 		{"deadline", expired, fmt.Errorf("post: %w", context.DeadlineExceeded), ErrTimeout},
 		{"transport says canceled after the deadline", expired, fmt.Errorf("post: %w", context.Canceled), ErrTimeout},

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
 )
 
 func TestNewValidates(t *testing.T) {
@@ -77,5 +78,29 @@ func TestNewLeavesOptionsAlone(t *testing.T) {
 	// HTTPClientConfig.Validate defaults the type to "Bearer", on New's copy only.
 	if auth.Type != "" {
 		t.Errorf("New() changed the caller's authorization type to %q", auth.Type)
+	}
+}
+
+func TestWireDuration(t *testing.T) {
+	tests := []struct {
+		in, want time.Duration
+	}{
+		{time.Millisecond, time.Millisecond},
+		{1500 * time.Microsecond, time.Millisecond},
+		{999 * time.Millisecond, 999 * time.Millisecond},
+		{time.Second, time.Second},
+		{1500 * time.Millisecond, time.Second},
+		{2*time.Minute + 999*time.Millisecond, 2 * time.Minute},
+		{time.Hour + 2*time.Minute + 3*time.Second, time.Hour + 2*time.Minute + 3*time.Second},
+	}
+	for _, tc := range tests {
+		got := wireDuration(tc.in)
+		if got != tc.want {
+			t.Errorf("wireDuration(%s) = %s, want %s", tc.in, got, tc.want)
+		}
+		// What Prometheus does with the client library's formatting of it.
+		if _, err := model.ParseDuration(got.String()); err != nil {
+			t.Errorf("wireDuration(%s) = %s, which Prometheus cannot parse: %v", tc.in, got, err)
+		}
 	}
 }

@@ -27,6 +27,9 @@ const (
 	staleProbeLookback = time.Hour
 	// clientName names the HTTP client in prometheus/common's metrics and errors.
 	clientName = "prescale"
+	// minMaxAge is the shortest lookback that Prometheus can be sent: a zero lookback_delta
+	// is not sent at all, and means Prometheus' default of 5 minutes.
+	minMaxAge = time.Millisecond
 )
 
 // Options configures a Source.
@@ -35,7 +38,8 @@ type Options struct {
 	// (http://prometheus:9090, https://example.org/prometheus). Required.
 	URL string
 	// Timeout bounds each query, and is sent to Prometheus as the query's timeout
-	// parameter. Zero means DefaultTimeout.
+	// parameter (cut to whole seconds). Zero means DefaultTimeout. An empty result costs a
+	// second query, so Sample can take up to twice as long.
 	Timeout time.Duration
 	// PodLabel is the label whose value names the pod of a per-pod series. Empty means
 	// DefaultPodLabel.
@@ -118,13 +122,16 @@ func (s *Source) QueryCount() int64 { return s.queries.Load() }
 
 // Sample runs query as an instant query evaluated at now, looking back at most maxAge for
 // each series' latest sample, and returns its value (see the package doc for the shapes).
-// maxAge must be positive. An empty result is queried once more with a lookback of an hour
-// beyond maxAge, to tell ErrStale (the series exist, with no sample newer than maxAge) from
-// ErrEmpty. Every error names the query and wraps one of the package's sentinels.
+// maxAge must be at least a millisecond (else ErrBadQuery); it is cut to whole seconds (whole
+// milliseconds below a second), as Prometheus parses no fractions in durations. An empty
+// result is queried once more with a lookback of an hour beyond maxAge, to tell ErrStale
+// (the series exist, with no sample newer than maxAge) from ErrEmpty. Every error names the
+// query and wraps one of the package's sentinels, or context.Canceled.
 func (s *Source) Sample(ctx context.Context, query string, now time.Time, maxAge time.Duration) (policy.Sample, error) {
-	if maxAge <= 0 {
-		return policy.Sample{}, fmt.Errorf("query %q: maxAge must be positive, got %s: %w", query, maxAge, ErrBadQuery)
+	if maxAge < minMaxAge {
+		return policy.Sample{}, fmt.Errorf("query %q: maxAge must be at least %s, got %s: %w", query, minMaxAge, maxAge, ErrBadQuery)
 	}
+	maxAge = wireDuration(maxAge)
 	v, warnings, err := s.query(ctx, query, now, maxAge)
 	if err != nil {
 		return policy.Sample{}, fmt.Errorf("query %q: %w", query, err)
@@ -156,19 +163,27 @@ func (s *Source) query(ctx context.Context, query string, now time.Time, lookbac
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	s.queries.Add(1)
-	v, warnings, _, err := s.api.Query(ctx, query, now, v1.WithTimeout(s.timeout), v1.WithLookbackDelta(lookback))
+	v, warnings, _, err := s.api.Query(ctx, query, now,
+		v1.WithTimeout(wireDuration(s.timeout)), v1.WithLookbackDelta(wireDuration(lookback)))
 	if err == nil {
 		return v, warnings, nil
 	}
 	err = refine(err)
 	class := classify(ctx, err)
-	if class == nil {
-		return nil, nil, err
-	}
-	if errors.Is(err, class) {
+	if class == nil { // the caller cancelled: err wraps context.Canceled
 		return nil, nil, err
 	}
 	return nil, nil, fmt.Errorf("%w: %w", class, err)
+}
+
+// wireDuration cuts d to a duration that Prometheus can parse once the client library has
+// formatted it with Duration.String: "1m30s" and "250ms" parse, "1.5s" does not. It cuts
+// down, so that a lookback never reaches further back than asked.
+func wireDuration(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Truncate(time.Second)
+	}
+	return d.Truncate(time.Millisecond)
 }
 
 func isEmpty(v model.Value) bool {

@@ -1,0 +1,10 @@
+package prom_test
+
+import (
+	"github.com/prescale/prescale/scaler"
+	"github.com/prescale/prescale/scaler/prom"
+)
+
+// The Source is the controller's MetricSource. (An external test package, so that scaler
+// may import prom.)
+var _ scaler.MetricSource = (*prom.Source)(nil)

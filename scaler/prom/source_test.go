@@ -1,0 +1,169 @@
+package prom
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// fakeAPI answers Query from a list of replies, in order, and records the evaluation time of
+// each call. The real Prometheus is in the e2e tests (which check the lookback it is sent);
+// this covers Sample's own logic.
+type fakeAPI struct {
+	v1.API  // nil: any other method panics
+	replies []fakeReply
+	times   []time.Time
+}
+
+type fakeReply struct {
+	v        model.Value
+	warnings v1.Warnings
+	err      error
+}
+
+func (f *fakeAPI) Query(_ context.Context, _ string, ts time.Time, _ ...v1.Option) (model.Value, v1.Warnings, v1.Infos, error) {
+	f.times = append(f.times, ts)
+	if len(f.replies) == 0 {
+		return nil, nil, nil, errors.New("fakeAPI: no reply left")
+	}
+	r := f.replies[0]
+	f.replies = f.replies[1:]
+	return r.v, r.warnings, nil, r.err
+}
+
+func TestSample(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
+	empty := fakeReply{v: model.Vector{}}
+	one := fakeReply{v: model.Vector{series(model.Metric{}, 4)}}
+	tests := []struct {
+		name    string
+		query   string
+		maxAge  time.Duration
+		replies []fakeReply
+		want    policy.Sample
+		// wantErr is the class; wantMsg the whole message.
+		wantErr     error
+		wantMsg     string
+		wantQueries int
+	}{
+		{
+			name: "one query for a result", query: "sum(x)", maxAge: time.Minute,
+			replies: []fakeReply{one}, want: policy.Sample{Value: 4}, wantQueries: 1,
+		},
+		{
+			name: "empty, and empty with the longer lookback: empty", query: "sum by (pod) (x)", maxAge: 2 * time.Minute,
+			replies: []fakeReply{empty, empty}, wantErr: ErrEmpty,
+			wantMsg: `query "sum by (pod) (x)": empty result`, wantQueries: 2,
+		},
+		{
+			name: "empty, but not with the longer lookback: stale", query: "sum by (pod) (x)", maxAge: 2 * time.Minute,
+			replies: []fakeReply{empty, one}, wantErr: ErrStale,
+			wantMsg: `query "sum by (pod) (x)": no sample newer than 2m0s: stale result`, wantQueries: 2,
+		},
+		{
+			name: "the stale message names the lookback sent, in whole seconds", query: "x", maxAge: 2500 * time.Millisecond,
+			replies: []fakeReply{empty, one}, wantErr: ErrStale,
+			wantMsg: `query "x": no sample newer than 2s: stale result`, wantQueries: 2,
+		},
+		{
+			name: "Prometheus' warnings go with an empty result", query: "x", maxAge: time.Minute,
+			replies: []fakeReply{{v: model.Vector{}, warnings: v1.Warnings{"results truncated", "remote down"}}, empty},
+			wantErr: ErrEmpty,
+			wantMsg: `query "x": empty result (warnings: results truncated; remote down)`, wantQueries: 2,
+		},
+		{
+			name: "warnings are ignored with a result", query: "sum(x)", maxAge: time.Minute,
+			replies:     []fakeReply{{v: one.v, warnings: v1.Warnings{"results truncated"}}},
+			want:        policy.Sample{Value: 4},
+			wantQueries: 1,
+		},
+		{
+			name: "the probe failing leaves the result empty", query: "x", maxAge: time.Minute,
+			replies: []fakeReply{empty, {err: &v1.Error{Type: v1.ErrServer, Msg: "server error: 502"}}},
+			wantErr: ErrEmpty, wantMsg: `query "x": empty result`, wantQueries: 2,
+		},
+		{
+			name: "bad PromQL names the query, the class and Prometheus' error", query: "sum(", maxAge: time.Minute,
+			replies: []fakeReply{{err: &v1.Error{Type: v1.ErrBadData, Msg: "invalid parameter \"query\": 1:5: parse error"}}},
+			wantErr: ErrBadQuery,
+			wantMsg: `query "sum(": bad query: bad_data: invalid parameter "query": 1:5: parse error`, wantQueries: 1,
+		},
+		{
+			name: "a 503 with Prometheus' timeout body is a timeout", query: "x", maxAge: time.Minute,
+			replies: []fakeReply{{err: &v1.Error{Type: v1.ErrServer, Msg: "server error: 503",
+				Detail: `{"status":"error","errorType":"timeout","error":"query timed out in expression evaluation"}`}}},
+			wantErr: ErrTimeout,
+			wantMsg: `query "x": timeout: timeout: query timed out in expression evaluation (server error: 503)`, wantQueries: 1,
+		},
+		{
+			name: "a NaN names the query and the pod", query: "x", maxAge: time.Minute,
+			replies: []fakeReply{{v: model.Vector{podSample("vllm-0", 1), podSample("vllm-1", math.NaN())}}},
+			wantErr: ErrNotFinite, wantMsg: `query "x": pod "vllm-1": value NaN: value not finite`, wantQueries: 1,
+		},
+		{
+			name: "maxAge below a millisecond asks nothing", query: "x", maxAge: time.Microsecond,
+			wantErr: ErrBadQuery, wantMsg: `query "x": maxAge must be at least 1ms, got 1µs: bad query`,
+		},
+		{
+			name: "maxAge of a millisecond is enough", query: "x", maxAge: time.Millisecond,
+			replies: []fakeReply{one}, want: policy.Sample{Value: 4}, wantQueries: 1,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			api := &fakeAPI{replies: tc.replies}
+			s := &Source{api: api, timeout: DefaultTimeout, podLabel: DefaultPodLabel}
+			got, err := s.Sample(context.Background(), tc.query, t0, tc.maxAge)
+			if !errorsIsOrNil(err, tc.wantErr) {
+				t.Fatalf("Sample() error = %v, want %v", err, tc.wantErr)
+			}
+			if err != nil && err.Error() != tc.wantMsg {
+				t.Errorf("Sample() error = %q\nwant %q", err, tc.wantMsg)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Sample() mismatch (-want +got):\n%s", diff)
+			}
+			if got := s.QueryCount(); got != int64(tc.wantQueries) {
+				t.Errorf("QueryCount() = %d, want %d", got, tc.wantQueries)
+			}
+			for _, ts := range api.times {
+				if !ts.Equal(t0) {
+					t.Errorf("query evaluated at %s, want now = %s", ts, t0)
+				}
+			}
+		})
+	}
+}
+
+func TestSampleWrapsOneClass(t *testing.T) {
+	// Every class but one is absent from each error, so that Kind is unambiguous.
+	api := &fakeAPI{replies: []fakeReply{{err: &v1.Error{Type: v1.ErrTimeout, Msg: "query timed out"}}}}
+	s := &Source{api: api, timeout: DefaultTimeout, podLabel: DefaultPodLabel}
+	_, err := s.Sample(context.Background(), "x", time.Time{}, time.Minute)
+	var classes []string
+	for _, k := range kinds {
+		if errors.Is(err, k.err) {
+			classes = append(classes, k.kind)
+		}
+	}
+	if strings.Join(classes, ",") != KindTimeout {
+		t.Errorf("error %q is of classes %v, want only %s", err, classes, KindTimeout)
+	}
+}
+
+// errorsIsOrNil reports whether err matches want, a nil want meaning "no error".
+func errorsIsOrNil(err, want error) bool {
+	if want == nil {
+		return err == nil
+	}
+	return errors.Is(err, want)
+}
