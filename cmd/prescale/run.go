@@ -183,6 +183,9 @@ func run(ctx context.Context, flags *pflag.FlagSet) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := scaler.NewMetrics(reg)
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "prescale_prometheus_requests_total",
+		Help: "HTTP queries sent to Prometheus (an empty result costs a second one, to tell stale from empty)."},
+		func() float64 { return float64(source.QueryCount()) }))
 	metrics.ReloadSuccessful.Set(1)
 	metrics.ReloadTimestamp.SetToCurrentTime()
 
