@@ -32,8 +32,9 @@ type child struct {
 }
 
 // startProcess starts bin detached in its own session (it outlives this process
-// and a Ctrl-C on the terminal), with stdout and stderr appended to logDir/name.log.
-func startProcess(name, bin string, args []string, logDir string) (*child, error) {
+// and a Ctrl-C on the terminal), with stdout and stderr appended to logDir/name.log
+// and env added to this process's environment.
+func startProcess(name, bin string, args, env []string, logDir string) (*child, error) {
 	exe, err := filepath.EvalSymlinks(bin)
 	if err != nil {
 		return nil, fmt.Errorf("find binary of %s (run make tools): %w", name, err)
@@ -47,6 +48,7 @@ func startProcess(name, bin string, args []string, logDir string) (*child, error
 	fmt.Fprintf(logFile, "==== %s %s %s\n", time.Now().UTC().Format(time.RFC3339), exe, strings.Join(args, " "))
 
 	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

@@ -237,7 +237,11 @@ type upper struct {
 }
 
 func (u *upper) start(name string, args ...string) (*child, error) {
-	c, err := startProcess(name, filepath.Join(u.bin, name), args, u.logs)
+	return u.startEnv(name, nil, args...)
+}
+
+func (u *upper) startEnv(name string, env []string, args ...string) (*child, error) {
+	c, err := startProcess(name, filepath.Join(u.bin, name), args, env, u.logs)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +333,7 @@ func (u *upper) run(ctx context.Context) error {
 		"--leader-elect=false",
 		"--controllers=deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller,"+
 			"node-lifecycle-controller,garbage-collector-controller,namespace-controller,"+
-			"serviceaccount-controller,serviceaccount-token-controller,disruption-controller",
+			"serviceaccount-controller,serviceaccount-token-controller",
 		"--service-account-private-key-file="+u.pki.SAKey,
 		"--root-ca-file="+u.pki.CACert,
 		"--use-service-account-credentials=false",
@@ -355,7 +359,8 @@ func (u *upper) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kwok, err := u.start("kwok",
+	// kwok also loads ~/.kwok/kwok.yaml if it exists: give it a HOME of its own.
+	kwok, err := u.startEnv("kwok", []string{"HOME=" + filepath.Join(u.s.Dir, "kwok-home")},
 		"--kubeconfig="+u.s.Kubeconfig,
 		"--config="+stagesPath,
 		"--manage-all-nodes=false",
