@@ -21,6 +21,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/prescale/prescale/sandbox"
@@ -252,12 +253,17 @@ func TestSandbox(t *testing.T) {
 		}
 		defer remove(t, ctx, client, w.Namespace)
 		for _, want := range []int32{1, 6, 2} {
-			scale, err := client.AppsV1().Deployments(w.Namespace).GetScale(ctx, w.Name, metav1.GetOptions{})
+			// The deployment controller writes status too: retry on conflicts.
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				scale, err := client.AppsV1().Deployments(w.Namespace).GetScale(ctx, w.Name, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				scale.Spec.Replicas = want
+				_, err = client.AppsV1().Deployments(w.Namespace).UpdateScale(ctx, w.Name, scale, metav1.UpdateOptions{})
+				return err
+			})
 			if err != nil {
-				t.Fatal(err)
-			}
-			scale.Spec.Replicas = want
-			if _, err := client.AppsV1().Deployments(w.Namespace).UpdateScale(ctx, w.Name, scale, metav1.UpdateOptions{}); err != nil {
 				t.Fatalf("scale to %d: %v", want, err)
 			}
 			eventually(t, 60*time.Second, fmt.Sprintf("exactly %d Ready pods", want), func() error {

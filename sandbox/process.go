@@ -76,6 +76,24 @@ func (c *child) exited() error {
 	}
 }
 
+// stop stops a child of this process: SIGTERM to its process group, SIGKILL after
+// grace. The child is not reaped before it is done, so its pid cannot be recycled.
+func (c *child) stop(grace time.Duration) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-c.PID, syscall.SIGTERM)
+	select {
+	case <-c.done:
+		return
+	case <-time.After(grace):
+	}
+	_ = syscall.Kill(-c.PID, syscall.SIGKILL)
+	<-c.done
+}
+
 // waitReady polls check until it succeeds, the child dies, or timeout passes.
 func (c *child) waitReady(ctx context.Context, timeout time.Duration, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)

@@ -192,7 +192,7 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	if err := u.run(ctx); err != nil {
 		// Stop what started, but keep the logs for the reader of the error.
 		for i := len(u.children) - 1; i >= 0; i-- {
-			_ = stop(u.children[i].Process, 5*time.Second)
+			u.children[i].stop(5 * time.Second)
 		}
 		_ = os.Remove(filepath.Join(dir, stateFile))
 		return nil, fmt.Errorf("start sandbox in %s: %w", dir, err)
@@ -309,6 +309,7 @@ func (u *upper) run(ctx context.Context) error {
 		"--service-account-key-file="+u.pki.SAPub,
 		"--service-account-signing-key-file="+u.pki.SAKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
+		"--endpoint-reconciler-type=none", // a loopback advertise address is not allowed otherwise
 		"--authorization-mode=RBAC",
 		"--allow-privileged=true",
 		"--profiling=false",

@@ -171,9 +171,11 @@ func (s *Sim) Run(ctx context.Context) (Summary, error) {
 	pods := factory.Core().V1().Pods().Lister()
 	deps := factory.Apps().V1().Deployments().Lister()
 	ictx, stopInformers := context.WithCancel(ctx)
-	defer stopInformers()
 	factory.Start(ictx.Done())
-	defer factory.Shutdown()
+	defer func() {
+		stopInformers() // Shutdown waits for the informers, which wait for this
+		factory.Shutdown()
+	}()
 	for typ, ok := range factory.WaitForCacheSync(ictx.Done()) {
 		if !ok {
 			return Summary{}, fmt.Errorf("sync informer cache of %v", typ)
