@@ -1,0 +1,121 @@
+// Command prescale-sandbox starts and stops the local Kubernetes sandbox (etcd,
+// kube-apiserver, kube-controller-manager, kube-scheduler, kwok GPU nodes and
+// Prometheus on loopback) and runs prescale's demo on it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/prescale/prescale/sandbox"
+	"github.com/prescale/prescale/sandbox/demo"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot().ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	var o sandbox.Options
+	root := &cobra.Command{
+		Use:           "prescale-sandbox",
+		Short:         "A local Kubernetes sandbox with simulated GPU nodes, for prescale's demo and tests",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&o.StateDir, "state-dir", envOr("PRESCALE_SANDBOX_DIR", ".state/sandbox"), "state folder: certificates, data, logs, kubeconfig (env PRESCALE_SANDBOX_DIR)")
+	pf.StringVar(&o.BinDir, "bin-dir", envOr("PRESCALE_SANDBOX_BIN", "bin"), "folder of the tools built by make tools (env PRESCALE_SANDBOX_BIN)")
+	pf.IntVar(&o.Nodes, "nodes", 4, "simulated GPU nodes")
+	pf.IntVar(&o.GPUsPerNode, "gpus-per-node", 8, "nvidia.com/gpu per node")
+	pf.StringVar(&o.GPUProduct, "gpu-product", "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.product label of the nodes")
+	pf.DurationVar(&o.HPASyncPeriod, "hpa-sync-period", 15*time.Second, "kube-controller-manager --horizontal-pod-autoscaler-sync-period")
+	pf.DurationVar(&o.ScrapeInterval, "scrape-interval", 5*time.Second, "Prometheus scrape interval of the simulated service")
+	pf.DurationVar(&o.Timeout, "timeout", 60*time.Second, "readiness timeout of each component")
+	klogFlags := flag.NewFlagSet("klog", flag.ExitOnError)
+	klog.InitFlags(klogFlags)
+	pf.AddGoFlagSet(klogFlags)
+
+	root.AddCommand(&cobra.Command{
+		Use:   "up",
+		Short: "Start the sandbox (a no-op if it is up); prints its environment",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			start := time.Now()
+			s, err := sandbox.Up(cmd.Context(), o)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "sandbox up in %.1fs (logs in %s/logs)\n", time.Since(start).Seconds(), s.Dir)
+			fmt.Fprint(cmd.OutOrStdout(), s.Env())
+			return nil
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "down",
+		Short: "Stop every process of the sandbox",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return sandbox.Down(cmd.Context(), o.StateDir)
+		},
+	})
+	root.AddCommand(&cobra.Command{
+		Use:   "env",
+		Short: "Print the environment of the running sandbox (eval \"$(prescale-sandbox env)\")",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := sandbox.Load(o.StateDir)
+			if err != nil {
+				return err
+			}
+			if err := s.Healthy(cmd.Context()); err != nil {
+				return fmt.Errorf("check sandbox in %s: %w", s.Dir, err)
+			}
+			fmt.Fprint(cmd.OutOrStdout(), s.Env())
+			return nil
+		},
+	})
+
+	var d demo.Options
+	demoCmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Bring the sandbox up, replay a compressed load surge on a simulated GPU service, summarise, tear down",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			d.Sandbox = o
+			return demo.Run(cmd.Context(), d, cmd.OutOrStdout())
+		},
+	}
+	f := demoCmd.Flags()
+	f.BoolVar(&d.Keep, "keep", os.Getenv("KEEP") == "1", "leave the sandbox up at the end (env KEEP=1)")
+	f.Int32Var(&d.Replicas, "replicas", 4, "fixed replicas of the service while no controller runs")
+	f.Float64Var(&d.Compression, "compression", 10, "model seconds per real second")
+	f.DurationVar(&d.Duration, "duration", 24*time.Minute, "model time of the scenario")
+	f.DurationVar(&d.StartupDelay, "startup", 180*time.Second, "model time from pod binding to Ready (model load)")
+	f.StringVar(&d.TracePath, "trace", "", "per-minute CSV (minute,requests) to replay instead of the built-in load")
+	f.IntVar(&d.PeakReplicas, "peak-replicas", 10, "replicas the load's peak minute needs at 70% GPU utilization")
+	f.Uint64Var(&d.Seed, "seed", 42, "seed of the built-in load")
+	root.AddCommand(demoCmd)
+	return root
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

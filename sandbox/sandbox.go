@@ -1,0 +1,588 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/klog/v2"
+)
+
+const (
+	// StartupDelayAnnotation on a pod (set it in a Deployment's pod template) delays
+	// the pod's Ready condition by a Go duration ("180s") after it is bound to a node,
+	// like the model load of a GPU inference server. Absent, pods are Ready at once.
+	StartupDelayAnnotation = "sandbox.prescale.dev/startup-delay"
+
+	// GPUResource is the extended resource the simulated nodes offer.
+	GPUResource corev1.ResourceName = "nvidia.com/gpu"
+
+	// NodeLabel marks the simulated nodes; kwok manages the nodes that carry it.
+	NodeLabel = "sandbox.prescale.dev/kwok"
+
+	stateFile = "state.json"
+)
+
+// Options configure a sandbox. Zero values take the defaults of Defaults.
+type Options struct {
+	BinDir         string        // folder with the tools built by make tools
+	StateDir       string        // state folder: certificates, data, logs, kubeconfig
+	Nodes          int           // simulated GPU nodes
+	GPUsPerNode    int           // nvidia.com/gpu allocatable per node
+	GPUProduct     string        // nvidia.com/gpu.product label of the nodes
+	HPASyncPeriod  time.Duration // kube-controller-manager --horizontal-pod-autoscaler-sync-period
+	ScrapeInterval time.Duration // Prometheus scrape interval of the simulated service
+	SimPort        int           // port Prometheus scrapes the simulated service on; 0 picks a free one
+	Timeout        time.Duration // per component readiness timeout
+}
+
+// Defaults fills the zero fields of o.
+func (o Options) Defaults() Options {
+	if o.BinDir == "" {
+		o.BinDir = "bin"
+	}
+	if o.StateDir == "" {
+		o.StateDir = ".state/sandbox"
+	}
+	if o.Nodes == 0 {
+		o.Nodes = 4
+	}
+	if o.GPUsPerNode == 0 {
+		o.GPUsPerNode = 8
+	}
+	if o.GPUProduct == "" {
+		o.GPUProduct = "NVIDIA-H100-80GB-HBM3"
+	}
+	if o.HPASyncPeriod == 0 {
+		o.HPASyncPeriod = 15 * time.Second
+	}
+	if o.ScrapeInterval == 0 {
+		o.ScrapeInterval = 5 * time.Second
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	return o
+}
+
+// State describes a running sandbox; it is saved as state.json in the state folder.
+type State struct {
+	Dir           string    `json:"dir"`
+	Kubeconfig    string    `json:"kubeconfig"`
+	APIServer     string    `json:"apiServer"`
+	Etcd          string    `json:"etcd"`
+	PrometheusURL string    `json:"prometheusURL"`
+	SimAddr       string    `json:"simAddr"` // where Prometheus expects the simulated service's /metrics
+	Nodes         int       `json:"nodes"`
+	GPUsPerNode   int       `json:"gpusPerNode"`
+	Processes     []Process `json:"processes"`
+	Started       time.Time `json:"started"`
+}
+
+// Env returns the sandbox's environment as shell export lines.
+func (s *State) Env() string {
+	return fmt.Sprintf("export KUBECONFIG=%s\nexport PRESCALE_PROMETHEUS_URL=%s\nexport PRESCALE_SIM_ADDR=%s\n",
+		s.Kubeconfig, s.PrometheusURL, s.SimAddr)
+}
+
+// RESTConfig returns a client configuration for the sandbox's admin user.
+func (s *State) RESTConfig() (*rest.Config, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("load kubeconfig %s: %w", s.Kubeconfig, err)
+	}
+	cfg.QPS, cfg.Burst = 100, 200
+	return cfg, nil
+}
+
+// Load reads the state of the sandbox in dir. It returns an error wrapping
+// fs.ErrNotExist if no sandbox was started there.
+func Load(dir string) (*State, error) {
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, fmt.Errorf("read sandbox state in %s: %w", dir, err)
+	}
+	var s State
+	if err := json.Unmarshal(data, &s); err != nil {
+		return nil, fmt.Errorf("decode sandbox state in %s: %w", dir, err)
+	}
+	return &s, nil
+}
+
+func (s *State) save() error {
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode sandbox state: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(s.Dir, stateFile), data, 0o644); err != nil {
+		return fmt.Errorf("write sandbox state: %w", err)
+	}
+	return nil
+}
+
+// Healthy reports whether every process of the sandbox runs and the API answers.
+func (s *State) Healthy(ctx context.Context) error {
+	for _, p := range s.Processes {
+		if !alive(p) {
+			return fmt.Errorf("%s (pid %d) is not running", p.Name, p.PID)
+		}
+	}
+	cfg, err := s.RESTConfig()
+	if err != nil {
+		return err
+	}
+	return apiReady(ctx, cfg)
+}
+
+// Up starts a sandbox in o.StateDir and returns its state. If a healthy sandbox
+// already runs there, Up returns it unchanged; the remains of a broken one are
+// stopped and replaced. On error, everything Up started is stopped again.
+func Up(ctx context.Context, o Options) (*State, error) {
+	o = o.Defaults()
+	logger := klog.FromContext(ctx)
+	dir, err := filepath.Abs(o.StateDir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve state folder %s: %w", o.StateDir, err)
+	}
+	bin, err := filepath.Abs(o.BinDir)
+	if err != nil {
+		return nil, fmt.Errorf("resolve bin folder %s: %w", o.BinDir, err)
+	}
+	if old, err := Load(dir); err == nil {
+		if herr := old.Healthy(ctx); herr == nil {
+			logger.Info("Sandbox is already up", "dir", dir)
+			return old, nil
+		} else {
+			logger.Info("Replacing a broken sandbox", "dir", dir, "reason", herr.Error())
+		}
+		if err := Down(ctx, dir); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("clean state folder %s: %w", dir, err)
+	}
+	for _, sub := range []string{"logs", "pki", "etcd", "prometheus"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("create state folder %s: %w", sub, err)
+		}
+	}
+
+	s := &State{Dir: dir, Nodes: o.Nodes, GPUsPerNode: o.GPUsPerNode, Started: time.Now()}
+	u := &upper{o: o, s: s, bin: bin, logs: filepath.Join(dir, "logs")}
+	if err := u.run(ctx); err != nil {
+		// Stop what started, but keep the logs for the reader of the error.
+		for i := len(u.children) - 1; i >= 0; i-- {
+			u.children[i].stop(5 * time.Second)
+		}
+		_ = os.Remove(filepath.Join(dir, stateFile))
+		return nil, fmt.Errorf("start sandbox in %s: %w", dir, err)
+	}
+	logger.Info("Sandbox is up", "dir", dir, "kubeconfig", s.Kubeconfig, "prometheus", s.PrometheusURL, "took", time.Since(s.Started).Round(time.Millisecond))
+	return s, nil
+}
+
+// Down stops every process of the sandbox in dir, newest first, and removes its
+// state file. It is a no-op if no sandbox runs there.
+func Down(ctx context.Context, dir string) error {
+	s, err := Load(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i := len(s.Processes) - 1; i >= 0; i-- {
+		if err := stop(s.Processes[i], 10*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == 0 {
+		if err := os.Remove(filepath.Join(s.Dir, stateFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("remove sandbox state: %w", err))
+		}
+	}
+	klog.FromContext(ctx).Info("Sandbox is down", "dir", s.Dir)
+	return errors.Join(errs...)
+}
+
+// upper starts the components of one sandbox in order.
+type upper struct {
+	o        Options
+	s        *State
+	bin      string
+	logs     string
+	children []*child
+	pki      pki
+}
+
+func (u *upper) start(name string, args ...string) (*child, error) {
+	return u.startEnv(name, nil, args...)
+}
+
+func (u *upper) startEnv(name string, env []string, args ...string) (*child, error) {
+	c, err := startProcess(name, filepath.Join(u.bin, name), args, env, u.logs)
+	if err != nil {
+		return nil, err
+	}
+	u.children = append(u.children, c)
+	u.s.Processes = append(u.s.Processes, c.Process)
+	// Record every start at once, so that Down finds it even if Up is interrupted.
+	return c, u.s.save()
+}
+
+func (u *upper) run(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	var err error
+	if u.pki, err = generatePKI(filepath.Join(u.s.Dir, "pki"), time.Now()); err != nil {
+		return err
+	}
+	ports := map[string]int{}
+	for _, n := range []string{"etcd", "etcd-peer", "apiserver", "kcm", "scheduler", "kwok", "prometheus"} {
+		if ports[n], err = freePort(); err != nil {
+			return err
+		}
+	}
+	simPort := u.o.SimPort
+	if simPort == 0 {
+		if simPort, err = freePort(); err != nil {
+			return err
+		}
+	}
+	u.s.SimAddr = "127.0.0.1:" + strconv.Itoa(simPort)
+	u.s.Etcd = fmt.Sprintf("http://127.0.0.1:%d", ports["etcd"])
+	u.s.APIServer = fmt.Sprintf("https://127.0.0.1:%d", ports["apiserver"])
+	u.s.PrometheusURL = fmt.Sprintf("http://127.0.0.1:%d", ports["prometheus"])
+	u.s.Kubeconfig = filepath.Join(u.s.Dir, "kubeconfig")
+	if err := writeKubeconfig(u.s.Kubeconfig, u.s.APIServer, u.pki); err != nil {
+		return err
+	}
+
+	// Prometheus does not depend on the control plane: start it first, check it last.
+	prom, err := u.startPrometheus(ports["prometheus"])
+	if err != nil {
+		return err
+	}
+
+	peer := fmt.Sprintf("http://127.0.0.1:%d", ports["etcd-peer"])
+	etcd, err := u.start("etcd",
+		"--name=sandbox", "--data-dir="+filepath.Join(u.s.Dir, "etcd"),
+		"--listen-client-urls="+u.s.Etcd, "--advertise-client-urls="+u.s.Etcd,
+		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer,
+		"--initial-cluster=sandbox="+peer, "--unsafe-no-fsync", "--log-level=warn")
+	if err != nil {
+		return err
+	}
+	if err := etcd.waitReady(ctx, u.o.Timeout, httpOK(u.s.Etcd+"/health")); err != nil {
+		return err
+	}
+	logger.V(2).Info("Started", "component", "etcd", "url", u.s.Etcd)
+
+	apiserver, err := u.start("kube-apiserver",
+		"--etcd-servers="+u.s.Etcd,
+		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(ports["apiserver"]),
+		"--cert-dir="+filepath.Join(u.s.Dir, "pki"),
+		"--tls-cert-file="+u.pki.ServingCert, "--tls-private-key-file="+u.pki.ServingKey,
+		"--client-ca-file="+u.pki.CACert,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file="+u.pki.SAPub,
+		"--service-account-signing-key-file="+u.pki.SAKey,
+		"--service-cluster-ip-range=10.96.0.0/16",
+		"--endpoint-reconciler-type=none", // a loopback advertise address is not allowed otherwise
+		"--authorization-mode=RBAC",
+		"--allow-privileged=true",
+		"--profiling=false",
+		"--v=1")
+	if err != nil {
+		return err
+	}
+	cfg, err := u.s.RESTConfig()
+	if err != nil {
+		return err
+	}
+	if err := apiserver.waitReady(ctx, u.o.Timeout, func(ctx context.Context) error { return apiReady(ctx, cfg) }); err != nil {
+		return err
+	}
+	logger.V(2).Info("Started", "component", "kube-apiserver", "url", u.s.APIServer)
+
+	kcm, err := u.start("kube-controller-manager",
+		"--kubeconfig="+u.s.Kubeconfig,
+		"--authentication-kubeconfig="+u.s.Kubeconfig, "--authorization-kubeconfig="+u.s.Kubeconfig,
+		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(ports["kcm"]),
+		"--cert-dir="+filepath.Join(u.s.Dir, "pki", "kcm"),
+		"--leader-elect=false",
+		"--controllers=deployment-controller,replicaset-controller,horizontal-pod-autoscaler-controller,"+
+			"node-lifecycle-controller,garbage-collector-controller,namespace-controller,"+
+			"serviceaccount-controller,serviceaccount-token-controller",
+		"--service-account-private-key-file="+u.pki.SAKey,
+		"--root-ca-file="+u.pki.CACert,
+		"--use-service-account-credentials=false",
+		"--horizontal-pod-autoscaler-sync-period="+u.o.HPASyncPeriod.String(),
+		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+		"--kube-api-qps=100", "--kube-api-burst=200",
+		"--v=1")
+	if err != nil {
+		return err
+	}
+	sched, err := u.start("kube-scheduler",
+		"--kubeconfig="+u.s.Kubeconfig,
+		"--authentication-kubeconfig="+u.s.Kubeconfig, "--authorization-kubeconfig="+u.s.Kubeconfig,
+		"--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(ports["scheduler"]),
+		"--cert-dir="+filepath.Join(u.s.Dir, "pki", "scheduler"),
+		"--leader-elect=false",
+		"--kube-api-qps=100", "--kube-api-burst=200",
+		"--v=1")
+	if err != nil {
+		return err
+	}
+	stagesPath, err := writeKwokStages(filepath.Join(u.bin, "kwok-stages"), filepath.Join(u.s.Dir, "kwok.yaml"))
+	if err != nil {
+		return err
+	}
+	// kwok also loads ~/.kwok/kwok.yaml if it exists: give it a HOME of its own.
+	kwok, err := u.startEnv("kwok", []string{"HOME=" + filepath.Join(u.s.Dir, "kwok-home")},
+		"--kubeconfig="+u.s.Kubeconfig,
+		"--config="+stagesPath,
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-label-selector="+NodeLabel,
+		"--server-address=127.0.0.1:"+strconv.Itoa(ports["kwok"]),
+		"--node-lease-duration-seconds=40",
+		"--cidr=10.244.0.0/16", "--node-ip=127.0.0.1")
+	if err != nil {
+		return err
+	}
+	if err := kcm.waitReady(ctx, u.o.Timeout, httpOK(fmt.Sprintf("https://127.0.0.1:%d/healthz", ports["kcm"]))); err != nil {
+		return err
+	}
+	if err := sched.waitReady(ctx, u.o.Timeout, httpOK(fmt.Sprintf("https://127.0.0.1:%d/healthz", ports["scheduler"]))); err != nil {
+		return err
+	}
+	if err := kwok.waitReady(ctx, u.o.Timeout, httpOK(fmt.Sprintf("http://127.0.0.1:%d/healthz", ports["kwok"]))); err != nil {
+		return err
+	}
+
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("build client: %w", err)
+	}
+	if err := createNodes(ctx, client, u.o); err != nil {
+		return err
+	}
+	if err := kwok.waitReady(ctx, u.o.Timeout, func(ctx context.Context) error { return nodesReady(ctx, client, u.o.Nodes) }); err != nil {
+		return err
+	}
+	if err := prom.waitReady(ctx, u.o.Timeout, httpOK(u.s.PrometheusURL+"/-/ready")); err != nil {
+		return err
+	}
+	// A last look: a component may have died after its readiness check.
+	for _, c := range u.children {
+		if err := c.exited(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (u *upper) startPrometheus(port int) (*child, error) {
+	cfgPath := filepath.Join(u.s.Dir, "prometheus.yml")
+	cfg := fmt.Sprintf(`# Written by prescale-sandbox.
+global:
+  scrape_interval: %[1]s
+  evaluation_interval: %[1]s
+scrape_configs:
+- job_name: prescale-sim
+  scrape_interval: %[1]s
+  scrape_timeout: %[2]s
+  honor_labels: true
+  static_configs:
+  - targets: [%[3]q]
+`, u.o.ScrapeInterval, min(u.o.ScrapeInterval, 4*time.Second), u.s.SimAddr)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		return nil, fmt.Errorf("write prometheus config: %w", err)
+	}
+	return u.start("prometheus",
+		"--config.file="+cfgPath,
+		"--storage.tsdb.path="+filepath.Join(u.s.Dir, "prometheus"),
+		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+		"--web.enable-lifecycle",
+		"--log.level=warn")
+}
+
+// writeKubeconfig writes an admin kubeconfig with embedded credentials.
+func writeKubeconfig(path, server string, p pki) error {
+	read := func(f string) ([]byte, error) {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read %s for kubeconfig: %w", f, err)
+		}
+		return b, nil
+	}
+	ca, err := read(p.CACert)
+	if err != nil {
+		return err
+	}
+	cert, err := read(p.AdminCert)
+	if err != nil {
+		return err
+	}
+	key, err := read(p.AdminKey)
+	if err != nil {
+		return err
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["prescale-sandbox"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cert, ClientKeyData: key}
+	cfg.Contexts["prescale-sandbox"] = &clientcmdapi.Context{Cluster: "prescale-sandbox", AuthInfo: "admin", Namespace: "default"}
+	cfg.CurrentContext = "prescale-sandbox"
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		return fmt.Errorf("write kubeconfig %s: %w", path, err)
+	}
+	return nil
+}
+
+// writeKwokStages assembles kwok's configuration from the stage YAMLs of its
+// module: fast node initialisation, node heartbeats through leases, and fast pod
+// stages whose pod-ready stage waits for the pod's StartupDelayAnnotation.
+func writeKwokStages(stageDir, out string) (string, error) {
+	files := []string{
+		"node/fast/node-initialize.yaml",
+		"node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+		"pod/fast/pod-ready.yaml",
+		"pod/fast/pod-complete.yaml",
+		"pod/fast/pod-delete.yaml",
+	}
+	var docs []string
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(stageDir, f))
+		if err != nil {
+			return "", fmt.Errorf("read kwok stage %s (run make tools): %w", f, err)
+		}
+		doc := string(data)
+		if f == "pod/fast/pod-ready.yaml" {
+			const next = "\n  next:\n"
+			if strings.Count(doc, next) != 1 {
+				return "", fmt.Errorf("patch kwok stage %s: expected one %q", f, strings.TrimSpace(next))
+			}
+			doc = strings.Replace(doc, next, fmt.Sprintf(`
+  delay:
+    durationMilliseconds: 0
+    durationFrom:
+      expressionFrom: '.metadata.annotations["%s"]'%s`, StartupDelayAnnotation, next), 1)
+		}
+		docs = append(docs, strings.TrimSpace(doc))
+	}
+	if err := os.WriteFile(out, []byte(strings.Join(docs, "\n---\n")+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("write kwok config: %w", err)
+	}
+	return out, nil
+}
+
+// createNodes registers the simulated GPU nodes, labelled like nodes of the NVIDIA
+// GPU operator's feature discovery.
+func createNodes(ctx context.Context, c kubernetes.Interface, o Options) error {
+	gpus := resource.MustParse(strconv.Itoa(o.GPUsPerNode))
+	res := corev1.ResourceList{
+		corev1.ResourceCPU:    resource.MustParse(strconv.Itoa(12 * o.GPUsPerNode)),
+		corev1.ResourceMemory: resource.MustParse(strconv.Itoa(128*o.GPUsPerNode) + "Gi"),
+		corev1.ResourcePods:   resource.MustParse("110"),
+		GPUResource:           gpus,
+	}
+	for i := range o.Nodes {
+		name := fmt.Sprintf("gpu-node-%d", i)
+		n := &corev1.Node{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: name,
+				Labels: map[string]string{
+					NodeLabel:                          "true",
+					"type":                             "kwok",
+					"kubernetes.io/hostname":           name,
+					"kubernetes.io/os":                 "linux",
+					"kubernetes.io/arch":               "amd64",
+					"node.kubernetes.io/instance-type": "sandbox-gpu-" + strconv.Itoa(o.GPUsPerNode),
+					"nvidia.com/gpu.present":           "true",
+					"nvidia.com/gpu.product":           o.GPUProduct,
+					"nvidia.com/gpu.count":             strconv.Itoa(o.GPUsPerNode),
+				},
+				Annotations: map[string]string{"kwok.x-k8s.io/node": "fake"},
+			},
+			Status: corev1.NodeStatus{Capacity: res, Allocatable: res},
+		}
+		if _, err := c.CoreV1().Nodes().Create(ctx, n, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create node %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func nodesReady(ctx context.Context, c kubernetes.Interface, want int) error {
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: NodeLabel})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	ready := 0
+	for _, n := range nodes.Items {
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue {
+				ready++
+			}
+		}
+	}
+	if ready < want {
+		return fmt.Errorf("%d of %d nodes ready", ready, want)
+	}
+	return nil
+}
+
+func apiReady(ctx context.Context, cfg *rest.Config) error {
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("build client: %w", err)
+	}
+	body, err := c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	if err != nil {
+		return fmt.Errorf("get /readyz: %w: %s", err, body)
+	}
+	return nil
+}
+
+// httpOK returns a check that GETs url (skipping TLS verification: the components
+// serve self-signed loopback certificates) and wants a 200.
+func httpOK(url string) func(context.Context) error {
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return fmt.Errorf("build request %s: %w", url, err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("get %s: %w", url, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("get %s: status %s", url, resp.Status)
+		}
+		return nil
+	}
+}

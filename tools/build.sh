@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# build.sh builds the sandbox's pinned tools (control plane, etcd, kwok, Prometheus)
+# into a cache folder outside the clone, keyed by the hash of the tools modules'
+# go.mod and go.sum files, and links them into BINDIR (default: bin/ at the repo root).
+#
+# A second run with the same tools modules builds nothing. Set PRESCALE_TOOLS_CACHE
+# to move the cache (default: ${XDG_CACHE_HOME:-$HOME/.cache}/prescale).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+bindir="${BINDIR:-$root/bin}"
+cache_root="${PRESCALE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/prescale}"
+
+hash="$(cd "$here" && cat build.sh */go.mod */go.sum | sha256sum | cut -c1-16)"
+cache="$cache_root/tools-$hash"
+mkdir -p "$cache" "$bindir"
+
+k8s_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean"
+
+# name|module folder|package|ldflags
+tools=(
+	"etcd|etcd|go.etcd.io/etcd/server/v3|-s -w"
+	"kwok|kwok|sigs.k8s.io/kwok/cmd/kwok|-s -w"
+	"kube-apiserver|kube|k8s.io/kubernetes/cmd/kube-apiserver|$k8s_ldflags"
+	"kube-controller-manager|kube|k8s.io/kubernetes/cmd/kube-controller-manager|$k8s_ldflags"
+	"kube-scheduler|kube|k8s.io/kubernetes/cmd/kube-scheduler|$k8s_ldflags"
+	"prometheus|prometheus|github.com/prometheus/prometheus/cmd/prometheus|-s -w"
+)
+total=$((${#tools[@]} + 1))
+
+i=0
+for t in "${tools[@]}"; do
+	IFS='|' read -r name dir pkg ldflags <<<"$t"
+	i=$((i + 1))
+	if [[ -x "$cache/$name" ]]; then
+		echo "tools: $name ($i/$total) up to date"
+	else
+		start=$(date +%s)
+		printf 'tools: building %s (%d/%d)... ' "$name" "$i" "$total"
+		if ! (cd "$here/$dir" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$cache/$name.tmp" "$pkg") >"$cache/$name.log" 2>&1; then
+			echo "FAILED"
+			tail -n 30 "$cache/$name.log" >&2
+			exit 1
+		fi
+		mv "$cache/$name.tmp" "$cache/$name"
+		echo "done in $(($(date +%s) - start))s"
+	fi
+	ln -sfn "$cache/$name" "$bindir/$name"
+done
+
+# kwok's stage YAMLs (node and pod lifecycles) ship in its module.
+i=$((i + 1))
+if [[ -d "$cache/kwok-stages" ]]; then
+	echo "tools: kwok stages ($i/$total) up to date"
+else
+	printf 'tools: copying kwok stages (%d/%d)... ' "$i" "$total"
+	moddir="$(cd "$here/kwok" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+	rm -rf "$cache/kwok-stages.tmp"
+	cp -r "$moddir/kustomize/stage" "$cache/kwok-stages.tmp"
+	chmod -R u+w "$cache/kwok-stages.tmp"
+	mv "$cache/kwok-stages.tmp" "$cache/kwok-stages"
+	echo "done"
+fi
+ln -sfn "$cache/kwok-stages" "$bindir/kwok-stages"
+echo "tools: all in $bindir (cache $cache)"
