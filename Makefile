@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 BENCH    ?= .
 
-.PHONY: all build test unit check bench fuzz clean benchmarks-doc test-e2e-backtest
+.PHONY: all build test unit e2e check bench fuzz clean benchmarks-doc test-e2e-backtest
 
 all: build
 
@@ -11,8 +11,18 @@ all: build
 build:
 	$(GO) build -o bin/prescale ./cmd/prescale
 
-## test: every test the project has
-test: unit
+include sandbox.mk
+
+## test: every test the project has: the hermetic ones, then every end-to-end test against
+## the real control plane and Prometheus (builds the pinned tools when missing)
+test: unit e2e
+
+## e2e: the end-to-end tests (build tag e2e), one package at a time: the sandbox, the
+## controller on the sandbox, the Prometheus source, the backtest's Prometheus reader
+E2E_PKGS ?= ./sandbox/... ./scaler/... ./backtest/... ./cmd/...
+e2e: tools sandbox-cmds
+	PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) PRESCALE_TOOLS_BIN=$(SANDBOX_BIN) \
+	  $(GO) test -tags e2e -count=1 -p 1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS)
 
 ## unit: hermetic tests (no cluster, no Prometheus), including the fuzz seeds
 unit:

@@ -226,6 +226,20 @@ func Down(ctx context.Context, dir string) error {
 	return errors.Join(errs...)
 }
 
+// auditPolicyYAML records the metadata of every write to workloads and their scale, and
+// nothing else (reads would swamp the log).
+const auditPolicyYAML = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete]
+    resources:
+      - group: apps
+        resources: [deployments, deployments/scale, statefulsets, statefulsets/scale, replicasets]
+  - level: None
+`
+
 // upper starts the components of one sandbox in order.
 type upper struct {
 	o        Options
@@ -298,7 +312,15 @@ func (u *upper) run(ctx context.Context) error {
 	}
 	logger.V(2).Info("Started", "component", "etcd", "url", u.s.Etcd)
 
+	// Every write is audited (logs/audit.log), so that tests can tell who wrote what when.
+	auditPolicy := filepath.Join(u.s.Dir, "audit-policy.yaml")
+	if err := os.WriteFile(auditPolicy, []byte(auditPolicyYAML), 0o644); err != nil {
+		return fmt.Errorf("write audit policy: %w", err)
+	}
 	apiserver, err := u.start("kube-apiserver",
+		"--audit-policy-file="+auditPolicy,
+		"--audit-log-path="+filepath.Join(u.logs, "audit.log"),
+		"--audit-log-format=json",
 		"--etcd-servers="+u.s.Etcd,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(ports["apiserver"]),

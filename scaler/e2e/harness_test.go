@@ -18,10 +18,13 @@ import (
 	"testing"
 	"time"
 
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -210,6 +213,26 @@ func startPrometheus(t testing.TB, target string) *promServer {
 
 func (p *promServer) url() string { return "http://" + p.addr }
 
+// waitValue polls an instant query (every 50 ms) until it returns v, and returns when.
+func (p *promServer) waitValue(t testing.TB, query string, v float64) time.Time {
+	t.Helper()
+	client, err := promapi.NewClient(promapi.Config{Address: p.url()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := promv1.NewAPI(client)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		res, _, _, err := api.Query(context.Background(), query, time.Now())
+		if vec, ok := res.(model.Vector); err == nil && ok && len(vec) == 1 && float64(vec[0].Value) == v {
+			return time.Now()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("Prometheus did not answer %s with %v within 30s", query, v)
+	return time.Time{}
+}
+
 func (p *promServer) start() {
 	p.t.Helper()
 	log, err := os.OpenFile(filepath.Join(filepath.Dir(p.config), "prometheus.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -328,7 +351,7 @@ func (in *instance) metric(name string, labels map[string]string) (float64, bool
 		return 0, false
 	}
 	defer resp.Body.Close()
-	var parser expfmt.TextParser
+	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		return 0, false
@@ -439,7 +462,8 @@ func deployment(t testing.TB, w sandbox.Workload) *appsv1.Deployment {
 	return d
 }
 
-// events returns the messages of the events with reason on the workload's namespace.
+// events returns the messages of prescale's events with reason in the workload's namespace
+// (not the HPA's or the deployment controller's).
 func events(t testing.TB, w sandbox.Workload, reason string) []string {
 	t.Helper()
 	_, kube := sharedSandbox(t)
@@ -449,7 +473,7 @@ func events(t testing.TB, w sandbox.Workload, reason string) []string {
 	}
 	var out []string
 	for _, e := range list.Items {
-		if e.Reason == reason {
+		if e.Reason == reason && e.Source.Component == "prescale" {
 			out = append(out, e.Message)
 		}
 	}
