@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 BENCH    ?= .
 
-.PHONY: all build test unit e2e check bench fuzz clean benchmarks-doc test-e2e-backtest
+.PHONY: all build test unit e2e check bench bench-soak fuzz clean benchmarks-doc test-e2e-backtest
 
 all: build
 
@@ -38,6 +38,13 @@ check:
 ## bench: the benchmarks, 5 runs each (compare with benchstat)
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 5 ./...
+
+## bench-soak: prescale with SOAK_POLICIES (1000) policies on the sandbox: per-tick wall and
+## CPU time, RSS, Prometheus queries per tick
+SOAK_POLICIES ?= 1000
+bench-soak: tools
+	E2E_NODES=12 SOAK_POLICIES=$(SOAK_POLICIES) PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) \
+	  $(GO) test -tags e2e -count=1 -run '^$$' -bench '^BenchmarkSoak$$' -benchtime 1x -timeout 20m ./scaler/e2e/
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:

@@ -79,8 +79,13 @@ func sharedSandbox(t testing.TB) (*sandbox.State, kubernetes.Interface) {
 			return
 		}
 		ctx := klog.NewContext(context.Background(), klog.Background())
+		// 2 nodes x 4 GPUs; the soak needs room for its pods (110 a node): E2E_NODES.
+		nodes := 2
+		if v := os.Getenv("E2E_NODES"); v != "" {
+			fmt.Sscan(v, &nodes)
+		}
 		world.st, world.err = sandbox.Up(ctx, sandbox.Options{BinDir: world.bin, StateDir: filepath.Join(world.tmp, "sandbox"),
-			Nodes: 2, GPUsPerNode: 4, HPASyncPeriod: 2 * time.Second})
+			Nodes: nodes, GPUsPerNode: 4, HPASyncPeriod: 2 * time.Second})
 		if world.err != nil {
 			return
 		}
@@ -198,11 +203,17 @@ type promServer struct {
 }
 
 func startPrometheus(t testing.TB, target string) *promServer {
+	return startPrometheusEvery(t, target, time.Second)
+}
+
+// startPrometheusEvery starts a Prometheus scraping target every interval.
+func startPrometheusEvery(t testing.TB, target string, interval time.Duration) *promServer {
 	t.Helper()
 	sharedSandbox(t)
 	dir := t.TempDir()
 	p := &promServer{t: t, addr: freeAddr(t), dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "prometheus.yml")}
-	cfg := fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n  - job_name: vllm\n    static_configs: [{targets: [%q]}]\n", target)
+	cfg := fmt.Sprintf("global: {scrape_interval: %s, evaluation_interval: %s}\nscrape_configs:\n  - job_name: vllm\n    static_configs: [{targets: [%q]}]\n",
+		model.Duration(interval), model.Duration(interval), target)
 	if err := os.WriteFile(p.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -426,6 +437,12 @@ func waitHTTP(t testing.TB, url string, timeout time.Duration) {
 	if err != nil {
 		t.Fatalf("%s not ready within %s", url, timeout)
 	}
+}
+
+// eventuallyTB is eventually for tests and benchmarks.
+func eventuallyTB(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	eventually(t, timeout, what, cond)
 }
 
 // eventually polls cond every 250 ms until it holds or timeout passes.

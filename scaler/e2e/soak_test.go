@@ -17,6 +17,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/utils/ptr"
 )
 
@@ -30,7 +33,8 @@ func soakPolicies() int {
 	return n
 }
 
-// BenchmarkSoak runs one prescale process with N policies (one Deployment of one kwok pod
+// BenchmarkSoak (make bench-soak, which gives the sandbox E2E_NODES=12 nodes for the pods)
+// runs one prescale process with N policies (one Deployment of one kwok pod
 // each, one per-pod query each) on the sandbox and a real Prometheus, ticking every 5 s, and
 // reports from prescale's own /metrics: wall time and CPU seconds per tick, resident memory,
 // and Prometheus queries per tick. Targets for N = 1000: a tick under 2 s, RSS under 200 MiB,
@@ -60,27 +64,53 @@ func BenchmarkSoak(b *testing.B) {
 	}
 	b.Logf("created %d deployments in %s", n, time.Since(start).Round(time.Millisecond))
 
-	// One exporter with a queue series per Deployment's pod: value 5, at target, so that no
-	// policy scales and the tick measures the steady state.
+	var ln net.Listener
+	// Every pod Ready before prescale starts, so that the ticks measure the steady state.
+	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			return false, nil
+		}
+		n := 0
+		for i := range pods.Items {
+			if ready(&pods.Items[i]) {
+				n++
+			}
+		}
+		return n == len(pods.Items) && n >= soakPolicies(), nil
+	})
+	if err != nil {
+		b.Fatalf("pods not Ready within 5 minutes")
+	}
+	b.Logf("every pod Ready %s after the first deployment", time.Since(start).Round(time.Millisecond))
+
+	// One exporter with a queue series per Deployment's pod, from an informer's cache: value
+	// 5, at target, so that no policy scales.
+	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns))
+	lister := factory.Core().V1().Pods().Lister()
+	stop := make(chan struct{})
+	defer close(stop)
+	factory.Start(stop)
+	factory.WaitForCacheSync(stop)
 	desc := prometheus.NewDesc("vllm:num_requests_waiting", "Requests waiting.", []string{"namespace", "pod", "app"}, nil)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectorFunc(func(ch chan<- prometheus.Metric) {
-		pods, err := kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{ResourceVersion: "0"})
+		pods, err := lister.List(labels.Everything())
 		if err != nil {
 			return
 		}
-		for _, p := range pods.Items {
+		for _, p := range pods {
 			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, 5, ns, p.Name, p.Labels["app"])
 		}
 	}))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
-	p := startPrometheus(b, ln.Addr().String())
+	p := startPrometheusEvery(b, ln.Addr().String(), 5*time.Second)
 
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "prometheus: {url: %s, timeout: 5s, concurrency: 32}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: off}\npolicies:\n", p.url())
@@ -93,8 +123,11 @@ func BenchmarkSoak(b *testing.B) {
 `, name, ns, name, ns, name)
 	}
 	in := startPrescale(b, "soak", cfg.String())
-	// Warm up: every pod Ready and scraped, a first few ticks.
-	time.Sleep(30 * time.Second)
+	// Warm up: the first two ticks (the first one writes every decision annotation).
+	eventuallyTB(b, 3*time.Minute, "two ticks", func() bool {
+		v, _ := in.metric("prescale_tick_duration_seconds_count", nil)
+		return v >= 2
+	})
 	ticks0, _ := in.metric("prescale_tick_duration_seconds_count", nil)
 	sum0, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
 	cpu0, _ := in.metric("process_cpu_seconds_total", nil)
