@@ -12,7 +12,7 @@ import (
 // seasonal-naive is used. Holt-Winters needs two seasons: until then Auto falls back to
 // another method and Why says so. Build it with Fit.
 type Auto struct {
-	cands  []Forecaster
+	cands    []Forecaster
 	chosen   int // index into cands, -1 if none is ready
 	compared bool
 	bestErr  float64

@@ -46,5 +46,5 @@ func (m *holt) observe(y float64) {
 }
 
 func (m *holt) forecast(k int) float64 { return m.level + float64(k)*m.trend }
-func (m *holt) ready() bool           { return m.n >= 2 }
-func (m *holt) reset()                { *m = holt{alpha: m.alpha, beta: m.beta} }
+func (m *holt) ready() bool            { return m.n >= 2 }
+func (m *holt) reset()                 { *m = holt{alpha: m.alpha, beta: m.beta} }
