@@ -26,6 +26,10 @@ type Gate struct {
 	open           bool
 }
 
+// minLoadSum is the window load below which the error is not defined: zero, for any
+// load measured in requests per second.
+const minLoadSum = 1e-9
+
 type gateObs struct {
 	at          time.Time
 	err, actual float64
@@ -71,6 +75,8 @@ func (g *Gate) Observe(predicted Prediction, actual float64, at time.Time) (open
 		g.obs = append(g.obs[:0], g.obs[g.head:]...)
 		g.head = 0
 		g.resum() // amortised O(1); keeps the running sums free of drift
+	} else if g.actSum < minLoadSum || g.absSum < 0 {
+		g.resum() // a small sum after subtractions may be rounding residue
 	}
 	mape, _, ok := g.Error()
 	if !ok {
@@ -94,10 +100,10 @@ func (g *Gate) resum() {
 
 // Error is the window's weighted MAPE (a fraction) and the fraction of observations
 // whose load exceeded the prediction's Hi. ok is false when the window is empty or its
-// load sums to zero; then both are 0.
+// load sums to (nearly: below 1e-9) zero; then both are 0.
 func (g *Gate) Error() (mape, underRate float64, ok bool) {
 	n := len(g.obs) - g.head
-	if n == 0 || !(g.actSum > 0) {
+	if n == 0 || !(g.actSum >= minLoadSum) {
 		return 0, 0, false
 	}
 	return max(g.absSum, 0) / g.actSum, float64(g.under) / float64(n), true
