@@ -198,3 +198,38 @@ func TestQuantile(t *testing.T) {
 		}
 	}
 }
+
+// flat is a model whose every forecast is 100.
+type flat struct{ n int }
+
+func (m *flat) observe(float64)      { m.n++ }
+func (m *flat) forecast(int) float64 { return 100 }
+func (m *flat) ready() bool          { return m.n > 0 }
+func (m *flat) reset()               { m.n = 0 }
+
+// The interval comes from the residuals at the fitted horizon. With forecasts of 100
+// and values cycling 90, 100, 110, 120, 130 the 4-step residuals are -10, 0, 10, 20, 30
+// equally often: 1,000 of them (the cap), 200 each, sorted positions 0..999. At q = 0.9
+// the upper one is at position 899.1, inside the 30s (800..999): Hi = 100 + 30 = 130;
+// the lower one at 99.9 (0.1 → position 99.9), inside the -10s (0..199): Lo = 90. At the
+// half horizon (2 steps) both scale by sqrt(2/4): Lo = 100 - 7.07.., Hi = 100 + 21.21...
+func TestIntervalFromResiduals(t *testing.T) {
+	var m flat
+	s := newSeries(time.Minute, 4, 0)
+	for i := range 1200 {
+		s.update(&m, Sample{At: t0.Add(time.Duration(i) * time.Minute), Value: 90 + 10*float64(i%5)})
+	}
+	cases := []struct {
+		h      time.Duration
+		lo, hi float64
+	}{
+		{4 * time.Minute, 90, 130},
+		{2 * time.Minute, 100 - 10*math.Sqrt(0.5), 100 + 30*math.Sqrt(0.5)},
+	}
+	for _, c := range cases {
+		p, ok := s.predict(&m, c.h, 0.9)
+		if !ok || p.Point != 100 || math.Abs(p.Lo-c.lo) > 1e-9 || math.Abs(p.Hi-c.hi) > 1e-9 {
+			t.Errorf("predict(%v) = %+v, %v; want {100 %v %v}", c.h, p, ok, c.lo, c.hi)
+		}
+	}
+}
