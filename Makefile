@@ -32,6 +32,7 @@ bench:
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./forecast -run '^$$' -fuzz '^FuzzForecast$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 
 clean:
 	rm -rf bin
