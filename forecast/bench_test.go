@@ -40,6 +40,30 @@ func BenchmarkUpdate(b *testing.B) {
 	}
 }
 
+// BenchmarkUpdateLinearWindow is Linear's update at each window Fit may choose: the
+// regression behind the residual bookkeeping is O(window).
+func BenchmarkUpdateLinearWindow(b *testing.B) {
+	xs := servegen(b)
+	for _, w := range linearWindows {
+		b.Run(fmt.Sprint(w), func(b *testing.B) {
+			f := newLinear(time.Minute, 4, 0, w)
+			for _, x := range xs[:1440] {
+				f.Update(x)
+			}
+			at := xs[1439].At
+			i := 1440
+			b.ReportAllocs()
+			for b.Loop() {
+				at = at.Add(time.Minute)
+				f.Update(Sample{At: at, Value: xs[i].Value})
+				if i++; i == len(xs) {
+					i = 1440
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkPredict is the per-tick forecast at the default horizon with its interval
 // (sorting 1,000 residuals).
 func BenchmarkPredict(b *testing.B) {

@@ -2,7 +2,6 @@ package forecast
 
 import (
 	"math"
-	"slices"
 	"time"
 )
 
@@ -41,7 +40,7 @@ func (f *Linear) Window() int { return f.m.window }
 const bisquareK = 4.685
 
 // robustIterations bounds the reweighting; it converges in a handful on our data.
-const robustIterations = 8
+const robustIterations = 3
 
 type linear struct {
 	window int
@@ -82,81 +81,124 @@ func (m *linear) fit() {
 	n := min(m.n, m.window)
 	m.m = n
 	ys := m.ys[:n]
-	for i := range n {
-		ys[i] = m.ring[(m.n-n+i)%m.window]
+	if m.n <= m.window {
+		copy(ys, m.ring[:n])
+	} else { // the oldest value is at n % window
+		j := m.n % m.window
+		copy(ys[copy(ys, m.ring[j:]):], m.ring[:j])
 	}
-	a, b := wls(ys, nil)
+	// The line is a + b·(x - c), centred so the sums do not cancel.
+	c := float64(n-1) / 2
+	a, b, _ := wls(ys, c)
 	// Scale: 1.4826·MAD of the least-squares residuals; floored so that an exact line
 	// (MAD 0) keeps weight 1 on its points instead of dividing by zero.
 	var mean float64
 	abs := m.abs[:n]
 	for i, y := range ys {
-		abs[i] = math.Abs(y - a - b*float64(i))
+		abs[i] = math.Abs(y - a - b*(float64(i)-c))
 		mean += math.Abs(y)
 	}
-	slices.Sort(abs)
-	scale := 1.4826 * abs[n/2]
-	if n%2 == 0 {
-		scale = 1.4826 * (abs[n/2-1] + abs[n/2]) / 2
-	}
+	scale := 1.4826 * median(abs)
 	scale = max(scale, 1e-9*(1+mean/float64(n)))
-	c := bisquareK * scale
-	w := abs // reuse as weights
 	for range robustIterations {
-		for i, y := range ys {
-			u := (y - a - b*float64(i)) / c
-			w[i] = 0
-			if u > -1 && u < 1 {
-				w[i] = (1 - u*u) * (1 - u*u)
-			}
-		}
-		var sw float64
-		for _, wi := range w {
-			sw += wi
-		}
-		if !(sw > 1e-12) {
+		a2, b2, ok := wlsFrom(ys, c, bisquareK*scale, a, b)
+		if !ok {
 			break // every value rejected: keep the last line
 		}
-		a2, b2 := wls(ys, w)
-		done := math.Abs(a2-a)+math.Abs(b2-b)*float64(n) <= 1e-9*(1+math.Abs(a))
+		done := math.Abs(a2-a)+math.Abs(b2-b)*c <= 1e-9*(1+math.Abs(a))
 		a, b = a2, b2
 		if done {
 			break
 		}
 	}
-	m.a, m.b = a, b
+	m.a, m.b = a-b*c, b
 }
 
-// wls is weighted least squares of ys on x = 0, 1, ...; nil weights are all 1. With one
-// value (or all weight on one abscissa) the line is flat.
-func wls(ys, w []float64) (a, b float64) {
-	var sw, sx, sy float64
+// wls is ordinary least squares of ys on u = x - c, x = 0, 1, ...: y = a + b·u.
+func wls(ys []float64, c float64) (a, b float64, ok bool) {
+	return wlsFrom(ys, c, 0, 0, 0)
+}
+
+// wlsFrom is weighted least squares of ys on u = x - c in one pass, each value weighted
+// by Tukey's bisquare (1-(r/cut)²)² of its residual r from the line a0 + b0·u (0 at
+// |r| >= cut); cut = 0: all weights 1. ok is false when the weights sum to (nearly)
+// zero. One value, or all the weight on one abscissa, gives a flat line.
+func wlsFrom(ys []float64, c, cut, a0, b0 float64) (a, b float64, ok bool) {
+	var sw, su, sy, suu, suy float64
+	inv := 0.0
+	if cut > 0 {
+		inv = 1 / cut
+	}
 	for i, y := range ys {
-		wi := 1.0
-		if w != nil {
-			wi = w[i]
+		u := float64(i) - c
+		w := 1.0
+		if cut > 0 {
+			r := (y - a0 - b0*u) * inv
+			if !(r > -1 && r < 1) {
+				continue
+			}
+			w = (1 - r*r) * (1 - r*r)
 		}
-		sw += wi
-		sx += wi * float64(i)
-		sy += wi * y
+		sw += w
+		su += w * u
+		sy += w * y
+		suu += w * u * u
+		suy += w * u * y
 	}
 	if !(sw > 1e-12) {
-		return ys[len(ys)-1], 0 // every value rejected: flat at the last one
+		return 0, 0, false
 	}
-	mx, my := sx/sw, sy/sw
-	var sxx, sxy float64
-	for i, y := range ys {
-		wi := 1.0
-		if w != nil {
-			wi = w[i]
+	d := sw*suu - su*su
+	if !(d > 1e-12*sw*sw) {
+		return sy / sw, 0, true
+	}
+	b = (sw*suy - su*sy) / d
+	return (sy - b*su) / sw, b, true
+}
+
+// median of xs, reordering them: quickselect, O(len) on average.
+func median(xs []float64) float64 {
+	n := len(xs)
+	k := n / 2
+	hi := nth(xs, k)
+	if n%2 == 1 {
+		return hi
+	}
+	lo := xs[0] // the largest of xs[:k], all <= hi after nth
+	for _, x := range xs[1:k] {
+		lo = max(lo, x)
+	}
+	return (lo + hi) / 2
+}
+
+// nth reorders xs so that xs[k] is the k-th smallest, the ones before it no larger and
+// the ones after no smaller, and returns it (Hoare's selection, middle pivot).
+func nth(xs []float64, k int) float64 {
+	lo, hi := 0, len(xs)-1
+	for lo < hi {
+		p := xs[lo+(hi-lo)/2]
+		i, j := lo, hi
+		for i <= j {
+			for xs[i] < p {
+				i++
+			}
+			for xs[j] > p {
+				j--
+			}
+			if i <= j {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+				j--
+			}
 		}
-		dx := float64(i) - mx
-		sxx += wi * dx * dx
-		sxy += wi * dx * (y - my)
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return xs[k]
+		}
 	}
-	if sxx <= 0 {
-		return my, 0
-	}
-	b = sxy / sxx
-	return my - b*mx, b
+	return xs[k]
 }
