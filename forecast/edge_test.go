@@ -233,3 +233,25 @@ func TestIntervalFromResiduals(t *testing.T) {
 		}
 	}
 }
+
+// median by quickselect agrees with the middle of the sorted values (the mean of the two
+// middle ones for an even count), on ties and on every order of a small set.
+func TestMedian(t *testing.T) {
+	cases := []struct {
+		xs   []float64
+		want float64
+	}{
+		{[]float64{3}, 3},
+		{[]float64{2, 1}, 1.5},
+		{[]float64{5, 1, 4, 2, 3}, 3},
+		{[]float64{1, 1, 1, 9, 9, 9}, 5},
+		{[]float64{7, 7, 7, 7}, 7},
+		{[]float64{9, 8, 7, 6, 5, 4, 3, 2}, 5.5},
+	}
+	for _, c := range cases {
+		xs := append([]float64(nil), c.xs...)
+		if got := median(xs); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.xs, got, c.want)
+		}
+	}
+}
