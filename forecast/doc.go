@@ -32,7 +32,7 @@
 // [Fit] places the history on the grid, picks the parameters that minimise the mean
 // squared error of the forecast ceil(Horizon/Step) steps ahead (the forecast the
 // controller uses) over the history — smoothing weights by Nelder–Mead
-// (gonum/optimize) on their logits, Linear's window among 5, 10, 15 and 30 steps — and
+// (gonum/optimize) on their logits, Linear's window among 5, 10, 15 and 20 steps — and
 // replays the history through Update so the forecaster is warm.
 //
 // # The grid, gaps and bad values
@@ -43,7 +43,7 @@
 // (the last value until it is ready) and record no residual; after a gap longer than a
 // day (or two seasons, if longer) the forecaster restarts from the new sample. NaN, ±Inf,
 // negative values and values above 1e15 are ignored, as if missing. Update is O(1) per
-// slot (Linear: O(Window), Window <= 30); no allocation once warm.
+// slot (Linear: O(Window), Window <= 20); no allocation once warm.
 //
 // # Predictions and intervals
 //

@@ -44,24 +44,26 @@ const robustIterations = 3
 
 type linear struct {
 	window int
-	ring   []float64
-	n      int
+	// ring holds each value twice, at t%window and t%window+window, so the last window
+	// values are always the contiguous ring[n%window : n%window+window].
+	ring []float64
+	n    int
 
 	// The line fitted at n values: forecast(k) = a + b·(m-1+k) over the last m values.
 	fitN int
 	a, b float64
 	m    int
 
-	ys, abs []float64 // scratch
+	abs []float64 // scratch
 }
 
 func (m *linear) observe(y float64) {
 	if m.ring == nil {
-		m.ring = make([]float64, m.window)
-		m.ys = make([]float64, m.window)
+		m.ring = make([]float64, 2*m.window)
 		m.abs = make([]float64, m.window)
 	}
-	m.ring[m.n%m.window] = y
+	i := m.n % m.window
+	m.ring[i], m.ring[i+m.window] = y, y
 	m.n++
 }
 
@@ -80,12 +82,10 @@ func (m *linear) fit() {
 	m.fitN = m.n
 	n := min(m.n, m.window)
 	m.m = n
-	ys := m.ys[:n]
-	if m.n <= m.window {
-		copy(ys, m.ring[:n])
-	} else { // the oldest value is at n % window
+	ys := m.ring[:n]
+	if m.n > m.window {
 		j := m.n % m.window
-		copy(ys[copy(ys, m.ring[j:]):], m.ring[:j])
+		ys = m.ring[j : j+n]
 	}
 	// The line is a + b·(x - c), centred so the sums do not cancel.
 	c := float64(n-1) / 2
@@ -114,9 +114,19 @@ func (m *linear) fit() {
 	m.a, m.b = a-b*c, b
 }
 
-// wls is ordinary least squares of ys on u = x - c, x = 0, 1, ...: y = a + b·u.
+// wls is ordinary least squares of ys on u = x - c, x = 0, 1, ...: y = a + b·u. With
+// c the middle abscissa, Σu = 0 and Σu² = n(n²-1)/12.
 func wls(ys []float64, c float64) (a, b float64, ok bool) {
-	return wlsFrom(ys, c, 0, 0, 0)
+	n := float64(len(ys))
+	if c != (n-1)/2 || len(ys) < 2 {
+		return wlsFrom(ys, c, 0, 0, 0)
+	}
+	var sy, suy float64
+	for i, y := range ys {
+		sy += y
+		suy += (float64(i) - c) * y
+	}
+	return sy / n, suy / (n * (n*n - 1) / 12), true
 }
 
 // wlsFrom is weighted least squares of ys on u = x - c in one pass, each value weighted

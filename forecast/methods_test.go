@@ -122,7 +122,7 @@ func TestLinearIgnoresOutliers(t *testing.T) {
 	if math.Abs(got-want) > 1e-6 {
 		t.Fatalf("forecast(4) = %v, want %v", got, want)
 	}
-	a, b, _ := wls(m.ys[:30], 14.5)
+	a, b, _ := wls(m.ring[:30], 14.5)
 	if ols := a + b*(33-14.5); math.Abs(ols-want) < 100 {
 		t.Fatalf("least squares forecast %v is within 100 of %v: the outliers are too weak to test anything", ols, want)
 	}
