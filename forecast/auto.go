@@ -10,7 +10,7 @@ import (
 // choice is re-made on every Update. Until a method has 20 residuals it is not compared;
 // if none has, the first ready one in the order holt-winters, holt, linear,
 // seasonal-naive is used. Holt-Winters needs two seasons: until then Auto falls back to
-// another method and Why says so. Build it with Fit.
+// another method and Chosen says so. Build it with Fit.
 type Auto struct {
 	cands    []Forecaster
 	chosen   int // index into cands, -1 if none is ready

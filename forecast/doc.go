@@ -50,8 +50,8 @@
 // Predict(h) is the forecast h after the last slot, interpolated linearly between whole
 // steps (195 s on a 1-minute grid: 3.25 steps). Forecasts below zero are 0. The interval
 // adds to the point the empirical quantiles q and 1-q of the method's last (up to 1,000)
-// residuals actual − forecast at the fitted horizon, scaled by sqrt(h/Horizon) for
-// other horizons; with fewer than 20 residuals it is the point itself. Point, Lo and Hi
+// residuals actual − forecast at the fitted horizon ceil(Horizon/Step) steps, scaled by
+// sqrt(h / that horizon) for other horizons (h of at least one step); with fewer than 20 residuals it is the point itself. Point, Lo and Hi
 // are always finite and non-negative, with Lo <= Point <= Hi.
 //
 // # Gating
