@@ -49,6 +49,7 @@ bench-soak: tools
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./forecast -run '^$$' -fuzz '^FuzzForecast$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 
 ## benchmarks-doc: regenerate docs/benchmarks.md and its plots from ../shared/traces
 benchmarks-doc:

@@ -1,0 +1,131 @@
+package forecast
+
+import (
+	"fmt"
+	"time"
+)
+
+// Auto runs several methods side by side and predicts with the one whose mean absolute
+// error at the fitted horizon, over its last residuals (up to 1,000), is lowest. The
+// choice is re-made on every Update. Until a method has 20 residuals it is not compared;
+// if none has, the first ready one in the order holt-winters, holt, linear,
+// seasonal-naive is used. Holt-Winters needs two seasons: until then Auto falls back to
+// another method and Chosen says so. Build it with Fit.
+type Auto struct {
+	cands    []Forecaster
+	chosen   int // index into cands, -1 if none is ready
+	compared bool
+	bestErr  float64
+}
+
+// Update implements Forecaster: every method consumes the sample, then the choice is
+// re-made.
+func (f *Auto) Update(x Sample) {
+	for _, c := range f.cands {
+		c.Update(x)
+	}
+	f.choose()
+}
+
+// Predict implements Forecaster with the chosen method.
+func (f *Auto) Predict(h time.Duration, q float64) (Prediction, bool) {
+	if f.chosen < 0 {
+		return Prediction{}, false
+	}
+	return f.cands[f.chosen].Predict(h, q)
+}
+
+// Name implements Forecaster: "auto".
+func (f *Auto) Name() string { return string(MethodAuto) }
+
+// Chosen is the method Auto predicts with ("" while none is ready) and why, for the
+// caller's decision record.
+func (f *Auto) Chosen() (m Method, why string) {
+	why = f.reason(f.compared, f.bestErr)
+	if f.chosen < 0 {
+		return "", why
+	}
+	return Method(f.cands[f.chosen].Name()), why
+}
+
+// Methods are the forecasters Auto chooses among, in preference order.
+func (f *Auto) Methods() []Forecaster { return f.cands }
+
+func errorOf(c Forecaster) (float64, bool) {
+	switch c := c.(type) {
+	case *Holt:
+		return c.s.mae()
+	case *HoltWinters:
+		return c.s.mae()
+	case *SeasonalNaive:
+		return c.s.mae()
+	case *Linear:
+		return c.s.mae()
+	}
+	return 0, false
+}
+
+func readyOf(c Forecaster) bool {
+	switch c := c.(type) {
+	case *Holt:
+		return c.s.started && c.m.ready()
+	case *HoltWinters:
+		return c.s.started && c.m.ready()
+	case *SeasonalNaive:
+		return c.s.started && c.m.ready()
+	case *Linear:
+		return c.s.started && c.m.ready()
+	}
+	return false
+}
+
+func (f *Auto) choose() {
+	best, bestErr := -1, 0.0
+	for i, c := range f.cands {
+		if e, ok := errorOf(c); ok && readyOf(c) && (best < 0 || e < bestErr) {
+			best, bestErr = i, e
+		}
+	}
+	f.compared, f.bestErr = best >= 0, bestErr
+	if best >= 0 {
+		f.chosen = best
+	} else {
+		f.chosen = -1
+		for i, c := range f.cands {
+			if readyOf(c) {
+				f.chosen = i
+				break
+			}
+		}
+	}
+}
+
+func (f *Auto) reason(compared bool, mae float64) string {
+	var hw string
+	for _, c := range f.cands {
+		if c, ok := c.(*HoltWinters); ok && !readyOf(c) {
+			have, need := c.Warm()
+			hw = fmt.Sprintf("; holt-winters needs two seasons, has %d of %d values", have, need)
+		}
+	}
+	switch {
+	case f.chosen < 0:
+		return "no method has enough data yet" + hw
+	case compared:
+		return fmt.Sprintf("lowest recent mean absolute error (%.4g)%s", mae, hw)
+	default:
+		return "no method has enough residuals to compare; first ready" + hw
+	}
+}
+
+// Off is the forecaster of MethodOff: it never predicts.
+type Off struct{}
+
+// Update implements Forecaster.
+func (Off) Update(Sample) {}
+
+// Predict implements Forecaster: never ok.
+func (Off) Predict(time.Duration, float64) (Prediction, bool) { return Prediction{}, false }
+
+// Name implements Forecaster: "off".
+func (Off) Name() string { return string(MethodOff) }
