@@ -109,7 +109,10 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		time.Since(start).Seconds(), st.Nodes, st.GPUsPerNode)
 	defer func() {
 		if o.Keep {
-			p("== sandbox kept up (KEEP=1). Use it with:\n%s   stop it with: make sandbox-down", indent(st.Env()))
+			p("== sandbox kept up (KEEP=1), with the deployment %s/%s. Use it with:\n%s", namespace, service, strings.TrimRight(indent(st.Env()), "\n"))
+			p("   The simulated service stopped with the demo; serve the deployment's metrics again with:")
+			p("     bin/prescale-sim --namespace %s --deployment %s --report", namespace, service)
+			p("   Stop the sandbox with: make sandbox-down")
 			return
 		}
 		derr := sandbox.Down(context.WithoutCancel(ctx), st.Dir)
@@ -223,6 +226,9 @@ func promPods(ctx context.Context, url string) (int, error) {
 		return 0, fmt.Errorf("query %s: %w", q, err)
 	}
 	vec, ok := v.(model.Vector)
+	if ok && len(vec) == 0 {
+		return 0, nil // no scrape yet: a run shorter than the scrape interval
+	}
 	if !ok || len(vec) != 1 {
 		return 0, fmt.Errorf("query %s: want one sample, got %v", q, v)
 	}
