@@ -169,12 +169,18 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		return err
 	}
 	p("")
+	if ctx.Err() != nil {
+		p("== interrupted")
+	}
 	p("== summary (model time %s)", sum.ModelTime)
 	p("   replica-minutes:           %.1f", sum.ReplicaMinutes)
 	p("   minutes under-provisioned: %d of %d", sum.UnderProvisionedMinute, minutes)
 	p("   minutes over the 2s SLO:   %d", sum.SLOViolationMinutes)
 	p("   scale events:              %d", sum.ScaleEvents)
 	p("   requests arrived / served: %.0f / %.0f (peak queue %.0f)", sum.Requests, sum.Served, sum.PeakQueue)
+	if ctx.Err() != nil {
+		return nil
+	}
 	if n, err := promPods(ctx, st.PrometheusURL); err != nil {
 		p("   Prometheus: %v", err)
 	} else {
