@@ -103,3 +103,24 @@ func TestWriteKwokStages(t *testing.T) {
 		t.Errorf("writeKwokStages of an unexpected pod-ready stage: error %v, want one naming the patch", err)
 	}
 }
+
+func TestCleanKeepsOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"mine.txt", "kubeconfig", "logs/etcd.log", "etcd/member/x"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := clean(dir, false); err != nil {
+		t.Fatalf("clean: %v", err)
+	}
+	for f, want := range map[string]bool{"mine.txt": true, "logs/etcd.log": true, "kubeconfig": false, "etcd/member/x": false, "pki": true} {
+		_, err := os.Stat(filepath.Join(dir, f))
+		if got := err == nil; got != want {
+			t.Errorf("after clean, %s exists = %v, want %v", f, got, want)
+		}
+	}
+}
