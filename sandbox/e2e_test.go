@@ -338,7 +338,7 @@ func TestSandbox(t *testing.T) {
 		}
 		for _, series := range []string{"vllm:num_requests_waiting", "vllm:num_requests_running", "DCGM_FI_DEV_GPU_UTIL", "vllm:e2e_request_latency_seconds_count"} {
 			q := fmt.Sprintf(`{__name__=%q, namespace=%q}`, series, w.Namespace)
-			eventually(t, 30*time.Second, series+" per Ready pod in Prometheus", func() error {
+			eventually(t, 60*time.Second, series+" per Ready pod in Prometheus", func() error {
 				vec, err := query(q)
 				if err != nil {
 					return err
@@ -354,7 +354,7 @@ func TestSandbox(t *testing.T) {
 				return nil
 			})
 		}
-		eventually(t, 30*time.Second, "inference_requests_total rising", func() error {
+		eventually(t, 60*time.Second, "inference_requests_total rising", func() error {
 			vec, err := query(fmt.Sprintf(`rate(inference_requests_total{namespace=%q, service=%q}[30s])`, w.Namespace, w.Name))
 			if err != nil {
 				return err
@@ -392,7 +392,7 @@ func TestUpFailsWithTheLogOfADeadComponent(t *testing.T) {
 	}
 	_, ctx := ktesting.NewTestContext(t)
 	dir := t.TempDir()
-	_, err := sandbox.Up(ctx, sandbox.Options{BinDir: bin, StateDir: dir, Nodes: 1, GPUsPerNode: 1, Timeout: 30 * time.Second})
+	_, err := sandbox.Up(ctx, sandbox.Options{BinDir: bin, StateDir: dir, Nodes: 1, GPUsPerNode: 1})
 	if err == nil {
 		sandbox.Down(ctx, dir)
 		t.Fatal("Up with a broken kube-scheduler succeeded, want an error")

@@ -3,7 +3,6 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -192,5 +191,3 @@ func tail(path string, n int) string {
 	}
 	return "    " + strings.Join(lines, "\n    ")
 }
-
-var errNotUp = errors.New("sandbox is not up")

@@ -77,7 +77,7 @@ func (o Options) Defaults() Options {
 		o.ScrapeInterval = 5 * time.Second
 	}
 	if o.Timeout == 0 {
-		o.Timeout = 60 * time.Second
+		o.Timeout = 120 * time.Second
 	}
 	return o
 }
@@ -178,23 +178,31 @@ func Up(ctx context.Context, o Options) (*State, error) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("clean state folder %s: %w", dir, err)
+	if err := clean(dir, true); err != nil {
+		return nil, err
 	}
-	for _, sub := range []string{"logs", "pki", "etcd", "prometheus"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			return nil, fmt.Errorf("create state folder %s: %w", sub, err)
+	var s *State
+	for attempt := 1; ; attempt++ {
+		s = &State{Dir: dir, Nodes: o.Nodes, GPUsPerNode: o.GPUsPerNode, Started: time.Now()}
+		u := &upper{o: o, s: s, bin: bin, logs: filepath.Join(dir, "logs")}
+		err := u.run(ctx)
+		if err == nil {
+			break
 		}
-	}
-
-	s := &State{Dir: dir, Nodes: o.Nodes, GPUsPerNode: o.GPUsPerNode, Started: time.Now()}
-	u := &upper{o: o, s: s, bin: bin, logs: filepath.Join(dir, "logs")}
-	if err := u.run(ctx); err != nil {
 		// Stop what started, but keep the logs for the reader of the error.
 		for i := len(u.children) - 1; i >= 0; i-- {
 			u.children[i].stop(5 * time.Second)
 		}
 		_ = os.Remove(filepath.Join(dir, stateFile))
+		// A free port picked for a component can be taken by another process before
+		// the component binds it: start again with new ports.
+		if attempt < 3 && strings.Contains(err.Error(), "address already in use") && ctx.Err() == nil {
+			logger.Info("Retrying: a port was taken", "attempt", attempt, "err", err)
+			if err := clean(dir, false); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		return nil, fmt.Errorf("start sandbox in %s: %w", dir, err)
 	}
 	logger.Info("Sandbox is up", "dir", dir, "kubeconfig", s.Kubeconfig, "prometheus", s.PrometheusURL, "took", time.Since(s.Started).Round(time.Millisecond))
@@ -239,6 +247,26 @@ rules:
         resources: [deployments, deployments/scale, statefulsets, statefulsets/scale, replicasets]
   - level: None
 `
+
+// clean removes what Up writes in the state folder dir (only that: dir may hold
+// other files) and creates its sub-folders. Logs are kept unless logs is true.
+func clean(dir string, logs bool) error {
+	entries := []string{stateFile, "kubeconfig", "pki", "etcd", "prometheus", "prometheus.yml", "kwok.yaml", "kwok-home", "audit-policy.yaml"}
+	if logs {
+		entries = append(entries, "logs")
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e)); err != nil {
+			return fmt.Errorf("clean state folder %s: %w", dir, err)
+		}
+	}
+	for _, sub := range []string{"logs", "pki", "etcd", "prometheus"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return fmt.Errorf("create state folder %s: %w", sub, err)
+		}
+	}
+	return nil
+}
 
 // upper starts the components of one sandbox in order.
 type upper struct {

@@ -45,7 +45,7 @@ func newRoot() *cobra.Command {
 	pf.StringVar(&o.GPUProduct, "gpu-product", "NVIDIA-H100-80GB-HBM3", "nvidia.com/gpu.product label of the nodes")
 	pf.DurationVar(&o.HPASyncPeriod, "hpa-sync-period", 15*time.Second, "kube-controller-manager --horizontal-pod-autoscaler-sync-period")
 	pf.DurationVar(&o.ScrapeInterval, "scrape-interval", 5*time.Second, "Prometheus scrape interval of the simulated service")
-	pf.DurationVar(&o.Timeout, "timeout", 60*time.Second, "readiness timeout of each component")
+	pf.DurationVar(&o.Timeout, "timeout", 120*time.Second, "readiness timeout of each component")
 	klogFlags := flag.NewFlagSet("klog", flag.ExitOnError)
 	klog.InitFlags(klogFlags)
 	pf.AddGoFlagSet(klogFlags)

@@ -93,11 +93,10 @@ func run(ctx context.Context, fl flags) error {
 		}
 		load = t
 	}
-	minutes := 1440
-	if fl.duration > 0 {
-		minutes = int(math.Ceil(fl.duration.Minutes()))
-	}
-	if t, ok := load.(sim.Trace); ok && fl.duration == 0 {
+	// Size the capacity on the whole load (a day of the generator at least, or the
+	// whole trace), so that it does not depend on how long this run replays.
+	minutes := max(1440, int(math.Ceil(fl.duration.Minutes())))
+	if t, ok := load.(sim.Trace); ok {
 		minutes = len(t)
 	}
 	mu := sim.Mu(sim.Peak(load, minutes), fl.peakReplicas, fl.targetUtilization)

@@ -109,7 +109,10 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		time.Since(start).Seconds(), st.Nodes, st.GPUsPerNode)
 	defer func() {
 		if o.Keep {
-			p("== sandbox kept up (KEEP=1). Use it with:\n%s   stop it with: make sandbox-down", indent(st.Env()))
+			p("== sandbox kept up (KEEP=1), with the deployment %s/%s. Use it with:\n%s", namespace, service, strings.TrimRight(indent(st.Env()), "\n"))
+			p("   The simulated service stopped with the demo; serve the deployment's metrics again with:")
+			p("     bin/prescale-sim --namespace %s --deployment %s --report", namespace, service)
+			p("   Stop the sandbox with: make sandbox-down")
 			return
 		}
 		derr := sandbox.Down(context.WithoutCancel(ctx), st.Dir)
@@ -166,12 +169,18 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		return err
 	}
 	p("")
+	if ctx.Err() != nil {
+		p("== interrupted")
+	}
 	p("== summary (model time %s)", sum.ModelTime)
 	p("   replica-minutes:           %.1f", sum.ReplicaMinutes)
 	p("   minutes under-provisioned: %d of %d", sum.UnderProvisionedMinute, minutes)
 	p("   minutes over the 2s SLO:   %d", sum.SLOViolationMinutes)
 	p("   scale events:              %d", sum.ScaleEvents)
 	p("   requests arrived / served: %.0f / %.0f (peak queue %.0f)", sum.Requests, sum.Served, sum.PeakQueue)
+	if ctx.Err() != nil {
+		return nil
+	}
 	if n, err := promPods(ctx, st.PrometheusURL); err != nil {
 		p("   Prometheus: %v", err)
 	} else {
@@ -223,6 +232,9 @@ func promPods(ctx context.Context, url string) (int, error) {
 		return 0, fmt.Errorf("query %s: %w", q, err)
 	}
 	vec, ok := v.(model.Vector)
+	if ok && len(vec) == 0 {
+		return 0, nil // no scrape yet: a run shorter than the scrape interval
+	}
 	if !ok || len(vec) != 1 {
 		return 0, fmt.Errorf("query %s: want one sample, got %v", q, v)
 	}

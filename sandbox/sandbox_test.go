@@ -1,0 +1,126 @@
+package sandbox
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGeneratePKI(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p, err := generatePKI(t.TempDir(), now)
+	if err != nil {
+		t.Fatalf("generatePKI: %v", err)
+	}
+	caPEM, err := os.ReadFile(p.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("CA certificate does not parse")
+	}
+	cases := []struct {
+		name      string
+		cert, key string
+		usage     x509.ExtKeyUsage
+		dnsName   string
+		wantOrg   string
+	}{
+		{name: "the serving certificate is valid for 127.0.0.1", cert: p.ServingCert, key: p.ServingKey, usage: x509.ExtKeyUsageServerAuth, dnsName: "127.0.0.1"},
+		{name: "the serving certificate is valid for kubernetes.default.svc", cert: p.ServingCert, key: p.ServingKey, usage: x509.ExtKeyUsageServerAuth, dnsName: "kubernetes.default.svc"},
+		{name: "the admin certificate is a system:masters client", cert: p.AdminCert, key: p.AdminKey, usage: x509.ExtKeyUsageClientAuth, wantOrg: "system:masters"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			pair, err := tls.LoadX509KeyPair(c.cert, c.key)
+			if err != nil {
+				t.Fatalf("load key pair: %v", err)
+			}
+			leaf, err := x509.ParseCertificate(pair.Certificate[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: c.dnsName, KeyUsages: []x509.ExtKeyUsage{c.usage}, CurrentTime: now.Add(time.Hour)})
+			if err != nil {
+				t.Errorf("verify: %v", err)
+			}
+			if c.wantOrg != "" && (len(leaf.Subject.Organization) != 1 || leaf.Subject.Organization[0] != c.wantOrg) {
+				t.Errorf("organization = %v, want [%s]", leaf.Subject.Organization, c.wantOrg)
+			}
+		})
+	}
+	if _, err := os.Stat(p.SAPub); err != nil {
+		t.Errorf("service-account public key: %v", err)
+	}
+}
+
+func TestWriteKwokStages(t *testing.T) {
+	stages := t.TempDir()
+	files := map[string]string{
+		"node/fast/node-initialize.yaml":                           "kind: Stage\nmetadata:\n  name: node-initialize\n",
+		"node/heartbeat-with-lease/node-heartbeat-with-lease.yaml": "kind: Stage\nmetadata:\n  name: node-heartbeat-with-lease\n",
+		"pod/fast/pod-ready.yaml":                                  "kind: Stage\nspec:\n  selector: {}\n  next:\n    statusTemplate: x\n",
+		"pod/fast/pod-complete.yaml":                               "kind: Stage\nmetadata:\n  name: pod-complete\n",
+		"pod/fast/pod-delete.yaml":                                 "kind: Stage\nmetadata:\n  name: pod-delete\n",
+	}
+	for f, body := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(stages, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(stages, f), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := writeKwokStages(stages, filepath.Join(t.TempDir(), "kwok.yaml"))
+	if err != nil {
+		t.Fatalf("writeKwokStages: %v", err)
+	}
+	data, _ := os.ReadFile(out)
+	want := `  selector: {}
+  delay:
+    durationMilliseconds: 0
+    durationFrom:
+      expressionFrom: '.metadata.annotations["sandbox.prescale.dev/startup-delay"]'
+  next:
+`
+	if !strings.Contains(string(data), want) {
+		t.Errorf("kwok config lacks the start-up delay before next:\n%s", data)
+	}
+	if n := strings.Count(string(data), "\n---\n"); n != 4 {
+		t.Errorf("kwok config has %d separators, want 4 (5 stages)", n)
+	}
+
+	// A pod-ready stage of another shape is an error, not a silent stage without delay.
+	if err := os.WriteFile(filepath.Join(stages, "pod/fast/pod-ready.yaml"), []byte("kind: Stage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeKwokStages(stages, filepath.Join(t.TempDir(), "kwok.yaml")); err == nil || !strings.Contains(err.Error(), "patch kwok stage") {
+		t.Errorf("writeKwokStages of an unexpected pod-ready stage: error %v, want one naming the patch", err)
+	}
+}
+
+func TestCleanKeepsOtherFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"mine.txt", "kubeconfig", "logs/etcd.log", "etcd/member/x"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, f)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := clean(dir, false); err != nil {
+		t.Fatalf("clean: %v", err)
+	}
+	for f, want := range map[string]bool{"mine.txt": true, "logs/etcd.log": true, "kubeconfig": false, "etcd/member/x": false, "pki": true} {
+		_, err := os.Stat(filepath.Join(dir, f))
+		if got := err == nil; got != want {
+			t.Errorf("after clean, %s exists = %v, want %v", f, got, want)
+		}
+	}
+}
