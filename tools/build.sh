@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # build.sh builds the sandbox's pinned tools (control plane, etcd, kwok, Prometheus)
-# into a cache folder outside the clone, keyed by the hash of the tools modules'
-# go.mod and go.sum files, and links them into BINDIR (default: bin/ at the repo root).
+# into a cache folder outside the clone, one folder per tools module keyed by the hash of
+# its go.mod and go.sum, and links them into BINDIR (default: bin/ at the repo root).
 #
 # A second run with the same tools modules builds nothing. Set PRESCALE_TOOLS_CACHE
 # to move the cache (default: ${XDG_CACHE_HOME:-$HOME/.cache}/prescale).
@@ -12,9 +12,15 @@ root="$(cd "$here/.." && pwd)"
 bindir="${BINDIR:-$root/bin}"
 cache_root="${PRESCALE_TOOLS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/prescale}"
 
-hash="$(cd "$here" && cat build.sh */go.mod */go.sum | sha256sum | cut -c1-16)"
-cache="$cache_root/tools-$hash"
-mkdir -p "$cache" "$bindir"
+mkdir -p "$bindir"
+
+# Each tools module has its own cache folder, keyed by the hash of its go.mod and go.sum:
+# changing one module (or adding a tool to it) rebuilds only what is missing there.
+cache_for() {
+	local dir="$1" hash
+	hash="$(cd "$here/$dir" && cat go.mod go.sum | sha256sum | cut -c1-16)"
+	echo "$cache_root/$dir-$hash"
+}
 
 k8s_ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v1.37.2 -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37 -X k8s.io/component-base/version.gitTreeState=clean"
 
@@ -26,6 +32,7 @@ tools=(
 	"kube-controller-manager|kube|k8s.io/kubernetes/cmd/kube-controller-manager|$k8s_ldflags"
 	"kube-scheduler|kube|k8s.io/kubernetes/cmd/kube-scheduler|$k8s_ldflags"
 	"prometheus|prometheus|github.com/prometheus/prometheus/cmd/prometheus|-s -w"
+	"promtool|prometheus|github.com/prometheus/prometheus/cmd/promtool|-s -w"
 )
 total=$((${#tools[@]} + 1))
 
@@ -33,6 +40,8 @@ i=0
 for t in "${tools[@]}"; do
 	IFS='|' read -r name dir pkg ldflags <<<"$t"
 	i=$((i + 1))
+	cache="$(cache_for "$dir")"
+	mkdir -p "$cache"
 	if [[ -x "$cache/$name" ]]; then
 		echo "tools: $name ($i/$total) up to date"
 	else
@@ -51,6 +60,7 @@ done
 
 # kwok's stage YAMLs (node and pod lifecycles) ship in its module.
 i=$((i + 1))
+cache="$(cache_for kwok)"
 if [[ -d "$cache/kwok-stages" ]]; then
 	echo "tools: kwok stages ($i/$total) up to date"
 else
@@ -63,4 +73,4 @@ else
 	echo "done"
 fi
 ln -sfn "$cache/kwok-stages" "$bindir/kwok-stages"
-echo "tools: all in $bindir (cache $cache)"
+echo "tools: all in $bindir (cache $cache_root)"

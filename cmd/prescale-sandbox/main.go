@@ -102,7 +102,7 @@ func newRoot() *cobra.Command {
 	}
 	f := demoCmd.Flags()
 	f.BoolVar(&d.Keep, "keep", os.Getenv("KEEP") == "1", "leave the sandbox up at the end (env KEEP=1)")
-	f.Int32Var(&d.Replicas, "replicas", 4, "fixed replicas of the service while no controller runs")
+	f.Int32Var(&d.Replicas, "replicas", 4, "replicas of the service at the start (prescale scales it from there)")
 	f.Float64Var(&d.Compression, "compression", 10, "model seconds per real second")
 	f.DurationVar(&d.Duration, "duration", 24*time.Minute, "model time of the scenario")
 	f.DurationVar(&d.StartupDelay, "startup", 180*time.Second, "model time from pod binding to Ready (model load)")

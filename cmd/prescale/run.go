@@ -19,18 +19,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/discovery/cached/memory"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/scale"
 	"k8s.io/client-go/tools/clientcmd"
-	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/clock"
 
 	"github.com/prescale/prescale/policy"
 	"github.com/prescale/prescale/scaler"
@@ -157,20 +147,6 @@ func run(ctx context.Context, flags *pflag.FlagSet) error {
 		return fmt.Errorf("kubernetes client configuration: %w", err)
 	}
 	cfg.QPS, cfg.Burst, cfg.UserAgent = s.Kubernetes.QPS, s.Kubernetes.Burst, "prescale/"+identity
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("dynamic client: %w", err)
-	}
-	cached := memory.NewMemCacheClient(kube.Discovery())
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
-	scales, err := scale.NewForConfig(cfg, mapper, dynamic.LegacyAPIPathResolverFunc, scale.NewDiscoveryScaleKindResolver(cached))
-	if err != nil {
-		return fmt.Errorf("scale client: %w", err)
-	}
 	popts, err := s.promOptions()
 	if err != nil {
 		return err
@@ -182,23 +158,16 @@ func run(ctx context.Context, flags *pflag.FlagSet) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := scaler.NewMetrics(reg)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "prescale_prometheus_requests_total",
 		Help: "HTTP queries sent to Prometheus (an empty result costs a second one, to tell stale from empty)."},
 		func() float64 { return float64(source.QueryCount()) }))
-	metrics.ReloadSuccessful.Set(1)
-	metrics.ReloadTimestamp.SetToCurrentTime()
-
-	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
-	defer broadcaster.Shutdown()
-	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "prescale"})
-
-	c, err := scaler.New(opts, scaler.Deps{Kube: kube, Dynamic: dyn, Scales: scales, Mapper: mapper, Source: source,
-		Clock: clock.RealClock{}, Recorder: recorder, Metrics: metrics, ErrorKind: prom.Kind}, policies)
+	c, kube, metrics, stopEvents, err := scaler.NewForConfig(ctx, cfg, opts, source, prom.Kind, reg, policies)
 	if err != nil {
 		return err
 	}
+	defer stopEvents()
+	metrics.ReloadSuccessful.Set(1)
+	metrics.ReloadTimestamp.SetToCurrentTime()
 
 	ln, err := net.Listen("tcp", s.ListenAddress)
 	if err != nil {

@@ -26,7 +26,7 @@ import (
 type Options struct {
 	Sandbox      sandbox.Options
 	Keep         bool          // leave the sandbox up at the end
-	Replicas     int32         // fixed replicas of the service (no controller yet)
+	Replicas     int32         // replicas of the service at the start
 	Compression  float64       // model seconds per real second
 	Duration     time.Duration // model time of the scenario
 	Tick         time.Duration // model time of one tick
@@ -80,6 +80,9 @@ const (
 // Run runs the demo, writing its story to out.
 func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 	o = o.Defaults()
+	if o.Sandbox.ScrapeInterval == 0 {
+		o.Sandbox.ScrapeInterval = time.Second
+	}
 	p := func(format string, a ...any) { fmt.Fprintf(out, format+"\n", a...) }
 
 	load := Load(o.Seed)
@@ -136,10 +139,6 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 		return err
 	}
 	p("   deployed %s/%s: %d replicas x 1 GPU, model load %s (model time; %s real)", namespace, service, o.Replicas, o.StartupDelay, realStartup)
-	p("")
-	p("   NOTE: the prescale controller is not built yet, so nothing scales the service:")
-	p("         it runs at a fixed %d replicas and the surge is served under-provisioned.", o.Replicas)
-	p("")
 
 	s, err := sim.New(client, sim.Options{
 		Namespace: namespace, Deployment: service, Load: load, Mu: mu, Tick: o.Tick,
@@ -161,6 +160,14 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 	if err := waitReady(ctx, client, o.Replicas, realStartup+60*time.Second); err != nil {
 		return err
 	}
+	realTick := time.Duration(float64(o.Tick) / o.Compression)
+	stop, err := startPrescale(ctx, cfg, st.PrometheusURL, realTick, o.Compression)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	p("   prescale is running: it reads the pods' GPU utilization (target 70%%) and queue (target 5 a pod)")
+	p("   from Prometheus every tick and scales %s/%s (the policy: sandbox/demo/policy.yaml)", namespace, service)
 	p("== replaying %s of model time at %gx (%s); one tick = %s model, %s real; per-replica capacity %.1f req/s",
 		o.Duration, o.Compression, what, o.Tick, time.Duration(float64(o.Tick)/o.Compression), mu)
 	p("%s", header)

@@ -296,7 +296,11 @@ func startPrescale(t testing.TB, identity, config string) *instance {
 	t.Helper()
 	st, _ := sharedSandbox(t)
 	dir := t.TempDir()
-	in := &instance{t: t, identity: identity, addr: freeAddr(t), config: filepath.Join(dir, "prescale.yaml"), logPath: filepath.Join(dir, identity+".log")}
+	logDir := dir
+	if d := os.Getenv("E2E_LOG_DIR"); d != "" { // keep the logs after the test
+		logDir = d
+	}
+	in := &instance{t: t, identity: identity, addr: freeAddr(t), config: filepath.Join(dir, "prescale.yaml"), logPath: filepath.Join(logDir, identity+".log")}
 	in.write(config)
 	log, err := os.Create(in.logPath)
 	if err != nil {
@@ -367,7 +371,16 @@ func (in *instance) metric(name string, labels map[string]string) (float64, bool
 	if err != nil {
 		return 0, false
 	}
-	f, ok := families[name]
+	// A histogram's _count and _sum are fields of its family.
+	base, part := name, ""
+	if _, ok := families[name]; !ok {
+		for _, suffix := range []string{"_count", "_sum"} {
+			if strings.HasSuffix(name, suffix) {
+				base, part = strings.TrimSuffix(name, suffix), suffix
+			}
+		}
+	}
+	f, ok := families[base]
 	if !ok {
 		return 0, false
 	}
@@ -378,6 +391,10 @@ func (in *instance) metric(name string, labels map[string]string) (float64, bool
 				return m.Gauge.GetValue(), true
 			case m.Counter != nil:
 				return m.Counter.GetValue(), true
+			case m.Histogram != nil && part == "_count":
+				return float64(m.Histogram.GetSampleCount()), true
+			case m.Histogram != nil && part == "_sum":
+				return m.Histogram.GetSampleSum(), true
 			}
 		}
 	}
