@@ -50,8 +50,8 @@ func DefaultOptions() Options {
 	return Options{
 		Interval:         15 * time.Second,
 		Staleness:        2 * time.Minute,
-		QueryConcurrency: 16,
-		SyncConcurrency:  32,
+		QueryConcurrency: 32,
+		SyncConcurrency:  64,
 		Capacity:         CapacityOptions{Mode: CapacityCap, Resource: "nvidia.com/gpu"},
 		Identity:         "prescale",
 	}

@@ -116,8 +116,8 @@ func settingDefaults(v *viper.Viper) {
 		"leaderElection.renewDeadline":      lo.RenewDeadline,
 		"leaderElection.retryPeriod":        lo.RetryPeriod,
 		"listenAddress":                     ":8080",
-		"kubernetes.qps":                    100,
-		"kubernetes.burst":                  200,
+		"kubernetes.qps":                    500,
+		"kubernetes.burst":                  1000,
 	} {
 		v.SetDefault(key, val)
 	}

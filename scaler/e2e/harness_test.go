@@ -292,7 +292,7 @@ type instance struct {
 
 // startPrescale runs prescale with the settings and policies in config (YAML), adding the
 // listen address and leader election settings.
-func startPrescale(t testing.TB, identity, config string) *instance {
+func startPrescale(t testing.TB, identity, config string, args ...string) *instance {
 	t.Helper()
 	st, _ := sharedSandbox(t)
 	dir := t.TempDir()
@@ -306,8 +306,8 @@ func startPrescale(t testing.TB, identity, config string) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in.cmd = exec.Command(world.prescale, "run", "-f", in.config, "--kubeconfig", st.Kubeconfig, "--identity", identity,
-		"--listen-address", in.addr, "-v=2")
+	in.cmd = exec.Command(world.prescale, append([]string{"run", "-f", in.config, "--kubeconfig", st.Kubeconfig, "--identity", identity,
+		"--listen-address", in.addr, "-v=2"}, args...)...)
 	in.cmd.Stdout, in.cmd.Stderr = log, log
 	if err := in.cmd.Start(); err != nil {
 		t.Fatalf("start prescale: %v", err)

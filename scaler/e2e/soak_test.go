@@ -113,7 +113,7 @@ func BenchmarkSoak(b *testing.B) {
 	p := startPrometheusEvery(b, ln.Addr().String(), 5*time.Second)
 
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "prometheus: {url: %s, timeout: 5s, concurrency: 32}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: off}\npolicies:\n", p.url())
+	fmt.Fprintf(&cfg, "prometheus: {url: %s, timeout: 5s}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: off}\npolicies:\n", p.url())
 	for i := range n {
 		name := fmt.Sprintf("d%04d", i)
 		fmt.Fprintf(&cfg, `  - name: %s
@@ -122,7 +122,8 @@ func BenchmarkSoak(b *testing.B) {
     metrics: [{name: queue, query: 'sum by (pod) (vllm:num_requests_waiting{namespace="%s",app="%s"})', target: {type: AverageValue, averageValue: 5}}]
 `, name, ns, name, ns, name)
 	}
-	in := startPrescale(b, "soak", cfg.String())
+	// Logging at -v=0, as in production: -v=2 writes a line per decision.
+	in := startPrescale(b, "soak", cfg.String(), "-v=0")
 	// Warm up: the first two ticks (the first one writes every decision annotation).
 	eventuallyTB(b, 3*time.Minute, "two ticks", func() bool {
 		v, _ := in.metric("prescale_tick_duration_seconds_count", nil)
