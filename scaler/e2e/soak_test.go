@@ -129,17 +129,27 @@ func BenchmarkSoak(b *testing.B) {
 		v, _ := in.metric("prescale_tick_duration_seconds_count", nil)
 		return v >= 2
 	})
-	ticks0, _ := in.metric("prescale_tick_duration_seconds_count", nil)
-	sum0, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
-	cpu0, _ := in.metric("process_cpu_seconds_total", nil)
-	q0, _ := in.metric("prescale_queries_total", nil)
+	// Snapshots right after a tick ends, so that the window holds whole ticks.
+	snapshot := func() (ticks, sum, cpu, queries float64) {
+		n0, _ := in.metric("prescale_tick_duration_seconds_count", nil)
+		for {
+			n, _ := in.metric("prescale_tick_duration_seconds_count", nil)
+			if n > n0 {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		ticks, _ = in.metric("prescale_tick_duration_seconds_count", nil)
+		sum, _ = in.metric("prescale_tick_duration_seconds_sum", nil)
+		cpu, _ = in.metric("process_cpu_seconds_total", nil)
+		queries, _ = in.metric("prescale_queries_total", nil)
+		return ticks, sum, cpu, queries
+	}
+	ticks0, sum0, cpu0, q0 := snapshot()
 	b.ResetTimer()
 	time.Sleep(60 * time.Second)
+	ticks1, sum1, cpu1, q1 := snapshot()
 	b.StopTimer()
-	ticks1, _ := in.metric("prescale_tick_duration_seconds_count", nil)
-	sum1, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
-	cpu1, _ := in.metric("process_cpu_seconds_total", nil)
-	q1, _ := in.metric("prescale_queries_total", nil)
 	rss, _ := in.metric("process_resident_memory_bytes", nil)
 	ticks := ticks1 - ticks0
 	if ticks < 1 {
