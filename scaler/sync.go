@@ -42,6 +42,7 @@ type target struct {
 	lastTick   time.Time
 	annotation string
 	conditions map[string]string // event reason -> last message, so that each is sent on change
+	dryRun     bool              // this tick's dry-run setting: no writes, no events
 	score      scorecard
 	// mu guards what Status reads while a tick runs.
 	mu         sync.Mutex
@@ -73,6 +74,7 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	if p.DryRun != nil {
 		dryRun = *p.DryRun
 	}
+	t.dryRun = dryRun
 	cur := obs.in.SpecReplicas
 	if dryRun && t.seen && t.lastSpec != cur {
 		// Someone else (an HPA) wrote the scale: the rate policies count that change as
@@ -355,7 +357,7 @@ func (c *Controller) targetFailed(ctx context.Context, p *policy.Policy, t *targ
 // event records a Kubernetes event on the target, while leading. With a key, the event is a
 // condition: sent only when its message changes, until forgetCondition(key).
 func (c *Controller) event(ctx context.Context, t *target, ref *corev1.ObjectReference, typ, reason, key, msg string) {
-	if !c.Leading() {
+	if !c.Leading() || t.dryRun {
 		return
 	}
 	if key != "" && !t.setCondition(key, msg) {
