@@ -496,8 +496,8 @@ func deployment(t testing.TB, w sandbox.Workload) *appsv1.Deployment {
 	return d
 }
 
-// events returns the messages of prescale's events with reason in the workload's namespace
-// (not the HPA's or the deployment controller's).
+// events returns the messages of prescale's events with reason (any reason if empty) in the
+// workload's namespace (not the HPA's or the deployment controller's).
 func events(t testing.TB, w sandbox.Workload, reason string) []string {
 	t.Helper()
 	_, kube := sharedSandbox(t)
@@ -507,7 +507,7 @@ func events(t testing.TB, w sandbox.Workload, reason string) []string {
 	}
 	var out []string
 	for _, e := range list.Items {
-		if e.Reason == reason && e.Source.Component == "prescale" {
+		if (reason == "" || e.Reason == reason) && e.Source.Component == "prescale" {
 			out = append(out, e.Message)
 		}
 	}
