@@ -23,6 +23,9 @@ type Policy struct {
 	// Behavior nil takes the HPA's behavior-less path: 300 s scale-down stabilization, no
 	// scale-up stabilization, scale-up limited to max(2*current, 4).
 	Behavior *Behavior `yaml:"behavior"`
+	// Forecast, when set, adds a forecast of the load: its proposal joins the metrics'
+	// maximum, so replicas are Ready before the load arrives. Nil: purely reactive.
+	Forecast *Forecast `yaml:"forecast"`
 	// DryRun, when set, overrides the global dry-run setting for this policy: decide and
 	// report, never write the scale.
 	DryRun *bool `yaml:"dryRun"`
