@@ -1,7 +1,9 @@
 package backtest
 
 import (
+	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prescale/prescale/policy"
@@ -22,14 +24,36 @@ type decider struct {
 	// keys are pods[:keyed].
 	perPod [numSeries]map[string]float64
 	keyed  [numSeries]int
+	// pred is the policy's forecast, nil without a forecast block; load is the series its
+	// load query binds to and horizon how far ahead it predicts.
+	pred    *policy.Predictor
+	load    Series
+	horizon time.Duration
+	tpm     int
 }
 
-func newDecider(p *policy.Policy) (*decider, error) {
+// newDecider builds the controller of policy p on the model par. A policy with a forecast
+// gets a Predictor with no history (the trace is the history), stepping once a minute (the
+// trace's resolution), horizon auto being the model's startup plus one tick.
+func newDecider(p *policy.Policy, par Params) (*decider, error) {
 	bind, err := Bind(p)
 	if err != nil {
 		return nil, err
 	}
 	d := &decider{p: p, bind: bind, obs: policy.Observation{Metrics: make([]policy.Sample, len(p.Metrics))}}
+	if f := p.Forecast; f != nil {
+		s, ok := bindQuery(f.Load.Query)
+		if !ok {
+			return nil, fmt.Errorf("bind forecast load of policy %s: query %q mentions none of the model's series (%s)",
+				p.Name, f.Load.Query, strings.Join(seriesNames[:], ", "))
+		}
+		d.load = s
+		d.tpm = par.ticksPerMinute()
+		d.horizon = f.HorizonFor(time.Duration(par.startupTicks())*par.Tick, par.Tick)
+		if d.pred, err = policy.NewPredictor(f, time.Minute, d.horizon, nil); err != nil {
+			return nil, fmt.Errorf("forecast of policy %s: %w", p.Name, err)
+		}
+	}
 	for _, s := range bind {
 		if s.perPod() && d.perPod[s] == nil {
 			d.perPod[s] = make(map[string]float64, p.MaxReplicas)
@@ -46,7 +70,7 @@ func (d *decider) grow(n int32) {
 	}
 }
 
-func (d *decider) desired(_ int, now time.Time, s *service, w *[numSeries]window) int32 {
+func (d *decider) desired(t int, now time.Time, s *service, w *[numSeries]window) int32 {
 	total, ready := s.total(), int(s.ready)
 	// Ready pods, then starting ones: Running, not Ready, without samples (the HPA's
 	// missing pods). spec.replicas and status.replicas are the total the policy last set.
@@ -86,11 +110,27 @@ func (d *decider) desired(_ int, now time.Time, s *service, w *[numSeries]window
 		}
 	}
 
+	// The forecast's load is the bound series' 4-tick mean, as a rate over [1m] would be.
+	var load float64
+	var loadOK bool
+	if d.pred != nil {
+		load, loadOK = d.loadSample(w)
+		// The trace is per minute: the forecast steps once a minute, on the minute's last
+		// tick, whose 4-tick mean is exactly that minute's rate.
+		loadOK = loadOK && (t+1)%d.tpm == 0
+		d.obs.Forecast = d.pred.Observe(load, loadOK, now, d.horizon)
+	}
 	var dec policy.Decision
 	dec, d.hist = policy.Decide(d.p, d.obs, d.hist, now)
-	// A forecast floor (a later issue) joins here: the larger of dec.DesiredReplicas and
-	// the forecast's proposal, within the policy's bounds.
+	if d.pred != nil {
+		d.pred.Learn(dec, load, loadOK)
+	}
 	return dec.DesiredReplicas
+}
+
+// loadSample returns the forecast's load this tick: the 4-tick mean of its series.
+func (d *decider) loadSample(w *[numSeries]window) (float64, bool) {
+	return w[d.load].mean()
 }
 
 func (d *decider) scaled(from, to int32, now time.Time) {
