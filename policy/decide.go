@@ -44,7 +44,7 @@ func Decide(p *Policy, in Observation, hist History, now time.Time) (Decision, H
 	}
 
 	proposal, ok := proposeFromMetrics(p, &in, &d)
-	proposal, ok = joinForecast(in.Forecast, cur, proposal, ok, &d)
+	proposal, ok = joinForecast(in.Forecast, cur, proposal, ok, p.tolerances(), &d)
 	if !ok {
 		d.Reason = ReasonFailedGetMetric
 		return d, hist
@@ -75,10 +75,15 @@ func Decide(p *Policy, in Observation, hist History, now time.Time) (Decision, H
 const ForecastMetric = "forecast"
 
 // joinForecast adds the forecast's proposal to the metrics' maximum, as if it were one more
-// metric: the larger wins. When the metrics' proposal is a hold (ok false: metrics
-// missing), a forecast above the current replicas still scales up; one at or below them
-// leaves the hold. A gated forecast, or one whose perReplica is not known, proposes nothing.
-func joinForecast(f *ForecastInput, cur, proposal int32, ok bool, d *Decision) (int32, bool) {
+// metric: an External AverageValue metric whose target is perReplica. Its proposal is
+// ceil(value / perReplica), or the current replicas when value / (perReplica x current)
+// is within the policy's tolerance, as for any metric: the forecast does not move the
+// replicas by the odd pod its noise crosses (each would be one more scale event), and a
+// forecast that the current replicas fit holds a scale-down of the metrics. The larger
+// proposal wins. When the metrics' proposal is a hold (ok false: metrics missing), a
+// forecast above the current replicas still scales up; one at or below them leaves the
+// hold. A gated forecast, or one whose perReplica is not known, proposes nothing.
+func joinForecast(f *ForecastInput, cur, proposal int32, ok bool, tol tolerances, d *Decision) (int32, bool) {
 	if f == nil {
 		return proposal, ok
 	}
@@ -98,6 +103,9 @@ func joinForecast(f *ForecastInput, cur, proposal int32, ok bool, d *Decision) (
 		return proposal, ok // not a usable forecast: no proposal
 	}
 	r.Proposal = ceilReplicas(f.Value / f.PerReplica)
+	if cur > 0 && tol.within(f.Value/(f.PerReplica*float64(cur))) {
+		r.Proposal = cur
+	}
 	switch {
 	case ok && r.Proposal > proposal, !ok && r.Proposal > cur:
 		r.Won = true

@@ -62,6 +62,26 @@ func TestDecideForecast(t *testing.T) {
 			wantFc:     &ForecastResult{Method: "holt", Point: 6.3, Lo: 5.6000000000000005, Hi: 7, Value: 7, PerReplica: 3.5, Proposal: 2, Won: true},
 		},
 		{
+			// 15.05/3.5 = 4.3 replicas, ratio 4.3/4 = 1.075 within the tolerance 0.1: the
+			// forecast proposes the current 4 (like a metric within tolerance), which
+			// holds the queue's scale-down to 1
+			name:       "a forecast within tolerance of current proposes current",
+			obs:        queueAt(4, 1),
+			fc:         &ForecastInput{Value: 15.05, PerReplica: 3.5, PerReplicaKnown: true},
+			want:       outcome{Desired: 4, Reason: ReasonDesiredWithinRange, Proposal: 4},
+			wantMetric: ForecastMetric,
+			wantFc:     &ForecastResult{Value: 15.05, PerReplica: 3.5, Proposal: 4, Won: true},
+		},
+		{
+			// 15.54/3.5 = 4.44, ratio 1.11 just outside: ceil 5
+			name:       "a forecast just outside tolerance proposes its replicas",
+			obs:        queueAt(4, 1),
+			fc:         &ForecastInput{Value: 15.54, PerReplica: 3.5, PerReplicaKnown: true},
+			want:       outcome{Desired: 5, Reason: ReasonDesiredWithinRange, Proposal: 5},
+			wantMetric: ForecastMetric,
+			wantFc:     &ForecastResult{Value: 15.54, PerReplica: 3.5, Proposal: 5, Won: true},
+		},
+		{
 			name:       "a tie goes to the metric",
 			obs:        queueAt(4, 10),
 			fc:         &ForecastInput{Value: 8 * 3.5, PerReplica: 3.5, PerReplicaKnown: true},
@@ -271,8 +291,8 @@ func TestPredictorLearn(t *testing.T) {
 	})
 }
 
-// Observe predicts only once the forecaster can, and for now + horizon even when the load
-// is sampled less often than Observe is called.
+// Observe predicts only once the forecaster is warm (20 samples plus the horizon's steps),
+// and for now + horizon even when the load is sampled less often than Observe is called.
 func TestPredictorObserve(t *testing.T) {
 	spec := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(1)}, Method: forecast.MethodHolt}
 	pr, err := NewPredictor(spec, time.Minute, 3*time.Minute, nil)
@@ -282,10 +302,13 @@ func TestPredictorObserve(t *testing.T) {
 	if in := pr.Observe(0, false, t0, 3*time.Minute); in != nil {
 		t.Errorf("forecast before any load = %+v, want nil", in)
 	}
-	// A load rising 10 a minute: Holt follows the trend.
+	// A load rising 10 a minute: Holt follows the trend. Warm after 20 + 3 samples.
 	var in *ForecastInput
 	for m := range 60 {
 		in = pr.Observe(float64(10*m), true, at(60*m), 3*time.Minute)
+		if (in != nil) != (m >= 22) {
+			t.Fatalf("minute %d (sample %d): forecast %v, want one from the 23rd sample", m, m+1, in)
+		}
 	}
 	// Last sample 590 at minute 59; 30 s later without a sample, the forecast for
 	// now + 3 min is 3.5 minutes past the sample: about 590 + 35.

@@ -27,6 +27,9 @@ type Predictor struct {
 	// made (now - last) + horizon after it.
 	last    time.Time
 	hasLast bool
+	// samples counts the load samples seen, history included; warm is how many make the
+	// forecaster trustworthy.
+	samples, warm int
 
 	perReplica float64 // fixed, or the learned estimate
 	auto       bool
@@ -49,6 +52,13 @@ const (
 	learnMin    = 8
 )
 
+// warmupResiduals is how many residuals at the horizon a forecaster must have before its
+// predictions are used or judged: the forecast package's own threshold for comparing
+// methods and for intervals. Before, a forecaster started without history is still
+// settling (Holt's trend fitted on a start-up surge overshoots it several times), and
+// the gate would keep that error for a whole window.
+const warmupResiduals = 20
+
 // NewPredictor fits spec's method on history (in time order, possibly empty) with the
 // sampling step (the sync interval) and the fitting horizon (start-up time plus one step
 // for horizon: auto). spec must have passed Validate. The error wraps forecast.ErrOptions.
@@ -63,7 +73,8 @@ func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecas
 		return nil, fmt.Errorf("fit forecast: %w", err)
 	}
 	maxErr, window := spec.GateOrDefault()
-	p := &Predictor{f: f, gate: forecast.NewGate(maxErr, window), quantile: spec.QuantileOrDefault()}
+	p := &Predictor{f: f, gate: forecast.NewGate(maxErr, window), quantile: spec.QuantileOrDefault(),
+		samples: len(history), warm: warmupResiduals + int((horizon+step-1)/step)}
 	if spec.Load.PerReplica.Auto {
 		p.auto = true
 		p.learned = make([]float64, learnWindow)
@@ -78,12 +89,14 @@ func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecas
 // caller samples the load less often than it syncs), compares
 // the prediction made one horizon ago with it in the gate, and returns this sync's forecast
 // of the load at now + horizon for Decide. It returns nil while the forecaster cannot
-// predict yet.
+// predict yet, or is warming up: until it has seen 20 samples plus the horizon's steps
+// (history included), so that 20 of its predictions could be checked.
 func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.Duration) *ForecastInput {
 	pr.gateChanged = false
 	if ok {
 		pr.f.Update(forecast.Sample{At: now, Value: load})
 		pr.last, pr.hasLast = now, true
+		pr.samples++
 		// The latest prediction due by now is the one made about one horizon ago.
 		due := -1
 		for i := range pr.pending {
@@ -97,7 +110,7 @@ func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.
 		}
 		pr.pending = pr.pending[:copy(pr.pending, pr.pending[due+1:])]
 	}
-	if !pr.hasLast {
+	if !pr.hasLast || pr.samples < pr.warm {
 		return nil
 	}
 	p, have := pr.f.Predict(now.Sub(pr.last)+horizon, pr.quantile)
