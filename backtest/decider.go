@@ -34,7 +34,8 @@ type decider struct {
 
 // newDecider builds the controller of policy p on the model par. A policy with a forecast
 // gets a Predictor with no history (the trace is the history), stepping once a minute (the
-// trace's resolution), horizon auto being the model's startup plus one tick.
+// trace's resolution), horizon auto being the model's startup plus one tick, plus the
+// minute less one tick that a forecast made on a minute's last tick serves.
 func newDecider(p *policy.Policy, par Params) (*decider, error) {
 	bind, err := Bind(p)
 	if err != nil {
@@ -50,6 +51,9 @@ func newDecider(p *policy.Policy, par Params) (*decider, error) {
 		d.load = s
 		d.tpm = par.ticksPerMinute()
 		d.horizon = f.HorizonFor(time.Duration(par.startupTicks())*par.Tick, par.Tick)
+		// The load is sampled once a minute and the forecast made then serves the minute's
+		// ticks, so it must reach one horizon past the last of them.
+		d.horizon += time.Minute - par.Tick
 		if d.pred, err = policy.NewPredictor(f, time.Minute, d.horizon, nil); err != nil {
 			return nil, fmt.Errorf("forecast of policy %s: %w", p.Name, err)
 		}

@@ -30,12 +30,13 @@ func TestDeciderForecast(t *testing.T) {
 		wantHorizon time.Duration
 		wantErr     string
 	}{
-		// startup 180 s + tick 15 s
+		// startup 180 s + tick 15 s, plus the 45 s that a forecast made on a minute's last
+		// tick serves
 		{name: "horizon auto is the startup plus one tick", query: "sum(rate(inference_requests_total[1m]))",
-			horizon: &policy.AutoDuration{Auto: true}, wantHorizon: 195 * time.Second},
-		{name: "horizon unset is auto", query: "sum(rate(inference_requests_total[1m]))", wantHorizon: 195 * time.Second},
+			horizon: &policy.AutoDuration{Auto: true}, wantHorizon: 240 * time.Second},
+		{name: "horizon unset is auto", query: "sum(rate(inference_requests_total[1m]))", wantHorizon: 240 * time.Second},
 		{name: "a set horizon is kept", query: "sum(rate(inference_requests_total[1m]))",
-			horizon: &policy.AutoDuration{Duration: 2 * time.Minute}, wantHorizon: 2 * time.Minute},
+			horizon: &policy.AutoDuration{Duration: 2 * time.Minute}, wantHorizon: 165 * time.Second},
 		{name: "a load query on none of the model's series", query: "sum(rate(http_requests_total[1m]))",
 			wantErr: `bind forecast load of policy prescale: query "sum(rate(http_requests_total[1m]))" mentions none of the model's series`},
 	}

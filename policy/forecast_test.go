@@ -291,29 +291,37 @@ func TestPredictorLearn(t *testing.T) {
 	})
 }
 
-// Observe predicts only once the forecaster is warm (20 samples plus the horizon's steps),
-// and for now + horizon even when the load is sampled less often than Observe is called.
+// Observe predicts only once the forecaster is warm (20 samples plus the horizon's steps);
+// between samples it returns the forecast made at the last one, for less than a horizon.
 func TestPredictorObserve(t *testing.T) {
 	spec := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(1)}, Method: forecast.MethodHolt}
-	pr, err := NewPredictor(spec, time.Minute, 3*time.Minute, nil)
+	h := 3 * time.Minute
+	pr, err := NewPredictor(spec, time.Minute, h, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if in := pr.Observe(0, false, t0, 3*time.Minute); in != nil {
+	if in := pr.Observe(0, false, t0, h); in != nil {
 		t.Errorf("forecast before any load = %+v, want nil", in)
 	}
 	// A load rising 10 a minute: Holt follows the trend. Warm after 20 + 3 samples.
 	var in *ForecastInput
 	for m := range 60 {
-		in = pr.Observe(float64(10*m), true, at(60*m), 3*time.Minute)
+		in = pr.Observe(float64(10*m), true, at(60*m), h)
 		if (in != nil) != (m >= 22) {
 			t.Fatalf("minute %d (sample %d): forecast %v, want one from the 23rd sample", m, m+1, in)
 		}
 	}
-	// Last sample 590 at minute 59; 30 s later without a sample, the forecast for
-	// now + 3 min is 3.5 minutes past the sample: about 590 + 35.
-	in = pr.Observe(0, false, at(60*59+30), 3*time.Minute)
-	if in == nil || in.Point < 620 || in.Point > 630 {
-		t.Errorf("forecast 3.5 minutes after the last sample = %+v, want a point near 625", in)
+	// Last sample 590 at minute 59: the forecast 3 minutes on is about 620.
+	if in.Point < 615 || in.Point > 625 {
+		t.Errorf("forecast 3 minutes after the last sample = %+v, want a point near 620", in)
+	}
+	// 30 s later, no sample: the same forecast.
+	made := *in
+	if again := pr.Observe(0, false, at(60*59+30), h); again == nil || *again != made {
+		t.Errorf("forecast between samples = %+v, want %+v", again, made)
+	}
+	// One horizon after the last sample, still none: no forecast.
+	if stale := pr.Observe(0, false, at(60*62), h); stale != nil {
+		t.Errorf("forecast one horizon after the last sample = %+v, want nil", stale)
 	}
 }

@@ -23,10 +23,11 @@ type Predictor struct {
 	// for; Observe compares the latest one due with the load.
 	pending     []pendingPrediction
 	gateChanged bool
-	// last is the instant of the last load sample; a prediction for now + horizon is
-	// made (now - last) + horizon after it.
-	last    time.Time
-	hasLast bool
+	// last is the instant of the last load sample, made the forecast then (nil before
+	// warm-up or when the forecaster could not predict).
+	last time.Time
+	made *ForecastInput
+	out  ForecastInput // what Observe returns
 	// samples counts the load samples seen, history included; warm is how many make the
 	// forecaster trustworthy.
 	samples, warm int
@@ -86,42 +87,58 @@ func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecas
 }
 
 // Observe takes this sync's load sample (ok false when the load query had none, or when the
-// caller samples the load less often than it syncs), compares
-// the prediction made one horizon ago with it in the gate, and returns this sync's forecast
-// of the load at now + horizon for Decide. It returns nil while the forecaster cannot
-// predict yet, or is warming up: until it has seen 20 samples plus the horizon's steps
-// (history included), so that 20 of its predictions could be checked.
+// caller samples the load less often than it syncs), compares the prediction made one
+// horizon ago with it in the gate, and returns the forecast of the load at now + horizon
+// for Decide. Without a sample, it returns the forecast made at the last sample, for that
+// sample + horizon (no new Predict: the forecaster has not changed), while that is less
+// than one horizon old: a caller that samples the load every n syncs passes a horizon
+// that covers until the next sample. It returns nil while the forecaster cannot predict
+// yet, or is warming up: until it has seen 20 samples plus the horizon's steps (history
+// included), so that 20 of its predictions could be checked. The result is valid until the
+// next Observe (its storage is reused).
 func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.Duration) *ForecastInput {
 	pr.gateChanged = false
-	if ok {
-		pr.f.Update(forecast.Sample{At: now, Value: load})
-		pr.last, pr.hasLast = now, true
-		pr.samples++
-		// The latest prediction due by now is the one made about one horizon ago.
-		due := -1
-		for i := range pr.pending {
-			if pr.pending[i].at.After(now) {
-				break
-			}
-			due = i
+	if !ok {
+		if pr.made == nil || !now.Before(pr.last.Add(horizon)) {
+			return nil
 		}
-		if due >= 0 {
-			_, pr.gateChanged = pr.gate.Observe(pr.pending[due].p, load, now)
-		}
-		pr.pending = pr.pending[:copy(pr.pending, pr.pending[due+1:])]
+		return pr.output()
 	}
-	if !pr.hasLast || pr.samples < pr.warm {
+	pr.f.Update(forecast.Sample{At: now, Value: load})
+	pr.last = now
+	pr.samples++
+	pr.made = nil
+	// The latest prediction due by now is the one made about one horizon ago.
+	due := -1
+	for i := range pr.pending {
+		if pr.pending[i].at.After(now) {
+			break
+		}
+		due = i
+	}
+	if due >= 0 {
+		_, pr.gateChanged = pr.gate.Observe(pr.pending[due].p, load, now)
+	}
+	pr.pending = pr.pending[:copy(pr.pending, pr.pending[due+1:])]
+	if pr.samples < pr.warm {
 		return nil
 	}
-	p, have := pr.f.Predict(now.Sub(pr.last)+horizon, pr.quantile)
+	p, have := pr.f.Predict(horizon, pr.quantile)
 	if !have {
 		return nil
 	}
 	pr.pending = append(pr.pending, pendingPrediction{at: now.Add(horizon), p: p})
-	in := &ForecastInput{Value: p.Hi, Point: p.Point, Lo: p.Lo, Hi: p.Hi, Gated: pr.gate.Open(),
-		Method: pr.method()}
-	in.PerReplica, in.PerReplicaKnown = pr.PerReplica()
-	return in
+	pr.made = &ForecastInput{Value: p.Hi, Point: p.Point, Lo: p.Lo, Hi: p.Hi, Method: pr.method()}
+	return pr.output()
+}
+
+// output returns the forecast made at the last sample with the gate's and the learner's
+// current state, in storage reused by every Observe.
+func (pr *Predictor) output() *ForecastInput {
+	pr.out = *pr.made
+	pr.out.Gated = pr.gate.Open()
+	pr.out.PerReplica, pr.out.PerReplicaKnown = pr.PerReplica()
+	return &pr.out
 }
 
 func (pr *Predictor) method() string {
