@@ -23,8 +23,8 @@ type Predictor struct {
 	// for; Observe compares the latest one due with the load.
 	pending     []pendingPrediction
 	gateChanged bool
-	// last is the instant of the last load sample, made the forecast then (nil before
-	// warm-up or when the forecaster could not predict).
+	// last is the instant of the last load sample and made the forecast made at it (nil
+	// before warm-up or when the forecaster could not predict).
 	last time.Time
 	made *ForecastInput
 	out  ForecastInput // what Observe returns
