@@ -119,6 +119,13 @@ func TestParseForecastErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "a seasonal method needs a season of two steps (the shortest step is 1s)",
+			yaml: "      load: {query: q, perReplica: auto}\n      method: holt-winters\n      season: 1s\n",
+			want: []string{
+				`policies[0].forecast.season: must be at least 2s (two steps) for method holt-winters, got 1s (line 10)`,
+			},
+		},
+		{
 			name: "required load",
 			yaml: "      method: holt\n",
 			want: []string{
