@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prescale/prescale/forecast"
 	"github.com/prescale/prescale/policy"
 )
 
@@ -30,7 +31,14 @@ type decider struct {
 	load    Series
 	horizon time.Duration
 	tpm     int
+	// loads are the load samples of the last history (the policy's forecast.history), the
+	// Predictor refitted on them every refitEvery, as a controller restarted daily would be.
+	loads   []forecast.Sample
+	history time.Duration
 }
+
+// refitEvery is how often the backtest refits a policy's forecaster on its recent load.
+const refitEvery = 24 * time.Hour
 
 // newDecider builds the controller of policy p on the model par. A policy with a forecast
 // gets a Predictor with no history (the trace is the history), stepping once a minute (the
@@ -49,6 +57,7 @@ func newDecider(p *policy.Policy, par Params) (*decider, error) {
 				p.Name, f.Load.Query, strings.Join(seriesNames[:], ", "))
 		}
 		d.load = s
+		d.history = f.HistoryOrDefault()
 		d.tpm = par.ticksPerMinute()
 		d.horizon = f.HorizonFor(time.Duration(par.startupTicks())*par.Tick, par.Tick)
 		// The load is sampled once a minute and the forecast made then serves the minute's
@@ -122,6 +131,9 @@ func (d *decider) desired(t int, now time.Time, s *service, w *[numSeries]window
 		// The trace is per minute: the forecast steps once a minute, on the minute's last
 		// tick, whose 4-tick mean is exactly that minute's rate.
 		loadOK = loadOK && (t+1)%d.tpm == 0
+		if loadOK {
+			d.record(now, load)
+		}
 		d.obs.Forecast = d.pred.Observe(load, loadOK, now, d.horizon)
 	}
 	var dec policy.Decision
@@ -130,6 +142,26 @@ func (d *decider) desired(t int, now time.Time, s *service, w *[numSeries]window
 		d.pred.Learn(dec, load, loadOK)
 	}
 	return dec.DesiredReplicas
+}
+
+// record refits the Predictor at the first sample of each day (Epoch-aligned), once it has
+// a day of samples, on the samples of the last history before now; then it keeps now's.
+func (d *decider) record(now time.Time, load float64) {
+	if d.history <= 0 {
+		return
+	}
+	defer func() { d.loads = append(d.loads, forecast.Sample{At: now, Value: load}) }()
+	if n := len(d.loads); n > 0 && now.Sub(d.loads[0].At) >= refitEvery && now.Sub(Epoch)%refitEvery < time.Minute {
+		cut := now.Add(-d.history)
+		i := 0
+		for i < n && d.loads[i].At.Before(cut) {
+			i++
+		}
+		d.loads = d.loads[:copy(d.loads, d.loads[i:])]
+		// Not expected to fail: NewPredictor fitted with the same options. On failure the
+		// forecaster stays as it was.
+		_ = d.pred.Refit(d.loads)
+	}
 }
 
 // loadSample returns the forecast's load this tick: the 4-tick mean of its series.

@@ -325,3 +325,35 @@ func TestPredictorObserve(t *testing.T) {
 		t.Errorf("forecast one horizon after the last sample = %+v, want nil", stale)
 	}
 }
+
+// Refit replaces the forecaster and keeps the rest: the gate, the learner.
+func TestPredictorRefit(t *testing.T) {
+	spec := &Forecast{Load: Load{Query: "q", PerReplica: AutoFloat{Auto: true}}, Method: forecast.MethodHolt,
+		Gate: &GateSpec{MaxError: ptrTo(0.3), Window: &Duration{10 * time.Minute}}}
+	h := 2 * time.Minute
+	pr, err := NewPredictor(spec, time.Minute, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTol := Decision{CurrentReplicas: 4, Metrics: []MetricResult{{Name: "gpu", Ratio: 1, Proposal: 4}}}
+	var history []forecast.Sample
+	for m := range 60 {
+		load := 10 + 180*float64(m%2) // misses by ~90 on 100: the gate opens
+		history = append(history, forecast.Sample{At: at(60 * m), Value: load})
+		pr.Observe(load, true, at(60*m), h)
+		pr.Learn(inTol, 40, true)
+	}
+	gated, _, _, _ := pr.Gate()
+	if !gated {
+		t.Fatal("gate closed before the refit, want open")
+	}
+	if err := pr.Refit(history); err != nil {
+		t.Fatal(err)
+	}
+	gated, _, _, _ = pr.Gate()
+	per, known := pr.PerReplica()
+	in := pr.Observe(100, true, at(60*60), h)
+	if !gated || !known || per != 10 || in == nil || !in.Gated {
+		t.Errorf("after the refit: gated %v, perReplica %v %v, forecast %+v; want the gate open, 10 learned, a forecast", gated, per, known, in)
+	}
+}

@@ -15,6 +15,7 @@ import (
 // Each sync: in.Forecast = pr.Observe(load, ok, now, horizon); dec, hist = Decide(...);
 // pr.Learn(dec, load, ok).
 type Predictor struct {
+	opts     forecast.Options // NewPredictor's, for Refit
 	f        forecast.Forecaster
 	gate     *forecast.Gate
 	quantile float64
@@ -64,17 +65,18 @@ const warmupResiduals = 20
 // sampling step (the sync interval) and the fitting horizon (start-up time plus one step
 // for horizon: auto). spec must have passed Validate. The error wraps forecast.ErrOptions.
 func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecast.Sample) (*Predictor, error) {
-	f, err := forecast.Fit(history, forecast.Options{
+	opts := forecast.Options{
 		Method:  spec.MethodOrDefault(),
 		Season:  spec.SeasonOrDefault(),
 		Step:    step,
 		Horizon: horizon,
-	})
+	}
+	f, err := forecast.Fit(history, opts)
 	if err != nil {
 		return nil, fmt.Errorf("fit forecast: %w", err)
 	}
 	maxErr, window := spec.GateOrDefault()
-	p := &Predictor{f: f, gate: forecast.NewGate(maxErr, window), quantile: spec.QuantileOrDefault(),
+	p := &Predictor{opts: opts, f: f, gate: forecast.NewGate(maxErr, window), quantile: spec.QuantileOrDefault(),
 		samples: len(history), warm: warmupResiduals + int((horizon+step-1)/step)}
 	if spec.Load.PerReplica.Auto {
 		p.auto = true
@@ -130,6 +132,21 @@ func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.
 	pr.pending = append(pr.pending, pendingPrediction{at: now.Add(horizon), p: p})
 	pr.made = &ForecastInput{Value: p.Hi, Point: p.Point, Lo: p.Lo, Hi: p.Hi, Method: pr.method()}
 	return pr.output()
+}
+
+// Refit fits the forecaster again, with NewPredictor's options, on history (in time
+// order, ending before the next sample Observe will take), keeping the gate, the
+// predictions awaiting comparison and the perReplica learner: the parameters then follow
+// the load. A controller calls it, say, daily with the history it loads at start-up. The
+// error (only for options NewPredictor accepted, so not expected) leaves the forecaster as
+// it was.
+func (pr *Predictor) Refit(history []forecast.Sample) error {
+	f, err := forecast.Fit(history, pr.opts)
+	if err != nil {
+		return fmt.Errorf("refit forecast: %w", err)
+	}
+	pr.f = f
+	return nil
 }
 
 // output returns the forecast made at the last sample with the gate's and the learner's
