@@ -150,7 +150,6 @@ func (d *decider) record(now time.Time, load float64) {
 	if d.history <= 0 {
 		return
 	}
-	defer func() { d.loads = append(d.loads, forecast.Sample{At: now, Value: load}) }()
 	if n := len(d.loads); n > 0 && now.Sub(d.loads[0].At) >= refitEvery && now.Sub(Epoch)%refitEvery < time.Minute {
 		cut := now.Add(-d.history)
 		i := 0
@@ -162,6 +161,7 @@ func (d *decider) record(now time.Time, load float64) {
 		// forecaster stays as it was.
 		_ = d.pred.Refit(d.loads)
 	}
+	d.loads = append(d.loads, forecast.Sample{At: now, Value: load})
 }
 
 // loadSample returns the forecast's load this tick: the 4-tick mean of its series.
