@@ -114,7 +114,7 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 			ctls[i] = e.oracle()
 			continue
 		}
-		d, err := newDecider(c.Policy)
+		d, err := newDecider(c.Policy, par)
 		if err != nil {
 			return Result{}, err
 		}

@@ -134,7 +134,10 @@ func TestRunErrors(t *testing.T) {
 }
 
 // TestTraces runs every shared per-minute trace end to end under the three policies of the
-// headline table and checks the model's invariants on each.
+// headline table and checks the model's invariants on each. It also runs the example
+// policy without its forecast and with the baseline's 300 s scale-down window: that mirrors
+// the baseline with the model's queries, so it must score exactly as the baseline, both
+// going through policy.Decide. It logs the headline goal's three conditions.
 func TestTraces(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(tracesDir(t), "*", "*_per_minute.csv"))
 	if err != nil || len(files) < 4 {
@@ -142,6 +145,9 @@ func TestTraces(t *testing.T) {
 	}
 	par := DefaultParams()
 	configured := examplePolicy(t)
+	mirror := *examplePolicy(t)
+	mirror.Name, mirror.Forecast = "mirror", nil
+	mirror.Behavior.ScaleDown.StabilizationWindowSeconds = ptr[int32](300)
 	for _, file := range files {
 		t.Run(filepath.Base(filepath.Dir(file))+"/"+filepath.Base(file), func(t *testing.T) {
 			tr := readTraceFile(t, file)
@@ -149,18 +155,24 @@ func TestTraces(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			cs = append(cs, Contender{Name: mirror.Name, Policy: &mirror})
 			res, err := Run(tr, cs, Options{Params: par, Record: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkInvariants(t, tr, par, res)
-			// The example policy mirrors the baseline with the model's queries: it must score
-			// exactly as the baseline, since both go through policy.Decide.
 			h, _ := res.Policy(HPAName)
-			c, _ := res.Policy(configured.Name)
-			if diff := cmp.Diff(h.Score, c.Score); diff != "" {
-				t.Errorf("the example policy scores differently from the baseline it mirrors (-hpa +example):\n%s", diff)
+			m, _ := res.Policy(mirror.Name)
+			if diff := cmp.Diff(h.Score, m.Score); diff != "" {
+				t.Errorf("the reactive example policy scores differently from the baseline it mirrors (-hpa +example):\n%s", diff)
 			}
+			c, _ := res.Policy(configured.Name)
+			o, _ := res.Policy(OracleName)
+			t.Logf("goal: GPU-hours %.1f <= %.1f: %v; avoidable SLO minutes %d <= %d/4: %v; scale events %d <= 2 x %d: %v",
+				c.GPUHours, h.GPUHours, c.GPUHours <= h.GPUHours,
+				c.SLOViolationMinutes-o.SLOViolationMinutes, h.SLOViolationMinutes-o.SLOViolationMinutes,
+				4*(c.SLOViolationMinutes-o.SLOViolationMinutes) <= h.SLOViolationMinutes-o.SLOViolationMinutes,
+				c.ScaleEvents, h.ScaleEvents, c.ScaleEvents <= 2*h.ScaleEvents)
 		})
 	}
 }

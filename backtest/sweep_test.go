@@ -69,7 +69,7 @@ func TestGrid(t *testing.T) {
 		t.Errorf("grid (-want +got):\n%s", diff)
 	}
 	// The policy read from the file is left as it was.
-	if w := *p.Behavior.ScaleDown.StabilizationWindowSeconds; w != 300 || p.Metrics[1].Target.AverageValue.String() != "5" {
+	if w := *p.Behavior.ScaleDown.StabilizationWindowSeconds; w != 60 || p.Metrics[1].Target.AverageValue.String() != "5" {
 		t.Errorf("the configured policy changed: window %d, queue target %s", w, p.Metrics[1].Target.AverageValue)
 	}
 }

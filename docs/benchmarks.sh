@@ -32,9 +32,15 @@ delay, 1 GPU per replica.
 - `hpa`: the HPA-equivalent baseline, built in code: GPU utilization AverageValue 70 and queue
   depth AverageValue 5, tolerance 0.1, scale-up window 0 s with max(100%, 4 pods) per 15 s,
   scale-down window 300 s with 100% per 15 s. Driven through `policy.Decide`.
-- `prescale`: the configured policy, `examples/backtest-policy.yaml`, driven through
-  `policy.Decide` like the baseline. Until forecasting lands it mirrors the baseline, so its
-  row equals the `hpa` row: a parity check of the replay path.
+- `prescale`: the predictive policy, `examples/backtest-policy.yaml`, driven through
+  `policy.Decide` like the baseline: the baseline's metrics and targets, a 60 s scale-down
+  window instead of 300 s, and `forecast` with every default (`method: auto`, `horizon: auto`
+  = 195 s, `perReplica: auto`, `quantile: 0.9`, `gate: {maxError: 0.3, window: 2h}`), its load
+  bound to the model's arrival rate (`inference_requests_total`). The forecaster starts with
+  no history (the trace is its history), steps once a minute, is refitted each day on the
+  last 14 days, and proposes nothing until it has 24 samples and `perReplica: auto` has 8
+  in-tolerance samples. (Without its forecast and
+  with the 300 s window the policy scores exactly as `hpa`: `TestTraces` checks it.)
 - `oracle`: the model's clairvoyant formula, not a policy file: at each tick it sets the total
   to what the largest arrival rate of the next startup + 15 s needs at 70%. It is the cost
   floor at this target. It can fall short only at a trace's start, which every policy begins
@@ -50,7 +56,9 @@ over 2 s at some tick); scale events (ticks at which the replicas changed); the 
 
 **The goal for the predictive policy** (the forecast issue configures it): on every trace, no
 more GPU-hours than `hpa`, at most a quarter of its avoidable SLO-violation minutes (those
-beyond the oracle's), and at most twice its scale events.
+beyond the oracle's), and at most twice its scale events. The line under each table checks
+the three. **It is met on the Azure conversation trace only**; see "Where the goal fails, and
+why" at the end.
 
 The plots show the day of each trace's peak minute (the whole trace when shorter): the load,
 the Ready replicas of each policy, and each policy's SLO-violation minutes.
@@ -61,11 +69,27 @@ for run in "${runs[@]}"; do
   echo "## $title"
   echo
   echo '```'
-  bin/prescale backtest -f "$policy" --trace "$traces/$file" --plot "docs/img/$slug.png"
+  bin/prescale backtest -f "$policy" --trace "$traces/$file" --plot "docs/img/$slug.png" | tee docs/.table.tmp
   echo '```'
+  echo
+  awk '$1 == "hpa" || $1 == "prescale" || $1 == "oracle" { g[$1] = $2; v[$1] = $5; e[$1] = $6 }
+    END {
+      ok = "met"; no = "**not met**"
+      printf "Goal: GPU-hours %.1f <= %.1f: %s; avoidable SLO-violation minutes %d <= %d / 4: %s; scale events %d <= 2 x %d: %s.\n",
+        g["prescale"], g["hpa"], (g["prescale"] <= g["hpa"] ? ok : no),
+        v["prescale"] - v["oracle"], v["hpa"] - v["oracle"], (4 * (v["prescale"] - v["oracle"]) <= v["hpa"] - v["oracle"] ? ok : no),
+        e["prescale"], e["hpa"], (e["prescale"] <= 2 * e["hpa"] ? ok : no)
+    }' docs/.table.tmp
+  rm -f docs/.table.tmp
   echo
   echo "![$title: load, Ready replicas and SLO violations](img/$slug.png)"
 done
+cat <<'TAIL'
+
+## Where the goal fails, and why
+
+TAIL
+cat docs/benchmarks-notes.md
 } > docs/benchmarks.md.tmp
 mv docs/benchmarks.md.tmp docs/benchmarks.md
 echo "wrote docs/benchmarks.md and docs/img/*.png"

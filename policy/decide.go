@@ -44,6 +44,7 @@ func Decide(p *Policy, in Observation, hist History, now time.Time) (Decision, H
 	}
 
 	proposal, ok := proposeFromMetrics(p, &in, &d)
+	proposal, ok = joinForecast(in.Forecast, cur, proposal, ok, p.tolerances(), &d)
 	if !ok {
 		d.Reason = ReasonFailedGetMetric
 		return d, hist
@@ -68,6 +69,50 @@ func Decide(p *Policy, in Observation, hist History, now time.Time) (Decision, H
 	}
 	d.DesiredReplicas = capToCapacity(desired, cur, minR, in.Capacity, &d)
 	return d, hist
+}
+
+// ForecastMetric is Decision.Metric when the forecast's proposal won.
+const ForecastMetric = "forecast"
+
+// joinForecast adds the forecast's proposal to the metrics' maximum, as if it were one more
+// metric: an External AverageValue metric whose target is perReplica. Its proposal is
+// ceil(value / perReplica), or the current replicas when value / (perReplica x current)
+// is within the policy's tolerance, as for any metric: the forecast does not move the
+// replicas by the odd pod its noise crosses (each would be one more scale event), and a
+// forecast that the current replicas fit holds a scale-down of the metrics. The larger
+// proposal wins. When the metrics' proposal is a hold (ok false: metrics missing), a
+// forecast above the current replicas still scales up; one at or below them leaves the
+// hold. A gated forecast, or one whose perReplica is not known, proposes nothing.
+func joinForecast(f *ForecastInput, cur, proposal int32, ok bool, tol tolerances, d *Decision) (int32, bool) {
+	if f == nil {
+		return proposal, ok
+	}
+	r := &ForecastResult{Method: f.Method, Point: Float(f.Point), Lo: Float(f.Lo), Hi: Float(f.Hi),
+		Value: Float(f.Value), Gated: f.Gated}
+	d.Forecast = r
+	switch {
+	case f.Gated:
+		r.Reason = ReasonForecastGated
+		return proposal, ok
+	case !f.PerReplicaKnown || !(f.PerReplica > 0):
+		r.Reason = ReasonForecastLearning
+		return proposal, ok
+	}
+	r.PerReplica = Float(f.PerReplica)
+	if checkSample(f.Value) != nil {
+		return proposal, ok // not a usable forecast: no proposal
+	}
+	r.Proposal = ceilReplicas(f.Value / f.PerReplica)
+	if cur > 0 && tol.within(f.Value/(f.PerReplica*float64(cur))) {
+		r.Proposal = cur
+	}
+	switch {
+	case ok && r.Proposal > proposal, !ok && r.Proposal > cur:
+		r.Won = true
+		d.Metric = ForecastMetric
+		return r.Proposal, true
+	}
+	return proposal, ok
 }
 
 // capToCapacity never asks for more pods than the cluster can place: a scale-up stops at

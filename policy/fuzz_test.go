@@ -65,6 +65,12 @@ func fuzzObservation(cur int32, step []byte) Observation {
 	}
 	lat, lErr := fuzzValue(step[3], 0.1)
 	in.Metrics = []Sample{{PerPod: q, Err: qErr}, {PerPod: gpu, Err: gErr}, {Value: lat, Err: lErr}}
+	// Half the syncs carry a forecast: some gated, some with perReplica unknown.
+	if step[3]&128 != 0 {
+		v := float64(step[1]^step[2]) * 0.5
+		in.Forecast = &ForecastInput{Value: v, Point: v, Hi: v, PerReplica: float64(1 + step[3]%8),
+			PerReplicaKnown: step[3]&32 == 0, Gated: step[3]&64 != 0}
+	}
 	return in
 }
 
@@ -101,6 +107,17 @@ func FuzzDecide(f *testing.F) {
 				}
 			case got < minR || got > p.MaxReplicas:
 				t.Fatalf("step %d: desired %d outside [%d, %d] (current %d, reason %s)", i/4, got, minR, p.MaxReplicas, cur, d.Reason)
+			}
+			if f := d.Forecast; f != nil {
+				if (f.Gated || f.Reason == ReasonForecastLearning) && (f.Proposal != 0 || f.Won) {
+					t.Fatalf("step %d: a forecast without a proposal proposed: %+v", i/4, f)
+				}
+				if f.Won && (d.Proposal != f.Proposal || d.Metric != ForecastMetric) {
+					t.Fatalf("step %d: the forecast won with %d but the proposal is %d from %q", i/4, f.Proposal, d.Proposal, d.Metric)
+				}
+				if d.Reason != ReasonFailedGetMetric && d.Proposal != 0 && d.Proposal < f.Proposal {
+					t.Fatalf("step %d: proposal %d below the forecast's %d", i/4, d.Proposal, f.Proposal)
+				}
 			}
 			missing := false
 			for _, m := range d.Metrics {

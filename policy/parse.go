@@ -105,6 +105,14 @@ type decoder struct {
 var (
 	quantityType = reflect.TypeFor[Quantity]()
 	int32Type    = reflect.TypeFor[int32]()
+	float64Type  = reflect.TypeFor[float64]()
+	// scalarTypes are the types that decode themselves from a scalar: durations and
+	// "auto"-or-value fields.
+	scalarTypes = map[reflect.Type]bool{
+		reflect.TypeFor[Duration]():     true,
+		reflect.TypeFor[AutoDuration](): true,
+		reflect.TypeFor[AutoFloat]():    true,
+	}
 )
 
 // fail records that the value at path failed to decode: it keeps its zero value, which
@@ -162,6 +170,24 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		if err := q.UnmarshalYAML(n); err != nil {
 			d.fail(n, path, "%s", err)
 		}
+	case scalarTypes[v.Type()]:
+		if isNull(n) {
+			return
+		}
+		u := v.Addr().Interface().(interface{ UnmarshalYAML(*yaml.Node) error })
+		if err := u.UnmarshalYAML(n); err != nil {
+			d.fail(n, path, "%s", err)
+		}
+	case v.Type() == float64Type:
+		if isNull(n) {
+			return
+		}
+		f, err := decodeFloat(n)
+		if err != nil {
+			d.fail(n, path, "%s", err)
+			return
+		}
+		v.SetFloat(f)
 	case v.Kind() == reflect.Struct:
 		d.decodeStruct(n, v, path)
 	case v.Kind() == reflect.Slice:

@@ -34,6 +34,12 @@ const (
 	// ReasonCapacityLimited: the cluster cannot place more pods (GPUs), so the scale-up
 	// stops at what fits. prescale's own reason; the HPA has no capacity cap.
 	ReasonCapacityLimited Reason = "CapacityLimited"
+	// ReasonForecastGated: the forecast's recent error is above the gate's maxError, so it
+	// proposes nothing. It appears in Decision.Forecast.Reason only.
+	ReasonForecastGated Reason = "ForecastGated"
+	// ReasonForecastLearning: perReplica is "auto" and not learned yet, so the forecast
+	// proposes nothing. It appears in Decision.Forecast.Reason only.
+	ReasonForecastLearning Reason = "ForecastLearning"
 )
 
 // Semantics names the HPA computation a metric went through.
@@ -65,6 +71,30 @@ type Decision struct {
 	// Clamps lists, in order, each rule that changed the replica count on the way from
 	// Proposal to DesiredReplicas.
 	Clamps []Clamp `json:"clamps,omitempty"`
+	// Forecast is the forecast's part, nil when the sync had none.
+	Forecast *ForecastResult `json:"forecast,omitempty"`
+}
+
+// ForecastResult is the forecast's part of a decision.
+type ForecastResult struct {
+	Method string `json:"method,omitempty"`
+	// Point, Lo and Hi are the forecast of the load at now + horizon and its interval;
+	// Value is the planned quantile.
+	Point Float `json:"point"`
+	Lo    Float `json:"lo"`
+	Hi    Float `json:"hi"`
+	Value Float `json:"value"`
+	// PerReplica is the load one replica carries; 0 while not learned.
+	PerReplica Float `json:"perReplica"`
+	// Proposal is ceil(Value / PerReplica); 0 when gated or not learned.
+	Proposal int32 `json:"proposal"`
+	// Won is true when the proposal exceeded every metric's (Decision.Metric is then
+	// "forecast").
+	Won bool `json:"won"`
+	// Gated is true while the accuracy gate holds the forecast off.
+	Gated bool `json:"gated,omitempty"`
+	// Reason says why there is no proposal: ForecastGated or ForecastLearning.
+	Reason Reason `json:"reason,omitempty"`
 }
 
 // MetricResult is one metric's part of a decision.

@@ -23,6 +23,9 @@ type Policy struct {
 	// Behavior nil takes the HPA's behavior-less path: 300 s scale-down stabilization, no
 	// scale-up stabilization, scale-up limited to max(2*current, 4).
 	Behavior *Behavior `yaml:"behavior"`
+	// Forecast, when set, adds a forecast of the load: its proposal joins the metrics'
+	// maximum, so replicas are Ready before the load arrives. Nil: purely reactive.
+	Forecast *Forecast `yaml:"forecast"`
 	// DryRun, when set, overrides the global dry-run setting for this policy: decide and
 	// report, never write the scale.
 	DryRun *bool `yaml:"dryRun"`
@@ -171,6 +174,24 @@ type Observation struct {
 	// Pending pods. Decide never scales up beyond it (nor below minReplicas for it). Nil turns
 	// the cap off.
 	Capacity *int32
+	// Forecast is the caller's forecast for this sync (a Predictor's Observe), nil without
+	// one. Its proposal joins the metrics' maximum.
+	Forecast *ForecastInput
+}
+
+// ForecastInput is one sync's forecast of the load at now + horizon.
+type ForecastInput struct {
+	// Value is the planned quantile of the forecast; Point, Lo and Hi the point forecast
+	// and its interval. Load units (requests/s, or the load query's).
+	Value, Point, Lo, Hi float64
+	// PerReplica is the load one replica carries at target; PerReplicaKnown is false while
+	// perReplica: auto has not learned it yet (then there is no proposal).
+	PerReplica      float64
+	PerReplicaKnown bool
+	// Gated is true while the accuracy gate holds the forecast off (then no proposal).
+	Gated bool
+	// Method is the forecasting method that made the prediction.
+	Method string
 }
 
 // Sample is one metric's latest observation.

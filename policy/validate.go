@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/prescale/prescale/forecast"
 )
 
 // maxNameLength is the longest name an RFC 1123 label allows.
@@ -113,6 +115,7 @@ func (p Policy) validate(path string) []error {
 		errs = append(errs, p.Behavior.ScaleUp.validate(joinPath(bp, "scaleUp"))...)
 		errs = append(errs, p.Behavior.ScaleDown.validate(joinPath(bp, "scaleDown"))...)
 	}
+	errs = append(errs, p.Forecast.validate(joinPath(path, "forecast"))...)
 	return errs
 }
 
@@ -218,6 +221,61 @@ func (rp RatePolicy) validate(path string) []error {
 	if rp.PeriodSeconds < 1 || rp.PeriodSeconds > MaxPeriodSeconds {
 		errs = append(errs, fieldError(joinPath(path, "periodSeconds"),
 			fmt.Sprintf("must be 1..%d, got %d", MaxPeriodSeconds, rp.PeriodSeconds)))
+	}
+	return errs
+}
+
+// validate returns the problems of a forecast block, whose YAML path is path. Nil is valid:
+// no forecast.
+func (f *Forecast) validate(path string) []error {
+	if f == nil {
+		return nil
+	}
+	var errs []error
+	add := func(field, format string, args ...any) {
+		errs = append(errs, fieldError(joinPath(path, field), fmt.Sprintf(format, args...)))
+	}
+	switch {
+	case f.Load.Query == "":
+		add("load.query", "required")
+	case strings.TrimSpace(f.Load.Query) == "":
+		add("load.query", "must not be blank, got %q", f.Load.Query)
+	}
+	switch pr := f.Load.PerReplica; {
+	case !pr.Set():
+		add("load.perReplica", "required (a number > 0 or \"auto\")")
+	case !pr.Auto && !(pr.Value > 0):
+		add("load.perReplica", "must be > 0 or \"auto\", got %s", pr)
+	}
+	seasonal := false
+	switch f.Method {
+	case "", forecast.MethodAuto, forecast.MethodHolt, forecast.MethodLinear, forecast.MethodOff:
+	case forecast.MethodHoltWinters, forecast.MethodSeasonalNaive:
+		seasonal = true
+	default:
+		add("method", "must be auto, holt, holt-winters, seasonal-naive, linear or off, got %q", f.Method)
+	}
+	if f.Season != nil && f.Season.Duration <= 0 {
+		add("season", "must be > 0, got %s", f.Season)
+	} else if seasonal && f.SeasonOrDefault() < 2*MinForecastStep {
+		add("season", "must be at least %v (two steps) for method %s, got %s", 2*MinForecastStep, f.Method, f.SeasonOrDefault())
+	}
+	if h := f.Horizon; h != nil && !h.Auto && (h.Duration < MinForecastHorizon || h.Duration > MaxForecastHorizon) {
+		add("horizon", "must be \"auto\" or %v..%v, got %s", MinForecastHorizon, MaxForecastHorizon, h)
+	}
+	if h := f.History; h != nil && (h.Duration < 0 || h.Duration > MaxForecastHistory) {
+		add("history", "must be 0..90d, got %s", h)
+	}
+	if q := f.Quantile; q != nil && !(*q >= MinForecastQuantile && *q <= MaxForecastQuantile) {
+		add("quantile", "must be within [%v, %v], got %v", MinForecastQuantile, MaxForecastQuantile, *q)
+	}
+	if g := f.Gate; g != nil {
+		if g.MaxError != nil && !(*g.MaxError > 0) {
+			add("gate.maxError", "must be > 0, got %v", *g.MaxError)
+		}
+		if g.Window != nil && g.Window.Duration <= 0 {
+			add("gate.window", "must be > 0, got %s", g.Window)
+		}
 	}
 	return errs
 }

@@ -1,0 +1,118 @@
+package backtest
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// predictive returns the example policy with its forecast's load query and horizon set.
+func predictive(tb testing.TB, query string, horizon *policy.AutoDuration) *policy.Policy {
+	tb.Helper()
+	p := examplePolicy(tb)
+	if p.Forecast == nil {
+		tb.Fatal("the example policy has no forecast")
+	}
+	f := *p.Forecast
+	f.Load.Query, f.Horizon = query, horizon
+	p.Forecast = &f
+	return p
+}
+
+func TestDeciderForecast(t *testing.T) {
+	par := DefaultParams()
+	tests := []struct {
+		name        string
+		query       string
+		horizon     *policy.AutoDuration
+		wantHorizon time.Duration
+		wantErr     string
+	}{
+		// startup 180 s + tick 15 s, plus the 45 s that a forecast made on a minute's last
+		// tick serves
+		{name: "horizon auto is the startup plus one tick", query: "sum(rate(inference_requests_total[1m]))",
+			horizon: &policy.AutoDuration{Auto: true}, wantHorizon: 240 * time.Second},
+		{name: "horizon unset is auto", query: "sum(rate(inference_requests_total[1m]))", wantHorizon: 240 * time.Second},
+		{name: "a set horizon is kept", query: "sum(rate(inference_requests_total[1m]))",
+			horizon: &policy.AutoDuration{Duration: 2 * time.Minute}, wantHorizon: 165 * time.Second},
+		{name: "a load query on none of the model's series", query: "sum(rate(http_requests_total[1m]))",
+			wantErr: `bind forecast load of policy prescale: query "sum(rate(http_requests_total[1m]))" mentions none of the model's series`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := newDecider(predictive(t, tc.query, tc.horizon), par)
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
+					t.Fatalf("error = %v, want %s...", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.pred == nil || d.load != ArrivalRate || d.horizon != tc.wantHorizon {
+				t.Errorf("predictor %v, load %v, horizon %v; want a predictor, %v, %v", d.pred != nil, d.load, d.horizon, ArrivalRate, tc.wantHorizon)
+			}
+		})
+	}
+	hpa, err := Baseline(par)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hpa.Forecast != nil {
+		t.Error("the hpa baseline has a forecast")
+	}
+	if d, err := newDecider(hpa, par); err != nil || d.pred != nil {
+		t.Errorf("the hpa baseline's decider: predictor %v, err %v; want none", d != nil && d.pred != nil, err)
+	}
+}
+
+// On a steep ramp, the forecast sees the load coming: the predictive policy is less
+// under-provisioned than the same policy without the forecast, and mostly Ready ahead of it
+// while the ramp lasts.
+func TestForecastAheadOfRamp(t *testing.T) {
+	par := DefaultParams()
+	// 6 hours flat at 600 req/min (perReplica is learned there), then +10% a minute for
+	// 30 minutes (x17; +33% per startup, more than the 70% target's headroom of 43% less
+	// the tolerance), then flat for an hour.
+	var tr Trace
+	for range 360 {
+		tr = append(tr, 600)
+	}
+	v := 600.0
+	for range 30 {
+		v *= 1.1
+		tr = append(tr, v)
+	}
+	for range 60 {
+		tr = append(tr, v)
+	}
+	pred := examplePolicy(t)
+	reactive := *examplePolicy(t)
+	reactive.Name, reactive.Forecast = "reactive", nil
+	res, err := Run(tr, []Contender{{Name: pred.Name, Policy: pred}, {Name: reactive.Name, Policy: &reactive}},
+		Options{Params: par, Record: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := res.Policy(pred.Name)
+	r, _ := res.Policy(reactive.Name)
+	if p.UnderProvisionedMinutes >= r.UnderProvisionedMinutes {
+		t.Errorf("under-provisioned minutes: predictive %d >= reactive %d", p.UnderProvisionedMinutes, r.UnderProvisionedMinutes)
+	}
+	var ahead, behind int
+	for tick := 360 * par.ticksPerMinute(); tick < 390*par.ticksPerMinute(); tick++ {
+		switch {
+		case p.Ready[tick] > r.Ready[tick]:
+			ahead++
+		case p.Ready[tick] < r.Ready[tick]:
+			behind++
+		}
+	}
+	if ahead <= behind {
+		t.Errorf("during the ramp the predictive policy had more Ready pods at %d ticks and fewer at %d; want more ahead", ahead, behind)
+	}
+	t.Logf("predictive: %+v; reactive: %+v; ahead at %d ticks, behind at %d", p.Score, r.Score, ahead, behind)
+}

@@ -1,0 +1,359 @@
+package policy
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prescale/prescale/forecast"
+)
+
+// fc is a forecast input of value v (the planned quantile) at perReplica per.
+func fc(v, per float64) *ForecastInput {
+	return &ForecastInput{Value: v, Point: v * 0.9, Lo: v * 0.8, Hi: v, PerReplica: per, PerReplicaKnown: true, Method: "holt"}
+}
+
+// The forecast floor: one more proposal in the metrics' maximum, before behavior.
+func TestDecideForecast(t *testing.T) {
+	p := queuePolicy(zeroWindows())
+	tests := []struct {
+		name       string
+		obs        Observation
+		fc         *ForecastInput
+		want       outcome
+		wantMetric string
+		wantFc     *ForecastResult
+	}{
+		{
+			// queue 5/5 at 4 pods: within tolerance -> 4; forecast 21/3.5 = 6 -> 6 wins
+			name:       "a forecast above the metrics adds replicas",
+			obs:        queueAt(4, 5),
+			fc:         fc(21, 3.5),
+			want:       outcome{Desired: 6, Reason: ReasonDesiredWithinRange, Proposal: 6},
+			wantMetric: ForecastMetric,
+			wantFc:     &ForecastResult{Method: "holt", Point: 18.900000000000002, Lo: 16.8, Hi: 21, Value: 21, PerReplica: 3.5, Proposal: 6, Won: true},
+		},
+		{
+			// 21.0001/3.5 = 6.00003 -> ceil 7
+			name:       "the proposal rounds up",
+			obs:        queueAt(4, 5),
+			fc:         &ForecastInput{Value: 21.0001, PerReplica: 3.5, PerReplicaKnown: true},
+			want:       outcome{Desired: 7, Reason: ReasonDesiredWithinRange, Proposal: 7},
+			wantMetric: ForecastMetric,
+			wantFc:     &ForecastResult{Value: 21.0001, PerReplica: 3.5, Proposal: 7, Won: true},
+		},
+		{
+			// queue 10/5 at 4 -> 8; forecast 7 -> the metric wins
+			name:       "a forecast below the metrics removes nothing",
+			obs:        queueAt(4, 10),
+			fc:         fc(7*3.5, 3.5),
+			want:       outcome{Desired: 8, Reason: ReasonDesiredWithinRange, Proposal: 8},
+			wantMetric: "queue",
+			wantFc:     &ForecastResult{Method: "holt", Point: 22.05, Lo: 19.6, Hi: 24.5, Value: 24.5, PerReplica: 3.5, Proposal: 7},
+		},
+		{
+			// queue 1/5 at 4 -> 1; forecast 2 -> 2: scale-down stays with the metrics and
+			// the windows, the forecast only sets a floor under them
+			name:       "a forecast below current still lets the metrics scale down to it",
+			obs:        queueAt(4, 1),
+			fc:         fc(7, 3.5),
+			want:       outcome{Desired: 2, Reason: ReasonDesiredWithinRange, Proposal: 2},
+			wantMetric: ForecastMetric,
+			wantFc:     &ForecastResult{Method: "holt", Point: 6.3, Lo: 5.6000000000000005, Hi: 7, Value: 7, PerReplica: 3.5, Proposal: 2, Won: true},
+		},
+		{
+			// 15.05/3.5 = 4.3 replicas, ratio 4.3/4 = 1.075 within the tolerance 0.1: the
+			// forecast proposes the current 4 (like a metric within tolerance), which
+			// holds the queue's scale-down to 1
+			name:       "a forecast within tolerance of current proposes current",
+			obs:        queueAt(4, 1),
+			fc:         &ForecastInput{Value: 15.05, PerReplica: 3.5, PerReplicaKnown: true},
+			want:       outcome{Desired: 4, Reason: ReasonDesiredWithinRange, Proposal: 4},
+			wantMetric: ForecastMetric,
+			wantFc:     &ForecastResult{Value: 15.05, PerReplica: 3.5, Proposal: 4, Won: true},
+		},
+		{
+			// 15.54/3.5 = 4.44, ratio 1.11 just outside: ceil 5
+			name:       "a forecast just outside tolerance proposes its replicas",
+			obs:        queueAt(4, 1),
+			fc:         &ForecastInput{Value: 15.54, PerReplica: 3.5, PerReplicaKnown: true},
+			want:       outcome{Desired: 5, Reason: ReasonDesiredWithinRange, Proposal: 5},
+			wantMetric: ForecastMetric,
+			wantFc:     &ForecastResult{Value: 15.54, PerReplica: 3.5, Proposal: 5, Won: true},
+		},
+		{
+			name:       "a tie goes to the metric",
+			obs:        queueAt(4, 10),
+			fc:         &ForecastInput{Value: 8 * 3.5, PerReplica: 3.5, PerReplicaKnown: true},
+			want:       outcome{Desired: 8, Reason: ReasonDesiredWithinRange, Proposal: 8},
+			wantMetric: "queue",
+			wantFc:     &ForecastResult{Value: 28, PerReplica: 3.5, Proposal: 8},
+		},
+		{
+			name:       "gated: no floor",
+			obs:        queueAt(4, 5),
+			fc:         &ForecastInput{Value: 100, PerReplica: 3.5, PerReplicaKnown: true, Gated: true},
+			want:       outcome{Desired: 4, Reason: ReasonDesiredWithinRange, Proposal: 4},
+			wantMetric: "queue",
+			wantFc:     &ForecastResult{Value: 100, Gated: true, Reason: ReasonForecastGated},
+		},
+		{
+			name:       "perReplica not learned yet: no floor",
+			obs:        queueAt(4, 5),
+			fc:         &ForecastInput{Value: 100},
+			want:       outcome{Desired: 4, Reason: ReasonDesiredWithinRange, Proposal: 4},
+			wantMetric: "queue",
+			wantFc:     &ForecastResult{Value: 100, Reason: ReasonForecastLearning},
+		},
+		{
+			name:       "no forecast: no record",
+			obs:        queueAt(4, 5),
+			want:       outcome{Desired: 4, Reason: ReasonDesiredWithinRange, Proposal: 4},
+			wantMetric: "queue",
+		},
+		{
+			// the metric is missing (a hold), the forecast 6 > 4 still scales up
+			name:       "a missing metric with a forecast above current scales up",
+			obs:        Observation{SpecReplicas: 4, StatusReplicas: 4, Pods: readyPods("a", "b", "c", "d"), Metrics: []Sample{failed("timeout")}},
+			fc:         fc(21, 3.5),
+			want:       outcome{Desired: 6, Reason: ReasonDesiredWithinRange, Proposal: 6},
+			wantMetric: ForecastMetric,
+			wantFc:     &ForecastResult{Method: "holt", Point: 18.900000000000002, Lo: 16.8, Hi: 21, Value: 21, PerReplica: 3.5, Proposal: 6, Won: true},
+		},
+		{
+			// forecast 4 = current: the hold for the missing metric stays
+			name:   "a missing metric with a forecast at current holds",
+			obs:    Observation{SpecReplicas: 4, StatusReplicas: 4, Pods: readyPods("a", "b", "c", "d"), Metrics: []Sample{failed("timeout")}},
+			fc:     &ForecastInput{Value: 14, PerReplica: 3.5, PerReplicaKnown: true},
+			want:   outcome{Desired: 4, Reason: ReasonFailedGetMetric},
+			wantFc: &ForecastResult{Value: 14, PerReplica: 3.5, Proposal: 4},
+		},
+		{
+			// 1000/3.5 -> 286, capped at maxReplicas 20; the default rate policy allows
+			// max(4, 100%) = 8 from 4 first
+			name:       "the floor goes through behavior and limits",
+			obs:        queueAt(4, 5),
+			fc:         &ForecastInput{Value: 1000, PerReplica: 3.5, PerReplicaKnown: true},
+			want:       outcome{Desired: 8, Reason: ReasonScaleUpLimit, Proposal: 286, Clamps: []Clamp{{ReasonScaleUpLimit, 286, 8}}},
+			wantMetric: ForecastMetric,
+			wantFc:     &ForecastResult{Value: 1000, PerReplica: 3.5, Proposal: 286, Won: true},
+		},
+		{
+			name:       "a huge forecast saturates instead of overflowing",
+			obs:        queueAt(4, 5),
+			fc:         &ForecastInput{Value: 1e12, PerReplica: 1e-9, PerReplicaKnown: true},
+			want:       outcome{Desired: 8, Reason: ReasonScaleUpLimit, Proposal: 2147483647, Clamps: []Clamp{{ReasonScaleUpLimit, 2147483647, 8}}},
+			wantMetric: ForecastMetric,
+			wantFc:     &ForecastResult{Value: 1e12, PerReplica: 1e-9, Proposal: 2147483647, Won: true},
+		},
+		{
+			name:       "a NaN forecast proposes nothing",
+			obs:        queueAt(4, 5),
+			fc:         &ForecastInput{Value: nan(), PerReplica: 3.5, PerReplicaKnown: true},
+			want:       outcome{Desired: 4, Reason: ReasonDesiredWithinRange, Proposal: 4},
+			wantMetric: "queue",
+			wantFc:     &ForecastResult{Value: Float(nan()), PerReplica: 3.5},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.obs.Forecast = tc.fc
+			d, _ := Decide(p, tc.obs, seasoned(), at(0))
+			if diff := cmp.Diff(tc.want, outcomeOf(d)); diff != "" {
+				t.Errorf("outcome (-want +got):\n%s", diff)
+			}
+			if d.Metric != tc.wantMetric {
+				t.Errorf("metric = %q, want %q", d.Metric, tc.wantMetric)
+			}
+			if diff := cmp.Diff(tc.wantFc, d.Forecast, cmp.Comparer(sameFloat)); diff != "" {
+				t.Errorf("forecast record (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func nan() float64 { z := 0.0; return z / z }
+
+func sameFloat(a, b Float) bool { return a == b || (a != a && b != b) }
+
+// The gate's transitions through the Predictor: a forecast that tracks the load stays
+// on; one that misses by more than maxError over the window is gated off, with one
+// change reported on the transition; it comes back once the error recovers.
+func TestPredictorGate(t *testing.T) {
+	spec := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(10)}, Method: forecast.MethodHolt,
+		Gate: &GateSpec{MaxError: ptrTo(0.3), Window: &Duration{10 * time.Minute}}}
+	step, h := time.Minute, 2*time.Minute
+	pr, err := NewPredictor(spec, step, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type state struct {
+		Gated, Changed bool
+	}
+	var got []state
+	minute := 0
+	feed := func(n int, load func(int) float64) {
+		for range n {
+			pr.Observe(load(minute), true, t0.Add(time.Duration(minute)*step), h)
+			g, c, _, _ := pr.Gate()
+			if c || len(got) == 0 {
+				got = append(got, state{g, c})
+			}
+			minute++
+		}
+	}
+	// Steady load 100: Holt predicts it exactly, error 0: open.
+	feed(30, func(int) float64 { return 100 })
+	// The load alternates 10 and 190: the point forecast misses by ~90 on a mean of 100,
+	// a weighted error near 0.9 > 0.3: gated, once.
+	feed(30, func(m int) float64 { return 10 + 180*float64(m%2) })
+	// Steady again: once the 10-minute window holds only accurate predictions, the error
+	// falls under 0.3 and the gate closes, once.
+	feed(40, func(int) float64 { return 100 })
+	want := []state{{false, false}, {true, true}, {false, true}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("gate transitions (-want +got):\n%s", diff)
+	}
+	in := pr.Observe(100, true, t0.Add(time.Duration(minute)*step), h)
+	if in == nil || in.Gated || !in.PerReplicaKnown || in.PerReplica != 10 || in.Method != "holt" {
+		t.Errorf("forecast input after recovery = %+v, want ungated, perReplica 10, holt", in)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// perReplica: auto learns load / (replicas x ratio) from in-tolerance decisions only.
+func TestPredictorLearn(t *testing.T) {
+	spec := &Forecast{Load: Load{Query: "q", PerReplica: AutoFloat{Auto: true}}, Method: forecast.MethodHolt}
+	inTol := Decision{CurrentReplicas: 4, Metrics: []MetricResult{
+		{Name: "gpu", Ratio: 0.95, Proposal: 4}, {Name: "queue", Ratio: 0, Proposal: 0}}}
+	tests := []struct {
+		name    string
+		dec     Decision
+		load    float64
+		ok      bool
+		wantOK  bool
+		wantPer float64
+	}{
+		// 38 / (4 x 0.95) = 10
+		{"within tolerance: learned", inTol, 38, true, true, 10},
+		{"the load missing: nothing learned", inTol, 38, false, false, 0},
+		{"zero load: nothing learned", inTol, 0, true, false, 0},
+		{"a metric missing: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
+			{Name: "gpu", Ratio: 0.95, Proposal: 4}, {Name: "queue", Error: "timeout"}}}, 38, true, false, 0},
+		{"pods starting: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
+			{Name: "gpu", Ratio: 0.95, Proposal: 4, PodsMissing: 1}}}, 38, true, false, 0},
+		{"outside tolerance: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
+			{Name: "gpu", Ratio: 1.5, Proposal: 6}}}, 38, true, false, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			pr, err := NewPredictor(spec, time.Minute, 4*time.Minute, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for range learnMin {
+				pr.Learn(tc.dec, tc.load, tc.ok)
+			}
+			per, ok := pr.PerReplica()
+			if ok != tc.wantOK || (ok && per != tc.wantPer) {
+				t.Errorf("perReplica = %v, %v; want %v, %v", per, ok, tc.wantPer, tc.wantOK)
+			}
+		})
+	}
+	t.Run("one sample short of learnMin: not known", func(t *testing.T) {
+		pr, _ := NewPredictor(spec, time.Minute, 4*time.Minute, nil)
+		for range learnMin - 1 {
+			pr.Learn(inTol, 38, true)
+		}
+		if _, ok := pr.PerReplica(); ok {
+			t.Error("known before learnMin samples")
+		}
+	})
+	t.Run("the median ignores a spike", func(t *testing.T) {
+		pr, _ := NewPredictor(spec, time.Minute, 4*time.Minute, nil)
+		// 9 samples of 10 per replica and one of 100: the median is 10.
+		for range 9 {
+			pr.Learn(inTol, 38, true)
+		}
+		pr.Learn(inTol, 380, true)
+		if per, ok := pr.PerReplica(); !ok || per != 10 {
+			t.Errorf("perReplica = %v, %v; want 10, true", per, ok)
+		}
+	})
+	t.Run("a fixed perReplica is not learned", func(t *testing.T) {
+		fixed := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(3.5)}}
+		pr, _ := NewPredictor(fixed, time.Minute, 4*time.Minute, nil)
+		pr.Learn(inTol, 38, true)
+		if per, ok := pr.PerReplica(); !ok || per != 3.5 {
+			t.Errorf("perReplica = %v, %v; want 3.5, true", per, ok)
+		}
+	})
+}
+
+// Observe predicts only once the forecaster is warm (20 samples plus the horizon's steps);
+// between samples it returns the forecast made at the last one, for less than a horizon.
+func TestPredictorObserve(t *testing.T) {
+	spec := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(1)}, Method: forecast.MethodHolt}
+	h := 3 * time.Minute
+	pr, err := NewPredictor(spec, time.Minute, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := pr.Observe(0, false, t0, h); in != nil {
+		t.Errorf("forecast before any load = %+v, want nil", in)
+	}
+	// A load rising 10 a minute: Holt follows the trend. Warm after 20 + 3 samples.
+	var in *ForecastInput
+	for m := range 60 {
+		in = pr.Observe(float64(10*m), true, at(60*m), h)
+		if (in != nil) != (m >= 22) {
+			t.Fatalf("minute %d (sample %d): forecast %v, want one from the 23rd sample", m, m+1, in)
+		}
+	}
+	// Last sample 590 at minute 59: the forecast 3 minutes on is about 620.
+	if in.Point < 615 || in.Point > 625 {
+		t.Errorf("forecast 3 minutes after the last sample = %+v, want a point near 620", in)
+	}
+	// 30 s later, no sample: the same forecast.
+	made := *in
+	if again := pr.Observe(0, false, at(60*59+30), h); again == nil || *again != made {
+		t.Errorf("forecast between samples = %+v, want %+v", again, made)
+	}
+	// One horizon after the last sample, still none: no forecast.
+	if stale := pr.Observe(0, false, at(60*62), h); stale != nil {
+		t.Errorf("forecast one horizon after the last sample = %+v, want nil", stale)
+	}
+}
+
+// Refit replaces the forecaster and keeps the rest: the gate, the learner.
+func TestPredictorRefit(t *testing.T) {
+	spec := &Forecast{Load: Load{Query: "q", PerReplica: AutoFloat{Auto: true}}, Method: forecast.MethodHolt,
+		Gate: &GateSpec{MaxError: ptrTo(0.3), Window: &Duration{10 * time.Minute}}}
+	h := 2 * time.Minute
+	pr, err := NewPredictor(spec, time.Minute, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inTol := Decision{CurrentReplicas: 4, Metrics: []MetricResult{{Name: "gpu", Ratio: 1, Proposal: 4}}}
+	var history []forecast.Sample
+	for m := range 60 {
+		load := 10 + 180*float64(m%2) // misses by ~90 on 100: the gate opens
+		history = append(history, forecast.Sample{At: at(60 * m), Value: load})
+		pr.Observe(load, true, at(60*m), h)
+		pr.Learn(inTol, 40, true)
+	}
+	gated, _, _, _ := pr.Gate()
+	if !gated {
+		t.Fatal("gate closed before the refit, want open")
+	}
+	if err := pr.Refit(history); err != nil {
+		t.Fatal(err)
+	}
+	gated, _, _, _ = pr.Gate()
+	per, known := pr.PerReplica()
+	in := pr.Observe(100, true, at(60*60), h)
+	if !gated || !known || per != 10 || in == nil || !in.Gated {
+		t.Errorf("after the refit: gated %v, perReplica %v %v, forecast %+v; want the gate open, 10 learned, a forecast", gated, per, known, in)
+	}
+}

@@ -1,0 +1,248 @@
+package policy
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prescale/prescale/forecast"
+	"go.yaml.in/yaml/v3"
+)
+
+// Forecast is a policy's forecast block: predict the load one pod start-up ahead and keep
+// enough replicas for it. Its proposal, ceil(forecast quantile at now + horizon /
+// perReplica), joins the metrics' maximum before behavior and limits, so the forecast only
+// adds capacity ahead of load; scale-down stays with the reactive rules.
+type Forecast struct {
+	Load Load `yaml:"load"`
+	// Method is one of auto, holt, holt-winters, seasonal-naive, linear, off; default auto.
+	Method forecast.Method `yaml:"method"`
+	// Season is the seasonal cycle of holt-winters and seasonal-naive; default 24h.
+	Season *Duration `yaml:"season"`
+	// Horizon is how far ahead to plan: "auto" (the default) is the measured start-up time
+	// plus one tick, or a duration within 1s..1h.
+	Horizon *AutoDuration `yaml:"horizon"`
+	// History is how much load history to fit on at start-up, 0..90d; default 14d.
+	History *Duration `yaml:"history"`
+	// Quantile of the forecast to plan for, within [0.5, 0.999]; default 0.9.
+	Quantile *float64 `yaml:"quantile"`
+	// Gate turns the forecast off while it is inaccurate; default {maxError: 0.3, window: 2h}.
+	Gate *GateSpec `yaml:"gate"`
+}
+
+// Load is the demand the forecast predicts.
+type Load struct {
+	// Query is the PromQL of the total demand, for example requests/s.
+	Query string `yaml:"query"`
+	// PerReplica is the demand one replica carries at target, or "auto" (learned).
+	PerReplica AutoFloat `yaml:"perReplica"`
+}
+
+// GateSpec is the accuracy gate: above MaxError (weighted MAPE, a fraction) over Window the
+// forecast is gated off until it recovers.
+type GateSpec struct {
+	MaxError *float64  `yaml:"maxError"`
+	Window   *Duration `yaml:"window"`
+}
+
+// Forecast defaults.
+const (
+	DefaultForecastMethod   = forecast.MethodAuto
+	DefaultForecastSeason   = 24 * time.Hour
+	DefaultForecastHistory  = 14 * 24 * time.Hour
+	DefaultForecastQuantile = 0.9
+	DefaultGateMaxError     = 0.3
+	DefaultGateWindow       = 2 * time.Hour
+	MaxForecastHistory      = 90 * 24 * time.Hour
+	MinForecastHorizon      = time.Second
+	MaxForecastHorizon      = time.Hour
+	MinForecastQuantile     = 0.5
+	MaxForecastQuantile     = 0.999
+	// MinForecastStep is the shortest sampling step a Predictor is built with (the
+	// controller's shortest interval): a seasonal method needs a season of two steps.
+	MinForecastStep = time.Second
+)
+
+// MethodOrDefault returns the method, auto when unset.
+func (f *Forecast) MethodOrDefault() forecast.Method {
+	if f.Method == "" {
+		return DefaultForecastMethod
+	}
+	return f.Method
+}
+
+// SeasonOrDefault returns the season, 24h when unset.
+func (f *Forecast) SeasonOrDefault() time.Duration {
+	if f.Season == nil {
+		return DefaultForecastSeason
+	}
+	return f.Season.Duration
+}
+
+// HistoryOrDefault returns how much history to load, 14d when unset.
+func (f *Forecast) HistoryOrDefault() time.Duration {
+	if f.History == nil {
+		return DefaultForecastHistory
+	}
+	return f.History.Duration
+}
+
+// QuantileOrDefault returns the quantile, 0.9 when unset.
+func (f *Forecast) QuantileOrDefault() float64 {
+	if f.Quantile == nil {
+		return DefaultForecastQuantile
+	}
+	return *f.Quantile
+}
+
+// HorizonFor returns the horizon: the configured duration, or startup + tick when it is
+// unset or "auto".
+func (f *Forecast) HorizonFor(startup, tick time.Duration) time.Duration {
+	if f.Horizon == nil || f.Horizon.Auto {
+		return startup + tick
+	}
+	return f.Horizon.Duration
+}
+
+// GateOrDefault returns the gate's maxError and window with their defaults.
+func (f *Forecast) GateOrDefault() (maxError float64, window time.Duration) {
+	maxError, window = DefaultGateMaxError, DefaultGateWindow
+	if f.Gate != nil && f.Gate.MaxError != nil {
+		maxError = *f.Gate.MaxError
+	}
+	if f.Gate != nil && f.Gate.Window != nil {
+		window = f.Gate.Window.Duration
+	}
+	return maxError, window
+}
+
+// Duration is a time.Duration written as Go writes durations ("90s", "1h30m") or with the
+// day and week suffixes "d" (24h) and "w" (7d), alone or first: "14d", "1w2d", "1d12h".
+type Duration struct{ time.Duration }
+
+// ParseDuration parses a Duration.
+func ParseDuration(s string) (Duration, error) {
+	rest := strings.TrimSpace(s)
+	if rest == "" {
+		return Duration{}, fmt.Errorf("%q is not a duration (such as 90s, 2h or 14d)", s)
+	}
+	var total time.Duration
+	for _, u := range []struct {
+		suffix string
+		unit   time.Duration
+	}{{"w", 7 * 24 * time.Hour}, {"d", 24 * time.Hour}} {
+		i := strings.Index(rest, u.suffix)
+		if i < 0 {
+			continue
+		}
+		n, err := strconv.ParseUint(rest[:i], 10, 16)
+		if err != nil {
+			return Duration{}, fmt.Errorf("%q is not a duration (such as 90s, 2h or 14d)", s)
+		}
+		total += time.Duration(n) * u.unit
+		rest = rest[i+1:]
+	}
+	if rest != "" {
+		d, err := time.ParseDuration(rest)
+		if err != nil || d < 0 {
+			return Duration{}, fmt.Errorf("%q is not a duration (such as 90s, 2h or 14d)", s)
+		}
+		total += d
+	}
+	return Duration{total}, nil
+}
+
+// String writes the duration as Go does.
+func (d Duration) String() string { return d.Duration.String() }
+
+// UnmarshalYAML reads a duration scalar.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" {
+		return fmt.Errorf("want a duration (such as 90s, 2h or 14d), got %s", describe(n))
+	}
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	*d = v
+	return nil
+}
+
+// AutoDuration is "auto" or a Duration.
+type AutoDuration struct {
+	Auto     bool
+	Duration time.Duration
+}
+
+// UnmarshalYAML reads "auto" or a duration.
+func (a *AutoDuration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == "auto" {
+		*a = AutoDuration{Auto: true}
+		return nil
+	}
+	var d Duration
+	if err := d.UnmarshalYAML(n); err != nil {
+		return fmt.Errorf("want \"auto\" or a duration (such as 90s), got %s", describe(n))
+	}
+	*a = AutoDuration{Duration: d.Duration}
+	return nil
+}
+
+// String returns "auto" or the duration.
+func (a AutoDuration) String() string {
+	if a.Auto {
+		return "auto"
+	}
+	return a.Duration.String()
+}
+
+// AutoFloat is "auto" or a number. The zero value is neither (unset).
+type AutoFloat struct {
+	Auto  bool
+	Value float64
+	set   bool
+}
+
+// NewAutoFloat returns the number v; AutoFloat{Auto: true} is "auto".
+func NewAutoFloat(v float64) AutoFloat { return AutoFloat{Value: v, set: true} }
+
+// Set reports whether the field was given.
+func (a AutoFloat) Set() bool { return a.Auto || a.set }
+
+// UnmarshalYAML reads "auto" or a number.
+func (a *AutoFloat) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode && n.Value == "auto" {
+		*a = AutoFloat{Auto: true}
+		return nil
+	}
+	v, err := decodeFloat(n)
+	if err != nil {
+		return fmt.Errorf("want \"auto\" or a number, got %s", describe(n))
+	}
+	*a = NewAutoFloat(v)
+	return nil
+}
+
+// String returns "auto", the number, or "" when unset.
+func (a AutoFloat) String() string {
+	switch {
+	case a.Auto:
+		return "auto"
+	case a.set:
+		return strconv.FormatFloat(a.Value, 'g', -1, 64)
+	}
+	return ""
+}
+
+// decodeFloat reads a finite YAML number.
+func decodeFloat(n *yaml.Node) (float64, error) {
+	var v float64
+	if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&v) != nil {
+		return 0, fmt.Errorf("want a number, got %s", describe(n))
+	}
+	if v != v || v > 1e300 || v < -1e300 {
+		return 0, fmt.Errorf("want a finite number, got %s", n.Value)
+	}
+	return v, nil
+}

@@ -1,0 +1,225 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/prescale/prescale/forecast"
+)
+
+// Predictor is one policy's forecast state: the fitted forecaster, the accuracy gate, the
+// predictions awaiting their comparison one horizon later, and, for perReplica: auto, the
+// learner. Like Decide it is pure: every call takes now. It is not safe for concurrent use.
+//
+// Each sync: in.Forecast = pr.Observe(load, ok, now, horizon); dec, hist = Decide(...);
+// pr.Learn(dec, load, ok).
+type Predictor struct {
+	opts     forecast.Options // NewPredictor's, for Refit
+	f        forecast.Forecaster
+	gate     *forecast.Gate
+	quantile float64
+
+	// pending are this predictor's predictions, oldest first, each with the instant it is
+	// for; Observe compares the latest one due with the load.
+	pending     []pendingPrediction
+	gateChanged bool
+	// last is the instant of the last load sample and made the forecast made at it (nil
+	// before warm-up or when the forecaster could not predict).
+	last time.Time
+	made *ForecastInput
+	out  ForecastInput // what Observe returns
+	// samples counts the load samples seen, history included; warm is how many make the
+	// forecaster trustworthy.
+	samples, warm int
+
+	perReplica float64 // fixed, or the learned estimate
+	auto       bool
+	learned    []float64 // ring of the last learnWindow samples of load / replicas
+	next       int
+	count      int
+	scratch    []float64
+}
+
+type pendingPrediction struct {
+	at time.Time
+	p  forecast.Prediction
+}
+
+// learnWindow is how many samples of load per replica perReplica: auto keeps, and
+// learnMin how many it needs before it proposes: a median over the last few hundred
+// in-tolerance samples (one a minute: a few hours).
+const (
+	learnWindow = 256
+	learnMin    = 8
+)
+
+// warmupResiduals is how many residuals at the horizon a forecaster must have before its
+// predictions are used or judged: the forecast package's own threshold for comparing
+// methods and for intervals. Before, a forecaster started without history is still
+// settling (Holt's trend fitted on a start-up surge overshoots it several times), and
+// the gate would keep that error for a whole window.
+const warmupResiduals = 20
+
+// NewPredictor fits spec's method on history (in time order, possibly empty) with the
+// sampling step (the sync interval) and the fitting horizon (start-up time plus one step
+// for horizon: auto). spec must have passed Validate. The error wraps forecast.ErrOptions.
+func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecast.Sample) (*Predictor, error) {
+	opts := forecast.Options{
+		Method:  spec.MethodOrDefault(),
+		Season:  spec.SeasonOrDefault(),
+		Step:    step,
+		Horizon: horizon,
+	}
+	f, err := forecast.Fit(history, opts)
+	if err != nil {
+		return nil, fmt.Errorf("fit forecast: %w", err)
+	}
+	maxErr, window := spec.GateOrDefault()
+	p := &Predictor{opts: opts, f: f, gate: forecast.NewGate(maxErr, window), quantile: spec.QuantileOrDefault(),
+		samples: len(history), warm: warmupResiduals + int((horizon+step-1)/step)}
+	if spec.Load.PerReplica.Auto {
+		p.auto = true
+		p.learned = make([]float64, learnWindow)
+		p.scratch = make([]float64, 0, learnWindow)
+	} else {
+		p.perReplica = spec.Load.PerReplica.Value
+	}
+	return p, nil
+}
+
+// Observe takes this sync's load sample (ok false when the load query had none, or when the
+// caller samples the load less often than it syncs), compares the prediction made one
+// horizon ago with it in the gate, and returns the forecast of the load at now + horizon
+// for Decide. Without a sample, it returns the forecast made at the last sample, for that
+// sample + horizon (no new Predict: the forecaster has not changed), while that is less
+// than one horizon old: a caller that samples the load every n syncs passes a horizon
+// that covers until the next sample. It returns nil while the forecaster cannot predict
+// yet, or is warming up: until it has seen 20 samples plus the horizon's steps (history
+// included), so that 20 of its predictions could be checked. The result is valid until the
+// next Observe (its storage is reused).
+func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.Duration) *ForecastInput {
+	pr.gateChanged = false
+	if !ok {
+		if pr.made == nil || !now.Before(pr.last.Add(horizon)) {
+			return nil
+		}
+		return pr.output()
+	}
+	pr.f.Update(forecast.Sample{At: now, Value: load})
+	pr.last = now
+	pr.samples++
+	pr.made = nil
+	// The latest prediction due by now is the one made about one horizon ago.
+	due := -1
+	for i := range pr.pending {
+		if pr.pending[i].at.After(now) {
+			break
+		}
+		due = i
+	}
+	if due >= 0 {
+		_, pr.gateChanged = pr.gate.Observe(pr.pending[due].p, load, now)
+	}
+	pr.pending = pr.pending[:copy(pr.pending, pr.pending[due+1:])]
+	if pr.samples < pr.warm {
+		return nil
+	}
+	p, have := pr.f.Predict(horizon, pr.quantile)
+	if !have {
+		return nil
+	}
+	pr.pending = append(pr.pending, pendingPrediction{at: now.Add(horizon), p: p})
+	pr.made = &ForecastInput{Value: p.Hi, Point: p.Point, Lo: p.Lo, Hi: p.Hi, Method: pr.method()}
+	return pr.output()
+}
+
+// Refit fits the forecaster again, with NewPredictor's options, on history (in time
+// order, ending before the next sample Observe will take), keeping the gate, the
+// predictions awaiting comparison and the perReplica learner: the parameters then follow
+// the load. A controller calls it, say, daily with the history it loads at start-up. The
+// error (only for options NewPredictor accepted, so not expected) leaves the forecaster as
+// it was.
+func (pr *Predictor) Refit(history []forecast.Sample) error {
+	f, err := forecast.Fit(history, pr.opts)
+	if err != nil {
+		return fmt.Errorf("refit forecast: %w", err)
+	}
+	pr.f = f
+	return nil
+}
+
+// output returns the forecast made at the last sample with the gate's and the learner's
+// current state, in storage reused by every Observe.
+func (pr *Predictor) output() *ForecastInput {
+	pr.out = *pr.made
+	pr.out.Gated = pr.gate.Open()
+	pr.out.PerReplica, pr.out.PerReplicaKnown = pr.PerReplica()
+	return &pr.out
+}
+
+func (pr *Predictor) method() string {
+	if a, ok := pr.f.(*forecast.Auto); ok {
+		m, _ := a.Chosen()
+		return string(m)
+	}
+	return pr.f.Name()
+}
+
+// Gate returns whether the forecast is gated off, whether the last Observe changed that
+// (for an event on the transition), and the gate's error over its window (ok false when
+// the window has no load).
+func (pr *Predictor) Gate() (gated, changed bool, mape float64, ok bool) {
+	mape, _, ok = pr.gate.Error()
+	return pr.gate.Open(), pr.gateChanged, mape, ok
+}
+
+// PerReplica returns the load one replica carries: the configured value, or the learned
+// estimate, false while perReplica: auto has fewer than learnMin samples.
+func (pr *Predictor) PerReplica() (float64, bool) {
+	if !pr.auto {
+		return pr.perReplica, true
+	}
+	return pr.perReplica, pr.count >= learnMin
+}
+
+// Learn feeds perReplica: auto with dec, the decision of this sync, and the load that
+// Observe saw. When every metric was valid, saw every pod (none pending or without a
+// sample), and the metrics' largest proposal equals the current replicas (the HPA's
+// within-tolerance outcome: the replicas are right for the load), the load one replica
+// carries at target is load / (replicas × ratio), ratio being the largest metric's
+// value/target: the replicas the load needs at exactly the target. Dividing by the replicas
+// alone would learn wherever in the tolerance band the replicas sit; with the forecast
+// holding them up, that is the band's lower edge, which would feed back into more
+// replicas. The estimate is the median of the last 256 samples: a median ignores the odd
+// sample taken while the load moved within a sync (a mean would follow every spike). Learn
+// does nothing for a fixed perReplica.
+func (pr *Predictor) Learn(dec Decision, load float64, ok bool) {
+	if !pr.auto || !ok || !(load > 0) || checkSample(load) != nil || dec.CurrentReplicas < 1 || len(dec.Metrics) == 0 {
+		return
+	}
+	var reactive int32
+	var ratio float64
+	for _, m := range dec.Metrics {
+		if m.Error != "" || m.PodsPending > 0 || m.PodsMissing > 0 {
+			return
+		}
+		reactive = max(reactive, m.Proposal)
+		if r := float64(m.Ratio); r > ratio && checkSample(r) == nil {
+			ratio = r
+		}
+	}
+	if reactive != dec.CurrentReplicas || !(ratio > 0) {
+		return
+	}
+	pr.learned[pr.next] = load / (float64(dec.CurrentReplicas) * ratio)
+	pr.next = (pr.next + 1) % learnWindow
+	pr.count = min(pr.count+1, learnWindow)
+	pr.scratch = append(pr.scratch[:0], pr.learned[:pr.count]...)
+	slices.Sort(pr.scratch)
+	n := len(pr.scratch)
+	pr.perReplica = pr.scratch[n/2]
+	if n%2 == 0 {
+		pr.perReplica = (pr.scratch[n/2-1] + pr.scratch[n/2]) / 2
+	}
+}
