@@ -196,15 +196,27 @@ func run(ctx context.Context, flags *pflag.FlagSet) error {
 			ns.Prometheus.URL != s.Prometheus.URL {
 			logger.Info("Global settings changed; policies reloaded now, settings apply after a restart", "file", file)
 		}
+		warnForecast(logger, np)
 		c.SetPolicies(np)
 		metrics.ReloadSuccessful.Set(1)
 		metrics.ReloadTimestamp.SetToCurrentTime()
 		logger.Info("Reloaded configuration", "file", file, "policies", len(np))
 	})
 
+	warnForecast(logger, policies)
 	logger.Info("Starting prescale", "identity", identity, "policies", len(policies), "dryRun", s.DryRun,
 		"interval", s.Interval, "prometheus", s.Prometheus.URL, "listen", ln.Addr().String(), "leaderElection", s.LeaderElection.Enabled)
 	return c.Run(ctx, kube, s.leaderOptions())
+}
+
+// warnForecast says that the controller does not apply a policy's forecast yet: only
+// `prescale backtest` does. The policy still runs, reactively.
+func warnForecast(logger klog.Logger, policies []policy.Policy) {
+	for _, p := range policies {
+		if p.Forecast != nil {
+			logger.Info("WARNING: prescale run does not apply forecasts yet (prescale backtest does); this policy scales reactively", "policy", p.Name)
+		}
+	}
 }
 
 func defaultIdentity() string {
