@@ -137,8 +137,11 @@ func TestLeaderElection(t *testing.T) {
 		t.Errorf("follower %s reports prescale_leader %v", follower.identity, v)
 	}
 
-	e.setQueue(10) // 1 -> 2
-	eventually(t, 20*time.Second, "the leader's scale-up", func() bool { return specReplicas(t, w) == 2 })
+	e.setQueue(10) // 1 -> 2 (and on while the queue stays high)
+	eventually(t, 20*time.Second, "the leader's scale-up", func() bool { return specReplicas(t, w) >= 2 })
+	e.setQueue(5) // at target: hold
+	time.Sleep(3 * time.Second)
+	before := specReplicas(t, w)
 
 	killed := time.Now()
 	leader.kill()
@@ -149,8 +152,8 @@ func TestLeaderElection(t *testing.T) {
 		t.Errorf("takeover took %s, want within the lease duration plus one tick (5s)", took)
 	}
 	t.Logf("%s took over %s after %s was killed", follower.identity, took.Round(time.Millisecond), leader.identity)
-	e.setQueue(10) // 2 pods at 10 -> 4
-	eventually(t, 20*time.Second, "the new leader's scale-up", func() bool { return specReplicas(t, w) == 4 })
+	e.setQueue(10) // scale up again, now by the new leader
+	eventually(t, 20*time.Second, "the new leader's scale-up", func() bool { return specReplicas(t, w) > before })
 
 	// Every write came from the instance holding the lease at the time.
 	writes := auditedScaleWrites(t, w.Namespace)
