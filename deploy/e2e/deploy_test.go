@@ -177,6 +177,17 @@ func TestStatic(t *testing.T) {
 		}
 	})
 
+	// The chart grants what the base grants (the base's rights are checked on the API server).
+	t.Run("chart RBAC equals the base's", func(t *testing.T) {
+		base := docs(t, mustRun(t, "", kubectl, "kustomize", root+"/deploy/base"))
+		objs := docs(t, helmTemplate(t))
+		for _, kind := range []string{"ClusterRole", "Role"} {
+			if diff := cmp.Diff(find(t, base, kind)["rules"], find(t, objs, kind)["rules"]); diff != "" {
+				t.Errorf("the chart's %s rules differ from deploy/base's (-base +chart):\n%s", kind, diff)
+			}
+		}
+	})
+
 	t.Run("policy files validate", func(t *testing.T) {
 		mustRun(t, "", prescale, "validate", "-f", root+"/deploy/base/prescale.yaml")
 		cm := find(t, docs(t, helmTemplate(t)), "ConfigMap")
