@@ -190,6 +190,7 @@ func TestStatic(t *testing.T) {
 
 	t.Run("policy files validate", func(t *testing.T) {
 		mustRun(t, "", prescale, "validate", "-f", root+"/deploy/base/prescale.yaml")
+		mustRun(t, "", prescale, "validate", "-f", overlay+"/prescale.yaml")
 		cm := find(t, docs(t, helmTemplate(t)), "ConfigMap")
 		file := cm["data"].(map[string]any)["prescale.yaml"].(string)
 		mustRun(t, file, prescale, "validate", "-f", "-")
