@@ -3,13 +3,20 @@ GO       ?= go
 FUZZTIME ?= 60s
 BENCH    ?= .
 
-.PHONY: all build test unit e2e check bench bench-soak fuzz clean benchmarks-doc test-e2e-backtest
+.PHONY: all build image test unit e2e check bench bench-soak fuzz clean benchmarks-doc test-e2e-backtest
 
 all: build
 
 ## build: the prescale binary, into bin/
 build:
 	$(GO) build -o bin/prescale ./cmd/prescale
+
+## image: the container image (Dockerfile: static binary, distroless nonroot base). Needs a
+## Docker engine, which the project's build machines do not run
+IMAGE  ?= prescale:dev
+DOCKER ?= docker
+image:
+	@$(DOCKER) build -t $(IMAGE) . || { echo "make image: '$(DOCKER) build' failed; no Docker engine runs on the project's build machines, build the image where one does" >&2; exit 1; }
 
 include sandbox.mk
 
@@ -18,8 +25,9 @@ include sandbox.mk
 test: unit e2e
 
 ## e2e: the end-to-end tests (build tag e2e), one package at a time: the sandbox, the
-## controller on the sandbox, the Prometheus source, the backtest's Prometheus reader
-E2E_PKGS ?= ./sandbox/... ./scaler/... ./backtest/... ./cmd/...
+## controller on the sandbox, the Prometheus source, the backtest's Prometheus reader, and
+## deploy/'s manifests and chart on the real API server
+E2E_PKGS ?= ./sandbox/... ./scaler/... ./backtest/... ./cmd/... ./deploy/...
 e2e: tools sandbox-cmds
 	PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) PRESCALE_TOOLS_BIN=$(SANDBOX_BIN) \
 	  $(GO) test -tags e2e -count=1 -p 1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS)

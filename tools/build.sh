@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# build.sh builds the sandbox's pinned tools (control plane, etcd, kwok, Prometheus)
+# build.sh builds the pinned tools (the sandbox's control plane, etcd, kwok, Prometheus;
+# kubectl and helm for the deploy/ tests)
 # into a cache folder outside the clone, one folder per tools module keyed by the hash of
 # its go.mod and go.sum, and links them into BINDIR (default: bin/ at the repo root).
 #
@@ -33,6 +34,8 @@ tools=(
 	"kube-scheduler|kube|k8s.io/kubernetes/cmd/kube-scheduler|$k8s_ldflags"
 	"prometheus|prometheus|github.com/prometheus/prometheus/cmd/prometheus|-s -w"
 	"promtool|prometheus|github.com/prometheus/prometheus/cmd/promtool|-s -w"
+	"kubectl|kubectl|k8s.io/kubernetes/cmd/kubectl|$k8s_ldflags"
+	"helm|helm|helm.sh/helm/v3/cmd/helm|-s -w"
 )
 total=$((${#tools[@]} + 1))
 

@@ -1,0 +1,604 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/yaml"
+
+	"github.com/prescale/prescale/sandbox"
+)
+
+const (
+	root      = "../.."
+	namespace = "prescale" // deploy/base's namespace
+	account   = "system:serviceaccount:prescale:prescale"
+	overlay   = root + "/deploy/overlays/example"
+	chart     = root + "/deploy/helm/prescale"
+)
+
+// bin returns the path of a tool in PRESCALE_SANDBOX_BIN, and fails the test without it.
+func bin(t *testing.T, name string) string {
+	t.Helper()
+	dir := os.Getenv("PRESCALE_SANDBOX_BIN")
+	if dir == "" {
+		t.Fatal("PRESCALE_SANDBOX_BIN is not set: run these tests with make e2e")
+	}
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s is missing from PRESCALE_SANDBOX_BIN (make tools builds it): %v", name, err)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// run runs a command with stdin and returns its combined output.
+func run(stdin string, name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func mustRun(t *testing.T, stdin string, name string, args ...string) string {
+	t.Helper()
+	out, err := run(stdin, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", filepath.Base(name), strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// helmTemplate renders the chart as release "prescale" in namespace prescale.
+func helmTemplate(t *testing.T, sets ...string) string {
+	t.Helper()
+	args := []string{"template", "prescale", chart, "--namespace", namespace}
+	for _, s := range sets {
+		args = append(args, "--set", s)
+	}
+	return mustRun(t, "", bin(t, "helm"), args...)
+}
+
+// docs splits a multi-document YAML stream into objects.
+func docs(t *testing.T, stream string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, d := range strings.Split(stream, "\n---") {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(d), &m); err != nil {
+			t.Fatalf("parse YAML document: %v\n%s", err, d)
+		}
+		if len(m) > 0 {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func find(t *testing.T, objs []map[string]any, kind string) map[string]any {
+	t.Helper()
+	for _, o := range objs {
+		if o["kind"] == kind {
+			return o
+		}
+	}
+	t.Fatalf("no %s in the rendered objects", kind)
+	return nil
+}
+
+func buildPrescale(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "prescale")
+	mustRun(t, "", "go", "build", "-o", p, root+"/cmd/prescale")
+	return p
+}
+
+// TestStatic checks what needs no API server: the chart lints, the alert rules load in
+// promtool (the same groups in the kustomize PrometheusRule and the chart's), the shipped
+// policy files validate, and the dashboard is JSON that queries prescale's metrics.
+func TestStatic(t *testing.T) {
+	helm, promtool, kubectl := bin(t, "helm"), bin(t, "promtool"), bin(t, "kubectl")
+	prescale := buildPrescale(t)
+
+	t.Run("helm lint", func(t *testing.T) {
+		mustRun(t, "", helm, "lint", "--strict", chart)
+		mustRun(t, "", helm, "lint", "--strict", chart, "--set", "serviceMonitor.enabled=true,prometheusRule.enabled=true")
+	})
+
+	t.Run("alert rules", func(t *testing.T) {
+		kust := find(t, docs(t, mustRun(t, "", kubectl, "kustomize", root+"/deploy/prometheus")), "PrometheusRule")
+		chartRule := find(t, docs(t, helmTemplate(t, "prometheusRule.enabled=true", "serviceMonitor.enabled=true")), "PrometheusRule")
+		if diff := cmp.Diff(kust["spec"], chartRule["spec"]); diff != "" {
+			t.Errorf("the chart's alert rules differ from deploy/prometheus (-kustomize +chart):\n%s", diff)
+		}
+		groups, err := yaml.Marshal(kust["spec"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := filepath.Join(t.TempDir(), "rules.yaml")
+		if err := os.WriteFile(f, groups, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := mustRun(t, "", promtool, "check", "rules", f)
+		if !strings.Contains(out, "SUCCESS: 5 rules found") {
+			t.Errorf("promtool check rules: want 5 rules, got:\n%s", out)
+		}
+		for _, alert := range []string{"PrescaleNoLeader", "PrescaleMetricMissing", "PrescaleCapacityLimited", "PrescaleForecastGated", "PrescaleConfigReloadFailed"} {
+			if !strings.Contains(string(groups), "alert: "+alert) {
+				t.Errorf("alert %s is missing", alert)
+			}
+		}
+	})
+
+	t.Run("service monitor selects the metrics service", func(t *testing.T) {
+		objs := docs(t, helmTemplate(t, "serviceMonitor.enabled=true"))
+		sm, svc := find(t, objs, "ServiceMonitor"), find(t, objs, "Service")
+		want := svc["metadata"].(map[string]any)["labels"].(map[string]any)
+		for k, v := range sm["spec"].(map[string]any)["selector"].(map[string]any)["matchLabels"].(map[string]any) {
+			if want[k] != v {
+				t.Errorf("ServiceMonitor selects %s=%v; the Service has %v", k, v, want[k])
+			}
+		}
+		kobjs := docs(t, mustRun(t, "", kubectl, "kustomize", root+"/deploy/prometheus"))
+		kbase := docs(t, mustRun(t, "", kubectl, "kustomize", overlay))
+		ksm, ksvc := find(t, kobjs, "ServiceMonitor"), find(t, kbase, "Service")
+		kwant := ksvc["metadata"].(map[string]any)["labels"].(map[string]any)
+		for k, v := range ksm["spec"].(map[string]any)["selector"].(map[string]any)["matchLabels"].(map[string]any) {
+			if kwant[k] != v {
+				t.Errorf("deploy/prometheus ServiceMonitor selects %s=%v; the Service has %v", k, v, kwant[k])
+			}
+		}
+	})
+
+	// The chart grants what the base grants (the base's rights are checked on the API server).
+	t.Run("chart RBAC equals the base's", func(t *testing.T) {
+		base := docs(t, mustRun(t, "", kubectl, "kustomize", root+"/deploy/base"))
+		objs := docs(t, helmTemplate(t))
+		for _, kind := range []string{"ClusterRole", "Role"} {
+			if diff := cmp.Diff(find(t, base, kind)["rules"], find(t, objs, kind)["rules"]); diff != "" {
+				t.Errorf("the chart's %s rules differ from deploy/base's (-base +chart):\n%s", kind, diff)
+			}
+		}
+	})
+
+	t.Run("policy files validate", func(t *testing.T) {
+		mustRun(t, "", prescale, "validate", "-f", root+"/deploy/base/prescale.yaml")
+		mustRun(t, "", prescale, "validate", "-f", overlay+"/prescale.yaml")
+		cm := find(t, docs(t, helmTemplate(t)), "ConfigMap")
+		file := cm["data"].(map[string]any)["prescale.yaml"].(string)
+		mustRun(t, file, prescale, "validate", "-f", "-")
+		for _, want := range []string{"listenAddress: :8080", "name: prescale", "url: http://prometheus-operated.monitoring.svc:9090"} {
+			if !strings.Contains(file, want) {
+				t.Errorf("the chart's policy file lacks %q:\n%s", want, file)
+			}
+		}
+	})
+
+	t.Run("dashboard", func(t *testing.T) {
+		b, err := os.ReadFile(root + "/deploy/grafana/prescale.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var dash map[string]any
+		if err := json.Unmarshal(b, &dash); err != nil {
+			t.Fatalf("the dashboard is not JSON: %v", err)
+		}
+		for _, m := range []string{"prescale_desired_replicas", "prescale_current_replicas", "prescale_uncapped_replicas",
+			"prescale_hpa_equivalent_replicas", "prescale_hpa_desired_replicas", "prescale_metric_value", "prescale_metric_target",
+			"prescale_decisions_total", "prescale_leader", "prescale_config_last_reload_successful", "prescale_metric_missing",
+			"prescale_forecast_"} {
+			if !bytes.Contains(b, []byte(m)) {
+				t.Errorf("the dashboard never queries %s", m)
+			}
+		}
+	})
+}
+
+// canI is one `kubectl auth can-i` question about the service account.
+type canI struct {
+	args []string
+	want bool
+}
+
+// TestDeploy applies what deploy/ ships to a real API server and runs prescale with exactly
+// the service account's rights.
+func TestDeploy(t *testing.T) {
+	kubectl := bin(t, "kubectl")
+	binDir := filepath.Dir(kubectl)
+	prescale := buildPrescale(t)
+	tmp := t.TempDir()
+
+	ctx := klog.NewContext(context.Background(), klog.Background())
+	st, err := sandbox.Up(ctx, sandbox.Options{BinDir: binDir, StateDir: filepath.Join(tmp, "sandbox"), Nodes: 2, GPUsPerNode: 4})
+	t.Cleanup(func() {
+		if st == nil {
+			return
+		}
+		if err := sandbox.Down(context.Background(), st.Dir); err != nil {
+			t.Errorf("sandbox down: %v", err)
+		}
+		for _, p := range st.Processes {
+			if running(p.PID) {
+				t.Errorf("%s (pid %d) still runs after sandbox.Down", p.Name, p.PID)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("sandbox up: %v", err)
+	}
+	cfg, err := st.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := func(stdin string, args ...string) string {
+		t.Helper()
+		return mustRun(t, stdin, kubectl, append([]string{"--kubeconfig", st.Kubeconfig}, args...)...)
+	}
+
+	// Server-side dry-run needs the namespace to exist for the namespaced objects.
+	admin("", "create", "namespace", namespace)
+
+	t.Run("kustomize dry-run", func(t *testing.T) {
+		out := admin("", "apply", "-k", overlay, "--server-side", "--dry-run=server")
+		for _, want := range []string{"clusterrole.rbac.authorization.k8s.io/prescale serverside-applied", "deployment.apps/prescale serverside-applied",
+			"networkpolicy.networking.k8s.io/prescale serverside-applied", "validatingadmissionpolicy.admissionregistration.k8s.io/prescale-annotation-only serverside-applied"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("kubectl apply -k: no %q in:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("helm dry-run", func(t *testing.T) {
+		rendered := helmTemplate(t, "rbac.extraScaleTargets[0].apiGroup=leaderworkerset.x-k8s.io",
+			"rbac.extraScaleTargets[0].resource=leaderworkersets", "networkPolicy.apiServer.cidrs={10.0.0.0/16}")
+		out := admin(rendered, "apply", "--server-side", "--dry-run=server", "-f", "-")
+		for _, kind := range []string{"serviceaccount", "clusterrole.rbac.authorization.k8s.io", "clusterrolebinding.rbac.authorization.k8s.io",
+			"role.rbac.authorization.k8s.io", "rolebinding.rbac.authorization.k8s.io", "configmap", "service", "deployment.apps",
+			"poddisruptionbudget.policy", "networkpolicy.networking.k8s.io", "validatingadmissionpolicy.admissionregistration.k8s.io",
+			"validatingadmissionpolicybinding.admissionregistration.k8s.io"} {
+			if !strings.Contains(out, kind+"/") {
+				t.Errorf("helm template | kubectl apply: no %s in:\n%s", kind, out)
+			}
+		}
+	})
+
+	// Really apply everything but the Deployment (there is no image to run).
+	var objs []string
+	for _, d := range strings.Split(admin("", "kustomize", overlay), "\n---\n") {
+		if !strings.Contains(d, "\nkind: Deployment\n") && !strings.HasPrefix(d, "kind: Deployment\n") {
+			objs = append(objs, d)
+		}
+	}
+	admin(strings.Join(objs, "\n---\n"), "apply", "--server-side", "-f", "-")
+	t.Run("can-i", func(t *testing.T) {
+		questions := []canI{
+			// The informers.
+			{[]string{"list", "pods", "-A"}, true},
+			{[]string{"watch", "pods", "-A"}, true},
+			{[]string{"list", "nodes"}, true},
+			{[]string{"watch", "nodes"}, true},
+			{[]string{"list", "horizontalpodautoscalers.autoscaling", "-A"}, true},
+			{[]string{"watch", "horizontalpodautoscalers.autoscaling", "-A"}, true},
+			// The scale subresource.
+			{[]string{"get", "deployments.apps", "--subresource=scale", "-n", "inference"}, true},
+			{[]string{"update", "deployments.apps", "--subresource=scale", "-n", "inference"}, true},
+			{[]string{"get", "statefulsets.apps", "--subresource=scale", "-n", "inference"}, true},
+			{[]string{"update", "statefulsets.apps", "--subresource=scale", "-n", "inference"}, true},
+			// The decision annotation.
+			{[]string{"patch", "deployments.apps", "-n", "inference"}, true},
+			{[]string{"patch", "statefulsets.apps", "-n", "inference"}, true},
+			// Events.
+			{[]string{"create", "events", "-n", "inference"}, true},
+			{[]string{"patch", "events", "-n", "inference"}, true},
+			// The Lease, in its own namespace only.
+			{[]string{"create", "leases.coordination.k8s.io", "-n", namespace}, true},
+			{[]string{"get", "leases.coordination.k8s.io/prescale", "-n", namespace}, true},
+			{[]string{"update", "leases.coordination.k8s.io/prescale", "-n", namespace}, true},
+			{[]string{"update", "leases.coordination.k8s.io/kube-scheduler", "-n", namespace}, false},
+			{[]string{"create", "leases.coordination.k8s.io", "-n", "default"}, false},
+			{[]string{"update", "leases.coordination.k8s.io/kube-scheduler", "-n", "kube-system"}, false},
+			{[]string{"delete", "leases.coordination.k8s.io/prescale", "-n", namespace}, false},
+			// Never.
+			{[]string{"get", "secrets", "-n", namespace}, false},
+			{[]string{"list", "secrets", "-A"}, false},
+			{[]string{"get", "configmaps", "-n", "kube-system"}, false},
+			{[]string{"delete", "pods", "-n", "inference"}, false},
+			{[]string{"create", "pods", "-n", "inference"}, false},
+			{[]string{"create", "pods", "--subresource=eviction", "-n", "inference"}, false},
+			{[]string{"delete", "deployments.apps", "-n", "inference"}, false},
+			{[]string{"delete", "nodes"}, false},
+			{[]string{"patch", "nodes"}, false},
+			{[]string{"update", "deployments.apps", "-n", "inference"}, false},
+			{[]string{"create", "deployments.apps", "-n", "inference"}, false},
+			{[]string{"patch", "deployments.apps", "--subresource=status", "-n", "inference"}, false},
+			{[]string{"update", "horizontalpodautoscalers.autoscaling", "-n", "inference"}, false},
+			{[]string{"delete", "events", "-n", "inference"}, false},
+			{[]string{"create", "serviceaccounts", "--subresource=token", "-n", namespace}, false},
+			{[]string{"impersonate", "users"}, false},
+			{[]string{"escalate", "clusterroles.rbac.authorization.k8s.io"}, false},
+		}
+		for _, q := range questions {
+			args := append([]string{"--kubeconfig", st.Kubeconfig, "auth", "can-i"}, q.args...)
+			args = append(args, "--as="+account)
+			cmd := exec.Command(kubectl, args...)
+			b, err := cmd.Output() // the answer; warnings go to standard error
+			out := string(b)
+			got := strings.TrimSpace(out) == "yes" && err == nil
+			if strings.TrimSpace(out) != "yes" && strings.TrimSpace(out) != "no" {
+				t.Errorf("can-i %s: unexpected answer %q (%v)", strings.Join(q.args, " "), out, err)
+				continue
+			}
+			if got != q.want {
+				t.Errorf("can-i %s as the service account: got %s, want %v", strings.Join(q.args, " "), strings.TrimSpace(out), q.want)
+			}
+		}
+	})
+
+	// The overlay's CRD is not installed, so kubectl cannot map it: ask the API directly.
+	t.Run("custom resource scale", func(t *testing.T) {
+		for _, verb := range []string{"get", "update"} {
+			sar, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+				User: account, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "inference", Verb: verb,
+					Group: "leaderworkerset.x-k8s.io", Resource: "leaderworkersets", Subresource: "scale"}}}, metav1.CreateOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sar.Status.Allowed {
+				t.Errorf("%s leaderworkersets/scale: not allowed (%s)", verb, sar.Status.Reason)
+			}
+		}
+	})
+
+	// A kubeconfig holding only a token of the service account.
+	tok, err := kube.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, "prescale",
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create a token for the service account: %v", err)
+	}
+	adminCfg, err := clientcmd.LoadFromFile(st.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saCfg := clientcmdapi.NewConfig()
+	for name, c := range adminCfg.Clusters {
+		saCfg.Clusters[name] = c
+		saCfg.Contexts["prescale"] = &clientcmdapi.Context{Cluster: name, AuthInfo: "prescale", Namespace: namespace}
+	}
+	saCfg.AuthInfos["prescale"] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	saCfg.CurrentContext = "prescale"
+	saKubeconfig := filepath.Join(tmp, "prescale.kubeconfig")
+	if err := clientcmd.WriteToFile(*saCfg, saKubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	if who := mustRun(t, "", kubectl, "--kubeconfig", saKubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"); who != account {
+		t.Fatalf("the token authenticates as %q, want %q", who, account)
+	}
+
+	w := sandbox.Workload{Namespace: "inference", Name: "llama", Replicas: 1, GPUs: 1, StartupDelay: time.Second}
+	if err := w.Apply(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("prescale run with the service account scales a workload", func(t *testing.T) {
+		// A constant scalar query: 20 against a Value target of 5 asks for 4 replicas (the
+		// HPA's Value semantics: ceil(1 x 20/5)), within one scale-up step from 1 (+4 pods).
+		conf := fmt.Sprintf(`prometheus: {url: %s, timeout: 2s}
+interval: 1s
+leaderElection: {namespace: %s, name: prescale, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 500ms}
+policies:
+  - name: llama
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: llama}
+    minReplicas: 1
+    maxReplicas: 4
+    metrics:
+      - name: load
+        query: vector(20)
+        target: {type: Value, value: 5}
+`, st.PrometheusURL, namespace)
+		confPath := filepath.Join(tmp, "prescale.yaml")
+		if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		logPath := filepath.Join(tmp, "prescale.log")
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logFile.Close()
+		addr := freeAddr(t)
+		cmd := exec.Command(prescale, "run", "-f", confPath, "--kubeconfig", saKubeconfig, "--identity", "deploy-e2e",
+			"--listen-address", addr, "-v=2")
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		stopped := false
+		stop := func() {
+			if stopped {
+				return
+			}
+			stopped = true
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				t.Errorf("prescale did not stop within 15s of SIGTERM")
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		}
+		defer func() {
+			stop()
+			if t.Failed() {
+				b, _ := os.ReadFile(logPath)
+				t.Logf("prescale log:\n%s", tail(string(b), 4000))
+			}
+		}()
+
+		poll(t, 90*time.Second, "the Deployment scaled from 1 to 4 replicas", func(ctx context.Context) bool {
+			d, err := kube.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+			return err == nil && *d.Spec.Replicas == 4
+		})
+		poll(t, 30*time.Second, "the decision annotation and a SuccessfulRescale event", func(ctx context.Context) bool {
+			d, err := kube.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+			if err != nil || d.Annotations["prescale.io/decision"] == "" {
+				return false
+			}
+			evs, err := kube.CoreV1().Events(w.Namespace).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false
+			}
+			for _, e := range evs.Items {
+				if e.Reason == "SuccessfulRescale" && e.Source.Component == "prescale" {
+					return true
+				}
+			}
+			return false
+		})
+		lease, err := kube.CoordinationV1().Leases(namespace).Get(ctx, "prescale", metav1.GetOptions{})
+		if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "deploy-e2e" {
+			t.Errorf("the Lease %s/prescale is not held by deploy-e2e: %+v, %v", namespace, lease, err)
+		}
+		if body := get(t, "http://"+addr+"/metrics"); !strings.Contains(body, "\nprescale_leader 1\n") {
+			t.Errorf("/metrics does not say prescale_leader 1")
+		}
+
+		// What RBAC allows (patch deployments) but the admission policy forbids, as the service
+		// account (kubectl patch would GET first, which it may not): server-side dry-run goes
+		// through admission and writes nothing. The policy takes effect once the API server's
+		// informer has it: poll.
+		saRest, err := clientcmd.BuildConfigFromFlags("", saKubeconfig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sa, err := kubernetes.NewForConfig(saRest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		patch := func(ctx context.Context, p string) error {
+			_, err := sa.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, []byte(p),
+				metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		}
+		var perr error
+		poll(t, 20*time.Second, "the admission policy to reject a patch of the spec", func(ctx context.Context) bool {
+			perr = patch(ctx, `{"spec":{"paused":true}}`)
+			return apierrors.IsInvalid(perr) && strings.Contains(perr.Error(), "prescale-annotation-only")
+		})
+		for name, p := range map[string]string{
+			"another annotation": `{"metadata":{"annotations":{"other":"x"}}}`,
+			"a label":            `{"metadata":{"labels":{"other":"x"}}}`,
+		} {
+			if err := patch(ctx, p); err == nil || !strings.Contains(err.Error(), "prescale-annotation-only") {
+				t.Errorf("the service account may set %s on a target: %v", name, err)
+			}
+		}
+		if err := patch(ctx, `{"metadata":{"annotations":{"prescale.io/decision":"{}"}}}`); err != nil {
+			t.Errorf("the service account may not write its own annotation: %v", err)
+		}
+		out, err := run("", kubectl, "--kubeconfig", saKubeconfig, "-n", namespace, "get", "secrets")
+
+		if err == nil || !strings.Contains(out, "forbidden") {
+			t.Errorf("the service account read secrets: %v\n%s", err, out)
+		}
+
+		stop()
+		b, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(strings.ToLower(string(b)), "forbidden") {
+			t.Errorf("prescale's log mentions forbidden:\n%s", tail(string(b), 4000))
+		}
+		if !strings.Contains(string(b), "Became the leader") || !strings.Contains(string(b), "Rescaled") {
+			t.Errorf("prescale's log lacks the leadership or the rescale:\n%s", tail(string(b), 4000))
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// running reports whether pid runs and is not a zombie.
+func running(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+func poll(t *testing.T, timeout time.Duration, what string, cond func(context.Context) bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		return cond(ctx), nil
+	})
+	if err != nil {
+		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
+}
