@@ -102,3 +102,29 @@ func (s *State) RegisterAPIService(ctx context.Context, a APIService) error {
 	}
 	return nil
 }
+
+// HostIP returns a non-loopback IPv4 address of this machine. The apiserver refuses
+// loopback addresses in EndpointSlices ("may not be in the loopback range"), so an extension
+// apiserver on the sandbox listens on this address instead, which the aggregator can dial
+// just as well from the same machine.
+func HostIP() (net.IP, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list network interfaces: %w", err)
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+				return n.IP.To4(), nil
+			}
+		}
+	}
+	return nil, fmt.Errorf("no non-loopback IPv4 address: an APIService cannot point to a loopback endpoint")
+}

@@ -152,9 +152,18 @@ func generateCA(name, certPath, keyPath string, now time.Time) (*x509.Certificat
 }
 
 // IssueServingCert signs, with the sandbox's cluster CA, a serving certificate for
-// localhost, 127.0.0.1 and ips, and writes it and its key into dir as name.crt and
-// name.key. An APIService trusts it with the CA's PEM (CACertPEM) as caBundle.
-func (s *State) IssueServingCert(dir, name string, ips ...net.IP) (certFile, keyFile string, err error) {
+// localhost, 127.0.0.1 and hosts (IP addresses or DNS names), and writes it and its key into
+// dir as name.crt and name.key. An APIService trusts it with the CA's PEM (CACertPEM) as
+// caBundle; the aggregator checks the name <service>.<namespace>.svc, so give that too.
+func (s *State) IssueServingCert(dir, name string, hosts ...string) (certFile, keyFile string, err error) {
+	dnsNames, ips := []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dnsNames = append(dnsNames, h)
+		}
+	}
 	files := pkiIn(filepath.Join(s.Dir, "pki"))
 	ca, caKey, err := loadCA(files.CACert, files.CAKey)
 	if err != nil {
@@ -172,8 +181,8 @@ func (s *State) IssueServingCert(dir, name string, ips ...net.IP) (certFile, key
 		NotAfter:     now.Add(365 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...),
+		DNSNames:     dnsNames,
+		IPAddresses:  ips,
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", "", fmt.Errorf("create folder %s: %w", dir, err)
