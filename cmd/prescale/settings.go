@@ -85,12 +85,15 @@ type KubernetesSettings struct {
 // ExternalMetricsSettings configure the external metrics API server (an HPA reads the
 // policies' queries through it).
 type ExternalMetricsSettings struct {
-	Enabled       bool   `mapstructure:"enabled"`
-	ListenAddress string `mapstructure:"listenAddress"`
-	TLS           struct {
-		CertFile string `mapstructure:"certFile"`
-		KeyFile  string `mapstructure:"keyFile"`
-	} `mapstructure:"tls"`
+	Enabled       bool               `mapstructure:"enabled"`
+	ListenAddress string             `mapstructure:"listenAddress"`
+	TLS           ServingTLSSettings `mapstructure:"tls"`
+}
+
+// ServingTLSSettings are a server's certificate and key files (PEM).
+type ServingTLSSettings struct {
+	CertFile string `mapstructure:"certFile"`
+	KeyFile  string `mapstructure:"keyFile"`
 }
 
 // settingDefaults registers every key with its default.

@@ -167,8 +167,21 @@ policies:
 			fmt.Fprintf(&report, "  +%5.1fs HPA %d, prescale %d: UNEXPLAINED\n", s.at.Sub(start).Seconds(), s.hpa, s.equiv)
 		}
 	}
-	summary := fmt.Sprintf("HPA parity over %s: %d syncs, %d agree (%.1f%%), %d disagree (%d timing, %d unexplained, %d by more than one replica)\n%s",
-		took.Round(time.Second), syncs, agree, 100*float64(agree)/float64(syncs), syncs-agree, timing, unexplained, tooFar, report.String())
+	// The decisions themselves: each side's sequence of distinct replicas, and how far apart
+	// in time the two sides made each change.
+	hpaSeq, eqSeq := changes(trace, func(s paritySample) int32 { return s.hpa }), changes(trace, func(s paritySample) int32 { return s.equiv })
+	sameSeq := len(hpaSeq) == len(eqSeq)
+	var maxSkew time.Duration
+	for k := 0; sameSeq && k < len(hpaSeq); k++ {
+		sameSeq = hpaSeq[k].v == eqSeq[k].v
+		if d := hpaSeq[k].at.Sub(eqSeq[k].at).Abs(); d > maxSkew {
+			maxSkew = d
+		}
+	}
+	summary := fmt.Sprintf("HPA parity over %s: %d syncs, %d agree (%.1f%%), %d disagree (%d timing, %d unexplained, %d by more than one replica)\n%s"+
+		"decisions: HPA %v, prescale %v (same sequence: %v; each change made within %s of the other side's)\n",
+		took.Round(time.Second), syncs, agree, 100*float64(agree)/float64(syncs), syncs-agree, timing, unexplained, tooFar, report.String(),
+		values(hpaSeq), values(eqSeq), sameSeq, maxSkew.Round(250*time.Millisecond))
 	t.Log(summary)
 	if f := os.Getenv("PARITY_REPORT"); f != "" {
 		_ = os.WriteFile(f, []byte(summary), 0o644)
@@ -176,6 +189,33 @@ policies:
 	if unexplained > 0 {
 		t.Errorf("%d disagreements are not explained by timing", unexplained)
 	}
+	if !sameSeq {
+		t.Errorf("the HPA decided %v, prescale's HPA-equivalent engine %v", values(hpaSeq), values(eqSeq))
+	}
+}
+
+type change struct {
+	at time.Time
+	v  int32
+}
+
+// changes returns the trace's distinct successive values of f, with when each began.
+func changes(trace []paritySample, f func(paritySample) int32) []change {
+	var out []change
+	for _, s := range trace {
+		if len(out) == 0 || out[len(out)-1].v != f(s) {
+			out = append(out, change{at: s.at, v: f(s)})
+		}
+	}
+	return out
+}
+
+func values(cs []change) []int32 {
+	out := make([]int32, len(cs))
+	for i, c := range cs {
+		out[i] = c.v
+	}
+	return out
 }
 
 // lagTo returns how far from trace[i] (within maxLag, before or after) the HPA decided what
