@@ -184,7 +184,9 @@ policies:
 		values(hpaSeq), values(eqSeq), sameSeq, maxSkew.Round(250*time.Millisecond))
 	t.Log(summary)
 	if f := os.Getenv("PARITY_REPORT"); f != "" {
-		_ = os.WriteFile(f, []byte(summary), 0o644)
+		if err := os.WriteFile(f, []byte(summary), 0o644); err != nil {
+			t.Errorf("write the parity report: %v", err)
+		}
 	}
 	if unexplained > 0 {
 		t.Errorf("%d disagreements are not explained by timing", unexplained)
