@@ -207,7 +207,7 @@ func run(ctx context.Context, flags *pflag.FlagSet) error {
 			return
 		}
 		if ns.options(identity) != opts || ns.leaderOptions() != s.leaderOptions() || ns.ListenAddress != s.ListenAddress ||
-			ns.Prometheus.URL != s.Prometheus.URL {
+			ns.Prometheus.URL != s.Prometheus.URL || ns.ExternalMetrics != s.ExternalMetrics {
 			logger.Info("Global settings changed; policies reloaded now, settings apply after a restart", "file", file)
 		}
 		c.SetPolicies(np)
