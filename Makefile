@@ -23,7 +23,6 @@ test: unit e2e
 E2E_PKGS ?= ./sandbox/... ./scaler/... ./backtest/... ./cmd/...
 PARITY_REPORT ?= $(CURDIR)/.state/parity.txt
 e2e: tools sandbox-cmds
-	@mkdir -p $(dir $(PARITY_REPORT))
 	PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) PRESCALE_TOOLS_BIN=$(SANDBOX_BIN) PARITY_REPORT=$(PARITY_REPORT) \
 	  $(GO) test -tags e2e -count=1 -p 1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS)
 

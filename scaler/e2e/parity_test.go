@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -184,6 +185,9 @@ policies:
 		values(hpaSeq), values(eqSeq), sameSeq, maxSkew.Round(250*time.Millisecond))
 	t.Log(summary)
 	if f := os.Getenv("PARITY_REPORT"); f != "" {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Errorf("create the parity report's folder: %v", err)
+		}
 		if err := os.WriteFile(f, []byte(summary), 0o644); err != nil {
 			t.Errorf("write the parity report: %v", err)
 		}
