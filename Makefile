@@ -25,11 +25,13 @@ include sandbox.mk
 test: unit e2e
 
 ## e2e: the end-to-end tests (build tag e2e), one package at a time: the sandbox, the
-## controller on the sandbox, the Prometheus source, the backtest's Prometheus reader, and
-## deploy/'s manifests and chart on the real API server
+## controller on the sandbox, the external metrics API with a real HPA and the HPA parity
+## test (its report: PARITY_REPORT), the Prometheus source, the backtest's Prometheus
+## reader, and deploy/'s manifests and chart on the real API server
 E2E_PKGS ?= ./sandbox/... ./scaler/... ./backtest/... ./cmd/... ./deploy/...
+PARITY_REPORT ?= $(CURDIR)/.state/parity.txt
 e2e: tools sandbox-cmds
-	PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) PRESCALE_TOOLS_BIN=$(SANDBOX_BIN) \
+	PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) PRESCALE_TOOLS_BIN=$(SANDBOX_BIN) PARITY_REPORT=$(PARITY_REPORT) \
 	  $(GO) test -tags e2e -count=1 -p 1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS)
 
 ## unit: hermetic tests (no cluster, no Prometheus), including the fuzz seeds

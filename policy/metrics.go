@@ -76,6 +76,22 @@ func evaluate(m *Metric, s Sample, in *Observation, tol tolerances) MetricResult
 	return res
 }
 
+// ValueMilli returns a sample's value in milli-units exactly as Decide uses it for a Value
+// target: the value, or for a per-pod sample the sum of its series (as the HPA sums an
+// external metric's series), each truncated to 1/1000 first. It returns the sample's error,
+// or an error for a NaN, ±Inf, negative or out-of-range value; never a zero for missing data.
+// The external metrics API serves this number, so that an HPA and the engine see the same
+// milli-units.
+func ValueMilli(s Sample) (int64, error) {
+	if s.Err != nil {
+		return 0, s.Err
+	}
+	if s.PerPod != nil && len(s.PerPod) == 0 {
+		return 0, errNoSample
+	}
+	return scalarUsage(s)
+}
+
 // scalarUsage returns a Value metric's usage in milli-units: the value, or for a per-pod
 // vector the sum of its series, as the HPA sums an external metric's series.
 func scalarUsage(s Sample) (int64, error) {

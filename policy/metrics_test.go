@@ -327,3 +327,29 @@ func TestValueSemantics(t *testing.T) {
 		})
 	}
 }
+
+func TestValueMilli(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		s       Sample
+		want    int64
+		wantErr bool
+	}{
+		{name: "scalar truncated to 1/1000", s: Sample{Value: 1.2349}, want: 1234},
+		{name: "decimal within 1e-9 of a thousandth", s: Sample{Value: 4.1}, want: 4100},
+		// 0.0019 -> 1, 0.0019 -> 1: truncated per series, so 2 and not 3 (0.0038).
+		{name: "per-pod summed after truncation", s: Sample{PerPod: map[string]float64{"a": 0.0019, "b": 0.0019}}, want: 2},
+		{name: "zero is a value", s: Sample{Value: 0}, want: 0},
+		{name: "the sample's error", s: Sample{Err: errNoSample}, wantErr: true},
+		{name: "empty per-pod sample", s: Sample{PerPod: map[string]float64{}}, wantErr: true},
+		{name: "NaN", s: Sample{Value: math.NaN()}, wantErr: true},
+		{name: "negative series", s: Sample{PerPod: map[string]float64{"a": 1, "b": -1}}, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ValueMilli(tc.s)
+			if (err != nil) != tc.wantErr || got != tc.want {
+				t.Errorf("ValueMilli = %d, %v; want %d, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

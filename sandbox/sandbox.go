@@ -360,6 +360,18 @@ func (u *upper) run(ctx context.Context) error {
 		"--service-account-signing-key-file="+u.pki.SAKey,
 		"--service-cluster-ip-range=10.96.0.0/16",
 		"--endpoint-reconciler-type=none", // a loopback advertise address is not allowed otherwise
+		// Aggregation (APIServices, e.g. prescale's external metrics): the aggregator
+		// authenticates to extension apiservers with the front-proxy client certificate
+		// and passes the user in these headers; it dials the endpoints of the APIService's
+		// Service directly (there is no kube-proxy to route a ClusterIP).
+		"--requestheader-client-ca-file="+u.pki.FrontProxyCACert,
+		"--requestheader-allowed-names="+FrontProxyClientName,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file="+u.pki.FrontProxyClientCert,
+		"--proxy-client-key-file="+u.pki.FrontProxyClientKey,
+		"--enable-aggregator-routing=true",
 		"--authorization-mode=RBAC",
 		"--allow-privileged=true",
 		"--profiling=false",

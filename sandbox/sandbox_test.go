@@ -124,3 +124,69 @@ func TestCleanKeepsOtherFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestAggregationCertificates(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	p, err := generatePKI(filepath.Join(dir, "pki"), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &State{Dir: dir}
+	cert, key, err := st.IssueServingCert(filepath.Join(dir, "ext"), "ext", "192.0.2.2", "ext.ns.svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := func(path string) *x509.CertPool {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(data) {
+			t.Fatalf("%s does not parse", path)
+		}
+		return pool
+	}
+	leafOf := func(cert, key string) *x509.Certificate {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, err := x509.ParseCertificate(pair.Certificate[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return leaf
+	}
+	cluster, front := pool(p.CACert), pool(p.FrontProxyCACert)
+	caPEM, err := st.CACertPEM()
+	if err != nil || !strings.Contains(string(caPEM), "BEGIN CERTIFICATE") {
+		t.Fatalf("CACertPEM: %v", err)
+	}
+	for _, tc := range []struct {
+		name    string
+		leaf    *x509.Certificate
+		roots   *x509.CertPool
+		host    string
+		usage   x509.ExtKeyUsage
+		wantErr bool
+	}{
+		{name: "the issued serving certificate is valid for the service name", leaf: leafOf(cert, key), roots: cluster, host: "ext.ns.svc", usage: x509.ExtKeyUsageServerAuth},
+		{name: "and for the host address", leaf: leafOf(cert, key), roots: cluster, host: "192.0.2.2", usage: x509.ExtKeyUsageServerAuth},
+		{name: "and for 127.0.0.1", leaf: leafOf(cert, key), roots: cluster, host: "127.0.0.1", usage: x509.ExtKeyUsageServerAuth},
+		{name: "but not for another name", leaf: leafOf(cert, key), roots: cluster, host: "other.ns.svc", usage: x509.ExtKeyUsageServerAuth, wantErr: true},
+		{name: "the front-proxy client chains to the front-proxy CA", leaf: leafOf(p.FrontProxyClientCert, p.FrontProxyClientKey), roots: front, usage: x509.ExtKeyUsageClientAuth},
+		{name: "and not to the cluster CA", leaf: leafOf(p.FrontProxyClientCert, p.FrontProxyClientKey), roots: cluster, usage: x509.ExtKeyUsageClientAuth, wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.leaf.Verify(x509.VerifyOptions{Roots: tc.roots, DNSName: tc.host, KeyUsages: []x509.ExtKeyUsage{tc.usage}})
+			if (err != nil) != tc.wantErr {
+				t.Errorf("verify: %v, want error %v", err, tc.wantErr)
+			}
+		})
+	}
+	if cn := leafOf(p.FrontProxyClientCert, p.FrontProxyClientKey).Subject.CommonName; cn != FrontProxyClientName {
+		t.Errorf("front-proxy client CN %q, want %q", cn, FrontProxyClientName)
+	}
+}

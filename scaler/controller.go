@@ -146,6 +146,13 @@ func (c *Controller) SetPolicies(policies []policy.Policy) {
 	c.policies, c.targets = policies, kept
 }
 
+// Policies returns the policies in force. The slice is shared: callers must not modify it.
+func (c *Controller) Policies() []policy.Policy {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.policies
+}
+
 // snapshot returns the policies of this tick and their state.
 func (c *Controller) snapshot() ([]policy.Policy, map[string]*target) {
 	c.mu.Lock()

@@ -24,6 +24,7 @@ import (
 
 	"github.com/prescale/prescale/policy"
 	"github.com/prescale/prescale/scaler"
+	"github.com/prescale/prescale/scaler/external"
 	"github.com/prescale/prescale/scaler/prom"
 )
 
@@ -35,6 +36,8 @@ var runFlags = []struct{ flag, key, usage string }{
 	{"listen-address", "listenAddress", "address of /metrics, /healthz, /readyz and /status"},
 	{"leader-elect", "leaderElection.enabled", "elect a leader on a Lease; only the leader writes"},
 	{"leader-election-namespace", "leaderElection.namespace", "namespace of the leader Lease"},
+	{"external-metrics", "externalMetrics.enabled", "serve the policies' queries as the external metrics API (external.metrics.k8s.io) for HPAs"},
+	{"external-metrics-address", "externalMetrics.listenAddress", "HTTPS address of the external metrics API"},
 }
 
 // newRunCmd returns "prescale run": the controller.
@@ -66,6 +69,8 @@ keeps running.`,
 	f.String("listen-address", "", runFlags[3].usage)
 	f.Bool("leader-elect", true, runFlags[4].usage)
 	f.String("leader-election-namespace", "", runFlags[5].usage)
+	f.Bool("external-metrics", false, runFlags[6].usage)
+	f.String("external-metrics-address", "", runFlags[7].usage)
 	return cmd
 }
 
@@ -185,6 +190,15 @@ func run(ctx context.Context, flags *pflag.FlagSet) error {
 		_ = srv.Shutdown(sctx)
 	}()
 
+	if s.ExternalMetrics.Enabled {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		if err := serveExternalMetrics(ctx, cancel, s, kubeconfig, source, c); err != nil {
+			return err
+		}
+	}
+
 	go watchConfig(ctx, file, s.Interval, func() {
 		ns, np, err := loadConfig(file, flags)
 		if err != nil {
@@ -193,7 +207,7 @@ func run(ctx context.Context, flags *pflag.FlagSet) error {
 			return
 		}
 		if ns.options(identity) != opts || ns.leaderOptions() != s.leaderOptions() || ns.ListenAddress != s.ListenAddress ||
-			ns.Prometheus.URL != s.Prometheus.URL {
+			ns.Prometheus.URL != s.Prometheus.URL || ns.ExternalMetrics != s.ExternalMetrics {
 			logger.Info("Global settings changed; policies reloaded now, settings apply after a restart", "file", file)
 		}
 		warnForecast(logger, np)
@@ -206,7 +220,37 @@ func run(ctx context.Context, flags *pflag.FlagSet) error {
 	warnForecast(logger, policies)
 	logger.Info("Starting prescale", "identity", identity, "policies", len(policies), "dryRun", s.DryRun,
 		"interval", s.Interval, "prometheus", s.Prometheus.URL, "listen", ln.Addr().String(), "leaderElection", s.LeaderElection.Enabled)
-	return c.Run(ctx, kube, s.leaderOptions())
+	err = c.Run(ctx, kube, s.leaderOptions())
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return err
+}
+
+// serveExternalMetrics starts the external metrics API over the controller's policies and
+// source; if the server stops on its own, it cancels ctx with the reason.
+func serveExternalMetrics(ctx context.Context, cancel context.CancelCauseFunc, s Settings, kubeconfig string,
+	source scaler.MetricSource, c *scaler.Controller) error {
+	p, err := external.NewProvider(external.Options{Source: source, Policies: c.Policies, Staleness: s.Staleness})
+	if err != nil {
+		return err
+	}
+	if kubeconfig == "" {
+		kubeconfig = os.Getenv("KUBECONFIG")
+	}
+	o := external.ServeOptions{Address: s.ExternalMetrics.ListenAddress, CertFile: s.ExternalMetrics.TLS.CertFile,
+		KeyFile: s.ExternalMetrics.TLS.KeyFile, Kubeconfig: kubeconfig}
+	go func() {
+		err := external.Serve(ctx, o, p)
+		if err == nil {
+			err = errors.New("external metrics server stopped")
+		}
+		if ctx.Err() == nil {
+			cancel(err)
+		}
+	}()
+	klog.FromContext(ctx).Info("Serving the external metrics API", "address", o.Address)
+	return nil
 }
 
 // warnForecast says that the controller does not apply a policy's forecast yet: only

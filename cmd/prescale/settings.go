@@ -18,15 +18,16 @@ import (
 // viper, so that PRESCALE_* environment variables reach it), the file overrides the
 // defaults, the environment overrides the file, and flags override everything.
 type Settings struct {
-	Prometheus      PrometheusSettings     `mapstructure:"prometheus"`
-	Interval        time.Duration          `mapstructure:"interval"`
-	Staleness       time.Duration          `mapstructure:"staleness"`
-	DryRun          bool                   `mapstructure:"dryRun"`
-	SyncConcurrency int                    `mapstructure:"syncConcurrency"`
-	Capacity        CapacitySettings       `mapstructure:"capacity"`
-	LeaderElection  LeaderElectionSettings `mapstructure:"leaderElection"`
-	ListenAddress   string                 `mapstructure:"listenAddress"`
-	Kubernetes      KubernetesSettings     `mapstructure:"kubernetes"`
+	Prometheus      PrometheusSettings      `mapstructure:"prometheus"`
+	Interval        time.Duration           `mapstructure:"interval"`
+	Staleness       time.Duration           `mapstructure:"staleness"`
+	DryRun          bool                    `mapstructure:"dryRun"`
+	SyncConcurrency int                     `mapstructure:"syncConcurrency"`
+	Capacity        CapacitySettings        `mapstructure:"capacity"`
+	LeaderElection  LeaderElectionSettings  `mapstructure:"leaderElection"`
+	ListenAddress   string                  `mapstructure:"listenAddress"`
+	Kubernetes      KubernetesSettings      `mapstructure:"kubernetes"`
+	ExternalMetrics ExternalMetricsSettings `mapstructure:"externalMetrics"`
 	// Policies are read by policy.Parse; listed here so that strict decoding accepts them.
 	Policies any `mapstructure:"policies"`
 }
@@ -81,6 +82,20 @@ type KubernetesSettings struct {
 	Burst int     `mapstructure:"burst"`
 }
 
+// ExternalMetricsSettings configure the external metrics API server (an HPA reads the
+// policies' queries through it).
+type ExternalMetricsSettings struct {
+	Enabled       bool               `mapstructure:"enabled"`
+	ListenAddress string             `mapstructure:"listenAddress"`
+	TLS           ServingTLSSettings `mapstructure:"tls"`
+}
+
+// ServingTLSSettings are a server's certificate and key files (PEM).
+type ServingTLSSettings struct {
+	CertFile string `mapstructure:"certFile"`
+	KeyFile  string `mapstructure:"keyFile"`
+}
+
 // settingDefaults registers every key with its default.
 func settingDefaults(v *viper.Viper) {
 	o, lo := scaler.DefaultOptions(), scaler.DefaultLeaderOptions()
@@ -118,6 +133,10 @@ func settingDefaults(v *viper.Viper) {
 		"listenAddress":                     ":8080",
 		"kubernetes.qps":                    500,
 		"kubernetes.burst":                  1000,
+		"externalMetrics.enabled":           false,
+		"externalMetrics.listenAddress":     ":6443",
+		"externalMetrics.tls.certFile":      "",
+		"externalMetrics.tls.keyFile":       "",
 	} {
 		v.SetDefault(key, val)
 	}
@@ -126,7 +145,7 @@ func settingDefaults(v *viper.Viper) {
 // settingKeys are the policy file's top-level keys that hold global settings: policy.Parse
 // skips them, and Settings decodes them strictly.
 var settingKeys = []string{"prometheus", "interval", "staleness", "dryRun", "syncConcurrency", "capacity",
-	"leaderElection", "listenAddress", "kubernetes"}
+	"leaderElection", "listenAddress", "kubernetes", "externalMetrics"}
 
 // loadSettings reads the settings from v (file, environment, flags) strictly: a key inside a
 // settings block that Settings does not know is an error.

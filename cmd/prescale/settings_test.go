@@ -118,3 +118,45 @@ func TestPromOptions(t *testing.T) {
 		t.Error("bearer token and basic auth together: no error")
 	}
 }
+
+func TestExternalMetricsSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		file    string
+		env     map[string]string
+		args    []string
+		want    ExternalMetricsSettings
+		wantErr string
+	}{
+		{name: "off by default", file: policiesYAML,
+			want: ExternalMetricsSettings{ListenAddress: ":6443"}},
+		{name: "from the file", file: "externalMetrics: {enabled: true, listenAddress: '127.0.0.1:7443', tls: {certFile: c.pem, keyFile: k.pem}}\n" + policiesYAML,
+			want: ExternalMetricsSettings{Enabled: true, ListenAddress: "127.0.0.1:7443", TLS: ServingTLSSettings{CertFile: "c.pem", KeyFile: "k.pem"}}},
+		{name: "the environment overrides the file", file: "externalMetrics: {enabled: false}\n" + policiesYAML,
+			env:  map[string]string{"PRESCALE_EXTERNALMETRICS_ENABLED": "true"},
+			want: ExternalMetricsSettings{Enabled: true, ListenAddress: ":6443"}},
+		{name: "flags override both", file: "externalMetrics: {listenAddress: ':7443'}\n" + policiesYAML,
+			args: []string{"--external-metrics", "--external-metrics-address", ":8443"},
+			want: ExternalMetricsSettings{Enabled: true, ListenAddress: ":8443"}},
+		{name: "unknown key", file: "externalMetrics: {port: 6443}\n" + policiesYAML, wantErr: "port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			s, _, err := loadConfig(writeFile(t, tc.file), runFlagSet(t, tc.args...))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one naming %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.ExternalMetrics != tc.want {
+				t.Errorf("externalMetrics = %+v, want %+v", s.ExternalMetrics, tc.want)
+			}
+		})
+	}
+}

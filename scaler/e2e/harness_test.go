@@ -134,6 +134,7 @@ type exporter struct {
 	w         sandbox.Workload
 	mu        sync.Mutex
 	queue     float64 // vllm:num_requests_waiting per Ready pod; NaN exports nothing
+	total     float64 // when not NaN: a load split evenly over the Ready pods (queue ignored)
 	addr      string
 	srv       *http.Server
 	queueDesc *prometheus.Desc
@@ -142,7 +143,7 @@ type exporter struct {
 func newExporter(t testing.TB, w sandbox.Workload) *exporter {
 	t.Helper()
 	_, kube := sharedSandbox(t)
-	e := &exporter{kube: kube, w: w, queue: math.NaN(),
+	e := &exporter{kube: kube, w: w, queue: math.NaN(), total: math.NaN(),
 		queueDesc: prometheus.NewDesc("vllm:num_requests_waiting", "Requests waiting.", []string{"namespace", "pod"}, nil)}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(e)
@@ -163,23 +164,37 @@ func (e *exporter) setQueue(v float64) {
 	e.queue = v
 }
 
+// setTotal splits v evenly over the Ready pods: the summed series is v whatever the replicas.
+func (e *exporter) setTotal(v float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.total = v
+}
+
 func (e *exporter) Describe(ch chan<- *prometheus.Desc) { ch <- e.queueDesc }
 
 func (e *exporter) Collect(ch chan<- prometheus.Metric) {
 	e.mu.Lock()
-	q := e.queue
+	q, total := e.queue, e.total
 	e.mu.Unlock()
-	if math.IsNaN(q) {
+	if math.IsNaN(q) && math.IsNaN(total) {
 		return
 	}
 	pods, err := e.kube.CoreV1().Pods(e.w.Namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=" + e.w.Name})
 	if err != nil {
 		return
 	}
+	var readyPods []corev1.Pod
 	for _, p := range pods.Items {
 		if p.DeletionTimestamp == nil && ready(&p) {
-			ch <- prometheus.MustNewConstMetric(e.queueDesc, prometheus.GaugeValue, q, p.Namespace, p.Name)
+			readyPods = append(readyPods, p)
 		}
+	}
+	if !math.IsNaN(total) && len(readyPods) > 0 {
+		q = total / float64(len(readyPods))
+	}
+	for _, p := range readyPods {
+		ch <- prometheus.MustNewConstMetric(e.queueDesc, prometheus.GaugeValue, q, p.Namespace, p.Name)
 	}
 }
 
