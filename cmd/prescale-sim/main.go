@@ -82,14 +82,9 @@ func run(ctx context.Context, fl flags) error {
 		BurstsPerDay: 6, BurstMinutes: 10, BurstFactor: 1.8, Seed: fl.seed,
 	}
 	if fl.trace != "" {
-		file, err := os.Open(fl.trace)
+		t, err := sim.ReadCSVFile(fl.trace)
 		if err != nil {
-			return fmt.Errorf("open trace %s: %w", fl.trace, err)
-		}
-		t, err := sim.ReadCSV(file)
-		file.Close()
-		if err != nil {
-			return fmt.Errorf("read trace %s: %w", fl.trace, err)
+			return err
 		}
 		load = t
 	}

@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"time"
 
@@ -88,14 +87,9 @@ func Run(ctx context.Context, o Options, out io.Writer) (err error) {
 	load := Load(o.Seed)
 	what := "built-in load: daily cycle, trend, noise, and a 2.5x surge at minute 8"
 	if o.TracePath != "" {
-		f, err := os.Open(o.TracePath)
+		trace, err := sim.ReadCSVFile(o.TracePath)
 		if err != nil {
-			return fmt.Errorf("open trace %s: %w", o.TracePath, err)
-		}
-		trace, err := sim.ReadCSV(f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("read trace %s: %w", o.TracePath, err)
+			return err
 		}
 		load, what = trace, "trace "+o.TracePath
 	}

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -154,4 +155,18 @@ func (g Generator) normal(m int) float64 {
 	u1 := max(g.uniform(m, 2), 1e-12)
 	u2 := g.uniform(m, 3)
 	return math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2)
+}
+
+// ReadCSVFile reads a per-minute trace from the file at path (see ReadCSV).
+func ReadCSVFile(path string) (Trace, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open trace %s: %w", path, err)
+	}
+	defer f.Close()
+	t, err := ReadCSV(f)
+	if err != nil {
+		return nil, fmt.Errorf("read trace %s: %w", path, err)
+	}
+	return t, nil
 }
