@@ -545,7 +545,7 @@ func config(promURL string, w sandbox.Workload, extra string) string {
 	return fmt.Sprintf(`prometheus: {url: %s, timeout: 2s}
 interval: 1s
 staleness: 5s
-leaderElection: {namespace: %s, name: prescale, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 500ms}
+leaderElection: {namespace: %s, name: prescale, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 200ms}
 %s
 policies:
   - name: %s
