@@ -234,17 +234,33 @@ func Down(ctx context.Context, dir string) error {
 	return errors.Join(errs...)
 }
 
-// auditPolicyYAML records the metadata of every write to workloads and their scale, and
-// nothing else (reads would swamp the log).
+// auditPolicyYAML records who wrote workloads and their scale when, and what an HPA saw and
+// decided at each sync: the scale it read (with the response), the status it wrote (with
+// the request) and its external metrics reads. Nothing else: reads would swamp the log.
 const auditPolicyYAML = `apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
 rules:
+  - level: RequestResponse
+    verbs: [get]
+    resources:
+      - group: apps
+        resources: [deployments/scale, statefulsets/scale]
+  - level: Request
+    verbs: [update, patch]
+    resources:
+      - group: apps
+        resources: [deployments/scale, statefulsets/scale]
+      - group: autoscaling
+        resources: [horizontalpodautoscalers/status]
   - level: Metadata
     verbs: [create, update, patch, delete]
     resources:
       - group: apps
-        resources: [deployments, deployments/scale, statefulsets, statefulsets/scale, replicasets]
+        resources: [deployments, statefulsets, replicasets]
+  - level: Metadata
+    resources:
+      - group: external.metrics.k8s.io
   - level: None
 `
 

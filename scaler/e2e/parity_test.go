@@ -56,6 +56,7 @@ policies:
 `, p.url(), extra, w.Name, w.Namespace, w.Name, w.Namespace)
 	}
 	in := startExternalMetrics(t, w, p.url(), cfg)
+	created := time.Now()
 	hpa := externalHPA(w, 8)
 	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -165,10 +166,42 @@ policies:
 			maxSkew = d
 		}
 	}
-	summary := fmt.Sprintf("HPA parity over %s: %d syncs, %d agree (%.1f%%), %d disagree (%d timing, %d unexplained, %d by more than one replica)\n%s"+
+	live := fmt.Sprintf("live, side by side (each sampled every 250 ms, one comparison per %s): %d comparisons, %d agree (%.1f%%), %d disagree (%d timing, %d unexplained, %d by more than one replica)\n%s"+
 		"decisions: HPA %v, prescale %v (same sequence: %v; each change made within %s of the other side's)\n",
-		took.Round(time.Second), syncs, agree, 100*float64(agree)/float64(syncs), syncs-agree, timing, unexplained, tooFar, report.String(),
+		syncPeriod, syncs, agree, 100*float64(agree)/float64(syncs), syncs-agree, timing, unexplained, tooFar, report.String(),
 		values(hpaSeq), values(eqSeq), sameSeq, maxSkew.Round(250*time.Millisecond))
+
+	// Every sync of the real HPA, and prescale's HPA-equivalent engine on exactly what that
+	// sync read (audit log: the scale; prescale's log: the metric value it served).
+	hs := hpaSyncs(t, w.Namespace, w.Name, created, in.logPath)
+	replaySyncs(t, cfg(""), hs)
+	var perSync strings.Builder
+	var hsAgree, hsTooFar, hsNoValue int
+	for _, s := range hs {
+		if s.value == "" {
+			hsNoValue++
+		}
+		if s.decided == s.replayed {
+			hsAgree++
+			continue
+		}
+		if d := s.decided - s.replayed; d < -1 || d > 1 {
+			hsTooFar++
+		}
+		fmt.Fprintf(&perSync, "  %s\n", describeSync(s, start))
+	}
+	if len(hs) < int(took/syncPeriod)/2 {
+		t.Fatalf("the audit log shows %d HPA syncs in %s, want about one every %s", len(hs), took.Round(time.Second), syncPeriod)
+	}
+	agreeRate := 100 * float64(hsAgree) / float64(len(hs))
+	summary := fmt.Sprintf("HPA parity over %s, at every sync of the real HPA, prescale's HPA-equivalent engine on the inputs of that sync: "+
+		"%d syncs, %d agree (%.1f%%), %d disagree, %d by more than one replica; %d syncs had no served value\n%s%s",
+		took.Round(time.Second), len(hs), hsAgree, agreeRate, len(hs)-hsAgree, hsTooFar, hsNoValue, perSync.String(), live)
+	if testing.Verbose() {
+		for _, s := range hs {
+			t.Log(describeSync(s, start))
+		}
+	}
 	t.Log(summary)
 	if f := os.Getenv("PARITY_REPORT"); f != "" {
 		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
@@ -177,6 +210,9 @@ policies:
 		if err := os.WriteFile(f, []byte(summary), 0o644); err != nil {
 			t.Errorf("write the parity report: %v", err)
 		}
+	}
+	if agreeRate < 98 || hsTooFar > 0 {
+		t.Errorf("HPA parity per sync: %.1f%% agree (want at least 98%%), %d disagreements by more than one replica (want none)", agreeRate, hsTooFar)
 	}
 	if unexplained > 0 {
 		t.Errorf("%d disagreements are not explained by timing", unexplained)

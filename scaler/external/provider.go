@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/klog/v2"
 	"k8s.io/metrics/pkg/apis/external_metrics"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
@@ -123,12 +124,17 @@ func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, sel 
 	if err != nil {
 		// ServiceUnavailable: the HPA's metrics client reports it as FailedGetExternalMetric
 		// and holds the scale, as for any failing metric.
+		klog.FromContext(ctx).V(2).Info("Refused external metric", "metric", info.Metric, "policy", e.policy.Name, "err", err)
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("get %s: query %q for policy %s: %v", info.Metric, e.metric.Query, e.policy.Name, err))
 	}
+	v := resource.NewMilliQuantity(milli, resource.DecimalSI)
+	// What each HPA sync saw, to the milli-unit: the record that explains an HPA's decision.
+	klog.FromContext(ctx).V(2).Info("Served external metric", "metric", info.Metric, "policy", e.policy.Name,
+		"value", v.String(), "at", now.UTC().Format(time.RFC3339Nano))
 	return &external_metrics.ExternalMetricValueList{Items: []external_metrics.ExternalMetricValue{{
 		MetricName: info.Metric,
 		Timestamp:  metav1.NewTime(now),
-		Value:      *resource.NewMilliQuantity(milli, resource.DecimalSI),
+		Value:      *v,
 	}}}, nil
 }
 
