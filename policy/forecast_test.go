@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -222,11 +223,17 @@ func TestPredictorGate(t *testing.T) {
 
 func ptrTo[T any](v T) *T { return &v }
 
-// perReplica: auto learns load / (replicas x ratio) from in-tolerance decisions only.
+// perReplica: auto learns load / (pods x ratio) wherever the binding metric sits in
+// [0.05, 1.1] of its target (linear in the load), over the pods the metric averaged.
 func TestPredictorLearn(t *testing.T) {
 	spec := &Forecast{Load: Load{Query: "q", PerReplica: AutoFloat{Auto: true}}, Method: forecast.MethodHolt}
 	inTol := Decision{CurrentReplicas: 4, Metrics: []MetricResult{
 		{Name: "gpu", Ratio: 0.95, Proposal: 4}, {Name: "queue", Ratio: 0, Proposal: 0}}}
+	pods := func(cur int32, ratio float64, withSample, missing, pending int) Decision {
+		return Decision{CurrentReplicas: cur, Metrics: []MetricResult{
+			{Name: "gpu", Semantics: SemanticsPods, Ratio: Float(ratio), PodsWithSample: withSample, PodsMissing: missing, PodsPending: pending},
+			{Name: "queue", Semantics: SemanticsPods, Ratio: 0, PodsWithSample: withSample, PodsMissing: missing, PodsPending: pending}}}
+	}
 	tests := []struct {
 		name    string
 		dec     Decision
@@ -241,10 +248,24 @@ func TestPredictorLearn(t *testing.T) {
 		{"zero load: nothing learned", inTol, 0, true, false, 0},
 		{"a metric missing: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
 			{Name: "gpu", Ratio: 0.95, Proposal: 4}, {Name: "queue", Error: "timeout"}}}, 38, true, false, 0},
-		{"pods starting: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
+		{"pods starting under a non-Pods metric: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
 			{Name: "gpu", Ratio: 0.95, Proposal: 4, PodsMissing: 1}}}, 38, true, false, 0},
-		{"outside tolerance: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
+		{"above the tolerance band: saturated, nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
 			{Name: "gpu", Ratio: 1.5, Proposal: 6}}}, 38, true, false, 0},
+		// Well below target, linear: 20 / (10 x 0.5) = 4.
+		{"half the target: learned", pods(10, 0.5, 10, 0, 0), 20, true, true, 4},
+		// 6 pods starting report nothing and serve nothing: 38 / (4 x 0.95) = 10.
+		{"pods starting under a Pods metric: over the pods with a sample", pods(10, 0.95, 4, 6, 0), 38, true, true, 10},
+		{"a Pending pod: nothing learned", pods(10, 0.95, 4, 0, 1), 38, true, false, 0},
+		// The band's upper edge 1.1 is in: 44 / (4 x 1.1) = 10.
+		{"at the tolerance edge: learned", pods(4, 1.1, 4, 0, 0), 44, true, true, 10},
+		{"just above the tolerance edge: nothing learned", pods(4, 1.1001, 4, 0, 0), 44, true, false, 0},
+		// The lower edge 0.05 is in: 2 / (4 x 0.05) = 10.
+		{"at 5 % of the target: learned", pods(4, 0.05, 4, 0, 0), 2, true, true, 10},
+		{"below 5 % of the target: nothing learned", pods(4, 0.0499, 4, 0, 0), 2, true, false, 0},
+		// The queue's ratio 2 is the binding metric and above the band.
+		{"the queue above its target: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
+			{Name: "gpu", Ratio: 0.9}, {Name: "queue", Ratio: 2}}}, 38, true, false, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -256,7 +277,7 @@ func TestPredictorLearn(t *testing.T) {
 				pr.Learn(tc.dec, tc.load, tc.ok)
 			}
 			per, ok := pr.PerReplica()
-			if ok != tc.wantOK || (ok && per != tc.wantPer) {
+			if ok != tc.wantOK || (ok && math.Abs(per-tc.wantPer) > 1e-9) {
 				t.Errorf("perReplica = %v, %v; want %v, %v", per, ok, tc.wantPer, tc.wantOK)
 			}
 		})
