@@ -178,8 +178,9 @@ func nan() float64 { z := 0.0; return z / z }
 func sameFloat(a, b Float) bool { return a == b || (a != a && b != b) }
 
 // The gate's transitions through the Predictor: a forecast that tracks the load stays
-// on; one that misses by more than maxError over the window is gated off, with one
-// change reported on the transition; it comes back once the error recovers.
+// on; one whose load exceeds its interval's Hi in more than maxError of the window's
+// observations is gated off, with one change reported on the transition; it comes back
+// once the window holds few enough misses.
 func TestPredictorGate(t *testing.T) {
 	spec := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(10)}, Method: forecast.MethodHolt,
 		Gate: &GateSpec{MaxError: ptrTo(0.3), Window: &Duration{10 * time.Minute}}}
@@ -203,14 +204,16 @@ func TestPredictorGate(t *testing.T) {
 			minute++
 		}
 	}
-	// Steady load 100: Holt predicts it exactly, error 0: open.
+	// Steady load 100: Holt predicts it exactly, every residual is 0 and Hi = 100: closed.
 	feed(30, func(int) float64 { return 100 })
-	// The load alternates 10 and 190: the point forecast misses by ~90 on a mean of 100,
-	// a weighted error near 0.9 > 0.3: gated, once.
-	feed(30, func(m int) float64 { return 10 + 180*float64(m%2) })
-	// Steady again: once the 10-minute window holds only accurate predictions, the error
-	// falls under 0.3 and the gate closes, once.
-	feed(40, func(int) float64 { return 100 })
+	// The load jumps to 300 and stays. The predictions made 2 minutes before minutes 30
+	// and 31 are 100 (Hi 100): misses. Holt (α 0.5, β 0.1 without history) then climbs
+	// to 300 over a few minutes (at minute 30 its 2-step forecast is 200 + 2 x 10 = 220),
+	// its interval still narrow from the zero residuals: misses at minutes 32 and 33
+	// too (Hi 220 and 284), 4 of the window's 10 > 0.3: gated at minute 33, once. Holt
+	// then overshoots (Hi above 300): no more misses. At minute 40 the miss at minute 30
+	// leaves the window (30, 40]: 3 of 10 is not above 0.3, and the gate closes, once.
+	feed(70, func(int) float64 { return 300 })
 	want := []state{{false, false}, {true, true}, {false, true}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("gate transitions (-want +got):\n%s", diff)

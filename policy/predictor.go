@@ -172,11 +172,19 @@ func (pr *Predictor) method() string {
 }
 
 // Gate returns whether the forecast is gated off, whether the last Observe changed that
-// (for an event on the transition), and the gate's error over its window (ok false when
-// the window has no load).
+// (for an event on the transition), and the point's weighted MAPE over the gate's window
+// (ok false when the window has no load). The gate judges the under-prediction rate
+// (GateUnderRate), not the MAPE: see forecast.Gate.
 func (pr *Predictor) Gate() (gated, changed bool, mape float64, ok bool) {
 	mape, _, ok = pr.gate.Error()
 	return pr.gate.Open(), pr.gateChanged, mape, ok
+}
+
+// GateUnderRate is the error the gate judges against maxError: the fraction of the
+// window's comparisons in which the load exceeded the Hi of the prediction made one
+// horizon before (ok false while the window is empty).
+func (pr *Predictor) GateUnderRate() (rate float64, ok bool) {
+	return pr.gate.UnderRate()
 }
 
 // PerReplica returns the load one replica carries: the configured value, or the learned
