@@ -39,7 +39,7 @@ delay, 1 GPU per replica.
   bound to the model's arrival rate (`inference_requests_total`). The forecaster starts with
   no history (the trace is its history), steps once a minute, is refitted each day on the
   last 14 days, and proposes nothing until it has 24 samples and `perReplica: auto` has 8
-  in-tolerance samples. (Without its forecast and
+  samples taken while the metrics were linear in the load (at or below their targets). (Without its forecast and
   with the 300 s window the policy scores exactly as `hpa`: `TestTraces` checks it.)
 - `oracle`: the model's clairvoyant formula, not a policy file: at each tick it sets the total
   to what the largest arrival rate of the next startup + 15 s needs at 70%. It is the cost

@@ -57,6 +57,7 @@
 // # Gating
 //
 // [Gate] compares, every tick, the prediction made one horizon ago with the load now,
-// and gates the forecast off (opens) while the weighted MAPE over its window is above
-// maxError; it also reports how often the load exceeded the interval.
+// and gates the forecast off (opens) while the rate at which the load exceeded the
+// prediction's Hi (the planned quantile) over its window is above maxError; it also
+// reports the point's weighted MAPE. Why the rate and not the MAPE: see [Gate].
 package forecast

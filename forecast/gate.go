@@ -6,15 +6,25 @@ import (
 )
 
 // Gate decides whether a forecast is trusted. Every tick the caller passes the prediction
-// made one horizon ago and the load now; the gate keeps, over the last window, the
-// weighted MAPE Σ|actual − point| / Σ actual (MAPE per point is undefined at zero load
-// and explodes near it, which bursty traces hit every minute) and the rate at which the
-// load exceeded the prediction's Hi.
+// made one horizon ago and the load now; the gate keeps, over the last window, the rate at
+// which the load exceeded the prediction's Hi (the under-prediction rate beyond the
+// interval) and the weighted MAPE Σ|actual − point| / Σ actual of the point.
+//
+// It judges the forecast by the rate: Hi is the quantile the controller provisions for, so
+// the question is how often the load went beyond the capacity the forecast asked for. A
+// calibrated Hi at quantile q is exceeded 1 − q of the time (0.1 at q = 0.9), and maxError
+// 0.3 allows three times that before the forecast is deemed wrong. The point's MAPE is
+// reported, not judged: on bursty load (requests switching between zero and a peak from
+// one minute to the next, or per-minute noise at a low rate) the point is far off every
+// minute while the quantile is right, and the floor at the quantile is what prevents the
+// violations; a MAPE gate switched exactly those forecasts off. An over-predicting forecast
+// is not gated: it costs GPUs, not SLO, and the empirical-residual interval corrects a
+// lasting bias by itself (the residuals carry it).
 //
 // The gate is a circuit breaker: it starts closed (the forecast is used); it opens (the
-// forecast is gated off) when the window's error is above maxError, and closes again
-// once it is at or below. A window whose load sums to zero leaves it as it is. The gate
-// is pure; the caller turns changes into reasons, events and metrics.
+// forecast is gated off) when the window's under-prediction rate is above maxError, and
+// closes again once it is at or below. The gate is pure; the caller turns changes into
+// reasons, events and metrics.
 type Gate struct {
 	maxError float64
 	window   time.Duration
@@ -78,12 +88,12 @@ func (g *Gate) Observe(predicted Prediction, actual float64, at time.Time) (open
 	} else if g.actSum < minLoadSum || g.absSum < 0 {
 		g.resum() // a small sum after subtractions may be rounding residue
 	}
-	mape, _, ok := g.Error()
+	rate, ok := g.UnderRate()
 	if !ok {
 		return g.open, false
 	}
 	was := g.open
-	g.open = mape > g.maxError
+	g.open = rate > g.maxError
 	return g.open, g.open != was
 }
 
@@ -107,6 +117,16 @@ func (g *Gate) Error() (mape, underRate float64, ok bool) {
 		return 0, 0, false
 	}
 	return max(g.absSum, 0) / g.actSum, float64(g.under) / float64(n), true
+}
+
+// UnderRate is the fraction of the window's observations whose load exceeded the
+// prediction's Hi, the error the gate judges; ok is false when the window is empty.
+func (g *Gate) UnderRate() (rate float64, ok bool) {
+	n := len(g.obs) - g.head
+	if n == 0 {
+		return 0, false
+	}
+	return float64(g.under) / float64(n), true
 }
 
 // Open reports whether the forecast is gated off.

@@ -22,38 +22,49 @@ func TestGate(t *testing.T) {
 		want     []want
 	}{
 		{
-			// 90 vs 100: 10/100 = 0.1, not above 0.1: closed; then 111 vs 100 with both in
-			// the window: (10+11)/200 = 0.105 > 0.1: opens.
-			name: "opens when the window's error rises above maxError", maxError: 0.1, window: time.Minute,
-			obs:  []obs{{0, 90, 95, 100}, {15, 111, 120, 100}},
-			want: []want{{false, false}, {true, true}},
+			// misses (load above Hi): 0/1, 0/2, then 1/3 = 0.33 > 0.3: opens.
+			name: "opens when the under-prediction rate rises above maxError", maxError: 0.3, window: time.Minute,
+			obs:  []obs{{0, 100, 110, 100}, {15, 100, 110, 100}, {30, 100, 110, 120}},
+			want: []want{{false, false}, {false, false}, {true, true}},
 		},
 		{
-			// exactly at the threshold: 10/100 = 0.1 is not above 0.1.
-			name: "an error equal to maxError keeps it closed", maxError: 0.1, window: time.Minute,
-			obs:  []obs{{0, 110, 120, 100}, {15, 90, 95, 100}},
+			// 0/1, then 1/2 = 0.5, not above 0.5.
+			name: "a rate equal to maxError keeps it closed", maxError: 0.5, window: time.Minute,
+			obs:  []obs{{0, 100, 110, 100}, {15, 100, 110, 111}},
 			want: []want{{false, false}, {false, false}},
 		},
 		{
-			// 50/100 = 0.5 opens; at 60 s the first is exactly one window old, so out;
-			// the window (0, 60] holds 15 s..60 s: errors 0+0+0+0 over 400 → 0, closes.
-			name: "closes when the bad observation leaves the window", maxError: 0.1, window: time.Minute,
-			obs:  []obs{{0, 150, 160, 100}, {15, 100, 110, 100}, {30, 100, 110, 100}, {45, 100, 110, 100}, {60, 100, 110, 100}},
+			// 1/1 opens; 1/2, 1/3, 1/4 stay above 0.1; at 60 s the miss at 0 s is exactly one
+			// window old, so out: 0/4, closes.
+			name: "closes when the miss leaves the window", maxError: 0.1, window: time.Minute,
+			obs:  []obs{{0, 100, 110, 150}, {15, 100, 110, 100}, {30, 100, 110, 100}, {45, 100, 110, 100}, {60, 100, 110, 100}},
 			want: []want{{true, true}, {true, false}, {true, false}, {true, false}, {false, true}},
 		},
 		{
-			// same, one second earlier: at 59 s the first (0 s) is still inside: 50/500 =
-			// 0.1 is not above 0.1, so it closes already; at 44 s: 50/400 = 0.125 open.
-			name: "an observation less than a window old still counts", maxError: 0.1, window: time.Minute,
-			obs:  []obs{{0, 150, 160, 100}, {15, 100, 110, 100}, {30, 100, 110, 100}, {44, 100, 110, 100}, {59, 100, 110, 100}},
+			// same, one second earlier: at 59 s the miss at 0 s is still inside: 1/5 = 0.2 > 0.1.
+			name: "a miss less than a window old still counts", maxError: 0.1, window: time.Minute,
+			obs:  []obs{{0, 100, 110, 150}, {15, 100, 110, 100}, {30, 100, 110, 100}, {44, 100, 110, 100}, {59, 100, 110, 100}},
+			want: []want{{true, true}, {true, false}, {true, false}, {true, false}, {true, false}},
+		},
+		{
+			// as long as the load stays at or below Hi: 1/4 = 0.25 > 0.2 then 1/5 = 0.2 closes.
+			name: "closes once enough covered observations dilute the miss", maxError: 0.2, window: time.Hour,
+			obs:  []obs{{0, 100, 110, 150}, {15, 100, 110, 100}, {30, 100, 110, 100}, {45, 100, 110, 100}, {60, 100, 110, 110}},
 			want: []want{{true, true}, {true, false}, {true, false}, {true, false}, {false, true}},
 		},
 		{
-			// zero load sums to zero: no verdict, the gate stays as it was (closed, then
-			// open after the bad one).
-			name: "zero load leaves the gate as it is", maxError: 0.1, window: 10 * time.Second,
+			// a window of zero load is judged like any other: 0/1; 1/1 opens; at 40 s the miss
+			// at 20 s is out of the 10 s window: 0/1, closes.
+			name: "zero load is judged by the rate too", maxError: 0.1, window: 10 * time.Second,
 			obs:  []obs{{0, 5, 6, 0}, {20, 50, 60, 100}, {40, 5, 6, 0}},
-			want: []want{{false, false}, {true, true}, {true, false}},
+			want: []want{{false, false}, {true, true}, {false, true}},
+		},
+		{
+			// |100 − 50| / 100 = 0.5 is far above maxError, but the load stays below Hi 200:
+			// rate 0, closed.
+			name: "a point far off with the load inside the interval keeps it closed", maxError: 0.1, window: time.Minute,
+			obs:  []obs{{0, 50, 200, 100}, {15, 50, 200, 100}},
+			want: []want{{false, false}, {false, false}},
 		},
 	}
 	for _, tc := range cases {
@@ -79,5 +90,11 @@ func TestGateError(t *testing.T) {
 	mape, under, ok := g.Error()
 	if !ok || mape != 40.0/230 || under != 0.5 {
 		t.Fatalf("Error() = %v, %v, %v; want %v, 0.5, true", mape, under, ok, 40.0/230)
+	}
+	if rate, ok := g.UnderRate(); !ok || rate != 0.5 {
+		t.Fatalf("UnderRate() = %v, %v; want 0.5, true", rate, ok)
+	}
+	if _, ok := NewGate(0.5, time.Hour).UnderRate(); ok {
+		t.Fatal("UnderRate() of an empty gate: ok")
 	}
 }

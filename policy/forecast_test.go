@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -177,8 +178,9 @@ func nan() float64 { z := 0.0; return z / z }
 func sameFloat(a, b Float) bool { return a == b || (a != a && b != b) }
 
 // The gate's transitions through the Predictor: a forecast that tracks the load stays
-// on; one that misses by more than maxError over the window is gated off, with one
-// change reported on the transition; it comes back once the error recovers.
+// on; one whose load exceeds its interval's Hi in more than maxError of the window's
+// observations is gated off, with one change reported on the transition; it comes back
+// once the window holds few enough misses.
 func TestPredictorGate(t *testing.T) {
 	spec := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(10)}, Method: forecast.MethodHolt,
 		Gate: &GateSpec{MaxError: ptrTo(0.3), Window: &Duration{10 * time.Minute}}}
@@ -202,14 +204,16 @@ func TestPredictorGate(t *testing.T) {
 			minute++
 		}
 	}
-	// Steady load 100: Holt predicts it exactly, error 0: open.
+	// Steady load 100: Holt predicts it exactly, every residual is 0 and Hi = 100: closed.
 	feed(30, func(int) float64 { return 100 })
-	// The load alternates 10 and 190: the point forecast misses by ~90 on a mean of 100,
-	// a weighted error near 0.9 > 0.3: gated, once.
-	feed(30, func(m int) float64 { return 10 + 180*float64(m%2) })
-	// Steady again: once the 10-minute window holds only accurate predictions, the error
-	// falls under 0.3 and the gate closes, once.
-	feed(40, func(int) float64 { return 100 })
+	// The load jumps to 300 and stays. The predictions made 2 minutes before minutes 30
+	// and 31 are 100 (Hi 100): misses. Holt (α 0.5, β 0.1 without history) then climbs
+	// to 300 over a few minutes (at minute 30 its 2-step forecast is 200 + 2 x 10 = 220),
+	// its interval still narrow from the zero residuals: misses at minutes 32 and 33
+	// too (Hi 220 and 284), 4 of the window's 10 > 0.3: gated at minute 33, once. Holt
+	// then overshoots (Hi above 300): no more misses. At minute 40 the miss at minute 30
+	// leaves the window (30, 40]: 3 of 10 is not above 0.3, and the gate closes, once.
+	feed(70, func(int) float64 { return 300 })
 	want := []state{{false, false}, {true, true}, {false, true}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("gate transitions (-want +got):\n%s", diff)
@@ -222,11 +226,17 @@ func TestPredictorGate(t *testing.T) {
 
 func ptrTo[T any](v T) *T { return &v }
 
-// perReplica: auto learns load / (replicas x ratio) from in-tolerance decisions only.
+// perReplica: auto learns load / (pods x ratio) wherever the binding metric sits in
+// [0.05, 1.1] of its target (linear in the load), over the pods the metric averaged.
 func TestPredictorLearn(t *testing.T) {
 	spec := &Forecast{Load: Load{Query: "q", PerReplica: AutoFloat{Auto: true}}, Method: forecast.MethodHolt}
 	inTol := Decision{CurrentReplicas: 4, Metrics: []MetricResult{
 		{Name: "gpu", Ratio: 0.95, Proposal: 4}, {Name: "queue", Ratio: 0, Proposal: 0}}}
+	pods := func(cur int32, ratio float64, withSample, missing, pending int) Decision {
+		return Decision{CurrentReplicas: cur, Metrics: []MetricResult{
+			{Name: "gpu", Semantics: SemanticsPods, Ratio: Float(ratio), PodsWithSample: withSample, PodsMissing: missing, PodsPending: pending},
+			{Name: "queue", Semantics: SemanticsPods, Ratio: 0, PodsWithSample: withSample, PodsMissing: missing, PodsPending: pending}}}
+	}
 	tests := []struct {
 		name    string
 		dec     Decision
@@ -241,10 +251,24 @@ func TestPredictorLearn(t *testing.T) {
 		{"zero load: nothing learned", inTol, 0, true, false, 0},
 		{"a metric missing: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
 			{Name: "gpu", Ratio: 0.95, Proposal: 4}, {Name: "queue", Error: "timeout"}}}, 38, true, false, 0},
-		{"pods starting: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
+		{"pods starting under a non-Pods metric: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
 			{Name: "gpu", Ratio: 0.95, Proposal: 4, PodsMissing: 1}}}, 38, true, false, 0},
-		{"outside tolerance: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
+		{"above the tolerance band: saturated, nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
 			{Name: "gpu", Ratio: 1.5, Proposal: 6}}}, 38, true, false, 0},
+		// Well below target, linear: 20 / (10 x 0.5) = 4.
+		{"half the target: learned", pods(10, 0.5, 10, 0, 0), 20, true, true, 4},
+		// 6 pods starting report nothing and serve nothing: 38 / (4 x 0.95) = 10.
+		{"pods starting under a Pods metric: over the pods with a sample", pods(10, 0.95, 4, 6, 0), 38, true, true, 10},
+		{"a Pending pod: nothing learned", pods(10, 0.95, 4, 0, 1), 38, true, false, 0},
+		// The band's upper edge 1.1 is in: 44 / (4 x 1.1) = 10.
+		{"at the tolerance edge: learned", pods(4, 1.1, 4, 0, 0), 44, true, true, 10},
+		{"just above the tolerance edge: nothing learned", pods(4, 1.1001, 4, 0, 0), 44, true, false, 0},
+		// The lower edge 0.05 is in: 2 / (4 x 0.05) = 10.
+		{"at 5 % of the target: learned", pods(4, 0.05, 4, 0, 0), 2, true, true, 10},
+		{"below 5 % of the target: nothing learned", pods(4, 0.0499, 4, 0, 0), 2, true, false, 0},
+		// The queue's ratio 2 is the binding metric and above the band.
+		{"the queue above its target: nothing learned", Decision{CurrentReplicas: 4, Metrics: []MetricResult{
+			{Name: "gpu", Ratio: 0.9}, {Name: "queue", Ratio: 2}}}, 38, true, false, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -256,7 +280,7 @@ func TestPredictorLearn(t *testing.T) {
 				pr.Learn(tc.dec, tc.load, tc.ok)
 			}
 			per, ok := pr.PerReplica()
-			if ok != tc.wantOK || (ok && per != tc.wantPer) {
+			if ok != tc.wantOK || (ok && math.Abs(per-tc.wantPer) > 1e-9) {
 				t.Errorf("perReplica = %v, %v; want %v, %v", per, ok, tc.wantPer, tc.wantOK)
 			}
 		})

@@ -39,8 +39,9 @@ type Load struct {
 	PerReplica AutoFloat `yaml:"perReplica"`
 }
 
-// GateSpec is the accuracy gate: above MaxError (weighted MAPE, a fraction) over Window the
-// forecast is gated off until it recovers.
+// GateSpec is the accuracy gate: while the forecast's under-prediction rate over Window
+// (the fraction of comparisons in which the load exceeded the planned quantile Hi of the
+// prediction made one horizon before) is above MaxError, the forecast is gated off.
 type GateSpec struct {
 	MaxError *float64  `yaml:"maxError"`
 	Window   *Duration `yaml:"window"`

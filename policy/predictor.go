@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -48,11 +49,15 @@ type pendingPrediction struct {
 
 // learnWindow is how many samples of load per replica perReplica: auto keeps, and
 // learnMin how many it needs before it proposes: a median over the last few hundred
-// in-tolerance samples (one a minute: a few hours).
+// samples (one a minute: a few hours).
 const (
 	learnWindow = 256
 	learnMin    = 8
 )
+
+// learnMinRatio is the smallest ratio of the binding metric that perReplica: auto learns
+// from: below 5 % of its target a metric says little about the load (see Learn).
+const learnMinRatio = 0.05
 
 // warmupResiduals is how many residuals at the horizon a forecaster must have before its
 // predictions are used or judged: the forecast package's own threshold for comparing
@@ -167,11 +172,19 @@ func (pr *Predictor) method() string {
 }
 
 // Gate returns whether the forecast is gated off, whether the last Observe changed that
-// (for an event on the transition), and the gate's error over its window (ok false when
-// the window has no load).
+// (for an event on the transition), and the point's weighted MAPE over the gate's window
+// (ok false when the window has no load). The gate judges the under-prediction rate
+// (GateUnderRate), not the MAPE: see forecast.Gate.
 func (pr *Predictor) Gate() (gated, changed bool, mape float64, ok bool) {
 	mape, _, ok = pr.gate.Error()
 	return pr.gate.Open(), pr.gateChanged, mape, ok
+}
+
+// GateUnderRate is the error the gate judges against maxError: the fraction of the
+// window's comparisons in which the load exceeded the Hi of the prediction made one
+// horizon before (ok false while the window is empty).
+func (pr *Predictor) GateUnderRate() (rate float64, ok bool) {
+	return pr.gate.UnderRate()
 }
 
 // PerReplica returns the load one replica carries: the configured value, or the learned
@@ -184,35 +197,46 @@ func (pr *Predictor) PerReplica() (float64, bool) {
 }
 
 // Learn feeds perReplica: auto with dec, the decision of this sync, and the load that
-// Observe saw. When every metric was valid, saw every pod (none pending or without a
-// sample), and the metrics' largest proposal equals the current replicas (the HPA's
-// within-tolerance outcome: the replicas are right for the load), the load one replica
-// carries at target is load / (replicas × ratio), ratio being the largest metric's
-// value/target: the replicas the load needs at exactly the target. Dividing by the replicas
-// alone would learn wherever in the tolerance band the replicas sit; with the forecast
-// holding them up, that is the band's lower edge, which would feed back into more
-// replicas. The estimate is the median of the last 256 samples: a median ignores the odd
-// sample taken while the load moved within a sync (a mean would follow every spike). Learn
-// does nothing for a fixed perReplica.
+// Observe saw. It learns wherever the metrics are linear in the load: when every metric
+// was valid, no pod was Pending, and the binding metric (the largest value/target ratio)
+// sat at or below its target, up to the HPA's default tolerance (ratio in [0.05, 1.1]). There a utilization-like metric is proportional to load per serving pod,
+// so the load one replica carries at exactly the target is load / (pods × ratio), pods
+// being those the metric averaged over (the pods with a sample for a Pods metric: pods
+// still starting serve nothing and report nothing; the current replicas for the other
+// semantics, which then must have no pod missing). Above the target the pods saturate and
+// queue, and the ratio no longer says what the load needs; below 5 % of it the metric's
+// idle floor and rounding dominate. The first design learned only at in-tolerance
+// moments (ratio within the tolerance band), which a service whose load swings from zero
+// to its peak within a minute never reaches.
+//
+// The estimate is the median of the last 256 samples: a median ignores the odd sample
+// taken while the load or the Ready pods changed within the metric's averaging window (a
+// mean would follow every one). Learn does nothing for a fixed perReplica.
 func (pr *Predictor) Learn(dec Decision, load float64, ok bool) {
 	if !pr.auto || !ok || !(load > 0) || checkSample(load) != nil || dec.CurrentReplicas < 1 || len(dec.Metrics) == 0 {
 		return
 	}
-	var reactive int32
 	var ratio float64
+	var pods int32
 	for _, m := range dec.Metrics {
-		if m.Error != "" || m.PodsPending > 0 || m.PodsMissing > 0 {
+		if m.Error != "" || m.PodsPending > 0 {
 			return
 		}
-		reactive = max(reactive, m.Proposal)
-		if r := float64(m.Ratio); r > ratio && checkSample(r) == nil {
-			ratio = r
+		r := float64(m.Ratio)
+		if checkSample(r) != nil || r <= ratio {
+			continue
+		}
+		ratio, pods = r, dec.CurrentReplicas
+		if m.Semantics == SemanticsPods {
+			pods = int32(min(m.PodsWithSample, math.MaxInt32))
+		} else if m.PodsMissing > 0 {
+			return
 		}
 	}
-	if reactive != dec.CurrentReplicas || !(ratio > 0) {
+	if ratio < learnMinRatio || ratio > 1+DefaultTolerance || pods < 1 {
 		return
 	}
-	pr.learned[pr.next] = load / (float64(dec.CurrentReplicas) * ratio)
+	pr.learned[pr.next] = load / (float64(pods) * ratio)
 	pr.next = (pr.next + 1) % learnWindow
 	pr.count = min(pr.count+1, learnWindow)
 	pr.scratch = append(pr.scratch[:0], pr.learned[:pr.count]...)
