@@ -95,9 +95,13 @@ func TestChunksFourteenDays(t *testing.T) {
 
 func TestDecodeMatrix(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	ts := func(n int) model.Time { return model.TimeFromUnixNano(t0.Add(time.Duration(n) * time.Second).UnixNano()) }
+	ts := func(n int) model.Time {
+		return model.TimeFromUnixNano(t0.Add(time.Duration(n) * time.Second).UnixNano())
+	}
 	at := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
-	pair := func(n int, v float64) model.SamplePair { return model.SamplePair{Timestamp: ts(n), Value: model.SampleValue(v)} }
+	pair := func(n int, v float64) model.SamplePair {
+		return model.SamplePair{Timestamp: ts(n), Value: model.SampleValue(v)}
+	}
 	tests := []struct {
 		name    string
 		v       model.Value
