@@ -17,12 +17,6 @@ import (
 // refuses a range query of more than 11,000 points per series.
 const MaxPointsPerQuery = 11000
 
-// HistoryStats says what History did.
-type HistoryStats struct {
-	Queries int // range queries sent
-	Points  int // steps asked for
-}
-
 // History runs query as range queries from start to end (both included) every step, at
 // most MaxPointsPerQuery points each, with lookback as the lookback delta, and returns the
 // samples in time order. A result labelled by the pod label is summed over its series at
@@ -30,28 +24,25 @@ type HistoryStats struct {
 // sample, or with a NaN, ±Inf or negative value in any series, are left out (missing,
 // never zero). Errors
 // name the query and the failing chunk and wrap the package's sentinels.
-func (s *Source) History(ctx context.Context, query string, start, end time.Time, step, lookback time.Duration) ([]forecast.Sample, HistoryStats, error) {
-	var st HistoryStats
+func (s *Source) History(ctx context.Context, query string, start, end time.Time, step, lookback time.Duration) ([]forecast.Sample, error) {
 	chunks, err := Chunks(start, end, step, MaxPointsPerQuery)
 	if err != nil {
-		return nil, st, fmt.Errorf("range query %q: %w: %w", query, err, ErrBadQuery)
+		return nil, fmt.Errorf("range query %q: %w: %w", query, err, ErrBadQuery)
 	}
 	var out []forecast.Sample
 	for _, r := range chunks {
-		st.Points += int(r.End.Sub(r.Start)/step) + 1
 		v, err := s.queryRange(ctx, query, r, lookback)
-		st.Queries++
 		if err != nil {
-			return nil, st, fmt.Errorf("range query %q from %s to %s: %w", query,
+			return nil, fmt.Errorf("range query %q from %s to %s: %w", query,
 				r.Start.UTC().Format(time.RFC3339), r.End.UTC().Format(time.RFC3339), err)
 		}
 		samples, err := decodeMatrix(v, s.podLabel)
 		if err != nil {
-			return nil, st, fmt.Errorf("range query %q: %w", query, err)
+			return nil, fmt.Errorf("range query %q: %w", query, err)
 		}
 		out = append(out, samples...)
 	}
-	return out, st, nil
+	return out, nil
 }
 
 // queryRange sends one range query; its error wraps the class's sentinel and the cause.
