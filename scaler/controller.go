@@ -32,8 +32,11 @@ type Deps struct {
 	Scales  scale.ScalesGetter
 	// Mapper maps a target's apiVersion and kind to its resource; a deferred discovery
 	// mapper is reset when a lookup fails, so that CRDs installed later are found.
-	Mapper   meta.ResettableRESTMapper
-	Source   MetricSource
+	Mapper meta.ResettableRESTMapper
+	Source MetricSource
+	// History loads the forecast's load history at start-up; nil: forecasts start
+	// without history.
+	History  HistorySource
 	Clock    clock.WithTicker
 	Recorder record.EventRecorder
 	Metrics  *Metrics
