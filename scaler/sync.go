@@ -114,13 +114,14 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	var shadow policy.Decision
 	shadow, t.shadow = policy.Decide(p, shadowIn, t.shadow, now)
 
-	logger.V(2).Info("Decided", "current", cur, "desired", dec.DesiredReplicas, "reason", dec.Reason,
-		"metric", dec.Metric, "proposal", dec.Proposal, "hpaEquivalent", shadow.DesiredReplicas, "dryRun", dryRun)
+	kv := []any{"current", cur, "desired", dec.DesiredReplicas, "reason", dec.Reason, "metric", dec.Metric, "proposal", dec.Proposal,
+		"hpaEquivalent", shadow.DesiredReplicas, "dryRun", dryRun}
 	if fst != nil {
 		fst.ForecastResult = dec.Forecast
-		logger.V(2).Info("Forecast", "forecast", dec.Forecast, "horizon", time.Duration(fst.HorizonSeconds*float64(time.Second)),
-			"startup", time.Duration(fst.StartupSeconds*float64(time.Second)), "startupMeasured", fst.StartupMeasured, "loadError", fst.LoadError)
+		kv = append(kv, "forecast", dec.Forecast, "horizon", time.Duration(fst.HorizonSeconds*float64(time.Second)),
+			"startupMeasured", fst.StartupMeasured, "loadError", fst.LoadError)
 	}
+	logger.V(2).Info("Decided", kv...)
 
 	if !dryRun && dec.DesiredReplicas != cur {
 		c.rescale(ctx, p, t, obs, dec, now)
