@@ -128,7 +128,8 @@ func (c *Controller) Ready() bool { return c.ready.Load() }
 func (c *Controller) Leading() bool { return c.leading.Load() }
 
 // SetPolicies replaces the configuration; it takes effect at the next tick. Policies that
-// keep their name and target keep their history.
+// keep their name and target keep their history, and their forecaster unless their
+// forecast block changed (then the next tick rebuilds it, history loaded again).
 func (c *Controller) SetPolicies(policies []policy.Policy) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -204,17 +204,19 @@ func loadValue(s policy.Sample) (float64, error) {
 const maxLoad = 1e15
 
 // reportForecast sets the forecast's metrics from the decision and the status: a value
-// that is missing removes its series.
-func (c *Controller) reportForecast(p *policy.Policy, dec policy.Decision, st *ForecastStatus, gated bool) {
+// that is missing removes its series (the gate's, when the forecaster could not be built).
+func (c *Controller) reportForecast(p *policy.Policy, fc *predictor, dec policy.Decision, st *ForecastStatus) {
 	m, name := c.deps.Metrics, p.Name
 	m.ForecastHorizon.WithLabelValues(name).Set(st.HorizonSeconds)
 	m.ForecastHistorySamples.WithLabelValues(name).Set(float64(st.HistorySamples))
 	setOrDelete(m.PodStartup, name, st.StartupSeconds, st.StartupMeasured)
-	g := 0.0
-	if gated {
-		g = 1
+	var gated float64
+	if fc.pred != nil {
+		if g, _, _, _ := fc.pred.Gate(); g {
+			gated = 1
+		}
 	}
-	m.ForecastGated.WithLabelValues(name).Set(g)
+	setOrDelete(m.ForecastGated, name, gated, fc.pred != nil)
 	var mape float64
 	if st.Error != nil {
 		mape = *st.Error

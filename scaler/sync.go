@@ -131,11 +131,7 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	}
 	c.report(ctx, p, t, obs, dec, shadow, now)
 	if fst != nil {
-		gated := false
-		if t.fc.pred != nil {
-			gated, _, _, _ = t.fc.pred.Gate()
-		}
-		c.reportForecast(p, dec, fst, gated)
+		c.reportForecast(p, t.fc, dec, fst)
 	}
 	t.mu.Lock()
 	t.last, t.forecast = dec, fst
