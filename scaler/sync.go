@@ -90,34 +90,11 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 		t.shadow = t.shadow.RecordScale(p, t.lastSpec, cur, now)
 	}
 
-	// The forecast: the Predictor observes the load, its forecast joins the metrics in
-	// Decide, and Learn sees the decision (as the backtest drives it).
-	var fst *ForecastStatus
-	var load float64
-	var loadOK bool
-	if forecasting(p) != nil {
-		c.ensurePredictor(ctx, p, t, &obs, now)
-		fst, load, loadOK = c.observeForecast(ctx, p, t, &obs, now)
-	} else if t.fc != nil {
-		t.fc = nil
-		c.deps.Metrics.forgetForecast(p.Name)
-	}
-
-	var dec policy.Decision
-	dec, t.hist = policy.Decide(p, obs.in, t.hist, now)
-	if t.fc != nil && t.fc.pred != nil {
-		t.fc.pred.Learn(dec, load, loadOK)
-	}
-	// The HPA-equivalent engine: no forecast, no capacity cap.
-	shadowIn := obs.in
-	shadowIn.Capacity, shadowIn.Forecast, shadowIn.LoadErr = nil, nil, nil
-	var shadow policy.Decision
-	shadow, t.shadow = policy.Decide(p, shadowIn, t.shadow, now)
+	dec, shadow, fst := c.decide(ctx, p, t, &obs, now)
 
 	kv := []any{"current", cur, "desired", dec.DesiredReplicas, "reason", dec.Reason, "metric", dec.Metric, "proposal", dec.Proposal,
 		"hpaEquivalent", shadow.DesiredReplicas, "dryRun", dryRun}
 	if fst != nil {
-		fst.ForecastResult = dec.Forecast
 		kv = append(kv, "forecast", dec.Forecast, "horizon", time.Duration(fst.HorizonSeconds*float64(time.Second)),
 			"startupMeasured", fst.StartupMeasured, "loadError", fst.LoadError)
 	}
@@ -137,6 +114,33 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	t.last, t.forecast = dec, fst
 	t.mu.Unlock()
 	t.lastSpec, t.seen, t.lastTick = cur, true, now
+}
+
+// decide runs the policy's engine, with its forecast, and the HPA-equivalent engine (no
+// forecast, no capacity cap). The forecast's Predictor observes the load, its forecast
+// joins the metrics in Decide, and Learn sees the decision, as the backtest drives it. fst
+// is the forecast's status, nil for a policy without a forecast.
+func (c *Controller) decide(ctx context.Context, p *policy.Policy, t *target, obs *observed, now time.Time) (dec, shadow policy.Decision, fst *ForecastStatus) {
+	var load float64
+	var loadOK bool
+	if forecasting(p) != nil {
+		c.ensurePredictor(ctx, p, t, obs, now)
+		fst, load, loadOK = c.observeForecast(ctx, p, t, obs, now)
+	} else if t.fc != nil {
+		t.fc = nil
+		c.deps.Metrics.forgetForecast(p.Name)
+	}
+	dec, t.hist = policy.Decide(p, obs.in, t.hist, now)
+	if t.fc != nil && t.fc.pred != nil {
+		t.fc.pred.Learn(dec, load, loadOK)
+	}
+	if fst != nil {
+		fst.ForecastResult = dec.Forecast
+	}
+	shadowIn := obs.in
+	shadowIn.Capacity, shadowIn.Forecast, shadowIn.LoadErr = nil, nil, nil
+	shadow, t.shadow = policy.Decide(p, shadowIn, t.shadow, now)
+	return dec, shadow, fst
 }
 
 // observe reads the target's scale, pods, metrics and the GPUs left.
