@@ -45,6 +45,11 @@ func Decide(p *Policy, in Observation, hist History, now time.Time) (Decision, H
 
 	proposal, ok := proposeFromMetrics(p, &in, &d)
 	proposal, ok = joinForecast(in.Forecast, cur, proposal, ok, p.tolerances(), &d)
+	if ok && in.LoadErr != nil && proposal < cur {
+		// The forecast's load is missing: like a missing metric, it holds a scale-down.
+		ok = false
+		d.Metric = ""
+	}
 	if !ok {
 		d.Reason = ReasonFailedGetMetric
 		return d, hist

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -148,6 +149,28 @@ func TestDecideForecast(t *testing.T) {
 			wantFc:     &ForecastResult{Value: 1e12, PerReplica: 1e-9, Proposal: 2147483647, Won: true},
 		},
 		{
+			// queue 1/5 at 4 -> 1, but the forecast's load is missing: like a missing
+			// metric it holds the scale-down at 4
+			name:   "a missing load holds a scale-down",
+			obs:    missingLoad(queueAt(4, 1)),
+			want:   outcome{Desired: 4, Reason: ReasonFailedGetMetric},
+			wantFc: nil,
+		},
+		{
+			// queue 10/5 at 4 -> 8: a missing load does not hold a scale-up
+			name:       "a missing load lets the metrics scale up",
+			obs:        missingLoad(queueAt(4, 10)),
+			want:       outcome{Desired: 8, Reason: ReasonDesiredWithinRange, Proposal: 8},
+			wantMetric: "queue",
+		},
+		{
+			// queue 5/5 at 4 -> 4 (within tolerance): the same as current, nothing to hold
+			name:       "a missing load with the metrics at current keeps them",
+			obs:        missingLoad(queueAt(4, 5)),
+			want:       outcome{Desired: 4, Reason: ReasonDesiredWithinRange, Proposal: 4},
+			wantMetric: "queue",
+		},
+		{
 			name:       "a NaN forecast proposes nothing",
 			obs:        queueAt(4, 5),
 			fc:         &ForecastInput{Value: nan(), PerReplica: 3.5, PerReplicaKnown: true},
@@ -171,6 +194,12 @@ func TestDecideForecast(t *testing.T) {
 			}
 		})
 	}
+}
+
+// missingLoad is o with the forecast's load missing.
+func missingLoad(o Observation) Observation {
+	o.LoadErr = errors.New("empty result")
+	return o
 }
 
 func nan() float64 { z := 0.0; return z / z }

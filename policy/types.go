@@ -177,6 +177,11 @@ type Observation struct {
 	// Forecast is the caller's forecast for this sync (a Predictor's Observe), nil without
 	// one. Its proposal joins the metrics' maximum.
 	Forecast *ForecastInput
+	// LoadErr, when not nil, says why the forecast's load query had no usable sample this
+	// sync (the controller's: empty, stale, NaN or failed). The load counts as one more
+	// missing metric: as the HPA does for a missing metric, Decide holds the current
+	// replicas when the rest would scale down, so a missing load never causes a scale-down.
+	LoadErr error
 }
 
 // ForecastInput is one sync's forecast of the load at now + horizon.

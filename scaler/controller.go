@@ -32,8 +32,11 @@ type Deps struct {
 	Scales  scale.ScalesGetter
 	// Mapper maps a target's apiVersion and kind to its resource; a deferred discovery
 	// mapper is reset when a lookup fails, so that CRDs installed later are found.
-	Mapper   meta.ResettableRESTMapper
-	Source   MetricSource
+	Mapper meta.ResettableRESTMapper
+	Source MetricSource
+	// History loads the forecast's load history at start-up; nil: forecasts start
+	// without history.
+	History  HistorySource
 	Clock    clock.WithTicker
 	Recorder record.EventRecorder
 	Metrics  *Metrics
@@ -125,7 +128,8 @@ func (c *Controller) Ready() bool { return c.ready.Load() }
 func (c *Controller) Leading() bool { return c.leading.Load() }
 
 // SetPolicies replaces the configuration; it takes effect at the next tick. Policies that
-// keep their name and target keep their history.
+// keep their name and target keep their history, and their forecaster unless their
+// forecast block changed (then the next tick rebuilds it, history loaded again).
 func (c *Controller) SetPolicies(policies []policy.Policy) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

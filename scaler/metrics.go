@@ -27,6 +27,17 @@ type Metrics struct {
 	ReloadTimestamp      prometheus.Gauge
 	ScorecardReplicaSecs *prometheus.CounterVec
 	ScorecardShortSecs   *prometheus.CounterVec
+	// The forecast's series, for policies with a forecast; each is set only while it has
+	// a value (a missing forecast is an absent series, never 0).
+	ForecastLoad           *prometheus.GaugeVec
+	ForecastUpper          *prometheus.GaugeVec
+	ForecastLower          *prometheus.GaugeVec
+	ForecastReplicas       *prometheus.GaugeVec
+	ForecastError          *prometheus.GaugeVec
+	ForecastGated          *prometheus.GaugeVec
+	ForecastHorizon        *prometheus.GaugeVec
+	ForecastHistorySamples *prometheus.GaugeVec
+	PodStartup             *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -73,10 +84,30 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Replica-seconds each autoscaler would have used: who is prescale, hpa_equivalent or hpa."}, []string{"policy", "who"}),
 		ScorecardShortSecs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_scorecard_underprovisioned_seconds_total",
 			Help: "Seconds each autoscaler would have had fewer replicas than the metrics asked for."}, []string{"policy", "who"}),
+		ForecastLoad: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_load",
+			Help: "The point forecast of the load at now + horizon, in the load query's units."}, policy),
+		ForecastUpper: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_upper",
+			Help: "The planned quantile of the load forecast (forecast.quantile), what the proposal divides by perReplica."}, policy),
+		ForecastLower: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_lower",
+			Help: "The lower end of the load forecast's interval."}, policy),
+		ForecastReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_replicas",
+			Help: "The forecast's replica proposal (absent while gated, learning perReplica, warming up or without a load)."}, policy),
+		ForecastError: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_error",
+			Help: "The forecast's weighted MAPE over the gate's window, a fraction (absent while the window has no load)."}, policy),
+		ForecastGated: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_gated",
+			Help: "1 while the accuracy gate holds the policy's forecast off (its error is above gate.maxError)."}, policy),
+		ForecastHorizon: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_horizon_seconds",
+			Help: "How far ahead the forecast predicts: forecast.horizon, or for auto the pods' start-up time plus one interval."}, policy),
+		ForecastHistorySamples: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_history_samples",
+			Help: "Load samples the forecast was fitted on when it was built (the history loaded from Prometheus)."}, policy),
+		PodStartup: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pod_startup_seconds",
+			Help: "p90 of the creation-to-Ready time of the target's recent pods (absent until one is measured)."}, policy),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.ShadowReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors,
-		m.TickDuration, m.LastTick, m.Leader, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs)
+		m.TickDuration, m.LastTick, m.Leader, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
+		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastGated, m.ForecastHorizon,
+		m.ForecastHistorySamples, m.PodStartup)
 	return m
 }
 
@@ -87,7 +118,17 @@ func (m *Metrics) forget(name string) {
 		m.HPADesiredReplicas, m.MetricValue, m.MetricTarget, m.MetricMissing} {
 		v.DeletePartialMatch(l)
 	}
+	m.forgetForecast(name)
 	for _, v := range []*prometheus.CounterVec{m.Decisions, m.Scales, m.ScorecardReplicaSecs, m.ScorecardShortSecs} {
+		v.DeletePartialMatch(l)
+	}
+}
+
+// forgetForecast drops the forecast's series of a policy (it left, or lost its forecast).
+func (m *Metrics) forgetForecast(name string) {
+	l := prometheus.Labels{"policy": name}
+	for _, v := range []*prometheus.GaugeVec{m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas,
+		m.ForecastError, m.ForecastGated, m.ForecastHorizon, m.ForecastHistorySamples, m.PodStartup} {
 		v.DeletePartialMatch(l)
 	}
 }

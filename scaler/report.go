@@ -128,6 +128,8 @@ type PolicyStatus struct {
 	Since         time.Time          `json:"since,omitzero"`
 	ReplicaSecs   map[string]float64 `json:"replicaSeconds,omitempty"`
 	ShortSecs     map[string]float64 `json:"underprovisionedSeconds,omitempty"`
+	// Forecast is the forecast's part of the last decision, for a policy that forecasts.
+	Forecast *ForecastStatus `json:"forecast,omitempty"`
 }
 
 // Status returns every policy's last decision and scorecard, sorted by policy name.
@@ -139,7 +141,8 @@ func (c *Controller) Status() []PolicyStatus {
 		t.mu.Lock()
 		st := PolicyStatus{Policy: p.Name, Target: p.Target.String(), Current: t.last.CurrentReplicas,
 			Desired: t.last.DesiredReplicas, Reason: t.last.Reason, HPAEquivalent: t.lastShadow, HPA: t.lastHPA,
-			Since: t.score.since, ReplicaSecs: copyMap(t.score.replicaSeconds), ShortSecs: copyMap(t.score.shortSeconds)}
+			Since: t.score.since, ReplicaSecs: copyMap(t.score.replicaSeconds), ShortSecs: copyMap(t.score.shortSeconds),
+			Forecast: t.forecast}
 		t.mu.Unlock()
 		out = append(out, st)
 	}

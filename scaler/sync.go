@@ -44,9 +44,14 @@ type target struct {
 	conditions map[string]string // event reason -> last message, so that each is sent on change
 	dryRun     bool              // this tick's dry-run setting: no writes, no events
 	score      scorecard
-	// mu guards what Status reads while a tick runs.
+	// fc is the forecast's state, nil until the policy forecasts; startup measures the
+	// pods' start-up for horizon: auto.
+	fc      *predictor
+	startup startups
+	// mu guards what Status and ForecastReplicas read while a tick runs.
 	mu         sync.Mutex
 	last       policy.Decision
+	forecast   *ForecastStatus // the forecast's status at the last tick, nil without one
 	lastShadow int32
 	lastHPA    *int32
 }
@@ -59,6 +64,8 @@ type observed struct {
 	gvr   schema.GroupVersionResource
 	ref   *corev1.ObjectReference
 	fit   *Fit
+	// load is the forecast's load sample, for a policy that forecasts.
+	load policy.Sample
 }
 
 // sync runs one policy for one tick: observe, decide, act.
@@ -83,27 +90,57 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 		t.shadow = t.shadow.RecordScale(p, t.lastSpec, cur, now)
 	}
 
-	var dec policy.Decision
-	dec, t.hist = policy.Decide(p, obs.in, t.hist, now)
-	shadowIn := obs.in
-	shadowIn.Capacity = nil
-	var shadow policy.Decision
-	shadow, t.shadow = policy.Decide(p, shadowIn, t.shadow, now)
+	dec, shadow, fst := c.decide(ctx, p, t, &obs, now)
 
-	logger.V(2).Info("Decided", "current", cur, "desired", dec.DesiredReplicas, "reason", dec.Reason,
-		"metric", dec.Metric, "proposal", dec.Proposal, "hpaEquivalent", shadow.DesiredReplicas, "dryRun", dryRun)
+	kv := []any{"current", cur, "desired", dec.DesiredReplicas, "reason", dec.Reason, "metric", dec.Metric, "proposal", dec.Proposal,
+		"hpaEquivalent", shadow.DesiredReplicas, "dryRun", dryRun}
+	if fst != nil {
+		kv = append(kv, "forecast", dec.Forecast, "horizon", time.Duration(fst.HorizonSeconds*float64(time.Second)),
+			"startupMeasured", fst.StartupMeasured, "loadError", fst.LoadError)
+	}
+	logger.V(2).Info("Decided", kv...)
 
 	if !dryRun && dec.DesiredReplicas != cur {
 		c.rescale(ctx, p, t, obs, dec, now)
 	}
 	if !dryRun {
-		c.annotate(ctx, p, t, obs, dec)
+		c.annotate(ctx, p, t, obs, dec, fst)
 	}
 	c.report(ctx, p, t, obs, dec, shadow, now)
+	if fst != nil {
+		c.reportForecast(p, t.fc, dec, fst)
+	}
 	t.mu.Lock()
-	t.last = dec
+	t.last, t.forecast = dec, fst
 	t.mu.Unlock()
 	t.lastSpec, t.seen, t.lastTick = cur, true, now
+}
+
+// decide runs the policy's engine, with its forecast, and the HPA-equivalent engine (no
+// forecast, no capacity cap). The forecast's Predictor observes the load, its forecast
+// joins the metrics in Decide, and Learn sees the decision, as the backtest drives it. fst
+// is the forecast's status, nil for a policy without a forecast.
+func (c *Controller) decide(ctx context.Context, p *policy.Policy, t *target, obs *observed, now time.Time) (dec, shadow policy.Decision, fst *ForecastStatus) {
+	var load float64
+	var loadOK bool
+	if forecasting(p) != nil {
+		c.ensurePredictor(ctx, p, t, obs, now)
+		fst, load, loadOK = c.observeForecast(ctx, p, t, obs, now)
+	} else if t.fc != nil {
+		t.fc = nil
+		c.deps.Metrics.forgetForecast(p.Name)
+	}
+	dec, t.hist = policy.Decide(p, obs.in, t.hist, now)
+	if t.fc != nil && t.fc.pred != nil {
+		t.fc.pred.Learn(dec, load, loadOK)
+	}
+	if fst != nil {
+		fst.ForecastResult = dec.Forecast
+	}
+	shadowIn := obs.in
+	shadowIn.Capacity, shadowIn.Forecast, shadowIn.LoadErr = nil, nil, nil
+	shadow, t.shadow = policy.Decide(p, shadowIn, t.shadow, now)
+	return dec, shadow, fst
 }
 
 // observe reads the target's scale, pods, metrics and the GPUs left.
@@ -143,11 +180,23 @@ func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target, n
 	if err != nil {
 		return o, fmt.Errorf("list pods of %s: %w", p.Target, err)
 	}
+	queries := make([]string, len(p.Metrics), len(p.Metrics)+1)
+	for i := range p.Metrics {
+		queries[i] = p.Metrics[i].Query
+	}
+	if f := forecasting(p); f != nil {
+		queries = append(queries, f.Load.Query)
+		t.startup.observe(pods)
+	}
+	samples := c.queryAll(ctx, queries, now)
 	o.in = policy.Observation{
 		SpecReplicas:   o.scale.Spec.Replicas,
 		StatusReplicas: o.scale.Status.Replicas,
 		Pods:           make([]policy.Pod, len(pods)),
-		Metrics:        c.queryAll(ctx, p, now),
+		Metrics:        samples[:len(p.Metrics)],
+	}
+	if len(samples) > len(p.Metrics) {
+		o.load = samples[len(p.Metrics)]
 	}
 	placed := int32(0)
 	var template *corev1.Pod
@@ -190,17 +239,17 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// queryAll runs the policy's queries concurrently, within the controller-wide bound.
-func (c *Controller) queryAll(ctx context.Context, p *policy.Policy, now time.Time) []policy.Sample {
-	out := make([]policy.Sample, len(p.Metrics))
-	done := make(chan struct{}, len(p.Metrics))
-	for i := range p.Metrics {
+// queryAll runs a policy's queries concurrently, within the controller-wide bound.
+func (c *Controller) queryAll(ctx context.Context, queries []string, now time.Time) []policy.Sample {
+	out := make([]policy.Sample, len(queries))
+	done := make(chan struct{}, len(queries))
+	for i := range queries {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			c.querySlots <- struct{}{}
 			defer func() { <-c.querySlots }()
 			start := time.Now()
-			s, err := c.deps.Source.Sample(ctx, p.Metrics[i].Query, now, c.opts.Staleness)
+			s, err := c.deps.Source.Sample(ctx, queries[i], now, c.opts.Staleness)
 			c.deps.Metrics.QueryDuration.Observe(time.Since(start).Seconds())
 			c.deps.Metrics.Queries.Inc()
 			if err != nil {
@@ -210,7 +259,7 @@ func (c *Controller) queryAll(ctx context.Context, p *policy.Policy, now time.Ti
 			out[i] = s
 		}()
 	}
-	for range p.Metrics {
+	for range queries {
 		<-done
 	}
 	return out
@@ -264,8 +313,8 @@ func (c *Controller) writeScale(ctx context.Context, p *policy.Policy, o observe
 }
 
 // annotate writes the decision record on the target when it changed (ignoring its time).
-func (c *Controller) annotate(ctx context.Context, p *policy.Policy, t *target, o observed, dec policy.Decision) {
-	text := annotationFor(dec)
+func (c *Controller) annotate(ctx context.Context, p *policy.Policy, t *target, o observed, dec policy.Decision, fst *ForecastStatus) {
+	text := annotationFor(dec, fst)
 	if text == t.annotation || !c.Leading() {
 		return
 	}
@@ -283,9 +332,9 @@ func (c *Controller) annotate(ctx context.Context, p *policy.Policy, t *target, 
 	t.annotation = text
 }
 
-// annotationFor renders a decision compactly, within maxAnnotation bytes: the metrics are
-// dropped from the end until it fits.
-func annotationFor(dec policy.Decision) string {
+// annotationFor renders a decision and its forecast's status compactly, within
+// maxAnnotation bytes: the metrics are dropped from the end until it fits.
+func annotationFor(dec policy.Decision, fst *ForecastStatus) string {
 	type metric struct {
 		Name     string  `json:"name"`
 		Value    any     `json:"value,omitempty"`
@@ -294,16 +343,17 @@ func annotationFor(dec policy.Decision) string {
 		Error    string  `json:"error,omitempty"`
 	}
 	type record struct {
-		Current  int32          `json:"current"`
-		Desired  int32          `json:"desired"`
-		Reason   policy.Reason  `json:"reason"`
-		Metric   string         `json:"metric,omitempty"`
-		Proposal int32          `json:"proposal"`
-		Clamps   []policy.Clamp `json:"clamps,omitempty"`
-		Metrics  []metric       `json:"metrics,omitempty"`
+		Current  int32           `json:"current"`
+		Desired  int32           `json:"desired"`
+		Reason   policy.Reason   `json:"reason"`
+		Metric   string          `json:"metric,omitempty"`
+		Proposal int32           `json:"proposal"`
+		Clamps   []policy.Clamp  `json:"clamps,omitempty"`
+		Metrics  []metric        `json:"metrics,omitempty"`
+		Forecast *ForecastStatus `json:"forecast,omitempty"`
 	}
 	r := record{Current: dec.CurrentReplicas, Desired: dec.DesiredReplicas, Reason: dec.Reason, Metric: dec.Metric,
-		Proposal: dec.Proposal, Clamps: dec.Clamps}
+		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst}
 	for _, m := range dec.Metrics {
 		mm := metric{Name: m.Name, Target: m.Target, Error: truncate(m.Error, 200)}
 		if m.Error == "" {

@@ -46,8 +46,9 @@ func newRunCmd(*viper.Viper) *cobra.Command {
 		Use:   "run -f CONFIG.yaml",
 		Short: "Run the controller: scale the policies' targets every interval",
 		Long: `Run reads the policy file (global settings and policies), and every interval, for every
-policy, queries Prometheus, decides with the HPA's math, caps by the GPUs that can be placed,
-and writes the target's scale subresource while it holds the leader Lease (never in dry-run).
+policy, queries Prometheus, decides with the HPA's math (plus the policy's forecast of its
+load, fitted on the load's history at start-up), caps by the GPUs that can be placed, and
+writes the target's scale subresource while it holds the leader Lease (never in dry-run).
 Settings come from defaults, then the file, then PRESCALE_* environment variables
 (PRESCALE_PROMETHEUS_URL, PRESCALE_DRYRUN, ...), then flags. The file is watched: a valid
 new version takes effect at the next tick; an invalid one is logged and the last good one
@@ -210,14 +211,12 @@ func run(ctx context.Context, flags *pflag.FlagSet) error {
 			ns.Prometheus.URL != s.Prometheus.URL || ns.ExternalMetrics != s.ExternalMetrics {
 			logger.Info("Global settings changed; policies reloaded now, settings apply after a restart", "file", file)
 		}
-		warnForecast(logger, np)
 		c.SetPolicies(np)
 		metrics.ReloadSuccessful.Set(1)
 		metrics.ReloadTimestamp.SetToCurrentTime()
 		logger.Info("Reloaded configuration", "file", file, "policies", len(np))
 	})
 
-	warnForecast(logger, policies)
 	logger.Info("Starting prescale", "identity", identity, "policies", len(policies), "dryRun", s.DryRun,
 		"interval", s.Interval, "prometheus", s.Prometheus.URL, "listen", ln.Addr().String(), "leaderElection", s.LeaderElection.Enabled)
 	err = c.Run(ctx, kube, s.leaderOptions())
@@ -231,7 +230,7 @@ func run(ctx context.Context, flags *pflag.FlagSet) error {
 // source; if the server stops on its own, it cancels ctx with the reason.
 func serveExternalMetrics(ctx context.Context, cancel context.CancelCauseFunc, s Settings, kubeconfig string,
 	source scaler.MetricSource, c *scaler.Controller) error {
-	p, err := external.NewProvider(external.Options{Source: source, Policies: c.Policies, Staleness: s.Staleness})
+	p, err := external.NewProvider(external.Options{Source: source, Policies: c.Policies, Staleness: s.Staleness, Forecasts: c})
 	if err != nil {
 		return err
 	}
@@ -251,16 +250,6 @@ func serveExternalMetrics(ctx context.Context, cancel context.CancelCauseFunc, s
 	}()
 	klog.FromContext(ctx).Info("Serving the external metrics API", "address", o.Address)
 	return nil
-}
-
-// warnForecast says that the controller does not apply a policy's forecast yet: only
-// `prescale backtest` does. The policy still runs, reactively.
-func warnForecast(logger klog.Logger, policies []policy.Policy) {
-	for _, p := range policies {
-		if p.Forecast != nil {
-			logger.Info("WARNING: prescale run does not apply forecasts yet (prescale backtest does); this policy scales reactively", "policy", p.Name)
-		}
-	}
 }
 
 func defaultIdentity() string {

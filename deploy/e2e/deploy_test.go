@@ -213,7 +213,8 @@ func TestStatic(t *testing.T) {
 		for _, m := range []string{"prescale_desired_replicas", "prescale_current_replicas", "prescale_uncapped_replicas",
 			"prescale_hpa_equivalent_replicas", "prescale_hpa_desired_replicas", "prescale_metric_value", "prescale_metric_target",
 			"prescale_decisions_total", "prescale_leader", "prescale_config_last_reload_successful", "prescale_metric_missing",
-			"prescale_forecast_"} {
+			"prescale_forecast_load", "prescale_forecast_lower", "prescale_forecast_upper", "prescale_forecast_gated",
+			"prescale_forecast_replicas"} {
 			if !bytes.Contains(b, []byte(m)) {
 				t.Errorf("the dashboard never queries %s", m)
 			}

@@ -138,16 +138,19 @@ type exporter struct {
 	mu        sync.Mutex
 	queue     float64 // vllm:num_requests_waiting per Ready pod; NaN exports nothing
 	total     float64 // when not NaN: a load split evenly over the Ready pods (queue ignored)
+	load      float64 // inference_load_rps{namespace}, a workload-wide series; NaN exports nothing
 	addr      string
 	srv       *http.Server
 	queueDesc *prometheus.Desc
+	loadDesc  *prometheus.Desc
 }
 
 func newExporter(t testing.TB, w sandbox.Workload) *exporter {
 	t.Helper()
 	_, kube := sharedSandbox(t)
-	e := &exporter{kube: kube, w: w, queue: math.NaN(), total: math.NaN(),
-		queueDesc: prometheus.NewDesc("vllm:num_requests_waiting", "Requests waiting.", []string{"namespace", "pod"}, nil)}
+	e := &exporter{kube: kube, w: w, queue: math.NaN(), total: math.NaN(), load: math.NaN(),
+		queueDesc: prometheus.NewDesc("vllm:num_requests_waiting", "Requests waiting.", []string{"namespace", "pod"}, nil),
+		loadDesc:  prometheus.NewDesc("inference_load_rps", "Requests per second arriving at the workload.", []string{"namespace"}, nil)}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(e)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -174,12 +177,22 @@ func (e *exporter) setTotal(v float64) {
 	e.total = v
 }
 
-func (e *exporter) Describe(ch chan<- *prometheus.Desc) { ch <- e.queueDesc }
+// setLoad sets the workload's load series, the forecast's input.
+func (e *exporter) setLoad(v float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.load = v
+}
+
+func (e *exporter) Describe(ch chan<- *prometheus.Desc) { ch <- e.queueDesc; ch <- e.loadDesc }
 
 func (e *exporter) Collect(ch chan<- prometheus.Metric) {
 	e.mu.Lock()
-	q, total := e.queue, e.total
+	q, total, load := e.queue, e.total, e.load
 	e.mu.Unlock()
+	if !math.IsNaN(load) {
+		ch <- prometheus.MustNewConstMetric(e.loadDesc, prometheus.GaugeValue, load, e.w.Namespace)
+	}
 	if math.IsNaN(q) && math.IsNaN(total) {
 		return
 	}

@@ -25,8 +25,15 @@ import (
 const ForecastSuffix = "forecast-replicas"
 
 // ErrForecastNotConfigured is the error for "<policy>-forecast-replicas" while the policy
-// has no forecast.
-var ErrForecastNotConfigured = errors.New("forecast not configured")
+// has no forecast (or its method is off), or the provider has no Forecasts.
+var ErrForecastNotConfigured = scaler.ErrForecastNotConfigured
+
+// Forecasts returns a policy's latest forecast proposal as of now, and an error (never a
+// zero) when there is none: not configured, gated, learning, missing or stale. The
+// controller implements it (scaler.Controller.ForecastReplicas).
+type Forecasts interface {
+	ForecastReplicas(policy string, now time.Time) (int32, error)
+}
 
 // Options configures a Provider.
 type Options struct {
@@ -38,6 +45,9 @@ type Options struct {
 	Clock clock.PassiveClock
 	// Staleness is the oldest sample that counts, the controller's staleness setting.
 	Staleness time.Duration
+	// Forecasts answers "<policy>-forecast-replicas"; nil: every forecast metric is
+	// ErrForecastNotConfigured.
+	Forecasts Forecasts
 }
 
 // Provider is a provider.ExternalMetricsProvider over the policies' queries.
@@ -116,10 +126,10 @@ func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, sel 
 	if sel != nil && !sel.Empty() {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("external metric %s takes no label selector, got %q: its query defines the series", info.Metric, sel.String()))
 	}
-	if e.metric == nil {
-		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("get %s: policy %s: %v", info.Metric, e.policy.Name, ErrForecastNotConfigured))
-	}
 	now := p.o.Clock.Now()
+	if e.metric == nil {
+		return p.forecast(info.Metric, e.policy.Name, now)
+	}
 	milli, err := policy.ValueMilli(p.sample(ctx, e.metric.Query, now))
 	if err != nil {
 		// ServiceUnavailable: the HPA's metrics client reports it as FailedGetExternalMetric
@@ -135,6 +145,24 @@ func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, sel 
 		MetricName: info.Metric,
 		Timestamp:  metav1.NewTime(now),
 		Value:      *v,
+	}}}, nil
+}
+
+// forecast answers a policy's forecast metric: its latest replica proposal, or
+// ServiceUnavailable (the HPA holds) when it has none.
+func (p *Provider) forecast(metric, policyName string, now time.Time) (*external_metrics.ExternalMetricValueList, error) {
+	err := ErrForecastNotConfigured
+	var replicas int32
+	if p.o.Forecasts != nil {
+		replicas, err = p.o.Forecasts.ForecastReplicas(policyName, now)
+	}
+	if err != nil {
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("get %s: policy %s: %v", metric, policyName, err))
+	}
+	return &external_metrics.ExternalMetricValueList{Items: []external_metrics.ExternalMetricValue{{
+		MetricName: metric,
+		Timestamp:  metav1.NewTime(now),
+		Value:      *resource.NewQuantity(int64(replicas), resource.DecimalSI),
 	}}}, nil
 }
 

@@ -3,6 +3,7 @@ package external
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
 
 	"github.com/prescale/prescale/policy"
+	"github.com/prescale/prescale/scaler"
 )
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -140,6 +142,73 @@ func TestGetExternalMetric(t *testing.T) {
 			}
 			if !src.gotNow.Equal(epoch) || src.gotAge != 2*time.Minute {
 				t.Errorf("source asked at %v with maxAge %v, want %v and 2m", src.gotNow, src.gotAge, epoch)
+			}
+		})
+	}
+}
+
+// fakeForecasts answers each policy's forecast from a table and records the instant.
+type fakeForecasts struct {
+	replicas map[string]int32
+	errs     map[string]error
+	gotNow   time.Time
+}
+
+func (f *fakeForecasts) ForecastReplicas(policy string, now time.Time) (int32, error) {
+	f.gotNow = now
+	if err, ok := f.errs[policy]; ok {
+		return 0, err
+	}
+	r, ok := f.replicas[policy]
+	if !ok {
+		return 0, scaler.ErrForecastNotConfigured
+	}
+	return r, nil
+}
+
+func TestGetForecastMetric(t *testing.T) {
+	fc := &fakeForecasts{
+		replicas: map[string]int32{"llm": 6},
+		errs: map[string]error{
+			"a-b": fmt.Errorf("its error 0.420 is above gate.maxError 0.3: %w", scaler.ErrForecastGated),
+			"a":   fmt.Errorf("the last forecast is 3m0s old, older than 2m0s: %w", scaler.ErrForecastStale),
+		},
+	}
+	for _, tc := range []struct {
+		name      string
+		metric    string
+		forecasts Forecasts
+		want      int64
+		wantErr   string
+	}{
+		{name: "the proposal, in replicas", metric: "llm-forecast-replicas", forecasts: fc, want: 6},
+		{name: "gated is an error, never zero", metric: "a-b-forecast-replicas", forecasts: fc, wantErr: "forecast gated"},
+		{name: "stale is an error", metric: "a-forecast-replicas", forecasts: fc, wantErr: "forecast stale"},
+		{name: "without Forecasts, not configured", metric: "llm-forecast-replicas", wantErr: "forecast not configured"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := NewProvider(Options{Source: &fakeSource{}, Policies: func() []policy.Policy {
+				target := policy.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "inference", Name: "llm"}
+				return []policy.Policy{{Name: "llm", Target: target}, {Name: "a-b", Target: target}, {Name: "a", Target: target}}
+			}, Clock: clocktesting.NewFakePassiveClock(epoch), Staleness: 2 * time.Minute, Forecasts: tc.forecasts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.GetExternalMetric(context.Background(), "inference", labels.Everything(), provider.ExternalMetricInfo{Metric: tc.metric})
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !apierrors.IsServiceUnavailable(err) {
+					t.Fatalf("got %v, error %v; want ServiceUnavailable containing %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if it := got.Items[0]; it.Value.Value() != tc.want || it.MetricName != tc.metric || !it.Timestamp.Time.Equal(epoch) {
+				t.Errorf("got %s = %s at %v, want %d at %v", it.MetricName, it.Value.String(), it.Timestamp, tc.want, epoch)
+			}
+			if !fc.gotNow.Equal(epoch) {
+				t.Errorf("forecast asked as of %v, want %v", fc.gotNow, epoch)
 			}
 		})
 	}

@@ -14,6 +14,10 @@
 // is, and a series that vanished from its target is hidden at once by Prometheus' staleness
 // marker (ErrEmpty, not ErrStale).
 //
+// History runs a range query for the forecast's history at start-up, split into queries of
+// at most 11,000 points each (Prometheus' limit per series); a per-pod result is summed,
+// and NaN, ±Inf and negative steps are left out, never zero.
+//
 // Authentication and TLS come from github.com/prometheus/common/config, as in Prometheus'
 // own scrape and remote-write clients.
 //

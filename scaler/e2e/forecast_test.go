@@ -1,0 +1,137 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/prescale/prescale/sandbox"
+)
+
+// forecastConfig is config with a forecast of the workload's load (perReplica 10, Holt,
+// horizon auto, 2 minutes of history) added to its policy.
+func forecastConfig(promURL string, w sandbox.Workload, extra string) string {
+	return config(promURL, w, extra) + fmt.Sprintf(`    forecast:
+      load: {query: 'inference_load_rps{namespace=%q}', perReplica: 10}
+      method: holt
+      horizon: auto
+      history: 2m
+`, w.Namespace)
+}
+
+// A policy whose load rises steadily: prescale run fits the forecast on the load's
+// history in Prometheus at start-up, so it predicts from its first ticks; its horizon is
+// the pods' measured start-up plus one tick; the forecast raises the replicas before the
+// reactive metric asks for them (the rescale's reason names the forecast); the
+// prescale_forecast_* metrics are exported; and the external metrics API serves the
+// forecast's proposal as <policy>-forecast-replicas.
+func TestForecastRun(t *testing.T) {
+	_, kube := sharedSandbox(t)
+	w := workload(t, "llm", 2, 1, 2*time.Second)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+
+	// The load rises 1 request/s every second from 10; the queue follows it: total queue
+	// load/2 over the pods, against 5 a pod, asks for load/10 replicas, what perReplica 10
+	// asks for the same load. The forecast asks for the load one horizon ahead: more.
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	start := time.Now()
+	set := func() {
+		load := 10 + time.Since(start).Seconds()
+		e.setLoad(load)
+		e.setTotal(load / 2)
+	}
+	set()
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				set()
+			}
+		}
+	}()
+	// History: 30 s of scrapes (30 samples at 1 s), more than the forecaster's warm-up of
+	// 20 residuals plus the horizon's steps (a few).
+	query := fmt.Sprintf(`count_over_time(inference_load_rps{namespace=%q}[2m])`, w.Namespace)
+	eventually(t, 45*time.Second, "30 s of load history in Prometheus", func() bool { return promCount(p, query) >= 30 })
+
+	// The external metrics API, with prescale writing (not in dry-run).
+	in := startExternalMetrics(t, w, p.url(), func(extra string) string {
+		return forecastConfig(p.url(), w, strings.Replace(extra, "dryRun: true", "dryRun: false", 1))
+	})
+	labels := map[string]string{"policy": w.Name}
+
+	// The backfill: the history was loaded, and the forecaster fitted on it.
+	if !in.logContains("Loaded the forecast's history") {
+		t.Error("the log does not say the forecast's history was loaded")
+	}
+	if v, ok := in.metric("prescale_forecast_history_samples", labels); !ok || v < 25 {
+		t.Errorf("prescale_forecast_history_samples = %v (present %v), want at least 25", v, ok)
+	}
+
+	// The forecast raised the replicas at a tick where it asked for more than every metric.
+	eventually(t, 30*time.Second, "a rescale won by the forecast", func() bool {
+		for _, m := range events(t, w, "SuccessfulRescale") {
+			if strings.Contains(m, "metric forecast proposed") {
+				t.Logf("rescale: %s", m)
+				return true
+			}
+		}
+		return false
+	})
+	if ann := deployment(t, w).Annotations["prescale.io/decision"]; !strings.Contains(ann, `"forecast":{`) {
+		t.Errorf("decision annotation = %q, want the forecast's part", ann)
+	}
+
+	// The metrics, the horizon from the measured start-up (about 2 s, the pods' delay).
+	for _, name := range []string{"prescale_forecast_load", "prescale_forecast_upper", "prescale_forecast_replicas",
+		"prescale_forecast_gated", "prescale_forecast_horizon_seconds", "prescale_pod_startup_seconds"} {
+		eventually(t, 10*time.Second, name, func() bool { _, ok := in.metric(name, labels); return ok })
+	}
+	eventually(t, 15*time.Second, "prescale_forecast_error", func() bool { _, ok := in.metric("prescale_forecast_error", labels); return ok })
+	startup, _ := in.metric("prescale_pod_startup_seconds", labels)
+	horizon, _ := in.metric("prescale_forecast_horizon_seconds", labels)
+	if startup < 1 || startup > 30 || horizon != startup+1 {
+		t.Errorf("start-up %vs, horizon %vs; want a start-up of a few seconds and the horizon one tick (1 s) more", startup, horizon)
+	}
+	if g, _ := in.metric("prescale_forecast_gated", labels); g != 0 {
+		t.Errorf("prescale_forecast_gated = %v on a steady ramp, want 0", g)
+	}
+
+	// <policy>-forecast-replicas is the proposal prescale_forecast_replicas exports (the
+	// two are read apart, at most a tick or two: retry until they agree).
+	var last string
+	eventually(t, 20*time.Second, "the forecast's proposal through the external metrics API", func() bool {
+		q, err := externalValue(kube, w.Namespace, w.Name+"-forecast-replicas")
+		want, ok := in.metric("prescale_forecast_replicas", labels)
+		last = fmt.Sprintf("external %v (error %v), metric %v (present %v)", q, err, want, ok)
+		return err == nil && ok && float64(q.Value()) == want && want > 2
+	})
+	t.Logf("forecast-replicas: %s; start-up %vs, horizon %vs", last, startup, horizon)
+}
+
+// promCount returns the value of an instant query that gives one series, or 0.
+func promCount(p *promServer, query string) float64 {
+	client, err := promapi.NewClient(promapi.Config{Address: p.url()})
+	if err != nil {
+		return 0
+	}
+	res, _, _, err := promv1.NewAPI(client).Query(context.Background(), query, time.Now())
+	if vec, ok := res.(model.Vector); err == nil && ok && len(vec) == 1 {
+		return float64(vec[0].Value)
+	}
+	return 0
+}

@@ -1,0 +1,144 @@
+package scaler
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prescale/prescale/forecast"
+	"github.com/prescale/prescale/policy"
+)
+
+func TestLoadValue(t *testing.T) {
+	tests := []struct {
+		name    string
+		s       policy.Sample
+		want    float64
+		wantErr bool
+	}{
+		{name: "a single value", s: policy.Sample{Value: 12.5}, want: 12.5},
+		{name: "zero is a load", s: policy.Sample{Value: 0}, want: 0},
+		// 1 + 2.5 + 0.5
+		{name: "per-pod values are summed", s: policy.Sample{PerPod: map[string]float64{"a": 1, "b": 2.5, "c": 0.5}}, want: 4},
+		{name: "a query error is missing", s: policy.Sample{Err: errors.New("empty result")}, wantErr: true},
+		{name: "a per-pod result without series is missing, not 0", s: policy.Sample{PerPod: map[string]float64{}}, wantErr: true},
+		{name: "negative is missing", s: policy.Sample{Value: -1}, wantErr: true},
+		{name: "NaN is missing", s: policy.Sample{Value: math.NaN()}, wantErr: true},
+		{name: "a NaN pod is missing", s: policy.Sample{PerPod: map[string]float64{"a": 1, "b": math.NaN()}}, wantErr: true},
+		{name: "+Inf is missing", s: policy.Sample{Value: math.Inf(1)}, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := loadValue(tc.s)
+			if (err != nil) != tc.wantErr || (err == nil && got != tc.want) {
+				t.Errorf("loadValue = %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestForecastReplicas(t *testing.T) {
+	now := epoch.Add(time.Hour)
+	spec := &policy.Forecast{Load: policy.Load{Query: "load", PerReplica: policy.NewAutoFloat(10)}}
+	off := &policy.Forecast{Load: policy.Load{Query: "load", PerReplica: policy.NewAutoFloat(10)}, Method: forecast.MethodOff}
+	mape := 0.42
+	tests := []struct {
+		name    string
+		spec    *policy.Forecast
+		last    policy.Decision
+		st      *ForecastStatus
+		want    int32
+		wantErr error
+		wantMsg string
+	}{
+		{name: "no forecast block", spec: nil, wantErr: ErrForecastNotConfigured},
+		{name: "method off", spec: off, wantErr: ErrForecastNotConfigured},
+		{name: "no tick yet", spec: spec, wantErr: ErrForecastMissing},
+		{
+			name: "an ungated proposal is served", spec: spec, st: &ForecastStatus{},
+			last: policy.Decision{Time: now.Add(-time.Second), Forecast: &policy.ForecastResult{Value: 55, PerReplica: 10, Proposal: 6}},
+			want: 6,
+		},
+		{
+			// max(2 x 15 s, 2 m) = 2 m: exactly 2 m old still counts
+			name: "a proposal as old as the staleness is served", spec: spec, st: &ForecastStatus{},
+			last: policy.Decision{Time: now.Add(-2 * time.Minute), Forecast: &policy.ForecastResult{Proposal: 6}},
+			want: 6,
+		},
+		{
+			name: "a proposal older than the staleness is stale", spec: spec, st: &ForecastStatus{},
+			last:    policy.Decision{Time: now.Add(-2*time.Minute - time.Millisecond), Forecast: &policy.ForecastResult{Proposal: 6}},
+			wantErr: ErrForecastStale,
+		},
+		{
+			name: "gated", spec: spec, st: &ForecastStatus{Error: &mape},
+			last:    policy.Decision{Time: now, Forecast: &policy.ForecastResult{Gated: true, Reason: policy.ReasonForecastGated}},
+			wantErr: ErrForecastGated, wantMsg: "its error 0.420 is above gate.maxError 0.3",
+		},
+		{
+			name: "perReplica not learned", spec: spec, st: &ForecastStatus{},
+			last:    policy.Decision{Time: now, Forecast: &policy.ForecastResult{Reason: policy.ReasonForecastLearning}},
+			wantErr: ErrForecastLearning,
+		},
+		{
+			name: "warming up", spec: spec, st: &ForecastStatus{},
+			last: policy.Decision{Time: now}, wantErr: ErrForecastLearning,
+		},
+		{
+			name: "the load is missing", spec: spec, st: &ForecastStatus{LoadError: "empty result"},
+			last: policy.Decision{Time: now}, wantErr: ErrForecastMissing, wantMsg: "empty result",
+		},
+		{
+			name: "a NaN forecast has no proposal", spec: spec, st: &ForecastStatus{},
+			last:    policy.Decision{Time: now, Forecast: &policy.ForecastResult{Value: policy.Float(math.NaN()), PerReplica: 10}},
+			wantErr: ErrForecastMissing,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := policy.Policy{Name: "llm", Forecast: tc.spec}
+			c := &Controller{opts: Options{Interval: 15 * time.Second, Staleness: 2 * time.Minute},
+				policies: []policy.Policy{p}, targets: map[string]*target{"llm": {last: tc.last, forecast: tc.st}}}
+			got, err := c.ForecastReplicas("llm", now)
+			if !errors.Is(err, tc.wantErr) || (err != nil) != (tc.wantErr != nil) {
+				t.Fatalf("error %v, want %v", err, tc.wantErr)
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("error %q, want it to say %q", err, tc.wantMsg)
+			}
+			if got != tc.want {
+				t.Errorf("replicas %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// The decision record carries the forecast: the decision's part and what went into it.
+func TestAnnotationHasTheForecast(t *testing.T) {
+	dec := policy.Decision{CurrentReplicas: 2, DesiredReplicas: 4, Reason: policy.ReasonDesiredWithinRange, Metric: policy.ForecastMetric,
+		Proposal: 4, Forecast: &policy.ForecastResult{Method: "holt", Point: 35, Value: 38, PerReplica: 10, Proposal: 4, Won: true}}
+	fst := &ForecastStatus{ForecastResult: dec.Forecast, HorizonSeconds: 3, StartupSeconds: 2, StartupMeasured: true, HistorySamples: 30}
+	var r struct {
+		Metric   string `json:"metric"`
+		Forecast struct {
+			Method          string  `json:"method"`
+			Proposal        int32   `json:"proposal"`
+			Won             bool    `json:"won"`
+			HorizonSeconds  float64 `json:"horizonSeconds"`
+			StartupSeconds  float64 `json:"startupSeconds"`
+			StartupMeasured bool    `json:"startupMeasured"`
+			HistorySamples  int     `json:"historySamples"`
+		} `json:"forecast"`
+	}
+	if err := json.Unmarshal([]byte(annotationFor(dec, fst)), &r); err != nil {
+		t.Fatal(err)
+	}
+	f := r.Forecast
+	if r.Metric != "forecast" || f.Method != "holt" || f.Proposal != 4 || !f.Won || f.HorizonSeconds != 3 || f.StartupSeconds != 2 ||
+		!f.StartupMeasured || f.HistorySamples != 30 {
+		t.Errorf("record = %+v, want the forecast's part", r)
+	}
+}

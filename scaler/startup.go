@@ -1,0 +1,106 @@
+package scaler
+
+import (
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// DefaultStartup is the pods' start-up time that horizon: auto assumes until one of the
+// target's pods has been measured: a few minutes, as a large model takes to load.
+const DefaultStartup = 180 * time.Second
+
+// startupWindow is how many of the latest measured start-ups the p90 is taken over.
+const startupWindow = 20
+
+// maxStartup bounds a measured start-up: a pod whose Ready condition last changed later
+// than this after its creation became Ready again after a probe failure, and its
+// creation-to-Ready time says nothing about a start-up.
+const maxStartup = time.Hour
+
+// startups measures the creation-to-Ready times of a target's pods: each pod once, when
+// it is first seen Ready, over the last startupWindow pods.
+type startups struct {
+	seen map[types.UID]bool // pods measured (or not measurable), among the current ones
+	ring [startupWindow]time.Duration
+	next int
+	n    int
+}
+
+// observe measures the pods not measured yet that are Ready, and forgets the pods that
+// are gone.
+func (s *startups) observe(pods []*corev1.Pod) {
+	if s.seen == nil {
+		s.seen = map[types.UID]bool{}
+	}
+	current := make(map[types.UID]bool, len(pods))
+	for _, p := range pods {
+		current[p.UID] = true
+		if s.seen[p.UID] {
+			continue
+		}
+		d, ready, ok := startupOf(p)
+		if !ready {
+			continue // measured once Ready
+		}
+		s.seen[p.UID] = true
+		if ok {
+			s.ring[s.next] = d
+			s.next = (s.next + 1) % startupWindow
+			s.n = min(s.n+1, startupWindow)
+		}
+	}
+	for uid := range s.seen {
+		if !current[uid] {
+			delete(s.seen, uid)
+		}
+	}
+}
+
+// p90 returns the p90 of the measured start-ups, false before the first.
+func (s *startups) p90() (time.Duration, bool) { return p90(s.ring[:s.n]) }
+
+// orDefault returns the p90 of the measured start-ups, or DefaultStartup before the first.
+func (s *startups) orDefault() time.Duration {
+	if d, ok := s.p90(); ok {
+		return d
+	}
+	return DefaultStartup
+}
+
+// startupOf returns a pod's creation-to-Ready time: ready is whether its Ready condition
+// is True; ok whether the time is a start-up (both timestamps set, within 0..maxStartup).
+func startupOf(p *corev1.Pod) (d time.Duration, ready, ok bool) {
+	if p.DeletionTimestamp != nil {
+		return 0, false, false
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type != corev1.PodReady {
+			continue
+		}
+		if c.Status != corev1.ConditionTrue {
+			return 0, false, false
+		}
+		if c.LastTransitionTime.IsZero() || p.CreationTimestamp.IsZero() {
+			return 0, true, false
+		}
+		d = c.LastTransitionTime.Sub(p.CreationTimestamp.Time)
+		return d, true, d >= 0 && d <= maxStartup
+	}
+	return 0, false, false
+}
+
+// p90 is the nearest-rank 90th percentile of ds: the smallest value at least 90 % of ds
+// are at or below, the ceil(0.9 n)-th smallest. False for no values.
+func p90(ds []time.Duration) (time.Duration, bool) {
+	n := len(ds)
+	if n == 0 {
+		return 0, false
+	}
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	rank := (9*n + 9) / 10 // ceil(0.9 n) in integers
+	return sorted[rank-1], true
+}
