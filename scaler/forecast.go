@@ -63,8 +63,13 @@ type ForecastStatus struct {
 	HorizonSeconds  float64 `json:"horizonSeconds"`
 	StartupSeconds  float64 `json:"startupSeconds"`
 	StartupMeasured bool    `json:"startupMeasured"`
-	// Error is the gate's weighted MAPE over its window; nil while the window has no load.
+	// Error is what the gate judges against gate.maxError: the fraction of the window's
+	// comparisons in which the load exceeded the planned quantile made one horizon earlier;
+	// nil while the window is empty.
 	Error *float64 `json:"error,omitempty"`
+	// MAPE is the point forecast's weighted MAPE over the gate's window (reported, not
+	// gated on); nil while the window has no load.
+	MAPE *float64 `json:"mape,omitempty"`
 	// LoadError says why the load query had no usable sample at this tick.
 	LoadError string `json:"loadError,omitempty"`
 	// HistorySamples is how many load samples the forecaster was fitted on when built.
@@ -160,19 +165,23 @@ func (c *Controller) observeForecast(ctx context.Context, p *policy.Policy, t *t
 
 	gated, changed, mape, known := t.fc.pred.Gate()
 	if known {
-		st.Error = &mape
+		st.MAPE = &mape
+	}
+	under, judged := t.fc.pred.GateUnderRate()
+	if judged {
+		st.Error = &under
 	}
 	if changed {
 		maxErr, window := f.GateOrDefault()
 		logger := klog.FromContext(ctx)
 		if gated {
-			logger.Info("Forecast gated off", "policy", p.Name, "error", mape, "maxError", maxErr, "window", window)
+			logger.Info("Forecast gated off", "policy", p.Name, "underRate", under, "maxError", maxErr, "window", window, "mape", mape)
 			c.event(ctx, t, o.ref, corev1.EventTypeWarning, string(policy.ReasonForecastGated), "",
-				fmt.Sprintf("forecast error %.3f over %s is above gate.maxError %g: the forecast is gated off, the policy scales reactively", mape, window, maxErr))
+				fmt.Sprintf("the load exceeded the forecast's planned quantile in %.0f%% of the last %s, above gate.maxError %g: the forecast is gated off, the policy scales reactively", 100*under, window, maxErr))
 		} else {
-			logger.Info("Forecast ungated", "policy", p.Name, "error", mape, "maxError", maxErr, "window", window)
+			logger.Info("Forecast ungated", "policy", p.Name, "underRate", under, "maxError", maxErr, "window", window, "mape", mape)
 			c.event(ctx, t, o.ref, corev1.EventTypeNormal, ReasonForecastUngated, "",
-				fmt.Sprintf("forecast error %.3f over %s is at or below gate.maxError %g: the forecast applies again", mape, window, maxErr))
+				fmt.Sprintf("the load exceeded the forecast's planned quantile in %.0f%% of the last %s, at or below gate.maxError %g: the forecast applies again", 100*under, window, maxErr))
 		}
 	}
 	return st, load, err == nil
@@ -217,11 +226,8 @@ func (c *Controller) reportForecast(p *policy.Policy, fc *predictor, dec policy.
 		}
 	}
 	setOrDelete(m.ForecastGated, name, gated, fc.pred != nil)
-	var mape float64
-	if st.Error != nil {
-		mape = *st.Error
-	}
-	setOrDelete(m.ForecastError, name, mape, st.Error != nil)
+	setOrDelete(m.ForecastError, name, deref(st.Error), st.Error != nil)
+	setOrDelete(m.ForecastMAPE, name, deref(st.MAPE), st.MAPE != nil)
 	f := dec.Forecast
 	has := f != nil
 	var point, upper, lower float64
@@ -295,4 +301,12 @@ func (c *Controller) ForecastReplicas(name string, now time.Time) (int32, error)
 		return 0, fmt.Errorf("the forecast %v is not a usable number: %w", float64(f.Value), ErrForecastMissing)
 	}
 	return f.Proposal, nil
+}
+
+// deref is *f, or 0 for nil.
+func deref(f *float64) float64 {
+	if f == nil {
+		return 0
+	}
+	return *f
 }

@@ -34,6 +34,7 @@ type Metrics struct {
 	ForecastLower          *prometheus.GaugeVec
 	ForecastReplicas       *prometheus.GaugeVec
 	ForecastError          *prometheus.GaugeVec
+	ForecastMAPE           *prometheus.GaugeVec
 	ForecastGated          *prometheus.GaugeVec
 	ForecastHorizon        *prometheus.GaugeVec
 	ForecastHistorySamples *prometheus.GaugeVec
@@ -93,7 +94,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ForecastReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_replicas",
 			Help: "The forecast's replica proposal (absent while gated, learning perReplica, warming up or without a load)."}, policy),
 		ForecastError: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_error",
-			Help: "The forecast's weighted MAPE over the gate's window, a fraction (absent while the window has no load)."}, policy),
+			Help: "What the gate judges against gate.maxError: the fraction of the gate's window in which the load exceeded the planned quantile forecast one horizon earlier (absent while the window is empty)."}, policy),
+		ForecastMAPE: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_mape",
+			Help: "The point forecast's weighted MAPE over the gate's window, a fraction (absent while the window has no load); reported, not gated on."}, policy),
 		ForecastGated: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_gated",
 			Help: "1 while the accuracy gate holds the policy's forecast off (its error is above gate.maxError)."}, policy),
 		ForecastHorizon: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_horizon_seconds",
@@ -106,7 +109,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.ShadowReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors,
 		m.TickDuration, m.LastTick, m.Leader, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
-		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastGated, m.ForecastHorizon,
+		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon,
 		m.ForecastHistorySamples, m.PodStartup)
 	return m
 }
@@ -128,7 +131,7 @@ func (m *Metrics) forget(name string) {
 func (m *Metrics) forgetForecast(name string) {
 	l := prometheus.Labels{"policy": name}
 	for _, v := range []*prometheus.GaugeVec{m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas,
-		m.ForecastError, m.ForecastGated, m.ForecastHorizon, m.ForecastHistorySamples, m.PodStartup} {
+		m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon, m.ForecastHistorySamples, m.PodStartup} {
 		v.DeletePartialMatch(l)
 	}
 }
