@@ -12,6 +12,8 @@ import (
 	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/prescale/prescale/sandbox"
 )
@@ -121,6 +123,70 @@ func TestForecastRun(t *testing.T) {
 		return err == nil && ok && float64(q.Value()) == want && want > 2
 	})
 	t.Logf("forecast-replicas: %s; start-up %vs, horizon %vs", last, startup, horizon)
+}
+
+// The first way to adopt prescale, with its forecast: prescale in dry-run serves
+// <policy>-forecast-replicas, and an ordinary HPA whose only metric is that one, with the
+// documented target (External, AverageValue 1), scales the workload ahead of a rising
+// load to what prescale's forecast proposes. prescale writes nothing (the audit log says
+// who wrote the scale).
+func TestForecastFeedsHPA(t *testing.T) {
+	_, kube := sharedSandbox(t)
+	w := workload(t, "llm", 2, 1, 2*time.Second)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	start := time.Now()
+	// The load rises 1 request/s every second from 10 (perReplica 10: a replica a 10 s).
+	set := func() {
+		load := 10 + time.Since(start).Seconds()
+		e.setLoad(load)
+		e.setTotal(load / 2)
+	}
+	set()
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				set()
+			}
+		}
+	}()
+	query := fmt.Sprintf(`count_over_time(inference_load_rps{namespace=%q}[2m])`, w.Namespace)
+	eventually(t, 45*time.Second, "30 s of load history in Prometheus", func() bool { return promCount(p, query) >= 30 })
+	in := startExternalMetrics(t, w, p.url(), func(extra string) string { return forecastConfig(p.url(), w, extra) })
+
+	hpa := externalHPA(w, 12)
+	hpa.Spec.Metrics[0].External.Metric.Name = w.Name + "-forecast-replicas"
+	hpa.Spec.Metrics[0].External.Target.AverageValue = resource.NewQuantity(1, resource.DecimalSI)
+	created := time.Now()
+	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The HPA follows the proposal: at some sync its desired replicas are what prescale's
+	// forecast proposes (read a tick or two apart: retry), above the 2 it started with.
+	labels := map[string]string{"policy": w.Name}
+	var last string
+	eventually(t, 60*time.Second, "the HPA at the forecast's proposal", func() bool {
+		h, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Get(context.Background(), w.Name, metav1.GetOptions{})
+		want, ok := in.metric("prescale_forecast_replicas", labels)
+		if err != nil || !ok {
+			return false
+		}
+		last = fmt.Sprintf("HPA desired %d, forecast proposal %v, spec %d", h.Status.DesiredReplicas, want, specReplicas(t, w))
+		return h.Status.DesiredReplicas > 2 && float64(h.Status.DesiredReplicas) == want && specReplicas(t, w) == h.Status.DesiredReplicas
+	})
+	t.Logf("%s", last)
+	for _, wr := range auditedScaleWrites(t, w.Namespace, created) {
+		if !strings.Contains(wr.userAgent, hpaUserAgent) {
+			t.Errorf("scale written by %q at %s, want only the HPA (prescale is in dry-run)", wr.userAgent, wr.at)
+		}
+	}
 }
 
 // promCount returns the value of an instant query that gives one series, or 0.
