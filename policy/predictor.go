@@ -75,6 +75,8 @@ func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecas
 		Season:  spec.SeasonOrDefault(),
 		Step:    step,
 		Horizon: horizon,
+		// auto chooses by the loss of what the plan uses, the forecast's quantile
+		Quantile: spec.QuantileOrDefault(),
 	}
 	f, err := forecast.Fit(history, opts)
 	if err != nil {
