@@ -54,6 +54,15 @@ func (f *Auto) Chosen() (m Method, why string) {
 	return Method(f.cands[f.chosen].Name()), why
 }
 
+// Method is the method Auto predicts with ("" while none is ready): Chosen without the
+// reason, which costs a formatted string per call.
+func (f *Auto) Method() Method {
+	if f.chosen < 0 {
+		return ""
+	}
+	return Method(f.cands[f.chosen].Name())
+}
+
 // Methods are the forecasters Auto chooses among, in preference order.
 func (f *Auto) Methods() []Forecaster { return f.cands }
 

@@ -94,6 +94,9 @@ func TestAutoChoosesByPinballLoss(t *testing.T) {
 			if string(m) != tc.want || !strings.Contains(why, tc.wantWhy) {
 				t.Fatalf("Chosen() = %q, %q; want %q with %q", m, why, tc.want, tc.wantWhy)
 			}
+			if got := a.Method(); got != m {
+				t.Errorf("Method() = %q, Chosen() %q", got, m)
+			}
 			for _, c := range a.cands {
 				want := tc.otherLoss
 				if c.Name() == tc.want {

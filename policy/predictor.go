@@ -167,8 +167,7 @@ func (pr *Predictor) output() *ForecastInput {
 
 func (pr *Predictor) method() string {
 	if a, ok := pr.f.(*forecast.Auto); ok {
-		m, _ := a.Chosen()
-		return string(m)
+		return string(a.Method())
 	}
 	return pr.f.Name()
 }
