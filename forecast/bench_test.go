@@ -12,7 +12,9 @@ func servegen(b *testing.B) []Sample {
 	return readTrace(b, tracesDir+"/servegen-m-small/requests_per_minute.csv")
 }
 
-var benchOptions = Options{Step: time.Minute, Horizon: 195 * time.Second, Season: 24 * time.Hour}
+// benchOptions are the example policy's: a 1-minute grid, horizon: auto at a 180 s start-up,
+// a daily season, and the planning quantile 0.9 (auto compares pinball losses at it).
+var benchOptions = Options{Step: time.Minute, Horizon: 195 * time.Second, Season: 24 * time.Hour, Quantile: 0.9}
 
 // BenchmarkUpdate is one sample into a forecaster fitted on 1 day of the trace, then
 // fed the next days in a cycle (times keep advancing by a minute).

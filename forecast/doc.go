@@ -6,7 +6,7 @@
 // # Use
 //
 //	f, err := forecast.Fit(history, forecast.Options{Method: forecast.MethodAuto,
-//		Step: time.Minute, Horizon: 195 * time.Second, Season: 24 * time.Hour})
+//		Step: time.Minute, Horizon: 195 * time.Second, Season: 24 * time.Hour, Quantile: 0.9})
 //	// every tick:
 //	f.Update(forecast.Sample{At: now, Value: load})
 //	p, ok := f.Predict(195*time.Second, 0.9) // ok false: not enough data yet
@@ -20,8 +20,12 @@
 //   - [Linear]: a Tukey-bisquare robust line over the last Window values (why bisquare:
 //     see [Linear]).
 //   - [Auto]: all of the above that apply, side by side; predicts with the one with the
-//     lowest mean absolute error at the fitted horizon over its last (up to 1,000)
-//     residuals, re-chosen on every Update. Methods with fewer than 20 residuals are not
+//     lowest loss at the fitted horizon over its last (up to 1,000) residuals, re-chosen
+//     on every Update. The loss is the pinball loss at Options.Quantile q of the
+//     q-quantile forecast (the point plus the method's residual q-quantile, what a
+//     caller planning at q provisions for) made one horizon before: q per unit of load
+//     above it, 1 − q per unit below; without a Quantile, the point's absolute error.
+//     Methods with fewer than 20 residuals are not
 //     compared; if none has 20, the first ready in the order holt-winters, holt, linear,
 //     seasonal-naive. [Auto.Chosen] names the method and why, including that
 //     Holt-Winters still needs two seasons.
@@ -50,7 +54,8 @@
 // Predict(h) is the forecast h after the last slot, interpolated linearly between whole
 // steps (195 s on a 1-minute grid: 3.25 steps). Forecasts below zero are 0. The interval
 // adds to the point the empirical quantiles q and 1-q of the method's last (up to 1,000)
-// residuals actual − forecast at the fitted horizon ceil(Horizon/Step) steps, scaled by
+// residuals actual − forecast at the fitted horizon ceil(Horizon/Step) steps (kept
+// sorted as they arrive, so Predict does not sort), scaled by
 // sqrt(h / that horizon) for other horizons (h of at least one step); with fewer than 20 residuals it is the point itself. Point, Lo and Hi
 // are always finite and non-negative, with Lo <= Point <= Hi.
 //

@@ -39,13 +39,16 @@ func Fit(history []Sample, o Options) (Forecaster, error) {
 	case MethodLinear:
 		f = fitLinear(ys, o.Step, horizon, season)
 	case MethodAuto, "":
-		a := &Auto{chosen: -1}
+		a := &Auto{chosen: -1, q: o.Quantile}
 		if season > 0 {
 			a.cands = append(a.cands, fitHoltWinters(ys, o.Step, horizon, season))
 		}
 		a.cands = append(a.cands, fitHolt(ys, o.Step, horizon, season), fitLinear(ys, o.Step, horizon, season))
 		if season > 0 {
 			a.cands = append(a.cands, newSeasonalNaive(o.Step, horizon, season))
+		}
+		for _, c := range a.cands {
+			seriesOf(c).q = o.Quantile
 		}
 		f = a
 	default:

@@ -57,8 +57,9 @@ type Options struct {
 	// parameters are fitted on the error ceil(Horizon/Step) steps ahead, and the
 	// intervals come from the residuals at that horizon (required, > 0).
 	Horizon time.Duration
-	// Quantile is informational for callers that store Options with a forecaster;
-	// Predict takes its own. If set it must be in (0, 1).
+	// Quantile is the quantile the caller plans for (Predict takes its own): Auto
+	// chooses the method with the lowest recent pinball loss at it. 0 means none: Auto
+	// chooses by the point's mean absolute error. If set it must be in (0, 1).
 	Quantile float64
 }
 

@@ -10,7 +10,7 @@ import (
 // FuzzForecast drives every method and a Gate through arbitrary sample streams: gaps
 // (0 to 255 steps, sometimes days), repeated and late times, NaN, ±Inf, negative, zero and
 // huge values. No panic; every prediction finite, >= 0, Lo <= Point <= Hi; every gate
-// error finite.
+// error and every loss auto compares finite.
 func FuzzForecast(f *testing.F) {
 	f.Add([]byte{1, 0, 0, 0, 0, 0, 0x59, 0x40}, uint8(3))
 	f.Add([]byte("\x01\x00\x00\x00\x00\x00\x00\xf8\x7f\x00\x00\x00\x00\x00\x00\x00\x00"), uint8(0))
@@ -36,7 +36,7 @@ func FuzzForecast(f *testing.F) {
 		n := min(int(split), len(xs))
 		g := NewGate(0.2, 10*time.Minute)
 		for _, m := range allMethods {
-			o := Options{Method: m, Step: time.Minute, Horizon: 195 * time.Second, Season: 3 * time.Minute}
+			o := Options{Method: m, Step: time.Minute, Horizon: 195 * time.Second, Season: 3 * time.Minute, Quantile: 0.9}
 			fc, err := Fit(xs[:n], o)
 			if err != nil {
 				t.Fatalf("Fit(%s): %v", m, err)
@@ -49,6 +49,13 @@ func FuzzForecast(f *testing.F) {
 						continue
 					}
 					checkPrediction(t, string(m), p)
+					if a, ok := fc.(*Auto); ok {
+						for _, c := range a.cands {
+							if l, ok := errorOf(c); ok && (!finite(l) || l < 0) {
+								t.Fatalf("auto: %s's pinball loss %v", c.Name(), l)
+							}
+						}
+					}
 					g.Observe(p, x.Value, x.At)
 					mape, under, _ := g.Error()
 					if !finite(mape) || !finite(under) || mape < 0 || under < 0 || under > 1 {

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -408,5 +409,52 @@ func TestPredictorRefit(t *testing.T) {
 	in := pr.Observe(100, true, at(60*60), h)
 	if !gated || !known || per != 10 || in == nil || !in.Gated {
 		t.Errorf("after the refit: gated %v, perReplica %v %v, forecast %+v; want the gate open, 10 learned, a forecast", gated, per, known, in)
+	}
+}
+
+// method: auto compares its methods at the quantile the policy plans for: the
+// Predictor passes the policy's quantile (0.9 when unset) to the forecaster, and keeps it
+// across a Refit. The load alternates 10 and 190 so that every method has residuals and
+// auto compares them (20 residuals after 20 + 2 samples).
+func TestPredictorAutoComparesAtThePlannedQuantile(t *testing.T) {
+	cases := []struct {
+		name     string
+		quantile *float64
+		want     string
+	}{
+		{name: "quantile unset: the default 0.9", want: "pinball loss at quantile 0.9 "},
+		{name: "quantile 0.75", quantile: ptrTo(0.75), want: "pinball loss at quantile 0.75 "},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(10)}, Method: forecast.MethodAuto,
+				Quantile: tc.quantile}
+			h := 2 * time.Minute
+			pr, err := NewPredictor(spec, time.Minute, h, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var history []forecast.Sample
+			for m := range 60 {
+				load := 10 + 180*float64(m%2)
+				history = append(history, forecast.Sample{At: at(60 * m), Value: load})
+				pr.Observe(load, true, at(60*m), h)
+			}
+			check := func(when string) {
+				t.Helper()
+				a, ok := pr.f.(*forecast.Auto)
+				if !ok {
+					t.Fatalf("%s: forecaster %T, want *forecast.Auto", when, pr.f)
+				}
+				if m, why := a.Chosen(); m == "" || !strings.Contains(why, tc.want) {
+					t.Errorf("%s: Chosen() = %q, %q; want a method and %q", when, m, why, tc.want)
+				}
+			}
+			check("after 60 samples")
+			if err := pr.Refit(history); err != nil {
+				t.Fatal(err)
+			}
+			check("after the refit")
+		})
 	}
 }

@@ -75,6 +75,8 @@ func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecas
 		Season:  spec.SeasonOrDefault(),
 		Step:    step,
 		Horizon: horizon,
+		// auto chooses by the loss of what the plan uses, the forecast's quantile
+		Quantile: spec.QuantileOrDefault(),
 	}
 	f, err := forecast.Fit(history, opts)
 	if err != nil {
@@ -165,8 +167,7 @@ func (pr *Predictor) output() *ForecastInput {
 
 func (pr *Predictor) method() string {
 	if a, ok := pr.f.(*forecast.Auto); ok {
-		m, _ := a.Chosen()
-		return string(m)
+		return string(a.Method())
 	}
 	return pr.f.Name()
 }
