@@ -108,7 +108,7 @@ func BenchmarkFit(b *testing.B) {
 
 // BenchmarkGate is one observation into a gate with a 1-hour window at 15 s ticks.
 func BenchmarkGate(b *testing.B) {
-	g := NewGate(0.3, time.Hour)
+	g := NewGate(0.3, time.Hour, 0.1)
 	at := t0
 	b.ReportAllocs()
 	for b.Loop() {

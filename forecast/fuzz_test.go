@@ -34,7 +34,7 @@ func FuzzForecast(f *testing.F) {
 			data = data[9:]
 		}
 		n := min(int(split), len(xs))
-		g := NewGate(0.2, 10*time.Minute)
+		g := NewGate(0.2, 10*time.Minute, 0.1)
 		for _, m := range allMethods {
 			o := Options{Method: m, Step: time.Minute, Horizon: 195 * time.Second, Season: 3 * time.Minute, Quantile: 0.9}
 			fc, err := Fit(xs[:n], o)

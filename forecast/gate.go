@@ -28,6 +28,7 @@ import (
 type Gate struct {
 	maxError float64
 	window   time.Duration
+	slack    float64
 
 	obs            []gateObs // in time order, from head
 	head           int
@@ -47,9 +48,14 @@ type gateObs struct {
 }
 
 // NewGate returns a closed gate. maxError is a fraction (0.3: 30 %); the caller
-// validates maxError > 0 and window > 0.
-func NewGate(maxError float64, window time.Duration) *Gate {
-	return &Gate{maxError: maxError, window: window}
+// validates maxError > 0 and window > 0. slack (≥ 0) is the relative margin a miss must
+// exceed: the load counts as above the prediction when it is above Hi × (1 + slack). The
+// predictor passes the HPA's default tolerance (0.1): an under-forecast within it would
+// not have changed the replicas proposed (a ratio within tolerance holds them), and it
+// keeps a nearly exact forecast, whose interval is as narrow as its tiny residuals, from
+// being gated for missing by a hair half of the time.
+func NewGate(maxError float64, window time.Duration, slack float64) *Gate {
+	return &Gate{maxError: maxError, window: window, slack: max(slack, 0)}
 }
 
 // Observe adds the comparison of predicted (made one horizon before at) with the actual
@@ -64,7 +70,7 @@ func (g *Gate) Observe(predicted Prediction, actual float64, at time.Time) (open
 	if n := len(g.obs); n > g.head && at.Before(g.obs[n-1].at) {
 		return g.open, false
 	}
-	o := gateObs{at: at, err: math.Abs(actual - predicted.Point), actual: actual, under: actual > predicted.Hi}
+	o := gateObs{at: at, err: math.Abs(actual - predicted.Point), actual: actual, under: actual > predicted.Hi*(1+g.slack)}
 	g.obs = append(g.obs, o)
 	g.absSum += o.err
 	g.actSum += o.actual

@@ -69,7 +69,7 @@ func TestGate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			g := NewGate(tc.maxError, tc.window)
+			g := NewGate(tc.maxError, tc.window, 0)
 			var got []want
 			for _, o := range tc.obs {
 				open, changed := g.Observe(Prediction{Point: o.point, Lo: o.point, Hi: o.hi}, o.actual, t0.Add(time.Duration(o.sec)*time.Second))
@@ -82,8 +82,33 @@ func TestGate(t *testing.T) {
 	}
 }
 
+// With slack 0.1, a miss is a load above Hi × 1.1 = 110 (up to the product's last bit,
+// which the cases stay clear of): 109.9 is not a miss, 110.5 is.
+func TestGateSlack(t *testing.T) {
+	for _, tc := range []struct {
+		actual float64
+		under  float64 // the rate after one observation
+	}{
+		{109.9, 0},
+		{110.5, 1},
+		{100, 0},
+	} {
+		g := NewGate(0.5, time.Hour, 0.1)
+		g.Observe(Prediction{Point: 95, Lo: 90, Hi: 100}, tc.actual, t0)
+		if rate, ok := g.UnderRate(); !ok || rate != tc.under {
+			t.Errorf("load %v against Hi 100, slack 0.1: UnderRate() = %v, %v; want %v", tc.actual, rate, ok, tc.under)
+		}
+	}
+	// A negative slack is 0: 100.5 above Hi 100 is a miss.
+	g := NewGate(0.5, time.Hour, -1)
+	g.Observe(Prediction{Point: 95, Lo: 90, Hi: 100}, 100.5, t0)
+	if rate, _ := g.UnderRate(); rate != 1 {
+		t.Errorf("slack -1: UnderRate() = %v, want 1 (slack taken as 0)", rate)
+	}
+}
+
 func TestGateError(t *testing.T) {
-	g := NewGate(0.5, time.Hour)
+	g := NewGate(0.5, time.Hour, 0)
 	// errors 10 and 30 over loads 100 and 130: 40/230; one of two above its Hi (130 > 125).
 	g.Observe(Prediction{Point: 110, Lo: 100, Hi: 120}, 100, t0)
 	g.Observe(Prediction{Point: 100, Lo: 90, Hi: 125}, 130, t0.Add(time.Minute))
@@ -94,7 +119,7 @@ func TestGateError(t *testing.T) {
 	if rate, ok := g.UnderRate(); !ok || rate != 0.5 {
 		t.Fatalf("UnderRate() = %v, %v; want 0.5, true", rate, ok)
 	}
-	if _, ok := NewGate(0.5, time.Hour).UnderRate(); ok {
+	if _, ok := NewGate(0.5, time.Hour, 0).UnderRate(); ok {
 		t.Fatal("UnderRate() of an empty gate: ok")
 	}
 }

@@ -213,7 +213,7 @@ func sameFloat(a, b Float) bool { return a == b || (a != a && b != b) }
 // once the window holds few enough misses.
 func TestPredictorGate(t *testing.T) {
 	spec := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(10)}, Method: forecast.MethodHolt,
-		Gate: &GateSpec{MaxError: ptrTo(0.3), Window: &Duration{10 * time.Minute}}}
+		Gate: &GateSpec{MaxError: ptrTo(0.2), Window: &Duration{10 * time.Minute}}}
 	step, h := time.Minute, 2*time.Minute
 	pr, err := NewPredictor(spec, step, h, nil)
 	if err != nil {
@@ -236,13 +236,16 @@ func TestPredictorGate(t *testing.T) {
 	}
 	// Steady load 100: Holt predicts it exactly, every residual is 0 and Hi = 100: closed.
 	feed(30, func(int) float64 { return 100 })
-	// The load jumps to 300 and stays. The predictions made 2 minutes before minutes 30
-	// and 31 are 100 (Hi 100): misses. Holt (α 0.5, β 0.1 without history) then climbs
-	// to 300 over a few minutes (at minute 30 its 2-step forecast is 200 + 2 x 10 = 220),
-	// its interval still narrow from the zero residuals: misses at minutes 32 and 33
-	// too (Hi 220 and 284), 4 of the window's 10 > 0.3: gated at minute 33, once. Holt
-	// then overshoots (Hi above 300): no more misses. At minute 40 the miss at minute 30
-	// leaves the window (30, 40]: 3 of 10 is not above 0.3, and the gate closes, once.
+	// The load jumps to 300 and stays. A miss is a load above Hi x 1.1 (the gate's slack,
+	// the HPA's tolerance). The predictions made 2 minutes before minutes 30 and 31 are
+	// 100 (Hi 100): misses. Holt (α 0.5, β 0.1 without history) then climbs to 300 over a
+	// few minutes (at minute 30 its 2-step forecast is 200 + 2 x 10 = 220), its interval
+	// still narrow from the zero residuals: a miss at minute 32 too (Hi 220, 242 < 300),
+	// none at 33 (Hi 284: 312.4 > 300). The gate compares from minute 23 on (after the
+	// warm-up), so at minute 31 its window (21, 31] holds 9 comparisons, 2 of them misses:
+	// 0.22 > 0.2, gated at minute 31, once (3 of 10 at minute 32). Holt then overshoots
+	// (Hi above 300): no more misses. At minute 40 the miss at minute 30 leaves the window
+	// (30, 40]: 2 of 10 is not above 0.2, and the gate closes, once.
 	feed(70, func(int) float64 { return 300 })
 	want := []state{{false, false}, {true, true}, {false, true}}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -383,7 +386,7 @@ func TestPredictorObserve(t *testing.T) {
 // Refit replaces the forecaster and keeps the rest: the gate, the learner.
 func TestPredictorRefit(t *testing.T) {
 	spec := &Forecast{Load: Load{Query: "q", PerReplica: AutoFloat{Auto: true}}, Method: forecast.MethodHolt,
-		Gate: &GateSpec{MaxError: ptrTo(0.3), Window: &Duration{10 * time.Minute}}}
+		Gate: &GateSpec{MaxError: ptrTo(0.2), Window: &Duration{10 * time.Minute}}}
 	h := 2 * time.Minute
 	pr, err := NewPredictor(spec, time.Minute, h, nil)
 	if err != nil {
@@ -391,8 +394,12 @@ func TestPredictorRefit(t *testing.T) {
 	}
 	inTol := Decision{CurrentReplicas: 4, Metrics: []MetricResult{{Name: "gpu", Ratio: 1, Proposal: 4}}}
 	var history []forecast.Sample
-	for m := range 60 {
-		load := 10 + 180*float64(m%2) // misses by ~90 on 100: the gate opens
+	for m := range 33 {
+		// 100, then 300 from minute 30: the gate opens at minute 31 (TestPredictorGate)
+		load := 100.0
+		if m >= 30 {
+			load = 300
+		}
 		history = append(history, forecast.Sample{At: at(60 * m), Value: load})
 		pr.Observe(load, true, at(60*m), h)
 		pr.Learn(inTol, 40, true)
@@ -406,7 +413,7 @@ func TestPredictorRefit(t *testing.T) {
 	}
 	gated, _, _, _ = pr.Gate()
 	per, known := pr.PerReplica()
-	in := pr.Observe(100, true, at(60*60), h)
+	in := pr.Observe(300, true, at(60*33), h)
 	if !gated || !known || per != 10 || in == nil || !in.Gated {
 		t.Errorf("after the refit: gated %v, perReplica %v %v, forecast %+v; want the gate open, 10 learned, a forecast", gated, per, known, in)
 	}

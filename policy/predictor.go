@@ -83,7 +83,7 @@ func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecas
 		return nil, fmt.Errorf("fit forecast: %w", err)
 	}
 	maxErr, window := spec.GateOrDefault()
-	p := &Predictor{opts: opts, f: f, gate: forecast.NewGate(maxErr, window), quantile: spec.QuantileOrDefault(),
+	p := &Predictor{opts: opts, f: f, gate: forecast.NewGate(maxErr, window, DefaultTolerance), quantile: spec.QuantileOrDefault(),
 		samples: len(history), warm: warmupResiduals + int((horizon+step-1)/step)}
 	if spec.Load.PerReplica.Auto {
 		p.auto = true
