@@ -50,7 +50,26 @@ const ReasonForecastUngated = "ForecastUngated"
 type predictor struct {
 	spec    policy.Forecast   // the spec it was built for: another one rebuilds it
 	pred    *policy.Predictor // nil when it could not be built
-	history int               // load samples it was fitted on
+	history int               // load samples it was last fitted on
+	refitAt time.Time         // when to refit it on the latest history
+}
+
+// RefitPeriod is how often a policy's forecaster is refitted on the last forecast.history
+// of load (one range query, as at start-up): its smoothing parameters, and auto's choice
+// of method, follow the traffic as it changes. The backtest refits as often.
+const RefitPeriod = 24 * time.Hour
+
+// refitRetry is how soon a refit whose history could not be loaded is tried again.
+const refitRetry = time.Hour
+
+// refitSpread staggers the policies' refits over an hour (by a hash of the name), so that
+// policies built at the same start-up do not all query their history at the same tick.
+func refitSpread(name string) time.Duration {
+	var h uint32 = 2166136261 // FNV-1a
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return time.Duration(h%3600) * time.Second
 }
 
 // ForecastStatus is the forecast's part of a policy's status and of its decision record:
@@ -111,7 +130,34 @@ func (c *Controller) ensurePredictor(ctx context.Context, p *policy.Policy, t *t
 		logger.Error(err, "Building the forecaster failed; the policy scales reactively")
 		c.event(ctx, t, o.ref, corev1.EventTypeWarning, "ForecastFailed", "", fmt.Sprintf("building the forecaster failed: %v", err))
 	}
-	t.fc = &predictor{spec: *f, pred: pred, history: len(history)}
+	t.fc = &predictor{spec: *f, pred: pred, history: len(history), refitAt: now.Add(RefitPeriod + refitSpread(p.Name))}
+}
+
+// maybeRefit refits the policy's Predictor on the latest history once RefitPeriod has
+// passed since it was built or last refitted. The gate and perReplica: auto keep what they
+// learned. A history that cannot be loaded keeps the current fit, and is tried again in an
+// hour.
+func (c *Controller) maybeRefit(ctx context.Context, p *policy.Policy, t *target, o *observed, now time.Time) {
+	if t.fc == nil || t.fc.pred == nil || now.Before(t.fc.refitAt) {
+		return
+	}
+	logger := klog.FromContext(ctx).WithValues("policy", p.Name)
+	history, err := c.backfill(ctx, p, now, c.opts.Interval)
+	if err == nil && len(history) == 0 {
+		err = errors.New("no samples")
+	}
+	if err == nil {
+		err = t.fc.pred.Refit(history)
+	}
+	if err != nil {
+		t.fc.refitAt = now.Add(refitRetry)
+		logger.Error(err, "Refitting the forecast failed; it keeps its fit and retries", "retryIn", refitRetry)
+		c.event(ctx, t, o.ref, corev1.EventTypeWarning, "ForecastRefitFailed", "",
+			fmt.Sprintf("refitting the forecast on its last %s failed, it keeps its fit and retries in %s: %v", p.Forecast.HistoryOrDefault(), refitRetry, err))
+		return
+	}
+	t.fc.history, t.fc.refitAt = len(history), now.Add(RefitPeriod)
+	logger.Info("Refitted the forecast", "samples", len(history), "next", t.fc.refitAt)
 }
 
 // backfill loads the load's history: forecast.history up to one step before now (now's
@@ -122,13 +168,13 @@ func (c *Controller) backfill(ctx context.Context, p *policy.Policy, now time.Ti
 	if c.deps.History == nil || h < step {
 		return nil, nil
 	}
-	start := time.Now()
+	start := c.deps.Clock.Now()
 	samples, err := c.deps.History.History(ctx, f.Load.Query, now.Add(-h), now.Add(-step), step, c.opts.Staleness)
 	if err != nil {
 		return nil, fmt.Errorf("load %s of history of forecast.load.query %q: %w", h, f.Load.Query, err)
 	}
 	klog.FromContext(ctx).Info("Loaded the forecast's history", "policy", p.Name, "samples", len(samples),
-		"history", h, "step", step, "took", time.Since(start))
+		"history", h, "step", step, "took", c.deps.Clock.Since(start))
 	return samples, nil
 }
 

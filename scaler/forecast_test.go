@@ -1,12 +1,17 @@
 package scaler
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"math"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/tools/record"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/prescale/prescale/forecast"
 	"github.com/prescale/prescale/policy"
@@ -140,5 +145,77 @@ func TestAnnotationHasTheForecast(t *testing.T) {
 	if r.Metric != "forecast" || f.Method != "holt" || f.Proposal != 4 || !f.Won || f.HorizonSeconds != 3 || f.StartupSeconds != 2 ||
 		!f.StartupMeasured || f.HistorySamples != 30 {
 		t.Errorf("record = %+v, want the forecast's part", r)
+	}
+}
+
+// fakeHistory answers every range query with n samples of load 100, or fails with err; it
+// records the end of each query.
+type fakeHistory struct {
+	n    int
+	err  error
+	ends []time.Time
+}
+
+func (f *fakeHistory) History(_ context.Context, _ string, start, end time.Time, step, _ time.Duration) ([]forecast.Sample, error) {
+	f.ends = append(f.ends, end)
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := make([]forecast.Sample, f.n)
+	for i := range out {
+		out[i] = forecast.Sample{At: start.Add(time.Duration(i) * step), Value: 100}
+	}
+	return out, nil
+}
+
+// The forecaster is refitted on a fresh history RefitPeriod after it was built (plus the
+// policy's spread), then every RefitPeriod; a failed refit keeps the fit and retries an
+// hour later.
+func TestRefit(t *testing.T) {
+	p := &policy.Policy{Name: "llm", Forecast: &policy.Forecast{Load: policy.Load{Query: "load", PerReplica: policy.NewAutoFloat(10)},
+		Method: forecast.MethodHolt}}
+	fh := &fakeHistory{n: 30}
+	c := &Controller{opts: Options{Interval: time.Minute, Staleness: 2 * time.Minute},
+		deps: Deps{History: fh, Clock: clocktesting.NewFakeClock(epoch), Recorder: record.NewFakeRecorder(10), Metrics: NewMetrics(prometheus.NewRegistry())}}
+	c.leading.Store(true)
+	tg, o := &target{}, &observed{}
+	ctx := context.Background()
+
+	c.ensurePredictor(ctx, p, tg, o, epoch)
+	if len(fh.ends) != 1 || tg.fc == nil || tg.fc.pred == nil || tg.fc.history != 30 {
+		t.Fatalf("built: %d history queries, forecaster %+v; want one query and a forecaster fitted on 30 samples", len(fh.ends), tg.fc)
+	}
+	spread := refitSpread(p.Name)
+	if spread < 0 || spread >= time.Hour {
+		t.Fatalf("refitSpread = %s, want within [0, 1h)", spread)
+	}
+	pred := tg.fc.pred
+	first := epoch.Add(RefitPeriod + spread)
+	steps := []struct {
+		at      time.Time
+		fail    bool
+		queries int // history queries so far
+		next    time.Time
+	}{
+		{at: first.Add(-time.Second), queries: 1, next: first},                                          // not yet
+		{at: first, queries: 2, next: first.Add(RefitPeriod)},                                           // refitted
+		{at: first.Add(RefitPeriod), fail: true, queries: 3, next: first.Add(RefitPeriod + refitRetry)}, // fails: retry in 1 h
+		{at: first.Add(RefitPeriod + refitRetry - time.Second), queries: 3, next: first.Add(RefitPeriod + refitRetry)},
+		{at: first.Add(RefitPeriod + refitRetry), queries: 4, next: first.Add(2*RefitPeriod + refitRetry)},
+	}
+	for i, s := range steps {
+		fh.err = nil
+		if s.fail {
+			fh.err = errors.New("prometheus down")
+		}
+		before := len(fh.ends)
+		c.maybeRefit(ctx, p, tg, o, s.at)
+		if len(fh.ends) != s.queries || !tg.fc.refitAt.Equal(s.next) || tg.fc.pred != pred {
+			t.Errorf("step %d at %s: %d queries, next refit %s, same forecaster %v; want %d queries, next %s, the same forecaster",
+				i, s.at.Sub(epoch), len(fh.ends), tg.fc.refitAt.Sub(epoch), tg.fc.pred == pred, s.queries, s.next.Sub(epoch))
+		}
+		if n := len(fh.ends); n > before && !fh.ends[n-1].Equal(s.at.Add(-time.Minute)) {
+			t.Errorf("step %d: the refit's history ends at %s, want one interval before now", i, fh.ends[n-1].Sub(epoch))
+		}
 	}
 }

@@ -125,6 +125,7 @@ func (c *Controller) decide(ctx context.Context, p *policy.Policy, t *target, ob
 	var loadOK bool
 	if forecasting(p) != nil {
 		c.ensurePredictor(ctx, p, t, obs, now)
+		c.maybeRefit(ctx, p, t, obs, now)
 		fst, load, loadOK = c.observeForecast(ctx, p, t, obs, now)
 	} else if t.fc != nil {
 		t.fc = nil
