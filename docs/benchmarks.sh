@@ -90,6 +90,18 @@ cat <<'TAIL'
 
 TAIL
 cat docs/benchmarks-notes.md
+cat <<'ACC'
+
+## Forecast accuracy
+
+Each forecasting method at the default horizon (start-up 180 s plus one 15 s tick, on
+per-minute data 4 minutes ahead), fitted on the first part of each trace and scored one
+minute at a time on the rest, next to the last-value and seasonal-naive baselines.
+`TestAccuracyReport` in `forecast/` writes the table; the set-up (split, season, what each
+column means) is in [forecast-accuracy.md](forecast-accuracy.md).
+
+ACC
+go test -count=1 -run TestAccuracyReport -v ./forecast/ | grep '^|'
 } > docs/benchmarks.md.tmp
 mv docs/benchmarks.md.tmp docs/benchmarks.md
 echo "wrote docs/benchmarks.md and docs/img/*.png"
