@@ -148,13 +148,27 @@ func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.
 // error (only for options NewPredictor accepted, so not expected) leaves the forecaster as
 // it was.
 func (pr *Predictor) Refit(history []forecast.Sample) error {
-	f, err := forecast.Fit(history, pr.opts)
+	return pr.RefitHorizon(history, pr.opts.Horizon)
+}
+
+// RefitHorizon is Refit for another fitting horizon (horizon: auto follows the pods'
+// measured start-up, which a forecaster built before any pod started did not know).
+// A horizon ≤ 0 keeps the current one.
+func (pr *Predictor) RefitHorizon(history []forecast.Sample, horizon time.Duration) error {
+	opts := pr.opts
+	if horizon > 0 {
+		opts.Horizon = horizon
+	}
+	f, err := forecast.Fit(history, opts)
 	if err != nil {
 		return fmt.Errorf("refit forecast: %w", err)
 	}
-	pr.f = f
+	pr.f, pr.opts = f, opts
 	return nil
 }
+
+// Horizon is the horizon the forecaster was last fitted for.
+func (pr *Predictor) Horizon() time.Duration { return pr.opts.Horizon }
 
 // output returns the forecast made at the last sample with the gate's and the learner's
 // current state, in storage reused by every Observe.

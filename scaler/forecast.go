@@ -147,7 +147,8 @@ func (c *Controller) maybeRefit(ctx context.Context, p *policy.Policy, t *target
 		err = errors.New("no samples")
 	}
 	if err == nil {
-		err = t.fc.pred.Refit(history)
+		// for the horizon of now: horizon: auto follows the pods' measured start-up
+		err = t.fc.pred.RefitHorizon(history, p.Forecast.HorizonFor(t.startup.orDefault(), c.opts.Interval))
 	}
 	if err != nil {
 		t.fc.refitAt = now.Add(refitRetry)
@@ -157,7 +158,7 @@ func (c *Controller) maybeRefit(ctx context.Context, p *policy.Policy, t *target
 		return
 	}
 	t.fc.history, t.fc.refitAt = len(history), now.Add(RefitPeriod)
-	logger.Info("Refitted the forecast", "samples", len(history), "next", t.fc.refitAt)
+	logger.Info("Refitted the forecast", "samples", len(history), "horizon", t.fc.pred.Horizon(), "next", t.fc.refitAt)
 }
 
 // backfill loads the load's history: forecast.history up to one step before now (now's

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -190,6 +191,12 @@ func TestRefit(t *testing.T) {
 		t.Fatalf("refitSpread = %s, want within [0, 1h)", spread)
 	}
 	pred := tg.fc.pred
+	// Built before any pod started: horizon: auto = DefaultStartup (180 s) + the interval.
+	if got := pred.Horizon(); got != DefaultStartup+time.Minute {
+		t.Errorf("built for horizon %s, want %s", got, DefaultStartup+time.Minute)
+	}
+	// A pod measured since: Ready 30 s after its creation; the refit is for 30 s + 1 min.
+	tg.startup.observe([]*corev1.Pod{pod("a", 0, 30)})
 	first := epoch.Add(RefitPeriod + spread)
 	steps := []struct {
 		at      time.Time
@@ -213,6 +220,9 @@ func TestRefit(t *testing.T) {
 		if len(fh.ends) != s.queries || !tg.fc.refitAt.Equal(s.next) || tg.fc.pred != pred {
 			t.Errorf("step %d at %s: %d queries, next refit %s, same forecaster %v; want %d queries, next %s, the same forecaster",
 				i, s.at.Sub(epoch), len(fh.ends), tg.fc.refitAt.Sub(epoch), tg.fc.pred == pred, s.queries, s.next.Sub(epoch))
+		}
+		if n := len(fh.ends); n > before && !s.fail && pred.Horizon() != 90*time.Second {
+			t.Errorf("step %d: refitted for horizon %s, want 90s (the measured start-up 30 s + 1 min)", i, pred.Horizon())
 		}
 		if n := len(fh.ends); n > before && !fh.ends[n-1].Equal(s.at.Add(-time.Minute)) {
 			t.Errorf("step %d: the refit's history ends at %s, want one interval before now", i, fh.ends[n-1].Sub(epoch))
