@@ -57,6 +57,7 @@ type Controller struct {
 
 	querySlots chan struct{}
 	leading    atomic.Bool
+	tickMu     sync.Mutex
 	ready      atomic.Bool
 
 	mu       sync.Mutex
@@ -187,6 +188,10 @@ func (c *Controller) Lead(ctx context.Context) {
 
 // Tick syncs every policy once, at one instant read from the clock.
 func (c *Controller) Tick(ctx context.Context) {
+	// A hot standby's tick and the first tick as leader never run at once: they share the
+	// targets' state.
+	c.tickMu.Lock()
+	defer c.tickMu.Unlock()
 	now := c.deps.Clock.Now() // every window in this tick is measured from this instant
 	start := time.Now()
 	c.deps.Metrics.LastTick.Set(float64(now.Unix()))

@@ -20,6 +20,10 @@ type LeaderOptions struct {
 	LeaseDuration time.Duration
 	RenewDeadline time.Duration
 	RetryPeriod   time.Duration
+	// HotStandby makes a follower decide every tick as the leader does, without writing
+	// (no scale, annotation or event): it serves the forecast's external metric, and takes
+	// over with warm stabilization windows and forecasts. It doubles the queries.
+	HotStandby bool
 }
 
 // DefaultLeaderOptions are client-go's usual timings.
@@ -46,6 +50,9 @@ func (c *Controller) Run(ctx context.Context, kube kubernetes.Interface, lo Lead
 		LockConfig: resourcelock.ResourceLockConfig{Identity: c.opts.Identity},
 	}
 	logger := klog.FromContext(ctx)
+	if lo.HotStandby {
+		go c.standby(ctx)
+	}
 	for ctx.Err() == nil {
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock:            lock,
@@ -76,4 +83,21 @@ func (c *Controller) Run(ctx context.Context, kube kubernetes.Interface, lo Lead
 		le.Run(ctx)
 	}
 	return nil
+}
+
+// standby ticks every interval while this instance does not lead, until ctx ends: a hot
+// standby decides and reports without writing (sync writes only while leading).
+func (c *Controller) standby(ctx context.Context) {
+	t := c.deps.Clock.NewTicker(c.opts.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+		}
+		if !c.Leading() {
+			c.Tick(ctx)
+		}
+	}
 }

@@ -36,8 +36,9 @@ func (s *scorecard) add(who string, replicas int32, wanted int32, dt float64) {
 	}
 }
 
-// report derives events, metrics and the scorecard from one tick's decisions.
-func (c *Controller) report(ctx context.Context, p *policy.Policy, t *target, o observed, dec, shadow policy.Decision, now time.Time) {
+// report derives events, metrics and the scorecard from one tick's decisions. A hot
+// standby (leading false) sets the gauges only: counters would count the tick twice.
+func (c *Controller) report(ctx context.Context, p *policy.Policy, t *target, o observed, dec, shadow policy.Decision, leading bool, now time.Time) {
 	m := c.deps.Metrics
 	m.CurrentReplicas.WithLabelValues(p.Name).Set(float64(o.in.SpecReplicas))
 	m.DesiredReplicas.WithLabelValues(p.Name).Set(float64(dec.DesiredReplicas))
@@ -49,7 +50,9 @@ func (c *Controller) report(ctx context.Context, p *policy.Policy, t *target, o 
 		}
 	}
 	m.UncappedReplicas.WithLabelValues(p.Name).Set(float64(uncapped))
-	m.Decisions.WithLabelValues(p.Name, string(dec.Reason)).Inc()
+	if leading {
+		m.Decisions.WithLabelValues(p.Name, string(dec.Reason)).Inc()
+	}
 	for i, r := range dec.Metrics {
 		name := p.Metrics[i].Name
 		m.MetricTarget.WithLabelValues(p.Name, name).Set(r.Target)
@@ -90,7 +93,7 @@ func (c *Controller) report(ctx context.Context, p *policy.Policy, t *target, o 
 
 	// The scorecard integrates over the time since the last tick, at most two intervals
 	// (a gap, such as a leadership change, is not counted).
-	if !t.lastTick.IsZero() && shadow.Proposal > 0 {
+	if leading && !t.lastTick.IsZero() && shadow.Proposal > 0 {
 		dt := min(now.Sub(t.lastTick), 2*c.opts.Interval).Seconds()
 		wanted := shadow.Proposal
 		t.score.add(WhoPrescale, dec.DesiredReplicas, wanted, dt)

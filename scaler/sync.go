@@ -38,6 +38,7 @@ type target struct {
 	shadow     policy.History // the HPA-equivalent engine: no forecast, no capacity cap
 	uid        types.UID
 	lastSpec   int32
+	standby    bool // the last tick was a hot standby's
 	seen       bool
 	lastTick   time.Time
 	annotation string
@@ -82,10 +83,13 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 		dryRun = *p.DryRun
 	}
 	t.dryRun = dryRun
+	// A hot standby's tick (not leading) decides and reports, and writes nothing.
+	leading := c.Leading()
 	cur := obs.in.SpecReplicas
-	if dryRun && t.seen && t.lastSpec != cur {
-		// Someone else (an HPA) wrote the scale: the rate policies count that change as
-		// the HPA's own history would.
+	if (dryRun || !leading || t.standby) && t.seen && t.lastSpec != cur {
+		// Someone else wrote the scale since the last tick: an HPA beside a dry-run, or
+		// the leader seen by a hot standby (up to its first tick as leader): the rate
+		// policies count that change as the writer's own history would.
 		t.hist = t.hist.RecordScale(p, t.lastSpec, cur, now)
 		t.shadow = t.shadow.RecordScale(p, t.lastSpec, cur, now)
 	}
@@ -100,20 +104,20 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	}
 	logger.V(2).Info("Decided", kv...)
 
-	if !dryRun && dec.DesiredReplicas != cur {
+	if !dryRun && leading && dec.DesiredReplicas != cur {
 		c.rescale(ctx, p, t, obs, dec, now)
 	}
-	if !dryRun {
+	if !dryRun && leading {
 		c.annotate(ctx, p, t, obs, dec, fst)
 	}
-	c.report(ctx, p, t, obs, dec, shadow, now)
+	c.report(ctx, p, t, obs, dec, shadow, leading, now)
 	if fst != nil {
 		c.reportForecast(p, t.fc, dec, fst)
 	}
 	t.mu.Lock()
 	t.last, t.forecast = dec, fst
 	t.mu.Unlock()
-	t.lastSpec, t.seen, t.lastTick = cur, true, now
+	t.lastSpec, t.seen, t.lastTick, t.standby = cur, true, now, !leading
 }
 
 // decide runs the policy's engine, with its forecast, and the HPA-equivalent engine (no

@@ -74,6 +74,8 @@ type LeaderElectionSettings struct {
 	LeaseDuration time.Duration `mapstructure:"leaseDuration"`
 	RenewDeadline time.Duration `mapstructure:"renewDeadline"`
 	RetryPeriod   time.Duration `mapstructure:"retryPeriod"`
+	// HotStandby: followers decide every tick as the leader does, and never write.
+	HotStandby bool `mapstructure:"hotStandby"`
 }
 
 // KubernetesSettings tune the API client.
@@ -130,6 +132,7 @@ func settingDefaults(v *viper.Viper) {
 		"leaderElection.leaseDuration":      lo.LeaseDuration,
 		"leaderElection.renewDeadline":      lo.RenewDeadline,
 		"leaderElection.retryPeriod":        lo.RetryPeriod,
+		"leaderElection.hotStandby":         false,
 		"listenAddress":                     ":8080",
 		"kubernetes.qps":                    500,
 		"kubernetes.burst":                  1000,
@@ -174,7 +177,7 @@ func (s Settings) options(identity string) scaler.Options {
 func (s Settings) leaderOptions() scaler.LeaderOptions {
 	l := s.LeaderElection
 	return scaler.LeaderOptions{Enabled: l.Enabled, Namespace: l.Namespace, Name: l.Name,
-		LeaseDuration: l.LeaseDuration, RenewDeadline: l.RenewDeadline, RetryPeriod: l.RetryPeriod}
+		LeaseDuration: l.LeaseDuration, RenewDeadline: l.RenewDeadline, RetryPeriod: l.RetryPeriod, HotStandby: l.HotStandby}
 }
 
 // promOptions converts the Prometheus settings into the source's options, with

@@ -41,34 +41,7 @@ func TestForecastRun(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 
-	// The load rises 1 request/s every second from 10; the queue follows it: total queue
-	// load/2 over the pods, against 5 a pod, asks for load/10 replicas, what perReplica 10
-	// asks for the same load. The forecast asks for the load one horizon ahead: more.
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	start := time.Now()
-	set := func() {
-		load := 10 + time.Since(start).Seconds()
-		e.setLoad(load)
-		e.setTotal(load / 2)
-	}
-	set()
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				set()
-			}
-		}
-	}()
-	// History: 30 s of scrapes (30 samples at 1 s), more than the forecaster's warm-up of
-	// 20 residuals plus the horizon's steps (a few).
-	query := fmt.Sprintf(`count_over_time(inference_load_rps{namespace=%q}[2m])`, w.Namespace)
-	eventually(t, 45*time.Second, "30 s of load history in Prometheus", func() bool { return promCount(p, query) >= 30 })
+	rampLoad(t, e, p, w)
 
 	// The external metrics API, with prescale writing (not in dry-run).
 	in := startExternalMetrics(t, w, p.url(), func(extra string) string {
@@ -135,30 +108,7 @@ func TestForecastFeedsHPA(t *testing.T) {
 	w := workload(t, "llm", 2, 1, 2*time.Second)
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	start := time.Now()
-	// The load rises 1 request/s every second from 10 (perReplica 10: a replica a 10 s).
-	set := func() {
-		load := 10 + time.Since(start).Seconds()
-		e.setLoad(load)
-		e.setTotal(load / 2)
-	}
-	set()
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				set()
-			}
-		}
-	}()
-	query := fmt.Sprintf(`count_over_time(inference_load_rps{namespace=%q}[2m])`, w.Namespace)
-	eventually(t, 45*time.Second, "30 s of load history in Prometheus", func() bool { return promCount(p, query) >= 30 })
+	rampLoad(t, e, p, w)
 	in := startExternalMetrics(t, w, p.url(), func(extra string) string { return forecastConfig(p.url(), w, extra) })
 
 	hpa := externalHPA(w, 12)
@@ -187,6 +137,39 @@ func TestForecastFeedsHPA(t *testing.T) {
 			t.Errorf("scale written by %q at %s, want only the HPA (prescale is in dry-run)", wr.userAgent, wr.at)
 		}
 	}
+}
+
+// rampLoad makes the workload's load rise 1 request/s every second from 10, until the test
+// ends, with the queue following it: total queue load/2 over the pods, against 5 a pod,
+// asks for load/10 replicas, what perReplica 10 asks for the same load (the forecast asks
+// for the load one horizon ahead: more). It returns once Prometheus holds 30 s of the
+// load's history (30 samples at 1 s), more than the forecaster's warm-up of 20 residuals
+// plus the horizon's steps (a few).
+func rampLoad(t *testing.T, e *exporter, p *promServer, w sandbox.Workload) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	start := time.Now()
+	set := func() {
+		load := 10 + time.Since(start).Seconds()
+		e.setLoad(load)
+		e.setTotal(load / 2)
+	}
+	set()
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				set()
+			}
+		}
+	}()
+	query := fmt.Sprintf(`count_over_time(inference_load_rps{namespace=%q}[2m])`, w.Namespace)
+	eventually(t, 45*time.Second, "30 s of load history in Prometheus", func() bool { return promCount(p, query) >= 30 })
 }
 
 // promCount returns the value of an instant query that gives one series, or 0.

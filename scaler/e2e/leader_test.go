@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,4 +187,60 @@ func TestLeaderElection(t *testing.T) {
 		}
 	}
 	t.Logf("%d scale writes audited, all from the lease holder", len(writes))
+}
+
+// With leaderElection.hotStandby, a follower decides every tick as the leader does and
+// writes nothing: it serves <policy>-forecast-replicas (any replica behind the APIService
+// answers an HPA), its gauges follow the leader's, and every scale write is the leader's.
+func TestHotStandby(t *testing.T) {
+	_, kube := sharedSandbox(t)
+	w := workload(t, "llm", 2, 1, 2*time.Second)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	rampLoad(t, e, p, w)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var holders holderLog
+	holders.watch(ctx, t, w.Namespace)
+	hot := func(extra string) string {
+		return strings.Replace(forecastConfig(p.url(), w, extra), "retryPeriod: 200ms}", "retryPeriod: 200ms, hotStandby: true}", 1)
+	}
+	start := time.Now()
+	leader := startPrescale(t, "prescale-a", hot(""))
+	eventually(t, 20*time.Second, "prescale-a to lead", func() bool { return holders.current() == leader.identity })
+	// The follower serves the external metrics API, and would write (no dry-run) if it led.
+	follower := startExternalMetrics(t, w, p.url(), func(extra string) string {
+		return hot(strings.Replace(extra, "dryRun: true", "dryRun: false", 1))
+	})
+	labels := map[string]string{"policy": w.Name}
+	if v, ok := follower.metric("prescale_leader", nil); !ok || v != 0 {
+		t.Fatalf("the follower reports prescale_leader %v (present %v), want 0", v, ok)
+	}
+	var last string
+	eventually(t, 40*time.Second, "the follower's forecast through the external metrics API", func() bool {
+		q, err := externalValue(kube, w.Namespace, w.Name+"-forecast-replicas")
+		want, ok := follower.metric("prescale_forecast_replicas", labels)
+		last = fmt.Sprintf("external %v (error %v), follower's metric %v (present %v)", q, err, want, ok)
+		return err == nil && ok && float64(q.Value()) == want && want > 2
+	})
+	t.Logf("%s", last)
+	// Both decide on the same data: the follower's desired replicas meet the leader's
+	// (read a tick or two apart: retry).
+	eventually(t, 20*time.Second, "the follower's decision to match the leader's", func() bool {
+		a, ok1 := leader.metric("prescale_desired_replicas", labels)
+		b, ok2 := follower.metric("prescale_desired_replicas", labels)
+		last = fmt.Sprintf("leader %v, follower %v", a, b)
+		return ok1 && ok2 && a == b
+	})
+	t.Logf("desired replicas: %s", last)
+	writes := auditedScaleWrites(t, w.Namespace, start)
+	if len(writes) == 0 {
+		t.Fatal("the leader never scaled the rising load")
+	}
+	for _, wr := range writes {
+		if !strings.HasPrefix(wr.userAgent, "prescale/"+leader.identity) {
+			t.Errorf("scale written by %q at %s, want only the leader %s", wr.userAgent, wr.at, leader.identity)
+		}
+	}
+	t.Logf("%d scale writes, all by the leader", len(writes))
 }
