@@ -3,12 +3,10 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -60,12 +58,6 @@ const hpaUserAgent = "horizontal-pod-autoscaler"
 // rescaled; and, from prescale's log, the external metric value served in each sync.
 func hpaSyncs(t *testing.T, ns, name string, since time.Time, prescaleLog string) []hpaSync {
 	t.Helper()
-	st, _ := sharedSandbox(t)
-	f, err := os.Open(filepath.Join(st.Dir, "logs", "audit.log"))
-	if err != nil {
-		t.Fatalf("open the API server's audit log: %v", err)
-	}
-	defer f.Close()
 	type write struct {
 		at      time.Time
 		desired int32
@@ -73,11 +65,8 @@ func hpaSyncs(t *testing.T, ns, name string, since time.Time, prescaleLog string
 	var syncs []hpaSync
 	var statusWrites []write
 	var scaleWrites []time.Time
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var ev auditEvent
-		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Stage != "ResponseComplete" || ev.ResponseStatus.Code >= 300 ||
+	for _, ev := range auditEvents(t) {
+		if ev.Stage != "ResponseComplete" || ev.ResponseStatus.Code >= 300 ||
 			ev.ObjectRef.Namespace != ns || ev.ObjectRef.Name != name || ev.StageTimestamp.Before(since) ||
 			!strings.Contains(ev.UserAgent, hpaUserAgent) {
 			continue
@@ -103,9 +92,6 @@ func hpaSyncs(t *testing.T, ns, name string, since time.Time, prescaleLog string
 			}
 			statusWrites = append(statusWrites, write{at: ev.StageTimestamp, desired: hpa.Status.DesiredReplicas})
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatalf("read the audit log: %v", err)
 	}
 	served := servedValues(t, prescaleLog)
 	within := func(at, from, to time.Time) bool { return !at.Before(from) && (to.IsZero() || at.Before(to)) }

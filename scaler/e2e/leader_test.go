@@ -81,37 +81,37 @@ type scaleWrite struct {
 // subresources since a time.
 func auditedScaleWrites(t *testing.T, ns string, since time.Time) []scaleWrite {
 	t.Helper()
+	var out []scaleWrite
+	for _, ev := range auditEvents(t) {
+		if ev.Stage == "ResponseComplete" && ev.ObjectRef.Namespace == ns && ev.ObjectRef.Subresource == "scale" &&
+			(ev.Verb == "update" || ev.Verb == "patch") && ev.ResponseStatus.Code < 300 && !ev.StageTimestamp.Before(since) {
+			out = append(out, scaleWrite{at: ev.StageTimestamp, userAgent: ev.UserAgent})
+		}
+	}
+	return out
+}
+
+// auditEvents reads the sandbox API server's audit log (the policy is in
+// sandbox.auditPolicyYAML).
+func auditEvents(t *testing.T) []auditEvent {
+	t.Helper()
 	st, _ := sharedSandbox(t)
 	f, err := os.Open(filepath.Join(st.Dir, "logs", "audit.log"))
 	if err != nil {
 		t.Fatalf("open the API server's audit log: %v", err)
 	}
 	defer f.Close()
-	var out []scaleWrite
+	var out []auditEvent
 	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 4<<20)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
 	for sc.Scan() {
-		var ev struct {
-			Stage     string `json:"stage"`
-			Verb      string `json:"verb"`
-			UserAgent string `json:"userAgent"`
-			ObjectRef struct {
-				Resource    string `json:"resource"`
-				Namespace   string `json:"namespace"`
-				Subresource string `json:"subresource"`
-			} `json:"objectRef"`
-			ResponseStatus struct {
-				Code int `json:"code"`
-			} `json:"responseStatus"`
-			StageTimestamp time.Time `json:"stageTimestamp"`
+		var ev auditEvent
+		if json.Unmarshal(sc.Bytes(), &ev) == nil {
+			out = append(out, ev)
 		}
-		if json.Unmarshal(sc.Bytes(), &ev) != nil {
-			continue
-		}
-		if ev.Stage == "ResponseComplete" && ev.ObjectRef.Namespace == ns && ev.ObjectRef.Subresource == "scale" &&
-			(ev.Verb == "update" || ev.Verb == "patch") && ev.ResponseStatus.Code < 300 && !ev.StageTimestamp.Before(since) {
-			out = append(out, scaleWrite{at: ev.StageTimestamp, userAgent: ev.UserAgent})
-		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read the audit log: %v", err)
 	}
 	return out
 }
