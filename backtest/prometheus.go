@@ -10,11 +10,9 @@ import (
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
-)
 
-// MaxPointsPerQuery is how many points one range query asks for: Prometheus refuses more
-// than 11,000.
-const MaxPointsPerQuery = 11000
+	"github.com/prescale/prescale/scaler/prom"
+)
 
 // PrometheusLoad is a load history to read from Prometheus.
 type PrometheusLoad struct {
@@ -27,7 +25,7 @@ type PrometheusLoad struct {
 	From, To time.Time
 	// Step is the resolution of the range queries; it must divide a minute. 0 means 1m.
 	Step time.Duration
-	// PointsPerQuery caps each range query; 0 means MaxPointsPerQuery.
+	// PointsPerQuery caps each range query; 0 means prom.MaxPointsPerQuery.
 	PointsPerQuery int
 }
 
@@ -59,8 +57,8 @@ func (l PrometheusLoad) Load(ctx context.Context) (Trace, LoadStats, error) {
 		return nil, st, fmt.Errorf("range %v to %v: must be whole minutes", l.From, l.To)
 	}
 	per := l.PointsPerQuery
-	if per <= 0 || per > MaxPointsPerQuery {
-		per = MaxPointsPerQuery
+	if per <= 0 || per > prom.MaxPointsPerQuery {
+		per = prom.MaxPointsPerQuery
 	}
 	client, err := api.NewClient(api.Config{Address: l.URL})
 	if err != nil {
@@ -72,9 +70,12 @@ func (l PrometheusLoad) Load(ctx context.Context) (Trace, LoadStats, error) {
 	st.Points = int(l.To.Sub(l.From) / step)
 	sums := make([]float64, st.Points/stepsPerMinute)
 	seen := make([]bool, st.Points)
-	for first := 0; first < st.Points; first += per {
-		n := min(per, st.Points-first)
-		r := promv1.Range{Start: l.From.Add(time.Duration(first+1) * step), End: l.From.Add(time.Duration(first+n) * step), Step: step}
+	// Step i ends at From + (i+1) x Step: the steps' ends from From + Step to To.
+	chunks, err := prom.Chunks(l.From.Add(step), l.To, step, per)
+	if err != nil {
+		return nil, st, fmt.Errorf("range query %q: %w", l.Query, err)
+	}
+	for _, r := range chunks {
 		v, _, _, err := papi.QueryRange(ctx, l.Query, r)
 		st.Queries++
 		if err != nil {
