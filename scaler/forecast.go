@@ -344,9 +344,12 @@ func (c *Controller) ForecastReplicas(name string, now time.Time) (int32, error)
 		return 0, fmt.Errorf("%s: %w", msg, ErrForecastGated)
 	case f.Reason == policy.ReasonForecastLearning:
 		return 0, fmt.Errorf("perReplica: auto is not learned yet: %w", ErrForecastLearning)
-	case f.Proposal < 1:
-		return 0, fmt.Errorf("the forecast %v is not a usable number: %w", float64(f.Value), ErrForecastMissing)
 	}
+	if _, err := policy.ValueMilli(policy.Sample{Value: float64(f.Value)}); err != nil {
+		return 0, fmt.Errorf("the forecast is not a usable number (%v): %w", err, ErrForecastMissing)
+	}
+	// A forecast of no load proposes 0: data, not a missing value. An HPA on this metric
+	// alone may then scale down to its minReplicas, as on any metric at 0.
 	return f.Proposal, nil
 }
 

@@ -98,6 +98,17 @@ func TestForecastReplicas(t *testing.T) {
 			last: policy.Decision{Time: now}, wantErr: ErrForecastMissing, wantMsg: "empty result",
 		},
 		{
+			// no load ahead: ceil(0 / 10) = 0 replicas, served as such
+			name: "a forecast of no load proposes 0", spec: spec, st: &ForecastStatus{},
+			last: policy.Decision{Time: now, Forecast: &policy.ForecastResult{Value: 0, PerReplica: 10, Proposal: 0}},
+			want: 0,
+		},
+		{
+			name: "a negative forecast has no proposal", spec: spec, st: &ForecastStatus{},
+			last:    policy.Decision{Time: now, Forecast: &policy.ForecastResult{Value: -3, PerReplica: 10}},
+			wantErr: ErrForecastMissing,
+		},
+		{
 			name: "a NaN forecast has no proposal", spec: spec, st: &ForecastStatus{},
 			last:    policy.Decision{Time: now, Forecast: &policy.ForecastResult{Value: policy.Float(math.NaN()), PerReplica: 10}},
 			wantErr: ErrForecastMissing,

@@ -55,8 +55,8 @@ const hpaUserAgent = "horizontal-pod-autoscaler"
 
 // hpaSyncs reads, from the audit log, every sync of the HPA on the Deployment ns/name since a
 // time (each begins with a read of the scale), the status each wrote and whether it
-// rescaled; and, from prescale's log, the external metric value served in each sync.
-func hpaSyncs(t *testing.T, ns, name string, since time.Time, prescaleLog string) []hpaSync {
+// rescaled; and, from prescale's log, the value of the external metric served in each sync.
+func hpaSyncs(t *testing.T, ns, name string, since time.Time, prescaleLog, metric string) []hpaSync {
 	t.Helper()
 	type write struct {
 		at      time.Time
@@ -93,7 +93,7 @@ func hpaSyncs(t *testing.T, ns, name string, since time.Time, prescaleLog string
 			statusWrites = append(statusWrites, write{at: ev.StageTimestamp, desired: hpa.Status.DesiredReplicas})
 		}
 	}
-	served := servedValues(t, prescaleLog)
+	served := servedValues(t, prescaleLog, metric)
 	within := func(at, from, to time.Time) bool { return !at.Before(from) && (to.IsZero() || at.Before(to)) }
 	for k := range syncs {
 		var next time.Time
@@ -129,10 +129,11 @@ type servedValue struct {
 	value string
 }
 
-var servedLine = regexp.MustCompile(`"Served external metric".* value="([^"]+)" at="([^"]+)"`)
+var servedLine = regexp.MustCompile(`"Served external metric" metric="([^"]+)".* value="([^"]+)" at="([^"]+)"`)
 
-// servedValues reads prescale's log lines "Served external metric" (klog, -v=2).
-func servedValues(t *testing.T, path string) []servedValue {
+// servedValues reads prescale's log lines "Served external metric" (klog, -v=2) of one
+// external metric.
+func servedValues(t *testing.T, path, metric string) []servedValue {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -141,14 +142,14 @@ func servedValues(t *testing.T, path string) []servedValue {
 	var out []servedValue
 	for _, line := range strings.Split(string(b), "\n") {
 		m := servedLine.FindStringSubmatch(line)
-		if m == nil {
+		if m == nil || m[1] != metric {
 			continue
 		}
-		at, err := time.Parse(time.RFC3339Nano, m[2])
+		at, err := time.Parse(time.RFC3339Nano, m[3])
 		if err != nil {
-			t.Fatalf("prescale's log: served at %q: %v", m[2], err)
+			t.Fatalf("prescale's log: served at %q: %v", m[3], err)
 		}
-		out = append(out, servedValue{at: at, value: m[1]})
+		out = append(out, servedValue{at: at, value: m[2]})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].at.Before(out[j].at) })
 	return out

@@ -173,7 +173,7 @@ policies:
 
 	// Every sync of the real HPA, and prescale's HPA-equivalent engine on exactly what that
 	// sync read (audit log: the scale; prescale's log: the metric value it served).
-	hs := hpaSyncs(t, w.Namespace, w.Name, created, in.logPath)
+	hs := hpaSyncs(t, w.Namespace, w.Name, created, in.logPath, w.Name+"-queue")
 	replaySyncs(t, cfg(""), hs)
 	var perSync strings.Builder
 	var hsAgree, hsTooFar, hsNoValue int

@@ -128,7 +128,7 @@ func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, sel 
 	}
 	now := p.o.Clock.Now()
 	if e.metric == nil {
-		return p.forecast(info.Metric, e.policy.Name, now)
+		return p.forecast(ctx, info.Metric, e.policy.Name, now)
 	}
 	milli, err := policy.ValueMilli(p.sample(ctx, e.metric.Query, now))
 	if err != nil {
@@ -150,19 +150,24 @@ func (p *Provider) GetExternalMetric(ctx context.Context, namespace string, sel 
 
 // forecast answers a policy's forecast metric: its latest replica proposal, or
 // ServiceUnavailable (the HPA holds) when it has none.
-func (p *Provider) forecast(metric, policyName string, now time.Time) (*external_metrics.ExternalMetricValueList, error) {
+func (p *Provider) forecast(ctx context.Context, metric, policyName string, now time.Time) (*external_metrics.ExternalMetricValueList, error) {
 	err := ErrForecastNotConfigured
 	var replicas int32
 	if p.o.Forecasts != nil {
 		replicas, err = p.o.Forecasts.ForecastReplicas(policyName, now)
 	}
+	logger := klog.FromContext(ctx)
 	if err != nil {
+		logger.V(2).Info("Refused external metric", "metric", metric, "policy", policyName, "err", err)
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("get %s: policy %s: %v", metric, policyName, err))
 	}
+	v := resource.NewQuantity(int64(replicas), resource.DecimalSI)
+	logger.V(2).Info("Served external metric", "metric", metric, "policy", policyName,
+		"value", v.String(), "at", now.UTC().Format(time.RFC3339Nano))
 	return &external_metrics.ExternalMetricValueList{Items: []external_metrics.ExternalMetricValue{{
 		MetricName: metric,
 		Timestamp:  metav1.NewTime(now),
-		Value:      *resource.NewQuantity(int64(replicas), resource.DecimalSI),
+		Value:      *v,
 	}}}, nil
 }
 
