@@ -28,16 +28,7 @@ func BenchmarkUpdate(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			at := xs[1439].At
-			i := 1440
-			b.ReportAllocs()
-			for b.Loop() {
-				at = at.Add(time.Minute)
-				f.Update(Sample{At: at, Value: xs[i].Value})
-				if i++; i == len(xs) {
-					i = 1440
-				}
-			}
+			updateLoop(b, f.Update, xs)
 		})
 	}
 }
@@ -52,22 +43,28 @@ func BenchmarkUpdateLinearWindow(b *testing.B) {
 			for _, x := range xs[:1440] {
 				f.Update(x)
 			}
-			at := xs[1439].At
-			i := 1440
-			b.ReportAllocs()
-			for b.Loop() {
-				at = at.Add(time.Minute)
-				f.Update(Sample{At: at, Value: xs[i].Value})
-				if i++; i == len(xs) {
-					i = 1440
-				}
-			}
+			updateLoop(b, f.Update, xs)
 		})
 	}
 }
 
+// updateLoop times update on the samples after the first day of xs, in a cycle, with
+// times that keep advancing by a minute.
+func updateLoop(b *testing.B, update func(Sample), xs []Sample) {
+	at := xs[1439].At
+	i := 1440
+	b.ReportAllocs()
+	for b.Loop() {
+		at = at.Add(time.Minute)
+		update(Sample{At: at, Value: xs[i].Value})
+		if i++; i == len(xs) {
+			i = 1440
+		}
+	}
+}
+
 // BenchmarkPredict is the per-tick forecast at the default horizon with its interval
-// (sorting 1,000 residuals).
+// (read from the residuals kept sorted).
 func BenchmarkPredict(b *testing.B) {
 	xs := servegen(b)
 	for _, m := range []Method{MethodHolt, MethodAuto} {
