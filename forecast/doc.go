@@ -33,11 +33,14 @@
 //
 // # Fitting
 //
-// [Fit] places the history on the grid, picks the parameters that minimise the mean
-// squared error of the forecast ceil(Horizon/Step) steps ahead (the forecast the
-// controller uses) over the history — smoothing weights by Nelder–Mead
-// (gonum/optimize) on their logits, Linear's window among 5, 10, 15 and 20 steps — and
-// replays the history through Update so the forecaster is warm.
+// [Fit] places the history on the grid, picks the parameters that minimise the error
+// of the forecast ceil(Horizon/Step) steps ahead (the forecast the controller uses)
+// over the history — smoothing weights by Nelder–Mead (gonum/optimize) on their
+// logits, Linear's window among 5, 10, 15 and 20 steps — and replays the history
+// through Update so the forecaster is warm. The error is the loss of what the caller
+// plans with, as for Auto's choice: with Options.Quantile q, the mean pinball loss at q
+// of the point plus the q-quantile of its errors (the interval its residuals would
+// give); without, the point's mean squared error.
 //
 // # The grid, gaps and bad values
 //
