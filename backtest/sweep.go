@@ -33,6 +33,19 @@ var setters = map[string]func(par *Params, p *policy.Policy, v string) error{
 	// the queue depth or the GPU utilization.
 	"queueTarget": func(_ *Params, p *policy.Policy, v string) error { return setTarget(p, QueueDepth, v) },
 	"gpuTarget":   func(_ *Params, p *policy.Policy, v string) error { return setTarget(p, GPUUtil, v) },
+	// quantile: the quantile of the load the configured policy's forecast plans for, its
+	// trade of GPU-hours for violation minutes.
+	"quantile": func(_ *Params, p *policy.Policy, v string) error {
+		if p.Forecast == nil {
+			return fmt.Errorf("policy %s has no forecast", p.Name)
+		}
+		q, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("want a number: %w", err)
+		}
+		p.Forecast.Quantile = &q
+		return nil
+	},
 	// Model parameters.
 	"startup": func(par *Params, _ *policy.Policy, v string) (err error) {
 		par.Startup, err = parseSeconds(v)
@@ -237,6 +250,10 @@ func clonePolicy(p *policy.Policy) *policy.Policy {
 		c.MinReplicas = ptr(*p.MinReplicas)
 	}
 	c.Metrics = slices.Clone(p.Metrics)
+	if p.Forecast != nil {
+		f := *p.Forecast // a setter replaces its pointer fields, never writes through them
+		c.Forecast = &f
+	}
 	if p.Behavior != nil {
 		b := *p.Behavior
 		b.ScaleUp, b.ScaleDown = cloneRules(b.ScaleUp), cloneRules(b.ScaleDown)

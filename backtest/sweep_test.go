@@ -17,7 +17,7 @@ func TestParseAxis(t *testing.T) {
 		{in: "scaleDownWindow=0,60,300", want: Axis{Key: "scaleDownWindow", Values: []string{"0", "60", "300"}}},
 		{in: "startup= 60s, 3m", want: Axis{Key: "startup", Values: []string{"60s", "3m"}}},
 		{in: "scaleDownWindow", err: `sweep "scaleDownWindow": want key=v1,v2,...`},
-		{in: "window=1", err: `sweep "window=1": unknown key "window" (known: gpuTarget, peakReplicas, queueTarget, scaleDownWindow, scaleUpWindow, slo, startup, targetUtilization)`},
+		{in: "window=1", err: `sweep "window=1": unknown key "window" (known: gpuTarget, peakReplicas, quantile, queueTarget, scaleDownWindow, scaleUpWindow, slo, startup, targetUtilization)`},
 		{in: "slo=1,,2", err: `sweep "slo=1,,2": empty value`},
 	}
 	for _, tc := range tests {
@@ -71,6 +71,38 @@ func TestGrid(t *testing.T) {
 	// The policy read from the file is left as it was.
 	if w := *p.Behavior.ScaleDown.StabilizationWindowSeconds; w != 60 || p.Metrics[1].Target.AverageValue.String() != "5" {
 		t.Errorf("the configured policy changed: window %d, queue target %s", w, p.Metrics[1].Target.AverageValue)
+	}
+}
+
+func TestGridQuantile(t *testing.T) {
+	p := examplePolicy(t)
+	points, err := Grid([]Axis{{Key: "quantile", Values: []string{"0.8", "0.95"}}}, DefaultParams(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for _, pt := range points {
+		got = append(got, pt.Policy.Forecast.QuantileOrDefault())
+	}
+	if diff := cmp.Diff([]float64{0.8, 0.95}, got); diff != "" {
+		t.Errorf("quantiles (-want +got):\n%s", diff)
+	}
+	if p.Forecast.Quantile != nil {
+		t.Errorf("the configured policy changed: quantile %v", *p.Forecast.Quantile)
+	}
+
+	// Out of range: the policy's own validation names the field; no forecast: the key
+	// has nothing to set.
+	_, err = Grid([]Axis{{Key: "quantile", Values: []string{"1.5", "x"}}}, DefaultParams(), p)
+	want := `sweep quantile=x: want a number: strconv.ParseFloat: parsing "x": invalid syntax
+sweep quantile=1.5: policies[0].forecast.quantile: must be within [0.5, 0.999], got 1.5`
+	if err == nil || err.Error() != want {
+		t.Errorf("error =\n%v\nwant\n%s", err, want)
+	}
+	p.Forecast = nil
+	_, err = Grid([]Axis{{Key: "quantile", Values: []string{"0.9"}}}, DefaultParams(), p)
+	if want := "sweep quantile=0.9: policy prescale has no forecast"; err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
 	}
 }
 
