@@ -118,7 +118,7 @@ func TestBacktestCommandErrors(t *testing.T) {
 		{"no load", "", []string{"backtest", "-f", policyFile}, 1,
 			"prescale backtest: no load: give --trace FILE or --prometheus URL\n"},
 		{"unknown sweep key", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--sweep", "foo=1"}, 2,
-			`prescale: sweep "foo=1": unknown key "foo" (known: gpuTarget, peakReplicas, queueTarget, scaleDownWindow, scaleUpWindow, slo, startup, targetUtilization)` + "\n"},
+			`prescale: sweep "foo=1": unknown key "foo" (known: gpuTarget, peakReplicas, quantile, queueTarget, scaleDownWindow, scaleUpWindow, slo, startup, targetUtilization)` + "\n"},
 		{"bad model parameter", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--peak-replicas", "0"}, 2,
 			"prescale: model parameters: peak replicas: must be >= 1, got 0\n"},
 		{"prometheus without a range", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1"}, 1,
