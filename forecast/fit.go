@@ -143,7 +143,7 @@ type fitLoss struct {
 //
 // With q set, the loss of each error e = actual − point against the plan point + c is
 // pinball(e − c, q); the c that minimises their mean is the errors' q-quantile (taken by
-// selection, O(n)), so the loss is that of the best constant margin over the point: of
+// selection, nth: O(n)), so the loss is that of the best constant margin over the point: of
 // the interval the forecaster's empirical residuals would give.
 func (l *fitLoss) of(m model, ys []float64, horizon, stride int) (float64, bool) {
 	preds := make([]float64, horizon)
@@ -184,55 +184,12 @@ func (l *fitLoss) of(m model, ys []float64, horizon, stride int) (float64, bool)
 	if l.q <= 0 {
 		return sum / float64(count), true
 	}
-	c := selectNth(l.errs, int(l.q*float64(len(l.errs)-1)))
+	c := nth(l.errs, int(l.q*float64(len(l.errs)-1)))
 	var loss float64
 	for _, e := range l.errs {
 		loss += pinball(e-c, l.q)
 	}
 	return loss / float64(count), true
-}
-
-// selectNth returns the value that would be xs[k] were xs sorted, reordering xs
-// (Hoare's quickselect with a median-of-three pivot: O(len(xs)) on average).
-func selectNth(xs []float64, k int) float64 {
-	lo, hi := 0, len(xs)-1
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		// median of three to xs[mid]
-		if xs[mid] < xs[lo] {
-			xs[mid], xs[lo] = xs[lo], xs[mid]
-		}
-		if xs[hi] < xs[lo] {
-			xs[hi], xs[lo] = xs[lo], xs[hi]
-		}
-		if xs[hi] < xs[mid] {
-			xs[hi], xs[mid] = xs[mid], xs[hi]
-		}
-		pivot := xs[mid]
-		i, j := lo, hi
-		for i <= j {
-			for xs[i] < pivot {
-				i++
-			}
-			for xs[j] > pivot {
-				j--
-			}
-			if i <= j {
-				xs[i], xs[j] = xs[j], xs[i]
-				i++
-				j--
-			}
-		}
-		switch {
-		case k <= j:
-			hi = j
-		case k >= i:
-			lo = i
-		default:
-			return xs[k]
-		}
-	}
-	return xs[k]
 }
 
 func logistic(x float64) float64 { return 1 / (1 + math.Exp(-x)) }

@@ -33,18 +33,7 @@ func scriptedSeries(n int) []float64 {
 //     (position 899 of 500 at −20, 500 at +20), the load 40 below it half the time:
 //     5·0.1·40/10 = 2.
 func TestFitLoss(t *testing.T) {
-	sharp := func(t int) float64 {
-		if t%10 >= 8 {
-			return 50
-		}
-		return 0
-	}
-	wide := func(t int) float64 {
-		if t%10 >= 5 {
-			return 20
-		}
-		return -20
-	}
+	sharp, wide := sharpResiduals, wideResiduals
 	for _, tc := range []struct {
 		name string
 		e    func(int) float64
@@ -100,7 +89,8 @@ func TestFitLossIsTheBestMargin(t *testing.T) {
 	}
 }
 
-func TestSelectNth(t *testing.T) {
+// nth (shared with Linear's median) on sizes, ties and ranks at both ends.
+func TestNth(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 5))
 	for _, n := range []int{1, 2, 3, 7, 100, 1001} {
 		for _, distinct := range []int{1, 3, 1000} { // all equal, heavy ties, few ties
@@ -111,11 +101,11 @@ func TestSelectNth(t *testing.T) {
 			sorted := slices.Sorted(slices.Values(xs))
 			for _, k := range []int{0, n / 3, n / 2, n * 9 / 10, n - 1} {
 				work := slices.Clone(xs)
-				if got := selectNth(work, k); got != sorted[k] {
+				if got := nth(work, k); got != sorted[k] {
 					t.Fatalf("n %d, %d distinct, k %d: got %v, want %v", n, distinct, k, got, sorted[k])
 				}
 				if !slices.Equal(slices.Sorted(slices.Values(work)), sorted) {
-					t.Fatalf("n %d, k %d: selectNth lost or changed values", n, k)
+					t.Fatalf("n %d, k %d: nth lost or changed values", n, k)
 				}
 			}
 		}

@@ -21,6 +21,23 @@ func (m *scripted) forecast(k int) float64 { return 100 - m.e(m.n-1+k) }
 func (m *scripted) ready() bool            { return m.n > 0 }
 func (m *scripted) reset()                 { m.n = 0 }
 
+// sharpResiduals is 0 at 8 slots of 10 and +50 at 2 (rare large under-forecasts);
+// wideResiduals is −20 at 5 slots of 10 and +20 at 5. Their losses are derived where
+// they are used.
+func sharpResiduals(t int) float64 {
+	if t%10 >= 8 {
+		return 50
+	}
+	return 0
+}
+
+func wideResiduals(t int) float64 {
+	if t%10 >= 5 {
+		return 20
+	}
+	return -20
+}
+
 // scriptedMethod is a candidate for Auto built on scripted.
 type scriptedMethod struct {
 	name string
@@ -55,18 +72,7 @@ func (f *scriptedMethod) parts() (*series, model) { return &f.s, &f.m }
 // median at position 499.5 is 0, between −20 and +20, so point + 0: 0.5·20 = 10), and
 // "sharp" wins as by MAE.
 func TestAutoChoosesByPinballLoss(t *testing.T) {
-	sharp := func(t int) float64 {
-		if t%10 >= 8 {
-			return 50
-		}
-		return 0
-	}
-	wide := func(t int) float64 {
-		if t%10 >= 5 {
-			return 20
-		}
-		return -20
-	}
+	sharp, wide := sharpResiduals, wideResiduals
 	cases := []struct {
 		name      string
 		q         float64
