@@ -37,11 +37,7 @@ func forecastConfig(promURL string, w sandbox.Workload, extra string) string {
 // forecast's proposal as <policy>-forecast-replicas.
 func TestForecastRun(t *testing.T) {
 	_, kube := sharedSandbox(t)
-	w := workload(t, "llm", 2, 1, 2*time.Second)
-	e := newExporter(t, w)
-	p := startPrometheus(t, e.addr)
-
-	rampLoad(t, e, p, w)
+	w, p := rampingWorkload(t)
 
 	// The external metrics API, with prescale writing (not in dry-run).
 	in := startExternalMetrics(t, w, p.url(), func(extra string) string {
@@ -105,10 +101,7 @@ func TestForecastRun(t *testing.T) {
 // who wrote the scale).
 func TestForecastFeedsHPA(t *testing.T) {
 	_, kube := sharedSandbox(t)
-	w := workload(t, "llm", 2, 1, 2*time.Second)
-	e := newExporter(t, w)
-	p := startPrometheus(t, e.addr)
-	rampLoad(t, e, p, w)
+	w, p := rampingWorkload(t)
 	in := startExternalMetrics(t, w, p.url(), func(extra string) string { return forecastConfig(p.url(), w, extra) })
 
 	hpa := externalHPA(w, 12)
@@ -137,6 +130,18 @@ func TestForecastFeedsHPA(t *testing.T) {
 			t.Errorf("scale written by %q at %s, want only the HPA (prescale is in dry-run)", wr.userAgent, wr.at)
 		}
 	}
+}
+
+// rampingWorkload starts the forecast tests' workload ("llm": 2 GPU pods of 1 GPU each,
+// Ready 2 s after creation), its exporter and a Prometheus scraping it, and ramps its load
+// (rampLoad).
+func rampingWorkload(t *testing.T) (sandbox.Workload, *promServer) {
+	t.Helper()
+	w := workload(t, "llm", 2, 1, 2*time.Second)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	rampLoad(t, e, p, w)
+	return w, p
 }
 
 // rampLoad makes the workload's load rise 1 request/s every second from 10, until the test

@@ -194,10 +194,7 @@ func TestLeaderElection(t *testing.T) {
 // answers an HPA), its gauges follow the leader's, and every scale write is the leader's.
 func TestHotStandby(t *testing.T) {
 	_, kube := sharedSandbox(t)
-	w := workload(t, "llm", 2, 1, 2*time.Second)
-	e := newExporter(t, w)
-	p := startPrometheus(t, e.addr)
-	rampLoad(t, e, p, w)
+	w, p := rampingWorkload(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var holders holderLog
