@@ -52,8 +52,8 @@ func TestDeciderForecast(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if d.pred == nil || d.load != ArrivalRate || d.horizon != tc.wantHorizon {
-				t.Errorf("predictor %v, load %v, horizon %v; want a predictor, %v, %v", d.pred != nil, d.load, d.horizon, ArrivalRate, tc.wantHorizon)
+			if h, ok := d.eng.Horizon(); !ok || d.load != ArrivalRate || h != tc.wantHorizon {
+				t.Errorf("forecast %v, load %v, horizon %v; want a forecast, %v, %v", ok, d.load, h, ArrivalRate, tc.wantHorizon)
 			}
 		})
 	}
@@ -64,8 +64,10 @@ func TestDeciderForecast(t *testing.T) {
 	if hpa.Forecast != nil {
 		t.Error("the hpa baseline has a forecast")
 	}
-	if d, err := newDecider(hpa, par); err != nil || d.pred != nil {
-		t.Errorf("the hpa baseline's decider: predictor %v, err %v; want none", d != nil && d.pred != nil, err)
+	if d, err := newDecider(hpa, par); err != nil {
+		t.Errorf("the hpa baseline's decider: %v", err)
+	} else if _, ok := d.eng.Horizon(); ok {
+		t.Error("the hpa baseline's decider forecasts; want no forecast")
 	}
 }
 

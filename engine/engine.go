@@ -1,0 +1,219 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// Options say how a driver ticks. The same policy decides the same way in every driver;
+// only how often it is observed differs.
+type Options struct {
+	// Tick is the time between two Steps: the controller's interval, the backtest's tick.
+	Tick time.Duration
+	// LoadStep is how often the driver samples the forecast's load, a multiple of Tick (0:
+	// every tick). The forecaster steps at LoadStep, and a forecast made at a sample serves
+	// the ticks until the next one, so its horizon reaches LoadStep - Tick further.
+	LoadStep time.Duration
+	// DefaultStartup is the pods' start-up time that horizon: auto assumes until SetStartup
+	// reports a measured one.
+	DefaultStartup time.Duration
+	// HPAEquivalent also decides, at each Step, what the HPA would on the same metrics: the
+	// policy without its forecast and capacity cap, with its own History.
+	HPAEquivalent bool
+	// KeepLoad keeps the load samples of the last forecast.history in memory and refits the
+	// forecaster on them when a refit is due: for drivers without a history source (the
+	// backtest, replay). Without it the driver loads the history HistoryWanted asks for.
+	KeepLoad bool
+	// RefitDelay postpones the first refit past RefitPeriod (Stagger spreads a controller's
+	// policies over an hour).
+	RefitDelay time.Duration
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.Tick <= 0 {
+		errs = append(errs, fmt.Errorf("tick: must be > 0, got %s", o.Tick))
+	}
+	if o.LoadStep < 0 || (o.LoadStep > 0 && o.Tick > 0 && o.LoadStep%o.Tick != 0) {
+		errs = append(errs, fmt.Errorf("loadStep: must be 0 or a multiple of the tick %s, got %s", o.Tick, o.LoadStep))
+	}
+	if o.DefaultStartup < 0 {
+		errs = append(errs, fmt.Errorf("defaultStartup: must be >= 0, got %s", o.DefaultStartup))
+	}
+	if o.RefitDelay < 0 {
+		errs = append(errs, fmt.Errorf("refitDelay: must be >= 0, got %s", o.RefitDelay))
+	}
+	return errors.Join(errs...)
+}
+
+func (o Options) loadStep() time.Duration {
+	if o.LoadStep == 0 {
+		return o.Tick
+	}
+	return o.LoadStep
+}
+
+// Engine is one policy's autoscaler between ticks. Create it with New.
+type Engine struct {
+	p    *policy.Policy
+	opts Options
+	hist policy.History // the policy's
+	hpa  policy.History // the HPA-equivalent decision's
+	fc   *forecaster    // nil while the policy has no forecast (or method off)
+	// seen, lastSpec and lastWrites are the last Step's spec.replicas and whether its
+	// driver could write: a change of spec.replicas that the engine did not write is
+	// another writer's.
+	seen       bool
+	lastSpec   int32
+	lastWrites bool
+	startup    time.Duration
+	measured   bool
+}
+
+// New returns the engine of policy p, which must have passed Validate. Its forecaster is
+// fitted at the first Fit, or, without one, at the first Step with no history.
+func New(p *policy.Policy, opts Options) (*Engine, error) {
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("engine options for policy %s: %w", p.Name, err)
+	}
+	e := &Engine{opts: opts, startup: opts.DefaultStartup}
+	e.SetPolicy(p)
+	return e, nil
+}
+
+// Policy returns the policy in force.
+func (e *Engine) Policy() *policy.Policy { return e.p }
+
+// SetPolicy replaces the policy (a reload). The decision History carries over; the
+// forecaster too, unless the forecast block changed: then it is fitted again (HistoryWanted
+// asks for its history).
+func (e *Engine) SetPolicy(p *policy.Policy) {
+	e.p = p
+	f := forecasting(p)
+	switch {
+	case f == nil:
+		e.fc = nil
+	case e.fc == nil || !e.fc.sameSpec(f):
+		e.fc = newForecaster(f)
+	}
+}
+
+// Reset forgets the decision History, as for a target deleted and recreated: the old
+// recommendations and scale events describe another object. The forecaster is kept: the
+// load it learned is the service's, not the object's.
+func (e *Engine) Reset() {
+	e.hist, e.hpa, e.seen = policy.History{}, policy.History{}, false
+}
+
+// SetStartup reports the pods' measured start-up time (the controller's p90), which
+// horizon: auto follows; measured false returns to Options.DefaultStartup.
+func (e *Engine) SetStartup(d time.Duration, measured bool) {
+	if !measured {
+		d = e.opts.DefaultStartup
+	}
+	e.startup, e.measured = d, measured
+}
+
+// Input is one tick's observation of the target.
+type Input struct {
+	// Observation is what the driver read; its Forecast and LoadErr are the engine's to set.
+	policy.Observation
+	// Load is the sample of forecast.load.query, nil when the driver did not sample the load
+	// this tick (it samples every LoadStep). A sample with Err, an empty per-pod result, a
+	// negative or non-finite value is missing: it holds any scale-down, never reads as 0.
+	Load *policy.Sample
+	// Writes says whether the driver may write the decision this tick (it leads and is not
+	// in dry-run). A change of spec.replicas seen while either this tick or the last could
+	// not write is another writer's, and the rate policies count it as the writer's own
+	// history would.
+	Writes bool
+}
+
+// Result is what one Step decided.
+type Result struct {
+	Decision policy.Decision
+	// HPAEquivalent is what the HPA would decide on the same metrics (no forecast, no
+	// capacity cap); zero unless Options.HPAEquivalent.
+	HPAEquivalent policy.Decision
+	// Forecast is the forecast's status, nil for a policy without a forecast.
+	Forecast *ForecastStatus
+	// LoadErr says why the load sample was missing, nil when it was usable or not taken.
+	LoadErr error
+	// GateChanged: the accuracy gate opened or closed at this Step (Forecast.Gated says
+	// which way).
+	GateChanged bool
+}
+
+// Step decides one tick at now. The forecaster observes the load, its forecast joins the
+// metrics in policy.Decide, and perReplica: auto learns from the decision. The caller
+// writes the decision and reports the write with Scaled.
+func (e *Engine) Step(in Input, now time.Time) Result {
+	obs := in.Observation
+	obs.Forecast, obs.LoadErr = nil, nil
+	cur := obs.SpecReplicas
+	if e.seen && e.lastSpec != cur && (!in.Writes || !e.lastWrites) {
+		e.record(e.lastSpec, cur, now)
+	}
+	var res Result
+	var load float64
+	var loadOK bool
+	if e.fc != nil {
+		res.Forecast, load, loadOK, res.LoadErr, res.GateChanged = e.fc.observe(e, in.Load, now)
+		if e.fc.pred != nil {
+			if p := e.fc.input; p != nil {
+				obs.Forecast = p
+			}
+			if res.LoadErr != nil {
+				obs.LoadErr = fmt.Errorf("forecast.load.query %q: %w", e.fc.spec.Load.Query, res.LoadErr)
+			}
+		}
+	}
+	res.Decision, e.hist = policy.Decide(e.p, obs, e.hist, now)
+	if e.fc != nil && e.fc.pred != nil {
+		e.fc.pred.Learn(res.Decision, load, loadOK)
+		res.Forecast.ForecastResult = res.Decision.Forecast
+	}
+	if e.opts.HPAEquivalent {
+		hin := obs
+		hin.Capacity, hin.Forecast, hin.LoadErr = nil, nil, nil
+		res.HPAEquivalent, e.hpa = policy.Decide(e.p, hin, e.hpa, now)
+	}
+	e.seen, e.lastSpec, e.lastWrites = true, cur, in.Writes
+	return res
+}
+
+// Scaled records a change of scale that the driver wrote at now (from the Step's current
+// replicas to its desired ones), for the rate policies. Call it only once the write took
+// effect: a failed write leaves no trace, and the next Step decides again.
+func (e *Engine) Scaled(from, to int32, now time.Time) {
+	e.record(from, to, now)
+	e.lastSpec = to
+}
+
+func (e *Engine) record(from, to int32, now time.Time) {
+	e.hist = e.hist.RecordScale(e.p, from, to, now)
+	e.hpa = e.hpa.RecordScale(e.p, from, to, now)
+}
+
+// horizon is how far ahead the forecast predicts at the current start-up: horizon: auto is
+// the start-up plus one tick, plus the LoadStep - Tick that a forecast serves after its
+// sample.
+func (e *Engine) horizon(f *policy.Forecast) time.Duration {
+	return f.HorizonFor(e.startup, e.opts.Tick) + e.opts.loadStep() - e.opts.Tick
+}
+
+// Horizon returns how far ahead the forecast predicts at the current start-up, and false
+// for a policy without a forecast.
+func (e *Engine) Horizon() (time.Duration, bool) {
+	if e.fc == nil {
+		return 0, false
+	}
+	return e.horizon(&e.fc.spec), true
+}
+
+// DefaultStartup is the pods' start-up time that horizon: auto assumes until one of the
+// target's pods has been measured: a few minutes, as a large model takes to load.
+const DefaultStartup = 180 * time.Second

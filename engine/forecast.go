@@ -1,0 +1,268 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/prescale/prescale/forecast"
+	"github.com/prescale/prescale/policy"
+)
+
+// RefitPeriod is how often a policy's forecaster is refitted on its last forecast.history
+// of load: its smoothing parameters, and auto's choice of method, follow the traffic as it
+// changes. Refits keep to this schedule from the first fit (plus Options.RefitDelay).
+const RefitPeriod = 24 * time.Hour
+
+// RefitRetry is how soon a refit whose history could not be loaded is tried again.
+const RefitRetry = time.Hour
+
+// maxLoad bounds a usable load; larger ones (and ±Inf) are missing.
+const maxLoad = 1e15
+
+// Stagger spreads the first refit of a controller's policies over an hour, by a hash of the
+// policy's name (FNV-1a), so that policies built at the same start-up do not all load their
+// history at the same tick. Use it as Options.RefitDelay.
+func Stagger(name string) time.Duration {
+	var h uint32 = 2166136261
+	for i := 0; i < len(name); i++ {
+		h = (h ^ uint32(name[i])) * 16777619
+	}
+	return time.Duration(h%3600) * time.Second
+}
+
+// ForecastStatus is the forecast's part of a policy's status and of its decision record:
+// the decision's forecast (nil before the forecaster predicts) and what went into it.
+type ForecastStatus struct {
+	*policy.ForecastResult
+	// HorizonSeconds is how far ahead it predicts; StartupSeconds the pods' start-up time
+	// that horizon: auto adds one tick to: the measured p90, or Options.DefaultStartup
+	// while StartupMeasured is false.
+	HorizonSeconds  float64 `json:"horizonSeconds"`
+	StartupSeconds  float64 `json:"startupSeconds"`
+	StartupMeasured bool    `json:"startupMeasured"`
+	// Error is what the gate judges against gate.maxError: the fraction of the window's
+	// comparisons in which the load exceeded the planned quantile made one horizon earlier;
+	// nil while the window is empty.
+	Error *float64 `json:"error,omitempty"`
+	// MAPE is the point forecast's weighted MAPE over the gate's window (reported, not
+	// gated on); nil while the window has no load.
+	MAPE *float64 `json:"mape,omitempty"`
+	// LoadError says why the load query had no usable sample at this tick.
+	LoadError string `json:"loadError,omitempty"`
+	// HistorySamples is how many load samples the forecaster was last fitted on.
+	HistorySamples int `json:"historySamples"`
+	// Fitted is false when the forecaster could not be built (the policy then scales
+	// reactively); Gated whether the accuracy gate holds the forecast off.
+	Fitted bool `json:"-"`
+	Gated  bool `json:"-"`
+}
+
+// forecasting returns the policy's forecast, nil without one or with method off.
+func forecasting(p *policy.Policy) *policy.Forecast {
+	if p.Forecast == nil || p.Forecast.MethodOrDefault() == forecast.MethodOff {
+		return nil
+	}
+	return p.Forecast
+}
+
+// forecaster is one policy's forecast between ticks.
+type forecaster struct {
+	spec policy.Forecast // the spec it was built for: another one rebuilds it
+	// pred is nil until the first fit, and when that fit failed (built is then true).
+	pred    *policy.Predictor
+	built   bool
+	samples int       // load samples of the last fit
+	refitAt time.Time // when the next refit is due
+	// loads are the load samples of the last forecast.history (Options.KeepLoad).
+	loads []forecast.Sample
+	// input is the forecast of the current Step, nil without one.
+	input *policy.ForecastInput
+}
+
+func newForecaster(f *policy.Forecast) *forecaster { return &forecaster{spec: *f} }
+
+func (fc *forecaster) sameSpec(f *policy.Forecast) bool { return reflect.DeepEqual(fc.spec, *f) }
+
+// HistoryRequest is the load history a fit needs: forecast.load.query's samples every Step
+// from Start to End (both included).
+type HistoryRequest struct {
+	Query      string
+	Start, End time.Time
+	Step       time.Duration
+	// Refit is true for a refit of a fitted forecaster, false for its first fit.
+	Refit bool
+}
+
+// HistoryWanted returns the history to load before the Step at now, and false when there is
+// none to load: no forecast, the first fit with a forecast.history shorter than one
+// LoadStep, Options.KeepLoad, or no fit due. The range ends one LoadStep before now: now's
+// sample is the Step's.
+func (e *Engine) HistoryWanted(now time.Time) (HistoryRequest, bool) {
+	fc := e.fc
+	if fc == nil || e.opts.KeepLoad {
+		return HistoryRequest{}, false
+	}
+	h, step := fc.spec.HistoryOrDefault(), e.opts.loadStep()
+	if h < step {
+		return HistoryRequest{}, false
+	}
+	r := HistoryRequest{Query: fc.spec.Load.Query, Start: now.Add(-h), End: now.Add(-step), Step: step, Refit: fc.built}
+	switch {
+	case !fc.built:
+		return r, true
+	case fc.pred != nil && !now.Before(fc.refitAt):
+		return r, true
+	}
+	return HistoryRequest{}, false
+}
+
+// Fitted says what Fit did.
+type Fitted struct {
+	Refit   bool
+	Samples int
+	Horizon time.Duration
+	// Next is when the next refit is due.
+	Next time.Time
+}
+
+// Fit fits the forecaster on history, the samples HistoryWanted asked for, in time order;
+// loadErr is why they could not be loaded. A first fit whose history failed starts without
+// it (it learns as it goes); a refit whose history failed or was empty keeps its fit and
+// is due again after RefitRetry. The error says what failed (the driver reports it); a
+// first fit that fails leaves the policy without a forecast until its spec changes.
+func (e *Engine) Fit(history []forecast.Sample, loadErr error, now time.Time) (Fitted, error) {
+	fc := e.fc
+	if fc == nil {
+		return Fitted{}, nil
+	}
+	if !fc.built {
+		if loadErr != nil {
+			history = nil
+		}
+		err := fc.build(e, history, now)
+		return Fitted{Samples: fc.samples, Horizon: e.horizon(&fc.spec), Next: fc.refitAt}, err
+	}
+	err := loadErr
+	if err == nil && len(history) == 0 {
+		err = errors.New("no samples")
+	}
+	return fc.refit(e, history, err, now)
+}
+
+// build fits the first forecaster.
+func (fc *forecaster) build(e *Engine, history []forecast.Sample, now time.Time) error {
+	fc.built, fc.samples = true, len(history)
+	fc.refitAt = now.Add(RefitPeriod + e.opts.RefitDelay)
+	pred, err := policy.NewPredictor(&fc.spec, e.opts.loadStep(), e.horizon(&fc.spec), history)
+	if err != nil { // not expected: the spec passed Validate
+		return fmt.Errorf("build the forecaster: %w", err)
+	}
+	fc.pred = pred
+	return nil
+}
+
+// refit fits the forecaster again on history, for the horizon of now (horizon: auto follows
+// the pods' measured start-up), unless err says the history is unusable.
+func (fc *forecaster) refit(e *Engine, history []forecast.Sample, err error, now time.Time) (Fitted, error) {
+	horizon := e.horizon(&fc.spec)
+	if err == nil {
+		err = fc.pred.RefitHorizon(history, horizon)
+	}
+	if err != nil {
+		fc.refitAt = now.Add(RefitRetry)
+		return Fitted{Refit: true, Horizon: fc.pred.Horizon(), Next: fc.refitAt},
+			fmt.Errorf("refit the forecast on its last %s: %w", fc.spec.HistoryOrDefault(), err)
+	}
+	fc.samples = len(history)
+	for !fc.refitAt.After(now) {
+		fc.refitAt = fc.refitAt.Add(RefitPeriod)
+	}
+	return Fitted{Refit: true, Samples: fc.samples, Horizon: horizon, Next: fc.refitAt}, nil
+}
+
+// keep adds a load sample to the kept history, refitting first when a refit is due (on
+// the samples of the last forecast.history before now).
+func (fc *forecaster) keep(e *Engine, load float64, now time.Time) {
+	h := fc.spec.HistoryOrDefault()
+	if h <= 0 {
+		return
+	}
+	if fc.pred != nil && !now.Before(fc.refitAt) {
+		cut := now.Add(-h)
+		i := 0
+		for i < len(fc.loads) && fc.loads[i].At.Before(cut) {
+			i++
+		}
+		fc.loads = fc.loads[:copy(fc.loads, fc.loads[i:])]
+		var err error
+		if len(fc.loads) == 0 {
+			err = errors.New("no samples")
+		}
+		// A failed refit keeps the fit and is retried: the status reports the samples of the
+		// fit in force.
+		_, _ = fc.refit(e, fc.loads, err, now)
+	}
+	fc.loads = append(fc.loads, forecast.Sample{At: now, Value: load})
+}
+
+// observe feeds the Step's load sample (nil: not sampled this tick) to the Predictor and
+// returns the forecast's status, the load for Learn, why it was missing, and whether the
+// gate changed. The forecast for Decide is left in fc.input.
+func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (st *ForecastStatus, load float64, ok bool, loadErr error, gateChanged bool) {
+	fc.input = nil
+	if !fc.built {
+		// No history was loaded (the driver has no source, or keeps the load itself).
+		_ = fc.build(e, nil, now)
+	}
+	horizon := e.horizon(&fc.spec)
+	st = &ForecastStatus{HorizonSeconds: horizon.Seconds(), StartupSeconds: e.startup.Seconds(), StartupMeasured: e.measured,
+		HistorySamples: fc.samples, Fitted: fc.pred != nil}
+	if fc.pred == nil {
+		return st, 0, false, nil, false
+	}
+	if sample != nil {
+		load, loadErr = loadValue(*sample)
+		ok = loadErr == nil
+		if loadErr != nil {
+			st.LoadError = loadErr.Error()
+		}
+	}
+	if ok && e.opts.KeepLoad {
+		fc.keep(e, load, now)
+		st.HistorySamples = fc.samples
+	}
+	fc.input = fc.pred.Observe(load, ok, now, horizon)
+	gated, changed, mape, known := fc.pred.Gate()
+	st.Gated = gated
+	if known {
+		st.MAPE = &mape
+	}
+	if under, judged := fc.pred.GateUnderRate(); judged {
+		st.Error = &under
+	}
+	return st, load, ok, loadErr, changed
+}
+
+// loadValue is the load of a sample: a single value, or the sum of a per-pod result.
+// A missing, negative, non-finite or empty sample is an error, never zero.
+func loadValue(s policy.Sample) (float64, error) {
+	if s.Err != nil {
+		return 0, s.Err
+	}
+	v := s.Value
+	if s.PerPod != nil {
+		if len(s.PerPod) == 0 {
+			return 0, errors.New("no series")
+		}
+		v = 0
+		for _, x := range s.PerPod {
+			v += x
+		}
+	}
+	if !(v >= 0) || v > maxLoad {
+		return 0, fmt.Errorf("load %v: want a finite number >= 0", v)
+	}
+	return v, nil
+}
