@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prescale/prescale/engine"
+	"github.com/prescale/prescale/forecast"
 	"github.com/prescale/prescale/policy"
 )
 
@@ -26,6 +28,28 @@ type Line struct {
 	StatusReplicas *int32                  `json:"statusReplicas"`
 	Pods           []policy.Pod            `json:"pods"`
 	Metrics        map[string]MetricSample `json:"metrics"`
+	// Load is the sample of the policy's forecast.load.query at this sync, for a policy
+	// with a forecast: exactly one of perPod (summed), value and error. A line without it
+	// did not sample the load (the forecast made at the last sample carries on); a policy
+	// without a forecast rejects it.
+	Load *MetricSample `json:"load"`
+}
+
+// Options are how the recorded controller ticked: they set the forecast's step and
+// horizon: auto, as in prescale run.
+type Options struct {
+	// Interval is the recorded controller's sync interval (prescale run's interval).
+	Interval time.Duration
+	// Startup is the pods' start-up time that horizon: auto assumes.
+	Startup time.Duration
+}
+
+// Record is one output line: the decision, and for a policy with a forecast the forecast's
+// status (horizon, the gate's error, why the load was missing). The decision's own
+// "forecast" holds the forecast of the load and its proposal.
+type Record struct {
+	policy.Decision
+	ForecastStatus *engine.ForecastStatus `json:"forecastStatus,omitempty"`
 }
 
 // MetricSample is one metric of a recorded sync: exactly one of perPod, value and error.
@@ -55,13 +79,18 @@ func (n *Number) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// Run replays r through policy p, writing one decision per input line to w. Blank lines are
-// skipped. It stops at the first malformed line with an error naming its line number.
-func Run(p *policy.Policy, r io.Reader, w io.Writer) error {
+// Run replays r through policy p's engine, as prescale run drives it, writing one Record
+// per input line to w: the forecast, when the policy has one, learns from the lines' load
+// (the lines are its only history; it is refitted daily on them). Blank lines are skipped.
+// It stops at the first malformed line with an error naming its line number.
+func Run(p *policy.Policy, opts Options, r io.Reader, w io.Writer) error {
+	eng, err := engine.New(p, engine.Options{Tick: opts.Interval, DefaultStartup: opts.Startup, KeepLoad: true})
+	if err != nil {
+		return err
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
 	enc := json.NewEncoder(w)
-	var hist policy.History
 	var last time.Time
 	for n := 1; sc.Scan(); n++ {
 		raw := bytes.TrimSpace(sc.Bytes())
@@ -76,12 +105,20 @@ func Run(p *policy.Policy, r io.Reader, w io.Writer) error {
 			return fmt.Errorf("line %d: time %s is before the previous line's %s", n, now.Format(time.RFC3339), last.Format(time.RFC3339))
 		}
 		last = now
-		var d policy.Decision
-		d, hist = policy.Decide(p, in, hist, now)
+		// A scale counts as written whenever the decision differs from the line's spec.
+		in.Writes = true
+		res := eng.Step(in, now)
+		d := res.Decision
 		if d.DesiredReplicas != in.SpecReplicas {
-			hist = hist.RecordScale(p, in.SpecReplicas, d.DesiredReplicas, now)
+			eng.Scaled(in.SpecReplicas, d.DesiredReplicas, now)
 		}
-		if err := enc.Encode(d); err != nil {
+		rec := Record{Decision: d, ForecastStatus: res.Forecast}
+		if rec.ForecastStatus != nil {
+			st := *rec.ForecastStatus
+			st.ForecastResult = nil // the decision's "forecast"
+			rec.ForecastStatus = &st
+		}
+		if err := enc.Encode(rec); err != nil {
 			return fmt.Errorf("write decision for line %d: %w", n, err)
 		}
 	}
@@ -91,16 +128,16 @@ func Run(p *policy.Policy, r io.Reader, w io.Writer) error {
 	return nil
 }
 
-// parseLine decodes and checks one line into an Observation for p.
-func parseLine(p *policy.Policy, raw []byte) (policy.Observation, time.Time, error) {
+// parseLine decodes and checks one line into the engine's Input for p.
+func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, error) {
 	var l Line
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&l); err != nil {
-		return policy.Observation{}, time.Time{}, fmt.Errorf("malformed observation: %w", err)
+		return engine.Input{}, time.Time{}, fmt.Errorf("malformed observation: %w", err)
 	}
 	if dec.More() {
-		return policy.Observation{}, time.Time{}, errors.New("malformed observation: more than one JSON value on the line")
+		return engine.Input{}, time.Time{}, errors.New("malformed observation: more than one JSON value on the line")
 	}
 	var errs []error
 	if l.Time.IsZero() {
@@ -161,15 +198,26 @@ func parseLine(p *policy.Policy, raw []byte) (policy.Observation, time.Time, err
 		}
 		in.Metrics[i] = sample
 	}
+	var load *policy.Sample
+	switch {
+	case l.Load != nil && (p.Forecast == nil || p.Forecast.MethodOrDefault() == forecast.MethodOff):
+		errs = append(errs, fmt.Errorf("load: policy %s has no forecast to take it", p.Name))
+	case l.Load != nil:
+		s, err := l.Load.sample()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("load: %w", err))
+		}
+		load = &s
+	}
 	if len(errs) > 0 {
-		return policy.Observation{}, time.Time{}, errors.Join(errs...)
+		return engine.Input{}, time.Time{}, errors.Join(errs...)
 	}
 	in.SpecReplicas = *l.SpecReplicas
 	in.StatusReplicas = live
 	if l.StatusReplicas != nil {
 		in.StatusReplicas = *l.StatusReplicas
 	}
-	return in, l.Time, nil
+	return engine.Input{Observation: in, Load: load}, l.Time, nil
 }
 
 // sample converts a recorded metric; NaN and ±Inf pass through, so that the engine treats

@@ -3,8 +3,12 @@ package replay
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -17,6 +21,9 @@ func q(s string) *policy.Quantity {
 }
 
 func i32(v int32) *int32 { return &v }
+
+// opts are prescale run's defaults: a 15 s interval, 180 s start-up.
+var opts = Options{Interval: 15 * time.Second, Startup: 180 * time.Second}
 
 // examplePolicy is the README's llama-70b policy.
 func examplePolicy() *policy.Policy {
@@ -63,7 +70,7 @@ func TestRunCarriesHistoryAcrossLines(t *testing.T) {
 {"time":"2026-01-01T00:05:31Z","specReplicas":5,"pods":[{"name":"a","ready":true},{"name":"b","ready":true},{"name":"c","ready":true},{"name":"d","ready":true},{"name":"e","ready":true}],"metrics":{"queue":{"perPod":{"a":1,"b":1,"c":1,"d":1,"e":1}},"p95-latency":{"value":1},"gpu":{"perPod":{"a":10,"b":10,"c":10,"d":10,"e":10}}}}
 `
 	var out bytes.Buffer
-	if err := Run(examplePolicy(), strings.NewReader(input), &out); err != nil {
+	if err := Run(examplePolicy(), opts, strings.NewReader(input), &out); err != nil {
 		t.Fatal(err)
 	}
 	want := []brief{
@@ -87,7 +94,7 @@ func TestRunCarriesHistoryAcrossLines(t *testing.T) {
 func TestRunNaNIsMissing(t *testing.T) {
 	input := `{"time":"2026-01-01T00:00:00Z","specReplicas":2,"pods":[{"name":"a","ready":true},{"name":"b","ready":true}],"metrics":{"queue":{"perPod":{"a":"NaN","b":1}},"p95-latency":{"value":"+Inf"},"gpu":{"perPod":{"a":1,"b":1}}}}`
 	var out bytes.Buffer
-	if err := Run(examplePolicy(), strings.NewReader(input), &out); err != nil {
+	if err := Run(examplePolicy(), opts, strings.NewReader(input), &out); err != nil {
 		t.Fatal(err)
 	}
 	// gpu alone would scale down to 1; queue and latency are missing: hold at 2.
@@ -113,11 +120,12 @@ func TestRunReportsMalformedLines(t *testing.T) {
 		{"bad number", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"metrics":{"queue":{"value":"lots"}}}`, `line 1: malformed observation: want a number, NaN or ±Inf, got "lots"`},
 		{"bad phase", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a","phase":"Sleeping"}]}`, `line 1: pods[0].phase: must be Pending, Running, Succeeded, Failed or Unknown, got "Sleeping"`},
 		{"duplicate pod", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a"},{"name":"a"}]}`, `line 1: pods[1].name: duplicate pod "a"`},
+		{"a load for a policy without a forecast", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"load":{"value":3}}`, "line 1: load: policy llama-70b has no forecast to take it"},
 		{"time going backwards", `{"time":"2026-01-01T00:01:00Z","specReplicas":1}` + "\n" + `{"time":"2026-01-01T00:00:00Z","specReplicas":1}`, "line 2: time 2026-01-01T00:00:00Z is before the previous line's 2026-01-01T00:01:00Z"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Run(examplePolicy(), strings.NewReader(tc.input), &bytes.Buffer{})
+			err := Run(examplePolicy(), opts, strings.NewReader(tc.input), &bytes.Buffer{})
 			if err == nil {
 				t.Fatalf("no error, want %q", tc.want)
 			}
@@ -125,5 +133,66 @@ func TestRunReportsMalformedLines(t *testing.T) {
 				t.Errorf("error:\n got %q\nwant %q", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestRunForecastsFromTheLoad(t *testing.T) {
+	p := examplePolicy()
+	p.Forecast = &policy.Forecast{Load: policy.Load{Query: "lq", PerReplica: policy.NewAutoFloat(10)}}
+	// A load rising by 2 requests/s each 15 s line, from 100; the metrics stay in range. The
+	// forecaster warms up on 20 residuals plus the horizon's 13 steps (195 s / 15 s).
+	var in strings.Builder
+	const lines = 60
+	for i := range lines {
+		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 15 * time.Second)
+		load := `,"load":{"value":` + strconv.Itoa(100+2*i) + `}`
+		if i == lines-1 {
+			load = `,"load":{"error":"query timed out"}`
+		}
+		fmt.Fprintf(&in, `{"time":%q,"specReplicas":12,"metrics":{"p95-latency":{"value":4}}%s}`+"\n", at.Format(time.RFC3339), load)
+	}
+	var out bytes.Buffer
+	if err := Run(p, opts, strings.NewReader(in.String()), &out); err != nil {
+		t.Fatal(err)
+	}
+	type record struct {
+		Desired  int32 `json:"desiredReplicas"`
+		Forecast *struct {
+			Point, Value float64
+			Proposal     int32
+		} `json:"forecast"`
+		Status *struct {
+			Horizon   float64 `json:"horizonSeconds"`
+			LoadError string  `json:"loadError"`
+		} `json:"forecastStatus"`
+	}
+	var recs []record
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("output line %q: %v", line, err)
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) != lines {
+		t.Fatalf("%d records, want %d", len(recs), lines)
+	}
+	for i, r := range recs {
+		if r.Status == nil || r.Status.Horizon != 195 {
+			t.Fatalf("record %d: forecast status %+v, want horizon 195 s (180 s start-up + 15 s)", i, r.Status)
+		}
+	}
+	if recs[0].Forecast != nil {
+		t.Errorf("the first record forecasts %+v, want none while warming up", recs[0].Forecast)
+	}
+	// The line before the last: the rising load (218 requests/s at it) is forecast higher,
+	// and the proposal is the planned value over 10 per replica.
+	f := recs[lines-2].Forecast
+	if f == nil || f.Point <= 218 || f.Proposal != int32(math.Ceil(f.Value/10)) {
+		t.Errorf("forecast before the last line %+v, want a point above 218 and proposal ceil(value / 10)", f)
+	}
+	// The last line's load is missing: said in the status, never a forecast of 0.
+	if last := recs[lines-1]; last.Status.LoadError != "query timed out" || last.Desired < 12 {
+		t.Errorf("last record %+v, want the load error and no scale-down", last)
 	}
 }

@@ -6,11 +6,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/prescale/prescale/engine"
 )
 
 // DefaultStartup is the pods' start-up time that horizon: auto assumes until one of the
-// target's pods has been measured: a few minutes, as a large model takes to load.
-const DefaultStartup = 180 * time.Second
+// target's pods has been measured.
+const DefaultStartup = engine.DefaultStartup
 
 // startupWindow is how many of the latest measured start-ups the p90 is taken over.
 const startupWindow = 20

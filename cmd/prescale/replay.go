@@ -8,7 +8,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/replay"
+	"github.com/prescale/prescale/scaler"
 )
 
 // newReplayCmd returns "prescale replay": recorded observations in, one decision per line out.
@@ -19,7 +21,8 @@ func newReplayCmd(v *viper.Viper) *cobra.Command {
 		Long: `Replay feeds recorded observations (JSON lines: time, specReplicas, pods, metrics) through
 the decision engine and prints one JSON decision per line. The history (stabilization
 windows, rate policies) carries over from line to line, and a scale counts as written
-whenever the desired replicas differ from the line's specReplicas. Without a file, or with
+whenever the desired replicas differ from the line's specReplicas. A policy with a forecast
+learns from each line's "load" (the sample of forecast.load.query), as prescale run would. Without a file, or with
 "-", observations are read from standard input. A malformed line stops the run with its
 line number and exit code 1.`,
 		Args: cobra.MaximumNArgs(1),
@@ -37,7 +40,12 @@ line number and exit code 1.`,
 				defer fh.Close()
 				r = fh
 			}
-			if err := replay.Run(p, r, cmd.OutOrStdout()); err != nil {
+			opts := replay.Options{Interval: v.GetDuration("interval"), Startup: v.GetDuration("startup")}
+			if opts.Interval <= 0 || opts.Startup < 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "prescale replay: --interval must be > 0 and --startup >= 0, got %s and %s\n", opts.Interval, opts.Startup)
+				return exitError{code: 1}
+			}
+			if err := replay.Run(p, opts, r, cmd.OutOrStdout()); err != nil {
 				fmt.Fprintf(cmd.ErrOrStderr(), "prescale replay: %v\n", err)
 				return exitError{code: 1}
 			}
@@ -46,5 +54,7 @@ line number and exit code 1.`,
 	}
 	cmd.Flags().StringP("file", "f", "", "policy file")
 	cmd.Flags().String("policy", "", "policy to replay (default: the only one in the file)")
+	cmd.Flags().Duration("interval", scaler.DefaultOptions().Interval, "the recorded controller's sync interval: the forecast's step and horizon: auto")
+	cmd.Flags().Duration("startup", engine.DefaultStartup, "the pods' start-up time that the forecast's horizon: auto assumes")
 	return cmd
 }
