@@ -18,7 +18,7 @@ func q(s string) *policy.Quantity {
 
 func i32(v int32) *int32 { return &v }
 
-// examplePolicy is the README's llama-70b policy.
+// examplePolicy is the llama-70b policy of examples/policy.yaml (docs/policy.md).
 func examplePolicy() *policy.Policy {
 	return &policy.Policy{
 		Name: "llama-70b", MinReplicas: i32(1), MaxReplicas: 32,
