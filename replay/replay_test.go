@@ -25,7 +25,7 @@ func i32(v int32) *int32 { return &v }
 // opts are prescale run's defaults: a 15 s interval, 180 s start-up.
 var opts = Options{Interval: 15 * time.Second, Startup: 180 * time.Second}
 
-// examplePolicy is the README's llama-70b policy.
+// examplePolicy is the llama-70b policy of examples/policy.yaml (docs/policy.md).
 func examplePolicy() *policy.Policy {
 	return &policy.Policy{
 		Name: "llama-70b", MinReplicas: i32(1), MaxReplicas: 32,
