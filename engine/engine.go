@@ -92,7 +92,7 @@ func (e *Engine) Policy() *policy.Policy { return e.p }
 // asks for its history).
 func (e *Engine) SetPolicy(p *policy.Policy) {
 	e.p = p
-	f := forecasting(p)
+	f := Forecasting(p)
 	switch {
 	case f == nil:
 		e.fc = nil
@@ -138,7 +138,8 @@ type Result struct {
 	// HPAEquivalent is what the HPA would decide on the same metrics (no forecast, no
 	// capacity cap); zero unless Options.HPAEquivalent.
 	HPAEquivalent policy.Decision
-	// Forecast is the forecast's status, nil for a policy without a forecast.
+	// Forecast is the forecast's status, nil for a policy without a forecast. It is valid
+	// until the next Step (its storage is reused): Copy it to keep it.
 	Forecast *ForecastStatus
 	// LoadErr says why the load sample was missing, nil when it was usable or not taken.
 	LoadErr error

@@ -59,8 +59,25 @@ type ForecastStatus struct {
 	Gated  bool `json:"-"`
 }
 
-// forecasting returns the policy's forecast, nil without one or with method off.
-func forecasting(p *policy.Policy) *policy.Forecast {
+// Copy returns a copy of st that shares no storage with the engine.
+func (st *ForecastStatus) Copy() *ForecastStatus {
+	if st == nil {
+		return nil
+	}
+	c := *st
+	if st.Error != nil {
+		v := *st.Error
+		c.Error = &v
+	}
+	if st.MAPE != nil {
+		v := *st.MAPE
+		c.MAPE = &v
+	}
+	return &c
+}
+
+// Forecasting returns the policy's forecast, nil without one or with method off.
+func Forecasting(p *policy.Policy) *policy.Forecast {
 	if p.Forecast == nil || p.Forecast.MethodOrDefault() == forecast.MethodOff {
 		return nil
 	}
@@ -79,6 +96,10 @@ type forecaster struct {
 	loads []forecast.Sample
 	// input is the forecast of the current Step, nil without one.
 	input *policy.ForecastInput
+	// st, underRate and mape are the storage of the status each Step returns, reused so
+	// that a Step allocates nothing for it.
+	st              ForecastStatus
+	underRate, mape float64
 }
 
 func newForecaster(f *policy.Forecast) *forecaster { return &forecaster{spec: *f} }
@@ -217,8 +238,9 @@ func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (
 		_ = fc.build(e, nil, now)
 	}
 	horizon := e.horizon(&fc.spec)
-	st = &ForecastStatus{HorizonSeconds: horizon.Seconds(), StartupSeconds: e.startup.Seconds(), StartupMeasured: e.measured,
+	fc.st = ForecastStatus{HorizonSeconds: horizon.Seconds(), StartupSeconds: e.startup.Seconds(), StartupMeasured: e.measured,
 		HistorySamples: fc.samples, Fitted: fc.pred != nil}
+	st = &fc.st
 	if fc.pred == nil {
 		return st, 0, false, nil, false
 	}
@@ -237,10 +259,12 @@ func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (
 	gated, changed, mape, known := fc.pred.Gate()
 	st.Gated = gated
 	if known {
-		st.MAPE = &mape
+		fc.mape = mape
+		st.MAPE = &fc.mape
 	}
 	if under, judged := fc.pred.GateUnderRate(); judged {
-		st.Error = &under
+		fc.underRate = under
+		st.Error = &fc.underRate
 	}
 	return st, load, ok, loadErr, changed
 }
