@@ -10,7 +10,9 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -39,7 +41,10 @@ type Deps struct {
 	History  HistorySource
 	Clock    clock.WithTicker
 	Recorder record.EventRecorder
-	Metrics  *Metrics
+	// Writer makes the controller's writes; nil writes to the cluster through Scales,
+	// Dynamic and Recorder under Options.Identity.
+	Writer  Writer
+	Metrics *Metrics
 	// ErrorKind classifies a query error for prescale_errors_total; nil counts all as "query".
 	ErrorKind func(error) string
 }
@@ -55,6 +60,7 @@ type Controller struct {
 	hpas    autoscalinglisters.HorizontalPodAutoscalerLister
 	synced  []cache.InformerSynced
 
+	writer     Writer
 	querySlots chan struct{}
 	leading    atomic.Bool
 	tickMu     sync.Mutex
@@ -74,9 +80,14 @@ func New(opts Options, deps Deps, policies []policy.Policy) (*Controller, error)
 		deps.ErrorKind = func(error) string { return "query" }
 	}
 	factory := informers.NewSharedInformerFactoryWithOptions(deps.Kube, 0, informers.WithTransform(stripPod))
+	writer := deps.Writer
+	if writer == nil {
+		writer = kubeWriter{scales: deps.Scales, dynamic: deps.Dynamic, recorder: deps.Recorder, manager: opts.Identity}
+	}
 	c := &Controller{
 		opts:       opts,
 		deps:       deps,
+		writer:     writer,
 		factory:    factory,
 		pods:       factory.Core().V1().Pods().Lister(),
 		nodes:      factory.Core().V1().Nodes().Lister(),
@@ -129,8 +140,8 @@ func (c *Controller) Ready() bool { return c.ready.Load() }
 func (c *Controller) Leading() bool { return c.leading.Load() }
 
 // SetPolicies replaces the configuration; it takes effect at the next tick. Policies that
-// keep their name and target keep their history, and their forecaster unless their
-// forecast block changed (then the next tick rebuilds it, history loaded again).
+// keep their name and target keep their engine: their history, and their forecaster unless
+// their forecast block changed (then the next tick fits it again, history loaded again).
 func (c *Controller) SetPolicies(policies []policy.Policy) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -186,13 +197,17 @@ func (c *Controller) Lead(ctx context.Context) {
 	}
 }
 
-// Tick syncs every policy once, at one instant read from the clock.
+// Tick syncs every policy once, at one instant read from the clock. Whether this instance
+// may write is read once, as the tick begins: a sync writes only if it led then and ctx
+// (the lease's, when leading) is still alive. Each sync has one interval to finish; its
+// error is logged and counted here, once.
 func (c *Controller) Tick(ctx context.Context) {
 	// A hot standby's tick and the first tick as leader never run at once: they share the
 	// targets' state.
 	c.tickMu.Lock()
 	defer c.tickMu.Unlock()
 	now := c.deps.Clock.Now() // every window in this tick is measured from this instant
+	leading := c.Leading()
 	start := time.Now()
 	c.deps.Metrics.LastTick.Set(float64(now.Unix()))
 	policies, targets := c.snapshot()
@@ -205,12 +220,31 @@ func (c *Controller) Tick(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			c.sync(ctx, p, t, now)
+			logger := klog.FromContext(ctx).WithValues("policy", p.Name, "target", p.Target.String())
+			sctx, cancel := context.WithTimeout(klog.NewContext(ctx, logger), c.opts.Interval)
+			defer cancel()
+			if err := c.sync(sctx, p, t, now, leading); err != nil {
+				c.syncFailed(logger, err)
+			}
 		}()
 	}
 	wg.Wait()
 	c.deps.Metrics.TickDuration.Observe(time.Since(start).Seconds())
 	klog.FromContext(ctx).V(4).Info("Tick done", "policies", len(policies), "duration", time.Since(start))
+}
+
+// syncFailed logs a failed sync and counts it under each of its kinds. A target that is
+// not found is logged at V(2): it is an expected state while a workload is redeployed,
+// and its history is held until it returns.
+func (c *Controller) syncFailed(logger klog.Logger, err error) {
+	for _, kind := range errorKinds(err) {
+		c.deps.Metrics.Errors.WithLabelValues(kind).Inc()
+	}
+	if apierrors.IsNotFound(err) {
+		logger.V(2).Info("Target not found; holding its history until it returns", "err", err)
+		return
+	}
+	logger.Error(err, "Sync failed")
 }
 
 // hpaFor returns the real HPA that targets the same workload, if any.
@@ -226,4 +260,12 @@ func (c *Controller) hpaFor(ref policy.TargetRef) (*autoscalingv2.HorizontalPodA
 		}
 	}
 	return nil, false
+}
+
+func apiGroup(apiVersion string) string {
+	gv, err := schema.ParseGroupVersion(apiVersion)
+	if err != nil {
+		return apiVersion
+	}
+	return gv.Group
 }

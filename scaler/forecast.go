@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/forecast"
 	"github.com/prescale/prescale/policy"
 )
@@ -42,237 +42,98 @@ var (
 	ErrForecastStale = errors.New("forecast stale")
 )
 
-// ReasonForecastUngated is the event reason of a forecast that the gate lets through
-// again; the opposite transition's is policy.ReasonForecastGated.
-const ReasonForecastUngated = "ForecastUngated"
-
-// predictor is one policy's forecast between ticks.
-type predictor struct {
-	spec    policy.Forecast   // the spec it was built for: another one rebuilds it
-	pred    *policy.Predictor // nil when it could not be built
-	history int               // load samples it was last fitted on
-	refitAt time.Time         // when to refit it on the latest history
-}
-
-// RefitPeriod is how often a policy's forecaster is refitted on the last forecast.history
-// of load (one range query, as at start-up): its smoothing parameters, and auto's choice
-// of method, follow the traffic as it changes. The backtest refits as often.
-const RefitPeriod = 24 * time.Hour
-
-// refitRetry is how soon a refit whose history could not be loaded is tried again.
-const refitRetry = time.Hour
-
-// refitSpread staggers the policies' refits over an hour (by a hash of the name), so that
-// policies built at the same start-up do not all query their history at the same tick.
-func refitSpread(name string) time.Duration {
-	var h uint32 = 2166136261 // FNV-1a
-	for i := 0; i < len(name); i++ {
-		h = (h ^ uint32(name[i])) * 16777619
-	}
-	return time.Duration(h%3600) * time.Second
-}
-
-// ForecastStatus is the forecast's part of a policy's status and of its decision record:
-// the decision's forecast (nil before the forecaster predicts) and what went into it.
-type ForecastStatus struct {
-	*policy.ForecastResult
-	// HorizonSeconds is how far ahead it predicts; StartupSeconds the pods' start-up time
-	// that horizon: auto adds one interval to: the measured p90, or DefaultStartup while
-	// StartupMeasured is false.
-	HorizonSeconds  float64 `json:"horizonSeconds"`
-	StartupSeconds  float64 `json:"startupSeconds"`
-	StartupMeasured bool    `json:"startupMeasured"`
-	// Error is what the gate judges against gate.maxError: the fraction of the window's
-	// comparisons in which the load exceeded the planned quantile made one horizon earlier;
-	// nil while the window is empty.
-	Error *float64 `json:"error,omitempty"`
-	// MAPE is the point forecast's weighted MAPE over the gate's window (reported, not
-	// gated on); nil while the window has no load.
-	MAPE *float64 `json:"mape,omitempty"`
-	// LoadError says why the load query had no usable sample at this tick.
-	LoadError string `json:"loadError,omitempty"`
-	// HistorySamples is how many load samples the forecaster was fitted on when built.
-	HistorySamples int `json:"historySamples"`
-}
+// ForecastStatus is the forecast's part of a policy's status and of its decision record.
+type ForecastStatus = engine.ForecastStatus
 
 // forecasting returns the policy's forecast, nil without one or with method off.
-func forecasting(p *policy.Policy) *policy.Forecast {
-	if p.Forecast == nil || p.Forecast.MethodOrDefault() == forecast.MethodOff {
-		return nil
-	}
-	return p.Forecast
-}
+func forecasting(p *policy.Policy) *policy.Forecast { return engine.Forecasting(p) }
 
-// ensurePredictor builds the policy's Predictor when it has none or its forecast block
-// changed: fitted on the load history (one range query per policy, chunked) at the
-// controller's interval, so that it predicts from its first tick. A history that cannot
-// be loaded is reported, and the Predictor starts empty and learns as it goes.
-func (c *Controller) ensurePredictor(ctx context.Context, p *policy.Policy, t *target, o *observed, now time.Time) {
-	f := forecasting(p)
-	if t.fc != nil && reflect.DeepEqual(t.fc.spec, *f) {
+// fit loads the forecast's history when the engine asks for it (the first fit: one range
+// query, chunked, at the controller's interval, so that the forecast predicts from its
+// first tick; then the daily refit) and fits the engine's forecaster on it. A history that
+// cannot be loaded is an event: the first fit starts without it and learns as it goes, a
+// refit keeps its fit and is retried in an hour.
+func (c *Controller) fit(ctx context.Context, p *policy.Policy, t *target, act actor, now time.Time) {
+	r, ok := t.eng.HistoryWanted(now)
+	if !ok || c.deps.History == nil {
 		return
 	}
-	logger := klog.FromContext(ctx).WithValues("policy", p.Name)
-	if t.fc != nil {
-		logger.Info("Forecast changed; rebuilding its forecaster")
-	}
-	step := c.opts.Interval
-	horizon := f.HorizonFor(t.startup.orDefault(), step)
-	history, err := c.backfill(ctx, p, now, step)
+	logger := klog.FromContext(ctx)
+	start := time.Now()
+	// The history's range queries get their own deadline: 14 days take longer than a sync.
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), historyTimeout)
+	history, err := c.deps.History.History(hctx, r.Query, r.Start, r.End, r.Step, c.opts.Staleness)
+	cancel()
 	if err != nil {
-		logger.Error(err, "Loading the forecast's history failed; the forecast starts without it and learns as it goes")
-		c.event(ctx, t, o.ref, corev1.EventTypeWarning, "ForecastHistoryFailed", "",
-			fmt.Sprintf("loading %s of forecast history failed, the forecast starts without it: %v", f.HistoryOrDefault(), err))
-		history = nil
-	}
-	pred, err := policy.NewPredictor(f, step, horizon, history)
-	if err != nil { // not expected: the spec passed Validate
-		logger.Error(err, "Building the forecaster failed; the policy scales reactively")
-		c.event(ctx, t, o.ref, corev1.EventTypeWarning, "ForecastFailed", "", fmt.Sprintf("building the forecaster failed: %v", err))
-	}
-	t.fc = &predictor{spec: *f, pred: pred, history: len(history), refitAt: now.Add(RefitPeriod + refitSpread(p.Name))}
-}
-
-// maybeRefit refits the policy's Predictor on the latest history once RefitPeriod has
-// passed since it was built or last refitted. The gate and perReplica: auto keep what they
-// learned. A history that cannot be loaded keeps the current fit, and is tried again in an
-// hour.
-func (c *Controller) maybeRefit(ctx context.Context, p *policy.Policy, t *target, o *observed, now time.Time) {
-	if t.fc == nil || t.fc.pred == nil || now.Before(t.fc.refitAt) {
-		return
-	}
-	logger := klog.FromContext(ctx).WithValues("policy", p.Name)
-	history, err := c.backfill(ctx, p, now, c.opts.Interval)
-	if err == nil && len(history) == 0 {
-		err = errors.New("no samples")
-	}
-	if err == nil {
-		// for the horizon of now: horizon: auto follows the pods' measured start-up
-		err = t.fc.pred.RefitHorizon(history, p.Forecast.HorizonFor(t.startup.orDefault(), c.opts.Interval))
-	}
-	if err != nil {
-		t.fc.refitAt = now.Add(refitRetry)
-		logger.Error(err, "Refitting the forecast failed; it keeps its fit and retries", "retryIn", refitRetry)
-		c.event(ctx, t, o.ref, corev1.EventTypeWarning, "ForecastRefitFailed", "",
-			fmt.Sprintf("refitting the forecast on its last %s failed, it keeps its fit and retries in %s: %v", p.Forecast.HistoryOrDefault(), refitRetry, err))
-		return
-	}
-	t.fc.history, t.fc.refitAt = len(history), now.Add(RefitPeriod)
-	logger.Info("Refitted the forecast", "samples", len(history), "horizon", t.fc.pred.Horizon(), "next", t.fc.refitAt)
-}
-
-// backfill loads the load's history: forecast.history up to one step before now (now's
-// sample is the first tick's), every step.
-func (c *Controller) backfill(ctx context.Context, p *policy.Policy, now time.Time, step time.Duration) ([]forecast.Sample, error) {
-	f := p.Forecast
-	h := f.HistoryOrDefault()
-	if c.deps.History == nil || h < step {
-		return nil, nil
-	}
-	start := c.deps.Clock.Now()
-	samples, err := c.deps.History.History(ctx, f.Load.Query, now.Add(-h), now.Add(-step), step, c.opts.Staleness)
-	if err != nil {
-		return nil, fmt.Errorf("load %s of history of forecast.load.query %q: %w", h, f.Load.Query, err)
-	}
-	klog.FromContext(ctx).Info("Loaded the forecast's history", "policy", p.Name, "samples", len(samples),
-		"history", h, "step", step, "took", c.deps.Clock.Since(start))
-	return samples, nil
-}
-
-// observeForecast feeds this tick's load sample to the Predictor and sets the forecast of
-// the observation: its ForecastInput, or LoadErr when the load is missing (it then holds a
-// scale-down, and never reaches the forecaster as 0). It reports the gate's transitions and
-// returns the forecast's status and the load for Learn.
-func (c *Controller) observeForecast(ctx context.Context, p *policy.Policy, t *target, o *observed, now time.Time) (*ForecastStatus, float64, bool) {
-	f := forecasting(p)
-	startup, measured := t.startup.p90()
-	if !measured {
-		startup = DefaultStartup
-	}
-	horizon := f.HorizonFor(startup, c.opts.Interval)
-	st := &ForecastStatus{HorizonSeconds: horizon.Seconds(), StartupSeconds: startup.Seconds(), StartupMeasured: measured,
-		HistorySamples: t.fc.history}
-	if t.fc.pred == nil {
-		return st, 0, false
-	}
-	load, err := loadValue(o.load)
-	if err != nil {
-		o.in.LoadErr = fmt.Errorf("forecast.load.query %q: %w", f.Load.Query, err)
-		st.LoadError = err.Error()
-		reason := "FailedGetMetric"
-		if c.deps.ErrorKind(err) == "stale" {
-			reason = "MetricsStale"
+		err = fmt.Errorf("load %s of history of forecast.load.query %q: %w", p.Forecast.HistoryOrDefault(), r.Query, err)
+		if !r.Refit {
+			logger.Error(err, "Loading the forecast's history failed; the forecast starts without it and learns as it goes")
+			act.event(corev1.EventTypeWarning, ReasonForecastHistoryFailed, "",
+				fmt.Sprintf("loading %s of forecast history failed, the forecast starts without it: %v", p.Forecast.HistoryOrDefault(), err))
 		}
-		c.event(ctx, t, o.ref, corev1.EventTypeWarning, reason, "forecast/load",
-			fmt.Sprintf("the forecast's load is missing (%v); no scale-down while it is, and the forecast stops one horizon after its last sample", err))
 	} else {
-		t.forgetCondition("forecast/load")
+		logger.Info("Loaded the forecast's history", "samples", len(history), "from", r.Start, "to", r.End, "step", r.Step,
+			"took", time.Since(start))
 	}
-	o.in.Forecast = t.fc.pred.Observe(load, err == nil, now, horizon)
-
-	gated, changed, mape, known := t.fc.pred.Gate()
-	if known {
-		st.MAPE = &mape
+	f, ferr := t.eng.Fit(history, err, now)
+	switch {
+	case ferr != nil && r.Refit:
+		logger.Error(ferr, "Refitting the forecast failed; it keeps its fit and retries", "retryAt", f.Next)
+		act.event(corev1.EventTypeWarning, ReasonForecastRefitFailed, "",
+			fmt.Sprintf("%v; it keeps its fit and retries at %s", ferr, f.Next.Format(time.RFC3339)))
+	case ferr != nil:
+		logger.Error(ferr, "Building the forecaster failed; the policy scales reactively")
+		act.event(corev1.EventTypeWarning, ReasonForecastFailed, "", fmt.Sprintf("building the forecaster failed: %v", ferr))
+	case r.Refit:
+		logger.Info("Refitted the forecast", "samples", f.Samples, "horizon", f.Horizon, "next", f.Next)
 	}
-	under, judged := t.fc.pred.GateUnderRate()
-	if judged {
-		st.Error = &under
-	}
-	if changed {
-		maxErr, window := f.GateOrDefault()
-		logger := klog.FromContext(ctx)
-		if gated {
-			logger.Info("Forecast gated off", "policy", p.Name, "underRate", under, "maxError", maxErr, "window", window, "mape", mape)
-			c.event(ctx, t, o.ref, corev1.EventTypeWarning, string(policy.ReasonForecastGated), "",
-				fmt.Sprintf("the load exceeded the forecast's planned quantile in %.0f%% of the last %s, above gate.maxError %g: the forecast is gated off, the policy scales reactively", 100*under, window, maxErr))
-		} else {
-			logger.Info("Forecast ungated", "policy", p.Name, "underRate", under, "maxError", maxErr, "window", window, "mape", mape)
-			c.event(ctx, t, o.ref, corev1.EventTypeNormal, ReasonForecastUngated, "",
-				fmt.Sprintf("the load exceeded the forecast's planned quantile in %.0f%% of the last %s, at or below gate.maxError %g: the forecast applies again", 100*under, window, maxErr))
-		}
-	}
-	return st, load, err == nil
 }
 
-// loadValue is the load of a sample: a single value, or the sum of a per-pod result.
-// A missing, negative or empty sample is an error, never zero.
-func loadValue(s policy.Sample) (float64, error) {
-	if s.Err != nil {
-		return 0, s.Err
-	}
-	v := s.Value
-	if s.PerPod != nil {
-		if len(s.PerPod) == 0 {
-			return 0, errors.New("no series")
-		}
-		v = 0
-		for _, x := range s.PerPod {
-			v += x
-		}
-	}
-	if !(v >= 0) || v > maxLoad {
-		return 0, fmt.Errorf("load %v: want a finite number >= 0", v)
-	}
-	return v, nil
-}
+// historyTimeout bounds the loading of one forecast history.
+const historyTimeout = 2 * time.Minute
 
-// maxLoad bounds a usable load; larger ones (and ±Inf) are errors.
-const maxLoad = 1e15
+// forecastEvents reports a missing load and the gate's transitions.
+func (c *Controller) forecastEvents(ctx context.Context, p *policy.Policy, act actor, res engine.Result) {
+	if res.LoadErr != nil {
+		reason := ReasonFailedGetMetric
+		if c.deps.ErrorKind(res.LoadErr) == "stale" {
+			reason = ReasonMetricsStale
+		}
+		act.event(corev1.EventTypeWarning, reason, condLoad,
+			fmt.Sprintf("the forecast's load is missing (%v); no scale-down while it is, and the forecast stops one horizon after its last sample", res.LoadErr))
+	} else {
+		act.t.forgetCondition(condLoad)
+	}
+	if !res.GateChanged {
+		return
+	}
+	st := res.Forecast
+	maxErr, window := p.Forecast.GateOrDefault()
+	under := deref(st.Error)
+	kv := []any{"underRate", under, "maxError", maxErr, "window", window, "mape", deref(st.MAPE)}
+	if st.Gated {
+		klog.FromContext(ctx).Info("Forecast gated off", kv...)
+		act.event(corev1.EventTypeWarning, ReasonForecastGated, "",
+			fmt.Sprintf("the load exceeded the forecast's planned quantile in %.0f%% of the last %s, above gate.maxError %g: the forecast is gated off, the policy scales reactively", 100*under, window, maxErr))
+		return
+	}
+	klog.FromContext(ctx).Info("Forecast ungated", kv...)
+	act.event(corev1.EventTypeNormal, ReasonForecastUngated, "",
+		fmt.Sprintf("the load exceeded the forecast's planned quantile in %.0f%% of the last %s, at or below gate.maxError %g: the forecast applies again", 100*under, window, maxErr))
+}
 
 // reportForecast sets the forecast's metrics from the decision and the status: a value
 // that is missing removes its series (the gate's, when the forecaster could not be built).
-func (c *Controller) reportForecast(p *policy.Policy, fc *predictor, dec policy.Decision, st *ForecastStatus) {
+func (c *Controller) reportForecast(p *policy.Policy, dec policy.Decision, st *ForecastStatus) {
 	m, name := c.deps.Metrics, p.Name
 	m.ForecastHorizon.WithLabelValues(name).Set(st.HorizonSeconds)
 	m.ForecastHistorySamples.WithLabelValues(name).Set(float64(st.HistorySamples))
 	setOrDelete(m.PodStartup, name, st.StartupSeconds, st.StartupMeasured)
 	var gated float64
-	if fc.pred != nil {
-		if g, _, _, _ := fc.pred.Gate(); g {
-			gated = 1
-		}
+	if st.Gated {
+		gated = 1
 	}
-	setOrDelete(m.ForecastGated, name, gated, fc.pred != nil)
+	setOrDelete(m.ForecastGated, name, gated, st.Fitted)
 	setOrDelete(m.ForecastError, name, deref(st.Error), st.Error != nil)
 	setOrDelete(m.ForecastMAPE, name, deref(st.MAPE), st.MAPE != nil)
 	f := dec.Forecast
@@ -320,7 +181,7 @@ func (c *Controller) ForecastReplicas(name string, now time.Time) (int32, error)
 	}
 	t := targets[name]
 	t.mu.Lock()
-	dec, st := t.last, t.forecast
+	dec, st := t.status.last, t.status.forecast
 	t.mu.Unlock()
 	maxAge := max(2*c.opts.Interval, c.opts.Staleness)
 	switch {

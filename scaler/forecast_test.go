@@ -14,37 +14,10 @@ import (
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/forecast"
 	"github.com/prescale/prescale/policy"
 )
-
-func TestLoadValue(t *testing.T) {
-	tests := []struct {
-		name    string
-		s       policy.Sample
-		want    float64
-		wantErr bool
-	}{
-		{name: "a single value", s: policy.Sample{Value: 12.5}, want: 12.5},
-		{name: "zero is a load", s: policy.Sample{Value: 0}, want: 0},
-		// 1 + 2.5 + 0.5
-		{name: "per-pod values are summed", s: policy.Sample{PerPod: map[string]float64{"a": 1, "b": 2.5, "c": 0.5}}, want: 4},
-		{name: "a query error is missing", s: policy.Sample{Err: errors.New("empty result")}, wantErr: true},
-		{name: "a per-pod result without series is missing, not 0", s: policy.Sample{PerPod: map[string]float64{}}, wantErr: true},
-		{name: "negative is missing", s: policy.Sample{Value: -1}, wantErr: true},
-		{name: "NaN is missing", s: policy.Sample{Value: math.NaN()}, wantErr: true},
-		{name: "a NaN pod is missing", s: policy.Sample{PerPod: map[string]float64{"a": 1, "b": math.NaN()}}, wantErr: true},
-		{name: "+Inf is missing", s: policy.Sample{Value: math.Inf(1)}, wantErr: true},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := loadValue(tc.s)
-			if (err != nil) != tc.wantErr || (err == nil && got != tc.want) {
-				t.Errorf("loadValue = %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)
-			}
-		})
-	}
-}
 
 func TestForecastReplicas(t *testing.T) {
 	now := epoch.Add(time.Hour)
@@ -118,7 +91,7 @@ func TestForecastReplicas(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := policy.Policy{Name: "llm", Forecast: tc.spec}
 			c := &Controller{opts: Options{Interval: 15 * time.Second, Staleness: 2 * time.Minute},
-				policies: []policy.Policy{p}, targets: map[string]*target{"llm": {last: tc.last, forecast: tc.st}}}
+				policies: []policy.Policy{p}, targets: map[string]*target{"llm": {status: targetStatus{last: tc.last, forecast: tc.st}}}}
 			got, err := c.ForecastReplicas("llm", now)
 			if !errors.Is(err, tc.wantErr) || (err != nil) != (tc.wantErr != nil) {
 				t.Fatalf("error %v, want %v", err, tc.wantErr)
@@ -180,46 +153,39 @@ func (f *fakeHistory) History(_ context.Context, _ string, start, end time.Time,
 	return out, nil
 }
 
-// The forecaster is refitted on a fresh history RefitPeriod after it was built (plus the
-// policy's spread), then every RefitPeriod; a failed refit keeps the fit and retries an
-// hour later.
+// The controller loads the history the engine asks for: at the first sync, then
+// engine.RefitPeriod after it (plus the policy's stagger), each range ending one interval
+// before now; a refit whose history fails is an event, and is retried an hour later.
 func TestRefit(t *testing.T) {
 	p := &policy.Policy{Name: "llm", Forecast: &policy.Forecast{Load: policy.Load{Query: "load", PerReplica: policy.NewAutoFloat(10)},
 		Method: forecast.MethodHolt}}
 	fh := &fakeHistory{n: 30}
+	rec := record.NewFakeRecorder(10)
 	c := &Controller{opts: Options{Interval: time.Minute, Staleness: 2 * time.Minute},
-		deps: Deps{History: fh, Clock: clocktesting.NewFakeClock(epoch), Recorder: record.NewFakeRecorder(10), Metrics: NewMetrics(prometheus.NewRegistry())}}
-	c.leading.Store(true)
-	tg, o := &target{}, &observed{}
+		deps: Deps{History: fh, Clock: clocktesting.NewFakeClock(epoch), Recorder: rec, Metrics: NewMetrics(prometheus.NewRegistry())}}
+	c.writer = kubeWriter{recorder: rec}
+	tg := &target{}
+	act := actor{c: c, p: p, t: tg, o: &observed{ref: &corev1.ObjectReference{Name: "llm"}}, writes: true}
 	ctx := context.Background()
-
-	c.ensurePredictor(ctx, p, tg, o, epoch)
-	if len(fh.ends) != 1 || tg.fc == nil || tg.fc.pred == nil || tg.fc.history != 30 {
-		t.Fatalf("built: %d history queries, forecaster %+v; want one query and a forecaster fitted on 30 samples", len(fh.ends), tg.fc)
+	if err := c.ensureEngine(p, tg); err != nil {
+		t.Fatal(err)
 	}
-	spread := refitSpread(p.Name)
-	if spread < 0 || spread >= time.Hour {
-		t.Fatalf("refitSpread = %s, want within [0, 1h)", spread)
+	c.fit(ctx, p, tg, act, epoch)
+	if len(fh.ends) != 1 {
+		t.Fatalf("built with %d history queries, want 1", len(fh.ends))
 	}
-	pred := tg.fc.pred
-	// Built before any pod started: horizon: auto = DefaultStartup (180 s) + the interval.
-	if got := pred.Horizon(); got != DefaultStartup+time.Minute {
-		t.Errorf("built for horizon %s, want %s", got, DefaultStartup+time.Minute)
-	}
-	// A pod measured since: Ready 30 s after its creation; the refit is for 30 s + 1 min.
-	tg.startup.observe([]*corev1.Pod{pod("a", 0, 30)})
-	first := epoch.Add(RefitPeriod + spread)
+	first := epoch.Add(engine.RefitPeriod + engine.Stagger(p.Name))
 	steps := []struct {
-		at      time.Time
-		fail    bool
-		queries int // history queries so far
-		next    time.Time
+		at        time.Time
+		fail      bool
+		queries   int // history queries so far
+		wantEvent string
 	}{
-		{at: first.Add(-time.Second), queries: 1, next: first},                                          // not yet
-		{at: first, queries: 2, next: first.Add(RefitPeriod)},                                           // refitted
-		{at: first.Add(RefitPeriod), fail: true, queries: 3, next: first.Add(RefitPeriod + refitRetry)}, // fails: retry in 1 h
-		{at: first.Add(RefitPeriod + refitRetry - time.Second), queries: 3, next: first.Add(RefitPeriod + refitRetry)},
-		{at: first.Add(RefitPeriod + refitRetry), queries: 4, next: first.Add(2*RefitPeriod + refitRetry)},
+		{at: first.Add(-time.Second), queries: 1}, // not yet
+		{at: first, queries: 2},                   // refitted
+		{at: first.Add(engine.RefitPeriod), fail: true, queries: 3, wantEvent: ReasonForecastRefitFailed}, // retry in 1 h
+		{at: first.Add(engine.RefitPeriod + engine.RefitRetry - time.Second), queries: 3},
+		{at: first.Add(engine.RefitPeriod + engine.RefitRetry), queries: 4},
 	}
 	for i, s := range steps {
 		fh.err = nil
@@ -227,16 +193,22 @@ func TestRefit(t *testing.T) {
 			fh.err = errors.New("prometheus down")
 		}
 		before := len(fh.ends)
-		c.maybeRefit(ctx, p, tg, o, s.at)
-		if len(fh.ends) != s.queries || !tg.fc.refitAt.Equal(s.next) || tg.fc.pred != pred {
-			t.Errorf("step %d at %s: %d queries, next refit %s, same forecaster %v; want %d queries, next %s, the same forecaster",
-				i, s.at.Sub(epoch), len(fh.ends), tg.fc.refitAt.Sub(epoch), tg.fc.pred == pred, s.queries, s.next.Sub(epoch))
-		}
-		if n := len(fh.ends); n > before && !s.fail && pred.Horizon() != 90*time.Second {
-			t.Errorf("step %d: refitted for horizon %s, want 90s (the measured start-up 30 s + 1 min)", i, pred.Horizon())
+		c.fit(ctx, p, tg, act, s.at)
+		if len(fh.ends) != s.queries {
+			t.Errorf("step %d at %s: %d history queries, want %d", i, s.at.Sub(epoch), len(fh.ends), s.queries)
 		}
 		if n := len(fh.ends); n > before && !fh.ends[n-1].Equal(s.at.Add(-time.Minute)) {
-			t.Errorf("step %d: the refit's history ends at %s, want one interval before now", i, fh.ends[n-1].Sub(epoch))
+			t.Errorf("step %d: the history ends at %s, want one interval before now", i, fh.ends[n-1].Sub(epoch))
+		}
+		select {
+		case e := <-rec.Events:
+			if s.wantEvent == "" || !strings.Contains(e, s.wantEvent) {
+				t.Errorf("step %d: event %q, want %q", i, e, s.wantEvent)
+			}
+		default:
+			if s.wantEvent != "" {
+				t.Errorf("step %d: no event, want %s", i, s.wantEvent)
+			}
 		}
 	}
 }

@@ -21,6 +21,7 @@ type Metrics struct {
 	Queries              prometheus.Counter
 	Errors               *prometheus.CounterVec
 	TickDuration         prometheus.Histogram
+	SyncPhaseDuration    *prometheus.HistogramVec
 	LastTick             prometheus.Gauge
 	Leader               prometheus.Gauge
 	ReloadSuccessful     prometheus.Gauge
@@ -71,6 +72,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Prometheus queries run."}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_errors_total",
 			Help: "Errors by kind (query errors by their class, scale and annotation writes, target lookups)."}, []string{"kind"}),
+		SyncPhaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "prescale_sync_phase_duration_seconds",
+			Help:    "Wall time of each phase of one policy's sync: observe (apiserver, caches), query (Prometheus), decide (the engine, with any forecast history it loads), act (writes, events, metrics).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"phase"}),
 		TickDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "prescale_tick_duration_seconds",
 			Help: "Wall time of one tick over every policy.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
 		LastTick: prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_last_tick_timestamp_seconds",
@@ -102,13 +106,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		ForecastHorizon: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_horizon_seconds",
 			Help: "How far ahead the forecast predicts: forecast.horizon, or for auto the pods' start-up time plus one interval."}, policy),
 		ForecastHistorySamples: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_history_samples",
-			Help: "Load samples the forecast was fitted on when it was built (the history loaded from Prometheus)."}, policy),
+			Help: "Load samples the forecast was last fitted on (the history loaded from Prometheus when it was built or last refitted)."}, policy),
 		PodStartup: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pod_startup_seconds",
 			Help: "p90 of the creation-to-Ready time of the target's recent pods (absent until one is measured)."}, policy),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.ShadowReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors,
-		m.TickDuration, m.LastTick, m.Leader, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
+		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
 		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon,
 		m.ForecastHistorySamples, m.PodStartup)
 	return m

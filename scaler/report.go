@@ -1,13 +1,13 @@
 package scaler
 
 import (
-	"context"
 	"fmt"
 	"sort"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
 )
 
@@ -36,13 +36,15 @@ func (s *scorecard) add(who string, replicas int32, wanted int32, dt float64) {
 	}
 }
 
-// report derives events, metrics and the scorecard from one tick's decisions. A hot
-// standby (leading false) sets the gauges only: counters would count the tick twice.
-func (c *Controller) report(ctx context.Context, p *policy.Policy, t *target, o observed, dec, shadow policy.Decision, leading bool, now time.Time) {
+// report derives the metrics, the condition events, the status and the scorecard from one
+// tick's result. A hot standby (leading false) sets the gauges only: counters would count
+// the tick twice.
+func (c *Controller) report(a actor, res engine.Result, leading bool, now time.Time) {
+	p, t, o, dec, hpaEq := a.p, a.t, a.o, res.Decision, res.HPAEquivalent
 	m := c.deps.Metrics
-	m.CurrentReplicas.WithLabelValues(p.Name).Set(float64(o.in.SpecReplicas))
+	m.CurrentReplicas.WithLabelValues(p.Name).Set(float64(dec.CurrentReplicas))
 	m.DesiredReplicas.WithLabelValues(p.Name).Set(float64(dec.DesiredReplicas))
-	m.ShadowReplicas.WithLabelValues(p.Name).Set(float64(shadow.DesiredReplicas))
+	m.ShadowReplicas.WithLabelValues(p.Name).Set(float64(hpaEq.DesiredReplicas))
 	uncapped := dec.DesiredReplicas
 	for _, cl := range dec.Clamps {
 		if cl.Reason == policy.ReasonCapacityLimited {
@@ -58,15 +60,15 @@ func (c *Controller) report(ctx context.Context, p *policy.Policy, t *target, o 
 		m.MetricTarget.WithLabelValues(p.Name, name).Set(r.Target)
 		if r.Error != "" {
 			m.MetricMissing.WithLabelValues(p.Name, name).Set(1)
-			reason := "FailedGetMetric"
+			reason := ReasonFailedGetMetric
 			if c.deps.ErrorKind(o.in.Metrics[i].Err) == "stale" {
-				reason = "MetricsStale"
+				reason = ReasonMetricsStale
 			}
-			c.event(ctx, t, o.ref, corev1.EventTypeWarning, reason, "metric/"+name,
-				fmt.Sprintf("metric %s is missing (%s); holding %d replicas unless another metric scales up", name, r.Error, o.in.SpecReplicas))
+			a.event(corev1.EventTypeWarning, reason, condMetricPrefix+name,
+				fmt.Sprintf("metric %s is missing (%s); holding %d replicas unless another metric scales up", name, r.Error, dec.CurrentReplicas))
 			continue
 		}
-		t.forgetCondition("metric/" + name)
+		t.forgetCondition(condMetricPrefix + name)
 		m.MetricMissing.WithLabelValues(p.Name, name).Set(0)
 		m.MetricValue.WithLabelValues(p.Name, name).Set(float64(r.Value))
 	}
@@ -75,9 +77,14 @@ func (c *Controller) report(ctx context.Context, p *policy.Policy, t *target, o 
 		if o.fit != nil {
 			msg += fmt.Sprintf(" (%d more pods of %d %s each fit on %d eligible nodes)", o.fit.Pods, o.fit.PerPod, c.opts.Capacity.Resource, o.fit.Nodes)
 		}
-		c.event(ctx, t, o.ref, corev1.EventTypeWarning, string(policy.ReasonCapacityLimited), "capacity", msg)
+		a.event(corev1.EventTypeWarning, ReasonCapacityLimited, condCapacity, msg)
 	} else {
-		t.forgetCondition("capacity")
+		t.forgetCondition(condCapacity)
+	}
+	if res.Forecast != nil {
+		c.reportForecast(p, dec, res.Forecast)
+	} else {
+		m.forgetForecast(p.Name)
 	}
 
 	// The real HPA on the same workload, for the dry-run comparison.
@@ -89,33 +96,33 @@ func (c *Controller) report(ctx context.Context, p *policy.Policy, t *target, o 
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.lastHPA, t.lastShadow = hpaDesired, shadow.DesiredReplicas
+	st := &t.status
+	st.last, st.forecast, st.hpa, st.hpaEquivalent = dec, res.Forecast, hpaDesired, hpaEq.DesiredReplicas
 
 	// The scorecard integrates over the time since the last tick, at most two intervals
 	// (a gap, such as a leadership change, is not counted).
-	if leading && !t.lastTick.IsZero() && shadow.Proposal > 0 {
+	if leading && !t.lastTick.IsZero() && hpaEq.Proposal > 0 {
 		dt := min(now.Sub(t.lastTick), 2*c.opts.Interval).Seconds()
-		wanted := shadow.Proposal
-		t.score.add(WhoPrescale, dec.DesiredReplicas, wanted, dt)
-		t.score.add(WhoHPAEquivalent, shadow.DesiredReplicas, wanted, dt)
-		m.ScorecardReplicaSecs.WithLabelValues(p.Name, WhoPrescale).Add(float64(dec.DesiredReplicas) * dt)
-		m.ScorecardReplicaSecs.WithLabelValues(p.Name, WhoHPAEquivalent).Add(float64(shadow.DesiredReplicas) * dt)
-		if dec.DesiredReplicas < wanted {
-			m.ScorecardShortSecs.WithLabelValues(p.Name, WhoPrescale).Add(dt)
-		}
-		if shadow.DesiredReplicas < wanted {
-			m.ScorecardShortSecs.WithLabelValues(p.Name, WhoHPAEquivalent).Add(dt)
-		}
+		wanted := hpaEq.Proposal
+		c.score(p.Name, &st.score, WhoPrescale, dec.DesiredReplicas, wanted, dt)
+		c.score(p.Name, &st.score, WhoHPAEquivalent, hpaEq.DesiredReplicas, wanted, dt)
 		if hpaDesired != nil {
-			t.score.add(WhoHPA, *hpaDesired, wanted, dt)
-			m.ScorecardReplicaSecs.WithLabelValues(p.Name, WhoHPA).Add(float64(*hpaDesired) * dt)
-			if *hpaDesired < wanted {
-				m.ScorecardShortSecs.WithLabelValues(p.Name, WhoHPA).Add(dt)
-			}
+			c.score(p.Name, &st.score, WhoHPA, *hpaDesired, wanted, dt)
 		}
-		if t.score.since.IsZero() {
-			t.score.since = t.lastTick
+		if st.score.since.IsZero() {
+			st.score.since = t.lastTick
 		}
+	}
+	t.lastTick = now
+}
+
+// score adds dt seconds of who's replicas to the scorecard and its counters.
+func (c *Controller) score(name string, s *scorecard, who string, replicas, wanted int32, dt float64) {
+	m := c.deps.Metrics
+	s.add(who, replicas, wanted, dt)
+	m.ScorecardReplicaSecs.WithLabelValues(name, who).Add(float64(replicas) * dt)
+	if replicas < wanted {
+		m.ScorecardShortSecs.WithLabelValues(name, who).Add(dt)
 	}
 }
 
@@ -142,10 +149,11 @@ func (c *Controller) Status() []PolicyStatus {
 	for _, p := range policies {
 		t := targets[p.Name]
 		t.mu.Lock()
-		st := PolicyStatus{Policy: p.Name, Target: p.Target.String(), Current: t.last.CurrentReplicas,
-			Desired: t.last.DesiredReplicas, Reason: t.last.Reason, HPAEquivalent: t.lastShadow, HPA: t.lastHPA,
-			Since: t.score.since, ReplicaSecs: copyMap(t.score.replicaSeconds), ShortSecs: copyMap(t.score.shortSeconds),
-			Forecast: t.forecast}
+		s := &t.status
+		st := PolicyStatus{Policy: p.Name, Target: p.Target.String(), Current: s.last.CurrentReplicas,
+			Desired: s.last.DesiredReplicas, Reason: s.last.Reason, HPAEquivalent: s.hpaEquivalent, HPA: s.hpa,
+			Since: s.score.since, ReplicaSecs: copyMap(s.score.replicaSeconds), ShortSecs: copyMap(s.score.shortSeconds),
+			Forecast: s.forecast}
 		t.mu.Unlock()
 		out = append(out, st)
 	}

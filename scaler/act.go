@@ -1,0 +1,235 @@
+package scaler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/scale"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"github.com/prescale/prescale/engine"
+	"github.com/prescale/prescale/policy"
+)
+
+// DecisionAnnotation holds the last decision record on the target, so that `kubectl
+// describe` answers "why".
+const DecisionAnnotation = "prescale.io/decision"
+
+// maxAnnotation bounds the decision annotation.
+const maxAnnotation = 4096
+
+// Writer makes every write the controller makes to the cluster, as KEDA's ScaleExecutor
+// does: the act phase calls it only while this instance may write (it leads, the lease of
+// the tick is held, and the policy is not in dry-run).
+type Writer interface {
+	// Scale sets spec.replicas through the target's scale subresource, on top of s, the
+	// scale read this tick: a conflict means that another writer changed it since.
+	Scale(ctx context.Context, gr schema.GroupResource, s *autoscalingv1.Scale, replicas int32) error
+	// Annotate sets the decision annotation on the target.
+	Annotate(ctx context.Context, gvr schema.GroupVersionResource, ref policy.TargetRef, text string) error
+	// Event records an event on the target.
+	Event(ref *corev1.ObjectReference, eventType, reason, message string)
+}
+
+// kubeWriter is the Writer of a cluster: the scale subresource, a merge patch of the
+// annotation, and the event recorder, each under the instance's field manager.
+type kubeWriter struct {
+	scales   scale.ScalesGetter
+	dynamic  dynamic.Interface
+	recorder record.EventRecorder
+	manager  string
+}
+
+func (w kubeWriter) Scale(ctx context.Context, gr schema.GroupResource, s *autoscalingv1.Scale, replicas int32) error {
+	next := s.DeepCopy()
+	next.Spec.Replicas = replicas
+	_, err := w.scales.Scales(s.Namespace).Update(ctx, gr, next, metav1.UpdateOptions{FieldManager: w.manager})
+	if err != nil {
+		return fmt.Errorf("update scale of %s/%s to %d: %w", s.Namespace, s.Name, replicas, err)
+	}
+	return nil
+}
+
+func (w kubeWriter) Annotate(ctx context.Context, gvr schema.GroupVersionResource, ref policy.TargetRef, text string) error {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{DecisionAnnotation: text}}})
+	if err != nil {
+		return fmt.Errorf("encode the annotation patch: %w", err)
+	}
+	_, err = w.dynamic.Resource(gvr).Namespace(ref.Namespace).Patch(ctx, ref.Name, types.MergePatchType, patch,
+		metav1.PatchOptions{FieldManager: w.manager})
+	if err != nil {
+		return fmt.Errorf("annotate %s: %w", ref, err)
+	}
+	return nil
+}
+
+func (w kubeWriter) Event(ref *corev1.ObjectReference, eventType, reason, message string) {
+	w.recorder.Event(ref, eventType, reason, message)
+}
+
+// errNotLeader: the lease of the tick was lost before a write.
+var errNotLeader = errors.New("not the leader")
+
+// actor is one sync's act phase: the writer, and whether it may write.
+type actor struct {
+	c      *Controller
+	p      *policy.Policy
+	t      *target
+	o      *observed
+	writes bool
+}
+
+// event records an event while the sync may write. With a key, the event is a condition:
+// sent only when its message changes, until forgetCondition(key).
+func (a actor) event(typ, reason, key, msg string) {
+	if !a.writes {
+		return
+	}
+	if key != "" && !a.t.setCondition(key, msg) {
+		return
+	}
+	a.c.writer.Event(a.o.ref, typ, reason, msg)
+}
+
+// rescale writes the decision to the scale subresource and records it in the engine once
+// it is written. A conflict (another writer changed the scale since it was read) writes
+// nothing: the next tick decides again from the fresh scale, never this tick's desired
+// replicas computed from the old ones.
+func (a actor) rescale(ctx context.Context, eng *engine.Engine, dec policy.Decision) error {
+	cur := a.o.in.SpecReplicas
+	m := a.c.deps.Metrics
+	if ctx.Err() != nil || !a.c.Leading() {
+		return errNotLeader
+	}
+	err := a.c.writer.Scale(ctx, a.o.gr, a.o.scale, dec.DesiredReplicas)
+	switch {
+	case apierrors.IsConflict(err):
+		m.Scales.WithLabelValues(a.p.Name, "conflict").Inc()
+		klog.FromContext(ctx).V(2).Info("Scale changed by another writer; deciding again at the next tick",
+			"from", cur, "to", dec.DesiredReplicas)
+		return nil
+	case err != nil:
+		m.Scales.WithLabelValues(a.p.Name, "error").Inc()
+		a.event(corev1.EventTypeWarning, ReasonFailedRescale, "",
+			fmt.Sprintf("New size: %d; reason: %s; error: %v", dec.DesiredReplicas, describe(dec), err))
+		return failure("scale_write", err)
+	}
+	eng.Scaled(cur, dec.DesiredReplicas, dec.Time)
+	m.Scales.WithLabelValues(a.p.Name, "ok").Inc()
+	a.event(corev1.EventTypeNormal, ReasonSuccessfulRescale, "", fmt.Sprintf("New size: %d; reason: %s", dec.DesiredReplicas, describe(dec)))
+	klog.FromContext(ctx).Info("Rescaled workload", "from", cur, "to", dec.DesiredReplicas, "reason", dec.Reason, "metric", dec.Metric)
+	return nil
+}
+
+// annotate writes the decision record on the target when it changed (ignoring its time).
+func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastStatus) error {
+	text := annotationFor(dec, fst)
+	if text == a.t.annotation {
+		return nil
+	}
+	if ctx.Err() != nil || !a.c.Leading() {
+		return errNotLeader
+	}
+	if err := a.c.writer.Annotate(ctx, a.o.gvr, a.p.Target, text); err != nil {
+		return failure("annotation_write", err)
+	}
+	a.t.annotation = text
+	return nil
+}
+
+// annotationFor renders a decision and its forecast's status compactly, within
+// maxAnnotation bytes: the metrics are dropped from the end until it fits.
+func annotationFor(dec policy.Decision, fst *ForecastStatus) string {
+	type metric struct {
+		Name     string  `json:"name"`
+		Value    any     `json:"value,omitempty"`
+		Target   float64 `json:"target"`
+		Proposal int32   `json:"proposal,omitempty"`
+		Error    string  `json:"error,omitempty"`
+	}
+	type record struct {
+		Current  int32           `json:"current"`
+		Desired  int32           `json:"desired"`
+		Reason   policy.Reason   `json:"reason"`
+		Metric   string          `json:"metric,omitempty"`
+		Proposal int32           `json:"proposal"`
+		Clamps   []policy.Clamp  `json:"clamps,omitempty"`
+		Metrics  []metric        `json:"metrics,omitempty"`
+		Forecast *ForecastStatus `json:"forecast,omitempty"`
+	}
+	r := record{Current: dec.CurrentReplicas, Desired: dec.DesiredReplicas, Reason: dec.Reason, Metric: dec.Metric,
+		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst}
+	for _, m := range dec.Metrics {
+		mm := metric{Name: m.Name, Target: m.Target, Error: truncate(m.Error, 200)}
+		if m.Error == "" {
+			mm.Value, mm.Proposal = m.Value, m.Proposal
+		}
+		r.Metrics = append(r.Metrics, mm)
+	}
+	for {
+		b, err := json.Marshal(r)
+		if err == nil && (len(b) <= maxAnnotation || len(r.Metrics) == 0) {
+			return string(b)
+		}
+		r.Metrics = r.Metrics[:len(r.Metrics)-1]
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+// describe names a decision's reason for an event: the reason, the metric, and the clamps.
+func describe(dec policy.Decision) string {
+	var b strings.Builder
+	b.WriteString(string(dec.Reason))
+	if dec.Metric != "" {
+		fmt.Fprintf(&b, " (metric %s proposed %d)", dec.Metric, dec.Proposal)
+	}
+	for _, cl := range dec.Clamps {
+		fmt.Fprintf(&b, "; %s %d->%d", cl.Reason, cl.From, cl.To)
+	}
+	return b.String()
+}
+
+// syncError is a failed sync, with the kind prescale_errors_total counts it under.
+type syncError struct {
+	kind string
+	err  error
+}
+
+func (e *syncError) Error() string { return e.err.Error() }
+func (e *syncError) Unwrap() error { return e.err }
+
+// failure marks err as a sync failure of kind.
+func failure(kind string, err error) error { return &syncError{kind: kind, err: err} }
+
+// errorKinds returns the kinds of the sync failures joined in err, "sync" for an error of
+// no kind.
+func errorKinds(err error) []string {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var kinds []string
+		for _, e := range j.Unwrap() {
+			kinds = append(kinds, errorKinds(e)...)
+		}
+		return kinds
+	}
+	if se, ok := errors.AsType[*syncError](err); ok {
+		return []string{se.kind}
+	}
+	return []string{"sync"}
+}

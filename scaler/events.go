@@ -1,0 +1,40 @@
+package scaler
+
+import "github.com/prescale/prescale/policy"
+
+// The reasons of the events the controller records on a target. Each is sent while this
+// instance may write (it leads and is not in dry-run); those marked as conditions are sent
+// only when their message changes.
+const (
+	// ReasonSuccessfulRescale: the scale was written (the HPA's reason).
+	ReasonSuccessfulRescale = "SuccessfulRescale"
+	// ReasonFailedRescale: writing the scale failed; the next tick decides again.
+	ReasonFailedRescale = "FailedRescale"
+	// ReasonTargetRecreated: the target was deleted and recreated; its decision history is
+	// reset.
+	ReasonTargetRecreated = "TargetRecreated"
+	// ReasonFailedGetMetric (condition): a metric, or the forecast's load, is missing.
+	ReasonFailedGetMetric = "FailedGetMetric"
+	// ReasonMetricsStale (condition): a metric's, or the load's, latest sample is too old.
+	ReasonMetricsStale = "MetricsStale"
+	// ReasonCapacityLimited (condition): the GPUs left cap the scale-up.
+	ReasonCapacityLimited = string(policy.ReasonCapacityLimited)
+	// ReasonForecastHistoryFailed: the forecast's history could not be loaded; it starts
+	// without it.
+	ReasonForecastHistoryFailed = "ForecastHistoryFailed"
+	// ReasonForecastFailed: the forecaster could not be built; the policy scales reactively.
+	ReasonForecastFailed = "ForecastFailed"
+	// ReasonForecastRefitFailed: a daily refit failed; the forecast keeps its fit.
+	ReasonForecastRefitFailed = "ForecastRefitFailed"
+	// ReasonForecastGated and ReasonForecastUngated: the accuracy gate closed or opened.
+	ReasonForecastGated   = string(policy.ReasonForecastGated)
+	ReasonForecastUngated = "ForecastUngated"
+)
+
+// The keys of the conditions (events sent on change) a target keeps.
+const (
+	condTargetMissing = "TargetMissing"
+	condCapacity      = "capacity"
+	condLoad          = "forecast/load"
+	condMetricPrefix  = "metric/"
+)

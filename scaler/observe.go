@@ -1,0 +1,151 @@
+package scaler
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/prescale/prescale/policy"
+)
+
+var labelsEverything = labels.Everything()
+
+// observed is one tick's view of a target, from the apiserver (the scale) and the
+// informers' caches (pods, nodes).
+type observed struct {
+	in    policy.Observation // without the metrics: the query phase adds them
+	scale *autoscalingv1.Scale
+	gr    schema.GroupResource
+	gvr   schema.GroupVersionResource
+	ref   *corev1.ObjectReference
+	fit   *Fit // the GPUs left, when the capacity cap is on
+	// recreated is the UID the target had before it was deleted and recreated, empty
+	// otherwise.
+	recreated string
+}
+
+// observe reads the target's scale, its pods and the GPUs left. It writes nothing.
+func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (observed, error) {
+	var o observed
+	gv, err := schema.ParseGroupVersion(p.Target.APIVersion)
+	if err != nil {
+		return o, fmt.Errorf("parse apiVersion %q: %w", p.Target.APIVersion, err)
+	}
+	mapping, err := c.deps.Mapper.RESTMapping(gv.WithKind(p.Target.Kind).GroupKind(), gv.Version)
+	if err != nil {
+		c.deps.Mapper.Reset()
+		return o, fmt.Errorf("map %s to a resource: %w", p.Target, err)
+	}
+	o.gvr, o.gr = mapping.Resource, mapping.Resource.GroupResource()
+	o.scale, err = c.deps.Scales.Scales(p.Target.Namespace).Get(ctx, o.gr, p.Target.Name, metav1.GetOptions{})
+	if err != nil {
+		return o, fmt.Errorf("get scale of %s: %w", p.Target, err)
+	}
+	o.ref = &corev1.ObjectReference{Kind: p.Target.Kind, APIVersion: p.Target.APIVersion, Namespace: p.Target.Namespace,
+		Name: p.Target.Name, UID: o.scale.UID}
+	if t.uid != "" && t.uid != o.scale.UID {
+		o.recreated = string(t.uid)
+	}
+	t.uid = o.scale.UID
+	if o.scale.Status.Selector == "" {
+		return o, fmt.Errorf("scale of %s has no status.selector", p.Target)
+	}
+	sel, err := labels.Parse(o.scale.Status.Selector)
+	if err != nil {
+		return o, fmt.Errorf("parse selector %q of %s: %w", o.scale.Status.Selector, p.Target, err)
+	}
+	pods, err := c.pods.Pods(p.Target.Namespace).List(sel)
+	if err != nil {
+		return o, fmt.Errorf("list pods of %s: %w", p.Target, err)
+	}
+	if forecasting(p) != nil {
+		t.startup.observe(pods)
+	}
+	o.in = policy.Observation{
+		SpecReplicas:   o.scale.Spec.Replicas,
+		StatusReplicas: o.scale.Status.Replicas,
+		Pods:           make([]policy.Pod, len(pods)),
+	}
+	placed := int32(0)
+	var template *corev1.Pod
+	for i, pod := range pods {
+		o.in.Pods[i] = policy.Pod{Name: pod.Name, Phase: policy.PodPhase(pod.Status.Phase), Ready: podReady(pod),
+			Deleting: pod.DeletionTimestamp != nil}
+		if pod.DeletionTimestamp == nil {
+			if template == nil {
+				template = pod
+			}
+			if pod.Spec.NodeName != "" {
+				placed++
+			}
+		}
+	}
+	if c.opts.Capacity.Mode == CapacityCap && template != nil {
+		nodes, err := c.nodes.List(labelsEverything)
+		if err != nil {
+			return o, fmt.Errorf("list nodes: %w", err)
+		}
+		all, err := c.pods.List(labelsEverything)
+		if err != nil {
+			return o, fmt.Errorf("list pods: %w", err)
+		}
+		if fit, ok := fitPods(template, nodes, all, corev1.ResourceName(c.opts.Capacity.Resource)); ok {
+			o.fit = &fit
+			capacity := placed + fit.Pods + c.opts.Capacity.PendingAllowance
+			o.in.Capacity = &capacity
+		}
+	}
+	return o, nil
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// query samples the policy's metrics and, for a forecast, its load, concurrently within
+// the controller-wide bound. A failed query is a sample with Err (missing), never zero.
+func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time) (metrics []policy.Sample, load *policy.Sample) {
+	queries := make([]string, len(p.Metrics), len(p.Metrics)+1)
+	for i := range p.Metrics {
+		queries[i] = p.Metrics[i].Query
+	}
+	if forecasting(p) != nil {
+		queries = append(queries, p.Forecast.Load.Query)
+	}
+	out := make([]policy.Sample, len(queries))
+	done := make(chan struct{}, len(queries))
+	for i := range queries {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			c.querySlots <- struct{}{}
+			defer func() { <-c.querySlots }()
+			start := time.Now()
+			s, err := c.deps.Source.Sample(ctx, queries[i], now, c.opts.Staleness)
+			c.deps.Metrics.QueryDuration.Observe(time.Since(start).Seconds())
+			c.deps.Metrics.Queries.Inc()
+			if err != nil {
+				c.deps.Metrics.Errors.WithLabelValues(c.deps.ErrorKind(err)).Inc()
+				s = policy.Sample{Err: err}
+			}
+			out[i] = s
+		}()
+	}
+	for range queries {
+		<-done
+	}
+	if len(out) > len(p.Metrics) {
+		load = &out[len(p.Metrics)]
+	}
+	return out[:len(p.Metrics)], load
+}

@@ -1,0 +1,55 @@
+package scaler
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/prescale/prescale/engine"
+	"github.com/prescale/prescale/policy"
+)
+
+// target is what the controller keeps of one policy between ticks: the engine that decides
+// (its History, forecast and refit schedule), what observe compares with (the object's
+// UID, the pods' start-ups), what act sends only on change (conditions, the annotation),
+// and, under mu, what Status and ForecastReplicas read while a tick runs.
+type target struct {
+	ref policy.TargetRef
+	eng *engine.Engine // nil until the first sync builds it
+
+	// observe's
+	uid     types.UID
+	startup startups
+
+	// act's
+	conditions map[string]string // condition key -> last message, so that each is sent on change
+	annotation string            // the decision record last written
+	lastTick   time.Time         // the last synced tick, for the scorecard's time step
+
+	mu     sync.Mutex
+	status targetStatus
+}
+
+// targetStatus is the last tick's outcome, as Status and ForecastReplicas read it.
+type targetStatus struct {
+	last          policy.Decision
+	forecast      *ForecastStatus // nil without a forecast
+	hpaEquivalent int32
+	hpa           *int32 // the real HPA's desired replicas, when one targets the workload
+	score         scorecard
+}
+
+// setCondition remembers the last message under key and reports whether it changed.
+func (t *target) setCondition(key, msg string) bool {
+	if t.conditions == nil {
+		t.conditions = map[string]string{}
+	}
+	if t.conditions[key] == msg {
+		return false
+	}
+	t.conditions[key] = msg
+	return true
+}
+
+func (t *target) forgetCondition(key string) { delete(t.conditions, key) }
