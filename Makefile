@@ -38,7 +38,7 @@ e2e: tools sandbox-cmds
 unit:
 	$(GO) test -count=1 ./...
 
-## check: formatting, vet, and the purity guard on policy/ and forecast/
+## check: formatting, vet, and the purity guard on policy/, forecast/ and engine/
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change:"; echo "$$unformatted"; exit 1; fi

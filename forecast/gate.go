@@ -135,5 +135,5 @@ func (g *Gate) UnderRate() (rate float64, ok bool) {
 	return float64(g.under) / float64(n), true
 }
 
-// Open reports whether the forecast is gated off.
-func (g *Gate) Open() bool { return g.open }
+// Gated reports whether the forecast is gated off (the breaker is open).
+func (g *Gate) Gated() bool { return g.open }

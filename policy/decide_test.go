@@ -41,7 +41,7 @@ func outcomeOf(d Decision) outcome {
 	return outcome{Desired: d.DesiredReplicas, Reason: d.Reason, Proposal: d.Proposal, Clamps: d.Clamps}
 }
 
-// Rule 4: several metrics, and missing ones.
+// Several metrics, and missing ones.
 func TestSeveralMetrics(t *testing.T) {
 	p := &Policy{Name: "p", MinReplicas: i32(1), MaxReplicas: 20, Behavior: zeroWindows(),
 		Metrics: []Metric{avg("queue", "5"), avg("gpu", "70"), val("latency", "4")}}
@@ -123,7 +123,7 @@ func TestMissingMetricsRecordNoRecommendation(t *testing.T) {
 	}
 }
 
-// Rule 5: out-of-range current replicas, and zero.
+// Out-of-range current replicas, and zero.
 func TestLimitsWithoutMetrics(t *testing.T) {
 	missing := func(cur int32) Observation {
 		in := queueAt(cur, 0)
@@ -198,7 +198,7 @@ func TestLimitsWithoutMetrics(t *testing.T) {
 	}
 }
 
-// Rule 6: behavior.
+// Behavior.
 func TestBehavior(t *testing.T) {
 	rec := func(r int32, s int) Recommendation { return Recommendation{Replicas: r, At: at(s)} }
 	up := func(change int32, s int) ScaleEvent { return ScaleEvent{Change: change, At: at(s)} }
@@ -467,7 +467,7 @@ func TestScaledToZero(t *testing.T) {
 	}
 }
 
-// Rule 7: the record answers "why this number".
+// The record answers "why this number".
 func TestDecisionRecord(t *testing.T) {
 	p := &Policy{Name: "llama", MinReplicas: i32(1), MaxReplicas: 32,
 		Metrics:  []Metric{avg("queue", "5"), avg("gpu", "70"), val("p95-latency", "4")},

@@ -19,7 +19,7 @@ func evalOne(t *testing.T, m Metric, in Observation) MetricResult {
 	return d.Metrics[0]
 }
 
-// Rule 1: per-pod AverageValue, the HPA's Pods metrics.
+// Per-pod AverageValue, the HPA's Pods metrics.
 func TestPodsSemantics(t *testing.T) {
 	pod := func(name string, phase PodPhase, ready, deleting bool) Pod {
 		return Pod{Name: name, Phase: phase, Ready: ready, Deleting: deleting}
@@ -195,7 +195,7 @@ var cmpFloat = cmp.Comparer(func(a, b Float) bool {
 	return a == b || math.Abs(float64(a-b)) < 1e-9
 })
 
-// Rule 2: a single series with an AverageValue target, the HPA's External AverageValue.
+// A single series with an AverageValue target, the HPA's External AverageValue.
 func TestAverageValueSemantics(t *testing.T) {
 	tests := []struct {
 		name string
@@ -251,7 +251,7 @@ func TestAverageValueSemantics(t *testing.T) {
 	}
 }
 
-// Rule 3: a single series with a Value target, the HPA's External/Object Value.
+// A single series with a Value target, the HPA's External/Object Value.
 func TestValueSemantics(t *testing.T) {
 	notReady := []Pod{{Name: "a", Ready: true}, {Name: "b", Phase: PodRunning, Ready: true}, {Name: "c", Phase: PodRunning, Ready: true}, {Name: "d", Phase: PodPending}}
 	tests := []struct {

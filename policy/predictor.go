@@ -14,7 +14,7 @@ import (
 // learner. Like Decide it is pure: every call takes now. It is not safe for concurrent use.
 //
 // Each sync: in.Forecast = pr.Observe(load, ok, now, horizon); dec, hist = Decide(...);
-// pr.Learn(dec, load, ok).
+// pr.Learn(dec, load, ok). engine.Engine drives it so for every driver.
 type Predictor struct {
 	opts     forecast.Options // NewPredictor's, for Refit
 	f        forecast.Forecaster
@@ -174,7 +174,7 @@ func (pr *Predictor) Horizon() time.Duration { return pr.opts.Horizon }
 // current state, in storage reused by every Observe.
 func (pr *Predictor) output() *ForecastInput {
 	pr.out = *pr.made
-	pr.out.Gated = pr.gate.Open()
+	pr.out.Gated = pr.gate.Gated()
 	pr.out.PerReplica, pr.out.PerReplicaKnown = pr.PerReplica()
 	return &pr.out
 }
@@ -192,7 +192,7 @@ func (pr *Predictor) method() string {
 // (GateUnderRate), not the MAPE: see forecast.Gate.
 func (pr *Predictor) Gate() (gated, changed bool, mape float64, ok bool) {
 	mape, _, ok = pr.gate.Error()
-	return pr.gate.Open(), pr.gateChanged, mape, ok
+	return pr.gate.Gated(), pr.gateChanged, mape, ok
 }
 
 // GateUnderRate is the error the gate judges against maxError: the fraction of the
@@ -214,15 +214,15 @@ func (pr *Predictor) PerReplica() (float64, bool) {
 // Learn feeds perReplica: auto with dec, the decision of this sync, and the load that
 // Observe saw. It learns wherever the metrics are linear in the load: when every metric
 // was valid, no pod was Pending, and the binding metric (the largest value/target ratio)
-// sat at or below its target, up to the HPA's default tolerance (ratio in [0.05, 1.1]). There a utilization-like metric is proportional to load per serving pod,
-// so the load one replica carries at exactly the target is load / (pods × ratio), pods
-// being those the metric averaged over (the pods with a sample for a Pods metric: pods
-// still starting serve nothing and report nothing; the current replicas for the other
-// semantics, which then must have no pod missing). Above the target the pods saturate and
-// queue, and the ratio no longer says what the load needs; below 5 % of it the metric's
-// idle floor and rounding dominate. The first design learned only at in-tolerance
-// moments (ratio within the tolerance band), which a service whose load swings from zero
-// to its peak within a minute never reaches.
+// sat at or below its target, up to the HPA's default tolerance (ratio in [0.05, 1.1]).
+// There a utilization-like metric is proportional to the load per serving pod, so the load
+// one replica carries at exactly the target is load / (pods × ratio), pods being those the
+// metric averaged over (the pods with a sample for a Pods metric: pods still starting serve
+// nothing and report nothing; the current replicas for the other semantics, which then
+// must have no pod missing). Above the target the pods saturate and queue, and the ratio
+// no longer says what the load needs; below 5 % of it the metric's idle floor and rounding
+// dominate. Learning only within the tolerance band would never learn on a service whose
+// load swings from zero to its peak within a minute.
 //
 // The estimate is the median of the last 256 samples: a median ignores the odd sample
 // taken while the load or the Ready pods changed within the metric's averaging window (a

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prescale/prescale/engine"
-	"github.com/prescale/prescale/forecast"
 	"github.com/prescale/prescale/policy"
 )
 
@@ -200,7 +199,7 @@ func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, error) {
 	}
 	var load *policy.Sample
 	switch {
-	case l.Load != nil && (p.Forecast == nil || p.Forecast.MethodOrDefault() == forecast.MethodOff):
+	case l.Load != nil && engine.Forecasting(p) == nil:
 		errs = append(errs, fmt.Errorf("load: policy %s has no forecast to take it", p.Name))
 	case l.Load != nil:
 		s, err := l.Load.sample()

@@ -7,27 +7,27 @@ import (
 // Metrics are the controller's own Prometheus metrics. Each is derived from a decision
 // record or an I/O outcome, in one place.
 type Metrics struct {
-	DesiredReplicas      *prometheus.GaugeVec
-	CurrentReplicas      *prometheus.GaugeVec
-	UncappedReplicas     *prometheus.GaugeVec
-	ShadowReplicas       *prometheus.GaugeVec
-	HPADesiredReplicas   *prometheus.GaugeVec
-	MetricValue          *prometheus.GaugeVec
-	MetricTarget         *prometheus.GaugeVec
-	MetricMissing        *prometheus.GaugeVec
-	Decisions            *prometheus.CounterVec
-	Scales               *prometheus.CounterVec
-	QueryDuration        prometheus.Histogram
-	Queries              prometheus.Counter
-	Errors               *prometheus.CounterVec
-	TickDuration         prometheus.Histogram
-	SyncPhaseDuration    *prometheus.HistogramVec
-	LastTick             prometheus.Gauge
-	Leader               prometheus.Gauge
-	ReloadSuccessful     prometheus.Gauge
-	ReloadTimestamp      prometheus.Gauge
-	ScorecardReplicaSecs *prometheus.CounterVec
-	ScorecardShortSecs   *prometheus.CounterVec
+	DesiredReplicas       *prometheus.GaugeVec
+	CurrentReplicas       *prometheus.GaugeVec
+	UncappedReplicas      *prometheus.GaugeVec
+	HPAEquivalentReplicas *prometheus.GaugeVec
+	HPADesiredReplicas    *prometheus.GaugeVec
+	MetricValue           *prometheus.GaugeVec
+	MetricTarget          *prometheus.GaugeVec
+	MetricMissing         *prometheus.GaugeVec
+	Decisions             *prometheus.CounterVec
+	Scales                *prometheus.CounterVec
+	QueryDuration         prometheus.Histogram
+	Queries               prometheus.Counter
+	Errors                *prometheus.CounterVec
+	TickDuration          prometheus.Histogram
+	SyncPhaseDuration     *prometheus.HistogramVec
+	LastTick              prometheus.Gauge
+	Leader                prometheus.Gauge
+	ReloadSuccessful      prometheus.Gauge
+	ReloadTimestamp       prometheus.Gauge
+	ScorecardReplicaSecs  *prometheus.CounterVec
+	ScorecardShortSecs    *prometheus.CounterVec
 	// The forecast's series, for policies with a forecast; each is set only while it has
 	// a value (a missing forecast is an absent series, never 0).
 	ForecastLoad           *prometheus.GaugeVec
@@ -52,7 +52,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "The target's spec.replicas at the last tick."}, policy),
 		UncappedReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_uncapped_replicas",
 			Help: "Desired replicas before the GPU capacity cap."}, policy),
-		ShadowReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_hpa_equivalent_replicas",
+		HPAEquivalentReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_hpa_equivalent_replicas",
 			Help: "Replicas the HPA-equivalent engine (no forecast, no capacity cap) would set."}, policy),
 		HPADesiredReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_hpa_desired_replicas",
 			Help: "status.desiredReplicas of a real HorizontalPodAutoscaler on the same target."}, policy),
@@ -110,7 +110,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		PodStartup: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pod_startup_seconds",
 			Help: "p90 of the creation-to-Ready time of the target's recent pods (absent until one is measured)."}, policy),
 	}
-	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.ShadowReplicas, m.HPADesiredReplicas,
+	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors,
 		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
 		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon,
@@ -121,7 +121,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // forget drops every series of a policy that left the configuration.
 func (m *Metrics) forget(name string) {
 	l := prometheus.Labels{"policy": name}
-	for _, v := range []*prometheus.GaugeVec{m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.ShadowReplicas,
+	for _, v := range []*prometheus.GaugeVec{m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas,
 		m.HPADesiredReplicas, m.MetricValue, m.MetricTarget, m.MetricMissing} {
 		v.DeletePartialMatch(l)
 	}

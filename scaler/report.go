@@ -44,7 +44,7 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, now time.T
 	m := c.deps.Metrics
 	m.CurrentReplicas.WithLabelValues(p.Name).Set(float64(dec.CurrentReplicas))
 	m.DesiredReplicas.WithLabelValues(p.Name).Set(float64(dec.DesiredReplicas))
-	m.ShadowReplicas.WithLabelValues(p.Name).Set(float64(hpaEq.DesiredReplicas))
+	m.HPAEquivalentReplicas.WithLabelValues(p.Name).Set(float64(hpaEq.DesiredReplicas))
 	uncapped := dec.DesiredReplicas
 	for _, cl := range dec.Clamps {
 		if cl.Reason == policy.ReasonCapacityLimited {
