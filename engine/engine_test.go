@@ -16,7 +16,7 @@ import (
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // parse returns the only policy of a policy file's policies list (YAML, indented as an item).
-func parse(t *testing.T, item string) *policy.Policy {
+func parse(t testing.TB, item string) *policy.Policy {
 	t.Helper()
 	f, err := policy.Parse(strings.NewReader("policies:\n" + item))
 	if err != nil {
