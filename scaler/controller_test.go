@@ -338,6 +338,58 @@ func (m *fakeMapper) setUnserved(v bool) {
 
 var _ meta.ResettableRESTMapper = (*fakeMapper)(nil)
 
+// Another writer changes the scale between the tick's read and its write: the update, made
+// from the old replicas, fails with a Conflict. prescale drops that decision (it does not
+// write it over the other writer's change, record it, or report a rescale) and decides
+// again from the fresh scale at the next tick.
+func TestScaleConflict(t *testing.T) {
+	cl := newCluster(t, 2)
+	c := cl.controller(webPolicy, options())
+	lead(c)
+	cl.source.set("load", policy.Sample{Value: 50}) // proposal ceil(50 / 10) = 5
+	four := int32(4)
+	cl.set(func(cl *cluster) { cl.raceTo = &four })
+
+	// Read 2, decided 2 + 1 = 3; meanwhile another writer set 4: 3 is stale.
+	events := cl.tickAt(c, 0)
+	if got := cl.writes(); len(got) != 0 {
+		t.Errorf("after the conflict the server accepted writes %v, want none", got)
+	}
+	if got := cl.replicas(); got != 4 {
+		t.Errorf("after the conflict spec.replicas = %d, want 4, the other writer's", got)
+	}
+	if got := cl.scaleUpdates(); got != 1 {
+		t.Errorf("%d scale updates attempted, want 1 (no retry of a decision made from a stale scale)", got)
+	}
+	if len(events) != 0 {
+		t.Errorf("events after the conflict: %q, want none", events)
+	}
+	if got := testutil.ToFloat64(cl.metrics.Scales.WithLabelValues("web", "conflict")); got != 1 {
+		t.Errorf(`prescale_scales_total{result="conflict"} = %v, want 1`, got)
+	}
+	for _, result := range []string{"ok", "error"} {
+		if got := testutil.ToFloat64(cl.metrics.Scales.WithLabelValues("web", result)); got != 0 {
+			t.Errorf(`prescale_scales_total{result=%q} = %v, want 0`, result, got)
+		}
+	}
+	if got := cl.logged("another writer"); got != 1 {
+		t.Errorf("the conflict was logged %d times, want once", got)
+	}
+
+	// 15 s: decided from 4. No scale-up of prescale's in the period (the other writer's
+	// change is not prescale's while it leads), so the limit is 4 + 1 = 5 = the proposal.
+	events = cl.tickAt(c, 15*time.Second)
+	if diff := cmp.Diff([]int32{5}, cl.writes()); diff != "" {
+		t.Errorf("accepted scale writes (-want +got):\n%s", diff)
+	}
+	if st := c.Status()[0]; st.Current != 4 || st.Desired != 5 {
+		t.Errorf("the next tick decided %d -> %d, want 4 -> 5", st.Current, st.Desired)
+	}
+	if len(events) != 1 || !strings.HasPrefix(events[0], "Normal SuccessfulRescale New size: 5;") {
+		t.Errorf("events of the next tick: %q, want one SuccessfulRescale to 5", events)
+	}
+}
+
 // A target deleted and created again under the same name is another object: the decision
 // history of the old one (its recent scale-up, which the rate policy counts) is dropped, and
 // a TargetRecreated event says so. The same object keeps its history.

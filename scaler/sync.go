@@ -16,7 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 
 	"github.com/prescale/prescale/policy"
@@ -270,11 +269,19 @@ func (c *Controller) queryAll(ctx context.Context, queries []string, now time.Ti
 	return out
 }
 
-// rescale writes the decision to the scale subresource, retrying on conflict, and records
-// the change for the rate policies only once it is written.
+// rescale writes the decision to the scale subresource, and records the change for the rate
+// policies only once it is written. A conflict means that another writer changed the scale
+// since this tick read it: the decision, made from the replicas read, is dropped (not written
+// over that change, not recorded, no event), and the next tick decides from the new scale.
 func (c *Controller) rescale(ctx context.Context, p *policy.Policy, t *target, o observed, dec policy.Decision, now time.Time) {
 	cur := o.in.SpecReplicas
 	err := c.writeScale(ctx, p, o, dec.DesiredReplicas)
+	if apierrors.IsConflict(err) {
+		c.deps.Metrics.Scales.WithLabelValues(p.Name, "conflict").Inc()
+		klog.FromContext(ctx).Info("Scale changed by another writer since it was read; deciding again at the next tick",
+			"policy", p.Name, "target", p.Target.String(), "read", cur, "desired", dec.DesiredReplicas)
+		return
+	}
 	if err != nil {
 		c.deps.Metrics.Scales.WithLabelValues(p.Name, "error").Inc()
 		c.deps.Metrics.Errors.WithLabelValues("scale_write").Inc()
@@ -295,26 +302,19 @@ func (c *Controller) rescale(ctx context.Context, p *policy.Policy, t *target, o
 var errNotLeader = errors.New("not the leader")
 
 // writeScale updates spec.replicas through the scale subresource, under this instance's
-// field manager, re-reading the scale on conflict. It writes only while leading.
+// field manager, once. The update carries the resourceVersion read this tick, so that a
+// scale changed since fails with a Conflict (apierrors.IsConflict) instead of being
+// overwritten with a decision made from the old replicas. It writes only while leading.
 func (c *Controller) writeScale(ctx context.Context, p *policy.Policy, o observed, desired int32) error {
-	s := o.scale
-	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		if !c.Leading() || ctx.Err() != nil {
-			return errNotLeader
-		}
-		next := s.DeepCopy()
-		next.Spec.Replicas = desired
-		_, err := c.deps.Scales.Scales(p.Target.Namespace).Update(ctx, o.gr, next, metav1.UpdateOptions{FieldManager: c.opts.Identity})
-		if apierrors.IsConflict(err) {
-			if latest, gerr := c.deps.Scales.Scales(p.Target.Namespace).Get(ctx, o.gr, p.Target.Name, metav1.GetOptions{}); gerr == nil {
-				s = latest
-			}
-		}
-		if err != nil {
-			return fmt.Errorf("update scale of %s to %d: %w", p.Target, desired, err)
-		}
-		return nil
-	})
+	if !c.Leading() || ctx.Err() != nil {
+		return errNotLeader
+	}
+	next := o.scale.DeepCopy()
+	next.Spec.Replicas = desired
+	if _, err := c.deps.Scales.Scales(p.Target.Namespace).Update(ctx, o.gr, next, metav1.UpdateOptions{FieldManager: c.opts.Identity}); err != nil {
+		return fmt.Errorf("update scale of %s to %d: %w", p.Target, desired, err)
+	}
+	return nil
 }
 
 // annotate writes the decision record on the target when it changed (ignoring its time).
