@@ -455,6 +455,7 @@ func TestDryRunAdoptsAnotherWritersChange(t *testing.T) {
 	steps := []struct {
 		at          time.Duration
 		otherWriter int32 // > 0: another writer sets spec.replicas to this before the tick
+		missing     bool  // the load query fails (a leader would warn FailedGetMetric)
 		want        int32
 		reason      policy.Reason
 	}{
@@ -467,11 +468,16 @@ func TestDryRunAdoptsAnotherWritersChange(t *testing.T) {
 		{at: 74 * time.Second, want: 3, reason: policy.ReasonScaleUpLimit},
 		// 75 s: it is not (a change exactly one period old no longer counts): 3 + 1 = 4.
 		{at: 75 * time.Second, want: 4, reason: policy.ReasonScaleUpLimit},
+		// The load is missing: the current 3 are held.
+		{at: 90 * time.Second, missing: true, want: 3, reason: policy.ReasonFailedGetMetric},
 	}
 	var events []string
 	for _, s := range steps {
 		if s.otherWriter > 0 {
 			cl.scaleTo(s.otherWriter)
+		}
+		if s.missing {
+			cl.source.set("load", policy.Sample{Err: errors.New("empty result")})
 		}
 		events = append(events, cl.tickAt(c, s.at)...)
 		st := c.Status()[0]
