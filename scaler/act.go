@@ -116,8 +116,8 @@ func (a actor) rescale(ctx context.Context, eng *engine.Engine, dec policy.Decis
 	switch {
 	case apierrors.IsConflict(err):
 		m.Scales.WithLabelValues(a.p.Name, "conflict").Inc()
-		klog.FromContext(ctx).V(2).Info("Scale changed by another writer; deciding again at the next tick",
-			"from", cur, "to", dec.DesiredReplicas)
+		klog.FromContext(ctx).Info("Scale changed by another writer since it was read; deciding again at the next tick",
+			"read", cur, "desired", dec.DesiredReplicas)
 		return nil
 	case err != nil:
 		m.Scales.WithLabelValues(a.p.Name, "error").Inc()
@@ -206,10 +206,12 @@ func describe(dec policy.Decision) string {
 	return b.String()
 }
 
-// syncError is a failed sync, with the kind prescale_errors_total counts it under.
+// syncError is a failed sync, with the kind prescale_errors_total counts it under. A
+// repeat is the same failure as the last tick's: counted, not logged again.
 type syncError struct {
-	kind string
-	err  error
+	kind   string
+	err    error
+	repeat bool
 }
 
 func (e *syncError) Error() string { return e.err.Error() }

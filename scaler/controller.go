@@ -234,17 +234,21 @@ func (c *Controller) Tick(ctx context.Context) {
 }
 
 // syncFailed logs a failed sync and counts it under each of its kinds. A target that is
-// not found is logged at V(2): it is an expected state while a workload is redeployed,
-// and its history is held until it returns.
+// not found is an expected state while a workload is redeployed: it is logged once, as
+// information, and its history is held until it returns.
 func (c *Controller) syncFailed(logger klog.Logger, err error) {
 	for _, kind := range errorKinds(err) {
 		c.deps.Metrics.Errors.WithLabelValues(kind).Inc()
 	}
-	if apierrors.IsNotFound(err) {
-		logger.V(2).Info("Target not found; holding its history until it returns", "err", err)
-		return
+	se, _ := errors.AsType[*syncError](err)
+	switch {
+	case se != nil && se.repeat:
+		logger.V(4).Info("Sync failed again", "err", err)
+	case apierrors.IsNotFound(err):
+		logger.Info("Target not found; holding its history until it returns", "err", err)
+	default:
+		logger.Error(err, "Sync failed")
 	}
-	logger.Error(err, "Sync failed")
 }
 
 // hpaFor returns the real HPA that targets the same workload, if any.

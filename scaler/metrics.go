@@ -65,7 +65,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_decisions_total",
 			Help: "Decisions by reason."}, []string{"policy", "reason"}),
 		Scales: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_scales_total",
-			Help: "Writes of the scale subresource, by result."}, []string{"policy", "result"}),
+			Help: "Writes of the scale subresource, by result: ok, error, or conflict (another writer changed the scale since it was read; not written, decided again at the next tick)."}, []string{"policy", "result"}),
 		QueryDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "prescale_query_duration_seconds",
 			Help: "Prometheus query latency.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 		Queries: prometheus.NewCounter(prometheus.CounterOpts{Name: "prescale_queries_total",

@@ -31,8 +31,7 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	timer.done(phaseObserve)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			t.setCondition(condTargetMissing, err.Error())
-			return failure("target_not_found", err)
+			return &syncError{kind: "target_not_found", err: err, repeat: !t.setCondition(condTargetMissing, err.Error())}
 		}
 		return failure("target", err)
 	}

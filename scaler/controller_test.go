@@ -1,0 +1,726 @@
+package scaler
+
+// These tests drive a Controller through its stable surface only (New, Start, Tick,
+// Status, Deps) against fake clients, and judge it by what it did to them: the scale
+// updates the fake API server accepted, the actions each fake client recorded, the
+// recorder's events, the log and the metrics. lead is the one place that touches the
+// controller's internals.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	scalefake "k8s.io/client-go/scale/fake"
+	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// webPolicy drives Deployment default/web on one scalar metric, load, with an External
+// AverageValue target of 10: its proposal is ceil(load / 10) (outside the 0.1 tolerance).
+// Scale-ups are limited to 1 pod per 60 s, from the replicas at the start of the period.
+const webPolicy = `policies:
+  - name: web
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: web}
+    maxReplicas: 10
+    metrics:
+      - {name: load, query: load, target: {type: AverageValue, averageValue: 10}}
+    behavior:
+      scaleUp:
+        stabilizationWindowSeconds: 0
+        policies: [{type: Pods, value: 1, periodSeconds: 60}]
+`
+
+var deployments = schema.GroupResource{Group: "apps", Resource: "deployments"}
+
+// cluster is a fake API server holding Deployment default/web's scale subresource, the
+// fake clients in front of it, and the rest of a Controller's Deps.
+type cluster struct {
+	t       *testing.T
+	ctx     context.Context // carries a logger that writes to logs
+	kube    *kubefake.Clientset
+	dyn     *dynamicfake.FakeDynamicClient
+	scales  *scalefake.FakeScaleClient
+	mapper  *fakeMapper
+	source  *fixedSource
+	clock   *clocktesting.FakeClock
+	events  *record.FakeRecorder
+	metrics *Metrics
+
+	mu sync.Mutex
+	// scale is what the server holds; its resourceVersion changes with every write, and an
+	// update carrying another one is a Conflict, as on a real API server.
+	scale *autoscalingv1.Scale
+	// getErr and updateErr, while set, answer every Get and Update of the scale.
+	getErr, updateErr error
+	// raceTo, when set, is another writer's spec.replicas, written just after the next Get
+	// is answered: between the controller's read and its write.
+	raceTo *int32
+	// written holds spec.replicas of each Update the server accepted.
+	written []int32
+	logs    []string
+}
+
+// newCluster serves Deployment default/web at replicas (uid-1), with a load of 0.
+func newCluster(t *testing.T, replicas int32) *cluster {
+	t.Helper()
+	cl := &cluster{t: t, kube: kubefake.NewClientset(), scales: &scalefake.FakeScaleClient{},
+		source: &fixedSource{samples: map[string]policy.Sample{"load": {Value: 0}}},
+		clock:  clocktesting.NewFakeClock(epoch), events: record.NewFakeRecorder(100),
+		metrics: NewMetrics(prometheus.NewRegistry())}
+	cl.scale = &autoscalingv1.Scale{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-1", ResourceVersion: "1"},
+		Spec:       autoscalingv1.ScaleSpec{Replicas: replicas},
+		Status:     autoscalingv1.ScaleStatus{Replicas: replicas, Selector: "app=web"},
+	}
+	cl.ctx = klog.NewContext(t.Context(), funcr.New(func(prefix, args string) {
+		cl.mu.Lock()
+		defer cl.mu.Unlock()
+		cl.logs = append(cl.logs, args)
+	}, funcr.Options{}))
+
+	rm := meta.NewDefaultRESTMapper([]schema.GroupVersion{{Group: "apps", Version: "v1"}})
+	rm.Add(schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}, meta.RESTScopeNamespace)
+	cl.mapper = &fakeMapper{RESTMapper: rm}
+
+	deploy := &unstructured.Unstructured{}
+	deploy.SetAPIVersion("apps/v1")
+	deploy.SetKind("Deployment")
+	deploy.SetNamespace("default")
+	deploy.SetName("web")
+	cl.dyn = dynamicfake.NewSimpleDynamicClient(runtime.NewScheme(), deploy)
+
+	cl.scales.AddReactor("get", "deployments", func(clienttesting.Action) (bool, runtime.Object, error) {
+		cl.mu.Lock()
+		defer cl.mu.Unlock()
+		if cl.getErr != nil {
+			return true, nil, cl.getErr
+		}
+		got := cl.scale.DeepCopy()
+		if cl.raceTo != nil {
+			cl.setLocked(*cl.raceTo)
+			cl.raceTo = nil
+		}
+		return true, got, nil
+	})
+	cl.scales.AddReactor("update", "deployments", func(a clienttesting.Action) (bool, runtime.Object, error) {
+		cl.mu.Lock()
+		defer cl.mu.Unlock()
+		if cl.updateErr != nil {
+			return true, nil, cl.updateErr
+		}
+		s := a.(clienttesting.UpdateAction).GetObject().(*autoscalingv1.Scale)
+		if s.ResourceVersion != cl.scale.ResourceVersion {
+			return true, nil, apierrors.NewConflict(deployments, s.Name,
+				errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+		}
+		cl.setLocked(s.Spec.Replicas)
+		cl.written = append(cl.written, s.Spec.Replicas)
+		return true, cl.scale.DeepCopy(), nil
+	})
+	return cl
+}
+
+// setLocked writes spec.replicas (status follows at once) and a new resourceVersion.
+func (cl *cluster) setLocked(replicas int32) {
+	rv, _ := strconv.Atoi(cl.scale.ResourceVersion)
+	cl.scale.ResourceVersion = strconv.Itoa(rv + 1)
+	cl.scale.Spec.Replicas, cl.scale.Status.Replicas = replicas, replicas
+}
+
+// scaleTo is another writer (kubectl scale, an HPA, the leader seen by a follower) setting
+// spec.replicas.
+func (cl *cluster) scaleTo(replicas int32) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.setLocked(replicas)
+}
+
+// recreate deletes the Deployment and creates one of the same name with a new uid.
+func (cl *cluster) recreate(uid types.UID, replicas int32) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	cl.setLocked(replicas)
+	cl.scale.UID = uid
+}
+
+func (cl *cluster) set(f func(cl *cluster)) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	f(cl)
+}
+
+func (cl *cluster) replicas() int32 {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.scale.Spec.Replicas
+}
+
+func (cl *cluster) writes() []int32 {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return append([]int32(nil), cl.written...)
+}
+
+// controller builds a Controller on the cluster for a policy file and starts its caches.
+func (cl *cluster) controller(file string, opts Options) *Controller {
+	cl.t.Helper()
+	f, err := policy.Parse(strings.NewReader(file))
+	if err != nil {
+		cl.t.Fatalf("parse the policy file: %v", err)
+	}
+	c, err := New(opts, Deps{Kube: cl.kube, Dynamic: cl.dyn, Scales: cl.scales, Mapper: cl.mapper, Source: cl.source,
+		Clock: cl.clock, Recorder: cl.events, Metrics: cl.metrics}, f.Policies)
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	if err := c.Start(cl.ctx); err != nil {
+		cl.t.Fatal(err)
+	}
+	return c
+}
+
+// options are the defaults with the GPU capacity cap off (this fake cluster has no nodes).
+func options() Options {
+	o := DefaultOptions()
+	o.Capacity.Mode = CapacityOff
+	return o
+}
+
+// lead makes c the leader without running Lead's ticker: the tests tick by hand. It is the
+// only place these tests touch the controller's internals.
+func lead(c *Controller) { c.leading.Store(true) }
+
+// tickAt ticks c once at epoch + at and returns the events it recorded.
+func (cl *cluster) tickAt(c *Controller, at time.Duration) []string {
+	cl.t.Helper()
+	cl.clock.SetTime(epoch.Add(at))
+	c.Tick(cl.ctx)
+	var got []string
+	for {
+		select {
+		case e := <-cl.events.Events:
+			got = append(got, e)
+		default:
+			return got
+		}
+	}
+}
+
+// writeActions lists every action that would change an object, on every fake client.
+func (cl *cluster) writeActions() []string {
+	var out []string
+	for _, c := range []struct {
+		name string
+		f    interface{ Actions() []clienttesting.Action }
+	}{{"kube", cl.kube}, {"dynamic", cl.dyn}, {"scale", cl.scales}} {
+		for _, a := range c.f.Actions() {
+			switch a.GetVerb() {
+			case "get", "list", "watch":
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s: %s %s/%s", c.name, a.GetVerb(), a.GetResource().Resource, a.GetSubresource()))
+		}
+	}
+	return out
+}
+
+// scaleUpdates counts the scale updates attempted, accepted or not.
+func (cl *cluster) scaleUpdates() int {
+	n := 0
+	for _, a := range cl.scales.Actions() {
+		if a.GetVerb() == "update" {
+			n++
+		}
+	}
+	return n
+}
+
+// logged counts the log lines that contain s.
+func (cl *cluster) logged(s string) int {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	n := 0
+	for _, l := range cl.logs {
+		if strings.Contains(l, s) {
+			n++
+		}
+	}
+	return n
+}
+
+// reasons returns each event's type and reason ("Normal SuccessfulRescale").
+func reasons(events []string) []string {
+	var out []string
+	for _, e := range events {
+		f := strings.Fields(e)
+		out = append(out, f[0]+" "+f[1])
+	}
+	return out
+}
+
+// fixedSource answers each query with a fixed sample; Sample.Err is returned as the error.
+type fixedSource struct {
+	mu      sync.Mutex
+	samples map[string]policy.Sample
+}
+
+func (s *fixedSource) Sample(_ context.Context, query string, _ time.Time, _ time.Duration) (policy.Sample, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.samples[query]
+	if !ok {
+		return policy.Sample{}, fmt.Errorf("query %q: no such series", query)
+	}
+	return v, v.Err
+}
+
+func (s *fixedSource) set(query string, v policy.Sample) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.samples[query] = v
+}
+
+// fakeMapper is a DefaultRESTMapper that counts its resets and can stop serving every kind,
+// as a discovery mapper does for a CRD not installed.
+type fakeMapper struct {
+	meta.RESTMapper
+	mu       sync.Mutex
+	unserved bool
+	resets   int
+}
+
+func (m *fakeMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	m.mu.Lock()
+	unserved := m.unserved
+	m.mu.Unlock()
+	if unserved {
+		return nil, &meta.NoKindMatchError{GroupKind: gk, SearchedVersions: versions}
+	}
+	return m.RESTMapper.RESTMapping(gk, versions...)
+}
+
+func (m *fakeMapper) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.resets++
+}
+
+func (m *fakeMapper) setUnserved(v bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.unserved = v
+}
+
+var _ meta.ResettableRESTMapper = (*fakeMapper)(nil)
+
+// Another writer changes the scale between the tick's read and its write: the update, made
+// from the old replicas, fails with a Conflict. prescale drops that decision (it does not
+// write it over the other writer's change, record it, or report a rescale) and decides
+// again from the fresh scale at the next tick.
+func TestScaleConflict(t *testing.T) {
+	cl := newCluster(t, 2)
+	c := cl.controller(webPolicy, options())
+	lead(c)
+	cl.source.set("load", policy.Sample{Value: 50}) // proposal ceil(50 / 10) = 5
+	four := int32(4)
+	cl.set(func(cl *cluster) { cl.raceTo = &four })
+
+	// Read 2, decided 2 + 1 = 3; meanwhile another writer set 4: 3 is stale.
+	events := cl.tickAt(c, 0)
+	if got := cl.writes(); len(got) != 0 {
+		t.Errorf("after the conflict the server accepted writes %v, want none", got)
+	}
+	if got := cl.replicas(); got != 4 {
+		t.Errorf("after the conflict spec.replicas = %d, want 4, the other writer's", got)
+	}
+	if got := cl.scaleUpdates(); got != 1 {
+		t.Errorf("%d scale updates attempted, want 1 (no retry of a decision made from a stale scale)", got)
+	}
+	if len(events) != 0 {
+		t.Errorf("events after the conflict: %q, want none", events)
+	}
+	if got := testutil.ToFloat64(cl.metrics.Scales.WithLabelValues("web", "conflict")); got != 1 {
+		t.Errorf(`prescale_scales_total{result="conflict"} = %v, want 1`, got)
+	}
+	for _, result := range []string{"ok", "error"} {
+		if got := testutil.ToFloat64(cl.metrics.Scales.WithLabelValues("web", result)); got != 0 {
+			t.Errorf(`prescale_scales_total{result=%q} = %v, want 0`, result, got)
+		}
+	}
+	if got := cl.logged("another writer"); got != 1 {
+		t.Errorf("the conflict was logged %d times, want once", got)
+	}
+
+	// 15 s: decided from 4. No scale-up of prescale's in the period (the other writer's
+	// change is not prescale's while it leads), so the limit is 4 + 1 = 5 = the proposal.
+	events = cl.tickAt(c, 15*time.Second)
+	if diff := cmp.Diff([]int32{5}, cl.writes()); diff != "" {
+		t.Errorf("accepted scale writes (-want +got):\n%s", diff)
+	}
+	if st := c.Status()[0]; st.Current != 4 || st.Desired != 5 {
+		t.Errorf("the next tick decided %d -> %d, want 4 -> 5", st.Current, st.Desired)
+	}
+	if len(events) != 1 || !strings.HasPrefix(events[0], "Normal SuccessfulRescale New size: 5;") {
+		t.Errorf("events of the next tick: %q, want one SuccessfulRescale to 5", events)
+	}
+}
+
+// A target deleted and created again under the same name is another object: the decision
+// history of the old one (its recent scale-up, which the rate policy counts) is dropped, and
+// a TargetRecreated event says so. The same object keeps its history.
+func TestRecreatedTarget(t *testing.T) {
+	tests := []struct {
+		name       string
+		uid        types.UID
+		wantWrites []int32
+		wantEvents []string
+	}{
+		{
+			// At 15 s the scale is 2 again; the t0 scale-up (+1) is within the 60 s period:
+			// the period started at 2 - 1 = 1 replica, so the limit is 1 + 1 = 2: no write.
+			name: "same uid: the scale-up at t0 still counts", uid: "uid-1",
+			wantWrites: []int32{3},
+			wantEvents: []string{"Normal SuccessfulRescale"},
+		},
+		{
+			// A new object: no scale-up in its period, the limit is 2 + 1 = 3: written.
+			name: "new uid: the history is reset", uid: "uid-2",
+			wantWrites: []int32{3, 3},
+			wantEvents: []string{"Normal SuccessfulRescale", "Normal TargetRecreated", "Normal SuccessfulRescale"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newCluster(t, 2)
+			c := cl.controller(webPolicy, options())
+			lead(c)
+			// load 50: proposal ceil(50 / 10) = 5, limited to 2 + 1 = 3.
+			cl.source.set("load", policy.Sample{Value: 50})
+			events := cl.tickAt(c, 0)
+			cl.recreate(tc.uid, 2)
+			events = append(events, cl.tickAt(c, 15*time.Second)...)
+			if diff := cmp.Diff(tc.wantWrites, cl.writes()); diff != "" {
+				t.Errorf("accepted scale writes (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantEvents, reasons(events)); diff != "" {
+				t.Errorf("events (-want +got):\n%s\n%q", diff, events)
+			}
+			for _, e := range events {
+				if strings.Contains(e, "TargetRecreated") && !strings.Contains(e, "uid uid-2, was uid-1") {
+					t.Errorf("event %q does not name both uids", e)
+				}
+			}
+		})
+	}
+}
+
+// In dry-run prescale writes nothing, and counts another writer's change of spec.replicas
+// in its rate policies as if it had been its own, so that its decisions are those it would
+// have made in that writer's place.
+func TestDryRunAdoptsAnotherWritersChange(t *testing.T) {
+	cl := newCluster(t, 2)
+	opts := options()
+	opts.DryRun = true
+	c := cl.controller(webPolicy, opts)
+	// A leader: only dry-run keeps it from writing. Load 50: proposal ceil(50 / 10) = 5
+	// throughout.
+	lead(c)
+	cl.source.set("load", policy.Sample{Value: 50})
+
+	steps := []struct {
+		at          time.Duration
+		otherWriter int32 // > 0: another writer sets spec.replicas to this before the tick
+		missing     bool  // the load query fails (a leader would warn FailedGetMetric)
+		want        int32
+		reason      policy.Reason
+	}{
+		// 2 + 1 pod per 60 s = 3, not written.
+		{at: 0, want: 3, reason: policy.ReasonScaleUpLimit},
+		// Another writer scales 2 -> 3, seen at 15 s: the period started at 3 - 1 = 2
+		// replicas, so the limit stays 2 + 1 = 3 (not 3 + 1 = 4, as without the change).
+		{at: 15 * time.Second, otherWriter: 3, want: 3, reason: policy.ReasonScaleUpLimit},
+		// 74 s: the change at 15 s is still within the period (74 - 60 = 14 < 15).
+		{at: 74 * time.Second, want: 3, reason: policy.ReasonScaleUpLimit},
+		// 75 s: it is not (a change exactly one period old no longer counts): 3 + 1 = 4.
+		{at: 75 * time.Second, want: 4, reason: policy.ReasonScaleUpLimit},
+		// The load is missing: the current 3 are held.
+		{at: 90 * time.Second, missing: true, want: 3, reason: policy.ReasonFailedGetMetric},
+	}
+	var events []string
+	for _, s := range steps {
+		if s.otherWriter > 0 {
+			cl.scaleTo(s.otherWriter)
+		}
+		if s.missing {
+			cl.source.set("load", policy.Sample{Err: errors.New("empty result")})
+		}
+		events = append(events, cl.tickAt(c, s.at)...)
+		st := c.Status()[0]
+		if st.Desired != s.want || st.Reason != s.reason {
+			t.Errorf("at %s: decided %d (%s), want %d (%s)", s.at, st.Desired, st.Reason, s.want, s.reason)
+		}
+	}
+	if got := cl.writeActions(); len(got) != 0 {
+		t.Errorf("dry-run wrote: %q", got)
+	}
+	if len(events) != 0 {
+		t.Errorf("dry-run recorded events: %q", events)
+	}
+	if got := cl.replicas(); got != 3 {
+		t.Errorf("spec.replicas = %d, want 3, the other writer's", got)
+	}
+}
+
+// A follower (a hot standby's ticks while another instance leads) decides and writes
+// nothing: no scale, annotation or event, on any client, and no counter that only the
+// leader counts. Each case is run as the leader too, to show that it would have written.
+func TestFollowerNeverWrites(t *testing.T) {
+	tests := []struct {
+		name string
+		// before changes the world before the tick at 0, between before the tick at 15 s
+		before, between func(cl *cluster)
+		// leaderEvents are the events the same ticks record as the leader
+		leaderEvents []string
+	}{
+		{
+			// load 50: proposal 5, limited to 3.
+			name:         "a scale-up is due",
+			before:       func(cl *cluster) { cl.source.set("load", policy.Sample{Value: 50}) },
+			leaderEvents: []string{"Normal SuccessfulRescale"},
+		},
+		{
+			name:         "the metric is missing",
+			before:       func(cl *cluster) { cl.source.set("load", policy.Sample{Err: errors.New("empty result")}) },
+			leaderEvents: []string{"Warning FailedGetMetric"},
+		},
+		{
+			// load 20 at 2 replicas: ratio 20 / (10 x 2) = 1, within tolerance: no rescale.
+			name:         "the target is recreated",
+			before:       func(cl *cluster) { cl.source.set("load", policy.Sample{Value: 20}) },
+			between:      func(cl *cluster) { cl.recreate("uid-2", 2) },
+			leaderEvents: []string{"Normal TargetRecreated"},
+		},
+		{
+			// Load 20 at 3 replicas: 20 / (10 x 3) = 0.67, proposal ceil(20 / 10) = 2; the
+			// scale-down window holds nothing above 2, so the leader scales 3 -> 2.
+			name:         "another writer scales",
+			before:       func(cl *cluster) { cl.source.set("load", policy.Sample{Value: 20}) },
+			between:      func(cl *cluster) { cl.scaleTo(3) },
+			leaderEvents: []string{"Normal SuccessfulRescale"},
+		},
+	}
+	for _, tc := range tests {
+		for _, leading := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/leading=%v", tc.name, leading), func(t *testing.T) {
+				cl := newCluster(t, 2)
+				c := cl.controller(webPolicy, options())
+				if leading {
+					lead(c)
+				}
+				tc.before(cl)
+				events := cl.tickAt(c, 0)
+				if tc.between != nil {
+					tc.between(cl)
+				}
+				events = append(events, cl.tickAt(c, 15*time.Second)...)
+				writes := cl.writeActions()
+				if leading {
+					// The leader annotates its decision, at least.
+					if len(writes) == 0 {
+						t.Errorf("the leader wrote nothing: the case does not test a follower")
+					}
+					if diff := cmp.Diff(tc.leaderEvents, reasons(events)); diff != "" {
+						t.Errorf("the leader's events (-want +got):\n%s", diff)
+					}
+					return
+				}
+				if len(writes) != 0 {
+					t.Errorf("a follower wrote: %q", writes)
+				}
+				if len(events) != 0 {
+					t.Errorf("a follower recorded events: %q", events)
+				}
+				for _, m := range []struct {
+					name string
+					c    prometheus.Collector
+				}{{"prescale_scales_total", cl.metrics.Scales}, {"prescale_decisions_total", cl.metrics.Decisions}} {
+					if n := testutil.CollectAndCount(m.c); n != 0 {
+						t.Errorf("a follower counted %d series of %s", n, m.name)
+					}
+				}
+				// A follower queries, and counts its query errors; it has no write errors.
+				for _, kind := range []string{"scale_write", "annotation_write"} {
+					if got := testutil.ToFloat64(cl.metrics.Errors.WithLabelValues(kind)); got != 0 {
+						t.Errorf("a follower counted prescale_errors_total{kind=%q} = %v", kind, got)
+					}
+				}
+				if st := c.Status()[0]; st.Current == 0 {
+					t.Errorf("a follower did not decide: status %+v", st)
+				}
+			})
+		}
+	}
+}
+
+// A scale write that fails is reported (a FailedRescale warning, prescale_errors_total
+// {kind="scale_write"}) and not recorded: the next tick decides the same scale-up again,
+// not limited by the rate policy as if it had happened.
+func TestFailedScaleWrite(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+	}{
+		{name: "internal error", err: apierrors.NewInternalError(errors.New("etcdserver: request timed out"))},
+		{name: "forbidden", err: apierrors.NewForbidden(deployments, "web", errors.New(`cannot update resource "deployments/scale"`))},
+		{name: "server error", err: apierrors.NewGenericServerResponse(http.StatusServiceUnavailable, "update", deployments, "web", "", 0, true)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newCluster(t, 2)
+			c := cl.controller(webPolicy, options())
+			lead(c)
+			// load 50: proposal 5, limited to 2 + 1 = 3.
+			cl.source.set("load", policy.Sample{Value: 50})
+			cl.set(func(cl *cluster) { cl.updateErr = tc.err })
+
+			events := cl.tickAt(c, 0)
+			if got := reasons(events); !cmp.Equal(got, []string{"Warning FailedRescale"}) || !strings.HasPrefix(events[0], "Warning FailedRescale New size: 3;") {
+				t.Errorf("events after the failed write: %q, want one FailedRescale warning for 3", events)
+			}
+			if got := testutil.ToFloat64(cl.metrics.Errors.WithLabelValues("scale_write")); got != 1 {
+				t.Errorf(`prescale_errors_total{kind="scale_write"} = %v, want 1`, got)
+			}
+			if got := testutil.ToFloat64(cl.metrics.Scales.WithLabelValues("web", "error")); got != 1 {
+				t.Errorf(`prescale_scales_total{result="error"} = %v, want 1`, got)
+			}
+
+			// The server accepts writes again. Still 2 replicas, no scale-up in the
+			// period: the limit is 2 + 1 = 3 again (2 + 0 had the failed write counted).
+			cl.set(func(cl *cluster) { cl.updateErr = nil })
+			events = cl.tickAt(c, 15*time.Second)
+			if diff := cmp.Diff([]int32{3}, cl.writes()); diff != "" {
+				t.Errorf("accepted scale writes (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff([]string{"Normal SuccessfulRescale"}, reasons(events)); diff != "" {
+				t.Errorf("events after the retry (-want +got):\n%s", diff)
+			}
+			if got := testutil.ToFloat64(cl.metrics.Scales.WithLabelValues("web", "ok")); got != 1 {
+				t.Errorf(`prescale_scales_total{result="ok"} = %v, want 1`, got)
+			}
+		})
+	}
+}
+
+// A target that cannot be read (deleted, without a scale subresource, or of a kind the API
+// server does not serve) is not written; the error is counted by kind, and the controller
+// resumes, with the history it held, once the target is back.
+func TestMissingTarget(t *testing.T) {
+	tests := []struct {
+		name     string
+		miss     func(cl *cluster, missing bool)
+		wantKind string // of prescale_errors_total
+		wantLog  int    // "Target not found" lines over the two missing ticks: once per disappearance
+		resets   int    // of the mapper
+	}{
+		{
+			name: "deleted",
+			miss: func(cl *cluster, missing bool) {
+				cl.set(func(cl *cluster) {
+					cl.getErr = nil
+					if missing {
+						cl.getErr = apierrors.NewNotFound(deployments, "web")
+					}
+				})
+			},
+			wantKind: "target_not_found", wantLog: 1,
+		},
+		{
+			// What an API server answers for a subresource the resource does not have.
+			name: "no scale subresource",
+			miss: func(cl *cluster, missing bool) {
+				cl.set(func(cl *cluster) {
+					cl.getErr = nil
+					if missing {
+						cl.getErr = apierrors.NewGenericServerResponse(http.StatusNotFound, "get", deployments, "web",
+							"the server could not find the requested resource", 0, true)
+					}
+				})
+			},
+			wantKind: "target_not_found", wantLog: 1,
+		},
+		{
+			name:     "kind not served",
+			miss:     func(cl *cluster, missing bool) { cl.mapper.setUnserved(missing) },
+			wantKind: "target", resets: 2,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newCluster(t, 2)
+			c := cl.controller(webPolicy, options())
+			lead(c)
+			cl.source.set("load", policy.Sample{Value: 50}) // proposal 5
+			steps := []struct {
+				at      time.Duration
+				missing bool
+				writes  []int32 // accepted so far
+				errors  float64 // of wantKind so far
+			}{
+				{at: 0, writes: []int32{3}}, // 2 + 1
+				{at: 15 * time.Second, missing: true, writes: []int32{3}, errors: 1},
+				{at: 30 * time.Second, missing: true, writes: []int32{3}, errors: 2},
+				// Back at 3 replicas; the +1 at t0 is within the 60 s period: the limit is
+				// 3 - 1 + 1 = 3, no write (the history was held).
+				{at: 45 * time.Second, writes: []int32{3}, errors: 2},
+				// 60 s: the t0 change is one period old: 3 + 1 = 4.
+				{at: 60 * time.Second, writes: []int32{3, 4}, errors: 2},
+			}
+			for _, s := range steps {
+				tc.miss(cl, s.missing)
+				updates, patches := cl.scaleUpdates(), len(cl.dyn.Actions())
+				events := cl.tickAt(c, s.at)
+				if diff := cmp.Diff(s.writes, cl.writes()); diff != "" {
+					t.Errorf("at %s: accepted scale writes (-want +got):\n%s", s.at, diff)
+				}
+				if got := testutil.ToFloat64(cl.metrics.Errors.WithLabelValues(tc.wantKind)); got != s.errors {
+					t.Errorf("at %s: prescale_errors_total{kind=%q} = %v, want %v", s.at, tc.wantKind, got, s.errors)
+				}
+				if s.missing && (cl.scaleUpdates() != updates || len(cl.dyn.Actions()) != patches || len(events) != 0) {
+					t.Errorf("at %s: the missing target was written to: %d scale updates, %d dynamic actions, events %q",
+						s.at, cl.scaleUpdates()-updates, len(cl.dyn.Actions())-patches, events)
+				}
+			}
+			if got := cl.logged("Target not found"); got != tc.wantLog {
+				t.Errorf("logged %q %d times, want %d", "Target not found", got, tc.wantLog)
+			}
+			if cl.mapper.resets != tc.resets {
+				t.Errorf("the mapper was reset %d times, want %d", cl.mapper.resets, tc.resets)
+			}
+		})
+	}
+}
