@@ -100,7 +100,7 @@ func newSettingsViper(content []byte, flags *pflag.FlagSet) (*viper.Viper, error
 }
 
 // parseConfig checks a whole policy file: the policies first (every problem with its line),
-// then the global settings, strictly.
+// then the global settings, strictly decoded and validated (every problem at once).
 func parseConfig(content []byte, flags *pflag.FlagSet) (Settings, []policy.Policy, error) {
 	pf, err := policy.Parse(bytes.NewReader(content), settingKeys...)
 	if err != nil {
@@ -112,6 +112,9 @@ func parseConfig(content []byte, flags *pflag.FlagSet) (Settings, []policy.Polic
 	}
 	s, err := loadSettings(v)
 	if err != nil {
+		return Settings{}, nil, err
+	}
+	if err := s.Validate(); err != nil {
 		return Settings{}, nil, err
 	}
 	return s, pf.Policies, nil
@@ -141,9 +144,6 @@ func run(ctx context.Context, flags *pflag.FlagSet) error {
 		identity = defaultIdentity()
 	}
 	opts := s.options(identity)
-	if err := opts.Validate(); err != nil {
-		return err
-	}
 
 	kubeconfig, _ := flags.GetString("kubeconfig")
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
