@@ -34,7 +34,7 @@ var settingFlags = map[string]string{
 }
 
 // newRunCmd returns "prescale run": the controller.
-func newRunCmd(*viper.Viper) *cobra.Command {
+func newRunCmd(v *viper.Viper) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run -f CONFIG.yaml",
 		Short: "Run the controller: scale the policies' targets every interval",
@@ -42,15 +42,16 @@ func newRunCmd(*viper.Viper) *cobra.Command {
 policy, queries Prometheus, decides with the HPA's math (plus the policy's forecast of its
 load, fitted on the load's history at start-up), caps by the GPUs that can be placed, and
 writes the target's scale subresource while it holds the leader Lease (never in dry-run).
-Settings come from defaults, then the file, then PRESCALE_* environment variables
-(PRESCALE_PROMETHEUS_URL, PRESCALE_DRYRUN, ...), then flags. The file is watched: the policies of a valid new version take effect at the next
+The file is --file, or PRESCALE_FILE. Settings come from defaults, then the file, then
+PRESCALE_* environment variables (PRESCALE_PROMETHEUS_URL, PRESCALE_DRYRUN, ...), then
+flags. The file is watched: the policies of a valid new version take effect at the next
 tick, its global settings after a restart (a change to one is logged); an invalid version
 is logged and the last good one keeps running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return run(ctx, runOptionsFrom(cmd.Flags()))
+			return run(ctx, runOptionsFrom(v, cmd.Flags()))
 		},
 	}
 	f := cmd.Flags()
@@ -78,12 +79,10 @@ type runOptions struct {
 	flags *pflag.FlagSet
 }
 
-// runOptionsFrom reads run's own options from its flags.
-func runOptionsFrom(flags *pflag.FlagSet) runOptions {
-	o := runOptions{flags: flags}
-	o.file, _ = flags.GetString("file")
-	o.kubeconfig, _ = flags.GetString("kubeconfig")
-	o.identity, _ = flags.GetString("identity")
+// runOptionsFrom reads run's own options from v, which holds its flags and PRESCALE_*
+// environment variables (PRESCALE_FILE, as validate reads it), flags first.
+func runOptionsFrom(v *viper.Viper, flags *pflag.FlagSet) runOptions {
+	o := runOptions{file: v.GetString("file"), kubeconfig: v.GetString("kubeconfig"), identity: v.GetString("identity"), flags: flags}
 	if o.identity == "" {
 		o.identity = defaultIdentity()
 	}
