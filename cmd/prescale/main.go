@@ -8,7 +8,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
-	"k8s.io/klog/v2"
 )
 
 // subcommands are the constructors of prescale's subcommands, in help order. Each receives
@@ -28,6 +26,7 @@ var subcommands = []func(v *viper.Viper) *cobra.Command{
 	newRunCmd,
 	newStatusCmd,
 	newBacktestCmd,
+	newOptionsCmd,
 }
 
 func main() {
@@ -77,10 +76,7 @@ func newRootCmd(v *viper.Viper) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true, // execute prints errors, once
 	}
-	// klog's flags (-v, --vmodule, ...) on every subcommand.
-	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
-	klog.InitFlags(klogFlags)
-	root.PersistentFlags().AddGoFlagSet(klogFlags)
+	addLogFlags(root)
 	for _, newCmd := range subcommands {
 		root.AddCommand(newCmd(v))
 	}

@@ -3,12 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/config"
 	"github.com/spf13/viper"
+	"k8s.io/client-go/tools/leaderelection"
 
 	"github.com/prescale/prescale/scaler"
 	"github.com/prescale/prescale/scaler/prom"
@@ -158,6 +161,116 @@ func loadSettings(v *viper.Viper) (Settings, error) {
 		return s, fmt.Errorf("settings: %w", err)
 	}
 	return s, nil
+}
+
+// Validate reports every invalid global setting at once, one error per problem, each naming
+// its YAML path. It is the one check of the global section: validate, start-up and every
+// reload call it, through parseConfig. It neither reads the files the settings name nor
+// dials anything, so that a file checks the same on a laptop as in the pod; start-up reads
+// the files. Where a package already owns a rule (scaler.Options.Validate, prom.New) it is
+// asked, not copied.
+func (s Settings) Validate() error {
+	var errs []error
+	// The identity is a flag, not a setting, and never empty at start-up (defaultIdentity).
+	errs = append(errs, problems(s.options(scaler.DefaultOptions().Identity).Validate())...)
+	errs = append(errs, s.validatePrometheus()...)
+	errs = append(errs, s.LeaderElection.validate()...)
+	if _, _, err := net.SplitHostPort(s.ListenAddress); err != nil {
+		errs = append(errs, fmt.Errorf("listenAddress: must be host:port, got %q", s.ListenAddress))
+	}
+	// client-go reads qps 0 as 5 and burst 0 as 10; with a positive qps, a negative burst lets
+	// no request through. A negative qps turns client-side rate limiting off.
+	if s.Kubernetes.QPS >= 0 && s.Kubernetes.Burst < 0 {
+		errs = append(errs, fmt.Errorf("kubernetes.burst: must be >= 0, got %d", s.Kubernetes.Burst))
+	}
+	errs = append(errs, s.ExternalMetrics.validate()...)
+	return errors.Join(errs...)
+}
+
+// validatePrometheus asks prom.New, which owns the block's rules (url, timeout, podLabel,
+// the HTTP client's auth and headers), on a copy without the TLS files: New reads them, and
+// Validate must not.
+func (s Settings) validatePrometheus() []error {
+	o, err := s.promOptions()
+	if err != nil {
+		return []error{err}
+	}
+	o.HTTP.TLSConfig.CAFile, o.HTTP.TLSConfig.CertFile, o.HTTP.TLSConfig.KeyFile = "", "", ""
+	if _, err := prom.New(o); err != nil {
+		// New wraps the join of its problems, each named by its field: name them by their
+		// YAML path.
+		var joined interface{ Unwrap() []error }
+		if !errors.As(errors.Unwrap(err), &joined) {
+			return []error{fmt.Errorf("prometheus: %w", err)}
+		}
+		var errs []error
+		for _, p := range joined.Unwrap() {
+			errs = append(errs, fmt.Errorf("prometheus.%w", p))
+		}
+		return errs
+	}
+	return nil
+}
+
+// validate checks the Lease's timings by client-go's rules (leaderelection.NewLeaderElector
+// refuses to start otherwise), with the values, and that the Lease is named. Without leader
+// election none of them is used.
+func (l LeaderElectionSettings) validate() []error {
+	if !l.Enabled {
+		return nil
+	}
+	var errs []error
+	if l.Namespace == "" {
+		errs = append(errs, errors.New("leaderElection.namespace: required"))
+	}
+	if l.Name == "" {
+		errs = append(errs, errors.New("leaderElection.name: required"))
+	}
+	if l.RetryPeriod <= 0 {
+		errs = append(errs, fmt.Errorf("leaderElection.retryPeriod: must be > 0, got %s", l.RetryPeriod))
+	}
+	if minRenew := time.Duration(leaderelection.JitterFactor * float64(l.RetryPeriod)); l.RenewDeadline <= minRenew {
+		errs = append(errs, fmt.Errorf("leaderElection.renewDeadline: must be more than %g × retryPeriod (%s), got %s",
+			leaderelection.JitterFactor, minRenew, l.RenewDeadline))
+	}
+	if l.LeaseDuration <= l.RenewDeadline {
+		errs = append(errs, fmt.Errorf("leaderElection.leaseDuration: must be more than renewDeadline (%s), got %s",
+			l.RenewDeadline, l.LeaseDuration))
+	}
+	return errs
+}
+
+// validate checks the external metrics API's address and certificate pair, as its server
+// (external.Serve) will, so that a bad one fails before start-up. Disabled, none is used.
+func (e ExternalMetricsSettings) validate() []error {
+	if !e.Enabled {
+		return nil
+	}
+	var errs []error
+	_, port, err := net.SplitHostPort(e.ListenAddress)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("externalMetrics.listenAddress: must be host:port with a port number, got %q", e.ListenAddress))
+	}
+	if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
+		errs = append(errs, fmt.Errorf("externalMetrics.tls: give both certFile and keyFile, or neither, got certFile %q and keyFile %q",
+			e.TLS.CertFile, e.TLS.KeyFile))
+	}
+	return errs
+}
+
+// problems splits an errors.Join into its errors; any other error is one problem, and nil
+// none.
+func problems(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // options converts the settings into the controller's options.

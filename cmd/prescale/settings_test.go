@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
 )
 
@@ -156,6 +157,87 @@ func TestExternalMetricsSettings(t *testing.T) {
 			}
 			if s.ExternalMetrics != tc.want {
 				t.Errorf("externalMetrics = %+v, want %+v", s.ExternalMetrics, tc.want)
+			}
+		})
+	}
+}
+
+// Settings.Validate, each rule on both sides of its edge. The base is the defaults.
+func TestSettingsValidate(t *testing.T) {
+	defaults, _, err := parseConfig([]byte(policiesYAML), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		change func(*Settings)
+		// want is the whole error; empty: valid.
+		want string
+	}{
+		{name: "the defaults", change: func(*Settings) {}},
+		{name: "interval of 1s", change: func(s *Settings) { s.Interval = time.Second }},
+		{name: "interval under 1s (scaler.Options.Validate)", change: func(s *Settings) { s.Interval = time.Second - 1 },
+			want: "interval: must be at least 1s, got 999.999999ms"},
+		{name: "TLS files are not read", change: func(s *Settings) {
+			s.Prometheus.TLS = TLSSettings{CAFile: "/no/such/ca.pem", CertFile: "/no/such/cert.pem", KeyFile: "/no/such/key.pem"}
+			s.Prometheus.BearerTokenFile = "/no/such/token"
+		}},
+		{name: "a relative Prometheus URL (prom.New)", change: func(s *Settings) { s.Prometheus.URL = "prometheus:9090" },
+			want: `prometheus.url: must be an absolute http or https URL, got "prometheus:9090"`},
+		{name: "bearer token and basic auth", change: func(s *Settings) {
+			s.Prometheus.BearerTokenFile, s.Prometheus.BasicAuth.Username = "/t", "u"
+		}, want: "prometheus: bearerTokenFile and basicAuth are exclusive"},
+		// retryPeriod 2s: renewDeadline must exceed 1.2 × 2s = 2.4s.
+		{name: "renewDeadline just over 1.2 × retryPeriod", change: func(s *Settings) {
+			s.LeaderElection.RetryPeriod, s.LeaderElection.RenewDeadline = 2*time.Second, 2400*time.Millisecond+1
+		}},
+		{name: "renewDeadline at 1.2 × retryPeriod", change: func(s *Settings) {
+			s.LeaderElection.RetryPeriod, s.LeaderElection.RenewDeadline = 2*time.Second, 2400*time.Millisecond
+		}, want: "leaderElection.renewDeadline: must be more than 1.2 × retryPeriod (2.4s), got 2.4s"},
+		{name: "leaseDuration just over renewDeadline", change: func(s *Settings) { s.LeaderElection.LeaseDuration = s.LeaderElection.RenewDeadline + 1 }},
+		{name: "leaseDuration at renewDeadline", change: func(s *Settings) { s.LeaderElection.LeaseDuration = s.LeaderElection.RenewDeadline },
+			want: "leaderElection.leaseDuration: must be more than renewDeadline (10s), got 10s"},
+		{name: "retryPeriod 0", change: func(s *Settings) { s.LeaderElection.RetryPeriod = 0 },
+			want: "leaderElection.retryPeriod: must be > 0, got 0s"},
+		{name: "an unnamed Lease", change: func(s *Settings) { s.LeaderElection.Name, s.LeaderElection.Namespace = "", "" },
+			want: "leaderElection.namespace: required\nleaderElection.name: required"},
+		{name: "without leader election, its settings are unused", change: func(s *Settings) {
+			s.LeaderElection = LeaderElectionSettings{Enabled: false}
+		}},
+		{name: "listenAddress with a port name", change: func(s *Settings) { s.ListenAddress = "localhost:http" }},
+		{name: "listenAddress without a port", change: func(s *Settings) { s.ListenAddress = "8080" },
+			want: `listenAddress: must be host:port, got "8080"`},
+		{name: "burst 0 (client-go's default)", change: func(s *Settings) { s.Kubernetes.Burst = 0 }},
+		{name: "negative burst", change: func(s *Settings) { s.Kubernetes.Burst = -1 },
+			want: "kubernetes.burst: must be >= 0, got -1"},
+		{name: "negative burst without rate limiting", change: func(s *Settings) { s.Kubernetes.QPS, s.Kubernetes.Burst = -1, -1 }},
+		{name: "external metrics on the highest port", change: func(s *Settings) {
+			s.ExternalMetrics = ExternalMetricsSettings{Enabled: true, ListenAddress: ":65535"}
+		}},
+		{name: "external metrics past the highest port", change: func(s *Settings) {
+			s.ExternalMetrics = ExternalMetricsSettings{Enabled: true, ListenAddress: ":65536"}
+		}, want: `externalMetrics.listenAddress: must be host:port with a port number, got ":65536"`},
+		{name: "external metrics with a certificate and no key", change: func(s *Settings) {
+			s.ExternalMetrics = ExternalMetricsSettings{Enabled: true, ListenAddress: ":6443", TLS: ServingTLSSettings{CertFile: "c.pem"}}
+		}, want: `externalMetrics.tls: give both certFile and keyFile, or neither, got certFile "c.pem" and keyFile ""`},
+		{name: "external metrics off: its settings are unused", change: func(s *Settings) {
+			s.ExternalMetrics = ExternalMetricsSettings{ListenAddress: "nowhere", TLS: ServingTLSSettings{KeyFile: "k.pem"}}
+		}},
+		{name: "every problem at once, one per line", change: func(s *Settings) {
+			s.Staleness, s.Prometheus.URL, s.Prometheus.PodLabel, s.LeaderElection.RetryPeriod = 0, "", "pod-name", 0
+		}, want: "staleness: must be > 0, got 0s\nprometheus.url: required\n" +
+			`prometheus.podLabel: must be a label name ([a-zA-Z_][a-zA-Z0-9_]*), got "pod-name"` + "\nleaderElection.retryPeriod: must be > 0, got 0s"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := defaults
+			tc.change(&s)
+			got := ""
+			if err := s.Validate(); err != nil {
+				got = err.Error()
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("Validate() (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -61,6 +61,26 @@ policies[0].behavior.scaleUp.foo: unknown field (line 6)
 `,
 		},
 		{
+			name: "every problem of the global settings, as prescale run would find them, exit 1",
+			args: []string{"validate", "-f", "-"},
+			stdin: `interval: 500ms
+prometheus: {url: "prometheus:9090"}
+leaderElection: {leaseDuration: 5s}
+externalMetrics: {enabled: true, tls: {keyFile: k.pem}}
+policies:
+  - name: web
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: web}
+    maxReplicas: 4
+    metrics: [{name: rps, query: up, target: {type: Value, value: 1}}]
+`,
+			wantCode: 1,
+			wantStderr: `interval: must be at least 1s, got 500ms
+prometheus.url: must be an absolute http or https URL, got "prometheus:9090"
+leaderElection.leaseDuration: must be more than renewDeadline (10s), got 5s
+externalMetrics.tls: give both certFile and keyFile, or neither, got certFile "" and keyFile "k.pem"
+`,
+		},
+		{
 			name:       "empty file, exit 1",
 			args:       []string{"validate", "-f", "-"},
 			wantCode:   1,

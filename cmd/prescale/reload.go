@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"reflect"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// policySetter takes new policies; the next tick uses them (scaler.Controller).
+type policySetter interface {
+	SetPolicies([]policy.Policy)
+}
+
+// reloader applies a new version of the policy file, loaded and checked as at start-up
+// (loadConfig: the policies, and every global setting through Settings.Validate); a version
+// that fails is rejected whole and the last good one keeps running.
+//
+// What applies live: the policies (the whole policies list: added, removed and changed
+// policies), at the next tick. What needs a restart: every global setting, i.e. every
+// field of Settings (prometheus.*, interval, staleness, dryRun, syncConcurrency,
+// capacity.*, leaderElection.*, listenAddress, kubernetes.*, externalMetrics.*): the
+// controller, the Prometheus client, the Lease and the servers are built from them once.
+// A changed one is logged by its YAML path (changedSettings).
+type reloader struct {
+	file  string
+	flags *pflag.FlagSet
+	// running are the settings prescale started with.
+	running  Settings
+	policies policySetter
+	// successful and timestamp are the controller's last-reload gauges.
+	successful, timestamp prometheus.Gauge
+}
+
+// reload loads the file and applies its policies, or logs why it did not.
+func (r *reloader) reload(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	s, policies, err := loadConfig(r.file, r.flags)
+	if err != nil {
+		r.successful.Set(0)
+		logger.Error(err, "Rejected the new configuration; the last good one keeps running", "file", r.file)
+		return
+	}
+	if changed := changedSettings(r.running, s); len(changed) > 0 {
+		logger.Info("Global settings changed; policies reloaded now, settings apply after a restart", "file", r.file, "settings", changed)
+	}
+	r.policies.SetPolicies(policies)
+	markReloaded(r.successful, r.timestamp)
+	logger.Info("Reloaded configuration", "file", r.file, "policies", len(policies))
+}
+
+// markReloaded records a successful load of the configuration.
+func markReloaded(successful, timestamp prometheus.Gauge) {
+	successful.Set(1)
+	timestamp.SetToCurrentTime()
+}
+
+// changedSettings returns the YAML paths (prometheus.url, leaderElection.leaseDuration) of
+// the global settings that differ between a and b, in the order of Settings' fields. It
+// compares every field, structurally: a field added to Settings is compared without being
+// listed here. Policies are not settings (they reload live) and are skipped.
+func changedSettings(a, b Settings) []string {
+	return changedFields("", reflect.ValueOf(a), reflect.ValueOf(b))
+}
+
+// changedFields walks the structs a and b, of one type, down to their leaves.
+func changedFields(prefix string, a, b reflect.Value) []string {
+	var paths []string
+	for i := range a.NumField() {
+		f := a.Type().Field(i)
+		path := prefix + f.Tag.Get("mapstructure")
+		switch {
+		case path == "policies":
+		case f.Type.Kind() == reflect.Struct:
+			paths = append(paths, changedFields(path+".", a.Field(i), b.Field(i))...)
+		case !reflect.DeepEqual(a.Field(i).Interface(), b.Field(i).Interface()):
+			paths = append(paths, path)
+		}
+	}
+	return paths
+}
