@@ -80,7 +80,7 @@ func SweepKeys() []string {
 func ParseAxis(s string) (Axis, error) {
 	key, list, ok := strings.Cut(s, "=")
 	if !ok || list == "" {
-		return Axis{}, fmt.Errorf("sweep %q: want key=v1,v2,...", s)
+		return Axis{}, fmt.Errorf("sweep %q: want key=v1,v2 (one or more values)", s)
 	}
 	if setters[key] == nil {
 		return Axis{}, fmt.Errorf("sweep %q: unknown key %q (known: %s)", s, key, strings.Join(SweepKeys(), ", "))

@@ -64,14 +64,6 @@ func (s *startups) observe(pods []*corev1.Pod) {
 // p90 returns the p90 of the measured start-ups, false before the first.
 func (s *startups) p90() (time.Duration, bool) { return p90(s.ring[:s.n]) }
 
-// orDefault returns the p90 of the measured start-ups, or DefaultStartup before the first.
-func (s *startups) orDefault() time.Duration {
-	if d, ok := s.p90(); ok {
-		return d
-	}
-	return DefaultStartup
-}
-
 // startupOf returns a pod's creation-to-Ready time: ready is whether its Ready condition
 // is True; ok whether the time is a start-up (both timestamps set, within 0..maxStartup).
 func startupOf(p *corev1.Pod) (d time.Duration, ready, ok bool) {
