@@ -56,7 +56,7 @@ is logged and the last good one keeps running.`,
 	}
 	f := cmd.Flags()
 	f.StringP("file", "f", "", "policy file (global settings and policies)")
-	f.String("kubeconfig", "", "kubeconfig file; empty: in-cluster configuration, or $KUBECONFIG")
+	f.String("kubeconfig", "", "kubeconfig file; empty: $KUBECONFIG, then ~/.kube/config, then the in-cluster configuration")
 	f.String("identity", "", "this instance's name in the Lease and as field manager of its writes (default: hostname and a random suffix)")
 	// The flags of settingFlags.
 	f.Bool("dry-run", false, "decide and report, never write the scale (a policy's dryRun overrides it)")
