@@ -146,7 +146,9 @@ func TestLeaderElection(t *testing.T) {
 	e.setQueue(10) // 1 -> 2 (and on while the queue stays high)
 	eventually(t, 20*time.Second, "the leader's scale-up", func() bool { return specReplicas(t, w) >= 2 })
 	e.setQueue(5) // at target: hold
-	time.Sleep(3 * time.Second)
+	// Once the leader reports the queue at target, its tick that saw it has written, and
+	// the ticks after it hold.
+	waitMetric(t, leader, w, 5)
 	before := specReplicas(t, w)
 
 	killed := time.Now()
@@ -230,10 +232,14 @@ func TestHotStandby(t *testing.T) {
 		return ok1 && ok2 && a == b
 	})
 	t.Logf("desired replicas: %s", last)
-	writes := auditedScaleWrites(t, w.Namespace, start)
-	if len(writes) == 0 {
-		t.Fatal("the leader never scaled the rising load")
-	}
+	// The API server logs a write's audit event as the response completes: await it.
+	var writes []scaleWrite
+	await(t, 20*time.Second, "the leader's scale-up of the rising load in the audit log", func() error {
+		if writes = auditedScaleWrites(t, w.Namespace, start); len(writes) == 0 {
+			return fmt.Errorf("no scale write audited in %s since %s", w.Namespace, start.Format(time.RFC3339Nano))
+		}
+		return nil
+	})
 	for _, wr := range writes {
 		if !strings.HasPrefix(wr.userAgent, "prescale/"+leader.identity) {
 			t.Errorf("scale written by %q at %s, want only the leader %s", wr.userAgent, wr.at, leader.identity)
