@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -470,33 +471,57 @@ policies:
 			}
 		}()
 
-		poll(t, 90*time.Second, "the Deployment scaled from 1 to 4 replicas", func(ctx context.Context) bool {
+		poll(t, 90*time.Second, "the Deployment scaled from 1 to 4 replicas", func(ctx context.Context) error {
 			d, err := kube.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-			return err == nil && *d.Spec.Replicas == 4
+			if err != nil {
+				return err
+			}
+			if *d.Spec.Replicas != 4 {
+				return fmt.Errorf("spec.replicas %d", *d.Spec.Replicas)
+			}
+			return nil
 		})
-		poll(t, 30*time.Second, "the decision annotation and a SuccessfulRescale event", func(ctx context.Context) bool {
+		// Both are written after the scale, the event by a goroutine of its own.
+		poll(t, 30*time.Second, "the decision annotation and a SuccessfulRescale event", func(ctx context.Context) error {
 			d, err := kube.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
-			if err != nil || d.Annotations["prescale.io/decision"] == "" {
-				return false
+			if err != nil {
+				return err
+			}
+			if d.Annotations["prescale.io/decision"] == "" {
+				return fmt.Errorf("no decision annotation in %v", d.Annotations)
 			}
 			evs, err := kube.CoreV1().Events(w.Namespace).List(ctx, metav1.ListOptions{})
 			if err != nil {
-				return false
+				return err
 			}
+			var seen []string
 			for _, e := range evs.Items {
 				if e.Reason == "SuccessfulRescale" && e.Source.Component == "prescale" {
-					return true
+					return nil
 				}
+				seen = append(seen, e.Source.Component+"/"+e.Reason)
 			}
-			return false
+			return fmt.Errorf("no SuccessfulRescale event from prescale among %q", seen)
 		})
 		lease, err := kube.CoordinationV1().Leases(namespace).Get(ctx, "prescale", metav1.GetOptions{})
 		if err != nil || lease.Spec.HolderIdentity == nil || *lease.Spec.HolderIdentity != "deploy-e2e" {
 			t.Errorf("the Lease %s/prescale is not held by deploy-e2e: %+v, %v", namespace, lease, err)
 		}
-		if body := get(t, "http://"+addr+"/metrics"); !strings.Contains(body, "\nprescale_leader 1\n") {
-			t.Errorf("/metrics does not say prescale_leader 1")
-		}
+		poll(t, 30*time.Second, "/metrics to say prescale_leader 1", func(ctx context.Context) error {
+			body, err := get(ctx, "http://"+addr+"/metrics")
+			if err != nil {
+				return err
+			}
+			for _, line := range strings.Split(body, "\n") {
+				if strings.HasPrefix(line, "prescale_leader ") {
+					if line != "prescale_leader 1" {
+						return fmt.Errorf("%q", line)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("no prescale_leader series")
+		})
 
 		// What RBAC allows (patch deployments) but the admission policy forbids, as the service
 		// account (kubectl patch would GET first, which it may not): server-side dry-run goes
@@ -516,9 +541,12 @@ policies:
 			return err
 		}
 		var perr error
-		poll(t, 20*time.Second, "the admission policy to reject a patch of the spec", func(ctx context.Context) bool {
+		poll(t, 20*time.Second, "the admission policy to reject a patch of the spec", func(ctx context.Context) error {
 			perr = patch(ctx, `{"spec":{"paused":true}}`)
-			return apierrors.IsInvalid(perr) && strings.Contains(perr.Error(), "prescale-annotation-only")
+			if apierrors.IsInvalid(perr) && strings.Contains(perr.Error(), "prescale-annotation-only") {
+				return nil
+			}
+			return fmt.Errorf("the patch: %v", perr)
 		})
 		for name, p := range map[string]string{
 			"another annotation": `{"metadata":{"annotations":{"other":"x"}}}`,
@@ -565,26 +593,35 @@ func running(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
-func poll(t *testing.T, timeout time.Duration, what string, cond func(context.Context) bool) {
+// poll calls check every 250 ms until it returns nil, and fails the test after timeout with
+// check's last error, which says what it saw last.
+func poll(t *testing.T, timeout time.Duration, what string, check func(context.Context) error) {
 	t.Helper()
+	last := errors.New("never checked")
 	err := wait.PollUntilContextTimeout(context.Background(), 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		return cond(ctx), nil
+		last = check(ctx)
+		return last == nil, nil
 	})
 	if err != nil {
-		t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, last)
 	}
 }
 
-func get(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
+func get(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
 	}
 	defer resp.Body.Close()
 	var b bytes.Buffer
-	_, _ = b.ReadFrom(resp.Body)
-	return b.String()
+	if _, err := b.ReadFrom(resp.Body); err != nil {
+		return "", err
+	}
+	return b.String(), nil
 }
 
 func freeAddr(t *testing.T) string {

@@ -44,13 +44,19 @@ func TestSurgeAndDrop(t *testing.T) {
 		t.Errorf("scale-up took %s after the metric crossed its target in Prometheus, want within two ticks (2s)", took)
 	}
 	t.Logf("scaled up %s after the metric crossed its target in Prometheus", took.Round(time.Millisecond))
-	if ev := events(t, w, "SuccessfulRescale"); len(ev) == 0 || !strings.Contains(ev[len(ev)-1], "New size: 4") {
-		t.Errorf("SuccessfulRescale events = %q, want one with New size: 4", ev)
-	}
-	d := deployment(t, w)
-	if ann := d.Annotations["prescale.io/decision"]; !strings.Contains(ann, `"desired":4`) {
-		t.Errorf("decision annotation = %q, want the last decision (desired 4)", ann)
-	}
+	// The event is sent, and the annotation written, after the scale: await them.
+	await(t, 30*time.Second, "a SuccessfulRescale event with New size: 4", func() error {
+		if ev := events(t, w, "SuccessfulRescale"); len(ev) == 0 || !strings.Contains(ev[len(ev)-1], "New size: 4") {
+			return fmt.Errorf("SuccessfulRescale events = %q", ev)
+		}
+		return nil
+	})
+	await(t, 30*time.Second, "the decision annotation to record the last decision (desired 4)", func() error {
+		if ann := deployment(t, w).Annotations["prescale.io/decision"]; !strings.Contains(ann, `"desired":4`) {
+			return fmt.Errorf("decision annotation = %q", ann)
+		}
+		return nil
+	})
 
 	// Drop: queue 1 proposes ceil(0.2 * 4) = 1, held for the 10 s window.
 	e.setQueue(1)
@@ -65,13 +71,12 @@ func TestSurgeAndDrop(t *testing.T) {
 	t.Logf("scaled down %s after the drop", time.Since(dropped).Round(time.Millisecond))
 }
 
-// waitMetric waits until prescale's view of the queue metric is v and returns when.
+// waitMetric waits until prescale's view of the queue metric is v and returns when. The
+// gauge is set after the tick's scale write: once it reads v, that tick has written.
 func waitMetric(t *testing.T, in *instance, w sandbox.Workload, v float64) time.Time {
 	t.Helper()
-	eventually(t, 20*time.Second, "prescale to see the new queue value", func() bool {
-		got, ok := in.metric("prescale_metric_value", map[string]string{"policy": w.Name, "metric": "queue"})
-		return ok && got == v
-	})
+	await(t, 30*time.Second, fmt.Sprintf("%s to see the queue at %v", in.identity, v),
+		metricIs(in, "prescale_metric_value", map[string]string{"policy": w.Name, "metric": "queue"}, fmt.Sprint(v), func(got float64) bool { return got == v }))
 	return time.Now()
 }
 
@@ -98,9 +103,8 @@ func TestCapacityLimited(t *testing.T) {
 	if got := specReplicas(t, w); got != 4 {
 		t.Errorf("replicas %d, want 4 (what fits)", got)
 	}
-	if v, ok := in.metric("prescale_uncapped_replicas", map[string]string{"policy": w.Name}); !ok || v <= 4 {
-		t.Errorf("prescale_uncapped_replicas = %v (present %v), want above 4", v, ok)
-	}
+	await(t, 20*time.Second, "the uncapped replicas above what fits",
+		metricIs(in, "prescale_uncapped_replicas", map[string]string{"policy": w.Name}, "above 4", func(v float64) bool { return v > 4 }))
 	t.Logf("CapacityLimited: %q", events(t, w, "CapacityLimited"))
 }
 
@@ -119,9 +123,8 @@ func TestPrometheusOutage(t *testing.T) {
 		v, ok := in.metric("prescale_metric_missing", map[string]string{"policy": w.Name, "metric": "queue"})
 		return ok && v == 1
 	})
-	if v, ok := in.metric("prescale_errors_total", map[string]string{"kind": "unavailable"}); !ok || v == 0 {
-		t.Errorf(`prescale_errors_total{kind="unavailable"} = %v (present %v), want > 0`, v, ok)
-	}
+	await(t, 20*time.Second, "the failed queries to be counted",
+		metricIs(in, "prescale_errors_total", map[string]string{"kind": "unavailable"}, "above 0", func(v float64) bool { return v > 0 }))
 	eventually(t, 10*time.Second, "a FailedGetMetric event", func() bool { return len(events(t, w, "FailedGetMetric")) > 0 })
 	time.Sleep(12 * time.Second) // past the 10 s scale-down window
 	if got := specReplicas(t, w); got != 3 {
@@ -146,17 +149,16 @@ func TestInvalidConfigKeepsLastGood(t *testing.T) {
 		v, ok := in.metric("prescale_config_last_reload_successful", nil)
 		return ok && v == 0
 	})
-	if !in.logContains("maxReplicas: must be >= 1, got 0") {
-		t.Error("the log does not name the invalid field")
-	}
+	// The gauge is set before the rejection is logged: await the line.
+	await(t, 20*time.Second, "the log to name the invalid field", logHas(in, "maxReplicas: must be >= 1, got 0"))
 	e.setQueue(10) // the last good configuration scales 2 -> 4 (and on)
 	eventually(t, 20*time.Second, "the last good configuration to scale", func() bool { return specReplicas(t, w) >= 4 })
 	// A valid change takes effect: maxReplicas 3 -> TooManyReplicas brings it to 3.
 	in.write(strings.Replace(good, "maxReplicas: 12", "maxReplicas: 3", 1))
 	eventually(t, 20*time.Second, "the new configuration", func() bool { return specReplicas(t, w) == 3 })
-	if v, _ := in.metric("prescale_config_last_reload_successful", nil); v != 1 {
-		t.Errorf("prescale_config_last_reload_successful = %v after a valid reload, want 1", v)
-	}
+	// The new policies apply before the gauge is set: await it.
+	await(t, 20*time.Second, "the valid reload to be reported successful",
+		metricIs(in, "prescale_config_last_reload_successful", nil, "1", func(v float64) bool { return v == 1 }))
 }
 
 // 7: dry-run beside a real HPA: prescale writes nothing; its gauges and scorecard are filled

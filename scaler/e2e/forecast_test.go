@@ -45,13 +45,11 @@ func TestForecastRun(t *testing.T) {
 	})
 	labels := map[string]string{"policy": w.Name}
 
-	// The backfill: the history was loaded, and the forecaster fitted on it.
-	if !in.logContains("Loaded the forecast's history") {
-		t.Error("the log does not say the forecast's history was loaded")
-	}
-	if v, ok := in.metric("prescale_forecast_history_samples", labels); !ok || v < 25 {
-		t.Errorf("prescale_forecast_history_samples = %v (present %v), want at least 25", v, ok)
-	}
+	// The backfill: the history was loaded, and the forecaster fitted on it, in prescale's
+	// first tick, which need not have ended when the external metrics API answers.
+	await(t, 30*time.Second, "the log to say the forecast's history was loaded", logHas(in, "Loaded the forecast's history"))
+	await(t, 30*time.Second, "the history the forecaster was fitted on",
+		metricIs(in, "prescale_forecast_history_samples", labels, "at least 25", func(v float64) bool { return v >= 25 }))
 
 	// The forecast raised the replicas at a tick where it asked for more than every metric.
 	eventually(t, 30*time.Second, "a rescale won by the forecast", func() bool {
@@ -63,9 +61,13 @@ func TestForecastRun(t *testing.T) {
 		}
 		return false
 	})
-	if ann := deployment(t, w).Annotations["prescale.io/decision"]; !strings.Contains(ann, `"forecast":{`) {
-		t.Errorf("decision annotation = %q, want the forecast's part", ann)
-	}
+	// The event may arrive before the same tick's annotation is written: await it.
+	await(t, 30*time.Second, "the decision annotation with the forecast's part", func() error {
+		if ann := deployment(t, w).Annotations["prescale.io/decision"]; !strings.Contains(ann, `"forecast":{`) {
+			return fmt.Errorf("decision annotation = %q", ann)
+		}
+		return nil
+	})
 
 	// The metrics, the horizon from the measured start-up (about 2 s, the pods' delay).
 	for _, name := range []string{"prescale_forecast_load", "prescale_forecast_upper", "prescale_forecast_replicas",
@@ -73,11 +75,17 @@ func TestForecastRun(t *testing.T) {
 		eventually(t, 10*time.Second, name, func() bool { _, ok := in.metric(name, labels); return ok })
 	}
 	eventually(t, 15*time.Second, "prescale_forecast_error", func() bool { _, ok := in.metric("prescale_forecast_error", labels); return ok })
-	startup, _ := in.metric("prescale_pod_startup_seconds", labels)
-	horizon, _ := in.metric("prescale_forecast_horizon_seconds", labels)
-	if startup < 1 || startup > 30 || horizon != startup+1 {
-		t.Errorf("start-up %vs, horizon %vs; want a start-up of a few seconds and the horizon one tick (1 s) more", startup, horizon)
-	}
+	// The two gauges are read in two scrapes, and a tick that measures a new pod's start-up
+	// may come between them: retry until one pair is from one tick.
+	var startup, horizon float64
+	await(t, 20*time.Second, "a start-up of a few seconds and the horizon one tick (1 s) more", func() error {
+		startup, _ = in.metric("prescale_pod_startup_seconds", labels)
+		horizon, _ = in.metric("prescale_forecast_horizon_seconds", labels)
+		if startup < 1 || startup > 30 || horizon != startup+1 {
+			return fmt.Errorf("start-up %vs, horizon %vs", startup, horizon)
+		}
+		return nil
+	})
 	if g, _ := in.metric("prescale_forecast_gated", labels); g != 0 {
 		t.Errorf("prescale_forecast_gated = %v on a steady ramp, want 0", g)
 	}

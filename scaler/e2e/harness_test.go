@@ -264,14 +264,16 @@ func (p *promServer) waitValue(t testing.TB, query string, v float64) time.Time 
 	}
 	api := promv1.NewAPI(client)
 	deadline := time.Now().Add(30 * time.Second)
+	var last string
 	for time.Now().Before(deadline) {
 		res, _, _, err := api.Query(context.Background(), query, time.Now())
 		if vec, ok := res.(model.Vector); err == nil && ok && len(vec) == 1 && float64(vec[0].Value) == v {
 			return time.Now()
 		}
+		last = fmt.Sprintf("%v (error %v)", res, err)
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("Prometheus did not answer %s with %v within 30s", query, v)
+	t.Fatalf("Prometheus did not answer %s with %v within 30s; last answer %s", query, v, last)
 	return time.Time{}
 }
 
@@ -504,6 +506,49 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(250 * time.Millisecond)
 	}
 	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+}
+
+// await polls check every 250 ms until it returns nil, and fails the test after timeout
+// with check's last error, which says what it saw last. What prescale writes besides the
+// scale (events, the decision annotation, its /metrics, its log) lands after the scale, in
+// the same tick or later: a test that has seen the scale awaits them.
+func await(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// metricIs is a check for await: the instance's series is present and want holds of it.
+func metricIs(in *instance, name string, labels map[string]string, want string, ok func(float64) bool) func() error {
+	return func() error {
+		v, present := in.metric(name, labels)
+		if !present {
+			return fmt.Errorf("%s%v absent, want %s", name, labels, want)
+		}
+		if !ok(v) {
+			return fmt.Errorf("%s%v = %v, want %s", name, labels, v, want)
+		}
+		return nil
+	}
+}
+
+// logHas is a check for await: the instance's log has a line containing s.
+func logHas(in *instance, s string) func() error {
+	return func() error {
+		if !in.logContains(s) {
+			return fmt.Errorf("no line of %s contains %q", in.logPath, s)
+		}
+		return nil
+	}
 }
 
 // specReplicas returns the Deployment's spec.replicas.

@@ -146,7 +146,9 @@ func TestLeaderElection(t *testing.T) {
 	e.setQueue(10) // 1 -> 2 (and on while the queue stays high)
 	eventually(t, 20*time.Second, "the leader's scale-up", func() bool { return specReplicas(t, w) >= 2 })
 	e.setQueue(5) // at target: hold
-	time.Sleep(3 * time.Second)
+	// Once the leader reports the queue at target, its tick that saw it has written, and
+	// the ticks after it hold.
+	waitMetric(t, leader, w, 5)
 	before := specReplicas(t, w)
 
 	killed := time.Now()
@@ -164,11 +166,25 @@ func TestLeaderElection(t *testing.T) {
 	e.setQueue(10) // scale up again, now by the new leader
 	eventually(t, 20*time.Second, "the new leader's scale-up", func() bool { return specReplicas(t, w) > before })
 
-	// Every write came from the instance holding the lease at the time.
-	writes := auditedScaleWrites(t, w.Namespace, start)
-	if len(writes) < 2 {
-		t.Fatalf("audit log has %d scale writes in %s, want at least 2", len(writes), w.Namespace)
-	}
+	// Every write came from the instance holding the lease at the time. The API server logs
+	// a write's audit event as the response completes, so the new leader's write, seen in
+	// the Deployment, may not be in the log yet: await it.
+	var writes []scaleWrite
+	await(t, 20*time.Second, "a write of each leader in the audit log", func() error {
+		writes = auditedScaleWrites(t, w.Namespace, start)
+		by := map[string]int{}
+		for _, wr := range writes {
+			for _, in := range []*instance{leader, follower} {
+				if strings.HasPrefix(wr.userAgent, "prescale/"+in.identity) {
+					by[in.identity]++
+				}
+			}
+		}
+		if by[leader.identity] == 0 || by[follower.identity] == 0 {
+			return fmt.Errorf("%d scale writes audited in %s, by instance %v", len(writes), w.Namespace, by)
+		}
+		return nil
+	})
 	followerSince := holders.since(follower.identity)
 	for _, wr := range writes {
 		switch {
@@ -230,10 +246,14 @@ func TestHotStandby(t *testing.T) {
 		return ok1 && ok2 && a == b
 	})
 	t.Logf("desired replicas: %s", last)
-	writes := auditedScaleWrites(t, w.Namespace, start)
-	if len(writes) == 0 {
-		t.Fatal("the leader never scaled the rising load")
-	}
+	// The API server logs a write's audit event as the response completes: await it.
+	var writes []scaleWrite
+	await(t, 20*time.Second, "the leader's scale-up of the rising load in the audit log", func() error {
+		if writes = auditedScaleWrites(t, w.Namespace, start); len(writes) == 0 {
+			return fmt.Errorf("no scale write audited in %s since %s", w.Namespace, start.Format(time.RFC3339Nano))
+		}
+		return nil
+	})
 	for _, wr := range writes {
 		if !strings.HasPrefix(wr.userAgent, "prescale/"+leader.identity) {
 			t.Errorf("scale written by %q at %s, want only the leader %s", wr.userAgent, wr.at, leader.identity)

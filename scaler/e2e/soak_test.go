@@ -132,12 +132,15 @@ func BenchmarkSoak(b *testing.B) {
 	// Snapshots right after a tick ends, so that the window holds whole ticks.
 	snapshot := func() (ticks, sum, cpu, queries float64) {
 		n0, _ := in.metric("prescale_tick_duration_seconds_count", nil)
-		for {
+		// Ticks start every 5 s; one that has not ended within a minute has hung.
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
 			n, _ := in.metric("prescale_tick_duration_seconds_count", nil)
 			if n > n0 {
 				break
 			}
-			time.Sleep(20 * time.Millisecond)
+			if time.Now().After(deadline) {
+				b.Fatalf("no tick ended within a minute: prescale_tick_duration_seconds_count still %v", n)
+			}
 		}
 		ticks, _ = in.metric("prescale_tick_duration_seconds_count", nil)
 		sum, _ = in.metric("prescale_tick_duration_seconds_sum", nil)
