@@ -81,6 +81,18 @@ func (w kubeWriter) Event(ref *corev1.ObjectReference, eventType, reason, messag
 // errNotLeader: the lease of the tick was lost before a write.
 var errNotLeader = errors.New("not the leader")
 
+// mayWrite checks, right before a write of kind, that the sync's context (its deadline,
+// and the lease's) lives and that this instance still leads.
+func (a actor) mayWrite(ctx context.Context, kind string) error {
+	if err := ctx.Err(); err != nil {
+		return failure(kind, fmt.Errorf("write to %s: %w", a.p.Target, err))
+	}
+	if !a.c.Leading() {
+		return failure(kind, fmt.Errorf("write to %s: %w", a.p.Target, errNotLeader))
+	}
+	return nil
+}
+
 // actor is one sync's act phase: the writer, and whether it may write.
 type actor struct {
 	c      *Controller
@@ -109,8 +121,8 @@ func (a actor) event(typ, reason, key, msg string) {
 func (a actor) rescale(ctx context.Context, eng *engine.Engine, dec policy.Decision) error {
 	cur := a.o.in.SpecReplicas
 	m := a.c.deps.Metrics
-	if ctx.Err() != nil || !a.c.Leading() {
-		return errNotLeader
+	if err := a.mayWrite(ctx, "scale_write"); err != nil {
+		return err
 	}
 	err := a.c.writer.Scale(ctx, a.o.gr, a.o.scale, dec.DesiredReplicas)
 	switch {
@@ -138,8 +150,8 @@ func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastS
 	if text == a.t.annotation {
 		return nil
 	}
-	if ctx.Err() != nil || !a.c.Leading() {
-		return errNotLeader
+	if err := a.mayWrite(ctx, "annotation_write"); err != nil {
+		return err
 	}
 	if err := a.c.writer.Annotate(ctx, a.o.gvr, a.p.Target, text); err != nil {
 		return failure("annotation_write", err)
