@@ -29,6 +29,10 @@ type decider struct {
 	load      Series
 	loadS     policy.Sample
 	tpm       int
+	// objective is true for a policy with an objective; its query reads the queueing
+	// delay of this tick (an instant query), into latency.
+	objective bool
+	latency   policy.Sample
 }
 
 // newDecider builds the controller of policy p on the model par. A policy with a forecast
@@ -53,6 +57,13 @@ func newDecider(p *policy.Policy, par Params) (*decider, error) {
 		}
 		d.forecasts, d.load, d.tpm = true, s, par.ticksPerMinute()
 		opts.LoadStep = time.Minute
+	}
+	if o := p.Objective; o != nil {
+		if s, ok := bindQuery(o.Query); !ok || s != QueueingDelay {
+			return nil, fmt.Errorf("bind objective of policy %s: query %q must read the queueing delay (%s), the latency the model's SLO bounds",
+				p.Name, o.Query, seriesNames[QueueingDelay])
+		}
+		d.objective = true
 	}
 	if d.eng, err = engine.New(p, opts); err != nil {
 		return nil, err
@@ -124,6 +135,11 @@ func (d *decider) desired(t int, now time.Time, s *service, w *[numSeries]window
 			d.loadS = policy.Sample{Value: v}
 		}
 		in.Load = &d.loadS
+	}
+	in.Latency = nil
+	if d.objective {
+		d.latency = policy.Sample{Value: w[QueueingDelay].last(t)}
+		in.Latency = &d.latency
 	}
 	return d.eng.Step(*in, now).Decision.DesiredReplicas
 }

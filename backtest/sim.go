@@ -192,6 +192,9 @@ func newWindow() window { return window{math.NaN(), math.NaN(), math.NaN(), math
 // push adds tick t's value.
 func (w *window) push(t int, v float64) { w[t%len(w)] = v }
 
+// last is tick t's value.
+func (w *window) last(t int) float64 { return w[t%len(w)] }
+
 // mean is avg_over_time over the last 4 ticks: the mean of the samples present, and false
 // when there are none.
 func (w *window) mean() (float64, bool) {

@@ -63,6 +63,7 @@ type Engine struct {
 	hist policy.History // the policy's
 	hpa  policy.History // the HPA-equivalent decision's
 	fc   *forecaster    // nil while the policy has no forecast (or method off)
+	obj  *objective     // nil without an objective
 	// seen, lastSpec and lastWrites are the last Step's spec.replicas and whether its
 	// driver could write: a change of spec.replicas that the engine did not write is
 	// another writer's.
@@ -92,6 +93,14 @@ func (e *Engine) Policy() *policy.Policy { return e.p }
 // asks for its history).
 func (e *Engine) SetPolicy(p *policy.Policy) {
 	e.p = p
+	switch {
+	case p.Objective == nil:
+		e.obj = nil
+	case e.obj == nil:
+		e.obj = newObjective(p)
+	default:
+		e.obj.setPolicy(p)
+	}
 	f := Forecasting(p)
 	switch {
 	case f == nil:
@@ -125,6 +134,9 @@ type Input struct {
 	// this tick (it samples every LoadStep). A sample with Err, an empty per-pod result, a
 	// negative or non-finite value is missing: it holds any scale-down, never reads as 0.
 	Load *policy.Sample
+	// Latency is the sample of objective.query, nil when the policy has no objective or
+	// the driver did not take it. A missing sample counts for nothing.
+	Latency *policy.Sample
 	// Writes says whether the driver may write the decision this tick (it leads and is not
 	// in dry-run). A change of spec.replicas seen while either this tick or the last could
 	// not write is another writer's, and the rate policies count it as the writer's own
@@ -141,6 +153,9 @@ type Result struct {
 	// Forecast is the forecast's status, nil for a policy without a forecast. It is valid
 	// until the next Step (its storage is reused): Copy it to keep it.
 	Forecast *ForecastStatus
+	// Objective is the objective's status, nil for a policy without one; valid until the
+	// next Step (Copy it to keep it).
+	Objective *ObjectiveStatus
 	// LoadErr says why the load sample was missing, nil when it was usable or not taken.
 	LoadErr error
 	// GateChanged: the accuracy gate opened or closed at this Step (Forecast.Gated says
@@ -161,6 +176,9 @@ func (e *Engine) Step(in Input, now time.Time) Result {
 	var res Result
 	var load float64
 	var loadOK bool
+	if e.obj != nil {
+		res.Objective = e.obj.observe(in.Latency, now)
+	}
 	if e.fc != nil {
 		res.Forecast, load, loadOK, res.LoadErr, res.GateChanged = e.fc.observe(e, in.Load, now)
 		if e.fc.pred != nil {

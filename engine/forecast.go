@@ -244,6 +244,9 @@ func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (
 	if fc.pred == nil {
 		return st, 0, false, nil, false
 	}
+	if e.obj != nil {
+		fc.pred.SetQuantile(e.obj.st.Quantile)
+	}
 	if sample != nil {
 		load, loadErr = loadValue(*sample)
 		ok = loadErr == nil

@@ -348,10 +348,13 @@ func TestPredictorLearn(t *testing.T) {
 	})
 }
 
-// Observe predicts only once the forecaster is warm (20 samples plus the horizon's steps);
-// between samples it returns the forecast made at the last one, for less than a horizon.
+// Observe predicts only once the forecaster is warm (20 samples plus the horizon's steps,
+// and a gate window: here 10 minutes); between samples it returns the forecast made at the
+// last one, for less than a horizon.
 func TestPredictorObserve(t *testing.T) {
-	spec := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(1)}, Method: forecast.MethodHolt}
+	window := Duration{10 * time.Minute}
+	spec := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(1)}, Method: forecast.MethodHolt,
+		Gate: &GateSpec{Window: &window}}
 	h := 3 * time.Minute
 	pr, err := NewPredictor(spec, time.Minute, h, nil)
 	if err != nil {
@@ -463,5 +466,35 @@ func TestPredictorAutoComparesAtThePlannedQuantile(t *testing.T) {
 			}
 			check("after the refit")
 		})
+	}
+}
+
+// A forecaster is trusted only after a whole gate window of samples (history included):
+// without history, a policy scales as the HPA would for that long.
+func TestPredictorTrustsAfterAGateWindow(t *testing.T) {
+	spec := &Forecast{Load: Load{Query: "q", PerReplica: NewAutoFloat(1)}, Method: forecast.MethodHolt}
+	h := 3 * time.Minute
+	pr, err := NewPredictor(spec, time.Minute, h, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The default window is 2h: 120 one-minute samples.
+	for m := range 130 {
+		in := pr.Observe(float64(100+m), true, at(60*m), h)
+		if (in != nil) != (m >= 119) {
+			t.Fatalf("minute %d (sample %d): forecast %v, want one from the 120th sample", m, m+1, in)
+		}
+	}
+	// With two hours of history, the first sample already forecasts.
+	var history []forecast.Sample
+	for m := range 120 {
+		history = append(history, forecast.Sample{At: at(60 * m), Value: float64(100 + m)})
+	}
+	pr, err = NewPredictor(spec, time.Minute, h, history)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := pr.Observe(220, true, at(60*120), h); in == nil {
+		t.Error("no forecast at the first sample after 2h of history, want one")
 	}
 }

@@ -112,6 +112,7 @@ var (
 		reflect.TypeFor[Duration]():     true,
 		reflect.TypeFor[AutoDuration](): true,
 		reflect.TypeFor[AutoFloat]():    true,
+		reflect.TypeFor[Fraction]():     true,
 	}
 )
 

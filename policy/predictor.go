@@ -84,7 +84,7 @@ func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecas
 	}
 	maxErr, window := spec.GateOrDefault()
 	p := &Predictor{opts: opts, f: f, gate: forecast.NewGate(maxErr, window, DefaultTolerance), quantile: spec.QuantileOrDefault(),
-		samples: len(history), warm: warmupResiduals + int((horizon+step-1)/step)}
+		samples: len(history), warm: max(warmupResiduals+int((horizon+step-1)/step), int(window/step))}
 	if spec.Load.PerReplica.Auto {
 		p.auto = true
 		p.learned = make([]float64, learnWindow)
@@ -103,7 +103,9 @@ func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecas
 // than one horizon old: a caller that samples the load every n syncs passes a horizon
 // that covers until the next sample. It returns nil while the forecaster cannot predict
 // yet, or is warming up: until it has seen 20 samples plus the horizon's steps (history
-// included), so that 20 of its predictions could be checked. The result is valid until the
+// included), so that 20 of its predictions could be checked, and at least one gate window
+// of samples: a forecast is trusted only once it could have been judged over a whole
+// window, so a service without history scales as the HPA would for that long. The result is valid until the
 // next Observe (its storage is reused).
 func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.Duration) *ForecastInput {
 	pr.gateChanged = false
@@ -166,6 +168,10 @@ func (pr *Predictor) RefitHorizon(history []forecast.Sample, horizon time.Durati
 	pr.f, pr.opts = f, opts
 	return nil
 }
+
+// SetQuantile sets the quantile of the load the forecast plans for, from the next Observe
+// on (an objective adapts it); q must be within [MinForecastQuantile, MaxForecastQuantile].
+func (pr *Predictor) SetQuantile(q float64) { pr.quantile = q }
 
 // Horizon is the horizon the forecaster was last fitted for.
 func (pr *Predictor) Horizon() time.Duration { return pr.opts.Horizon }

@@ -26,6 +26,9 @@ type Policy struct {
 	// Forecast, when set, adds a forecast of the load: its proposal joins the metrics'
 	// maximum, so replicas are Ready before the load arrives. Nil: purely reactive.
 	Forecast *Forecast `yaml:"forecast"`
+	// Objective, when set, is the SLO the policy holds at the least GPU cost: it chooses
+	// the forecast's planning quantile itself. It needs a forecast.
+	Objective *Objective `yaml:"objective"`
 	// DryRun, when set, overrides the global dry-run setting for this policy: decide and
 	// report, never write the scale.
 	DryRun *bool `yaml:"dryRun"`

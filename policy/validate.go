@@ -116,6 +116,7 @@ func (p Policy) validate(path string) []error {
 		errs = append(errs, p.Behavior.ScaleDown.validate(joinPath(bp, "scaleDown"))...)
 	}
 	errs = append(errs, p.Forecast.validate(joinPath(path, "forecast"))...)
+	errs = append(errs, p.Objective.validate(joinPath(path, "objective"), &p)...)
 	return errs
 }
 

@@ -138,9 +138,12 @@ func TestRunReportsMalformedLines(t *testing.T) {
 
 func TestRunForecastsFromTheLoad(t *testing.T) {
 	p := examplePolicy()
-	p.Forecast = &policy.Forecast{Load: policy.Load{Query: "lq", PerReplica: policy.NewAutoFloat(10)}}
+	window := policy.Duration{Duration: 5 * time.Minute}
+	p.Forecast = &policy.Forecast{Load: policy.Load{Query: "lq", PerReplica: policy.NewAutoFloat(10)},
+		Gate: &policy.GateSpec{Window: &window}}
 	// A load rising by 2 requests/s each 15 s line, from 100; the metrics stay in range. The
-	// forecaster warms up on 20 residuals plus the horizon's 13 steps (195 s / 15 s).
+	// forecaster warms up on 20 residuals plus the horizon's 13 steps (195 s / 15 s), more
+	// than the gate's 5-minute window (20 lines).
 	var in strings.Builder
 	const lines = 60
 	for i := range lines {

@@ -19,13 +19,15 @@ import (
 )
 
 // forecastConfig is config with a forecast of the workload's load (perReplica 10, Holt,
-// horizon auto, 2 minutes of history) added to its policy.
+// horizon auto, 2 minutes of history, judged over a 1-minute gate window, so that the
+// history is enough to trust it) added to its policy.
 func forecastConfig(promURL string, w sandbox.Workload, extra string) string {
 	return config(promURL, w, extra) + fmt.Sprintf(`    forecast:
       load: {query: 'inference_load_rps{namespace=%q}', perReplica: 10}
       method: holt
       horizon: auto
       history: 2m
+      gate: {window: 1m}
 `, w.Namespace)
 }
 

@@ -1,0 +1,152 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// The objective's adaptive quantile (adaptive conformal inference, Gibbs and Candès 2021):
+// after each minute with an observation of the SLO query, the planned quantile q moves by
+// Step × (violated − aim), aim being (1 − Reserve) × budget: up by nearly Step after a
+// minute over the SLO, down by Step × aim after a minute within it. Summed, q = start +
+// Step × (violated minutes − aim × minutes): an integral controller on the budget spent,
+// so over any long run the share of violated minutes tends to the aim, whatever the
+// traffic, as long as q stays inside its bounds. The Reserve is what the adaptation's own
+// lag costs: reaching the quantile a trace needs from the start one takes violated
+// minutes, (needed − start) / Step of them.
+const (
+	// ObjectiveStep is the step of the adaptive quantile per violated minute.
+	ObjectiveStep = 0.02
+	// ObjectiveReserve is the share of the budget kept for the adaptation's lag.
+	ObjectiveReserve = 0.2
+	// ObjectiveStartQuantile is the quantile an objective starts planning for.
+	ObjectiveStartQuantile = policy.DefaultForecastQuantile
+	// ObjectiveMinQuantile and ObjectiveMaxQuantile bound the adaptive quantile.
+	ObjectiveMinQuantile = policy.MinForecastQuantile
+	ObjectiveMaxQuantile = policy.MaxForecastQuantile
+)
+
+// ObjectiveStatus is the objective's part of a policy's status and decision record.
+type ObjectiveStatus struct {
+	// SLOSeconds and Budget are the objective's.
+	SLOSeconds float64 `json:"sloSeconds"`
+	Budget     float64 `json:"budget"`
+	// Latency is this tick's sample of objective.query, nil when it had none.
+	Latency *float64 `json:"latencySeconds,omitempty"`
+	// LatencyError says why the sample was missing.
+	LatencyError string `json:"latencyError,omitempty"`
+	// Quantile is the forecast quantile planned for: the adaptive one, or
+	// forecast.quantile when set (Fixed).
+	Quantile float64 `json:"quantile"`
+	Fixed    bool    `json:"fixed,omitempty"`
+	// Minutes counts the minutes with an observation since the policy started, and
+	// ViolatedMinutes those over the SLO at some tick.
+	Minutes         int64 `json:"minutes"`
+	ViolatedMinutes int64 `json:"violatedMinutes"`
+}
+
+// objective is one policy's SLO objective between ticks.
+type objective struct {
+	spec    policy.Objective
+	st      ObjectiveStatus
+	latency float64
+	// minute is the start of the minute being observed; sampled and over say whether it
+	// had a sample, and one over the SLO.
+	minute        time.Time
+	sampled, over bool
+}
+
+func newObjective(p *policy.Policy) *objective {
+	if p.Objective == nil {
+		return nil
+	}
+	o := &objective{spec: *p.Objective}
+	o.st = ObjectiveStatus{SLOSeconds: o.spec.SLOSeconds(), Budget: o.spec.BudgetFraction(), Quantile: ObjectiveStartQuantile}
+	o.setPolicy(p)
+	return o
+}
+
+// setPolicy takes a reloaded policy: the adaptive quantile and the counts carry over.
+func (o *objective) setPolicy(p *policy.Policy) {
+	o.spec = *p.Objective
+	o.st.SLOSeconds, o.st.Budget = o.spec.SLOSeconds(), o.spec.BudgetFraction()
+	o.st.Fixed = p.Forecast != nil && p.Forecast.Quantile != nil
+	if o.st.Fixed {
+		o.st.Quantile = *p.Forecast.Quantile
+	}
+}
+
+// observe takes this tick's sample of objective.query (nil: none taken). When now starts a
+// new minute it closes the last one: a minute with a sample counts, and moves the adaptive
+// quantile. A missing sample counts for nothing: it never lowers the quantile.
+func (o *objective) observe(s *policy.Sample, now time.Time) *ObjectiveStatus {
+	m := now.Truncate(time.Minute)
+	if !m.Equal(o.minute) {
+		if o.sampled {
+			o.close()
+		}
+		o.minute, o.sampled, o.over = m, false, false
+	}
+	o.st.Latency, o.st.LatencyError = nil, ""
+	if s != nil {
+		v, err := latencyValue(*s)
+		if err != nil {
+			o.st.LatencyError = err.Error()
+		} else {
+			o.latency = v
+			o.st.Latency = &o.latency
+			o.sampled = true
+			o.over = o.over || v > o.st.SLOSeconds
+		}
+	}
+	return &o.st
+}
+
+// latencyValue is the latency of a sample, in seconds. +Inf is a latency beyond any bound
+// (histogram_quantile's answer when the quantile lies in the +Inf bucket): over the SLO.
+// An error, NaN, a negative value or a per-pod result is missing.
+func latencyValue(s policy.Sample) (float64, error) {
+	switch {
+	case s.Err != nil:
+		return 0, s.Err
+	case s.PerPod != nil:
+		return 0, errors.New("want one series, got a result per pod")
+	case math.IsInf(s.Value, 1):
+		return s.Value, nil
+	case !(s.Value >= 0) || math.IsInf(s.Value, 0):
+		return 0, fmt.Errorf("not a latency: %v", s.Value)
+	}
+	return s.Value, nil
+}
+
+// close counts the minute just observed and moves the adaptive quantile.
+func (o *objective) close() {
+	o.st.Minutes++
+	violated := 0.0
+	if o.over {
+		o.st.ViolatedMinutes++
+		violated = 1
+	}
+	if o.st.Fixed {
+		return
+	}
+	q := o.st.Quantile + ObjectiveStep*(violated-(1-ObjectiveReserve)*o.st.Budget)
+	o.st.Quantile = math.Min(math.Max(q, ObjectiveMinQuantile), ObjectiveMaxQuantile)
+}
+
+// Copy returns a copy of st that shares no storage with the engine.
+func (st *ObjectiveStatus) Copy() *ObjectiveStatus {
+	if st == nil {
+		return nil
+	}
+	c := *st
+	if st.Latency != nil {
+		v := *st.Latency
+		c.Latency = &v
+	}
+	return &c
+}
