@@ -1,0 +1,176 @@
+package engine
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// withObjective is predictive with an objective: at most 1 % of minutes over 2 s.
+const withObjective = predictive + `    objective: {query: delay, slo: 2s, budget: 1%}
+`
+
+// stepLatency steps e at now with the metric in range and a latency sample.
+func stepLatency(e *Engine, now time.Time, latency policy.Sample) Result {
+	in := input(2, 15, true)
+	in.Load = &policy.Sample{Value: 15}
+	in.Latency = &latency
+	return e.Step(in, now)
+}
+
+func near(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
+
+func TestObjectiveAdaptsTheQuantileEachMinute(t *testing.T) {
+	e := newEngine(t, parse(t, withObjective), Options{})
+	ok := policy.Sample{Value: 1}
+	over := policy.Sample{Value: 3}
+	missing := policy.Sample{Err: errors.New("no data")}
+	// Each minute is four 15 s ticks; a minute is closed at the first tick of the next.
+	minutes := []struct {
+		name    string
+		ticks   [4]policy.Sample
+		want    float64 // the quantile once the minute is closed
+		minutes int64
+		over    int64
+	}{
+		// aim = (1 - 0.2) x 1 % = 0.008; step 0.02.
+		{"within the SLO: down by 0.02 x 0.008", [4]policy.Sample{ok, ok, ok, ok}, 0.9 - 0.00016, 1, 0},
+		{"one tick over: up by 0.02 x (1 - 0.008)", [4]policy.Sample{ok, over, ok, ok}, 0.89984 + 0.01984, 2, 1},
+		{"no sample: counts for nothing", [4]policy.Sample{missing, missing, missing, missing}, 0.91968, 2, 1},
+		{"NaN is missing, +Inf is over", [4]policy.Sample{{Value: math.NaN()}, {Value: math.Inf(1)}, missing, ok}, 0.91968 + 0.01984, 3, 2},
+	}
+	// Step every tick; the status at the first tick of minute i+1 shows minute i closed.
+	var ticks []policy.Sample
+	for _, m := range minutes {
+		ticks = append(ticks, m.ticks[:]...)
+	}
+	ticks = append(ticks, ok)
+	var closed []*ObjectiveStatus
+	for i, s := range ticks {
+		st := stepLatency(e, t0.Add(time.Duration(i)*15*time.Second), s).Objective
+		if i > 0 && i%4 == 0 {
+			closed = append(closed, st.Copy())
+		}
+	}
+	for i, m := range minutes {
+		st := closed[i]
+		if !near(st.Quantile, m.want) || st.Minutes != m.minutes || st.ViolatedMinutes != m.over {
+			t.Errorf("after %q: quantile %v, minutes %d, violated %d; want %v, %d, %d",
+				m.name, st.Quantile, st.Minutes, st.ViolatedMinutes, m.want, m.minutes, m.over)
+		}
+	}
+}
+
+func TestObjectiveReportsTheSample(t *testing.T) {
+	e := newEngine(t, parse(t, withObjective), Options{})
+	st := stepLatency(e, t0, policy.Sample{Value: 1.5}).Objective
+	if st.Latency == nil || *st.Latency != 1.5 || st.LatencyError != "" || st.SLOSeconds != 2 || st.Budget != 0.01 {
+		t.Errorf("status %+v, want latency 1.5, SLO 2, budget 0.01", st)
+	}
+	st = stepLatency(e, t0.Add(15*time.Second), policy.Sample{Value: -1}).Objective
+	if st.Latency != nil || !strings.Contains(st.LatencyError, "not a latency: -1") {
+		t.Errorf("a negative latency: status %+v, want missing with its reason", st)
+	}
+	st = stepLatency(e, t0.Add(30*time.Second), policy.Sample{PerPod: map[string]float64{"a": 1}}).Objective
+	if st.Latency != nil || !strings.Contains(st.LatencyError, "want one series") {
+		t.Errorf("a per-pod latency: status %+v, want missing with its reason", st)
+	}
+	res := e.Step(input(2, 15, true), t0.Add(45*time.Second)) // no sample taken
+	if res.Objective.Latency != nil || res.Objective.LatencyError != "" {
+		t.Errorf("no sample taken: status %+v, want neither a latency nor an error", res.Objective)
+	}
+}
+
+func TestObjectiveQuantileStaysInBounds(t *testing.T) {
+	run := func(item string, latency float64, minutes int) *ObjectiveStatus {
+		e := newEngine(t, parse(t, item), Options{})
+		now := t0
+		var st *ObjectiveStatus
+		for range 4*minutes + 1 {
+			st = stepLatency(e, now, policy.Sample{Value: latency}).Objective
+			now = now.Add(15 * time.Second)
+		}
+		return st
+	}
+	// 5 minutes over: 0.9 + 5 x 0.01984 is above the bound.
+	if st := run(withObjective, 3, 5); st.Quantile != ObjectiveMaxQuantile {
+		t.Errorf("after 5 minutes over: quantile %v, want the bound %v", st.Quantile, ObjectiveMaxQuantile)
+	}
+	// A 50 % budget lowers the quantile by 0.02 x 0.4 a minute: 0.9 - 60 x 0.008 is below the bound.
+	half := strings.Replace(withObjective, "budget: 1%", "budget: 50%", 1)
+	if st := run(half, 1, 60); st.Quantile != ObjectiveMinQuantile {
+		t.Errorf("after 60 minutes within: quantile %v, want the bound %v", st.Quantile, ObjectiveMinQuantile)
+	}
+}
+
+func TestObjectiveWithAFixedQuantileOnlyMeasures(t *testing.T) {
+	fixed := strings.Replace(withObjective, "history: 2h", "history: 2h\n      quantile: 0.95", 1)
+	e := newEngine(t, parse(t, fixed), Options{})
+	now := t0
+	var st *ObjectiveStatus
+	for range 9 {
+		st = stepLatency(e, now, policy.Sample{Value: 3}).Objective
+		now = now.Add(15 * time.Second)
+	}
+	if !st.Fixed || st.Quantile != 0.95 || st.Minutes != 2 || st.ViolatedMinutes != 2 {
+		t.Errorf("status %+v, want fixed at 0.95 with 2 minutes, both violated", st)
+	}
+}
+
+func TestObjectiveSurvivesAReload(t *testing.T) {
+	p := parse(t, withObjective)
+	e := newEngine(t, p, Options{})
+	now := t0
+	for range 5 {
+		stepLatency(e, now, policy.Sample{Value: 3})
+		now = now.Add(15 * time.Second)
+	}
+	// The same policy with another budget: the quantile and the counts carry over.
+	q := *p
+	o := *p.Objective
+	b := policy.Fraction(0.02)
+	o.Budget = &b
+	q.Objective = &o
+	e.SetPolicy(&q)
+	st := stepLatency(e, now, policy.Sample{Value: 1}).Objective
+	if !near(st.Quantile, 0.9+0.01984) || st.Minutes != 1 || st.Budget != 0.02 {
+		t.Errorf("after the reload: status %+v, want quantile 0.91984, 1 minute, budget 0.02", st)
+	}
+}
+
+// The adapted quantile is the one the forecast plans for: an engine whose objective drove
+// it to its bound forecasts exactly as one configured with that quantile, and unlike one
+// at the default.
+func TestObjectiveQuantileReachesTheForecast(t *testing.T) {
+	gate := strings.Replace(predictive, "history: 2h", "history: 2h\n      gate: {window: 5m}", 1)
+	adaptive := newEngine(t, parse(t, gate+"    objective: {query: delay, slo: 2s, budget: 1%}\n"), Options{})
+	atBound := newEngine(t, parse(t, strings.Replace(gate, "history: 2h", "history: 2h\n      quantile: 0.999", 1)), Options{})
+	atDefault := newEngine(t, parse(t, gate), Options{})
+	now := t0
+	var a, b, c Result
+	for i := range 200 {
+		load := 100 + 40*math.Sin(float64(i)/7) + float64(i%3)*15
+		in := input(10, 50, true)
+		in.Load = &policy.Sample{Value: load}
+		in.Latency = &policy.Sample{Value: 3} // every minute over: the quantile rises to its bound
+		a = adaptive.Step(in, now)
+		in.Latency = nil
+		b = atBound.Step(in, now)
+		c = atDefault.Step(in, now)
+		now = now.Add(15 * time.Second)
+	}
+	if a.Objective.Quantile != ObjectiveMaxQuantile {
+		t.Fatalf("quantile %v, want %v", a.Objective.Quantile, ObjectiveMaxQuantile)
+	}
+	fa, fb, fc := a.Decision.Forecast, b.Decision.Forecast, c.Decision.Forecast
+	if fa == nil || fb == nil || fc == nil {
+		t.Fatalf("forecasts %+v, %+v, %+v: want all three", fa, fb, fc)
+	}
+	if fa.Hi != fb.Hi || !(fa.Hi > fc.Hi) {
+		t.Errorf("planned load %v, want %v (quantile 0.999) and above %v (0.9)", fa.Hi, fb.Hi, fc.Hi)
+	}
+}
