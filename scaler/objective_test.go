@@ -217,3 +217,37 @@ func (cl *cluster) annotation() string {
 	}
 	return u.GetAnnotations()[DecisionAnnotation]
 }
+
+// The minute counters count the minutes that end while this instance leads: a hot
+// standby's engine counts too (its status says so), but its counters stay where they are,
+// and a new leader adds only the minutes that end after it took over.
+func TestObjectiveCountersCountTheLeadersMinutes(t *testing.T) {
+	cl := newCluster(t, 2)
+	c := cl.controller(objectivePolicy, options())
+	cl.source.set("lq", policy.Sample{Value: 20})
+	cl.source.set("lat", policy.Sample{Value: 3}) // over 2 s: every minute is violated
+	counts := func() (float64, float64) {
+		return testutil.ToFloat64(cl.metrics.ObjectiveMinutes.WithLabelValues("web")),
+			testutil.ToFloat64(cl.metrics.ObjectiveViolatedMinutes.WithLabelValues("web"))
+	}
+	// Following: the minutes [0, 1m) and [1m, 2m) end, counted by the engine only.
+	for _, at := range []time.Duration{0, time.Minute, 2 * time.Minute} {
+		cl.tickAt(c, at)
+	}
+	if o := c.Status()[0].Objective; o.Minutes != 2 || o.ViolatedMinutes != 2 {
+		t.Fatalf("the follower's engine counted %d minutes, %d violated, want 2 and 2", o.Minutes, o.ViolatedMinutes)
+	}
+	if m, v := counts(); m != 0 || v != 0 {
+		t.Errorf("a follower's counters: %v minutes, %v violated, want 0 and 0", m, v)
+	}
+	// Leading from 2m30s: the minute [2m, 3m) ends at 3m, the first the leader counts.
+	lead(c)
+	cl.tickAt(c, 150*time.Second)
+	if m, v := counts(); m != 0 || v != 0 {
+		t.Errorf("taking over: %v minutes, %v violated, want 0 and 0 (the follower's minutes are not the leader's)", m, v)
+	}
+	cl.tickAt(c, 3*time.Minute)
+	if m, v := counts(); m != 1 || v != 1 {
+		t.Errorf("a minute after taking over: %v minutes, %v violated, want 1 and 1", m, v)
+	}
+}
