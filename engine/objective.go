@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -149,4 +150,46 @@ func (st *ObjectiveStatus) Copy() *ObjectiveStatus {
 		c.Latency = &v
 	}
 	return &c
+}
+
+// MarshalJSON writes a +Inf latency as the string "+Inf", as Prometheus' API does: JSON has
+// no infinity, and null would read as no sample.
+func (st ObjectiveStatus) MarshalJSON() ([]byte, error) {
+	type plain ObjectiveStatus
+	out := struct {
+		plain
+		Latency any `json:"latencySeconds,omitempty"`
+	}{plain: plain(st)}
+	if st.Latency != nil {
+		out.Latency = *st.Latency
+		if math.IsInf(*st.Latency, 1) {
+			out.Latency = "+Inf"
+		}
+	}
+	return json.Marshal(out)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (st *ObjectiveStatus) UnmarshalJSON(b []byte) error {
+	type plain ObjectiveStatus
+	var in struct {
+		plain
+		Latency json.RawMessage `json:"latencySeconds"`
+	}
+	if err := json.Unmarshal(b, &in); err != nil {
+		return err
+	}
+	*st = ObjectiveStatus(in.plain)
+	st.Latency = nil
+	if len(in.Latency) == 0 || string(in.Latency) == "null" {
+		return nil
+	}
+	var v float64
+	if string(in.Latency) == `"+Inf"` {
+		v = math.Inf(1)
+	} else if err := json.Unmarshal(in.Latency, &v); err != nil {
+		return fmt.Errorf("latencySeconds: want a number or \"+Inf\", got %s", in.Latency)
+	}
+	st.Latency = &v
+	return nil
 }

@@ -32,6 +32,11 @@ type Line struct {
 	// did not sample the load (the forecast made at the last sample carries on); a policy
 	// without a forecast rejects it.
 	Load *MetricSample `json:"load"`
+	// Latency is the sample of the policy's objective.query at this sync, for a policy with
+	// an objective: exactly one of value (seconds; "+Inf" is over any SLO) and error. A line
+	// without it took no sample (a minute without one counts for nothing); a policy without
+	// an objective rejects it.
+	Latency *MetricSample `json:"latency"`
 }
 
 // Options are how the recorded controller ticked: they set the forecast's step and
@@ -43,12 +48,15 @@ type Options struct {
 	Startup time.Duration
 }
 
-// Record is one output line: the decision, and for a policy with a forecast the forecast's
-// status (horizon, the gate's error, why the load was missing). The decision's own
-// "forecast" holds the forecast of the load and its proposal.
+// Record is one output line: the decision, for a policy with a forecast the forecast's
+// status (horizon, the gate's error, why the load was missing), and for a policy with an
+// objective the objective's (the latency or why it was missing, the quantile planned for,
+// the minutes and violated minutes so far). The decision's own "forecast" holds the
+// forecast of the load and its proposal.
 type Record struct {
 	policy.Decision
-	ForecastStatus *engine.ForecastStatus `json:"forecastStatus,omitempty"`
+	ForecastStatus  *engine.ForecastStatus  `json:"forecastStatus,omitempty"`
+	ObjectiveStatus *engine.ObjectiveStatus `json:"objectiveStatus,omitempty"`
 }
 
 // MetricSample is one metric of a recorded sync: exactly one of perPod, value and error.
@@ -80,7 +88,8 @@ func (n *Number) UnmarshalJSON(b []byte) error {
 
 // Run replays r through policy p's engine, as prescale run drives it, writing one Record
 // per input line to w: the forecast, when the policy has one, learns from the lines' load
-// (the lines are its only history; it is refitted daily on them). Blank lines are skipped.
+// (the lines are its only history; it is refitted daily on them), and the objective, when
+// it has one, counts the minutes of the lines' latency and adapts its quantile to them. Blank lines are skipped.
 // It stops at the first malformed line with an error naming its line number.
 func Run(p *policy.Policy, opts Options, r io.Reader, w io.Writer) error {
 	eng, err := engine.New(p, engine.Options{Tick: opts.Interval, DefaultStartup: opts.Startup, KeepLoad: true})
@@ -111,7 +120,7 @@ func Run(p *policy.Policy, opts Options, r io.Reader, w io.Writer) error {
 		if d.DesiredReplicas != in.SpecReplicas {
 			eng.Scaled(in.SpecReplicas, d.DesiredReplicas, now)
 		}
-		rec := Record{Decision: d, ForecastStatus: res.Forecast}
+		rec := Record{Decision: d, ForecastStatus: res.Forecast, ObjectiveStatus: res.Objective}
 		if rec.ForecastStatus != nil {
 			st := *rec.ForecastStatus
 			st.ForecastResult = nil // the decision's "forecast"
@@ -208,6 +217,19 @@ func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, error) {
 		}
 		load = &s
 	}
+	var latency *policy.Sample
+	switch {
+	case l.Latency != nil && p.Objective == nil:
+		errs = append(errs, fmt.Errorf("latency: policy %s has no objective to take it", p.Name))
+	case l.Latency != nil && l.Latency.PerPod != nil:
+		errs = append(errs, errors.New(`latency: the objective's latency is one series: want "value" or "error", not "perPod"`))
+	case l.Latency != nil:
+		s, err := l.Latency.sample()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("latency: %w", err))
+		}
+		latency = &s
+	}
 	if len(errs) > 0 {
 		return engine.Input{}, time.Time{}, errors.Join(errs...)
 	}
@@ -216,7 +238,7 @@ func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, error) {
 	if l.StatusReplicas != nil {
 		in.StatusReplicas = *l.StatusReplicas
 	}
-	return engine.Input{Observation: in, Load: load}, l.Time, nil
+	return engine.Input{Observation: in, Load: load, Latency: latency}, l.Time, nil
 }
 
 // sample converts a recorded metric; NaN and ±Inf pass through, so that the engine treats

@@ -121,6 +121,7 @@ func TestRunReportsMalformedLines(t *testing.T) {
 		{"bad phase", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a","phase":"Sleeping"}]}`, `line 1: pods[0].phase: must be Pending, Running, Succeeded, Failed or Unknown, got "Sleeping"`},
 		{"duplicate pod", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a"},{"name":"a"}]}`, `line 1: pods[1].name: duplicate pod "a"`},
 		{"a load for a policy without a forecast", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"load":{"value":3}}`, "line 1: load: policy llama-70b has no forecast to take it"},
+		{"a latency for a policy without an objective", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"latency":{"value":0.5}}`, "line 1: latency: policy llama-70b has no objective to take it"},
 		{"time going backwards", `{"time":"2026-01-01T00:01:00Z","specReplicas":1}` + "\n" + `{"time":"2026-01-01T00:00:00Z","specReplicas":1}`, "line 2: time 2026-01-01T00:00:00Z is before the previous line's 2026-01-01T00:01:00Z"},
 	}
 	for _, tc := range tests {
@@ -197,5 +198,84 @@ func TestRunForecastsFromTheLoad(t *testing.T) {
 	// The last line's load is missing: said in the status, never a forecast of 0.
 	if last := recs[lines-1]; last.Status.LoadError != "query timed out" || last.Desired < 12 {
 		t.Errorf("last record %+v, want the load error and no scale-down", last)
+	}
+}
+
+// objectivePolicy is examplePolicy with a forecast and an objective: at most 1 % of minutes
+// with the latency over 2 s.
+func objectivePolicy() *policy.Policy {
+	p := examplePolicy()
+	p.Forecast = &policy.Forecast{Load: policy.Load{Query: "lq", PerReplica: policy.NewAutoFloat(10)}}
+	budget := policy.Fraction(0.01)
+	p.Objective = &policy.Objective{Query: "lat", SLO: &policy.Duration{Duration: 2 * time.Second}, Budget: &budget}
+	return p
+}
+
+// Each line's latency reaches the objective: a minute with a sample counts once it ends
+// (violated if a sample was over the SLO; "+Inf" is), a minute without one counts for
+// nothing, and a missing sample is reported, never read as 0.
+func TestRunObjective(t *testing.T) {
+	lines := []struct {
+		at      string
+		latency string // the line's "latency", none when empty
+	}{
+		{"00:00:00", `{"value":1}`},
+		{"00:00:30", `{"value":2.5}`}, // over 2 s
+		{"00:01:00", `{"error":"empty result"}`},
+		{"00:01:30", ``},
+		{"00:02:00", `{"value":"+Inf"}`}, // [1m, 2m) had no sample: not counted
+		{"00:03:00", `{"value":0}`},
+		{"00:04:00", `{"value":"NaN"}`},
+	}
+	var in strings.Builder
+	for _, l := range lines {
+		latency := ""
+		if l.latency != "" {
+			latency = `,"latency":` + l.latency
+		}
+		fmt.Fprintf(&in, `{"time":"2026-01-01T%sZ","specReplicas":2,"metrics":{"p95-latency":{"value":1}},"load":{"value":10}%s}`+"\n", l.at, latency)
+	}
+	var out bytes.Buffer
+	if err := Run(objectivePolicy(), opts, strings.NewReader(in.String()), &out); err != nil {
+		t.Fatal(err)
+	}
+	type status struct {
+		Latency         any    `json:"latencySeconds"`
+		LatencyError    string `json:"latencyError"`
+		Minutes         int64  `json:"minutes"`
+		ViolatedMinutes int64  `json:"violatedMinutes"`
+	}
+	var got []status
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r struct {
+			Objective *status `json:"objectiveStatus"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("output line %q: %v", line, err)
+		}
+		if r.Objective == nil {
+			t.Fatalf("output line %q has no objectiveStatus", line)
+		}
+		got = append(got, *r.Objective)
+	}
+	want := []status{
+		{Latency: 1.0},
+		{Latency: 2.5},
+		// 1m: [0, 1m) ends, sampled and over at 30 s.
+		{LatencyError: "empty result", Minutes: 1, ViolatedMinutes: 1},
+		{Minutes: 1, ViolatedMinutes: 1},
+		{Latency: "+Inf", Minutes: 1, ViolatedMinutes: 1},
+		// 3m: [2m, 3m) ends, at +Inf: over.
+		{Latency: 0.0, Minutes: 2, ViolatedMinutes: 2},
+		// 4m: [3m, 4m) ends, within the SLO; NaN is no latency.
+		{LatencyError: "not a latency: NaN", Minutes: 3, ViolatedMinutes: 2},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("objective statuses (-want +got):\n%s", diff)
+	}
+
+	err := Run(objectivePolicy(), opts, strings.NewReader(`{"time":"2026-01-01T00:00:00Z","specReplicas":1,"latency":{"perPod":{"a":1}}}`), &bytes.Buffer{})
+	if want := `line 1: latency: the objective's latency is one series: want "value" or "error", not "perPod"`; err == nil || err.Error() != want {
+		t.Errorf("a per-pod latency: error %v, want %q", err, want)
 	}
 }

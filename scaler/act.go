@@ -145,8 +145,8 @@ func (a actor) rescale(ctx context.Context, eng *engine.Engine, dec policy.Decis
 }
 
 // annotate writes the decision record on the target when it changed (ignoring its time).
-func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastStatus) error {
-	text := annotationFor(dec, fst)
+func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus) error {
+	text := annotationFor(dec, fst, ost)
 	if text == a.t.annotation {
 		return nil
 	}
@@ -160,9 +160,9 @@ func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastS
 	return nil
 }
 
-// annotationFor renders a decision and its forecast's status compactly, within
-// maxAnnotation bytes: the metrics are dropped from the end until it fits.
-func annotationFor(dec policy.Decision, fst *ForecastStatus) string {
+// annotationFor renders a decision, its forecast's status and its objective's compactly,
+// within maxAnnotation bytes: the metrics are dropped from the end until it fits.
+func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus) string {
 	type metric struct {
 		Name     string  `json:"name"`
 		Value    any     `json:"value,omitempty"`
@@ -171,17 +171,23 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus) string {
 		Error    string  `json:"error,omitempty"`
 	}
 	type record struct {
-		Current  int32           `json:"current"`
-		Desired  int32           `json:"desired"`
-		Reason   policy.Reason   `json:"reason"`
-		Metric   string          `json:"metric,omitempty"`
-		Proposal int32           `json:"proposal"`
-		Clamps   []policy.Clamp  `json:"clamps,omitempty"`
-		Metrics  []metric        `json:"metrics,omitempty"`
-		Forecast *ForecastStatus `json:"forecast,omitempty"`
+		Current   int32            `json:"current"`
+		Desired   int32            `json:"desired"`
+		Reason    policy.Reason    `json:"reason"`
+		Metric    string           `json:"metric,omitempty"`
+		Proposal  int32            `json:"proposal"`
+		Clamps    []policy.Clamp   `json:"clamps,omitempty"`
+		Metrics   []metric         `json:"metrics,omitempty"`
+		Forecast  *ForecastStatus  `json:"forecast,omitempty"`
+		Objective *ObjectiveStatus `json:"objective,omitempty"`
 	}
 	r := record{Current: dec.CurrentReplicas, Desired: dec.DesiredReplicas, Reason: dec.Reason, Metric: dec.Metric,
-		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst}
+		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst, Objective: ost}
+	if ost != nil {
+		o := *ost
+		o.LatencyError = truncate(o.LatencyError, 200)
+		r.Objective = &o
+	}
 	for _, m := range dec.Metrics {
 		mm := metric{Name: m.Name, Target: m.Target, Error: truncate(m.Error, 200)}
 		if m.Error == "" {

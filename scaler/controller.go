@@ -38,7 +38,10 @@ type Deps struct {
 	Source MetricSource
 	// History loads the forecast's load history at start-up; nil: forecasts start
 	// without history.
-	History  HistorySource
+	History HistorySource
+	// Latency samples the objectives' latency; nil: Source does, and a +Inf latency is
+	// then missing.
+	Latency  LatencySource
 	Clock    clock.WithTicker
 	Recorder record.EventRecorder
 	// Writer makes the controller's writes; nil writes to the cluster through Scales,

@@ -193,7 +193,7 @@ func (cl *cluster) controller(file string, opts Options) *Controller {
 	if err != nil {
 		cl.t.Fatalf("parse the policy file: %v", err)
 	}
-	c, err := New(opts, Deps{Kube: cl.kube, Dynamic: cl.dyn, Scales: cl.scales, Mapper: cl.mapper, Source: cl.source,
+	c, err := New(opts, Deps{Kube: cl.kube, Dynamic: cl.dyn, Scales: cl.scales, Mapper: cl.mapper, Source: cl.source, Latency: cl.source,
 		Clock: cl.clock, Recorder: cl.events, Metrics: cl.metrics}, f.Policies)
 	if err != nil {
 		cl.t.Fatal(err)
@@ -297,6 +297,19 @@ func (s *fixedSource) Sample(_ context.Context, query string, _ time.Time, _ tim
 		return policy.Sample{}, fmt.Errorf("query %q: no such series", query)
 	}
 	return v, v.Err
+}
+
+// Latency answers as Sample does, with the value of a scalar sample: a result per pod is
+// not one series.
+func (s *fixedSource) Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, error) {
+	v, err := s.Sample(ctx, query, now, maxAge)
+	switch {
+	case err != nil:
+		return 0, err
+	case v.PerPod != nil:
+		return 0, fmt.Errorf("query %q: want one series, got a result per pod", query)
+	}
+	return v.Value, nil
 }
 
 func (s *fixedSource) set(query string, v policy.Sample) {

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -39,7 +41,9 @@ func (c *Controller) Handler(g prometheus.Gatherer) http.Handler {
 }
 
 // WriteStatusTable prints the scorecard: per policy the replicas each autoscaler wants now,
-// and the replica-hours and under-provisioned minutes each would have had.
+// and the replica-hours and under-provisioned minutes each would have had; then, for the
+// policies with an objective, its SLO and budget, the minutes observed and violated, the
+// quantile planned for and the last latency (or why it is missing).
 func WriteStatusTable(w io.Writer, st []PolicyStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "POLICY\tTARGET\tCURRENT\tPRESCALE\tHPA-EQUIV\tHPA\tREASON\tREPLICA-HOURS (prescale/equiv/hpa)\tSHORT MINUTES (prescale/equiv/hpa)")
@@ -50,6 +54,42 @@ func WriteStatusTable(w io.Writer, st []PolicyStatus) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Policy, s.Target, s.Current, s.Desired, s.HPAEquivalent, hpa, s.Reason,
 			triple(s.ReplicaSecs, 3600), triple(s.ShortSecs, 60))
+	}
+	_ = tw.Flush()
+	writeObjectives(w, st)
+}
+
+// writeObjectives prints the objectives' table, when a policy has one.
+func writeObjectives(w io.Writer, st []PolicyStatus) {
+	header := false
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, s := range st {
+		o := s.Objective
+		if o == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "\nPOLICY\tSLO\tBUDGET\tMINUTES\tVIOLATED\tQUANTILE\tLATENCY")
+			header = true
+		}
+		violated := fmt.Sprint(o.ViolatedMinutes)
+		if o.Minutes > 0 {
+			violated += fmt.Sprintf(" (%.2f%%)", 100*float64(o.ViolatedMinutes)/float64(o.Minutes))
+		}
+		quantile := fmt.Sprintf("%.3f adaptive", o.Quantile)
+		if o.Fixed {
+			quantile = fmt.Sprintf("%g fixed", o.Quantile)
+		}
+		latency := "-"
+		switch {
+		case o.Latency != nil && math.IsInf(*o.Latency, 1):
+			latency = "+Inf"
+		case o.Latency != nil:
+			latency = strconv.FormatFloat(*o.Latency, 'g', 4, 64) + "s"
+		case o.LatencyError != "":
+			latency = "missing: " + truncate(o.LatencyError, 80)
+		}
+		fmt.Fprintf(tw, "%s\t%gs\t%g%%\t%d\t%s\t%s\t%s\n", s.Policy, o.SLOSeconds, 100*o.Budget, o.Minutes, violated, quantile, latency)
 	}
 	_ = tw.Flush()
 }

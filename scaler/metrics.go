@@ -40,6 +40,13 @@ type Metrics struct {
 	ForecastHorizon        *prometheus.GaugeVec
 	ForecastHistorySamples *prometheus.GaugeVec
 	PodStartup             *prometheus.GaugeVec
+	// The objective's series, for policies with an objective.
+	ObjectiveQuantile        *prometheus.GaugeVec
+	ObjectiveLatency         *prometheus.GaugeVec
+	ObjectiveSLO             *prometheus.GaugeVec
+	ObjectiveBudget          *prometheus.GaugeVec
+	ObjectiveMinutes         *prometheus.CounterVec
+	ObjectiveViolatedMinutes *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -109,12 +116,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Load samples the forecast was last fitted on (the history loaded from Prometheus when it was built or last refitted)."}, policy),
 		PodStartup: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pod_startup_seconds",
 			Help: "p90 of the creation-to-Ready time of the target's recent pods (absent until one is measured)."}, policy),
+		ObjectiveQuantile: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_objective_quantile",
+			Help: "The forecast quantile the objective plans for: the adaptive one, or forecast.quantile when set."}, policy),
+		ObjectiveLatency: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_objective_latency_seconds",
+			Help: "The objective's latency (objective.query) at the last tick; +Inf is over any SLO (absent while the sample is missing)."}, policy),
+		ObjectiveSLO: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_objective_slo_seconds",
+			Help: "The objective's SLO: the most latency allowed."}, policy),
+		ObjectiveBudget: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_objective_budget_ratio",
+			Help: "The objective's budget: the share of minutes allowed over the SLO."}, policy),
+		ObjectiveMinutes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_objective_minutes_total",
+			Help: "Minutes with a sample of the objective's latency, counted as each minute ends."}, policy),
+		ObjectiveViolatedMinutes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_objective_violated_minutes_total",
+			Help: "Minutes in which a sample of the objective's latency was over the SLO, counted as each minute ends."}, policy),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors,
 		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
 		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon,
-		m.ForecastHistorySamples, m.PodStartup)
+		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
+		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes)
 	return m
 }
 
@@ -126,6 +146,7 @@ func (m *Metrics) forget(name string) {
 		v.DeletePartialMatch(l)
 	}
 	m.forgetForecast(name)
+	m.forgetObjective(name)
 	for _, v := range []*prometheus.CounterVec{m.Decisions, m.Scales, m.ScorecardReplicaSecs, m.ScorecardShortSecs} {
 		v.DeletePartialMatch(l)
 	}
@@ -138,4 +159,14 @@ func (m *Metrics) forgetForecast(name string) {
 		m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon, m.ForecastHistorySamples, m.PodStartup} {
 		v.DeletePartialMatch(l)
 	}
+}
+
+// forgetObjective drops the objective's series of a policy (it left, or lost its objective).
+func (m *Metrics) forgetObjective(name string) {
+	l := prometheus.Labels{"policy": name}
+	for _, v := range []*prometheus.GaugeVec{m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget} {
+		v.DeletePartialMatch(l)
+	}
+	m.ObjectiveMinutes.DeletePartialMatch(l)
+	m.ObjectiveViolatedMinutes.DeletePartialMatch(l)
 }

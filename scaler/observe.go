@@ -113,15 +113,22 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// query samples the policy's metrics and, for a forecast, its load, concurrently within
-// the controller-wide bound. A failed query is a sample with Err (missing), never zero.
-func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time) (metrics []policy.Sample, load *policy.Sample) {
-	queries := make([]string, len(p.Metrics), len(p.Metrics)+1)
+// query samples the policy's metrics, for a forecast its load, and for an objective its
+// latency, concurrently within the controller-wide bound. A failed query is a sample with
+// Err (missing), never zero.
+func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time) (metrics []policy.Sample, load, latency *policy.Sample) {
+	queries := make([]string, len(p.Metrics), len(p.Metrics)+2)
 	for i := range p.Metrics {
 		queries[i] = p.Metrics[i].Query
 	}
+	loadAt, latencyAt := -1, -1
 	if forecasting(p) != nil {
+		loadAt = len(queries)
 		queries = append(queries, p.Forecast.Load.Query)
+	}
+	if p.Objective != nil {
+		latencyAt = len(queries)
+		queries = append(queries, p.Objective.Query)
 	}
 	out := make([]policy.Sample, len(queries))
 	done := make(chan struct{}, len(queries))
@@ -131,7 +138,13 @@ func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time)
 			c.querySlots <- struct{}{}
 			defer func() { <-c.querySlots }()
 			start := time.Now()
-			s, err := c.deps.Source.Sample(ctx, queries[i], now, c.opts.Staleness)
+			var s policy.Sample
+			var err error
+			if i == latencyAt {
+				s, err = c.sampleLatency(ctx, queries[i], now)
+			} else {
+				s, err = c.deps.Source.Sample(ctx, queries[i], now, c.opts.Staleness)
+			}
 			c.deps.Metrics.QueryDuration.Observe(time.Since(start).Seconds())
 			c.deps.Metrics.Queries.Inc()
 			if err != nil {
@@ -144,8 +157,21 @@ func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time)
 	for range queries {
 		<-done
 	}
-	if len(out) > len(p.Metrics) {
-		load = &out[len(p.Metrics)]
+	if loadAt >= 0 {
+		load = &out[loadAt]
 	}
-	return out[:len(p.Metrics)], load
+	if latencyAt >= 0 {
+		latency = &out[latencyAt]
+	}
+	return out[:len(p.Metrics)], load, latency
+}
+
+// sampleLatency samples an objective's latency: through the LatencySource when there is
+// one (+Inf is a value), else as a metric (the engine then rejects a result per pod).
+func (c *Controller) sampleLatency(ctx context.Context, query string, now time.Time) (policy.Sample, error) {
+	if c.deps.Latency == nil {
+		return c.deps.Source.Sample(ctx, query, now, c.opts.Staleness)
+	}
+	v, err := c.deps.Latency.Latency(ctx, query, now, c.opts.Staleness)
+	return policy.Sample{Value: v}, err
 }

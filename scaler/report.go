@@ -86,6 +86,12 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, now time.T
 	} else {
 		m.forgetForecast(p.Name)
 	}
+	if res.Objective != nil {
+		c.reportObjective(p.Name, t, res.Objective, leading)
+	} else {
+		m.forgetObjective(p.Name)
+		t.objMinutes, t.objViolated = 0, 0
+	}
 
 	// The real HPA on the same workload, for the dry-run comparison.
 	var hpaDesired *int32
@@ -97,7 +103,7 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, now time.T
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := &t.status
-	st.last, st.forecast, st.hpa, st.hpaEquivalent = dec, res.Forecast, hpaDesired, hpaEq.DesiredReplicas
+	st.last, st.forecast, st.objective, st.hpa, st.hpaEquivalent = dec, res.Forecast, res.Objective, hpaDesired, hpaEq.DesiredReplicas
 
 	// The scorecard integrates over the time since the last tick, at most two intervals
 	// (a gap, such as a leadership change, is not counted).
@@ -140,6 +146,8 @@ type PolicyStatus struct {
 	ShortSecs     map[string]float64 `json:"underprovisionedSeconds,omitempty"`
 	// Forecast is the forecast's part of the last decision, for a policy that forecasts.
 	Forecast *ForecastStatus `json:"forecast,omitempty"`
+	// Objective is the objective's state at the last decision, for a policy with one.
+	Objective *ObjectiveStatus `json:"objective,omitempty"`
 }
 
 // Status returns every policy's last decision and scorecard, sorted by policy name.
@@ -153,7 +161,7 @@ func (c *Controller) Status() []PolicyStatus {
 		st := PolicyStatus{Policy: p.Name, Target: p.Target.String(), Current: s.last.CurrentReplicas,
 			Desired: s.last.DesiredReplicas, Reason: s.last.Reason, HPAEquivalent: s.hpaEquivalent, HPA: s.hpa,
 			Since: s.score.since, ReplicaSecs: copyMap(s.score.replicaSeconds), ShortSecs: copyMap(s.score.shortSeconds),
-			Forecast: s.forecast}
+			Forecast: s.forecast, Objective: s.objective}
 		t.mu.Unlock()
 		out = append(out, st)
 	}

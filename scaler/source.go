@@ -15,3 +15,11 @@ import (
 type MetricSource interface {
 	Sample(ctx context.Context, query string, now time.Time, maxAge time.Duration) (policy.Sample, error)
 }
+
+// LatencySource returns the latest value of an objective's latency query, in seconds: one
+// series or a scalar. +Inf is a value (a latency beyond any bound, over every SLO); NaN,
+// -Inf, an empty or stale result, a result per pod and several series are errors, never
+// zero. prom.Source implements it.
+type LatencySource interface {
+	Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, error)
+}

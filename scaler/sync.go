@@ -17,7 +17,7 @@ import (
 // The phases of a sync, as prescale_sync_phase_duration_seconds labels them.
 const (
 	phaseObserve = "observe" // the scale, pods and GPUs left, from the apiserver and caches
-	phaseQuery   = "query"   // the metrics and the forecast's load, from Prometheus
+	phaseQuery   = "query"   // the metrics, the forecast's load and the objective's latency, from Prometheus
 	phaseDecide  = "decide"  // the engine: forecast (and its history when due), Decide
 	phaseAct     = "act"     // the writes, events, metrics and status
 )
@@ -50,7 +50,7 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 			fmt.Sprintf("%s was recreated (uid %s, was %s): decision history reset", p.Target, obs.scale.UID, obs.recreated))
 	}
 
-	obs.in.Metrics, in.Load = c.query(ctx, p, now)
+	obs.in.Metrics, in.Load, in.Latency = c.query(ctx, p, now)
 	in.Observation = obs.in
 	timer.done(phaseQuery)
 
@@ -64,6 +64,14 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 		kv = append(kv, "forecast", dec.Forecast, "horizon", time.Duration(fst.HorizonSeconds*float64(time.Second)),
 			"startupMeasured", fst.StartupMeasured, "loadError", fst.LoadError)
 	}
+	if ost := res.Objective; ost != nil {
+		kv = append(kv, "quantile", ost.Quantile, "violatedMinutes", ost.ViolatedMinutes, "minutes", ost.Minutes)
+		if ost.Latency != nil {
+			kv = append(kv, "latency", *ost.Latency)
+		} else {
+			kv = append(kv, "latencyError", ost.LatencyError)
+		}
+	}
 	logger.V(2).Info("Decided", kv...)
 
 	var errs []error
@@ -71,7 +79,7 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 		errs = append(errs, act.rescale(ctx, t.eng, dec))
 	}
 	if writes {
-		errs = append(errs, act.annotate(ctx, dec, res.Forecast))
+		errs = append(errs, act.annotate(ctx, dec, res.Forecast, res.Objective))
 	}
 	c.report(act, res, leading, now)
 	timer.done(phaseAct)
@@ -113,7 +121,8 @@ func (c *Controller) decide(ctx context.Context, p *policy.Policy, t *target, ac
 		c.fit(ctx, p, t, act, now)
 	}
 	res := t.eng.Step(in, now)
-	res.Forecast = res.Forecast.Copy() // kept in the status past the next Step
+	// Kept in the status past the next Step.
+	res.Forecast, res.Objective = res.Forecast.Copy(), res.Objective.Copy()
 	if res.Forecast != nil {
 		c.forecastEvents(ctx, p, act, res)
 	}

@@ -26,6 +26,9 @@ type target struct {
 	conditions map[string]string // condition key -> last message, so that each is sent on change
 	annotation string            // the decision record last written
 	lastTick   time.Time         // the last synced tick, for the scorecard's time step
+	// objMinutes and objViolated are the objective's counts at the last tick, which its
+	// counters add the increase of.
+	objMinutes, objViolated int64
 
 	mu     sync.Mutex
 	status targetStatus
@@ -34,7 +37,8 @@ type target struct {
 // targetStatus is the last tick's outcome, as Status and ForecastReplicas read it.
 type targetStatus struct {
 	last          policy.Decision
-	forecast      *ForecastStatus // nil without a forecast
+	forecast      *ForecastStatus  // nil without a forecast
+	objective     *ObjectiveStatus // nil without an objective
 	hpaEquivalent int32
 	hpa           *int32 // the real HPA's desired replicas, when one targets the workload
 	score         scorecard

@@ -23,7 +23,8 @@ import (
 // NewForConfig builds a controller and every client it needs from a REST configuration:
 // the typed, dynamic and scale clients, a discovery-backed REST mapper, and an event
 // recorder that writes to the API. A source that is also a HistorySource (prom.Source)
-// loads the forecasts' history. It registers its metrics with reg. Call the returned stop
+// loads the forecasts' history, and one that is also a LatencySource samples the objectives'
+// latency. It registers its metrics with reg. Call the returned stop
 // function when done, to flush the events.
 func NewForConfig(ctx context.Context, cfg *rest.Config, opts Options, source MetricSource, errorKind func(error) string,
 	reg prometheus.Registerer, policies []policy.Policy) (*Controller, kubernetes.Interface, *Metrics, func(), error) {
@@ -46,7 +47,8 @@ func NewForConfig(ctx context.Context, cfg *rest.Config, opts Options, source Me
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: kube.CoreV1().Events("")})
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "prescale"})
 	history, _ := source.(HistorySource)
-	c, err := New(opts, Deps{Kube: kube, Dynamic: dyn, Scales: scales, Mapper: mapper, Source: source, History: history,
+	latency, _ := source.(LatencySource)
+	c, err := New(opts, Deps{Kube: kube, Dynamic: dyn, Scales: scales, Mapper: mapper, Source: source, History: history, Latency: latency,
 		Clock: clock.RealClock{}, Recorder: recorder, Metrics: metrics, ErrorKind: errorKind}, policies)
 	if err != nil {
 		broadcaster.Shutdown()

@@ -22,7 +22,8 @@ func newReplayCmd(v *viper.Viper) *cobra.Command {
 the decision engine and prints one JSON decision per line. The history (stabilization
 windows, rate policies) carries over from line to line, and a scale counts as written
 whenever the desired replicas differ from the line's specReplicas. A policy with a forecast
-learns from each line's "load" (the sample of forecast.load.query), as prescale run would. Without a file, or with
+learns from each line's "load" (the sample of forecast.load.query), and one with an objective
+counts each line's "latency" (the sample of objective.query), as prescale run would. Without a file, or with
 "-", observations are read from standard input. A malformed line stops the run with its
 line number and exit code 1.`,
 		Args: cobra.MaximumNArgs(1),

@@ -21,7 +21,10 @@ func newStatusCmd(v *viper.Viper) *cobra.Command {
 		Long: `Status asks a running prescale (its /status endpoint) for every policy's current and desired
 replicas, what the HPA-equivalent engine and a real HPA on the same target want, and the
 scorecard since it started: replica-hours each would have used and minutes each would have
-had fewer replicas than the metrics asked for.`,
+had fewer replicas than the metrics asked for. For the policies with an objective, a second
+table: the SLO and budget, the minutes observed and those over the SLO (and their share),
+the forecast quantile planned for (adaptive, or forecast.quantile: fixed) and the last
+latency, or why it is missing.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr := strings.TrimSuffix(v.GetString("addr"), "/")

@@ -139,18 +139,21 @@ type exporter struct {
 	queue     float64 // vllm:num_requests_waiting per Ready pod; NaN exports nothing
 	total     float64 // when not NaN: a load split evenly over the Ready pods (queue ignored)
 	load      float64 // inference_load_rps{namespace}, a workload-wide series; NaN exports nothing
+	latency   float64 // inference_latency_seconds{namespace}, a workload-wide series; NaN exports nothing
 	addr      string
 	srv       *http.Server
 	queueDesc *prometheus.Desc
 	loadDesc  *prometheus.Desc
+	latDesc   *prometheus.Desc
 }
 
 func newExporter(t testing.TB, w sandbox.Workload) *exporter {
 	t.Helper()
 	_, kube := sharedSandbox(t)
-	e := &exporter{kube: kube, w: w, queue: math.NaN(), total: math.NaN(), load: math.NaN(),
+	e := &exporter{kube: kube, w: w, queue: math.NaN(), total: math.NaN(), load: math.NaN(), latency: math.NaN(),
 		queueDesc: prometheus.NewDesc("vllm:num_requests_waiting", "Requests waiting.", []string{"namespace", "pod"}, nil),
-		loadDesc:  prometheus.NewDesc("inference_load_rps", "Requests per second arriving at the workload.", []string{"namespace"}, nil)}
+		loadDesc:  prometheus.NewDesc("inference_load_rps", "Requests per second arriving at the workload.", []string{"namespace"}, nil),
+		latDesc:   prometheus.NewDesc("inference_latency_seconds", "Queueing delay of the workload's requests.", []string{"namespace"}, nil)}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(e)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -184,14 +187,28 @@ func (e *exporter) setLoad(v float64) {
 	e.load = v
 }
 
-func (e *exporter) Describe(ch chan<- *prometheus.Desc) { ch <- e.queueDesc; ch <- e.loadDesc }
+// setLatency sets the workload's latency series, an objective's input.
+func (e *exporter) setLatency(v float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.latency = v
+}
+
+func (e *exporter) Describe(ch chan<- *prometheus.Desc) {
+	ch <- e.queueDesc
+	ch <- e.loadDesc
+	ch <- e.latDesc
+}
 
 func (e *exporter) Collect(ch chan<- prometheus.Metric) {
 	e.mu.Lock()
-	q, total, load := e.queue, e.total, e.load
+	q, total, load, latency := e.queue, e.total, e.load, e.latency
 	e.mu.Unlock()
 	if !math.IsNaN(load) {
 		ch <- prometheus.MustNewConstMetric(e.loadDesc, prometheus.GaugeValue, load, e.w.Namespace)
+	}
+	if !math.IsNaN(latency) {
+		ch <- prometheus.MustNewConstMetric(e.latDesc, prometheus.GaugeValue, latency, e.w.Namespace)
 	}
 	if math.IsNaN(q) && math.IsNaN(total) {
 		return

@@ -70,6 +70,44 @@ func decodeVector(vec model.Vector, podLabel model.LabelName) (policy.Sample, er
 	return policy.Sample{PerPod: perPod}, nil
 }
 
+// decodeLatency turns an instant query's result into one latency, in seconds: one series
+// without the pod label, or a scalar. +Inf is a latency beyond any bound; NaN and -Inf are
+// ErrNotFinite, a result per pod or several series ErrShape, an empty vector ErrEmpty.
+func decodeLatency(v model.Value, podLabel model.LabelName) (float64, error) {
+	var val float64
+	series := "scalar"
+	switch r := v.(type) {
+	case model.Vector:
+		if len(r) == 0 {
+			return 0, ErrEmpty
+		}
+		s := r[0]
+		if _, ok := s.Metric[podLabel]; ok {
+			return 0, fmt.Errorf("want one series, got a result per pod (%s): %w", someSeries(r), ErrShape)
+		}
+		if len(r) > 1 {
+			return 0, fmt.Errorf("want one series, got %d (%s): %w", len(r), someSeries(r), ErrShape)
+		}
+		if s.Histogram != nil {
+			return 0, fmt.Errorf("%s: native histogram, want a float: %w", s.Metric, ErrShape)
+		}
+		val, series = float64(s.Value), s.Metric.String()
+	case *model.Scalar:
+		if r == nil {
+			return 0, fmt.Errorf("no result: %w", ErrShape)
+		}
+		val = float64(r.Value)
+	case nil:
+		return 0, fmt.Errorf("no result: %w", ErrShape)
+	default:
+		return 0, fmt.Errorf("%s result, want a vector or a scalar: %w", v.Type(), ErrShape)
+	}
+	if math.IsNaN(val) || math.IsInf(val, -1) {
+		return 0, fmt.Errorf("%s: value %v: %w", series, val, ErrNotFinite)
+	}
+	return val, nil
+}
+
 func scalarSample(v float64, series string) (policy.Sample, error) {
 	if !finite(v) {
 		return policy.Sample{}, fmt.Errorf("%s: value %v: %w", series, v, ErrNotFinite)

@@ -14,6 +14,10 @@
 // is, and a series that vanished from its target is hidden at once by Prometheus' staleness
 // marker (ErrEmpty, not ErrStale).
 //
+// Latency runs an instant query for a policy objective's latency: one series or a scalar,
+// in seconds, where +Inf is a value (a quantile in the +Inf bucket: beyond any bound) and a
+// result per pod is an error.
+//
 // History runs a range query for the forecast's history at start-up, split into queries of
 // at most 11,000 points each (Prometheus' limit per series); a per-pod result is summed,
 // and NaN, ±Inf and negative steps are left out, never zero.

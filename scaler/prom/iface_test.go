@@ -7,4 +7,7 @@ import (
 
 // The Source is the controller's MetricSource. (An external test package, so that scaler
 // may import prom.)
-var _ scaler.MetricSource = (*prom.Source)(nil)
+var (
+	_ scaler.MetricSource  = (*prom.Source)(nil)
+	_ scaler.LatencySource = (*prom.Source)(nil)
+)

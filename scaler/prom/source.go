@@ -128,22 +128,39 @@ func (s *Source) QueryCount() int64 { return s.queries.Load() }
 // (the series exist, with no sample newer than maxAge) from ErrEmpty. Every error names the
 // query and wraps one of the package's sentinels, or context.Canceled.
 func (s *Source) Sample(ctx context.Context, query string, now time.Time, maxAge time.Duration) (policy.Sample, error) {
+	return instant(ctx, s, query, now, maxAge, func(v model.Value) (policy.Sample, error) { return decode(v, s.podLabel) })
+}
+
+// Latency runs query as Sample does and returns its one value, a latency in seconds: the
+// result must be one series or a scalar. +Inf is a value (histogram_quantile's answer when
+// the quantile lies in the +Inf bucket: a latency beyond any bound); NaN, -Inf, a result
+// per pod or several series are errors (ErrNotFinite, ErrShape), as are an empty or stale
+// result, never zero.
+func (s *Source) Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, error) {
+	return instant(ctx, s, query, now, maxAge, func(v model.Value) (float64, error) { return decodeLatency(v, s.podLabel) })
+}
+
+// instant runs one instant query and decodes its result; an empty result is told from a
+// stale one (see Sample).
+func instant[T any](ctx context.Context, s *Source, query string, now time.Time, maxAge time.Duration,
+	decode func(model.Value) (T, error)) (T, error) {
+	var zero T
 	if maxAge < minMaxAge {
-		return policy.Sample{}, fmt.Errorf("query %q: maxAge must be at least %s, got %s: %w", query, minMaxAge, maxAge, ErrBadQuery)
+		return zero, fmt.Errorf("query %q: maxAge must be at least %s, got %s: %w", query, minMaxAge, maxAge, ErrBadQuery)
 	}
 	maxAge = wireDuration(maxAge)
 	v, warnings, err := s.query(ctx, query, now, maxAge)
 	if err != nil {
-		return policy.Sample{}, fmt.Errorf("query %q: %w", query, err)
+		return zero, fmt.Errorf("query %q: %w", query, err)
 	}
-	sample, err := decode(v, s.podLabel)
+	out, err := decode(v)
 	if errors.Is(err, ErrEmpty) {
 		err = s.whyEmpty(ctx, query, now, maxAge, warnings)
 	}
 	if err != nil {
-		return policy.Sample{}, fmt.Errorf("query %q: %w", query, err)
+		return zero, fmt.Errorf("query %q: %w", query, err)
 	}
-	return sample, nil
+	return out, nil
 }
 
 // whyEmpty tells a stale result from an empty one, by the same query with a longer lookback.

@@ -144,6 +144,71 @@ func TestSample(t *testing.T) {
 	}
 }
 
+// Latency reads one series or a scalar; +Inf is a latency over any SLO, not an error.
+func TestLatency(t *testing.T) {
+	t0 := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
+	p99 := model.Metric{"le_quantile": "0.99"}
+	tests := []struct {
+		name    string
+		replies []fakeReply
+		want    float64
+		wantErr error
+		wantMsg string
+	}{
+		{name: "one series", replies: []fakeReply{{v: model.Vector{series(p99, 1.5)}}}, want: 1.5},
+		{name: "a scalar", replies: []fakeReply{{v: &model.Scalar{Value: 0.25}}}, want: 0.25},
+		{name: "zero is a latency", replies: []fakeReply{{v: model.Vector{series(model.Metric{}, 0)}}}, want: 0},
+		{
+			name:    "+Inf, the quantile in the +Inf bucket, is a latency beyond any bound",
+			replies: []fakeReply{{v: model.Vector{series(p99, math.Inf(1))}}}, want: math.Inf(1),
+		},
+		{
+			name:    "a +Inf scalar too",
+			replies: []fakeReply{{v: &model.Scalar{Value: model.SampleValue(math.Inf(1))}}}, want: math.Inf(1),
+		},
+		{
+			name:    "NaN is missing, never zero",
+			replies: []fakeReply{{v: model.Vector{series(p99, math.NaN())}}},
+			wantErr: ErrNotFinite, wantMsg: `query "lat": {le_quantile="0.99"}: value NaN: value not finite`,
+		},
+		{
+			name:    "-Inf is missing",
+			replies: []fakeReply{{v: &model.Scalar{Value: model.SampleValue(math.Inf(-1))}}},
+			wantErr: ErrNotFinite, wantMsg: `query "lat": scalar: value -Inf: value not finite`,
+		},
+		{
+			name:    "a result per pod is not one series",
+			replies: []fakeReply{{v: model.Vector{podSample("vllm-0", 1)}}},
+			wantErr: ErrShape, wantMsg: `query "lat": want one series, got a result per pod (vllm:num_requests_waiting{namespace="llm", pod="vllm-0"}): unusable result shape`,
+		},
+		{
+			name:    "several series",
+			replies: []fakeReply{{v: model.Vector{series(model.Metric{"shard": "1"}, 1), series(model.Metric{"shard": "2"}, 2)}}},
+			wantErr: ErrShape, wantMsg: `query "lat": want one series, got 2 ({shard="1"}, {shard="2"}): unusable result shape`,
+		},
+		{
+			name:    "empty, then series with the longer lookback: stale",
+			replies: []fakeReply{{v: model.Vector{}}, {v: model.Vector{series(p99, 1)}}},
+			wantErr: ErrStale, wantMsg: `query "lat": no sample newer than 1m0s: stale result`,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Source{api: &fakeAPI{replies: tc.replies}, timeout: DefaultTimeout, podLabel: DefaultPodLabel}
+			got, err := s.Latency(context.Background(), "lat", t0, time.Minute)
+			if !errorsIsOrNil(err, tc.wantErr) {
+				t.Fatalf("Latency() error = %v, want %v", err, tc.wantErr)
+			}
+			if err != nil && err.Error() != tc.wantMsg {
+				t.Errorf("Latency() error = %q\nwant %q", err, tc.wantMsg)
+			}
+			if got != tc.want {
+				t.Errorf("Latency() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestSampleWrapsOneClass(t *testing.T) {
 	// Every class but one is absent from each error, so that Kind is unambiguous.
 	api := &fakeAPI{replies: []fakeReply{{err: &v1.Error{Type: v1.ErrTimeout, Msg: "query timed out"}}}}

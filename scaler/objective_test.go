@@ -1,0 +1,253 @@
+package scaler
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// objectivePolicy is webPolicy with a forecast of the load query lq and an objective: at
+// most 1 % of minutes with the latency query lat over 2 s.
+const objectivePolicy = webPolicy + `    forecast:
+      load: {query: lq, perReplica: 10}
+    objective: {query: lat, slo: 2s, budget: 1%}
+`
+
+// The controller runs the objective's query each tick and hands its value to the engine:
+// the status, the decision annotation and the metrics show it. A minute counts once it ends,
+// if it had a sample; a minute whose samples are all missing counts for nothing, and a
+// missing sample is reported as such, never as 0. +Inf is a latency over the SLO.
+func TestObjective(t *testing.T) {
+	cl := newCluster(t, 2)
+	c := cl.controller(objectivePolicy, options())
+	lead(c)
+	cl.source.set("lq", policy.Sample{Value: 20})
+	missing := policy.Sample{Err: errors.New(`query "lat": empty result`)}
+	labels := []string{"web"}
+	steps := []struct {
+		at      time.Duration
+		latency policy.Sample
+		// want is the status's objective after the tick: its latency (nil: missing), the
+		// minutes and violated minutes counted so far.
+		wantLatency           *float64
+		wantError             string
+		wantMinutes, wantOver int64
+	}{
+		{at: 0, latency: policy.Sample{Value: 1}, wantLatency: ptr(1.0)},
+		{at: 30 * time.Second, latency: policy.Sample{Value: 3}, wantLatency: ptr(3.0)}, // over 2 s
+		{at: 45 * time.Second, latency: missing, wantError: `query "lat": empty result`},
+		// 1m: the minute [0, 1m) ends: sampled, over at 30 s.
+		{at: time.Minute, latency: missing, wantError: `query "lat": empty result`, wantMinutes: 1, wantOver: 1},
+		{at: 90 * time.Second, latency: missing, wantError: `query "lat": empty result`, wantMinutes: 1, wantOver: 1},
+		// 2m: the minute [1m, 2m) had no sample: it counts for nothing.
+		{at: 2 * time.Minute, latency: policy.Sample{Value: 0}, wantLatency: ptr(0.0), wantMinutes: 1, wantOver: 1},
+		// 3m: [2m, 3m) was within the SLO (0 s is a latency, not a missing one).
+		{at: 3 * time.Minute, latency: policy.Sample{Value: math.Inf(1)}, wantLatency: ptr(math.Inf(1)), wantMinutes: 2, wantOver: 1},
+		// 4m: [3m, 4m) was at +Inf: over.
+		{at: 4 * time.Minute, latency: policy.Sample{PerPod: map[string]float64{"web-0": 1}},
+			wantError: `query "lat": want one series, got a result per pod`, wantMinutes: 3, wantOver: 2},
+	}
+	for _, s := range steps {
+		cl.source.set("lat", s.latency)
+		events := cl.tickAt(c, s.at)
+		for _, e := range events {
+			if strings.Contains(e, "lat") {
+				t.Errorf("at %s: event %q about the latency, want none (a missing latency changes nothing)", s.at, e)
+			}
+		}
+		st := c.Status()[0]
+		o := st.Objective
+		if o == nil {
+			t.Fatalf("at %s: status without an objective", s.at)
+		}
+		got := objectiveStep{latency: o.Latency, err: o.LatencyError, minutes: o.Minutes, over: o.ViolatedMinutes}
+		want := objectiveStep{latency: s.wantLatency, err: s.wantError, minutes: s.wantMinutes, over: s.wantOver}
+		if diff := cmp.Diff(want, got, cmp.AllowUnexported(objectiveStep{})); diff != "" {
+			t.Errorf("at %s: objective (-want +got):\n%s", s.at, diff)
+		}
+		if o.SLOSeconds != 2 || o.Budget != 0.01 || o.Fixed {
+			t.Errorf("at %s: objective %+v, want slo 2, budget 0.01, adaptive", s.at, *o)
+		}
+
+		// The metrics mirror the status; a missing latency is an absent series.
+		m := cl.metrics
+		if v := testutil.ToFloat64(m.ObjectiveMinutes.WithLabelValues(labels...)); v != float64(s.wantMinutes) {
+			t.Errorf("at %s: prescale_objective_minutes_total = %v, want %d", s.at, v, s.wantMinutes)
+		}
+		if v := testutil.ToFloat64(m.ObjectiveViolatedMinutes.WithLabelValues(labels...)); v != float64(s.wantOver) {
+			t.Errorf("at %s: prescale_objective_violated_minutes_total = %v, want %d", s.at, v, s.wantOver)
+		}
+		if v := testutil.ToFloat64(m.ObjectiveQuantile.WithLabelValues(labels...)); v != o.Quantile {
+			t.Errorf("at %s: prescale_objective_quantile = %v, want the status's %v", s.at, v, o.Quantile)
+		}
+		if v := testutil.ToFloat64(m.ObjectiveBudget.WithLabelValues(labels...)); v != 0.01 {
+			t.Errorf("at %s: prescale_objective_budget_ratio = %v, want 0.01", s.at, v)
+		}
+		if n := testutil.CollectAndCount(m.ObjectiveLatency); (n == 1) != (s.wantLatency != nil) {
+			t.Errorf("at %s: %d prescale_objective_latency_seconds series, want one only with a latency", s.at, n)
+		} else if s.wantLatency != nil {
+			if v := testutil.ToFloat64(m.ObjectiveLatency.WithLabelValues(labels...)); v != *s.wantLatency {
+				t.Errorf("at %s: prescale_objective_latency_seconds = %v, want %v", s.at, v, *s.wantLatency)
+			}
+		}
+	}
+
+	// The quantile moved: up 0.02 x (1 - 0.8 x 0.01) at each violated minute, down
+	// 0.02 x 0.8 x 0.01 at the other: 0.9 + 2 x 0.01984 - 0.00016 = 0.93952.
+	if q := c.Status()[0].Objective.Quantile; math.Abs(q-0.93952) > 1e-9 {
+		t.Errorf("quantile %v, want 0.93952", q)
+	}
+
+	// The decision annotation carries the objective.
+	var ann struct {
+		Objective *ObjectiveStatus `json:"objective"`
+	}
+	if err := json.Unmarshal([]byte(cl.annotation()), &ann); err != nil {
+		t.Fatal(err)
+	}
+	if ann.Objective == nil || ann.Objective.Minutes != 3 || ann.Objective.ViolatedMinutes != 2 ||
+		!strings.Contains(ann.Objective.LatencyError, "want one series") {
+		t.Errorf("annotation's objective = %+v, want 3 minutes, 2 violated, the per-pod result's error", ann.Objective)
+	}
+
+	// Removing the policy removes its objective's series.
+	c.SetPolicies(nil)
+	for name, n := range map[string]int{
+		"quantile": testutil.CollectAndCount(cl.metrics.ObjectiveQuantile), "minutes": testutil.CollectAndCount(cl.metrics.ObjectiveMinutes),
+		"violated": testutil.CollectAndCount(cl.metrics.ObjectiveViolatedMinutes), "budget": testutil.CollectAndCount(cl.metrics.ObjectiveBudget),
+		"slo": testutil.CollectAndCount(cl.metrics.ObjectiveSLO), "latency": testutil.CollectAndCount(cl.metrics.ObjectiveLatency),
+	} {
+		if n != 0 {
+			t.Errorf("after the policy left: %d series of the objective's %s, want none", n, name)
+		}
+	}
+}
+
+type objectiveStep struct {
+	latency       *float64
+	err           string
+	minutes, over int64
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// A latency that is always missing decides nothing: the policy writes what the same
+// policy without an objective writes, and sends the same events.
+func TestMissingLatencyChangesNothing(t *testing.T) {
+	run := func(file string) ([]int32, []string) {
+		cl := newCluster(t, 2)
+		c := cl.controller(file, options())
+		lead(c)
+		cl.source.set("lq", policy.Sample{Value: 20})
+		cl.source.set("lat", policy.Sample{Err: errors.New(`query "lat": timeout`)})
+		var events []string
+		for i, load := range []float64{50, 50, 50, 10, 10, 80, 0, 0} {
+			cl.source.set("load", policy.Sample{Value: load})
+			events = append(events, reasons(cl.tickAt(c, time.Duration(i)*40*time.Second))...)
+		}
+		return cl.writes(), events
+	}
+	wantWrites, wantEvents := run(strings.Replace(objectivePolicy, "    objective: {query: lat, slo: 2s, budget: 1%}\n", "", 1))
+	if len(wantWrites) < 2 {
+		t.Fatalf("the policy without an objective wrote %v: too few writes to compare", wantWrites)
+	}
+	gotWrites, gotEvents := run(objectivePolicy)
+	if diff := cmp.Diff(wantWrites, gotWrites); diff != "" {
+		t.Errorf("writes with a missing latency (-without objective +with):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantEvents, gotEvents); diff != "" {
+		t.Errorf("events with a missing latency (-without objective +with):\n%s", diff)
+	}
+}
+
+// prescale status prints the objective: SLO, budget, minutes, violated minutes and their
+// share, the quantile planned for, and the last latency or why it is missing.
+func TestStatusTableShowsTheObjective(t *testing.T) {
+	st := []PolicyStatus{
+		{Policy: "a", Target: "apps/v1/Deployment/default/a", Objective: &ObjectiveStatus{SLOSeconds: 2, Budget: 0.001,
+			Latency: ptr(1.25), Quantile: 0.9312, Minutes: 400, ViolatedMinutes: 2}},
+		{Policy: "b", Target: "apps/v1/Deployment/default/b"},
+		{Policy: "c", Target: "apps/v1/Deployment/default/c", Objective: &ObjectiveStatus{SLOSeconds: 0.5, Budget: 0.05,
+			LatencyError: "empty result", Quantile: 0.95, Fixed: true}},
+		{Policy: "d", Target: "apps/v1/Deployment/default/d", Objective: &ObjectiveStatus{SLOSeconds: 2, Budget: 0.01,
+			Latency: ptr(math.Inf(1)), Quantile: 0.99, Minutes: 1, ViolatedMinutes: 1}},
+	}
+	var b bytes.Buffer
+	WriteStatusTable(&b, st)
+	out := b.String()
+	_, objectives, ok := strings.Cut(out, "\n\n")
+	if !ok {
+		t.Fatalf("no objectives' table after the scorecard:\n%s", out)
+	}
+	want := []string{
+		"POLICY  SLO   BUDGET  MINUTES  VIOLATED     QUANTILE        LATENCY",
+		"a       2s    0.1%    400      2 (0.50%)    0.931 adaptive  1.25s",
+		"c       0.5s  5%      0        0            0.95 fixed      missing: empty result",
+		"d       2s    1%      1        1 (100.00%)  0.990 adaptive  +Inf",
+	}
+	if diff := cmp.Diff(want, strings.Split(strings.TrimRight(objectives, "\n"), "\n")); diff != "" {
+		t.Errorf("objectives' table (-want +got):\n%s", diff)
+	}
+
+	b.Reset()
+	WriteStatusTable(&b, st[1:2])
+	if strings.Contains(b.String(), "SLO") {
+		t.Errorf("an objectives' table without objectives:\n%s", b.String())
+	}
+}
+
+// annotation returns the decision annotation on Deployment default/web.
+func (cl *cluster) annotation() string {
+	cl.t.Helper()
+	gvr := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}
+	u, err := cl.dyn.Resource(gvr).Namespace("default").Get(cl.ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		cl.t.Fatal(err)
+	}
+	return u.GetAnnotations()[DecisionAnnotation]
+}
+
+// The minute counters count the minutes that end while this instance leads: a hot
+// standby's engine counts too (its status says so), but its counters stay where they are,
+// and a new leader adds only the minutes that end after it took over.
+func TestObjectiveCountersCountTheLeadersMinutes(t *testing.T) {
+	cl := newCluster(t, 2)
+	c := cl.controller(objectivePolicy, options())
+	cl.source.set("lq", policy.Sample{Value: 20})
+	cl.source.set("lat", policy.Sample{Value: 3}) // over 2 s: every minute is violated
+	counts := func() (float64, float64) {
+		return testutil.ToFloat64(cl.metrics.ObjectiveMinutes.WithLabelValues("web")),
+			testutil.ToFloat64(cl.metrics.ObjectiveViolatedMinutes.WithLabelValues("web"))
+	}
+	// Following: the minutes [0, 1m) and [1m, 2m) end, counted by the engine only.
+	for _, at := range []time.Duration{0, time.Minute, 2 * time.Minute} {
+		cl.tickAt(c, at)
+	}
+	if o := c.Status()[0].Objective; o.Minutes != 2 || o.ViolatedMinutes != 2 {
+		t.Fatalf("the follower's engine counted %d minutes, %d violated, want 2 and 2", o.Minutes, o.ViolatedMinutes)
+	}
+	if m, v := counts(); m != 0 || v != 0 {
+		t.Errorf("a follower's counters: %v minutes, %v violated, want 0 and 0", m, v)
+	}
+	// Leading from 2m30s: the minute [2m, 3m) ends at 3m, the first the leader counts.
+	lead(c)
+	cl.tickAt(c, 150*time.Second)
+	if m, v := counts(); m != 0 || v != 0 {
+		t.Errorf("taking over: %v minutes, %v violated, want 0 and 0 (the follower's minutes are not the leader's)", m, v)
+	}
+	cl.tickAt(c, 3*time.Minute)
+	if m, v := counts(); m != 1 || v != 1 {
+		t.Errorf("a minute after taking over: %v minutes, %v violated, want 1 and 1", m, v)
+	}
+}
