@@ -178,7 +178,6 @@ func TestObjectiveQuantileReachesTheForecast(t *testing.T) {
 	}
 }
 
-
 // The status's JSON carries a +Inf latency as "+Inf" (JSON has no infinity), and reads back.
 func TestObjectiveStatusJSON(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
