@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"io"
 	"math"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -17,14 +18,10 @@ import (
 // setting of c (grey) and their Pareto front (a line), the configured policy's front over
 // budgets (a line) and the policy as written (highlighted), the oracle, and horizontal lines
 // at the budget and at the round-2 budget B. The y axis ends a little above the larger of
-// 3 x B and the configured policy's points; the HPA settings above it are counted in the
-// title.
+// 4 x B and 1.5 x the configured policy's violation minutes; the points above it are
+// counted in the title.
 func PlotFronts(w io.Writer, c Comparison, title string) error {
-	yMax := 3 * c.Round2.B
-	yMax = max(yMax, float64(c.Configured.SLOViolationMinutes), float64(c.BudgetMinutes))
-	for _, f := range c.Front {
-		yMax = max(yMax, float64(f.SLOViolationMinutes))
-	}
+	yMax := max(4*c.Round2.B, 1.5*float64(c.Configured.SLOViolationMinutes), float64(c.BudgetMinutes))
 	yMax = math.Max(1.1*yMax, 5)
 	xy := func(o Outcome) plotter.XY { return plotter.XY{X: o.GPUHours, Y: float64(o.SLOViolationMinutes)} }
 
@@ -34,7 +31,7 @@ func PlotFronts(w io.Writer, c Comparison, title string) error {
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
 	var grid plotter.XYs
-	above := 0
+	above, aboveFront := 0, 0
 	for _, s := range c.HPA {
 		if float64(s.SLOViolationMinutes) > yMax {
 			above++
@@ -43,9 +40,6 @@ func PlotFronts(w io.Writer, c Comparison, title string) error {
 		grid = append(grid, xy(s.Outcome))
 	}
 	p.Title.Text = fmt.Sprintf("%s\n%d HPA settings and their Pareto front, %s", title, len(c.HPA), c.Configured.Name)
-	if above > 0 {
-		p.Title.Text += fmt.Sprintf("; %d HPA settings above %.0f minutes not shown", above, yMax)
-	}
 	grey, red, blue := color.RGBA{R: 170, G: 170, B: 170, A: 255}, palette[0], palette[1]
 	if len(grid) > 0 {
 		s, err := plotter.NewScatter(grid)
@@ -71,11 +65,15 @@ func PlotFronts(w io.Writer, c Comparison, title string) error {
 		p.Add(l, s)
 		p.Legend.Add("HPA Pareto front", l, s)
 	}
-	if len(c.Front) > 0 {
-		pts := make(plotter.XYs, len(c.Front))
-		for i, f := range c.Front {
-			pts[i] = xy(f.Outcome)
+	var pts plotter.XYs
+	for _, f := range c.Front {
+		if float64(f.SLOViolationMinutes) <= yMax {
+			pts = append(pts, xy(f.Outcome))
+		} else {
+			aboveFront++
 		}
+	}
+	if len(pts) > 0 {
 		l, s, err := plotter.NewLinePoints(pts)
 		if err != nil {
 			return fmt.Errorf("plot %s front: %w", c.Configured.Name, err)
@@ -83,6 +81,9 @@ func PlotFronts(w io.Writer, c Comparison, title string) error {
 		l.Color, s.Color, s.Radius = blue, blue, vg.Points(2.5)
 		p.Add(l, s)
 		p.Legend.Add(c.Configured.Name+" front (objective budgets)", l, s)
+	}
+	if above+aboveFront > 0 {
+		p.Title.Text += fmt.Sprintf("; above %.0f minutes, not shown: %d HPA settings, %d of the %s front", yMax, above, aboveFront, c.Configured.Name)
 	}
 	for _, m := range []struct {
 		name  string
@@ -109,7 +110,7 @@ func PlotFronts(w io.Writer, c Comparison, title string) error {
 		dashed bool
 	}{
 		{fmt.Sprintf("budget: %d minutes", c.BudgetMinutes), float64(c.BudgetMinutes), false},
-		{fmt.Sprintf("round-2 B: %.1f minutes", c.Round2.B), c.Round2.B, true},
+		{fmt.Sprintf("round-2 B: %s minutes", strconv.FormatFloat(math.Round(100*c.Round2.B)/100, 'f', -1, 64)), c.Round2.B, true},
 	} {
 		l, err := plotter.NewLine(plotter.XYs{{X: xMin, Y: h.y}, {X: xMax, Y: h.y}})
 		if err != nil {

@@ -63,6 +63,7 @@ Exit codes: 0 done, 1 bad trace or unreadable history, 2 bad usage or policy fil
 	f.Duration("step", time.Minute, "with --prometheus: range query resolution; must divide a minute")
 	f.Bool("json", false, "print the result as JSON")
 	f.String("plot", "", "draw load, Ready replicas and SLO violations into this PNG file")
+	f.String("plot-fronts", "", "with an objective or --budget: draw GPU-hours against SLO-violation minutes of the HPA settings, both fronts and the oracle into this PNG file")
 	f.String("html", "", "write a self-contained HTML report (summary, table, plot) into this file")
 	f.Duration("plot-from", 0, "start of the plotted window, from the trace's start (default: the start of the day of the peak minute)")
 	f.Duration("plot-window", 24*time.Hour, "length of the plotted window (cut at the trace's end)")
@@ -133,6 +134,10 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		return errors.New("--budget compares one backtest with the HPA's settings: leave out --sweep")
 	}
 	compare := budget > 0 && len(axes) == 0
+	frontsPath := v.GetString("plot-fronts")
+	if frontsPath != "" && !compare {
+		return errors.New("--plot-fronts draws the objective comparison: give a policy with an objective or --budget, and no --sweep")
+	}
 	points, err := backtest.Grid(axes, par, p)
 	if err != nil {
 		return err
@@ -190,6 +195,15 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		}
 		if err := writeReports(plotPath, htmlPath, tr, results[0].Result, cmp, from, v.GetDuration("plot-window"), name, summary); err != nil {
 			return err
+		}
+	}
+	if frontsPath != "" {
+		var png bytes.Buffer
+		if err := backtest.PlotFronts(&png, *cmp, name); err != nil {
+			return err
+		}
+		if err := os.WriteFile(frontsPath, png.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write fronts plot: %w", err)
 		}
 	}
 	out := cmd.OutOrStdout()
