@@ -1,6 +1,7 @@
 package backtest
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,7 +41,13 @@ func readTraceFile(tb testing.TB, path string) Trace {
 // examplePolicy reads examples/backtest-policy.yaml.
 func examplePolicy(tb testing.TB) *policy.Policy {
 	tb.Helper()
-	fh, err := os.Open(filepath.Join("..", "examples", "backtest-policy.yaml"))
+	return examplePolicyFile(tb, "backtest-policy.yaml")
+}
+
+// examplePolicyFile reads the first policy of examples/name.
+func examplePolicyFile(tb testing.TB, name string) *policy.Policy {
+	tb.Helper()
+	fh, err := os.Open(filepath.Join("..", "examples", name))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -50,4 +57,17 @@ func examplePolicy(tb testing.TB) *policy.Policy {
 		tb.Fatal(err)
 	}
 	return &f.Policies[0]
+}
+
+// syntheticTrace returns minutes of a made-up daily load: a sine between 200 and 2200
+// requests a minute, with a burst of 1.8 times the load for 5 minutes every 97 minutes.
+func syntheticTrace(minutes int) Trace {
+	tr := make(Trace, minutes)
+	for m := range tr {
+		tr[m] = 1200 + 1000*math.Sin(2*math.Pi*float64(m)/1440)
+		if m%97 < 5 {
+			tr[m] *= 1.8
+		}
+	}
+	return tr
 }

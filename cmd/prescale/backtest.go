@@ -40,6 +40,12 @@ arrival rate in requests/s, read with range queries in chunks. --sweep key=v1,v2
 grid (several --sweep flags multiply) and prints the Pareto front of the configured
 policy's GPU-hours against SLO-violation minutes; keys: ` + strings.Join(backtest.SweepKeys(), ", ") + `.
 
+With an objective in the policy (or --budget), it also answers the objective's question:
+it sweeps the HPA's GPU target and scale-down window (75 settings) and prints the cheapest
+setting that holds the budget of violation minutes (or that none does), the policy as
+written, the saving, the oracle, the policy's front over other budgets, and the round-2
+check. The model's SLO defaults to the objective's.
+
 Exit codes: 0 done, 1 bad trace or unreadable history, 2 bad usage or policy file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,10 +63,12 @@ Exit codes: 0 done, 1 bad trace or unreadable history, 2 bad usage or policy fil
 	f.Duration("step", time.Minute, "with --prometheus: range query resolution; must divide a minute")
 	f.Bool("json", false, "print the result as JSON")
 	f.String("plot", "", "draw load, Ready replicas and SLO violations into this PNG file")
+	f.String("plot-fronts", "", "with an objective or --budget: draw GPU-hours against SLO-violation minutes of the HPA settings, both fronts and the oracle into this PNG file")
 	f.String("html", "", "write a self-contained HTML report (summary, table, plot) into this file")
 	f.Duration("plot-from", 0, "start of the plotted window, from the trace's start (default: the start of the day of the peak minute)")
 	f.Duration("plot-window", 24*time.Hour, "length of the plotted window (cut at the trace's end)")
 	f.StringArray("sweep", nil, "sweep a setting: key=v1,v2,... (repeat for a grid)")
+	f.String("budget", "", `compare with the cheapest HPA setting holding this share of minutes over the SLO: a fraction (0.001) or a percentage ("0.1%"); default: the policy's objective.budget`)
 	f.Bool("progress", false, "show a progress bar on standard error even when it is not a terminal")
 	f.Duration("tick", def.Tick, "model: control-loop interval dt")
 	f.Duration("startup", def.Startup, "model: time from pod creation to Ready")
@@ -69,7 +77,7 @@ Exit codes: 0 done, 1 bad trace or unreadable history, 2 bad usage or policy fil
 	f.Float64("queue-target", def.QueueTarget, "model: the baseline's per-pod queue-depth target")
 	f.Int32("min-replicas", def.MinReplicas, "model: minimum replicas of the baseline and the oracle")
 	f.Int32("max-replicas", 0, "model: maximum replicas of the baseline (default 2 x peak-replicas)")
-	f.Duration("slo", def.SLO, "model: allowed queueing delay")
+	f.Duration("slo", def.SLO, "model: allowed queueing delay (default: the policy's objective.slo, else 2s)")
 	f.Float64("gpus-per-replica", def.GPUsPerReplica, "model: GPUs each pod holds")
 	return cmd
 }
@@ -90,8 +98,24 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		SLO:               v.GetDuration("slo"),
 		GPUsPerReplica:    v.GetFloat64("gpus-per-replica"),
 	}
+	stderr := cmd.ErrOrStderr()
+	if o := p.Objective; o != nil {
+		if !cmd.Flags().Changed("slo") {
+			par.SLO = o.SLO.Duration
+		} else if par.SLO != o.SLO.Duration {
+			fmt.Fprintf(stderr, "prescale backtest: warning: --slo %v is not the objective's slo %v of policy %s: violations count over --slo\n", par.SLO, o.SLO.Duration, p.Name)
+		}
+	}
 	if err := par.Validate(); err != nil {
 		return fmt.Errorf("model parameters: %w", err)
+	}
+	var budget float64
+	if s := v.GetString("budget"); s != "" {
+		if budget, err = backtest.ParseBudget(s); err != nil {
+			return fmt.Errorf("--budget: %w", err)
+		}
+	} else if p.Objective != nil {
+		budget = p.Objective.BudgetFraction()
 	}
 	sweeps, _ := cmd.Flags().GetStringArray("sweep") // read directly: viper would split at commas
 	var axes []backtest.Axis
@@ -106,18 +130,32 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	if len(axes) > 0 && (plotPath != "" || htmlPath != "") {
 		return errors.New("--plot and --html show one backtest: leave out --sweep")
 	}
+	if len(axes) > 0 && cmd.Flags().Changed("budget") {
+		return errors.New("--budget compares one backtest with the HPA's settings: leave out --sweep")
+	}
+	compare := budget > 0 && len(axes) == 0
+	frontsPath := v.GetString("plot-fronts")
+	if frontsPath != "" && !compare {
+		return errors.New("--plot-fronts draws the objective comparison: give a policy with an objective or --budget, and no --sweep")
+	}
 	points, err := backtest.Grid(axes, par, p)
 	if err != nil {
 		return err
 	}
 
-	stderr := cmd.ErrOrStderr()
 	tr, name, err := readLoad(cmd, v)
 	if err != nil {
 		fmt.Fprintf(stderr, "prescale backtest: %v\n", err)
 		return exitError{code: 1}
 	}
-	progress, done := progressFunc(stderr, v.GetBool("progress"), len(points))
+	// The bar counts ticks over every run: each grid point's three contenders, then the
+	// comparison's runs.
+	ticks := len(tr) * int(time.Minute/par.Tick)
+	runs := 3 * len(points)
+	if compare {
+		runs += backtest.CompareRuns(p.Objective != nil)
+	}
+	progress, done := progressFunc(stderr, v.GetBool("progress"), runs*ticks)
 	defer done()
 	results := make([]backtest.SweepResult, len(points))
 	for i, pt := range points {
@@ -127,13 +165,25 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		}
 		opt := backtest.Options{Params: pt.Params, Record: plotPath != "" || htmlPath != ""}
 		if progress != nil {
-			opt.Progress = func(d, total int) { progress(i, d, total) }
+			opt.Progress = func(d, total int) { progress(i*total + d) }
 		}
 		res, err := backtest.Run(tr, cs, opt)
 		if err != nil {
 			return err
 		}
 		results[i] = backtest.SweepResult{Settings: pt.Settings, Result: res}
+	}
+	var cmp *backtest.Comparison
+	if compare {
+		opt := backtest.CompareOptions{Params: par, Budget: budget}
+		if progress != nil {
+			opt.Progress = func(d, _ int) { progress(3*ticks + d) }
+		}
+		c, err := backtest.Compare(tr, p, results[0].Result, opt)
+		if err != nil {
+			return err
+		}
+		cmp = &c
 	}
 	done()
 
@@ -143,21 +193,36 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		if !cmd.Flags().Changed("plot-from") {
 			from = peakDay(tr)
 		}
-		if err := writeReports(plotPath, htmlPath, tr, results[0].Result, from, v.GetDuration("plot-window"), name, summary); err != nil {
+		if err := writeReports(plotPath, htmlPath, tr, results[0].Result, cmp, from, v.GetDuration("plot-window"), name, summary); err != nil {
 			return err
+		}
+	}
+	if frontsPath != "" {
+		var png bytes.Buffer
+		if err := backtest.PlotFronts(&png, *cmp, name); err != nil {
+			return err
+		}
+		if err := os.WriteFile(frontsPath, png.Bytes(), 0o644); err != nil {
+			return fmt.Errorf("write fronts plot: %w", err)
 		}
 	}
 	out := cmd.OutOrStdout()
 	switch {
 	case v.GetBool("json"):
-		return writeJSON(out, name, par, p, results, len(axes) > 0)
+		return writeJSON(out, name, par, p, results, len(axes) > 0, cmp)
 	case len(axes) > 0:
 		fmt.Fprintf(out, "%s: %s (each row changes it by its settings)\n\n", name, summary)
 		return backtest.WriteSweep(out, p.Name, results)
-	default:
-		fmt.Fprintf(out, "%s: %s\n\n", name, summary)
-		return backtest.WriteTable(out, results[0].Result)
 	}
+	fmt.Fprintf(out, "%s: %s\n\n", name, summary)
+	if err := backtest.WriteTable(out, results[0].Result); err != nil {
+		return err
+	}
+	if cmp == nil {
+		return nil
+	}
+	fmt.Fprintln(out)
+	return backtest.WriteComparison(out, *cmp)
 }
 
 // readLoad reads the trace from --trace or from --prometheus, and names it.
@@ -228,23 +293,23 @@ func describe(tr backtest.Trace, par backtest.Params, res backtest.Result) strin
 		res.Minutes, span, res.Ticks, par.Tick, tr.Peak(), res.Mu, par.PeakReplicas, 100*par.TargetUtilization, par.Startup, par.SLO)
 }
 
-// progressFunc returns a progress callback (grid point i, ticks done, ticks total) and a
-// function that ends the bar; the callback is nil when no bar is shown: stderr is not a
-// terminal and --progress was not given.
-func progressFunc(stderr io.Writer, force bool, points int) (func(i, done, total int), func()) {
+// progressFunc returns a progress callback (ticks done, of total over the whole command)
+// and a function that ends the bar; the callback is nil when no bar is shown: stderr is not
+// a terminal and --progress was not given.
+func progressFunc(stderr io.Writer, force bool, total int) (func(done int), func()) {
 	fh, isFile := stderr.(*os.File)
 	if !force && (!isFile || !term.IsTerminal(int(fh.Fd()))) {
 		return nil, func() {}
 	}
 	const unit = 1000
 	var bar *progressbar.ProgressBar
-	return func(i, done, total int) {
+	return func(done int) {
 			if bar == nil {
-				bar = progressbar.NewOptions(points*total/unit, progressbar.OptionSetWriter(stderr),
+				bar = progressbar.NewOptions(total/unit, progressbar.OptionSetWriter(stderr),
 					progressbar.OptionSetDescription("backtest"), progressbar.OptionThrottle(100*time.Millisecond),
 					progressbar.OptionClearOnFinish())
 			}
-			_ = bar.Set((i*total + done) / unit)
+			_ = bar.Set(done / unit)
 		}, func() {
 			if bar != nil {
 				_ = bar.Finish()
@@ -265,8 +330,9 @@ func peakDay(tr backtest.Trace) time.Duration {
 }
 
 // writeReports draws the plot of the window [start, start+window) and writes it to
-// plotPath, and the HTML report with it to htmlPath; an empty path is skipped.
-func writeReports(plotPath, htmlPath string, tr backtest.Trace, res backtest.Result, start, window time.Duration, name, summary string) error {
+// plotPath, and the HTML report with it (and, with cmp, the objective comparison and its
+// fronts) to htmlPath; an empty path is skipped.
+func writeReports(plotPath, htmlPath string, tr backtest.Trace, res backtest.Result, cmp *backtest.Comparison, start, window time.Duration, name, summary string) error {
 	from := int(start / time.Minute)
 	to := min(len(tr), from+int(window/time.Minute))
 	var png bytes.Buffer
@@ -279,8 +345,16 @@ func writeReports(plotPath, htmlPath string, tr backtest.Trace, res backtest.Res
 		}
 	}
 	if htmlPath != "" {
+		rep := backtest.Report{Title: name, Summary: summary, Result: res, PNG: png.Bytes(), Comparison: cmp}
+		if cmp != nil {
+			var fronts bytes.Buffer
+			if err := backtest.PlotFronts(&fronts, *cmp, name); err != nil {
+				return err
+			}
+			rep.FrontsPNG = fronts.Bytes()
+		}
 		var page bytes.Buffer
-		if err := backtest.WriteHTML(&page, name, summary, res, png.Bytes()); err != nil {
+		if err := backtest.WriteHTML(&page, rep); err != nil {
 			return err
 		}
 		if err := os.WriteFile(htmlPath, page.Bytes(), 0o644); err != nil {
@@ -303,14 +377,15 @@ type jsonParams struct {
 	GPUsPerReplica    float64 `json:"gpusPerReplica"`
 }
 
-func writeJSON(w io.Writer, name string, par backtest.Params, p *policy.Policy, results []backtest.SweepResult, sweep bool) error {
+func writeJSON(w io.Writer, name string, par backtest.Params, p *policy.Policy, results []backtest.SweepResult, sweep bool, cmp *backtest.Comparison) error {
 	out := struct {
-		Trace  string                 `json:"trace"`
-		Policy string                 `json:"policy"`
-		Params jsonParams             `json:"params"`
-		Result *backtest.Result       `json:"result,omitempty"`
-		Sweep  []backtest.SweepResult `json:"sweep,omitempty"`
-	}{Trace: name, Policy: p.Name, Params: jsonParams{par.Tick.Seconds(), par.Startup.Seconds(), par.PeakReplicas,
+		Trace     string                 `json:"trace"`
+		Policy    string                 `json:"policy"`
+		Params    jsonParams             `json:"params"`
+		Result    *backtest.Result       `json:"result,omitempty"`
+		Sweep     []backtest.SweepResult `json:"sweep,omitempty"`
+		Objective *backtest.Comparison   `json:"objective,omitempty"`
+	}{Trace: name, Policy: p.Name, Objective: cmp, Params: jsonParams{par.Tick.Seconds(), par.Startup.Seconds(), par.PeakReplicas,
 		par.TargetUtilization, par.QueueTarget, par.MinReplicas, par.Max(), par.SLO.Seconds(), par.GPUsPerReplica}}
 	if sweep {
 		out.Sweep = results

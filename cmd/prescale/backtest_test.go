@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,6 +125,12 @@ func TestBacktestCommandErrors(t *testing.T) {
 			"prescale: model parameters: peak replicas: must be >= 1, got 0\n"},
 		{"prometheus without a range", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1"}, 1,
 			"prescale backtest: --from: required with --prometheus\n"},
+		{"a budget that is no number", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "abc"}, 2,
+			"prescale: --budget: want a fraction (0.001) or a percentage (\"0.1%\"), got \"abc\"\n"},
+		{"a budget over half the minutes", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "60%"}, 2,
+			"prescale: --budget: must be within (0, 50%], got \"60%\"\n"},
+		{"a budget with a sweep", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "1%", "--sweep", "queueTarget=2,5"}, 2,
+			"prescale: --budget compares one backtest with the HPA's settings: leave out --sweep\n"},
 		{"a query binding to no series", "minute,requests\n0,5\n", []string{"backtest", "-f", unbound, "--trace", "-"}, 2,
 			"prescale: bind metric tokens of policy tokens: query \"sum(rate(vllm:generation_tokens_total[1m]))\" mentions none of the model's series (DCGM_FI_DEV_GPU_UTIL, vllm:num_requests_waiting, vllm:e2e_request_latency_seconds, inference_requests_total)\n"},
 	}
@@ -133,5 +141,121 @@ func TestBacktestCommandErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", code, stderr, tc.code, tc.stderr)
 			}
 		})
+	}
+}
+
+// syntheticCSV is a made-up 12-hour trace: a sine between 200 and 2200 requests a minute,
+// with a burst of 1.8 times the load for 5 minutes every 97 minutes.
+func syntheticCSV() string {
+	var b strings.Builder
+	b.WriteString("minute,requests\n")
+	for m := range 720 {
+		r := 1200 + 1000*math.Sin(2*math.Pi*float64(m)/1440)
+		if m%97 < 5 {
+			r *= 1.8
+		}
+		fmt.Fprintf(&b, "%d,%.0f\n", m, r)
+	}
+	return b.String()
+}
+
+func TestBacktestCommandObjective(t *testing.T) {
+	html := filepath.Join(t.TempDir(), "slo.html")
+	code, out, stderr := runPrescale(t, syntheticCSV(), "backtest", "-f", "../../examples/slo-policy.yaml", "--trace", "-", "--json", "--html", html)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr: %s", code, stderr)
+	}
+	type outcome struct {
+		GPUHours            float64 `json:"gpuHours"`
+		SLOViolationMinutes *int    `json:"sloViolationMinutes"`
+	}
+	var got struct {
+		Params struct {
+			SLOSeconds float64 `json:"sloSeconds"`
+		} `json:"params"`
+		Objective *struct {
+			Budget        float64 `json:"budget"`
+			Minutes       int     `json:"minutes"`
+			BudgetMinutes *int    `json:"budgetMinutes"`
+			HPAGrid       []struct {
+				GPUTarget              float64 `json:"gpuTarget"`
+				ScaleDownWindowSeconds *int32  `json:"scaleDownWindowSeconds"`
+				outcome
+			} `json:"hpaGrid"`
+			HPAFront []int           `json:"hpaFront"`
+			Cheapest json.RawMessage `json:"cheapestHpaHolding"`
+			Fewest   outcome         `json:"fewestViolationsHpa"`
+			Prescale struct {
+				Name string `json:"name"`
+				outcome
+				Holds *bool `json:"holds"`
+			} `json:"prescale"`
+			Saving json.RawMessage `json:"saving"`
+			Oracle outcome         `json:"oracle"`
+			Front  []struct {
+				Budget float64 `json:"budget"`
+				outcome
+			} `json:"prescaleFront"`
+			Round2 struct {
+				B        float64         `json:"budgetMinutes"`
+				Exact    float64         `json:"objectiveMinutes"`
+				Fewest   *int            `json:"fewestHpaViolationMinutes"`
+				Cheapest json.RawMessage `json:"cheapestHpaHolding"`
+				Ratio    json.RawMessage `json:"gpuHoursRatio"`
+				Holds    *bool           `json:"holds"`
+				Met      *bool           `json:"met"`
+			} `json:"round2"`
+		} `json:"objective"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("output %q: %v", out, err)
+	}
+	o := got.Objective
+	// slo-policy.yaml: budget 0.1% over 2 s; 0.001 x 720 = 0.72: no minute.
+	if o == nil || got.Params.SLOSeconds != 2 || o.Budget != 0.001 || o.Minutes != 720 || o.BudgetMinutes == nil || *o.BudgetMinutes != 0 {
+		t.Fatalf("json: %s", out)
+	}
+	if len(o.HPAGrid) != 75 || o.HPAGrid[0].GPUTarget != 30 || o.HPAGrid[0].ScaleDownWindowSeconds == nil || o.HPAGrid[74].GPUTarget != 85 ||
+		len(o.HPAFront) == 0 || o.Cheapest == nil || o.Fewest.SLOViolationMinutes == nil || o.Prescale.Name != "prescale" ||
+		o.Prescale.Holds == nil || o.Saving == nil || o.Oracle.GPUHours <= 0 || len(o.Front) != 6 || o.Front[5].Budget != 0.02 {
+		t.Errorf("objective: %+v", o)
+	}
+	// B = max(0.72, ceil(1.2 x the fewest)).
+	r := o.Round2
+	if r.Fewest == nil || r.Exact != 0.72 || r.B < 0.72 || r.Cheapest == nil || r.Ratio == nil || r.Holds == nil || r.Met == nil {
+		t.Errorf("round2: %+v", r)
+	}
+	page, err := os.ReadFile(html)
+	if err != nil || !bytes.Contains(page, []byte("<h2>Objective</h2>")) || bytes.Count(page, []byte(`src="data:image/png;base64,iVBOR`)) != 2 {
+		t.Errorf("html report (%v):\n%.2000s", err, page)
+	}
+}
+
+func TestBacktestCommandObjectiveText(t *testing.T) {
+	code, out, stderr := runPrescale(t, syntheticCSV(), "backtest", "-f", "../../examples/slo-policy.yaml", "--trace", "-", "--slo", "3s", "--budget", "2%")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr: %s", code, stderr)
+	}
+	// --budget replaces the objective's 0.1%: 0.02 x 720 = 14.4 minutes, 14 whole ones.
+	for _, want := range []string{"SLO 3s\n", "Objective: at most 2% of minutes over the 3s SLO: budget 2% of 720 minutes = 14 minutes\n",
+		"prescale (policy as written):", "  oracle:", "Round-2 check: B = max(2% x 720 = 14.4, "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if want := "prescale backtest: warning: --slo 3s is not the objective's slo 2s of policy prescale: violations count over --slo\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+}
+
+func TestBacktestCommandBudgetWithoutObjective(t *testing.T) {
+	code, out, stderr := runPrescale(t, syntheticCSV(), "backtest", "-f", "../../examples/backtest-policy.yaml", "--trace", "-", "--budget", "0.01")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr: %s", code, stderr)
+	}
+	// 0.01 x 720 = 7.2 minutes; a policy without an objective has no front.
+	if !strings.Contains(out, "Objective: at most 1% of minutes over the 2s SLO: budget 1% of 720 minutes = 7 minutes\n") ||
+		strings.Contains(out, "front") || !strings.Contains(out, "Round-2 check") {
+		t.Errorf("output:\n%s", out)
 	}
 }

@@ -1,0 +1,435 @@
+package backtest
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"text/tabwriter"
+
+	"github.com/prescale/prescale/policy"
+)
+
+// The HPA settings that Compare sweeps: each GPU-utilization target (percent, the
+// AverageValue of the baseline's GPU metric) with each scale-down stabilization window
+// (seconds), 15 x 5 = 75 settings; the queue target and the rest of Baseline unchanged.
+var (
+	HPAGPUTargets       = []float64{30, 35, 40, 45, 50, 55, 60, 62.5, 65, 67.5, 70, 72.5, 75, 80, 85}
+	HPAScaleDownWindows = []int32{0, 60, 120, 300, 600}
+)
+
+// FrontBudgets are the objective budgets (fractions of minutes) of the prescale front: the
+// configured policy run with its objective's budget replaced by each.
+var FrontBudgets = []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02}
+
+// Round2Factor and Round2Margin define the round-2 check: the benchmark budget is at least
+// Round2Margin x the fewest violation minutes of any HPA setting, and the configured policy
+// must hold it with at most Round2Factor x the GPU-hours of the cheapest HPA setting that
+// does.
+const (
+	Round2Factor = 0.8
+	Round2Margin = 1.2
+)
+
+// Outcome is the part of a Score that the objective comparison weighs.
+type Outcome struct {
+	GPUHours            float64 `json:"gpuHours"`
+	SLOViolationMinutes int     `json:"sloViolationMinutes"`
+	ScaleEvents         int     `json:"scaleEvents"`
+}
+
+func outcome(s Score) Outcome {
+	return Outcome{GPUHours: s.GPUHours, SLOViolationMinutes: s.SLOViolationMinutes, ScaleEvents: s.ScaleEvents}
+}
+
+// HPASetting is one setting of the HPA sweep and its outcome.
+type HPASetting struct {
+	// GPUTarget is the GPU metric's AverageValue, percent.
+	GPUTarget float64 `json:"gpuTarget"`
+	// ScaleDownWindowSeconds is the scale-down stabilization window.
+	ScaleDownWindowSeconds int32 `json:"scaleDownWindowSeconds"`
+	Outcome
+}
+
+// String names the setting as a sweep does: "gpuTarget=45 scaleDownWindow=600".
+func (s HPASetting) String() string {
+	return fmt.Sprintf("gpuTarget=%s scaleDownWindow=%d", strconv.FormatFloat(s.GPUTarget, 'f', -1, 64), s.ScaleDownWindowSeconds)
+}
+
+// HPAGrid returns the Baseline policy of par at every setting of HPAGPUTargets x
+// HPAScaleDownWindows, the GPU target varying slowest, with the settings (outcomes empty).
+func HPAGrid(par Params) ([]*policy.Policy, []HPASetting, error) {
+	base, err := Baseline(par)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ps []*policy.Policy
+	var settings []HPASetting
+	for _, target := range HPAGPUTargets {
+		for _, window := range HPAScaleDownWindows {
+			p := clonePolicy(base)
+			if err := setTarget(p, GPUUtil, strconv.FormatFloat(target, 'f', -1, 64)); err != nil {
+				return nil, nil, fmt.Errorf("hpa setting gpuTarget=%v: %w", target, err)
+			}
+			if err := setWindow(p, strconv.Itoa(int(window)), func(b *policy.Behavior) **policy.Rules { return &b.ScaleDown }); err != nil {
+				return nil, nil, fmt.Errorf("hpa setting scaleDownWindow=%d: %w", window, err)
+			}
+			ps = append(ps, p)
+			settings = append(settings, HPASetting{GPUTarget: target, ScaleDownWindowSeconds: window})
+		}
+	}
+	return ps, settings, nil
+}
+
+// WithBudget returns a copy of p whose objective's budget is budget; p must have an
+// objective.
+func WithBudget(p *policy.Policy, budget float64) *policy.Policy {
+	c := clonePolicy(p)
+	o := *p.Objective
+	b := policy.Fraction(budget)
+	o.Budget = &b
+	c.Objective = &o
+	return c
+}
+
+// RunEach runs each policy alone on tr with the parameters par, on up to GOMAXPROCS
+// goroutines, and returns their outcomes in the order of ps: the same as running them one
+// after another. progress, when set, is called (never concurrently) with the ticks
+// simulated so far over all runs and their total. On failure it returns the error of the
+// first failing policy in ps's order.
+func RunEach(tr Trace, ps []*policy.Policy, par Params, progress func(done, total int)) ([]Outcome, error) {
+	out := make([]Outcome, len(ps))
+	errs := make([]error, len(ps))
+	var (
+		mu    sync.Mutex
+		last  = make([]int, len(ps))
+		sum   int
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		ticks = len(tr) * par.ticksPerMinute()
+	)
+	report := func(i, done int) {
+		mu.Lock()
+		defer mu.Unlock()
+		sum += done - last[i]
+		last[i] = done
+		progress(sum, len(ps)*ticks)
+	}
+	for range min(runtime.GOMAXPROCS(0), len(ps)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(ps) {
+					return
+				}
+				opt := Options{Params: par}
+				if progress != nil {
+					opt.Progress = func(done, _ int) { report(i, done) }
+				}
+				res, err := Run(tr, []Contender{{Name: ps[i].Name, Policy: ps[i]}}, opt)
+				if err != nil {
+					errs[i] = err
+					continue
+				}
+				out[i] = outcome(res.Policies[0].Score)
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// BudgetMinutes returns the violation minutes that a budget (a fraction of minutes) allows
+// on a trace of minutes: floor(budget x minutes), forgiving a float64 rounding error
+// (0.005 x 1000 is 5).
+func BudgetMinutes(budget float64, minutes int) int {
+	return int(math.Floor(budget*float64(minutes) + 1e-9))
+}
+
+// Cheapest returns the index of the setting with the fewest GPU-hours among those with at
+// most budget violation minutes (ties: fewer violation minutes, then the first), and false
+// when none has.
+func Cheapest(settings []HPASetting, budget float64) (int, bool) {
+	best := -1
+	for i, s := range settings {
+		if float64(s.SLOViolationMinutes) > budget {
+			continue
+		}
+		if best < 0 || s.GPUHours < settings[best].GPUHours ||
+			s.GPUHours == settings[best].GPUHours && s.SLOViolationMinutes < settings[best].SLOViolationMinutes {
+			best = i
+		}
+	}
+	return best, best >= 0
+}
+
+// Fewest returns the index of the setting with the fewest violation minutes (ties: fewer
+// GPU-hours, then the first); settings must not be empty.
+func Fewest(settings []HPASetting) int {
+	best := 0
+	for i, s := range settings {
+		b := settings[best]
+		if s.SLOViolationMinutes < b.SLOViolationMinutes || s.SLOViolationMinutes == b.SLOViolationMinutes && s.GPUHours < b.GPUHours {
+			best = i
+		}
+	}
+	return best
+}
+
+// Configured is the configured policy's outcome as written, and whether it holds a budget.
+type Configured struct {
+	Name string `json:"name"`
+	Outcome
+	Holds bool `json:"holds"`
+}
+
+// FrontPoint is the configured policy run with its objective's budget replaced by Budget.
+type FrontPoint struct {
+	Budget float64 `json:"budget"`
+	Outcome
+}
+
+// Round2 is the benchmark criterion: B = max(budget x minutes, ceil(Round2Margin x the
+// fewest violation minutes of any HPA setting)); met when the configured policy holds B
+// with at most Round2Factor x the GPU-hours of the cheapest HPA setting holding B (or holds
+// B where no HPA setting does).
+type Round2 struct {
+	// B is the benchmark budget, in minutes; Exact is budget x minutes (not floored) and
+	// FewestHPA the fewest violation minutes of any HPA setting.
+	B         float64 `json:"budgetMinutes"`
+	Exact     float64 `json:"objectiveMinutes"`
+	FewestHPA int     `json:"fewestHpaViolationMinutes"`
+	// Cheapest is the cheapest HPA setting holding B, nil when none does.
+	Cheapest *HPASetting `json:"cheapestHpaHolding"`
+	// Ratio is the configured policy's GPU-hours over Cheapest's, nil without Cheapest.
+	Ratio *float64 `json:"gpuHoursRatio"`
+	Holds bool     `json:"holds"`
+	Met   bool     `json:"met"`
+}
+
+// Comparison answers an objective's question on one trace: the cheapest HPA setting that
+// holds the budget, the configured policy as written, the saving, and the oracle.
+type Comparison struct {
+	// Budget is the fraction of minutes allowed over the SLO; BudgetMinutes is
+	// BudgetMinutes(Budget, Minutes).
+	Budget        float64 `json:"budget"`
+	SLOSeconds    float64 `json:"sloSeconds"`
+	Minutes       int     `json:"minutes"`
+	BudgetMinutes int     `json:"budgetMinutes"`
+	// HPA is the HPA sweep in grid order; HPAFront indexes its Pareto front of GPU-hours
+	// against violation minutes, by GPU-hours.
+	HPA      []HPASetting `json:"hpaGrid"`
+	HPAFront []int        `json:"hpaFront"`
+	// Cheapest is the cheapest HPA setting holding BudgetMinutes, nil when none does;
+	// Fewest the one with the fewest violation minutes.
+	Cheapest *HPASetting `json:"cheapestHpaHolding"`
+	Fewest   HPASetting  `json:"fewestViolationsHpa"`
+	// Configured is the configured policy as written.
+	Configured Configured `json:"prescale"`
+	// Saving is 1 - Configured's GPU-hours / Cheapest's, when both hold the budget; nil
+	// otherwise.
+	Saving *float64 `json:"saving"`
+	Oracle Outcome  `json:"oracle"`
+	// Front is the configured policy at each of FrontBudgets, empty for a policy without
+	// an objective.
+	Front  []FrontPoint `json:"prescaleFront,omitempty"`
+	Round2 Round2       `json:"round2"`
+}
+
+// CompareOptions are Compare's inputs besides the trace and the policy.
+type CompareOptions struct {
+	// Params are the model's; Params.SLO should be the objective's.
+	Params Params
+	// Budget is the fraction of minutes allowed over the SLO, (0, 0.5].
+	Budget float64
+	// Progress, when set, is called with the ticks simulated so far over all of Compare's
+	// runs and their total.
+	Progress func(done, total int)
+}
+
+// CompareRuns is the number of runs Compare makes for a policy with (objective true) or
+// without an objective.
+func CompareRuns(objective bool) int {
+	n := len(HPAGPUTargets) * len(HPAScaleDownWindows)
+	if objective {
+		n += len(FrontBudgets)
+	}
+	return n
+}
+
+// Compare sweeps the HPA settings on tr and, for a configured policy with an objective,
+// its front; res is the backtest of configured on tr (Contenders, same Params), which gives
+// the policy as written and the oracle.
+func Compare(tr Trace, configured *policy.Policy, res Result, opt CompareOptions) (Comparison, error) {
+	if !(opt.Budget > 0 && opt.Budget <= policy.MaxObjectiveBudget) {
+		return Comparison{}, fmt.Errorf("budget: must be within (0, 50%%], got %v", opt.Budget)
+	}
+	conf, ok := res.Policy(configured.Name)
+	if !ok {
+		return Comparison{}, fmt.Errorf("the backtest has no result of policy %s", configured.Name)
+	}
+	orc, ok := res.Policy(OracleName)
+	if !ok {
+		return Comparison{}, fmt.Errorf("the backtest has no result of the %s", OracleName)
+	}
+	ps, settings, err := HPAGrid(opt.Params)
+	if err != nil {
+		return Comparison{}, err
+	}
+	nHPA := len(ps)
+	if configured.Objective != nil {
+		for _, b := range FrontBudgets {
+			ps = append(ps, WithBudget(configured, b))
+		}
+	}
+	outs, err := RunEach(tr, ps, opt.Params, opt.Progress)
+	if err != nil {
+		return Comparison{}, err
+	}
+	for i := range settings {
+		settings[i].Outcome = outs[i]
+	}
+	c := Comparison{
+		Budget:        opt.Budget,
+		SLOSeconds:    opt.Params.SLO.Seconds(),
+		Minutes:       len(tr),
+		BudgetMinutes: BudgetMinutes(opt.Budget, len(tr)),
+		HPA:           settings,
+		Fewest:        settings[Fewest(settings)],
+		Oracle:        outcome(orc.Score),
+	}
+	x, y := make([]float64, nHPA), make([]float64, nHPA)
+	for i, s := range settings {
+		x[i], y[i] = s.GPUHours, float64(s.SLOViolationMinutes)
+	}
+	c.HPAFront = Pareto(x, y)
+	c.Configured = Configured{Name: configured.Name, Outcome: outcome(conf.Score), Holds: conf.SLOViolationMinutes <= c.BudgetMinutes}
+	if i, ok := Cheapest(settings, float64(c.BudgetMinutes)); ok {
+		c.Cheapest = &settings[i]
+		if c.Configured.Holds {
+			c.Saving = ptr(1 - c.Configured.GPUHours/c.Cheapest.GPUHours)
+		}
+	}
+	for i, b := range FrontBudgets[:len(outs)-nHPA] {
+		c.Front = append(c.Front, FrontPoint{Budget: b, Outcome: outs[nHPA+i]})
+	}
+	c.Round2 = round2(opt.Budget, len(tr), settings, c.Configured.Outcome)
+	return c, nil
+}
+
+// round2 computes the round-2 check of conf against the HPA settings.
+func round2(budget float64, minutes int, settings []HPASetting, conf Outcome) Round2 {
+	r := Round2{Exact: budget * float64(minutes), FewestHPA: settings[Fewest(settings)].SLOViolationMinutes}
+	r.B = max(r.Exact, math.Ceil(Round2Margin*float64(r.FewestHPA)-1e-9))
+	r.Holds = float64(conf.SLOViolationMinutes) <= r.B
+	if i, ok := Cheapest(settings, r.B); ok {
+		r.Cheapest = &settings[i]
+		r.Ratio = ptr(conf.GPUHours / r.Cheapest.GPUHours)
+		r.Met = r.Holds && *r.Ratio <= Round2Factor
+	} else {
+		r.Met = r.Holds
+	}
+	return r
+}
+
+// WriteComparison writes c as text: the budget, the cheapest HPA setting holding it (or the
+// fewest violation minutes of any), the configured policy as written, the saving, the
+// oracle, the configured policy's front, and the round-2 check.
+func WriteComparison(w io.Writer, c Comparison) error {
+	var b strings.Builder
+	// Rounded to 2 decimals: 100 x 0.0005 is 0.049999999999999996 in float64.
+	num := func(v float64) string { return strconv.FormatFloat(math.Round(100*v)/100, 'f', -1, 64) }
+	pct := func(f float64) string { return num(100*f) + "%" }
+	score := func(o Outcome) string {
+		return fmt.Sprintf("%8.1f GPU-hours  %5d SLO-viol min  %5d scale events", o.GPUHours, o.SLOViolationMinutes, o.ScaleEvents)
+	}
+	fmt.Fprintf(&b, "Objective: at most %s of minutes over the %gs SLO: budget %s of %d minutes = %d minutes\n",
+		pct(c.Budget), c.SLOSeconds, pct(c.Budget), c.Minutes, c.BudgetMinutes)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	if c.Cheapest != nil {
+		fmt.Fprintf(tw, "  cheapest HPA setting holding it (of %d):\t%s\t%s\n", len(c.HPA), c.Cheapest, score(c.Cheapest.Outcome))
+	} else {
+		fmt.Fprintf(tw, "  no HPA setting of the %d holds it; fewest:\t%s\t%s\n", len(c.HPA), c.Fewest, score(c.Fewest.Outcome))
+	}
+	holds := "holds it"
+	if !c.Configured.Holds {
+		holds = "does not hold it"
+	}
+	fmt.Fprintf(tw, "  %s (policy as written):\t%s\t%s\n", c.Configured.Name, holds, score(c.Configured.Outcome))
+	fmt.Fprintf(tw, "  oracle:\t\t%s\n", score(c.Oracle))
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write comparison: %w", err)
+	}
+	switch {
+	case c.Saving != nil:
+		fmt.Fprintf(&b, "  saving: %.1f%% fewer GPU-hours than the cheapest HPA setting holding it\n", 100**c.Saving)
+	case c.Cheapest == nil && c.Configured.Holds:
+		fmt.Fprintf(&b, "  saving: none to measure: %s holds it, no HPA setting does\n", c.Configured.Name)
+	case c.Cheapest == nil:
+		fmt.Fprintf(&b, "  saving: none to measure: neither %s nor any HPA setting holds it\n", c.Configured.Name)
+	default:
+		fmt.Fprintf(&b, "  saving: none: %s does not hold it; %.1f%% fewer GPU-hours than the cheapest HPA setting that does\n",
+			c.Configured.Name, 100*(1-c.Configured.GPUHours/c.Cheapest.GPUHours))
+	}
+	if len(c.Front) > 0 {
+		fmt.Fprintf(&b, "  %s front, its objective's budget replaced:\n", c.Configured.Name)
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "    \tbudget\tGPU-hours\tSLO-viol min\tscale events\t")
+		for _, f := range c.Front {
+			fmt.Fprintf(tw, "    \t%s\t%.1f\t%d\t%d\t\n", pct(f.Budget), f.GPUHours, f.SLOViolationMinutes, f.ScaleEvents)
+		}
+		if err := tw.Flush(); err != nil {
+			return fmt.Errorf("write comparison: %w", err)
+		}
+	}
+	r := c.Round2
+	fmt.Fprintf(&b, "Round-2 check: B = max(%s x %d = %s, ceil(%g x %d, the fewest of any HPA setting) = %.0f) = %s minutes; ",
+		pct(c.Budget), c.Minutes, num(r.Exact), Round2Margin, r.FewestHPA, math.Ceil(Round2Margin*float64(r.FewestHPA)-1e-9), num(r.B))
+	verdict := "met"
+	if !r.Met {
+		verdict = "NOT MET"
+	}
+	holdsB := "holds B"
+	if !r.Holds {
+		holdsB = "does not hold B"
+	}
+	if r.Cheapest != nil {
+		fmt.Fprintf(&b, "cheapest HPA setting holding B: %s %.1f GPU-hours %d min; %s %.1f GPU-hours %d min: %s, %.3f x its GPU-hours (<= %g): %s\n",
+			r.Cheapest, r.Cheapest.GPUHours, r.Cheapest.SLOViolationMinutes, c.Configured.Name, c.Configured.GPUHours,
+			c.Configured.SLOViolationMinutes, holdsB, *r.Ratio, Round2Factor, verdict)
+	} else {
+		fmt.Fprintf(&b, "no HPA setting holds B; %s %d min: %s: %s\n", c.Configured.Name, c.Configured.SLOViolationMinutes, holdsB, verdict)
+	}
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write comparison: %w", err)
+	}
+	return nil
+}
+
+// ParseBudget reads a budget of minutes over the SLO: a fraction ("0.001") or a percentage
+// ("0.1%"), within (0, 50%].
+func ParseBudget(s string) (float64, error) {
+	t := strings.TrimSpace(s)
+	scale := 1.0
+	if rest, ok := strings.CutSuffix(t, "%"); ok {
+		t, scale = strings.TrimSpace(rest), 100
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf(`want a fraction (0.001) or a percentage ("0.1%%"), got %q`, s)
+	}
+	v /= scale
+	if !(v > 0 && v <= policy.MaxObjectiveBudget) {
+		return 0, fmt.Errorf("must be within (0, 50%%], got %q", s)
+	}
+	return v, nil
+}
