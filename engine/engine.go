@@ -108,6 +108,9 @@ func (e *Engine) SetPolicy(p *policy.Policy) {
 	case e.fc == nil || !e.fc.sameSpec(f):
 		e.fc = newForecaster(f)
 	}
+	if e.fc != nil {
+		e.fc.hold = f.HoldFor(p.Objective != nil)
+	}
 }
 
 // Reset forgets the decision History, as for a target deleted and recreated: the old

@@ -96,13 +96,52 @@ type forecaster struct {
 	loads []forecast.Sample
 	// input is the forecast of the current Step, nil without one.
 	input *policy.ForecastInput
+	// hold is forecast.hold for the policy in force; held[heldHead:] are the plans of the
+	// last hold in time order, each smaller than the one before (a monotonic queue: its
+	// head is the largest).
+	hold     time.Duration
+	held     []heldPlan
+	heldHead int
 	// st, underRate and mape are the storage of the status each Step returns, reused so
 	// that a Step allocates nothing for it.
 	st              ForecastStatus
 	underRate, mape float64
 }
 
+// heldPlan is a load planned at an instant.
+type heldPlan struct {
+	at    time.Time
+	value float64
+}
+
 func newForecaster(f *policy.Forecast) *forecaster { return &forecaster{spec: *f} }
+
+// holdPlan applies forecast.hold to the forecast of this Step: a plan made now (fresh)
+// joins the queue, plans older than the hold leave it, and the largest left is the plan.
+func (fc *forecaster) holdPlan(fresh bool, now time.Time) {
+	in := fc.input
+	if fc.hold <= 0 || in == nil {
+		fc.held, fc.heldHead = fc.held[:0], 0
+		return
+	}
+	if fresh {
+		for len(fc.held) > fc.heldHead && fc.held[len(fc.held)-1].value <= in.Value {
+			fc.held = fc.held[:len(fc.held)-1]
+		}
+		fc.held = append(fc.held, heldPlan{at: now, value: in.Value})
+	}
+	cut := now.Add(-fc.hold)
+	for fc.heldHead < len(fc.held) && !fc.held[fc.heldHead].at.After(cut) {
+		fc.heldHead++
+	}
+	if fc.heldHead > 32 && fc.heldHead > len(fc.held)/2 {
+		fc.held = fc.held[:copy(fc.held, fc.held[fc.heldHead:])]
+		fc.heldHead = 0
+	}
+	if fc.heldHead < len(fc.held) && fc.held[fc.heldHead].value > in.Value {
+		in.Value = fc.held[fc.heldHead].value
+	}
+}
 
 func (fc *forecaster) sameSpec(f *policy.Forecast) bool { return reflect.DeepEqual(fc.spec, *f) }
 
@@ -246,6 +285,7 @@ func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (
 	}
 	if e.obj != nil {
 		fc.pred.SetQuantile(e.obj.st.Quantile)
+		fc.pred.SetReach(ObjectiveMaxQuantile)
 	}
 	if sample != nil {
 		load, loadErr = loadValue(*sample)
@@ -259,6 +299,10 @@ func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (
 		st.HistorySamples = fc.samples
 	}
 	fc.input = fc.pred.Observe(load, ok, now, horizon)
+	fc.holdPlan(ok, now)
+	if e.obj != nil {
+		e.obj.reach(fc.pred.Reach())
+	}
 	gated, changed, mape, known := fc.pred.Gate()
 	st.Gated = gated
 	if known {

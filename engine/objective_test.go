@@ -40,11 +40,11 @@ func TestObjectiveAdaptsTheQuantileEachMinute(t *testing.T) {
 		minutes int64
 		over    int64
 	}{
-		// aim = (1 - 0.2) x 1 % = 0.008; step 0.02.
-		{"within the SLO: down by 0.02 x 0.008", [4]policy.Sample{ok, ok, ok, ok}, 0.9 - 0.00016, 1, 0},
-		{"one tick over: up by 0.02 x (1 - 0.008)", [4]policy.Sample{ok, over, ok, ok}, 0.89984 + 0.01984, 2, 1},
-		{"no sample: counts for nothing", [4]policy.Sample{missing, missing, missing, missing}, 0.91968, 2, 1},
-		{"NaN is missing, +Inf is over", [4]policy.Sample{{Value: math.NaN()}, {Value: math.Inf(1)}, missing, ok}, 0.91968 + 0.01984, 3, 2},
+		// aim = (1 - 0.1) x 1 % = 0.009; step 0.01.
+		{"within the SLO: down by 0.01 x 0.009", [4]policy.Sample{ok, ok, ok, ok}, 0.9 - 0.00009, 1, 0},
+		{"one tick over: up by 0.01 x (1 - 0.009)", [4]policy.Sample{ok, over, ok, ok}, 0.89991 + 0.00991, 2, 1},
+		{"no sample: counts for nothing", [4]policy.Sample{missing, missing, missing, missing}, 0.90982, 2, 1},
+		{"NaN is missing, +Inf is over", [4]policy.Sample{{Value: math.NaN()}, {Value: math.Inf(1)}, missing, ok}, 0.90982 + 0.00991, 3, 2},
 	}
 	// Step every tick; the status at the first tick of minute i+1 shows minute i closed.
 	var ticks []policy.Sample
@@ -99,14 +99,14 @@ func TestObjectiveQuantileStaysInBounds(t *testing.T) {
 		}
 		return st
 	}
-	// 5 minutes over: 0.9 + 5 x 0.01984 is above the bound.
-	if st := run(withObjective, 3, 5); st.Quantile != ObjectiveMaxQuantile {
-		t.Errorf("after 5 minutes over: quantile %v, want the bound %v", st.Quantile, ObjectiveMaxQuantile)
+	// 11 minutes over: 0.9 + 11 x 0.00991 is above the bound.
+	if st := run(withObjective, 3, 11); st.Quantile != ObjectiveMaxQuantile {
+		t.Errorf("after 11 minutes over: quantile %v, want the bound %v", st.Quantile, ObjectiveMaxQuantile)
 	}
-	// A 50 % budget lowers the quantile by 0.02 x 0.4 a minute: 0.9 - 60 x 0.008 is below the bound.
+	// A 50 % budget lowers the quantile by 0.01 x 0.45 a minute: 0.9 - 90 x 0.0045 is below the bound.
 	half := strings.Replace(withObjective, "budget: 1%", "budget: 50%", 1)
-	if st := run(half, 1, 60); st.Quantile != ObjectiveMinQuantile {
-		t.Errorf("after 60 minutes within: quantile %v, want the bound %v", st.Quantile, ObjectiveMinQuantile)
+	if st := run(half, 1, 90); st.Quantile != ObjectiveMinQuantile {
+		t.Errorf("after 90 minutes within: quantile %v, want the bound %v", st.Quantile, ObjectiveMinQuantile)
 	}
 }
 
@@ -140,8 +140,8 @@ func TestObjectiveSurvivesAReload(t *testing.T) {
 	q.Objective = &o
 	e.SetPolicy(&q)
 	st := stepLatency(e, now, policy.Sample{Value: 1}).Objective
-	if !near(st.Quantile, 0.9+0.01984) || st.Minutes != 1 || st.Budget != 0.02 {
-		t.Errorf("after the reload: status %+v, want quantile 0.91984, 1 minute, budget 0.02", st)
+	if !near(st.Quantile, 0.9+0.00991) || st.Minutes != 1 || st.Budget != 0.02 {
+		t.Errorf("after the reload: status %+v, want quantile 0.90991, 1 minute, budget 0.02", st)
 	}
 }
 
@@ -189,17 +189,17 @@ func TestObjectiveStatusJSON(t *testing.T) {
 		{
 			name: "a latency",
 			st:   ObjectiveStatus{SLOSeconds: 2, Budget: 0.001, Latency: f(1.5), Quantile: 0.9, Minutes: 3, ViolatedMinutes: 1},
-			want: `{"sloSeconds":2,"budget":0.001,"quantile":0.9,"minutes":3,"violatedMinutes":1,"latencySeconds":1.5}`,
+			want: `{"sloSeconds":2,"budget":0.001,"quantile":0.9,"minutes":3,"violatedMinutes":1,"beyondReachMinutes":0,"latencySeconds":1.5}`,
 		},
 		{
 			name: "+Inf, a latency beyond any bound",
 			st:   ObjectiveStatus{SLOSeconds: 2, Budget: 0.001, Latency: f(math.Inf(1)), Quantile: 0.9, Fixed: true},
-			want: `{"sloSeconds":2,"budget":0.001,"quantile":0.9,"fixed":true,"minutes":0,"violatedMinutes":0,"latencySeconds":"+Inf"}`,
+			want: `{"sloSeconds":2,"budget":0.001,"quantile":0.9,"fixed":true,"minutes":0,"violatedMinutes":0,"beyondReachMinutes":0,"latencySeconds":"+Inf"}`,
 		},
 		{
 			name: "missing: the error, no latency",
 			st:   ObjectiveStatus{SLOSeconds: 2, Budget: 0.001, LatencyError: "empty result", Quantile: 0.9},
-			want: `{"sloSeconds":2,"budget":0.001,"latencyError":"empty result","quantile":0.9,"minutes":0,"violatedMinutes":0}`,
+			want: `{"sloSeconds":2,"budget":0.001,"latencyError":"empty result","quantile":0.9,"minutes":0,"violatedMinutes":0,"beyondReachMinutes":0}`,
 		},
 	}
 	for _, tc := range tests {
@@ -223,5 +223,46 @@ func TestObjectiveStatusJSON(t *testing.T) {
 	var st ObjectiveStatus
 	if err := json.Unmarshal([]byte(`{"latencySeconds":"fast"}`), &st); err == nil {
 		t.Error(`Unmarshal of "fast" succeeded, want an error`)
+	}
+}
+
+// forecast.hold keeps the largest plan of the last hold: at every tick the planned value is
+// the largest Hi forecast within the last 5 minutes, so after a peak the plan stays up for
+// the hold.
+func TestForecastHoldKeepsThePeakPlan(t *testing.T) {
+	const hold = 5 * time.Minute
+	item := strings.Replace(predictive, "history: 2h", "history: 2h\n      gate: {window: 2m}\n      hold: 5m", 1)
+	e := newEngine(t, parse(t, item), Options{})
+	type plan struct {
+		at time.Time
+		hi float64
+	}
+	var his []plan
+	heldAbove := 0
+	for i := range 400 {
+		now := t0.Add(time.Duration(i) * 15 * time.Second)
+		in := input(10, 50, true)
+		// a wave with a period of 20 minutes: each peak is held past its fall
+		in.Load = &policy.Sample{Value: 100 + 60*math.Sin(2*math.Pi*float64(i)/80) + float64(i%5)}
+		f := e.Step(in, now).Decision.Forecast
+		if f == nil {
+			continue
+		}
+		his = append(his, plan{now, float64(f.Hi)})
+		want := 0.0
+		for _, p := range his {
+			if p.at.After(now.Add(-hold)) {
+				want = max(want, p.hi)
+			}
+		}
+		if float64(f.Value) != want {
+			t.Fatalf("tick %d: value %v, want %v, the largest hi of the last %s", i, f.Value, want, hold)
+		}
+		if f.Value > f.Hi {
+			heldAbove++
+		}
+	}
+	if len(his) < 200 || heldAbove < 50 {
+		t.Errorf("%d forecasts, %d held above their hi: want the hold to act on a falling load", len(his), heldAbove)
 	}
 }

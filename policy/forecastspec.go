@@ -29,6 +29,10 @@ type Forecast struct {
 	Quantile *float64 `yaml:"quantile"`
 	// Gate turns the forecast off while it is inaccurate; default {maxError: 0.3, window: 2h}.
 	Gate *GateSpec `yaml:"gate"`
+	// Hold keeps the forecast's plan for this long after it falls: the load planned for
+	// is the largest planned over the last Hold, 0..24h. Default: 1h with an objective, 0
+	// without.
+	Hold *Duration `yaml:"hold"`
 }
 
 // Load is the demand the forecast predicts.
@@ -58,8 +62,11 @@ const (
 	MaxForecastHistory      = 90 * 24 * time.Hour
 	MinForecastHorizon      = time.Second
 	MaxForecastHorizon      = time.Hour
-	MinForecastQuantile     = 0.5
-	MaxForecastQuantile     = 0.999
+	// DefaultObjectiveHold is forecast.hold's default with an objective.
+	DefaultObjectiveHold = time.Hour
+	MaxForecastHold      = 24 * time.Hour
+	MinForecastQuantile  = 0.5
+	MaxForecastQuantile  = 0.999
 	// MinForecastStep is the shortest sampling step a Predictor is built with (the
 	// controller's shortest interval): a seasonal method needs a season of two steps.
 	MinForecastStep = time.Second
@@ -79,6 +86,18 @@ func (f *Forecast) SeasonOrDefault() time.Duration {
 		return DefaultForecastSeason
 	}
 	return f.Season.Duration
+}
+
+// HoldFor returns the hold: the configured one, or its default for a policy with an
+// objective (1h) or without (0).
+func (f *Forecast) HoldFor(objective bool) time.Duration {
+	switch {
+	case f.Hold != nil:
+		return f.Hold.Duration
+	case objective:
+		return DefaultObjectiveHold
+	}
+	return 0
 }
 
 // HistoryOrDefault returns how much history to load, 14d when unset.

@@ -3,6 +3,7 @@ package policy
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -123,5 +124,29 @@ func TestParseObjectiveErrors(t *testing.T) {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestForecastHold(t *testing.T) {
+	parseHold := func(hold string) (File, error) {
+		return Parse(strings.NewReader(objectivePolicy(withForecast+hold, "      query: d\n      slo: 2s\n      budget: 0.1%\n")))
+	}
+	f, err := parseHold("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := f.Policies[0]
+	if got := p.Forecast.HoldFor(p.Objective != nil); got != time.Hour {
+		t.Errorf("hold with an objective = %v, want 1h", got)
+	}
+	if got := p.Forecast.HoldFor(false); got != 0 {
+		t.Errorf("hold without an objective = %v, want 0", got)
+	}
+	if f, err = parseHold("      hold: 10m\n"); err != nil || f.Policies[0].Forecast.HoldFor(true) != 10*time.Minute {
+		t.Errorf("hold: 10m: %v, %v; want 10m", err, f)
+	}
+	_, err = parseHold("      hold: 25h\n")
+	if want := "policies[0].forecast.hold: must be 0..24h, got 25h0m0s (line 9)"; err == nil || err.Error() != want {
+		t.Errorf("hold: 25h: error %v, want %q", err, want)
 	}
 }

@@ -33,6 +33,11 @@ type Predictor struct {
 	// samples counts the load samples seen, history included; warm is how many make the
 	// forecaster trustworthy.
 	samples, warm int
+	// reachQ is the highest quantile the caller could plan for (0: not tracked); compared
+	// and beyond say whether the last Observe's load was compared with a prediction, and
+	// whether it exceeded that prediction's plan at reachQ.
+	reachQ           float64
+	compared, beyond bool
 
 	perReplica float64 // fixed, or the learned estimate
 	auto       bool
@@ -45,6 +50,9 @@ type Predictor struct {
 type pendingPrediction struct {
 	at time.Time
 	p  forecast.Prediction
+	// reach is the load planned at the highest quantile the caller could plan for
+	// (SetReach), +Inf when not tracked.
+	reach float64
 }
 
 // learnWindow is how many samples of load per replica perReplica: auto keeps, and
@@ -108,7 +116,7 @@ func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecas
 // window, so a service without history scales as the HPA would for that long. The result is valid until the
 // next Observe (its storage is reused).
 func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.Duration) *ForecastInput {
-	pr.gateChanged = false
+	pr.gateChanged, pr.compared, pr.beyond = false, false, false
 	if !ok {
 		if pr.made == nil || !now.Before(pr.last.Add(horizon)) {
 			return nil
@@ -129,6 +137,7 @@ func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.
 	}
 	if due >= 0 {
 		_, pr.gateChanged = pr.gate.Observe(pr.pending[due].p, load, now)
+		pr.compared, pr.beyond = true, load > pr.pending[due].reach
 	}
 	pr.pending = pr.pending[:copy(pr.pending, pr.pending[due+1:])]
 	if pr.samples < pr.warm {
@@ -138,7 +147,13 @@ func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.
 	if !have {
 		return nil
 	}
-	pr.pending = append(pr.pending, pendingPrediction{at: now.Add(horizon), p: p})
+	reach := math.Inf(1)
+	if pr.reachQ > 0 {
+		if r, ok := pr.f.Predict(horizon, pr.reachQ); ok {
+			reach = r.Hi
+		}
+	}
+	pr.pending = append(pr.pending, pendingPrediction{at: now.Add(horizon), p: p, reach: reach})
 	pr.made = &ForecastInput{Value: p.Hi, Point: p.Point, Lo: p.Lo, Hi: p.Hi, Method: pr.method()}
 	return pr.output()
 }
@@ -172,6 +187,17 @@ func (pr *Predictor) RefitHorizon(history []forecast.Sample, horizon time.Durati
 // SetQuantile sets the quantile of the load the forecast plans for, from the next Observe
 // on (an objective adapts it); q must be within [MinForecastQuantile, MaxForecastQuantile].
 func (pr *Predictor) SetQuantile(q float64) { pr.quantile = q }
+
+// SetReach sets the highest quantile the caller could plan for (an objective's bound): each
+// prediction also records its plan at that quantile, and Reach says whether the load
+// exceeded it. 0 stops tracking it.
+func (pr *Predictor) SetReach(q float64) { pr.reachQ = q }
+
+// Reach says whether the last Observe compared its load with the prediction made one
+// horizon before (compared), and whether the load exceeded what that prediction planned
+// at the SetReach quantile (beyond): no quantile the caller could plan for would have
+// covered it.
+func (pr *Predictor) Reach() (compared, beyond bool) { return pr.compared, pr.beyond }
 
 // Horizon is the horizon the forecaster was last fitted for.
 func (pr *Predictor) Horizon() time.Duration { return pr.opts.Horizon }

@@ -78,8 +78,9 @@ type Decision struct {
 // ForecastResult is the forecast's part of a decision.
 type ForecastResult struct {
 	Method string `json:"method,omitempty"`
-	// Point, Lo and Hi are the forecast of the load at now + horizon and its interval;
-	// Value is the planned quantile.
+	// Point, Lo and Hi are the forecast of the load at now + horizon and its interval
+	// (Hi is the planned quantile); Value is the load planned for: Hi, or with
+	// forecast.hold the largest Hi of the last hold (then above Hi).
 	Point Float `json:"point"`
 	Lo    Float `json:"lo"`
 	Hi    Float `json:"hi"`

@@ -189,8 +189,9 @@ type Observation struct {
 
 // ForecastInput is one sync's forecast of the load at now + horizon.
 type ForecastInput struct {
-	// Value is the planned quantile of the forecast; Point, Lo and Hi the point forecast
-	// and its interval. Load units (requests/s, or the load query's).
+	// Value is the load planned for (the planned quantile Hi, or with forecast.hold the
+	// largest of the last hold); Point, Lo and Hi the point forecast and its interval.
+	// Load units (requests/s, or the load query's).
 	Value, Point, Lo, Hi float64
 	// PerReplica is the load one replica carries at target; PerReplicaKnown is false while
 	// perReplica: auto has not learned it yet (then there is no proposal).

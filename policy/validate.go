@@ -270,6 +270,9 @@ func (f *Forecast) validate(path string) []error {
 	if q := f.Quantile; q != nil && !(*q >= MinForecastQuantile && *q <= MaxForecastQuantile) {
 		add("quantile", "must be within [%v, %v], got %v", MinForecastQuantile, MaxForecastQuantile, *q)
 	}
+	if h := f.Hold; h != nil && (h.Duration < 0 || h.Duration > MaxForecastHold) {
+		add("hold", "must be 0..24h, got %s", h)
+	}
 	if g := f.Gate; g != nil {
 		if g.MaxError != nil && !(*g.MaxError > 0) {
 			add("gate.maxError", "must be > 0, got %v", *g.MaxError)

@@ -103,10 +103,10 @@ func TestObjective(t *testing.T) {
 		}
 	}
 
-	// The quantile moved: up 0.02 x (1 - 0.8 x 0.01) at each violated minute, down
-	// 0.02 x 0.8 x 0.01 at the other: 0.9 + 2 x 0.01984 - 0.00016 = 0.93952.
-	if q := c.Status()[0].Objective.Quantile; math.Abs(q-0.93952) > 1e-9 {
-		t.Errorf("quantile %v, want 0.93952", q)
+	// The quantile moved: up 0.01 x (1 - 0.9 x 0.01) at each violated minute, down
+	// 0.01 x 0.9 x 0.01 at the other: 0.9 + 2 x 0.00991 - 0.00009 = 0.91973.
+	if q := c.Status()[0].Objective.Quantile; math.Abs(q-0.91973) > 1e-9 {
+		t.Errorf("quantile %v, want 0.91973", q)
 	}
 
 	// The decision annotation carries the objective.
