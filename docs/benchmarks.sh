@@ -96,9 +96,11 @@ delay, 1 GPU per replica.
   the HPA tuned, with hindsight, for this trace and this objective.
 - `prescale`: `examples/slo-policy.yaml`, driven through the engine that `prescale run`
   drives: the baseline's metrics, targets and behavior, a forecast of the arrival rate with
-  every default (`method: auto`, `horizon: auto`, `perReplica: auto`), and an objective: at
-  most 0.1% of minutes with a queueing delay over 2 s. prescale chooses the forecast's planning
-  quantile itself, minute by minute, from the violations it observes; nothing in the file is
+  every default (`method: auto`, `horizon: auto`, `perReplica: auto`, and, with an
+  objective, `hold: 1h`: the forecast's plan is kept for an hour after it falls), and an
+  objective: at most 0.1% of minutes with a queueing delay over 2 s. prescale chooses the
+  forecast's planning quantile itself, minute by minute, from the violations it observes
+  ([objective.md](objective.md)); nothing in the file is
   tuned to a trace. The forecaster starts with no history (the trace is its history).
 - `oracle`: the model's clairvoyant formula, not a policy file: at each tick it sets the total
   to what the largest arrival rate of the next startup + 15 s needs at 70%. It is the cost
