@@ -47,6 +47,7 @@ type Metrics struct {
 	ObjectiveBudget          *prometheus.GaugeVec
 	ObjectiveMinutes         *prometheus.CounterVec
 	ObjectiveViolatedMinutes *prometheus.CounterVec
+	ObjectiveBeyondReach     *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -128,13 +129,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Minutes with a sample of the objective's latency, counted as each minute ends."}, policy),
 		ObjectiveViolatedMinutes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_objective_violated_minutes_total",
 			Help: "Minutes in which a sample of the objective's latency was over the SLO, counted as each minute ends."}, policy),
+		ObjectiveBeyondReach: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_objective_beyond_reach_minutes_total",
+			Help: "Violated minutes whose load exceeded what the forecast, one horizon before, planned at the highest quantile: no quantile would have prevented them."}, policy),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors,
 		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
 		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon,
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
-		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes)
+		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach)
 	return m
 }
 
@@ -169,4 +172,5 @@ func (m *Metrics) forgetObjective(name string) {
 	}
 	m.ObjectiveMinutes.DeletePartialMatch(l)
 	m.ObjectiveViolatedMinutes.DeletePartialMatch(l)
+	m.ObjectiveBeyondReach.DeletePartialMatch(l)
 }

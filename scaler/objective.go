@@ -25,11 +25,13 @@ func (c *Controller) reportObjective(name string, t *target, st *ObjectiveStatus
 		m.ObjectiveLatency.DeleteLabelValues(name)
 	}
 	minutes, violated := m.ObjectiveMinutes.WithLabelValues(name), m.ObjectiveViolatedMinutes.WithLabelValues(name)
+	beyond := m.ObjectiveBeyondReach.WithLabelValues(name)
 	if leading {
 		minutes.Add(float64(increase(t.objMinutes, st.Minutes)))
 		violated.Add(float64(increase(t.objViolated, st.ViolatedMinutes)))
+		beyond.Add(float64(increase(t.objBeyond, st.BeyondReachMinutes)))
 	}
-	t.objMinutes, t.objViolated = st.Minutes, st.ViolatedMinutes
+	t.objMinutes, t.objViolated, t.objBeyond = st.Minutes, st.ViolatedMinutes, st.BeyondReachMinutes
 }
 
 // increase is how much a count rose from last to now; a count below last started again

@@ -127,6 +127,7 @@ func TestObjective(t *testing.T) {
 		"quantile": testutil.CollectAndCount(cl.metrics.ObjectiveQuantile), "minutes": testutil.CollectAndCount(cl.metrics.ObjectiveMinutes),
 		"violated": testutil.CollectAndCount(cl.metrics.ObjectiveViolatedMinutes), "budget": testutil.CollectAndCount(cl.metrics.ObjectiveBudget),
 		"slo": testutil.CollectAndCount(cl.metrics.ObjectiveSLO), "latency": testutil.CollectAndCount(cl.metrics.ObjectiveLatency),
+		"beyond reach": testutil.CollectAndCount(cl.metrics.ObjectiveBeyondReach),
 	} {
 		if n != 0 {
 			t.Errorf("after the policy left: %d series of the objective's %s, want none", n, name)

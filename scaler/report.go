@@ -90,7 +90,7 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, now time.T
 		c.reportObjective(p.Name, t, res.Objective, leading)
 	} else {
 		m.forgetObjective(p.Name)
-		t.objMinutes, t.objViolated = 0, 0
+		t.objMinutes, t.objViolated, t.objBeyond = 0, 0, 0
 	}
 
 	// The real HPA on the same workload, for the dry-run comparison.
