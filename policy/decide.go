@@ -295,14 +295,14 @@ func rateLimit(r rules, cur int32, hist History, now time.Time, up bool) int32 {
 		var proposed int32
 		switch {
 		case rp.Type == PodsPolicy && up:
-			proposed = start + rp.Value
+			proposed = saturate(float64(start) + float64(rp.Value))
 		case rp.Type == PodsPolicy:
-			proposed = start - rp.Value
+			proposed = saturate(float64(start) - float64(rp.Value))
 		case up:
 			// Rounded up, so that a small percentage still adds a pod.
-			proposed = int32(math.Ceil(float64(start) * (1 + float64(rp.Value)/100)))
+			proposed = saturate(math.Ceil(float64(start) * (1 + float64(rp.Value)/100)))
 		default:
-			proposed = int32(float64(start) * (1 - float64(rp.Value)/100))
+			proposed = saturate(float64(start) * (1 - float64(rp.Value)/100))
 		}
 		if pickLargest {
 			result = max(result, proposed)
@@ -311,6 +311,20 @@ func rateLimit(r rules, cur int32, hist History, now time.Time, up bool) int32 {
 		}
 	}
 	return result
+}
+
+// saturate converts v to int32, truncating toward zero and clamping to the int32 range. A
+// rate policy's value may be up to 2^31-1, so its limit can lie far outside int32; a plain
+// conversion wraps (Pods) or is implementation-defined (Percent) and froze the scale-up at the
+// current replicas. The HPA has the same overflow; prescale saturates on purpose.
+func saturate(v float64) int32 {
+	switch {
+	case v >= math.MaxInt32:
+		return math.MaxInt32
+	case v <= math.MinInt32:
+		return math.MinInt32
+	}
+	return int32(v)
 }
 
 // changeWithin is the HPA's getReplicasChangePerPeriod: the replicas changed by events

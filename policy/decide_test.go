@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -10,6 +11,20 @@ import (
 // queuePolicy is a one-metric policy (per-pod queue, target 5) with the given behavior.
 func queuePolicy(b *Behavior) *Policy {
 	return &Policy{Name: "p", MinReplicas: i32(1), MaxReplicas: 20, Metrics: []Metric{avg("queue", "5")}, Behavior: b}
+}
+
+// widePolicy is queuePolicy with maxReplicas 1000 and the given rules (nil: a 0 s window
+// and the default rate policies).
+func widePolicy(up, down *Rules) *Policy {
+	if up == nil {
+		up = &Rules{StabilizationWindowSeconds: i32(0)}
+	}
+	if down == nil {
+		down = &Rules{StabilizationWindowSeconds: i32(0)}
+	}
+	p := queuePolicy(&Behavior{ScaleUp: up, ScaleDown: down})
+	p.MaxReplicas = 1000
+	return p
 }
 
 // queueAt observes cur ready pods, each with a queue of q: the Pods metric then proposes
@@ -410,6 +425,32 @@ func TestBehavior(t *testing.T) {
 			in:   queueAt(4, 20),
 			hist: seasoned(rec(9, -20)),
 			want: outcome{Desired: 5, Reason: ReasonScaleUpLimit, Proposal: 16, Clamps: []Clamp{{ReasonScaleUpStabilized, 16, 9}, {ReasonScaleUpLimit, 9, 5}}},
+		},
+		{
+			// Percent 2147483647 from 200 allows 200 * (1 + 21474836.47), about 4.3e9,
+			// beyond int32 (a conversion that wraps or goes negative froze the scale-up at
+			// 200): saturated at 2^31-1, it lets the proposal ceil(200 * 10/5) = 400 through.
+			name: "a Percent rate beyond int32 saturates and lets the scale-up through",
+			p:    widePolicy(&Rules{StabilizationWindowSeconds: i32(0), Policies: []RatePolicy{{Type: PercentPolicy, Value: math.MaxInt32, PeriodSeconds: 15}}}, nil),
+			in:   queueAt(200, 10),
+			want: outcome{Desired: 400, Reason: ReasonDesiredWithinRange, Proposal: 400},
+		},
+		{
+			// Pods 2147483647 from 4 wraps to a negative limit in int32; saturated at
+			// 2^31-1, the proposal ceil(4 * 20/5) = 16 goes through.
+			name: "a Pods rate beyond int32 saturates and lets the scale-up through",
+			p:    widePolicy(&Rules{StabilizationWindowSeconds: i32(0), Policies: []RatePolicy{{Type: PodsPolicy, Value: math.MaxInt32, PeriodSeconds: 15}}}, nil),
+			in:   queueAt(4, 20),
+			want: outcome{Desired: 16, Reason: ReasonDesiredWithinRange, Proposal: 16},
+		},
+		{
+			// Percent 2147483647 down from 200 allows 200 * (1 - 21474836.47), about
+			// -4.3e9, below int32: saturated at -2^31, the proposal ceil(200 * 0.5/5) = 20
+			// goes through.
+			name: "a Percent scale-down rate beyond int32 saturates",
+			p:    widePolicy(nil, &Rules{StabilizationWindowSeconds: i32(0), Policies: []RatePolicy{{Type: PercentPolicy, Value: math.MaxInt32, PeriodSeconds: 15}}}),
+			in:   queueAt(200, 0.5),
+			want: outcome{Desired: 20, Reason: ReasonDesiredWithinRange, Proposal: 20},
 		},
 	}
 	for _, tc := range tests {
