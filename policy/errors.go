@@ -61,8 +61,3 @@ func parentPath(p string) (string, bool) {
 	}
 	return p[:i], true
 }
-
-// within reports whether path p is b or lies under b.
-func within(p, b string) bool {
-	return p == b || strings.HasPrefix(p, b+".") || strings.HasPrefix(p, b+"[")
-}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -13,6 +14,22 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
+// The limits of a policy file. They bound the work of judging any file: Parse takes under a
+// second and under 100 MB for any file within MaxFileBytes (BenchmarkParseWorstCase).
+const (
+	// MaxFileBytes is the largest policy file Parse reads: 1 MiB, about 3000 policies of the
+	// size of bench-soak's.
+	MaxFileBytes = 1 << 20
+	// MaxPolicies is the most policies a file may list.
+	MaxPolicies = 5000
+	// MaxMetrics is the most metrics a policy may list.
+	MaxMetrics = 64
+	// MaxAliasValues is the most values and keys that aliases may repeat in all: an alias
+	// counts every value and key of the node it stands for, each time it is used, so that
+	// anchors of aliases (the "billion laughs") cannot multiply a small file's work.
+	MaxAliasValues = 100_000
+)
+
 // Parse reads a policy file strictly and validates it. The file is one YAML document, a
 // mapping whose "policies" key lists the policies; settings names the other top-level keys,
 // which the caller reads (global settings) and Parse skips. Any other key at any depth, a
@@ -23,8 +40,21 @@ import (
 // problem, each naming the YAML path, the offending value and the line, in file order. A
 // field that failed to decode is not validated further. A YAML syntax error is returned
 // alone. On error Parse returns the zero File.
+//
+// Parse reads at most MaxFileBytes: a longer file is an error. A list of more than
+// MaxPolicies policies or of more than MaxMetrics metrics is a problem of that list, whose
+// elements are then not decoded. Aliases that repeat more than MaxAliasValues values and
+// keys in all stop the walk: the error, returned alone, names the line of the alias that
+// crossed the limit.
 func Parse(r io.Reader, settings ...string) (File, error) {
-	dec := yaml.NewDecoder(r)
+	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
+	if err != nil {
+		return File{}, fmt.Errorf("read policy file: %w", err)
+	}
+	if len(data) > MaxFileBytes {
+		return File{}, fmt.Errorf("policy file is larger than the limit of %d bytes (1 MiB)", MaxFileBytes)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
@@ -47,12 +77,17 @@ func Parse(r io.Reader, settings ...string) (File, error) {
 		return File{}, fmt.Errorf("policy file: want a mapping with a policies list, got %s (line %d)", describe(root), root.Line)
 	}
 
-	d := decoder{lines: make(map[string]int), skip: make(map[string]bool)}
+	d := decoder{lines: make(map[string]int), skip: make(map[string]bool),
+		bad: make(map[string]bool), badUnder: make(map[string]bool)}
 	for _, s := range settings {
 		d.skip[s] = true
 	}
 	var f File
 	d.decode(root, reflect.ValueOf(&f).Elem(), "")
+	if d.overBudget != nil {
+		return File{}, fmt.Errorf("policy file: the alias at line %d repeats more than %d values in all (an alias counts every value and key it repeats)",
+			d.overBudget.Line, MaxAliasValues)
+	}
 
 	problems := d.errs
 	for _, e := range unjoin(f.Validate()) {
@@ -96,10 +131,25 @@ type decoder struct {
 	errs []*FieldError
 	// lines maps each YAML path seen to its line: a field's key line, an element's line.
 	lines map[string]int
-	// bad holds the paths that failed to decode.
-	bad []string
+	// bad holds the paths that failed to decode; badUnder the ancestors of those paths.
+	bad, badUnder map[string]bool
 	// skip holds the top-level keys that the caller owns.
 	skip map[string]bool
+	// alias is the outermost alias whose node the walk is in, nil outside any alias.
+	alias *yaml.Node
+	// aliased counts the values and keys visited through aliases.
+	aliased int
+	// overBudget is the alias during which aliased exceeded MaxAliasValues; the walk stops.
+	overBudget *yaml.Node
+}
+
+// maxLen caps the lists that multiply the work of validating and deciding.
+var maxLen = map[reflect.Type]struct {
+	n    int
+	what string
+}{
+	reflect.TypeFor[[]Policy](): {MaxPolicies, "policies"},
+	reflect.TypeFor[[]Metric](): {MaxMetrics, "metrics"},
 }
 
 var (
@@ -120,7 +170,10 @@ var (
 // validation must not then report.
 func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 	d.report(n, path, format, args...)
-	d.bad = append(d.bad, path)
+	d.bad[path] = true
+	for p, ok := parentPath(path); ok; p, ok = parentPath(p) {
+		d.badUnder[p] = true
+	}
 }
 
 // report records a problem that leaves the decoded value intact (an unknown or repeated key).
@@ -130,15 +183,36 @@ func (d *decoder) report(n *yaml.Node, path, format string, args ...any) {
 
 // failed reports whether a validation problem concerns a path that failed to decode, where
 // it would only repeat that failure with the zero value.
+// It looks up each path and its ancestors, so that many problems cost no more than many
+// lookups.
 func (d *decoder) failed(fe *FieldError) bool {
 	for _, p := range fe.paths() {
-		for _, b := range d.bad {
-			if within(p, b) || within(b, p) {
-				return true
+		if d.badUnder[p] {
+			return true // a path under p failed
+		}
+		for a, ok := p, true; ok; a, ok = parentPath(a) {
+			if d.bad[a] {
+				return true // p or an ancestor failed
 			}
 		}
 	}
 	return false
+}
+
+// visit counts one value or key that the walk visits, and reports whether the walk may go
+// on: false once aliases have repeated more than MaxAliasValues values and keys.
+func (d *decoder) visit() bool {
+	if d.overBudget != nil {
+		return false
+	}
+	if d.alias != nil {
+		d.aliased++
+		if d.aliased > MaxAliasValues {
+			d.overBudget = d.alias
+			return false
+		}
+	}
+	return true
 }
 
 // line returns the line of path, or of its nearest ancestor that the file has, or 0.
@@ -156,6 +230,13 @@ func (d *decoder) line(path string) int {
 
 // decode fills v from n. path is n's YAML path.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
+	if n != nil && n.Kind == yaml.AliasNode && d.alias == nil {
+		d.alias = n
+		defer func() { d.alias = nil }()
+	}
+	if !d.visit() {
+		return
+	}
 	n = resolve(n)
 	if v.Kind() == reflect.Pointer {
 		if isNull(n) {
@@ -248,6 +329,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	}
 	first := make(map[string]int) // key -> line of its first occurrence
 	for i := 0; i+1 < len(n.Content); i += 2 {
+		if !d.visit() {
+			return
+		}
 		k, val := resolve(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
 			d.report(k, cmp.Or(path, "policy file"), "want string keys, got %s", describe(k))
@@ -280,6 +364,10 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if n.Kind != yaml.SequenceNode {
 		d.fail(n, path, "want a list, got %s", describe(n))
+		return
+	}
+	if m, ok := maxLen[v.Type()]; ok && len(n.Content) > m.n {
+		d.fail(n, path, "at most %d %s, got %d", m.n, m.what, len(n.Content))
 		return
 	}
 	s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
