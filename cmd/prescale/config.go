@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"os"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -62,7 +61,7 @@ func parseConfig(content []byte, flags *pflag.FlagSet) (Settings, []policy.Polic
 
 // loadConfig reads and checks the file at path.
 func loadConfig(path string, flags *pflag.FlagSet) (Settings, []policy.Policy, error) {
-	content, err := os.ReadFile(path)
+	content, err := readPolicyPath(path)
 	if err != nil {
 		return Settings{}, nil, fmt.Errorf("read policy file: %w", err)
 	}

@@ -3,11 +3,29 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/prescale/prescale/policy"
 )
+
+// readPolicyFile reads a policy file's content from r, at most one byte more than
+// policy.MaxFileBytes: enough for policy.Parse to refuse a longer file, without holding all
+// of it in memory.
+func readPolicyFile(r io.Reader) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r, policy.MaxFileBytes+1))
+}
+
+// readPolicyPath is readPolicyFile for the file at path.
+func readPolicyPath(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	return readPolicyFile(fh)
+}
 
 // loadPolicy reads the policy file at path and returns the policy named name, or the only
 // policy when name is empty and the file holds one.

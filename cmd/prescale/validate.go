@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -36,9 +34,9 @@ func runValidate(cmd *cobra.Command, file string) error {
 	var content []byte
 	var err error
 	if file == "-" {
-		content, err = io.ReadAll(cmd.InOrStdin())
+		content, err = readPolicyFile(cmd.InOrStdin())
 	} else {
-		content, err = os.ReadFile(file)
+		content, err = readPolicyPath(file)
 	}
 	if err != nil {
 		return fmt.Errorf("read policy file: %w", err)

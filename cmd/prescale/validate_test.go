@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/prescale/prescale/policy"
 )
 
 func TestValidate(t *testing.T) {
@@ -85,6 +87,13 @@ externalMetrics.tls: give both certFile and keyFile, or neither, got certFile ""
 			args:       []string{"validate", "-f", "-"},
 			wantCode:   1,
 			wantStderr: "policy file is empty: want a mapping with a policies list\n",
+		},
+		{
+			name:       "a file over the size limit, exit 1",
+			args:       []string{"validate", "-f", "-"},
+			stdin:      "policies:\n" + strings.Repeat("# padding\n", policy.MaxFileBytes/10),
+			wantCode:   1,
+			wantStderr: "policy file is larger than the limit of 1048576 bytes (1 MiB)\n",
 		},
 		{
 			name:       "no file given, exit 2",
