@@ -180,14 +180,16 @@ func TestParseAtTheLimits(t *testing.T) {
 				}(),
 		},
 		{
-			// A behavior block shared by alias: 14 values repeated 1000 times.
+			// A behavior block shared by alias by the most policies: the block is 18 values
+			// and keys (its mapping; scaleUp, its mapping, stabilizationWindowSeconds and its
+			// value, policies and its list, the rate policy's mapping, 3 keys and 3 values;
+			// scaleDown, its mapping, a key and its value), 5000 * 18 = 90000 in all.
 			name: "a shared block repeated by alias within the budget",
 			yaml: func() string {
 				var b strings.Builder
 				b.WriteString("behavior: &b {scaleUp: {stabilizationWindowSeconds: 0, policies: [{type: Pods, value: 4, periodSeconds: 15}]}, scaleDown: {stabilizationWindowSeconds: 300}}\npolicies:\n")
-				for i := range 1000 {
-					b.WriteString(policyYAML(i))
-					b.WriteString("    behavior: *b\n")
+				for i := range MaxPolicies {
+					fmt.Fprintf(&b, "  - {name: d%d, target: {apiVersion: apps/v1, kind: Deployment, namespace: n, name: d%d}, maxReplicas: 4, metrics: [{name: q, query: q, target: {type: Value, value: 1}}], behavior: *b}\n", i, i)
 				}
 				return b.String()
 			}(),
