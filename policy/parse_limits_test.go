@@ -93,6 +93,17 @@ func badMetrics(limit, size int) string {
 	}
 }
 
+// unknownKeys returns a file of about size bytes: one policy, a mapping of unknown keys.
+func unknownKeys(size int) string {
+	var b strings.Builder
+	b.WriteString("policies:\n  - {k0: 1")
+	for i := 1; b.Len()+len(", k999999: 1}\n") <= size; i++ {
+		fmt.Fprintf(&b, ", k%d: 1", i)
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
 // parseProblems parses yaml and returns its problems' messages.
 func parseProblems(t *testing.T, yaml string) []string {
 	t.Helper()
@@ -251,6 +262,8 @@ func BenchmarkParseWorstCase(b *testing.B) {
 		{"alias-budget", aliasBomb(MaxMetrics, len(aliasBomb(MaxMetrics, 0))+137*7)},
 		// Policies of 64 metrics each, every metric with two problems, up to the cap.
 		{"bad-metrics", badMetrics(MaxMetrics, MaxFileBytes)},
+		// One policy of about 95,000 unknown keys: one problem each.
+		{"unknown-keys", unknownKeys(MaxFileBytes)},
 		// Valid policies as bench-soak writes them, up to the cap.
 		{"soak-policies", manyPolicies(MaxFileBytes / len(policyYAML(0)))},
 		// The most policies, each on one line.
