@@ -32,7 +32,7 @@ func ReadTrace(r io.Reader) (Trace, error) {
 	line := 0
 	minuteCol, requestsCol, cols := -1, -1, 0
 	var tr Trace
-	var first int64
+	var prev int64 // the last row's minute
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -80,11 +80,11 @@ func ReadTrace(r io.Reader) (Trace, error) {
 		case v < 0:
 			return nil, fmt.Errorf("line %d: requests is negative: %s", line, rs)
 		}
-		if len(tr) == 0 {
-			first = m
-		} else if want := first + int64(len(tr)); m != want {
-			return nil, fmt.Errorf("line %d: minute %d follows minute %d: minutes must be consecutive (write 0 for a minute without requests)", line, m, want-1)
+		// prev+1 would wrap around after the largest minute: nothing follows it.
+		if len(tr) > 0 && (prev == math.MaxInt64 || m != prev+1) {
+			return nil, fmt.Errorf("line %d: minute %d follows minute %d: minutes must be consecutive (write 0 for a minute without requests)", line, m, prev)
 		}
+		prev = m
 		tr = append(tr, v)
 	}
 	if err := sc.Err(); err != nil {
