@@ -44,6 +44,7 @@ func TestReadTraceErrors(t *testing.T) {
 		{"NaN count", "minute,requests\n0,NaN\n", `line 2: requests "NaN": not a finite number`},
 		{"unparsable minute", "minute,requests\n0.5,1\n", `line 2: minute "0.5": not an integer`},
 		{"gap", "minute,requests\n0,1\n1,1\n3,1\n", "line 4: minute 3 follows minute 1: minutes must be consecutive (write 0 for a minute without requests)"},
+		{"a row over 1 MiB", "minute,requests\n0,1\n1," + strings.Repeat("1", 1<<20) + "\n", "line 3: longer than the 1 MiB limit"},
 		{"going back", "minute,requests\n0,1\n0,1\n", "line 3: minute 0 follows minute 0: minutes must be consecutive (write 0 for a minute without requests)"},
 		// MaxInt64 + 1 wraps around to MinInt64: nothing follows the largest minute.
 		{"the smallest minute after the largest", "minute,requests\n9223372036854775807,1\n-9223372036854775808,1\n",
