@@ -89,6 +89,9 @@ func (r *Result) Policy(name string) (*PolicyResult, bool) {
 	return nil, false
 }
 
+// ErrNoRequests is Run's error for a trace whose every minute is 0 (or that has none).
+var ErrNoRequests = errors.New("no minute has requests: the model scales its capacity to the peak minute")
+
 // Run replays tr through the model once per contender, tick by tick, and scores each. It
 // returns an error for invalid parameters, a trace without requests, a duplicate name, or a
 // policy metric that binds to none of the model's series.
@@ -98,7 +101,7 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 		return Result{}, fmt.Errorf("model parameters: %w", err)
 	}
 	if len(tr) == 0 || tr.Peak() <= 0 {
-		return Result{}, errors.New("trace has no requests: the model scales capacity to the peak minute")
+		return Result{}, fmt.Errorf("trace: %w", ErrNoRequests)
 	}
 	e := &env{par: par, tr: tr, mu: par.Mu(tr), tpm: par.ticksPerMinute(), startup: par.startupTicks()}
 	e.ticks = len(tr) * e.tpm

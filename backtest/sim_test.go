@@ -118,7 +118,7 @@ func TestRunErrors(t *testing.T) {
 		want string
 	}{
 		{"all-zero trace", Trace{0, 0}, []Contender{{Name: OracleName}}, DefaultParams(),
-			"trace has no requests: the model scales capacity to the peak minute"},
+			"trace: no minute has requests: the model scales its capacity to the peak minute"},
 		{"duplicate name", Trace{1}, []Contender{{Name: HPAName, Policy: hpa}, {Name: HPAName}}, DefaultParams(),
 			`contender "hpa" given twice`},
 		{"tick not dividing a minute", Trace{1}, nil, bad, "model parameters: tick: must divide a minute, got 7s"},

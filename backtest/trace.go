@@ -22,17 +22,20 @@ func (tr Trace) Peak() float64 {
 	return peak
 }
 
+// maxTraceLine bounds the scanner's buffer, a row and its line end: a row is a few fields.
+const maxTraceLine = 1 << 20
+
 // ReadTrace reads a per-minute trace in CSV: a header naming the columns minute and requests
 // (in any order, other columns ignored), then one row per minute. Minutes must be consecutive
 // integers (a minute without requests is written as 0); requests must be finite and not
 // negative. Every error names its line. An empty trace is an error.
 func ReadTrace(r io.Reader) (Trace, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	sc.Buffer(make([]byte, 64*1024), maxTraceLine)
 	line := 0
 	minuteCol, requestsCol, cols := -1, -1, 0
 	var tr Trace
-	var first int64
+	var prev int64 // the last row's minute
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
@@ -80,14 +83,16 @@ func ReadTrace(r io.Reader) (Trace, error) {
 		case v < 0:
 			return nil, fmt.Errorf("line %d: requests is negative: %s", line, rs)
 		}
-		if len(tr) == 0 {
-			first = m
-		} else if want := first + int64(len(tr)); m != want {
-			return nil, fmt.Errorf("line %d: minute %d follows minute %d: minutes must be consecutive (write 0 for a minute without requests)", line, m, want-1)
+		// prev+1 would wrap around after the largest minute: nothing follows it.
+		if len(tr) > 0 && (prev == math.MaxInt64 || m != prev+1) {
+			return nil, fmt.Errorf("line %d: minute %d follows minute %d: minutes must be consecutive (write 0 for a minute without requests)", line, m, prev)
 		}
+		prev = m
 		tr = append(tr, v)
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return nil, fmt.Errorf("line %d: longer than the %d MiB limit", line+1, maxTraceLine>>20)
+	} else if err != nil {
 		return nil, fmt.Errorf("read trace after line %d: %w", line, err)
 	}
 	switch {

@@ -16,6 +16,8 @@ func TestReadTrace(t *testing.T) {
 		{"columns in any order, extra ones ignored, CRLF and a blank line", "requests,host,minute\r\n5,a,0\r\n\r\n7.5,b,1\r\n", Trace{5, 7.5}},
 		{"a trace may start at any minute", "minute,requests\n10,0\n11,3\n", Trace{0, 3}},
 		{"zero minutes are kept", "minute,requests\n0,0\n1,0\n2,9\n", Trace{0, 0, 9}},
+		{"the largest minutes", "minute,requests\n9223372036854775806,1\n9223372036854775807,2\n", Trace{1, 2}},
+		{"the smallest minutes", "minute,requests\n-9223372036854775808,1\n-9223372036854775807,2\n", Trace{1, 2}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,7 +44,13 @@ func TestReadTraceErrors(t *testing.T) {
 		{"NaN count", "minute,requests\n0,NaN\n", `line 2: requests "NaN": not a finite number`},
 		{"unparsable minute", "minute,requests\n0.5,1\n", `line 2: minute "0.5": not an integer`},
 		{"gap", "minute,requests\n0,1\n1,1\n3,1\n", "line 4: minute 3 follows minute 1: minutes must be consecutive (write 0 for a minute without requests)"},
+		{"a row over 1 MiB", "minute,requests\n0,1\n1," + strings.Repeat("1", 1<<20) + "\n", "line 3: longer than the 1 MiB limit"},
 		{"going back", "minute,requests\n0,1\n0,1\n", "line 3: minute 0 follows minute 0: minutes must be consecutive (write 0 for a minute without requests)"},
+		// MaxInt64 + 1 wraps around to MinInt64: nothing follows the largest minute.
+		{"the smallest minute after the largest", "minute,requests\n9223372036854775807,1\n-9223372036854775808,1\n",
+			"line 3: minute -9223372036854775808 follows minute 9223372036854775807: minutes must be consecutive (write 0 for a minute without requests)"},
+		{"wrapping around on the third row", "minute,requests\n9223372036854775806,1\n9223372036854775807,1\n-9223372036854775808,1\n",
+			"line 4: minute -9223372036854775808 follows minute 9223372036854775807: minutes must be consecutive (write 0 for a minute without requests)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

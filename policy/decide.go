@@ -177,14 +177,18 @@ func normalizeBehaviorless(p *Policy, cur, proposal, minR int32, hist History, n
 	cutoff := now.Add(-time.Duration(DefaultScaleDownWindowSeconds) * time.Second)
 	stabilized := proposal
 	old := -1
+	same := sameTime{lo: -1, hi: -1}
 	for i, rec := range hist.Recommendations {
 		if rec.At.Before(cutoff) {
 			old = i
 		} else if rec.Replicas > stabilized {
 			stabilized = rec.Replicas
 		}
+		if rec.At.Equal(now) {
+			same.see(hist.Recommendations, i)
+		}
 	}
-	hist.Recommendations = storeRecommendation(hist.Recommendations, old, Recommendation{Replicas: proposal, At: now})
+	hist.Recommendations = storeRecommendation(hist.Recommendations, old, same, Recommendation{Replicas: proposal, At: now})
 
 	if stabilized != proposal {
 		d.Clamps = append(d.Clamps, Clamp{Reason: ReasonScaleDownStabilized, From: proposal, To: stabilized})
@@ -214,6 +218,7 @@ func normalizeWithBehavior(p *Policy, cur, proposal, minR int32, hist History, n
 	downCutoff := now.Add(-time.Duration(down.windowSeconds) * time.Second)
 	upRec, downRec := proposal, proposal
 	old := -1
+	same := sameTime{lo: -1, hi: -1}
 	for i, rec := range hist.Recommendations {
 		if rec.At.After(upCutoff) {
 			upRec = min(upRec, rec.Replicas)
@@ -224,6 +229,9 @@ func normalizeWithBehavior(p *Policy, cur, proposal, minR int32, hist History, n
 		if rec.At.Before(upCutoff) && rec.At.Before(downCutoff) {
 			old = i
 		}
+		if rec.At.Equal(now) {
+			same.see(hist.Recommendations, i)
+		}
 	}
 	stabilized := cur
 	if stabilized < upRec {
@@ -232,7 +240,7 @@ func normalizeWithBehavior(p *Policy, cur, proposal, minR int32, hist History, n
 	if stabilized > downRec {
 		stabilized = downRec
 	}
-	hist.Recommendations = storeRecommendation(hist.Recommendations, old, Recommendation{Replicas: proposal, At: now})
+	hist.Recommendations = storeRecommendation(hist.Recommendations, old, same, Recommendation{Replicas: proposal, At: now})
 
 	if stabilized != proposal {
 		reason := ReasonScaleDownStabilized
@@ -340,9 +348,38 @@ func changeWithin(events []ScaleEvent, periodSeconds int32, now time.Time) int32
 	return n
 }
 
+// sameTime indexes the recommendations made at the current sync's instant with the fewest
+// (lo) and the most (hi) replicas; -1 when there are none.
+type sameTime struct{ lo, hi int }
+
+// see takes recs[i], a recommendation made at the current instant, into account.
+func (s *sameTime) see(recs []Recommendation, i int) {
+	if s.lo < 0 || recs[i].Replicas < recs[s.lo].Replicas {
+		s.lo = i
+	}
+	if s.hi < 0 || recs[i].Replicas > recs[s.hi].Replicas {
+		s.hi = i
+	}
+}
+
 // storeRecommendation replaces the recommendation at index old (one that fell out of every
-// window), or appends when old is -1, as the HPA does.
-func storeRecommendation(recs []Recommendation, old int, rec Recommendation) []Recommendation {
+// window), or appends when old is -1, as the HPA does; but it keeps at most two
+// recommendations per instant, the fewest and the most replicas. Recommendations made at
+// one instant fall in and out of the windows together, and the windows take only their
+// minimum (scale-up) and maximum (scale-down), so the others change no decision; kept,
+// they would make n syncs at one instant (a replay of lines sharing a timestamp) cost
+// O(n²). The HPA stamps each sync with the wall clock and never meets this case.
+func storeRecommendation(recs []Recommendation, old int, same sameTime, rec Recommendation) []Recommendation {
+	switch {
+	case same.lo >= 0 && recs[same.lo].Replicas <= rec.Replicas && rec.Replicas <= recs[same.hi].Replicas:
+		return recs // within this instant's range already
+	case same.lo >= 0 && same.lo != same.hi && rec.Replicas < recs[same.lo].Replicas:
+		recs[same.lo] = rec // the old minimum is now neither minimum nor maximum
+		return recs
+	case same.lo >= 0 && same.lo != same.hi:
+		recs[same.hi] = rec // rec is above the old maximum
+		return recs
+	}
 	if old >= 0 {
 		recs[old] = rec
 		return recs

@@ -594,3 +594,55 @@ func TestCapacityCap(t *testing.T) {
 		})
 	}
 }
+
+// Syncs at one instant (a replay of lines sharing a timestamp) keep only that instant's
+// fewest and most replicas: the windows take only their minimum and maximum, so the
+// decisions are those of the full history, and n such syncs cost O(n), not O(n²).
+func TestSyncsAtOneInstantKeepTwoRecommendations(t *testing.T) {
+	p := queuePolicy(&Behavior{ScaleUp: &Rules{StabilizationWindowSeconds: i32(60)}, ScaleDown: &Rules{StabilizationWindowSeconds: i32(300)}})
+	hist := seasoned()
+	// 10 pods with a queue of q propose ceil(q/5 × 10) = ceil(2q): 6, 12, 9, 4, and 10
+	// (q = 5, ratio 1, within tolerance: the current 10).
+	for _, q := range []float64{3, 6, 4.5, 2, 5} {
+		_, hist = Decide(p, queueAt(10, q), hist, at(0))
+	}
+	// The 6 takes the place of the seasoned recommendation, out of both windows; the 12
+	// joins it; the 9 is within 6..12; the 4 replaces the 6, now neither the fewest nor
+	// the most; the 10 is within 4..12.
+	want := []Recommendation{{Replicas: 4, At: at(0)}, {Replicas: 12, At: at(0)}}
+	if diff := cmp.Diff(want, hist.Recommendations); diff != "" {
+		t.Errorf("recommendations (-want +got):\n%s", diff)
+	}
+	// One more sync at the same instant proposing 6: the scale-down window's maximum is 12
+	// (the 12 kept), so the current 10 holds; the scale-up window's minimum is 4, below 10.
+	d, hist := Decide(p, queueAt(10, 3), hist, at(0))
+	wantD := outcome{Desired: 10, Reason: ReasonScaleDownStabilized, Proposal: 6, Clamps: []Clamp{{ReasonScaleDownStabilized, 6, 10}}}
+	if diff := cmp.Diff(wantD, outcomeOf(d)); diff != "" {
+		t.Errorf("decision (-want +got):\n%s", diff)
+	}
+	for range 1000 {
+		_, hist = Decide(p, queueAt(10, 3), hist, at(0))
+	}
+	if n := len(hist.Recommendations); n != 2 {
+		t.Errorf("after 1000 more syncs at one instant: %d recommendations, want 2", n)
+	}
+}
+
+func TestSyncsAtOneInstantKeepTwoRecommendationsBehaviorless(t *testing.T) {
+	p := queuePolicy(nil)
+	hist := seasoned()
+	// Proposals cycling 6, 12, 9, 4 (10 pods, queue q: ceil(2q)) over 1000 syncs at one
+	// instant keep the 4 and the 12; the 300 s window's maximum, 12, holds each sync.
+	qs := []float64{3, 6, 4.5, 2}
+	for i := range 1000 {
+		var d Decision
+		d, hist = Decide(p, queueAt(10, qs[i%len(qs)]), hist, at(0))
+		if i > 0 && d.DesiredReplicas != 12 {
+			t.Fatalf("sync %d: desired %d, want 12", i, d.DesiredReplicas)
+		}
+	}
+	want := []Recommendation{{Replicas: 4, At: at(0)}, {Replicas: 12, At: at(0)}}
+	if diff := cmp.Diff(want, hist.Recommendations); diff != "" {
+		t.Errorf("recommendations (-want +got):\n%s", diff)
+	}
+}

@@ -17,8 +17,12 @@ import (
 	"github.com/prescale/prescale/policy"
 )
 
-// maxLine bounds one observation line (a sync of thousands of pods fits easily).
-const maxLine = 16 << 20
+// MaxLine bounds one observation line, in bytes, not counting its end ("\n" or "\r\n"):
+// a sync of thousands of pods fits easily.
+const MaxLine = 16 << 20
+
+// ErrLineTooLong is the error, wrapped with its line number, for a line over MaxLine.
+var ErrLineTooLong = fmt.Errorf("longer than the %d MiB limit", MaxLine>>20)
 
 // Line is one recorded sync, as read from the input.
 type Line struct {
@@ -97,10 +101,16 @@ func Run(p *policy.Policy, opts Options, r io.Reader, w io.Writer) error {
 		return err
 	}
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), maxLine)
+	// Room for MaxLine bytes and a "\r\n"; a longer line stops the scanner (ErrTooLong)
+	// or, with a lone "\n", is caught below.
+	sc.Buffer(make([]byte, 0, 64<<10), MaxLine+2)
 	enc := json.NewEncoder(w)
 	var last time.Time
-	for n := 1; sc.Scan(); n++ {
+	n := 1 // the line being read, also when the scanner fails on it
+	for ; sc.Scan(); n++ {
+		if len(sc.Bytes()) > MaxLine {
+			return fmt.Errorf("line %d: %w", n, ErrLineTooLong)
+		}
 		raw := bytes.TrimSpace(sc.Bytes())
 		if len(raw) == 0 {
 			continue
@@ -130,8 +140,10 @@ func Run(p *policy.Policy, opts Options, r io.Reader, w io.Writer) error {
 			return fmt.Errorf("write decision for line %d: %w", n, err)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("read observations: %w", err)
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return fmt.Errorf("line %d: %w", n, ErrLineTooLong)
+	} else if err != nil {
+		return fmt.Errorf("read observations at line %d: %w", n, err)
 	}
 	return nil
 }

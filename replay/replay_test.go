@@ -3,7 +3,9 @@ package replay
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"strings"
@@ -132,6 +134,41 @@ func TestRunReportsMalformedLines(t *testing.T) {
 			}
 			if got := err.Error(); got != tc.want {
 				t.Errorf("error:\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// A line is at most MaxLine bytes, not counting its end: one byte over is reported with
+// its line number, whether its end is "\n", "\r\n" or the end of the input.
+func TestRunLineLimit(t *testing.T) {
+	ok := `{"time":"2026-01-01T00:00:00Z","specReplicas":1}`
+	// padded is a valid observation, padded with spaces to n bytes.
+	padded := func(n int) string { return ok + strings.Repeat(" ", n-len(ok)) }
+	tests := []struct {
+		name  string
+		input string
+		want  string // the error; none when empty
+	}{
+		{"MaxLine bytes, then \\n", ok + "\n\n" + padded(MaxLine) + "\n", ""},
+		{"MaxLine bytes, then \\r\\n", ok + "\n" + padded(MaxLine) + "\r\n", ""},
+		{"MaxLine bytes at the end of the input", padded(MaxLine), ""},
+		{"MaxLine+1 bytes, then \\n", ok + "\n\n" + padded(MaxLine+1) + "\n" + ok, "line 3: longer than the 16 MiB limit"},
+		{"MaxLine+1 bytes, then \\r\\n", ok + "\n" + padded(MaxLine+1) + "\r\n", "line 2: longer than the 16 MiB limit"},
+		{"MaxLine+1 bytes at the end of the input", padded(MaxLine + 1), "line 1: longer than the 16 MiB limit"},
+		{"far over the limit", ok + "\n" + padded(3*MaxLine), "line 2: longer than the 16 MiB limit"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := Run(examplePolicy(), opts, strings.NewReader(tc.input), io.Discard)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("error %q, want none", err)
+			case tc.want == "":
+			case err == nil:
+				t.Fatalf("no error, want %q", tc.want)
+			case err.Error() != tc.want || !errors.Is(err, ErrLineTooLong):
+				t.Errorf("error %q, want %q wrapping ErrLineTooLong", err, tc.want)
 			}
 		})
 	}

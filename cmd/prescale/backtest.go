@@ -46,7 +46,8 @@ setting that holds the budget of violation minutes (or that none does), the poli
 written, the saving, the oracle, the policy's front over other budgets, and the round-2
 check. The model's SLO defaults to the objective's.
 
-Exit codes: 0 done, 1 bad trace or unreadable history, 2 bad usage or policy file.`,
+Exit codes: 0 done, 1 bad trace (a bad row, no rows, every minute 0) or unreadable
+history, 2 bad usage or policy file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runBacktest(cmd, v)
@@ -144,6 +145,9 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	}
 
 	tr, name, err := readLoad(cmd, v)
+	if err == nil && tr.Peak() <= 0 {
+		err = fmt.Errorf("trace %s: %w", name, backtest.ErrNoRequests) // a bad trace, not a bad policy
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "prescale backtest: %v\n", err)
 		return exitError{code: 1}

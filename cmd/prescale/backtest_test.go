@@ -117,6 +117,8 @@ func TestBacktestCommandErrors(t *testing.T) {
 			"prescale backtest: trace -: line 3: requests is negative: -3\n"},
 		{"empty trace", "", []string{"backtest", "-f", policyFile, "--trace", "-"}, 1,
 			"prescale backtest: trace -: line 1: empty trace: want a minute,requests header and one row per minute\n"},
+		{"a trace whose minutes are all 0", "minute,requests\n0,0\n1,0\n", []string{"backtest", "-f", policyFile, "--trace", "-"}, 1,
+			"prescale backtest: trace -: no minute has requests: the model scales its capacity to the peak minute\n"},
 		{"no load", "", []string{"backtest", "-f", policyFile}, 1,
 			"prescale backtest: no load: give --trace FILE or --prometheus URL\n"},
 		{"unknown sweep key", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--sweep", "foo=1"}, 2,

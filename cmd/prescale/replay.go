@@ -24,8 +24,8 @@ windows, rate policies) carries over from line to line, and a scale counts as wr
 whenever the desired replicas differ from the line's specReplicas. A policy with a forecast
 learns from each line's "load" (the sample of forecast.load.query), and one with an objective
 counts each line's "latency" (the sample of objective.query), as prescale run would. Without a file, or with
-"-", observations are read from standard input. A malformed line stops the run with its
-line number and exit code 1.`,
+"-", observations are read from standard input. A malformed line, or one over 16 MiB, stops
+the run with its line number and exit code 1.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p, err := loadPolicy(v.GetString("file"), v.GetString("policy"))

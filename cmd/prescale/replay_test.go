@@ -38,6 +38,8 @@ func TestReplayCommandErrors(t *testing.T) {
 	}{
 		{"malformed line", "{}\n{oops\n", []string{"replay", "-f", "../../examples/policy.yaml"}, 1,
 			"prescale replay: line 1: time: required\nspecReplicas: required\n"},
+		{"a line over 16 MiB", "\n" + strings.Repeat(" ", 16<<20+1) + "\n", []string{"replay", "-f", "../../examples/policy.yaml"}, 1,
+			"prescale replay: line 2: longer than the 16 MiB limit\n"},
 		{"no such policy", "", []string{"replay", "-f", "../../examples/policy.yaml", "--policy", "nope"}, 2,
 			`prescale: policy file ../../examples/policy.yaml has no policy "nope" (it has llama-70b)` + "\n"},
 		{"no policy file", "", []string{"replay"}, 2, "prescale: no policy file: give -f FILE\n"},
