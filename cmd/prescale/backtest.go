@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -107,7 +108,7 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		}
 	}
 	if err := par.Validate(); err != nil {
-		return fmt.Errorf("model parameters: %w", err)
+		return flagErrors(err)
 	}
 	var budget float64
 	if s := v.GetString("budget"); s != "" {
@@ -266,6 +267,28 @@ func readLoad(cmd *cobra.Command, v *viper.Viper) (backtest.Trace, string, error
 		return tr, fmt.Sprintf("%s %s", url, l.Query), nil
 	}
 	return nil, "", errors.New("no load: give --trace FILE or --prometheus URL")
+}
+
+// flagErrors names each problem of backtest.Params.Validate by its flag: peakReplicas is
+// --peak-replicas.
+func flagErrors(err error) error {
+	var errs []error
+	for _, p := range problems(err) {
+		var pe *backtest.ParamError
+		if !errors.As(p, &pe) {
+			errs = append(errs, fmt.Errorf("model parameters: %w", p))
+			continue
+		}
+		var flag strings.Builder
+		for _, r := range pe.Field {
+			if unicode.IsUpper(r) {
+				flag.WriteByte('-')
+			}
+			flag.WriteRune(unicode.ToLower(r))
+		}
+		errs = append(errs, fmt.Errorf("--%s: %w", flag.String(), pe.Err))
+	}
+	return errors.Join(errs...)
 }
 
 // parseTime reads RFC 3339 or Unix seconds.
