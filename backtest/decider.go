@@ -12,7 +12,8 @@ import (
 
 // decider drives a policy's engine.Engine, as prescale run's controller does: it builds the
 // Observation the controller would read from the apiserver and Prometheus, and reports each
-// written scale. It reuses its pods, names and per-pod maps from tick to tick.
+// written scale. It reuses its pods, names and per-pod maps from tick to tick, and grows them
+// as the service grows: a policy's maxReplicas is a bound, not a size.
 type decider struct {
 	eng  *engine.Engine
 	bind []Series
@@ -71,10 +72,9 @@ func newDecider(p *policy.Policy, par Params) (*decider, error) {
 	d.eng.SetStartup(startup, true)
 	for _, s := range bind {
 		if s.perPod() && d.perPod[s] == nil {
-			d.perPod[s] = make(map[string]float64, p.MaxReplicas)
+			d.perPod[s] = map[string]float64{}
 		}
 	}
-	d.grow(p.MaxReplicas)
 	return d, nil
 }
 

@@ -13,24 +13,26 @@ var Epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // Params are the model's parameters (backtest-model.md). DefaultParams gives the spec's
 // defaults.
 type Params struct {
-	// Tick is dt, one control-loop interval; it must divide a minute.
+	// Tick is dt, one control-loop interval, MinTick..MaxTick; it must divide a minute.
 	Tick time.Duration
-	// Startup is the time from pod creation to Ready.
+	// Startup is the time from pod creation to Ready, at most MaxStartup.
 	Startup time.Duration
 	// PeakReplicas scales the trace: the trace's peak minute needs PeakReplicas replicas at
-	// TargetUtilization.
+	// TargetUtilization; 1..PeakReplicasLimit.
 	PeakReplicas int32
 	// TargetUtilization is the GPU-utilization target (0..1] of the baseline and the oracle.
 	TargetUtilization float64
 	// QueueTarget is the baseline's per-pod queue-depth target (requests).
 	QueueTarget float64
-	// MinReplicas bounds the baseline and the oracle and sets the initial replicas' floor.
+	// MinReplicas bounds the baseline and the oracle and sets the initial replicas' floor;
+	// 1..PeakReplicasLimit.
 	MinReplicas int32
-	// MaxReplicas bounds the baseline; 0 means 2 x PeakReplicas.
+	// MaxReplicas bounds the baseline; 0 means 2 x PeakReplicas, else
+	// MinReplicas..ReplicasLimit.
 	MaxReplicas int32
 	// SLO is the allowed queueing delay.
 	SLO time.Duration
-	// GPUsPerReplica is the GPUs each pod holds, Ready or starting.
+	// GPUsPerReplica is the GPUs each pod holds, Ready or starting: (0, MaxGPUsPerReplica].
 	GPUsPerReplica float64
 }
 
@@ -49,6 +51,24 @@ func DefaultParams() Params {
 	}
 }
 
+// The model's bounds. They keep a run's memory and time proportional to the trace: every
+// per-tick and per-replica structure is sized by them.
+const (
+	// MinTick and MaxTick bound Params.Tick, which must also divide a minute (the trace's
+	// resolution): 1 s makes 60 ticks a minute, 86,400 a day.
+	MinTick, MaxTick = time.Second, time.Minute
+	// MaxStartup bounds Params.Startup: a day.
+	MaxStartup = 24 * time.Hour
+	// PeakReplicasLimit bounds Params.PeakReplicas and Params.MinReplicas.
+	PeakReplicasLimit = 100_000
+	// ReplicasLimit bounds Params.MaxReplicas and the total any policy may set during a run:
+	// 2 x 100,000 with room. A policy's own maxReplicas may be larger; the run stops with
+	// an error when it actually asks for more.
+	ReplicasLimit = 1_000_000
+	// MaxGPUsPerReplica bounds Params.GPUsPerReplica.
+	MaxGPUsPerReplica = 1024
+)
+
 // Max returns MaxReplicas, or 2 x PeakReplicas when it is 0.
 func (p Params) Max() int32 {
 	if p.MaxReplicas == 0 {
@@ -57,35 +77,55 @@ func (p Params) Max() int32 {
 	return p.MaxReplicas
 }
 
-// Validate returns every problem with p at once.
+// ParamError is one invalid parameter: Field names it as its JSON and sweep key
+// (peakReplicas, gpusPerReplica), so that a caller can name its flag.
+type ParamError struct {
+	Field string
+	Err   error
+}
+
+func (e *ParamError) Error() string { return e.Field + ": " + e.Err.Error() }
+
+func (e *ParamError) Unwrap() error { return e.Err }
+
+// Validate returns every problem with p at once, each a *ParamError. The bounds (MinTick,
+// MaxStartup, PeakReplicasLimit, ReplicasLimit, MaxGPUsPerReplica, ...) keep every number of
+// the run finite and its memory proportional to the trace.
 func (p Params) Validate() error {
 	var errs []error
-	if p.Tick <= 0 || time.Minute%p.Tick != 0 {
-		errs = append(errs, fmt.Errorf("tick: must divide a minute, got %v", p.Tick))
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &ParamError{Field: field, Err: fmt.Errorf(format, args...)})
 	}
-	if p.Startup < 0 {
-		errs = append(errs, fmt.Errorf("startup: must be >= 0, got %v", p.Startup))
+	if p.Tick < MinTick || p.Tick > MaxTick || time.Minute%p.Tick != 0 {
+		bad("tick", "must be %v..%v and divide a minute, got %v", MinTick, MaxTick, p.Tick)
 	}
-	if p.PeakReplicas < 1 {
-		errs = append(errs, fmt.Errorf("peak replicas: must be >= 1, got %d", p.PeakReplicas))
+	if p.Startup < 0 || p.Startup > MaxStartup {
+		bad("startup", "must be 0s..%v, got %v", MaxStartup, p.Startup)
+	}
+	peakOK := p.PeakReplicas >= 1 && p.PeakReplicas <= PeakReplicasLimit
+	if !peakOK {
+		bad("peakReplicas", "must be 1..%d, got %d", PeakReplicasLimit, p.PeakReplicas)
 	}
 	if !(p.TargetUtilization > 0 && p.TargetUtilization <= 1) {
-		errs = append(errs, fmt.Errorf("target utilization: must be in (0, 1], got %v", p.TargetUtilization))
+		bad("targetUtilization", "must be in (0, 1], got %v", p.TargetUtilization)
 	}
 	if !(p.QueueTarget > 0) || math.IsInf(p.QueueTarget, 0) {
-		errs = append(errs, fmt.Errorf("queue target: must be > 0, got %v", p.QueueTarget))
+		bad("queueTarget", "must be a finite number > 0, got %v", p.QueueTarget)
 	}
-	if p.MinReplicas < 1 {
-		errs = append(errs, fmt.Errorf("min replicas: must be >= 1, got %d", p.MinReplicas))
+	switch {
+	case p.MinReplicas < 1 || p.MinReplicas > PeakReplicasLimit:
+		bad("minReplicas", "must be 1..%d, got %d", PeakReplicasLimit, p.MinReplicas)
+	case p.MaxReplicas == 0 && peakOK && p.MinReplicas > 2*p.PeakReplicas:
+		bad("minReplicas", "must be at most maxReplicas (default 2 x peakReplicas = %d), got %d", 2*p.PeakReplicas, p.MinReplicas)
 	}
-	if p.MaxReplicas != 0 && p.MaxReplicas < p.MinReplicas {
-		errs = append(errs, fmt.Errorf("max replicas: must be >= min replicas (%d), got %d", p.MinReplicas, p.MaxReplicas))
+	if p.MaxReplicas != 0 && (p.MaxReplicas < p.MinReplicas || p.MaxReplicas > ReplicasLimit) {
+		bad("maxReplicas", "must be 0 (2 x peakReplicas) or minReplicas (%d)..%d, got %d", p.MinReplicas, ReplicasLimit, p.MaxReplicas)
 	}
 	if p.SLO <= 0 {
-		errs = append(errs, fmt.Errorf("slo: must be > 0, got %v", p.SLO))
+		bad("slo", "must be > 0, got %v", p.SLO)
 	}
-	if !(p.GPUsPerReplica > 0) || math.IsInf(p.GPUsPerReplica, 0) {
-		errs = append(errs, fmt.Errorf("gpus per replica: must be > 0, got %v", p.GPUsPerReplica))
+	if !(p.GPUsPerReplica > 0 && p.GPUsPerReplica <= MaxGPUsPerReplica) {
+		bad("gpusPerReplica", "must be in (0, %d], got %v", MaxGPUsPerReplica, p.GPUsPerReplica)
 	}
 	return errors.Join(errs...)
 }

@@ -16,8 +16,9 @@ import (
 
 // PrometheusLoad is a load history to read from Prometheus.
 type PrometheusLoad struct {
-	// URL is the Prometheus server, e.g. http://prometheus:9090.
-	URL string
+	// Client reaches Prometheus' HTTP API. prom.Options.Client builds it from the settings
+	// prescale run reaches Prometheus with: URL, authentication, TLS and headers.
+	Client api.Client
 	// Query must give one series: the arrival rate in requests/s, e.g.
 	// sum(rate(inference_requests_total[1m])).
 	Query string
@@ -60,11 +61,10 @@ func (l PrometheusLoad) Load(ctx context.Context) (Trace, LoadStats, error) {
 	if per <= 0 || per > prom.MaxPointsPerQuery {
 		per = prom.MaxPointsPerQuery
 	}
-	client, err := api.NewClient(api.Config{Address: l.URL})
-	if err != nil {
-		return nil, st, fmt.Errorf("prometheus client for %s: %w", l.URL, err)
+	if l.Client == nil {
+		return nil, st, errors.New("no prometheus client")
 	}
-	papi := promv1.NewAPI(client)
+	papi := promv1.NewAPI(l.Client)
 
 	stepsPerMinute := int(time.Minute / step)
 	st.Points = int(l.To.Sub(l.From) / step)

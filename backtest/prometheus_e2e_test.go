@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prescale/prescale/backtest/promtest"
+	"github.com/prescale/prescale/scaler/prom"
 )
 
 // TestPrometheusLoad reads a backfilled history from a real Prometheus server: promtool
@@ -25,12 +26,15 @@ func TestPrometheusLoad(t *testing.T) {
 		want[m] = math.Round(600 + 400*math.Sin(float64(m)/40))
 	}
 	gap := [2]int{100, 120} // the gauge has no samples in these minutes
-	url := promtest.Start(t, bin, openMetrics(from, want, gap))
+	client, err := prom.Options{URL: promtest.Start(t, bin, openMetrics(from, want, gap))}.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	t.Run("rate of the counter, in chunks", func(t *testing.T) {
-		l := PrometheusLoad{URL: url, Query: "sum(rate(inference_requests_total[1m]))", From: from, To: from.Add(minutes * time.Minute), PointsPerQuery: 100}
+		l := PrometheusLoad{Client: client, Query: "sum(rate(inference_requests_total[1m]))", From: from, To: from.Add(minutes * time.Minute), PointsPerQuery: 100}
 		got, st, err := l.Load(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -47,7 +51,7 @@ func TestPrometheusLoad(t *testing.T) {
 		}
 	})
 	t.Run("a gauge with a gap, at a 15 s step", func(t *testing.T) {
-		l := PrometheusLoad{URL: url, Query: "backtest_load_rps", From: from, To: from.Add(minutes * time.Minute), Step: 15 * time.Second}
+		l := PrometheusLoad{Client: client, Query: "backtest_load_rps", From: from, To: from.Add(minutes * time.Minute), Step: 15 * time.Second}
 		got, st, err := l.Load(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +72,7 @@ func TestPrometheusLoad(t *testing.T) {
 		}
 	})
 	t.Run("several series", func(t *testing.T) {
-		l := PrometheusLoad{URL: url, Query: `{__name__=~"backtest_load_rps|inference_requests_total"}`, From: from, To: from.Add(time.Hour)}
+		l := PrometheusLoad{Client: client, Query: `{__name__=~"backtest_load_rps|inference_requests_total"}`, From: from, To: from.Add(time.Hour)}
 		_, _, err := l.Load(ctx)
 		if err == nil || !strings.Contains(err.Error(), "want one series (wrap it in sum(...)), got 2") {
 			t.Errorf("error = %v", err)

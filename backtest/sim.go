@@ -93,8 +93,9 @@ func (r *Result) Policy(name string) (*PolicyResult, bool) {
 var ErrNoRequests = errors.New("no minute has requests: the model scales its capacity to the peak minute")
 
 // Run replays tr through the model once per contender, tick by tick, and scores each. It
-// returns an error for invalid parameters, a trace without requests, a duplicate name, or a
-// policy metric that binds to none of the model's series.
+// returns an error for invalid parameters, a trace without requests, a duplicate name, a
+// policy metric that binds to none of the model's series, or a policy that asks for more
+// than ReplicasLimit replicas.
 func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 	par := opt.Params
 	if err := par.Validate(); err != nil {
@@ -124,7 +125,10 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 		ctls[i] = d
 	}
 	for i := range cs {
-		res.Policies[i] = e.simulate(cs[i].Name, ctls[i], opt, i*e.ticks, len(cs)*e.ticks)
+		var err error
+		if res.Policies[i], err = e.simulate(cs[i].Name, ctls[i], opt, i*e.ticks, len(cs)*e.ticks); err != nil {
+			return Result{}, err
+		}
 	}
 	return res, nil
 }
@@ -225,15 +229,16 @@ type controller interface {
 }
 
 // simulate replays the whole trace under ctl and scores it. progressBase and progressTotal
-// place this contender's ticks in Options.Progress.
-func (e *env) simulate(name string, ctl controller, opt Options, progressBase, progressTotal int) PolicyResult {
+// place this contender's ticks in Options.Progress. It returns an error when ctl sets a total
+// over ReplicasLimit: the service holds memory per replica.
+func (e *env) simulate(name string, ctl controller, opt Options, progressBase, progressTotal int) (PolicyResult, error) {
 	par, dt := e.par, e.par.Tick.Seconds()
 	res := PolicyResult{Name: name}
 	if opt.Record {
 		res.Ready, res.Total, res.Queue = make([]int32, e.ticks), make([]int32, e.ticks), make([]float64, e.ticks)
 		res.Violation = make([]bool, len(e.tr))
 	}
-	s := service{ready: e.replicasFor(e.lambda(0)), starting: make([]int, 0, par.Max())}
+	s := service{ready: e.replicasFor(e.lambda(0))}
 	var w [numSeries]window
 	for i := range w {
 		w[i] = newWindow()
@@ -287,6 +292,9 @@ func (e *env) simulate(name string, ctl controller, opt Options, progressBase, p
 		// 4. Decide; 5. actuate.
 		now := Epoch.Add(time.Duration(t) * par.Tick)
 		if want := ctl.desired(t, now, &s, &w); want != total {
+			if want > ReplicasLimit {
+				return PolicyResult{}, fmt.Errorf("policy %s wants %d replicas at minute %d: the model simulates at most %d", name, want, minute, ReplicasLimit)
+			}
 			res.ScaleEvents++
 			s.scale(want, t+e.startup)
 			ctl.scaled(total, want, now)
@@ -301,7 +309,7 @@ func (e *env) simulate(name string, ctl controller, opt Options, progressBase, p
 	res.GPUHours = podTicks * par.GPUsPerReplica * dt / 3600
 	slices.Sort(e.delays)
 	res.P99QueueingDelay = policy.Float(e.delays[int(math.Ceil(0.99*float64(e.ticks)))-1])
-	return res
+	return res, nil
 }
 
 // oracle is the model's clairvoyant policy: at each tick the total that serves the largest

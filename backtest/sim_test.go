@@ -121,7 +121,7 @@ func TestRunErrors(t *testing.T) {
 			"trace: no minute has requests: the model scales its capacity to the peak minute"},
 		{"duplicate name", Trace{1}, []Contender{{Name: HPAName, Policy: hpa}, {Name: HPAName}}, DefaultParams(),
 			`contender "hpa" given twice`},
-		{"tick not dividing a minute", Trace{1}, nil, bad, "model parameters: tick: must divide a minute, got 7s"},
+		{"tick not dividing a minute", Trace{1}, nil, bad, "model parameters: tick: must be 1s..1m0s and divide a minute, got 7s"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

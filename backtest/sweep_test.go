@@ -110,7 +110,7 @@ func TestGridErrors(t *testing.T) {
 	axes := []Axis{{Key: "scaleDownWindow", Values: []string{"x", "4000"}}, {Key: "peakReplicas", Values: []string{"0"}}}
 	_, err := Grid(axes, DefaultParams(), examplePolicy(t))
 	want := `sweep scaleDownWindow=x: want whole seconds: strconv.ParseInt: parsing "x": invalid syntax
-sweep scaleDownWindow=4000 peakReplicas=0: peak replicas: must be >= 1, got 0
+sweep scaleDownWindow=4000 peakReplicas=0: peakReplicas: must be 1..100000, got 0
 sweep scaleDownWindow=4000 peakReplicas=0: policies[0].behavior.scaleDown.stabilizationWindowSeconds: must be 0..3600, got 4000`
 	if err == nil || err.Error() != want {
 		t.Errorf("error =\n%v\nwant\n%s", err, want)

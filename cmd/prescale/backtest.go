@@ -10,7 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/prometheus/client_golang/api"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/prescale/prescale/backtest"
 	"github.com/prescale/prescale/policy"
+	"github.com/prescale/prescale/scaler/prom"
 )
 
 // newBacktestCmd returns "prescale backtest": a load trace replayed through the decision
@@ -36,7 +39,10 @@ oracle's), under-provisioned and SLO-violation minutes, scale events, the peak q
 p99 queueing delay.
 
 The load is a per-minute CSV (header minute,requests), or a Prometheus query giving the
-arrival rate in requests/s, read with range queries in chunks. --sweep key=v1,v2,... runs a
+arrival rate in requests/s, read with range queries in chunks, through the client that
+prescale run builds from the policy file's prometheus settings (bearerTokenFile, basicAuth,
+tls, headers; PRESCALE_PROMETHEUS_* variables override them); a URL's password is shown
+redacted. --sweep key=v1,v2,... runs a
 grid (several --sweep flags multiply) and prints the Pareto front of the configured
 policy's GPU-hours against SLO-violation minutes; keys: ` + strings.Join(backtest.SweepKeys(), ", ") + `.
 
@@ -57,7 +63,7 @@ history, 2 bad usage or policy file.`,
 	f.StringP("file", "f", "", "policy file")
 	f.String("policy", "", "policy to backtest (default: the only one in the file)")
 	f.String("trace", "", `per-minute load trace, CSV with header minute,requests ("-" for standard input)`)
-	f.String("prometheus", "", "Prometheus URL to read the load history from, instead of --trace")
+	f.String("prometheus", "", "Prometheus URL to read the load history from, instead of --trace; authentication, TLS and headers come from the policy file's prometheus settings, as for run")
 	f.String("load-query", "sum(rate(inference_requests_total[1m]))", "with --prometheus: PromQL giving the arrival rate in requests/s, one series")
 	f.String("from", "", "with --prometheus: start of the history, RFC 3339 or Unix seconds")
 	f.String("to", "", "with --prometheus: end of the history (exclusive), RFC 3339 or Unix seconds")
@@ -108,7 +114,7 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		}
 	}
 	if err := par.Validate(); err != nil {
-		return fmt.Errorf("model parameters: %w", err)
+		return flagErrors(err)
 	}
 	var budget float64
 	if s := v.GetString("budget"); s != "" {
@@ -144,7 +150,13 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		return err
 	}
 
-	tr, name, err := readLoad(cmd, v)
+	var client api.Client
+	if url := v.GetString("prometheus"); url != "" {
+		if client, err = prometheusClient(v.GetString("file"), url); err != nil {
+			return err
+		}
+	}
+	tr, name, err := readLoad(cmd, v, client)
 	if err == nil && tr.Peak() <= 0 {
 		err = fmt.Errorf("trace %s: %w", name, backtest.ErrNoRequests) // a bad trace, not a bad policy
 	}
@@ -229,8 +241,37 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	return backtest.WriteComparison(out, *cmp)
 }
 
-// readLoad reads the trace from --trace or from --prometheus, and names it.
-func readLoad(cmd *cobra.Command, v *viper.Viper) (backtest.Trace, string, error) {
+// prometheusClient returns the client of the Prometheus at url (--prometheus) with the
+// policy file's prometheus settings (bearerTokenFile, basicAuth, tls, headers; PRESCALE_*
+// environment variables override them), built as prescale run builds its source's: url
+// replaces prometheus.url. It reads the files the settings name.
+func prometheusClient(path, url string) (api.Client, error) {
+	content, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read policy file: %w", err)
+	}
+	v, err := newSettingsViper(content, nil)
+	if err != nil {
+		return nil, fmt.Errorf("policy file %s: %w", path, err)
+	}
+	s, err := loadSettings(v)
+	if err != nil {
+		return nil, fmt.Errorf("policy file %s: %w", path, err)
+	}
+	s.Prometheus.URL = url
+	o, err := s.promOptions()
+	if err == nil {
+		var c api.Client
+		if c, err = o.Client(); err == nil {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("--prometheus %s with the prometheus settings of %s: %w", prom.RedactedURL(url), path, err)
+}
+
+// readLoad reads the trace from --trace or from --prometheus through client, and names
+// it; a Prometheus history is named by its URL, redacted (no password), and its query.
+func readLoad(cmd *cobra.Command, v *viper.Viper, client api.Client) (backtest.Trace, string, error) {
 	path, url := v.GetString("trace"), v.GetString("prometheus")
 	switch {
 	case path != "" && url != "":
@@ -259,7 +300,7 @@ func readLoad(cmd *cobra.Command, v *viper.Viper) (backtest.Trace, string, error
 		if err != nil {
 			return nil, "", fmt.Errorf("--to: %w", err)
 		}
-		l := backtest.PrometheusLoad{URL: url, Query: v.GetString("load-query"), From: from, To: to, Step: v.GetDuration("step")}
+		l := backtest.PrometheusLoad{Client: client, Query: v.GetString("load-query"), From: from, To: to, Step: v.GetDuration("step")}
 		tr, st, err := l.Load(cmd.Context())
 		if err != nil {
 			return nil, "", err
@@ -267,9 +308,31 @@ func readLoad(cmd *cobra.Command, v *viper.Viper) (backtest.Trace, string, error
 		if st.Missing > 0 {
 			fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: %d of %d steps had no sample and count as 0 requests\n", st.Missing, st.Points)
 		}
-		return tr, fmt.Sprintf("%s %s", url, l.Query), nil
+		return tr, fmt.Sprintf("%s %s", prom.RedactedURL(url), l.Query), nil
 	}
 	return nil, "", errors.New("no load: give --trace FILE or --prometheus URL")
+}
+
+// flagErrors names each problem of backtest.Params.Validate by its flag: peakReplicas is
+// --peak-replicas.
+func flagErrors(err error) error {
+	var errs []error
+	for _, p := range problems(err) {
+		var pe *backtest.ParamError
+		if !errors.As(p, &pe) {
+			errs = append(errs, fmt.Errorf("model parameters: %w", p))
+			continue
+		}
+		var flag strings.Builder
+		for _, r := range pe.Field {
+			if unicode.IsUpper(r) {
+				flag.WriteByte('-')
+			}
+			flag.WriteRune(unicode.ToLower(r))
+		}
+		errs = append(errs, fmt.Errorf("--%s: %w", flag.String(), pe.Err))
+	}
+	return errors.Join(errs...)
 }
 
 // parseTime reads RFC 3339 or Unix seconds.

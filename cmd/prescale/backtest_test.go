@@ -124,7 +124,25 @@ func TestBacktestCommandErrors(t *testing.T) {
 		{"unknown sweep key", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--sweep", "foo=1"}, 2,
 			`prescale: sweep "foo=1": unknown key "foo" (known: gpuTarget, peakReplicas, quantile, queueTarget, scaleDownWindow, scaleUpWindow, slo, startup, targetUtilization)` + "\n"},
 		{"bad model parameter", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--peak-replicas", "0"}, 2,
-			"prescale: model parameters: peak replicas: must be >= 1, got 0\n"},
+			"prescale: --peak-replicas: must be 1..100000, got 0\n"},
+		{"a nanosecond tick", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--tick", "1ns"}, 2,
+			"prescale: --tick: must be 1s..1m0s and divide a minute, got 1ns\n"},
+		{"the largest int32 as max replicas", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--max-replicas", "2147483647"}, 2,
+			"prescale: --max-replicas: must be 0 (2 x peakReplicas) or minReplicas (1)..1000000, got 2147483647\n"},
+		{"the longest duration as startup", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--startup", "2562047h"}, 2,
+			"prescale: --startup: must be 0s..24h0m0s, got 2562047h0m0s\n"},
+		{"peak replicas that double past int32", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--peak-replicas", "2000000000"}, 2,
+			"prescale: --peak-replicas: must be 1..100000, got 2000000000\n"},
+		{"1e308 GPUs per replica", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--gpus-per-replica", "1e308"}, 2,
+			"prescale: --gpus-per-replica: must be in (0, 1024], got 1e+308\n"},
+		{"every bad model flag at once", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--tick", "7s", "--startup", "-1s",
+			"--peak-replicas", "0", "--target-utilization", "2", "--queue-target", "0", "--min-replicas", "0", "--max-replicas", "-1",
+			"--slo", "0s", "--gpus-per-replica", "NaN"}, 2,
+			"prescale: --tick: must be 1s..1m0s and divide a minute, got 7s\n--startup: must be 0s..24h0m0s, got -1s\n" +
+				"--peak-replicas: must be 1..100000, got 0\n--target-utilization: must be in (0, 1], got 2\n" +
+				"--queue-target: must be a finite number > 0, got 0\n--min-replicas: must be 1..100000, got 0\n" +
+				"--max-replicas: must be 0 (2 x peakReplicas) or minReplicas (0)..1000000, got -1\n--slo: must be > 0, got 0s\n" +
+				"--gpus-per-replica: must be in (0, 1024], got NaN\n"},
 		{"prometheus without a range", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1"}, 1,
 			"prescale backtest: --from: required with --prometheus\n"},
 		{"a budget that is no number", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "abc"}, 2,

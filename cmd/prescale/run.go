@@ -134,7 +134,7 @@ func run(ctx context.Context, o runOptions) error {
 	go watchConfig(ctx, o.file, s.Interval, func() { r.reload(ctx) })
 
 	klog.FromContext(ctx).Info("Starting prescale", "identity", o.identity, "policies", len(policies), "dryRun", s.DryRun,
-		"interval", s.Interval, "prometheus", s.Prometheus.URL, "listen", addr, "leaderElection", s.LeaderElection.Enabled)
+		"interval", s.Interval, "prometheus", prom.RedactedURL(s.Prometheus.URL), "listen", addr, "leaderElection", s.LeaderElection.Enabled)
 	return lead(ctx, c, kube, s.leaderOptions())
 }
 

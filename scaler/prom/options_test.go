@@ -24,7 +24,10 @@ func TestNewValidates(t *testing.T) {
 		{name: "relative URL", o: Options{URL: "prometheus:9090"}, wantMsg: []string{"url: must be an absolute http or https URL"}},
 		{name: "URL without host", o: Options{URL: "http:///api"}, wantMsg: []string{"url: must be an absolute"}},
 		{name: "other scheme", o: Options{URL: "ftp://p:9090"}, wantMsg: []string{`got "ftp://p:9090"`}},
-		{name: "unparseable URL", o: Options{URL: "http://p:90 90"}, wantMsg: []string{"url: parse"}},
+		{name: "unparseable URL", o: Options{URL: "http://p:90 90"}, wantMsg: []string{"url: does not parse: invalid port"}},
+		{name: "a password in a URL of another scheme is redacted", o: Options{URL: "ftp://u:secret@p:9090"}, wantMsg: []string{`got "ftp://u:xxxxx@p:9090"`}},
+		{name: "a password in a URL with a query is redacted", o: Options{URL: "http://u:secret@p:9090/?x=1"}, wantMsg: []string{`got "http://u:xxxxx@p:9090/?x=1"`}},
+		{name: "a password in an unparseable URL is left out", o: Options{URL: "http://u:secret@p:90 90"}, wantMsg: []string{"url: does not parse: invalid port"}},
 		{name: "URL with a query", o: Options{URL: "http://p:9090/?x=1"}, wantMsg: []string{"url: must have no query"}},
 		{name: "negative timeout", o: Options{URL: "http://p:9090", Timeout: -time.Second}, wantMsg: []string{"timeout: must be ≥ 0, got -1s"}},
 		{name: "pod label not a label name", o: Options{URL: "http://p:9090", PodLabel: "pod-name"}, wantMsg: []string{`podLabel: must be a label name`, `"pod-name"`}},
@@ -56,7 +59,23 @@ func TestNewValidates(t *testing.T) {
 					t.Errorf("New() error = %q, want it to contain %q", err, m)
 				}
 			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("New() error = %q shows the URL's password", err)
+			}
 		})
+	}
+}
+
+func TestRedactedURL(t *testing.T) {
+	for raw, want := range map[string]string{
+		"http://prometheus:9090":             "http://prometheus:9090",
+		"https://user:secret@example.org/p/": "https://user:xxxxx@example.org/p/",
+		"http://user@example.org":            "http://user@example.org",
+		"http://user:secret@p:90 90":         "(a URL that does not parse)",
+	} {
+		if got := RedactedURL(raw); got != want {
+			t.Errorf("RedactedURL(%q) = %q, want %q", raw, got, want)
+		}
 	}
 }
 

@@ -63,6 +63,25 @@ type Source struct {
 // New checks o and returns a Source. Every problem of o is reported at once, each naming its
 // field. It does not contact Prometheus.
 func New(o Options) (*Source, error) {
+	c, err := o.Client()
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{api: v1.NewAPI(c), timeout: o.Timeout, podLabel: model.LabelName(o.PodLabel)}
+	if s.timeout == 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.podLabel == "" {
+		s.podLabel = DefaultPodLabel
+	}
+	return s, nil
+}
+
+// Client checks o as New does and returns the client of Prometheus' HTTP API that a Source
+// of o queries through: o.URL with o.HTTP's authentication, TLS and headers (it reads the
+// files they name). prescale backtest reads its load history through it, so that it reaches
+// Prometheus exactly as prescale run does. Timeout and PodLabel are checked, not used.
+func (o Options) Client() (api.Client, error) {
 	// HTTPClientConfig.Validate normalizes (bearer_token into authorization, the default
 	// type "Bearer"), and the client must be built from what it normalized; it works on a
 	// copy, so that the caller's Options stay as they were.
@@ -82,14 +101,19 @@ func New(o Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prometheus source client: %w", err)
 	}
-	s := &Source{api: v1.NewAPI(c), timeout: o.Timeout, podLabel: model.LabelName(o.PodLabel)}
-	if s.timeout == 0 {
-		s.timeout = DefaultTimeout
+	return c, nil
+}
+
+// RedactedURL returns raw with its password, if any, replaced by "xxxxx"
+// (url.URL.Redacted): the form of a Prometheus URL that logs, reports and errors show. A raw
+// that does not parse as a URL gives "(a URL that does not parse)": its password cannot be
+// told apart.
+func RedactedURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a URL that does not parse)"
 	}
-	if s.podLabel == "" {
-		s.podLabel = DefaultPodLabel
-	}
-	return s, nil
+	return u.Redacted()
 }
 
 // validate checks o, with httpCfg, a copy of o.HTTP, in place of o.HTTP.
@@ -98,11 +122,16 @@ func (o Options) validate(httpCfg *config.HTTPClientConfig) error {
 	if strings.TrimSpace(o.URL) == "" {
 		errs = append(errs, errors.New("url: required"))
 	} else if u, err := url.Parse(o.URL); err != nil {
-		errs = append(errs, fmt.Errorf("url: %w", err))
+		// url.Error quotes the whole URL, password included: keep only its cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		errs = append(errs, fmt.Errorf("url: does not parse: %w", err))
 	} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		errs = append(errs, fmt.Errorf("url: must be an absolute http or https URL, got %q", o.URL))
+		errs = append(errs, fmt.Errorf("url: must be an absolute http or https URL, got %q", u.Redacted()))
 	} else if u.RawQuery != "" || u.Fragment != "" {
-		errs = append(errs, fmt.Errorf("url: must have no query or fragment, got %q", o.URL))
+		errs = append(errs, fmt.Errorf("url: must have no query or fragment, got %q", u.Redacted()))
 	}
 	if o.Timeout < 0 {
 		errs = append(errs, fmt.Errorf("timeout: must be ≥ 0, got %s", o.Timeout))
