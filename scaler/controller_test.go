@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -735,5 +736,92 @@ func TestMissingTarget(t *testing.T) {
 				t.Errorf("the mapper was reset %d times, want %d", cl.mapper.resets, tc.resets)
 			}
 		})
+	}
+}
+
+// An HPA on the same workload (here KEDA's, owned by a ScaledObject) and prescale not in
+// dry-run: prescale writes nothing, says why once (a Warning event), in the metric and in
+// the status; once the HPA is gone it writes again.
+func TestConflictingAutoscaler(t *testing.T) {
+	cl := newCluster(t, 2)
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "keda-hpa-web",
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "keda.sh/v1alpha1", Kind: "ScaledObject", Name: "web", UID: "u1"}}},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
+			MaxReplicas:    10,
+		},
+	}
+	if _, err := cl.kube.AutoscalingV2().HorizontalPodAutoscalers("default").Create(cl.ctx, hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := cl.controller(webPolicy, options())
+	lead(c)
+	cl.source.set("load", policy.Sample{Value: 50}) // proposal 5, limited to 2 + 1 = 3
+
+	events := cl.tickAt(c, 0)
+	want := "Warning ConflictingAutoscaler HorizontalPodAutoscaler default/keda-hpa-web (KEDA ScaledObject web) also scales Deployment default/web"
+	if len(events) != 1 || !strings.HasPrefix(events[0], want) {
+		t.Errorf("events: %q, want one starting %q", events, want)
+	}
+	if events = cl.tickAt(c, 15*time.Second); len(events) != 0 {
+		t.Errorf("events at the second tick: %q, want none (the warning is sent on change)", events)
+	}
+	if diff := cmp.Diff([]string{"kube: create horizontalpodautoscalers/"}, cl.writeActions()); diff != "" {
+		t.Errorf("writes while the HPA targets the workload, besides the test's HPA (-want +got):\n%s", diff)
+	}
+	if got := testutil.ToFloat64(cl.metrics.ConflictingAutoscaler.WithLabelValues("web")); got != 1 {
+		t.Errorf("prescale_conflicting_autoscaler = %v, want 1", got)
+	}
+	if st := c.Status()[0]; !strings.Contains(st.NotWriting, "keda-hpa-web") || st.Desired != 3 {
+		t.Errorf("status: notWriting %q, desired %d; want the HPA named, and the decision (3) still made", st.NotWriting, st.Desired)
+	}
+
+	// The HPA is deleted: once the informer has seen it, prescale writes 3.
+	if err := cl.kube.AutoscalingV2().HorizontalPodAutoscalers("default").Delete(cl.ctx, "keda-hpa-web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for at := 30 * time.Second; len(cl.writes()) == 0; at += 15 * time.Second {
+		if time.Now().After(deadline) {
+			t.Fatal("no scale write 10 s after the HPA was deleted")
+		}
+		cl.tickAt(c, at)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if diff := cmp.Diff([]int32{3}, cl.writes()); diff != "" {
+		t.Errorf("scale writes after the HPA left (-want +got):\n%s", diff)
+	}
+	if got := testutil.ToFloat64(cl.metrics.ConflictingAutoscaler.WithLabelValues("web")); got != 0 {
+		t.Errorf("prescale_conflicting_autoscaler = %v after the HPA left, want 0", got)
+	}
+	if st := c.Status()[0]; st.NotWriting != "" {
+		t.Errorf("status notWriting %q after the HPA left, want none", st.NotWriting)
+	}
+}
+
+// In dry-run an HPA beside prescale is the point: no warning, no conflict.
+func TestDryRunBesideAnHPAIsNoConflict(t *testing.T) {
+	cl := newCluster(t, 2)
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "web"},
+			MaxReplicas:    10,
+		},
+	}
+	if _, err := cl.kube.AutoscalingV2().HorizontalPodAutoscalers("default").Create(cl.ctx, hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	opts := options()
+	opts.DryRun = true
+	c := cl.controller(webPolicy, opts)
+	lead(c)
+	cl.source.set("load", policy.Sample{Value: 50})
+	if events := cl.tickAt(c, 0); len(events) != 0 {
+		t.Errorf("events in dry-run beside an HPA: %q, want none", events)
+	}
+	if got := testutil.ToFloat64(cl.metrics.ConflictingAutoscaler.WithLabelValues("web")); got != 0 {
+		t.Errorf("prescale_conflicting_autoscaler = %v in dry-run, want 0", got)
 	}
 }

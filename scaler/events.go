@@ -13,6 +13,9 @@ const (
 	// ReasonTargetRecreated: the target was deleted and recreated; its decision history is
 	// reset.
 	ReasonTargetRecreated = "TargetRecreated"
+	// ReasonConflictingAutoscaler (condition, Warning): another autoscaler (an HPA, KEDA's
+	// included) targets the workload, so prescale, not in dry-run, writes nothing.
+	ReasonConflictingAutoscaler = "ConflictingAutoscaler"
 	// ReasonFailedGetMetric (condition): a metric, or the forecast's load, is missing.
 	ReasonFailedGetMetric = "FailedGetMetric"
 	// ReasonMetricsStale (condition): a metric's, or the load's, latest sample is too old.
@@ -34,6 +37,7 @@ const (
 // The keys of the conditions (events sent on change) a target keeps.
 const (
 	condTargetMissing = "TargetMissing"
+	condConflict      = "autoscaler"
 	condCapacity      = "capacity"
 	condLoad          = "forecast/load"
 	condMetricPrefix  = "metric/"

@@ -56,6 +56,11 @@ func WriteStatusTable(w io.Writer, st []PolicyStatus) {
 			triple(s.ReplicaSecs, 3600), triple(s.ShortSecs, 60))
 	}
 	_ = tw.Flush()
+	for _, s := range st {
+		if s.NotWriting != "" {
+			fmt.Fprintf(w, "\n%s: not writing: %s\n", s.Policy, s.NotWriting)
+		}
+	}
 	writeObjectives(w, st)
 }
 

@@ -48,6 +48,9 @@ type Metrics struct {
 	ObjectiveMinutes         *prometheus.CounterVec
 	ObjectiveViolatedMinutes *prometheus.CounterVec
 	ObjectiveBeyondReach     *prometheus.CounterVec
+	// ConflictingAutoscaler is 1 while another autoscaler targets the workload (prescale,
+	// not in dry-run, then writes nothing).
+	ConflictingAutoscaler *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -131,13 +134,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Minutes in which a sample of the objective's latency was over the SLO, counted as each minute ends."}, policy),
 		ObjectiveBeyondReach: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_objective_beyond_reach_minutes_total",
 			Help: "Violated minutes whose load exceeded what the forecast, one horizon before, planned at the highest quantile: no quantile would have prevented them."}, policy),
+		ConflictingAutoscaler: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_conflicting_autoscaler",
+			Help: "1 while another autoscaler (an HPA, KEDA's included) targets the workload and prescale, not in dry-run, writes nothing; 0 otherwise."}, policy),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors,
 		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
 		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon,
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
-		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach)
+		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ConflictingAutoscaler)
 	return m
 }
 
@@ -145,7 +150,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 func (m *Metrics) forget(name string) {
 	l := prometheus.Labels{"policy": name}
 	for _, v := range []*prometheus.GaugeVec{m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas,
-		m.HPADesiredReplicas, m.MetricValue, m.MetricTarget, m.MetricMissing} {
+		m.HPADesiredReplicas, m.MetricValue, m.MetricTarget, m.MetricMissing, m.ConflictingAutoscaler} {
 		v.DeletePartialMatch(l)
 	}
 	m.forgetForecast(name)

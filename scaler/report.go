@@ -39,12 +39,17 @@ func (s *scorecard) add(who string, replicas int32, wanted int32, dt float64) {
 // report derives the metrics, the condition events, the status and the scorecard from one
 // tick's result. A hot standby (leading false) sets the gauges only: counters would count
 // the tick twice.
-func (c *Controller) report(a actor, res engine.Result, leading bool, now time.Time) {
+func (c *Controller) report(a actor, res engine.Result, leading bool, conflict string, now time.Time) {
 	p, t, o, dec, hpaEq := a.p, a.t, a.o, res.Decision, res.HPAEquivalent
 	m := c.deps.Metrics
 	m.CurrentReplicas.WithLabelValues(p.Name).Set(float64(dec.CurrentReplicas))
 	m.DesiredReplicas.WithLabelValues(p.Name).Set(float64(dec.DesiredReplicas))
 	m.HPAEquivalentReplicas.WithLabelValues(p.Name).Set(float64(hpaEq.DesiredReplicas))
+	blocked := 0.0
+	if conflict != "" {
+		blocked = 1
+	}
+	m.ConflictingAutoscaler.WithLabelValues(p.Name).Set(blocked)
 	uncapped := dec.DesiredReplicas
 	for _, cl := range dec.Clamps {
 		if cl.Reason == policy.ReasonCapacityLimited {
@@ -104,6 +109,7 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, now time.T
 	defer t.mu.Unlock()
 	st := &t.status
 	st.last, st.forecast, st.objective, st.hpa, st.hpaEquivalent = dec, res.Forecast, res.Objective, hpaDesired, hpaEq.DesiredReplicas
+	st.conflict = conflict
 
 	// The scorecard integrates over the time since the last tick, at most two intervals
 	// (a gap, such as a leadership change, is not counted).
@@ -148,6 +154,9 @@ type PolicyStatus struct {
 	Forecast *ForecastStatus `json:"forecast,omitempty"`
 	// Objective is the objective's state at the last decision, for a policy with one.
 	Objective *ObjectiveStatus `json:"objective,omitempty"`
+	// NotWriting says why prescale, not in dry-run, writes nothing: another autoscaler
+	// targets the workload.
+	NotWriting string `json:"notWriting,omitempty"`
 }
 
 // Status returns every policy's last decision and scorecard, sorted by policy name.
@@ -161,7 +170,7 @@ func (c *Controller) Status() []PolicyStatus {
 		st := PolicyStatus{Policy: p.Name, Target: p.Target.String(), Current: s.last.CurrentReplicas,
 			Desired: s.last.DesiredReplicas, Reason: s.last.Reason, HPAEquivalent: s.hpaEquivalent, HPA: s.hpa,
 			Since: s.score.since, ReplicaSecs: copyMap(s.score.replicaSeconds), ShortSecs: copyMap(s.score.shortSeconds),
-			Forecast: s.forecast, Objective: s.objective}
+			Forecast: s.forecast, Objective: s.objective, NotWriting: s.conflict}
 		t.mu.Unlock()
 		out = append(out, st)
 	}

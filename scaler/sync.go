@@ -37,8 +37,21 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	}
 	t.forgetCondition(condTargetMissing)
 	dryRun := c.dryRun(p)
-	writes := leading && !dryRun
+	conflict := ""
+	if !dryRun {
+		conflict = c.conflictingAutoscaler(p)
+	}
+	writes := leading && !dryRun && conflict == ""
 	act := actor{c: c, p: p, t: t, o: &obs, writes: writes}
+	if leading && conflict != "" {
+		// The leader says why it does not write, once per change of the message.
+		if t.setCondition(condConflict, conflict) {
+			c.writer.Event(obs.ref, corev1.EventTypeWarning, ReasonConflictingAutoscaler, conflict)
+			klog.FromContext(ctx).Info("Not writing: another autoscaler targets the workload", "reason", conflict)
+		}
+	} else if conflict == "" {
+		t.forgetCondition(condConflict)
+	}
 	in := engine.Input{Writes: writes}
 	if err := c.ensureEngine(p, t); err != nil {
 		return failure("engine", err)
@@ -81,9 +94,27 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	if writes {
 		errs = append(errs, act.annotate(ctx, dec, res.Forecast, res.Objective))
 	}
-	c.report(act, res, leading, now)
+	c.report(act, res, leading, conflict, now)
 	timer.done(phaseAct)
 	return errors.Join(errs...)
+}
+
+// conflictingAutoscaler says which other autoscaler targets p's workload ("" for none): an
+// HPA, KEDA's ScaledObjects included (KEDA scales through an HPA it owns). Two autoscalers
+// writing one scale fight; outside dry-run prescale then writes nothing.
+func (c *Controller) conflictingAutoscaler(p *policy.Policy) string {
+	h, ok := c.hpaFor(p.Target)
+	if !ok {
+		return ""
+	}
+	by := ""
+	for _, o := range h.OwnerReferences {
+		if o.Kind == "ScaledObject" {
+			by = fmt.Sprintf(" (KEDA ScaledObject %s)", o.Name)
+		}
+	}
+	return fmt.Sprintf("HorizontalPodAutoscaler %s/%s%s also scales %s: prescale writes nothing while another autoscaler does; delete it, or set dryRun to run beside it",
+		h.Namespace, h.Name, by, p.Target)
 }
 
 // dryRun is the policy's dry-run setting, or the controller's.

@@ -41,6 +41,7 @@ type targetStatus struct {
 	objective     *ObjectiveStatus // nil without an objective
 	hpaEquivalent int32
 	hpa           *int32 // the real HPA's desired replicas, when one targets the workload
+	conflict      string // why prescale does not write: another autoscaler ("" for none)
 	score         scorecard
 }
 

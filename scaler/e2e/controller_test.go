@@ -209,6 +209,67 @@ func TestDryRunBesideHPA(t *testing.T) {
 	}
 }
 
+// Not in dry-run, beside a real HPA on the same workload: prescale refuses to fight it. It
+// writes nothing (the audit log says who wrote the scale), says why in a Warning event and
+// a metric; once the HPA is deleted, it scales.
+func TestRefusesToFightAnHPA(t *testing.T) {
+	w := workload(t, "llm", 2, 1, 0)
+	_, kube := sharedSandbox(t)
+	// The HPA pins 3 replicas (min = max) without needing a metrics API.
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: w.Name},
+			MinReplicas:    ptr.To[int32](3), MaxReplicas: 3,
+			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+				Name: "cpu", Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](50)}}}},
+		},
+	}
+	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	e.setQueue(20) // prescale wants 8
+	started := time.Now()
+	in := startPrescale(t, "a", config(p.url(), w, "dryRun: false"))
+	labels := map[string]string{"policy": w.Name}
+	await(t, 30*time.Second, "prescale_conflicting_autoscaler to be 1",
+		metricIs(in, "prescale_conflicting_autoscaler", labels, "1", func(v float64) bool { return v == 1 }))
+	await(t, 30*time.Second, "the ConflictingAutoscaler warning", func() error {
+		if got := events(t, w, "ConflictingAutoscaler"); len(got) != 1 || !strings.Contains(got[0], "HorizontalPodAutoscaler "+w.Namespace+"/"+w.Name) {
+			return fmt.Errorf("ConflictingAutoscaler events %q, want one naming the HPA", got)
+		}
+		return nil
+	})
+	// Several ticks deciding more than 3 (7: the scale-up limit, 3 + 4) and the HPA at 3:
+	// still only the HPA wrote.
+	await(t, 30*time.Second, "prescale to decide more than 3 while not writing",
+		metricIs(in, "prescale_desired_replicas", labels, "above 3", func(v float64) bool { return v > 3 }))
+	time.Sleep(3 * time.Second)
+	for _, wr := range auditedScaleWrites(t, w.Namespace, started) {
+		if !strings.Contains(wr.userAgent, hpaUserAgent) {
+			t.Errorf("scale written by %q at %s, want only the HPA's writes", wr.userAgent, wr.at)
+		}
+	}
+	if got := specReplicas(t, w); got != 3 {
+		t.Errorf("replicas %d, want the HPA's 3", got)
+	}
+
+	// The HPA is deleted: prescale scales to 8 and the metric falls to 0.
+	if err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Delete(context.Background(), w.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	await(t, 60*time.Second, "prescale to scale to 8 once the HPA is gone", func() error {
+		if got := specReplicas(t, w); got != 8 {
+			return fmt.Errorf("replicas %d", got)
+		}
+		return nil
+	})
+	await(t, 30*time.Second, "prescale_conflicting_autoscaler to be 0",
+		metricIs(in, "prescale_conflicting_autoscaler", labels, "0", func(v float64) bool { return v == 0 }))
+}
+
 // 8: the target deleted and recreated: no crash; events say what happened.
 func TestTargetRecreated(t *testing.T) {
 	w := workload(t, "llm", 2, 1, 0)
