@@ -509,6 +509,60 @@ func TestDryRunAdoptsAnotherWritersChange(t *testing.T) {
 	}
 }
 
+// The global dry-run is live: SetDryRun (a reload of dryRun) stops the writes from the next
+// tick, a policy's own dryRun still overrides it, and turning it off writes again.
+func TestSetDryRun(t *testing.T) {
+	tests := []struct {
+		name string
+		// policyDryRun is the policy's own dryRun line, if any.
+		policyDryRun string
+		// wantWrites are the accepted scale writes of the ticks at 0 (global dry-run off),
+		// 60 s (on) and 120 s (off again).
+		wantWrites []int32
+		// wantGauge is prescale_dry_run while it is on.
+		wantGauge float64
+	}{
+		// Load 50: proposal 5, 1 pod per 60 s: 2 -> 3 at 0, 3 -> 4 due at 60 s and held by
+		// the dry-run, 3 -> 4 at 120 s.
+		{name: "a policy without its own dryRun stops writing", wantWrites: []int32{3, 4}, wantGauge: 1},
+		// The policy's dryRun: false overrides the global switch: 3 at 0, 4 at 60 s, 5 at 120 s.
+		{name: "a policy's dryRun: false overrides it", policyDryRun: "    dryRun: false\n", wantWrites: []int32{3, 4, 5}, wantGauge: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newCluster(t, 2)
+			c := cl.controller(webPolicy+tc.policyDryRun, options())
+			lead(c)
+			cl.source.set("load", policy.Sample{Value: 50})
+			if got := testutil.ToFloat64(cl.metrics.DryRun); got != 0 {
+				t.Errorf("prescale_dry_run at start = %v, want 0", got)
+			}
+			cl.tickAt(c, 0)
+
+			c.SetDryRun(true)
+			if got := testutil.ToFloat64(cl.metrics.DryRun); got != tc.wantGauge {
+				t.Errorf("prescale_dry_run after SetDryRun(true) = %v, want %v", got, tc.wantGauge)
+			}
+			before := len(cl.writeActions())
+			cl.tickAt(c, 60*time.Second)
+			if tc.policyDryRun == "" {
+				if got := cl.writeActions()[before:]; len(got) != 0 {
+					t.Errorf("the tick after SetDryRun(true) wrote: %q", got)
+				}
+			}
+
+			c.SetDryRun(false)
+			cl.tickAt(c, 120*time.Second)
+			if diff := cmp.Diff(tc.wantWrites, cl.writes()); diff != "" {
+				t.Errorf("accepted scale writes (-want +got):\n%s", diff)
+			}
+			if got := testutil.ToFloat64(cl.metrics.DryRun); got != 0 {
+				t.Errorf("prescale_dry_run after SetDryRun(false) = %v, want 0", got)
+			}
+		})
+	}
+}
+
 // A follower (a hot standby's ticks while another instance leads) decides and writes
 // nothing: no scale, annotation or event, on any client, and no counter that only the
 // leader counts. Each case is run as the leader too, to show that it would have written.

@@ -24,6 +24,7 @@ type Metrics struct {
 	SyncPhaseDuration     *prometheus.HistogramVec
 	LastTick              prometheus.Gauge
 	Leader                prometheus.Gauge
+	DryRun                prometheus.Gauge
 	ReloadSuccessful      prometheus.Gauge
 	ReloadTimestamp       prometheus.Gauge
 	ScorecardReplicaSecs  *prometheus.CounterVec
@@ -89,6 +90,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "When the last tick started."}),
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_leader",
 			Help: "1 while this instance holds the leader lease."}),
+		DryRun: prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_dry_run",
+			Help: "1 while the global dryRun setting is on (set at start-up and by a reload; a policy's dryRun overrides it)."}),
 		ReloadSuccessful: prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_config_last_reload_successful",
 			Help: "Whether the last configuration reload attempt was successful."}),
 		ReloadTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_config_last_reload_success_timestamp_seconds",
@@ -134,7 +137,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors,
-		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
+		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.DryRun, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
 		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon,
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
 		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach)

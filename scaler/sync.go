@@ -36,7 +36,7 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 		return failure("target", err)
 	}
 	t.forgetCondition(condTargetMissing)
-	dryRun := c.dryRun(p)
+	dryRun := c.dryRunFor(p)
 	writes := leading && !dryRun
 	act := actor{c: c, p: p, t: t, o: &obs, writes: writes}
 	in := engine.Input{Writes: writes}
@@ -86,12 +86,12 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	return errors.Join(errs...)
 }
 
-// dryRun is the policy's dry-run setting, or the controller's.
-func (c *Controller) dryRun(p *policy.Policy) bool {
+// dryRunFor is the policy's dry-run setting, or the global one in force (SetDryRun).
+func (c *Controller) dryRunFor(p *policy.Policy) bool {
 	if p.DryRun != nil {
 		return *p.DryRun
 	}
-	return c.opts.DryRun
+	return c.dryRun.Load()
 }
 
 // ensureEngine builds the policy's engine at its first sync, and hands it the policy after

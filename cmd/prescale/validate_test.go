@@ -81,6 +81,22 @@ externalMetrics.tls: give both certFile and keyFile, or neither, got certFile ""
 `,
 		},
 		{
+			name: "a negative interval and an unknown capacity mode, with their lines, exit 1",
+			args: []string{"validate", "-f", "-"},
+			stdin: `interval: -5s
+capacity: {mode: bogus}
+policies:
+  - name: web
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: web}
+    maxReplicas: 4
+    metrics: [{name: rps, query: up, target: {type: Value, value: 1}}]
+`,
+			wantCode: 1,
+			wantStderr: `interval: must be at least 1s, got -5s
+capacity.mode: must be cap or off, got "bogus"
+`,
+		},
+		{
 			name:       "empty file, exit 1",
 			args:       []string{"validate", "-f", "-"},
 			wantCode:   1,
