@@ -169,6 +169,8 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		Target   float64 `json:"target"`
 		Proposal int32   `json:"proposal,omitempty"`
 		Error    string  `json:"error,omitempty"`
+		// Warnings: Prometheus' warnings about the sample (a partial response).
+		Warnings []string `json:"warnings,omitempty"`
 	}
 	type record struct {
 		Current   int32            `json:"current"`
@@ -190,6 +192,9 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 	}
 	for _, m := range dec.Metrics {
 		mm := metric{Name: m.Name, Target: m.Target, Error: truncate(m.Error, 200)}
+		for _, w := range m.Warnings {
+			mm.Warnings = append(mm.Warnings, truncate(w, 200))
+		}
 		if m.Error == "" {
 			mm.Value, mm.Proposal = m.Value, m.Proposal
 		}

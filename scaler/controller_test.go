@@ -563,6 +563,41 @@ func TestSetDryRun(t *testing.T) {
 	}
 }
 
+// A sample that comes with Prometheus' warnings (a partial response) is used as it is; each
+// is counted in prescale_query_warnings_total{policy,metric}, and the decision's annotation
+// lists the warnings with the metric.
+func TestQueryWarnings(t *testing.T) {
+	cl := newCluster(t, 2)
+	c := cl.controller(webPolicy, options())
+	lead(c)
+	const warning = "partial response: store 10.0.0.7:10901 did not answer"
+	// Load 50 with warnings: proposal ceil(50 / 10) = 5, limited to 2 + 1 = 3, written.
+	cl.source.set("load", policy.Sample{Value: 50, Warnings: []string{warning}})
+	cl.tickAt(c, 0)
+	if diff := cmp.Diff([]int32{3}, cl.writes()); diff != "" {
+		t.Errorf("a sample with warnings is used: accepted scale writes (-want +got):\n%s", diff)
+	}
+	if got := testutil.ToFloat64(cl.metrics.QueryWarnings.WithLabelValues("web", "load")); got != 1 {
+		t.Errorf(`prescale_query_warnings_total{policy="web",metric="load"} = %v, want 1`, got)
+	}
+	var annotation string
+	for _, a := range cl.dyn.Actions() {
+		if p, ok := a.(clienttesting.PatchAction); ok {
+			annotation = string(p.GetPatch())
+		}
+	}
+	if want := `\"warnings\":[\"` + warning + `\"]`; !strings.Contains(annotation, want) {
+		t.Errorf("the decision annotation's patch %s does not contain %s", annotation, want)
+	}
+
+	// Without warnings, nothing more is counted.
+	cl.source.set("load", policy.Sample{Value: 50})
+	cl.tickAt(c, 15*time.Second)
+	if got := testutil.ToFloat64(cl.metrics.QueryWarnings.WithLabelValues("web", "load")); got != 1 {
+		t.Errorf(`prescale_query_warnings_total{policy="web",metric="load"} after a tick without warnings = %v, want 1`, got)
+	}
+}
+
 // A follower (a hot standby's ticks while another instance leads) decides and writes
 // nothing: no scale, annotation or event, on any client, and no counter that only the
 // leader counts. Each case is run as the leader too, to show that it would have written.

@@ -126,9 +126,18 @@ func (s *Source) QueryCount() int64 { return s.queries.Load() }
 // milliseconds below a second), as Prometheus parses no fractions in durations. An empty
 // result is queried once more with a lookback of an hour beyond maxAge, to tell ErrStale
 // (the series exist, with no sample newer than maxAge) from ErrEmpty. Every error names the
-// query and wraps one of the package's sentinels, or context.Canceled.
+// query and wraps one of the package's sentinels, or context.Canceled. Prometheus' warnings
+// about a result (a partial response: a shard or store that did not answer) are returned in
+// Sample.Warnings, beside the value; an empty result's are in its error.
 func (s *Source) Sample(ctx context.Context, query string, now time.Time, maxAge time.Duration) (policy.Sample, error) {
-	return instant(ctx, s, query, now, maxAge, func(v model.Value) (policy.Sample, error) { return decode(v, s.podLabel) })
+	out, warnings, err := instant(ctx, s, query, now, maxAge, func(v model.Value) (policy.Sample, error) { return decode(v, s.podLabel) })
+	if err != nil {
+		return policy.Sample{}, err
+	}
+	if len(warnings) > 0 {
+		out.Warnings = warnings
+	}
+	return out, nil
 }
 
 // Latency runs query as Sample does and returns its one value, a latency in seconds: the
@@ -137,30 +146,31 @@ func (s *Source) Sample(ctx context.Context, query string, now time.Time, maxAge
 // per pod or several series are errors (ErrNotFinite, ErrShape), as are an empty or stale
 // result, never zero.
 func (s *Source) Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, error) {
-	return instant(ctx, s, query, now, maxAge, func(v model.Value) (float64, error) { return decodeLatency(v, s.podLabel) })
+	v, _, err := instant(ctx, s, query, now, maxAge, func(v model.Value) (float64, error) { return decodeLatency(v, s.podLabel) })
+	return v, err
 }
 
-// instant runs one instant query and decodes its result; an empty result is told from a
-// stale one (see Sample).
+// instant runs one instant query and decodes its result, returned with Prometheus' warnings
+// about it; an empty result is told from a stale one (see Sample).
 func instant[T any](ctx context.Context, s *Source, query string, now time.Time, maxAge time.Duration,
-	decode func(model.Value) (T, error)) (T, error) {
+	decode func(model.Value) (T, error)) (T, []string, error) {
 	var zero T
 	if maxAge < minMaxAge {
-		return zero, fmt.Errorf("query %q: maxAge must be at least %s, got %s: %w", query, minMaxAge, maxAge, ErrBadQuery)
+		return zero, nil, fmt.Errorf("query %q: maxAge must be at least %s, got %s: %w", query, minMaxAge, maxAge, ErrBadQuery)
 	}
 	maxAge = wireDuration(maxAge)
 	v, warnings, err := s.query(ctx, query, now, maxAge)
 	if err != nil {
-		return zero, fmt.Errorf("query %q: %w", query, err)
+		return zero, nil, fmt.Errorf("query %q: %w", query, err)
 	}
 	out, err := decode(v)
 	if errors.Is(err, ErrEmpty) {
 		err = s.whyEmpty(ctx, query, now, maxAge, warnings)
 	}
 	if err != nil {
-		return zero, fmt.Errorf("query %q: %w", query, err)
+		return zero, nil, fmt.Errorf("query %q: %w", query, err)
 	}
-	return out, nil
+	return out, warnings, nil
 }
 
 // whyEmpty tells a stale result from an empty one, by the same query with a longer lookback.

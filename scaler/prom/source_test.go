@@ -3,7 +3,10 @@ package prom
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -81,9 +84,9 @@ func TestSample(t *testing.T) {
 			wantMsg: `query "x": empty result (warnings: results truncated; remote down)`, wantQueries: 2,
 		},
 		{
-			name: "warnings are ignored with a result", query: "sum(x)", maxAge: time.Minute,
+			name: "warnings go with a result, which is used", query: "sum(x)", maxAge: time.Minute,
 			replies:     []fakeReply{{v: one.v, warnings: v1.Warnings{"results truncated"}}},
-			want:        policy.Sample{Value: 4},
+			want:        policy.Sample{Value: 4, Warnings: []string{"results truncated"}},
 			wantQueries: 1,
 		},
 		{
@@ -141,6 +144,36 @@ func TestSample(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An HTTP Prometheus that answers with a result and warnings (a partial response, as Thanos
+// or a federated Prometheus gives when a store does not answer): Sample returns both.
+func TestSampleWarningsOverHTTP(t *testing.T) {
+	const body = `{"status":"success","data":{"resultType":"vector","result":[` +
+		`{"metric":{"pod":"vllm-0"},"value":[1764205200,"3"]},{"metric":{"pod":"vllm-1"},"value":[1764205200,"5"]}]},` +
+		`"warnings":["partial response: store 10.0.0.7:10901 did not answer"]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/query" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	s, err := New(Options{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Sample(t.Context(), "vllm:num_requests_waiting", time.Unix(1764205200, 0), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := policy.Sample{PerPod: map[string]float64{"vllm-0": 3, "vllm-1": 5},
+		Warnings: []string{"partial response: store 10.0.0.7:10901 did not answer"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Sample() (-want +got):\n%s", diff)
 	}
 }
 
