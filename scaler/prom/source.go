@@ -63,14 +63,7 @@ type Source struct {
 // New checks o and returns a Source. Every problem of o is reported at once, each naming its
 // field. It does not contact Prometheus.
 func New(o Options) (*Source, error) {
-	// HTTPClientConfig.Validate normalizes (bearer_token into authorization, the default
-	// type "Bearer"), and the client must be built from what it normalized; it works on a
-	// copy, so that the caller's Options stay as they were.
-	httpCfg := o.HTTP
-	if httpCfg.Authorization != nil {
-		a := *httpCfg.Authorization
-		httpCfg.Authorization = &a
-	}
+	httpCfg := o.httpCopy()
 	if err := o.validate(&httpCfg); err != nil {
 		return nil, fmt.Errorf("prometheus source options: %w", err)
 	}
@@ -90,6 +83,27 @@ func New(o Options) (*Source, error) {
 		s.podLabel = DefaultPodLabel
 	}
 	return s, nil
+}
+
+// Validate reports every problem of o at once, one error per field (url, timeout, podLabel,
+// http), joined; nil when New would accept o. Unlike New it builds no client, so it reads
+// none of the files o names (TLS CA, certificate and key, credentials): a configuration
+// checks the same where those files are absent. It changes nothing in o.
+func (o Options) Validate() error {
+	httpCfg := o.httpCopy()
+	return o.validate(&httpCfg)
+}
+
+// httpCopy returns a copy of o.HTTP that HTTPClientConfig.Validate may normalize
+// (bearer_token into authorization, the default type "Bearer"): the client must be built
+// from what it normalized, and the caller's Options stay as they were.
+func (o Options) httpCopy() config.HTTPClientConfig {
+	httpCfg := o.HTTP
+	if httpCfg.Authorization != nil {
+		a := *httpCfg.Authorization
+		httpCfg.Authorization = &a
+	}
+	return httpCfg
 }
 
 // validate checks o, with httpCfg, a copy of o.HTTP, in place of o.HTTP.
