@@ -185,16 +185,19 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 	}
 	r := record{Current: dec.CurrentReplicas, Desired: dec.DesiredReplicas, Reason: dec.Reason, Metric: dec.Metric,
 		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst, Objective: ost}
+	if fst != nil && len(fst.LoadWarnings) > 0 {
+		f := *fst
+		f.LoadWarnings = truncateAll(f.LoadWarnings, 200)
+		r.Forecast = &f
+	}
 	if ost != nil {
 		o := *ost
 		o.LatencyError = truncate(o.LatencyError, 200)
+		o.LatencyWarnings = truncateAll(o.LatencyWarnings, 200)
 		r.Objective = &o
 	}
 	for _, m := range dec.Metrics {
-		mm := metric{Name: m.Name, Target: m.Target, Error: truncate(m.Error, 200)}
-		for _, w := range m.Warnings {
-			mm.Warnings = append(mm.Warnings, truncate(w, 200))
-		}
+		mm := metric{Name: m.Name, Target: m.Target, Error: truncate(m.Error, 200), Warnings: truncateAll(m.Warnings, 200)}
 		if m.Error == "" {
 			mm.Value, mm.Proposal = m.Value, m.Proposal
 		}
@@ -207,6 +210,18 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		}
 		r.Metrics = r.Metrics[:len(r.Metrics)-1]
 	}
+}
+
+// truncateAll truncates each string to n bytes, in a new slice; nil stays nil.
+func truncateAll(ss []string, n int) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = truncate(s, n)
+	}
+	return out
 }
 
 func truncate(s string, n int) string {

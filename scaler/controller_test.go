@@ -301,15 +301,15 @@ func (s *fixedSource) Sample(_ context.Context, query string, _ time.Time, _ tim
 
 // Latency answers as Sample does, with the value of a scalar sample: a result per pod is
 // not one series.
-func (s *fixedSource) Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, error) {
+func (s *fixedSource) Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, []string, error) {
 	v, err := s.Sample(ctx, query, now, maxAge)
 	switch {
 	case err != nil:
-		return 0, err
+		return 0, nil, err
 	case v.PerPod != nil:
-		return 0, fmt.Errorf("query %q: want one series, got a result per pod", query)
+		return 0, nil, fmt.Errorf("query %q: want one series, got a result per pod", query)
 	}
-	return v.Value, nil
+	return v.Value, v.Warnings, nil
 }
 
 func (s *fixedSource) set(query string, v policy.Sample) {
@@ -595,6 +595,35 @@ func TestQueryWarnings(t *testing.T) {
 	cl.tickAt(c, 15*time.Second)
 	if got := testutil.ToFloat64(cl.metrics.QueryWarnings.WithLabelValues("web", "load")); got != 1 {
 		t.Errorf(`prescale_query_warnings_total{policy="web",metric="load"} after a tick without warnings = %v, want 1`, got)
+	}
+}
+
+// The warnings of the forecast's load and of the objective's latency are in their parts of
+// the status, and counted as metric "forecast" and "objective".
+func TestQueryWarningsOfLoadAndLatency(t *testing.T) {
+	cl := newCluster(t, 2)
+	c := cl.controller(objectivePolicy, options())
+	lead(c)
+	warn := []string{"partial response"}
+	cl.source.set("load", policy.Sample{Value: 20})
+	cl.source.set("lq", policy.Sample{Value: 20, Warnings: warn})
+	cl.source.set("lat", policy.Sample{Value: 1, Warnings: warn})
+	cl.tickAt(c, 0)
+	st := c.Status()[0]
+	if st.Forecast == nil || !cmp.Equal(warn, st.Forecast.LoadWarnings) {
+		t.Errorf("forecast status %+v, want load warnings %q", st.Forecast, warn)
+	}
+	if st.Objective == nil || !cmp.Equal(warn, st.Objective.LatencyWarnings) {
+		t.Errorf("objective status %+v, want latency warnings %q", st.Objective, warn)
+	}
+	for _, metric := range []string{"load", "forecast", "objective"} {
+		want := 1.0
+		if metric == "load" {
+			want = 0
+		}
+		if got := testutil.ToFloat64(cl.metrics.QueryWarnings.WithLabelValues("web", metric)); got != want {
+			t.Errorf(`prescale_query_warnings_total{policy="web",metric=%q} = %v, want %v`, metric, got, want)
+		}
 	}
 }
 

@@ -187,6 +187,6 @@ func (c *Controller) sampleLatency(ctx context.Context, query string, now time.T
 	if c.deps.Latency == nil {
 		return c.deps.Source.Sample(ctx, query, now, c.opts.Staleness)
 	}
-	v, err := c.deps.Latency.Latency(ctx, query, now, c.opts.Staleness)
-	return policy.Sample{Value: v}, err
+	v, warnings, err := c.deps.Latency.Latency(ctx, query, now, c.opts.Staleness)
+	return policy.Sample{Value: v, Warnings: warnings}, err
 }

@@ -158,10 +158,14 @@ func (s *Source) Sample(ctx context.Context, query string, now time.Time, maxAge
 // result must be one series or a scalar. +Inf is a value (histogram_quantile's answer when
 // the quantile lies in the +Inf bucket: a latency beyond any bound); NaN, -Inf, a result
 // per pod or several series are errors (ErrNotFinite, ErrShape), as are an empty or stale
-// result, never zero.
-func (s *Source) Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, error) {
-	v, _, err := instant(ctx, s, query, now, maxAge, func(v model.Value) (float64, error) { return decodeLatency(v, s.podLabel) })
-	return v, err
+// result, never zero. Prometheus' warnings about a usable result are returned with it, as
+// Sample returns them.
+func (s *Source) Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, []string, error) {
+	v, warnings, err := instant(ctx, s, query, now, maxAge, func(v model.Value) (float64, error) { return decodeLatency(v, s.podLabel) })
+	if len(warnings) == 0 {
+		warnings = nil
+	}
+	return v, warnings, err
 }
 
 // instant runs one instant query and decodes its result, returned with Prometheus' warnings

@@ -185,11 +185,18 @@ func TestLatency(t *testing.T) {
 		name    string
 		replies []fakeReply
 		want    float64
-		wantErr error
-		wantMsg string
+		// wantWarnings are Prometheus' warnings returned with the latency.
+		wantWarnings []string
+		wantErr      error
+		wantMsg      string
 	}{
 		{name: "one series", replies: []fakeReply{{v: model.Vector{series(p99, 1.5)}}}, want: 1.5},
 		{name: "a scalar", replies: []fakeReply{{v: &model.Scalar{Value: 0.25}}}, want: 0.25},
+		{
+			name:    "warnings go with the latency",
+			replies: []fakeReply{{v: model.Vector{series(p99, 1.5)}, warnings: v1.Warnings{"partial response"}}}, want: 1.5,
+			wantWarnings: []string{"partial response"},
+		},
 		{name: "zero is a latency", replies: []fakeReply{{v: model.Vector{series(model.Metric{}, 0)}}}, want: 0},
 		{
 			name:    "+Inf, the quantile in the +Inf bucket, is a latency beyond any bound",
@@ -228,7 +235,7 @@ func TestLatency(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Source{api: &fakeAPI{replies: tc.replies}, timeout: DefaultTimeout, podLabel: DefaultPodLabel}
-			got, err := s.Latency(context.Background(), "lat", t0, time.Minute)
+			got, warnings, err := s.Latency(context.Background(), "lat", t0, time.Minute)
 			if !errorsIsOrNil(err, tc.wantErr) {
 				t.Fatalf("Latency() error = %v, want %v", err, tc.wantErr)
 			}
@@ -237,6 +244,9 @@ func TestLatency(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Errorf("Latency() = %v, want %v", got, tc.want)
+			}
+			if diff := cmp.Diff(tc.wantWarnings, warnings); diff != "" {
+				t.Errorf("Latency() warnings (-want +got):\n%s", diff)
 			}
 		})
 	}
