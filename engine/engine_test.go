@@ -198,6 +198,22 @@ func TestMissingLoadHoldsScaleDown(t *testing.T) {
 	}
 }
 
+// A load sample's warnings (a partial answer) are in the forecast's status; the load is
+// used as it is.
+func TestLoadWarnings(t *testing.T) {
+	e := newEngine(t, parse(t, predictive), Options{})
+	in := input(5, 10, true)
+	warn := []string{"partial response"}
+	in.Load = &policy.Sample{Value: 10, Warnings: warn}
+	res := e.Step(in, t0)
+	if res.LoadErr != nil {
+		t.Errorf("LoadErr %v, want none", res.LoadErr)
+	}
+	if diff := cmp.Diff(warn, res.Forecast.LoadWarnings); diff != "" {
+		t.Errorf("LoadWarnings (-want +got):\n%s", diff)
+	}
+}
+
 func TestHPAEquivalentIgnoresTheCapacityCap(t *testing.T) {
 	// The metric asks for 100 / 10 = 10 from 5; the default scale-up allows max(100 %, 4
 	// pods) = 10; the capacity cap allows 7. The HPA-equivalent has no cap.

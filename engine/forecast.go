@@ -51,6 +51,9 @@ type ForecastStatus struct {
 	MAPE *float64 `json:"mape,omitempty"`
 	// LoadError says why the load query had no usable sample at this tick.
 	LoadError string `json:"loadError,omitempty"`
+	// LoadWarnings are the load sample's warnings (policy.Sample.Warnings: a partial
+	// answer), used as it was.
+	LoadWarnings []string `json:"loadWarnings,omitempty"`
 	// HistorySamples is how many load samples the forecaster was last fitted on.
 	HistorySamples int `json:"historySamples"`
 	// Fitted is false when the forecaster could not be built (the policy then scales
@@ -288,6 +291,7 @@ func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (
 		fc.pred.SetReach(ObjectiveMaxQuantile)
 	}
 	if sample != nil {
+		st.LoadWarnings = sample.Warnings
 		load, loadErr = loadValue(*sample)
 		ok = loadErr == nil
 		if loadErr != nil {

@@ -40,6 +40,9 @@ type ObjectiveStatus struct {
 	Latency *float64 `json:"latencySeconds,omitempty"`
 	// LatencyError says why the sample was missing.
 	LatencyError string `json:"latencyError,omitempty"`
+	// LatencyWarnings are the sample's warnings (policy.Sample.Warnings: a partial
+	// answer), used as it was.
+	LatencyWarnings []string `json:"latencyWarnings,omitempty"`
 	// Quantile is the forecast quantile planned for: the adaptive one, or
 	// forecast.quantile when set (Fixed).
 	Quantile float64 `json:"quantile"`
@@ -101,8 +104,9 @@ func (o *objective) observe(s *policy.Sample, now time.Time) *ObjectiveStatus {
 		}
 		o.minute, o.sampled, o.over, o.said, o.within = m, false, false, false, false
 	}
-	o.st.Latency, o.st.LatencyError = nil, ""
+	o.st.Latency, o.st.LatencyError, o.st.LatencyWarnings = nil, "", nil
 	if s != nil {
+		o.st.LatencyWarnings = s.Warnings
 		v, err := latencyValue(*s)
 		if err != nil {
 			o.st.LatencyError = err.Error()

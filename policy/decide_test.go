@@ -534,6 +534,30 @@ func TestDecisionRecord(t *testing.T) {
 	}
 }
 
+// A sample with warnings (a partial answer) is used as it is, and its part of the record
+// carries the warnings; so does a sample that turns out invalid.
+func TestSampleWarningsInTheRecord(t *testing.T) {
+	p := &Policy{Name: "llama", MinReplicas: i32(1), MaxReplicas: 32, Metrics: []Metric{val("latency", "4"), val("queue", "5")}}
+	warn := []string{"store 10.0.0.7:10901 did not answer: partial response"}
+	latency, queue := scalar(6), scalar(math.NaN())
+	latency.Warnings, queue.Warnings = warn, warn
+	in := Observation{SpecReplicas: 2, StatusReplicas: 2, Pods: []Pod{{Name: "a", Ready: true}, {Name: "b", Ready: true}},
+		Metrics: []Sample{latency, queue}}
+	d, _ := Decide(p, in, seasoned(), at(15))
+	// latency: 6000m / 4000m = 1.5 -> ceil(1.5 * 2 ready) = 3, warnings or not.
+	if d.DesiredReplicas != 3 {
+		t.Errorf("desired = %d, want 3: a sample with warnings is used", d.DesiredReplicas)
+	}
+	for i, r := range d.Metrics {
+		if diff := cmp.Diff(warn, r.Warnings); diff != "" {
+			t.Errorf("metrics[%d] (%s) warnings (-want +got):\n%s", i, r.Name, diff)
+		}
+	}
+	if d.Metrics[1].Error == "" {
+		t.Errorf("a NaN sample with warnings: no error in %+v", d.Metrics[1])
+	}
+}
+
 func TestDecideIsDeterministicAndPure(t *testing.T) {
 	p := queuePolicy(&Behavior{})
 	in := queueAt(4, 12)

@@ -45,7 +45,7 @@ func ceilReplicas(x float64) int32 {
 // semantics the sample's shape and the target's type select. A missing or invalid sample
 // gives a result with Error set.
 func evaluate(m *Metric, s Sample, in *Observation, tol tolerances) MetricResult {
-	res := MetricResult{Name: m.Name}
+	res := MetricResult{Name: m.Name, Warnings: s.Warnings}
 	q, _ := m.Target.Quantity()
 	res.Target = q.Float64()
 	if s.Err != nil {
@@ -71,7 +71,7 @@ func evaluate(m *Metric, s Sample, in *Observation, tol tolerances) MetricResult
 		}
 	}
 	if err != nil {
-		res = MetricResult{Name: m.Name, Semantics: res.Semantics, Target: res.Target, Error: err.Error()}
+		res = MetricResult{Name: m.Name, Semantics: res.Semantics, Target: res.Target, Error: err.Error(), Warnings: s.Warnings}
 	}
 	return res
 }

@@ -111,6 +111,9 @@ type MetricResult struct {
 	Proposal int32 `json:"proposal"`
 	// Error says why the metric is missing; the other fields are then zero.
 	Error string `json:"error,omitempty"`
+	// Warnings are the sample's warnings (Sample.Warnings): the value may be computed
+	// from a partial answer.
+	Warnings []string `json:"warnings,omitempty"`
 	// Pod accounting for Pods semantics: pods with a sample, Pending pods (left out, 0 on a
 	// scale-up), Running pods without a sample, and deleted or failed pods (ignored).
 	PodsWithSample int `json:"podsWithSample,omitempty"`
@@ -131,7 +134,8 @@ func (r MetricResult) MarshalJSON() ([]byte, error) {
 		Semantics Semantics `json:"semantics,omitempty"`
 		Target    float64   `json:"target"`
 		Error     string    `json:"error"`
-	}{r.Name, r.Semantics, r.Target, r.Error})
+		Warnings  []string  `json:"warnings,omitempty"`
+	}{r.Name, r.Semantics, r.Target, r.Error, r.Warnings})
 }
 
 // Clamp is one rule that moved the replica count.

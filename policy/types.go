@@ -212,6 +212,10 @@ type Sample struct {
 	Value float64
 	// Err, when not nil, says why the metric is missing; PerPod and Value are then ignored.
 	Err error
+	// Warnings are what the source said of a usable but possibly partial answer
+	// (Prometheus' warnings: a shard or a remote-read store that did not answer). The value
+	// is used; the decision's record carries them (MetricResult.Warnings).
+	Warnings []string
 }
 
 // Recommendation is one sync's pre-behavior desired replicas, kept for stabilization.

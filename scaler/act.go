@@ -169,6 +169,8 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		Target   float64 `json:"target"`
 		Proposal int32   `json:"proposal,omitempty"`
 		Error    string  `json:"error,omitempty"`
+		// Warnings: Prometheus' warnings about the sample (a partial response).
+		Warnings []string `json:"warnings,omitempty"`
 	}
 	type record struct {
 		Current   int32            `json:"current"`
@@ -183,13 +185,19 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 	}
 	r := record{Current: dec.CurrentReplicas, Desired: dec.DesiredReplicas, Reason: dec.Reason, Metric: dec.Metric,
 		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst, Objective: ost}
+	if fst != nil && len(fst.LoadWarnings) > 0 {
+		f := *fst
+		f.LoadWarnings = truncateAll(f.LoadWarnings, 200)
+		r.Forecast = &f
+	}
 	if ost != nil {
 		o := *ost
 		o.LatencyError = truncate(o.LatencyError, 200)
+		o.LatencyWarnings = truncateAll(o.LatencyWarnings, 200)
 		r.Objective = &o
 	}
 	for _, m := range dec.Metrics {
-		mm := metric{Name: m.Name, Target: m.Target, Error: truncate(m.Error, 200)}
+		mm := metric{Name: m.Name, Target: m.Target, Error: truncate(m.Error, 200), Warnings: truncateAll(m.Warnings, 200)}
 		if m.Error == "" {
 			mm.Value, mm.Proposal = m.Value, m.Proposal
 		}
@@ -202,6 +210,18 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		}
 		r.Metrics = r.Metrics[:len(r.Metrics)-1]
 	}
+}
+
+// truncateAll truncates each string to n bytes, in a new slice; nil stays nil.
+func truncateAll(ss []string, n int) []string {
+	if ss == nil {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = truncate(s, n)
+	}
+	return out
 }
 
 func truncate(s string, n int) string {

@@ -66,8 +66,11 @@ type Controller struct {
 	writer     Writer
 	querySlots chan struct{}
 	leading    atomic.Bool
-	tickMu     sync.Mutex
-	ready      atomic.Bool
+	// dryRun is the global dry-run setting (Options.DryRun, then SetDryRun): live, so that
+	// a reload can stop the writes without a restart.
+	dryRun atomic.Bool
+	tickMu sync.Mutex
+	ready  atomic.Bool
 
 	mu       sync.Mutex
 	policies []policy.Policy
@@ -98,6 +101,7 @@ func New(opts Options, deps Deps, policies []policy.Policy) (*Controller, error)
 		querySlots: make(chan struct{}, opts.QueryConcurrency),
 		targets:    map[string]*target{},
 	}
+	c.SetDryRun(opts.DryRun)
 	c.synced = []cache.InformerSynced{
 		factory.Core().V1().Pods().Informer().HasSynced,
 		factory.Core().V1().Nodes().Informer().HasSynced,
@@ -163,6 +167,21 @@ func (c *Controller) SetPolicies(policies []policy.Policy) {
 		}
 	}
 	c.policies, c.targets = policies, kept
+}
+
+// SetDryRun replaces the global dry-run setting (a policy's dryRun still overrides it). A
+// sync reads it as it starts: from the next tick at the latest, a policy without its own
+// dryRun writes nothing while it is on (the kill switch), and writes again once it is off.
+func (c *Controller) SetDryRun(on bool) {
+	c.dryRun.Store(on)
+	if c.deps.Metrics == nil {
+		return
+	}
+	if on {
+		c.deps.Metrics.DryRun.Set(1)
+	} else {
+		c.deps.Metrics.DryRun.Set(0)
+	}
 }
 
 // Policies returns the policies in force. The slice is shared: callers must not modify it.

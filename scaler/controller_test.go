@@ -302,15 +302,15 @@ func (s *fixedSource) Sample(_ context.Context, query string, _ time.Time, _ tim
 
 // Latency answers as Sample does, with the value of a scalar sample: a result per pod is
 // not one series.
-func (s *fixedSource) Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, error) {
+func (s *fixedSource) Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, []string, error) {
 	v, err := s.Sample(ctx, query, now, maxAge)
 	switch {
 	case err != nil:
-		return 0, err
+		return 0, nil, err
 	case v.PerPod != nil:
-		return 0, fmt.Errorf("query %q: want one series, got a result per pod", query)
+		return 0, nil, fmt.Errorf("query %q: want one series, got a result per pod", query)
 	}
-	return v.Value, nil
+	return v.Value, v.Warnings, nil
 }
 
 func (s *fixedSource) set(query string, v policy.Sample) {
@@ -507,6 +507,124 @@ func TestDryRunAdoptsAnotherWritersChange(t *testing.T) {
 	}
 	if got := cl.replicas(); got != 3 {
 		t.Errorf("spec.replicas = %d, want 3, the other writer's", got)
+	}
+}
+
+// The global dry-run is live: SetDryRun (a reload of dryRun) stops the writes from the next
+// tick, a policy's own dryRun still overrides it, and turning it off writes again.
+func TestSetDryRun(t *testing.T) {
+	tests := []struct {
+		name string
+		// policyDryRun is the policy's own dryRun line, if any.
+		policyDryRun string
+		// wantWrites are the accepted scale writes of the ticks at 0 (global dry-run off),
+		// 60 s (on) and 120 s (off again).
+		wantWrites []int32
+		// wantGauge is prescale_dry_run while it is on.
+		wantGauge float64
+	}{
+		// Load 50: proposal 5, 1 pod per 60 s: 2 -> 3 at 0, 3 -> 4 due at 60 s and held by
+		// the dry-run, 3 -> 4 at 120 s.
+		{name: "a policy without its own dryRun stops writing", wantWrites: []int32{3, 4}, wantGauge: 1},
+		// The policy's dryRun: false overrides the global switch: 3 at 0, 4 at 60 s, 5 at 120 s.
+		{name: "a policy's dryRun: false overrides it", policyDryRun: "    dryRun: false\n", wantWrites: []int32{3, 4, 5}, wantGauge: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newCluster(t, 2)
+			c := cl.controller(webPolicy+tc.policyDryRun, options())
+			lead(c)
+			cl.source.set("load", policy.Sample{Value: 50})
+			if got := testutil.ToFloat64(cl.metrics.DryRun); got != 0 {
+				t.Errorf("prescale_dry_run at start = %v, want 0", got)
+			}
+			cl.tickAt(c, 0)
+
+			c.SetDryRun(true)
+			if got := testutil.ToFloat64(cl.metrics.DryRun); got != tc.wantGauge {
+				t.Errorf("prescale_dry_run after SetDryRun(true) = %v, want %v", got, tc.wantGauge)
+			}
+			before := len(cl.writeActions())
+			cl.tickAt(c, 60*time.Second)
+			if tc.policyDryRun == "" {
+				if got := cl.writeActions()[before:]; len(got) != 0 {
+					t.Errorf("the tick after SetDryRun(true) wrote: %q", got)
+				}
+			}
+
+			c.SetDryRun(false)
+			cl.tickAt(c, 120*time.Second)
+			if diff := cmp.Diff(tc.wantWrites, cl.writes()); diff != "" {
+				t.Errorf("accepted scale writes (-want +got):\n%s", diff)
+			}
+			if got := testutil.ToFloat64(cl.metrics.DryRun); got != 0 {
+				t.Errorf("prescale_dry_run after SetDryRun(false) = %v, want 0", got)
+			}
+		})
+	}
+}
+
+// A sample that comes with Prometheus' warnings (a partial response) is used as it is; each
+// is counted in prescale_query_warnings_total{policy,metric}, and the decision's annotation
+// lists the warnings with the metric.
+func TestQueryWarnings(t *testing.T) {
+	cl := newCluster(t, 2)
+	c := cl.controller(webPolicy, options())
+	lead(c)
+	const warning = "partial response: store 10.0.0.7:10901 did not answer"
+	// Load 50 with warnings: proposal ceil(50 / 10) = 5, limited to 2 + 1 = 3, written.
+	cl.source.set("load", policy.Sample{Value: 50, Warnings: []string{warning}})
+	cl.tickAt(c, 0)
+	if diff := cmp.Diff([]int32{3}, cl.writes()); diff != "" {
+		t.Errorf("a sample with warnings is used: accepted scale writes (-want +got):\n%s", diff)
+	}
+	if got := testutil.ToFloat64(cl.metrics.QueryWarnings.WithLabelValues("web", "load")); got != 1 {
+		t.Errorf(`prescale_query_warnings_total{policy="web",metric="load"} = %v, want 1`, got)
+	}
+	var annotation string
+	for _, a := range cl.dyn.Actions() {
+		if p, ok := a.(clienttesting.PatchAction); ok {
+			annotation = string(p.GetPatch())
+		}
+	}
+	if want := `\"warnings\":[\"` + warning + `\"]`; !strings.Contains(annotation, want) {
+		t.Errorf("the decision annotation's patch %s does not contain %s", annotation, want)
+	}
+
+	// Without warnings, nothing more is counted.
+	cl.source.set("load", policy.Sample{Value: 50})
+	cl.tickAt(c, 15*time.Second)
+	if got := testutil.ToFloat64(cl.metrics.QueryWarnings.WithLabelValues("web", "load")); got != 1 {
+		t.Errorf(`prescale_query_warnings_total{policy="web",metric="load"} after a tick without warnings = %v, want 1`, got)
+	}
+}
+
+// The warnings of the forecast's load and of the objective's latency are in their parts of
+// the status, and counted as metric "forecast" and "objective".
+func TestQueryWarningsOfLoadAndLatency(t *testing.T) {
+	cl := newCluster(t, 2)
+	c := cl.controller(objectivePolicy, options())
+	lead(c)
+	warn := []string{"partial response"}
+	cl.source.set("load", policy.Sample{Value: 20})
+	cl.source.set("lq", policy.Sample{Value: 20, Warnings: warn})
+	cl.source.set("lat", policy.Sample{Value: 1, Warnings: warn})
+	cl.tickAt(c, 0)
+	st := c.Status()[0]
+	if st.Forecast == nil || !cmp.Equal(warn, st.Forecast.LoadWarnings) {
+		t.Errorf("forecast status %+v, want load warnings %q", st.Forecast, warn)
+	}
+	if st.Objective == nil || !cmp.Equal(warn, st.Objective.LatencyWarnings) {
+		t.Errorf("objective status %+v, want latency warnings %q", st.Objective, warn)
+	}
+	for _, metric := range []string{"load", "forecast", "objective"} {
+		want := 1.0
+		if metric == "load" {
+			want = 0
+		}
+		if got := testutil.ToFloat64(cl.metrics.QueryWarnings.WithLabelValues("web", metric)); got != want {
+			t.Errorf(`prescale_query_warnings_total{policy="web",metric=%q} = %v, want %v`, metric, got, want)
+		}
 	}
 }
 

@@ -2,6 +2,8 @@ package scaler
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/prescale/prescale/policy"
 )
 
 // Metrics are the controller's own Prometheus metrics. Each is derived from a decision
@@ -20,10 +22,12 @@ type Metrics struct {
 	QueryDuration         prometheus.Histogram
 	Queries               prometheus.Counter
 	Errors                *prometheus.CounterVec
+	QueryWarnings         *prometheus.CounterVec
 	TickDuration          prometheus.Histogram
 	SyncPhaseDuration     *prometheus.HistogramVec
 	LastTick              prometheus.Gauge
 	Leader                prometheus.Gauge
+	DryRun                prometheus.Gauge
 	ReloadSuccessful      prometheus.Gauge
 	ReloadTimestamp       prometheus.Gauge
 	ScorecardReplicaSecs  *prometheus.CounterVec
@@ -83,6 +87,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Prometheus queries run."}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_errors_total",
 			Help: "Errors by kind (query errors by their class, scale and annotation writes, target lookups)."}, []string{"kind"}),
+		QueryWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_query_warnings_total",
+			Help: "Query results that came with Prometheus warnings (a partial response: a shard or store did not answer), used as they were; the decision record lists the warnings. metric is the policy metric's name, or forecast (the load) or objective (the latency)."}, []string{"policy", "metric"}),
 		SyncPhaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "prescale_sync_phase_duration_seconds",
 			Help:    "Wall time of each phase of one policy's sync: observe (apiserver, caches), query (Prometheus), decide (the engine, with any forecast history it loads), act (writes, events, metrics).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"phase"}),
@@ -92,6 +98,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "When the last tick started."}),
 		Leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_leader",
 			Help: "1 while this instance holds the leader lease."}),
+		DryRun: prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_dry_run",
+			Help: "1 while the global dryRun setting is on (set at start-up and by a reload; a policy's dryRun overrides it)."}),
 		ReloadSuccessful: prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_config_last_reload_successful",
 			Help: "Whether the last configuration reload attempt was successful."}),
 		ReloadTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_config_last_reload_success_timestamp_seconds",
@@ -138,13 +146,21 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while another autoscaler (an HPA, KEDA's included) targets the workload and prescale, not in dry-run, writes nothing; 0 otherwise."}, policy),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
-		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors,
-		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
+		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors, m.QueryWarnings,
+		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.DryRun, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
 		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon,
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
 		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ConflictingAutoscaler)
 	return m
 }
+
+// The metric label of prescale_query_warnings_total for the queries that are not a policy
+// metric's: the forecast's load (named as Decision.Metric names the forecast) and the
+// objective's latency.
+const (
+	warningsForecast  = policy.ForecastMetric
+	warningsObjective = "objective"
+)
 
 // forget drops every series of a policy that left the configuration.
 func (m *Metrics) forget(name string) {
@@ -155,7 +171,7 @@ func (m *Metrics) forget(name string) {
 	}
 	m.forgetForecast(name)
 	m.forgetObjective(name)
-	for _, v := range []*prometheus.CounterVec{m.Decisions, m.Scales, m.ScorecardReplicaSecs, m.ScorecardShortSecs} {
+	for _, v := range []*prometheus.CounterVec{m.Decisions, m.Scales, m.QueryWarnings, m.ScorecardReplicaSecs, m.ScorecardShortSecs} {
 		v.DeletePartialMatch(l)
 	}
 }

@@ -130,6 +130,18 @@ func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time)
 		latencyAt = len(queries)
 		queries = append(queries, p.Objective.Query)
 	}
+	// names label each query in prescale_query_warnings_total: the metric's name, or the
+	// forecast's load or the objective's latency.
+	names := make([]string, len(queries))
+	for i := range p.Metrics {
+		names[i] = p.Metrics[i].Name
+	}
+	if loadAt >= 0 {
+		names[loadAt] = warningsForecast
+	}
+	if latencyAt >= 0 {
+		names[latencyAt] = warningsObjective
+	}
 	out := make([]policy.Sample, len(queries))
 	done := make(chan struct{}, len(queries))
 	for i := range queries {
@@ -150,6 +162,9 @@ func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time)
 			if err != nil {
 				c.deps.Metrics.Errors.WithLabelValues(c.deps.ErrorKind(err)).Inc()
 				s = policy.Sample{Err: err}
+			}
+			if len(s.Warnings) > 0 {
+				c.deps.Metrics.QueryWarnings.WithLabelValues(p.Name, names[i]).Inc()
 			}
 			out[i] = s
 		}()
@@ -172,6 +187,6 @@ func (c *Controller) sampleLatency(ctx context.Context, query string, now time.T
 	if c.deps.Latency == nil {
 		return c.deps.Source.Sample(ctx, query, now, c.opts.Staleness)
 	}
-	v, err := c.deps.Latency.Latency(ctx, query, now, c.opts.Staleness)
-	return policy.Sample{Value: v}, err
+	v, warnings, err := c.deps.Latency.Latency(ctx, query, now, c.opts.Staleness)
+	return policy.Sample{Value: v, Warnings: warnings}, err
 }

@@ -21,7 +21,8 @@ const (
 type Options struct {
 	// Interval between ticks.
 	Interval time.Duration
-	// DryRun decides and reports but never writes; a policy's dryRun overrides it.
+	// DryRun decides and reports but never writes; a policy's dryRun overrides it. It is
+	// the value at start: Controller.SetDryRun changes it live.
 	DryRun bool
 	// Staleness: samples older than this are missing.
 	Staleness time.Duration

@@ -19,7 +19,8 @@ type MetricSource interface {
 // LatencySource returns the latest value of an objective's latency query, in seconds: one
 // series or a scalar. +Inf is a value (a latency beyond any bound, over every SLO); NaN,
 // -Inf, an empty or stale result, a result per pod and several series are errors, never
-// zero. prom.Source implements it.
+// zero. warnings are what the source said of a usable but possibly partial answer
+// (Prometheus' warnings), returned with the value. prom.Source implements it.
 type LatencySource interface {
-	Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, error)
+	Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (seconds float64, warnings []string, err error)
 }

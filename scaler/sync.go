@@ -36,7 +36,7 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 		return failure("target", err)
 	}
 	t.forgetCondition(condTargetMissing)
-	dryRun := c.dryRun(p)
+	dryRun := c.dryRunFor(p)
 	conflict := ""
 	if !dryRun {
 		conflict = c.conflictingAutoscaler(p)
@@ -117,12 +117,12 @@ func (c *Controller) conflictingAutoscaler(p *policy.Policy) string {
 		h.Namespace, h.Name, by, p.Target)
 }
 
-// dryRun is the policy's dry-run setting, or the controller's.
-func (c *Controller) dryRun(p *policy.Policy) bool {
+// dryRunFor is the policy's dry-run setting, or the global one in force (SetDryRun).
+func (c *Controller) dryRunFor(p *policy.Policy) bool {
 	if p.DryRun != nil {
 		return *p.DryRun
 	}
-	return c.opts.DryRun
+	return c.dryRun.Load()
 }
 
 // ensureEngine builds the policy's engine at its first sync, and hands it the policy after

@@ -2,10 +2,15 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strings"
 
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/prescale/prescale/policy"
 )
@@ -39,7 +44,8 @@ func newSettingsViper(content []byte, flags *pflag.FlagSet) (*viper.Viper, error
 }
 
 // parseConfig checks a whole policy file: the policies first (every problem with its line),
-// then the global settings, strictly decoded and validated (every problem at once).
+// then the global settings, strictly decoded and validated (every problem at once, with
+// its line when the file set the value).
 func parseConfig(content []byte, flags *pflag.FlagSet) (Settings, []policy.Policy, error) {
 	pf, err := policy.Parse(bytes.NewReader(content), settingKeys...)
 	if err != nil {
@@ -54,7 +60,7 @@ func parseConfig(content []byte, flags *pflag.FlagSet) (Settings, []policy.Polic
 		return Settings{}, nil, err
 	}
 	if err := s.Validate(); err != nil {
-		return Settings{}, nil, err
+		return Settings{}, nil, withLines(err, content, flags)
 	}
 	return s, pf.Policies, nil
 }
@@ -66,4 +72,61 @@ func loadConfig(path string, flags *pflag.FlagSet) (Settings, []policy.Policy, e
 		return Settings{}, nil, fmt.Errorf("read policy file: %w", err)
 	}
 	return parseConfig(content, flags)
+}
+
+// withLines adds to each problem of Settings.Validate the line of its key in content, when
+// the value it judges came from the file: not when the key is absent (a default), or given
+// by a PRESCALE_* environment variable or a setting flag, which override the file.
+func withLines(err error, content []byte, flags *pflag.FlagSet) error {
+	lines := settingLines(content)
+	overridden := func(path string) bool {
+		if _, ok := os.LookupEnv("PRESCALE_" + strings.ToUpper(envKeyReplacer.Replace(path))); ok {
+			return true
+		}
+		for name, key := range settingFlags {
+			if key == path && flags != nil {
+				if fl := flags.Lookup(name); fl != nil && fl.Changed {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	var out []error
+	for _, p := range problems(err) {
+		path, _, _ := strings.Cut(p.Error(), ":")
+		if line, ok := lines[path]; ok && !overridden(path) {
+			p = fmt.Errorf("%w (line %d)", p, line)
+		}
+		out = append(out, p)
+	}
+	return errors.Join(out...)
+}
+
+// settingLines maps the YAML path of each global setting in content (interval,
+// prometheus.url, externalMetrics.tls) to the line of its key. It reads the file's nodes
+// without following aliases, so it costs one pass over a file policy.Parse has accepted.
+func settingLines(content []byte) map[string]int {
+	lines := map[string]int{}
+	var doc yaml.Node
+	if yaml.Unmarshal(content, &doc) != nil || doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
+		return lines
+	}
+	var walk func(prefix string, m *yaml.Node)
+	walk = func(prefix string, m *yaml.Node) {
+		if m.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			k, v := m.Content[i], m.Content[i+1]
+			if prefix == "" && !slices.Contains(settingKeys, k.Value) {
+				continue
+			}
+			path := prefix + k.Value
+			lines[path] = k.Line
+			walk(path+".", v)
+		}
+	}
+	walk("", doc.Content[0])
+	return lines
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"reflect"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -11,27 +12,34 @@ import (
 	"github.com/prescale/prescale/policy"
 )
 
-// policySetter takes new policies; the next tick uses them (scaler.Controller).
-type policySetter interface {
+// liveConfig takes what a reload changes live; the next tick uses it (scaler.Controller).
+type liveConfig interface {
 	SetPolicies([]policy.Policy)
+	SetDryRun(bool)
 }
+
+// liveSettings are the global settings (YAML paths) that a reload applies at once; every
+// other one needs a restart.
+var liveSettings = []string{"dryRun"}
 
 // reloader applies a new version of the policy file, loaded and checked as at start-up
 // (loadConfig: the policies, and every global setting through Settings.Validate); a version
 // that fails is rejected whole and the last good one keeps running.
 //
-// What applies live: the policies (the whole policies list: added, removed and changed
-// policies), at the next tick. What needs a restart: every global setting, i.e. every
-// field of Settings (prometheus.*, interval, staleness, dryRun, syncConcurrency,
+// What applies live, at the next tick: the policies (the whole policies list: added,
+// removed and changed policies) and dryRun (liveSettings), so that dryRun: true is a kill
+// switch that needs no restart. What needs a restart: every other global setting, i.e.
+// every other field of Settings (prometheus.*, interval, staleness, syncConcurrency,
 // capacity.*, leaderElection.*, listenAddress, kubernetes.*, externalMetrics.*): the
 // controller, the Prometheus client, the Lease and the servers are built from them once.
 // A changed one is logged by its YAML path (changedSettings).
 type reloader struct {
 	file  string
 	flags *pflag.FlagSet
-	// running are the settings prescale started with.
-	running  Settings
-	policies policySetter
+	// running are the settings in force: those prescale started with, and the live ones
+	// as last reloaded.
+	running Settings
+	live    liveConfig
 	// successful and timestamp are the controller's last-reload gauges.
 	successful, timestamp prometheus.Gauge
 }
@@ -45,10 +53,19 @@ func (r *reloader) reload(ctx context.Context) {
 		logger.Error(err, "Rejected the new configuration; the last good one keeps running", "file", r.file)
 		return
 	}
-	if changed := changedSettings(r.running, s); len(changed) > 0 {
-		logger.Info("Global settings changed; policies reloaded now, settings apply after a restart", "file", r.file, "settings", changed)
+	restart := slices.DeleteFunc(changedSettings(r.running, s), func(path string) bool { return slices.Contains(liveSettings, path) })
+	if len(restart) > 0 {
+		logger.Info("Global settings changed; policies and dryRun reloaded now, these settings apply after a restart",
+			"file", r.file, "settings", restart)
 	}
-	r.policies.SetPolicies(policies)
+	// The switch first: a reload that turns dry-run on and changes the policies never
+	// lets the new policies write.
+	if s.DryRun != r.running.DryRun {
+		logger.Info("Global dryRun changed; applies from the next tick", "file", r.file, "dryRun", s.DryRun)
+		r.live.SetDryRun(s.DryRun)
+		r.running.DryRun = s.DryRun
+	}
+	r.live.SetPolicies(policies)
 	markReloaded(r.successful, r.timestamp)
 	logger.Info("Reloaded configuration", "file", r.file, "policies", len(policies))
 }

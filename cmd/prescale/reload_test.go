@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -48,10 +49,18 @@ func TestChangedSettings(t *testing.T) {
 	}
 }
 
-// fakePolicies records the policies it is given.
-type fakePolicies struct{ set [][]policy.Policy }
+// fakeLive records the policies and the dry-run settings it is given, in order.
+type fakeLive struct {
+	set   [][]policy.Policy
+	calls []string
+}
 
-func (f *fakePolicies) SetPolicies(p []policy.Policy) { f.set = append(f.set, p) }
+func (f *fakeLive) SetPolicies(p []policy.Policy) {
+	f.set = append(f.set, p)
+	f.calls = append(f.calls, "SetPolicies")
+}
+
+func (f *fakeLive) SetDryRun(on bool) { f.calls = append(f.calls, fmt.Sprintf("SetDryRun(%v)", on)) }
 
 func TestReload(t *testing.T) {
 	eightReplicas := strings.Replace(policiesYAML, "maxReplicas: 4", "maxReplicas: 8", 1)
@@ -61,14 +70,31 @@ func TestReload(t *testing.T) {
 		// wantMaxReplicas is the new policy's maxReplicas; 0: the policies were not replaced.
 		wantMaxReplicas int32
 		wantSuccessful  float64
-		wantLog         []string
+		// wantCalls are the live changes, in order; nil: none.
+		wantCalls []string
+		wantLog   []string
 		// notLog must not be logged.
 		notLog string
 	}{
 		{name: "new policies apply", newFile: "interval: 15s\n" + eightReplicas,
-			wantMaxReplicas: 8, wantSuccessful: 1, wantLog: []string{"Reloaded configuration"}, notLog: "Global settings changed"},
+			wantMaxReplicas: 8, wantSuccessful: 1, wantCalls: []string{"SetPolicies"},
+			wantLog: []string{"Reloaded configuration"}, notLog: "Global settings changed"},
 		{name: "a changed setting is logged, and the policies still apply", newFile: "interval: 30s\n" + eightReplicas,
-			wantMaxReplicas: 8, wantSuccessful: 1, wantLog: []string{`settings apply after a restart`, `settings=["interval"]`, "Reloaded configuration"}},
+			wantMaxReplicas: 8, wantSuccessful: 1, wantCalls: []string{"SetPolicies"},
+			wantLog: []string{`settings apply after a restart`, `settings=["interval"]`, "Reloaded configuration"}},
+		{name: "dryRun: true applies live, before the policies, and needs no restart", newFile: "interval: 15s\ndryRun: true\n" + eightReplicas,
+			wantMaxReplicas: 8, wantSuccessful: 1, wantCalls: []string{"SetDryRun(true)", "SetPolicies"},
+			wantLog: []string{"Global dryRun changed; applies from the next tick", `dryRun=true`, "Reloaded configuration"},
+			notLog:  "after a restart"},
+		{name: "dryRun with a setting that needs a restart: only the latter is logged as such", newFile: "interval: 30s\ndryRun: true\n" + eightReplicas,
+			wantMaxReplicas: 8, wantSuccessful: 1, wantCalls: []string{"SetDryRun(true)", "SetPolicies"},
+			wantLog: []string{`settings=["interval"]`, `dryRun=true`}},
+		{name: "a negative interval rejects the file", newFile: "interval: -5s\n" + eightReplicas,
+			wantSuccessful: 0, wantLog: []string{"Rejected the new configuration", "interval: must be at least 1s, got -5s"}},
+		{name: "an unknown capacity mode rejects the file", newFile: "capacity: {mode: bogus}\n" + eightReplicas,
+			wantSuccessful: 0, wantLog: []string{"Rejected the new configuration", `capacity.mode: must be cap or off, got \"bogus\"`}},
+		{name: "a rejected file does not turn dry-run on", newFile: "dryRun: true\ninterval: -5s\n" + eightReplicas,
+			wantSuccessful: 0, wantLog: []string{"Rejected the new configuration"}},
 		{name: "a bad policy rejects the file", newFile: "interval: 15s\n" + strings.Replace(policiesYAML, "maxReplicas: 4", "maxReplicas: 0", 1),
 			wantSuccessful: 0, wantLog: []string{"Rejected the new configuration", "policies[0].maxReplicas: must be >= 1, got 0"}},
 		{name: "a bad setting rejects the file, its good policies too", newFile: "interval: 500ms\n" + eightReplicas,
@@ -83,8 +109,8 @@ func TestReload(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fake := &fakePolicies{}
-			r := &reloader{file: file, running: running, policies: fake,
+			fake := &fakeLive{}
+			r := &reloader{file: file, running: running, live: fake,
 				successful: prometheus.NewGauge(prometheus.GaugeOpts{Name: "successful"}),
 				timestamp:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "timestamp"})}
 			r.successful.Set(1)
@@ -98,6 +124,9 @@ func TestReload(t *testing.T) {
 				t.Errorf("policies replaced by %+v, want them kept", fake.set)
 			case tc.wantMaxReplicas != 0 && (len(fake.set) != 1 || len(fake.set[0]) != 1 || fake.set[0][0].MaxReplicas != tc.wantMaxReplicas):
 				t.Errorf("policies set: %+v, want one policy with maxReplicas %d", fake.set, tc.wantMaxReplicas)
+			}
+			if diff := cmp.Diff(tc.wantCalls, fake.calls); diff != "" {
+				t.Errorf("live changes (-want +got):\n%s", diff)
 			}
 			if got := testutil.ToFloat64(r.successful); got != tc.wantSuccessful {
 				t.Errorf("last reload successful = %v, want %v", got, tc.wantSuccessful)

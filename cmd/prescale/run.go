@@ -44,9 +44,9 @@ load, fitted on the load's history at start-up), caps by the GPUs that can be pl
 writes the target's scale subresource while it holds the leader Lease (never in dry-run).
 The file is --file, or PRESCALE_FILE. Settings come from defaults, then the file, then
 PRESCALE_* environment variables (PRESCALE_PROMETHEUS_URL, PRESCALE_DRYRUN, ...), then
-flags. The file is watched: the policies of a valid new version take effect at the next
-tick, its global settings after a restart (a change to one is logged); an invalid version
-is logged and the last good one keeps running.`,
+flags. The file is watched: the policies and dryRun of a valid new version take effect at
+the next tick, its other global settings after a restart (a change to one is logged); an
+invalid version is logged and the last good one keeps running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -129,7 +129,7 @@ func run(ctx context.Context, o runOptions) error {
 			return err
 		}
 	}
-	r := &reloader{file: o.file, flags: o.flags, running: s, policies: c,
+	r := &reloader{file: o.file, flags: o.flags, running: s, live: c,
 		successful: metrics.ReloadSuccessful, timestamp: metrics.ReloadTimestamp}
 	go watchConfig(ctx, o.file, s.Interval, func() { r.reload(ctx) })
 

@@ -167,8 +167,8 @@ func loadSettings(v *viper.Viper) (Settings, error) {
 // its YAML path. It is the one check of the global section: validate, start-up and every
 // reload call it, through parseConfig. It neither reads the files the settings name nor
 // dials anything, so that a file checks the same on a laptop as in the pod; start-up reads
-// the files. Where a package already owns a rule (scaler.Options.Validate, prom.New) it is
-// asked, not copied.
+// the files. Where a package already owns a rule (scaler.Options.Validate,
+// prom.Options.Validate) it is asked, not copied.
 func (s Settings) Validate() error {
 	var errs []error
 	// The identity is a flag, not a setting, and never empty at start-up (defaultIdentity).
@@ -187,29 +187,19 @@ func (s Settings) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validatePrometheus asks prom.New, which owns the block's rules (url, timeout, podLabel,
-// the HTTP client's auth and headers), on a copy without the TLS files: New reads them, and
-// Validate must not.
+// validatePrometheus asks prom.Options.Validate, which owns the block's rules (url, timeout,
+// podLabel, the HTTP client's auth and headers) and, unlike prom.New, reads no file. Its
+// problems are named by their field: name them by their YAML path.
 func (s Settings) validatePrometheus() []error {
 	o, err := s.promOptions()
 	if err != nil {
 		return []error{err}
 	}
-	o.HTTP.TLSConfig.CAFile, o.HTTP.TLSConfig.CertFile, o.HTTP.TLSConfig.KeyFile = "", "", ""
-	if _, err := prom.New(o); err != nil {
-		// New wraps the join of its problems, each named by its field: name them by their
-		// YAML path.
-		var joined interface{ Unwrap() []error }
-		if !errors.As(errors.Unwrap(err), &joined) {
-			return []error{fmt.Errorf("prometheus: %w", err)}
-		}
-		var errs []error
-		for _, p := range joined.Unwrap() {
-			errs = append(errs, fmt.Errorf("prometheus.%w", p))
-		}
-		return errs
+	var errs []error
+	for _, p := range problems(o.Validate()) {
+		errs = append(errs, fmt.Errorf("prometheus.%w", p))
 	}
-	return nil
+	return errs
 }
 
 // validate checks the Lease's timings by client-go's rules (leaderelection.NewLeaderElector

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -240,5 +241,32 @@ func TestSettingsValidate(t *testing.T) {
 				t.Errorf("Validate() (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// settingLines finds the keys of the global settings, at any depth, and nothing under
+// policies; a flag that overrides a setting takes its line away (withLines).
+func TestSettingLines(t *testing.T) {
+	content := []byte(`# comment
+interval: 5s
+prometheus:
+  url: http://p:9090
+  tls: {caFile: /ca.pem}
+policies:
+  - name: web
+    interval: 1s
+`)
+	want := map[string]int{"interval": 2, "prometheus": 3, "prometheus.url": 4, "prometheus.tls": 5, "prometheus.tls.caFile": 5}
+	if diff := cmp.Diff(want, settingLines(content)); diff != "" {
+		t.Errorf("settingLines (-want +got):\n%s", diff)
+	}
+
+	problems := errors.Join(errors.New("interval: must be at least 1s, got 500ms"), errors.New("prometheus.url: required"),
+		errors.New("staleness: must be > 0, got 0s"))
+	got := withLines(problems, content, runFlagSet(t, "--interval", "500ms")).Error()
+	// interval comes from the flag, staleness from its default: neither has a line.
+	wantMsg := "interval: must be at least 1s, got 500ms\nprometheus.url: required (line 4)\nstaleness: must be > 0, got 0s"
+	if diff := cmp.Diff(wantMsg, got); diff != "" {
+		t.Errorf("withLines (-want +got):\n%s", diff)
 	}
 }

@@ -76,10 +76,46 @@ policies:
     metrics: [{name: rps, query: up, target: {type: Value, value: 1}}]
 `,
 			wantCode: 1,
-			wantStderr: `interval: must be at least 1s, got 500ms
-prometheus.url: must be an absolute http or https URL, got "prometheus:9090"
-leaderElection.leaseDuration: must be more than renewDeadline (10s), got 5s
-externalMetrics.tls: give both certFile and keyFile, or neither, got certFile "" and keyFile "k.pem"
+			wantStderr: `interval: must be at least 1s, got 500ms (line 1)
+prometheus.url: must be an absolute http or https URL, got "prometheus:9090" (line 2)
+leaderElection.leaseDuration: must be more than renewDeadline (10s), got 5s (line 3)
+externalMetrics.tls: give both certFile and keyFile, or neither, got certFile "" and keyFile "k.pem" (line 4)
+`,
+		},
+		{
+			name: "a negative interval and an unknown capacity mode, with their lines, exit 1",
+			args: []string{"validate", "-f", "-"},
+			stdin: `interval: -5s
+capacity:
+  resource: nvidia.com/gpu
+  mode: bogus
+policies:
+  - name: web
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: web}
+    maxReplicas: 4
+    metrics: [{name: rps, query: up, target: {type: Value, value: 1}}]
+`,
+			wantCode: 1,
+			wantStderr: `interval: must be at least 1s, got -5s (line 1)
+capacity.mode: must be cap or off, got "bogus" (line 4)
+`,
+		},
+		{
+			name: "a value from the environment or a default has no line",
+			args: []string{"validate", "-f", "-"},
+			env:  map[string]string{"PRESCALE_INTERVAL": "-5s", "PRESCALE_CAPACITY_MODE": "bogus"},
+			stdin: `interval: 15s
+staleness: 0s
+policies:
+  - name: web
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: web}
+    maxReplicas: 4
+    metrics: [{name: rps, query: up, target: {type: Value, value: 1}}]
+`,
+			wantCode: 1,
+			wantStderr: `interval: must be at least 1s, got -5s
+staleness: must be > 0, got 0s (line 2)
+capacity.mode: must be cap or off, got "bogus"
 `,
 		},
 		{

@@ -161,6 +161,40 @@ func TestInvalidConfigKeepsLastGood(t *testing.T) {
 		metricIs(in, "prescale_config_last_reload_successful", nil, "1", func(v float64) bool { return v == 1 }))
 }
 
+// 6b: dryRun: true pushed while running is a kill switch: no write from the next tick, no
+// restart; pushing dryRun back off lets prescale write again.
+func TestDryRunReloadIsLive(t *testing.T) {
+	w := workload(t, "llm", 2, 1, 0)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	e.setQueue(5) // at target: hold at 2
+	good := config(p.url(), w, "")
+	in := startPrescale(t, "a", good)
+	waitMetric(t, in, w, 5)
+	in.write(config(p.url(), w, "dryRun: true"))
+	// The switch is set before the new policies and the gauge with it: once it reads 1,
+	// every later sync is in dry-run.
+	await(t, 20*time.Second, "the dry-run to be live",
+		metricIs(in, "prescale_dry_run", nil, "1", func(v float64) bool { return v == 1 }))
+	await(t, 20*time.Second, "the change to be logged", logHas(in, "Global dryRun changed; applies from the next tick"))
+	if in.logContains(`settings=["dryRun"]`) {
+		t.Error("dryRun logged among the settings that need a restart")
+	}
+	// Queue 10 per pod on 2 pods proposes 4: decided, not written.
+	e.setQueue(10)
+	waitMetric(t, in, w, 10)
+	await(t, 20*time.Second, "the decision to scale to 4",
+		metricIs(in, "prescale_desired_replicas", map[string]string{"policy": w.Name}, "4", func(v float64) bool { return v == 4 }))
+	time.Sleep(3 * time.Second) // three more ticks
+	if got := specReplicas(t, w); got != 2 {
+		t.Fatalf("replicas %d in dry-run, want 2: the reload's dryRun did not stop the writes", got)
+	}
+	in.write(good)
+	eventually(t, 20*time.Second, "the writes to resume once dryRun is off", func() bool { return specReplicas(t, w) == 4 })
+	await(t, 20*time.Second, "the dry-run gauge to read 0",
+		metricIs(in, "prescale_dry_run", nil, "0", func(v float64) bool { return v == 0 }))
+}
+
 // 7: dry-run beside a real HPA: prescale writes nothing; its gauges and scorecard are filled
 // and the HPA's status.desiredReplicas is read and exported.
 func TestDryRunBesideHPA(t *testing.T) {

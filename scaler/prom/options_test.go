@@ -44,6 +44,16 @@ func TestNewValidates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			// Validate and New judge alike.
+			verr := tc.o.Validate()
+			if (verr == nil) != (len(tc.wantMsg) == 0) {
+				t.Errorf("Validate() = %v, want an error: %v", verr, len(tc.wantMsg) > 0)
+			}
+			for _, m := range tc.wantMsg {
+				if verr != nil && !strings.Contains(verr.Error(), m) {
+					t.Errorf("Validate() error = %q, want it to contain %q", verr, m)
+				}
+			}
 			s, err := New(tc.o)
 			if len(tc.wantMsg) == 0 {
 				if err != nil || s == nil {
@@ -76,6 +86,22 @@ func TestRedactedURL(t *testing.T) {
 		if got := RedactedURL(raw); got != want {
 			t.Errorf("RedactedURL(%q) = %q, want %q", raw, got, want)
 		}
+	}
+}
+
+// Validate reads none of the files the options name; New reads the TLS ones.
+func TestValidateReadsNoFile(t *testing.T) {
+	o := Options{URL: "https://p:9090", HTTP: config.HTTPClientConfig{
+		Authorization: &config.Authorization{CredentialsFile: "/no/such/token"},
+		TLSConfig:     config.TLSConfig{CAFile: "/no/such/ca.pem", CertFile: "/no/such/cert.pem", KeyFile: "/no/such/key.pem"}}}
+	if err := o.Validate(); err != nil {
+		t.Errorf("Validate() = %v, want nil: it must not read the files", err)
+	}
+	if o.HTTP.Authorization.Type != "" {
+		t.Errorf("Validate() changed the caller's authorization type to %q", o.HTTP.Authorization.Type)
+	}
+	if _, err := New(o); err == nil {
+		t.Error("New() with a missing CA file: no error, want one (the case does not show that Validate skips the files)")
 	}
 }
 

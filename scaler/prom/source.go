@@ -82,14 +82,7 @@ func New(o Options) (*Source, error) {
 // files they name). prescale backtest reads its load history through it, so that it reaches
 // Prometheus exactly as prescale run does. Timeout and PodLabel are checked, not used.
 func (o Options) Client() (api.Client, error) {
-	// HTTPClientConfig.Validate normalizes (bearer_token into authorization, the default
-	// type "Bearer"), and the client must be built from what it normalized; it works on a
-	// copy, so that the caller's Options stay as they were.
-	httpCfg := o.HTTP
-	if httpCfg.Authorization != nil {
-		a := *httpCfg.Authorization
-		httpCfg.Authorization = &a
-	}
+	httpCfg := o.httpCopy()
 	if err := o.validate(&httpCfg); err != nil {
 		return nil, fmt.Errorf("prometheus source options: %w", err)
 	}
@@ -114,6 +107,27 @@ func RedactedURL(raw string) string {
 		return "(a URL that does not parse)"
 	}
 	return u.Redacted()
+}
+
+// Validate reports every problem of o at once, one error per field (url, timeout, podLabel,
+// http), joined; nil when New would accept o. Unlike New it builds no client, so it reads
+// none of the files o names (TLS CA, certificate and key, credentials): a configuration
+// checks the same where those files are absent. It changes nothing in o.
+func (o Options) Validate() error {
+	httpCfg := o.httpCopy()
+	return o.validate(&httpCfg)
+}
+
+// httpCopy returns a copy of o.HTTP that HTTPClientConfig.Validate may normalize
+// (bearer_token into authorization, the default type "Bearer"): the client must be built
+// from what it normalized, and the caller's Options stay as they were.
+func (o Options) httpCopy() config.HTTPClientConfig {
+	httpCfg := o.HTTP
+	if httpCfg.Authorization != nil {
+		a := *httpCfg.Authorization
+		httpCfg.Authorization = &a
+	}
+	return httpCfg
 }
 
 // validate checks o, with httpCfg, a copy of o.HTTP, in place of o.HTTP.
@@ -155,41 +169,55 @@ func (s *Source) QueryCount() int64 { return s.queries.Load() }
 // milliseconds below a second), as Prometheus parses no fractions in durations. An empty
 // result is queried once more with a lookback of an hour beyond maxAge, to tell ErrStale
 // (the series exist, with no sample newer than maxAge) from ErrEmpty. Every error names the
-// query and wraps one of the package's sentinels, or context.Canceled.
+// query and wraps one of the package's sentinels, or context.Canceled. Prometheus' warnings
+// about a result (a partial response: a shard or store that did not answer) are returned in
+// Sample.Warnings, beside the value; an empty result's are in its error.
 func (s *Source) Sample(ctx context.Context, query string, now time.Time, maxAge time.Duration) (policy.Sample, error) {
-	return instant(ctx, s, query, now, maxAge, func(v model.Value) (policy.Sample, error) { return decode(v, s.podLabel) })
+	out, warnings, err := instant(ctx, s, query, now, maxAge, func(v model.Value) (policy.Sample, error) { return decode(v, s.podLabel) })
+	if err != nil {
+		return policy.Sample{}, err
+	}
+	if len(warnings) > 0 {
+		out.Warnings = warnings
+	}
+	return out, nil
 }
 
 // Latency runs query as Sample does and returns its one value, a latency in seconds: the
 // result must be one series or a scalar. +Inf is a value (histogram_quantile's answer when
 // the quantile lies in the +Inf bucket: a latency beyond any bound); NaN, -Inf, a result
 // per pod or several series are errors (ErrNotFinite, ErrShape), as are an empty or stale
-// result, never zero.
-func (s *Source) Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, error) {
-	return instant(ctx, s, query, now, maxAge, func(v model.Value) (float64, error) { return decodeLatency(v, s.podLabel) })
+// result, never zero. Prometheus' warnings about a usable result are returned with it, as
+// Sample returns them.
+func (s *Source) Latency(ctx context.Context, query string, now time.Time, maxAge time.Duration) (float64, []string, error) {
+	v, warnings, err := instant(ctx, s, query, now, maxAge, func(v model.Value) (float64, error) { return decodeLatency(v, s.podLabel) })
+	if len(warnings) == 0 {
+		warnings = nil
+	}
+	return v, warnings, err
 }
 
-// instant runs one instant query and decodes its result; an empty result is told from a
-// stale one (see Sample).
+// instant runs one instant query and decodes its result, returned with Prometheus' warnings
+// about it; an empty result is told from a stale one (see Sample).
 func instant[T any](ctx context.Context, s *Source, query string, now time.Time, maxAge time.Duration,
-	decode func(model.Value) (T, error)) (T, error) {
+	decode func(model.Value) (T, error)) (T, []string, error) {
 	var zero T
 	if maxAge < minMaxAge {
-		return zero, fmt.Errorf("query %q: maxAge must be at least %s, got %s: %w", query, minMaxAge, maxAge, ErrBadQuery)
+		return zero, nil, fmt.Errorf("query %q: maxAge must be at least %s, got %s: %w", query, minMaxAge, maxAge, ErrBadQuery)
 	}
 	maxAge = wireDuration(maxAge)
 	v, warnings, err := s.query(ctx, query, now, maxAge)
 	if err != nil {
-		return zero, fmt.Errorf("query %q: %w", query, err)
+		return zero, nil, fmt.Errorf("query %q: %w", query, err)
 	}
 	out, err := decode(v)
 	if errors.Is(err, ErrEmpty) {
 		err = s.whyEmpty(ctx, query, now, maxAge, warnings)
 	}
 	if err != nil {
-		return zero, fmt.Errorf("query %q: %w", query, err)
+		return zero, nil, fmt.Errorf("query %q: %w", query, err)
 	}
-	return out, nil
+	return out, warnings, nil
 }
 
 // whyEmpty tells a stale result from an empty one, by the same query with a longer lookback.

@@ -3,7 +3,10 @@ package prom
 import (
 	"context"
 	"errors"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -81,9 +84,9 @@ func TestSample(t *testing.T) {
 			wantMsg: `query "x": empty result (warnings: results truncated; remote down)`, wantQueries: 2,
 		},
 		{
-			name: "warnings are ignored with a result", query: "sum(x)", maxAge: time.Minute,
+			name: "warnings go with a result, which is used", query: "sum(x)", maxAge: time.Minute,
 			replies:     []fakeReply{{v: one.v, warnings: v1.Warnings{"results truncated"}}},
-			want:        policy.Sample{Value: 4},
+			want:        policy.Sample{Value: 4, Warnings: []string{"results truncated"}},
 			wantQueries: 1,
 		},
 		{
@@ -144,6 +147,36 @@ func TestSample(t *testing.T) {
 	}
 }
 
+// An HTTP Prometheus that answers with a result and warnings (a partial response, as Thanos
+// or a federated Prometheus gives when a store does not answer): Sample returns both.
+func TestSampleWarningsOverHTTP(t *testing.T) {
+	const body = `{"status":"success","data":{"resultType":"vector","result":[` +
+		`{"metric":{"pod":"vllm-0"},"value":[1764205200,"3"]},{"metric":{"pod":"vllm-1"},"value":[1764205200,"5"]}]},` +
+		`"warnings":["partial response: store 10.0.0.7:10901 did not answer"]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/query" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, body)
+	}))
+	defer srv.Close()
+	s, err := New(Options{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Sample(t.Context(), "vllm:num_requests_waiting", time.Unix(1764205200, 0), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := policy.Sample{PerPod: map[string]float64{"vllm-0": 3, "vllm-1": 5},
+		Warnings: []string{"partial response: store 10.0.0.7:10901 did not answer"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Sample() (-want +got):\n%s", diff)
+	}
+}
+
 // Latency reads one series or a scalar; +Inf is a latency over any SLO, not an error.
 func TestLatency(t *testing.T) {
 	t0 := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
@@ -152,11 +185,18 @@ func TestLatency(t *testing.T) {
 		name    string
 		replies []fakeReply
 		want    float64
-		wantErr error
-		wantMsg string
+		// wantWarnings are Prometheus' warnings returned with the latency.
+		wantWarnings []string
+		wantErr      error
+		wantMsg      string
 	}{
 		{name: "one series", replies: []fakeReply{{v: model.Vector{series(p99, 1.5)}}}, want: 1.5},
 		{name: "a scalar", replies: []fakeReply{{v: &model.Scalar{Value: 0.25}}}, want: 0.25},
+		{
+			name:    "warnings go with the latency",
+			replies: []fakeReply{{v: model.Vector{series(p99, 1.5)}, warnings: v1.Warnings{"partial response"}}}, want: 1.5,
+			wantWarnings: []string{"partial response"},
+		},
 		{name: "zero is a latency", replies: []fakeReply{{v: model.Vector{series(model.Metric{}, 0)}}}, want: 0},
 		{
 			name:    "+Inf, the quantile in the +Inf bucket, is a latency beyond any bound",
@@ -195,7 +235,7 @@ func TestLatency(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &Source{api: &fakeAPI{replies: tc.replies}, timeout: DefaultTimeout, podLabel: DefaultPodLabel}
-			got, err := s.Latency(context.Background(), "lat", t0, time.Minute)
+			got, warnings, err := s.Latency(context.Background(), "lat", t0, time.Minute)
 			if !errorsIsOrNil(err, tc.wantErr) {
 				t.Fatalf("Latency() error = %v, want %v", err, tc.wantErr)
 			}
@@ -204,6 +244,9 @@ func TestLatency(t *testing.T) {
 			}
 			if got != tc.want {
 				t.Errorf("Latency() = %v, want %v", got, tc.want)
+			}
+			if diff := cmp.Diff(tc.wantWarnings, warnings); diff != "" {
+				t.Errorf("Latency() warnings (-want +got):\n%s", diff)
 			}
 		})
 	}
