@@ -234,7 +234,7 @@ func Down(ctx context.Context, dir string) error {
 	return errors.Join(errs...)
 }
 
-// auditPolicyYAML records who wrote workloads and their scale when, and what an HPA saw and
+// auditPolicyYAML records who wrote workloads, their scale and events when, and what an HPA saw and
 // decided at each sync: the scale it read (with the response), the status it wrote (with
 // the request) and its external metrics reads. Nothing else: reads would swamp the log.
 const auditPolicyYAML = `apiVersion: audit.k8s.io/v1
@@ -258,6 +258,13 @@ rules:
     resources:
       - group: apps
         resources: [deployments, statefulsets, replicasets]
+  - level: Metadata
+    verbs: [create, update, patch]
+    resources:
+      - group: ""
+        resources: [events]
+      - group: events.k8s.io
+        resources: [events]
   - level: Metadata
     resources:
       - group: external.metrics.k8s.io

@@ -90,6 +90,8 @@ func (a actor) mayWrite(ctx context.Context, kind string) error {
 	if !a.c.Leading() {
 		return failure(kind, fmt.Errorf("write to %s: %w", a.p.Target, errNotLeader))
 	}
+	// ctx is the lease's (Tick runs a leader's syncs under it): checked above, and carried
+	// by the write itself, so a lease lost while the request is in flight cancels it.
 	return nil
 }
 

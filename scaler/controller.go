@@ -65,7 +65,10 @@ type Controller struct {
 
 	writer     Writer
 	querySlots chan struct{}
-	leading    atomic.Bool
+	// lease is the context of the lease this instance holds (Lead's), nil while it holds
+	// none: the right to write is this context being alive, read once per tick, and every
+	// write of the tick runs under it.
+	lease atomic.Pointer[leaseHold]
 	// dryRun is the global dry-run setting (Options.DryRun, then SetDryRun): live, so that
 	// a reload can stop the writes without a restart.
 	dryRun atomic.Bool
@@ -143,8 +146,19 @@ func (c *Controller) Start(ctx context.Context) error {
 // Ready reports whether the caches have synced.
 func (c *Controller) Ready() bool { return c.ready.Load() }
 
-// Leading reports whether this instance may write.
-func (c *Controller) Leading() bool { return c.leading.Load() }
+// leaseHold is one holding of the lease: Lead's context, cancelled the moment it is lost.
+type leaseHold struct{ ctx context.Context }
+
+// heldLease returns the lease this instance holds now, nil when none (or it was just lost).
+func (c *Controller) heldLease() *leaseHold {
+	if h := c.lease.Load(); h != nil && h.ctx.Err() == nil {
+		return h
+	}
+	return nil
+}
+
+// Leading reports whether this instance holds the lease now, and so may write.
+func (c *Controller) Leading() bool { return c.heldLease() != nil }
 
 // SetPolicies replaces the configuration; it takes effect at the next tick. Policies that
 // keep their name and target keep their engine: their history, and their forecaster unless
@@ -201,10 +215,14 @@ func (c *Controller) snapshot() ([]policy.Policy, map[string]*target) {
 // Lead ticks every interval until ctx ends: while it runs, this instance writes. Cancel ctx
 // the moment the lease is lost.
 func (c *Controller) Lead(ctx context.Context) {
-	c.leading.Store(true)
+	// The right to write is ctx itself: a hold whose ctx is already cancelled (the lease
+	// lost before this goroutine ran) grants nothing, and a later holding replaces this one
+	// only through its own Lead.
+	h := &leaseHold{ctx: ctx}
+	c.lease.Store(h)
 	c.deps.Metrics.Leader.Set(1)
 	defer func() {
-		c.leading.Store(false)
+		c.lease.CompareAndSwap(h, nil)
 		c.deps.Metrics.Leader.Set(0)
 	}()
 	t := c.deps.Clock.NewTicker(c.opts.Interval)
@@ -229,7 +247,18 @@ func (c *Controller) Tick(ctx context.Context) {
 	c.tickMu.Lock()
 	defer c.tickMu.Unlock()
 	now := c.deps.Clock.Now() // every window in this tick is measured from this instant
-	leading := c.Leading()
+	// The right to write, read once: the lease held as the tick begins. Its syncs then run
+	// under the lease's context, so that the lease lost mid-tick cancels every write not
+	// yet made (a hot standby's tick, on the root context, that finds a lease just taken
+	// writes under it too; one that finds none writes nothing).
+	hold := c.heldLease()
+	leading := hold != nil
+	if leading {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(hold.ctx, cancel)()
+	}
 	start := time.Now()
 	c.deps.Metrics.LastTick.Set(float64(now.Unix()))
 	policies, targets := c.snapshot()

@@ -214,7 +214,7 @@ func options() Options {
 
 // lead makes c the leader without running Lead's ticker: the tests tick by hand. It is the
 // only place these tests touch the controller's internals.
-func lead(c *Controller) { c.leading.Store(true) }
+func lead(c *Controller) { c.lease.Store(&leaseHold{ctx: context.Background()}) }
 
 // tickAt ticks c once at epoch + at and returns the events it recorded.
 func (cl *cluster) tickAt(c *Controller, at time.Duration) []string {
@@ -288,9 +288,18 @@ func reasons(events []string) []string {
 type fixedSource struct {
 	mu      sync.Mutex
 	samples map[string]policy.Sample
+	// onSample, when set, runs at each query (outside mu): a test's hook into the middle
+	// of a tick.
+	onSample func()
 }
 
 func (s *fixedSource) Sample(_ context.Context, query string, _ time.Time, _ time.Duration) (policy.Sample, error) {
+	s.mu.Lock()
+	hook := s.onSample
+	s.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, ok := s.samples[query]
@@ -941,5 +950,49 @@ func TestDryRunBesideAnHPAIsNoConflict(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(cl.metrics.ConflictingAutoscaler.WithLabelValues("web")); got != 0 {
 		t.Errorf("prescale_conflicting_autoscaler = %v in dry-run, want 0", got)
+	}
+}
+
+// The right to write is the lease's context, read as the tick begins: a lease lost in the
+// middle of a tick (its context cancelled by a failed renewal, as client-go's elector does
+// before OnStoppedLeading) writes nothing from then on, in that tick or later; and a Lead
+// that starts after its lease was already lost grants nothing.
+func TestLeaseLostMidTickWritesNothing(t *testing.T) {
+	cl := newCluster(t, 2)
+	c := cl.controller(webPolicy, options())
+	lease, lose := context.WithCancel(context.Background())
+	defer lose()
+	c.lease.Store(&leaseHold{ctx: lease}) // as Lead stores it
+	cl.source.set("load", policy.Sample{Value: 50}) // proposal 5, 1 pod per 60 s
+	cl.tickAt(c, 0)
+	if diff := cmp.Diff([]int32{3}, cl.writes()); diff != "" {
+		t.Fatalf("writes while holding the lease (-want +got):\n%s", diff)
+	}
+	before := len(cl.writeActions())
+
+	// The renewal fails while the tick queries Prometheus, after it read that it leads.
+	cl.source.mu.Lock()
+	cl.source.onSample = lose
+	cl.source.mu.Unlock()
+	cl.tickAt(c, 60*time.Second)
+	cl.tickAt(c, 120*time.Second)
+	if got := cl.writeActions()[before:]; len(got) != 0 {
+		t.Errorf("writes after the lease was lost mid-tick: %q, want none", got)
+	}
+	if c.Leading() {
+		t.Error("Leading() after the lease was lost, want false")
+	}
+
+	// The elector's OnStartedLeading goroutine may run after the lease it was given is
+	// already lost: that Lead must grant nothing.
+	done := make(chan struct{})
+	go func() { c.Lead(lease); close(done) }()
+	<-done
+	if c.Leading() {
+		t.Error("Leading() after a Lead on a lost lease, want false")
+	}
+	cl.tickAt(c, 180*time.Second)
+	if got := cl.writeActions()[before:]; len(got) != 0 {
+		t.Errorf("writes after a Lead on a lost lease: %q, want none", got)
 	}
 }

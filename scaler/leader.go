@@ -67,7 +67,8 @@ func (c *Controller) Run(ctx context.Context, kube kubernetes.Interface, lo Lead
 					c.Lead(ctx)
 				},
 				OnStoppedLeading: func() {
-					c.leading.Store(false)
+					// The lease's context, Lead's, is cancelled before this runs: the
+					// right to write ended with it.
 					logger.Info("Stopped leading", "identity", c.opts.Identity)
 				},
 				OnNewLeader: func(id string) {

@@ -559,6 +559,32 @@ func metricIs(in *instance, name string, labels map[string]string, want string, 
 }
 
 // logHas is a check for await: the instance's log has a line containing s.
+// logTime returns the time of the first line of the instance's log that contains s (klog's
+// header: Lmmdd hh:mm:ss.uuuuuu, local time, this year); it fails the test without one.
+func (in *instance) logTime(t testing.TB, s string) time.Time {
+	t.Helper()
+	f, err := os.Open(in.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.Contains(line, s) || len(line) < 21 {
+			continue
+		}
+		at, err := time.ParseInLocation("0102 15:04:05.000000", line[1:21], time.Local)
+		if err != nil {
+			t.Fatalf("the time of log line %q: %v", line, err)
+		}
+		return at.AddDate(time.Now().Year(), 0, 0)
+	}
+	t.Fatalf("no line of %s contains %q", in.logPath, s)
+	return time.Time{}
+}
+
 func logHas(in *instance, s string) func() error {
 	return func() error {
 		if !in.logContains(s) {

@@ -261,3 +261,67 @@ func TestHotStandby(t *testing.T) {
 	}
 	t.Logf("%d scale writes, all by the leader", len(writes))
 }
+
+// A lease lost by a failed renewal (another holder took it over while prescale led and
+// wrote every tick), not by a kill: from the moment prescale gives the lease up, it writes
+// nothing, neither the scale, nor the decision annotation, nor an event (the API server's
+// audit log says who wrote what when), its hot standby included.
+func TestLeaseLostByAFailedRenewalWritesNothing(t *testing.T) {
+	start := time.Now()
+	w := workload(t, "llm", 1, 1, 0)
+	_, kube := sharedSandbox(t)
+	e := newExporter(t, w)
+	p := startPrometheus(t, e.addr)
+	e.setQueue(40) // above target: a scale-up each tick, and a decision annotation each tick
+	cfg := strings.Replace(config(p.url(), w, ""), "retryPeriod: 200ms}", "retryPeriod: 200ms, hotStandby: true}", 1)
+	a := startPrescale(t, "prescale-a", cfg)
+	await(t, 30*time.Second, "prescale to lead and write", func() error {
+		if got := specReplicas(t, w); got < 2 {
+			return fmt.Errorf("replicas %d", got)
+		}
+		return nil
+	})
+
+	// Take the lease over: prescale's next renewal finds another holder, and it gives the
+	// lease up at its renew deadline (3 s).
+	// prescale renews every 200 ms: retry on its conflicting updates.
+	await(t, 10*time.Second, "the lease taken over", func() error {
+		l, err := kube.CoordinationV1().Leases(w.Namespace).Get(context.Background(), "prescale", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		thief, long := "thief", int32(3600)
+		now := metav1.NewMicroTime(time.Now())
+		l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.AcquireTime, l.Spec.RenewTime = &thief, &long, &now, &now
+		_, err = kube.CoordinationV1().Leases(w.Namespace).Update(context.Background(), l, metav1.UpdateOptions{})
+		return err
+	})
+	await(t, 20*time.Second, "prescale to stop leading", metricIs(a, "prescale_leader", nil, "0", func(v float64) bool { return v == 0 }))
+	lost := a.logTime(t, "Stopped leading")
+	// Keep it wanting to write for a while: every tick of its hot standby decides a scale-up.
+	e.setQueue(80)
+	time.Sleep(5 * time.Second)
+
+	var before int
+	for _, ev := range auditEvents(t) {
+		if ev.Stage != "ResponseComplete" || ev.ObjectRef.Namespace != w.Namespace || !strings.HasPrefix(ev.UserAgent, "prescale/"+a.identity) ||
+			ev.ObjectRef.Resource == "leases" || ev.StageTimestamp.Before(start) {
+			continue
+		}
+		switch ev.Verb {
+		case "create", "update", "patch", "delete":
+		default:
+			continue
+		}
+		if ev.StageTimestamp.After(lost) {
+			t.Errorf("%s %s/%s by prescale at %s, after it gave the lease up at %s", ev.Verb, ev.ObjectRef.Resource, ev.ObjectRef.Subresource,
+				ev.StageTimestamp.Format(time.RFC3339Nano), lost.Format(time.RFC3339Nano))
+		} else {
+			before++
+		}
+	}
+	if before == 0 {
+		t.Error("no write by prescale audited before the lease was lost: the test saw nothing")
+	}
+	t.Logf("%d writes by prescale while it led; none after it gave the lease up at %s", before, lost.Format(time.RFC3339Nano))
+}
