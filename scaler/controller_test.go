@@ -962,7 +962,7 @@ func TestLeaseLostMidTickWritesNothing(t *testing.T) {
 	c := cl.controller(webPolicy, options())
 	lease, lose := context.WithCancel(context.Background())
 	defer lose()
-	c.lease.Store(&leaseHold{ctx: lease}) // as Lead stores it
+	c.lease.Store(&leaseHold{ctx: lease})           // as Lead stores it
 	cl.source.set("load", policy.Sample{Value: 50}) // proposal 5, 1 pod per 60 s
 	cl.tickAt(c, 0)
 	if diff := cmp.Diff([]int32{3}, cl.writes()); diff != "" {
