@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -39,7 +41,9 @@ const (
 	namespace = "prescale" // deploy/base's namespace
 	account   = "system:serviceaccount:prescale:prescale"
 	overlay   = root + "/deploy/overlays/example"
-	chart     = root + "/deploy/helm/prescale"
+	// namespaced is the example overlay with the writes bound in namespace inference only.
+	namespaced = root + "/deploy/overlays/namespaced"
+	chart      = root + "/deploy/helm/prescale"
 )
 
 // bin returns the path of a tool in PRESCALE_SANDBOX_BIN, and fails the test without it.
@@ -114,6 +118,66 @@ func find(t *testing.T, objs []map[string]any, kind string) map[string]any {
 	return nil
 }
 
+// named returns the object of kind and name, and fails the test without it.
+func named(t *testing.T, objs []map[string]any, kind, name string) map[string]any {
+	t.Helper()
+	for _, o := range objs {
+		if o["kind"] == kind && o["metadata"].(map[string]any)["name"] == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s in the rendered objects", kind, name)
+	return nil
+}
+
+// patched returns the resources ("group/resource") the RBAC objects let prescale patch or
+// update as a whole, that is every write of a target but its /scale. Events and the Lease
+// are prescale's own objects, not targets.
+func patched(objs []map[string]any) []string {
+	seen := map[string]bool{}
+	for _, o := range objs {
+		if o["kind"] != "ClusterRole" && o["kind"] != "Role" {
+			continue
+		}
+		rules, _ := o["rules"].([]any)
+		for _, r := range rules {
+			r := r.(map[string]any)
+			if !slices.ContainsFunc(r["verbs"].([]any), func(v any) bool { return v == "patch" || v == "update" }) {
+				continue
+			}
+			for _, g := range r["apiGroups"].([]any) {
+				for _, res := range r["resources"].([]any) {
+					res := res.(string)
+					if strings.Contains(res, "/") || res == "events" || res == "leases" {
+						continue
+					}
+					seen[g.(string)+"/"+res] = true
+				}
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// admitted returns the resources ("group/resource") whose updates the admission policy checks.
+func admitted(t *testing.T, objs []map[string]any) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	vap := find(t, objs, "ValidatingAdmissionPolicy")
+	for _, r := range vap["spec"].(map[string]any)["matchConstraints"].(map[string]any)["resourceRules"].([]any) {
+		r := r.(map[string]any)
+		if !slices.Contains(r["operations"].([]any), any("UPDATE")) {
+			continue
+		}
+		for _, g := range r["apiGroups"].([]any) {
+			for _, res := range r["resources"].([]any) {
+				seen[g.(string)+"/"+res.(string)] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
 func buildPrescale(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "prescale")
@@ -182,10 +246,51 @@ func TestStatic(t *testing.T) {
 	t.Run("chart RBAC equals the base's", func(t *testing.T) {
 		base := docs(t, mustRun(t, "", kubectl, "kustomize", root+"/deploy/base"))
 		objs := docs(t, helmTemplate(t))
-		for _, kind := range []string{"ClusterRole", "Role"} {
-			if diff := cmp.Diff(find(t, base, kind)["rules"], find(t, objs, kind)["rules"]); diff != "" {
-				t.Errorf("the chart's %s rules differ from deploy/base's (-base +chart):\n%s", kind, diff)
+		for _, o := range []struct{ kind, name string }{{"ClusterRole", "prescale"}, {"ClusterRole", "prescale-targets"}, {"Role", "prescale-leader-election"}} {
+			if diff := cmp.Diff(named(t, base, o.kind, o.name)["rules"], named(t, objs, o.kind, o.name)["rules"]); diff != "" {
+				t.Errorf("the chart's %s %s rules differ from deploy/base's (-base +chart):\n%s", o.kind, o.name, diff)
 			}
+		}
+	})
+
+	// Every resource prescale may patch is one whose patches the admission policy confines to
+	// the annotation (issue 15, item 11), in every variant shipped.
+	t.Run("the admission policy covers every patched resource", func(t *testing.T) {
+		lws := []string{"rbac.extraScaleTargets[0].apiGroup=leaderworkerset.x-k8s.io", "rbac.extraScaleTargets[0].resource=leaderworkersets"}
+		for name, objs := range map[string][]map[string]any{
+			"deploy/base":                docs(t, mustRun(t, "", kubectl, "kustomize", root+"/deploy/base")),
+			"deploy/overlays/example":    docs(t, mustRun(t, "", kubectl, "kustomize", overlay)),
+			"deploy/overlays/namespaced": docs(t, mustRun(t, "", kubectl, "kustomize", namespaced)),
+			"the chart":                  docs(t, helmTemplate(t)),
+			"the chart, an extra target": docs(t, helmTemplate(t, lws...)),
+			"the chart, target namespaces and an extra target": docs(t, helmTemplate(t, append(lws, "rbac.targetNamespaces={inference,batch}")...)),
+		} {
+			p, a := patched(objs), admitted(t, objs)
+			if diff := cmp.Diff(p, a); diff != "" {
+				t.Errorf("%s: the RBAC grants patch on resources the admission policy does not check (-RBAC +policy):\n%s", name, diff)
+			}
+			if name != "deploy/base" && name != "the chart" && !slices.Contains(a, "leaderworkerset.x-k8s.io/leaderworkersets") {
+				t.Errorf("%s: no leaderworkersets in the policy: %q", name, a)
+			}
+		}
+	})
+
+	// rbac.targetNamespaces: the writes are bound in those namespaces only (on a real API
+	// server in TestDeploy).
+	t.Run("chart target namespaces", func(t *testing.T) {
+		objs := docs(t, helmTemplate(t, "rbac.targetNamespaces={inference,batch}"))
+		var bound []string
+		for _, o := range objs {
+			md := o["metadata"].(map[string]any)
+			if o["kind"] == "ClusterRoleBinding" && md["name"] == "prescale-targets" {
+				t.Errorf("with rbac.targetNamespaces the writes are still bound cluster-wide")
+			}
+			if o["kind"] == "RoleBinding" && md["name"] == "prescale-targets" {
+				bound = append(bound, md["namespace"].(string))
+			}
+		}
+		if diff := cmp.Diff([]string{"inference", "batch"}, bound); diff != "" {
+			t.Errorf("RoleBindings prescale-targets (-want +got):\n%s", diff)
 		}
 	})
 
