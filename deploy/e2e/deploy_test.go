@@ -25,8 +25,11 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -401,13 +404,7 @@ func TestDeploy(t *testing.T) {
 	})
 
 	// Really apply everything but the Deployment (there is no image to run).
-	var objs []string
-	for _, d := range strings.Split(admin("", "kustomize", overlay), "\n---\n") {
-		if !strings.Contains(d, "\nkind: Deployment\n") && !strings.HasPrefix(d, "kind: Deployment\n") {
-			objs = append(objs, d)
-		}
-	}
-	admin(strings.Join(objs, "\n---\n"), "apply", "--server-side", "-f", "-")
+	admin(withoutDeployment(admin("", "kustomize", overlay)), "apply", "--server-side", "-f", "-")
 	t.Run("can-i", func(t *testing.T) {
 		questions := []canI{
 			// The informers.
@@ -456,18 +453,8 @@ func TestDeploy(t *testing.T) {
 			{[]string{"escalate", "clusterroles.rbac.authorization.k8s.io"}, false},
 		}
 		for _, q := range questions {
-			args := append([]string{"--kubeconfig", st.Kubeconfig, "auth", "can-i"}, q.args...)
-			args = append(args, "--as="+account)
-			cmd := exec.Command(kubectl, args...)
-			b, err := cmd.Output() // the answer; warnings go to standard error
-			out := string(b)
-			got := strings.TrimSpace(out) == "yes" && err == nil
-			if strings.TrimSpace(out) != "yes" && strings.TrimSpace(out) != "no" {
-				t.Errorf("can-i %s: unexpected answer %q (%v)", strings.Join(q.args, " "), out, err)
-				continue
-			}
-			if got != q.want {
-				t.Errorf("can-i %s as the service account: got %s, want %v", strings.Join(q.args, " "), strings.TrimSpace(out), q.want)
+			if got := ask(t, kubectl, st.Kubeconfig, account, q.args); got != q.want {
+				t.Errorf("can-i %s as the service account: got %v, want %v", strings.Join(q.args, " "), got, q.want)
 			}
 		}
 	})
@@ -511,6 +498,15 @@ func TestDeploy(t *testing.T) {
 	}
 	if who := mustRun(t, "", kubectl, "--kubeconfig", saKubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"); who != account {
 		t.Fatalf("the token authenticates as %q, want %q", who, account)
+	}
+
+	saRest, err := clientcmd.BuildConfigFromFlags("", saKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := kubernetes.NewForConfig(saRest)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	w := sandbox.Workload{Namespace: "inference", Name: "llama", Replicas: 1, GPUs: 1, StartupDelay: time.Second}
@@ -632,14 +628,6 @@ policies:
 		// account (kubectl patch would GET first, which it may not): server-side dry-run goes
 		// through admission and writes nothing. The policy takes effect once the API server's
 		// informer has it: poll.
-		saRest, err := clientcmd.BuildConfigFromFlags("", saKubeconfig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sa, err := kubernetes.NewForConfig(saRest)
-		if err != nil {
-			t.Fatal(err)
-		}
 		patch := func(ctx context.Context, p string) error {
 			_, err := sa.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, []byte(p),
 				metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
@@ -656,6 +644,9 @@ policies:
 		for name, p := range map[string]string{
 			"another annotation": `{"metadata":{"annotations":{"other":"x"}}}`,
 			"a label":            `{"metadata":{"labels":{"other":"x"}}}`,
+			// The garbage collector would delete the Deployment: its owner does not exist.
+			"an owner reference": `{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"gone","uid":"6d1d5b3c-0000-4000-8000-000000000001"}]}}`,
+			"a finalizer":        `{"metadata":{"finalizers":["example.com/never"]}}`,
 		} {
 			if err := patch(ctx, p); err == nil || !strings.Contains(err.Error(), "prescale-annotation-only") {
 				t.Errorf("the service account may set %s on a target: %v", name, err)
@@ -682,6 +673,165 @@ policies:
 			t.Errorf("prescale's log lacks the leadership or the rescale:\n%s", tail(string(b), 4000))
 		}
 	})
+
+	// The example overlay's extra scale target, a LeaderWorkerSet: a CRD of that name with a
+	// scale subresource stands in for the real one. The service account may write its /scale
+	// and the decision annotation, nothing else of the object (issue 15, item 11).
+	t.Run("extra scale target", func(t *testing.T) {
+		admin(lwsCRD, "apply", "-f", "-")
+		admin("", "wait", "--for", "condition=established", "--timeout=60s", "crd/leaderworkersets.leaderworkerset.x-k8s.io")
+		admin(`apiVersion: leaderworkerset.x-k8s.io/v1
+kind: LeaderWorkerSet
+metadata: {name: lws, namespace: inference}
+spec: {replicas: 1, leaderWorkerTemplate: {size: 2}}
+`, "apply", "-f", "-")
+		saDyn, err := dynamic.NewForConfig(saRest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gvr := schema.GroupVersionResource{Group: "leaderworkerset.x-k8s.io", Version: "v1", Resource: "leaderworkersets"}
+		patch := func(ctx context.Context, p string) error {
+			_, err := saDyn.Resource(gvr).Namespace("inference").Patch(ctx, "lws", types.MergePatchType, []byte(p),
+				metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		}
+		var perr error
+		poll(t, 20*time.Second, "the admission policy to reject a patch of the LeaderWorkerSet's spec", func(ctx context.Context) error {
+			perr = patch(ctx, `{"spec":{"leaderWorkerTemplate":{"size":8}}}`)
+			if apierrors.IsInvalid(perr) && strings.Contains(perr.Error(), "prescale-annotation-only") {
+				return nil
+			}
+			return fmt.Errorf("the patch: %v", perr)
+		})
+		for name, p := range map[string]string{
+			"the replicas in the spec": `{"spec":{"replicas":5}}`,
+			"a label":                  `{"metadata":{"labels":{"other":"x"}}}`,
+			"an owner reference":       `{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"gone","uid":"6d1d5b3c-0000-4000-8000-000000000001"}]}}`,
+			"a finalizer":              `{"metadata":{"finalizers":["example.com/never"]}}`,
+		} {
+			if err := patch(ctx, p); err == nil || !strings.Contains(err.Error(), "prescale-annotation-only") {
+				t.Errorf("the service account may set %s on a LeaderWorkerSet: %v", name, err)
+			}
+		}
+		if err := patch(ctx, `{"metadata":{"annotations":{"prescale.io/decision":"{}"}}}`); err != nil {
+			t.Errorf("the service account may not write its annotation on a LeaderWorkerSet: %v", err)
+		}
+		// The replicas through /scale, as prescale writes them.
+		s, err := saDyn.Resource(gvr).Namespace("inference").Get(ctx, "lws", metav1.GetOptions{}, "scale")
+		if err != nil {
+			t.Fatalf("get the LeaderWorkerSet's scale as the service account: %v", err)
+		}
+		if err := unstructured.SetNestedField(s.Object, int64(3), "spec", "replicas"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := saDyn.Resource(gvr).Namespace("inference").Update(ctx, s, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}, "scale"); err != nil {
+			t.Errorf("update the LeaderWorkerSet's scale as the service account: %v", err)
+		}
+	})
+
+	// A patch of type apply creates a missing object: RBAC asks for create, which prescale has not.
+	t.Run("no create through an apply patch", func(t *testing.T) {
+		_, err := sa.AppsV1().Deployments("inference").Patch(ctx, "new", types.ApplyPatchType,
+			[]byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"new"},"spec":{"selector":{"matchLabels":{"app":"new"}},`+
+				`"template":{"metadata":{"labels":{"app":"new"}},"spec":{"containers":[{"name":"c","image":"x"}]}}}}`),
+			metav1.PatchOptions{FieldManager: "e2e", DryRun: []string{metav1.DryRunAll}})
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("an apply patch of a missing Deployment as the service account: %v, want forbidden", err)
+		}
+	})
+
+	// The writes bound in the target namespaces only (issue 15, item 12): the namespaced
+	// overlay replaces the cluster-wide binding, and the chart with rbac.targetNamespaces,
+	// installed as another release (its own service account), does the same.
+	t.Run("target namespaces", func(t *testing.T) {
+		admin("", "create", "namespace", "other")
+		admin(withoutDeployment(admin("", "kustomize", namespaced)), "apply", "--server-side", "-f", "-")
+		admin("", "delete", "clusterrolebinding", "prescale-targets")
+		helmNS, helmAccount := "prescale-helm", "system:serviceaccount:prescale-helm:scoped-prescale"
+		admin("", "create", "namespace", helmNS)
+		rendered := mustRun(t, "", bin(t, "helm"), "template", "scoped", chart, "--namespace", helmNS,
+			"--set", "rbac.targetNamespaces={inference}", "--set", "admissionPolicy.enabled=false")
+		admin(withoutDeployment(rendered), "apply", "--server-side", "-f", "-")
+		for _, as := range []string{account, helmAccount} {
+			for _, q := range []canI{
+				{[]string{"update", "deployments.apps", "--subresource=scale", "-n", "inference"}, true},
+				{[]string{"get", "deployments.apps", "--subresource=scale", "-n", "inference"}, true},
+				{[]string{"patch", "deployments.apps", "-n", "inference"}, true},
+				{[]string{"create", "events", "-n", "inference"}, true},
+				{[]string{"update", "deployments.apps", "--subresource=scale", "-n", "other"}, false},
+				{[]string{"get", "deployments.apps", "--subresource=scale", "-n", "other"}, false},
+				{[]string{"patch", "deployments.apps", "-n", "other"}, false},
+				{[]string{"update", "statefulsets.apps", "--subresource=scale", "-n", "other"}, false},
+				{[]string{"create", "events", "-n", "other"}, false},
+				// Cluster-wide still: the informers.
+				{[]string{"list", "pods", "-A"}, true},
+				{[]string{"watch", "nodes"}, true},
+				{[]string{"list", "horizontalpodautoscalers.autoscaling", "-A"}, true},
+			} {
+				if got := ask(t, kubectl, st.Kubeconfig, as, q.args); got != q.want {
+					t.Errorf("can-i %s as %s: got %v, want %v", strings.Join(q.args, " "), as, got, q.want)
+				}
+			}
+		}
+	})
+}
+
+// lwsCRD is a stand-in for the LeaderWorkerSet CRD: the same group and resource, a scale
+// subresource, and a schema that keeps any field.
+const lwsCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: leaderworkersets.leaderworkerset.x-k8s.io}
+spec:
+  group: leaderworkerset.x-k8s.io
+  names: {kind: LeaderWorkerSet, plural: leaderworkersets, singular: leaderworkerset, listKind: LeaderWorkerSetList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources:
+        status: {}
+        scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              x-kubernetes-preserve-unknown-fields: true
+              properties: {replicas: {type: integer, format: int32}}
+            status:
+              type: object
+              x-kubernetes-preserve-unknown-fields: true
+              properties: {replicas: {type: integer, format: int32}}
+`
+
+// withoutDeployment drops the Deployment from a YAML stream (there is no image to run).
+func withoutDeployment(stream string) string {
+	var objs []string
+	for _, d := range strings.Split(stream, "\n---\n") {
+		if !strings.Contains(d, "\nkind: Deployment\n") && !strings.HasPrefix(d, "kind: Deployment\n") {
+			objs = append(objs, d)
+		}
+	}
+	return strings.Join(objs, "\n---\n")
+}
+
+// ask asks `kubectl auth can-i` whether user may do args, and fails the test on an answer
+// that is neither yes nor no.
+func ask(t *testing.T, kubectl, kubeconfig, user string, args []string) bool {
+	t.Helper()
+	cmd := exec.Command(kubectl, append(append([]string{"--kubeconfig", kubeconfig, "auth", "can-i"}, args...), "--as="+user)...)
+	b, err := cmd.Output() // the answer; warnings go to standard error
+	switch out := strings.TrimSpace(string(b)); {
+	case out == "yes" && err == nil:
+		return true
+	case out == "no":
+		return false
+	default:
+		t.Errorf("can-i %s as %s: unexpected answer %q (%v)", strings.Join(args, " "), user, out, err)
+		return false
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
