@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -23,8 +25,11 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -39,7 +44,9 @@ const (
 	namespace = "prescale" // deploy/base's namespace
 	account   = "system:serviceaccount:prescale:prescale"
 	overlay   = root + "/deploy/overlays/example"
-	chart     = root + "/deploy/helm/prescale"
+	// namespaced is the example overlay with the writes bound in namespace inference only.
+	namespaced = root + "/deploy/overlays/namespaced"
+	chart      = root + "/deploy/helm/prescale"
 )
 
 // bin returns the path of a tool in PRESCALE_SANDBOX_BIN, and fails the test without it.
@@ -114,6 +121,66 @@ func find(t *testing.T, objs []map[string]any, kind string) map[string]any {
 	return nil
 }
 
+// named returns the object of kind and name, and fails the test without it.
+func named(t *testing.T, objs []map[string]any, kind, name string) map[string]any {
+	t.Helper()
+	for _, o := range objs {
+		if o["kind"] == kind && o["metadata"].(map[string]any)["name"] == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s in the rendered objects", kind, name)
+	return nil
+}
+
+// patched returns the resources ("group/resource") the RBAC objects let prescale patch or
+// update as a whole, that is every write of a target but its /scale. Events and the Lease
+// are prescale's own objects, not targets.
+func patched(objs []map[string]any) []string {
+	seen := map[string]bool{}
+	for _, o := range objs {
+		if o["kind"] != "ClusterRole" && o["kind"] != "Role" {
+			continue
+		}
+		rules, _ := o["rules"].([]any)
+		for _, r := range rules {
+			r := r.(map[string]any)
+			if !slices.ContainsFunc(r["verbs"].([]any), func(v any) bool { return v == "patch" || v == "update" }) {
+				continue
+			}
+			for _, g := range r["apiGroups"].([]any) {
+				for _, res := range r["resources"].([]any) {
+					res := res.(string)
+					if strings.Contains(res, "/") || res == "events" || res == "leases" {
+						continue
+					}
+					seen[g.(string)+"/"+res] = true
+				}
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
+// admitted returns the resources ("group/resource") whose updates the admission policy checks.
+func admitted(t *testing.T, objs []map[string]any) []string {
+	t.Helper()
+	seen := map[string]bool{}
+	vap := find(t, objs, "ValidatingAdmissionPolicy")
+	for _, r := range vap["spec"].(map[string]any)["matchConstraints"].(map[string]any)["resourceRules"].([]any) {
+		r := r.(map[string]any)
+		if !slices.Contains(r["operations"].([]any), any("UPDATE")) {
+			continue
+		}
+		for _, g := range r["apiGroups"].([]any) {
+			for _, res := range r["resources"].([]any) {
+				seen[g.(string)+"/"+res.(string)] = true
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
+}
+
 func buildPrescale(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "prescale")
@@ -182,10 +249,51 @@ func TestStatic(t *testing.T) {
 	t.Run("chart RBAC equals the base's", func(t *testing.T) {
 		base := docs(t, mustRun(t, "", kubectl, "kustomize", root+"/deploy/base"))
 		objs := docs(t, helmTemplate(t))
-		for _, kind := range []string{"ClusterRole", "Role"} {
-			if diff := cmp.Diff(find(t, base, kind)["rules"], find(t, objs, kind)["rules"]); diff != "" {
-				t.Errorf("the chart's %s rules differ from deploy/base's (-base +chart):\n%s", kind, diff)
+		for _, o := range []struct{ kind, name string }{{"ClusterRole", "prescale"}, {"ClusterRole", "prescale-targets"}, {"Role", "prescale-leader-election"}} {
+			if diff := cmp.Diff(named(t, base, o.kind, o.name)["rules"], named(t, objs, o.kind, o.name)["rules"]); diff != "" {
+				t.Errorf("the chart's %s %s rules differ from deploy/base's (-base +chart):\n%s", o.kind, o.name, diff)
 			}
+		}
+	})
+
+	// Every resource prescale may patch is one whose patches the admission policy confines to
+	// the annotation (issue 15, item 11), in every variant shipped.
+	t.Run("the admission policy covers every patched resource", func(t *testing.T) {
+		lws := []string{"rbac.extraScaleTargets[0].apiGroup=leaderworkerset.x-k8s.io", "rbac.extraScaleTargets[0].resource=leaderworkersets"}
+		for name, objs := range map[string][]map[string]any{
+			"deploy/base":                docs(t, mustRun(t, "", kubectl, "kustomize", root+"/deploy/base")),
+			"deploy/overlays/example":    docs(t, mustRun(t, "", kubectl, "kustomize", overlay)),
+			"deploy/overlays/namespaced": docs(t, mustRun(t, "", kubectl, "kustomize", namespaced)),
+			"the chart":                  docs(t, helmTemplate(t)),
+			"the chart, an extra target": docs(t, helmTemplate(t, lws...)),
+			"the chart, target namespaces and an extra target": docs(t, helmTemplate(t, append(lws, "rbac.targetNamespaces={inference,batch}")...)),
+		} {
+			p, a := patched(objs), admitted(t, objs)
+			if diff := cmp.Diff(p, a); diff != "" {
+				t.Errorf("%s: the RBAC grants patch on resources the admission policy does not check (-RBAC +policy):\n%s", name, diff)
+			}
+			if name != "deploy/base" && name != "the chart" && !slices.Contains(a, "leaderworkerset.x-k8s.io/leaderworkersets") {
+				t.Errorf("%s: no leaderworkersets in the policy: %q", name, a)
+			}
+		}
+	})
+
+	// rbac.targetNamespaces: the writes are bound in those namespaces only (on a real API
+	// server in TestDeploy).
+	t.Run("chart target namespaces", func(t *testing.T) {
+		objs := docs(t, helmTemplate(t, "rbac.targetNamespaces={inference,batch}"))
+		var bound []string
+		for _, o := range objs {
+			md := o["metadata"].(map[string]any)
+			if o["kind"] == "ClusterRoleBinding" && md["name"] == "prescale-targets" {
+				t.Errorf("with rbac.targetNamespaces the writes are still bound cluster-wide")
+			}
+			if o["kind"] == "RoleBinding" && md["name"] == "prescale-targets" {
+				bound = append(bound, md["namespace"].(string))
+			}
+		}
+		if diff := cmp.Diff([]string{"inference", "batch"}, bound); diff != "" {
+			t.Errorf("RoleBindings prescale-targets (-want +got):\n%s", diff)
 		}
 	})
 
@@ -296,13 +404,7 @@ func TestDeploy(t *testing.T) {
 	})
 
 	// Really apply everything but the Deployment (there is no image to run).
-	var objs []string
-	for _, d := range strings.Split(admin("", "kustomize", overlay), "\n---\n") {
-		if !strings.Contains(d, "\nkind: Deployment\n") && !strings.HasPrefix(d, "kind: Deployment\n") {
-			objs = append(objs, d)
-		}
-	}
-	admin(strings.Join(objs, "\n---\n"), "apply", "--server-side", "-f", "-")
+	admin(withoutDeployment(admin("", "kustomize", overlay)), "apply", "--server-side", "-f", "-")
 	t.Run("can-i", func(t *testing.T) {
 		questions := []canI{
 			// The informers.
@@ -351,18 +453,8 @@ func TestDeploy(t *testing.T) {
 			{[]string{"escalate", "clusterroles.rbac.authorization.k8s.io"}, false},
 		}
 		for _, q := range questions {
-			args := append([]string{"--kubeconfig", st.Kubeconfig, "auth", "can-i"}, q.args...)
-			args = append(args, "--as="+account)
-			cmd := exec.Command(kubectl, args...)
-			b, err := cmd.Output() // the answer; warnings go to standard error
-			out := string(b)
-			got := strings.TrimSpace(out) == "yes" && err == nil
-			if strings.TrimSpace(out) != "yes" && strings.TrimSpace(out) != "no" {
-				t.Errorf("can-i %s: unexpected answer %q (%v)", strings.Join(q.args, " "), out, err)
-				continue
-			}
-			if got != q.want {
-				t.Errorf("can-i %s as the service account: got %s, want %v", strings.Join(q.args, " "), strings.TrimSpace(out), q.want)
+			if got := ask(t, kubectl, st.Kubeconfig, account, q.args); got != q.want {
+				t.Errorf("can-i %s as the service account: got %v, want %v", strings.Join(q.args, " "), got, q.want)
 			}
 		}
 	})
@@ -406,6 +498,15 @@ func TestDeploy(t *testing.T) {
 	}
 	if who := mustRun(t, "", kubectl, "--kubeconfig", saKubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"); who != account {
 		t.Fatalf("the token authenticates as %q, want %q", who, account)
+	}
+
+	saRest, err := clientcmd.BuildConfigFromFlags("", saKubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa, err := kubernetes.NewForConfig(saRest)
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	w := sandbox.Workload{Namespace: "inference", Name: "llama", Replicas: 1, GPUs: 1, StartupDelay: time.Second}
@@ -527,14 +628,6 @@ policies:
 		// account (kubectl patch would GET first, which it may not): server-side dry-run goes
 		// through admission and writes nothing. The policy takes effect once the API server's
 		// informer has it: poll.
-		saRest, err := clientcmd.BuildConfigFromFlags("", saKubeconfig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sa, err := kubernetes.NewForConfig(saRest)
-		if err != nil {
-			t.Fatal(err)
-		}
 		patch := func(ctx context.Context, p string) error {
 			_, err := sa.AppsV1().Deployments(w.Namespace).Patch(ctx, w.Name, types.MergePatchType, []byte(p),
 				metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
@@ -551,6 +644,9 @@ policies:
 		for name, p := range map[string]string{
 			"another annotation": `{"metadata":{"annotations":{"other":"x"}}}`,
 			"a label":            `{"metadata":{"labels":{"other":"x"}}}`,
+			// The garbage collector would delete the Deployment: its owner does not exist.
+			"an owner reference": `{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"gone","uid":"6d1d5b3c-0000-4000-8000-000000000001"}]}}`,
+			"a finalizer":        `{"metadata":{"finalizers":["example.com/never"]}}`,
 		} {
 			if err := patch(ctx, p); err == nil || !strings.Contains(err.Error(), "prescale-annotation-only") {
 				t.Errorf("the service account may set %s on a target: %v", name, err)
@@ -577,6 +673,165 @@ policies:
 			t.Errorf("prescale's log lacks the leadership or the rescale:\n%s", tail(string(b), 4000))
 		}
 	})
+
+	// The example overlay's extra scale target, a LeaderWorkerSet: a CRD of that name with a
+	// scale subresource stands in for the real one. The service account may write its /scale
+	// and the decision annotation, nothing else of the object (issue 15, item 11).
+	t.Run("extra scale target", func(t *testing.T) {
+		admin(lwsCRD, "apply", "-f", "-")
+		admin("", "wait", "--for", "condition=established", "--timeout=60s", "crd/leaderworkersets.leaderworkerset.x-k8s.io")
+		admin(`apiVersion: leaderworkerset.x-k8s.io/v1
+kind: LeaderWorkerSet
+metadata: {name: lws, namespace: inference}
+spec: {replicas: 1, leaderWorkerTemplate: {size: 2}}
+`, "apply", "-f", "-")
+		saDyn, err := dynamic.NewForConfig(saRest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gvr := schema.GroupVersionResource{Group: "leaderworkerset.x-k8s.io", Version: "v1", Resource: "leaderworkersets"}
+		patch := func(ctx context.Context, p string) error {
+			_, err := saDyn.Resource(gvr).Namespace("inference").Patch(ctx, "lws", types.MergePatchType, []byte(p),
+				metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		}
+		var perr error
+		poll(t, 20*time.Second, "the admission policy to reject a patch of the LeaderWorkerSet's spec", func(ctx context.Context) error {
+			perr = patch(ctx, `{"spec":{"leaderWorkerTemplate":{"size":8}}}`)
+			if apierrors.IsInvalid(perr) && strings.Contains(perr.Error(), "prescale-annotation-only") {
+				return nil
+			}
+			return fmt.Errorf("the patch: %v", perr)
+		})
+		for name, p := range map[string]string{
+			"the replicas in the spec": `{"spec":{"replicas":5}}`,
+			"a label":                  `{"metadata":{"labels":{"other":"x"}}}`,
+			"an owner reference":       `{"metadata":{"ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"gone","uid":"6d1d5b3c-0000-4000-8000-000000000001"}]}}`,
+			"a finalizer":              `{"metadata":{"finalizers":["example.com/never"]}}`,
+		} {
+			if err := patch(ctx, p); err == nil || !strings.Contains(err.Error(), "prescale-annotation-only") {
+				t.Errorf("the service account may set %s on a LeaderWorkerSet: %v", name, err)
+			}
+		}
+		if err := patch(ctx, `{"metadata":{"annotations":{"prescale.io/decision":"{}"}}}`); err != nil {
+			t.Errorf("the service account may not write its annotation on a LeaderWorkerSet: %v", err)
+		}
+		// The replicas through /scale, as prescale writes them.
+		s, err := saDyn.Resource(gvr).Namespace("inference").Get(ctx, "lws", metav1.GetOptions{}, "scale")
+		if err != nil {
+			t.Fatalf("get the LeaderWorkerSet's scale as the service account: %v", err)
+		}
+		if err := unstructured.SetNestedField(s.Object, int64(3), "spec", "replicas"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := saDyn.Resource(gvr).Namespace("inference").Update(ctx, s, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}, "scale"); err != nil {
+			t.Errorf("update the LeaderWorkerSet's scale as the service account: %v", err)
+		}
+	})
+
+	// A patch of type apply creates a missing object: RBAC asks for create, which prescale has not.
+	t.Run("no create through an apply patch", func(t *testing.T) {
+		_, err := sa.AppsV1().Deployments("inference").Patch(ctx, "new", types.ApplyPatchType,
+			[]byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"new"},"spec":{"selector":{"matchLabels":{"app":"new"}},`+
+				`"template":{"metadata":{"labels":{"app":"new"}},"spec":{"containers":[{"name":"c","image":"x"}]}}}}`),
+			metav1.PatchOptions{FieldManager: "e2e", DryRun: []string{metav1.DryRunAll}})
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("an apply patch of a missing Deployment as the service account: %v, want forbidden", err)
+		}
+	})
+
+	// The writes bound in the target namespaces only (issue 15, item 12): the namespaced
+	// overlay replaces the cluster-wide binding, and the chart with rbac.targetNamespaces,
+	// installed as another release (its own service account), does the same.
+	t.Run("target namespaces", func(t *testing.T) {
+		admin("", "create", "namespace", "other")
+		admin(withoutDeployment(admin("", "kustomize", namespaced)), "apply", "--server-side", "-f", "-")
+		admin("", "delete", "clusterrolebinding", "prescale-targets")
+		helmNS, helmAccount := "prescale-helm", "system:serviceaccount:prescale-helm:scoped-prescale"
+		admin("", "create", "namespace", helmNS)
+		rendered := mustRun(t, "", bin(t, "helm"), "template", "scoped", chart, "--namespace", helmNS,
+			"--set", "rbac.targetNamespaces={inference}", "--set", "admissionPolicy.enabled=false")
+		admin(withoutDeployment(rendered), "apply", "--server-side", "-f", "-")
+		for _, as := range []string{account, helmAccount} {
+			for _, q := range []canI{
+				{[]string{"update", "deployments.apps", "--subresource=scale", "-n", "inference"}, true},
+				{[]string{"get", "deployments.apps", "--subresource=scale", "-n", "inference"}, true},
+				{[]string{"patch", "deployments.apps", "-n", "inference"}, true},
+				{[]string{"create", "events", "-n", "inference"}, true},
+				{[]string{"update", "deployments.apps", "--subresource=scale", "-n", "other"}, false},
+				{[]string{"get", "deployments.apps", "--subresource=scale", "-n", "other"}, false},
+				{[]string{"patch", "deployments.apps", "-n", "other"}, false},
+				{[]string{"update", "statefulsets.apps", "--subresource=scale", "-n", "other"}, false},
+				{[]string{"create", "events", "-n", "other"}, false},
+				// Cluster-wide still: the informers.
+				{[]string{"list", "pods", "-A"}, true},
+				{[]string{"watch", "nodes"}, true},
+				{[]string{"list", "horizontalpodautoscalers.autoscaling", "-A"}, true},
+			} {
+				if got := ask(t, kubectl, st.Kubeconfig, as, q.args); got != q.want {
+					t.Errorf("can-i %s as %s: got %v, want %v", strings.Join(q.args, " "), as, got, q.want)
+				}
+			}
+		}
+	})
+}
+
+// lwsCRD is a stand-in for the LeaderWorkerSet CRD: the same group and resource, a scale
+// subresource, and a schema that keeps any field.
+const lwsCRD = `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: leaderworkersets.leaderworkerset.x-k8s.io}
+spec:
+  group: leaderworkerset.x-k8s.io
+  names: {kind: LeaderWorkerSet, plural: leaderworkersets, singular: leaderworkerset, listKind: LeaderWorkerSetList}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources:
+        status: {}
+        scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              x-kubernetes-preserve-unknown-fields: true
+              properties: {replicas: {type: integer, format: int32}}
+            status:
+              type: object
+              x-kubernetes-preserve-unknown-fields: true
+              properties: {replicas: {type: integer, format: int32}}
+`
+
+// withoutDeployment drops the Deployment from a YAML stream (there is no image to run).
+func withoutDeployment(stream string) string {
+	var objs []string
+	for _, d := range strings.Split(stream, "\n---\n") {
+		if !strings.Contains(d, "\nkind: Deployment\n") && !strings.HasPrefix(d, "kind: Deployment\n") {
+			objs = append(objs, d)
+		}
+	}
+	return strings.Join(objs, "\n---\n")
+}
+
+// ask asks `kubectl auth can-i` whether user may do args, and fails the test on an answer
+// that is neither yes nor no.
+func ask(t *testing.T, kubectl, kubeconfig, user string, args []string) bool {
+	t.Helper()
+	cmd := exec.Command(kubectl, append(append([]string{"--kubeconfig", kubeconfig, "auth", "can-i"}, args...), "--as="+user)...)
+	b, err := cmd.Output() // the answer; warnings go to standard error
+	switch out := strings.TrimSpace(string(b)); {
+	case out == "yes" && err == nil:
+		return true
+	case out == "no":
+		return false
+	default:
+		t.Errorf("can-i %s as %s: unexpected answer %q (%v)", strings.Join(args, " "), user, out, err)
+		return false
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
