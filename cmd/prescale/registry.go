@@ -20,3 +20,12 @@ func newRegistry(queries queryCounter) *prometheus.Registry {
 		func() float64 { return float64(queries.QueryCount()) }))
 	return reg
 }
+
+// newAPIServiceConflict returns prescale_external_metrics_apiservice_conflict, registered
+// on reg (checkAPIService sets it).
+func newAPIServiceConflict(reg prometheus.Registerer) prometheus.Gauge {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_external_metrics_apiservice_conflict",
+		Help: "1 when the APIService v1beta1.external.metrics.k8s.io routes to another server than prescale's Service (KEDA, prometheus-adapter), read at start-up; else 0."})
+	reg.MustRegister(g)
+	return g
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
@@ -128,6 +129,11 @@ func run(ctx context.Context, o runOptions) error {
 		if err := serveExternalMetrics(ctx, cancel, s, o.kubeconfig, source, c); err != nil {
 			return err
 		}
+		dyn, err := dynamic.NewForConfig(kcfg)
+		if err != nil {
+			return fmt.Errorf("dynamic client: %w", err)
+		}
+		checkAPIService(ctx, dyn, s.ExternalMetrics.Service, newAPIServiceConflict(reg))
 	}
 	r := &reloader{file: o.file, flags: o.flags, running: s, live: c,
 		successful: metrics.ReloadSuccessful, timestamp: metrics.ReloadTimestamp}

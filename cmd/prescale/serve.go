@@ -9,6 +9,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/klog/v2"
 
 	"github.com/prescale/prescale/scaler"
@@ -61,4 +64,42 @@ func serveExternalMetrics(ctx context.Context, cancel context.CancelCauseFunc, s
 	}()
 	klog.FromContext(ctx).Info("Serving the external metrics API", "address", o.Address)
 	return nil
+}
+
+// apiServiceTimeout bounds the start-up read of the APIService.
+const apiServiceTimeout = 10 * time.Second
+
+// checkAPIService reads, once at start-up, where the APIService
+// v1beta1.external.metrics.k8s.io routes. Another owner (KEDA, prometheus-adapter) receives
+// the HPAs' external metrics requests instead of prescale: it logs an error naming that owner
+// and sets conflict to 1. prescale keeps running: its own scaling does not go through the
+// API. A missing APIService is logged too; a failed read is logged and leaves conflict at 0.
+func checkAPIService(ctx context.Context, client dynamic.Interface, own ServiceSettings, conflict prometheus.Gauge) {
+	logger := klog.FromContext(ctx)
+	ctx, cancel := context.WithTimeout(ctx, apiServiceTimeout)
+	defer cancel()
+	owner, route, err := external.APIServiceOwner(ctx, client)
+	want := types.NamespacedName{Namespace: own.Namespace, Name: own.Name}
+	switch {
+	case err != nil:
+		logger.Error(err, "Cannot check who owns the external metrics APIService", "apiService", external.APIServiceName, "want", want)
+	case route == external.RouteAbsent:
+		logger.Info("No external metrics APIService: HPAs cannot read prescale's external metrics until one routes to its Service",
+			"apiService", external.APIServiceName, "want", want)
+	case route == external.RouteLocal || owner != want:
+		conflict.Set(1)
+		logger.Error(nil, "The external metrics APIService routes to another server: HPAs read their external metrics from it, not from prescale; only one server may own it (docs/external-metrics.md)",
+			"apiService", external.APIServiceName, "owner", ownerName(owner, route), "want", want)
+	default:
+		logger.Info("The external metrics APIService routes to prescale", "apiService", external.APIServiceName, "service", want)
+	}
+}
+
+// ownerName is the owner as logged: "namespace/name", or "local" for an APIService the API
+// server serves itself.
+func ownerName(owner types.NamespacedName, route external.Route) string {
+	if route == external.RouteLocal {
+		return "local"
+	}
+	return owner.String()
 }

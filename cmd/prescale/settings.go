@@ -93,6 +93,15 @@ type ExternalMetricsSettings struct {
 	Enabled       bool               `mapstructure:"enabled"`
 	ListenAddress string             `mapstructure:"listenAddress"`
 	TLS           ServingTLSSettings `mapstructure:"tls"`
+	// Service is the Service in front of prescale that the APIService
+	// v1beta1.external.metrics.k8s.io should route to; start-up reports another owner.
+	Service ServiceSettings `mapstructure:"service"`
+}
+
+// ServiceSettings name a Service.
+type ServiceSettings struct {
+	Namespace string `mapstructure:"namespace"`
+	Name      string `mapstructure:"name"`
 }
 
 // ServingTLSSettings are a server's certificate and key files (PEM).
@@ -143,9 +152,20 @@ func settingDefaults(v *viper.Viper) {
 		"externalMetrics.listenAddress":     ":6443",
 		"externalMetrics.tls.certFile":      "",
 		"externalMetrics.tls.keyFile":       "",
+		"externalMetrics.service.namespace": serviceNamespace(),
+		"externalMetrics.service.name":      "prescale-external-metrics",
 	} {
 		v.SetDefault(key, val)
 	}
+}
+
+// serviceNamespace is the default namespace of prescale's external metrics Service: the pod's
+// (POD_NAMESPACE), else deploy/external-metrics.yaml's.
+func serviceNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "prescale"
 }
 
 // settingKeys are the policy file's top-level keys that hold global settings: policy.Parse
@@ -247,6 +267,10 @@ func (e ExternalMetricsSettings) validate() []error {
 	if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
 		errs = append(errs, fmt.Errorf("externalMetrics.tls: give both certFile and keyFile, or neither, got certFile %q and keyFile %q",
 			e.TLS.CertFile, e.TLS.KeyFile))
+	}
+	if e.Service.Namespace == "" || e.Service.Name == "" {
+		errs = append(errs, fmt.Errorf("externalMetrics.service: give both namespace and name, got namespace %q and name %q",
+			e.Service.Namespace, e.Service.Name))
 	}
 	return errs
 }

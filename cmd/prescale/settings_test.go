@@ -122,6 +122,9 @@ func TestPromOptions(t *testing.T) {
 }
 
 func TestExternalMetricsSettings(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "")
+	// deploy/external-metrics.yaml's Service.
+	defaultService := ServiceSettings{Namespace: "prescale", Name: "prescale-external-metrics"}
 	for _, tc := range []struct {
 		name    string
 		file    string
@@ -131,15 +134,19 @@ func TestExternalMetricsSettings(t *testing.T) {
 		wantErr string
 	}{
 		{name: "off by default", file: policiesYAML,
-			want: ExternalMetricsSettings{ListenAddress: ":6443"}},
+			want: ExternalMetricsSettings{ListenAddress: ":6443", Service: defaultService}},
 		{name: "from the file", file: "externalMetrics: {enabled: true, listenAddress: '127.0.0.1:7443', tls: {certFile: c.pem, keyFile: k.pem}}\n" + policiesYAML,
-			want: ExternalMetricsSettings{Enabled: true, ListenAddress: "127.0.0.1:7443", TLS: ServingTLSSettings{CertFile: "c.pem", KeyFile: "k.pem"}}},
+			want: ExternalMetricsSettings{Enabled: true, ListenAddress: "127.0.0.1:7443", TLS: ServingTLSSettings{CertFile: "c.pem", KeyFile: "k.pem"}, Service: defaultService}},
 		{name: "the environment overrides the file", file: "externalMetrics: {enabled: false}\n" + policiesYAML,
 			env:  map[string]string{"PRESCALE_EXTERNALMETRICS_ENABLED": "true"},
-			want: ExternalMetricsSettings{Enabled: true, ListenAddress: ":6443"}},
+			want: ExternalMetricsSettings{Enabled: true, ListenAddress: ":6443", Service: defaultService}},
 		{name: "flags override both", file: "externalMetrics: {listenAddress: ':7443'}\n" + policiesYAML,
 			args: []string{"--external-metrics", "--external-metrics-address", ":8443"},
-			want: ExternalMetricsSettings{Enabled: true, ListenAddress: ":8443"}},
+			want: ExternalMetricsSettings{Enabled: true, ListenAddress: ":8443", Service: defaultService}},
+		{name: "the APIService's Service from the file", file: "externalMetrics: {service: {namespace: metrics, name: prescale-api}}\n" + policiesYAML,
+			want: ExternalMetricsSettings{ListenAddress: ":6443", Service: ServiceSettings{Namespace: "metrics", Name: "prescale-api"}}},
+		{name: "the Service's namespace is the pod's", file: policiesYAML, env: map[string]string{"POD_NAMESPACE": "ops"},
+			want: ExternalMetricsSettings{ListenAddress: ":6443", Service: ServiceSettings{Namespace: "ops", Name: "prescale-external-metrics"}}},
 		{name: "unknown key", file: "externalMetrics: {port: 6443}\n" + policiesYAML, wantErr: "port"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,14 +220,17 @@ func TestSettingsValidate(t *testing.T) {
 			want: "kubernetes.burst: must be >= 0, got -1"},
 		{name: "negative burst without rate limiting", change: func(s *Settings) { s.Kubernetes.QPS, s.Kubernetes.Burst = -1, -1 }},
 		{name: "external metrics on the highest port", change: func(s *Settings) {
-			s.ExternalMetrics = ExternalMetricsSettings{Enabled: true, ListenAddress: ":65535"}
+			s.ExternalMetrics.Enabled, s.ExternalMetrics.ListenAddress = true, ":65535"
 		}},
 		{name: "external metrics past the highest port", change: func(s *Settings) {
-			s.ExternalMetrics = ExternalMetricsSettings{Enabled: true, ListenAddress: ":65536"}
+			s.ExternalMetrics.Enabled, s.ExternalMetrics.ListenAddress = true, ":65536"
 		}, want: `externalMetrics.listenAddress: must be host:port with a port number, got ":65536"`},
 		{name: "external metrics with a certificate and no key", change: func(s *Settings) {
-			s.ExternalMetrics = ExternalMetricsSettings{Enabled: true, ListenAddress: ":6443", TLS: ServingTLSSettings{CertFile: "c.pem"}}
+			s.ExternalMetrics.Enabled, s.ExternalMetrics.TLS = true, ServingTLSSettings{CertFile: "c.pem"}
 		}, want: `externalMetrics.tls: give both certFile and keyFile, or neither, got certFile "c.pem" and keyFile ""`},
+		{name: "external metrics without the Service's namespace", change: func(s *Settings) {
+			s.ExternalMetrics.Enabled, s.ExternalMetrics.Service.Namespace = true, ""
+		}, want: `externalMetrics.service: give both namespace and name, got namespace "" and name "prescale-external-metrics"`},
 		{name: "external metrics off: its settings are unused", change: func(s *Settings) {
 			s.ExternalMetrics = ExternalMetricsSettings{ListenAddress: "nowhere", TLS: ServingTLSSettings{KeyFile: "k.pem"}}
 		}},

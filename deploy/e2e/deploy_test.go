@@ -297,6 +297,66 @@ func TestStatic(t *testing.T) {
 		}
 	})
 
+	// The API server's aggregator reaches the external metrics port when it is served, and
+	// only then: the chart's NetworkPolicy on settings.externalMetrics, kustomize's in
+	// deploy/external-metrics.yaml (NetworkPolicies add up).
+	t.Run("NetworkPolicy admits the aggregator with external metrics", func(t *testing.T) {
+		type rule = map[string]any
+		ingress := func(objs []map[string]any) []any {
+			t.Helper()
+			return find(t, objs, "NetworkPolicy")["spec"].(map[string]any)["ingress"].([]any)
+		}
+		aggregator := func(port int, cidrs ...string) rule {
+			r := rule{"ports": []any{rule{"port": float64(port), "protocol": "TCP"}}}
+			if len(cidrs) > 0 {
+				var from []any
+				for _, c := range cidrs {
+					from = append(from, rule{"ipBlock": rule{"cidr": c}})
+				}
+				r["from"] = from
+			}
+			return r
+		}
+		prometheusOnly := ingress(docs(t, helmTemplate(t)))
+		if len(prometheusOnly) != 1 {
+			t.Errorf("chart without external metrics: ingress %v, want Prometheus' rule alone", prometheusOnly)
+		}
+		for _, tc := range []struct {
+			name string
+			sets []string
+			want rule
+		}{
+			{name: "default port, any source", sets: []string{"settings.externalMetrics.enabled=true"}, want: aggregator(6443)},
+			{name: "its listenAddress's port, from the given CIDRs", sets: []string{"settings.externalMetrics.enabled=true",
+				"settings.externalMetrics.listenAddress=0.0.0.0:7443", "networkPolicy.externalMetrics.cidrs={10.0.0.0/24,10.0.1.0/24}"},
+				want: aggregator(7443, "10.0.0.0/24", "10.0.1.0/24")},
+		} {
+			got := ingress(docs(t, helmTemplate(t, tc.sets...)))
+			if diff := cmp.Diff(append(append([]any{}, prometheusOnly...), tc.want), got); diff != "" {
+				t.Errorf("chart, %s: ingress (-want +got):\n%s", tc.name, diff)
+			}
+		}
+		if got := ingress(docs(t, mustRun(t, "", kubectl, "kustomize", root+"/deploy/base"))); len(got) != 1 {
+			t.Errorf("deploy/base: ingress %v, want Prometheus' rule alone", got)
+		}
+		b, err := os.ReadFile(root + "/deploy/external-metrics.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ext := docs(t, string(b))
+		np := find(t, ext, "NetworkPolicy")
+		if diff := cmp.Diff([]any{aggregator(6443)}, ingress(ext)); diff != "" {
+			t.Errorf("deploy/external-metrics.yaml: ingress (-want +got):\n%s", diff)
+		}
+		sel := np["spec"].(map[string]any)["podSelector"]
+		if diff := cmp.Diff(rule{"matchLabels": rule{"app.kubernetes.io/name": "prescale"}}, sel); diff != "" {
+			t.Errorf("deploy/external-metrics.yaml: the NetworkPolicy selects other pods than prescale's (-want +got):\n%s", diff)
+		}
+		if ports := find(t, ext, "Service")["spec"].(map[string]any)["ports"].([]any); ports[0].(map[string]any)["targetPort"] != float64(6443) {
+			t.Errorf("deploy/external-metrics.yaml: the Service targets %v, the NetworkPolicy admits 6443", ports)
+		}
+	})
+
 	t.Run("policy files validate", func(t *testing.T) {
 		mustRun(t, "", prescale, "validate", "-f", root+"/deploy/base/prescale.yaml")
 		mustRun(t, "", prescale, "validate", "-f", overlay+"/prescale.yaml")
