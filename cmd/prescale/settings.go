@@ -258,11 +258,14 @@ func (e ExternalMetricsSettings) validate() []error {
 	}
 	var errs []error
 	_, port, err := net.SplitHostPort(e.ListenAddress)
+	var n uint64
 	if err == nil {
-		_, err = strconv.ParseUint(port, 10, 16)
+		n, err = strconv.ParseUint(port, 10, 16)
 	}
-	if err != nil {
-		errs = append(errs, fmt.Errorf("externalMetrics.listenAddress: must be host:port with a port number, got %q", e.ListenAddress))
+	if err != nil || n == 0 {
+		// Port 0 (any free port) cannot be served: the API server's aggregator must know
+		// the port, and the server's own address derivation refuses it.
+		errs = append(errs, fmt.Errorf("externalMetrics.listenAddress: must be host:port with a port number 1..65535, got %q", e.ListenAddress))
 	}
 	if (e.TLS.CertFile == "") != (e.TLS.KeyFile == "") {
 		errs = append(errs, fmt.Errorf("externalMetrics.tls: give both certFile and keyFile, or neither, got certFile %q and keyFile %q",

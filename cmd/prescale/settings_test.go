@@ -224,7 +224,10 @@ func TestSettingsValidate(t *testing.T) {
 		}},
 		{name: "external metrics past the highest port", change: func(s *Settings) {
 			s.ExternalMetrics.Enabled, s.ExternalMetrics.ListenAddress = true, ":65536"
-		}, want: `externalMetrics.listenAddress: must be host:port with a port number, got ":65536"`},
+		}, want: `externalMetrics.listenAddress: must be host:port with a port number 1..65535, got ":65536"`},
+		{name: "external metrics on port 0", change: func(s *Settings) {
+			s.ExternalMetrics.Enabled, s.ExternalMetrics.ListenAddress = true, ":0"
+		}, want: `externalMetrics.listenAddress: must be host:port with a port number 1..65535, got ":0"`},
 		{name: "external metrics with a certificate and no key", change: func(s *Settings) {
 			s.ExternalMetrics.Enabled, s.ExternalMetrics.TLS = true, ServingTLSSettings{CertFile: "c.pem"}
 		}, want: `externalMetrics.tls: give both certFile and keyFile, or neither, got certFile "c.pem" and keyFile ""`},
