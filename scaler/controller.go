@@ -302,19 +302,19 @@ func (c *Controller) syncFailed(logger klog.Logger, err error) {
 	}
 }
 
-// hpaFor returns the real HPA that targets the same workload, if any.
-func (c *Controller) hpaFor(ref policy.TargetRef) (*autoscalingv2.HorizontalPodAutoscaler, bool) {
+// hpaFor returns the real HPA that targets the same workload, nil for none.
+func (c *Controller) hpaFor(ref policy.TargetRef) *autoscalingv2.HorizontalPodAutoscaler {
 	list, err := c.hpas.HorizontalPodAutoscalers(ref.Namespace).List(labelsEverything)
 	if err != nil {
-		return nil, false
+		return nil
 	}
 	for _, h := range list {
 		r := h.Spec.ScaleTargetRef
 		if r.Kind == ref.Kind && r.Name == ref.Name && apiGroup(r.APIVersion) == apiGroup(ref.APIVersion) {
-			return h, true
+			return h
 		}
 	}
-	return nil, false
+	return nil
 }
 
 func apiGroup(apiVersion string) string {

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/prescale/prescale/engine"
@@ -39,7 +40,7 @@ func (s *scorecard) add(who string, replicas int32, wanted int32, dt float64) {
 // report derives the metrics, the condition events, the status and the scorecard from one
 // tick's result. A hot standby (leading false) sets the gauges only: counters would count
 // the tick twice.
-func (c *Controller) report(a actor, res engine.Result, leading bool, conflict string, now time.Time) {
+func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autoscalingv2.HorizontalPodAutoscaler, conflict string, now time.Time) {
 	p, t, o, dec, hpaEq := a.p, a.t, a.o, res.Decision, res.HPAEquivalent
 	m := c.deps.Metrics
 	m.CurrentReplicas.WithLabelValues(p.Name).Set(float64(dec.CurrentReplicas))
@@ -100,8 +101,8 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, conflict s
 
 	// The real HPA on the same workload, for the dry-run comparison.
 	var hpaDesired *int32
-	if h, ok := c.hpaFor(p.Target); ok {
-		d := h.Status.DesiredReplicas
+	if hpa != nil {
+		d := hpa.Status.DesiredReplicas
 		hpaDesired = &d
 		m.HPADesiredReplicas.WithLabelValues(p.Name).Set(float64(d))
 	}

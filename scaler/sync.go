@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
@@ -37,9 +38,12 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	}
 	t.forgetCondition(condTargetMissing)
 	dryRun := c.dryRunFor(p)
+	// A real HPA on the same workload: beside a dry-run it is the comparison; otherwise
+	// prescale does not write (they would fight).
+	hpa := c.hpaFor(p.Target)
 	conflict := ""
 	if !dryRun {
-		conflict = c.conflictingAutoscaler(p)
+		conflict = conflictingAutoscaler(p, hpa)
 	}
 	writes := leading && !dryRun && conflict == ""
 	act := actor{c: c, p: p, t: t, o: &obs, writes: writes}
@@ -94,17 +98,17 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	if writes {
 		errs = append(errs, act.annotate(ctx, dec, res.Forecast, res.Objective))
 	}
-	c.report(act, res, leading, conflict, now)
+	c.report(act, res, leading, hpa, conflict, now)
 	timer.done(phaseAct)
 	return errors.Join(errs...)
 }
 
-// conflictingAutoscaler says which other autoscaler targets p's workload ("" for none): an
-// HPA, KEDA's ScaledObjects included (KEDA scales through an HPA it owns). Two autoscalers
-// writing one scale fight; outside dry-run prescale then writes nothing.
-func (c *Controller) conflictingAutoscaler(p *policy.Policy) string {
-	h, ok := c.hpaFor(p.Target)
-	if !ok {
+// conflictingAutoscaler says which other autoscaler targets p's workload ("" for none): h,
+// the HPA on it (nil for none), KEDA's ScaledObjects included (KEDA scales through an HPA it
+// owns). Two autoscalers writing one scale fight; outside dry-run prescale then writes
+// nothing.
+func conflictingAutoscaler(p *policy.Policy, h *autoscalingv2.HorizontalPodAutoscaler) string {
+	if h == nil {
 		return ""
 	}
 	by := ""

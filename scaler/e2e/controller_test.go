@@ -199,21 +199,7 @@ func TestDryRunReloadIsLive(t *testing.T) {
 // and the HPA's status.desiredReplicas is read and exported.
 func TestDryRunBesideHPA(t *testing.T) {
 	w := workload(t, "llm", 2, 1, 0)
-	_, kube := sharedSandbox(t)
-	// An HPA whose min and max pin 3 replicas: the real controller scales 2 -> 3 and reports
-	// status.desiredReplicas 3 without needing a metrics API.
-	hpa := &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: w.Name},
-			MinReplicas:    ptr.To[int32](3), MaxReplicas: 3,
-			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
-				Name: "cpu", Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](50)}}}},
-		},
-	}
-	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	pinnedHPA(t, w, 3)
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(20) // prescale would want 8
@@ -249,19 +235,7 @@ func TestDryRunBesideHPA(t *testing.T) {
 func TestRefusesToFightAnHPA(t *testing.T) {
 	w := workload(t, "llm", 2, 1, 0)
 	_, kube := sharedSandbox(t)
-	// The HPA pins 3 replicas (min = max) without needing a metrics API.
-	hpa := &autoscalingv2.HorizontalPodAutoscaler{
-		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: w.Name},
-			MinReplicas:    ptr.To[int32](3), MaxReplicas: 3,
-			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
-				Name: "cpu", Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](50)}}}},
-		},
-	}
-	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	pinnedHPA(t, w, 3)
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(20) // prescale wants 8
@@ -302,6 +276,26 @@ func TestRefusesToFightAnHPA(t *testing.T) {
 	})
 	await(t, 30*time.Second, "prescale_conflicting_autoscaler to be 0",
 		metricIs(in, "prescale_conflicting_autoscaler", labels, "0", func(v float64) bool { return v == 0 }))
+}
+
+// pinnedHPA creates a real HPA on the workload whose min and max pin n replicas: the
+// controller-manager scales to n and reports status.desiredReplicas n without needing a
+// metrics API.
+func pinnedHPA(t *testing.T, w sandbox.Workload, n int32) {
+	t.Helper()
+	_, kube := sharedSandbox(t)
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.Namespace, Name: w.Name},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: w.Name},
+			MinReplicas:    ptr.To(n), MaxReplicas: n,
+			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType, Resource: &autoscalingv2.ResourceMetricSource{
+				Name: "cpu", Target: autoscalingv2.MetricTarget{Type: autoscalingv2.UtilizationMetricType, AverageUtilization: ptr.To[int32](50)}}}},
+		},
+	}
+	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // 8: the target deleted and recreated: no crash; events say what happened.
