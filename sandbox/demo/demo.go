@@ -40,12 +40,13 @@ type Options struct {
 	Replicas     int32
 	Compression  float64
 	Duration     time.Duration // the run, after the history
-	HistoryDays  int           // days of the built-in load backfilled into Prometheus before the run
+	HistoryDays  int           // days of load backfilled into Prometheus before the run
 	Tick         time.Duration // one tick of the simulated services, prescale and the HPA
 	StartupDelay time.Duration // from binding to Ready
 	PeakReplicas int           // replicas the run's peak minute needs at 70 % GPU utilization
 	// TracePath is a per-minute CSV (minute,requests) to replay instead of the built-in
-	// load: its last Duration minutes are the run, the minutes before them its history.
+	// load: its last Duration minutes are the run, up to HistoryDays days before them its
+	// history.
 	TracePath string
 	Seed      uint64
 	// Plot is where to write a PNG of the run (load, both services' replicas and delay);
@@ -98,8 +99,8 @@ func (o Options) validate() error {
 	if o.Duration < time.Minute || o.Duration > 24*time.Hour {
 		errs = append(errs, fmt.Errorf("--duration: must be within 1m..24h, got %v", o.Duration))
 	}
-	if o.HistoryDays < 0 || o.HistoryDays > 14 {
-		errs = append(errs, fmt.Errorf("--history-days: must be within 0..14, got %d", o.HistoryDays))
+	if o.HistoryDays < 1 || o.HistoryDays > 14 {
+		errs = append(errs, fmt.Errorf("--history-days: must be within 1..14, got %d", o.HistoryDays))
 	}
 	if o.Tick < time.Second || o.Tick > time.Minute {
 		errs = append(errs, fmt.Errorf("--tick: must be within 1s..1m, got %v", o.Tick))
@@ -164,10 +165,12 @@ func newScenario(o Options) (scenario, error) {
 	if err != nil {
 		return scenario{}, err
 	}
-	sc := scenario{load: trace, minutes: min(minutes, len(trace))}
-	sc.history = len(trace) - sc.minutes
-	sc.what = fmt.Sprintf("trace %s: its last %d minutes, after its first %d minutes as history", o.TracePath, sc.minutes, sc.history)
-	return sc, nil
+	// The run is the trace's last minutes; up to HistoryDays days before them are history.
+	minutes = min(minutes, len(trace))
+	history := min(len(trace)-minutes, o.HistoryDays*1440)
+	from := len(trace) - minutes - history
+	return scenario{load: sim.Trace(trace[from:]), history: history, minutes: minutes,
+		what: fmt.Sprintf("trace %s: its last %d minutes, after the %d minutes before them as history", o.TracePath, minutes, history)}, nil
 }
 
 // peak is the largest load of minutes [from, to).
@@ -491,6 +494,8 @@ func verdict(h, pr sim.Summary) string {
 			h.SLOViolationMinutes-pr.SLOViolationMinutes, pr.SLOViolationMinutes, h.SLOViolationMinutes, cost())
 	case pr.SLOViolationMinutes == h.SLOViolationMinutes && pr.ReplicaMinutes == h.ReplicaMinutes:
 		return fmt.Sprintf("a tie: both had %d minutes over the SLO and %.1f replica-minutes", h.SLOViolationMinutes, h.ReplicaMinutes)
+	case pr.SLOViolationMinutes == h.SLOViolationMinutes:
+		return fmt.Sprintf("the HPA won on cost: as many minutes over the SLO (%d), prescale with %s", h.SLOViolationMinutes, cost())
 	default:
 		return fmt.Sprintf("the HPA won: prescale had %d minutes over the SLO against the HPA's %d, with %s",
 			pr.SLOViolationMinutes, h.SLOViolationMinutes, cost())

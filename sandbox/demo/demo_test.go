@@ -67,6 +67,9 @@ func TestVerdict(t *testing.T) {
 		{"the same minutes for less is a win on cost",
 			sim.Summary{SLOViolationMinutes: 0, ReplicaMinutes: 200}, sim.Summary{SLOViolationMinutes: 0, ReplicaMinutes: 150},
 			"prescale won on cost", nil},
+		{"the same minutes for more is the HPA's win on cost",
+			sim.Summary{SLOViolationMinutes: 0, ReplicaMinutes: 297.5}, sim.Summary{SLOViolationMinutes: 0, ReplicaMinutes: 350.2},
+			"the HPA won on cost: as many minutes over the SLO (0)", []string{"17.7% more replica-minutes"}},
 		{"equal is a tie",
 			sim.Summary{SLOViolationMinutes: 1, ReplicaMinutes: 200}, sim.Summary{SLOViolationMinutes: 1, ReplicaMinutes: 200},
 			"a tie", nil},
@@ -123,12 +126,20 @@ func TestScenarioFromATrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 100 minutes, a 30-minute run: minutes 0..69 are history, 70..99 the run.
-	sc, err := newScenario(Options{TracePath: path, Duration: 30 * time.Minute})
+	sc, err := newScenario(Options{TracePath: path, Duration: 30 * time.Minute, HistoryDays: 3})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.history != 70 || sc.minutes != 30 || sc.peak() != 990 {
-		t.Errorf("scenario = history %d, minutes %d, peak %v; want 70, 30, 990", sc.history, sc.minutes, sc.peak())
+	if sc.history != 70 || sc.minutes != 30 || sc.peak() != 990 || sc.load.RequestsPerMinute(0) != 0 {
+		t.Errorf("scenario = history %d, minutes %d, peak %v; want 70, 30, 990 from minute 0", sc.history, sc.minutes, sc.peak())
+	}
+	// No history days: the run alone, from the trace's minute 70.
+	sc, err = newScenario(Options{TracePath: path, Duration: 30 * time.Minute, HistoryDays: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.history != 0 || sc.minutes != 30 || sc.load.RequestsPerMinute(0) != 700 {
+		t.Errorf("no history: history %d, minutes %d, first minute %v; want 0, 30, 700", sc.history, sc.minutes, sc.load.RequestsPerMinute(0))
 	}
 	// A trace shorter than the run is all run, no history.
 	sc, err = newScenario(Options{TracePath: path, Duration: 3 * time.Hour})

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +85,37 @@ func TestDemo(t *testing.T) {
 	if _, err := sandbox.Load(state); err == nil {
 		t.Errorf("the sandbox's state is still there after the demo: not torn down")
 	}
+	// No process is left: none runs the demo's prescale or names the demo's folder.
+	if left := processesNaming(t, dir, prescale); len(left) > 0 {
+		t.Errorf("processes left after the demo:\n%s", strings.Join(left, "\n"))
+	}
+}
+
+// processesNaming lists the running processes whose command line contains one of names.
+func processesNaming(t *testing.T, names ...string) []string {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatalf("list processes: %v", err)
+	}
+	var left []string
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		line := strings.ReplaceAll(string(cmd), "\x00", " ")
+		for _, n := range names {
+			if strings.Contains(line, n) {
+				left = append(left, e.Name()+": "+line)
+				break
+			}
+		}
+	}
+	return left
 }
 
 func readTail(path string) string {
