@@ -129,7 +129,8 @@ type Result struct {
 type Row struct {
 	Time          time.Duration // model time since the history's end
 	HPA, Prescale sim.Report
-	Forecast      int // prescale's forecast replica proposal, -1 while it has none
+	Forecast      int  // prescale's forecast replica proposal, when Planned
+	Planned       bool // prescale had a proposal (not learning, gated or missing)
 }
 
 // Load is the demo's built-in load: a daily cycle with a little trend and noise, and a
@@ -395,7 +396,7 @@ func replay(ctx context.Context, o Options, sc scenario, mu float64, from, dur t
 	for t := range ticks {
 		row := pending[t.r.N]
 		if row == nil {
-			row = &Row{Forecast: -1, Time: t.r.ModelTime - time.Duration(sc.history)*time.Minute}
+			row = &Row{Time: t.r.ModelTime - time.Duration(sc.history)*time.Minute}
 			pending[t.r.N] = row
 		}
 		if t.svc == 0 {
@@ -403,7 +404,7 @@ func replay(ctx context.Context, o Options, sc scenario, mu float64, from, dur t
 		} else {
 			row.Prescale = t.r
 			if f, ok := pre.forecastReplicas(ctx, prePolicy); ok {
-				row.Forecast = f
+				row.Forecast, row.Planned = f, true
 			}
 		}
 		if row.HPA.Mu > 0 && row.Prescale.Mu > 0 {
@@ -436,7 +437,7 @@ func line(r Row) string {
 		return d + " "
 	}
 	plan := "    -"
-	if r.Forecast >= 0 {
+	if r.Planned {
 		plan = fmt.Sprintf("%5d", r.Forecast)
 	}
 	h, pr := r.HPA, r.Prescale

@@ -20,19 +20,19 @@ func TestLine(t *testing.T) {
 	}{
 		{
 			name: "both services side by side, with prescale's plan",
-			r: Row{Time: 8*time.Minute + 15*time.Second, Forecast: 10,
+			r: Row{Time: 8*time.Minute + 15*time.Second, Forecast: 10, Planned: true,
 				HPA:      sim.Report{Lambda: 75.9, Desired: 8, Ready: 4, Tick: sim.Tick{Queue: 796, Delay: 16.1}},
 				Prescale: sim.Report{Lambda: 75.9, Desired: 10, Ready: 10}},
 			want: []string{"08:15", "75.9", "796", "16.1s!", "   10    10    10"},
 		},
 		{
 			name: "no plan yet is a dash, never a zero",
-			r:    Row{Forecast: -1, HPA: sim.Report{Desired: 4, Ready: 4}, Prescale: sim.Report{Desired: 4, Ready: 4}},
+			r:    Row{HPA: sim.Report{Desired: 4, Ready: 4}, Prescale: sim.Report{Desired: 4, Ready: 4}},
 			want: []string{"00:00", "     -"},
 		},
 		{
 			name: "no Ready pod with a queue shows an infinite delay over the SLO",
-			r:    Row{Forecast: -1, HPA: sim.Report{Tick: sim.Tick{Queue: 15, Delay: math.Inf(1)}}},
+			r:    Row{HPA: sim.Report{Tick: sim.Tick{Queue: 15, Delay: math.Inf(1)}}},
 			want: []string{"inf!"},
 		},
 	}
@@ -170,8 +170,8 @@ func TestOptionsNameTheFlag(t *testing.T) {
 func TestWritePlot(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sub", "demo.png")
 	rows := []Row{
-		{Time: 0, Forecast: -1, HPA: sim.Report{Lambda: 30, Ready: 4}, Prescale: sim.Report{Lambda: 30, Ready: 4}},
-		{Time: time.Minute, Forecast: 10, HPA: sim.Report{Lambda: 80, Ready: 4, Tick: sim.Tick{Delay: math.Inf(1)}}, Prescale: sim.Report{Lambda: 80, Ready: 10}},
+		{Time: 0, HPA: sim.Report{Lambda: 30, Ready: 4}, Prescale: sim.Report{Lambda: 30, Ready: 4}},
+		{Time: time.Minute, Forecast: 10, Planned: true, HPA: sim.Report{Lambda: 80, Ready: 4, Tick: sim.Tick{Delay: math.Inf(1)}}, Prescale: sim.Report{Lambda: 80, Ready: 10}},
 	}
 	if err := writePlot(path, Result{Minutes: 2, Rows: rows}); err != nil {
 		t.Fatal(err)

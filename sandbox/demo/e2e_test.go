@@ -66,7 +66,7 @@ func TestDemo(t *testing.T) {
 	// for more replicas than the HPA.
 	ahead := false
 	for _, r := range res.Rows {
-		if r.Time < 8*time.Minute && r.Forecast > 0 && r.Prescale.Desired > r.HPA.Desired {
+		if r.Time < 8*time.Minute && r.Planned && r.Prescale.Desired > r.HPA.Desired {
 			ahead = true
 		}
 	}

@@ -75,7 +75,7 @@ func writePlot(path string, res Result) error {
 		line(replicas, "HPA", hpaColor, 2.4, false, series(func(r Row) float64 { return float64(r.HPA.Ready) })),
 		line(replicas, "prescale", prescaleColor, 1.6, false, series(func(r Row) float64 { return float64(r.Prescale.Ready) })),
 		line(replicas, "prescale's forecast plan", prescaleColor, 1, true, series(func(r Row) float64 {
-			if r.Forecast < 0 {
+			if !r.Planned {
 				return math.NaN()
 			}
 			return float64(r.Forecast)
