@@ -76,6 +76,8 @@ type Engine struct {
 	lastWrites bool
 	startup    time.Duration
 	measured   bool
+	// noReady is the last Step of a scaleToZero policy that saw no Ready pod.
+	noReady time.Time
 }
 
 // New returns the engine of policy p, which must have passed Validate. Its forecaster is
@@ -127,6 +129,9 @@ func (e *Engine) SetPolicy(p *policy.Policy) {
 	}
 	if e.fc != nil {
 		e.fc.hold = f.HoldFor(p.Objective != nil)
+		if e.fc.pred != nil {
+			e.fc.pred.SetWake(e.wk != nil)
+		}
 	}
 }
 
@@ -201,7 +206,7 @@ func (e *Engine) Step(in Input, now time.Time) Result {
 	var load float64
 	var loadOK bool
 	if e.obj != nil {
-		res.Objective = e.obj.observe(in.Latency, now)
+		res.Objective = e.obj.observe(in.Latency, e.cold(&obs, now), now)
 	}
 	if e.fc != nil {
 		res.Forecast, load, loadOK, res.LoadErr, res.GateChanged = e.fc.observe(e, in.Load, now)
@@ -236,6 +241,27 @@ func (e *Engine) Step(in Input, now time.Time) Result {
 	}
 	e.seen, e.lastSpec, e.lastWrites = true, cur, in.Writes
 	return res
+}
+
+// cold reports, for a scaleToZero policy, whether the Step at now is a cold start: no pod
+// is Ready, or the last Step without one is less than a start-up ago (the queue of the
+// wait drains). The objective counts its violated minutes apart.
+func (e *Engine) cold(obs *policy.Observation, now time.Time) bool {
+	if e.p.ScaleToZero == nil {
+		return false
+	}
+	ready := false
+	for i := range obs.Pods {
+		if obs.Pods[i].Ready && !obs.Pods[i].Deleting {
+			ready = true
+			break
+		}
+	}
+	if !ready {
+		e.noReady = now
+		return true
+	}
+	return !e.noReady.IsZero() && now.Sub(e.noReady) < e.startup
 }
 
 // Scaled records a change of scale that the driver wrote at now (from the Step's current

@@ -266,3 +266,40 @@ func TestForecastHoldKeepsThePeakPlan(t *testing.T) {
 		t.Errorf("%d forecasts, %d held above their hi: want the hold to act on a falling load", len(his), heldAbove)
 	}
 }
+
+// TestObjectiveColdStartMinutes: for a scaleToZero policy, a violated minute in which no
+// pod was Ready (the wait at a return from zero) is counted, apart too, and leaves the
+// quantile where it was; the next violated minute with a Ready pod, more than a start-up
+// (the default 180 s) after the cold tick, moves it.
+func TestObjectiveColdStartMinutes(t *testing.T) {
+	p := parse(t, withObjective)
+	q := policy.MustQuantity("15")
+	p.MinReplicas = new(int32)
+	p.ScaleToZero = &policy.ScaleToZero{Activation: policy.Activation{Query: "rate", PerReplica: &q}}
+	e := newEngine(t, p, Options{DefaultStartup: 180 * time.Second})
+	over := policy.Sample{Value: 3}
+	step := func(tick int, ready bool) *ObjectiveStatus {
+		in := input(2, 15, true)
+		in.Pods = []policy.Pod{{Name: "a", Ready: ready}, {Name: "b", Ready: ready}}
+		in.Load, in.Latency = &policy.Sample{Value: 15}, &over
+		in.Activation = &policy.Sample{Value: 15}
+		return e.Step(in, t0.Add(time.Duration(tick)*15*time.Second)).Objective
+	}
+	for tick := range 4 { // minute 0: no Ready pod, over the SLO
+		step(tick, false)
+	}
+	st := step(4, true).Copy() // minute 0 closed; minute 1 is within a start-up of tick 3
+	if st.ViolatedMinutes != 1 || st.ColdStartMinutes != 1 || st.Quantile != 0.9 {
+		t.Errorf("after a cold minute: violated %d, cold %d, quantile %v; want 1, 1, 0.9", st.ViolatedMinutes, st.ColdStartMinutes, st.Quantile)
+	}
+	// Ticks 4..19 (minutes 1..4); tick 3 + 180 s = tick 15: minutes 1..3 are cold, minute 4
+	// (ticks 16..19) is not. Closed at tick 20: 5 violated, 4 cold, the quantile up by one
+	// step x (1 - 0.009) = 0.00991.
+	for tick := 5; tick < 20; tick++ {
+		step(tick, true)
+	}
+	st = step(20, true).Copy()
+	if st.ViolatedMinutes != 5 || st.ColdStartMinutes != 4 || !near(st.Quantile, 0.9+0.00991) {
+		t.Errorf("after a warm minute: violated %d, cold %d, quantile %v; want 5, 4, %v", st.ViolatedMinutes, st.ColdStartMinutes, st.Quantile, 0.9+0.00991)
+	}
+}

@@ -211,6 +211,11 @@ type ForecastInput struct {
 	Gated bool
 	// Method is the forecasting method that made the prediction.
 	Method string
+	// Seasonal is the seasonal-naive point at the horizon, the load one season before
+	// now + horizon (SeasonalKnown false: not asked, or less than a season seen). Only
+	// scaleToZero's wake-ahead reads it: a return at this time of day.
+	Seasonal      float64
+	SeasonalKnown bool
 }
 
 // Sample is one metric's latest observation.

@@ -163,6 +163,12 @@ func (z *ScaleToZero) validate(path string, p *Policy) []error {
 		errs = append(errs, fieldError(path, fmt.Sprintf("needs minReplicas: 0, got minReplicas %s", got),
 			joinPath(strings.TrimSuffix(path, ".scaleToZero"), "minReplicas")))
 	}
+	for i, m := range p.Metrics {
+		if m.Name == ActivationMetric {
+			errs = append(errs, fieldError(path, fmt.Sprintf("the activation signal is the metric %q of the decision record: rename metrics[%d]", ActivationMetric, i),
+				joinPath(strings.TrimSuffix(path, ".scaleToZero"), fmt.Sprintf("metrics[%d].name", i))))
+		}
+	}
 	a := z.Activation
 	switch {
 	case a.Query == "":
@@ -198,17 +204,22 @@ func (z *ScaleToZero) validate(path string, p *Policy) []error {
 
 // expectsLoad returns whether the forecast expects the load back at its horizon, and the
 // replicas it plans for then: an ungated forecast with a known perReplica whose point
-// forecast needs at least half a replica (a smaller return is left to the activation
+// forecast, or the seasonal-naive point (the load one season before), needs at least half
+// a replica (a smaller return is left to the activation
 // signal: waking a GPU for it would cost more than its wait).
 func expectsLoad(f *ForecastInput) (int32, bool) {
 	if f == nil || f.Gated || !f.PerReplicaKnown || !(f.PerReplica > 0) ||
 		checkSample(f.Point) != nil || checkSample(f.Value) != nil {
 		return 0, false
 	}
-	if f.Point < wakeExpectReplicasAt*f.PerReplica {
+	point := f.Point
+	if f.SeasonalKnown && checkSample(f.Seasonal) == nil {
+		point = max(point, f.Seasonal)
+	}
+	if point < wakeExpectReplicasAt*f.PerReplica {
 		return 0, false
 	}
-	return max(1, ceilReplicas(max(f.Value, f.Point)/f.PerReplica)), true
+	return max(1, ceilReplicas(max(f.Value, point)/f.PerReplica)), true
 }
 
 // decideZero is Decide for a policy with scaleToZero. Above zero it is Decide's HPA path
@@ -248,8 +259,10 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 
 	if cur > 0 || !hist.ScaledToZero {
 		// Above zero (or at a zero the autoscaler did not set: ScalingDisabled): the HPA
-		// path, never below one replica.
-		d, h := decide(p, in, hist, now, max(1, p.minReplicas()))
+		// path, never below one replica, with the activation signal as one more metric (an
+		// External AverageValue of perReplica): while the pods it woke start, they have no
+		// samples, and the signal keeps scaling on the demand it sees.
+		d, h := decide(withActivation(p), withActivationSample(in), hist, now, max(1, p.minReplicas()))
 		d.Zero = zr
 		idle := actErr == nil && !active && now.Sub(h.IdleSince) >= z.IdleDelayOrDefault()
 		if cur == 0 || !idle || d.Reason == ReasonFailedGetMetric || anyMissing(&d, &in) {
@@ -259,6 +272,11 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 			zr.ExpectsLoad, zr.ExpectedReplicas = true, expected
 			if !in.WakeGated {
 				zr.Reason = ReasonWakeAhead // held awake: the load is expected back
+				if up := min(expected, p.MaxReplicas); up > d.DesiredReplicas {
+					d.Clamps = append(d.Clamps, Clamp{Reason: ReasonWakeAhead, From: d.DesiredReplicas, To: up})
+					d.DesiredReplicas = capToCapacity(up, cur, 1, in.Capacity, &d)
+					d.Reason = ReasonWakeAhead
+				}
 				return d, h
 			}
 			zr.Reason = ReasonWakeAheadGated
@@ -286,10 +304,11 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 	switch {
 	case active:
 		want = max(1, ceilReplicas(act/z.Activation.PerReplica.Float64()))
-		d.Metric, d.Reason = "activation", ReasonActivated
+		d.Metric, d.Reason = ActivationMetric, ReasonActivated
 		if n, ok := expectsLoad(in.Forecast); ok && n > want {
 			want, d.Metric = n, ForecastMetric // the forecast floor joins, as above zero
 		}
+
 		zr.Reason = ReasonActivated
 	case expects:
 		zr.ExpectsLoad, zr.ExpectedReplicas = true, expected
@@ -314,6 +333,31 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 	hist.Recommendations = append(hist.Recommendations, Recommendation{Replicas: desired, At: now})
 	d.DesiredReplicas = capToCapacity(desired, 0, minR, in.Capacity, &d)
 	return d, hist
+}
+
+// ActivationMetric is the name of the activation signal's entry in Decision.Metrics, last.
+const ActivationMetric = "activation"
+
+// withActivation returns p with the activation signal as its last metric: an External
+// AverageValue metric whose target is perReplica.
+func withActivation(p *Policy) *Policy {
+	a := p.ScaleToZero.Activation
+	q := *p
+	q.Metrics = append(p.Metrics[:len(p.Metrics):len(p.Metrics)], Metric{Name: ActivationMetric, Query: a.Query,
+		Target: MetricTarget{Type: AverageValue, AverageValue: a.PerReplica}})
+	return &q
+}
+
+// withActivationSample returns in with the activation sample after the metrics' (missing
+// when there is none).
+func withActivationSample(in Observation) Observation {
+	s := Sample{Err: errNoSample}
+	if in.Activation != nil {
+		s = *in.Activation
+	}
+	n := len(in.Metrics)
+	in.Metrics = append(in.Metrics[:n:n], s)
+	return in
 }
 
 // anyMissing reports whether a metric of the decision, or the forecast's load, is missing.

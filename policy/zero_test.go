@@ -77,14 +77,16 @@ func TestDecideScaleToZero(t *testing.T) {
 			hist: withIdle(seasoned(), at(0)), now: at(900), want: 2, reason: ReasonFailedGetMetric,
 		},
 		{
-			name: "activation missing resets the idle clock: not to zero",
+			// The activation is also a metric above zero: missing, it holds the scale-down.
+			name: "activation missing resets the idle clock and holds the replicas",
 			cur:  2, pods: two, metric: idleQueue, activation: ptr(failed("no series")),
-			hist: withIdle(seasoned(), at(0)), now: at(900), want: 1, reason: ReasonTooFewReplicas,
+			hist: withIdle(seasoned(), at(0)), now: at(900), want: 2, reason: ReasonFailedGetMetric,
 		},
 		{
+			// The activation's own proposal: ceil(0.001 / 4) = 1.
 			name: "activation 0.001 above the threshold 0: not idle",
 			cur:  2, pods: two, metric: idleQueue, activation: ptr(scalar(0.001)),
-			hist: withIdle(seasoned(), at(0)), now: at(900), want: 1, reason: ReasonTooFewReplicas,
+			hist: withIdle(seasoned(), at(0)), now: at(900), want: 1, reason: ReasonDesiredWithinRange,
 		},
 		{
 			// Point 3 >= half of perReplica 4; value 9: ceil(9 / 4) = 3 replicas expected.
@@ -141,6 +143,22 @@ func TestDecideScaleToZero(t *testing.T) {
 			cur:  0, activation: ptr(scalar(0)), hist: atZero(), now: at(0),
 			forecast: &ForecastInput{Point: 15, Value: 22, Hi: 22, PerReplica: 4, PerReplicaKnown: true},
 			want:     6, reason: ReasonWakeAhead, zeroReason: ReasonWakeAhead,
+		},
+		{
+			// The chosen method, fitted on the idle zeros, says 0; the load one season
+			// before now + horizon was 20: ceil(20 / 4) = 5.
+			name: "at zero, the seasonal point expects the load back: wakes ahead",
+			cur:  0, activation: ptr(scalar(0)), hist: atZero(), now: at(0),
+			forecast: &ForecastInput{Point: 0, Value: 1, Hi: 1, Seasonal: 20, SeasonalKnown: true, PerReplica: 4, PerReplicaKnown: true},
+			want:     5, reason: ReasonWakeAhead, zeroReason: ReasonWakeAhead,
+		},
+		{
+			// Idle past the delay at 1 replica (the floor): the seasonal return needs
+			// ceil(20 / 4) = 5, which the forecast's own proposal (ceil(1 / 4) = 1) does not.
+			name: "idle at the floor, the seasonal point expects the load back: up to its replicas",
+			cur:  1, pods: readyPods("a"), metric: perPod("a", 0), activation: ptr(scalar(0)),
+			forecast: &ForecastInput{Point: 0, Value: 1, Hi: 1, Seasonal: 20, SeasonalKnown: true, PerReplica: 4, PerReplicaKnown: true},
+			hist:     withIdle(seasoned(), at(0)), now: at(600), want: 5, reason: ReasonWakeAhead, zeroReason: ReasonWakeAhead,
 		},
 		{
 			name: "at zero, the wake-ahead gated: stays at zero",
@@ -257,6 +275,8 @@ func TestValidateScaleToZero(t *testing.T) {
 				"scaleToZero.activation.query: required"}},
 		{name: "blank query", modify: func(p *Policy) { p.ScaleToZero.Activation.Query = " " },
 			want: []string{`scaleToZero.activation.query: must not be blank, got " "`}},
+		{name: "a metric named activation", modify: func(p *Policy) { p.Metrics[0].Name = "activation" },
+			want: []string{`scaleToZero: the activation signal is the metric "activation" of the decision record: rename metrics[0]`}},
 		{name: "perReplica 0", modify: func(p *Policy) { p.ScaleToZero.Activation.PerReplica = qty("0") },
 			want: []string{"scaleToZero.activation.perReplica: must be > 0, got 0"}},
 		{name: "threshold -1", modify: func(p *Policy) { p.ScaleToZero.Activation.Threshold = qty("-1") },
