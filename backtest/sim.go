@@ -27,6 +27,19 @@ func Contenders(configured *policy.Policy, par Params) ([]Contender, error) {
 	return []Contender{{Name: HPAName, Policy: hpa}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
 }
 
+// ContendersOn is Contenders for trace tr: at minReplicas 0 the baseline is the HPA's
+// reactive scale-from-zero, BaselineFromZero, whose External metric's target needs the trace.
+func ContendersOn(configured *policy.Policy, par Params, tr Trace) ([]Contender, error) {
+	if par.MinReplicas != 0 {
+		return Contenders(configured, par)
+	}
+	hpa, err := BaselineFromZero(par, tr)
+	if err != nil {
+		return nil, err
+	}
+	return []Contender{{Name: HPAName, Policy: hpa}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
+}
+
 // Options are Run's inputs besides the trace and the contenders.
 type Options struct {
 	Params Params
