@@ -50,7 +50,6 @@ func run(file, tracePath string, idle time.Duration, night string) error {
 				tr[m] = 0
 			}
 		}
-		tracePath += fmt.Sprintf(" with hours %d-%d of every day idle", from, to)
 	}
 	pf, err := os.Open(file)
 	if err != nil {
@@ -111,8 +110,8 @@ func run(file, tracePath string, idle time.Duration, night string) error {
 		return fmt.Errorf("minReplicas 0: %w", err)
 	}
 
-	fmt.Printf("Trace %s: %d minutes, %d returns (a minute with requests after one without); idleDelay %s; activation perReplica %s requests/s.\n\n",
-		tracePath, r0.Minutes, r0.Returns, idle, perReplica)
+	fmt.Printf("%d minutes, %d returns (a minute with requests after one without), %d idle minutes; idleDelay %s; activation perReplica %s requests/s.\n\n",
+		r0.Minutes, r0.Returns, idleMinutes(tr), idle, perReplica)
 	fmt.Println("| policy | minReplicas | GPU-hours | GPU-hours in idle minutes | hours at zero | SLO-violation minutes | at returns (30 min) | scale events |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
 	row := func(p backtest.PolicyResult, minR int) {
@@ -125,5 +124,27 @@ func run(file, tracePath string, idle time.Duration, night string) error {
 	for _, p := range r0.Policies {
 		row(p, 0)
 	}
+	min1, _ := r1.Policy(one.Name)
+	wakeRes, _ := r0.Policy(ahead.Name)
+	react, _ := r0.Policy(hpa0.Name)
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**not met**"
+	}
+	fmt.Printf("\nIssue 17: `%s` uses fewer GPU-hours than `%s` (%.1f vs %.1f): %s; fewer SLO-violation minutes at returns than the HPA's reactive scale-from-zero `%s` (%d vs %d): %s.\n",
+		ahead.Name, one.Name, wakeRes.GPUHours, min1.GPUHours, verdict(wakeRes.GPUHours < min1.GPUHours),
+		hpa0.Name, wakeRes.ReturnViolationMinutes, react.ReturnViolationMinutes, verdict(wakeRes.ReturnViolationMinutes < react.ReturnViolationMinutes))
 	return nil
+}
+
+func idleMinutes(tr backtest.Trace) int {
+	n := 0
+	for _, v := range tr {
+		if v == 0 {
+			n++
+		}
+	}
+	return n
 }
