@@ -213,3 +213,49 @@ func startPrometheusWithHistory(t *testing.T, target string, w sandbox.Workload,
 	t.Cleanup(p.stop)
 	return p
 }
+
+// When wake-ups prove wrong, prescale stops waking early and says so: the history says the
+// load comes back every two minutes, but it never does (the live load stays 0). The first
+// claims of a return are judged wrong one horizon later, the gate closes (a WakeAheadGated
+// event, prescale_wake_ahead_gated 1), and the target then stays at zero through the next
+// return the forecast expects.
+func TestScaleToZeroWakeAheadGated(t *testing.T) {
+	w := workload(t, "llm", 2, 1, 2*time.Second)
+	e := newExporter(t, w)
+	p := startPrometheusWithHistory(t, e.addr, w, 10*time.Minute, time.Now())
+	e.setLoad(0)
+	e.setTotal(0)
+	forecast := fmt.Sprintf(`    forecast:
+      load: {query: 'sum(inference_load_rps{namespace=%q})', perReplica: 10}
+      method: seasonal-naive
+      season: 2m
+      history: 10m
+      gate: {maxError: 1, window: 1m}
+`, w.Namespace)
+	in := startPrescale(t, "a", zeroConfig(p.url(), w, forecast))
+	labels := map[string]string{"policy": w.Name}
+	await(t, 3*time.Minute, "a WakeAheadGated event", func() error {
+		if ev := events(t, w, "WakeAheadGated"); len(ev) == 0 {
+			return fmt.Errorf("no WakeAheadGated event")
+		}
+		return nil
+	})
+	t.Logf("gated: %s", events(t, w, "WakeAheadGated")[0])
+	await(t, 10*time.Second, "prescale_wake_ahead_gated 1", metricIs(in, "prescale_wake_ahead_gated", labels, "1", func(v float64) bool { return v == 1 }))
+	eventually(t, 20*time.Second, "the target at zero", func() bool { return specReplicas(t, w) == 0 })
+	// Through the next return the history predicts (phase 0 of the cycle), and 10 s past it.
+	now := time.Now()
+	next := now.Truncate(2 * time.Minute).Add(2 * time.Minute)
+	if next.Sub(now) < 10*time.Second {
+		next = next.Add(2 * time.Minute)
+	}
+	for time.Now().Before(next.Add(10 * time.Second)) {
+		if got := specReplicas(t, w); got != 0 {
+			t.Fatalf("woke to %d at phase %d s with the wake-ahead gated", got, time.Now().Unix()%120)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if ann := deployment(t, w).Annotations["prescale.io/decision"]; !strings.Contains(ann, `"wakeGated":true`) {
+		t.Errorf("decision annotation = %q, want zero.wakeGated true", ann)
+	}
+}
