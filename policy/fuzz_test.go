@@ -172,6 +172,8 @@ func FuzzDecideScaleToZero(f *testing.F) {
 	f.Add(uint8(0), uint8(10), uint8(2), true, []byte{0, 40, 80, 50, 4, 200, 9, 30, 0, 0, 0, 0, 0, 0, 0, 0})
 	f.Add(uint8(0), uint8(3), uint8(0), false, []byte{255, 0, 0, 4, 7, 7, 7, 7, 8, 8, 8, 8})
 	f.Add(uint8(2), uint8(5), uint8(1), true, []byte{3, 16, 16, 16, 4, 4, 4, 4})
+	// 4 Ready pods, every metric present, the activation idle, delay 0: to zero at once.
+	f.Add(uint8(0), uint8(10), uint8(0), false, []byte{64, 4, 5, 4, 64, 4, 5, 4, 64, 4, 5, 4})
 	f.Fuzz(func(t *testing.T, minR, span, delay uint8, wake bool, steps []byte) {
 		p := fuzzPolicy(0, span, 0, 30, 3, 50, true)
 		p.Forecast = &Forecast{Load: Load{Query: "load", PerReplica: AutoFloat{Value: 2, set: true}}}
