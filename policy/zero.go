@@ -308,7 +308,6 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 		if n, ok := expectsLoad(in.Forecast); ok && n > want {
 			want, d.Metric = n, ForecastMetric // the forecast floor joins, as above zero
 		}
-
 		zr.Reason = ReasonActivated
 	case expects:
 		zr.ExpectsLoad, zr.ExpectedReplicas = true, expected
