@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
@@ -13,7 +14,8 @@ import (
 
 // reportZero sets scaleToZero's series and its activation condition from the decision, and
 // the wake-ahead gate's. A missing activation signal removes the idle series (never 0) and
-// is a Warning condition: the target neither goes to zero nor wakes on the signal.
+// is a Warning condition: the target neither goes to zero nor wakes on the signal. At zero,
+// where the metrics are not evaluated, their value series are removed.
 func (c *Controller) reportZero(a actor, dec policy.Decision, wake *engine.WakeStatus) {
 	m, name := c.deps.Metrics, a.p.Name
 	z := dec.Zero
@@ -22,6 +24,11 @@ func (c *Controller) reportZero(a actor, dec policy.Decision, wake *engine.WakeS
 		m.WakeAheadGated.DeleteLabelValues(name)
 		a.t.forgetCondition(condActivation)
 		return
+	}
+	if len(dec.Metrics) == 0 {
+		// At zero the metrics are not evaluated: their last values would be stale.
+		m.MetricValue.DeletePartialMatch(prometheus.Labels{"policy": name})
+		m.MetricMissing.DeletePartialMatch(prometheus.Labels{"policy": name})
 	}
 	if z.ActivationError != "" {
 		m.IdleSeconds.DeleteLabelValues(name)

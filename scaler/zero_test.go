@@ -49,6 +49,10 @@ func TestScaleToZeroController(t *testing.T) {
 	if got := cl.replicas(); got != 0 {
 		t.Fatalf("idle 60 s: %d replicas, want 0", got)
 	}
+	cl.tickAt(c, 75*time.Second) // at zero: the metrics are not evaluated
+	if n := testutil.CollectAndCount(cl.metrics.MetricValue); n != 0 {
+		t.Errorf("at zero: %d prescale_metric_value series, want none (stale)", n)
+	}
 	st := c.Status()[0]
 	if st.Zero == nil || st.Zero.Reason != policy.ReasonScaledToZero || st.Reason != policy.ReasonScaledToZero {
 		t.Errorf("status at zero: reason %s, zero %+v", st.Reason, st.Zero)
