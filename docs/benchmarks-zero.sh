@@ -66,23 +66,24 @@ NIGHT
     echo
   done
   cat <<'WHY'
-**Reading the tables** (written with them; the runs are deterministic). On the shared trace,
-`minReplicas: 0` saves what `prescale-min1` spends in the gaps (96.5 GPU-hours: its
-forecast's one-hour hold keeps ~15 replicas warm through them, which is also why its
-returns cost only 4 violation minutes), but each cold return costs about as much: one
-start-up of requests queue (about 140,000 at the trace's rate), and draining them drives
-the queue metric to `maxReplicas` (80) for several minutes. The GPU-hour check holds only at
-`idleDelay: 60m` (4,971.9 vs 4,975.1, 0.06 %), where the model rarely reaches zero; the
-violations at returns are below the HPA's reactive scale-from-zero at every delay (65, 25
-and 7 vs 84), from the straight-to-need wake-up and the longer delays, not from the
-wake-ahead: the forecast cannot see a collection gap end, its gate closes after the first
-wrong claims, and `prescale-zero-wake` is within 1 % of `prescale-zero-reactive`. What would
-reach the issue's target on this trace: nothing that idles at zero through gaps this short
-(the oracle saves 5.5 GPU-hours, 0.13 %); a trace with real idle periods does. On the nightly
-idle variant both checks hold by a wide margin at both delays: 22 % fewer GPU-hours than
+**Reading the tables** (written with them; the runs are deterministic). On the shared trace
+both checks hold at every delay, the GPU-hour one by a hair: 0.12 % (5m), 0.14 % (30m) and
+0.34 % (60m) fewer than `prescale-min1`. `minReplicas: 0` saves most of what `prescale-min1`
+spends in the gaps (96.5 GPU-hours: its forecast's one-hour hold keeps ~15 replicas warm
+through them, which is also why its returns cost only 4 violation minutes), but each cold
+return costs nearly as much: one start-up of requests queue (about 140,000 at the trace's
+rate), and draining them drives the queue metric to `maxReplicas` (80) for several minutes.
+The violations at returns are below the HPA's reactive scale-from-zero at every delay (65,
+25 and 7 vs 84). The wake-ahead helps only at 5m (65 vs 84 violation minutes at returns,
+12 GPU-hours, against `prescale-zero-reactive`: the seasonal point keeps the model awake
+through gaps shorter than a few minutes past the delay); at 30m and 60m it is within 0.1 % of
+the reactive one: the forecast cannot see a collection gap end, and its gate closes after
+the first wrong claims. The oracle itself saves only 5.5 GPU-hours (0.13 %) by idling at
+zero through gaps this short; a trace with real idle periods is where scale to zero pays. On
+the nightly idle variant both checks hold by a wide margin: 22 % fewer GPU-hours than
 `prescale-min1`, and a quarter (30m) to two fifths (10m) of the HPA's violation minutes at
 returns; the wake-ahead cuts those of `prescale-zero-reactive` by 59 to 67 % (the seasonal
-point sees the 06:00 return one start-up ahead) and saves 100 GPU-hours on top.
+point sees the 06:00 return one start-up ahead) and saves 80 GPU-hours on top.
 
 WHY
   echo "$end"

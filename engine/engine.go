@@ -76,8 +76,6 @@ type Engine struct {
 	lastWrites bool
 	startup    time.Duration
 	measured   bool
-	// noReady is the last Step of a scaleToZero policy that saw no Ready pod.
-	noReady time.Time
 }
 
 // New returns the engine of policy p, which must have passed Validate. Its forecaster is
@@ -206,7 +204,7 @@ func (e *Engine) Step(in Input, now time.Time) Result {
 	var load float64
 	var loadOK bool
 	if e.obj != nil {
-		res.Objective = e.obj.observe(in.Latency, e.cold(&obs, now), now)
+		res.Objective = e.obj.observe(in.Latency, e.cold(&obs), now)
 	}
 	if e.fc != nil {
 		res.Forecast, load, loadOK, res.LoadErr, res.GateChanged = e.fc.observe(e, in.Load, now)
@@ -243,10 +241,9 @@ func (e *Engine) Step(in Input, now time.Time) Result {
 	return res
 }
 
-// cold reports, for a scaleToZero policy, whether the Step at now is a cold start: no pod
-// is Ready, or the last Step without one is less than a start-up ago (the queue of the
-// wait drains). The objective counts its violated minutes apart.
-func (e *Engine) cold(obs *policy.Observation, now time.Time) bool {
+// cold reports, for a scaleToZero policy, whether the Step is a cold start: no pod is
+// Ready. The objective counts the violated minutes from it until one within the SLO apart.
+func (e *Engine) cold(obs *policy.Observation) bool {
 	if e.p.ScaleToZero == nil {
 		return false
 	}
@@ -257,11 +254,7 @@ func (e *Engine) cold(obs *policy.Observation, now time.Time) bool {
 			break
 		}
 	}
-	if !ready {
-		e.noReady = now
-		return true
-	}
-	return !e.noReady.IsZero() && now.Sub(e.noReady) < e.startup
+	return !ready
 }
 
 // Scaled records a change of scale that the driver wrote at now (from the Step's current
