@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/prescale/prescale/forecast"
 )
 
 // ScaleToZero idles a target at zero replicas while it has no demand, and wakes it on an
@@ -96,10 +98,11 @@ func (z *ScaleToZero) IdleDelayOrDefault() time.Duration {
 	return z.IdleDelay.Duration
 }
 
-// WakeAheadOn reports whether the predictive wake-up is on for policy p.
+// WakeAheadOn reports whether the predictive wake-up is on for policy p: it has
+// scaleToZero and a forecast whose method is not off, and wakeAhead.enabled is not false.
 func (p *Policy) WakeAheadOn() bool {
 	z := p.ScaleToZero
-	if z == nil || p.Forecast == nil {
+	if z == nil || p.Forecast == nil || p.Forecast.MethodOrDefault() == forecast.MethodOff {
 		return false
 	}
 	return z.WakeAhead == nil || z.WakeAhead.Enabled == nil || *z.WakeAhead.Enabled
@@ -189,8 +192,12 @@ func (z *ScaleToZero) validate(path string, p *Policy) []error {
 		add("idleDelay", "must be 0s..24h, got %s", d)
 	}
 	if w := z.WakeAhead; w != nil {
-		if w.Enabled != nil && *w.Enabled && p.Forecast == nil {
+		switch {
+		case w.Enabled == nil || !*w.Enabled:
+		case p.Forecast == nil:
 			add("wakeAhead.enabled", "true needs a forecast (the policy has none)")
+		case p.Forecast.MethodOrDefault() == forecast.MethodOff:
+			add("wakeAhead.enabled", "true needs a forecast whose method is not off")
 		}
 		if w.MaxWrong != nil && !(*w.MaxWrong >= 0 && *w.MaxWrong < 1) {
 			add("wakeAhead.maxWrong", "must be within [0, 1), got %v", *w.MaxWrong)

@@ -287,6 +287,10 @@ func TestValidateScaleToZero(t *testing.T) {
 			want: []string{"scaleToZero.idleDelay: must be 0s..24h, got 25h0m0s"}},
 		{name: "wakeAhead without a forecast", modify: func(p *Policy) { p.ScaleToZero.WakeAhead = &WakeAhead{Enabled: ptr(true)} },
 			want: []string{"scaleToZero.wakeAhead.enabled: true needs a forecast (the policy has none)"}},
+		{name: "wakeAhead with the forecast's method off", modify: func(p *Policy) {
+			p.Forecast = &Forecast{Load: Load{Query: "q", PerReplica: AutoFloat{Auto: true, set: true}}, Method: "off"}
+			p.ScaleToZero.WakeAhead = &WakeAhead{Enabled: ptr(true)}
+		}, want: []string{"scaleToZero.wakeAhead.enabled: true needs a forecast whose method is not off"}},
 		{name: "wakeAhead gate out of range", modify: func(p *Policy) {
 			p.ScaleToZero.WakeAhead = &WakeAhead{MaxWrong: ptr(1.0), Last: ptr[int32](0)}
 		}, want: []string{"scaleToZero.wakeAhead.last: must be 1..100, got 0", "scaleToZero.wakeAhead.maxWrong: must be within [0, 1), got 1"}},
