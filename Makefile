@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 BENCH    ?= .
 
-.PHONY: all build image test unit e2e check bench bench-soak fuzz clean benchmarks-doc test-e2e-backtest
+.PHONY: all build image test unit e2e check bench bench-soak fuzz clean benchmarks-doc benchmarks-zero test-e2e-backtest
 
 all: build
 
@@ -75,6 +75,10 @@ fuzz:
 ## benchmarks-doc: regenerate docs/benchmarks.md and its plots from ../shared/traces
 benchmarks-doc:
 	./docs/benchmarks.sh
+
+## benchmarks-zero: regenerate only the scale-to-zero section of docs/benchmarks.md
+benchmarks-zero:
+	./docs/benchmarks-zero.sh
 
 ## test-e2e-backtest: the backtest's Prometheus reader against a real Prometheus; needs
 ## PRESCALE_TOOLS_BIN, a directory holding the prometheus and promtool binaries

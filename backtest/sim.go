@@ -27,6 +27,19 @@ func Contenders(configured *policy.Policy, par Params) ([]Contender, error) {
 	return []Contender{{Name: HPAName, Policy: hpa}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
 }
 
+// ContendersOn is Contenders for trace tr: at minReplicas 0 the baseline is the HPA's
+// reactive scale-from-zero, BaselineFromZero, whose External metric's target needs the trace.
+func ContendersOn(configured *policy.Policy, par Params, tr Trace) ([]Contender, error) {
+	if par.MinReplicas != 0 {
+		return Contenders(configured, par)
+	}
+	hpa, err := BaselineFromZero(par, tr)
+	if err != nil {
+		return nil, err
+	}
+	return []Contender{{Name: HPAName, Policy: hpa}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
+}
+
 // Options are Run's inputs besides the trace and the contenders.
 type Options struct {
 	Params Params
@@ -53,6 +66,15 @@ type Score struct {
 	ScaleEvents int `json:"scaleEvents"`
 	// PeakQueue is the largest queue, in requests.
 	PeakQueue float64 `json:"peakQueue"`
+	// IdleGPUHours is the part of GPUHours spent in the trace's minutes without requests:
+	// what idling at zero saves.
+	IdleGPUHours float64 `json:"idleGpuHours"`
+	// ZeroHours is the time with no pod, Ready or starting, in hours.
+	ZeroHours float64 `json:"zeroHours"`
+	// ReturnViolationMinutes counts the SLO-violation minutes within ReturnWindow of a
+	// return (Result.Returns): the first requests after an idle minute wait for a pod to
+	// start when the policy idled at zero.
+	ReturnViolationMinutes int `json:"returnViolationMinutes"`
 	// P99QueueingDelay is the 99th percentile (nearest rank) of the per-tick queueing delay, in
 	// seconds; +Inf (null in JSON) when more than 1% of ticks had a queue and no Ready pod.
 	P99QueueingDelay policy.Float `json:"p99QueueingDelaySeconds"`
@@ -73,11 +95,17 @@ type PolicyResult struct {
 // Result is a backtest of one trace.
 type Result struct {
 	// Mu is the per-replica capacity, requests/s at 100% busy.
-	Mu       float64        `json:"muRequestsPerSecond"`
-	Minutes  int            `json:"minutes"`
-	Ticks    int            `json:"ticks"`
+	Mu      float64 `json:"muRequestsPerSecond"`
+	Minutes int     `json:"minutes"`
+	Ticks   int     `json:"ticks"`
+	// Returns counts the minutes with requests that follow a minute without.
+	Returns  int            `json:"returns"`
 	Policies []PolicyResult `json:"policies"`
 }
+
+// ReturnWindow is how long after a return its SLO-violation minutes count as the return's
+// (Score.ReturnViolationMinutes): a start-up, and the time to drain what queued meanwhile.
+const ReturnWindow = 30 * time.Minute
 
 // Policy returns the result of the contender named name, and false if there is none.
 func (r *Result) Policy(name string) (*PolicyResult, bool) {
@@ -108,6 +136,15 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 	e.ticks = len(tr) * e.tpm
 	e.delays = make([]float64, e.ticks)
 	res := Result{Mu: e.mu, Minutes: len(tr), Ticks: e.ticks, Policies: make([]PolicyResult, len(cs))}
+	e.atReturn = make([]bool, len(tr))
+	for m := 1; m < len(tr); m++ {
+		if tr[m] > 0 && tr[m-1] == 0 {
+			res.Returns++
+			for k := m; k < min(len(tr), m+int(ReturnWindow/time.Minute)); k++ {
+				e.atReturn[k] = true
+			}
+		}
+	}
 
 	ctls := make([]controller, len(cs))
 	for i, c := range cs {
@@ -142,6 +179,8 @@ type env struct {
 	startup int // ticks from creation to Ready
 	ticks   int
 	delays  []float64 // scratch: one contender's per-tick queueing delay
+	// atReturn marks the minutes within ReturnWindow of a return.
+	atReturn []bool
 }
 
 // lambda returns the arrival rate at tick t, requests/s.
@@ -244,7 +283,8 @@ func (e *env) simulate(name string, ctl controller, opt Options, progressBase, p
 		w[i] = newWindow()
 	}
 	slo := par.SLO.Seconds()
-	var podTicks float64
+	var podTicks, idlePodTicks float64
+	zeroTicks := 0
 	lastUnder, lastViolation := -1, -1
 	for t := range e.ticks {
 		// 1. Starting pods whose ready time has come become Ready.
@@ -272,6 +312,12 @@ func (e *env) simulate(name string, ctl controller, opt Options, progressBase, p
 		total := s.total()
 		podTicks += float64(total)
 		minute := t / e.tpm
+		if e.tr[minute] == 0 {
+			idlePodTicks += float64(total)
+		}
+		if total == 0 {
+			zeroTicks++
+		}
 		if lambda > e.mu*ready && lastUnder != minute {
 			lastUnder = minute
 			res.UnderProvisionedMinutes++
@@ -279,6 +325,9 @@ func (e *env) simulate(name string, ctl controller, opt Options, progressBase, p
 		if delay > slo && lastViolation != minute {
 			lastViolation = minute
 			res.SLOViolationMinutes++
+			if e.atReturn[minute] {
+				res.ReturnViolationMinutes++
+			}
 			if opt.Record {
 				res.Violation[minute] = true
 			}
@@ -307,6 +356,8 @@ func (e *env) simulate(name string, ctl controller, opt Options, progressBase, p
 		opt.Progress(progressBase+e.ticks, progressTotal)
 	}
 	res.GPUHours = podTicks * par.GPUsPerReplica * dt / 3600
+	res.IdleGPUHours = idlePodTicks * par.GPUsPerReplica * dt / 3600
+	res.ZeroHours = float64(zeroTicks) * dt / 3600
 	slices.Sort(e.delays)
 	res.P99QueueingDelay = policy.Float(e.delays[int(math.Ceil(0.99*float64(e.ticks)))-1])
 	return res, nil

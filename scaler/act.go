@@ -184,9 +184,17 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		Metrics   []metric         `json:"metrics,omitempty"`
 		Forecast  *ForecastStatus  `json:"forecast,omitempty"`
 		Objective *ObjectiveStatus `json:"objective,omitempty"`
+		// Zero is scaleToZero's part: the activation signal, the idle time, whether the
+		// forecast expects the load back and whether wake-ahead is gated.
+		Zero *policy.ZeroResult `json:"zero,omitempty"`
 	}
 	r := record{Current: dec.CurrentReplicas, Desired: dec.DesiredReplicas, Reason: dec.Reason, Metric: dec.Metric,
 		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst, Objective: ost}
+	if z := dec.Zero; z != nil {
+		zc := *z
+		zc.ActivationError = truncate(zc.ActivationError, 200)
+		r.Zero = &zc
+	}
 	if fst != nil && len(fst.LoadWarnings) > 0 {
 		f := *fst
 		f.LoadWarnings = truncateAll(f.LoadWarnings, 200)

@@ -67,7 +67,7 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 			fmt.Sprintf("%s was recreated (uid %s, was %s): decision history reset", p.Target, obs.scale.UID, obs.recreated))
 	}
 
-	obs.in.Metrics, in.Load, in.Latency = c.query(ctx, p, now)
+	obs.in.Metrics, in.Load, in.Latency, obs.in.Activation = c.query(ctx, p, now)
 	in.Observation = obs.in
 	timer.done(phaseQuery)
 
@@ -88,6 +88,10 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 		} else {
 			kv = append(kv, "latencyError", ost.LatencyError)
 		}
+	}
+	if z := dec.Zero; z != nil {
+		kv = append(kv, "activation", z.Activation, "activationError", z.ActivationError, "idleSeconds", z.IdleSeconds,
+			"expectsLoad", z.ExpectsLoad, "wakeGated", z.WakeGated)
 	}
 	logger.V(2).Info("Decided", kv...)
 
@@ -160,6 +164,13 @@ func (c *Controller) decide(ctx context.Context, p *policy.Policy, t *target, ac
 	res.Forecast, res.Objective = res.Forecast.Copy(), res.Objective.Copy()
 	if res.Forecast != nil {
 		c.forecastEvents(ctx, p, act, res)
+	}
+	if res.Wake != nil {
+		w := *res.Wake // kept in the status past the next Step
+		res.Wake = &w
+		if res.WakeGateChanged {
+			c.wakeEvent(ctx, act, &w)
+		}
 	}
 	return res
 }
