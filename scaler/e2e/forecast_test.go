@@ -54,7 +54,11 @@ func TestForecastRun(t *testing.T) {
 		metricIs(in, "prescale_forecast_history_samples", labels, "at least 25", func(v float64) bool { return v >= 25 }))
 
 	// The forecast raised the replicas at a tick where it asked for more than every metric.
-	eventually(t, 30*time.Second, "a rescale won by the forecast", func() bool {
+	// It is trusted once it has a gate window (1m) of samples, history included: the 30 s
+	// of history rampLoad waits for, then up to 30 s of ticks; and then it wins only while
+	// the ramp is within a few seconds below a replica step (the metrics' tolerance): wait
+	// for two gate windows.
+	eventually(t, 2*time.Minute, "a rescale won by the forecast", func() bool {
 		for _, m := range events(t, w, "SuccessfulRescale") {
 			if strings.Contains(m, "metric forecast proposed") {
 				t.Logf("rescale: %s", m)
