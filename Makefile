@@ -38,7 +38,7 @@ e2e: tools sandbox-cmds
 unit:
 	$(GO) test -count=1 ./...
 
-## check: formatting, vet, staticcheck, and the purity guard on policy/, forecast/ and engine/.
+## check: formatting, vet, staticcheck, and the purity guard on policy/, forecast/, engine/ and alloc/.
 ## staticcheck is the version tools/staticcheck pins, built once into the tools cache
 ## (hack/staticcheck.sh); it checks the default and the e2e build in one run (-matrix), so
 ## that code only the e2e tests use is not reported unused
@@ -64,6 +64,7 @@ bench-soak: tools
 fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./forecast -run '^$$' -fuzz '^FuzzForecast$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./alloc -run '^$$' -fuzz '^FuzzAllocate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 
 ## benchmarks-doc: regenerate docs/benchmarks.md and its plots from ../shared/traces
 benchmarks-doc:
