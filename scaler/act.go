@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	"github.com/prescale/prescale/alloc"
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
 )
@@ -147,8 +148,8 @@ func (a actor) rescale(ctx context.Context, eng *engine.Engine, dec policy.Decis
 }
 
 // annotate writes the decision record on the target when it changed (ignoring its time).
-func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus) error {
-	text := annotationFor(dec, fst, ost)
+func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) error {
+	text := annotationFor(dec, fst, ost, grant)
 	if text == a.t.annotation {
 		return nil
 	}
@@ -162,9 +163,10 @@ func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastS
 	return nil
 }
 
-// annotationFor renders a decision, its forecast's status and its objective's compactly,
-// within maxAnnotation bytes: the metrics are dropped from the end until it fits.
-func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus) string {
+// annotationFor renders a decision, its forecast's status, its objective's and its share of
+// the GPUs compactly, within maxAnnotation bytes: the metrics are dropped from the end until
+// it fits.
+func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) string {
 	type metric struct {
 		Name     string  `json:"name"`
 		Value    any     `json:"value,omitempty"`
@@ -173,6 +175,15 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		Error    string  `json:"error,omitempty"`
 		// Warnings: Prometheus' warnings about the sample (a partial response).
 		Warnings []string `json:"warnings,omitempty"`
+	}
+	// capacity is the policy's share of the GPUs: who took what it wanted.
+	type capacity struct {
+		Wanted   int32         `json:"wanted"`
+		Granted  int32         `json:"granted"`
+		Pending  int32         `json:"pending,omitempty"`
+		Reserved int32         `json:"reserved,omitempty"`
+		Message  string        `json:"message,omitempty"`
+		Takers   []alloc.Taker `json:"takers,omitempty"`
 	}
 	type record struct {
 		Current   int32            `json:"current"`
@@ -184,9 +195,14 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		Metrics   []metric         `json:"metrics,omitempty"`
 		Forecast  *ForecastStatus  `json:"forecast,omitempty"`
 		Objective *ObjectiveStatus `json:"objective,omitempty"`
+		Capacity  *capacity        `json:"capacity,omitempty"`
 	}
 	r := record{Current: dec.CurrentReplicas, Desired: dec.DesiredReplicas, Reason: dec.Reason, Metric: dec.Metric,
 		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst, Objective: ost}
+	if grant != nil {
+		r.Capacity = &capacity{Wanted: grant.Wanted, Granted: grant.Granted, Pending: grant.Pending, Reserved: grant.Reserved,
+			Message: truncate(grant.Message, 600), Takers: grant.Takers}
+	}
 	if fst != nil && len(fst.LoadWarnings) > 0 {
 		f := *fst
 		f.LoadWarnings = truncateAll(f.LoadWarnings, 200)

@@ -40,8 +40,9 @@ type targetStatus struct {
 	forecast      *ForecastStatus  // nil without a forecast
 	objective     *ObjectiveStatus // nil without an objective
 	hpaEquivalent int32
-	hpa           *int32 // the real HPA's desired replicas, when one targets the workload
-	conflict      string // why prescale does not write: another autoscaler ("" for none)
+	hpa           *int32          // the real HPA's desired replicas, when one targets the workload
+	conflict      string          // why prescale does not write: another autoscaler ("" for none)
+	capacity      *CapacityStatus // nil when the policy was not allocated
 	score         scorecard
 }
 
