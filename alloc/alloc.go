@@ -35,6 +35,9 @@ type Policy struct {
 	// Current is the target's spec.replicas, Placed its pods bound to a node and not
 	// terminating (Current - Placed are Pending or not yet created).
 	Current, Placed int32
+	// PlacedOn counts the placed pods by node name. Optional: it only explains who holds
+	// the GPUs a limited policy wanted (Why Held, Priority, Guarantee).
+	PlacedOn map[string]int32
 	// Wanted is what the engine decided this tick: the desired replicas before capacity.
 	Wanted int32
 }
@@ -61,6 +64,9 @@ const (
 	// WhyFit: the other policy's pods were placed after this policy's next pod fit nowhere:
 	// in GPUs it could not use (another shape, or a node with too few left).
 	WhyFit Why = "Fit"
+	// WhyHeld: pods of the other policy, of no higher priority, were already running there
+	// (running pods are not preempted).
+	WhyHeld Why = "Held"
 )
 
 // Taker is another policy that took GPUs of a kind on nodes a limited policy could use.
@@ -95,8 +101,10 @@ type Grant struct {
 	Reserved int32 `json:"reserved,omitempty"`
 	// Placements are the nodes of the Fitted and Reserved pods, by node name.
 	Placements []Placement `json:"placements,omitempty"`
-	// Takers are, when Granted < Wanted, the other policies that took or hold GPUs of its
-	// kinds on its nodes this tick, the most GPUs first: at most 5.
+	// Takers are, when Granted < Wanted, the other policies that took GPUs of its kinds on
+	// its nodes this tick or hold them with their placed pods (PlacedOn), the most GPUs
+	// first: at most 5. A policy's placed pods up to its guarantee count as WhyGuarantee,
+	// the rest as WhyPriority when its priority is higher, else WhyHeld.
 	Takers []Taker `json:"takers,omitempty"`
 	// MoreTakers is how many more (policy, reason, kind) takers there are than Takers lists.
 	MoreTakers int `json:"moreTakers,omitempty"`
@@ -149,6 +157,13 @@ type claim struct {
 	// GPUs placed after it could not have served it.
 	blocked int
 	placed  map[placeKey]int32
+	// onNodePlaced are its placed pods by node (PlacedOn), by node index.
+	onNodePlaced []nodePods
+}
+
+type nodePods struct {
+	node int
+	pods int32
 }
 
 type kindRequest struct {
@@ -291,6 +306,12 @@ func newState(in Input) *state {
 			}
 		}
 		slices.Sort(c.nodes)
+		for name, pods := range p.PlacedOn {
+			if i, ok := nodeIdx[name]; ok && pods > 0 {
+				c.onNodePlaced = append(c.onNodePlaced, nodePods{node: i, pods: pods})
+			}
+		}
+		slices.SortFunc(c.onNodePlaced, func(a, b nodePods) int { return cmp.Compare(a.node, b.node) })
 		switch {
 		case len(c.req) == 0:
 			c.fixed, c.granted = true, p.Wanted
@@ -487,7 +508,7 @@ func boolCmp(a, b bool) int {
 const maxTakers = 5
 
 // whys indexes the reasons in the takers' accumulator.
-var whys = [...]Why{WhyGuarantee, WhyPriority, WhyDeficit, WhyFit}
+var whys = [...]Why{WhyGuarantee, WhyPriority, WhyDeficit, WhyFit, WhyHeld}
 
 // takers sums, by policy, reason and kind, the GPUs of the limited claim's kinds that other
 // claims were placed on its nodes this tick, and returns the maxTakers largest (the most
@@ -519,6 +540,45 @@ func (s *state) takers(limited int, acc []int64, touched *[]int) ([]Taker, int) 
 						*touched = append(*touched, at)
 					}
 					acc[at] += r.n
+				}
+			}
+		}
+	}
+	// What the others' placed pods hold on its nodes.
+	for ci, o := range s.claims {
+		if ci == limited || len(o.onNodePlaced) == 0 {
+			continue
+		}
+		guaranteed := int64(o.p.Guaranteed)
+		for _, np := range o.onNodePlaced {
+			pods := int64(np.pods)
+			g := min(pods, guaranteed)
+			guaranteed -= g
+			if !l.onNode[np.node] {
+				continue
+			}
+			rest := 4 // WhyHeld
+			if o.p.Priority > l.p.Priority {
+				rest = 1
+			}
+			for _, r := range o.req {
+				for _, lr := range l.req {
+					if r.kind != lr.kind {
+						continue
+					}
+					for _, part := range [...]struct {
+						why  int
+						pods int64
+					}{{0, g}, {rest, pods - g}} {
+						if part.pods == 0 {
+							continue
+						}
+						at := (ci*len(whys)+part.why)*nk + r.kind
+						if acc[at] == 0 {
+							*touched = append(*touched, at)
+						}
+						acc[at] += part.pods * r.n
+					}
 				}
 			}
 		}
@@ -571,6 +631,9 @@ func (s *state) explain(c *claim, g Grant, allowanceLeft []int32) string {
 			fmt.Fprintf(&b, "%d %s went to policy %s, further below its need at the same priority", t.GPUs, t.Resource, t.Policy)
 		case WhyFit:
 			fmt.Fprintf(&b, "%d %s went to policy %s, whose pods fit where these did not", t.GPUs, t.Resource, t.Policy)
+		case WhyHeld:
+			fmt.Fprintf(&b, "%d %s held by the running pods of policy %s (priority %d; running pods are not preempted)",
+				t.GPUs, t.Resource, t.Policy, t.Priority)
 		}
 	}
 	if more := len(g.Takers) - min(len(g.Takers), maxTakersShown) + g.MoreTakers; more > 0 {

@@ -240,3 +240,36 @@ func TestAllocateExplains(t *testing.T) {
 		t.Errorf("pools (-want +got):\n%s", diff)
 	}
 }
+
+func TestAllocateExplainsWhoHoldsTheGPUs(t *testing.T) {
+	// The tick after the surge of TestAllocateExplains: every pod placed, nothing free.
+	// llama holds 12 pods (24 GPUs) on its nodes, qwen 3 (6 GPUs, its guarantee), mistral 1;
+	// mistral still wants 8.
+	pool := nodes("gpu", 4, map[string]int64{gpu: 0})
+	all := names(pool)
+	two := map[string]int64{gpu: 2}
+	r := Allocate(Input{Nodes: pool, Policies: []Policy{
+		{Name: "llama", Priority: 100, PerPod: two, Nodes: all, Current: 12, Placed: 12, Wanted: 12,
+			PlacedOn: map[string]int32{"gpu-0": 4, "gpu-1": 4, "gpu-2": 4}},
+		{Name: "mistral", Priority: 10, PerPod: two, Nodes: all, Current: 1, Placed: 1, Wanted: 8, PlacedOn: map[string]int32{"gpu-3": 1}},
+		{Name: "qwen", Priority: 10, Guaranteed: 2, PerPod: two, Nodes: all, Current: 3, Placed: 3, Wanted: 3,
+			PlacedOn: map[string]int32{"gpu-3": 3}},
+	}})
+	g, _ := r.Grant("mistral")
+	// qwen's 3 pods: 2 up to its guarantee (4 GPUs), 1 beyond it, at mistral's priority (2).
+	want := []Taker{
+		{Policy: "llama", Priority: 100, Why: WhyPriority, Resource: gpu, GPUs: 24},
+		{Policy: "qwen", Priority: 10, Why: WhyGuarantee, Resource: gpu, GPUs: 4},
+		{Policy: "qwen", Priority: 10, Why: WhyHeld, Resource: gpu, GPUs: 2},
+	}
+	if diff := cmp.Diff(want, g.Takers); diff != "" {
+		t.Errorf("mistral's takers (-want +got):\n%s", diff)
+	}
+	wantMsg := "wanted 8, granted 1: 24 nvidia.com/gpu went to policy llama of higher priority (100 > 10); " +
+		"4 nvidia.com/gpu held for policy qwen's guaranteed minimum; " +
+		"2 nvidia.com/gpu held by the running pods of policy qwen (priority 10; running pods are not preempted); " +
+		"no more pods of 2 nvidia.com/gpu fit on its 4 eligible nodes, and nvidia.com/gpu allows no Pending pods"
+	if g.Message != wantMsg {
+		t.Errorf("mistral's message:\n got %q\nwant %q", g.Message, wantMsg)
+	}
+}

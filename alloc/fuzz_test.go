@@ -48,6 +48,9 @@ func fuzzInput(data []byte) Input {
 			}
 		}
 		p.Placed = int32(next() % 5)
+		if len(p.Nodes) > 0 && p.Placed > 0 {
+			p.PlacedOn = map[string]int32{p.Nodes[0]: p.Placed}
+		}
 		p.Current = p.Placed + int32(next()%4)
 		p.Wanted = int32(next() % 13)
 		in.Policies = append(in.Policies, p)
@@ -152,11 +155,10 @@ func checkInvariants(t *testing.T, in Input, r Result) {
 		for k := range p.PerPod {
 			pending[k] += g.Pending
 		}
-		// Others' scale-ups never took GPUs from a policy below its guarantee on its nodes.
+		// A policy below its guarantee names no other's scale-up at its priority as a taker.
 		if g.Granted < min(p.Wanted, p.Guaranteed) {
 			for _, tk := range g.Takers {
-				if tk.Why != WhyGuarantee && tk.Why != WhyFit {
-					// WhyFit: smaller pods in GPUs this policy's pods could not use.
+				if tk.Why == WhyDeficit {
 					t.Fatalf("policy %s is below its guarantee (%d of min(%d, %d)), yet %s took %d %s for %s",
 						p.Name, g.Granted, p.Wanted, p.Guaranteed, tk.Policy, tk.GPUs, tk.Resource, tk.Why)
 				}

@@ -71,7 +71,8 @@ func (c *Controller) allocateOn(runs []*syncRun, free []alloc.Node, claim func(*
 		}
 		dec := r.res.Decision
 		ap := alloc.Policy{Name: r.p.Name, Priority: r.p.CapacityPriority(), Guaranteed: r.p.CapacityGuaranteed(),
-			PerPod: kinds, Nodes: nodes, Current: dec.CurrentReplicas, Placed: r.obs.placed, Wanted: dec.DesiredReplicas}
+			PerPod: kinds, Nodes: nodes, Current: dec.CurrentReplicas, Placed: r.obs.placed, PlacedOn: r.obs.placedOn,
+			Wanted: dec.DesiredReplicas}
 		perPod[r.p.Name], byName[r.p.Name] = kinds, r
 		if r.writes {
 			writers = append(writers, ap)

@@ -28,6 +28,7 @@ type observed struct {
 	// where it may go), nil when it has none; placed counts those bound to a node.
 	template *corev1.Pod
 	placed   int32
+	placedOn map[string]int32 // those pods by node name
 	// recreated is the UID the target had before it was deleted and recreated, empty
 	// otherwise.
 	recreated string
@@ -84,6 +85,10 @@ func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (
 			}
 			if pod.Spec.NodeName != "" {
 				o.placed++
+				if o.placedOn == nil {
+					o.placedOn = map[string]int32{}
+				}
+				o.placedOn[pod.Spec.NodeName]++
 			}
 		}
 	}
