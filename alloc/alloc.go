@@ -65,7 +65,7 @@ const (
 	// in GPUs it could not use (another shape, or a node with too few left).
 	WhyFit Why = "Fit"
 	// WhyHeld: pods of the other policy, of no higher priority, were already running there
-	// (running pods are not preempted).
+	// or asked for at an earlier tick (neither is preempted).
 	WhyHeld Why = "Held"
 )
 
@@ -110,6 +110,28 @@ type Grant struct {
 	MoreTakers int `json:"moreTakers,omitempty"`
 	// Message explains a grant below Wanted ("wanted 12, granted 8: ..."); empty otherwise.
 	Message string `json:"message,omitempty"`
+}
+
+// Gist is the grant without its GPU counts: "wanted 12, granted 8: llama Priority, qwen
+// Guarantee" (takers by name). It changes when the grant or the set of takers does, not when
+// the takers' GPUs move by a pod, so that a record or an event sent on its change is not
+// rewritten every tick of a surge.
+func (g Grant) Gist() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "wanted %d, granted %d", g.Wanted, g.Granted)
+	takers := make([]string, len(g.Takers))
+	for i, t := range g.Takers {
+		takers[i] = t.Policy + " " + string(t.Why) + " " + t.Resource
+	}
+	slices.Sort(takers)
+	if len(takers) > 0 {
+		b.WriteString(": ")
+		b.WriteString(strings.Join(takers, ", "))
+	}
+	if g.MoreTakers > 0 {
+		fmt.Fprintf(&b, " and %d more", g.MoreTakers)
+	}
+	return b.String()
 }
 
 // Pool is one GPU kind's account of the tick.
@@ -176,12 +198,21 @@ type placeKey struct {
 	guarantee bool
 }
 
-// event is one pod placed this tick.
+// event is one pod placed this tick, in a round of kind.
 type event struct {
-	claim     int
-	node      int
-	guarantee bool
+	claim int
+	node  int
+	kind  roundKind
 }
+
+// roundKind names the rounds that place pods.
+type roundKind int
+
+const (
+	roundGuarantee roundKind = iota // up to the guarantees
+	roundKeep                       // the pods already asked for
+	roundScale                      // the scale-ups
+)
 
 type state struct {
 	kinds     []string
@@ -195,16 +226,19 @@ type state struct {
 
 // Allocate grants every policy its replicas for one tick. A policy that needs no GPU, or
 // wants no more than its placed pods, is granted what it wants (a scale-down is never
-// held). The others are granted, in three rounds over the nodes' free GPUs:
+// held). The others are granted, in four rounds over the nodes' free GPUs:
 //
 //  1. Guarantees: pods up to each policy's Guaranteed, highest priority first, then the
 //     policy with the smallest share of its guarantee placed; what it does not want is
 //     held, not granted.
-//  2. Scale-ups: one pod at a time to the policy of highest priority, then the smallest
+//  2. Pods already asked for: up to min(Wanted, Current), in the order of round 3, so
+//     that the pods of a scale-up granted at an earlier tick, not yet bound to a node,
+//     keep their place (no grant moves from policy to policy while pods start).
+//  3. Scale-ups: one pod at a time to the policy of highest priority, then the smallest
 //     share of its Wanted granted (the furthest below its need), then by name, each placed
 //     on the eligible node it fits most tightly (the least left, then by name); a policy
 //     whose next pod fits nowhere leaves the round.
-//  3. Pending: the pools' allowance, in the same order, one pod per allowance of each kind
+//  4. Pending: the pools' allowance, in the same order, one pod per allowance of each kind
 //     it requests: first up to each policy's guaranteed minimum, then up to what it wants.
 //
 // A policy is never granted less than min(Wanted, Placed): its pods that are Pending (or
@@ -219,7 +253,7 @@ func Allocate(in Input) Result {
 			return 0
 		}
 		return c.p.Guaranteed
-	}, func(c *claim) int32 { return c.p.Placed + c.held }, true)
+	}, func(c *claim) int32 { return c.p.Placed + c.held }, roundGuarantee)
 	for _, c := range s.claims {
 		if c.fixed {
 			continue
@@ -228,14 +262,21 @@ func Allocate(in Input) Result {
 		c.granted += use
 		c.fitted += use
 	}
-	// 2. Scale-ups.
+	// 2. The pods already asked for (Pending, or not created yet) keep their place.
+	s.round(func(c *claim) int32 {
+		if c.fixed {
+			return 0
+		}
+		return min(c.p.Wanted, c.p.Current)
+	}, func(c *claim) int32 { return c.granted }, roundKeep)
+	// 3. Scale-ups.
 	s.round(func(c *claim) int32 {
 		if c.fixed {
 			return 0
 		}
 		return c.p.Wanted
-	}, func(c *claim) int32 { return c.granted }, false)
-	// 3. Pending, under the allowance.
+	}, func(c *claim) int32 { return c.granted }, roundScale)
+	// 4. Pending, under the allowance.
 	s.allowance = make([]int32, len(s.kinds))
 	allowance := make([]int32, len(s.kinds))
 	for k, name := range s.kinds {
@@ -328,7 +369,8 @@ func newState(in Input) *state {
 
 // round places pods, one at a time, for the claims below goal, in priority order, then the
 // smallest share have(c)/goal(c), then by name. A claim whose next pod fits nowhere leaves.
-func (s *state) round(goal, have func(*claim) int32, guarantee bool) {
+func (s *state) round(goal, have func(*claim) int32, kind roundKind) {
+	guarantee := kind == roundGuarantee
 	q := &queue{have: have}
 	for i, c := range s.claims {
 		c.goal = goal(c)
@@ -353,7 +395,7 @@ func (s *state) round(goal, have func(*claim) int32, guarantee bool) {
 			s.free[node][r.kind] -= r.n
 		}
 		c.placed[placeKey{node, guarantee}]++
-		s.events = append(s.events, event{claim: i, node: node, guarantee: guarantee})
+		s.events = append(s.events, event{claim: i, node: node, kind: kind})
 		if guarantee {
 			c.held++
 		} else {
@@ -525,8 +567,12 @@ func (s *state) takers(limited int, acc []int64, touched *[]int) ([]Taker, int) 
 		o := s.claims[e.claim]
 		why := 2 // WhyDeficit
 		switch {
-		case e.guarantee:
+		case e.kind == roundGuarantee:
 			why = 0
+		case e.kind == roundKeep && o.p.Priority > l.p.Priority:
+			why = 1
+		case e.kind == roundKeep:
+			why = 4 // WhyHeld: asked for before this tick
 		case l.blocked >= 0 && i >= l.blocked:
 			why = 3
 		case o.p.Priority > l.p.Priority:
@@ -632,7 +678,7 @@ func (s *state) explain(c *claim, g Grant, allowanceLeft []int32) string {
 		case WhyFit:
 			fmt.Fprintf(&b, "%d %s went to policy %s, whose pods fit where these did not", t.GPUs, t.Resource, t.Policy)
 		case WhyHeld:
-			fmt.Fprintf(&b, "%d %s held by the running pods of policy %s (priority %d; running pods are not preempted)",
+			fmt.Fprintf(&b, "%d %s held by the pods policy %s runs or asked for before (priority %d; they are not preempted)",
 				t.GPUs, t.Resource, t.Policy, t.Priority)
 		}
 	}

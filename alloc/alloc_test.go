@@ -111,6 +111,26 @@ func TestAllocate(t *testing.T) {
 			want: map[string]outcome{"l": {Granted: 3}, "g": {Granted: 3}},
 		},
 		{
+			// 2 GPUs free, 1 a pod. l asked for 3 at an earlier tick (1 placed, 2 not bound
+			// yet): they keep their place against h's higher priority, so that no grant
+			// moves between policies while pods start.
+			name: "pods already asked for keep their place against a higher priority",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 2}}}, Policies: []Policy{
+				{Name: "l", PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 3, Placed: 1, Wanted: 3},
+				{Name: "h", Priority: 100, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 1, Placed: 1, Wanted: 3},
+			}},
+			want: map[string]outcome{"l": {Granted: 3}, "h": {Granted: 1}},
+		},
+		{
+			// The same, with 1 GPU free: l keeps 1 of its 2 Pending pods (2 of 3); h none.
+			name: "pods already asked for beyond what fits are given up",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 1}}}, Policies: []Policy{
+				{Name: "l", PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 3, Placed: 1, Wanted: 3},
+				{Name: "h", Priority: 100, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 1, Placed: 1, Wanted: 3},
+			}},
+			want: map[string]outcome{"l": {Granted: 2}, "h": {Granted: 1}},
+		},
+		{
 			// g wants 1 and has it placed, guaranteed 4: 3 more pods' GPUs are held for it.
 			// h, priority 100, gets the other 3 of the 6 free.
 			name: "a guarantee is held even while its policy does not want it",
@@ -267,9 +287,31 @@ func TestAllocateExplainsWhoHoldsTheGPUs(t *testing.T) {
 	}
 	wantMsg := "wanted 8, granted 1: 24 nvidia.com/gpu went to policy llama of higher priority (100 > 10); " +
 		"4 nvidia.com/gpu held for policy qwen's guaranteed minimum; " +
-		"2 nvidia.com/gpu held by the running pods of policy qwen (priority 10; running pods are not preempted); " +
+		"2 nvidia.com/gpu held by the pods policy qwen runs or asked for before (priority 10; they are not preempted); " +
 		"no more pods of 2 nvidia.com/gpu fit on its 4 eligible nodes, and nvidia.com/gpu allows no Pending pods"
 	if g.Message != wantMsg {
 		t.Errorf("mistral's message:\n got %q\nwant %q", g.Message, wantMsg)
+	}
+}
+
+func TestGistIgnoresTheTakersGPUs(t *testing.T) {
+	a := Grant{Wanted: 12, Granted: 8, Takers: []Taker{
+		{Policy: "llama", Why: WhyPriority, Resource: gpu, GPUs: 8},
+		{Policy: "qwen", Why: WhyGuarantee, Resource: gpu, GPUs: 6},
+	}}
+	// A pod more of qwen's, which now holds more than llama: the order of the takers changes,
+	// their GPUs too, not the gist.
+	b := Grant{Wanted: 12, Granted: 8, Takers: []Taker{
+		{Policy: "qwen", Why: WhyGuarantee, Resource: gpu, GPUs: 10},
+		{Policy: "llama", Why: WhyPriority, Resource: gpu, GPUs: 8},
+	}}
+	want := "wanted 12, granted 8: llama Priority nvidia.com/gpu, qwen Guarantee nvidia.com/gpu"
+	if a.Gist() != want || b.Gist() != want {
+		t.Errorf("gists %q and %q, want both %q", a.Gist(), b.Gist(), want)
+	}
+	c := b
+	c.Granted = 9
+	if c.Gist() == want {
+		t.Errorf("a grant of 9 has the gist of a grant of 8: %q", c.Gist())
 	}
 }

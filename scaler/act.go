@@ -107,11 +107,15 @@ type actor struct {
 
 // event records an event while the sync may write. With a key, the event is a condition:
 // sent only when its message changes, until forgetCondition(key).
-func (a actor) event(typ, reason, key, msg string) {
+func (a actor) event(typ, reason, key, msg string) { a.eventOn(typ, reason, key, msg, msg) }
+
+// eventOn is event for a condition whose state is not its whole message: sent only when
+// state changes.
+func (a actor) eventOn(typ, reason, key, state, msg string) {
 	if !a.writes {
 		return
 	}
-	if key != "" && !a.t.setCondition(key, msg) {
+	if key != "" && !a.t.setCondition(key, state) {
 		return
 	}
 	a.c.writer.Event(a.o.ref, typ, reason, msg)
@@ -147,10 +151,17 @@ func (a actor) rescale(ctx context.Context, eng *engine.Engine, dec policy.Decis
 	return nil
 }
 
-// annotate writes the decision record on the target when it changed (ignoring its time).
+// annotate writes the decision record on the target when it changed (ignoring its time,
+// and the GPU counts of its capacity part: a grant is rewritten when its numbers or its
+// takers change, not when the takers' GPUs move by a pod in a surge).
 func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) error {
 	text := annotationFor(dec, fst, ost, grant)
-	if text == a.t.annotation {
+	key := text
+	if grant != nil {
+		gist := alloc.Grant{Policy: grant.Policy, Wanted: grant.Wanted, Granted: grant.Granted, Message: grant.Gist()}
+		key = annotationFor(dec, fst, ost, &gist)
+	}
+	if key == a.t.annotation {
 		return nil
 	}
 	if err := a.mayWrite(ctx, "annotation_write"); err != nil {
@@ -159,7 +170,7 @@ func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastS
 	if err := a.c.writer.Annotate(ctx, a.o.gvr, a.p.Target, text); err != nil {
 		return failure("annotation_write", err)
 	}
-	a.t.annotation = text
+	a.t.annotation = key
 	return nil
 }
 

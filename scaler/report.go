@@ -89,8 +89,8 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 		m.CapacityGranted.DeleteLabelValues(p.Name)
 	}
 	if grant != nil && grant.Message != "" && uncapped != dec.DesiredReplicas {
-		// Who got the GPUs, once per change of the message.
-		a.event(corev1.EventTypeWarning, ReasonCapacityLimited, condCapacity, grant.Message)
+		// Who got the GPUs, once per change of the grant or of who got them.
+		a.eventOn(corev1.EventTypeWarning, ReasonCapacityLimited, condCapacity, grant.Gist(), grant.Message)
 	} else {
 		t.forgetCondition(condCapacity)
 	}
