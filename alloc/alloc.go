@@ -112,24 +112,23 @@ type Grant struct {
 	Message string `json:"message,omitempty"`
 }
 
-// Gist is the grant without its GPU counts: "wanted 12, granted 8: llama Priority, qwen
-// Guarantee" (takers by name). It changes when the grant or the set of takers does, not when
-// the takers' GPUs move by a pod, so that a record or an event sent on its change is not
-// rewritten every tick of a surge.
+// Gist is the grant without the detail of who took what: "wanted 12, granted 8: Guarantee,
+// Priority" (the reasons of its takers). It changes when the grant or the reasons do, not
+// when the takers' GPUs move by a pod or a taker of the same reason joins, so that a record
+// or an event sent on its change is not rewritten at every tick of a surge.
 func (g Grant) Gist() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "wanted %d, granted %d", g.Wanted, g.Granted)
-	takers := make([]string, len(g.Takers))
-	for i, t := range g.Takers {
-		takers[i] = t.Policy + " " + string(t.Why) + " " + t.Resource
+	var reasons []string
+	for _, t := range g.Takers {
+		if !slices.Contains(reasons, string(t.Why)) {
+			reasons = append(reasons, string(t.Why))
+		}
 	}
-	slices.Sort(takers)
-	if len(takers) > 0 {
+	slices.Sort(reasons)
+	if len(reasons) > 0 {
 		b.WriteString(": ")
-		b.WriteString(strings.Join(takers, ", "))
-	}
-	if g.MoreTakers > 0 {
-		fmt.Fprintf(&b, " and %d more", g.MoreTakers)
+		b.WriteString(strings.Join(reasons, ", "))
 	}
 	return b.String()
 }

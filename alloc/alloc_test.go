@@ -294,18 +294,19 @@ func TestAllocateExplainsWhoHoldsTheGPUs(t *testing.T) {
 	}
 }
 
-func TestGistIgnoresTheTakersGPUs(t *testing.T) {
+func TestGistIgnoresWhoTookWhat(t *testing.T) {
 	a := Grant{Wanted: 12, Granted: 8, Takers: []Taker{
 		{Policy: "llama", Why: WhyPriority, Resource: gpu, GPUs: 8},
 		{Policy: "qwen", Why: WhyGuarantee, Resource: gpu, GPUs: 6},
 	}}
-	// A pod more of qwen's, which now holds more than llama: the order of the takers changes,
-	// their GPUs too, not the gist.
+	// A pod more of qwen's, which now holds more than llama, and another policy of higher
+	// priority: the takers change, not the gist.
 	b := Grant{Wanted: 12, Granted: 8, Takers: []Taker{
 		{Policy: "qwen", Why: WhyGuarantee, Resource: gpu, GPUs: 10},
 		{Policy: "llama", Why: WhyPriority, Resource: gpu, GPUs: 8},
+		{Policy: "gemma", Why: WhyPriority, Resource: gpu, GPUs: 2},
 	}}
-	want := "wanted 12, granted 8: llama Priority nvidia.com/gpu, qwen Guarantee nvidia.com/gpu"
+	want := "wanted 12, granted 8: Guarantee, Priority"
 	if a.Gist() != want || b.Gist() != want {
 		t.Errorf("gists %q and %q, want both %q", a.Gist(), b.Gist(), want)
 	}
@@ -313,5 +314,10 @@ func TestGistIgnoresTheTakersGPUs(t *testing.T) {
 	c.Granted = 9
 	if c.Gist() == want {
 		t.Errorf("a grant of 9 has the gist of a grant of 8: %q", c.Gist())
+	}
+	d := b
+	d.Takers = append(d.Takers, Taker{Policy: "x", Why: WhyHeld, Resource: gpu, GPUs: 1})
+	if d.Gist() == want {
+		t.Errorf("a new reason leaves the gist as it was: %q", d.Gist())
 	}
 }
