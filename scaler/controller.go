@@ -266,23 +266,17 @@ func (c *Controller) Tick(ctx context.Context) {
 	// Decide every policy, then allocate the GPUs across their decisions, then act: one
 	// allocation per tick (docs/capacity.md).
 	runs := make([]*syncRun, len(policies))
-	ctxs := make([]context.Context, len(policies))
-	cancels := make([]context.CancelFunc, len(policies))
-	defer func() {
-		for _, cancel := range cancels {
-			if cancel != nil {
-				cancel()
-			}
-		}
-	}()
+	loggers := make([]klog.Logger, len(policies))
+	// Each phase of a sync has one interval from its start: the decision (observe, query,
+	// decide), then the act phase, once every policy has decided and the GPUs are allocated.
 	c.each(len(policies), func(i int) {
 		p := &policies[i]
-		logger := klog.FromContext(ctx).WithValues("policy", p.Name, "target", p.Target.String())
-		// Each sync has one interval from its start.
-		ctxs[i], cancels[i] = context.WithTimeout(klog.NewContext(ctx, logger), c.opts.Interval)
-		r, err := c.prepare(ctxs[i], p, targets[p.Name], now, leading)
+		loggers[i] = klog.FromContext(ctx).WithValues("policy", p.Name, "target", p.Target.String())
+		sctx, cancel := context.WithTimeout(klog.NewContext(ctx, loggers[i]), c.opts.Interval)
+		defer cancel()
+		r, err := c.prepare(sctx, p, targets[p.Name], now, leading)
 		if err != nil {
-			c.syncFailed(klog.FromContext(ctxs[i]), err)
+			c.syncFailed(loggers[i], err)
 			return
 		}
 		runs[i] = r
@@ -292,8 +286,10 @@ func (c *Controller) Tick(ctx context.Context) {
 		if runs[i] == nil {
 			return
 		}
-		if err := c.finish(ctxs[i], runs[i], leading, now); err != nil {
-			c.syncFailed(klog.FromContext(ctxs[i]), err)
+		actx, cancel := context.WithTimeout(klog.NewContext(ctx, loggers[i]), c.opts.Interval)
+		defer cancel()
+		if err := c.finish(actx, runs[i], leading, now); err != nil {
+			c.syncFailed(loggers[i], err)
 		}
 	})
 	c.deps.Metrics.TickDuration.Observe(time.Since(start).Seconds())
