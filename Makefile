@@ -53,11 +53,12 @@ check:
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 5 ./...
 
-## bench-soak: prescale with SOAK_POLICIES (1000) policies on the sandbox: per-tick wall and
-## CPU time, RSS, Prometheus queries per tick
+## bench-soak: prescale with SOAK_POLICIES (1000) policies sharing one GPU pool on the
+## sandbox, every one wanting more than the pool holds: per-tick wall and CPU time, RSS,
+## Prometheus queries per tick, policies limited by the GPU allocation
 SOAK_POLICIES ?= 1000
 bench-soak: tools
-	E2E_NODES=12 SOAK_POLICIES=$(SOAK_POLICIES) PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) \
+	E2E_NODES=12 E2E_GPUS_PER_NODE=100 SOAK_POLICIES=$(SOAK_POLICIES) PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) \
 	  $(GO) test -tags e2e -count=1 -run '^$$' -bench '^BenchmarkSoak$$' -benchtime 1x -timeout 20m ./scaler/e2e/
 
 ## fuzz: each fuzz target for FUZZTIME

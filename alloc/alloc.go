@@ -112,25 +112,12 @@ type Grant struct {
 	Message string `json:"message,omitempty"`
 }
 
-// Gist is the grant without the detail of who took what: "wanted 12, granted 8: Guarantee,
-// Priority" (the reasons of its takers). It changes when the grant or the reasons do, not
-// when the takers' GPUs move by a pod or a taker of the same reason joins, so that a record
-// or an event sent on its change is not rewritten at every tick of a surge.
+// Gist is the grant without who took what: "wanted 12, granted 8". It changes when the
+// grant does, not when the takers or their reasons do (which, in a surge of many policies,
+// they do at every tick as pods are placed), so that a record or an event sent on its
+// change is sent once per change of the grant.
 func (g Grant) Gist() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "wanted %d, granted %d", g.Wanted, g.Granted)
-	var reasons []string
-	for _, t := range g.Takers {
-		if !slices.Contains(reasons, string(t.Why)) {
-			reasons = append(reasons, string(t.Why))
-		}
-	}
-	slices.Sort(reasons)
-	if len(reasons) > 0 {
-		b.WriteString(": ")
-		b.WriteString(strings.Join(reasons, ", "))
-	}
-	return b.String()
+	return fmt.Sprintf("wanted %d, granted %d", g.Wanted, g.Granted)
 }
 
 // Pool is one GPU kind's account of the tick.
