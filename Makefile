@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 BENCH    ?= .
 
-.PHONY: all build image test unit e2e check bench bench-soak fuzz clean benchmarks-doc test-e2e-backtest
+.PHONY: all build image test unit e2e check bench bench-soak fuzz clean benchmarks-doc benchmarks-zero test-e2e-backtest
 
 all: build
 
@@ -27,12 +27,19 @@ test: unit e2e
 ## e2e: the end-to-end tests (build tag e2e), one package at a time: the sandbox, the
 ## controller on the sandbox, the external metrics API with a real HPA and the HPA parity
 ## test (its report: PARITY_REPORT), the Prometheus source, the backtest's Prometheus
-## reader, and deploy/'s manifests and chart on the real API server
-E2E_PKGS ?= ./sandbox/... ./scaler/... ./backtest/... ./cmd/... ./deploy/...
+## reader, and deploy/'s manifests and chart on the real API server. Beside them, at the
+## same time, the demo's test (E2E_SIDE_PKGS: its own sandbox, a real HPA beside prescale;
+## it mostly waits on its 10x clock), whose output follows theirs
+E2E_PKGS ?= ./sandbox ./sandbox/sim ./scaler/... ./backtest/... ./cmd/... ./deploy/...
+E2E_SIDE_PKGS ?= ./sandbox/demo
 PARITY_REPORT ?= $(CURDIR)/.state/parity.txt
+E2E_ENV = PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) PRESCALE_TOOLS_BIN=$(SANDBOX_BIN) PARITY_REPORT=$(PARITY_REPORT)
 e2e: tools sandbox-cmds
-	PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) PRESCALE_TOOLS_BIN=$(SANDBOX_BIN) PARITY_REPORT=$(PARITY_REPORT) \
-	  $(GO) test -tags e2e -count=1 -p 1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS)
+	@mkdir -p .state; side=.state/e2e-side.log; \
+	$(E2E_ENV) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_SIDE_PKGS) >$$side 2>&1 & pid=$$!; \
+	$(E2E_ENV) $(GO) test -tags e2e -count=1 -p 1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS); main=$$?; \
+	wait $$pid; sidest=$$?; cat $$side; \
+	if [ $$main -ne 0 ] || [ $$sidest -ne 0 ]; then exit 1; fi
 
 ## unit: hermetic tests (no cluster, no Prometheus), including the fuzz seeds
 unit:
@@ -70,6 +77,10 @@ fuzz:
 ## benchmarks-doc: regenerate docs/benchmarks.md and its plots from ../shared/traces
 benchmarks-doc:
 	./docs/benchmarks.sh
+
+## benchmarks-zero: regenerate only the scale-to-zero section of docs/benchmarks.md
+benchmarks-zero:
+	./docs/benchmarks-zero.sh
 
 ## test-e2e-backtest: the backtest's Prometheus reader against a real Prometheus; needs
 ## PRESCALE_TOOLS_BIN, a directory holding the prometheus and promtool binaries

@@ -2,7 +2,8 @@
 # service), its pinned tools, the demo and the end-to-end tests. Included by Makefile.
 #
 #   make tools          build the pinned tools into a cache outside the clone, link them into bin/
-#   make demo           build what is missing, run the demo, tear down (KEEP=1 keeps the sandbox up)
+#   make demo           build what is missing, run the demo (a real HPA beside prescale), tear down
+#                       (KEEP=1 keeps the sandbox up; TRACE=file.csv replays a per-minute trace)
 #   make sandbox-up     start the sandbox in .state/sandbox and print its environment
 #   make sandbox-down   stop it
 #   make test-e2e       the sandbox's end-to-end tests (go test -tags e2e ./sandbox/...)
@@ -30,8 +31,8 @@ sandbox-down:
 sandbox-env:
 	@$(SANDBOX_BIN)/prescale-sandbox env --state-dir=$(SANDBOX_STATE)
 
-demo: tools sandbox-cmds
-	@$(SANDBOX_BIN)/prescale-sandbox demo --bin-dir=$(SANDBOX_BIN) --state-dir=$(SANDBOX_STATE) $(if $(filter 1,$(KEEP)),--keep,)
+demo: tools sandbox-cmds build
+	@$(SANDBOX_BIN)/prescale-sandbox demo --bin-dir=$(SANDBOX_BIN) --state-dir=$(SANDBOX_STATE) $(if $(filter 1,$(KEEP)),--keep,) $(if $(TRACE),--trace=$(TRACE),)
 
 test-e2e: tools
 	PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) $(SANDBOX_GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./sandbox/...

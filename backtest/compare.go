@@ -62,7 +62,10 @@ func (s HPASetting) String() string {
 
 // HPAGrid returns the Baseline policy of par at every setting of HPAGPUTargets x
 // HPAScaleDownWindows, the GPU target varying slowest, with the settings (outcomes empty).
+// At minReplicas 0 the grid is the HPA's at minReplicas 1: its settings tune the metrics,
+// and scaling from zero needs an External metric of the trace (BaselineFromZero).
 func HPAGrid(par Params) ([]*policy.Policy, []HPASetting, error) {
+	par.MinReplicas = max(par.MinReplicas, 1)
 	base, err := Baseline(par)
 	if err != nil {
 		return nil, nil, err

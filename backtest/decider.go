@@ -34,6 +34,11 @@ type decider struct {
 	// delay of this tick (an instant query), into latency.
 	objective bool
 	latency   policy.Sample
+	// activates is true for a policy with scaleToZero: its activation query reads the
+	// 4-tick mean of a service series (it exists while no pod does), into activation.
+	activates  bool
+	activ      Series
+	activation policy.Sample
 }
 
 // newDecider builds the controller of policy p on the model par. A policy with a forecast
@@ -65,6 +70,14 @@ func newDecider(p *policy.Policy, par Params) (*decider, error) {
 				p.Name, o.Query, seriesNames[QueueingDelay])
 		}
 		d.objective = true
+	}
+	if z := p.ScaleToZero; z != nil {
+		s, ok := bindQuery(z.Activation.Query)
+		if !ok || s.perPod() {
+			return nil, fmt.Errorf("bind scaleToZero.activation of policy %s: query %q must read a series of the service (%s or %s), which exists while no pod does",
+				p.Name, z.Activation.Query, seriesNames[QueueingDelay], seriesNames[ArrivalRate])
+		}
+		d.activates, d.activ = true, s
 	}
 	if d.eng, err = engine.New(p, opts); err != nil {
 		return nil, err
@@ -140,6 +153,14 @@ func (d *decider) desired(t int, now time.Time, s *service, w *[numSeries]window
 	if d.objective {
 		d.latency = policy.Sample{Value: w[QueueingDelay].last(t)}
 		in.Latency = &d.latency
+	}
+	in.Activation = nil
+	if d.activates {
+		d.activation = policy.Sample{Err: errNoSample}
+		if v, ok := w[d.activ].mean(); ok {
+			d.activation = policy.Sample{Value: v}
+		}
+		in.Activation = &d.activation
 	}
 	return d.eng.Step(*in, now).Decision.DesiredReplicas
 }

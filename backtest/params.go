@@ -25,7 +25,9 @@ type Params struct {
 	// QueueTarget is the baseline's per-pod queue-depth target (requests).
 	QueueTarget float64
 	// MinReplicas bounds the baseline and the oracle and sets the initial replicas' floor;
-	// 1..PeakReplicasLimit.
+	// 0..PeakReplicasLimit. At 0 the oracle idles at zero, and a request that arrives with
+	// no Ready pod waits in the queue for one to start (BaselineFromZero is the HPA's
+	// reactive scale-from-zero).
 	MinReplicas int32
 	// MaxReplicas bounds the baseline; 0 means 2 x PeakReplicas, else
 	// MinReplicas..ReplicasLimit.
@@ -113,8 +115,8 @@ func (p Params) Validate() error {
 		bad("queueTarget", "must be a finite number > 0, got %v", p.QueueTarget)
 	}
 	switch {
-	case p.MinReplicas < 1 || p.MinReplicas > PeakReplicasLimit:
-		bad("minReplicas", "must be 1..%d, got %d", PeakReplicasLimit, p.MinReplicas)
+	case p.MinReplicas < 0 || p.MinReplicas > PeakReplicasLimit:
+		bad("minReplicas", "must be 0..%d, got %d", PeakReplicasLimit, p.MinReplicas)
 	case p.MaxReplicas == 0 && peakOK && p.MinReplicas > 2*p.PeakReplicas:
 		bad("minReplicas", "must be at most maxReplicas (default 2 x peakReplicas = %d), got %d", 2*p.PeakReplicas, p.MinReplicas)
 	}

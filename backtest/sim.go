@@ -27,6 +27,19 @@ func Contenders(configured *policy.Policy, par Params) ([]Contender, error) {
 	return []Contender{{Name: HPAName, Policy: hpa}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
 }
 
+// ContendersOn is Contenders for trace tr: at minReplicas 0 the baseline is the HPA's
+// reactive scale-from-zero, BaselineFromZero, whose External metric's target needs the trace.
+func ContendersOn(configured *policy.Policy, par Params, tr Trace) ([]Contender, error) {
+	if par.MinReplicas != 0 {
+		return Contenders(configured, par)
+	}
+	hpa, err := BaselineFromZero(par, tr)
+	if err != nil {
+		return nil, err
+	}
+	return []Contender{{Name: HPAName, Policy: hpa}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
+}
+
 // Options are Run's inputs besides the trace and the contenders.
 type Options struct {
 	Params Params
@@ -53,6 +66,15 @@ type Score struct {
 	ScaleEvents int `json:"scaleEvents"`
 	// PeakQueue is the largest queue, in requests.
 	PeakQueue float64 `json:"peakQueue"`
+	// IdleGPUHours is the part of GPUHours spent in the trace's minutes without requests:
+	// what idling at zero saves.
+	IdleGPUHours float64 `json:"idleGpuHours"`
+	// ZeroHours is the time with no pod, Ready or starting, in hours.
+	ZeroHours float64 `json:"zeroHours"`
+	// ReturnViolationMinutes counts the SLO-violation minutes within ReturnWindow of a
+	// return (Result.Returns): the first requests after an idle minute wait for a pod to
+	// start when the policy idled at zero.
+	ReturnViolationMinutes int `json:"returnViolationMinutes"`
 	// P99QueueingDelay is the 99th percentile (nearest rank) of the per-tick queueing delay, in
 	// seconds; +Inf (null in JSON) when more than 1% of ticks had a queue and no Ready pod.
 	P99QueueingDelay policy.Float `json:"p99QueueingDelaySeconds"`
@@ -73,11 +95,17 @@ type PolicyResult struct {
 // Result is a backtest of one trace.
 type Result struct {
 	// Mu is the per-replica capacity, requests/s at 100% busy.
-	Mu       float64        `json:"muRequestsPerSecond"`
-	Minutes  int            `json:"minutes"`
-	Ticks    int            `json:"ticks"`
+	Mu      float64 `json:"muRequestsPerSecond"`
+	Minutes int     `json:"minutes"`
+	Ticks   int     `json:"ticks"`
+	// Returns counts the minutes with requests that follow a minute without.
+	Returns  int            `json:"returns"`
 	Policies []PolicyResult `json:"policies"`
 }
+
+// ReturnWindow is how long after a return its SLO-violation minutes count as the return's
+// (Score.ReturnViolationMinutes): a start-up, and the time to drain what queued meanwhile.
+const ReturnWindow = 30 * time.Minute
 
 // Policy returns the result of the contender named name, and false if there is none.
 func (r *Result) Policy(name string) (*PolicyResult, bool) {
@@ -105,7 +133,7 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 		return Result{}, fmt.Errorf("trace: %w", ErrNoRequests)
 	}
 	e := newEnv(par, tr)
-	res := Result{Mu: e.mu, Minutes: len(tr), Ticks: e.ticks, Policies: make([]PolicyResult, len(cs))}
+	res := Result{Mu: e.mu, Minutes: len(tr), Ticks: e.ticks, Returns: e.returns, Policies: make([]PolicyResult, len(cs))}
 
 	ctls := make([]controller, len(cs))
 	for i, c := range cs {
@@ -136,6 +164,15 @@ func newEnv(par Params, tr Trace) *env {
 	e := &env{par: par, tr: tr, mu: par.Mu(tr), tpm: par.ticksPerMinute(), startup: par.startupTicks()}
 	e.ticks = len(tr) * e.tpm
 	e.delays = make([]float64, e.ticks)
+	e.atReturn = make([]bool, len(tr))
+	for m := 1; m < len(tr); m++ {
+		if tr[m] > 0 && tr[m-1] == 0 {
+			e.returns++
+			for k := m; k < min(len(tr), m+int(ReturnWindow/time.Minute)); k++ {
+				e.atReturn[k] = true
+			}
+		}
+	}
 	return e
 }
 
@@ -148,6 +185,9 @@ type env struct {
 	startup int // ticks from creation to Ready
 	ticks   int
 	delays  []float64 // scratch: one contender's per-tick queueing delay
+	// atReturn marks the minutes within ReturnWindow of a return; returns counts them.
+	atReturn []bool
+	returns  int
 }
 
 // lambda returns the arrival rate at tick t, requests/s.
@@ -264,9 +304,11 @@ type sim struct {
 	res  PolicyResult
 	s    service
 	w    [numSeries]window
-	// podTicks sums the pods held at each tick; lastUnder and lastViolation are the last
+	// podTicks sums the pods held at each tick, idlePodTicks those in minutes without
+	// requests, zeroTicks the ticks without a pod; lastUnder and lastViolation are the last
 	// minutes counted.
-	podTicks                 float64
+	podTicks, idlePodTicks   float64
+	zeroTicks                int
 	lastUnder, lastViolation int
 }
 
@@ -313,6 +355,12 @@ func (m *sim) serve(t int) {
 	total := s.total()
 	m.podTicks += float64(total)
 	minute := t / e.tpm
+	if e.tr[minute] == 0 {
+		m.idlePodTicks += float64(total)
+	}
+	if total == 0 {
+		m.zeroTicks++
+	}
 	if lambda > e.mu*ready && m.lastUnder != minute {
 		m.lastUnder = minute
 		res.UnderProvisionedMinutes++
@@ -320,6 +368,9 @@ func (m *sim) serve(t int) {
 	if delay > e.par.SLO.Seconds() && m.lastViolation != minute {
 		m.lastViolation = minute
 		res.SLOViolationMinutes++
+		if e.atReturn[minute] {
+			res.ReturnViolationMinutes++
+		}
 		if m.opt.Record {
 			res.Violation[minute] = true
 		}
@@ -352,10 +403,14 @@ func (m *sim) actuate(t int, want int32, now time.Time) error {
 	return nil
 }
 
-// finish scores the replay: its GPU-hours and p99 queueing delay.
+// finish scores the replay: its GPU-hours (idle ones too), time at zero and p99 queueing
+// delay.
 func (m *sim) finish() PolicyResult {
 	e := m.e
-	m.res.GPUHours = m.podTicks * e.par.GPUsPerReplica * e.par.Tick.Seconds() / 3600
+	dt := e.par.Tick.Seconds()
+	m.res.GPUHours = m.podTicks * e.par.GPUsPerReplica * dt / 3600
+	m.res.IdleGPUHours = m.idlePodTicks * e.par.GPUsPerReplica * dt / 3600
+	m.res.ZeroHours = float64(m.zeroTicks) * dt / 3600
 	slices.Sort(e.delays)
 	m.res.P99QueueingDelay = policy.Float(e.delays[int(math.Ceil(0.99*float64(e.ticks)))-1])
 	return m.res

@@ -159,4 +159,5 @@ ACC
 go test -count=1 -run TestAccuracyReport -v ./forecast/ | grep '^|'
 } > docs/benchmarks.md.tmp
 mv docs/benchmarks.md.tmp docs/benchmarks.md
+./docs/benchmarks-zero.sh
 echo "wrote docs/benchmarks.md and docs/img/*.png"

@@ -64,6 +64,10 @@ type Engine struct {
 	hpa  policy.History // the HPA-equivalent decision's
 	fc   *forecaster    // nil while the policy has no forecast (or method off)
 	obj  *objective     // nil without an objective
+	wk   *waker         // nil while wake-ahead is off
+	// hpaP is the policy the HPA-equivalent decides: without scaleToZero, which the HPA
+	// does not have.
+	hpaP *policy.Policy
 	// seen, lastSpec and lastWrites are the last Step's spec.replicas and whether its
 	// driver could write: a change of spec.replicas that the engine did not write is
 	// another writer's.
@@ -92,7 +96,20 @@ func (e *Engine) Policy() *policy.Policy { return e.p }
 // forecaster too, unless the forecast block changed: then it is fitted again (HistoryWanted
 // asks for its history).
 func (e *Engine) SetPolicy(p *policy.Policy) {
-	e.p = p
+	e.p, e.hpaP = p, p
+	if p.ScaleToZero != nil {
+		hp := *p
+		hp.ScaleToZero = nil
+		e.hpaP = &hp
+	}
+	switch {
+	case !p.WakeAheadOn():
+		e.wk = nil
+	case e.wk == nil:
+		e.wk = newWaker(p)
+	default:
+		e.wk.setPolicy(p)
+	}
 	switch {
 	case p.Objective == nil:
 		e.obj = nil
@@ -110,6 +127,9 @@ func (e *Engine) SetPolicy(p *policy.Policy) {
 	}
 	if e.fc != nil {
 		e.fc.hold = f.HoldFor(p.Objective != nil)
+		if e.fc.pred != nil {
+			e.fc.pred.SetWake(e.wk != nil)
+		}
 	}
 }
 
@@ -164,6 +184,10 @@ type Result struct {
 	// GateChanged: the accuracy gate opened or closed at this Step (Forecast.Gated says
 	// which way).
 	GateChanged bool
+	// Wake is the predictive wake-up's status, nil while it is off; valid until the next
+	// Step. WakeGateChanged: its gate closed or opened at this Step (Wake.Gated says which).
+	Wake            *WakeStatus
+	WakeGateChanged bool
 }
 
 // Step decides one tick at now. The forecaster observes the load, its forecast joins the
@@ -180,7 +204,7 @@ func (e *Engine) Step(in Input, now time.Time) Result {
 	var load float64
 	var loadOK bool
 	if e.obj != nil {
-		res.Objective = e.obj.observe(in.Latency, now)
+		res.Objective = e.obj.observe(in.Latency, e.cold(&obs), now)
 	}
 	if e.fc != nil {
 		res.Forecast, load, loadOK, res.LoadErr, res.GateChanged = e.fc.observe(e, in.Load, now)
@@ -193,18 +217,44 @@ func (e *Engine) Step(in Input, now time.Time) Result {
 			}
 		}
 	}
+	if e.wk != nil {
+		res.WakeGateChanged = e.wk.judge(e.p.ScaleToZero, obs.Activation, now)
+		obs.WakeGated = e.wk.gated
+	}
 	res.Decision, e.hist = policy.Decide(e.p, obs, e.hist, now)
 	if e.fc != nil && e.fc.pred != nil {
 		e.fc.pred.Learn(res.Decision, load, loadOK)
 		res.Forecast.ForecastResult = res.Decision.Forecast
 	}
+	if e.wk != nil {
+		if z := res.Decision.Zero; z != nil && z.ExpectsLoad && e.fc != nil {
+			e.wk.claim(now.Add(e.horizon(&e.fc.spec) + e.opts.loadStep()))
+		}
+		res.Wake = e.wk.status()
+	}
 	if e.opts.HPAEquivalent {
 		hin := obs
-		hin.Capacity, hin.Forecast, hin.LoadErr = nil, nil, nil
-		res.HPAEquivalent, e.hpa = policy.Decide(e.p, hin, e.hpa, now)
+		hin.Capacity, hin.Forecast, hin.LoadErr, hin.Activation, hin.WakeGated = nil, nil, nil, nil, false
+		res.HPAEquivalent, e.hpa = policy.Decide(e.hpaP, hin, e.hpa, now)
 	}
 	e.seen, e.lastSpec, e.lastWrites = true, cur, in.Writes
 	return res
+}
+
+// cold reports, for a scaleToZero policy, whether the Step is a cold start: no pod is
+// Ready. The objective counts the violated minutes from it until one within the SLO apart.
+func (e *Engine) cold(obs *policy.Observation) bool {
+	if e.p.ScaleToZero == nil {
+		return false
+	}
+	ready := false
+	for i := range obs.Pods {
+		if obs.Pods[i].Ready && !obs.Pods[i].Deleting {
+			ready = true
+			break
+		}
+	}
+	return !ready
 }
 
 // Scaled records a change of scale that the driver wrote at now (from the Step's current
@@ -217,7 +267,7 @@ func (e *Engine) Scaled(from, to int32, now time.Time) {
 
 func (e *Engine) record(from, to int32, now time.Time) {
 	e.hist = e.hist.RecordScale(e.p, from, to, now)
-	e.hpa = e.hpa.RecordScale(e.p, from, to, now)
+	e.hpa = e.hpa.RecordScale(e.hpaP, from, to, now)
 }
 
 // horizon is how far ahead the forecast predicts at the current start-up: horizon: auto is

@@ -223,6 +223,7 @@ func (fc *forecaster) build(e *Engine, history []forecast.Sample, now time.Time)
 		return fmt.Errorf("build the forecaster: %w", err)
 	}
 	fc.pred = pred
+	pred.SetWake(e.wk != nil)
 	return nil
 }
 

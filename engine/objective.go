@@ -57,6 +57,12 @@ type ObjectiveStatus struct {
 	// in the last thousand samples). They are what a sharper forecast, or more replicas
 	// held in reserve, would have to prevent.
 	BeyondReachMinutes int64 `json:"beyondReachMinutes"`
+	// ColdStartMinutes are the violated minutes of a scaleToZero policy's cold starts: from
+	// a sync with no Ready pod until a minute within the SLO (the wait at a return from zero,
+	// then the drain of what queued meanwhile), which minReplicas 0 accepts and no quantile
+	// can shorten (at zero the forecast proposes nothing). They are counted in
+	// ViolatedMinutes and do not move the quantile.
+	ColdStartMinutes int64 `json:"coldStartMinutes,omitempty"`
 }
 
 // objective is one policy's SLO objective between ticks.
@@ -68,6 +74,10 @@ type objective struct {
 	// had a sample, and one over the SLO.
 	minute        time.Time
 	sampled, over bool
+	cold          bool // some sync of the minute was cold (Engine.cold)
+	// episode is a cold start in progress: from a cold sync until a minute with a latency
+	// within the SLO closes.
+	episode bool
 	// said: some load of the minute was compared with the forecast made one horizon
 	// before; within: some such load was within the forecast's reach.
 	said, within bool
@@ -96,14 +106,16 @@ func (o *objective) setPolicy(p *policy.Policy) {
 // observe takes this tick's sample of objective.query (nil: none taken). When now starts a
 // new minute it closes the last one: a minute with a sample counts, and moves the adaptive
 // quantile. A missing sample counts for nothing: it never lowers the quantile.
-func (o *objective) observe(s *policy.Sample, now time.Time) *ObjectiveStatus {
+func (o *objective) observe(s *policy.Sample, cold bool, now time.Time) *ObjectiveStatus {
 	m := now.Truncate(time.Minute)
 	if !m.Equal(o.minute) {
 		if o.sampled {
 			o.close()
 		}
-		o.minute, o.sampled, o.over, o.said, o.within = m, false, false, false, false
+		o.minute, o.sampled, o.over, o.said, o.within, o.cold = m, false, false, false, false, false
 	}
+	o.cold = o.cold || cold
+	o.episode = o.episode || cold
 	o.st.Latency, o.st.LatencyError, o.st.LatencyWarnings = nil, "", nil
 	if s != nil {
 		o.st.LatencyWarnings = s.Warnings
@@ -163,8 +175,15 @@ func (o *objective) close() {
 		if o.said && !o.within {
 			o.st.BeyondReachMinutes++
 		}
+		if o.episode {
+			o.st.ColdStartMinutes++
+		}
 	}
-	if o.st.Fixed {
+	cold := o.over && o.episode
+	if !o.over {
+		o.episode = false // served within the SLO again: the cold start is over
+	}
+	if o.st.Fixed || cold {
 		return
 	}
 	q := o.st.Quantile + ObjectiveStep*(violated-(1-ObjectiveReserve)*o.st.Budget)

@@ -266,3 +266,63 @@ func TestForecastHoldKeepsThePeakPlan(t *testing.T) {
 		t.Errorf("%d forecasts, %d held above their hi: want the hold to act on a falling load", len(his), heldAbove)
 	}
 }
+
+// TestObjectiveColdStartMinutes: for a scaleToZero policy, the violated minutes from a
+// sync with no Ready pod (the wait at a return from zero) until a minute within the SLO
+// (the drain) are counted, apart too, and leave the quantile where it was; once a minute
+// was within the SLO, a violated minute moves it again.
+func TestObjectiveColdStartMinutes(t *testing.T) {
+	p := parse(t, withObjective)
+	q := policy.MustQuantity("15")
+	p.MinReplicas = new(int32)
+	p.ScaleToZero = &policy.ScaleToZero{Activation: policy.Activation{Query: "rate", PerReplica: &q}}
+	e := newEngine(t, p, Options{DefaultStartup: 180 * time.Second})
+	over, ok := policy.Sample{Value: 3}, policy.Sample{Value: 1}
+	// step runs minute m's four ticks and returns the status at its first, which shows
+	// minute m-1 closed.
+	step := func(m int, ready bool, latency policy.Sample) *ObjectiveStatus {
+		var first *ObjectiveStatus
+		for tick := 4 * m; tick < 4*m+4; tick++ {
+			in := input(2, 15, true)
+			in.Pods = []policy.Pod{{Name: "a", Ready: ready}, {Name: "b", Ready: ready}}
+			in.Load, in.Latency = &policy.Sample{Value: 15}, &latency
+			in.Activation = &policy.Sample{Value: 15}
+			st := e.Step(in, t0.Add(time.Duration(tick)*15*time.Second)).Objective
+			if tick == 4*m {
+				first = st.Copy()
+			}
+		}
+		return first
+	}
+	// Budget 1 %: aim (1 - 0.1) x 0.01 = 0.009 a minute; step 0.01.
+	minutes := []struct {
+		name           string
+		ready          bool
+		latency        policy.Sample
+		violated, cold int64
+		quantile       float64 // once the minute is closed
+	}{
+		{"no pod Ready, over the SLO: cold", false, over, 1, 1, 0.9},
+		{"Ready, still over (the drain): cold", true, over, 2, 2, 0.9},
+		{"Ready, still over: cold", true, over, 3, 3, 0.9},
+		// Ticks 16..19, more than a start-up (180 s) after the last tick without a Ready
+		// pod (3): the drain is still the cold start's.
+		{"Ready, still over, past a start-up: cold", true, over, 4, 4, 0.9},
+		{"within the SLO: the cold start is over, down by 0.01 x 0.009", true, ok, 4, 4, 0.9 - 0.00009},
+		{"over again, warm: up by 0.01 x (1 - 0.009)", true, over, 5, 4, 0.9 - 0.00009 + 0.00991},
+	}
+	for m := range len(minutes) + 1 {
+		ready, latency := true, ok // the minute after the last: only closes it
+		if m < len(minutes) {
+			ready, latency = minutes[m].ready, minutes[m].latency
+		}
+		st := step(m, ready, latency)
+		if m == 0 {
+			continue
+		}
+		c := minutes[m-1]
+		if st.ViolatedMinutes != c.violated || st.ColdStartMinutes != c.cold || !near(st.Quantile, c.quantile) {
+			t.Fatalf("%s: violated %d, cold %d, quantile %v; want %d, %d, %v", c.name, st.ViolatedMinutes, st.ColdStartMinutes, st.Quantile, c.violated, c.cold, c.quantile)
+		}
+	}
+}

@@ -11,8 +11,15 @@ import (
 // same arguments always give the same Decision and History. Decide may reuse hist's storage:
 // the caller must keep only the returned History. p must have passed Validate.
 func Decide(p *Policy, in Observation, hist History, now time.Time) (Decision, History) {
+	if p.ScaleToZero != nil {
+		return decideZero(p, in, hist, now)
+	}
+	return decide(p, in, hist, now, p.minReplicas())
+}
+
+// decide is the HPA's reconcileAutoscaler with the minimum replicas minR.
+func decide(p *Policy, in Observation, hist History, now time.Time, minR int32) (Decision, History) {
 	cur := in.SpecReplicas
-	minR := p.minReplicas()
 	d := Decision{Time: now, CurrentReplicas: cur, DesiredReplicas: cur}
 
 	// The HPA's recordInitialRecommendation: the first sync remembers the current scale.
@@ -395,7 +402,7 @@ func (h History) RecordScale(p *Policy, from, to int32, now time.Time) History {
 	if from == to {
 		return h
 	}
-	h.ScaledToZero = from > 0 && to == 0 && p.minReplicas() == 0 && h.scalar
+	h.ScaledToZero = from > 0 && to == 0 && p.minReplicas() == 0 && (h.scalar || p.ScaleToZero != nil)
 	if p.Behavior == nil {
 		return h
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -159,4 +160,91 @@ func cloneHistory(h History) History {
 	h.ScaleUpEvents = append([]ScaleEvent(nil), h.ScaleUpEvents...)
 	h.ScaleDownEvents = append([]ScaleEvent(nil), h.ScaleDownEvents...)
 	return h
+}
+
+// FuzzDecideScaleToZero drives a scaleToZero policy (or, when minR is not 0, the same policy
+// without it and minReplicas minR) through syncs with missing, NaN, idle and active
+// activation samples and forecasts that expect load or not, and checks: it never scales to
+// zero while a metric, the forecast's load or the activation sample is missing; it never
+// leaves zero while the activation sample is missing; it never goes below a non-zero
+// minReplicas nor above maxReplicas; and it is deterministic.
+func FuzzDecideScaleToZero(f *testing.F) {
+	f.Add(uint8(0), uint8(10), uint8(2), true, []byte{0, 40, 80, 50, 4, 200, 9, 30, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Add(uint8(0), uint8(3), uint8(0), false, []byte{255, 0, 0, 4, 7, 7, 7, 7, 8, 8, 8, 8})
+	f.Add(uint8(2), uint8(5), uint8(1), true, []byte{3, 16, 16, 16, 4, 4, 4, 4})
+	// 4 Ready pods, every metric present, the activation idle, delay 0: to zero at once.
+	f.Add(uint8(0), uint8(10), uint8(0), false, []byte{64, 4, 5, 4, 64, 4, 5, 4, 64, 4, 5, 4})
+	f.Fuzz(func(t *testing.T, minR, span, delay uint8, wake bool, steps []byte) {
+		p := fuzzPolicy(0, span, 0, 30, 3, 50, true)
+		p.Forecast = &Forecast{Load: Load{Query: "load", PerReplica: AutoFloat{Value: 2, set: true}}}
+		if minR%3 != 0 {
+			p.MinReplicas = i32(int32(minR % 5))
+			p.MaxReplicas = max(p.MaxReplicas, *p.MinReplicas)
+		} else {
+			p.ScaleToZero = &ScaleToZero{
+				Activation: Activation{Query: "act", PerReplica: qty("3")},
+				IdleDelay:  &Duration{time.Duration(delay%8) * 16 * time.Second},
+				WakeAhead:  &WakeAhead{Enabled: &wake},
+			}
+		}
+		if err := (File{Policies: []Policy{{Name: "f", Target: TargetRef{"v1", "D", "n", "f"}, MinReplicas: p.MinReplicas,
+			MaxReplicas: p.MaxReplicas, Metrics: p.Metrics, Behavior: p.Behavior, Forecast: p.Forecast, ScaleToZero: p.ScaleToZero}}}).Validate(); err != nil {
+			t.Fatalf("fuzz policy invalid: %v", err)
+		}
+		cur := int32(steps0(steps) % 6)
+		if p.ScaleToZero == nil {
+			cur = max(cur, p.minReplicas()) // the HPA's zero with minReplicas raised is decide_test's
+		}
+		var hist History
+		hist.ScaledToZero = cur == 0
+		for i := 0; i+4 <= len(steps) && i < 400; i += 4 {
+			now := at(i * 4)
+			in := fuzzObservation(cur, steps[i:i+4])
+			act, actErr := fuzzValue(steps[i+3]>>2, 0.5)
+			in.Activation = &Sample{Value: act, Err: actErr}
+			if steps[i+2]&1 == 1 {
+				in.Activation.Value = 0 // idle often enough to reach the delay
+				in.Activation.Err = nil
+			}
+			if steps[i+1]&3 == 3 {
+				in.LoadErr = errNoSample
+			}
+			in.WakeGated = steps[i]&64 != 0
+			d, next := Decide(p, in, hist, now)
+			d2, _ := Decide(p, in, cloneHistory(hist), now)
+			if diff := cmp.Diff(d, d2, cmpFloat); diff != "" {
+				t.Fatalf("step %d: not deterministic:\n%s", i/4, diff)
+			}
+			got := d.DesiredReplicas
+			missing := in.LoadErr != nil
+			for _, m := range d.Metrics {
+				missing = missing || m.Error != ""
+			}
+			_, _, aErr := (&ScaleToZero{}).ActivationValue(*in.Activation)
+			if p.ScaleToZero != nil && got == 0 && cur > 0 && (missing || aErr != nil) {
+				t.Fatalf("step %d: scaled %d -> 0 with data missing (load %v, activation %v, metrics %+v)", i/4, cur, in.LoadErr, aErr, d.Metrics)
+			}
+			if p.ScaleToZero != nil && cur == 0 && got != 0 && aErr != nil {
+				t.Fatalf("step %d: left zero for %d with the activation missing (%v)", i/4, got, aErr)
+			}
+			if m := p.minReplicas(); m > 0 && got < m && d.Reason != ReasonScalingDisabled {
+				t.Fatalf("step %d: %d below minReplicas %d (reason %s)", i/4, got, m, d.Reason)
+			}
+			if got > p.MaxReplicas {
+				t.Fatalf("step %d: %d above maxReplicas %d", i/4, got, p.MaxReplicas)
+			}
+			hist = next
+			if got != cur {
+				hist = hist.RecordScale(p, cur, got, now)
+				cur = got
+			}
+		}
+	})
+}
+
+func steps0(b []byte) byte {
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
 }

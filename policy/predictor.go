@@ -39,6 +39,8 @@ type Predictor struct {
 	reachQ           float64
 	compared, beyond bool
 
+	wake bool // SetWake
+
 	perReplica float64 // fixed, or the learned estimate
 	auto       bool
 	learned    []float64 // ring of the last learnWindow samples of load / replicas
@@ -155,6 +157,13 @@ func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.
 	}
 	pr.pending = append(pr.pending, pendingPrediction{at: now.Add(horizon), p: p, reach: reach})
 	pr.made = &ForecastInput{Value: p.Hi, Point: p.Point, Lo: p.Lo, Hi: p.Hi, Method: pr.method()}
+	if pr.wake {
+		if sn := pr.seasonalNaive(); sn != nil {
+			if sp, ok := sn.Predict(horizon, pr.quantile); ok {
+				pr.made.Seasonal, pr.made.SeasonalKnown = sp.Point, true
+			}
+		}
+	}
 	return pr.output()
 }
 
@@ -209,6 +218,28 @@ func (pr *Predictor) output() *ForecastInput {
 	pr.out.Gated = pr.gate.Gated()
 	pr.out.PerReplica, pr.out.PerReplicaKnown = pr.PerReplica()
 	return &pr.out
+}
+
+// SetWake asks Observe for the seasonal-naive point at the horizon too
+// (ForecastInput.Seasonal): scaleToZero's wake-ahead asks whether the load came back at
+// this time one season ago, which the chosen method, fitted on the idle period's zeros,
+// does not remember.
+func (pr *Predictor) SetWake(on bool) { pr.wake = on }
+
+// seasonalNaive returns the forecaster's seasonal-naive method (auto's candidate, or the
+// method itself), nil when it has none.
+func (pr *Predictor) seasonalNaive() forecast.Forecaster {
+	switch f := pr.f.(type) {
+	case *forecast.SeasonalNaive:
+		return f
+	case *forecast.Auto:
+		for _, c := range f.Methods() {
+			if c.Name() == string(forecast.MethodSeasonalNaive) {
+				return c
+			}
+		}
+	}
+	return nil
 }
 
 func (pr *Predictor) method() string {

@@ -73,6 +73,8 @@ type Decision struct {
 	Clamps []Clamp `json:"clamps,omitempty"`
 	// Forecast is the forecast's part, nil when the sync had none.
 	Forecast *ForecastResult `json:"forecast,omitempty"`
+	// Zero is scale-to-zero's part, nil for a policy without scaleToZero.
+	Zero *ZeroResult `json:"zero,omitempty"`
 }
 
 // ForecastResult is the forecast's part of a decision.

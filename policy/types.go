@@ -29,6 +29,10 @@ type Policy struct {
 	// Objective, when set, is the SLO the policy holds at the least GPU cost: it chooses
 	// the forecast's planning quantile itself. It needs a forecast.
 	Objective *Objective `yaml:"objective"`
+	// ScaleToZero, when set (with minReplicas 0), idles the target at zero after
+	// idleDelay without demand and wakes it on its activation signal, or ahead of a
+	// forecast return. Without it, minReplicas 0 keeps the HPA's semantics.
+	ScaleToZero *ScaleToZero `yaml:"scaleToZero"`
 	// DryRun, when set, overrides the global dry-run setting for this policy: decide and
 	// report, never write the scale.
 	DryRun *bool `yaml:"dryRun"`
@@ -223,6 +227,12 @@ type Observation struct {
 	// missing metric: as the HPA does for a missing metric, Decide holds the current
 	// replicas when the rest would scale down, so a missing load never causes a scale-down.
 	LoadErr error
+	// Activation is the sample of scaleToZero.activation.query, nil without one (missing,
+	// for a policy with scaleToZero: it never idles nor wakes on it).
+	Activation *Sample
+	// WakeGated is true while the wake-ahead gate holds early wake-ups off (the engine's
+	// judgement of its past claims).
+	WakeGated bool
 }
 
 // ForecastInput is one sync's forecast of the load at now + horizon.
@@ -239,6 +249,11 @@ type ForecastInput struct {
 	Gated bool
 	// Method is the forecasting method that made the prediction.
 	Method string
+	// Seasonal is the seasonal-naive point at the horizon, the load one season before
+	// now + horizon (SeasonalKnown false: not asked, or less than a season seen). Only
+	// scaleToZero's wake-ahead reads it: a return at this time of day.
+	Seasonal      float64
+	SeasonalKnown bool
 }
 
 // Sample is one metric's latest observation.
@@ -278,6 +293,9 @@ type History struct {
 	// ScaledToZero is the HPA's ScaledToZero condition: the last write scaled the target
 	// from above zero to zero.
 	ScaledToZero bool `json:"scaledToZero,omitempty"`
+	// IdleSince is when scaleToZero's activation signal last went to or below its
+	// threshold, zero while it is above or missing.
+	IdleSince time.Time `json:"idleSince,omitzero"`
 	// scalar records whether the last Decide saw a scalar sample: the HPA's "has Object or
 	// External metrics", which scaling to and from zero needs.
 	scalar bool

@@ -118,6 +118,7 @@ func (p Policy) validate(path string) []error {
 	errs = append(errs, p.Forecast.validate(joinPath(path, "forecast"))...)
 	errs = append(errs, p.Objective.validate(joinPath(path, "objective"), &p)...)
 	errs = append(errs, p.Capacity.validate(joinPath(path, "capacity"), path, p.MaxReplicas)...)
+	errs = append(errs, p.ScaleToZero.validate(joinPath(path, "scaleToZero"), &p)...)
 	return errs
 }
 

@@ -41,6 +41,11 @@ type Line struct {
 	// without it took no sample (a minute without one counts for nothing); a policy without
 	// an objective rejects it.
 	Latency *MetricSample `json:"latency"`
+	// Activation is the sample of the policy's scaleToZero.activation.query at this sync,
+	// for a policy with scaleToZero: exactly one of perPod (summed), value and error. A line
+	// without it had none (missing: the target neither idles to zero nor wakes on it); a
+	// policy without scaleToZero rejects it.
+	Activation *MetricSample `json:"activation"`
 }
 
 // Options are how the recorded controller ticked: they set the forecast's step and
@@ -241,6 +246,16 @@ func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, error) {
 			errs = append(errs, fmt.Errorf("latency: %w", err))
 		}
 		latency = &s
+	}
+	switch {
+	case l.Activation != nil && p.ScaleToZero == nil:
+		errs = append(errs, fmt.Errorf("activation: policy %s has no scaleToZero to take it", p.Name))
+	case l.Activation != nil:
+		s, err := l.Activation.sample()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("activation: %w", err))
+		}
+		in.Activation = &s
 	}
 	if len(errs) > 0 {
 		return engine.Input{}, time.Time{}, errors.Join(errs...)

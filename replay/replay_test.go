@@ -124,6 +124,7 @@ func TestRunReportsMalformedLines(t *testing.T) {
 		{"duplicate pod", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a"},{"name":"a"}]}`, `line 1: pods[1].name: duplicate pod "a"`},
 		{"a load for a policy without a forecast", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"load":{"value":3}}`, "line 1: load: policy llama-70b has no forecast to take it"},
 		{"a latency for a policy without an objective", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"latency":{"value":0.5}}`, "line 1: latency: policy llama-70b has no objective to take it"},
+		{"an activation for a policy without scaleToZero", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"activation":{"value":3}}`, "line 1: activation: policy llama-70b has no scaleToZero to take it"},
 		{"time going backwards", `{"time":"2026-01-01T00:01:00Z","specReplicas":1}` + "\n" + `{"time":"2026-01-01T00:00:00Z","specReplicas":1}`, "line 2: time 2026-01-01T00:00:00Z is before the previous line's 2026-01-01T00:01:00Z"},
 	}
 	for _, tc := range tests {
@@ -314,5 +315,40 @@ func TestRunObjective(t *testing.T) {
 	err := Run(objectivePolicy(), opts, strings.NewReader(`{"time":"2026-01-01T00:00:00Z","specReplicas":1,"latency":{"perPod":{"a":1}}}`), &bytes.Buffer{})
 	if want := `line 1: latency: the objective's latency is one series: want "value" or "error", not "perPod"`; err == nil || err.Error() != want {
 		t.Errorf("a per-pod latency: error %v, want %q", err, want)
+	}
+}
+
+// A scaleToZero policy replays its activation samples: idle for the 60 s delay at one
+// replica (queue 0), it goes to zero at the line 60 s after the first idle one; a line
+// without an activation at zero stays there; 9 requests/s over 4 a replica wake it to 3.
+func TestRunScaleToZero(t *testing.T) {
+	p := examplePolicy()
+	p.Metrics = p.Metrics[:1]
+	p.MinReplicas = i32(0)
+	p.ScaleToZero = &policy.ScaleToZero{Activation: policy.Activation{Query: "rate", PerReplica: q("4")},
+		IdleDelay: &policy.Duration{Duration: time.Minute}}
+	lines := []string{
+		`{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a","ready":true}],"metrics":{"queue":{"perPod":{"a":0}}},"activation":{"value":0}}`,
+		`{"time":"2026-01-01T00:00:59Z","specReplicas":1,"pods":[{"name":"a","ready":true}],"metrics":{"queue":{"perPod":{"a":0}}},"activation":{"value":0}}`,
+		`{"time":"2026-01-01T00:01:00Z","specReplicas":1,"pods":[{"name":"a","ready":true}],"metrics":{"queue":{"perPod":{"a":0}}},"activation":{"value":0}}`,
+		`{"time":"2026-01-01T00:01:15Z","specReplicas":0}`,
+		`{"time":"2026-01-01T00:01:30Z","specReplicas":0,"activation":{"value":9}}`,
+	}
+	var out bytes.Buffer
+	if err := Run(p, opts, strings.NewReader(strings.Join(lines, "\n")), &out); err != nil {
+		t.Fatal(err)
+	}
+	// Both metrics propose 0 (the last of equal proposals names the decision's metric:
+	// activation); the 300 s scale-down window holds the first sync's 1, but not the idle
+	// rule, whose delay is its own.
+	want := []brief{
+		{Current: 1, Desired: 1, Reason: "ScaleDownStabilized", Metric: "activation"},
+		{Current: 1, Desired: 1, Reason: "ScaleDownStabilized", Metric: "activation"},
+		{Current: 1, Desired: 0, Reason: "ScaledToZero", Metric: "activation"},
+		{Current: 0, Desired: 0, Reason: "FailedGetMetric"},
+		{Current: 0, Desired: 3, Reason: "Activated", Metric: "activation"},
+	}
+	if diff := cmp.Diff(want, briefs(t, out.String())); diff != "" {
+		t.Errorf("decisions (-want +got):\n%s", diff)
 	}
 }

@@ -3,12 +3,15 @@
 package sandbox_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -374,6 +377,68 @@ func TestSandbox(t *testing.T) {
 				t.Errorf("GPU utilization of %s = %v, want 50", s.Metric["pod"], s.Value)
 			}
 		}
+	})
+
+	t.Run("a backfilled history is in Prometheus after its restart, and scrapes go on", func(t *testing.T) {
+		// Two hours of 600 req/min, then 1200 req/min, backfilled at 1x, ending now.
+		load := sim.Trace(append(slices.Repeat([]float64{600}, 120), slices.Repeat([]float64{1200}, 60)...))
+		end := time.Now().Truncate(time.Second)
+		var om bytes.Buffer
+		h := sim.History{Namespace: "e2e-backfill", Services: []string{"a", "b"}, Load: load, Tick: 15 * time.Second,
+			Compression: 1, Minutes: len(load), End: end}
+		if err := h.WriteOpenMetrics(&om); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Backfill(ctx, binDir(t), om.Bytes()); err != nil {
+			t.Fatalf("Backfill: %v", err)
+		}
+		pc, err := promapi.NewClient(promapi.Config{Address: st.PrometheusURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		api := promv1.NewAPI(pc)
+		rate := func(at time.Time) (map[string]float64, error) {
+			q := `rate(inference_requests_total{namespace="e2e-backfill"}[1m])`
+			v, _, _, err := api.Query(ctx, q, at)
+			if err != nil {
+				return nil, fmt.Errorf("query %s: %w", q, err)
+			}
+			got := map[string]float64{}
+			for _, s := range v.(model.Vector) {
+				got[string(s.Metric["service"])] = float64(s.Value)
+			}
+			return got, nil
+		}
+		// 600 req/min is 10 req/s two hours ago; 1200 req/min is 20 req/s 30 minutes ago.
+		for _, c := range []struct {
+			at   time.Time
+			want float64
+		}{{end.Add(-150 * time.Minute), 10}, {end.Add(-30 * time.Minute), 20}} {
+			got, err := rate(c.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, svc := range []string{"a", "b"} {
+				if math.Abs(got[svc]-c.want) > 0.01 {
+					t.Errorf("rate of service %s at %s = %v, want %v (all: %v)", svc, c.at.Format(time.TimeOnly), got[svc], c.want, got)
+				}
+			}
+		}
+		if err := st.Healthy(ctx); err != nil {
+			t.Errorf("sandbox after the backfill: %v", err)
+		}
+		// The restarted Prometheus scrapes again: its own up series for the sim's job moves on.
+		eventually(t, 60*time.Second, "a scrape after the restart", func() error {
+			v, _, _, err := api.Query(ctx, `timestamp(up{job="prescale-sim"})`, time.Now())
+			if err != nil {
+				return err
+			}
+			vec, _ := v.(model.Vector)
+			if len(vec) != 1 || float64(vec[0].Value) <= float64(end.Unix()) {
+				return fmt.Errorf("got %v, want a scrape after %s", v, end.Format(time.TimeOnly))
+			}
+			return nil
+		})
 	})
 }
 

@@ -20,6 +20,8 @@ type Process struct {
 	PID  int    `json:"pid"`
 	Exe  string `json:"exe"` // resolved binary path, checked before signalling
 	Log  string `json:"log"`
+	// Args are the arguments it was started with, to start it again (State.Backfill).
+	Args []string `json:"args,omitempty"`
 }
 
 // child is a component started by this process: it can be waited for.
@@ -54,7 +56,7 @@ func startProcess(name, bin string, args, env []string, logDir string) (*child, 
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	c := &child{
-		Process: Process{Name: name, PID: cmd.Process.Pid, Exe: exe, Log: logPath},
+		Process: Process{Name: name, PID: cmd.Process.Pid, Exe: exe, Log: logPath, Args: args},
 		done:    make(chan struct{}),
 	}
 	go func() {

@@ -9,7 +9,9 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -274,7 +276,7 @@ rules:
 // clean removes what Up writes in the state folder dir (only that: dir may hold
 // other files) and creates its sub-folders. Logs are kept unless logs is true.
 func clean(dir string, logs bool) error {
-	entries := []string{stateFile, "kubeconfig", "pki", "etcd", "prometheus", "prometheus.yml", "kwok.yaml", "kwok-home", "audit-policy.yaml"}
+	entries := []string{stateFile, "kubeconfig", "pki", "etcd", "prometheus", "prometheus.yml", "kwok.yaml", "kwok-home", "audit-policy.yaml", "backfill.om"}
 	if logs {
 		entries = append(entries, "logs")
 	}
@@ -487,6 +489,62 @@ func (u *upper) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Backfill writes series into the running sandbox's Prometheus: history, e.g. days of a
+// service's past load for a forecast to fit on at start-up (sim.History). openMetrics is
+// the OpenMetrics text format, ending "# EOF". Prometheus loads blocks only when it starts,
+// so Backfill stops it, writes the blocks with the pinned promtool (tsdb
+// create-blocks-from openmetrics) and starts it again on the same port and storage: its
+// scrapes pause for the restart, a second or two. Prometheus then refuses samples older than
+// the newest backfilled one: backfill history that ends now.
+func (s *State) Backfill(ctx context.Context, binDir string, openMetrics []byte) error {
+	start := time.Now()
+	i := slices.IndexFunc(s.Processes, func(p Process) bool { return p.Name == "prometheus" })
+	if i < 0 || len(s.Processes[i].Args) == 0 {
+		return fmt.Errorf("backfill Prometheus: the sandbox in %s has no Prometheus this version can restart (make sandbox-down, then up)", s.Dir)
+	}
+	p := s.Processes[i]
+	if err := stop(p, 10*time.Second); err != nil {
+		return fmt.Errorf("backfill Prometheus: %w", err)
+	}
+	in := filepath.Join(s.Dir, "backfill.om")
+	if err := os.WriteFile(in, openMetrics, 0o644); err != nil {
+		return fmt.Errorf("backfill Prometheus: write %s: %w", in, err)
+	}
+	logs := filepath.Join(s.Dir, "logs")
+	promtoolLog := filepath.Join(logs, "promtool.log")
+	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "promtool"), "tsdb", "create-blocks-from", "openmetrics",
+		in, filepath.Join(s.Dir, "prometheus")).CombinedOutput()
+	if lerr := os.WriteFile(promtoolLog, out, 0o644); lerr != nil && err == nil {
+		err = lerr
+	}
+	if err != nil {
+		err = fmt.Errorf("backfill Prometheus with promtool tsdb create-blocks-from openmetrics (log %s): %w: %s", promtoolLog, err, lastLines(out, 5))
+	}
+	// Start Prometheus again whatever promtool did: the sandbox stays whole.
+	c, serr := startProcess(p.Name, p.Exe, p.Args, nil, logs)
+	if serr != nil {
+		return errors.Join(err, fmt.Errorf("restart Prometheus after the backfill: %w", serr))
+	}
+	s.Processes[i] = c.Process
+	if serr := s.save(); serr != nil {
+		return errors.Join(err, serr)
+	}
+	if serr := c.waitReady(ctx, 60*time.Second, httpOK(s.PrometheusURL+"/-/ready")); serr != nil {
+		return errors.Join(err, fmt.Errorf("restart Prometheus after the backfill: %w", serr))
+	}
+	if err != nil {
+		return err
+	}
+	klog.FromContext(ctx).Info("Backfilled Prometheus", "bytes", len(openMetrics), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// lastLines returns the last n lines of out, for an error message.
+func lastLines(out []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "; ")
 }
 
 func (u *upper) startPrometheus(port int) (*child, error) {

@@ -207,12 +207,20 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		Forecast  *ForecastStatus  `json:"forecast,omitempty"`
 		Objective *ObjectiveStatus `json:"objective,omitempty"`
 		Capacity  *capacity        `json:"capacity,omitempty"`
+		// Zero is scaleToZero's part: the activation signal, the idle time, whether the
+		// forecast expects the load back and whether wake-ahead is gated.
+		Zero *policy.ZeroResult `json:"zero,omitempty"`
 	}
 	r := record{Current: dec.CurrentReplicas, Desired: dec.DesiredReplicas, Reason: dec.Reason, Metric: dec.Metric,
 		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst, Objective: ost}
 	if grant != nil {
 		r.Capacity = &capacity{Wanted: grant.Wanted, Granted: grant.Granted, Pending: grant.Pending, Reserved: grant.Reserved,
 			Message: truncate(grant.Message, 600), Takers: grant.Takers}
+	}
+	if z := dec.Zero; z != nil {
+		zc := *z
+		zc.ActivationError = truncate(zc.ActivationError, 200)
+		r.Zero = &zc
 	}
 	if fst != nil && len(fst.LoadWarnings) > 0 {
 		f := *fst

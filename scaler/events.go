@@ -32,6 +32,14 @@ const (
 	// ReasonForecastGated and ReasonForecastUngated: the accuracy gate closed or opened.
 	ReasonForecastGated   = string(policy.ReasonForecastGated)
 	ReasonForecastUngated = "ForecastUngated"
+	// ReasonWakeAheadGated and ReasonWakeAheadResumed: too many of scaleToZero's recent
+	// wake-ahead claims proved wrong, so the target waits for its activation signal; or
+	// they proved right again, and it wakes ahead of a forecast return once more.
+	ReasonWakeAheadGated   = string(policy.ReasonWakeAheadGated)
+	ReasonWakeAheadResumed = "WakeAheadResumed"
+	// ReasonActivationMissing (condition, Warning): scaleToZero's activation signal is
+	// missing: the target neither goes to zero nor wakes from it on the signal.
+	ReasonActivationMissing = "ActivationMissing"
 )
 
 // The keys of the conditions (events sent on change) a target keeps.
@@ -41,4 +49,5 @@ const (
 	condCapacity      = "capacity"
 	condLoad          = "forecast/load"
 	condMetricPrefix  = "metric/"
+	condActivation    = "scaleToZero/activation"
 )

@@ -52,6 +52,9 @@ type Metrics struct {
 	ObjectiveMinutes         *prometheus.CounterVec
 	ObjectiveViolatedMinutes *prometheus.CounterVec
 	ObjectiveBeyondReach     *prometheus.CounterVec
+	// scaleToZero's series, for policies with scaleToZero.
+	IdleSeconds    *prometheus.GaugeVec
+	WakeAheadGated *prometheus.GaugeVec
 	// ConflictingAutoscaler is 1 while another autoscaler targets the workload (prescale,
 	// not in dry-run, then writes nothing).
 	ConflictingAutoscaler *prometheus.GaugeVec
@@ -128,6 +131,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "What the gate judges against gate.maxError: the fraction of the gate's window in which the load exceeded the planned quantile forecast one horizon earlier (absent while the window is empty)."}, policy),
 		ForecastMAPE: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_mape",
 			Help: "The point forecast's weighted MAPE over the gate's window, a fraction (absent while the window has no load); reported, not gated on."}, policy),
+		IdleSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_scale_to_zero_idle_seconds",
+			Help: "How long scaleToZero's activation signal has been at or below its threshold (0 while above it; absent while it is missing); the target goes to zero at scaleToZero.idleDelay."}, policy),
+		WakeAheadGated: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_wake_ahead_gated",
+			Help: "1 while more than scaleToZero.wakeAhead.maxWrong of the last wake-ahead claims proved wrong: the target wakes on its activation signal only (absent while wake-ahead is off)."}, policy),
 		ForecastGated: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_gated",
 			Help: "1 while the accuracy gate holds the policy's forecast off (its error is above gate.maxError)."}, policy),
 		ForecastHorizon: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_horizon_seconds",
@@ -168,7 +175,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors, m.QueryWarnings,
 		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.DryRun, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
-		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon,
+		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon, m.IdleSeconds, m.WakeAheadGated,
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
 		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ConflictingAutoscaler,
 		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending)
@@ -187,7 +194,8 @@ const (
 func (m *Metrics) forget(name string) {
 	l := prometheus.Labels{"policy": name}
 	for _, v := range []*prometheus.GaugeVec{m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas,
-		m.HPADesiredReplicas, m.MetricValue, m.MetricTarget, m.MetricMissing, m.ConflictingAutoscaler, m.CapacityWanted, m.CapacityGranted} {
+		m.HPADesiredReplicas, m.MetricValue, m.MetricTarget, m.MetricMissing, m.ConflictingAutoscaler, m.IdleSeconds, m.WakeAheadGated,
+		m.CapacityWanted, m.CapacityGranted} {
 		v.DeletePartialMatch(l)
 	}
 	m.forgetForecast(name)

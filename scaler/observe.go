@@ -104,15 +104,15 @@ func podReady(p *corev1.Pod) bool {
 	return false
 }
 
-// query samples the policy's metrics, for a forecast its load, and for an objective its
-// latency, concurrently within the controller-wide bound. A failed query is a sample with
-// Err (missing), never zero.
-func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time) (metrics []policy.Sample, load, latency *policy.Sample) {
-	queries := make([]string, len(p.Metrics), len(p.Metrics)+2)
+// query samples the policy's metrics, for a forecast its load, for an objective its
+// latency, and for scaleToZero its activation signal, concurrently within the
+// controller-wide bound. A failed query is a sample with Err (missing), never zero.
+func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time) (metrics []policy.Sample, load, latency, activation *policy.Sample) {
+	queries := make([]string, len(p.Metrics), len(p.Metrics)+3)
 	for i := range p.Metrics {
 		queries[i] = p.Metrics[i].Query
 	}
-	loadAt, latencyAt := -1, -1
+	loadAt, latencyAt, activationAt := -1, -1, -1
 	if forecasting(p) != nil {
 		loadAt = len(queries)
 		queries = append(queries, p.Forecast.Load.Query)
@@ -120,6 +120,10 @@ func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time)
 	if p.Objective != nil {
 		latencyAt = len(queries)
 		queries = append(queries, p.Objective.Query)
+	}
+	if z := p.ScaleToZero; z != nil {
+		activationAt = len(queries)
+		queries = append(queries, z.Activation.Query)
 	}
 	// names label each query in prescale_query_warnings_total: the metric's name, or the
 	// forecast's load or the objective's latency.
@@ -132,6 +136,9 @@ func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time)
 	}
 	if latencyAt >= 0 {
 		names[latencyAt] = warningsObjective
+	}
+	if activationAt >= 0 {
+		names[activationAt] = policy.ActivationMetric
 	}
 	out := make([]policy.Sample, len(queries))
 	done := make(chan struct{}, len(queries))
@@ -169,7 +176,10 @@ func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time)
 	if latencyAt >= 0 {
 		latency = &out[latencyAt]
 	}
-	return out[:len(p.Metrics)], load, latency
+	if activationAt >= 0 {
+		activation = &out[activationAt]
+	}
+	return out[:len(p.Metrics)], load, latency, activation
 }
 
 // sampleLatency samples an objective's latency: through the LatencySource when there is

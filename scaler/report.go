@@ -65,12 +65,17 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 		m.Decisions.WithLabelValues(p.Name, string(dec.Reason)).Inc()
 	}
 	for i, r := range dec.Metrics {
-		name := p.Metrics[i].Name
+		// A scaleToZero policy's decision has the activation signal after its metrics.
+		name := r.Name
+		sample := o.in.Activation
+		if i < len(o.in.Metrics) {
+			sample = &o.in.Metrics[i]
+		}
 		m.MetricTarget.WithLabelValues(p.Name, name).Set(r.Target)
 		if r.Error != "" {
 			m.MetricMissing.WithLabelValues(p.Name, name).Set(1)
 			reason := ReasonFailedGetMetric
-			if c.deps.ErrorKind(o.in.Metrics[i].Err) == "stale" {
+			if sample != nil && c.deps.ErrorKind(sample.Err) == "stale" {
 				reason = ReasonMetricsStale
 			}
 			a.event(corev1.EventTypeWarning, reason, condMetricPrefix+name,
@@ -99,6 +104,7 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 	} else {
 		m.forgetForecast(p.Name)
 	}
+	c.reportZero(a, dec, res.Wake)
 	if res.Objective != nil {
 		c.reportObjective(p.Name, t, res.Objective, leading)
 	} else {
@@ -117,6 +123,7 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 	defer t.mu.Unlock()
 	st := &t.status
 	st.last, st.forecast, st.objective, st.hpa, st.hpaEquivalent = dec, res.Forecast, res.Objective, hpaDesired, hpaEq.DesiredReplicas
+	st.wake = res.Wake
 	st.conflict = conflict
 	st.capacity = nil
 	if grant != nil {
@@ -167,6 +174,11 @@ type PolicyStatus struct {
 	Forecast *ForecastStatus `json:"forecast,omitempty"`
 	// Objective is the objective's state at the last decision, for a policy with one.
 	Objective *ObjectiveStatus `json:"objective,omitempty"`
+	// Zero is scaleToZero's part of the last decision (the activation signal, how long it
+	// has been idle, whether the forecast expects the load back), and Wake the wake-ahead
+	// gate's record, for a policy with scaleToZero.
+	Zero *policy.ZeroResult `json:"zero,omitempty"`
+	Wake *engine.WakeStatus `json:"wakeAhead,omitempty"`
 	// NotWriting says why prescale, not in dry-run, writes nothing: another autoscaler
 	// targets the workload.
 	NotWriting string `json:"notWriting,omitempty"`
@@ -201,7 +213,7 @@ func (c *Controller) Status() []PolicyStatus {
 		st := PolicyStatus{Policy: p.Name, Target: p.Target.String(), Current: s.last.CurrentReplicas,
 			Desired: s.last.DesiredReplicas, Reason: s.last.Reason, HPAEquivalent: s.hpaEquivalent, HPA: s.hpa,
 			Since: s.score.since, ReplicaSecs: copyMap(s.score.replicaSeconds), ShortSecs: copyMap(s.score.shortSeconds),
-			Forecast: s.forecast, Objective: s.objective, NotWriting: s.conflict, Capacity: s.capacity}
+			Forecast: s.forecast, Objective: s.objective, Zero: s.last.Zero, Wake: s.wake, NotWriting: s.conflict, Capacity: s.capacity}
 		t.mu.Unlock()
 		out = append(out, st)
 	}

@@ -87,7 +87,7 @@ func (c *Controller) prepare(ctx context.Context, p *policy.Policy, t *target, n
 			fmt.Sprintf("%s was recreated (uid %s, was %s): decision history reset", p.Target, r.obs.scale.UID, r.obs.recreated))
 	}
 
-	r.obs.in.Metrics, in.Load, in.Latency = c.query(ctx, p, now)
+	r.obs.in.Metrics, in.Load, in.Latency, r.obs.in.Activation = c.query(ctx, p, now)
 	in.Observation = r.obs.in
 	timer.done(phaseQuery)
 
@@ -132,6 +132,10 @@ func (c *Controller) finish(ctx context.Context, r *syncRun, leading bool, now t
 		} else {
 			kv = append(kv, "latencyError", ost.LatencyError)
 		}
+	}
+	if z := dec.Zero; z != nil {
+		kv = append(kv, "activation", z.Activation, "activationError", z.ActivationError, "idleSeconds", z.IdleSeconds,
+			"expectsLoad", z.ExpectsLoad, "wakeGated", z.WakeGated)
 	}
 	logger.V(2).Info("Decided", kv...)
 
@@ -204,6 +208,13 @@ func (c *Controller) decide(ctx context.Context, p *policy.Policy, t *target, ac
 	res.Forecast, res.Objective = res.Forecast.Copy(), res.Objective.Copy()
 	if res.Forecast != nil {
 		c.forecastEvents(ctx, p, act, res)
+	}
+	if res.Wake != nil {
+		w := *res.Wake // kept in the status past the next Step
+		res.Wake = &w
+		if res.WakeGateChanged {
+			c.wakeEvent(ctx, act, &w)
+		}
 	}
 	return res
 }

@@ -37,8 +37,9 @@ type target struct {
 // targetStatus is the last tick's outcome, as Status and ForecastReplicas read it.
 type targetStatus struct {
 	last          policy.Decision
-	forecast      *ForecastStatus  // nil without a forecast
-	objective     *ObjectiveStatus // nil without an objective
+	forecast      *ForecastStatus    // nil without a forecast
+	objective     *ObjectiveStatus   // nil without an objective
+	wake          *engine.WakeStatus // nil while wake-ahead is off
 	hpaEquivalent int32
 	hpa           *int32          // the real HPA's desired replicas, when one targets the workload
 	conflict      string          // why prescale does not write: another autoscaler ("" for none)

@@ -93,22 +93,44 @@ func newRoot() *cobra.Command {
 	var d demo.Options
 	demoCmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Bring the sandbox up, replay a compressed load surge on a simulated GPU service, summarise, tear down",
-		Args:  cobra.NoArgs,
+		Short: "Bring the sandbox up, run the same load through a real HPA and prescale side by side, compare, tear down",
+		Long: `Bring the sandbox up, backfill days of a simulated GPU service's history into Prometheus,
+then replay the same load on two identical services: one scaled by the controller-manager's
+HPA (on prescale's external metrics), one by prescale run with a forecast and an SLO
+objective. Prints both per tick, then compares replica-minutes, minutes over the SLO, peak
+delay and scale events from the measured values.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			d.Sandbox = o
-			return demo.Run(cmd.Context(), d, cmd.OutOrStdout())
+			// Two services of up to 32 replicas: 8 nodes x 8 GPUs, unless --nodes says otherwise.
+			if !cmd.Flags().Changed("nodes") {
+				d.Sandbox.Nodes = 8
+			}
+			// The HPA syncs once a tick, in real time.
+			if !cmd.Flags().Changed("hpa-sync-period") {
+				d.Sandbox.HPASyncPeriod = time.Duration(float64(d.Tick) / d.Compression)
+			}
+			if !cmd.Flags().Changed("scrape-interval") {
+				d.Sandbox.ScrapeInterval = time.Second
+			}
+			_, err := demo.Run(cmd.Context(), d, cmd.OutOrStdout())
+			return err
 		},
 	}
 	f := demoCmd.Flags()
-	f.BoolVar(&d.Keep, "keep", os.Getenv("KEEP") == "1", "leave the sandbox up at the end (env KEEP=1)")
-	f.Int32Var(&d.Replicas, "replicas", 4, "replicas of the service at the start (prescale scales it from there)")
+	f.BoolVar(&d.Keep, "keep", os.Getenv("KEEP") == "1", "leave the sandbox, both services and the HPA up at the end (env KEEP=1)")
+	f.StringVar(&d.PrescaleBin, "prescale", "", "the prescale binary (default: <bin-dir>/prescale)")
+	f.StringVar(&d.Dir, "dir", ".state/demo", "the demo's files: prescale's configuration and log, the plot")
+	f.Int32Var(&d.Replicas, "replicas", 0, "replicas of each service at the start (0: what the first minute needs)")
 	f.Float64Var(&d.Compression, "compression", 10, "model seconds per real second")
-	f.DurationVar(&d.Duration, "duration", 24*time.Minute, "model time of the scenario")
+	f.DurationVar(&d.Duration, "duration", 30*time.Minute, "model time of the run")
+	f.IntVar(&d.HistoryDays, "history-days", 3, "model days of the built-in load backfilled into Prometheus before the run")
+	f.DurationVar(&d.Tick, "tick", 15*time.Second, "model time of one tick of the services, prescale and the HPA")
 	f.DurationVar(&d.StartupDelay, "startup", 180*time.Second, "model time from pod binding to Ready (model load)")
-	f.StringVar(&d.TracePath, "trace", "", "per-minute CSV (minute,requests) to replay instead of the built-in load")
-	f.IntVar(&d.PeakReplicas, "peak-replicas", 10, "replicas the load's peak minute needs at 70% GPU utilization")
+	f.StringVar(&d.TracePath, "trace", os.Getenv("TRACE"), "per-minute CSV (minute,requests) to replay instead of the built-in load: its last --duration minutes, after the rest as history (env TRACE)")
+	f.IntVar(&d.PeakReplicas, "peak-replicas", 10, "replicas the run's peak minute needs at 70% GPU utilization")
 	f.Uint64Var(&d.Seed, "seed", 42, "seed of the built-in load")
+	f.StringVar(&d.Plot, "plot", "", "PNG of the run (default: <dir>/demo.png; - for none)")
 	root.AddCommand(demoCmd)
 	return root
 }

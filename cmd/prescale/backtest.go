@@ -238,7 +238,7 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	defer done()
 	results := make([]backtest.SweepResult, len(points))
 	for i, pt := range points {
-		cs, err := backtest.Contenders(pt.Policy, pt.Params)
+		cs, err := backtest.ContendersOn(pt.Policy, pt.Params, tr)
 		if err != nil {
 			return err
 		}

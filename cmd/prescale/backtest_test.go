@@ -136,12 +136,12 @@ func TestBacktestCommandErrors(t *testing.T) {
 		{"1e308 GPUs per replica", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--gpus-per-replica", "1e308"}, 2,
 			"prescale: --gpus-per-replica: must be in (0, 1024], got 1e+308\n"},
 		{"every bad model flag at once", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--tick", "7s", "--startup", "-1s",
-			"--peak-replicas", "0", "--target-utilization", "2", "--queue-target", "0", "--min-replicas", "0", "--max-replicas", "-1",
+			"--peak-replicas", "0", "--target-utilization", "2", "--queue-target", "0", "--min-replicas", "-1", "--max-replicas", "-2",
 			"--slo", "0s", "--gpus-per-replica", "NaN"}, 2,
 			"prescale: --tick: must be 1s..1m0s and divide a minute, got 7s\n--startup: must be 0s..24h0m0s, got -1s\n" +
 				"--peak-replicas: must be 1..100000, got 0\n--target-utilization: must be in (0, 1], got 2\n" +
-				"--queue-target: must be a finite number > 0, got 0\n--min-replicas: must be 1..100000, got 0\n" +
-				"--max-replicas: must be 0 (2 x peakReplicas) or minReplicas (0)..1000000, got -1\n--slo: must be > 0, got 0s\n" +
+				"--queue-target: must be a finite number > 0, got 0\n--min-replicas: must be 0..100000, got -1\n" +
+				"--max-replicas: must be 0 (2 x peakReplicas) or minReplicas (-1)..1000000, got -2\n--slo: must be > 0, got 0s\n" +
 				"--gpus-per-replica: must be in (0, 1024], got NaN\n"},
 		{"prometheus without a range", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1"}, 1,
 			"prescale backtest: --from: required with --prometheus\n"},

@@ -2,6 +2,9 @@ package demo
 
 import (
 	"math"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,23 +15,25 @@ import (
 func TestLine(t *testing.T) {
 	cases := []struct {
 		name string
-		r    sim.Report
+		r    Row
 		want []string
 	}{
 		{
-			name: "a served tick shows load, capacity and counts",
-			r:    sim.Report{ModelTime: 75 * time.Second, Lambda: 27.1, Mu: 10.6, Desired: 4, Ready: 4, Tick: sim.Tick{Util: 64}},
-			want: []string{"01:15", "27.1", "42.4", "64%"},
+			name: "both services side by side, with prescale's plan",
+			r: Row{Time: 8*time.Minute + 15*time.Second, Forecast: 10, Planned: true,
+				HPA:      sim.Report{Lambda: 75.9, Desired: 8, Ready: 4, Tick: sim.Tick{Queue: 796, Delay: 16.1}},
+				Prescale: sim.Report{Lambda: 75.9, Desired: 10, Ready: 10}},
+			want: []string{"08:15", "75.9", "796", "16.1s!", "   10    10    10"},
 		},
 		{
-			name: "an under-provisioned tick is flagged",
-			r:    sim.Report{ModelTime: 8 * time.Minute, Lambda: 66, Mu: 10, Ready: 4, Tick: sim.Tick{Queue: 353, Delay: 8.3, UnderProvisioned: true}},
-			want: []string{"08:00", "353", "8.3s", "UNDER-PROVISIONED"},
+			name: "no plan yet is a dash, never a zero",
+			r:    Row{HPA: sim.Report{Desired: 4, Ready: 4}, Prescale: sim.Report{Desired: 4, Ready: 4}},
+			want: []string{"00:00", "     -"},
 		},
 		{
-			name: "no Ready pod with a queue shows an infinite delay",
-			r:    sim.Report{Lambda: 1, Mu: 10, Pending: 2, Tick: sim.Tick{Queue: 15, Delay: math.Inf(1), UnderProvisioned: true}},
-			want: []string{"inf", "UNDER-PROVISIONED"},
+			name: "no Ready pod with a queue shows an infinite delay over the SLO",
+			r:    Row{HPA: sim.Report{Tick: sim.Tick{Queue: 15, Delay: math.Inf(1)}}},
+			want: []string{"inf!"},
 		},
 	}
 	for _, c := range cases {
@@ -43,11 +48,144 @@ func TestLine(t *testing.T) {
 	}
 }
 
-func TestLoadSurges(t *testing.T) {
-	l := Load(42)
-	// The surge multiplies the load by 2.5 from minute 8 to minute 15 inclusive.
-	before, during, after := l.RequestsPerMinute(7), l.RequestsPerMinute(8), l.RequestsPerMinute(16)
-	if during < 2*before || during < 2*after {
-		t.Errorf("load at minutes 7, 8, 16 = %.0f, %.0f, %.0f; want a surge of about 2.5x at 8", before, during, after)
+func TestVerdict(t *testing.T) {
+	cases := []struct {
+		name    string
+		h, p    sim.Summary
+		prefix  string
+		numbers []string
+	}{
+		{"fewer minutes over the SLO at less cost wins",
+			sim.Summary{SLOViolationMinutes: 5, ReplicaMinutes: 400}, sim.Summary{SLOViolationMinutes: 0, ReplicaMinutes: 300},
+			"prescale won: 5 fewer minutes", []string{"(0 vs 5)", "25.0% fewer replica-minutes (300.0 vs 400.0)"}},
+		{"fewer minutes over the SLO at the same cost wins",
+			sim.Summary{SLOViolationMinutes: 2, ReplicaMinutes: 100}, sim.Summary{SLOViolationMinutes: 1, ReplicaMinutes: 100},
+			"prescale won: 1 fewer", []string{"0.0% fewer"}},
+		{"fewer minutes over the SLO at more cost is a trade",
+			sim.Summary{SLOViolationMinutes: 5, ReplicaMinutes: 400}, sim.Summary{SLOViolationMinutes: 1, ReplicaMinutes: 440},
+			"a trade", []string{"10.0% more replica-minutes"}},
+		{"the same minutes for less is a win on cost",
+			sim.Summary{SLOViolationMinutes: 0, ReplicaMinutes: 200}, sim.Summary{SLOViolationMinutes: 0, ReplicaMinutes: 150},
+			"prescale won on cost", nil},
+		{"the same minutes for more is the HPA's win on cost",
+			sim.Summary{SLOViolationMinutes: 0, ReplicaMinutes: 297.5}, sim.Summary{SLOViolationMinutes: 0, ReplicaMinutes: 350.2},
+			"the HPA won on cost: as many minutes over the SLO (0)", []string{"17.7% more replica-minutes"}},
+		{"equal is a tie",
+			sim.Summary{SLOViolationMinutes: 1, ReplicaMinutes: 200}, sim.Summary{SLOViolationMinutes: 1, ReplicaMinutes: 200},
+			"a tie", nil},
+		{"more minutes over the SLO loses",
+			sim.Summary{SLOViolationMinutes: 1, ReplicaMinutes: 200}, sim.Summary{SLOViolationMinutes: 3, ReplicaMinutes: 150},
+			"the HPA won", []string{"3 minutes over the SLO against the HPA's 1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := verdict(c.h, c.p)
+			if !strings.HasPrefix(got, c.prefix) {
+				t.Errorf("verdict = %q, want it to start with %q", got, c.prefix)
+			}
+			for _, n := range c.numbers {
+				if !strings.Contains(got, n) {
+					t.Errorf("verdict = %q, want it to contain %q", got, n)
+				}
+			}
+		})
 	}
 }
+
+func TestSummaryPrintsTheMeasuredValues(t *testing.T) {
+	res := Result{Minutes: 29,
+		HPA:      sim.Summary{ReplicaMinutes: 408.5, SLOViolationMinutes: 5, PeakDelay: 132.6, ScaleEvents: 9, PeakQueue: 6547},
+		Prescale: sim.Summary{ReplicaMinutes: 276.5, SLOViolationMinutes: 0, PeakDelay: math.Inf(1), ScaleEvents: 3}}
+	text := strings.Join(summary(res), "\n")
+	for _, w := range []string{"29 model minutes", "408.5", "276.5", "-32.3%", "132.6s", "inf (no Ready pod)", "6547", "prescale won: 5 fewer"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("summary lacks %q:\n%s", w, text)
+		}
+	}
+}
+
+func TestLoadSurgesEveryDayAtTheSameMinute(t *testing.T) {
+	l := Load(42, 3)
+	for d := range 4 {
+		before, during, after := l.RequestsPerMinute(d*1440+7), l.RequestsPerMinute(d*1440+8), l.RequestsPerMinute(d*1440+16)
+		if during < 2*before || during < 2*after {
+			t.Errorf("day %d: load at minutes 7, 8, 16 = %.0f, %.0f, %.0f; want a surge of about 2.5x at 8", d, before, during, after)
+		}
+	}
+}
+
+func TestScenarioFromATrace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "trace.csv")
+	var b strings.Builder
+	b.WriteString("minute,requests\n")
+	for m := range 100 {
+		b.WriteString(strings.Join([]string{itoa(m), itoa(m * 10)}, ",") + "\n")
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// 100 minutes, a 30-minute run: minutes 0..69 are history, 70..99 the run.
+	sc, err := newScenario(Options{TracePath: path, Duration: 30 * time.Minute, HistoryDays: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.history != 70 || sc.minutes != 30 || sc.peak() != 990 || sc.load.RequestsPerMinute(0) != 0 {
+		t.Errorf("scenario = history %d, minutes %d, peak %v; want 70, 30, 990 from minute 0", sc.history, sc.minutes, sc.peak())
+	}
+	// No history days: the run alone, from the trace's minute 70.
+	sc, err = newScenario(Options{TracePath: path, Duration: 30 * time.Minute, HistoryDays: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.history != 0 || sc.minutes != 30 || sc.load.RequestsPerMinute(0) != 700 {
+		t.Errorf("no history: history %d, minutes %d, first minute %v; want 0, 30, 700", sc.history, sc.minutes, sc.load.RequestsPerMinute(0))
+	}
+	// A trace shorter than the run is all run, no history.
+	sc, err = newScenario(Options{TracePath: path, Duration: 3 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.history != 0 || sc.minutes != 100 {
+		t.Errorf("short trace: history %d, minutes %d; want 0, 100", sc.history, sc.minutes)
+	}
+	if _, err := newScenario(Options{TracePath: filepath.Join(dir, "missing.csv"), Duration: time.Hour}); err == nil || !strings.Contains(err.Error(), "missing.csv") {
+		t.Errorf("missing trace: err %v, want one naming the file", err)
+	}
+}
+
+func TestOptionsNameTheFlag(t *testing.T) {
+	o := Options{Compression: 0.5, Duration: time.Second, HistoryDays: 20, Tick: time.Millisecond, PeakReplicas: 40, Replicas: -1}.Defaults()
+	err := o.validate()
+	for _, w := range []string{"--compression", "0.5", "--duration", "--history-days", "20", "--tick", "--peak-replicas", "--replicas"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("validate = %v, want it to name %q", err, w)
+		}
+	}
+	if err := (Options{}).Defaults().validate(); err != nil {
+		t.Errorf("the defaults: %v", err)
+	}
+}
+
+func TestWritePlot(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "demo.png")
+	rows := []Row{
+		{Time: 0, HPA: sim.Report{Lambda: 30, Ready: 4}, Prescale: sim.Report{Lambda: 30, Ready: 4}},
+		{Time: time.Minute, Forecast: 10, Planned: true, HPA: sim.Report{Lambda: 80, Ready: 4, Tick: sim.Tick{Delay: math.Inf(1)}}, Prescale: sim.Report{Lambda: 80, Ready: 10}},
+	}
+	if err := writePlot(path, Result{Minutes: 2, Rows: rows}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) < 8 || string(data[1:4]) != "PNG" {
+		t.Errorf("plot is not a PNG (%d bytes)", len(data))
+	}
+	if err := writePlot(path, Result{}); err == nil {
+		t.Errorf("plot of no tick: no error")
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -37,6 +37,9 @@ type Options struct {
 	BatchSize int
 	// SLO is the allowed queueing delay, for the summary.
 	SLO time.Duration
+	// Start is the model time at which the replay starts: tick n replays the load of model
+	// time Start + n*Tick (a demo whose history ends where its live run begins).
+	Start time.Duration
 	// OnTick, if set, is called after each tick with its report.
 	OnTick func(Report)
 }
@@ -44,7 +47,7 @@ type Options struct {
 // Report is what one tick of the simulated service saw and did.
 type Report struct {
 	N         int           // tick number from 0
-	ModelTime time.Duration // model time at the start of the tick
+	ModelTime time.Duration // model time at the start of the tick, from Options.Start
 	Lambda    float64       // arrival rate, requests/s
 	Mu        float64       // per-pod capacity, requests/s
 	Desired   int32         // the Deployment's spec.replicas
@@ -63,6 +66,7 @@ type Summary struct {
 	SLOViolationMinutes    int     // model minutes in which some tick's queueing delay exceeded the SLO
 	ScaleEvents            int     // ticks at which spec.replicas differed from the tick before
 	PeakQueue              float64
+	PeakDelay              float64 // the longest queueing delay of a tick, seconds (+Inf: a queue and no Ready pod)
 	Requests, Served       float64
 }
 
@@ -74,7 +78,7 @@ type Sim struct {
 
 	waiting, running, util *prometheus.GaugeVec
 	latency                *prometheus.HistogramVec
-	arrivals               *prometheus.CounterVec
+	arrivals               *arrivals
 	offered, capacity      *prometheus.GaugeVec
 	queue, delay           *prometheus.GaugeVec
 	ready, modelTime       *prometheus.GaugeVec
@@ -101,13 +105,18 @@ func New(client kubernetes.Interface, o Options) (*Sim, error) {
 	if !(o.Compression > 0) {
 		errs = append(errs, fmt.Errorf("compression: must be > 0, got %v", o.Compression))
 	}
+	if o.Start < 0 {
+		errs = append(errs, fmt.Errorf("start: must be >= 0, got %v", o.Start))
+	}
 	if o.BatchSize <= 0 {
 		errs = append(errs, fmt.Errorf("batchSize: must be > 0, got %d", o.BatchSize))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("configure simulated service: %w", err)
 	}
-	pod := []string{"namespace", "pod"}
+	// Per-pod series carry the service too, as a ServiceMonitor's scrape labels them, so
+	// that two services in one namespace are told apart.
+	pod := []string{"namespace", "service", "pod"}
 	svc := []string{"namespace", "service"}
 	s := &Sim{
 		o: o, client: client, registry: prometheus.NewRegistry(), exported: map[string]bool{},
@@ -120,8 +129,9 @@ func New(client kubernetes.Interface, o Options) (*Sim, error) {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "vllm:e2e_request_latency_seconds",
 			Help:    "Queueing delay of the requests the pod served, seconds.",
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300}}, pod),
-		arrivals: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inference_requests_total",
-			Help: "Requests that arrived at the service, as a gateway counts them (model requests)."}, svc),
+		arrivals: &arrivals{desc: prometheus.NewDesc("inference_requests_total",
+			"Requests that arrived at the service, as a gateway counts them (model requests).", nil,
+			prometheus.Labels{"namespace": o.Namespace, "service": o.Deployment}), compression: o.Compression, period: o.Tick},
 		offered: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_sim_offered_load_requests_per_second",
 			Help: "Arrival rate of the replayed load, model requests per model second."}, svc),
 		capacity: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_sim_capacity_requests_per_second",
@@ -144,6 +154,10 @@ func New(client kubernetes.Interface, o Options) (*Sim, error) {
 func (s *Sim) Handler() http.Handler {
 	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
 }
+
+// Gatherer is the service's metrics, to serve several services on one endpoint
+// (prometheus.Gatherers).
+func (s *Sim) Gatherer() prometheus.Gatherer { return s.registry }
 
 // Run replays the load until Duration of model time has passed or ctx ends, and
 // returns the run's summary. It waits for the Deployment to exist.
@@ -201,7 +215,7 @@ func (s *Sim) Run(ctx context.Context) (Summary, error) {
 			case <-ticker.C:
 			}
 		}
-		r := Report{N: n, ModelTime: time.Duration(n) * s.o.Tick, Mu: s.o.Mu}
+		r := Report{N: n, ModelTime: s.o.Start + time.Duration(n)*s.o.Tick, Mu: s.o.Mu}
 		minute := int(r.ModelTime / time.Minute)
 		r.Lambda = s.o.Load.RequestsPerMinute(minute) / 60
 		if d, err := deps.Deployments(s.o.Namespace).Get(s.o.Deployment); err == nil && d.Spec.Replicas != nil {
@@ -221,6 +235,7 @@ func (s *Sim) Run(ctx context.Context) (Summary, error) {
 		sum.ModelTime += s.o.Tick
 		sum.ReplicaMinutes += float64(r.Ready+r.Starting) * s.o.Tick.Minutes()
 		sum.PeakQueue = max(sum.PeakQueue, r.Queue)
+		sum.PeakDelay = max(sum.PeakDelay, r.Delay)
 		sum.Requests += r.Arrived
 		sum.Served += r.Served
 		if r.UnderProvisioned {
@@ -287,7 +302,7 @@ func (s *Sim) export(r Report, ready []string, svc []string) {
 	}
 	for _, p := range ready {
 		now[p] = true
-		l := []string{s.o.Namespace, p}
+		l := []string{s.o.Namespace, s.o.Deployment, p}
 		s.waiting.WithLabelValues(l...).Set(r.QueuePerPod)
 		s.running.WithLabelValues(l...).Set(math.Round(r.Util / 100 * float64(s.o.BatchSize)))
 		s.util.WithLabelValues(l...).Set(r.Util)
@@ -298,7 +313,7 @@ func (s *Sim) export(r Report, ready []string, svc []string) {
 	}
 	for p := range s.exported {
 		if !now[p] {
-			l := []string{s.o.Namespace, p}
+			l := []string{s.o.Namespace, s.o.Deployment, p}
 			s.waiting.DeleteLabelValues(l...)
 			s.running.DeleteLabelValues(l...)
 			s.util.DeleteLabelValues(l...)
@@ -306,11 +321,56 @@ func (s *Sim) export(r Report, ready []string, svc []string) {
 		}
 	}
 	s.exported = now
-	s.arrivals.WithLabelValues(svc...).Add(r.Arrived)
+	s.arrivals.tick(r.Lambda, time.Now())
 	s.offered.WithLabelValues(svc...).Set(r.Lambda)
 	s.capacity.WithLabelValues(svc...).Set(r.Mu * float64(r.Ready))
 	s.queue.WithLabelValues(svc...).Set(r.Queue)
 	s.delay.WithLabelValues(svc...).Set(r.Delay)
 	s.ready.WithLabelValues(svc...).Set(float64(r.Ready))
 	s.modelTime.WithLabelValues(svc...).Set(r.ModelTime.Seconds())
+}
+
+// arrivals is the service's arrival counter. Requests arrive all through a tick, and a
+// gateway counts them as they come: the counter rises continuously at the tick's rate,
+// so that a scrape between two ticks (a rate over a few scrapes) sees the load rather
+// than the ticks' steps.
+type arrivals struct {
+	desc        *prometheus.Desc
+	compression float64
+	period      time.Duration // model time of a tick: the counter stops rising after it
+
+	mu     sync.Mutex
+	base   float64   // requests counted up to the current tick's start
+	lambda float64   // the current tick's arrival rate, model requests per model second
+	since  time.Time // wall time of the current tick's start; zero before the first tick
+}
+
+// tick starts a tick of arrival rate lambda at wall time now: the previous tick's
+// arrivals are all counted.
+func (a *arrivals) tick(lambda float64, now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.since.IsZero() {
+		a.base += a.lambda * a.period.Seconds()
+	}
+	a.lambda, a.since = lambda, now
+}
+
+// value is the count at wall time now.
+func (a *arrivals) value(now time.Time) float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.since.IsZero() {
+		return 0
+	}
+	model := min(now.Sub(a.since).Seconds()*a.compression, a.period.Seconds())
+	return a.base + a.lambda*max(0, model)
+}
+
+// Describe implements prometheus.Collector.
+func (a *arrivals) Describe(ch chan<- *prometheus.Desc) { ch <- a.desc }
+
+// Collect implements prometheus.Collector.
+func (a *arrivals) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(a.desc, prometheus.CounterValue, a.value(time.Now()))
 }

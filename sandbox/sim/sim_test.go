@@ -60,15 +60,17 @@ func TestSimExportsOnlyReadyPods(t *testing.T) {
 		t.Errorf("summary = %+v, want 2 ticks, 1.5 replica-minutes, 0 under-provisioned", sum)
 	}
 
+	// The arrival counter rises through the last tick (1 ms of real time): wait it out.
+	time.Sleep(5 * time.Millisecond)
 	rec := httptest.NewRecorder()
 	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
 	text := string(body)
 	for _, want := range []string{
-		`DCGM_FI_DEV_GPU_UTIL{namespace="ns",pod="ready-a"} 50`,
-		`vllm:num_requests_waiting{namespace="ns",pod="ready-b"} 0`,
-		`vllm:num_requests_running{namespace="ns",pod="ready-a"} 5`,
-		`vllm:e2e_request_latency_seconds_count{namespace="ns",pod="ready-a"}`,
+		`DCGM_FI_DEV_GPU_UTIL{namespace="ns",pod="ready-a",service="llm"} 50`,
+		`vllm:num_requests_waiting{namespace="ns",pod="ready-b",service="llm"} 0`,
+		`vllm:num_requests_running{namespace="ns",pod="ready-a",service="llm"} 5`,
+		`vllm:e2e_request_latency_seconds_count{namespace="ns",pod="ready-a",service="llm"}`,
 		`inference_requests_total{namespace="ns",service="llm"} 600`, // 20 req/s x 30 s
 		`prescale_sim_capacity_requests_per_second{namespace="ns",service="llm"} 40`,
 	} {
@@ -80,5 +82,32 @@ func TestSimExportsOnlyReadyPods(t *testing.T) {
 		if strings.Contains(text, absent) {
 			t.Errorf("metrics export a pod that is not Ready: %s", absent)
 		}
+	}
+}
+
+func TestArrivalsRiseThroughTheTick(t *testing.T) {
+	// 10x: a 15 s tick lasts 1.5 s of real time.
+	a := &arrivals{compression: 10, period: 15 * time.Second}
+	t0 := time.Date(2026, 11, 30, 7, 0, 0, 0, time.UTC)
+	if v := a.value(t0); v != 0 {
+		t.Errorf("before the first tick: %v, want 0", v)
+	}
+	a.tick(20, t0) // 20 req/s: 300 requests over the tick
+	for _, c := range []struct {
+		after time.Duration
+		want  float64
+	}{
+		{0, 0},
+		{750 * time.Millisecond, 150}, // half the tick
+		{1500 * time.Millisecond, 300},
+		{10 * time.Second, 300}, // a late next tick: no more than the tick's arrivals
+	} {
+		if got := a.value(t0.Add(c.after)); got != c.want {
+			t.Errorf("%s into the tick: %v, want %v", c.after, got, c.want)
+		}
+	}
+	a.tick(40, t0.Add(2*time.Second)) // the next tick counts the first one whole
+	if got := a.value(t0.Add(2*time.Second + 750*time.Millisecond)); got != 300+300 {
+		t.Errorf("half into the second tick: %v, want 600", got)
 	}
 }

@@ -1,0 +1,64 @@
+package scaler
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/prescale/prescale/engine"
+	"github.com/prescale/prescale/policy"
+)
+
+// reportZero sets scaleToZero's series and its activation condition from the decision, and
+// the wake-ahead gate's. A missing activation signal removes the idle series (never 0) and
+// is a Warning condition: the target neither goes to zero nor wakes on the signal. At zero,
+// where the metrics are not evaluated, their value series are removed.
+func (c *Controller) reportZero(a actor, dec policy.Decision, wake *engine.WakeStatus) {
+	m, name := c.deps.Metrics, a.p.Name
+	z := dec.Zero
+	if z == nil {
+		m.IdleSeconds.DeleteLabelValues(name)
+		m.WakeAheadGated.DeleteLabelValues(name)
+		a.t.forgetCondition(condActivation)
+		return
+	}
+	if len(dec.Metrics) == 0 {
+		// At zero the metrics are not evaluated: their last values would be stale.
+		m.MetricValue.DeletePartialMatch(prometheus.Labels{"policy": name})
+		m.MetricMissing.DeletePartialMatch(prometheus.Labels{"policy": name})
+	}
+	if z.ActivationError != "" {
+		m.IdleSeconds.DeleteLabelValues(name)
+		a.event(corev1.EventTypeWarning, ReasonActivationMissing, condActivation,
+			fmt.Sprintf("scaleToZero.activation is missing (%s): holding %d replicas, neither idling to zero nor waking on it", z.ActivationError, dec.CurrentReplicas))
+	} else {
+		m.IdleSeconds.WithLabelValues(name).Set(z.IdleSeconds)
+		a.t.forgetCondition(condActivation)
+	}
+	if wake == nil {
+		m.WakeAheadGated.DeleteLabelValues(name)
+		return
+	}
+	gated := 0.0
+	if wake.Gated {
+		gated = 1
+	}
+	m.WakeAheadGated.WithLabelValues(name).Set(gated)
+}
+
+// wakeEvent says that the wake-ahead gate closed or opened.
+func (c *Controller) wakeEvent(ctx context.Context, act actor, w *engine.WakeStatus) {
+	kv := []any{"wrong", w.Wrong, "judged", w.Judged, "maxWrong", w.MaxWrong}
+	if w.Gated {
+		klog.FromContext(ctx).Info("Wake-ahead gated off", kv...)
+		act.event(corev1.EventTypeWarning, ReasonWakeAheadGated, "",
+			fmt.Sprintf("%d of the last %d wake-ahead claims proved wrong (the load did not come back within the horizon), above wakeAhead.maxWrong %g: the target no longer wakes early, only on its activation signal", w.Wrong, w.Judged, w.MaxWrong))
+		return
+	}
+	klog.FromContext(ctx).Info("Wake-ahead resumed", kv...)
+	act.event(corev1.EventTypeNormal, ReasonWakeAheadResumed, "",
+		fmt.Sprintf("%d of the last %d wake-ahead claims proved wrong, at or below wakeAhead.maxWrong %g: the target wakes ahead of a forecast return again", w.Wrong, w.Judged, w.MaxWrong))
+}
