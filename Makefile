@@ -45,7 +45,7 @@ e2e: tools sandbox-cmds
 unit:
 	$(GO) test -count=1 ./...
 
-## check: formatting, vet, staticcheck, and the purity guard on policy/, forecast/ and engine/.
+## check: formatting, vet, staticcheck, and the purity guard on policy/, forecast/, engine/ and alloc/.
 ## staticcheck is the version tools/staticcheck pins, built once into the tools cache
 ## (hack/staticcheck.sh); it checks the default and the e2e build in one run (-matrix), so
 ## that code only the e2e tests use is not reported unused
@@ -60,17 +60,19 @@ check:
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 5 ./...
 
-## bench-soak: prescale with SOAK_POLICIES (1000) policies on the sandbox: per-tick wall and
-## CPU time, RSS, Prometheus queries per tick
+## bench-soak: prescale with SOAK_POLICIES (1000) policies sharing one GPU pool on the
+## sandbox, every one wanting more than the pool holds: per-tick wall and CPU time, RSS,
+## Prometheus queries per tick, policies limited by the GPU allocation
 SOAK_POLICIES ?= 1000
 bench-soak: tools
-	E2E_NODES=12 SOAK_POLICIES=$(SOAK_POLICIES) PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) \
+	E2E_NODES=12 E2E_GPUS_PER_NODE=100 SOAK_POLICIES=$(SOAK_POLICIES) PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) \
 	  $(GO) test -tags e2e -count=1 -run '^$$' -bench '^BenchmarkSoak$$' -benchtime 1x -timeout 20m ./scaler/e2e/
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./forecast -run '^$$' -fuzz '^FuzzForecast$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./alloc -run '^$$' -fuzz '^FuzzAllocate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 
 ## benchmarks-doc: regenerate docs/benchmarks.md and its plots from ../shared/traces
 benchmarks-doc:

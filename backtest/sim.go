@@ -132,19 +132,8 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 	if len(tr) == 0 || tr.Peak() <= 0 {
 		return Result{}, fmt.Errorf("trace: %w", ErrNoRequests)
 	}
-	e := &env{par: par, tr: tr, mu: par.Mu(tr), tpm: par.ticksPerMinute(), startup: par.startupTicks()}
-	e.ticks = len(tr) * e.tpm
-	e.delays = make([]float64, e.ticks)
-	res := Result{Mu: e.mu, Minutes: len(tr), Ticks: e.ticks, Policies: make([]PolicyResult, len(cs))}
-	e.atReturn = make([]bool, len(tr))
-	for m := 1; m < len(tr); m++ {
-		if tr[m] > 0 && tr[m-1] == 0 {
-			res.Returns++
-			for k := m; k < min(len(tr), m+int(ReturnWindow/time.Minute)); k++ {
-				e.atReturn[k] = true
-			}
-		}
-	}
+	e := newEnv(par, tr)
+	res := Result{Mu: e.mu, Minutes: len(tr), Ticks: e.ticks, Returns: e.returns, Policies: make([]PolicyResult, len(cs))}
 
 	ctls := make([]controller, len(cs))
 	for i, c := range cs {
@@ -170,6 +159,23 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 	return res, nil
 }
 
+// newEnv returns the simulation of trace tr on the model par.
+func newEnv(par Params, tr Trace) *env {
+	e := &env{par: par, tr: tr, mu: par.Mu(tr), tpm: par.ticksPerMinute(), startup: par.startupTicks()}
+	e.ticks = len(tr) * e.tpm
+	e.delays = make([]float64, e.ticks)
+	e.atReturn = make([]bool, len(tr))
+	for m := 1; m < len(tr); m++ {
+		if tr[m] > 0 && tr[m-1] == 0 {
+			e.returns++
+			for k := m; k < min(len(tr), m+int(ReturnWindow/time.Minute)); k++ {
+				e.atReturn[k] = true
+			}
+		}
+	}
+	return e
+}
+
 // env is what every contender's simulation of one trace shares.
 type env struct {
 	par     Params
@@ -179,8 +185,9 @@ type env struct {
 	startup int // ticks from creation to Ready
 	ticks   int
 	delays  []float64 // scratch: one contender's per-tick queueing delay
-	// atReturn marks the minutes within ReturnWindow of a return.
+	// atReturn marks the minutes within ReturnWindow of a return; returns counts them.
 	atReturn []bool
+	returns  int
 }
 
 // lambda returns the arrival rate at tick t, requests/s.
@@ -271,82 +278,12 @@ type controller interface {
 // place this contender's ticks in Options.Progress. It returns an error when ctl sets a total
 // over ReplicasLimit: the service holds memory per replica.
 func (e *env) simulate(name string, ctl controller, opt Options, progressBase, progressTotal int) (PolicyResult, error) {
-	par, dt := e.par, e.par.Tick.Seconds()
-	res := PolicyResult{Name: name}
-	if opt.Record {
-		res.Ready, res.Total, res.Queue = make([]int32, e.ticks), make([]int32, e.ticks), make([]float64, e.ticks)
-		res.Violation = make([]bool, len(e.tr))
-	}
-	s := service{ready: e.replicasFor(e.lambda(0))}
-	var w [numSeries]window
-	for i := range w {
-		w[i] = newWindow()
-	}
-	slo := par.SLO.Seconds()
-	var podTicks, idlePodTicks float64
-	zeroTicks := 0
-	lastUnder, lastViolation := -1, -1
+	m := e.newSim(name, ctl, opt)
 	for t := range e.ticks {
-		// 1. Starting pods whose ready time has come become Ready.
-		s.promote(t)
-		// 2. Serve.
-		lambda := e.lambda(t)
-		ready := float64(s.ready)
-		capacity := e.mu * ready * dt
-		served := min(s.queue+lambda*dt, capacity)
-		s.queue = s.queue + lambda*dt - served
-		// 3. Emit this tick's metrics.
-		util, perPod, delay := 100.0, math.NaN(), 0.0
-		if s.ready > 0 {
-			util = 100 * served / capacity
-			perPod = s.queue / ready
-			delay = s.queue / (e.mu * ready)
-		} else if s.queue > 0 {
-			delay = math.Inf(1)
-		}
-		w[GPUUtil].push(t, util)
-		w[QueueDepth].push(t, perPod)
-		w[QueueingDelay].push(t, delay)
-		w[ArrivalRate].push(t, lambda)
-
-		total := s.total()
-		podTicks += float64(total)
-		minute := t / e.tpm
-		if e.tr[minute] == 0 {
-			idlePodTicks += float64(total)
-		}
-		if total == 0 {
-			zeroTicks++
-		}
-		if lambda > e.mu*ready && lastUnder != minute {
-			lastUnder = minute
-			res.UnderProvisionedMinutes++
-		}
-		if delay > slo && lastViolation != minute {
-			lastViolation = minute
-			res.SLOViolationMinutes++
-			if e.atReturn[minute] {
-				res.ReturnViolationMinutes++
-			}
-			if opt.Record {
-				res.Violation[minute] = true
-			}
-		}
-		res.PeakQueue = max(res.PeakQueue, s.queue)
-		e.delays[t] = delay
-		if opt.Record {
-			res.Ready[t], res.Total[t], res.Queue[t] = s.ready, total, s.queue
-		}
-
-		// 4. Decide; 5. actuate.
-		now := Epoch.Add(time.Duration(t) * par.Tick)
-		if want := ctl.desired(t, now, &s, &w); want != total {
-			if want > ReplicasLimit {
-				return PolicyResult{}, fmt.Errorf("policy %s wants %d replicas at minute %d: the model simulates at most %d", name, want, minute, ReplicasLimit)
-			}
-			res.ScaleEvents++
-			s.scale(want, t+e.startup)
-			ctl.scaled(total, want, now)
+		m.serve(t)
+		want, now := m.decide(t)
+		if err := m.actuate(t, want, now); err != nil {
+			return PolicyResult{}, err
 		}
 		if opt.Progress != nil && (t+1)%4096 == 0 {
 			opt.Progress(progressBase+t+1, progressTotal)
@@ -355,12 +292,128 @@ func (e *env) simulate(name string, ctl controller, opt Options, progressBase, p
 	if opt.Progress != nil {
 		opt.Progress(progressBase+e.ticks, progressTotal)
 	}
-	res.GPUHours = podTicks * par.GPUsPerReplica * dt / 3600
-	res.IdleGPUHours = idlePodTicks * par.GPUsPerReplica * dt / 3600
-	res.ZeroHours = float64(zeroTicks) * dt / 3600
+	return m.finish(), nil
+}
+
+// sim is one contender's replay of one trace, a tick at a time: serve, decide, actuate.
+type sim struct {
+	e    *env
+	name string
+	ctl  controller
+	opt  Options
+	res  PolicyResult
+	s    service
+	w    [numSeries]window
+	// podTicks sums the pods held at each tick, idlePodTicks those in minutes without
+	// requests, zeroTicks the ticks without a pod; lastUnder and lastViolation are the last
+	// minutes counted.
+	podTicks, idlePodTicks   float64
+	zeroTicks                int
+	lastUnder, lastViolation int
+}
+
+func (e *env) newSim(name string, ctl controller, opt Options) *sim {
+	m := &sim{e: e, name: name, ctl: ctl, opt: opt, res: PolicyResult{Name: name}, lastUnder: -1, lastViolation: -1}
+	if opt.Record {
+		m.res.Ready, m.res.Total, m.res.Queue = make([]int32, e.ticks), make([]int32, e.ticks), make([]float64, e.ticks)
+		m.res.Violation = make([]bool, len(e.tr))
+	}
+	m.s = service{ready: e.replicasFor(e.lambda(0))}
+	for i := range m.w {
+		m.w[i] = newWindow()
+	}
+	return m
+}
+
+// serve runs tick t up to its decision: the starting pods whose time has come become
+// Ready, the tick's requests are served, and its metrics emitted and scored.
+func (m *sim) serve(t int) {
+	e, s, w, res := m.e, &m.s, &m.w, &m.res
+	dt := e.par.Tick.Seconds()
+	// 1. Starting pods whose ready time has come become Ready.
+	s.promote(t)
+	// 2. Serve.
+	lambda := e.lambda(t)
+	ready := float64(s.ready)
+	capacity := e.mu * ready * dt
+	served := min(s.queue+lambda*dt, capacity)
+	s.queue = s.queue + lambda*dt - served
+	// 3. Emit this tick's metrics.
+	util, perPod, delay := 100.0, math.NaN(), 0.0
+	if s.ready > 0 {
+		util = 100 * served / capacity
+		perPod = s.queue / ready
+		delay = s.queue / (e.mu * ready)
+	} else if s.queue > 0 {
+		delay = math.Inf(1)
+	}
+	w[GPUUtil].push(t, util)
+	w[QueueDepth].push(t, perPod)
+	w[QueueingDelay].push(t, delay)
+	w[ArrivalRate].push(t, lambda)
+
+	total := s.total()
+	m.podTicks += float64(total)
+	minute := t / e.tpm
+	if e.tr[minute] == 0 {
+		m.idlePodTicks += float64(total)
+	}
+	if total == 0 {
+		m.zeroTicks++
+	}
+	if lambda > e.mu*ready && m.lastUnder != minute {
+		m.lastUnder = minute
+		res.UnderProvisionedMinutes++
+	}
+	if delay > e.par.SLO.Seconds() && m.lastViolation != minute {
+		m.lastViolation = minute
+		res.SLOViolationMinutes++
+		if e.atReturn[minute] {
+			res.ReturnViolationMinutes++
+		}
+		if m.opt.Record {
+			res.Violation[minute] = true
+		}
+	}
+	res.PeakQueue = max(res.PeakQueue, s.queue)
+	e.delays[t] = delay
+	if m.opt.Record {
+		res.Ready[t], res.Total[t], res.Queue[t] = s.ready, total, s.queue
+	}
+}
+
+// decide returns the total the controller wants at tick t, and the tick's instant.
+func (m *sim) decide(t int) (int32, time.Time) {
+	now := Epoch.Add(time.Duration(t) * m.e.par.Tick)
+	return m.ctl.desired(t, now, &m.s, &m.w), now
+}
+
+// actuate sets the total to want at tick t (instant now).
+func (m *sim) actuate(t int, want int32, now time.Time) error {
+	total := m.s.total()
+	if want == total {
+		return nil
+	}
+	if want > ReplicasLimit {
+		return fmt.Errorf("policy %s wants %d replicas at minute %d: the model simulates at most %d", m.name, want, t/m.e.tpm, ReplicasLimit)
+	}
+	m.res.ScaleEvents++
+	m.s.scale(want, t+m.e.startup)
+	m.ctl.scaled(total, want, now)
+	return nil
+}
+
+// finish scores the replay: its GPU-hours (idle ones too), time at zero and p99 queueing
+// delay.
+func (m *sim) finish() PolicyResult {
+	e := m.e
+	dt := e.par.Tick.Seconds()
+	m.res.GPUHours = m.podTicks * e.par.GPUsPerReplica * dt / 3600
+	m.res.IdleGPUHours = m.idlePodTicks * e.par.GPUsPerReplica * dt / 3600
+	m.res.ZeroHours = float64(m.zeroTicks) * dt / 3600
 	slices.Sort(e.delays)
-	res.P99QueueingDelay = policy.Float(e.delays[int(math.Ceil(0.99*float64(e.ticks)))-1])
-	return res, nil
+	m.res.P99QueueingDelay = policy.Float(e.delays[int(math.Ceil(0.99*float64(e.ticks)))-1])
+	return m.res
 }
 
 // oracle is the model's clairvoyant policy: at each tick the total that serves the largest

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Fails when the pure packages (policy/, forecast/, engine/) import Kubernetes, Prometheus or viper
+# Fails when the pure packages (policy/, forecast/, engine/, alloc/) import Kubernetes, Prometheus or viper
 # packages, or read the wall clock. Decision code takes `now` as an argument.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 status=0
-for dir in policy forecast engine; do
+for dir in policy forecast engine alloc; do
   bad=$(go list -deps -test "./$dir/..." | grep -E '^(k8s\.io/|sigs\.k8s\.io/|github\.com/prometheus/|github\.com/spf13/viper)' || true)
   if [ -n "$bad" ]; then
     echo "check-purity: $dir/ must not depend on these packages:" >&2

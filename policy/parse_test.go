@@ -118,6 +118,15 @@ func TestParseValid(t *testing.T) {
 			want: File{Policies: []Policy{webPolicy}},
 		},
 		{
+			name: "capacity: priority and guaranteed minimum",
+			yaml: web + "    capacity: {priority: -5, guaranteed: 4}\n",
+			want: File{Policies: []Policy{func() Policy {
+				p := webPolicy
+				p.Capacity = &Capacity{Priority: ptr[int32](-5), Guaranteed: ptr[int32](4)}
+				return p
+			}()}},
+		},
+		{
 			name:     "caller's settings are skipped, at any position",
 			yaml:     "prometheus: {url: http://prom:9090}\n" + web + "interval: 15s\n",
 			settings: []string{"prometheus", "interval"},
@@ -233,6 +242,23 @@ func TestParseErrors(t *testing.T) {
 			name: "empty policies list",
 			yaml: "policies: []\n",
 			want: []string{"policies: at least one policy is required (line 1)"},
+		},
+		{
+			// web's maxReplicas is 4; capacity is on line 7.
+			name: "capacity: priority out of range, guarantee above maxReplicas",
+			yaml: web + "    capacity: {priority: 1000000001, guaranteed: 5}\n",
+			want: []string{
+				"policies[0].capacity.guaranteed: must be <= maxReplicas (4), got 5 (line 7)",
+				"policies[0].capacity.priority: must be -1000000000..1000000000, got 1000000001 (line 7)",
+			},
+		},
+		{
+			name: "capacity: a negative guarantee, an unknown key",
+			yaml: web + "    capacity:\n      guaranteed: -1\n      weight: 3\n",
+			want: []string{
+				"policies[0].capacity.guaranteed: must be >= 0, got -1 (line 8)",
+				`policies[0].capacity.weight: unknown field (line 9)`,
+			},
 		},
 		{
 			name: "dryRun must be a boolean",

@@ -36,6 +36,44 @@ type Policy struct {
 	// DryRun, when set, overrides the global dry-run setting for this policy: decide and
 	// report, never write the scale.
 	DryRun *bool `yaml:"dryRun"`
+	// Capacity, when set, is the policy's claim on scarce GPUs (capacity.mode: cap): its
+	// priority and guaranteed minimum. Nil: priority 0, nothing guaranteed.
+	Capacity *Capacity `yaml:"capacity"`
+}
+
+// Capacity is a policy's claim on the GPUs it shares with other policies, which one
+// allocation per tick arbitrates (docs/capacity.md).
+type Capacity struct {
+	// Priority orders the scale-ups when GPUs are scarce: higher first. Default 0; within
+	// MinPriority..MaxPriority.
+	Priority *int32 `yaml:"priority"`
+	// Guaranteed is the guaranteed minimum, in replicas: the GPUs of this many pods are held
+	// for the policy before any other policy scales up, whatever its priority. Default 0;
+	// at most maxReplicas.
+	Guaranteed *int32 `yaml:"guaranteed"`
+}
+
+// The bounds of capacity.priority: those of a Kubernetes PriorityClass's value for user
+// classes.
+const (
+	MinPriority int32 = -1_000_000_000
+	MaxPriority int32 = 1_000_000_000
+)
+
+// CapacityPriority returns the policy's capacity.priority, 0 when unset.
+func (p *Policy) CapacityPriority() int32 {
+	if p.Capacity == nil || p.Capacity.Priority == nil {
+		return 0
+	}
+	return *p.Capacity.Priority
+}
+
+// CapacityGuaranteed returns the policy's capacity.guaranteed, 0 when unset.
+func (p *Policy) CapacityGuaranteed() int32 {
+	if p.Capacity == nil || p.Capacity.Guaranteed == nil {
+		return 0
+	}
+	return *p.Capacity.Guaranteed
 }
 
 // TargetRef names the workload whose scale subresource the policy drives.

@@ -117,7 +117,31 @@ func (p Policy) validate(path string) []error {
 	}
 	errs = append(errs, p.Forecast.validate(joinPath(path, "forecast"))...)
 	errs = append(errs, p.Objective.validate(joinPath(path, "objective"), &p)...)
+	errs = append(errs, p.Capacity.validate(joinPath(path, "capacity"), path, p.MaxReplicas)...)
 	errs = append(errs, p.ScaleToZero.validate(joinPath(path, "scaleToZero"), &p)...)
+	return errs
+}
+
+// validate returns the problems of a capacity block, whose YAML path is path; policyPath
+// and maxReplicas are its policy's. Nil is valid: priority 0, nothing guaranteed.
+func (c *Capacity) validate(path, policyPath string, maxReplicas int32) []error {
+	if c == nil {
+		return nil
+	}
+	var errs []error
+	if pr := c.Priority; pr != nil && (*pr < MinPriority || *pr > MaxPriority) {
+		errs = append(errs, fieldError(joinPath(path, "priority"),
+			fmt.Sprintf("must be %d..%d, got %d", MinPriority, MaxPriority, *pr)))
+	}
+	if g := c.Guaranteed; g != nil {
+		switch {
+		case *g < 0:
+			errs = append(errs, fieldError(joinPath(path, "guaranteed"), fmt.Sprintf("must be >= 0, got %d", *g)))
+		case maxReplicas >= 1 && *g > maxReplicas:
+			errs = append(errs, fieldError(joinPath(path, "guaranteed"),
+				fmt.Sprintf("must be <= maxReplicas (%d), got %d", maxReplicas, *g), joinPath(policyPath, "maxReplicas")))
+		}
+	}
 	return errs
 }
 

@@ -52,6 +52,24 @@ func TestValidatePolicy(t *testing.T) {
 			name:   "empty behavior and empty rules take the defaults",
 			modify: func(p *Policy) { p.Behavior = &Behavior{ScaleUp: &Rules{}} },
 		},
+		{
+			// validPolicy's maxReplicas is 10: both bounds are allowed.
+			name: "capacity at its bounds",
+			modify: func(p *Policy) {
+				p.Capacity = &Capacity{Priority: ptr(MaxPriority), Guaranteed: ptr[int32](10)}
+			},
+		},
+		{name: "capacity empty", modify: func(p *Policy) { p.Capacity = &Capacity{} }},
+		{
+			name: "capacity one past its bounds",
+			modify: func(p *Policy) {
+				p.Capacity = &Capacity{Priority: ptr(MinPriority - 1), Guaranteed: ptr[int32](11)}
+			},
+			want: []string{
+				"capacity.guaranteed: must be <= maxReplicas (10), got 11",
+				"capacity.priority: must be -1000000000..1000000000, got -1000000001",
+			},
+		},
 		{name: "name missing", modify: func(p *Policy) { p.Name = "" }, want: []string{"name: required"}},
 		{
 			name:   "name with upper case",

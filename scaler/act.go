@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 
+	"github.com/prescale/prescale/alloc"
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
 )
@@ -106,11 +107,15 @@ type actor struct {
 
 // event records an event while the sync may write. With a key, the event is a condition:
 // sent only when its message changes, until forgetCondition(key).
-func (a actor) event(typ, reason, key, msg string) {
+func (a actor) event(typ, reason, key, msg string) { a.eventOn(typ, reason, key, msg, msg) }
+
+// eventOn is event for a condition whose state is not its whole message: sent only when
+// state changes.
+func (a actor) eventOn(typ, reason, key, state, msg string) {
 	if !a.writes {
 		return
 	}
-	if key != "" && !a.t.setCondition(key, msg) {
+	if key != "" && !a.t.setCondition(key, state) {
 		return
 	}
 	a.c.writer.Event(a.o.ref, typ, reason, msg)
@@ -146,10 +151,17 @@ func (a actor) rescale(ctx context.Context, eng *engine.Engine, dec policy.Decis
 	return nil
 }
 
-// annotate writes the decision record on the target when it changed (ignoring its time).
-func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus) error {
-	text := annotationFor(dec, fst, ost)
-	if text == a.t.annotation {
+// annotate writes the decision record on the target when it changed (ignoring its time,
+// and the GPU counts of its capacity part: a grant is rewritten when its numbers or its
+// takers change, not when the takers' GPUs move by a pod in a surge).
+func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) error {
+	text := annotationFor(dec, fst, ost, grant)
+	key := text
+	if grant != nil {
+		gist := alloc.Grant{Policy: grant.Policy, Wanted: grant.Wanted, Granted: grant.Granted, Message: grant.Gist()}
+		key = annotationFor(dec, fst, ost, &gist)
+	}
+	if key == a.t.annotation {
 		return nil
 	}
 	if err := a.mayWrite(ctx, "annotation_write"); err != nil {
@@ -158,13 +170,14 @@ func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastS
 	if err := a.c.writer.Annotate(ctx, a.o.gvr, a.p.Target, text); err != nil {
 		return failure("annotation_write", err)
 	}
-	a.t.annotation = text
+	a.t.annotation = key
 	return nil
 }
 
-// annotationFor renders a decision, its forecast's status and its objective's compactly,
-// within maxAnnotation bytes: the metrics are dropped from the end until it fits.
-func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus) string {
+// annotationFor renders a decision, its forecast's status, its objective's and its share of
+// the GPUs compactly, within maxAnnotation bytes: the metrics are dropped from the end until
+// it fits.
+func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) string {
 	type metric struct {
 		Name     string  `json:"name"`
 		Value    any     `json:"value,omitempty"`
@@ -173,6 +186,15 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		Error    string  `json:"error,omitempty"`
 		// Warnings: Prometheus' warnings about the sample (a partial response).
 		Warnings []string `json:"warnings,omitempty"`
+	}
+	// capacity is the policy's share of the GPUs: who took what it wanted.
+	type capacity struct {
+		Wanted   int32         `json:"wanted"`
+		Granted  int32         `json:"granted"`
+		Pending  int32         `json:"pending,omitempty"`
+		Reserved int32         `json:"reserved,omitempty"`
+		Message  string        `json:"message,omitempty"`
+		Takers   []alloc.Taker `json:"takers,omitempty"`
 	}
 	type record struct {
 		Current   int32            `json:"current"`
@@ -184,12 +206,17 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		Metrics   []metric         `json:"metrics,omitempty"`
 		Forecast  *ForecastStatus  `json:"forecast,omitempty"`
 		Objective *ObjectiveStatus `json:"objective,omitempty"`
+		Capacity  *capacity        `json:"capacity,omitempty"`
 		// Zero is scaleToZero's part: the activation signal, the idle time, whether the
 		// forecast expects the load back and whether wake-ahead is gated.
 		Zero *policy.ZeroResult `json:"zero,omitempty"`
 	}
 	r := record{Current: dec.CurrentReplicas, Desired: dec.DesiredReplicas, Reason: dec.Reason, Metric: dec.Metric,
 		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst, Objective: ost}
+	if grant != nil {
+		r.Capacity = &capacity{Wanted: grant.Wanted, Granted: grant.Granted, Pending: grant.Pending, Reserved: grant.Reserved,
+			Message: truncate(grant.Message, 600), Takers: grant.Takers}
+	}
 	if z := dec.Zero; z != nil {
 		zc := *z
 		zc.ActivationError = truncate(zc.ActivationError, 200)

@@ -1,55 +1,78 @@
 package scaler
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	resourcehelper "k8s.io/component-helpers/resource"
 	schedulinghelper "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
+
+	"github.com/prescale/prescale/alloc"
 )
 
-// Fit is how many more pods like a template the cluster's nodes can take.
-type Fit struct {
-	// PerPod is what one pod requests of the resource.
-	PerPod int64
-	// Pods is the sum over eligible nodes of floor(free / PerPod).
-	Pods int32
-	// Nodes is the number of eligible nodes.
-	Nodes int
-}
-
-// fitPods computes how many more pods like template fit: over Ready, schedulable nodes that
-// match its nodeSelector and required node affinity and whose NoSchedule/NoExecute taints it
-// tolerates, the sum of floor((allocatable - requested by non-terminal pods) / per pod). It
-// returns false when the template requests none of the resource (no cap applies).
-func fitPods(template *corev1.Pod, nodes []*corev1.Node, pods []*corev1.Pod, resource corev1.ResourceName) (Fit, bool) {
-	perPod := requestOf(template, resource)
-	if perPod <= 0 {
-		return Fit{}, false
-	}
-	used := make(map[string]int64, len(nodes))
+// nodesFree returns, for each Ready, schedulable node, its free GPUs of each kind (isGPU):
+// its allocatable minus the requests of the pods bound to it that are not finished.
+// Terminating pods still hold their GPUs: a scale-down frees them once its pods are gone.
+func nodesFree(nodes []*corev1.Node, pods []*corev1.Pod, isGPU func(string) bool) []alloc.Node {
+	used := make(map[string]map[string]int64, len(nodes))
 	for _, p := range pods {
 		if p.Spec.NodeName == "" || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		used[p.Spec.NodeName] += requestOf(p, resource)
+		for r, n := range gpuRequests(p, isGPU) {
+			if used[p.Spec.NodeName] == nil {
+				used[p.Spec.NodeName] = map[string]int64{}
+			}
+			used[p.Spec.NodeName][r] += n
+		}
+	}
+	out := make([]alloc.Node, 0, len(nodes))
+	for _, n := range nodes {
+		if n.Spec.Unschedulable || !nodeReady(n) {
+			continue
+		}
+		free := map[string]int64{}
+		for r, q := range n.Status.Allocatable {
+			if isGPU(string(r)) {
+				free[string(r)] = max(0, q.Value()-used[n.Name][string(r)])
+			}
+		}
+		if len(free) > 0 {
+			out = append(out, alloc.Node{Name: n.Name, Free: free})
+		}
+	}
+	return out
+}
+
+// claimOf returns what one pod like template requests of each GPU kind (nil for none: the
+// policy is not arbitrated) and the nodes the scheduler could place it on: Ready,
+// schedulable nodes that match its nodeSelector and required node affinity, whose
+// NoSchedule/NoExecute taints it tolerates, and that offer every kind it requests.
+func claimOf(template *corev1.Pod, nodes []*corev1.Node, isGPU func(string) bool) (map[string]int64, []string) {
+	perPod := gpuRequests(template, isGPU)
+	if len(perPod) == 0 {
+		return nil, nil
 	}
 	affinity := nodeaffinity.GetRequiredNodeAffinity(template)
-	fit := Fit{PerPod: perPod}
+	var names []string
 	for _, n := range nodes {
 		if !eligible(template, affinity, n) {
 			continue
 		}
-		q, ok := n.Status.Allocatable[resource]
-		if !ok {
-			continue
+		offers := true
+		for r := range perPod {
+			if _, ok := n.Status.Allocatable[corev1.ResourceName(r)]; !ok {
+				offers = false
+			}
 		}
-		fit.Nodes++
-		if free := q.Value() - used[n.Name]; free >= perPod {
-			fit.Pods += int32(free / perPod)
+		if offers {
+			names = append(names, n.Name)
 		}
 	}
-	return fit, true
+	slices.Sort(names)
+	return perPod, names
 }
 
 // eligible reports whether the scheduler could place template on n at all.
@@ -76,13 +99,18 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// requestOf returns a pod's effective request of resource (containers, init containers and
-// overhead, as the scheduler counts them).
-func requestOf(p *corev1.Pod, resource corev1.ResourceName) int64 {
-	reqs := resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{})
-	q, ok := reqs[resource]
-	if !ok {
-		return 0
+// gpuRequests returns a pod's effective request of each GPU kind (containers, init
+// containers and overhead, as the scheduler counts them), the kinds it requests none of
+// left out.
+func gpuRequests(p *corev1.Pod, isGPU func(string) bool) map[string]int64 {
+	var out map[string]int64
+	for r, q := range resourcehelper.PodRequests(p, resourcehelper.PodResourcesOptions{}) {
+		if v := q.Value(); v > 0 && isGPU(string(r)) {
+			if out == nil {
+				out = map[string]int64{}
+			}
+			out[string(r)] = v
+		}
 	}
-	return q.Value()
+	return out
 }

@@ -237,7 +237,8 @@ func (c *Controller) Lead(ctx context.Context) {
 	}
 }
 
-// Tick syncs every policy once, at one instant read from the clock. Whether this instance
+// Tick syncs every policy once, at one instant read from the clock: it decides every
+// policy, allocates the GPUs across the decisions, then acts on each. Whether this instance
 // may write is read once, as the tick begins: a sync writes only if it led then and ctx
 // (the lease's, when leading) is still alive. Each sync has one interval to finish; its
 // error is logged and counted here, once.
@@ -262,26 +263,52 @@ func (c *Controller) Tick(ctx context.Context) {
 	start := time.Now()
 	c.deps.Metrics.LastTick.Set(float64(now.Unix()))
 	policies, targets := c.snapshot()
+	// Decide every policy, then allocate the GPUs across their decisions, then act: one
+	// allocation per tick (docs/capacity.md).
+	runs := make([]*syncRun, len(policies))
+	loggers := make([]klog.Logger, len(policies))
+	// Each phase of a sync has one interval from its start: the decision (observe, query,
+	// decide), then the act phase, once every policy has decided and the GPUs are allocated.
+	c.each(len(policies), func(i int) {
+		p := &policies[i]
+		loggers[i] = klog.FromContext(ctx).WithValues("policy", p.Name, "target", p.Target.String())
+		sctx, cancel := context.WithTimeout(klog.NewContext(ctx, loggers[i]), c.opts.Interval)
+		defer cancel()
+		r, err := c.prepare(sctx, p, targets[p.Name], now, leading)
+		if err != nil {
+			c.syncFailed(loggers[i], err)
+			return
+		}
+		runs[i] = r
+	})
+	c.allocate(ctx, runs)
+	c.each(len(policies), func(i int) {
+		if runs[i] == nil {
+			return
+		}
+		actx, cancel := context.WithTimeout(klog.NewContext(ctx, loggers[i]), c.opts.Interval)
+		defer cancel()
+		if err := c.finish(actx, runs[i], leading, now); err != nil {
+			c.syncFailed(loggers[i], err)
+		}
+	})
+	c.deps.Metrics.TickDuration.Observe(time.Since(start).Seconds())
+	klog.FromContext(ctx).V(4).Info("Tick done", "policies", len(policies), "duration", time.Since(start))
+}
+
+// each runs f(0..n-1) with at most SyncConcurrency at once, and waits for them all.
+func (c *Controller) each(n int, f func(i int)) {
 	slots := make(chan struct{}, c.opts.SyncConcurrency)
 	var wg sync.WaitGroup
-	for i := range policies {
-		p := &policies[i]
-		t := targets[p.Name]
+	for i := range n {
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-slots; wg.Done() }()
-			logger := klog.FromContext(ctx).WithValues("policy", p.Name, "target", p.Target.String())
-			sctx, cancel := context.WithTimeout(klog.NewContext(ctx, logger), c.opts.Interval)
-			defer cancel()
-			if err := c.sync(sctx, p, t, now, leading); err != nil {
-				c.syncFailed(logger, err)
-			}
+			f(i)
 		}()
 	}
 	wg.Wait()
-	c.deps.Metrics.TickDuration.Observe(time.Since(start).Seconds())
-	klog.FromContext(ctx).V(4).Info("Tick done", "policies", len(policies), "duration", time.Since(start))
 }
 
 // syncFailed logs a failed sync and counts it under each of its kinds. A target that is

@@ -62,6 +62,31 @@ func WriteStatusTable(w io.Writer, st []PolicyStatus) {
 		}
 	}
 	writeObjectives(w, st)
+	writeCapacity(w, st)
+}
+
+// writeCapacity prints the GPU allocation's table, when a policy was allocated, and the
+// explanation of each grant below what was wanted.
+func writeCapacity(w io.Writer, st []PolicyStatus) {
+	header := false
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, s := range st {
+		c := s.Capacity
+		if c == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(tw, "\nPOLICY\tPRIORITY\tGUARANTEED\tWANTED\tGRANTED\tPENDING\tRESERVED")
+			header = true
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\n", s.Policy, c.Priority, c.Guaranteed, c.Wanted, c.Granted, c.Pending, c.Reserved)
+	}
+	_ = tw.Flush()
+	for _, s := range st {
+		if s.Capacity != nil && s.Capacity.Message != "" {
+			fmt.Fprintf(w, "%s: %s\n", s.Policy, s.Capacity.Message)
+		}
+	}
 }
 
 // writeObjectives prints the objectives' table, when a policy has one.

@@ -58,6 +58,14 @@ type Metrics struct {
 	// ConflictingAutoscaler is 1 while another autoscaler targets the workload (prescale,
 	// not in dry-run, then writes nothing).
 	ConflictingAutoscaler *prometheus.GaugeVec
+	// The GPU allocation's series (capacity.mode: cap): per policy whose pods request a
+	// GPU kind, and per pool (GPU kind).
+	CapacityWanted  *prometheus.GaugeVec
+	CapacityGranted *prometheus.GaugeVec
+	PoolFree        *prometheus.GaugeVec
+	PoolGranted     *prometheus.GaugeVec
+	PoolReserved    *prometheus.GaugeVec
+	PoolPending     *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -151,13 +159,26 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Violated minutes whose load exceeded what the forecast, one horizon before, planned at the highest quantile: no quantile would have prevented them."}, policy),
 		ConflictingAutoscaler: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_conflicting_autoscaler",
 			Help: "1 while another autoscaler (an HPA, KEDA's included) targets the workload and prescale, not in dry-run, writes nothing; 0 otherwise."}, policy),
+		CapacityWanted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_capacity_wanted_replicas",
+			Help: "Replicas the policy's engine wanted at the last tick, before the GPU allocation (for a policy whose pods request a GPU kind)."}, policy),
+		CapacityGranted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_capacity_granted_replicas",
+			Help: "Replicas the GPU allocation granted the policy at the last tick."}, policy),
+		PoolFree: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_free_gpus",
+			Help: "GPUs of the pool's kind free on Ready, schedulable nodes at the last tick, before its grants (terminating pods still hold theirs)."}, []string{"pool"}),
+		PoolGranted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_granted_gpus",
+			Help: "GPUs of the pool granted to new pods at the last tick (policies in dry-run included, out of what the writing ones left)."}, []string{"pool"}),
+		PoolReserved: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_reserved_gpus",
+			Help: "GPUs of the pool held at the last tick for guaranteed minimums their policies did not want."}, []string{"pool"}),
+		PoolPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_pending_pods",
+			Help: "Pods granted beyond what fits at the last tick, under the pool's Pending allowance."}, []string{"pool"}),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors, m.QueryWarnings,
 		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.DryRun, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
 		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon, m.IdleSeconds, m.WakeAheadGated,
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
-		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ConflictingAutoscaler)
+		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ConflictingAutoscaler,
+		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending)
 	return m
 }
 
@@ -173,7 +194,8 @@ const (
 func (m *Metrics) forget(name string) {
 	l := prometheus.Labels{"policy": name}
 	for _, v := range []*prometheus.GaugeVec{m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas,
-		m.HPADesiredReplicas, m.MetricValue, m.MetricTarget, m.MetricMissing, m.ConflictingAutoscaler, m.IdleSeconds, m.WakeAheadGated} {
+		m.HPADesiredReplicas, m.MetricValue, m.MetricTarget, m.MetricMissing, m.ConflictingAutoscaler, m.IdleSeconds, m.WakeAheadGated,
+		m.CapacityWanted, m.CapacityGranted} {
 		v.DeletePartialMatch(l)
 	}
 	m.forgetForecast(name)

@@ -24,13 +24,17 @@ type observed struct {
 	gr    schema.GroupResource
 	gvr   schema.GroupVersionResource
 	ref   *corev1.ObjectReference
-	fit   *Fit // the GPUs left, when the capacity cap is on
+	// template is one of the target's pods not being deleted (what a new pod requests, and
+	// where it may go), nil when it has none; placed counts those bound to a node.
+	template *corev1.Pod
+	placed   int32
+	placedOn map[string]int32 // those pods by node name
 	// recreated is the UID the target had before it was deleted and recreated, empty
 	// otherwise.
 	recreated string
 }
 
-// observe reads the target's scale, its pods and the GPUs left. It writes nothing.
+// observe reads the target's scale and its pods. It writes nothing.
 func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (observed, error) {
 	var o observed
 	gv, err := schema.ParseGroupVersion(p.Target.APIVersion)
@@ -72,33 +76,20 @@ func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (
 		StatusReplicas: o.scale.Status.Replicas,
 		Pods:           make([]policy.Pod, len(pods)),
 	}
-	placed := int32(0)
-	var template *corev1.Pod
 	for i, pod := range pods {
 		o.in.Pods[i] = policy.Pod{Name: pod.Name, Phase: policy.PodPhase(pod.Status.Phase), Ready: podReady(pod),
 			Deleting: pod.DeletionTimestamp != nil}
-		if pod.DeletionTimestamp == nil {
-			if template == nil {
-				template = pod
+		if pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
+			if o.template == nil || pod.Name < o.template.Name {
+				o.template = pod
 			}
 			if pod.Spec.NodeName != "" {
-				placed++
+				o.placed++
+				if o.placedOn == nil {
+					o.placedOn = map[string]int32{}
+				}
+				o.placedOn[pod.Spec.NodeName]++
 			}
-		}
-	}
-	if c.opts.Capacity.Mode == CapacityCap && template != nil {
-		nodes, err := c.nodes.List(labelsEverything)
-		if err != nil {
-			return o, fmt.Errorf("list nodes: %w", err)
-		}
-		all, err := c.pods.List(labelsEverything)
-		if err != nil {
-			return o, fmt.Errorf("list pods: %w", err)
-		}
-		if fit, ok := fitPods(template, nodes, all, corev1.ResourceName(c.opts.Capacity.Resource)); ok {
-			o.fit = &fit
-			capacity := placed + fit.Pods + c.opts.Capacity.PendingAllowance
-			o.in.Capacity = &capacity
 		}
 	}
 	return o, nil

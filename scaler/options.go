@@ -3,6 +3,8 @@ package scaler
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -37,13 +39,53 @@ type Options struct {
 	Identity string
 }
 
-// CapacityOptions configure the GPU capacity cap.
+// CapacityOptions configure the GPU allocation (docs/capacity.md).
 type CapacityOptions struct {
 	Mode CapacityMode
-	// Resource is the extended resource that limits placement, e.g. nvidia.com/gpu.
-	Resource string
-	// PendingAllowance is how many Pending pods beyond what fits may be asked for.
+	// Resources are the GPU kinds: the extended resources that limit placement, each a
+	// name (nvidia.com/gpu) or a prefix ending in * (nvidia.com/mig-*). Each kind is a pool.
+	Resources []string
+	// PendingAllowance is how many Pending pods beyond what fits may be asked for, in each
+	// pool that Pools does not name.
 	PendingAllowance int32
+	// Pools set a pool's own allowance.
+	Pools []PoolOptions
+}
+
+// PoolOptions configure one pool: the GPUs of one kind.
+type PoolOptions struct {
+	// Resource is the kind's name, e.g. nvidia.com/mig-1g.10gb.
+	Resource string
+	// PendingAllowance is how many Pending pods of the kind beyond what fits may be asked
+	// for.
+	PendingAllowance int32
+}
+
+// DefaultResources are the GPU kinds by default: NVIDIA GPUs, their MIG profiles, AMD GPUs.
+var DefaultResources = []string{"nvidia.com/gpu", "nvidia.com/mig-*", "amd.com/gpu"}
+
+// IsGPU reports whether the resource name is one of the GPU kinds.
+func (o CapacityOptions) IsGPU(name string) bool {
+	for _, r := range o.Resources {
+		if prefix, ok := strings.CutSuffix(r, "*"); ok {
+			if strings.HasPrefix(name, prefix) {
+				return true
+			}
+		} else if r == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Allowance returns the Pending pods allowed in the pool of kind.
+func (o CapacityOptions) Allowance(kind string) int32 {
+	for _, p := range o.Pools {
+		if p.Resource == kind {
+			return p.PendingAllowance
+		}
+	}
+	return o.PendingAllowance
 }
 
 // DefaultOptions returns the defaults of every setting.
@@ -53,7 +95,7 @@ func DefaultOptions() Options {
 		Staleness:        2 * time.Minute,
 		QueryConcurrency: 32,
 		SyncConcurrency:  64,
-		Capacity:         CapacityOptions{Mode: CapacityCap, Resource: "nvidia.com/gpu"},
+		Capacity:         CapacityOptions{Mode: CapacityCap, Resources: slices.Clone(DefaultResources)},
 		Identity:         "prescale",
 	}
 }
@@ -78,14 +120,51 @@ func (o Options) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("capacity.mode: must be cap or off, got %q", o.Capacity.Mode))
 	}
-	if o.Capacity.Resource == "" {
-		errs = append(errs, errors.New("capacity.resource: required"))
-	}
-	if o.Capacity.PendingAllowance < 0 {
-		errs = append(errs, fmt.Errorf("capacity.pendingAllowance: must be >= 0, got %d", o.Capacity.PendingAllowance))
-	}
+	errs = append(errs, o.Capacity.validate()...)
 	if o.Identity == "" {
 		errs = append(errs, errors.New("identity: required"))
 	}
 	return errors.Join(errs...)
+}
+
+// validate reports every invalid capacity setting.
+func (o CapacityOptions) validate() []error {
+	var errs []error
+	if len(o.Resources) == 0 {
+		errs = append(errs, errors.New("capacity.resources: at least one GPU kind is required"))
+	}
+	seen := map[string]int{}
+	for i, r := range o.Resources {
+		name := strings.TrimSuffix(r, "*")
+		switch {
+		case name == "" || strings.Contains(name, "*"):
+			errs = append(errs, fmt.Errorf("capacity.resources[%d]: must be a resource name, or a prefix ending in *, got %q", i, r))
+		default:
+			if j, ok := seen[r]; ok {
+				errs = append(errs, fmt.Errorf("capacity.resources[%d]: duplicate %q, also capacity.resources[%d]", i, r, j))
+			}
+			seen[r] = i
+		}
+	}
+	if o.PendingAllowance < 0 {
+		errs = append(errs, fmt.Errorf("capacity.pendingAllowance: must be >= 0, got %d", o.PendingAllowance))
+	}
+	pools := map[string]int{}
+	for i, p := range o.Pools {
+		switch {
+		case p.Resource == "" || strings.Contains(p.Resource, "*"):
+			errs = append(errs, fmt.Errorf("capacity.pools[%d].resource: must be a resource name, got %q", i, p.Resource))
+		case !o.IsGPU(p.Resource):
+			errs = append(errs, fmt.Errorf("capacity.pools[%d].resource: must be one of capacity.resources %v, got %q", i, o.Resources, p.Resource))
+		default:
+			if j, ok := pools[p.Resource]; ok {
+				errs = append(errs, fmt.Errorf("capacity.pools[%d].resource: duplicate %q, also capacity.pools[%d]", i, p.Resource, j))
+			}
+			pools[p.Resource] = i
+		}
+		if p.PendingAllowance < 0 {
+			errs = append(errs, fmt.Errorf("capacity.pools[%d].pendingAllowance: must be >= 0, got %d", i, p.PendingAllowance))
+		}
+	}
+	return errs
 }

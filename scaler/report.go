@@ -5,9 +5,11 @@ import (
 	"sort"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/prescale/prescale/alloc"
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
 )
@@ -40,7 +42,8 @@ func (s *scorecard) add(who string, replicas int32, wanted int32, dt float64) {
 // report derives the metrics, the condition events, the status and the scorecard from one
 // tick's result. A hot standby (leading false) sets the gauges only: counters would count
 // the tick twice.
-func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autoscalingv2.HorizontalPodAutoscaler, conflict string, now time.Time) {
+func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autoscalingv2.HorizontalPodAutoscaler, conflict string,
+	grant *alloc.Grant, now time.Time) {
 	p, t, o, dec, hpaEq := a.p, a.t, a.o, res.Decision, res.HPAEquivalent
 	m := c.deps.Metrics
 	m.CurrentReplicas.WithLabelValues(p.Name).Set(float64(dec.CurrentReplicas))
@@ -83,12 +86,16 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 		m.MetricMissing.WithLabelValues(p.Name, name).Set(0)
 		m.MetricValue.WithLabelValues(p.Name, name).Set(float64(r.Value))
 	}
-	if uncapped != dec.DesiredReplicas {
-		msg := fmt.Sprintf("wanted %d, fits %d", uncapped, dec.DesiredReplicas)
-		if o.fit != nil {
-			msg += fmt.Sprintf(" (%d more pods of %d %s each fit on %d eligible nodes)", o.fit.Pods, o.fit.PerPod, c.opts.Capacity.Resource, o.fit.Nodes)
-		}
-		a.event(corev1.EventTypeWarning, ReasonCapacityLimited, condCapacity, msg)
+	if grant != nil {
+		m.CapacityWanted.WithLabelValues(p.Name).Set(float64(grant.Wanted))
+		m.CapacityGranted.WithLabelValues(p.Name).Set(float64(grant.Granted))
+	} else {
+		m.CapacityWanted.DeleteLabelValues(p.Name)
+		m.CapacityGranted.DeleteLabelValues(p.Name)
+	}
+	if grant != nil && grant.Message != "" && uncapped != dec.DesiredReplicas {
+		// Who got the GPUs, once per change of the grant or of who got them.
+		a.eventOn(corev1.EventTypeWarning, ReasonCapacityLimited, condCapacity, grant.Gist(), grant.Message)
 	} else {
 		t.forgetCondition(condCapacity)
 	}
@@ -118,6 +125,11 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 	st.last, st.forecast, st.objective, st.hpa, st.hpaEquivalent = dec, res.Forecast, res.Objective, hpaDesired, hpaEq.DesiredReplicas
 	st.wake = res.Wake
 	st.conflict = conflict
+	st.capacity = nil
+	if grant != nil {
+		st.capacity = &CapacityStatus{Priority: p.CapacityPriority(), Guaranteed: p.CapacityGuaranteed(), Wanted: grant.Wanted,
+			Granted: grant.Granted, Pending: grant.Pending, Reserved: grant.Reserved, Message: grant.Message}
+	}
 
 	// The scorecard integrates over the time since the last tick, at most two intervals
 	// (a gap, such as a leadership change, is not counted).
@@ -170,6 +182,24 @@ type PolicyStatus struct {
 	// NotWriting says why prescale, not in dry-run, writes nothing: another autoscaler
 	// targets the workload.
 	NotWriting string `json:"notWriting,omitempty"`
+	// Capacity is the policy's share of the GPUs at the last tick, for a policy whose pods
+	// request a GPU kind (capacity.mode: cap).
+	Capacity *CapacityStatus `json:"capacity,omitempty"`
+}
+
+// CapacityStatus is a policy's share of the GPUs at the last tick.
+type CapacityStatus struct {
+	Priority   int32 `json:"priority"`
+	Guaranteed int32 `json:"guaranteed"`
+	// Wanted is the engine's desired replicas, Granted those the allocation granted; Pending
+	// the granted pods beyond what fits (the pool's allowance), Reserved the pods' worth of
+	// GPUs held for the guarantee and not wanted.
+	Wanted   int32 `json:"wanted"`
+	Granted  int32 `json:"granted"`
+	Pending  int32 `json:"pending,omitempty"`
+	Reserved int32 `json:"reserved,omitempty"`
+	// Message explains a grant below what was wanted: who got the GPUs.
+	Message string `json:"message,omitempty"`
 }
 
 // Status returns every policy's last decision and scorecard, sorted by policy name.
@@ -183,7 +213,7 @@ func (c *Controller) Status() []PolicyStatus {
 		st := PolicyStatus{Policy: p.Name, Target: p.Target.String(), Current: s.last.CurrentReplicas,
 			Desired: s.last.DesiredReplicas, Reason: s.last.Reason, HPAEquivalent: s.hpaEquivalent, HPA: s.hpa,
 			Since: s.score.since, ReplicaSecs: copyMap(s.score.replicaSeconds), ShortSecs: copyMap(s.score.shortSeconds),
-			Forecast: s.forecast, Objective: s.objective, Zero: s.last.Zero, Wake: s.wake, NotWriting: s.conflict}
+			Forecast: s.forecast, Objective: s.objective, Zero: s.last.Zero, Wake: s.wake, NotWriting: s.conflict, Capacity: s.capacity}
 		t.mu.Unlock()
 		out = append(out, st)
 	}
@@ -200,4 +230,41 @@ func copyMap(m map[string]float64) map[string]float64 {
 		out[k] = v
 	}
 	return out
+}
+
+// reportPools sets each pool's series from the tick's allocations (the writing policies',
+// then the others'): the GPUs free before it, those granted to new pods, those held for
+// guarantees, and the Pending pods granted under the allowance. Pools no longer seen lose
+// their series.
+func (c *Controller) reportPools(results ...alloc.Result) {
+	m := c.deps.Metrics
+	type pool struct {
+		free, granted, reserved int64
+		pending                 int32
+	}
+	pools := map[string]*pool{}
+	for i, r := range results {
+		for _, p := range r.Pools {
+			pl := pools[p.Resource]
+			if pl == nil {
+				pl = &pool{}
+				pools[p.Resource] = pl
+			}
+			if i == 0 {
+				pl.free = p.Free
+			}
+			pl.granted += p.Granted
+			pl.reserved += p.Reserved
+			pl.pending += p.PendingGranted
+		}
+	}
+	for _, v := range []*prometheus.GaugeVec{m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending} {
+		v.Reset()
+	}
+	for name, p := range pools {
+		m.PoolFree.WithLabelValues(name).Set(float64(p.free))
+		m.PoolGranted.WithLabelValues(name).Set(float64(p.granted))
+		m.PoolReserved.WithLabelValues(name).Set(float64(p.reserved))
+		m.PoolPending.WithLabelValues(name).Set(float64(p.pending))
+	}
 }

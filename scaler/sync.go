@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 
+	"github.com/prescale/prescale/alloc"
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
 )
@@ -23,60 +24,103 @@ const (
 	phaseAct     = "act"     // the writes, events, metrics and status
 )
 
-// sync runs one policy for one tick: observe, query, decide, act. leading is whether this
-// instance led when the tick began; it writes only then, while ctx (the lease's) lives, and
-// outside dry-run. The returned error is the tick's to log and count.
-func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now time.Time, leading bool) error {
+// syncRun is one policy's sync in a tick, between its decision and its act phase: the
+// tick allocates the GPUs across every policy's decision in between (docs/capacity.md).
+type syncRun struct {
+	p        *policy.Policy
+	t        *target
+	obs      observed
+	act      actor
+	res      engine.Result
+	hpa      *autoscalingv2.HorizontalPodAutoscaler
+	conflict string
+	dryRun   bool
+	writes   bool
+	timer    *phaseTimer
+	// grant is the policy's share of the GPUs this tick, nil when it was not allocated
+	// (capacity.mode off, or its pods request no GPU kind and it has none to read).
+	grant *alloc.Grant
+}
+
+// prepare runs the first phases of one policy's sync for one tick: observe, query, decide.
+// leading is whether this instance led when the tick began; the sync writes only then,
+// while ctx (the lease's) lives, and outside dry-run. The returned error is the tick's to
+// log and count; the run is then nil.
+func (c *Controller) prepare(ctx context.Context, p *policy.Policy, t *target, now time.Time, leading bool) (*syncRun, error) {
 	timer := c.phaseTimer()
 	obs, err := c.observe(ctx, p, t)
 	timer.done(phaseObserve)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
-			return &syncError{kind: "target_not_found", err: err, repeat: !t.setCondition(condTargetMissing, err.Error())}
+			return nil, &syncError{kind: "target_not_found", err: err, repeat: !t.setCondition(condTargetMissing, err.Error())}
 		}
-		return failure("target", err)
+		return nil, failure("target", err)
 	}
 	t.forgetCondition(condTargetMissing)
-	dryRun := c.dryRunFor(p)
+	r := &syncRun{p: p, t: t, obs: obs, timer: timer}
+	r.dryRun = c.dryRunFor(p)
 	// A real HPA on the same workload: beside a dry-run it is the comparison; otherwise
 	// prescale does not write (they would fight).
-	hpa := c.hpaFor(p.Target)
-	conflict := ""
-	if !dryRun {
-		conflict = conflictingAutoscaler(p, hpa)
+	r.hpa = c.hpaFor(p.Target)
+	if !r.dryRun {
+		r.conflict = conflictingAutoscaler(p, r.hpa)
 	}
-	writes := leading && !dryRun && conflict == ""
-	act := actor{c: c, p: p, t: t, o: &obs, writes: writes}
-	if leading && conflict != "" {
+	r.writes = leading && !r.dryRun && r.conflict == ""
+	r.act = actor{c: c, p: p, t: t, o: &r.obs, writes: r.writes}
+	if leading && r.conflict != "" {
 		// The leader says why it does not write, once per change of the message.
-		if t.setCondition(condConflict, conflict) {
-			c.writer.Event(obs.ref, corev1.EventTypeWarning, ReasonConflictingAutoscaler, conflict)
-			klog.FromContext(ctx).Info("Not writing: another autoscaler targets the workload", "reason", conflict)
+		if t.setCondition(condConflict, r.conflict) {
+			c.writer.Event(r.obs.ref, corev1.EventTypeWarning, ReasonConflictingAutoscaler, r.conflict)
+			klog.FromContext(ctx).Info("Not writing: another autoscaler targets the workload", "reason", r.conflict)
 		}
-	} else if conflict == "" {
+	} else if r.conflict == "" {
 		t.forgetCondition(condConflict)
 	}
-	in := engine.Input{Writes: writes}
+	in := engine.Input{Writes: r.writes}
 	if err := c.ensureEngine(p, t); err != nil {
-		return failure("engine", err)
+		return nil, failure("engine", err)
 	}
-	if obs.recreated != "" {
+	if r.obs.recreated != "" {
 		// Deleted and recreated: the old recommendations describe another object.
 		t.eng.Reset()
-		act.event(corev1.EventTypeNormal, ReasonTargetRecreated, "",
-			fmt.Sprintf("%s was recreated (uid %s, was %s): decision history reset", p.Target, obs.scale.UID, obs.recreated))
+		r.act.event(corev1.EventTypeNormal, ReasonTargetRecreated, "",
+			fmt.Sprintf("%s was recreated (uid %s, was %s): decision history reset", p.Target, r.obs.scale.UID, r.obs.recreated))
 	}
 
-	obs.in.Metrics, in.Load, in.Latency, obs.in.Activation = c.query(ctx, p, now)
-	in.Observation = obs.in
+	r.obs.in.Metrics, in.Load, in.Latency, r.obs.in.Activation = c.query(ctx, p, now)
+	in.Observation = r.obs.in
 	timer.done(phaseQuery)
 
-	res := c.decide(ctx, p, t, act, in, now)
+	r.res = c.decide(ctx, p, t, r.act, in, now)
 	timer.done(phaseDecide)
-	dec := res.Decision
+	return r, nil
+}
+
+// grantCapacity lowers the decision to the policy's grant: a last clamp, CapacityLimited
+// from the wanted replicas to the granted ones. The engine's history keeps the wanted.
+func (r *syncRun) grantCapacity(g alloc.Grant) {
+	r.grant = &g
+	dec := &r.res.Decision
+	if g.Granted >= dec.DesiredReplicas {
+		return
+	}
+	dec.Clamps = append(dec.Clamps, policy.Clamp{Reason: policy.ReasonCapacityLimited, From: dec.DesiredReplicas, To: g.Granted})
+	dec.Reason = policy.ReasonCapacityLimited
+	dec.DesiredReplicas = g.Granted
+}
+
+// finish runs the act phase of a prepared sync: the writes, events, metrics and status.
+func (c *Controller) finish(ctx context.Context, r *syncRun, leading bool, now time.Time) error {
+	res, dec := r.res, r.res.Decision
 	logger := klog.FromContext(ctx)
 	kv := []any{"current", dec.CurrentReplicas, "desired", dec.DesiredReplicas, "reason", dec.Reason, "metric", dec.Metric,
-		"proposal", dec.Proposal, "hpaEquivalent", res.HPAEquivalent.DesiredReplicas, "dryRun", dryRun}
+		"proposal", dec.Proposal, "hpaEquivalent", res.HPAEquivalent.DesiredReplicas, "dryRun", r.dryRun}
+	if g := r.grant; g != nil {
+		kv = append(kv, "wanted", g.Wanted, "granted", g.Granted)
+		if g.Message != "" {
+			kv = append(kv, "capacity", g.Message)
+		}
+	}
 	if fst := res.Forecast; fst != nil {
 		kv = append(kv, "forecast", dec.Forecast, "horizon", time.Duration(fst.HorizonSeconds*float64(time.Second)),
 			"startupMeasured", fst.StartupMeasured, "loadError", fst.LoadError)
@@ -96,14 +140,14 @@ func (c *Controller) sync(ctx context.Context, p *policy.Policy, t *target, now 
 	logger.V(2).Info("Decided", kv...)
 
 	var errs []error
-	if writes && dec.DesiredReplicas != dec.CurrentReplicas {
-		errs = append(errs, act.rescale(ctx, t.eng, dec))
+	if r.writes && dec.DesiredReplicas != dec.CurrentReplicas {
+		errs = append(errs, r.act.rescale(ctx, r.t.eng, dec))
 	}
-	if writes {
-		errs = append(errs, act.annotate(ctx, dec, res.Forecast, res.Objective))
+	if r.writes {
+		errs = append(errs, r.act.annotate(ctx, dec, res.Forecast, res.Objective, r.grant))
 	}
-	c.report(act, res, leading, hpa, conflict, now)
-	timer.done(phaseAct)
+	c.report(r.act, res, leading, r.hpa, r.conflict, r.grant, now)
+	r.timer.done(phaseAct)
 	return errors.Join(errs...)
 }
 

@@ -41,8 +41,9 @@ type targetStatus struct {
 	objective     *ObjectiveStatus   // nil without an objective
 	wake          *engine.WakeStatus // nil while wake-ahead is off
 	hpaEquivalent int32
-	hpa           *int32 // the real HPA's desired replicas, when one targets the workload
-	conflict      string // why prescale does not write: another autoscaler ("" for none)
+	hpa           *int32          // the real HPA's desired replicas, when one targets the workload
+	conflict      string          // why prescale does not write: another autoscaler ("" for none)
+	capacity      *CapacityStatus // nil when the policy was not allocated
 	score         scorecard
 }
 

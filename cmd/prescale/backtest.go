@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 	"unicode"
 
@@ -86,14 +87,69 @@ history, 2 bad usage or policy file.`,
 	f.Int32("max-replicas", 0, "model: maximum replicas of the baseline (default 2 x peak-replicas)")
 	f.Duration("slo", def.SLO, "model: allowed queueing delay (default: the policy's objective.slo, else 2s)")
 	f.Float64("gpus-per-replica", def.GPUsPerReplica, "model: GPUs each pod holds")
+	f.Int64("pool-gpus", 0, "pool mode: the policies named by --pool-trace share a pool of this many GPUs, allocated each tick by capacity.priority and capacity.guaranteed as prescale run does")
+	f.StringArray("pool-trace", nil, "pool mode: POLICY=FILE.csv, a policy of the file and the per-minute load trace of its model (repeat for each policy)")
 	return cmd
 }
 
-func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
-	p, err := loadPolicy(v.GetString("file"), v.GetString("policy"))
+// runPoolBacktest is backtest's pool mode: the policies named by --pool-trace, each on its
+// own trace, share --pool-gpus GPUs.
+func runPoolBacktest(cmd *cobra.Command, v *viper.Viper, par backtest.Params) error {
+	if err := par.Validate(); err != nil {
+		return flagErrors(err)
+	}
+	pairs, _ := cmd.Flags().GetStringArray("pool-trace") // read directly: viper would split at commas
+	if len(pairs) == 0 {
+		return errors.New("--pool-gpus needs at least one --pool-trace POLICY=FILE.csv")
+	}
+	var members []backtest.PoolMember
+	for _, pair := range pairs {
+		name, path, ok := strings.Cut(pair, "=")
+		if !ok || name == "" || path == "" {
+			return fmt.Errorf("--pool-trace: want POLICY=FILE.csv, got %q", pair)
+		}
+		p, err := loadPolicy(v.GetString("file"), name)
+		if err != nil {
+			return err
+		}
+		fh, err := os.Open(path)
+		if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: open trace of policy %s: %v\n", name, err)
+			return exitError{code: 1}
+		}
+		tr, err := backtest.ReadTrace(fh)
+		fh.Close()
+		if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: trace %s: %v\n", path, err)
+			return exitError{code: 1}
+		}
+		members = append(members, backtest.PoolMember{Policy: p, Trace: tr})
+	}
+	res, err := backtest.RunPool(members, v.GetInt64("pool-gpus"), backtest.Options{Params: par})
+	if errors.Is(err, backtest.ErrNoRequests) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: %v\n", err)
+		return exitError{code: 1}
+	}
 	if err != nil {
 		return err
 	}
+	out := cmd.OutOrStdout()
+	if v.GetBool("json") {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	fmt.Fprintf(out, "%d policies sharing %d GPUs (at most %d held at once), %d minutes\n\n", len(res.Policies), res.GPUs, res.PeakGPUs, res.Minutes)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "POLICY\tPRIORITY\tGUARANTEED\tGPU-HOURS\tUNSERVED GPU-HOURS\tLIMITED MIN\tSLO-VIOLATION MIN\tUNDER-PROVISIONED MIN\tSCALE EVENTS")
+	for _, p := range res.Policies {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%d\n", p.Name, p.Priority, p.Guaranteed, p.GPUHours, p.UnservedGPUHours,
+			p.LimitedMinutes, p.SLOViolationMinutes, p.UnderProvisionedMinutes, p.ScaleEvents)
+	}
+	return tw.Flush()
+}
+
+func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	par := backtest.Params{
 		Tick:              v.GetDuration("tick"),
 		Startup:           v.GetDuration("startup"),
@@ -104,6 +160,13 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		MaxReplicas:       v.GetInt32("max-replicas"),
 		SLO:               v.GetDuration("slo"),
 		GPUsPerReplica:    v.GetFloat64("gpus-per-replica"),
+	}
+	if cmd.Flags().Changed("pool-gpus") {
+		return runPoolBacktest(cmd, v, par)
+	}
+	p, err := loadPolicy(v.GetString("file"), v.GetString("policy"))
+	if err != nil {
+		return err
 	}
 	stderr := cmd.ErrOrStderr()
 	if o := p.Objective; o != nil {

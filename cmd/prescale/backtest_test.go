@@ -279,3 +279,78 @@ func TestBacktestCommandBudgetWithoutObjective(t *testing.T) {
 		t.Errorf("output:\n%s", out)
 	}
 }
+
+// poolPolicies are two reactive policies on the model's series, chat of priority 100 and
+// code guaranteed 10 replicas.
+const poolPolicies = `policies:
+  - name: chat
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: chat}
+    maxReplicas: 80
+    metrics:
+      - {name: gpu, query: 'avg by (pod) (DCGM_FI_DEV_GPU_UTIL)', target: {type: AverageValue, averageValue: 70}}
+    capacity: {priority: 100}
+  - name: code
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: code}
+    maxReplicas: 80
+    metrics:
+      - {name: gpu, query: 'avg by (pod) (DCGM_FI_DEV_GPU_UTIL)', target: {type: AverageValue, averageValue: 70}}
+    capacity: {guaranteed: 10}
+`
+
+func TestBacktestCommandPool(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pool.yaml")
+	if err := os.WriteFile(file, []byte(poolPolicies), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code := "../../../shared/traces/azure-llm-2023/code_requests_per_minute.csv"
+	// Each trace's peak needs 40 replicas of 1 GPU; the pool has 50.
+	args := []string{"backtest", "-f", file, "--pool-gpus", "50", "--pool-trace", "chat=" + convTrace, "--pool-trace", "code=" + code, "--json"}
+	exit, out, stderr := runPrescale(t, "", args...)
+	if exit != 0 {
+		t.Fatalf("exit %d, stderr: %s", exit, stderr)
+	}
+	var res struct {
+		GPUs     int64 `json:"gpus"`
+		PeakGPUs int64 `json:"peakGPUs"`
+		Policies []struct {
+			Name             string  `json:"name"`
+			Priority         int32   `json:"priority"`
+			Guaranteed       int32   `json:"guaranteed"`
+			GPUHours         float64 `json:"gpuHours"`
+			UnservedGPUHours float64 `json:"unservedGPUHours"`
+		} `json:"policies"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	if res.GPUs != 50 || res.PeakGPUs > 50 || len(res.Policies) != 2 || res.Policies[0].Name != "chat" || res.Policies[0].Priority != 100 ||
+		res.Policies[1].Guaranteed != 10 || res.Policies[0].GPUHours <= 0 {
+		t.Errorf("result: %+v", res)
+	}
+
+	// The table: a summary, a blank line, the header and a row per policy.
+	exit, out, stderr = runPrescale(t, "", args[:len(args)-1]...)
+	if exit != 0 {
+		t.Fatalf("exit %d, stderr: %s", exit, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "2 policies sharing 50 GPUs") || !strings.HasPrefix(lines[3], "chat ") || !strings.HasPrefix(lines[4], "code ") {
+		t.Errorf("table:\n%s", out)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--pool-gpus", "50"}, 2, "--pool-gpus needs at least one --pool-trace POLICY=FILE.csv"},
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat"}, 2, `--pool-trace: want POLICY=FILE.csv, got "chat"`},
+		{[]string{"--pool-gpus", "50", "--pool-trace", "none=" + code}, 2, `has no policy "none"`},
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=/no/such.csv"}, 1, "open trace of policy chat"},
+	} {
+		exit, _, stderr := runPrescale(t, "", append([]string{"backtest", "-f", file}, tc.args...)...)
+		if exit != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, exit, stderr, tc.code, tc.want)
+		}
+	}
+}

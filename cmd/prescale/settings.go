@@ -62,9 +62,20 @@ type TLSSettings struct {
 	InsecureSkipVerify bool   `mapstructure:"insecureSkipVerify"`
 }
 
-// CapacitySettings configure the GPU capacity cap.
+// CapacitySettings configure the GPU allocation across policies.
 type CapacitySettings struct {
-	Mode             string `mapstructure:"mode"`
+	Mode string `mapstructure:"mode"`
+	// Resources are the GPU kinds (names, or prefixes ending in *).
+	Resources []string `mapstructure:"resources"`
+	// Resource, when set, is the only GPU kind: the setting of files written before
+	// resources, which it replaces.
+	Resource         string         `mapstructure:"resource"`
+	PendingAllowance int32          `mapstructure:"pendingAllowance"`
+	Pools            []PoolSettings `mapstructure:"pools"`
+}
+
+// PoolSettings set one GPU kind's own Pending allowance.
+type PoolSettings struct {
 	Resource         string `mapstructure:"resource"`
 	PendingAllowance int32  `mapstructure:"pendingAllowance"`
 }
@@ -136,8 +147,10 @@ func settingDefaults(v *viper.Viper) {
 		"dryRun":                            false,
 		"syncConcurrency":                   o.SyncConcurrency,
 		"capacity.mode":                     string(o.Capacity.Mode),
-		"capacity.resource":                 o.Capacity.Resource,
+		"capacity.resources":                o.Capacity.Resources,
+		"capacity.resource":                 "",
 		"capacity.pendingAllowance":         0,
+		"capacity.pools":                    []PoolSettings{},
 		"leaderElection.enabled":            lo.Enabled,
 		"leaderElection.namespace":          ns,
 		"leaderElection.name":               lo.Name,
@@ -298,10 +311,21 @@ func (s Settings) options(identity string) scaler.Options {
 		Staleness:        s.Staleness,
 		QueryConcurrency: s.Prometheus.Concurrency,
 		SyncConcurrency:  s.SyncConcurrency,
-		Capacity: scaler.CapacityOptions{Mode: scaler.CapacityMode(s.Capacity.Mode), Resource: s.Capacity.Resource,
-			PendingAllowance: s.Capacity.PendingAllowance},
-		Identity: identity,
+		Capacity:         s.Capacity.options(),
+		Identity:         identity,
 	}
+}
+
+// options converts the capacity settings; resource, when set, replaces resources.
+func (c CapacitySettings) options() scaler.CapacityOptions {
+	o := scaler.CapacityOptions{Mode: scaler.CapacityMode(c.Mode), Resources: c.Resources, PendingAllowance: c.PendingAllowance}
+	if c.Resource != "" {
+		o.Resources = []string{c.Resource}
+	}
+	for _, p := range c.Pools {
+		o.Pools = append(o.Pools, scaler.PoolOptions{Resource: p.Resource, PendingAllowance: p.PendingAllowance})
+	}
+	return o
 }
 
 func (s Settings) leaderOptions() scaler.LeaderOptions {

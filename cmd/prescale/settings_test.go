@@ -4,12 +4,15 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
+
+	"github.com/prescale/prescale/scaler"
 )
 
 const policiesYAML = `policies:
@@ -48,7 +51,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	if s.Interval != 30*time.Second || s.Prometheus.URL != "http://file:9090" || s.Prometheus.Timeout != 3*time.Second {
 		t.Errorf("file values: interval %s url %s timeout %s", s.Interval, s.Prometheus.URL, s.Prometheus.Timeout)
 	}
-	if s.Staleness != 2*time.Minute || s.Capacity.Resource != "nvidia.com/gpu" || s.Prometheus.PodLabel != "pod" || !s.LeaderElection.Enabled {
+	if s.Staleness != 2*time.Minute || !slices.Equal(s.Capacity.Resources, scaler.DefaultResources) || s.Prometheus.PodLabel != "pod" || !s.LeaderElection.Enabled {
 		t.Errorf("defaults: %+v", s)
 	}
 	if len(policies) != 1 || policies[0].Name != "web" {
@@ -237,6 +240,20 @@ func TestSettingsValidate(t *testing.T) {
 		{name: "external metrics off: its settings are unused", change: func(s *Settings) {
 			s.ExternalMetrics = ExternalMetricsSettings{ListenAddress: "nowhere", TLS: ServingTLSSettings{KeyFile: "k.pem"}}
 		}},
+		{name: "capacity.resource, when set, is the only GPU kind", change: func(s *Settings) { s.Capacity.Resource = "example.com/tpu" }},
+		{name: "a pool of a kind named by a prefix", change: func(s *Settings) {
+			s.Capacity.Pools = []PoolSettings{{Resource: "nvidia.com/mig-1g.10gb", PendingAllowance: 2}}
+		}},
+		{name: "capacity: bad kinds and pools, each named", change: func(s *Settings) {
+			s.Capacity.Resources = []string{"nvidia.com/gpu", "nvidia.com/mig-*x", "nvidia.com/gpu"}
+			s.Capacity.Pools = []PoolSettings{{Resource: "amd.com/gpu", PendingAllowance: -1}, {Resource: "nvidia.com/gpu"}, {Resource: "nvidia.com/gpu"}}
+		}, want: `capacity.resources[1]: must be a resource name, or a prefix ending in *, got "nvidia.com/mig-*x"` + "\n" +
+			`capacity.resources[2]: duplicate "nvidia.com/gpu", also capacity.resources[0]` + "\n" +
+			`capacity.pools[0].resource: must be one of capacity.resources [nvidia.com/gpu nvidia.com/mig-*x nvidia.com/gpu], got "amd.com/gpu"` + "\n" +
+			"capacity.pools[0].pendingAllowance: must be >= 0, got -1\n" +
+			`capacity.pools[2].resource: duplicate "nvidia.com/gpu", also capacity.pools[1]`},
+		{name: "no GPU kind", change: func(s *Settings) { s.Capacity.Resources = nil },
+			want: "capacity.resources: at least one GPU kind is required"},
 		{name: "every problem at once, one per line", change: func(s *Settings) {
 			s.Staleness, s.Prometheus.URL, s.Prometheus.PodLabel, s.LeaderElection.RetryPeriod = 0, "", "pod-name", 0
 		}, want: "staleness: must be > 0, got 0s\nprometheus.url: required\n" +

@@ -24,7 +24,10 @@ scorecard since it started: replica-hours each would have used and minutes each 
 had fewer replicas than the metrics asked for. For the policies with an objective, a second
 table: the SLO and budget, the minutes observed and those over the SLO (and their share),
 the forecast quantile planned for (adaptive, or forecast.quantile: fixed) and the last
-latency, or why it is missing.`,
+latency, or why it is missing. For the policies whose pods request GPUs (capacity.mode:
+cap), a third table: priority, guaranteed minimum, the replicas wanted and granted at the
+last tick, Pending pods and GPUs held for the guarantee, then who got the GPUs of each
+policy granted less than it wanted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr := strings.TrimSuffix(v.GetString("addr"), "/")

@@ -93,7 +93,7 @@ func TestCapacityLimited(t *testing.T) {
 	// the policy and at 4 by the GPUs: no Pending pod is asked for.
 	eventually(t, 20*time.Second, "a CapacityLimited event", func() bool {
 		for _, m := range events(t, w, "CapacityLimited") {
-			if strings.Contains(m, "fits 4") {
+			if strings.Contains(m, "granted 4") {
 				return true
 			}
 		}

@@ -87,8 +87,13 @@ func sharedSandbox(t testing.TB) (*sandbox.State, kubernetes.Interface) {
 		if v := os.Getenv("E2E_NODES"); v != "" {
 			fmt.Sscan(v, &nodes)
 		}
+		// 4 GPUs a node; the soak's pool needs more (one GPU a pod): E2E_GPUS_PER_NODE.
+		gpus := 4
+		if v := os.Getenv("E2E_GPUS_PER_NODE"); v != "" {
+			fmt.Sscan(v, &gpus)
+		}
 		world.st, world.err = sandbox.Up(ctx, sandbox.Options{BinDir: world.bin, StateDir: filepath.Join(world.tmp, "sandbox"),
-			Nodes: nodes, GPUsPerNode: 4, HPASyncPeriod: 2 * time.Second})
+			Nodes: nodes, GPUsPerNode: gpus, HPASyncPeriod: 2 * time.Second})
 		if world.err != nil {
 			return
 		}

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,8 +15,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -33,11 +37,15 @@ func soakPolicies() int {
 	return n
 }
 
-// BenchmarkSoak (make bench-soak, which gives the sandbox E2E_NODES=12 nodes for the pods)
-// runs one prescale process with N policies (one Deployment of one kwok pod
-// each, one per-pod query each) on the sandbox and a real Prometheus, ticking every 5 s, and
-// reports from prescale's own /metrics: wall time and CPU seconds per tick, resident memory,
-// and Prometheus queries per tick. Targets for N = 1000: a tick under 2 s, RSS under 200 MiB,
+// BenchmarkSoak (make bench-soak, which gives the sandbox E2E_NODES=12 nodes of
+// E2E_GPUS_PER_NODE=100 nvidia.com/gpu for the pods) runs one prescale process with N
+// policies (one Deployment of one kwok pod of 1 GPU each, one per-pod query each) sharing one
+// GPU pool, on the sandbox and a real Prometheus, ticking every 5 s. Every policy wants 4
+// replicas (a queue of 10 a pod, target 5, maxReplicas 4): 4N pods, more than the pool
+// holds, so that each tick's allocation arbitrates every policy (capacity.mode: cap) and, once
+// the pool is full, explains every grant. It reports from prescale's own /metrics: wall time
+// and CPU seconds per tick, resident memory, Prometheus queries per tick, and the policies
+// granted less than they want. Targets for N = 1000: a tick under 2 s, RSS under 200 MiB,
 // queries per tick equal to N.
 func BenchmarkSoak(b *testing.B) {
 	n := soakPolicies()
@@ -57,7 +65,9 @@ func BenchmarkSoak(b *testing.B) {
 			Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels},
 				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
 					Spec: corev1.PodSpec{NodeSelector: map[string]string{"nvidia.com/gpu.present": "true"},
-						Containers: []corev1.Container{{Name: "server", Image: "simulated"}}}}}}
+						Containers: []corev1.Container{{Name: "server", Image: "simulated", Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("1")},
+							Limits:   corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("1")}}}}}}}}
 		if _, err := kube.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 			b.Fatal(err)
 		}
@@ -85,7 +95,7 @@ func BenchmarkSoak(b *testing.B) {
 	b.Logf("every pod Ready %s after the first deployment", time.Since(start).Round(time.Millisecond))
 
 	// One exporter with a queue series per Deployment's pod, from an informer's cache: value
-	// 5, at target, so that no policy scales.
+	// 10, twice the target, so that every policy wants to double up to its maxReplicas, 4.
 	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns))
 	lister := factory.Core().V1().Pods().Lister()
 	stop := make(chan struct{})
@@ -100,7 +110,7 @@ func BenchmarkSoak(b *testing.B) {
 			return
 		}
 		for _, p := range pods {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, 5, ns, p.Name, p.Labels["app"])
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, 10, ns, p.Name, p.Labels["app"])
 		}
 	}))
 	ln, err = net.Listen("tcp", "127.0.0.1:0")
@@ -113,7 +123,7 @@ func BenchmarkSoak(b *testing.B) {
 	p := startPrometheusEvery(b, ln.Addr().String(), 5*time.Second)
 
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "prometheus: {url: %s, timeout: 5s}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: off}\npolicies:\n", p.url())
+	fmt.Fprintf(&cfg, "prometheus: {url: %s, timeout: 5s}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: cap}\npolicies:\n", p.url())
 	for i := range n {
 		name := fmt.Sprintf("d%04d", i)
 		fmt.Fprintf(&cfg, `  - name: %s
@@ -124,11 +134,32 @@ func BenchmarkSoak(b *testing.B) {
 	}
 	// Logging at -v=0, as in production: -v=2 writes a line per decision.
 	in := startPrescale(b, "soak", cfg.String(), "-v=0")
-	// Warm up: the first two ticks (the first one writes every decision annotation).
-	eventuallyTB(b, 3*time.Minute, "two ticks", func() bool {
+	// The surge: from the end of the first tick (which writes every decision annotation)
+	// until the pool is full (1-GPU pods fill it: no GPU free) and stays so (the pods' count
+	// unchanged for three ticks).
+	eventuallyTB(b, 3*time.Minute, "a tick", func() bool {
 		v, _ := in.metric("prescale_tick_duration_seconds_count", nil)
-		return v >= 2
+		return v >= 1
 	})
+	surgeTicks0, _ := in.metric("prescale_tick_duration_seconds_count", nil)
+	surgeSum0, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
+	surgeStart := time.Now()
+	last, stableSince := -1, time.Now()
+	eventuallyTB(b, 10*time.Minute, "the pool to fill", func() bool {
+		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+		if err != nil {
+			return false
+		}
+		if len(pods.Items) != last {
+			last, stableSince = len(pods.Items), time.Now()
+		}
+		free, ok := in.metric("prescale_pool_free_gpus", map[string]string{"pool": "nvidia.com/gpu"})
+		return ok && free == 0 && time.Since(stableSince) > 15*time.Second
+	})
+	surgeTicks1, _ := in.metric("prescale_tick_duration_seconds_count", nil)
+	surgeSum1, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
+	b.Logf("surge: %d pods after %s, %.0f ticks of %.3f s on average", last, time.Since(surgeStart).Round(time.Second),
+		surgeTicks1-surgeTicks0, (surgeSum1-surgeSum0)/max(1, surgeTicks1-surgeTicks0))
 	// Snapshots right after a tick ends, so that the window holds whole ticks.
 	snapshot := func() (ticks, sum, cpu, queries float64) {
 		n0, _ := in.metric("prescale_tick_duration_seconds_count", nil)
@@ -163,9 +194,67 @@ func BenchmarkSoak(b *testing.B) {
 	b.ReportMetric(rss/(1<<20), "RSS-MiB")
 	b.ReportMetric((q1-q0)/ticks, "queries/tick")
 	b.ReportMetric(float64(n), "policies")
+	limited := in.limitedPolicies(b)
+	if pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"}); err == nil {
+		perNode := map[string]int{}
+		for _, p := range pods.Items {
+			perNode[p.Spec.NodeName]++
+		}
+		b.Logf("pods by node: %v", perNode)
+	}
+	if resp, err := http.Get("http://" + in.addr + "/status"); err == nil {
+		var st []struct {
+			Policy   string
+			Capacity any
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&st)
+		resp.Body.Close()
+		if len(st) > 0 {
+			b.Logf("status of %s: %+v", st[0].Policy, st[0].Capacity)
+		}
+	}
+	free, _ := in.metric("prescale_pool_free_gpus", map[string]string{"pool": "nvidia.com/gpu"})
+	b.ReportMetric(float64(limited), "limited-policies")
+	b.ReportMetric((surgeSum1-surgeSum0)/max(1, surgeTicks1-surgeTicks0), "s/tick-surge")
+	b.ReportMetric(float64(last), "pods")
+	b.ReportMetric(free, "free-gpus")
 }
 
 type collectorFunc func(chan<- prometheus.Metric)
 
 func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 func (f collectorFunc) Describe(chan<- *prometheus.Desc)    {}
+
+// limitedPolicies counts the policies granted fewer replicas than they wanted at the last
+// tick, from one read of the instance's /metrics.
+func (in *instance) limitedPolicies(b *testing.B) int {
+	resp, err := http.Get("http://" + in.addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	byPolicy := func(name string) map[string]float64 {
+		out := map[string]float64{}
+		for _, m := range families[name].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "policy" {
+					out[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+		return out
+	}
+	wanted, granted := byPolicy("prescale_capacity_wanted_replicas"), byPolicy("prescale_capacity_granted_replicas")
+	n := 0
+	for p, g := range granted {
+		if g < wanted[p] {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,694 @@
+package alloc
+
+import (
+	"cmp"
+	"container/heap"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Node is one node that GPU pods may be placed on, as the tick observed it.
+type Node struct {
+	Name string
+	// Free is, per GPU kind (the resource name: nvidia.com/gpu, nvidia.com/mig-1g.10gb,
+	// amd.com/gpu), the node's allocatable minus what the pods bound to it request,
+	// terminating pods included: a scale-down frees GPUs only once its pods are gone.
+	Free map[string]int64
+}
+
+// Policy is one policy's claim in a tick.
+type Policy struct {
+	// Name identifies the policy; names are unique within an Input.
+	Name string
+	// Priority orders the scale-ups: higher first.
+	Priority int32
+	// Guaranteed is the guaranteed minimum: GPUs for this many replicas are held for the
+	// policy before any other policy scales up, whatever its priority.
+	Guaranteed int32
+	// PerPod is what one pod requests of each GPU kind (at least 1 of each listed). Empty:
+	// the pods need no GPU and the policy is granted what it wants.
+	PerPod map[string]int64
+	// Nodes names the nodes its pods may be placed on (node selector, required node
+	// affinity, taints, readiness); other names are ignored.
+	Nodes []string
+	// Current is the target's spec.replicas, Placed its pods bound to a node and not
+	// terminating (Current - Placed are Pending or not yet created).
+	Current, Placed int32
+	// PlacedOn counts the placed pods by node name. Optional: it only explains who holds
+	// the GPUs a limited policy wanted (Why Held, Priority, Guarantee).
+	PlacedOn map[string]int32
+	// Wanted is what the engine decided this tick: the desired replicas before capacity.
+	Wanted int32
+}
+
+// Input is one tick's allocation problem.
+type Input struct {
+	Nodes    []Node
+	Policies []Policy
+	// Allowance is, per GPU kind (a pool), how many pods may be asked for beyond what fits:
+	// Pending pods for a node autoscaler to add nodes for. A kind not listed allows none.
+	Allowance map[string]int32
+}
+
+// Why says why another policy had GPUs that a limited policy wanted.
+type Why string
+
+const (
+	// WhyGuarantee: held for the other policy's guaranteed minimum.
+	WhyGuarantee Why = "Guarantee"
+	// WhyPriority: the other policy has a higher priority.
+	WhyPriority Why = "Priority"
+	// WhyDeficit: same priority, and the other policy was further below its need.
+	WhyDeficit Why = "Deficit"
+	// WhyFit: the other policy's pods were placed after this policy's next pod fit nowhere:
+	// in GPUs it could not use (another shape, or a node with too few left).
+	WhyFit Why = "Fit"
+	// WhyHeld: pods of the other policy, of no higher priority, were already running there
+	// or asked for at an earlier tick (neither is preempted).
+	WhyHeld Why = "Held"
+)
+
+// Taker is another policy that took GPUs of a kind on nodes a limited policy could use.
+type Taker struct {
+	Policy   string `json:"policy"`
+	Priority int32  `json:"priority"`
+	Why      Why    `json:"why"`
+	Resource string `json:"resource"`
+	GPUs     int64  `json:"gpus"`
+}
+
+// Placement is pods that the allocation placed on one node this tick.
+type Placement struct {
+	Node string `json:"node"`
+	Pods int32  `json:"pods"`
+	// Guarantee: placed in the guarantee round (held for the guaranteed minimum).
+	Guarantee bool `json:"guarantee,omitempty"`
+}
+
+// Grant is one policy's outcome.
+type Grant struct {
+	Policy  string `json:"policy"`
+	Wanted  int32  `json:"wanted"`
+	Granted int32  `json:"granted"`
+	// Fitted is the pods above Placed given a place on a node this tick, Pending those
+	// granted beyond what fits under the pools' allowance: Granted = Placed + Fitted +
+	// Pending for a policy that wants more than it has placed.
+	Fitted  int32 `json:"fitted,omitempty"`
+	Pending int32 `json:"pending,omitempty"`
+	// Reserved is the pods' worth of GPUs held for the guaranteed minimum that the policy
+	// does not want this tick: no other policy's scale-up takes them.
+	Reserved int32 `json:"reserved,omitempty"`
+	// Placements are the nodes of the Fitted and Reserved pods, by node name.
+	Placements []Placement `json:"placements,omitempty"`
+	// Takers are, when Granted < Wanted, the other policies that took GPUs of its kinds on
+	// its nodes this tick or hold them with their placed pods (PlacedOn), the most GPUs
+	// first: at most 5. A policy's placed pods up to its guarantee count as WhyGuarantee,
+	// the rest as WhyPriority when its priority is higher, else WhyHeld.
+	Takers []Taker `json:"takers,omitempty"`
+	// MoreTakers is how many more (policy, reason, kind) takers there are than Takers lists.
+	MoreTakers int `json:"moreTakers,omitempty"`
+	// Message explains a grant below Wanted ("wanted 12, granted 8: ..."); empty otherwise.
+	Message string `json:"message,omitempty"`
+}
+
+// Gist is the grant without who took what: "wanted 12, granted 8". It changes when the
+// grant does, not when the takers or their reasons do (which, in a surge of many policies,
+// they do at every tick as pods are placed), so that a record or an event sent on its
+// change is sent once per change of the grant.
+func (g Grant) Gist() string {
+	return fmt.Sprintf("wanted %d, granted %d", g.Wanted, g.Granted)
+}
+
+// Pool is one GPU kind's account of the tick.
+type Pool struct {
+	Resource string `json:"resource"`
+	// Free is the GPUs free before the tick's grants, over every node; Granted those given to
+	// pods this tick, Reserved those held for guarantees and unused. Free - Granted -
+	// Reserved are left.
+	Free     int64 `json:"free"`
+	Granted  int64 `json:"granted"`
+	Reserved int64 `json:"reserved"`
+	// Allowance is the Pending pods allowed, PendingGranted those granted.
+	Allowance      int32 `json:"allowance"`
+	PendingGranted int32 `json:"pendingGranted"`
+}
+
+// Result is one tick's allocation.
+type Result struct {
+	Grants []Grant // sorted by policy name
+	Pools  []Pool  // sorted by resource
+}
+
+// Grant returns the grant of the named policy, and false if it has none.
+func (r Result) Grant(name string) (Grant, bool) {
+	i, ok := slices.BinarySearchFunc(r.Grants, name, func(g Grant, n string) int { return cmp.Compare(g.Policy, n) })
+	if !ok {
+		return Grant{}, false
+	}
+	return r.Grants[i], true
+}
+
+// claim is a policy's state during Allocate.
+type claim struct {
+	p       *Policy
+	nodes   []int         // eligible node indices, ascending
+	onNode  []bool        // the same, by node index
+	req     []kindRequest // by kind index, ascending
+	granted int32
+	held    int32 // pods placed in the guarantee round
+	fitted  int32
+	pending int32
+	goal    int32 // the round's target
+	fixed   bool  // granted what it wants, not arbitrated
+	// blocked is the number of events when its next pod first fit nowhere (-1 never): the
+	// GPUs placed after it could not have served it.
+	blocked int
+	placed  map[placeKey]int32
+	// onNodePlaced are its placed pods by node (PlacedOn), by node index.
+	onNodePlaced []nodePods
+}
+
+type nodePods struct {
+	node int
+	pods int32
+}
+
+type kindRequest struct {
+	kind int
+	n    int64
+}
+
+type placeKey struct {
+	node      int
+	guarantee bool
+}
+
+// event is one pod placed this tick, in a round of kind.
+type event struct {
+	claim int
+	node  int
+	kind  roundKind
+}
+
+// roundKind names the rounds that place pods.
+type roundKind int
+
+const (
+	roundGuarantee roundKind = iota // up to the guarantees
+	roundKeep                       // the pods already asked for
+	roundScale                      // the scale-ups
+)
+
+type state struct {
+	kinds     []string
+	total     []int64   // free GPUs by kind before the tick's grants
+	allowance []int32   // Pending pods allowed by kind
+	free      [][]int64 // by node, by kind
+	names     []string  // nodes' names, ascending
+	claims    []*claim
+	events    []event
+}
+
+// Allocate grants every policy its replicas for one tick. A policy that needs no GPU, or
+// wants no more than its placed pods, is granted what it wants (a scale-down is never
+// held). The others are granted, in four rounds over the nodes' free GPUs:
+//
+//  1. Guarantees: pods up to each policy's Guaranteed, highest priority first, then the
+//     policy with the smallest share of its guarantee placed; what it does not want is
+//     held, not granted.
+//  2. Pods already asked for: up to min(Wanted, Current), in the order of round 3, so
+//     that the pods of a scale-up granted at an earlier tick, not yet bound to a node,
+//     keep their place (no grant moves from policy to policy while pods start).
+//  3. Scale-ups: one pod at a time to the policy of highest priority, then the smallest
+//     share of its Wanted granted (the furthest below its need), then by name, each placed
+//     on the eligible node it fits most tightly (the least left, then by name); a policy
+//     whose next pod fits nowhere leaves the round.
+//  4. Pending: the pools' allowance, in the same order, one pod per allowance of each kind
+//     it requests: first up to each policy's guaranteed minimum, then up to what it wants.
+//
+// A policy is never granted less than min(Wanted, Placed): its pods that are Pending (or
+// not yet created) beyond what fits and the allowance are given up, so that they block no
+// one's guarantee. Allocate is deterministic: the order of in's policies and nodes does
+// not change the result.
+func Allocate(in Input) Result {
+	s := newState(in)
+	// 1. Guarantees.
+	s.round(func(c *claim) int32 {
+		if c.fixed && len(c.req) == 0 {
+			return 0
+		}
+		return c.p.Guaranteed
+	}, func(c *claim) int32 { return c.p.Placed + c.held }, roundGuarantee)
+	for _, c := range s.claims {
+		if c.fixed {
+			continue
+		}
+		use := min(c.held, c.p.Wanted-c.p.Placed)
+		c.granted += use
+		c.fitted += use
+	}
+	// 2. The pods already asked for (Pending, or not created yet) keep their place.
+	s.round(func(c *claim) int32 {
+		if c.fixed {
+			return 0
+		}
+		return min(c.p.Wanted, c.p.Current)
+	}, func(c *claim) int32 { return c.granted }, roundKeep)
+	// 3. Scale-ups.
+	s.round(func(c *claim) int32 {
+		if c.fixed {
+			return 0
+		}
+		return c.p.Wanted
+	}, func(c *claim) int32 { return c.granted }, roundScale)
+	// 4. Pending, under the allowance.
+	s.allowance = make([]int32, len(s.kinds))
+	allowance := make([]int32, len(s.kinds))
+	for k, name := range s.kinds {
+		s.allowance[k] = max(0, in.Allowance[name])
+		allowance[k] = s.allowance[k]
+	}
+	s.pending(allowance)
+	return s.result(in, allowance)
+}
+
+func newState(in Input) *state {
+	s := &state{}
+	kindSet := map[string]bool{}
+	for _, n := range in.Nodes {
+		for k := range n.Free {
+			kindSet[k] = true
+		}
+	}
+	for _, p := range in.Policies {
+		for k := range p.PerPod {
+			kindSet[k] = true
+		}
+	}
+	for k := range in.Allowance {
+		kindSet[k] = true
+	}
+	for k := range kindSet {
+		s.kinds = append(s.kinds, k)
+	}
+	slices.Sort(s.kinds)
+	kindIdx := make(map[string]int, len(s.kinds))
+	for i, k := range s.kinds {
+		kindIdx[k] = i
+	}
+	nodes := slices.Clone(in.Nodes)
+	slices.SortFunc(nodes, func(a, b Node) int { return cmp.Compare(a.Name, b.Name) })
+	nodes = slices.CompactFunc(nodes, func(a, b Node) bool { return a.Name == b.Name })
+	nodeIdx := make(map[string]int, len(nodes))
+	s.free = make([][]int64, len(nodes))
+	s.names = make([]string, len(nodes))
+	s.total = make([]int64, len(s.kinds))
+	for i, n := range nodes {
+		nodeIdx[n.Name] = i
+		s.names[i] = n.Name
+		s.free[i] = make([]int64, len(s.kinds))
+		for k, v := range n.Free {
+			s.free[i][kindIdx[k]] = max(0, v)
+			s.total[kindIdx[k]] += max(0, v)
+		}
+	}
+	policies := make([]*Policy, len(in.Policies))
+	for i := range in.Policies {
+		policies[i] = &in.Policies[i]
+	}
+	slices.SortFunc(policies, func(a, b *Policy) int { return cmp.Compare(a.Name, b.Name) })
+	for _, p := range policies {
+		c := &claim{p: p, onNode: make([]bool, len(nodes)), placed: map[placeKey]int32{}, blocked: -1}
+		for k, n := range p.PerPod {
+			if n > 0 {
+				c.req = append(c.req, kindRequest{kind: kindIdx[k], n: n})
+			}
+		}
+		slices.SortFunc(c.req, func(a, b kindRequest) int { return cmp.Compare(a.kind, b.kind) })
+		for _, name := range p.Nodes {
+			if i, ok := nodeIdx[name]; ok && !c.onNode[i] {
+				c.onNode[i] = true
+				c.nodes = append(c.nodes, i)
+			}
+		}
+		slices.Sort(c.nodes)
+		for name, pods := range p.PlacedOn {
+			if i, ok := nodeIdx[name]; ok && pods > 0 {
+				c.onNodePlaced = append(c.onNodePlaced, nodePods{node: i, pods: pods})
+			}
+		}
+		slices.SortFunc(c.onNodePlaced, func(a, b nodePods) int { return cmp.Compare(a.node, b.node) })
+		switch {
+		case len(c.req) == 0:
+			c.fixed, c.granted = true, p.Wanted
+		case p.Wanted <= p.Placed:
+			// Not arbitrated, but its guarantee is still held in round 1.
+			c.fixed, c.granted = true, p.Wanted
+		default:
+			c.granted = p.Placed
+		}
+		s.claims = append(s.claims, c)
+	}
+	return s
+}
+
+// round places pods, one at a time, for the claims below goal, in priority order, then the
+// smallest share have(c)/goal(c), then by name. A claim whose next pod fits nowhere leaves.
+func (s *state) round(goal, have func(*claim) int32, kind roundKind) {
+	guarantee := kind == roundGuarantee
+	q := &queue{have: have}
+	for i, c := range s.claims {
+		c.goal = goal(c)
+		if have(c) < c.goal {
+			q.items = append(q.items, i)
+		}
+	}
+	q.claims = s.claims
+	heap.Init(q)
+	for q.Len() > 0 {
+		i := q.items[0]
+		c := s.claims[i]
+		node := s.bestNode(c)
+		if node < 0 {
+			if c.blocked < 0 {
+				c.blocked = len(s.events)
+			}
+			heap.Pop(q)
+			continue
+		}
+		for _, r := range c.req {
+			s.free[node][r.kind] -= r.n
+		}
+		c.placed[placeKey{node, guarantee}]++
+		s.events = append(s.events, event{claim: i, node: node, kind: kind})
+		if guarantee {
+			c.held++
+		} else {
+			c.granted++
+			c.fitted++
+		}
+		if have(c) >= c.goal {
+			heap.Pop(q)
+		} else {
+			heap.Fix(q, 0)
+		}
+	}
+}
+
+// bestNode returns the eligible node where a pod of c fits leaving the fewest GPUs of its
+// kinds free (the lowest name on a tie), or -1.
+func (s *state) bestNode(c *claim) int {
+	best, bestLeft := -1, int64(0)
+	for _, n := range c.nodes {
+		left := int64(0)
+		fits := true
+		for _, r := range c.req {
+			f := s.free[n][r.kind]
+			if f < r.n {
+				fits = false
+				break
+			}
+			left += f - r.n
+		}
+		if fits && (best < 0 || left < bestLeft) {
+			best, bestLeft = n, left
+		}
+	}
+	return best
+}
+
+// pending grants the allowance in the order of round 2: first up to each policy's
+// guaranteed minimum, then up to what it wants.
+func (s *state) pending(allowance []int32) {
+	for _, guarantee := range []bool{true, false} {
+		q := &queue{have: func(c *claim) int32 { return c.granted }, claims: s.claims}
+		for i, c := range s.claims {
+			c.goal = c.p.Wanted
+			if guarantee {
+				c.goal = min(c.p.Wanted, c.p.Guaranteed)
+			}
+			if !c.fixed && c.granted < c.goal {
+				q.items = append(q.items, i)
+			}
+		}
+		heap.Init(q)
+		for q.Len() > 0 {
+			c := s.claims[q.items[0]]
+			ok := true
+			for _, r := range c.req {
+				if allowance[r.kind] < 1 {
+					ok = false
+				}
+			}
+			if !ok {
+				heap.Pop(q)
+				continue
+			}
+			for _, r := range c.req {
+				allowance[r.kind]--
+			}
+			c.granted++
+			c.pending++
+			if c.granted >= c.goal {
+				heap.Pop(q)
+			} else {
+				heap.Fix(q, 0)
+			}
+		}
+	}
+}
+
+// queue orders claims: higher priority first, then the smaller have/goal, then the name.
+type queue struct {
+	items  []int
+	claims []*claim
+	have   func(*claim) int32
+}
+
+func (q *queue) Len() int      { return len(q.items) }
+func (q *queue) Swap(i, j int) { q.items[i], q.items[j] = q.items[j], q.items[i] }
+func (q *queue) Less(i, j int) bool {
+	a, b := q.claims[q.items[i]], q.claims[q.items[j]]
+	if a.p.Priority != b.p.Priority {
+		return a.p.Priority > b.p.Priority
+	}
+	// have_a/goal_a < have_b/goal_b, exactly (goals are positive here).
+	l, r := int64(q.have(a))*int64(b.goal), int64(q.have(b))*int64(a.goal)
+	if l != r {
+		return l < r
+	}
+	return a.p.Name < b.p.Name
+}
+func (q *queue) Push(x any) { q.items = append(q.items, x.(int)) }
+func (q *queue) Pop() any {
+	n := len(q.items)
+	x := q.items[n-1]
+	q.items = q.items[:n-1]
+	return x
+}
+
+func (s *state) result(in Input, allowanceLeft []int32) Result {
+	var r Result
+	pools := make([]Pool, len(s.kinds))
+	for k, name := range s.kinds {
+		pools[k] = Pool{Resource: name, Free: s.total[k], Allowance: max(0, in.Allowance[name])}
+		pools[k].PendingGranted = pools[k].Allowance - allowanceLeft[k]
+	}
+	acc := make([]int64, len(s.claims)*len(whys)*len(s.kinds))
+	var touched []int
+	for i, c := range s.claims {
+		g := Grant{Policy: c.p.Name, Wanted: c.p.Wanted, Granted: c.granted, Fitted: c.fitted, Pending: c.pending}
+		if !c.fixed || c.held > 0 {
+			g.Reserved = c.held - min(c.held, max(0, c.p.Wanted-c.p.Placed))
+		}
+		for key, pods := range c.placed {
+			g.Placements = append(g.Placements, Placement{Node: s.names[key.node], Pods: pods, Guarantee: key.guarantee})
+		}
+		slices.SortFunc(g.Placements, func(a, b Placement) int {
+			return cmp.Or(cmp.Compare(a.Node, b.Node), boolCmp(a.Guarantee, b.Guarantee))
+		})
+		for _, rq := range c.req {
+			pools[rq.kind].Granted += int64(c.fitted) * rq.n
+			pools[rq.kind].Reserved += int64(g.Reserved) * rq.n
+		}
+		if g.Granted < g.Wanted {
+			g.Takers, g.MoreTakers = s.takers(i, acc, &touched)
+			g.Message = s.explain(c, g, allowanceLeft)
+		}
+		r.Grants = append(r.Grants, g)
+	}
+	r.Pools = pools
+	return r
+}
+
+func boolCmp(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
+// maxTakers bounds the takers a grant lists.
+const maxTakers = 5
+
+// whys indexes the reasons in the takers' accumulator.
+var whys = [...]Why{WhyGuarantee, WhyPriority, WhyDeficit, WhyFit, WhyHeld}
+
+// takers sums, by policy, reason and kind, the GPUs of the limited claim's kinds that other
+// claims were placed on its nodes this tick, and returns the maxTakers largest (the most
+// GPUs, then by policy, reason, kind) and how many more there are. acc and touched are
+// scratch space reused across calls.
+func (s *state) takers(limited int, acc []int64, touched *[]int) ([]Taker, int) {
+	l := s.claims[limited]
+	nk := len(s.kinds)
+	*touched = (*touched)[:0]
+	for i, e := range s.events {
+		if e.claim == limited || !l.onNode[e.node] {
+			continue
+		}
+		o := s.claims[e.claim]
+		why := 2 // WhyDeficit
+		switch {
+		case e.kind == roundGuarantee:
+			why = 0
+		case e.kind == roundKeep && o.p.Priority > l.p.Priority:
+			why = 1
+		case e.kind == roundKeep:
+			why = 4 // WhyHeld: asked for before this tick
+		case l.blocked >= 0 && i >= l.blocked:
+			why = 3
+		case o.p.Priority > l.p.Priority:
+			why = 1
+		}
+		for _, r := range o.req {
+			for _, lr := range l.req {
+				if r.kind == lr.kind {
+					at := (e.claim*len(whys)+why)*nk + r.kind
+					if acc[at] == 0 {
+						*touched = append(*touched, at)
+					}
+					acc[at] += r.n
+				}
+			}
+		}
+	}
+	// What the others' placed pods hold on its nodes.
+	for ci, o := range s.claims {
+		if ci == limited || len(o.onNodePlaced) == 0 {
+			continue
+		}
+		guaranteed := int64(o.p.Guaranteed)
+		for _, np := range o.onNodePlaced {
+			pods := int64(np.pods)
+			g := min(pods, guaranteed)
+			guaranteed -= g
+			if !l.onNode[np.node] {
+				continue
+			}
+			rest := 4 // WhyHeld
+			if o.p.Priority > l.p.Priority {
+				rest = 1
+			}
+			for _, r := range o.req {
+				for _, lr := range l.req {
+					if r.kind != lr.kind {
+						continue
+					}
+					for _, part := range [...]struct {
+						why  int
+						pods int64
+					}{{0, g}, {rest, pods - g}} {
+						if part.pods == 0 {
+							continue
+						}
+						at := (ci*len(whys)+part.why)*nk + r.kind
+						if acc[at] == 0 {
+							*touched = append(*touched, at)
+						}
+						acc[at] += part.pods * r.n
+					}
+				}
+			}
+		}
+	}
+	taker := func(at int) Taker {
+		kind, rest := at%nk, at/nk
+		why, claim := rest%len(whys), rest/len(whys)
+		o := s.claims[claim]
+		return Taker{Policy: o.p.Name, Priority: o.p.Priority, Why: whys[why], Resource: s.kinds[kind], GPUs: acc[at]}
+	}
+	less := func(a, b Taker) int {
+		return cmp.Or(cmp.Compare(b.GPUs, a.GPUs), cmp.Compare(a.Policy, b.Policy), cmp.Compare(a.Why, b.Why),
+			cmp.Compare(a.Resource, b.Resource))
+	}
+	var top []Taker
+	for _, at := range *touched {
+		t := taker(at)
+		acc[at] = 0
+		i, _ := slices.BinarySearchFunc(top, t, less)
+		if i < maxTakers {
+			top = slices.Insert(top, i, t)
+			if len(top) > maxTakers {
+				top = top[:maxTakers]
+			}
+		}
+	}
+	return top, len(*touched) - len(top)
+}
+
+// maxTakersShown bounds the takers a message names.
+const maxTakersShown = 3
+
+// explain says why a grant is below what the policy wanted.
+func (s *state) explain(c *claim, g Grant, allowanceLeft []int32) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "wanted %d, granted %d: ", g.Wanted, g.Granted)
+	for i, t := range g.Takers {
+		if i == maxTakersShown {
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		switch t.Why {
+		case WhyGuarantee:
+			fmt.Fprintf(&b, "%d %s held for policy %s's guaranteed minimum", t.GPUs, t.Resource, t.Policy)
+		case WhyPriority:
+			fmt.Fprintf(&b, "%d %s went to policy %s of higher priority (%d > %d)", t.GPUs, t.Resource, t.Policy, t.Priority, c.p.Priority)
+		case WhyDeficit:
+			fmt.Fprintf(&b, "%d %s went to policy %s, further below its need at the same priority", t.GPUs, t.Resource, t.Policy)
+		case WhyFit:
+			fmt.Fprintf(&b, "%d %s went to policy %s, whose pods fit where these did not", t.GPUs, t.Resource, t.Policy)
+		case WhyHeld:
+			fmt.Fprintf(&b, "%d %s held by the pods policy %s runs or asked for before (priority %d; they are not preempted)",
+				t.GPUs, t.Resource, t.Policy, t.Priority)
+		}
+	}
+	if more := len(g.Takers) - min(len(g.Takers), maxTakersShown) + g.MoreTakers; more > 0 {
+		fmt.Fprintf(&b, "; and %d more", more)
+	}
+	if len(g.Takers) > 0 {
+		b.WriteString("; ")
+	}
+	need := make([]string, len(c.req))
+	for i, r := range c.req {
+		need[i] = fmt.Sprintf("%d %s", r.n, s.kinds[r.kind])
+	}
+	fmt.Fprintf(&b, "no more pods of %s fit on its %d eligible nodes", strings.Join(need, " + "), len(c.nodes))
+	for _, r := range c.req {
+		if allowanceLeft[r.kind] > 0 {
+			continue
+		}
+		if a := s.allowance[r.kind]; a > 0 {
+			fmt.Fprintf(&b, ", and the Pending allowance of %s (%d pods) is used up", s.kinds[r.kind], a)
+		} else {
+			fmt.Fprintf(&b, ", and %s allows no Pending pods", s.kinds[r.kind])
+		}
+		break
+	}
+	return b.String()
+}

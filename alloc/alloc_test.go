@@ -1,0 +1,316 @@
+package alloc
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+const (
+	gpu = "nvidia.com/gpu"
+	mig = "nvidia.com/mig-1g.10gb"
+	amd = "amd.com/gpu"
+)
+
+// nodes returns n nodes named prefix-0.. with free GPUs of kind each.
+func nodes(prefix string, n int, free map[string]int64) []Node {
+	out := make([]Node, n)
+	for i := range out {
+		out[i] = Node{Name: fmt.Sprintf("%s-%d", prefix, i), Free: free}
+	}
+	return out
+}
+
+func names(ns []Node) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.Name
+	}
+	return out
+}
+
+// outcome is what the table tests compare: granted replicas, and the pods held for a
+// guarantee, by policy.
+type outcome struct {
+	Granted  int32
+	Pending  int32
+	Reserved int32
+}
+
+func outcomes(r Result) map[string]outcome {
+	out := map[string]outcome{}
+	for _, g := range r.Grants {
+		out[g.Policy] = outcome{Granted: g.Granted, Pending: g.Pending, Reserved: g.Reserved}
+	}
+	return out
+}
+
+func TestAllocate(t *testing.T) {
+	pool := nodes("gpu", 4, map[string]int64{gpu: 8}) // 32 GPUs, the pool
+	all := names(pool)
+	two := map[string]int64{gpu: 2}
+	cases := []struct {
+		name string
+		in   Input
+		want map[string]outcome
+	}{
+		{
+			// 32 GPUs, 2 a pod: 16 pods. c's guarantee first: 3 pods (6 GPUs). a, priority
+			// 100, then takes its 10 (20 GPUs): 3 pods left for b and c at priority 10. b is
+			// at 0/8, c at 3/8: b, b (2/8), then b and c tie at 3/8 and b wins on its name.
+			name: "three policies surge together on 32 GPUs: guarantee, then priority, then deficit",
+			in: Input{Nodes: pool, Policies: []Policy{
+				{Name: "a", Priority: 100, PerPod: two, Nodes: all, Wanted: 10},
+				{Name: "b", Priority: 10, PerPod: two, Nodes: all, Wanted: 8},
+				{Name: "c", Priority: 10, Guaranteed: 3, PerPod: two, Nodes: all, Wanted: 8},
+			}},
+			want: map[string]outcome{"a": {Granted: 10}, "b": {Granted: 3}, "c": {Granted: 3}},
+		},
+		{
+			// Everything fits: 2+4+6 pods of 2 GPUs = 24 <= 32.
+			name: "no scarcity: everyone gets what it wants",
+			in: Input{Nodes: pool, Policies: []Policy{
+				{Name: "a", Priority: 100, PerPod: two, Nodes: all, Wanted: 2},
+				{Name: "b", PerPod: two, Nodes: all, Wanted: 4},
+				{Name: "c", Guaranteed: 8, PerPod: two, Nodes: all, Wanted: 6},
+			}},
+			// c wants 6 of its guaranteed 8: the other 2 pods' GPUs are held.
+			want: map[string]outcome{"a": {Granted: 2}, "b": {Granted: 4}, "c": {Granted: 6, Reserved: 2}},
+		},
+		{
+			// Equal priority, 6 pods free: a wants 10, b wants 2. One pod at a time to the
+			// smallest share granted: a (0/10 ties 0/2, name), b (0 < 1/10), then a until
+			// 5/10 = b's 1/2, the last pod to a (4/10 < 1/2): a 5, b 1, both at half.
+			name: "equal priority: the policy furthest below its need, relative to it, first",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 6}}}, Policies: []Policy{
+				{Name: "a", PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Wanted: 10},
+				{Name: "b", PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Wanted: 2},
+			}},
+			want: map[string]outcome{"a": {Granted: 5}, "b": {Granted: 1}},
+		},
+		{
+			// No GPU free. a scales down from 4 placed pods to 2: granted, but its 4 GPUs
+			// stay taken until the pods are gone, so b (priority 100) gets nothing this tick.
+			name: "a scale-down frees no GPU in the tick it is decided",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 0}}}, Policies: []Policy{
+				{Name: "a", PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 4, Placed: 4, Wanted: 2},
+				{Name: "b", Priority: 100, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 1, Placed: 1, Wanted: 3},
+			}},
+			want: map[string]outcome{"a": {Granted: 2}, "b": {Granted: 1}},
+		},
+		{
+			// 4 GPUs free, 1 a pod. l asked for 6 before (2 placed, 4 Pending); g, of lower
+			// priority, is guaranteed 3: it gets 3 first, l the last GPU: 3 of its 6, its 3
+			// Pending pods beyond what fits given up.
+			name: "Pending pods of one policy do not block another's guarantee",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 4}}}, Policies: []Policy{
+				{Name: "l", Priority: 50, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 6, Placed: 2, Wanted: 6},
+				{Name: "g", Priority: -5, Guaranteed: 3, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Wanted: 3},
+			}},
+			want: map[string]outcome{"l": {Granted: 3}, "g": {Granted: 3}},
+		},
+		{
+			// 2 GPUs free, 1 a pod. l asked for 3 at an earlier tick (1 placed, 2 not bound
+			// yet): they keep their place against h's higher priority, so that no grant
+			// moves between policies while pods start.
+			name: "pods already asked for keep their place against a higher priority",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 2}}}, Policies: []Policy{
+				{Name: "l", PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 3, Placed: 1, Wanted: 3},
+				{Name: "h", Priority: 100, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 1, Placed: 1, Wanted: 3},
+			}},
+			want: map[string]outcome{"l": {Granted: 3}, "h": {Granted: 1}},
+		},
+		{
+			// The same, with 1 GPU free: l keeps 1 of its 2 Pending pods (2 of 3); h none.
+			name: "pods already asked for beyond what fits are given up",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 1}}}, Policies: []Policy{
+				{Name: "l", PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 3, Placed: 1, Wanted: 3},
+				{Name: "h", Priority: 100, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 1, Placed: 1, Wanted: 3},
+			}},
+			want: map[string]outcome{"l": {Granted: 2}, "h": {Granted: 1}},
+		},
+		{
+			// g wants 1 and has it placed, guaranteed 4: 3 more pods' GPUs are held for it.
+			// h, priority 100, gets the other 3 of the 6 free.
+			name: "a guarantee is held even while its policy does not want it",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 6}}}, Policies: []Policy{
+				{Name: "g", Guaranteed: 4, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Current: 1, Placed: 1, Wanted: 1},
+				{Name: "h", Priority: 100, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Wanted: 10},
+			}},
+			want: map[string]outcome{"g": {Granted: 1, Reserved: 3}, "h": {Granted: 3}},
+		},
+		{
+			// Two nodes with 3 GPUs free each hold 6 GPUs, but only one 2-GPU pod each.
+			name: "per-node fit: free GPUs split across nodes do not add up",
+			in: Input{Nodes: nodes("n", 2, map[string]int64{gpu: 3}), Policies: []Policy{
+				{Name: "a", PerPod: two, Nodes: []string{"n-0", "n-1"}, Wanted: 3},
+			}},
+			want: map[string]outcome{"a": {Granted: 2}},
+		},
+		{
+			// a may only use n-0 (4 GPUs: 2 pods); b uses both and gets n-1's 2 pods. a's
+			// higher priority does not reach n-1.
+			name: "a policy is placed only on its eligible nodes",
+			in: Input{Nodes: nodes("n", 2, map[string]int64{gpu: 4}), Policies: []Policy{
+				{Name: "a", Priority: 10, PerPod: two, Nodes: []string{"n-0"}, Wanted: 5},
+				{Name: "b", PerPod: two, Nodes: []string{"n-0", "n-1"}, Wanted: 5},
+			}},
+			want: map[string]outcome{"a": {Granted: 2}, "b": {Granted: 2}},
+		},
+		{
+			// A pod of 1 GPU and 1 MIG slice fits only where both are free: n-0 has 8 GPUs
+			// and no slice, n-1 4 GPUs and 2 slices: 2 pods.
+			name: "a pod asking for two kinds fits where both are free",
+			in: Input{Nodes: []Node{{Name: "n-0", Free: map[string]int64{gpu: 8}}, {Name: "n-1", Free: map[string]int64{gpu: 4, mig: 2}}},
+				Policies: []Policy{{Name: "a", PerPod: map[string]int64{gpu: 1, mig: 1}, Nodes: []string{"n-0", "n-1"}, Wanted: 6}}},
+			want: map[string]outcome{"a": {Granted: 2}},
+		},
+		{
+			// n has 4 NVIDIA and 4 AMD GPUs. a (priority 100) wants 10 NVIDIA pods, b 3 AMD
+			// pods: a's priority does not reach the AMD pool.
+			name: "pools of different kinds are arbitrated separately",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 4, amd: 4}}}, Policies: []Policy{
+				{Name: "a", Priority: 100, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Wanted: 10},
+				{Name: "b", PerPod: map[string]int64{amd: 1}, Nodes: []string{"n"}, Wanted: 3},
+			}},
+			want: map[string]outcome{"a": {Granted: 4}, "b": {Granted: 3}},
+		},
+		{
+			// Nothing fits. The GPU pool allows 2 Pending pods, the MIG pool 1: a (priority
+			// 10) takes both GPU ones, b none; c the MIG one.
+			name: "the Pending allowance is per pool, in priority order",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 0, mig: 0}}},
+				Allowance: map[string]int32{gpu: 2, mig: 1},
+				Policies: []Policy{
+					{Name: "a", Priority: 10, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Wanted: 5},
+					{Name: "b", PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Wanted: 3},
+					{Name: "c", PerPod: map[string]int64{mig: 1}, Nodes: []string{"n"}, Wanted: 3},
+				}},
+			want: map[string]outcome{"a": {Granted: 2, Pending: 2}, "b": {Granted: 0}, "c": {Granted: 1, Pending: 1}},
+		},
+		{
+			// 1 allowed Pending pod goes to g, below its guarantee of 1, before h's
+			// higher priority.
+			name: "the allowance serves guarantees first",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 0}}}, Allowance: map[string]int32{gpu: 1},
+				Policies: []Policy{
+					{Name: "g", Guaranteed: 1, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Wanted: 2},
+					{Name: "h", Priority: 100, PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Wanted: 2},
+				}},
+			want: map[string]outcome{"g": {Granted: 1, Pending: 1}, "h": {Granted: 0}},
+		},
+		{
+			name: "a policy whose pods need no GPU gets what it wants",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 0}}},
+				Policies: []Policy{{Name: "cpu", Nodes: []string{"n"}, Current: 2, Placed: 2, Wanted: 40}}},
+			want: map[string]outcome{"cpu": {Granted: 40}},
+		},
+		{
+			// 1 GPU free: a (priority 10) needs 2 a pod and does not fit; b (priority 0)
+			// needs 1 and does.
+			name: "a lower priority's smaller pod takes what a larger pod cannot use",
+			in: Input{Nodes: []Node{{Name: "n", Free: map[string]int64{gpu: 1}}}, Policies: []Policy{
+				{Name: "a", Priority: 10, PerPod: two, Nodes: []string{"n"}, Wanted: 2},
+				{Name: "b", PerPod: map[string]int64{gpu: 1}, Nodes: []string{"n"}, Wanted: 2},
+			}},
+			want: map[string]outcome{"a": {Granted: 0}, "b": {Granted: 1}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, outcomes(Allocate(tc.in))); diff != "" {
+				t.Errorf("grants (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAllocateExplains(t *testing.T) {
+	pool := nodes("gpu", 4, map[string]int64{gpu: 8})
+	all := names(pool)
+	two := map[string]int64{gpu: 2}
+	r := Allocate(Input{Nodes: pool, Policies: []Policy{
+		{Name: "llama", Priority: 100, PerPod: two, Nodes: all, Wanted: 10},
+		{Name: "mistral", Priority: 10, PerPod: two, Nodes: all, Wanted: 8},
+		{Name: "qwen", Priority: 10, Guaranteed: 3, PerPod: two, Nodes: all, Wanted: 8},
+	}})
+	// As in TestAllocate's first case: qwen holds 3 pods (6 GPUs) for its guarantee,
+	// llama takes 10 pods (20 GPUs), mistral 3 (6 GPUs).
+	g, _ := r.Grant("mistral")
+	want := "wanted 8, granted 3: 20 nvidia.com/gpu went to policy llama of higher priority (100 > 10); " +
+		"6 nvidia.com/gpu held for policy qwen's guaranteed minimum; " +
+		"no more pods of 2 nvidia.com/gpu fit on its 4 eligible nodes, and nvidia.com/gpu allows no Pending pods"
+	if g.Message != want {
+		t.Errorf("mistral's message:\n got %q\nwant %q", g.Message, want)
+	}
+	g, _ = r.Grant("qwen")
+	wantTakers := []Taker{
+		{Policy: "llama", Priority: 100, Why: WhyPriority, Resource: gpu, GPUs: 20},
+		{Policy: "mistral", Priority: 10, Why: WhyDeficit, Resource: gpu, GPUs: 6},
+	}
+	if diff := cmp.Diff(wantTakers, g.Takers); diff != "" {
+		t.Errorf("qwen's takers (-want +got):\n%s", diff)
+	}
+	if g, _ := r.Grant("llama"); g.Message != "" || g.Takers != nil {
+		t.Errorf("llama got what it wanted, yet its grant explains %q, takers %v", g.Message, g.Takers)
+	}
+	wantPools := []Pool{{Resource: gpu, Free: 32, Granted: 32}}
+	if diff := cmp.Diff(wantPools, r.Pools); diff != "" {
+		t.Errorf("pools (-want +got):\n%s", diff)
+	}
+}
+
+func TestAllocateExplainsWhoHoldsTheGPUs(t *testing.T) {
+	// The tick after the surge of TestAllocateExplains: every pod placed, nothing free.
+	// llama holds 12 pods (24 GPUs) on its nodes, qwen 3 (6 GPUs, its guarantee), mistral 1;
+	// mistral still wants 8.
+	pool := nodes("gpu", 4, map[string]int64{gpu: 0})
+	all := names(pool)
+	two := map[string]int64{gpu: 2}
+	r := Allocate(Input{Nodes: pool, Policies: []Policy{
+		{Name: "llama", Priority: 100, PerPod: two, Nodes: all, Current: 12, Placed: 12, Wanted: 12,
+			PlacedOn: map[string]int32{"gpu-0": 4, "gpu-1": 4, "gpu-2": 4}},
+		{Name: "mistral", Priority: 10, PerPod: two, Nodes: all, Current: 1, Placed: 1, Wanted: 8, PlacedOn: map[string]int32{"gpu-3": 1}},
+		{Name: "qwen", Priority: 10, Guaranteed: 2, PerPod: two, Nodes: all, Current: 3, Placed: 3, Wanted: 3,
+			PlacedOn: map[string]int32{"gpu-3": 3}},
+	}})
+	g, _ := r.Grant("mistral")
+	// qwen's 3 pods: 2 up to its guarantee (4 GPUs), 1 beyond it, at mistral's priority (2).
+	want := []Taker{
+		{Policy: "llama", Priority: 100, Why: WhyPriority, Resource: gpu, GPUs: 24},
+		{Policy: "qwen", Priority: 10, Why: WhyGuarantee, Resource: gpu, GPUs: 4},
+		{Policy: "qwen", Priority: 10, Why: WhyHeld, Resource: gpu, GPUs: 2},
+	}
+	if diff := cmp.Diff(want, g.Takers); diff != "" {
+		t.Errorf("mistral's takers (-want +got):\n%s", diff)
+	}
+	wantMsg := "wanted 8, granted 1: 24 nvidia.com/gpu went to policy llama of higher priority (100 > 10); " +
+		"4 nvidia.com/gpu held for policy qwen's guaranteed minimum; " +
+		"2 nvidia.com/gpu held by the pods policy qwen runs or asked for before (priority 10; they are not preempted); " +
+		"no more pods of 2 nvidia.com/gpu fit on its 4 eligible nodes, and nvidia.com/gpu allows no Pending pods"
+	if g.Message != wantMsg {
+		t.Errorf("mistral's message:\n got %q\nwant %q", g.Message, wantMsg)
+	}
+}
+
+func TestGistIgnoresWhoTookWhat(t *testing.T) {
+	a := Grant{Wanted: 12, Granted: 8, Takers: []Taker{
+		{Policy: "llama", Why: WhyPriority, Resource: gpu, GPUs: 8},
+		{Policy: "qwen", Why: WhyGuarantee, Resource: gpu, GPUs: 6},
+	}}
+	// Other takers, other GPUs, another reason: the same gist.
+	b := Grant{Wanted: 12, Granted: 8, Takers: []Taker{
+		{Policy: "qwen", Why: WhyGuarantee, Resource: gpu, GPUs: 10},
+		{Policy: "gemma", Why: WhyHeld, Resource: gpu, GPUs: 2},
+	}}
+	want := "wanted 12, granted 8"
+	if a.Gist() != want || b.Gist() != want {
+		t.Errorf("gists %q and %q, want both %q", a.Gist(), b.Gist(), want)
+	}
+	c := b
+	c.Granted = 9
+	if c.Gist() == want {
+		t.Errorf("a grant of 9 has the gist of a grant of 8: %q", c.Gist())
+	}
+}

@@ -1,0 +1,143 @@
+package backtest
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/prescale/prescale/alloc"
+	"github.com/prescale/prescale/policy"
+)
+
+// PoolMember is one policy of a pool backtest, with the trace of its load.
+type PoolMember struct {
+	Policy *policy.Policy
+	Trace  Trace
+}
+
+// PoolPolicyResult is one member's outcome in a pool backtest.
+type PoolPolicyResult struct {
+	PolicyResult
+	Priority   int32 `json:"priority"`
+	Guaranteed int32 `json:"guaranteed"`
+	// UnservedGPUHours sums, over ticks, the GPUs the policy wanted and the pool did not
+	// grant, times the tick: the demand a larger pool would have served.
+	UnservedGPUHours float64 `json:"unservedGPUHours"`
+	// LimitedMinutes counts the minutes in which, at some tick, the pool granted the policy
+	// fewer replicas than it wanted.
+	LimitedMinutes int `json:"limitedMinutes"`
+}
+
+// PoolResult is a backtest of several policies sharing one GPU pool.
+type PoolResult struct {
+	// GPUs is the pool's size; PeakGPUs the most that the members held at once.
+	GPUs     int64              `json:"gpus"`
+	PeakGPUs int64              `json:"peakGPUs"`
+	Minutes  int                `json:"minutes"`
+	Ticks    int                `json:"ticks"`
+	Policies []PoolPolicyResult `json:"policies"`
+}
+
+// poolName is the one node of a pool backtest: the pool is one account of GPUs.
+const poolName = "pool"
+
+// poolResource is the GPU kind of a pool backtest.
+const poolResource = "gpu"
+
+// RunPool replays every member's trace through the model at once, each policy deciding as
+// in Run, and grants their replicas out of one pool of gpus GPUs at each tick with
+// alloc.Allocate, as prescale run does with capacity.mode: cap: by each policy's
+// capacity.priority and capacity.guaranteed, then by how far it is below its need. A pod
+// holds Params.GPUsPerReplica GPUs (an integer here) from its creation, starting or Ready;
+// a removed pod frees them at the next tick. The traces are cut to the shortest. It returns
+// an error for invalid parameters, a member's trace without requests, a duplicate policy
+// name, or a pool too small for the members' first replicas.
+func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) {
+	par := opt.Params
+	if err := par.Validate(); err != nil {
+		return PoolResult{}, fmt.Errorf("model parameters: %w", err)
+	}
+	perPod := int64(par.GPUsPerReplica)
+	if float64(perPod) != par.GPUsPerReplica {
+		return PoolResult{}, fmt.Errorf("gpusPerReplica: must be a whole number of GPUs in a pool backtest, got %v", par.GPUsPerReplica)
+	}
+	if len(members) == 0 {
+		return PoolResult{}, errors.New("a pool backtest needs at least one policy")
+	}
+	minutes := math.MaxInt
+	for _, m := range members {
+		minutes = min(minutes, len(m.Trace))
+	}
+	res := PoolResult{GPUs: gpus, Minutes: minutes, Policies: make([]PoolPolicyResult, len(members))}
+	sims := make([]*sim, len(members))
+	for i, m := range members {
+		p := m.Policy
+		if slices.ContainsFunc(members[:i], func(o PoolMember) bool { return o.Policy.Name == p.Name }) {
+			return PoolResult{}, fmt.Errorf("policy %q given twice", p.Name)
+		}
+		tr := m.Trace[:minutes]
+		if tr.Peak() <= 0 {
+			return PoolResult{}, fmt.Errorf("trace of policy %s: %w", p.Name, ErrNoRequests)
+		}
+		d, err := newDecider(p, par)
+		if err != nil {
+			return PoolResult{}, err
+		}
+		sims[i] = newEnv(par, tr).newSim(p.Name, d, opt)
+		res.Policies[i].Priority, res.Policies[i].Guaranteed = p.CapacityPriority(), p.CapacityGuaranteed()
+	}
+	ticks := sims[0].e.ticks
+	res.Ticks = ticks
+	var held int64
+	for _, m := range sims {
+		held += int64(m.s.total()) * perPod
+	}
+	if held > gpus {
+		return PoolResult{}, fmt.Errorf("the pool of %d GPUs is smaller than the %d the policies' first replicas hold", gpus, held)
+	}
+	dt := par.Tick.Seconds()
+	in := alloc.Input{Nodes: []alloc.Node{{Name: poolName, Free: map[string]int64{}}}, Policies: make([]alloc.Policy, len(sims))}
+	wants := make([]int32, len(sims))
+	lastLimited := make([]int, len(sims))
+	for i := range lastLimited {
+		lastLimited[i] = -1
+	}
+	for t := range ticks {
+		held = 0
+		for i, m := range sims {
+			m.serve(t)
+			total := m.s.total()
+			held += int64(total) * perPod
+			wants[i], _ = m.decide(t)
+			in.Policies[i] = alloc.Policy{Name: m.name, Priority: res.Policies[i].Priority, Guaranteed: res.Policies[i].Guaranteed,
+				PerPod: map[string]int64{poolResource: perPod}, Nodes: []string{poolName}, Current: total, Placed: total,
+				PlacedOn: map[string]int32{poolName: total}, Wanted: wants[i]}
+		}
+		res.PeakGPUs = max(res.PeakGPUs, held)
+		in.Nodes[0].Free[poolResource] = max(0, gpus-held)
+		r := alloc.Allocate(in)
+		for i, m := range sims {
+			g, _ := r.Grant(m.name)
+			if short := wants[i] - g.Granted; short > 0 {
+				res.Policies[i].UnservedGPUHours += float64(short) * float64(perPod) * dt / 3600
+				if minute := t / m.e.tpm; lastLimited[i] != minute {
+					lastLimited[i] = minute
+					res.Policies[i].LimitedMinutes++
+				}
+			}
+			now := Epoch.Add(time.Duration(t) * par.Tick)
+			if err := m.actuate(t, g.Granted, now); err != nil {
+				return PoolResult{}, err
+			}
+		}
+		if opt.Progress != nil && (t+1)%4096 == 0 {
+			opt.Progress(t+1, ticks)
+		}
+	}
+	for i, m := range sims {
+		res.Policies[i].PolicyResult = m.finish()
+	}
+	return res, nil
+}

@@ -1,0 +1,115 @@
+package scaler
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/klog/v2"
+
+	"github.com/prescale/prescale/alloc"
+)
+
+// allocate grants the GPUs across the tick's decisions (capacity.mode: cap): one
+// allocation over every policy, out of the nodes' free GPUs and each pool's Pending
+// allowance (docs/capacity.md). The policies that write this tick are allocated first;
+// those that do not (dry-run, beside another autoscaler, a hot standby's) then share what
+// is left, so that what they would get takes nothing from the policies that write. Each
+// decision above its grant is lowered to it (CapacityLimited). runs holds nil for the
+// policies whose sync failed: their pods still hold their GPUs, nothing more is asked for
+// them.
+func (c *Controller) allocate(ctx context.Context, runs []*syncRun) {
+	if c.opts.Capacity.Mode != CapacityCap {
+		return
+	}
+	nodes, err := c.nodes.List(labelsEverything)
+	if err == nil {
+		pods, perr := c.pods.List(labelsEverything)
+		if perr == nil {
+			c.allocateOn(runs, nodesFree(nodes, pods, c.opts.Capacity.IsGPU), func(r *syncRun) (map[string]int64, []string) {
+				return claimOf(r.obs.template, nodes, c.opts.Capacity.IsGPU)
+			})
+			return
+		}
+		err = perr
+	}
+	// Not reached with informers' listers, which do not fail. Without the GPUs, no scale-up
+	// is granted; the decisions that hold or scale down stand.
+	klog.FromContext(ctx).Error(fmt.Errorf("list nodes and pods for the GPU allocation: %w", err), "Holding every scale-up this tick")
+	for _, r := range runs {
+		if r != nil && r.obs.template != nil {
+			dec := r.res.Decision
+			r.grantCapacity(alloc.Grant{Policy: r.p.Name, Wanted: dec.DesiredReplicas, Granted: min(dec.DesiredReplicas, dec.CurrentReplicas),
+				Message: fmt.Sprintf("wanted %d, granted %d: the nodes and pods could not be listed", dec.DesiredReplicas, dec.CurrentReplicas)})
+		}
+	}
+}
+
+// allocateOn allocates free across runs; claim returns what a run's pods request of each
+// GPU kind and where they may go.
+func (c *Controller) allocateOn(runs []*syncRun, free []alloc.Node, claim func(*syncRun) (map[string]int64, []string)) {
+	allowance := map[string]int32{}
+	for _, n := range free {
+		for kind := range n.Free {
+			allowance[kind] = c.opts.Capacity.Allowance(kind)
+		}
+	}
+	perPod := map[string]map[string]int64{}
+	byName := map[string]*syncRun{}
+	var writers, others []alloc.Policy
+	for _, r := range runs {
+		if r == nil || r.obs.template == nil {
+			continue
+		}
+		kinds, nodes := claim(r)
+		if len(kinds) == 0 {
+			continue
+		}
+		for kind := range kinds {
+			if _, ok := allowance[kind]; !ok {
+				allowance[kind] = c.opts.Capacity.Allowance(kind)
+			}
+		}
+		dec := r.res.Decision
+		ap := alloc.Policy{Name: r.p.Name, Priority: r.p.CapacityPriority(), Guaranteed: r.p.CapacityGuaranteed(),
+			PerPod: kinds, Nodes: nodes, Current: dec.CurrentReplicas, Placed: r.obs.placed, PlacedOn: r.obs.placedOn,
+			Wanted: dec.DesiredReplicas}
+		perPod[r.p.Name], byName[r.p.Name] = kinds, r
+		if r.writes {
+			writers = append(writers, ap)
+		} else {
+			others = append(others, ap)
+		}
+	}
+	first := alloc.Allocate(alloc.Input{Nodes: free, Policies: writers, Allowance: allowance})
+	// What the writers leave: their placements and Pending pods taken out.
+	left := make([]alloc.Node, len(free))
+	index := map[string]int{}
+	for i, n := range free {
+		left[i] = alloc.Node{Name: n.Name, Free: make(map[string]int64, len(n.Free))}
+		for k, v := range n.Free {
+			left[i].Free[k] = v
+		}
+		index[n.Name] = i
+	}
+	leftAllowance := make(map[string]int32, len(allowance))
+	for k, v := range allowance {
+		leftAllowance[k] = v
+	}
+	for _, g := range first.Grants {
+		for _, pl := range g.Placements {
+			for k, n := range perPod[g.Policy] {
+				left[index[pl.Node]].Free[k] -= int64(pl.Pods) * n
+			}
+		}
+		for k := range perPod[g.Policy] {
+			leftAllowance[k] -= g.Pending
+		}
+	}
+	second := alloc.Allocate(alloc.Input{Nodes: left, Policies: others, Allowance: leftAllowance})
+	for _, res := range []alloc.Result{first, second} {
+		for _, g := range res.Grants {
+			byName[g.Policy].grantCapacity(g)
+		}
+	}
+	c.reportPools(first, second)
+}
