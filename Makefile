@@ -71,6 +71,7 @@ bench-soak: tools
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDecideScaleToZero$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./forecast -run '^$$' -fuzz '^FuzzForecast$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./alloc -run '^$$' -fuzz '^FuzzAllocate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 
