@@ -123,7 +123,14 @@ func BenchmarkSoak(b *testing.B) {
 	p := startPrometheusEvery(b, ln.Addr().String(), 5*time.Second)
 
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "prometheus: {url: %s, timeout: 5s}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: cap}\npolicies:\n", p.url())
+	fmt.Fprintf(&cfg, "prometheus: {url: %s, timeout: 5s}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: cap}\n", p.url())
+	// SOAK_KUBERNETES, e.g. "{qps: 1000, burst: 2000}", sets the API clients' rate limits
+	// (the settings' kubernetes block): a surge's writes share the scale client's budget with
+	// the 1000 reads.
+	if k := os.Getenv("SOAK_KUBERNETES"); k != "" {
+		fmt.Fprintf(&cfg, "kubernetes: %s\n", k)
+	}
+	cfg.WriteString("policies:\n")
 	for i := range n {
 		name := fmt.Sprintf("d%04d", i)
 		fmt.Fprintf(&cfg, `  - name: %s
