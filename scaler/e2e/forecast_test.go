@@ -174,19 +174,7 @@ func rampLoad(t *testing.T, e *exporter, p *promServer, w sandbox.Workload) {
 		e.setLoad(load)
 		e.setTotal(load / 2)
 	}
-	set()
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				set()
-			}
-		}
-	}()
+	driveLoad(ctx, set)
 	query := fmt.Sprintf(`count_over_time(inference_load_rps{namespace=%q}[2m])`, w.Namespace)
 	eventually(t, 45*time.Second, "30 s of load history in Prometheus", func() bool { return promCount(p, query) >= 30 })
 }
@@ -202,4 +190,21 @@ func promCount(p *promServer, query string) float64 {
 		return float64(vec[0].Value)
 	}
 	return 0
+}
+
+// driveLoad calls set now and every 100 ms until ctx ends: the exporter's load follows it.
+func driveLoad(ctx context.Context, set func()) {
+	set()
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				set()
+			}
+		}
+	}()
 }

@@ -126,19 +126,7 @@ func TestScaleToZeroWakesAhead(t *testing.T) {
 		e.setLoad(load)
 		e.setTotal(load / 2)
 	}
-	set()
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				set()
-			}
-		}
-	}()
+	driveLoad(ctx, set)
 	forecast := fmt.Sprintf(`    forecast:
       load: {query: 'sum(inference_load_rps{namespace=%q})', perReplica: 10}
       method: seasonal-naive
