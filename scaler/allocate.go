@@ -57,6 +57,14 @@ func (c *Controller) allocateOn(runs []*syncRun, free []alloc.Node, claim func(*
 	byName := map[string]*syncRun{}
 	var writers, others []alloc.Policy
 	for _, r := range runs {
+		if r != nil && r.obs.templateErr != nil {
+			// What its pods request is unknown: it is granted no scale-up.
+			dec := r.res.Decision
+			granted := min(dec.DesiredReplicas, dec.CurrentReplicas)
+			r.grantCapacity(alloc.Grant{Policy: r.p.Name, Wanted: dec.DesiredReplicas, Granted: granted,
+				Message: fmt.Sprintf("wanted %d, granted %d: %v", dec.DesiredReplicas, granted, r.obs.templateErr)})
+			continue
+		}
 		if r == nil || r.obs.template == nil {
 			continue
 		}

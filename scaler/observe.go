@@ -8,7 +8,9 @@ import (
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/prescale/prescale/policy"
@@ -25,10 +27,13 @@ type observed struct {
 	gvr   schema.GroupVersionResource
 	ref   *corev1.ObjectReference
 	// template is one of the target's pods not being deleted (what a new pod requests, and
-	// where it may go), nil when it has none; placed counts those bound to a node.
-	template *corev1.Pod
-	placed   int32
-	placedOn map[string]int32 // those pods by node name
+	// where it may go), nil when it has none; placed counts those bound to a node. A target
+	// with none that scales up reads it from the workload's spec.template instead
+	// (workloadTemplate); templateErr says why that failed.
+	template    *corev1.Pod
+	templateErr error
+	placed      int32
+	placedOn    map[string]int32 // those pods by node name
 	// recreated is the UID the target had before it was deleted and recreated, empty
 	// otherwise.
 	recreated string
@@ -93,6 +98,38 @@ func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (
 		}
 	}
 	return o, nil
+}
+
+// workloadTemplate returns a pod made of the workload's spec.template, for a target with no
+// pod to read what its next pod requests from (one at zero, or whose pods are all being
+// deleted): nil when the workload has no spec.template (a custom resource of another
+// shape, which is then not arbitrated). The scale's resourceVersion is the workload's, so
+// the template is read once per version of the workload and kept in t.
+func (c *Controller) workloadTemplate(ctx context.Context, p *policy.Policy, t *target, o *observed) (*corev1.Pod, error) {
+	if rv := o.scale.ResourceVersion; rv != "" && t.templateVersion == rv {
+		return t.template, nil
+	}
+	u, err := c.deps.Dynamic.Resource(o.gvr).Namespace(p.Target.Namespace).Get(ctx, p.Target.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("get %s for its pod template: %w", p.Target, err)
+	}
+	raw, found, err := unstructured.NestedMap(u.Object, "spec", "template")
+	if err != nil {
+		return nil, fmt.Errorf("read spec.template of %s: %w", p.Target, err)
+	}
+	var pod *corev1.Pod
+	if found {
+		var tmpl corev1.PodTemplateSpec
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &tmpl); err != nil {
+			return nil, fmt.Errorf("read spec.template of %s: %w", p.Target, err)
+		}
+		pod = &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
+		pod.Namespace, pod.Name = p.Target.Namespace, p.Target.Name+" (template)"
+	}
+	// Kept under the version the scale was read at: a later write to the workload changes
+	// it, and the template is read again.
+	t.template, t.templateVersion = pod, o.scale.ResourceVersion
+	return pod, nil
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/prescale/prescale/engine"
@@ -21,6 +22,10 @@ type target struct {
 	// observe's
 	uid     types.UID
 	startup startups
+	// template is the pod template last read from the workload (nil: it has none), at
+	// the workload's templateVersion.
+	template        *corev1.Pod
+	templateVersion string
 
 	// act's
 	conditions map[string]string // condition key -> last message, so that each is sent on change

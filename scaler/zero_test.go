@@ -7,6 +7,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 
 	"github.com/prescale/prescale/policy"
 )
@@ -84,4 +90,76 @@ func containsReason(events []string, reason string) bool {
 		}
 	}
 	return false
+}
+
+// TestWakeFromZeroIsAllocated: a target at zero has no pod to read what its pods request,
+// so the GPU allocation reads the workload's spec.template. Waking to 5 replicas of 2 GPUs
+// on a node with 4 free is granted the 2 that fit; a template that requests no GPU is not
+// arbitrated; a workload that cannot be read is granted no scale-up, and says why.
+func TestWakeFromZeroIsAllocated(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		workload *unstructured.Unstructured // nil: none (the get fails)
+		want     int32
+		message  string // in the CapacityLimited event; "" for none
+	}{
+		{name: "template of 2 GPUs", workload: deploymentWithTemplate(t, gpuPod("", "", 2)), want: 2,
+			message: "wanted 5, granted 2"},
+		{name: "template without GPUs", workload: deploymentWithTemplate(t, &corev1.Pod{Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "server"}}}}), want: 5},
+		{name: "workload unreadable", want: 0, message: `wanted 5, granted 0: get Deployment default/web for its pod template`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newCluster(t, 2)
+			var objects []runtime.Object
+			if tc.workload != nil {
+				objects = append(objects, tc.workload)
+			}
+			cl.dyn = dynamicfake.NewSimpleDynamicClient(runtime.NewScheme(), objects...)
+			if _, err := cl.kube.CoreV1().Nodes().Create(cl.ctx, gpuNode("gpu-0", 4), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			cl.source.set("gateway", policy.Sample{Value: 0})
+			opts := DefaultOptions()
+			opts.Capacity.PendingAllowance = 0
+			c := cl.controller(zeroPolicy, opts)
+			lead(c)
+			// Idle to zero (a scale-down: nothing to allocate), then woken.
+			cl.tickAt(c, 0)
+			cl.tickAt(c, 60*time.Second)
+			if got := cl.replicas(); got != 0 {
+				t.Fatalf("idle 60 s: %d replicas, want 0", got)
+			}
+			cl.source.set("gateway", policy.Sample{Value: 90}) // ceil(90 / 20) = 5 replicas
+			events := cl.tickAt(c, 90*time.Second)
+			if got := cl.replicas(); got != tc.want {
+				t.Fatalf("woke to %d replicas, want %d (events %q)", got, tc.want, events)
+			}
+			var limited []string
+			for _, e := range events {
+				if strings.HasPrefix(e, corev1.EventTypeWarning+" "+ReasonCapacityLimited+" ") {
+					limited = append(limited, e)
+				}
+			}
+			switch {
+			case tc.message == "" && len(limited) > 0:
+				t.Errorf("CapacityLimited events %q, want none", limited)
+			case tc.message != "" && (len(limited) != 1 || !strings.Contains(limited[0], tc.message)):
+				t.Errorf("CapacityLimited events %q, want one saying %q", limited, tc.message)
+			}
+		})
+	}
+}
+
+// deploymentWithTemplate is Deployment default/web whose pod template is pod's spec.
+func deploymentWithTemplate(t *testing.T, pod *corev1.Pod) *unstructured.Unstructured {
+	t.Helper()
+	d := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec:       appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{Spec: pod.Spec}}}
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &unstructured.Unstructured{Object: obj}
 }

@@ -479,9 +479,12 @@ func TestDeploy(t *testing.T) {
 			{[]string{"update", "deployments.apps", "--subresource=scale", "-n", "inference"}, true},
 			{[]string{"get", "statefulsets.apps", "--subresource=scale", "-n", "inference"}, true},
 			{[]string{"update", "statefulsets.apps", "--subresource=scale", "-n", "inference"}, true},
-			// The decision annotation.
+			// The decision annotation, and the pod template of a target with no pod.
 			{[]string{"patch", "deployments.apps", "-n", "inference"}, true},
 			{[]string{"patch", "statefulsets.apps", "-n", "inference"}, true},
+			{[]string{"get", "deployments.apps", "-n", "inference"}, true},
+			{[]string{"get", "statefulsets.apps", "-n", "inference"}, true},
+			{[]string{"list", "deployments.apps", "-A"}, false},
 			// Events.
 			{[]string{"create", "events", "-n", "inference"}, true},
 			{[]string{"patch", "events", "-n", "inference"}, true},
@@ -685,7 +688,7 @@ policies:
 		})
 
 		// What RBAC allows (patch deployments) but the admission policy forbids, as the service
-		// account (kubectl patch would GET first, which it may not): server-side dry-run goes
+		// account: server-side dry-run goes
 		// through admission and writes nothing. The policy takes effect once the API server's
 		// informer has it: poll.
 		patch := func(ctx context.Context, p string) error {

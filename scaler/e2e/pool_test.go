@@ -393,3 +393,103 @@ policies:
 		})
 	}
 }
+
+// TestGPUPoolWakeFromZero: a target at zero has no pod to read what its pods request, so
+// its wake-up is arbitrated from its Deployment's template. On one node of 8 GPUs (4 pods
+// of 2), busy (priority 100) holds 3 pods when sleeper (priority 10), idled to zero, wakes
+// wanting 4: it is granted the 1 that fits, never more (no pod unschedulable), and says who
+// has the rest; when busy drops to 1, sleeper takes the 2 freed.
+func TestGPUPoolWakeFromZero(t *testing.T) {
+	_, kube := sharedSandbox(t)
+	const pool, res = "pool-zero", corev1.ResourceName("nvidia.com/gpu")
+	gpuPool(t, kube, pool, 1, res, 8)
+	busy := poolWorkload(t, kube, "e2e-pool-zero-busy", pool, res, 2)
+	sleeper := poolWorkload(t, kube, "e2e-pool-zero-sleeper", pool, res, 2)
+	e := newLoadExporter(t)
+	e.set(busy.Namespace, 10)
+	e.set(sleeper.Namespace, 0)
+	p := startPrometheusOn(t, e.addr)
+	cfg := fmt.Sprintf(`prometheus: {url: %s, timeout: 2s}
+interval: 1s
+staleness: 5s
+leaderElection: {namespace: %s, name: prescale, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 200ms}
+capacity: {mode: cap, pendingAllowance: 0}
+policies:
+`, p.url(), busy.Namespace)
+	cfg += poolPolicy("busy", busy, 4, "{priority: 100}")
+	cfg += strings.Replace(poolPolicy("sleeper", sleeper, 4, "{priority: 10}"), "minReplicas: 1", "minReplicas: 0", 1) +
+		fmt.Sprintf(`    scaleToZero:
+      activation: {query: 'sum(inference_load_rps{namespace=%q})', perReplica: 10}
+      idleDelay: 2s
+`, sleeper.Namespace)
+	startPrescale(t, "pool-zero", cfg)
+	eventually(t, 60*time.Second, "sleeper idle at zero with no pod", func() bool {
+		pods, err := kube.CoreV1().Pods(sleeper.Namespace).List(context.Background(), metav1.ListOptions{})
+		return err == nil && len(pods.Items) == 0 && specReplicas(t, sleeper) == 0
+	})
+	e.set(busy.Namespace, 30)
+	eventually(t, 60*time.Second, "busy at 3 Ready pods", func() bool {
+		d := deployment(t, busy)
+		return *d.Spec.Replicas == 3 && d.Status.ReadyReplicas == 3
+	})
+
+	// From the wake-up on, checked every 100 ms: the pods asked for fit (4), none is
+	// unschedulable.
+	stop := make(chan struct{})
+	done := make(chan []string)
+	go func() {
+		var violations []string
+		for {
+			select {
+			case <-stop:
+				done <- violations
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if sum := specReplicas(t, busy) + specReplicas(t, sleeper); sum > 4 {
+				violations = append(violations, fmt.Sprintf("prescale asks for %d pods, 4 fit", sum))
+			}
+			if bad := unschedulable(kube, busy.Namespace, sleeper.Namespace); len(bad) > 0 {
+				violations = append(violations, fmt.Sprintf("unschedulable pods: %v", bad))
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		for i, v := range <-done {
+			if i == 5 {
+				t.Error("... and more")
+				break
+			}
+			t.Error(v)
+		}
+	}()
+
+	e.set(sleeper.Namespace, 40) // wants 4
+	eventually(t, 30*time.Second, "sleeper woken", func() bool { return specReplicas(t, sleeper) > 0 })
+	await(t, 20*time.Second, "sleeper's CapacityLimited event naming busy", func() error {
+		for _, m := range events(t, sleeper, "CapacityLimited") {
+			if strings.Contains(m, "wanted 4, granted 1") && strings.Contains(m, "went to policy busy of higher priority (100 > 10)") {
+				return nil
+			}
+		}
+		return fmt.Errorf("CapacityLimited events: %q", events(t, sleeper, "CapacityLimited"))
+	})
+	eventually(t, 30*time.Second, "sleeper's pod Ready", func() bool { return deployment(t, sleeper).Status.ReadyReplicas == 1 })
+	if got := specReplicas(t, sleeper); got != 1 {
+		t.Errorf("sleeper at %d replicas, want the 1 that fits", got)
+	}
+
+	e.set(busy.Namespace, 10)
+	eventually(t, 60*time.Second, "busy's GPUs to flow to sleeper: busy 1, sleeper 3", func() bool {
+		return specReplicas(t, busy) == 1 && specReplicas(t, sleeper) == 3
+	})
+	eventually(t, 60*time.Second, "every pod placed", func() bool {
+		for _, w := range []sandbox.Workload{busy, sleeper} {
+			if d := deployment(t, w); d.Status.ReadyReplicas != *d.Spec.Replicas {
+				return false
+			}
+		}
+		return true
+	})
+}
