@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -151,10 +152,20 @@ func (a actor) rescale(ctx context.Context, eng *engine.Engine, dec policy.Decis
 	return nil
 }
 
-// annotate writes the decision record on the target when it changed (ignoring its time,
-// and the GPU counts of its capacity part: a grant is rewritten when its numbers or its
-// takers change, not when the takers' GPUs move by a pod in a surge).
-func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) error {
+// recordRefresh is how often a decision record whose gist has not changed is rewritten
+// with its new values. The Deployment controller copies a Deployment's annotations to its
+// ReplicaSet: every record written is also a ReplicaSet update by the controller-manager,
+// whose client is rate-limited (20 requests/s by default), and whose queue the targets'
+// scale-ups wait in. A thousand records rewritten at every tick for their metrics' values
+// delayed the scale-ups of the soak by minutes (docs/performance.md).
+const recordRefresh = 5 * time.Minute
+
+// record returns the decision record to write on the target, or nil when it need not be
+// written: it has not changed since the last one written (ignoring its time, and the GPU
+// counts of its capacity part: a grant is rewritten when its numbers or its takers change,
+// not when the takers' GPUs move by a pod in a surge), or only its values have
+// (recordGist), for less than recordRefresh.
+func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) func(context.Context) error {
 	text := annotationFor(dec, fst, ost, grant)
 	key := text
 	if grant != nil {
@@ -164,13 +175,79 @@ func (a actor) annotate(ctx context.Context, dec policy.Decision, fst *ForecastS
 	if key == a.t.annotation {
 		return nil
 	}
+	gist := recordGist(dec, fst, ost, grant)
+	if gist == a.t.recordGist && dec.Time.Sub(a.t.recordAt) < recordRefresh {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		if err := a.annotate(ctx, text); err != nil {
+			return err
+		}
+		a.t.annotation, a.t.recordGist, a.t.recordAt = key, gist, dec.Time
+		return nil
+	}
+}
+
+// recordGist is the decision record without what moves with the load at every tick: the
+// metrics' values and proposals, the clamps that led from the proposal to the desired
+// replicas (a stabilization window that holds them one tick and not the next), the
+// forecast's load and proposal, the latency and the activation signal, the quantile and the
+// minutes counted, the idle time, the takers' GPU counts. Errors and warnings count by
+// their presence, not their text. A record whose gist changed is written at once: its
+// replicas, reason, winning metric, a metric gone missing, the forecast won or gated, a
+// violated minute, the scale-to-zero state, the grant (what was wanted and granted, and
+// who took the rest).
+func recordGist(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) string {
+	present := func(s string) string {
+		if s != "" {
+			return "present"
+		}
+		return ""
+	}
+	d := dec
+	d.Proposal = 0
+	d.Metrics = make([]policy.MetricResult, len(dec.Metrics))
+	for i, m := range dec.Metrics {
+		m.Value, m.Proposal, m.Error, m.Warnings = 0, 0, present(m.Error), nil
+		d.Metrics[i] = m
+	}
+	d.Clamps = nil
+	if z := dec.Zero; z != nil {
+		zc := *z
+		zc.Activation, zc.ActivationError, zc.IdleSeconds, zc.ExpectedReplicas = 0, present(z.ActivationError), 0, 0
+		d.Zero = &zc
+	}
+	if fst != nil {
+		f := *fst
+		if fr := fst.ForecastResult; fr != nil {
+			r := *fr
+			r.Point, r.Lo, r.Hi, r.Value, r.Proposal = 0, 0, 0, 0, 0
+			f.ForecastResult = &r
+		}
+		f.StartupSeconds, f.Error, f.MAPE, f.HistorySamples = 0, nil, nil, 0
+		f.LoadError, f.LoadWarnings = present(f.LoadError), nil
+		fst = &f
+	}
+	if ost != nil {
+		o := *ost
+		o.Latency, o.LatencyError, o.LatencyWarnings = nil, present(o.LatencyError), nil
+		o.Quantile, o.Minutes = 0, 0
+		ost = &o
+	}
+	if grant != nil {
+		grant = &alloc.Grant{Policy: grant.Policy, Wanted: grant.Wanted, Granted: grant.Granted, Message: grant.Gist()}
+	}
+	return annotationFor(d, fst, ost, grant)
+}
+
+// annotate writes the decision record text.
+func (a actor) annotate(ctx context.Context, text string) error {
 	if err := a.mayWrite(ctx, "annotation_write"); err != nil {
 		return err
 	}
 	if err := a.c.writer.Annotate(ctx, a.o.gvr, a.p.Target, text); err != nil {
 		return failure("annotation_write", err)
 	}
-	a.t.annotation = key
 	return nil
 }
 

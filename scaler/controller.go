@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -16,6 +17,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
 	autoscalinglisters "k8s.io/client-go/listers/autoscaling/v2"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/scale"
@@ -59,9 +61,13 @@ type Controller struct {
 	deps    Deps
 	factory informers.SharedInformerFactory
 	pods    corelisters.PodLister
-	nodes   corelisters.NodeLister
-	hpas    autoscalinglisters.HorizontalPodAutoscalerLister
-	synced  []cache.InformerSynced
+	// deployments and statefulsets serve the targets' scale (Options.WatchTargets); nil
+	// without.
+	deployments  appslisters.DeploymentLister
+	statefulsets appslisters.StatefulSetLister
+	nodes        corelisters.NodeLister
+	hpas         autoscalinglisters.HorizontalPodAutoscalerLister
+	synced       []cache.InformerSynced
 
 	writer     Writer
 	querySlots chan struct{}
@@ -73,7 +79,10 @@ type Controller struct {
 	// a reload can stop the writes without a restart.
 	dryRun atomic.Bool
 	tickMu sync.Mutex
-	ready  atomic.Bool
+	// records is closed when the last tick's decision records are written; nil when none
+	// are being written. Under tickMu.
+	records chan struct{}
+	ready   atomic.Bool
 
 	mu       sync.Mutex
 	policies []policy.Policy
@@ -88,7 +97,7 @@ func New(opts Options, deps Deps, policies []policy.Policy) (*Controller, error)
 	if deps.ErrorKind == nil {
 		deps.ErrorKind = func(error) string { return "query" }
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(deps.Kube, 0, informers.WithTransform(stripPod))
+	factory := informers.NewSharedInformerFactoryWithOptions(deps.Kube, 0, informers.WithTransform(stripCached))
 	writer := deps.Writer
 	if writer == nil {
 		writer = kubeWriter{scales: deps.Scales, dynamic: deps.Dynamic, recorder: deps.Recorder, manager: opts.Identity}
@@ -110,26 +119,40 @@ func New(opts Options, deps Deps, policies []policy.Policy) (*Controller, error)
 		factory.Core().V1().Nodes().Informer().HasSynced,
 		factory.Autoscaling().V2().HorizontalPodAutoscalers().Informer().HasSynced,
 	}
+	if opts.WatchTargets {
+		c.deployments = factory.Apps().V1().Deployments().Lister()
+		c.statefulsets = factory.Apps().V1().StatefulSets().Lister()
+		c.synced = append(c.synced, factory.Apps().V1().Deployments().Informer().HasSynced,
+			factory.Apps().V1().StatefulSets().Informer().HasSynced)
+	}
 	c.SetPolicies(policies)
 	return c, nil
 }
 
-// stripPod keeps only what the controller reads of a pod, to bound the cache's memory.
-func stripPod(obj any) (any, error) {
-	p, ok := obj.(*corev1.Pod)
-	if !ok {
-		return obj, nil
+// stripCached keeps only what the controller reads of a pod, and of a Deployment or
+// StatefulSet only their scale, to bound the caches' memory.
+func stripCached(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		o.ManagedFields = nil
+		o.Annotations = nil
+		for i := range o.Spec.Containers {
+			c := &o.Spec.Containers[i]
+			c.Env, c.EnvFrom, c.VolumeMounts, c.Command, c.Args = nil, nil, nil, nil, nil
+			c.LivenessProbe, c.ReadinessProbe, c.StartupProbe = nil, nil, nil
+		}
+		o.Spec.Volumes = nil
+		o.Status.ContainerStatuses, o.Status.InitContainerStatuses = nil, nil
+	case *appsv1.Deployment:
+		o.ManagedFields, o.Annotations, o.Labels = nil, nil, nil
+		o.Spec.Template = corev1.PodTemplateSpec{}
+		o.Status.Conditions = nil
+	case *appsv1.StatefulSet:
+		o.ManagedFields, o.Annotations, o.Labels = nil, nil, nil
+		o.Spec.Template, o.Spec.VolumeClaimTemplates = corev1.PodTemplateSpec{}, nil
+		o.Status.Conditions = nil
 	}
-	p.ManagedFields = nil
-	p.Annotations = nil
-	for i := range p.Spec.Containers {
-		c := &p.Spec.Containers[i]
-		c.Env, c.EnvFrom, c.VolumeMounts, c.Command, c.Args = nil, nil, nil, nil, nil
-		c.LivenessProbe, c.ReadinessProbe, c.StartupProbe = nil, nil, nil
-	}
-	p.Spec.Volumes = nil
-	p.Status.ContainerStatuses, p.Status.InitContainerStatuses = nil, nil
-	return p, nil
+	return obj, nil
 }
 
 // Start starts the informers and waits for their caches. Followers call it too, so that a
@@ -222,6 +245,7 @@ func (c *Controller) Lead(ctx context.Context) {
 	c.lease.Store(h)
 	c.deps.Metrics.Leader.Set(1)
 	defer func() {
+		c.awaitRecords() // cancelled with ctx: they end at once
 		c.lease.CompareAndSwap(h, nil)
 		c.deps.Metrics.Leader.Set(0)
 	}()
@@ -247,6 +271,11 @@ func (c *Controller) Tick(ctx context.Context) {
 	// targets' state.
 	c.tickMu.Lock()
 	defer c.tickMu.Unlock()
+	start := time.Now()
+	// The last tick's decision records first, if they are still being written: a record is
+	// never written over a newer one. Counted in this tick's duration.
+	c.awaitRecordsLocked()
+	waited := time.Since(start)
 	now := c.deps.Clock.Now() // every window in this tick is measured from this instant
 	// The right to write, read once: the lease held as the tick begins. Its syncs then run
 	// under the lease's context, so that the lease lost mid-tick cancels every write not
@@ -254,13 +283,14 @@ func (c *Controller) Tick(ctx context.Context) {
 	// writes under it too; one that finds none writes nothing).
 	hold := c.heldLease()
 	leading := hold != nil
+	parent := ctx
 	if leading {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
 		defer context.AfterFunc(hold.ctx, cancel)()
 	}
-	start := time.Now()
+	begun := time.Now()
 	c.deps.Metrics.LastTick.Set(float64(now.Unix()))
 	policies, targets := c.snapshot()
 	// Decide every policy, then allocate the GPUs across their decisions, then act: one
@@ -281,7 +311,11 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 		runs[i] = r
 	})
+	decided := time.Now()
+	c.deps.Metrics.TickPhaseDuration.WithLabelValues(phaseDecide).Observe(decided.Sub(begun).Seconds())
 	c.allocate(ctx, runs)
+	allocated := time.Now()
+	c.deps.Metrics.TickPhaseDuration.WithLabelValues(tickPhaseAllocate).Observe(allocated.Sub(decided).Seconds())
 	c.each(len(policies), func(i int) {
 		if runs[i] == nil {
 			return
@@ -292,8 +326,62 @@ func (c *Controller) Tick(ctx context.Context) {
 			c.syncFailed(loggers[i], err)
 		}
 	})
-	c.deps.Metrics.TickDuration.Observe(time.Since(start).Seconds())
-	klog.FromContext(ctx).V(4).Info("Tick done", "policies", len(policies), "duration", time.Since(start))
+	end := time.Now()
+	c.deps.Metrics.TickPhaseDuration.WithLabelValues(phaseAct).Observe(end.Sub(allocated).Seconds())
+	c.deps.Metrics.TickDuration.Observe(end.Sub(start).Seconds())
+	klog.FromContext(ctx).V(4).Info("Tick done", "policies", len(policies), "duration", end.Sub(start),
+		"decide", decided.Sub(begun), "allocate", allocated.Sub(decided), "act", end.Sub(allocated), "waitedForRecords", waited)
+	if leading {
+		c.writeRecords(parent, hold, runs, loggers)
+	}
+}
+
+// writeRecords writes the tick's decision records (the prescale.io/decision annotation of
+// each target whose record changed) in the background, once the tick has acted: the scale
+// writes never wait behind a thousand explanations (docs/performance.md). They run under
+// the lease, within one interval; the next tick waits for them first (awaitRecordsLocked).
+func (c *Controller) writeRecords(ctx context.Context, hold *leaseHold, runs []*syncRun, loggers []klog.Logger) {
+	var due []int
+	for i, r := range runs {
+		if r != nil && r.record != nil {
+			due = append(due, i)
+		}
+	}
+	if len(due) == 0 {
+		return
+	}
+	done := make(chan struct{})
+	c.records = done
+	rctx, cancel := context.WithTimeout(ctx, c.opts.Interval)
+	stop := context.AfterFunc(hold.ctx, cancel)
+	go func() {
+		defer close(done)
+		defer cancel()
+		defer stop()
+		start := time.Now()
+		c.each(len(due), func(j int) {
+			i := due[j]
+			if err := runs[i].record(klog.NewContext(rctx, loggers[i])); err != nil {
+				c.syncFailed(loggers[i], err)
+			}
+		})
+		c.deps.Metrics.TickPhaseDuration.WithLabelValues(tickPhaseRecord).Observe(time.Since(start).Seconds())
+		klog.FromContext(ctx).V(4).Info("Records written", "records", len(due), "duration", time.Since(start))
+	}()
+}
+
+// awaitRecords waits until the last tick's decision records are written (or given up).
+func (c *Controller) awaitRecords() {
+	c.tickMu.Lock()
+	defer c.tickMu.Unlock()
+	c.awaitRecordsLocked()
+}
+
+func (c *Controller) awaitRecordsLocked() {
+	if c.records != nil {
+		<-c.records
+		c.records = nil
+	}
 }
 
 // each runs f(0..n-1) with at most SyncConcurrency at once, and waits for them all.

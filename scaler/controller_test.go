@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -84,6 +85,8 @@ type cluster struct {
 	// written holds spec.replicas of each Update the server accepted.
 	written []int32
 	logs    []string
+	// writer, when set, makes the controller's writes (Deps.Writer).
+	writer Writer
 }
 
 // newCluster serves Deployment default/web at replicas (uid-1), with a load of 0.
@@ -195,7 +198,7 @@ func (cl *cluster) controller(file string, opts Options) *Controller {
 		cl.t.Fatalf("parse the policy file: %v", err)
 	}
 	c, err := New(opts, Deps{Kube: cl.kube, Dynamic: cl.dyn, Scales: cl.scales, Mapper: cl.mapper, Source: cl.source, Latency: cl.source,
-		Clock: cl.clock, Recorder: cl.events, Metrics: cl.metrics}, f.Policies)
+		Clock: cl.clock, Recorder: cl.events, Metrics: cl.metrics, Writer: cl.writer}, f.Policies)
 	if err != nil {
 		cl.t.Fatal(err)
 	}
@@ -205,10 +208,12 @@ func (cl *cluster) controller(file string, opts Options) *Controller {
 	return c
 }
 
-// options are the defaults with the GPU capacity cap off (this fake cluster has no nodes).
+// options are the defaults with the GPU capacity cap off (this fake cluster has no nodes)
+// and the scale read through the scale client.
 func options() Options {
 	o := DefaultOptions()
 	o.Capacity.Mode = CapacityOff
+	o.WatchTargets = false // the scale is served by the scale client's reactors
 	return o
 }
 
@@ -221,6 +226,7 @@ func (cl *cluster) tickAt(c *Controller, at time.Duration) []string {
 	cl.t.Helper()
 	cl.clock.SetTime(epoch.Add(at))
 	c.Tick(cl.ctx)
+	c.awaitRecords() // the decision records, written after the tick
 	var got []string
 	for {
 		select {
@@ -994,5 +1000,224 @@ func TestLeaseLostMidTickWritesNothing(t *testing.T) {
 	cl.tickAt(c, 180*time.Second)
 	if got := cl.writeActions()[before:]; len(got) != 0 {
 		t.Errorf("writes after a Lead on a lost lease: %q, want none", got)
+	}
+}
+
+// gatedWriter writes to the cluster, but each annotation only once gate is closed (or
+// fails with its context).
+type gatedWriter struct {
+	Writer
+	gate chan struct{}
+}
+
+func (w gatedWriter) Annotate(ctx context.Context, gvr schema.GroupVersionResource, ref policy.TargetRef, text string) error {
+	select {
+	case <-w.gate:
+		return w.Writer.Annotate(ctx, gvr, ref, text)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestRecordsAfterTheTick: the decision records are written after the tick, so a tick's
+// scale writes never wait for them; the next tick waits for the last one's records first
+// (a record never overwrites a newer one); records still pending when the lease is lost
+// are never written.
+func TestRecordsAfterTheTick(t *testing.T) {
+	cl := newCluster(t, 2)
+	gate := make(chan struct{})
+	cl.writer = gatedWriter{Writer: kubeWriter{scales: cl.scales, dynamic: cl.dyn, recorder: cl.events, manager: "prescale"}, gate: gate}
+	c := cl.controller(webPolicy, options())
+	lease, lose := context.WithCancel(context.Background())
+	defer lose()
+	c.lease.Store(&leaseHold{ctx: lease})
+	cl.source.set("load", policy.Sample{Value: 50}) // proposal 5, 1 pod per 60 s: 3
+	annotations := func() int {
+		n := 0
+		for _, a := range cl.dyn.Actions() {
+			if a.GetVerb() == "patch" {
+				n++
+			}
+		}
+		return n
+	}
+	tick := func(at time.Duration) chan struct{} {
+		done := make(chan struct{})
+		cl.clock.SetTime(epoch.Add(at))
+		go func() { c.Tick(cl.ctx); close(done) }()
+		return done
+	}
+	select {
+	case <-tick(0):
+	case <-time.After(30 * time.Second):
+		t.Fatal("the tick waited for its decision record")
+	}
+	if diff := cmp.Diff([]int32{3}, cl.writes()); diff != "" {
+		t.Errorf("scale writes of the tick (-want +got):\n%s", diff)
+	}
+	if n := annotations(); n != 0 {
+		t.Errorf("%d annotations written before the gate opened", n)
+	}
+	next := tick(60 * time.Second)
+	select {
+	case <-next:
+		t.Fatal("the next tick ran before the last tick's record was written")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(gate)
+	select {
+	case <-next:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the next tick did not run once the record was written")
+	}
+	c.awaitRecords()
+	if n := annotations(); n != 2 {
+		t.Errorf("%d annotations written, want one a tick", n)
+	}
+	if diff := cmp.Diff([]int32{3, 4}, cl.writes()); diff != "" {
+		t.Errorf("scale writes (-want +got):\n%s", diff)
+	}
+
+}
+
+// TestRecordsGivenUpWithTheLease: a decision record still pending when the lease is lost
+// is never written.
+func TestRecordsGivenUpWithTheLease(t *testing.T) {
+	cl := newCluster(t, 2)
+	cl.writer = gatedWriter{Writer: kubeWriter{scales: cl.scales, dynamic: cl.dyn, recorder: cl.events, manager: "prescale"},
+		gate: make(chan struct{})} // never open
+	c := cl.controller(webPolicy, options())
+	lease, lose := context.WithCancel(context.Background())
+	c.lease.Store(&leaseHold{ctx: lease})
+	cl.source.set("load", policy.Sample{Value: 50})
+	c.Tick(cl.ctx)
+	if diff := cmp.Diff([]int32{3}, cl.writes()); diff != "" {
+		t.Errorf("scale writes of the tick (-want +got):\n%s", diff)
+	}
+	lose()
+	done := make(chan struct{})
+	go func() { c.awaitRecords(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the pending record was not given up when the lease was lost")
+	}
+	for _, a := range cl.dyn.Actions() {
+		if a.GetVerb() == "patch" {
+			t.Errorf("written after the lease was lost: %v", a)
+		}
+	}
+}
+
+// TestWatchTargets: with Options.WatchTargets the scale of a Deployment or a StatefulSet is
+// read from the informers, as the API server renders its scale subresource, and written
+// through the scale client; any other kind is read through its scale subresource; a
+// missing object is NotFound.
+func TestWatchTargets(t *testing.T) {
+	cl := newCluster(t, 2)
+	labels := map[string]string{"app": "web"}
+	deploy := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-1", ResourceVersion: "1"},
+		Spec:   appsv1.DeploymentSpec{Replicas: ptr(int32(2)), Selector: &metav1.LabelSelector{MatchLabels: labels}},
+		Status: appsv1.DeploymentStatus{Replicas: 3}}
+	sts := &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db", UID: "uid-2", ResourceVersion: "7"},
+		Spec: appsv1.StatefulSetSpec{Selector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: "tier", Operator: metav1.LabelSelectorOpIn, Values: []string{"db", "cache"}}}}}, // replicas unset: 1
+		Status: appsv1.StatefulSetStatus{Replicas: 1}}
+	for _, obj := range []runtime.Object{deploy, sts} {
+		if err := cl.kube.Tracker().Add(obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := options()
+	opts.WatchTargets = true
+	c := cl.controller(webPolicy, opts)
+	apps := func(resource string) schema.GroupVersionResource {
+		return schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: resource}
+	}
+	for _, tc := range []struct {
+		gvr    schema.GroupVersionResource
+		ref    policy.TargetRef
+		cached bool
+		want   *autoscalingv1.Scale
+		err    func(error) bool
+	}{
+		{apps("deployments"), policy.TargetRef{Kind: "Deployment", Namespace: "default", Name: "web"}, true,
+			&autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-1", ResourceVersion: "1"},
+				Spec: autoscalingv1.ScaleSpec{Replicas: 2}, Status: autoscalingv1.ScaleStatus{Replicas: 3, Selector: "app=web"}}, nil},
+		{apps("statefulsets"), policy.TargetRef{Kind: "StatefulSet", Namespace: "default", Name: "db"}, true,
+			&autoscalingv1.Scale{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db", UID: "uid-2", ResourceVersion: "7"},
+				Spec: autoscalingv1.ScaleSpec{Replicas: 1}, Status: autoscalingv1.ScaleStatus{Replicas: 1, Selector: "tier in (cache,db)"}}, nil},
+		{apps("deployments"), policy.TargetRef{Kind: "Deployment", Namespace: "default", Name: "gone"}, true, nil, apierrors.IsNotFound},
+		{apps("replicasets"), policy.TargetRef{Kind: "ReplicaSet", Namespace: "default", Name: "web"}, false, nil, nil},
+		{schema.GroupVersionResource{Group: "leaderworkerset.x-k8s.io", Version: "v1", Resource: "leaderworkersets"},
+			policy.TargetRef{Kind: "LeaderWorkerSet", Namespace: "default", Name: "web"}, false, nil, nil},
+	} {
+		got, cached, err := c.cachedScale(tc.gvr, tc.ref)
+		if cached != tc.cached {
+			t.Errorf("%s: cached %v, want %v", tc.ref, cached, tc.cached)
+		}
+		if tc.err != nil {
+			if !tc.err(err) {
+				t.Errorf("%s: error %v", tc.ref, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.ref, err)
+		}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: scale (-want +got):\n%s", tc.ref, diff)
+		}
+	}
+
+	// A tick reads the Deployment from the cache (no GET of its scale) and writes through
+	// the scale client.
+	lead(c)
+	cl.source.set("load", policy.Sample{Value: 50}) // proposal 5, 1 pod per 60 s: 3
+	cl.tickAt(c, 0)
+	if diff := cmp.Diff([]int32{3}, cl.writes()); diff != "" {
+		t.Errorf("scale writes (-want +got):\n%s", diff)
+	}
+	for _, a := range cl.scales.Actions() {
+		if a.GetVerb() == "get" {
+			t.Errorf("the scale was read from the API server: %v", a)
+		}
+	}
+}
+
+// TestRecordRefresh: a decision record whose gist is unchanged (only the metric's value
+// moved, within the tolerance: the target holds) is rewritten only every recordRefresh; a
+// changed decision is written at once.
+func TestRecordRefresh(t *testing.T) {
+	cl := newCluster(t, 5)
+	c := cl.controller(webPolicy, options())
+	lead(c)
+	records := func() []string {
+		var out []string
+		for _, a := range cl.dyn.Actions() {
+			if p, ok := a.(clienttesting.PatchAction); ok {
+				out = append(out, string(p.GetPatch()))
+			}
+		}
+		return out
+	}
+	at := time.Duration(0)
+	for i, load := range []float64{50, 52, 49, 51, 50} { // 5 replicas of 10: within the tolerance
+		cl.source.set("load", policy.Sample{Value: load})
+		cl.tickAt(c, at)
+		if n := len(records()); n != 1 {
+			t.Fatalf("tick %d at %s (load %v): %d records written, want the first only", i, at, load, n)
+		}
+		at += time.Minute
+	}
+	cl.source.set("load", policy.Sample{Value: 52})
+	cl.tickAt(c, recordRefresh)
+	if got := records(); len(got) != 2 || !strings.Contains(got[1], `\"value\":10.4`) {
+		t.Fatalf("after %s: records %q, want the second with the value 52 / 5 pods", recordRefresh, got)
+	}
+	cl.source.set("load", policy.Sample{Value: 80}) // desired 8, 1 pod per 60 s: 6
+	cl.tickAt(c, recordRefresh+time.Minute)
+	if got := records(); len(got) != 3 || !strings.Contains(got[2], `\"desired\":6`) {
+		t.Fatalf("a scale-up: records %q, want the third at once, desired 6", got)
 	}
 }

@@ -25,6 +25,7 @@ type Metrics struct {
 	QueryWarnings         *prometheus.CounterVec
 	TickDuration          prometheus.Histogram
 	SyncPhaseDuration     *prometheus.HistogramVec
+	TickPhaseDuration     *prometheus.HistogramVec
 	LastTick              prometheus.Gauge
 	Leader                prometheus.Gauge
 	DryRun                prometheus.Gauge
@@ -103,6 +104,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		SyncPhaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "prescale_sync_phase_duration_seconds",
 			Help:    "Wall time of each phase of one policy's sync: observe (apiserver, caches), query (Prometheus), decide (the engine, with any forecast history it loads), act (writes, events, metrics).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"phase"}),
+		TickPhaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "prescale_tick_phase_duration_seconds",
+			Help:    "Wall time of each phase of one tick over every policy: decide (every policy's observe, query and decide, concurrently), allocate (the GPUs across the decisions), act (every policy's writes, concurrently).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, []string{"phase"}),
 		TickDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "prescale_tick_duration_seconds",
 			Help: "Wall time of one tick over every policy.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),
 		LastTick: prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_last_tick_timestamp_seconds",
@@ -174,7 +178,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors, m.QueryWarnings,
-		m.TickDuration, m.SyncPhaseDuration, m.LastTick, m.Leader, m.DryRun, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
+		m.TickDuration, m.SyncPhaseDuration, m.TickPhaseDuration, m.LastTick, m.Leader, m.DryRun, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
 		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon, m.IdleSeconds, m.WakeAheadGated,
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
 		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ConflictingAutoscaler,

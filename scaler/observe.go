@@ -52,7 +52,14 @@ func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (
 		return o, fmt.Errorf("map %s to a resource: %w", p.Target, err)
 	}
 	o.gvr, o.gr = mapping.Resource, mapping.Resource.GroupResource()
-	o.scale, err = c.deps.Scales.Scales(p.Target.Namespace).Get(ctx, o.gr, p.Target.Name, metav1.GetOptions{})
+	var cached bool
+	if o.scale, cached, err = c.cachedScale(o.gvr, p.Target); !cached {
+		// From the API server's watch cache (resourceVersion "0"), as an informer reads,
+		// not a quorum read of etcd (docs/performance.md). Either way the scale is at most
+		// as stale as a watch; the write carries its resourceVersion, so a scale changed
+		// since is a Conflict, never overwritten.
+		o.scale, err = c.deps.Scales.Scales(p.Target.Namespace).Get(ctx, o.gr, p.Target.Name, metav1.GetOptions{ResourceVersion: "0"})
+	}
 	if err != nil {
 		return o, fmt.Errorf("get scale of %s: %w", p.Target, err)
 	}
@@ -98,6 +105,52 @@ func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (
 		}
 	}
 	return o, nil
+}
+
+// cachedScale returns the scale of an apps/v1 Deployment or StatefulSet from the informers'
+// caches (Options.WatchTargets), as the API server's scale subresource renders it: cached
+// false for any other resource, which is read through its scale subresource.
+func (c *Controller) cachedScale(gvr schema.GroupVersionResource, ref policy.TargetRef) (s *autoscalingv1.Scale, cached bool, err error) {
+	if c.deployments == nil || gvr.Group != "apps" || gvr.Version != "v1" {
+		return nil, false, nil
+	}
+	var meta metav1.ObjectMeta
+	var replicas *int32
+	var current int32
+	var selector *metav1.LabelSelector
+	switch gvr.Resource {
+	case "deployments":
+		d, err := c.deployments.Deployments(ref.Namespace).Get(ref.Name)
+		if err != nil {
+			return nil, true, fmt.Errorf("get %s from the cache: %w", ref, err)
+		}
+		meta, replicas, current, selector = d.ObjectMeta, d.Spec.Replicas, d.Status.Replicas, d.Spec.Selector
+	case "statefulsets":
+		st, err := c.statefulsets.StatefulSets(ref.Namespace).Get(ref.Name)
+		if err != nil {
+			return nil, true, fmt.Errorf("get %s from the cache: %w", ref, err)
+		}
+		meta, replicas, current, selector = st.ObjectMeta, st.Spec.Replicas, st.Status.Replicas, st.Spec.Selector
+	default:
+		return nil, false, nil
+	}
+	// As the API server's scale of either: the selector rendered from the object's, the
+	// replicas defaulted to 1.
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	if err != nil {
+		return nil, true, fmt.Errorf("selector of %s: %w", ref, err)
+	}
+	spec := int32(1)
+	if replicas != nil {
+		spec = *replicas
+	}
+	s = &autoscalingv1.Scale{
+		ObjectMeta: metav1.ObjectMeta{Name: meta.Name, Namespace: meta.Namespace, UID: meta.UID, ResourceVersion: meta.ResourceVersion,
+			CreationTimestamp: meta.CreationTimestamp},
+		Spec:   autoscalingv1.ScaleSpec{Replicas: spec},
+		Status: autoscalingv1.ScaleStatus{Replicas: current, Selector: sel.String()},
+	}
+	return s, true, nil
 }
 
 // workloadTemplate returns a pod made of the workload's spec.template, for a target with no

@@ -34,6 +34,10 @@ type Options struct {
 	SyncConcurrency int
 	// Capacity configures the GPU capacity cap.
 	Capacity CapacityOptions
+	// WatchTargets reads the scale of apps/v1 Deployments and StatefulSets from informers
+	// (a watch) instead of one GET of the scale subresource per policy and tick; other
+	// kinds are always read through their scale subresource.
+	WatchTargets bool
 	// Identity names this instance: the field manager of its writes and its lease holder
 	// identity, so that every write can be traced to one process.
 	Identity string
@@ -96,6 +100,7 @@ func DefaultOptions() Options {
 		QueryConcurrency: 32,
 		SyncConcurrency:  64,
 		Capacity:         CapacityOptions{Mode: CapacityCap, Resources: slices.Clone(DefaultResources)},
+		WatchTargets:     true,
 		Identity:         "prescale",
 	}
 }

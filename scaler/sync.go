@@ -2,7 +2,6 @@ package scaler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -22,6 +21,11 @@ const (
 	phaseQuery   = "query"   // the metrics, the forecast's load and the objective's latency, from Prometheus
 	phaseDecide  = "decide"  // the engine: forecast (and its history when due), Decide
 	phaseAct     = "act"     // the writes, events, metrics and status
+	// A tick's phases (prescale_tick_phase_duration_seconds) are decide (every policy's
+	// observe, query and decide), allocate and act.
+	tickPhaseAllocate = "allocate"
+	// After the tick, in the background: the decision records (writeRecords).
+	tickPhaseRecord = "record"
 )
 
 // syncRun is one policy's sync in a tick, between its decision and its act phase: the
@@ -40,6 +44,9 @@ type syncRun struct {
 	// grant is the policy's share of the GPUs this tick, nil when it was not allocated
 	// (capacity.mode off, or its pods request no GPU kind and it has none to read).
 	grant *alloc.Grant
+	// record writes the decision record, after the tick; nil when the sync does not write
+	// or the record has not changed.
+	record func(context.Context) error
 }
 
 // prepare runs the first phases of one policy's sync for one tick: observe, query, decide.
@@ -144,16 +151,17 @@ func (c *Controller) finish(ctx context.Context, r *syncRun, leading bool, now t
 	}
 	logger.V(2).Info("Decided", kv...)
 
-	var errs []error
+	var err error
 	if r.writes && dec.DesiredReplicas != dec.CurrentReplicas {
-		errs = append(errs, r.act.rescale(ctx, r.t.eng, dec))
+		err = r.act.rescale(ctx, r.t.eng, dec)
 	}
 	if r.writes {
-		errs = append(errs, r.act.annotate(ctx, dec, res.Forecast, res.Objective, r.grant))
+		// Written once the tick has acted (writeRecords), under its own deadline.
+		r.record = r.act.record(dec, res.Forecast, res.Objective, r.grant)
 	}
 	c.report(r.act, res, leading, r.hpa, r.conflict, r.grant, now)
 	r.timer.done(phaseAct)
-	return errors.Join(errs...)
+	return err
 }
 
 // conflictingAutoscaler says which other autoscaler targets p's workload ("" for none): h,

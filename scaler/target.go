@@ -29,8 +29,11 @@ type target struct {
 
 	// act's
 	conditions map[string]string // condition key -> last message, so that each is sent on change
-	annotation string            // the decision record last written
-	lastTick   time.Time         // the last synced tick, for the scorecard's time step
+	annotation string            // the decision record last written (its key)
+	// recordGist is that record's gist (recordGist), written at recordAt.
+	recordGist string
+	recordAt   time.Time
+	lastTick   time.Time // the last synced tick, for the scorecard's time step
 	// objMinutes and objViolated are the objective's counts at the last tick, which its
 	// counters add the increase of.
 	objMinutes, objViolated, objBeyond int64

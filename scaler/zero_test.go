@@ -122,6 +122,7 @@ func TestWakeFromZeroIsAllocated(t *testing.T) {
 			cl.source.set("gateway", policy.Sample{Value: 0})
 			opts := DefaultOptions()
 			opts.Capacity.PendingAllowance = 0
+			opts.WatchTargets = false
 			c := cl.controller(zeroPolicy, opts)
 			lead(c)
 			// Idle to zero (a scale-down: nothing to allocate), then woken.

@@ -96,6 +96,8 @@ type LeaderElectionSettings struct {
 type KubernetesSettings struct {
 	QPS   float32 `mapstructure:"qps"`
 	Burst int     `mapstructure:"burst"`
+	// WatchTargets reads Deployments' and StatefulSets' replicas from informers.
+	WatchTargets bool `mapstructure:"watchTargets"`
 }
 
 // ExternalMetricsSettings configure the external metrics API server (an HPA reads the
@@ -161,6 +163,7 @@ func settingDefaults(v *viper.Viper) {
 		"listenAddress":                     ":8080",
 		"kubernetes.qps":                    500,
 		"kubernetes.burst":                  1000,
+		"kubernetes.watchTargets":           o.WatchTargets,
 		"externalMetrics.enabled":           false,
 		"externalMetrics.listenAddress":     ":6443",
 		"externalMetrics.tls.certFile":      "",
@@ -312,6 +315,7 @@ func (s Settings) options(identity string) scaler.Options {
 		QueryConcurrency: s.Prometheus.Concurrency,
 		SyncConcurrency:  s.SyncConcurrency,
 		Capacity:         s.Capacity.options(),
+		WatchTargets:     s.Kubernetes.WatchTargets,
 		Identity:         identity,
 	}
 }

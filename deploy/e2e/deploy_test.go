@@ -484,7 +484,9 @@ func TestDeploy(t *testing.T) {
 			{[]string{"patch", "statefulsets.apps", "-n", "inference"}, true},
 			{[]string{"get", "deployments.apps", "-n", "inference"}, true},
 			{[]string{"get", "statefulsets.apps", "-n", "inference"}, true},
-			{[]string{"list", "deployments.apps", "-A"}, false},
+			{[]string{"list", "deployments.apps", "-A"}, true},
+			{[]string{"watch", "deployments.apps", "-A"}, true},
+			{[]string{"watch", "statefulsets.apps", "-A"}, true},
 			// Events.
 			{[]string{"create", "events", "-n", "inference"}, true},
 			{[]string{"patch", "events", "-n", "inference"}, true},

@@ -6,9 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -45,8 +47,10 @@ func soakPolicies() int {
 // holds, so that each tick's allocation arbitrates every policy (capacity.mode: cap) and, once
 // the pool is full, explains every grant. It reports from prescale's own /metrics: wall time
 // and CPU seconds per tick, resident memory, Prometheus queries per tick, and the policies
-// granted less than they want. Targets for N = 1000: a tick under 2 s, RSS under 200 MiB,
-// queries per tick equal to N.
+// granted less than they want; and from its log (the controller's "Tick done" lines) each
+// tick's phases, the longest tick of the surge and of the steady window, and the decision
+// records written after each tick. Targets for N = 1000: every tick under 2 s, RSS under
+// 200 MiB, queries per tick equal to N.
 func BenchmarkSoak(b *testing.B) {
 	n := soakPolicies()
 	st, kube := sharedSandbox(b)
@@ -94,8 +98,10 @@ func BenchmarkSoak(b *testing.B) {
 	}
 	b.Logf("every pod Ready %s after the first deployment", time.Since(start).Round(time.Millisecond))
 
-	// One exporter with a queue series per Deployment's pod, from an informer's cache: value
-	// 10, twice the target, so that every policy wants to double up to its maxReplicas, 4.
+	// One exporter with a queue series per Deployment's pod, from an informer's cache: a
+	// value drawn from [8, 12) at each scrape, about twice the target, so that every policy
+	// wants its maxReplicas, 4, and, as in production, every decision record changes every
+	// tick (it carries the metric's value): 1000 records to write a tick.
 	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(ns))
 	lister := factory.Core().V1().Pods().Lister()
 	stop := make(chan struct{})
@@ -110,7 +116,7 @@ func BenchmarkSoak(b *testing.B) {
 			return
 		}
 		for _, p := range pods {
-			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, 10, ns, p.Name, p.Labels["app"])
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, 8+4*rand.Float64(), ns, p.Name, p.Labels["app"])
 		}
 	}))
 	ln, err = net.Listen("tcp", "127.0.0.1:0")
@@ -139,8 +145,9 @@ func BenchmarkSoak(b *testing.B) {
     metrics: [{name: queue, query: 'sum by (pod) (vllm:num_requests_waiting{namespace="%s",app="%s"})', target: {type: AverageValue, averageValue: 5}}]
 `, name, ns, name, ns, name)
 	}
-	// Logging at -v=0, as in production: -v=2 writes a line per decision.
-	in := startPrescale(b, "soak", cfg.String(), "-v=0")
+	// Logging at -v=0, as in production (-v=2 writes a line per decision), but for the
+	// controller's "Tick done" line at -v=4: each tick's duration and phases.
+	in := startPrescale(b, "soak", cfg.String(), "-v=0", "--vmodule=controller=4")
 	// The surge: from the end of the first tick (which writes every decision annotation)
 	// until the pool is full (1-GPU pods fill it: no GPU free) and stays so (the pods' count
 	// unchanged for three ticks).
@@ -150,6 +157,7 @@ func BenchmarkSoak(b *testing.B) {
 	})
 	surgeTicks0, _ := in.metric("prescale_tick_duration_seconds_count", nil)
 	surgeSum0, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
+	surgePhases0 := in.phaseSums()
 	surgeStart := time.Now()
 	last, stableSince := -1, time.Now()
 	eventuallyTB(b, 10*time.Minute, "the pool to fill", func() bool {
@@ -165,13 +173,13 @@ func BenchmarkSoak(b *testing.B) {
 	})
 	surgeTicks1, _ := in.metric("prescale_tick_duration_seconds_count", nil)
 	surgeSum1, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
-	b.Logf("surge: %d pods after %s, %.0f ticks of %.3f s on average", last, time.Since(surgeStart).Round(time.Second),
-		surgeTicks1-surgeTicks0, (surgeSum1-surgeSum0)/max(1, surgeTicks1-surgeTicks0))
+	b.Logf("surge: %d pods after %s, %.0f ticks of %.3f s on average (%s)", last, time.Since(surgeStart).Round(time.Second),
+		surgeTicks1-surgeTicks0, (surgeSum1-surgeSum0)/max(1, surgeTicks1-surgeTicks0), phaseMeans(surgePhases0, in.phaseSums()))
 	// Snapshots right after a tick ends, so that the window holds whole ticks.
 	snapshot := func() (ticks, sum, cpu, queries float64) {
 		n0, _ := in.metric("prescale_tick_duration_seconds_count", nil)
 		// Ticks start every 5 s; one that has not ended within a minute has hung.
-		for deadline := time.Now().Add(time.Minute); ; time.Sleep(20 * time.Millisecond) {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(250 * time.Millisecond) {
 			n, _ := in.metric("prescale_tick_duration_seconds_count", nil)
 			if n > n0 {
 				break
@@ -187,10 +195,39 @@ func BenchmarkSoak(b *testing.B) {
 		return ticks, sum, cpu, queries
 	}
 	ticks0, sum0, cpu0, q0 := snapshot()
+	phases0 := in.phaseSums()
 	b.ResetTimer()
 	time.Sleep(60 * time.Second)
 	ticks1, sum1, cpu1, q1 := snapshot()
 	b.StopTimer()
+	b.Logf("steady: %.0f ticks (%s)", ticks1-ticks0, phaseMeans(phases0, in.phaseSums()))
+	// Each tick, from prescale's log: the surge's one by one, and the longest of each window.
+	all := in.ticks(b)
+	window := func(from, to float64) []tickLog {
+		return all[min(len(all), int(from)):min(len(all), int(to))]
+	}
+	surge, steady := window(surgeTicks0, surgeTicks1), window(ticks0, ticks1)
+	var lines []string
+	for _, t := range all[:min(len(all), int(surgeTicks1))] {
+		lines = append(lines, t.String())
+	}
+	// One log line: a benchmark's log is cut after ten lines.
+	b.Logf("ticks from the first to the surge's last: %s", strings.Join(lines, "; "))
+	counts, took := in.records(b)
+	var longestRecords time.Duration
+	var recs []string
+	for i := range counts {
+		longestRecords = max(longestRecords, took[i])
+		recs = append(recs, fmt.Sprintf("%d in %.3f s", counts[i], took[i].Seconds()))
+	}
+	b.Logf("decision records written after the ticks: %s", strings.Join(recs, "; "))
+	longest := func(ts []tickLog) float64 {
+		m := 0.0
+		for _, t := range ts {
+			m = max(m, t.total.Seconds())
+		}
+		return m
+	}
 	rss, _ := in.metric("process_resident_memory_bytes", nil)
 	ticks := ticks1 - ticks0
 	if ticks < 1 {
@@ -223,8 +260,95 @@ func BenchmarkSoak(b *testing.B) {
 	free, _ := in.metric("prescale_pool_free_gpus", map[string]string{"pool": "nvidia.com/gpu"})
 	b.ReportMetric(float64(limited), "limited-policies")
 	b.ReportMetric((surgeSum1-surgeSum0)/max(1, surgeTicks1-surgeTicks0), "s/tick-surge")
+	b.ReportMetric(longest(surge), "s/tick-surge-max")
+	b.ReportMetric(longest(steady), "s/tick-max")
+	b.ReportMetric(longestRecords.Seconds(), "s/records-max")
 	b.ReportMetric(float64(last), "pods")
 	b.ReportMetric(free, "free-gpus")
+}
+
+// phaseSums reads the sums and counts of the tick's phases
+// (prescale_tick_phase_duration_seconds) and of a sync's observe and query phases
+// (prescale_sync_phase_duration_seconds), keyed "tick/decide", "sync/observe" and so on.
+func (in *instance) phaseSums() map[string][2]float64 {
+	out := map[string][2]float64{}
+	for _, m := range []struct{ key, metric, phase string }{
+		{"tick/decide", "prescale_tick_phase_duration_seconds", "decide"},
+		{"tick/allocate", "prescale_tick_phase_duration_seconds", "allocate"},
+		{"tick/act", "prescale_tick_phase_duration_seconds", "act"},
+		{"sync/observe", "prescale_sync_phase_duration_seconds", "observe"},
+		{"sync/query", "prescale_sync_phase_duration_seconds", "query"},
+	} {
+		sum, _ := in.metric(m.metric+"_sum", map[string]string{"phase": m.phase})
+		n, _ := in.metric(m.metric+"_count", map[string]string{"phase": m.phase})
+		out[m.key] = [2]float64{sum, n}
+	}
+	return out
+}
+
+// phaseMeans formats each phase's mean between two phaseSums.
+func phaseMeans(from, to map[string][2]float64) string {
+	var parts []string
+	for _, k := range []string{"tick/decide", "tick/allocate", "tick/act", "sync/observe", "sync/query"} {
+		d := [2]float64{to[k][0] - from[k][0], to[k][1] - from[k][1]}
+		parts = append(parts, fmt.Sprintf("%s %.3f s", k, d[0]/max(1, d[1])))
+	}
+	return "mean " + strings.Join(parts, ", ")
+}
+
+// tickLog is one tick's "Tick done" line: its duration and its phases'.
+// waited is the part of total spent waiting for the last tick's records.
+type tickLog struct{ total, decide, allocate, act, waited time.Duration }
+
+func (t tickLog) String() string {
+	s := fmt.Sprintf("%.3f s (decide %.3f, allocate %.3f, act %.3f", t.total.Seconds(), t.decide.Seconds(), t.allocate.Seconds(), t.act.Seconds())
+	if t.waited > time.Millisecond {
+		s += fmt.Sprintf(", waited %.3f for the last records", t.waited.Seconds())
+	}
+	return s + ")"
+}
+
+// records returns the background record writes from the instance's log: how many records
+// each wrote and how long it took.
+func (in *instance) records(b *testing.B) (counts []int, took []time.Duration) {
+	text, err := os.ReadFile(in.logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, m := range recordsWritten.FindAllStringSubmatch(string(text), -1) {
+		var n int
+		fmt.Sscan(m[1], &n)
+		d, err := time.ParseDuration(m[2])
+		if err != nil {
+			b.Fatalf("records line %q: %v", m[0], err)
+		}
+		counts, took = append(counts, n), append(took, d)
+	}
+	return counts, took
+}
+
+var (
+	tickDone       = regexp.MustCompile(`"Tick done" policies=\d+ duration="([^"]+)" decide="([^"]+)" allocate="([^"]+)" act="([^"]+)" waitedForRecords="([^"]+)"`)
+	recordsWritten = regexp.MustCompile(`"Records written" records=(\d+) duration="([^"]+)"`)
+)
+
+// ticks reads every tick's line from the instance's log (--vmodule=controller=4), in order.
+func (in *instance) ticks(b *testing.B) []tickLog {
+	text, err := os.ReadFile(in.logPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []tickLog
+	for _, m := range tickDone.FindAllStringSubmatch(string(text), -1) {
+		var d [5]time.Duration
+		for i := range d {
+			if d[i], err = time.ParseDuration(m[i+1]); err != nil {
+				b.Fatalf("tick line %q: %v", m[0], err)
+			}
+		}
+		out = append(out, tickLog{d[0], d[1], d[2], d[3], d[4]})
+	}
+	return out
 }
 
 type collectorFunc func(chan<- prometheus.Metric)
