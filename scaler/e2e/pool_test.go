@@ -129,6 +129,18 @@ func newLoadExporter(t *testing.T) *loadExporter {
 
 func (e *loadExporter) set(ns string, v float64) { e.load.WithLabelValues(ns).Set(v) }
 
+// poolConfig is the settings of the pool tests, up to the policies: a tick a second, the
+// Lease in leaseNamespace, capacity.mode cap with no Pending allowance.
+func poolConfig(promURL, leaseNamespace string) string {
+	return fmt.Sprintf(`prometheus: {url: %s, timeout: 2s}
+interval: 1s
+staleness: 5s
+leaderElection: {namespace: %s, name: prescale, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 200ms}
+capacity: {mode: cap, pendingAllowance: 0}
+policies:
+`, promURL, leaseNamespace)
+}
+
 // poolPolicy is a policy on a workload's load: AverageValue 10, so that it wants
 // ceil(load / 10) replicas, scaling up without rate limits and down at once.
 func poolPolicy(name string, w sandbox.Workload, maxReplicas int32, capacity string) string {
@@ -251,13 +263,7 @@ func TestGPUPoolSurge(t *testing.T) {
 				e.set(ws[n].Namespace, 10) // 1 replica each
 			}
 			p := startPrometheusOn(t, e.addr)
-			cfg := fmt.Sprintf(`prometheus: {url: %s, timeout: 2s}
-interval: 1s
-staleness: 5s
-leaderElection: {namespace: %s, name: prescale, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 200ms}
-capacity: {mode: cap, pendingAllowance: 0}
-policies:
-`, p.url(), namespaces[0])
+			cfg := poolConfig(p.url(), namespaces[0])
 			cfg += poolPolicy("llama", ws["llama"], tc.fit, "{priority: 100}")
 			cfg += poolPolicy("mistral", ws["mistral"], tc.fit, "{priority: 10}")
 			cfg += poolPolicy("qwen", ws["qwen"], tc.fit, fmt.Sprintf("{priority: 10, guaranteed: %d}", tc.guaranteed))
@@ -409,13 +415,7 @@ func TestGPUPoolWakeFromZero(t *testing.T) {
 	e.set(busy.Namespace, 10)
 	e.set(sleeper.Namespace, 0)
 	p := startPrometheusOn(t, e.addr)
-	cfg := fmt.Sprintf(`prometheus: {url: %s, timeout: 2s}
-interval: 1s
-staleness: 5s
-leaderElection: {namespace: %s, name: prescale, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 200ms}
-capacity: {mode: cap, pendingAllowance: 0}
-policies:
-`, p.url(), busy.Namespace)
+	cfg := poolConfig(p.url(), busy.Namespace)
 	cfg += poolPolicy("busy", busy, 4, "{priority: 100}")
 	cfg += strings.Replace(poolPolicy("sleeper", sleeper, 4, "{priority: 10}"), "minReplicas: 1", "minReplicas: 0", 1) +
 		fmt.Sprintf(`    scaleToZero:
