@@ -50,6 +50,9 @@ type Options struct {
 	GPUsPerNode    int           // nvidia.com/gpu allocatable per node
 	GPUProduct     string        // nvidia.com/gpu.product label of the nodes
 	HPASyncPeriod  time.Duration // kube-controller-manager --horizontal-pod-autoscaler-sync-period
+	// ControllerManagerQPS is kube-controller-manager's --kube-api-qps (its burst twice that);
+	// default 100, where Kubernetes' own default is 20.
+	ControllerManagerQPS int
 	ScrapeInterval time.Duration // Prometheus scrape interval of the simulated service
 	SimPort        int           // port Prometheus scrapes the simulated service on; 0 picks a free one
 	Timeout        time.Duration // per component readiness timeout
@@ -74,6 +77,9 @@ func (o Options) Defaults() Options {
 	}
 	if o.HPASyncPeriod == 0 {
 		o.HPASyncPeriod = 15 * time.Second
+	}
+	if o.ControllerManagerQPS == 0 {
+		o.ControllerManagerQPS = 100
 	}
 	if o.ScrapeInterval == 0 {
 		o.ScrapeInterval = 5 * time.Second
@@ -427,7 +433,7 @@ func (u *upper) run(ctx context.Context) error {
 		"--use-service-account-credentials=false",
 		"--horizontal-pod-autoscaler-sync-period="+u.o.HPASyncPeriod.String(),
 		"--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
-		"--kube-api-qps=100", "--kube-api-burst=200",
+		"--kube-api-qps="+strconv.Itoa(u.o.ControllerManagerQPS), "--kube-api-burst="+strconv.Itoa(2*u.o.ControllerManagerQPS),
 		"--v=1")
 	if err != nil {
 		return err

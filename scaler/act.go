@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -164,8 +166,11 @@ const recordRefresh = 5 * time.Minute
 // written: it has not changed since the last one written (ignoring its time, and the GPU
 // counts of its capacity part: a grant is rewritten when its numbers or its takers change,
 // not when the takers' GPUs move by a pod in a surge), or only its values have
-// (recordGist), for less than recordRefresh.
-func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) func(context.Context) error {
+// (recordGist), for less than recordRefresh. refresh says the record may wait
+// (recordsDue): its gist is unchanged, or it is the target's first since this instance
+// started (the target likely carries the last instance's) and a plain hold: no scaling,
+// nothing withheld by the GPU allocation.
+func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) (write func(context.Context) error, refresh bool) {
 	text := annotationFor(dec, fst, ost, grant)
 	key := text
 	if grant != nil {
@@ -173,11 +178,11 @@ func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveSt
 		key = annotationFor(dec, fst, ost, &gist)
 	}
 	if key == a.t.annotation {
-		return nil
+		return nil, false
 	}
 	gist := recordGist(dec, fst, ost, grant)
 	if gist == a.t.recordGist && dec.Time.Sub(a.t.recordAt) < recordRefresh {
-		return nil
+		return nil, false
 	}
 	return func(ctx context.Context) error {
 		if err := a.annotate(ctx, text); err != nil {
@@ -185,7 +190,38 @@ func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveSt
 		}
 		a.t.annotation, a.t.recordGist, a.t.recordAt = key, gist, dec.Time
 		return nil
+	}, gist == a.t.recordGist || a.t.recordGist == "" && dec.DesiredReplicas == dec.CurrentReplicas && (grant == nil || grant.Granted >= grant.Wanted)
+}
+
+// recordsDue returns the runs whose records are written this tick: every one whose gist
+// changed, and of the refreshes (refresh from record) the n that have waited longest (the
+// oldest record written first, then by policy name), so that the refreshes of many
+// targets spread over recordRefresh instead of arriving together: after a start, a
+// thousand first records would otherwise be a thousand ReplicaSet updates at once.
+func recordsDue(runs []*syncRun, n int) []int {
+	var due, refreshes []int
+	for i, r := range runs {
+		switch {
+		case r == nil || r.record == nil:
+		case r.refresh:
+			refreshes = append(refreshes, i)
+		default:
+			due = append(due, i)
+		}
 	}
+	slices.SortFunc(refreshes, func(i, j int) int {
+		if c := runs[i].t.recordAt.Compare(runs[j].t.recordAt); c != 0 {
+			return c
+		}
+		return strings.Compare(runs[i].p.Name, runs[j].p.Name)
+	})
+	return append(due, refreshes[:min(n, len(refreshes))]...)
+}
+
+// refreshesPerTick is how many refreshes a tick of n policies writes: enough to refresh
+// every record within recordRefresh, at least one.
+func refreshesPerTick(n int, interval time.Duration) int {
+	return max(1, int(math.Ceil(float64(n)*interval.Seconds()/recordRefresh.Seconds())))
 }
 
 // recordGist is the decision record without what moves with the load at every tick: the

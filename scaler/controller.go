@@ -79,10 +79,9 @@ type Controller struct {
 	// a reload can stop the writes without a restart.
 	dryRun atomic.Bool
 	tickMu sync.Mutex
-	// records is closed when the last tick's decision records are written; nil when none
-	// are being written. Under tickMu.
-	records chan struct{}
-	ready   atomic.Bool
+	// recordsWG counts the batches of decision records being written (writeRecords).
+	recordsWG sync.WaitGroup
+	ready     atomic.Bool
 
 	mu       sync.Mutex
 	policies []policy.Policy
@@ -272,10 +271,6 @@ func (c *Controller) Tick(ctx context.Context) {
 	c.tickMu.Lock()
 	defer c.tickMu.Unlock()
 	start := time.Now()
-	// The last tick's decision records first, if they are still being written: a record is
-	// never written over a newer one. Counted in this tick's duration.
-	c.awaitRecordsLocked()
-	waited := time.Since(start)
 	now := c.deps.Clock.Now() // every window in this tick is measured from this instant
 	// The right to write, read once: the lease held as the tick begins. Its syncs then run
 	// under the lease's context, so that the lease lost mid-tick cancels every write not
@@ -290,7 +285,6 @@ func (c *Controller) Tick(ctx context.Context) {
 		defer cancel()
 		defer context.AfterFunc(hold.ctx, cancel)()
 	}
-	begun := time.Now()
 	c.deps.Metrics.LastTick.Set(float64(now.Unix()))
 	policies, targets := c.snapshot()
 	// Decide every policy, then allocate the GPUs across their decisions, then act: one
@@ -312,7 +306,7 @@ func (c *Controller) Tick(ctx context.Context) {
 		runs[i] = r
 	})
 	decided := time.Now()
-	c.deps.Metrics.TickPhaseDuration.WithLabelValues(phaseDecide).Observe(decided.Sub(begun).Seconds())
+	c.deps.Metrics.TickPhaseDuration.WithLabelValues(phaseDecide).Observe(decided.Sub(start).Seconds())
 	c.allocate(ctx, runs)
 	allocated := time.Now()
 	c.deps.Metrics.TickPhaseDuration.WithLabelValues(tickPhaseAllocate).Observe(allocated.Sub(decided).Seconds())
@@ -330,37 +324,39 @@ func (c *Controller) Tick(ctx context.Context) {
 	c.deps.Metrics.TickPhaseDuration.WithLabelValues(phaseAct).Observe(end.Sub(allocated).Seconds())
 	c.deps.Metrics.TickDuration.Observe(end.Sub(start).Seconds())
 	klog.FromContext(ctx).V(4).Info("Tick done", "policies", len(policies), "duration", end.Sub(start),
-		"decide", decided.Sub(begun), "allocate", allocated.Sub(decided), "act", end.Sub(allocated), "waitedForRecords", waited)
+		"decide", decided.Sub(start), "allocate", allocated.Sub(decided), "act", end.Sub(allocated))
 	if leading {
 		c.writeRecords(parent, hold, runs, loggers)
 	}
 }
 
 // writeRecords writes the tick's decision records (the prescale.io/decision annotation of
-// each target whose record changed) in the background, once the tick has acted: the scale
-// writes never wait behind a thousand explanations (docs/performance.md). They run under
-// the lease, within one interval; the next tick waits for them first (awaitRecordsLocked).
+// each target whose record changed, and some of those due a refresh: recordsDue) in the
+// background, once the tick has acted: the scale writes never wait behind a thousand
+// explanations, nor the next tick behind a slow API server (docs/performance.md). They run
+// under the lease, within one interval. A target has one record in flight at most: until
+// it is written (or given up), the next ticks compute none for it (target.recordBusy), so
+// a record is never written over a newer one.
 func (c *Controller) writeRecords(ctx context.Context, hold *leaseHold, runs []*syncRun, loggers []klog.Logger) {
-	var due []int
-	for i, r := range runs {
-		if r != nil && r.record != nil {
-			due = append(due, i)
-		}
-	}
+	due := recordsDue(runs, refreshesPerTick(len(runs), c.opts.Interval))
 	if len(due) == 0 {
 		return
 	}
-	done := make(chan struct{})
-	c.records = done
+	for _, i := range due {
+		runs[i].t.recordBusy.Store(true)
+	}
+	c.recordsWG.Add(1)
 	rctx, cancel := context.WithTimeout(ctx, c.opts.Interval)
 	stop := context.AfterFunc(hold.ctx, cancel)
 	go func() {
-		defer close(done)
+		defer c.recordsWG.Done()
 		defer cancel()
 		defer stop()
 		start := time.Now()
 		c.each(len(due), func(j int) {
 			i := due[j]
+			// The write updates the target's record state before it is free again.
+			defer runs[i].t.recordBusy.Store(false)
 			if err := runs[i].record(klog.NewContext(rctx, loggers[i])); err != nil {
 				c.syncFailed(loggers[i], err)
 			}
@@ -370,19 +366,8 @@ func (c *Controller) writeRecords(ctx context.Context, hold *leaseHold, runs []*
 	}()
 }
 
-// awaitRecords waits until the last tick's decision records are written (or given up).
-func (c *Controller) awaitRecords() {
-	c.tickMu.Lock()
-	defer c.tickMu.Unlock()
-	c.awaitRecordsLocked()
-}
-
-func (c *Controller) awaitRecordsLocked() {
-	if c.records != nil {
-		<-c.records
-		c.records = nil
-	}
-}
+// awaitRecords waits until every decision record in flight is written (or given up).
+func (c *Controller) awaitRecords() { c.recordsWG.Wait() }
 
 // each runs f(0..n-1) with at most SyncConcurrency at once, and waits for them all.
 func (c *Controller) each(n int, f func(i int)) {

@@ -45,8 +45,9 @@ type syncRun struct {
 	// (capacity.mode off, or its pods request no GPU kind and it has none to read).
 	grant *alloc.Grant
 	// record writes the decision record, after the tick; nil when the sync does not write
-	// or the record has not changed.
-	record func(context.Context) error
+	// or the record has not changed. refresh: it may wait (recordsDue).
+	record  func(context.Context) error
+	refresh bool
 }
 
 // prepare runs the first phases of one policy's sync for one tick: observe, query, decide.
@@ -155,9 +156,10 @@ func (c *Controller) finish(ctx context.Context, r *syncRun, leading bool, now t
 	if r.writes && dec.DesiredReplicas != dec.CurrentReplicas {
 		err = r.act.rescale(ctx, r.t.eng, dec)
 	}
-	if r.writes {
-		// Written once the tick has acted (writeRecords), under its own deadline.
-		r.record = r.act.record(dec, res.Forecast, res.Objective, r.grant)
+	if r.writes && !r.t.recordBusy.Load() {
+		// Written once the tick has acted (writeRecords), under its own deadline; none while
+		// the last one is still being written.
+		r.record, r.refresh = r.act.record(dec, res.Forecast, res.Objective, r.grant)
 	}
 	c.report(r.act, res, leading, r.hpa, r.conflict, r.grant, now)
 	r.timer.done(phaseAct)

@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -30,9 +31,12 @@ type target struct {
 	// act's
 	conditions map[string]string // condition key -> last message, so that each is sent on change
 	annotation string            // the decision record last written (its key)
-	// recordGist is that record's gist (recordGist), written at recordAt.
+	// recordGist is that record's gist (recordGist), written at recordAt. While recordBusy,
+	// a record of the target is being written, which sets the three: no tick reads or
+	// computes a record then.
 	recordGist string
 	recordAt   time.Time
+	recordBusy atomic.Bool
 	lastTick   time.Time // the last synced tick, for the scorecard's time step
 	// objMinutes and objViolated are the objective's counts at the last tick, which its
 	// counters add the increase of.

@@ -92,8 +92,14 @@ func sharedSandbox(t testing.TB) (*sandbox.State, kubernetes.Interface) {
 		if v := os.Getenv("E2E_GPUS_PER_NODE"); v != "" {
 			fmt.Sscan(v, &gpus)
 		}
+		// The controller-manager's API rate limit (the sandbox's default, 100): E2E_KCM_QPS, e.g.
+		// Kubernetes' default of 20 for the soak.
+		kcmQPS := 0
+		if v := os.Getenv("E2E_KCM_QPS"); v != "" {
+			fmt.Sscan(v, &kcmQPS)
+		}
 		world.st, world.err = sandbox.Up(ctx, sandbox.Options{BinDir: world.bin, StateDir: filepath.Join(world.tmp, "sandbox"),
-			Nodes: nodes, GPUsPerNode: gpus, HPASyncPeriod: 2 * time.Second})
+			Nodes: nodes, GPUsPerNode: gpus, HPASyncPeriod: 2 * time.Second, ControllerManagerQPS: kcmQPS})
 		if world.err != nil {
 			return
 		}

@@ -297,15 +297,10 @@ func phaseMeans(from, to map[string][2]float64) string {
 }
 
 // tickLog is one tick's "Tick done" line: its duration and its phases'.
-// waited is the part of total spent waiting for the last tick's records.
-type tickLog struct{ total, decide, allocate, act, waited time.Duration }
+type tickLog struct{ total, decide, allocate, act time.Duration }
 
 func (t tickLog) String() string {
-	s := fmt.Sprintf("%.3f s (decide %.3f, allocate %.3f, act %.3f", t.total.Seconds(), t.decide.Seconds(), t.allocate.Seconds(), t.act.Seconds())
-	if t.waited > time.Millisecond {
-		s += fmt.Sprintf(", waited %.3f for the last records", t.waited.Seconds())
-	}
-	return s + ")"
+	return fmt.Sprintf("%.3f s (decide %.3f, allocate %.3f, act %.3f)", t.total.Seconds(), t.decide.Seconds(), t.allocate.Seconds(), t.act.Seconds())
 }
 
 // records returns the background record writes from the instance's log: how many records
@@ -328,7 +323,7 @@ func (in *instance) records(b *testing.B) (counts []int, took []time.Duration) {
 }
 
 var (
-	tickDone       = regexp.MustCompile(`"Tick done" policies=\d+ duration="([^"]+)" decide="([^"]+)" allocate="([^"]+)" act="([^"]+)" waitedForRecords="([^"]+)"`)
+	tickDone       = regexp.MustCompile(`"Tick done" policies=\d+ duration="([^"]+)" decide="([^"]+)" allocate="([^"]+)" act="([^"]+)"`)
 	recordsWritten = regexp.MustCompile(`"Records written" records=(\d+) duration="([^"]+)"`)
 )
 
@@ -340,13 +335,13 @@ func (in *instance) ticks(b *testing.B) []tickLog {
 	}
 	var out []tickLog
 	for _, m := range tickDone.FindAllStringSubmatch(string(text), -1) {
-		var d [5]time.Duration
+		var d [4]time.Duration
 		for i := range d {
 			if d[i], err = time.ParseDuration(m[i+1]); err != nil {
 				b.Fatalf("tick line %q: %v", m[0], err)
 			}
 		}
-		out = append(out, tickLog{d[0], d[1], d[2], d[3], d[4]})
+		out = append(out, tickLog{d[0], d[1], d[2], d[3]})
 	}
 	return out
 }
