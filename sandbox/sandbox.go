@@ -50,12 +50,13 @@ type Options struct {
 	GPUsPerNode    int           // nvidia.com/gpu allocatable per node
 	GPUProduct     string        // nvidia.com/gpu.product label of the nodes
 	HPASyncPeriod  time.Duration // kube-controller-manager --horizontal-pod-autoscaler-sync-period
-	// ControllerManagerQPS is kube-controller-manager's --kube-api-qps (its burst twice that);
-	// default 100, where Kubernetes' own default is 20.
-	ControllerManagerQPS int
 	ScrapeInterval time.Duration // Prometheus scrape interval of the simulated service
 	SimPort        int           // port Prometheus scrapes the simulated service on; 0 picks a free one
 	Timeout        time.Duration // per component readiness timeout
+
+	// ControllerManagerQPS is kube-controller-manager's --kube-api-qps (its burst twice that);
+	// default 100, where Kubernetes' own default is 20.
+	ControllerManagerQPS int
 }
 
 // Defaults fills the zero fields of o.
