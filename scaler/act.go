@@ -171,18 +171,18 @@ const recordRefresh = 5 * time.Minute
 // started (the target likely carries the last instance's) and a plain hold: no scaling,
 // nothing withheld by the GPU allocation.
 func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) (write func(context.Context) error, refresh bool) {
-	text := annotationFor(dec, fst, ost, grant)
-	key := text
-	if grant != nil {
-		gist := alloc.Grant{Policy: grant.Policy, Wanted: grant.Wanted, Granted: grant.Granted, Message: grant.Gist()}
-		key = annotationFor(dec, fst, ost, &gist)
-	}
+	key := annotationFor(dec, fst, ost, grantGist(grant))
 	if key == a.t.annotation {
 		return nil, false
 	}
 	gist := recordGist(dec, fst, ost, grant)
 	if gist == a.t.recordGist && dec.Time.Sub(a.t.recordAt) < recordRefresh {
 		return nil, false
+	}
+	// Rendered now, in the tick: the write runs after it.
+	text := key
+	if grant != nil {
+		text = annotationFor(dec, fst, ost, grant)
 	}
 	return func(ctx context.Context) error {
 		if err := a.annotate(ctx, text); err != nil {
@@ -270,10 +270,15 @@ func recordGist(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, 
 		o.Quantile, o.Minutes = 0, 0
 		ost = &o
 	}
-	if grant != nil {
-		grant = &alloc.Grant{Policy: grant.Policy, Wanted: grant.Wanted, Granted: grant.Granted, Message: grant.Gist()}
+	return annotationFor(d, fst, ost, grantGist(grant))
+}
+
+// grantGist is grant without its GPU counts (alloc.Grant.Gist); nil stays nil.
+func grantGist(grant *alloc.Grant) *alloc.Grant {
+	if grant == nil {
+		return nil
 	}
-	return annotationFor(d, fst, ost, grant)
+	return &alloc.Grant{Policy: grant.Policy, Wanted: grant.Wanted, Granted: grant.Granted, Message: grant.Gist()}
 }
 
 // annotate writes the decision record text.

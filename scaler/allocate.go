@@ -37,11 +37,17 @@ func (c *Controller) allocate(ctx context.Context, runs []*syncRun) {
 	klog.FromContext(ctx).Error(fmt.Errorf("list nodes and pods for the GPU allocation: %w", err), "Holding every scale-up this tick")
 	for _, r := range runs {
 		if r != nil && r.obs.template != nil {
-			dec := r.res.Decision
-			r.grantCapacity(alloc.Grant{Policy: r.p.Name, Wanted: dec.DesiredReplicas, Granted: min(dec.DesiredReplicas, dec.CurrentReplicas),
-				Message: fmt.Sprintf("wanted %d, granted %d: the nodes and pods could not be listed", dec.DesiredReplicas, dec.CurrentReplicas)})
+			r.holdScaleUp("the nodes and pods could not be listed")
 		}
 	}
+}
+
+// holdScaleUp grants the run no scale-up (a hold or a scale-down stands), for the reason why.
+func (r *syncRun) holdScaleUp(why string) {
+	dec := r.res.Decision
+	granted := min(dec.DesiredReplicas, dec.CurrentReplicas)
+	r.grantCapacity(alloc.Grant{Policy: r.p.Name, Wanted: dec.DesiredReplicas, Granted: granted,
+		Message: fmt.Sprintf("wanted %d, granted %d: %s", dec.DesiredReplicas, granted, why)})
 }
 
 // allocateOn allocates free across runs; claim returns what a run's pods request of each
@@ -58,11 +64,8 @@ func (c *Controller) allocateOn(runs []*syncRun, free []alloc.Node, claim func(*
 	var writers, others []alloc.Policy
 	for _, r := range runs {
 		if r != nil && r.obs.templateErr != nil {
-			// What its pods request is unknown: it is granted no scale-up.
-			dec := r.res.Decision
-			granted := min(dec.DesiredReplicas, dec.CurrentReplicas)
-			r.grantCapacity(alloc.Grant{Policy: r.p.Name, Wanted: dec.DesiredReplicas, Granted: granted,
-				Message: fmt.Sprintf("wanted %d, granted %d: %v", dec.DesiredReplicas, granted, r.obs.templateErr)})
+			// What its pods request is unknown.
+			r.holdScaleUp(r.obs.templateErr.Error())
 			continue
 		}
 		if r == nil || r.obs.template == nil {
