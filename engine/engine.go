@@ -140,6 +140,40 @@ func (e *Engine) Reset() {
 	e.hist, e.hpa, e.seen = policy.History{}, policy.History{}, false
 }
 
+// Stored is what a driver kept outside the engine of the state a fresh engine cannot
+// observe: what the decision record on the target says (scaler's prescale.io/decision
+// annotation, replay's "record"). Without it a restarted controller, a new leader or a
+// reload that renames a policy would read a target at zero that prescale scaled there as
+// one turned off by hand, and never wake it.
+type Stored struct {
+	// ScaledToZero is the HPA's ScaledToZero condition: the last write of the autoscaler
+	// (this instance or one before it) scaled the target from above zero to zero.
+	ScaledToZero bool `json:"scaledToZero,omitempty"`
+}
+
+// Fresh reports whether the engine has not decided since New or Reset: only then does
+// Restore apply, and a driver need read the stored record only then.
+func (e *Engine) Fresh() bool { return !e.seen }
+
+// Restore hands a fresh engine (Fresh) what was stored of the last instance's state, before
+// its first Step. On an engine that has decided it changes nothing: its own memory is
+// newer than any record.
+func (e *Engine) Restore(s Stored) {
+	if !e.Fresh() {
+		return
+	}
+	e.hist.ScaledToZero, e.hpa.ScaledToZero = s.ScaledToZero, s.ScaledToZero
+}
+
+// ScaledToZero reports the ScaledToZero condition as of the last Step and Scaled: what a
+// driver stores (Stored) for the next instance.
+func (e *Engine) ScaledToZero() bool { return e.hist.ScaledToZero }
+
+// ScalesToZero reports whether a write of the scale from `from` to `to` would set the
+// ScaledToZero condition: a driver stores it before that write, so that no instance ever
+// finds the target at a zero of its own that it did not record.
+func (e *Engine) ScalesToZero(from, to int32) bool { return e.hist.ScaledToZeroAfter(e.p, from, to) }
+
 // SetStartup reports the pods' measured start-up time (the controller's p90), which
 // horizon: auto follows; measured false returns to Options.DefaultStartup.
 func (e *Engine) SetStartup(d time.Duration, measured bool) {

@@ -402,7 +402,7 @@ func (h History) RecordScale(p *Policy, from, to int32, now time.Time) History {
 	if from == to {
 		return h
 	}
-	h.ScaledToZero = from > 0 && to == 0 && p.minReplicas() == 0 && (h.scalar || p.ScaleToZero != nil)
+	h.ScaledToZero = h.ScaledToZeroAfter(p, from, to)
 	if p.Behavior == nil {
 		return h
 	}
@@ -412,6 +412,16 @@ func (h History) RecordScale(p *Policy, from, to int32, now time.Time) History {
 		h.ScaleDownEvents = storeEvent(h.ScaleDownEvents, longestPeriod(p.scaleDownRules()), from-to, now)
 	}
 	return h
+}
+
+// ScaledToZeroAfter reports whether a write of p's scale from `from` to `to` replicas sets
+// the ScaledToZero condition (RecordScale): the autoscaler itself took the target from above
+// zero to zero, which it may do only for a policy with minReplicas 0 and either scaleToZero
+// or an Object or External metric at the last Decide (as the HPA). A driver that must
+// persist the condition before the write (a restarted controller reads it back) asks this
+// first; it does not change h.
+func (h History) ScaledToZeroAfter(p *Policy, from, to int32) bool {
+	return from > 0 && to == 0 && p.minReplicas() == 0 && (h.scalar || p.ScaleToZero != nil)
 }
 
 // storeEvent is the HPA's markScaleEventsOutdated plus the store step of storeScaleEvent.

@@ -46,6 +46,18 @@ type Line struct {
 	// without it had none (missing: the target neither idles to zero nor wakes on it); a
 	// policy without scaleToZero rejects it.
 	Activation *MetricSample `json:"activation"`
+	// Restart says that prescale restarted before this sync (or another instance took the
+	// lease, or a reload renamed the policy or changed its target): the decision History is
+	// forgotten, as by a fresh controller, which then reads the decision record stored on
+	// the target (Record). The forecast and the objective carry on: a restarted controller
+	// loads the load's history from Prometheus again.
+	Restart bool `json:"restart"`
+	// Record is what the decision record stored on the target (the prescale.io/decision
+	// annotation) said at this sync, as a fresh engine reads it: its scaledToZero says
+	// whether prescale scaled the target to zero, so that a restart at zero still wakes
+	// it. Only on the first line or a restart line, where the engine is fresh; without it
+	// a fresh engine finds no record (a zero it reads as set by hand).
+	Record *engine.Stored `json:"record"`
 }
 
 // Options are how the recorded controller ticked: they set the forecast's step and
@@ -120,9 +132,18 @@ func Run(p *policy.Policy, opts Options, r io.Reader, w io.Writer) error {
 		if len(raw) == 0 {
 			continue
 		}
-		in, now, err := parseLine(p, raw)
+		in, now, ctl, err := parseLine(p, raw)
 		if err != nil {
 			return fmt.Errorf("line %d: %w", n, err)
+		}
+		if ctl.Restart {
+			eng.Reset()
+		}
+		if ctl.Record != nil {
+			if !eng.Fresh() {
+				return fmt.Errorf("line %d: record: only on the first line or a line with \"restart\": true, where a fresh engine reads it", n)
+			}
+			eng.Restore(*ctl.Record)
 		}
 		if now.Before(last) {
 			return fmt.Errorf("line %d: time %s is before the previous line's %s", n, now.Format(time.RFC3339), last.Format(time.RFC3339))
@@ -153,16 +174,23 @@ func Run(p *policy.Policy, opts Options, r io.Reader, w io.Writer) error {
 	return nil
 }
 
+// control is what a line says of the engine rather than of the target: a restart and the
+// stored record.
+type control struct {
+	Restart bool
+	Record  *engine.Stored
+}
+
 // parseLine decodes and checks one line into the engine's Input for p.
-func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, error) {
+func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, control, error) {
 	var l Line
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&l); err != nil {
-		return engine.Input{}, time.Time{}, fmt.Errorf("malformed observation: %w", err)
+		return engine.Input{}, time.Time{}, control{}, fmt.Errorf("malformed observation: %w", err)
 	}
 	if dec.More() {
-		return engine.Input{}, time.Time{}, errors.New("malformed observation: more than one JSON value on the line")
+		return engine.Input{}, time.Time{}, control{}, errors.New("malformed observation: more than one JSON value on the line")
 	}
 	var errs []error
 	if l.Time.IsZero() {
@@ -258,14 +286,14 @@ func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, error) {
 		in.Activation = &s
 	}
 	if len(errs) > 0 {
-		return engine.Input{}, time.Time{}, errors.Join(errs...)
+		return engine.Input{}, time.Time{}, control{}, errors.Join(errs...)
 	}
 	in.SpecReplicas = *l.SpecReplicas
 	in.StatusReplicas = live
 	if l.StatusReplicas != nil {
 		in.StatusReplicas = *l.StatusReplicas
 	}
-	return engine.Input{Observation: in, Load: load, Latency: latency}, l.Time, nil
+	return engine.Input{Observation: in, Load: load, Latency: latency}, l.Time, control{Restart: l.Restart, Record: l.Record}, nil
 }
 
 // sample converts a recorded metric; NaN and ±Inf pass through, so that the engine treats

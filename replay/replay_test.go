@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -350,5 +351,63 @@ func TestRunScaleToZero(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, briefs(t, out.String())); diff != "" {
 		t.Errorf("decisions (-want +got):\n%s", diff)
+	}
+}
+
+// A restart at zero replays as the issue that found it reproduced it: after a history in
+// which prescale scaled the target to zero, a line at zero with no pod and 50 requests/s
+// wakes it to ceil(50/4) = 13 replicas, in the run that scaled it there, in a restarted
+// one that reads the stored record, and in a fresh run whose first line states that
+// record. Without the record a fresh engine reads the zero as set by hand: ScalingDisabled.
+func TestRunRestartAtZero(t *testing.T) {
+	p := examplePolicy()
+	p.Metrics = p.Metrics[:1]
+	p.MinReplicas = i32(0)
+	p.ScaleToZero = &policy.ScaleToZero{Activation: policy.Activation{Query: "rate", PerReplica: q("4")},
+		IdleDelay: &policy.Duration{Duration: time.Minute}}
+	history := []string{
+		`{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a","ready":true}],"metrics":{"queue":{"perPod":{"a":0}}},"activation":{"value":0}}`,
+		`{"time":"2026-01-01T00:01:00Z","specReplicas":1,"pods":[{"name":"a","ready":true}],"metrics":{"queue":{"perPod":{"a":0}}},"activation":{"value":0}}`,
+	}
+	wake := func(extra string) string {
+		return `{"time":"2026-01-01T00:02:00Z","specReplicas":0,"pods":[],"activation":{"value":50}` + extra + `}`
+	}
+	woken := brief{Current: 0, Desired: 13, Reason: "Activated", Metric: "activation"}
+	disabled := brief{Current: 0, Desired: 0, Reason: "ScalingDisabled"}
+	tests := []struct {
+		name  string
+		lines []string
+		last  brief
+	}{
+		{name: "the run that scaled it to zero wakes it", lines: append(slices.Clone(history), wake("")), last: woken},
+		{name: "restarted, reading the stored record: wakes it",
+			lines: append(slices.Clone(history), wake(`,"restart":true,"record":{"scaledToZero":true}`)), last: woken},
+		{name: "restarted with no record (a zero set by hand): ScalingDisabled",
+			lines: append(slices.Clone(history), wake(`,"restart":true`)), last: disabled},
+		{name: "a fresh run whose first line states the record: wakes it",
+			lines: []string{wake(`,"record":{"scaledToZero":true}`)}, last: woken},
+		{name: "a fresh run without the record: ScalingDisabled", lines: []string{wake("")}, last: disabled},
+		{name: "a fresh run whose record says prescale did not set the zero: ScalingDisabled",
+			lines: []string{wake(`,"record":{}`)}, last: disabled},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := Run(p, opts, strings.NewReader(strings.Join(tc.lines, "\n")), &out); err != nil {
+				t.Fatal(err)
+			}
+			got := briefs(t, out.String())
+			if diff := cmp.Diff(tc.last, got[len(got)-1]); diff != "" {
+				t.Errorf("the last decision (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// A record is read by a fresh engine only: on any other line it is an error, not
+	// silently ignored.
+	in := strings.Join(append(slices.Clone(history), wake(`,"record":{"scaledToZero":true}`)), "\n")
+	err := Run(p, opts, strings.NewReader(in), &bytes.Buffer{})
+	if want := `line 3: record: only on the first line or a line with "restart": true, where a fresh engine reads it`; err == nil || err.Error() != want {
+		t.Errorf("a record on a running engine's line: error %v, want %q", err, want)
 	}
 }

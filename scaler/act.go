@@ -171,18 +171,19 @@ const recordRefresh = 5 * time.Minute
 // started (the target likely carries the last instance's) and a plain hold: no scaling,
 // nothing withheld by the GPU allocation.
 func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) (write func(context.Context) error, refresh bool) {
-	key := annotationFor(dec, fst, ost, grantGist(grant))
+	zeroed := a.t.eng.ScaledToZero()
+	key := annotationFor(dec, fst, ost, grantGist(grant), zeroed)
 	if key == a.t.annotation {
 		return nil, false
 	}
-	gist := recordGist(dec, fst, ost, grant)
+	gist := recordGist(dec, fst, ost, grant, zeroed)
 	if gist == a.t.recordGist && dec.Time.Sub(a.t.recordAt) < recordRefresh {
 		return nil, false
 	}
 	// Rendered now, in the tick: the write runs after it.
 	text := key
 	if grant != nil {
-		text = annotationFor(dec, fst, ost, grant)
+		text = annotationFor(dec, fst, ost, grant, zeroed)
 	}
 	return func(ctx context.Context) error {
 		if err := a.annotate(ctx, text); err != nil {
@@ -191,6 +192,31 @@ func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveSt
 		a.t.annotation, a.t.recordGist, a.t.recordAt = key, gist, dec.Time
 		return nil
 	}, gist == a.t.recordGist || a.t.recordGist == "" && dec.DesiredReplicas == dec.CurrentReplicas && (grant == nil || grant.Granted >= grant.Wanted)
+}
+
+// storeZero writes the decision record of a decision that takes the target to zero, with
+// the ScaledToZero condition it is about to set, before the scale is written: a restarted
+// or new instance reads the condition back (storedRecord), and it must never find the zero
+// without it. A record of the target still being written in the background (an older one,
+// which would land after this one) holds the scale-to-zero until the next tick (stored
+// false), and so does a failed write (with its error): the zero waits, it is never written
+// unrecorded.
+func (a actor) storeZero(ctx context.Context, dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) (stored bool, err error) {
+	if !a.t.recordBusy.CompareAndSwap(false, true) {
+		klog.FromContext(ctx).V(2).Info("Scale to zero waits for the last decision record to be written", "desired", dec.DesiredReplicas)
+		return false, nil
+	}
+	defer a.t.recordBusy.Store(false)
+	key := annotationFor(dec, fst, ost, grantGist(grant), true)
+	text := key
+	if grant != nil {
+		text = annotationFor(dec, fst, ost, grant, true)
+	}
+	if err := a.annotate(ctx, text); err != nil {
+		return false, fmt.Errorf("store the decision record before scaling %s to zero (the scale is not written): %w", a.p.Target, err)
+	}
+	a.t.annotation, a.t.recordGist, a.t.recordAt = key, recordGist(dec, fst, ost, grant, true), dec.Time
+	return true, nil
 }
 
 // recordsDue returns the runs whose records are written this tick: every one whose gist
@@ -233,7 +259,7 @@ func refreshesPerTick(n int, interval time.Duration) int {
 // replicas, reason, winning metric, a metric gone missing, the forecast won or gated, a
 // violated minute, the scale-to-zero state, the grant (what was wanted and granted, and
 // who took the rest).
-func recordGist(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) string {
+func recordGist(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant, zeroed bool) string {
 	present := func(s string) string {
 		if s != "" {
 			return "present"
@@ -270,7 +296,7 @@ func recordGist(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, 
 		o.Quantile, o.Minutes = 0, 0
 		ost = &o
 	}
-	return annotationFor(d, fst, ost, grantGist(grant))
+	return annotationFor(d, fst, ost, grantGist(grant), zeroed)
 }
 
 // grantGist is grant without its GPU counts (alloc.Grant.Gist); nil stays nil.
@@ -294,8 +320,9 @@ func (a actor) annotate(ctx context.Context, text string) error {
 
 // annotationFor renders a decision, its forecast's status, its objective's and its share of
 // the GPUs compactly, within maxAnnotation bytes: the metrics are dropped from the end until
-// it fits.
-func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) string {
+// it fits. zeroed is the ScaledToZero condition after the decision's write (engine.Stored):
+// the state a fresh engine reads back from the record (storedRecord).
+func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant, zeroed bool) string {
 	type metric struct {
 		Name     string  `json:"name"`
 		Value    any     `json:"value,omitempty"`
@@ -328,9 +355,13 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		// Zero is scaleToZero's part: the activation signal, the idle time, whether the
 		// forecast expects the load back and whether wake-ahead is gated.
 		Zero *policy.ZeroResult `json:"zero,omitempty"`
+		// ScaledToZero: prescale took the target to zero (the HPA's ScaledToZero
+		// condition): at zero, a restarted or new instance reads it (engine.Stored) and
+		// still wakes the target; without it the zero reads as set by hand.
+		ScaledToZero bool `json:"scaledToZero,omitempty"`
 	}
 	r := record{Current: dec.CurrentReplicas, Desired: dec.DesiredReplicas, Reason: dec.Reason, Metric: dec.Metric,
-		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst, Objective: ost}
+		Proposal: dec.Proposal, Clamps: dec.Clamps, Forecast: fst, Objective: ost, ScaledToZero: zeroed}
 	if grant != nil {
 		r.Capacity = &capacity{Wanted: grant.Wanted, Granted: grant.Granted, Pending: grant.Pending, Reserved: grant.Reserved,
 			Message: truncate(grant.Message, 600), Takers: grant.Takers}

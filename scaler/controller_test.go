@@ -40,6 +40,7 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/prescale/prescale/alloc"
+	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
 )
 
@@ -1267,9 +1268,13 @@ func TestRecordMayWait(t *testing.T) {
 		{"values moved", &before, withValue(hold, 7), nil, true},
 		{"a scale-up after a hold", &hold, up, nil, false},
 	} {
-		tg := &target{}
+		eng, err := engine.New(&policy.Policy{Name: "web"}, engine.Options{Tick: 15 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tg := &target{eng: eng}
 		if tc.last != nil {
-			tg.recordGist, tg.recordAt = recordGist(*tc.last, nil, nil, nil), epoch.Add(-10*time.Minute)
+			tg.recordGist, tg.recordAt = recordGist(*tc.last, nil, nil, nil, false), epoch.Add(-10*time.Minute)
 		}
 		write, refresh := actor{t: tg}.record(tc.dec, nil, nil, tc.grant)
 		if write == nil || refresh != tc.want {

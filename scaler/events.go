@@ -40,6 +40,10 @@ const (
 	// ReasonActivationMissing (condition, Warning): scaleToZero's activation signal is
 	// missing: the target neither goes to zero nor wakes from it on the signal.
 	ReasonActivationMissing = "ActivationMissing"
+	// ReasonDecisionRecordUnreadable (Warning): a fresh engine found the target at zero
+	// and its decision record (prescale.io/decision) unreadable, so it cannot tell whether
+	// prescale set the zero: it reads it as set by hand (ScalingDisabled), as with no record.
+	ReasonDecisionRecordUnreadable = "DecisionRecordUnreadable"
 )
 
 // The keys of the conditions (events sent on change) a target keeps.

@@ -123,7 +123,7 @@ func TestAnnotationHasTheForecast(t *testing.T) {
 			HistorySamples  int     `json:"historySamples"`
 		} `json:"forecast"`
 	}
-	if err := json.Unmarshal([]byte(annotationFor(dec, fst, nil, nil)), &r); err != nil {
+	if err := json.Unmarshal([]byte(annotationFor(dec, fst, nil, nil, false)), &r); err != nil {
 		t.Fatal(err)
 	}
 	f := r.Forecast

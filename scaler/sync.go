@@ -95,6 +95,17 @@ func (c *Controller) prepare(ctx context.Context, p *policy.Policy, t *target, n
 			fmt.Sprintf("%s was recreated (uid %s, was %s): decision history reset", p.Target, r.obs.scale.UID, r.obs.recreated))
 	}
 
+	if t.eng.Fresh() && r.obs.in.SpecReplicas == 0 {
+		// A fresh engine (this instance's first sync of the target, a new leader's, a
+		// reload's that renamed the policy) at zero: whether prescale set that zero is in
+		// the record on the target, not in memory (docs/scale-to-zero.md).
+		stored, err := c.storedRecord(ctx, p, r.act)
+		if err != nil {
+			return nil, failure("target", err)
+		}
+		t.eng.Restore(stored)
+	}
+
 	r.obs.in.Metrics, in.Load, in.Latency, r.obs.in.Activation = c.query(ctx, p, now)
 	in.Observation = r.obs.in
 	timer.done(phaseQuery)
@@ -154,7 +165,15 @@ func (c *Controller) finish(ctx context.Context, r *syncRun, leading bool, now t
 
 	var err error
 	if r.writes && dec.DesiredReplicas != dec.CurrentReplicas {
-		err = r.act.rescale(ctx, r.t.eng, dec)
+		stored := true
+		if r.t.eng.ScalesToZero(dec.CurrentReplicas, dec.DesiredReplicas) {
+			// The zero is stored on the target before it is written, so that no instance
+			// (this one restarted, a new leader) finds a zero of prescale's without its record.
+			stored, err = r.act.storeZero(ctx, dec, res.Forecast, res.Objective, r.grant)
+		}
+		if stored {
+			err = r.act.rescale(ctx, r.t.eng, dec)
+		}
 	}
 	if r.writes && !r.t.recordBusy.Load() {
 		// Written once the tick has acted (writeRecords), under its own deadline; none while

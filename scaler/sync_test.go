@@ -14,7 +14,7 @@ func TestAnnotationIsBounded(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		dec.Metrics = append(dec.Metrics, policy.MetricResult{Name: "m" + strings.Repeat("x", 40), Target: 5, Error: strings.Repeat("e", 500)})
 	}
-	got := annotationFor(dec, nil, nil, nil)
+	got := annotationFor(dec, nil, nil, nil, false)
 	if len(got) > maxAnnotation {
 		t.Fatalf("annotation is %d bytes, want at most %d", len(got), maxAnnotation)
 	}

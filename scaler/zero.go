@@ -2,10 +2,12 @@ package scaler
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/prescale/prescale/engine"
@@ -61,4 +63,31 @@ func (c *Controller) wakeEvent(ctx context.Context, act actor, w *engine.WakeSta
 	klog.FromContext(ctx).Info("Wake-ahead resumed", kv...)
 	act.event(corev1.EventTypeNormal, ReasonWakeAheadResumed, "",
 		fmt.Sprintf("%d of the last %d wake-ahead claims proved wrong, at or below wakeAhead.maxWrong %g: the target wakes ahead of a forecast return again", w.Wrong, w.Judged, w.MaxWrong))
+}
+
+// storedRecord reads what the decision record on p's target says of the state a fresh
+// engine cannot observe (engine.Stored): whether prescale scaled it to zero. It reads the
+// workload itself (the informers' copies and the scale subresource carry no annotations),
+// once per fresh engine at zero. A target without a record has nothing stored; a record that
+// cannot be read is reported (DecisionRecordUnreadable) and counts as none: the zero then
+// reads as set by hand, never as prescale's. An error to get the workload is returned: the
+// sync fails and the next tick reads again, the target staying at zero meanwhile.
+func (c *Controller) storedRecord(ctx context.Context, p *policy.Policy, a actor) (engine.Stored, error) {
+	u, err := c.deps.Dynamic.Resource(a.o.gvr).Namespace(p.Target.Namespace).Get(ctx, p.Target.Name, metav1.GetOptions{})
+	if err != nil {
+		return engine.Stored{}, fmt.Errorf("get %s for its decision record: %w", p.Target, err)
+	}
+	text, ok := u.GetAnnotations()[DecisionAnnotation]
+	if !ok {
+		return engine.Stored{}, nil
+	}
+	var st engine.Stored
+	if err := json.Unmarshal([]byte(text), &st); err != nil {
+		msg := fmt.Sprintf("the %s annotation of %s at zero replicas is not a decision record (%v): reading the zero as set by hand (ScalingDisabled)",
+			DecisionAnnotation, p.Target, err)
+		klog.FromContext(ctx).Info("Decision record unreadable", "workload", p.Target.String(), "err", err)
+		a.event(corev1.EventTypeWarning, ReasonDecisionRecordUnreadable, "", msg)
+		return engine.Stored{}, nil
+	}
+	return st, nil
 }

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	clienttesting "k8s.io/client-go/testing"
 
 	"github.com/prescale/prescale/policy"
 )
@@ -99,7 +100,8 @@ func containsReason(events []string, reason string) bool {
 func TestWakeFromZeroIsAllocated(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		workload *unstructured.Unstructured // nil: none (the get fails)
+		workload *unstructured.Unstructured
+		getFails bool // reading the workload fails once it is at zero
 		want     int32
 		message  string // in the CapacityLimited event; "" for none
 	}{
@@ -107,7 +109,10 @@ func TestWakeFromZeroIsAllocated(t *testing.T) {
 			message: "wanted 5, granted 2"},
 		{name: "template without GPUs", workload: deploymentWithTemplate(t, &corev1.Pod{Spec: corev1.PodSpec{
 			Containers: []corev1.Container{{Name: "server"}}}}), want: 5},
-		{name: "workload unreadable", want: 0, message: `wanted 5, granted 0: get Deployment default/web for its pod template`},
+		// Readable while it goes to zero (its record is stored on it first), unreadable
+		// when it wakes.
+		{name: "workload unreadable", workload: deploymentWithTemplate(t, gpuPod("", "", 2)), getFails: true, want: 0,
+			message: `wanted 5, granted 0: get Deployment default/web for its pod template`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cl := newCluster(t, 2)
@@ -130,6 +135,11 @@ func TestWakeFromZeroIsAllocated(t *testing.T) {
 			cl.tickAt(c, 60*time.Second)
 			if got := cl.replicas(); got != 0 {
 				t.Fatalf("idle 60 s: %d replicas, want 0", got)
+			}
+			if tc.getFails {
+				cl.dyn.PrependReactor("get", "deployments", func(clienttesting.Action) (bool, runtime.Object, error) {
+					return true, nil, errors.New("connection refused")
+				})
 			}
 			cl.source.set("gateway", policy.Sample{Value: 90}) // ceil(90 / 20) = 5 replicas
 			events := cl.tickAt(c, 90*time.Second)
