@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
+	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -141,11 +144,25 @@ func (f *Forecast) GateOrDefault() (maxError float64, window time.Duration) {
 // day and week suffixes "d" (24h) and "w" (7d), alone or first: "14d", "1w2d", "1d12h".
 type Duration struct{ time.Duration }
 
-// ParseDuration parses a Duration.
+// maxDuration is the longest time.Duration: 2562047h47m16.854775807s, about 292 years
+// (15250w1d23h47m16.854775807s).
+const maxDuration = time.Duration(math.MaxInt64)
+
+// goDuration matches the syntax of time.ParseDuration without a sign: one or more decimal
+// numbers, each with a unit. A text that matches it and that time.ParseDuration refuses is
+// out of range, not malformed.
+var goDuration = regexp.MustCompile(`^\+?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// ParseDuration parses a Duration. A duration longer than the longest time.Duration (about
+// 292 years) is an error, never a value that wrapped around: "30500w4d" or "15251w" are
+// refused, with the text, rather than read as 1526 s or a negative duration.
 func ParseDuration(s string) (Duration, error) {
 	rest := strings.TrimSpace(s)
 	if rest == "" {
 		return Duration{}, fmt.Errorf("%q is not a duration (such as 90s, 2h or 14d)", s)
+	}
+	tooLong := func() error {
+		return fmt.Errorf("%q is longer than the longest duration, %v (about 292 years)", s, maxDuration)
 	}
 	var total time.Duration
 	for _, u := range []struct {
@@ -156,17 +173,29 @@ func ParseDuration(s string) (Duration, error) {
 		if i < 0 {
 			continue
 		}
-		n, err := strconv.ParseUint(rest[:i], 10, 16)
-		if err != nil {
+		n, err := strconv.ParseUint(rest[:i], 10, 64)
+		switch {
+		case errors.Is(err, strconv.ErrRange):
+			return Duration{}, tooLong()
+		case err != nil:
 			return Duration{}, fmt.Errorf("%q is not a duration (such as 90s, 2h or 14d)", s)
+		case n > uint64((maxDuration-total)/u.unit):
+			// checked before n*unit and the sum are made, either of which would wrap
+			// around (30500w is 1.8e19 ns: it wrapped to -344073s)
+			return Duration{}, tooLong()
 		}
 		total += time.Duration(n) * u.unit
 		rest = rest[i+1:]
 	}
 	if rest != "" {
 		d, err := time.ParseDuration(rest)
-		if err != nil || d < 0 {
+		switch {
+		case err != nil && goDuration.MatchString(rest):
+			return Duration{}, tooLong() // time.ParseDuration refuses overflow
+		case err != nil || d < 0:
 			return Duration{}, fmt.Errorf("%q is not a duration (such as 90s, 2h or 14d)", s)
+		case d > maxDuration-total:
+			return Duration{}, tooLong()
 		}
 		total += d
 	}

@@ -193,3 +193,81 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+// TestParseDurationRange checks that a duration beyond the longest time.Duration,
+// 2^63-1 ns = 2562047h47m16.854775807s = 15250w1d23h47m16.854775807s (15250 weeks are
+// 9223200000 s, 172036.854775807 s short of 9223372036.854775807 s), is refused with its
+// text, never read as the value it wrapped around to.
+func TestParseDurationRange(t *testing.T) {
+	const longest = time.Duration(1<<63 - 1)
+	tooLong := func(s string) string {
+		return `"` + s + `" is longer than the longest duration, 2562047h47m16.854775807s (about 292 years)`
+	}
+	tests := []struct {
+		name    string
+		in      string
+		want    time.Duration
+		wantErr string
+	}{
+		{name: "15250 weeks fit", in: "15250w", want: 15250 * 7 * 24 * time.Hour},
+		{name: "the longest duration, from weeks", in: "15250w1d23h47m16.854775807s", want: longest},
+		{name: "one nanosecond more, in the Go part", in: "15250w1d23h47m16.854775808s", wantErr: tooLong("15250w1d23h47m16.854775808s")},
+		{name: "15251 weeks: the idleDelay that came out negative", in: "15251w", wantErr: tooLong("15251w")},
+		// 30500w = 18446400000 s = 2^64 ns - 344073.709551616 s: it wrapped to -344073.7 s,
+		// and 4d (345600 s) more made the 1526 s SLO of the report.
+		{name: "30500w4d: the SLO that ran as 1526 s", in: "30500w4d", wantErr: tooLong("30500w4d")},
+		{name: "the largest week count of the old 16-bit parse", in: "65535w", wantErr: tooLong("65535w")},
+		// 106751 days are 9223286400 s, 85636.854775807 s = 23h47m16.854775807s short.
+		{name: "the longest duration, from days", in: "106751d23h47m16.854775807s", want: longest},
+		{name: "more days than fit", in: "106752d", wantErr: tooLong("106752d")},
+		{name: "days beyond 64 bits", in: "18446744073709551616d", wantErr: tooLong("18446744073709551616d")},
+		{name: "weeks and days that fit alone but not together", in: "15250w2d", wantErr: tooLong("15250w2d")},
+		{name: "hours beyond Go's range", in: "2562048h", wantErr: tooLong("2562048h")},
+		{name: "nanoseconds one beyond Go's range", in: "9223372036854775808ns", wantErr: tooLong("9223372036854775808ns")},
+		{name: "nanoseconds at Go's range", in: "9223372036854775807ns", want: longest},
+		{name: "malformed stays malformed", in: "1w2x", wantErr: `"1w2x" is not a duration (such as 90s, 2h or 14d)`},
+		{name: "negative stays malformed", in: "-9999999999h", wantErr: `"-9999999999h" is not a duration (such as 90s, 2h or 14d)`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseDuration(tc.in)
+			gotErr := ""
+			if err != nil {
+				gotErr = err.Error()
+			}
+			if diff := cmp.Diff(tc.wantErr, gotErr); diff != "" {
+				t.Errorf("ParseDuration(%q) error (-want +got):\n%s", tc.in, diff)
+			}
+			if got.Duration != tc.want {
+				t.Errorf("ParseDuration(%q) = %v, want %v", tc.in, got.Duration, tc.want)
+			}
+		})
+	}
+}
+
+// TestParseDurationOverflowNamesTheField checks the two fields of the report: each error
+// names its YAML path and the text.
+func TestParseDurationOverflowNamesTheField(t *testing.T) {
+	const file = `policies:
+  - name: p
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: ns, name: m}
+    minReplicas: 0
+    maxReplicas: 8
+    metrics:
+      - {name: gpu, query: q, target: {type: Value, value: 70}}
+    forecast:
+      load: {query: q, perReplica: 1}
+    objective: {query: lat, slo: 30500w4d, budget: 0.01}
+    scaleToZero:
+      idleDelay: 15251w
+      activation: {query: a, perReplica: 1}
+`
+	_, err := Parse(strings.NewReader(file))
+	want := []string{
+		`policies[0].objective.slo: "30500w4d" is longer than the longest duration, 2562047h47m16.854775807s (about 292 years) (line 10)`,
+		`policies[0].scaleToZero.idleDelay: "15251w" is longer than the longest duration, 2562047h47m16.854775807s (about 292 years) (line 12)`,
+	}
+	if diff := cmp.Diff(want, errorLines(err)); diff != "" {
+		t.Errorf("errors (-want +got):\n%s", diff)
+	}
+}
