@@ -26,6 +26,7 @@ func (f File) Validate() error {
 	type targetKey struct{ group, kind, namespace, name string }
 	names := make(map[string]int)
 	targets := make(map[targetKey]int)
+	served := make(map[string]servedMetric)
 	for i, p := range f.Policies {
 		path := indexPath("policies", i)
 		errs = append(errs, p.validate(path)...)
@@ -36,6 +37,7 @@ func (f File) Validate() error {
 					joinPath(indexPath("policies", j), "name")))
 			} else {
 				names[p.Name] = i
+				errs = append(errs, p.serve(i, served)...)
 			}
 		}
 		t := p.Target
@@ -57,6 +59,79 @@ func (f File) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ForecastExternalMetric is the name, after "<policy>-", of the external metric that serves
+// a policy's forecast (scaler/external): "<policy>-forecast-replicas".
+const ForecastExternalMetric = "forecast-replicas"
+
+// reservedMetricNames are the names that prescale gives to what is not a policy metric, where
+// a policy metric's name would appear too; a metric may not take one. Each says where.
+var reservedMetricNames = map[string]string{
+	ForecastMetric: "decision records, events and logs name the forecast's proposal so when it wins, " +
+		"and prescale_query_warnings_total the forecast's load query",
+	"objective":            "prescale_query_warnings_total names the objective's latency query so",
+	ForecastExternalMetric: "the external metric \"<policy>-" + ForecastExternalMetric + "\" is the policy's forecast",
+}
+
+// servedMetric is what an external metric name stands for: the metric at index metric (-1:
+// the forecast) of the policy at index policy, with their names.
+type servedMetric struct {
+	policy, metric         int
+	policyName, metricName string
+}
+
+// path returns the YAML path of the served metric's name.
+func (m servedMetric) path() string {
+	return joinPath(indexPath(joinPath(indexPath("policies", m.policy), "metrics"), m.metric), "name")
+}
+
+// String names the served metric for a message.
+func (m servedMetric) String() string {
+	if m.metric < 0 {
+		return fmt.Sprintf("the forecast of policies[%d] (policy %q)", m.policy, m.policyName)
+	}
+	return fmt.Sprintf("policies[%d].metrics[%d] (policy %q, metric %q)", m.policy, m.metric, m.policyName, m.metricName)
+}
+
+// serve adds the external metric names of the policy at index i, whose name is unique so
+// far, to served, and returns a problem for each name that another policy already serves.
+// The external metrics API (scaler/external) serves "<policy>-<metric>" for every metric and
+// "<policy>-forecast-replicas" for every policy, and refuses a name that two of them spell
+// (policy "a-b" metric "c", policy "a" metric "b-c"; policy "a-forecast" metric "replicas"
+// and policy "a"'s forecast). The file refuses such names first, whether or not the API is
+// enabled, so that enabling it needs no rename. The problem names the metric's name field. A
+// clash within one policy is the policy's own problem (a duplicate or reserved metric name).
+func (p Policy) serve(i int, served map[string]servedMetric) []error {
+	var errs []error
+	add := func(name string, m servedMetric) {
+		first, ok := served[name]
+		switch {
+		case !ok:
+			served[name] = m
+		case first.policy == i:
+			// within the policy: a duplicate metric name, which validate reports
+		case m.metric < 0: // this policy's forecast is what an earlier policy's metric spells
+			errs = append(errs, fieldError(first.path(),
+				fmt.Sprintf("serves the external metric %q, which %s also serves: rename a policy or the metric", name, m),
+				joinPath(indexPath("policies", i), "name")))
+		default:
+			related := joinPath(indexPath("policies", first.policy), "name")
+			if first.metric >= 0 {
+				related = first.path()
+			}
+			errs = append(errs, fieldError(m.path(),
+				fmt.Sprintf("serves the external metric %q, which %s also serves: rename a policy or the metric", name, first),
+				related))
+		}
+	}
+	add(p.Name+"-"+ForecastExternalMetric, servedMetric{policy: i, metric: -1, policyName: p.Name})
+	for j, m := range p.Metrics {
+		if m.Name != "" && m.Name != ForecastExternalMetric {
+			add(p.Name+"-"+m.Name, servedMetric{policy: i, metric: j, policyName: p.Name, metricName: m.Name})
+		}
+	}
+	return errs
 }
 
 // validate returns the problems of one policy, whose YAML path is path.
@@ -100,6 +175,10 @@ func (p Policy) validate(path string) []error {
 		errs = append(errs, m.validate(indexPath(mp, j))...)
 		if m.Name == "" {
 			continue
+		}
+		if why, ok := reservedMetricNames[m.Name]; ok {
+			errs = append(errs, fieldError(joinPath(indexPath(mp, j), "name"),
+				fmt.Sprintf("must not be %q, a name prescale reserves: %s", m.Name, why)))
 		}
 		if k, ok := seen[m.Name]; ok {
 			errs = append(errs, fieldError(joinPath(indexPath(mp, j), "name"),
