@@ -62,9 +62,17 @@ const (
 	DefaultForecastQuantile = 0.9
 	DefaultGateMaxError     = 0.3
 	DefaultGateWindow       = 2 * time.Hour
-	MaxForecastHistory      = 90 * 24 * time.Hour
-	MinForecastHorizon      = time.Second
-	MaxForecastHorizon      = time.Hour
+	// MaxGateWindow bounds gate.window, one week. A forecast proposes nothing until it has
+	// seen one window of samples (history included), so a longer window would leave a
+	// policy without history reactive for longer than a week, and one longer than
+	// forecast.history (default 14d) could not warm up from its history at start-up; the
+	// gate keeps one comparison per load sample of the window (a week at the shortest
+	// interval, 1s, is 604,800 of them, about 30 MB); and a failing forecast is gated
+	// only once its misses dominate the window, which a week already takes days to do.
+	MaxGateWindow      = 7 * 24 * time.Hour
+	MaxForecastHistory = 90 * 24 * time.Hour
+	MinForecastHorizon = time.Second
+	MaxForecastHorizon = time.Hour
 	// DefaultObjectiveHold is forecast.hold's default with an objective.
 	DefaultObjectiveHold = time.Hour
 	MaxForecastHold      = 24 * time.Hour

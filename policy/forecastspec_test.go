@@ -107,11 +107,11 @@ func TestParseForecastErrors(t *testing.T) {
 				`policies[0].forecast.history: must be 0..90d, got 2184h0m0s (line 12)`,
 				`policies[0].forecast.quantile: must be within [0.5, 0.999], got 0.4999 (line 13)`,
 				`policies[0].forecast.gate.maxError: must be > 0, got 0 (line 14)`,
-				`policies[0].forecast.gate.window: must be > 0, got 0s (line 14)`,
+				`policies[0].forecast.gate.window: must be > 0 and at most 7d (168h0m0s), got 0s (line 14)`,
 			},
 		},
 		{
-			name: "the edges: horizon 1s and 1h, history 90d, quantile 0.5 and 0.999 are valid; just past them not",
+			name: "the edges: horizon 1s and 1h, history 90d, quantile 0.5 and 0.999, gate.window 1ns and 1w are valid; just past them not",
 			yaml: "      load: {query: q, perReplica: auto}\n      horizon: 3601s\n      quantile: 1\n",
 			want: []string{
 				`policies[0].forecast.horizon: must be "auto" or 1s..1h0m0s, got 1h0m1s (line 9)`,
@@ -123,6 +123,22 @@ func TestParseForecastErrors(t *testing.T) {
 			yaml: "      load: {query: q, perReplica: auto}\n      method: holt-winters\n      season: 1s\n",
 			want: []string{
 				`policies[0].forecast.season: must be at least 2s (two steps) for method holt-winters, got 1s (line 10)`,
+			},
+		},
+		{
+			// 1000w: the forecast would never warm up, and the gate's memory would grow
+			// with the window.
+			name: "a gate window of 1000 weeks",
+			yaml: "      load: {query: q, perReplica: auto}\n      gate: {window: 1000w}\n",
+			want: []string{
+				`policies[0].forecast.gate.window: must be > 0 and at most 7d (168h0m0s), got 168000h0m0s (line 9)`,
+			},
+		},
+		{
+			name: "a gate window one second past a week",
+			yaml: "      load: {query: q, perReplica: auto}\n      gate: {window: 1w1s}\n",
+			want: []string{
+				`policies[0].forecast.gate.window: must be > 0 and at most 7d (168h0m0s), got 168h0m1s (line 9)`,
 			},
 		},
 		{
@@ -160,10 +176,11 @@ func TestParseForecastErrors(t *testing.T) {
 			}
 		})
 	}
-	for _, c := range [][2]string{{"1s", "0.5"}, {"1h", "0.999"}} {
-		y := "      load: {query: q, perReplica: auto}\n      horizon: " + c[0] + "\n      history: 90d\n      quantile: " + c[1] + "\n"
+	for _, c := range [][3]string{{"1s", "0.5", "1ns"}, {"1h", "0.999", "1w"}} {
+		y := "      load: {query: q, perReplica: auto}\n      horizon: " + c[0] + "\n      history: 90d\n      quantile: " + c[1] +
+			"\n      gate: {window: " + c[2] + "}\n"
 		if _, err := Parse(strings.NewReader(forecastHead + y)); err != nil {
-			t.Errorf("horizon %s, quantile %s: %v", c[0], c[1], err)
+			t.Errorf("horizon %s, quantile %s, gate.window %s: %v", c[0], c[1], c[2], err)
 		}
 	}
 }

@@ -381,8 +381,8 @@ func (f *Forecast) validate(path string) []error {
 		if g.MaxError != nil && !(*g.MaxError > 0) {
 			add("gate.maxError", "must be > 0, got %v", *g.MaxError)
 		}
-		if g.Window != nil && g.Window.Duration <= 0 {
-			add("gate.window", "must be > 0, got %s", g.Window)
+		if g.Window != nil && (g.Window.Duration <= 0 || g.Window.Duration > MaxGateWindow) {
+			add("gate.window", "must be > 0 and at most 7d (%v), got %s", MaxGateWindow, g.Window)
 		}
 	}
 	return errs
