@@ -79,9 +79,62 @@ const (
 	MinForecastQuantile  = 0.5
 	MaxForecastQuantile  = 0.999
 	// MinForecastStep is the shortest sampling step a Predictor is built with (the
-	// controller's shortest interval): a seasonal method needs a season of two steps.
+	// controller's shortest interval): File.Validate checks the season against it, and
+	// ParseStep, File.ValidateStep and Forecast.CheckStep against the step given.
 	MinForecastStep = time.Second
+	// MaxForecastSeason bounds forecast.season, one week, the longest cycle of request
+	// load. The forecasters keep a few values per step of a season (holt-winters three,
+	// seasonal-naive one): at the 1s shortest interval a week is 604,800 steps, about 20 MB
+	// for auto's candidates, where 1000w would take gigabytes at the first sample.
+	MaxForecastSeason = 7 * 24 * time.Hour
 )
+
+// MinSeason returns the shortest season a forecaster sampled every step can be built with:
+// the forecast package rounds the season to the nearest whole number of steps, which must
+// be at least two, so 1.5 steps (2*step - step/2, as its rounding computes it). step must be
+// > 0; a step so long that the result would overflow gives the longest duration.
+func MinSeason(step time.Duration) time.Duration {
+	if m := step + (step - step/2); m > 0 {
+		return m
+	}
+	return maxDuration
+}
+
+// CheckStep reports whether the forecast can be built with its load sampled every step:
+// prescale run's interval, replay's --interval, and the backtest's one-minute load step.
+// The forecaster is fitted with the season (set, or the 24h default) at every method but
+// off, and refuses one shorter than MinSeason(step). It returns nil for a nil forecast and
+// for method off, else a *FieldError whose Path, "forecast.season", is relative to the
+// policy and whose message says the season, the step and the shortest season allowed; a
+// driver that samples the load at another step than the interval the file was validated
+// for (the backtest) calls it before building the forecast. f must have passed Validate.
+func (f *Forecast) CheckStep(step time.Duration) error {
+	if step <= 0 {
+		return fmt.Errorf("check forecast against the load's step: the step must be > 0, got %v", step)
+	}
+	if msg := f.seasonProblem(step); msg != "" {
+		return fieldError("forecast.season", msg)
+	}
+	return nil
+}
+
+// seasonProblem returns what is wrong with the season at step, "" if nothing is. A season
+// out of its own range (<= 0, > MaxForecastSeason) is Validate's problem, not this one's.
+func (f *Forecast) seasonProblem(step time.Duration) string {
+	if f == nil || f.MethodOrDefault() == forecast.MethodOff {
+		return ""
+	}
+	season := f.SeasonOrDefault()
+	if season <= 0 || season > MaxForecastSeason || season >= MinSeason(step) {
+		return ""
+	}
+	def := ""
+	if f.Season == nil {
+		def = " (the default)"
+	}
+	return fmt.Sprintf("must be at least %v, two steps of the load sampled every %v (a season is rounded to whole steps), got %v%s",
+		MinSeason(step), step, season, def)
+}
 
 // MethodOrDefault returns the method, auto when unset.
 func (f *Forecast) MethodOrDefault() forecast.Method {

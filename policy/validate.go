@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/prescale/prescale/forecast"
 )
@@ -17,8 +18,15 @@ var labelPattern = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 // Validate reports every problem of the file at once, joined with errors.Join; each is a
 // *FieldError naming the field's YAML path and the offending value. It mirrors the HPA API's
 // validation where the HPA has a rule. Validate neither defaults nor changes f: an unset
-// optional field is valid and keeps its nil.
-func (f File) Validate() error {
+// optional field is valid and keeps its nil. It checks the forecasts against the shortest
+// step, MinForecastStep; ValidateStep checks them against the step they will run at.
+func (f File) Validate() error { return f.ValidateStep(MinForecastStep) }
+
+// ValidateStep is Validate for forecasts whose load is sampled every step (prescale run's
+// interval): each forecast must be buildable at that step (Forecast.CheckStep). A step
+// shorter than MinForecastStep is taken as MinForecastStep.
+func (f File) ValidateStep(step time.Duration) error {
+	step = max(step, MinForecastStep)
 	var errs []error
 	if len(f.Policies) == 0 {
 		errs = append(errs, fieldError("policies", "at least one policy is required"))
@@ -29,7 +37,7 @@ func (f File) Validate() error {
 	served := make(map[string]servedMetric)
 	for i, p := range f.Policies {
 		path := indexPath("policies", i)
-		errs = append(errs, p.validate(path)...)
+		errs = append(errs, p.validate(path, step)...)
 		if p.Name != "" {
 			if j, ok := names[p.Name]; ok {
 				errs = append(errs, fieldError(joinPath(path, "name"),
@@ -134,8 +142,9 @@ func (p Policy) serve(i int, served map[string]servedMetric) []error {
 	return errs
 }
 
-// validate returns the problems of one policy, whose YAML path is path.
-func (p Policy) validate(path string) []error {
+// validate returns the problems of one policy, whose YAML path is path, with its forecast's
+// load sampled every step.
+func (p Policy) validate(path string, step time.Duration) []error {
 	var errs []error
 	add := func(field, format string, args ...any) {
 		errs = append(errs, fieldError(joinPath(path, field), fmt.Sprintf(format, args...)))
@@ -194,7 +203,7 @@ func (p Policy) validate(path string) []error {
 		errs = append(errs, p.Behavior.ScaleUp.validate(joinPath(bp, "scaleUp"))...)
 		errs = append(errs, p.Behavior.ScaleDown.validate(joinPath(bp, "scaleDown"))...)
 	}
-	errs = append(errs, p.Forecast.validate(joinPath(path, "forecast"))...)
+	errs = append(errs, p.Forecast.validate(joinPath(path, "forecast"), step)...)
 	errs = append(errs, p.Objective.validate(joinPath(path, "objective"), &p)...)
 	errs = append(errs, p.Capacity.validate(joinPath(path, "capacity"), path, p.MaxReplicas)...)
 	errs = append(errs, p.ScaleToZero.validate(joinPath(path, "scaleToZero"), &p)...)
@@ -330,9 +339,9 @@ func (rp RatePolicy) validate(path string) []error {
 	return errs
 }
 
-// validate returns the problems of a forecast block, whose YAML path is path. Nil is valid:
-// no forecast.
-func (f *Forecast) validate(path string) []error {
+// validate returns the problems of a forecast block, whose YAML path is path, with its load
+// sampled every step. Nil is valid: no forecast.
+func (f *Forecast) validate(path string, step time.Duration) []error {
 	if f == nil {
 		return nil
 	}
@@ -352,18 +361,16 @@ func (f *Forecast) validate(path string) []error {
 	case !pr.Auto && !(pr.Value > 0):
 		add("load.perReplica", "must be > 0 or \"auto\", got %s", pr)
 	}
-	seasonal := false
 	switch f.Method {
-	case "", forecast.MethodAuto, forecast.MethodHolt, forecast.MethodLinear, forecast.MethodOff:
-	case forecast.MethodHoltWinters, forecast.MethodSeasonalNaive:
-		seasonal = true
+	case "", forecast.MethodAuto, forecast.MethodHolt, forecast.MethodLinear, forecast.MethodOff,
+		forecast.MethodHoltWinters, forecast.MethodSeasonalNaive:
 	default:
 		add("method", "must be auto, holt, holt-winters, seasonal-naive, linear or off, got %q", f.Method)
 	}
-	if f.Season != nil && f.Season.Duration <= 0 {
-		add("season", "must be > 0, got %s", f.Season)
-	} else if seasonal && f.SeasonOrDefault() < 2*MinForecastStep {
-		add("season", "must be at least %v (two steps) for method %s, got %s", 2*MinForecastStep, f.Method, f.SeasonOrDefault())
+	if s := f.Season; s != nil && (s.Duration <= 0 || s.Duration > MaxForecastSeason) {
+		add("season", "must be > 0 and at most 7d (%v), got %s", MaxForecastSeason, s)
+	} else if msg := f.seasonProblem(step); msg != "" {
+		add("season", "%s", msg)
 	}
 	if h := f.Horizon; h != nil && !h.Auto && (h.Duration < MinForecastHorizon || h.Duration > MaxForecastHorizon) {
 		add("horizon", "must be \"auto\" or %v..%v, got %s", MinForecastHorizon, MaxForecastHorizon, h)
