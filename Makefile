@@ -72,6 +72,7 @@ bench-soak: tools
 fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDecideScaleToZero$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDuration$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./forecast -run '^$$' -fuzz '^FuzzForecast$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./alloc -run '^$$' -fuzz '^FuzzAllocate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 

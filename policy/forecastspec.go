@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
+	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -59,18 +62,79 @@ const (
 	DefaultForecastQuantile = 0.9
 	DefaultGateMaxError     = 0.3
 	DefaultGateWindow       = 2 * time.Hour
-	MaxForecastHistory      = 90 * 24 * time.Hour
-	MinForecastHorizon      = time.Second
-	MaxForecastHorizon      = time.Hour
+	// MaxGateWindow bounds gate.window, one week. A forecast proposes nothing until it has
+	// seen one window of samples (history included), so a longer window would leave a
+	// policy without history reactive for longer than a week, and one longer than
+	// forecast.history (default 14d) could not warm up from its history at start-up; the
+	// gate keeps one comparison per load sample of the window (a week at the shortest
+	// interval, 1s, is 604,800 of them, about 30 MB); and a failing forecast is gated
+	// only once its misses dominate the window, which a week already takes days to do.
+	MaxGateWindow      = 7 * 24 * time.Hour
+	MaxForecastHistory = 90 * 24 * time.Hour
+	MinForecastHorizon = time.Second
+	MaxForecastHorizon = time.Hour
 	// DefaultObjectiveHold is forecast.hold's default with an objective.
 	DefaultObjectiveHold = time.Hour
 	MaxForecastHold      = 24 * time.Hour
 	MinForecastQuantile  = 0.5
 	MaxForecastQuantile  = 0.999
 	// MinForecastStep is the shortest sampling step a Predictor is built with (the
-	// controller's shortest interval): a seasonal method needs a season of two steps.
+	// controller's shortest interval): File.Validate checks the season against it, and
+	// ParseStep, File.ValidateStep and Forecast.CheckStep against the step given.
 	MinForecastStep = time.Second
+	// MaxForecastSeason bounds forecast.season, one week, the longest cycle of request
+	// load. The forecasters keep a few values per step of a season (holt-winters three,
+	// seasonal-naive one): at the 1s shortest interval a week is 604,800 steps, about 20 MB
+	// for auto's candidates, where 1000w would take gigabytes at the first sample.
+	MaxForecastSeason = 7 * 24 * time.Hour
 )
+
+// MinSeason returns the shortest season a forecaster sampled every step can be built with:
+// the forecast package rounds the season to the nearest whole number of steps, which must
+// be at least two, so 1.5 steps (2*step - step/2, as its rounding computes it). step must be
+// > 0; a step so long that the result would overflow gives the longest duration.
+func MinSeason(step time.Duration) time.Duration {
+	if m := step + (step - step/2); m > 0 {
+		return m
+	}
+	return maxDuration
+}
+
+// CheckStep reports whether the forecast can be built with its load sampled every step:
+// prescale run's interval, replay's --interval, and the backtest's one-minute load step.
+// The forecaster is fitted with the season (set, or the 24h default) at every method but
+// off, and refuses one shorter than MinSeason(step). It returns nil for a nil forecast and
+// for method off, else a *FieldError whose Path, "forecast.season", is relative to the
+// policy and whose message says the season, the step and the shortest season allowed; a
+// driver that samples the load at another step than the interval the file was validated
+// for (the backtest) calls it before building the forecast. f must have passed Validate.
+func (f *Forecast) CheckStep(step time.Duration) error {
+	if step <= 0 {
+		return fmt.Errorf("check forecast against the load's step: the step must be > 0, got %v", step)
+	}
+	if msg := f.seasonProblem(step); msg != "" {
+		return fieldError("forecast.season", msg)
+	}
+	return nil
+}
+
+// seasonProblem returns what is wrong with the season at step, "" if nothing is. A season
+// out of its own range (<= 0, > MaxForecastSeason) is Validate's problem, not this one's.
+func (f *Forecast) seasonProblem(step time.Duration) string {
+	if f == nil || f.MethodOrDefault() == forecast.MethodOff {
+		return ""
+	}
+	season := f.SeasonOrDefault()
+	if season <= 0 || season > MaxForecastSeason || season >= MinSeason(step) {
+		return ""
+	}
+	def := ""
+	if f.Season == nil {
+		def = " (the default)"
+	}
+	return fmt.Sprintf("must be at least %v, two steps of the load sampled every %v (a season is rounded to whole steps), got %v%s",
+		MinSeason(step), step, season, def)
+}
 
 // MethodOrDefault returns the method, auto when unset.
 func (f *Forecast) MethodOrDefault() forecast.Method {
@@ -141,11 +205,25 @@ func (f *Forecast) GateOrDefault() (maxError float64, window time.Duration) {
 // day and week suffixes "d" (24h) and "w" (7d), alone or first: "14d", "1w2d", "1d12h".
 type Duration struct{ time.Duration }
 
-// ParseDuration parses a Duration.
+// maxDuration is the longest time.Duration: 2562047h47m16.854775807s, about 292 years
+// (15250w1d23h47m16.854775807s).
+const maxDuration = time.Duration(math.MaxInt64)
+
+// goDuration matches the syntax of time.ParseDuration without a sign: one or more decimal
+// numbers, each with a unit. A text that matches it and that time.ParseDuration refuses is
+// out of range, not malformed.
+var goDuration = regexp.MustCompile(`^\+?(([0-9]+(\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// ParseDuration parses a Duration. A duration longer than the longest time.Duration (about
+// 292 years) is an error, never a value that wrapped around: "30500w4d" or "15251w" are
+// refused, with the text, rather than read as 1526 s or a negative duration.
 func ParseDuration(s string) (Duration, error) {
 	rest := strings.TrimSpace(s)
 	if rest == "" {
 		return Duration{}, fmt.Errorf("%q is not a duration (such as 90s, 2h or 14d)", s)
+	}
+	tooLong := func() error {
+		return fmt.Errorf("%q is longer than the longest duration, %v (about 292 years)", s, maxDuration)
 	}
 	var total time.Duration
 	for _, u := range []struct {
@@ -156,17 +234,29 @@ func ParseDuration(s string) (Duration, error) {
 		if i < 0 {
 			continue
 		}
-		n, err := strconv.ParseUint(rest[:i], 10, 16)
-		if err != nil {
+		n, err := strconv.ParseUint(rest[:i], 10, 64)
+		switch {
+		case errors.Is(err, strconv.ErrRange):
+			return Duration{}, tooLong()
+		case err != nil:
 			return Duration{}, fmt.Errorf("%q is not a duration (such as 90s, 2h or 14d)", s)
+		case n > uint64((maxDuration-total)/u.unit):
+			// checked before n*unit and the sum are made, either of which would wrap
+			// around (30500w is 1.8e19 ns: it wrapped to -344073s)
+			return Duration{}, tooLong()
 		}
 		total += time.Duration(n) * u.unit
 		rest = rest[i+1:]
 	}
 	if rest != "" {
 		d, err := time.ParseDuration(rest)
-		if err != nil || d < 0 {
+		switch {
+		case err != nil && goDuration.MatchString(rest):
+			return Duration{}, tooLong() // time.ParseDuration refuses overflow
+		case err != nil || d < 0:
 			return Duration{}, fmt.Errorf("%q is not a duration (such as 90s, 2h or 14d)", s)
+		case d > maxDuration-total:
+			return Duration{}, tooLong()
 		}
 		total += d
 	}

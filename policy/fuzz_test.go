@@ -3,6 +3,9 @@ package policy
 import (
 	"fmt"
 	"math"
+	"math/big"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -247,4 +250,72 @@ func steps0(b []byte) byte {
 		return 0
 	}
 	return b[0]
+}
+
+// FuzzDuration checks ParseDuration on any text: it never panics; a duration it returns is
+// non-negative, exact (the weeks and days it read, in big integers, plus Go's part) and
+// written back by String into the same duration; Go's own durations read as Go reads them;
+// and a refusal quotes the text.
+func FuzzDuration(f *testing.F) {
+	for _, s := range []string{"90s", "14d", "1w2d", "1d12h", "0s", "", " 2h ", "d", "2d1w", "-1h", "1.5d",
+		"15250w1d23h47m16.854775807s", "15250w1d23h47m16.854775808s", "30500w4d", "15251w", "65535w",
+		"106751d23h47m16.854775807s", "106752d", "18446744073709551616d", "2562048h", "9223372036854775808ns",
+		"1w1d1h1m1s1ms1us1ns", "0.5h", ".5m", "1.h", "+3m", "5µs", "007d", "1w1w", "1dd"} {
+		f.Add(s)
+	}
+	week, day := big.NewInt(int64(7*24*time.Hour)), big.NewInt(int64(24*time.Hour))
+	longest := big.NewInt(math.MaxInt64)
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseDuration(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), strconv.Quote(s)) {
+				t.Fatalf("ParseDuration(%q): error %q does not quote the text", s, err)
+			}
+		} else {
+			if got.Duration < 0 {
+				t.Fatalf("ParseDuration(%q) = %v, negative", s, got.Duration)
+			}
+			back, err := ParseDuration(got.String())
+			if err != nil || back != got {
+				t.Fatalf("ParseDuration(%q) = %v, but ParseDuration(%q) = %v, %v", s, got.Duration, got.String(), back.Duration, err)
+			}
+		}
+		rest := strings.TrimSpace(s)
+		if !strings.ContainsAny(rest, "wd") {
+			if want, goErr := time.ParseDuration(rest); goErr == nil && want >= 0 && (err != nil || got.Duration != want) {
+				t.Fatalf("ParseDuration(%q) = %v, %v; time.ParseDuration = %v", s, got.Duration, err, want)
+			}
+			return
+		}
+		// The exact value of "<n>w<n>d<Go duration>", each part optional, in big integers.
+		exact := new(big.Int)
+		for _, u := range []struct {
+			suffix string
+			unit   *big.Int
+		}{{"w", week}, {"d", day}} {
+			i := strings.Index(rest, u.suffix)
+			if i < 0 {
+				continue
+			}
+			n, ok := new(big.Int).SetString(rest[:i], 10)
+			if !ok || n.Sign() < 0 || strings.ContainsAny(rest[:i], "+-_") {
+				return // malformed: the refusal was checked above
+			}
+			exact.Add(exact, n.Mul(n, u.unit))
+			rest = rest[i+1:]
+		}
+		if rest != "" {
+			d, goErr := time.ParseDuration(rest)
+			if goErr != nil || d < 0 {
+				return // malformed, or beyond Go's range: refused or not, checked above
+			}
+			exact.Add(exact, big.NewInt(int64(d)))
+		}
+		switch {
+		case exact.Cmp(longest) > 0 && err == nil:
+			t.Fatalf("ParseDuration(%q) = %v, want an error: the duration is %v ns, beyond 2^63-1", s, got.Duration, exact)
+		case exact.Cmp(longest) <= 0 && (err != nil || big.NewInt(int64(got.Duration)).Cmp(exact) != 0):
+			t.Fatalf("ParseDuration(%q) = %v, %v; want %v ns", s, got.Duration, err, exact)
+		}
+	})
 }

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -47,6 +48,14 @@ const (
 // keys in all stop the walk: the error, returned alone, names the line of the alias that
 // crossed the limit.
 func Parse(r io.Reader, settings ...string) (File, error) {
+	return ParseStep(r, MinForecastStep, settings...)
+}
+
+// ParseStep is Parse for a controller that samples the forecasts' load every step (prescale
+// run's interval): it validates with File.ValidateStep, so that a forecast that could not be
+// built at that step (a season shorter than MinSeason(step)) is a problem of the file, with
+// its line, rather than a forecast that is silently never built.
+func ParseStep(r io.Reader, step time.Duration, settings ...string) (File, error) {
 	data, err := io.ReadAll(io.LimitReader(r, MaxFileBytes+1))
 	if err != nil {
 		return File{}, fmt.Errorf("read policy file: %w", err)
@@ -90,7 +99,7 @@ func Parse(r io.Reader, settings ...string) (File, error) {
 	}
 
 	problems := d.errs
-	for _, e := range unjoin(f.Validate()) {
+	for _, e := range unjoin(f.ValidateStep(step)) {
 		var fe *FieldError
 		if !errors.As(e, &fe) {
 			return File{}, fmt.Errorf("validate policy file: %w", e) // not reached: Validate returns FieldErrors

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/prescale/prescale/forecast"
 )
@@ -17,8 +18,15 @@ var labelPattern = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 // Validate reports every problem of the file at once, joined with errors.Join; each is a
 // *FieldError naming the field's YAML path and the offending value. It mirrors the HPA API's
 // validation where the HPA has a rule. Validate neither defaults nor changes f: an unset
-// optional field is valid and keeps its nil.
-func (f File) Validate() error {
+// optional field is valid and keeps its nil. It checks the forecasts against the shortest
+// step, MinForecastStep; ValidateStep checks them against the step they will run at.
+func (f File) Validate() error { return f.ValidateStep(MinForecastStep) }
+
+// ValidateStep is Validate for forecasts whose load is sampled every step (prescale run's
+// interval): each forecast must be buildable at that step (Forecast.CheckStep). A step
+// shorter than MinForecastStep is taken as MinForecastStep.
+func (f File) ValidateStep(step time.Duration) error {
+	step = max(step, MinForecastStep)
 	var errs []error
 	if len(f.Policies) == 0 {
 		errs = append(errs, fieldError("policies", "at least one policy is required"))
@@ -26,9 +34,10 @@ func (f File) Validate() error {
 	type targetKey struct{ group, kind, namespace, name string }
 	names := make(map[string]int)
 	targets := make(map[targetKey]int)
+	served := make(map[string]servedMetric)
 	for i, p := range f.Policies {
 		path := indexPath("policies", i)
-		errs = append(errs, p.validate(path)...)
+		errs = append(errs, p.validate(path, step)...)
 		if p.Name != "" {
 			if j, ok := names[p.Name]; ok {
 				errs = append(errs, fieldError(joinPath(path, "name"),
@@ -36,6 +45,7 @@ func (f File) Validate() error {
 					joinPath(indexPath("policies", j), "name")))
 			} else {
 				names[p.Name] = i
+				errs = append(errs, p.serve(i, served)...)
 			}
 		}
 		t := p.Target
@@ -59,8 +69,82 @@ func (f File) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validate returns the problems of one policy, whose YAML path is path.
-func (p Policy) validate(path string) []error {
+// ForecastExternalMetric is the name, after "<policy>-", of the external metric that serves
+// a policy's forecast (scaler/external): "<policy>-forecast-replicas".
+const ForecastExternalMetric = "forecast-replicas"
+
+// reservedMetricNames are the names that prescale gives to what is not a policy metric, where
+// a policy metric's name would appear too; a metric may not take one. Each says where.
+var reservedMetricNames = map[string]string{
+	ForecastMetric: "decision records, events and logs name the forecast's proposal so when it wins, " +
+		"and prescale_query_warnings_total the forecast's load query",
+	"objective":            "prescale_query_warnings_total names the objective's latency query so",
+	ForecastExternalMetric: "the external metric \"<policy>-" + ForecastExternalMetric + "\" is the policy's forecast",
+}
+
+// servedMetric is what an external metric name stands for: the metric at index metric (-1:
+// the forecast) of the policy at index policy, with their names.
+type servedMetric struct {
+	policy, metric         int
+	policyName, metricName string
+}
+
+// path returns the YAML path of the served metric's name.
+func (m servedMetric) path() string {
+	return joinPath(indexPath(joinPath(indexPath("policies", m.policy), "metrics"), m.metric), "name")
+}
+
+// String names the served metric for a message.
+func (m servedMetric) String() string {
+	if m.metric < 0 {
+		return fmt.Sprintf("the forecast of policies[%d] (policy %q)", m.policy, m.policyName)
+	}
+	return fmt.Sprintf("policies[%d].metrics[%d] (policy %q, metric %q)", m.policy, m.metric, m.policyName, m.metricName)
+}
+
+// serve adds the external metric names of the policy at index i, whose name is unique so
+// far, to served, and returns a problem for each name that another policy already serves.
+// The external metrics API (scaler/external) serves "<policy>-<metric>" for every metric and
+// "<policy>-forecast-replicas" for every policy, and refuses a name that two of them spell
+// (policy "a-b" metric "c", policy "a" metric "b-c"; policy "a-forecast" metric "replicas"
+// and policy "a"'s forecast). The file refuses such names first, whether or not the API is
+// enabled, so that enabling it needs no rename. The problem names the metric's name field. A
+// clash within one policy is the policy's own problem (a duplicate or reserved metric name).
+func (p Policy) serve(i int, served map[string]servedMetric) []error {
+	var errs []error
+	add := func(name string, m servedMetric) {
+		first, ok := served[name]
+		switch {
+		case !ok:
+			served[name] = m
+		case first.policy == i:
+			// within the policy: a duplicate metric name, which validate reports
+		case m.metric < 0: // this policy's forecast is what an earlier policy's metric spells
+			errs = append(errs, fieldError(first.path(),
+				fmt.Sprintf("serves the external metric %q, which %s also serves: rename a policy or the metric", name, m),
+				joinPath(indexPath("policies", i), "name")))
+		default:
+			related := joinPath(indexPath("policies", first.policy), "name")
+			if first.metric >= 0 {
+				related = first.path()
+			}
+			errs = append(errs, fieldError(m.path(),
+				fmt.Sprintf("serves the external metric %q, which %s also serves: rename a policy or the metric", name, first),
+				related))
+		}
+	}
+	add(p.Name+"-"+ForecastExternalMetric, servedMetric{policy: i, metric: -1, policyName: p.Name})
+	for j, m := range p.Metrics {
+		if m.Name != "" && m.Name != ForecastExternalMetric {
+			add(p.Name+"-"+m.Name, servedMetric{policy: i, metric: j, policyName: p.Name, metricName: m.Name})
+		}
+	}
+	return errs
+}
+
+// validate returns the problems of one policy, whose YAML path is path, with its forecast's
+// load sampled every step.
+func (p Policy) validate(path string, step time.Duration) []error {
 	var errs []error
 	add := func(field, format string, args ...any) {
 		errs = append(errs, fieldError(joinPath(path, field), fmt.Sprintf(format, args...)))
@@ -101,6 +185,10 @@ func (p Policy) validate(path string) []error {
 		if m.Name == "" {
 			continue
 		}
+		if why, ok := reservedMetricNames[m.Name]; ok {
+			errs = append(errs, fieldError(joinPath(indexPath(mp, j), "name"),
+				fmt.Sprintf("must not be %q, a name prescale reserves: %s", m.Name, why)))
+		}
 		if k, ok := seen[m.Name]; ok {
 			errs = append(errs, fieldError(joinPath(indexPath(mp, j), "name"),
 				fmt.Sprintf("duplicate metric name %q, also metrics[%d]", m.Name, k),
@@ -115,7 +203,7 @@ func (p Policy) validate(path string) []error {
 		errs = append(errs, p.Behavior.ScaleUp.validate(joinPath(bp, "scaleUp"))...)
 		errs = append(errs, p.Behavior.ScaleDown.validate(joinPath(bp, "scaleDown"))...)
 	}
-	errs = append(errs, p.Forecast.validate(joinPath(path, "forecast"))...)
+	errs = append(errs, p.Forecast.validate(joinPath(path, "forecast"), step)...)
 	errs = append(errs, p.Objective.validate(joinPath(path, "objective"), &p)...)
 	errs = append(errs, p.Capacity.validate(joinPath(path, "capacity"), path, p.MaxReplicas)...)
 	errs = append(errs, p.ScaleToZero.validate(joinPath(path, "scaleToZero"), &p)...)
@@ -251,9 +339,9 @@ func (rp RatePolicy) validate(path string) []error {
 	return errs
 }
 
-// validate returns the problems of a forecast block, whose YAML path is path. Nil is valid:
-// no forecast.
-func (f *Forecast) validate(path string) []error {
+// validate returns the problems of a forecast block, whose YAML path is path, with its load
+// sampled every step. Nil is valid: no forecast.
+func (f *Forecast) validate(path string, step time.Duration) []error {
 	if f == nil {
 		return nil
 	}
@@ -273,18 +361,16 @@ func (f *Forecast) validate(path string) []error {
 	case !pr.Auto && !(pr.Value > 0):
 		add("load.perReplica", "must be > 0 or \"auto\", got %s", pr)
 	}
-	seasonal := false
 	switch f.Method {
-	case "", forecast.MethodAuto, forecast.MethodHolt, forecast.MethodLinear, forecast.MethodOff:
-	case forecast.MethodHoltWinters, forecast.MethodSeasonalNaive:
-		seasonal = true
+	case "", forecast.MethodAuto, forecast.MethodHolt, forecast.MethodLinear, forecast.MethodOff,
+		forecast.MethodHoltWinters, forecast.MethodSeasonalNaive:
 	default:
 		add("method", "must be auto, holt, holt-winters, seasonal-naive, linear or off, got %q", f.Method)
 	}
-	if f.Season != nil && f.Season.Duration <= 0 {
-		add("season", "must be > 0, got %s", f.Season)
-	} else if seasonal && f.SeasonOrDefault() < 2*MinForecastStep {
-		add("season", "must be at least %v (two steps) for method %s, got %s", 2*MinForecastStep, f.Method, f.SeasonOrDefault())
+	if s := f.Season; s != nil && (s.Duration <= 0 || s.Duration > MaxForecastSeason) {
+		add("season", "must be > 0 and at most 7d (%v), got %s", MaxForecastSeason, s)
+	} else if msg := f.seasonProblem(step); msg != "" {
+		add("season", "%s", msg)
 	}
 	if h := f.Horizon; h != nil && !h.Auto && (h.Duration < MinForecastHorizon || h.Duration > MaxForecastHorizon) {
 		add("horizon", "must be \"auto\" or %v..%v, got %s", MinForecastHorizon, MaxForecastHorizon, h)
@@ -302,8 +388,8 @@ func (f *Forecast) validate(path string) []error {
 		if g.MaxError != nil && !(*g.MaxError > 0) {
 			add("gate.maxError", "must be > 0, got %v", *g.MaxError)
 		}
-		if g.Window != nil && g.Window.Duration <= 0 {
-			add("gate.window", "must be > 0, got %s", g.Window)
+		if g.Window != nil && (g.Window.Duration <= 0 || g.Window.Duration > MaxGateWindow) {
+			add("gate.window", "must be > 0 and at most 7d (%v), got %s", MaxGateWindow, g.Window)
 		}
 	}
 	return errs

@@ -218,6 +218,18 @@ func TestValidatePolicy(t *testing.T) {
 			want:   []string{`behavior.scaleDown.policies[0].type: must be Pods or Percent, got "percent"`},
 		},
 		{name: "tolerance 0", modify: func(p *Policy) { p.Behavior.ScaleUp.Tolerance = qty("0") }},
+		{name: "a metric named like the forecast's external metric, but longer", modify: func(p *Policy) { p.Metrics[0].Name = "forecast-replicas-2" }},
+		{
+			name: "metric names that prescale gives to what is not a policy metric",
+			modify: func(p *Policy) {
+				p.Metrics = append(p.Metrics, avg("forecast-replicas", "1"), avg("forecast", "1"), avg("objective", "1"))
+			},
+			want: []string{
+				`metrics[1].name: must not be "forecast-replicas", a name prescale reserves: the external metric "<policy>-forecast-replicas" is the policy's forecast`,
+				`metrics[2].name: must not be "forecast", a name prescale reserves: decision records, events and logs name the forecast's proposal so when it wins, and prescale_query_warnings_total the forecast's load query`,
+				`metrics[3].name: must not be "objective", a name prescale reserves: prescale_query_warnings_total names the objective's latency query so`,
+			},
+		},
 		{
 			name:   "tolerance -0.1",
 			modify: func(p *Policy) { p.Behavior.ScaleUp.Tolerance = qty("-0.1") },
@@ -245,6 +257,10 @@ func TestValidateFile(t *testing.T) {
 		p := validPolicy()
 		p.Name = name
 		p.Target = TargetRef{APIVersion: apiVersion, Kind: kind, Namespace: namespace, Name: target}
+		return p
+	}
+	metricNamed := func(p Policy, metric string) Policy {
+		p.Metrics[0].Name = metric
 		return p
 	}
 	tests := []struct {
@@ -279,6 +295,40 @@ func TestValidateFile(t *testing.T) {
 				named("b", "apps/v1beta2", "Deployment", "default", "web"),
 			},
 			want: []string{"policies[1].target: duplicate target Deployment default/web, also policies[0]"},
+		},
+		{
+			// Policy "a-b" metric "c" and policy "a" metric "b-c" are both served as the
+			// external metric "a-b-c".
+			name: "two policies' metrics that spell one external metric name",
+			policies: []Policy{
+				metricNamed(named("a", "apps/v1", "Deployment", "default", "x"), "b-c"),
+				metricNamed(named("a-b", "apps/v1", "Deployment", "default", "y"), "c"),
+			},
+			want: []string{`policies[1].metrics[0].name: serves the external metric "a-b-c", which policies[0].metrics[0] (policy "a", metric "b-c") also serves: rename a policy or the metric`},
+		},
+		{
+			name: "a metric that spells an earlier policy's forecast metric",
+			policies: []Policy{
+				named("a", "apps/v1", "Deployment", "default", "x"),
+				metricNamed(named("a-forecast", "apps/v1", "Deployment", "default", "y"), "replicas"),
+			},
+			want: []string{`policies[1].metrics[0].name: serves the external metric "a-forecast-replicas", which the forecast of policies[0] (policy "a") also serves: rename a policy or the metric`},
+		},
+		{
+			name: "a metric that spells a later policy's forecast metric",
+			policies: []Policy{
+				metricNamed(named("a-forecast", "apps/v1", "Deployment", "default", "y"), "replicas"),
+				named("a", "apps/v1", "Deployment", "default", "x"),
+			},
+			want: []string{`policies[0].metrics[0].name: serves the external metric "a-forecast-replicas", which the forecast of policies[1] (policy "a") also serves: rename a policy or the metric`},
+		},
+		{
+			name: "hyphenated names that spell distinct external metrics",
+			policies: []Policy{
+				metricNamed(named("a", "apps/v1", "Deployment", "default", "x"), "b-c"),
+				metricNamed(named("a-b", "apps/v1", "Deployment", "default", "y"), "d"),
+				metricNamed(named("a-forecast", "apps/v1", "Deployment", "default", "z"), "replica"),
+			},
 		},
 		{
 			name: "policies problems are all reported",

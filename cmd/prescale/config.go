@@ -45,19 +45,26 @@ func newSettingsViper(content []byte, flags *pflag.FlagSet) (*viper.Viper, error
 
 // parseConfig checks a whole policy file: the policies first (every problem with its line),
 // then the global settings, strictly decoded and validated (every problem at once, with
-// its line when the file set the value).
+// its line when the file set the value). The policies' forecasts are checked at the
+// interval the settings give (policy.ParseStep: the controller samples the load every
+// interval), so the settings are read first; their problems are still reported only when
+// the policies have none.
 func parseConfig(content []byte, flags *pflag.FlagSet) (Settings, []policy.Policy, error) {
-	pf, err := policy.Parse(bytes.NewReader(content), settingKeys...)
+	v, settingsErr := newSettingsViper(content, flags)
+	var s Settings
+	if settingsErr == nil {
+		s, settingsErr = loadSettings(v)
+	}
+	step := policy.MinForecastStep // an interval shorter than it is the settings' problem
+	if settingsErr == nil {
+		step = max(step, s.Interval)
+	}
+	pf, err := policy.ParseStep(bytes.NewReader(content), step, settingKeys...)
 	if err != nil {
 		return Settings{}, nil, err
 	}
-	v, err := newSettingsViper(content, flags)
-	if err != nil {
-		return Settings{}, nil, err
-	}
-	s, err := loadSettings(v)
-	if err != nil {
-		return Settings{}, nil, err
+	if settingsErr != nil {
+		return Settings{}, nil, settingsErr
 	}
 	if err := s.Validate(); err != nil {
 		return Settings{}, nil, withLines(err, content, flags)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 
@@ -48,6 +49,14 @@ type reloader struct {
 func (r *reloader) reload(ctx context.Context) {
 	logger := klog.FromContext(ctx)
 	s, policies, err := loadConfig(r.file, r.flags)
+	if err == nil && s.Interval != r.running.Interval {
+		// The new interval applies after a restart: until then the forecasts run at the
+		// running one, and must be buildable at it too.
+		if verr := (policy.File{Policies: policies}).ValidateStep(r.running.Interval); verr != nil {
+			err = fmt.Errorf("check the policies at the running interval %s (the new interval %s applies after a restart): %w",
+				r.running.Interval, s.Interval, verr)
+		}
+	}
 	if err != nil {
 		r.successful.Set(0)
 		logger.Error(err, "Rejected the new configuration; the last good one keeps running", "file", r.file)

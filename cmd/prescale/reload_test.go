@@ -97,6 +97,19 @@ func TestReload(t *testing.T) {
 			wantSuccessful: 0, wantLog: []string{"Rejected the new configuration"}},
 		{name: "a bad policy rejects the file", newFile: "interval: 15s\n" + strings.Replace(policiesYAML, "maxReplicas: 4", "maxReplicas: 0", 1),
 			wantSuccessful: 0, wantLog: []string{"Rejected the new configuration", "policies[0].maxReplicas: must be >= 1, got 0"}},
+		// Running at 15s, a season must be at least 22.5s (1.5 intervals, rounded to two);
+		// the file's 5s interval would allow 7.5s, but applies only after a restart.
+		{name: "a season too short for the running interval rejects the file", newFile: "interval: 5s\n" + eightReplicas +
+			"    forecast: {load: {query: up, perReplica: 1}, season: 20s}\n",
+			wantSuccessful: 0, wantLog: []string{"Rejected the new configuration",
+				"check the policies at the running interval 15s (the new interval 5s applies after a restart): policies[0].forecast.season: must be at least 22.5s"}},
+		{name: "a season too short for the file's interval rejects the file", newFile: "interval: 1m\n" + eightReplicas +
+			"    forecast: {load: {query: up, perReplica: 1}, season: 60s}\n",
+			wantSuccessful: 0, wantLog: []string{"Rejected the new configuration",
+				"policies[0].forecast.season: must be at least 1m30s, two steps of the load sampled every 1m0s (a season is rounded to whole steps), got 1m0s (line 7)"}},
+		{name: "a season long enough for both intervals applies", newFile: "interval: 5s\n" + eightReplicas +
+			"    forecast: {load: {query: up, perReplica: 1}, season: 22500ms}\n",
+			wantMaxReplicas: 8, wantSuccessful: 1, wantCalls: []string{"SetPolicies"}, wantLog: []string{"Reloaded configuration"}},
 		{name: "a bad setting rejects the file, its good policies too", newFile: "interval: 500ms\n" + eightReplicas,
 			wantSuccessful: 0, wantLog: []string{"Rejected the new configuration", "interval: must be at least 1s, got 500ms"}},
 	}

@@ -211,8 +211,13 @@ func (s Settings) Validate() error {
 	errs = append(errs, problems(s.options(scaler.DefaultOptions().Identity).Validate())...)
 	errs = append(errs, s.validatePrometheus()...)
 	errs = append(errs, s.LeaderElection.validate()...)
-	if _, _, err := net.SplitHostPort(s.ListenAddress); err != nil {
+	if _, port, err := net.SplitHostPort(s.ListenAddress); err != nil {
 		errs = append(errs, fmt.Errorf("listenAddress: must be host:port, got %q", s.ListenAddress))
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		// A number, as the external metrics address: a port name ("http") resolves through
+		// the machine's services database, which may differ between a laptop and the pod.
+		// Port 0 is any free port; run logs the one it got.
+		errs = append(errs, fmt.Errorf("listenAddress: must be host:port with a port number 0..65535, got %q", s.ListenAddress))
 	}
 	// client-go reads qps 0 as 5 and burst 0 as 10; with a positive qps, a negative burst lets
 	// no request through. A negative qps turns client-side rate limiting off.

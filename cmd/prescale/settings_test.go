@@ -215,7 +215,16 @@ func TestSettingsValidate(t *testing.T) {
 		{name: "without leader election, its settings are unused", change: func(s *Settings) {
 			s.LeaderElection = LeaderElectionSettings{Enabled: false}
 		}},
-		{name: "listenAddress with a port name", change: func(s *Settings) { s.ListenAddress = "localhost:http" }},
+		{name: "listenAddress on the highest port", change: func(s *Settings) { s.ListenAddress = ":65535" }},
+		{name: "listenAddress on any free port", change: func(s *Settings) { s.ListenAddress = "127.0.0.1:0" }},
+		{name: "listenAddress past the highest port", change: func(s *Settings) { s.ListenAddress = ":99999" },
+			want: `listenAddress: must be host:port with a port number 0..65535, got ":99999"`},
+		{name: "listenAddress with a port that is no number", change: func(s *Settings) { s.ListenAddress = "nohost:abc" },
+			want: `listenAddress: must be host:port with a port number 0..65535, got "nohost:abc"`},
+		{name: "listenAddress with a port name, which depends on the machine", change: func(s *Settings) { s.ListenAddress = "localhost:http" },
+			want: `listenAddress: must be host:port with a port number 0..65535, got "localhost:http"`},
+		{name: "listenAddress with a negative port", change: func(s *Settings) { s.ListenAddress = ":-1" },
+			want: `listenAddress: must be host:port with a port number 0..65535, got ":-1"`},
 		{name: "listenAddress without a port", change: func(s *Settings) { s.ListenAddress = "8080" },
 			want: `listenAddress: must be host:port, got "8080"`},
 		{name: "burst 0 (client-go's default)", change: func(s *Settings) { s.Kubernetes.Burst = 0 }},

@@ -119,6 +119,40 @@ capacity.mode: must be cap or off, got "bogus"
 `,
 		},
 		{
+			// The controller samples the load every interval: a season is rounded to whole
+			// intervals and needs two, so at 1m it must be at least 1.5 × 1m = 90s.
+			name: "a forecast season too short for the interval, exit 1",
+			args: []string{"validate", "-f", "-"},
+			stdin: `interval: 1m
+policies:
+  - name: web
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: web}
+    maxReplicas: 4
+    metrics: [{name: rps, query: up, target: {type: Value, value: 1}}]
+    forecast:
+      load: {query: up, perReplica: 1}
+      method: seasonal-naive
+      season: 20s
+`,
+			wantCode:   1,
+			wantStderr: "policies[0].forecast.season: must be at least 1m30s, two steps of the load sampled every 1m0s (a season is rounded to whole steps), got 20s (line 10)\n",
+		},
+		{
+			name: "the interval from the environment",
+			args: []string{"validate", "-f", "-"},
+			env:  map[string]string{"PRESCALE_INTERVAL": "15s"},
+			stdin: `interval: 5s
+policies:
+  - name: web
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: web}
+    maxReplicas: 4
+    metrics: [{name: rps, query: up, target: {type: Value, value: 1}}]
+    forecast: {load: {query: up, perReplica: 1}, season: 20s}
+`,
+			wantCode:   1,
+			wantStderr: "policies[0].forecast.season: must be at least 22.5s, two steps of the load sampled every 15s (a season is rounded to whole steps), got 20s (line 7)\n",
+		},
+		{
 			name:       "empty file, exit 1",
 			args:       []string{"validate", "-f", "-"},
 			wantCode:   1,

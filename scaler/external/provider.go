@@ -22,7 +22,9 @@ import (
 )
 
 // ForecastSuffix ends the name of a policy's forecast metric: "<policy>-forecast-replicas".
-const ForecastSuffix = "forecast-replicas"
+// A policy metric may not have this name (policy.Validate), nor spell with its policy's name
+// what another policy serves.
+const ForecastSuffix = policy.ForecastExternalMetric
 
 // ErrForecastNotConfigured is the error for "<policy>-forecast-replicas" while the policy
 // has no forecast (or its method is off), or the provider has no Forecasts.
