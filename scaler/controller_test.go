@@ -412,8 +412,8 @@ func TestScaleConflict(t *testing.T) {
 	if diff := cmp.Diff([]int32{5}, cl.writes()); diff != "" {
 		t.Errorf("accepted scale writes (-want +got):\n%s", diff)
 	}
-	if st := c.Status()[0]; st.Current != 4 || st.Desired != 5 {
-		t.Errorf("the next tick decided %d -> %d, want 4 -> 5", st.Current, st.Desired)
+	if st := c.Status()[0]; count(st.Current) != "4" || count(st.Desired) != "5" {
+		t.Errorf("the next tick decided %s -> %s, want 4 -> 5", count(st.Current), count(st.Desired))
 	}
 	if len(events) != 1 || !strings.HasPrefix(events[0], "Normal SuccessfulRescale New size: 5;") {
 		t.Errorf("events of the next tick: %q, want one SuccessfulRescale to 5", events)
@@ -511,8 +511,8 @@ func TestDryRunAdoptsAnotherWritersChange(t *testing.T) {
 		}
 		events = append(events, cl.tickAt(c, s.at)...)
 		st := c.Status()[0]
-		if st.Desired != s.want || st.Reason != s.reason {
-			t.Errorf("at %s: decided %d (%s), want %d (%s)", s.at, st.Desired, st.Reason, s.want, s.reason)
+		if count(st.Desired) != fmt.Sprint(s.want) || st.Reason != s.reason {
+			t.Errorf("at %s: decided %s (%s), want %d (%s)", s.at, count(st.Desired), st.Reason, s.want, s.reason)
 		}
 	}
 	if got := cl.writeActions(); len(got) != 0 {
@@ -727,7 +727,7 @@ func TestFollowerNeverWrites(t *testing.T) {
 						t.Errorf("a follower counted prescale_errors_total{kind=%q} = %v", kind, got)
 					}
 				}
-				if st := c.Status()[0]; st.Current == 0 {
+				if st := c.Status()[0]; !st.Synced {
 					t.Errorf("a follower did not decide: status %+v", st)
 				}
 			})
@@ -907,8 +907,8 @@ func TestConflictingAutoscaler(t *testing.T) {
 	if got := testutil.ToFloat64(cl.metrics.ConflictingAutoscaler.WithLabelValues("web")); got != 1 {
 		t.Errorf("prescale_conflicting_autoscaler = %v, want 1", got)
 	}
-	if st := c.Status()[0]; !strings.Contains(st.NotWriting, "keda-hpa-web") || st.Desired != 3 {
-		t.Errorf("status: notWriting %q, desired %d; want the HPA named, and the decision (3) still made", st.NotWriting, st.Desired)
+	if st := c.Status()[0]; !strings.Contains(st.NotWriting, "keda-hpa-web") || count(st.Desired) != "3" {
+		t.Errorf("status: notWriting %q, desired %s; want the HPA named, and the decision (3) still made", st.NotWriting, count(st.Desired))
 	}
 
 	// The HPA is deleted: once the informer has seen it, prescale writes 3.
