@@ -88,6 +88,8 @@ type cluster struct {
 	logs    []string
 	// writer, when set, makes the controller's writes (Deps.Writer).
 	writer Writer
+	// history, when set, loads the forecasts' history (Deps.History).
+	history HistorySource
 }
 
 // newCluster serves Deployment default/web at replicas (uid-1), with a load of 0.
@@ -199,7 +201,7 @@ func (cl *cluster) controller(file string, opts Options) *Controller {
 		cl.t.Fatalf("parse the policy file: %v", err)
 	}
 	c, err := New(opts, Deps{Kube: cl.kube, Dynamic: cl.dyn, Scales: cl.scales, Mapper: cl.mapper, Source: cl.source, Latency: cl.source,
-		Clock: cl.clock, Recorder: cl.events, Metrics: cl.metrics, Writer: cl.writer}, f.Policies)
+		Clock: cl.clock, Recorder: cl.events, Metrics: cl.metrics, Writer: cl.writer, History: cl.history}, f.Policies)
 	if err != nil {
 		cl.t.Fatal(err)
 	}
