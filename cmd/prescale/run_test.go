@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,10 +12,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // prescale run finds its file as validate does: --file, else PRESCALE_FILE. Each case stops
-// before any cluster is needed: at the file's problems, or at a kubeconfig that is missing.
+// before any cluster is needed: at the file's problems, or at a kubeconfig that is missing,
+// which the message names (never client-go's "try setting KUBERNETES_MASTER").
 func TestRunFindsItsFile(t *testing.T) {
 	dir := t.TempDir()
 	bad := writeFile(t, "interval: 500ms\n"+policiesYAML)
@@ -40,12 +45,33 @@ func TestRunFindsItsFile(t *testing.T) {
 		{name: "a good PRESCALE_FILE gets as far as the clients (PRESCALE_KUBECONFIG names the kubeconfig)",
 			args:       []string{"run"},
 			env:        map[string]string{"PRESCALE_FILE": good, "PRESCALE_KUBECONFIG": noKubeconfig},
-			wantStderr: "prescale: kubernetes client configuration: "},
+			wantStderr: "prescale: kubernetes client configuration: stat " + noKubeconfig + ": no such file or directory\n"},
+		{name: "a KUBECONFIG that does not exist is named",
+			args:       []string{"run", "-f", good},
+			env:        map[string]string{"KUBECONFIG": noKubeconfig},
+			wantStderr: "prescale: kubernetes client configuration: KUBECONFIG=" + noKubeconfig + ": no such file\n"},
+		{name: "a KUBECONFIG of several files none of which exists names them",
+			args:       []string{"run", "-f", good},
+			env:        map[string]string{"KUBECONFIG": noKubeconfig + string(filepath.ListSeparator) + noKubeconfig + "-2"},
+			wantStderr: "prescale: kubernetes client configuration: KUBECONFIG=" + noKubeconfig + string(filepath.ListSeparator) + noKubeconfig + "-2: no such file\n"},
+	}
+	if _, err := os.Stat(clientcmd.RecommendedHomeFile); errors.Is(err, fs.ErrNotExist) {
+		tests = append(tests, struct {
+			name       string
+			args       []string
+			env        map[string]string
+			wantStderr string
+		}{name: "no kubeconfig anywhere, and not in a pod: where it looked",
+			args: []string{"run", "-f", good},
+			wantStderr: "prescale: kubernetes client configuration: no kubeconfig: --kubeconfig and KUBECONFIG are not set, " +
+				clientcmd.RecommendedHomeFile + " does not exist, and prescale does not run in a pod (KUBERNETES_SERVICE_HOST is not set)\n"})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("PRESCALE_FILE", "")
 			t.Setenv("PRESCALE_KUBECONFIG", "")
+			t.Setenv("KUBECONFIG", "")
+			t.Setenv("KUBERNETES_SERVICE_HOST", "")
 			for k, v := range tc.env {
 				t.Setenv(k, v)
 			}
