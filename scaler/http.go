@@ -14,7 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Handler serves /metrics (from g), /healthz, /readyz (caches synced) and /status (the
+// Handler serves /metrics (from g), /healthz (the process serves: always ok), /readyz
+// (caches synced; else 503, saying whether the API server can be reached) and /status (the
 // dry-run scorecard: JSON, or a table with ?format=table).
 func (c *Controller) Handler(g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
@@ -22,7 +23,7 @@ func (c *Controller) Handler(g prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !c.Ready() {
-			http.Error(w, "informer caches not synced", http.StatusServiceUnavailable)
+			http.Error(w, c.notReady(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
