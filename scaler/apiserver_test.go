@@ -177,3 +177,19 @@ func TestStartStoppedBeforeSync(t *testing.T) {
 		})
 	}
 }
+
+// The API server as messages name it: host:port of the configuration's Host, whether a URL
+// or a bare host:port, and never the credentials a URL carries.
+func TestAPIServerHost(t *testing.T) {
+	for host, want := range map[string]string{
+		"https://10.96.0.1:443":                  "10.96.0.1:443",
+		"https://admin:s3cret@kube.example:6443": "kube.example:6443",
+		"https://kube.example/prefix":            "kube.example",
+		"127.0.0.1:6443":                         "127.0.0.1:6443",
+		"https://kube example":                   "(a host that does not parse)",
+	} {
+		if got := apiServerHost(host); got != want {
+			t.Errorf("apiServerHost(%q) = %q, want %q", host, got, want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -64,10 +65,10 @@ func NewForConfig(ctx context.Context, cfg *rest.Config, opts Options, source Me
 // apiServerHost is the host:port of a REST configuration's Host (a URL, or a bare
 // host:port), without the credentials a URL may carry: the API server as messages name it.
 func apiServerHost(host string) string {
-	u, err := url.Parse(host)
-	if err != nil || u.Host == "" {
-		u, err = url.Parse("https://" + host)
+	if !strings.Contains(host, "://") {
+		host = "https://" + host
 	}
+	u, err := url.Parse(host)
 	if err != nil || u.Host == "" {
 		return "(a host that does not parse)"
 	}
