@@ -41,9 +41,12 @@ e2e: tools sandbox-cmds
 	wait $$pid; sidest=$$?; cat $$side; \
 	if [ $$main -ne 0 ] || [ $$sidest -ne 0 ]; then exit 1; fi
 
-## unit: hermetic tests (no cluster, no Prometheus), including the fuzz seeds
+## unit: hermetic tests (no cluster, no Prometheus), including the fuzz seeds; then the
+## controller's again under the race detector (about 10 s more): its ticks, its HTTP handlers
+## (/status read during ticks) and its background writes share state
 unit:
 	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./scaler/
 
 ## check: formatting, vet, staticcheck, and the purity guard on policy/, forecast/, engine/ and alloc/.
 ## staticcheck is the version tools/staticcheck pins, built once into the tools cache

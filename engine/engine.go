@@ -219,7 +219,7 @@ type Result struct {
 	// which way).
 	GateChanged bool
 	// Wake is the predictive wake-up's status, nil while it is off; valid until the next
-	// Step. WakeGateChanged: its gate closed or opened at this Step (Wake.Gated says which).
+	// Step (Copy it to keep it). WakeGateChanged: its gate closed or opened at this Step (Wake.Gated says which).
 	Wake            *WakeStatus
 	WakeGateChanged bool
 }

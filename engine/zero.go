@@ -104,6 +104,20 @@ func (w *waker) claim(deadline time.Time) {
 	}
 }
 
+// Copy returns a copy of st that shares no storage with the engine: Pending points into
+// the waker, which the next Step rewrites.
+func (st *WakeStatus) Copy() *WakeStatus {
+	if st == nil {
+		return nil
+	}
+	c := *st
+	if st.Pending != nil {
+		d := *st.Pending
+		c.Pending = &d
+	}
+	return &c
+}
+
 // status returns the gate's status; valid until the next Step.
 func (w *waker) status() *WakeStatus {
 	w.st = WakeStatus{Gated: w.gated, Judged: len(w.record), MaxWrong: w.maxWrong, Last: w.last}

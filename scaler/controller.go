@@ -21,7 +21,6 @@ import (
 	autoscalinglisters "k8s.io/client-go/listers/autoscaling/v2"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/scale"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -52,6 +51,9 @@ type Deps struct {
 	Metrics *Metrics
 	// ErrorKind classifies a query error for prescale_errors_total; nil counts all as "query".
 	ErrorKind func(error) string
+	// APIServer names and checks the API server while the caches have not synced; nil:
+	// Start waits without checking.
+	APIServer *APIServer
 }
 
 // Controller runs the policies. Create it with New, start its caches with Start, and tick
@@ -67,7 +69,9 @@ type Controller struct {
 	statefulsets appslisters.StatefulSetLister
 	nodes        corelisters.NodeLister
 	hpas         autoscalinglisters.HorizontalPodAutoscalerLister
-	synced       []cache.InformerSynced
+	informers    []informer
+	// syncCheck is what Start found of the API server while the caches had not synced.
+	syncCheck syncCheck
 
 	writer     Writer
 	querySlots chan struct{}
@@ -113,16 +117,16 @@ func New(opts Options, deps Deps, policies []policy.Policy) (*Controller, error)
 		targets:    map[string]*target{},
 	}
 	c.SetDryRun(opts.DryRun)
-	c.synced = []cache.InformerSynced{
-		factory.Core().V1().Pods().Informer().HasSynced,
-		factory.Core().V1().Nodes().Informer().HasSynced,
-		factory.Autoscaling().V2().HorizontalPodAutoscalers().Informer().HasSynced,
+	c.informers = []informer{
+		{"pods", factory.Core().V1().Pods().Informer().HasSynced},
+		{"nodes", factory.Core().V1().Nodes().Informer().HasSynced},
+		{"horizontalpodautoscalers", factory.Autoscaling().V2().HorizontalPodAutoscalers().Informer().HasSynced},
 	}
 	if opts.WatchTargets {
 		c.deployments = factory.Apps().V1().Deployments().Lister()
 		c.statefulsets = factory.Apps().V1().StatefulSets().Lister()
-		c.synced = append(c.synced, factory.Apps().V1().Deployments().Informer().HasSynced,
-			factory.Apps().V1().StatefulSets().Informer().HasSynced)
+		c.informers = append(c.informers, informer{"deployments", factory.Apps().V1().Deployments().Informer().HasSynced},
+			informer{"statefulsets", factory.Apps().V1().StatefulSets().Informer().HasSynced})
 	}
 	c.SetPolicies(policies)
 	return c, nil
@@ -155,11 +159,13 @@ func stripCached(obj any) (any, error) {
 }
 
 // Start starts the informers and waits for their caches. Followers call it too, so that a
-// new leader ticks at once.
+// new leader ticks at once. While it waits, it checks the API server (Deps.APIServer) and
+// warns, naming it, when it cannot be reached or the caches are slow to sync. When ctx ends
+// first, the error is ErrNotSynced, saying why they had not.
 func (c *Controller) Start(ctx context.Context) error {
 	c.factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
-		return errors.New("wait for informer caches: stopped before they synced")
+	if err := c.waitForSync(ctx); err != nil {
+		return err
 	}
 	c.ready.Store(true)
 	return nil

@@ -89,6 +89,8 @@ type cluster struct {
 	logs    []string
 	// writer, when set, makes the controller's writes (Deps.Writer).
 	writer Writer
+	// history, when set, loads the forecasts' history (Deps.History).
+	history HistorySource
 }
 
 // newCluster serves Deployment default/web at replicas (uid-1), with a load of 0.
@@ -200,7 +202,7 @@ func (cl *cluster) controller(file string, opts Options) *Controller {
 		cl.t.Fatalf("parse the policy file: %v", err)
 	}
 	c, err := New(opts, Deps{Kube: cl.kube, Dynamic: cl.dyn, Scales: cl.scales, Mapper: cl.mapper, Source: cl.source, Latency: cl.source,
-		Clock: cl.clock, Recorder: cl.events, Metrics: cl.metrics, Writer: cl.writer}, f.Policies)
+		Clock: cl.clock, Recorder: cl.events, Metrics: cl.metrics, Writer: cl.writer, History: cl.history}, f.Policies)
 	if err != nil {
 		cl.t.Fatal(err)
 	}
@@ -413,8 +415,8 @@ func TestScaleConflict(t *testing.T) {
 	if diff := cmp.Diff([]int32{5}, cl.writes()); diff != "" {
 		t.Errorf("accepted scale writes (-want +got):\n%s", diff)
 	}
-	if st := c.Status()[0]; st.Current != 4 || st.Desired != 5 {
-		t.Errorf("the next tick decided %d -> %d, want 4 -> 5", st.Current, st.Desired)
+	if st := c.Status()[0]; count(st.Current) != "4" || count(st.Desired) != "5" {
+		t.Errorf("the next tick decided %s -> %s, want 4 -> 5", count(st.Current), count(st.Desired))
 	}
 	if len(events) != 1 || !strings.HasPrefix(events[0], "Normal SuccessfulRescale New size: 5;") {
 		t.Errorf("events of the next tick: %q, want one SuccessfulRescale to 5", events)
@@ -512,8 +514,8 @@ func TestDryRunAdoptsAnotherWritersChange(t *testing.T) {
 		}
 		events = append(events, cl.tickAt(c, s.at)...)
 		st := c.Status()[0]
-		if st.Desired != s.want || st.Reason != s.reason {
-			t.Errorf("at %s: decided %d (%s), want %d (%s)", s.at, st.Desired, st.Reason, s.want, s.reason)
+		if count(st.Desired) != fmt.Sprint(s.want) || st.Reason != s.reason {
+			t.Errorf("at %s: decided %s (%s), want %d (%s)", s.at, count(st.Desired), st.Reason, s.want, s.reason)
 		}
 	}
 	if got := cl.writeActions(); len(got) != 0 {
@@ -728,7 +730,7 @@ func TestFollowerNeverWrites(t *testing.T) {
 						t.Errorf("a follower counted prescale_errors_total{kind=%q} = %v", kind, got)
 					}
 				}
-				if st := c.Status()[0]; st.Current == 0 {
+				if st := c.Status()[0]; !st.Synced {
 					t.Errorf("a follower did not decide: status %+v", st)
 				}
 			})
@@ -908,8 +910,8 @@ func TestConflictingAutoscaler(t *testing.T) {
 	if got := testutil.ToFloat64(cl.metrics.ConflictingAutoscaler.WithLabelValues("web")); got != 1 {
 		t.Errorf("prescale_conflicting_autoscaler = %v, want 1", got)
 	}
-	if st := c.Status()[0]; !strings.Contains(st.NotWriting, "keda-hpa-web") || st.Desired != 3 {
-		t.Errorf("status: notWriting %q, desired %d; want the HPA named, and the decision (3) still made", st.NotWriting, st.Desired)
+	if st := c.Status()[0]; !strings.Contains(st.NotWriting, "keda-hpa-web") || count(st.Desired) != "3" {
+		t.Errorf("status: notWriting %q, desired %s; want the HPA named, and the decision (3) still made", st.NotWriting, count(st.Desired))
 	}
 
 	// The HPA is deleted: once the informer has seen it, prescale writes 3.

@@ -14,7 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Handler serves /metrics (from g), /healthz, /readyz (caches synced) and /status (the
+// Handler serves /metrics (from g), /healthz (the process serves: always ok), /readyz
+// (caches synced; else 503, saying whether the API server can be reached) and /status (the
 // dry-run scorecard: JSON, or a table with ?format=table).
 func (c *Controller) Handler(g prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
@@ -22,7 +23,7 @@ func (c *Controller) Handler(g prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !c.Ready() {
-			http.Error(w, "informer caches not synced", http.StatusServiceUnavailable)
+			http.Error(w, c.notReady(), http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
@@ -40,20 +41,21 @@ func (c *Controller) Handler(g prometheus.Gatherer) http.Handler {
 	return mux
 }
 
-// WriteStatusTable prints the scorecard: per policy the replicas each autoscaler wants now,
-// and the replica-hours and under-provisioned minutes each would have had; then, for the
-// policies with an objective, its SLO and budget, the minutes observed and violated, the
-// quantile planned for and the last latency (or why it is missing).
+// WriteStatusTable prints the scorecard: per policy the replicas each autoscaler wants now
+// (dashes and the reason "not synced" before the policy's first decision), and the
+// replica-hours and under-provisioned minutes each would have had; then, for the policies
+// with an objective, its SLO and budget, the minutes observed and violated, the quantile
+// planned for and the last latency (or why it is missing).
 func WriteStatusTable(w io.Writer, st []PolicyStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "POLICY\tTARGET\tCURRENT\tPRESCALE\tHPA-EQUIV\tHPA\tREASON\tREPLICA-HOURS (prescale/equiv/hpa)\tSHORT MINUTES (prescale/equiv/hpa)")
 	for _, s := range st {
-		hpa := "-"
-		if s.HPA != nil {
-			hpa = fmt.Sprint(*s.HPA)
+		reason := string(s.Reason)
+		if !s.Synced {
+			reason = "not synced"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Policy, s.Target, s.Current, s.Desired, s.HPAEquivalent, hpa, s.Reason,
-			triple(s.ReplicaSecs, 3600), triple(s.ShortSecs, 60))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Policy, s.Target, count(s.Current), count(s.Desired),
+			count(s.HPAEquivalent), count(s.HPA), reason, triple(s.ReplicaSecs, 3600), triple(s.ShortSecs, 60))
 	}
 	_ = tw.Flush()
 	for _, s := range st {
@@ -122,6 +124,14 @@ func writeObjectives(w io.Writer, st []PolicyStatus) {
 		fmt.Fprintf(tw, "%s\t%gs\t%g%%\t%d\t%s\t%s\t%s\n", s.Policy, o.SLOSeconds, 100*o.Budget, o.Minutes, violated, quantile, latency)
 	}
 	_ = tw.Flush()
+}
+
+// count is a replica count as the table shows it: "-" when unknown.
+func count(n *int32) string {
+	if n == nil {
+		return "-"
+	}
+	return strconv.FormatInt(int64(*n), 10)
 }
 
 func triple(m map[string]float64, unit float64) string {

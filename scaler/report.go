@@ -122,6 +122,7 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := &t.status
+	st.synced = true
 	st.last, st.forecast, st.objective, st.hpa, st.hpaEquivalent = dec, res.Forecast, res.Objective, hpaDesired, hpaEq.DesiredReplicas
 	st.wake = res.Wake
 	st.conflict = conflict
@@ -160,12 +161,16 @@ func (c *Controller) score(name string, s *scorecard, who string, replicas, want
 
 // PolicyStatus is one policy's line of `prescale status`.
 type PolicyStatus struct {
-	Policy        string             `json:"policy"`
-	Target        string             `json:"target"`
-	Current       int32              `json:"current"`
-	Desired       int32              `json:"desired"`
-	Reason        policy.Reason      `json:"reason"`
-	HPAEquivalent int32              `json:"hpaEquivalent"`
+	Policy string `json:"policy"`
+	Target string `json:"target"`
+	// Synced is false until a sync of the policy has decided (no tick yet, a follower
+	// without hot standby, or every sync failed): Current, Desired, HPAEquivalent and
+	// Reason are then nil and empty, and absent from the JSON, never zeros.
+	Synced        bool               `json:"synced"`
+	Current       *int32             `json:"current,omitempty"`
+	Desired       *int32             `json:"desired,omitempty"`
+	Reason        policy.Reason      `json:"reason,omitempty"`
+	HPAEquivalent *int32             `json:"hpaEquivalent,omitempty"`
 	HPA           *int32             `json:"hpa,omitempty"`
 	Since         time.Time          `json:"since,omitzero"`
 	ReplicaSecs   map[string]float64 `json:"replicaSeconds,omitempty"`
@@ -210,10 +215,13 @@ func (c *Controller) Status() []PolicyStatus {
 		t := targets[p.Name]
 		t.mu.Lock()
 		s := &t.status
-		st := PolicyStatus{Policy: p.Name, Target: p.Target.String(), Current: s.last.CurrentReplicas,
-			Desired: s.last.DesiredReplicas, Reason: s.last.Reason, HPAEquivalent: s.hpaEquivalent, HPA: s.hpa,
+		st := PolicyStatus{Policy: p.Name, Target: p.Target.String(), Synced: s.synced, HPA: s.hpa,
 			Since: s.score.since, ReplicaSecs: copyMap(s.score.replicaSeconds), ShortSecs: copyMap(s.score.shortSeconds),
 			Forecast: s.forecast, Objective: s.objective, Zero: s.last.Zero, Wake: s.wake, NotWriting: s.conflict, Capacity: s.capacity}
+		if s.synced {
+			cur, desired, equiv := s.last.CurrentReplicas, s.last.DesiredReplicas, s.hpaEquivalent
+			st.Current, st.Desired, st.HPAEquivalent, st.Reason = &cur, &desired, &equiv, s.last.Reason
+		}
 		t.mu.Unlock()
 		out = append(out, st)
 	}

@@ -238,17 +238,14 @@ func (c *Controller) decide(ctx context.Context, p *policy.Policy, t *target, ac
 		c.fit(ctx, p, t, act, now)
 	}
 	res := t.eng.Step(in, now)
-	// Kept in the status past the next Step.
-	res.Forecast, res.Objective = res.Forecast.Copy(), res.Objective.Copy()
+	// Kept in the status past the next Step, and read by /status while it runs: copies that
+	// share nothing with the engine, which the next Step rewrites.
+	res.Forecast, res.Objective, res.Wake = res.Forecast.Copy(), res.Objective.Copy(), res.Wake.Copy()
 	if res.Forecast != nil {
 		c.forecastEvents(ctx, p, act, res)
 	}
-	if res.Wake != nil {
-		w := *res.Wake // kept in the status past the next Step
-		res.Wake = &w
-		if res.WakeGateChanged {
-			c.wakeEvent(ctx, act, &w)
-		}
+	if res.Wake != nil && res.WakeGateChanged {
+		c.wakeEvent(ctx, act, res.Wake)
 	}
 	return res
 }

@@ -48,6 +48,7 @@ type target struct {
 
 // targetStatus is the last tick's outcome, as Status and ForecastReplicas read it.
 type targetStatus struct {
+	synced        bool // a sync decided: the fields below are its outcome
 	last          policy.Decision
 	forecast      *ForecastStatus    // nil without a forecast
 	objective     *ObjectiveStatus   // nil without an objective

@@ -3,6 +3,8 @@ package scaler
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -48,11 +50,27 @@ func NewForConfig(ctx context.Context, cfg *rest.Config, opts Options, source Me
 	recorder := broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "prescale"})
 	history, _ := source.(HistorySource)
 	latency, _ := source.(LatencySource)
+	server := &APIServer{Host: apiServerHost(cfg.Host), Check: func(ctx context.Context) error {
+		return kube.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Error()
+	}}
 	c, err := New(opts, Deps{Kube: kube, Dynamic: dyn, Scales: scales, Mapper: mapper, Source: source, History: history, Latency: latency,
-		Clock: clock.RealClock{}, Recorder: recorder, Metrics: metrics, ErrorKind: errorKind}, policies)
+		Clock: clock.RealClock{}, Recorder: recorder, Metrics: metrics, ErrorKind: errorKind, APIServer: server}, policies)
 	if err != nil {
 		broadcaster.Shutdown()
 		return nil, nil, nil, nil, err
 	}
 	return c, kube, metrics, broadcaster.Shutdown, nil
+}
+
+// apiServerHost is the host:port of a REST configuration's Host (a URL, or a bare
+// host:port), without the credentials a URL may carry: the API server as messages name it.
+func apiServerHost(host string) string {
+	if !strings.Contains(host, "://") {
+		host = "https://" + host
+	}
+	u, err := url.Parse(host)
+	if err != nil || u.Host == "" {
+		return "(a host that does not parse)"
+	}
+	return u.Host
 }

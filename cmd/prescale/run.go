@@ -145,11 +145,17 @@ func run(ctx context.Context, o runOptions) error {
 }
 
 // lead runs the controller, electing a leader on the Lease when lo says so, until ctx ends.
-// When a server run depends on ended ctx, its reason is the error.
+// When a server run depends on ended ctx, its reason is the error. Stopped (SIGTERM) before
+// the informer caches synced, it says why they had not (the API server was never reached,
+// say) and returns nil: the stop was asked for.
 func lead(ctx context.Context, c *scaler.Controller, kube kubernetes.Interface, lo scaler.LeaderOptions) error {
 	err := c.Run(ctx, kube, lo)
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return cause
+	}
+	if errors.Is(err, scaler.ErrNotSynced) {
+		klog.FromContext(ctx).Info("Stopped while waiting for the informer caches", "err", err)
+		return nil
 	}
 	return err
 }

@@ -26,7 +26,7 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler) (string, func()
 	if err != nil {
 		return "", nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := newHTTPServer(h)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			klog.FromContext(ctx).Error(err, "HTTP server stopped")
@@ -38,6 +38,28 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler) (string, func()
 		_ = srv.Shutdown(sctx)
 	}
 	return ln.Addr().String(), stop, nil
+}
+
+// The HTTP server's timeouts. Its requests are small GETs (probes, scrapes, prescale status)
+// and its answers are produced in milliseconds, so a connection that takes longer is a
+// slow or stuck client, which must not hold a connection and its goroutine for ever.
+const (
+	// httpReadHeaderTimeout bounds reading a request's headers, httpReadTimeout the whole
+	// request (headers and body).
+	httpReadHeaderTimeout = 10 * time.Second
+	httpReadTimeout       = 30 * time.Second
+	// httpWriteTimeout bounds a request from the end of its headers to the end of the
+	// answer: ample for /metrics of a thousand policies to a slow scraper.
+	httpWriteTimeout = time.Minute
+	// httpIdleTimeout closes a keep-alive connection idle this long: beyond a 1-minute
+	// scrape interval, so that a scraper reuses its connection.
+	httpIdleTimeout = 2 * time.Minute
+)
+
+// newHTTPServer returns the server of h with the timeouts above.
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: httpReadHeaderTimeout, ReadTimeout: httpReadTimeout,
+		WriteTimeout: httpWriteTimeout, IdleTimeout: httpIdleTimeout}
 }
 
 // serveExternalMetrics starts the external metrics API over the controller's policies and

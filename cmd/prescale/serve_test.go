@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -58,5 +60,32 @@ func TestCheckAPIService(t *testing.T) {
 
 			}
 		})
+	}
+}
+
+// The HTTP server bounds every phase of a connection, so that a slow or stuck client (one
+// that sends its request slowly, reads the answer slowly, or leaves a connection idle) never
+// holds it for ever; an idle keep-alive connection outlives a 1-minute scrape interval, so
+// that a scraper reuses it.
+func TestHTTPServerTimeouts(t *testing.T) {
+	srv := newHTTPServer(http.NotFoundHandler())
+	for _, b := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"ReadHeaderTimeout", srv.ReadHeaderTimeout},
+		{"ReadTimeout", srv.ReadTimeout},
+		{"WriteTimeout", srv.WriteTimeout},
+		{"IdleTimeout", srv.IdleTimeout},
+	} {
+		if b.d <= 0 {
+			t.Errorf("%s = %v, want a bound", b.name, b.d)
+		}
+	}
+	if srv.ReadTimeout < srv.ReadHeaderTimeout {
+		t.Errorf("ReadTimeout %v < ReadHeaderTimeout %v: the whole request has less time than its headers", srv.ReadTimeout, srv.ReadHeaderTimeout)
+	}
+	if srv.IdleTimeout <= time.Minute {
+		t.Errorf("IdleTimeout %v: a scraper every minute would open a new connection each time", srv.IdleTimeout)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/prescale/prescale/scaler"
+	"github.com/prescale/prescale/scaler/prom"
 )
 
 // newStatusCmd returns "prescale status": the dry-run scorecard of a running prescale.
@@ -31,18 +33,23 @@ policy granted less than it wanted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr := strings.TrimSuffix(v.GetString("addr"), "/")
+			if err := checkStatusAddr(addr); err != nil {
+				return err
+			}
+			// The address as errors show it: its password, if any, as xxxxx.
+			shown := prom.RedactedURL(addr)
 			client := &http.Client{Timeout: 10 * time.Second}
 			resp, err := client.Get(addr + "/status")
 			if err != nil {
-				return fmt.Errorf("get status from %s: %w", addr, err)
+				return fmt.Errorf("get status from %s: %w", shown, err)
 			}
 			defer resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
-				return fmt.Errorf("get status from %s: %s", addr, resp.Status)
+				return fmt.Errorf("get status from %s: %s", shown, resp.Status)
 			}
 			var st []scaler.PolicyStatus
 			if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-				return fmt.Errorf("decode status from %s: %w", addr, err)
+				return fmt.Errorf("decode status from %s: %w", shown, err)
 			}
 			scaler.WriteStatusTable(cmd.OutOrStdout(), st)
 			return nil
@@ -50,4 +57,21 @@ policy granted less than it wanted.`,
 	}
 	cmd.Flags().String("addr", "http://localhost:8080", "base URL of a running prescale's listen address")
 	return cmd
+}
+
+// checkStatusAddr refuses an --addr that is not an http or https URL with a host. The
+// message shows the address without its password, or only its scheme when it is not one:
+// "admin:secret@host" reads as scheme admin, and the rest is not a password to redact.
+func checkStatusAddr(addr string) error {
+	u, err := url.Parse(addr)
+	switch {
+	case err != nil:
+		// The parse error quotes the address, password and all: not shown.
+		return fmt.Errorf("--addr: must be an http or https URL such as http://localhost:8080, got %s", prom.RedactedURL(addr))
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("--addr: must be an http or https URL such as http://localhost:8080, got one of scheme %q", u.Scheme)
+	case u.Host == "":
+		return fmt.Errorf("--addr: must be an http or https URL such as http://localhost:8080, got %s", prom.RedactedURL(addr))
+	}
+	return nil
 }
