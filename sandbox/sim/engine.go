@@ -58,14 +58,14 @@ type Occupancy struct {
 	Busy    float64 // share of the time some request ran (the GPU's duty cycle), 0..1
 }
 
-// Step is the time of one engine step, the inter-token latency, in model seconds.
-func (e Engine) Step() float64 {
+// StepTime is the time of one engine step, the inter-token latency, in model seconds.
+func (e Engine) StepTime() float64 {
 	return float64(e.Batch) / e.Mu / (e.Prompt/e.PrefillRatio + e.Output)
 }
 
 // Latency returns the times of request r admitted after waiting queue seconds.
 func (e Engine) Latency(queue float64, r Request) Latency {
-	step := e.Step()
+	step := e.StepTime()
 	return Latency{
 		Queue:   queue,
 		Prefill: step * (1 + float64(r.Prompt)/e.PrefillRatio),
