@@ -7,7 +7,6 @@ import (
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -421,5 +420,3 @@ func value(m *dto.Metric) float64 {
 
 func histSum(m *dto.Metric) float64   { return m.GetHistogram().GetSampleSum() }
 func histCount(m *dto.Metric) float64 { return float64(m.GetHistogram().GetSampleCount()) }
-
-func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', 6, 64) }
