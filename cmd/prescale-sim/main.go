@@ -1,6 +1,9 @@
 // Command prescale-sim runs the sandbox's simulated GPU inference service against a
 // Deployment: it replays a load, shares it among the Deployment's Ready pods with the
-// backtest model's fluid queue, and serves their vLLM and DCGM metrics on /metrics.
+// backtest model's fluid queue, and serves their metrics on /metrics: the simulator's own
+// dialect by default, or with --server the series of vLLM, TGI, SGLang or Triton exactly
+// (and with --dcgm and --gateway those of dcgm-exporter and the Gateway API Inference
+// Extension).
 package main
 
 import (
@@ -41,13 +44,18 @@ type flags struct {
 	peakReplicas, batchSize                          int
 	seed                                             uint64
 	report                                           bool
+
+	server, model, lengths string
+	dcgm, gateway          bool
+	dcgmInterval           time.Duration
+	maxModelLen            int
 }
 
 func newRoot() *cobra.Command {
 	var fl flags
 	cmd := &cobra.Command{
 		Use:           "prescale-sim",
-		Short:         "A simulated GPU inference service that exports vLLM and DCGM metrics for a Deployment's Ready pods",
+		Short:         "A simulated GPU inference service that exports a real server's metrics (vLLM, TGI, SGLang, Triton) for a Deployment's Ready pods",
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -66,8 +74,15 @@ func newRoot() *cobra.Command {
 	f.Float64Var(&fl.targetUtilization, "target-utilization", 0.7, "target GPU utilization, 0..1, for the capacity")
 	f.IntVar(&fl.batchSize, "batch-size", 16, "running-request slots per pod")
 	f.DurationVar(&fl.slo, "slo", 2*time.Second, "allowed queueing delay, for the summary")
-	f.Uint64Var(&fl.seed, "seed", 42, "seed of the built-in generator")
+	f.Uint64Var(&fl.seed, "seed", 42, "seed of the built-in generator and of the request sizes")
 	f.BoolVar(&fl.report, "report", false, "print a line per tick")
+	f.StringVar(&fl.server, "server", string(sim.ServerPrescale), fmt.Sprintf("what each Ready pod exports: one of %v (prescale: the simulator's own series)", sim.Servers))
+	f.BoolVar(&fl.dcgm, "dcgm", false, "also export dcgm-exporter's per-GPU series (needs --server other than prescale)")
+	f.DurationVar(&fl.dcgmInterval, "dcgm-interval", 30*time.Second, "dcgm-exporter's collection interval, model time")
+	f.BoolVar(&fl.gateway, "gateway", false, "also export the Gateway API Inference Extension endpoint picker's series (needs --server other than prescale)")
+	f.StringVar(&fl.model, "model", "", "served model name in the servers' and gateway's labels (default: the Deployment's name)")
+	f.StringVar(&fl.lengths, "lengths", "", "CSV of request sizes (columns ContextTokens, GeneratedTokens, as the Azure LLM traces); default: a built-in distribution")
+	f.IntVar(&fl.maxModelLen, "max-model-len", 16384, "the servers' context length in tokens")
 	_ = cmd.MarkFlagRequired("deployment")
 	klogFlags := flag.NewFlagSet("klog", flag.ExitOnError)
 	klog.InitFlags(klogFlags)
@@ -108,6 +123,15 @@ func run(ctx context.Context, fl flags) error {
 		Namespace: fl.namespace, Deployment: fl.deployment, Load: load, Mu: mu,
 		Tick: fl.tick, Compression: fl.compression, Duration: fl.duration,
 		BatchSize: fl.batchSize, SLO: fl.slo,
+		Server: sim.Server(fl.server), DCGM: fl.dcgm, DCGMInterval: fl.dcgmInterval, Gateway: fl.gateway,
+		Model: fl.model, MaxModelLen: fl.maxModelLen, Seed: fl.seed,
+	}
+	if fl.lengths != "" {
+		l, err := sim.ReadLengthsFile(fl.lengths)
+		if err != nil {
+			return err
+		}
+		o.Lengths = l
 	}
 	if fl.report {
 		o.OnTick = func(r sim.Report) {
@@ -130,7 +154,7 @@ func run(ctx context.Context, fl flags) error {
 		}
 	}()
 	defer srv.Close()
-	logger.Info("Serving simulated service", "deployment", klog.KRef(fl.namespace, fl.deployment), "metrics", "http://"+lis.Addr().String()+"/metrics", "muRequestsPerSecond", mu)
+	logger.Info("Serving simulated service", "deployment", klog.KRef(fl.namespace, fl.deployment), "metrics", "http://"+lis.Addr().String()+"/metrics", "muRequestsPerSecond", mu, "server", fl.server)
 	sum, err := s.Run(ctx)
 	if err != nil {
 		return err

@@ -42,6 +42,37 @@ type Options struct {
 	Start time.Duration
 	// OnTick, if set, is called after each tick with its report.
 	OnTick func(Report)
+
+	// Server is what each Ready pod exports: "" or ServerPrescale for the simulator's own
+	// dialect (the series above, labelled namespace, service and pod), or the series of
+	// vLLM, TGI, SGLang or Triton exactly as testdata/upstream defines them, labelled as
+	// the server labels them plus namespace, service and pod (the labels a scrape adds).
+	// A server mode exports nothing of the prescale dialect.
+	Server Server
+	// DCGM adds dcgm-exporter's per-GPU series (needs a server mode).
+	DCGM bool
+	// DCGMInterval is dcgm-exporter's collection interval in model time; 0 means 30 s.
+	DCGMInterval time.Duration
+	// Gateway adds the Gateway API Inference Extension endpoint picker's series for the
+	// service (needs a server mode).
+	Gateway bool
+	// Model is the served model's name in the servers' and the gateway's model labels;
+	// "" means the Deployment's name.
+	Model string
+	// Lengths are the request sizes the server modes draw from; nil means DefaultLengths.
+	Lengths Lengths
+	// MaxModelLen is the servers' context length in tokens (vLLM's --max-model-len, TGI's
+	// max_total_tokens); it fits the Lengths and sets the token histograms' buckets. 0
+	// means 16384.
+	MaxModelLen int
+	// PrefillRatio is the prompt tokens a server prefills in the time of one decode step
+	// (Engine); 0 means 100.
+	PrefillRatio float64
+	// KVCacheTokens is a replica's KV cache in tokens; 0 means BatchSize requests of the
+	// mean size (prompt and output).
+	KVCacheTokens float64
+	// Seed seeds the draws of request sizes.
+	Seed uint64
 }
 
 // Report is what one tick of the simulated service saw and did.
@@ -85,6 +116,8 @@ type Sim struct {
 
 	mu       sync.Mutex
 	exported map[string]bool // pods with per-pod series
+
+	expo *exposition // the server mode's series; nil in the prescale dialect
 }
 
 // New builds a simulated service; Run starts it.
@@ -111,8 +144,12 @@ func New(client kubernetes.Interface, o Options) (*Sim, error) {
 	if o.BatchSize <= 0 {
 		errs = append(errs, fmt.Errorf("batchSize: must be > 0, got %d", o.BatchSize))
 	}
+	errs = append(errs, validateServer(o)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("configure simulated service: %w", err)
+	}
+	if o.Server != "" && o.Server != ServerPrescale {
+		return newServerSim(client, o)
 	}
 	// Per-pod series carry the service too, as a ServiceMonitor's scrape labels them, so
 	// that two services in one namespace are told apart.
@@ -229,7 +266,11 @@ func (s *Sim) Run(ctx context.Context) (Summary, error) {
 		ready, r.Starting, r.Pending = classify(all)
 		r.Ready = len(ready)
 		st, r.Tick = Step(st, r.Lambda, s.o.Mu, r.Ready, s.o.Tick)
-		s.export(r, ready, svc)
+		if s.expo != nil {
+			s.exportServers(r, ready, gpuHolders(all), time.Now())
+		} else {
+			s.export(r, ready, svc)
+		}
 
 		sum.Ticks++
 		sum.ModelTime += s.o.Tick
