@@ -200,7 +200,8 @@ func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveSt
 // without it. A record of the target still being written in the background (an older one,
 // which would land after this one) holds the scale-to-zero until the next tick (stored
 // false), and so does a failed write (with its error): the zero waits, it is never written
-// unrecorded.
+// unrecorded. Once stored, the scale to write is the one read after the record (stored
+// true), or none if another writer changed the replicas meanwhile (stored false).
 func (a actor) storeZero(ctx context.Context, dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) (stored bool, err error) {
 	if !a.t.recordBusy.CompareAndSwap(false, true) {
 		klog.FromContext(ctx).V(2).Info("Scale to zero waits for the last decision record to be written", "desired", dec.DesiredReplicas)
@@ -216,6 +217,20 @@ func (a actor) storeZero(ctx context.Context, dec policy.Decision, fst *Forecast
 		return false, fmt.Errorf("store the decision record before scaling %s to zero (the scale is not written): %w", a.p.Target, err)
 	}
 	a.t.annotation, a.t.recordGist, a.t.recordAt = key, recordGist(dec, fst, ost, grant, true), dec.Time
+	// The record changed the workload's resourceVersion, which the scale write carries: the
+	// scale is read again (from etcd, to see the record's version), and written only if no
+	// other writer changed its replicas since the tick read them.
+	s, err := a.c.deps.Scales.Scales(a.p.Target.Namespace).Get(ctx, a.o.gr, a.p.Target.Name, metav1.GetOptions{})
+	if err != nil {
+		return false, failure("target", fmt.Errorf("read the scale of %s again after its record: %w", a.p.Target, err))
+	}
+	if s.Spec.Replicas != a.o.scale.Spec.Replicas {
+		a.c.deps.Metrics.Scales.WithLabelValues(a.p.Name, "conflict").Inc()
+		klog.FromContext(ctx).Info("Scale changed by another writer since it was read; deciding again at the next tick",
+			"read", a.o.scale.Spec.Replicas, "now", s.Spec.Replicas, "desired", dec.DesiredReplicas)
+		return false, nil
+	}
+	a.o.scale = s
 	return true, nil
 }
 

@@ -59,6 +59,13 @@ func TestRestartAtZeroWakes(t *testing.T) {
 		}
 		return false, nil, nil
 	})
+	// As on a real API server, a record written on the Deployment changes its
+	// resourceVersion, which is the scale's: a scale write carrying the version read before
+	// the record is a Conflict.
+	cl.dyn.PrependReactor("patch", "deployments", func(clienttesting.Action) (bool, runtime.Object, error) {
+		cl.scaleTo(cl.replicas())
+		return false, nil, nil
+	})
 	first := cl.controller(zeroPolicy, options())
 	lead(first)
 	for _, at := range []time.Duration{0, 30 * time.Second} {
