@@ -100,11 +100,6 @@ func (c *Controller) prepare(ctx context.Context, p *policy.Policy, t *target, n
 	timer.done(phaseQuery)
 
 	r.res = c.decide(ctx, p, t, r.act, in, now)
-	if dec := r.res.Decision; r.obs.template == nil && c.opts.Capacity.Mode == CapacityCap && dec.DesiredReplicas > dec.CurrentReplicas {
-		// No pod to read what the next one requests (a wake-up from zero): the workload's
-		// template says, so that the scale-up is allocated like any other.
-		r.obs.template, r.obs.templateErr = c.workloadTemplate(ctx, p, t, &r.obs)
-	}
 	timer.done(phaseDecide)
 	return r, nil
 }

@@ -25,7 +25,7 @@ type target struct {
 	startup startups
 	// template is the pod template last read from the workload (nil: it has none), at
 	// the workload's templateVersion.
-	template        *corev1.Pod
+	template        *corev1.PodTemplateSpec
 	templateVersion string
 
 	// act's
