@@ -315,20 +315,35 @@ func (c *Controller) Tick(ctx context.Context) {
 	// allocation per tick (docs/capacity.md).
 	runs := make([]*syncRun, len(policies))
 	loggers := make([]klog.Logger, len(policies))
-	// Each phase of a sync has one interval from its start: the decision (observe, query,
-	// decide), then the act phase, once every policy has decided and the GPUs are allocated.
+	// Each phase of a sync has one interval from its start: the decision (observe, then,
+	// once every target is observed and their selectors compared, query and decide), then
+	// the act phase, once every policy has decided and the GPUs are allocated.
+	sctxs := make([]context.Context, len(policies))
+	cancels := make([]context.CancelFunc, len(policies))
 	c.each(len(policies), func(i int) {
 		p := &policies[i]
 		loggers[i] = klog.FromContext(ctx).WithValues("policy", p.Name, "target", p.Target.String())
-		sctx, cancel := context.WithTimeout(klog.NewContext(ctx, loggers[i]), c.opts.Interval)
-		defer cancel()
-		r, err := c.prepare(sctx, p, targets[p.Name], now, leading)
+		sctxs[i], cancels[i] = context.WithTimeout(klog.NewContext(ctx, loggers[i]), c.opts.Interval)
+		r, err := c.observeSync(sctxs[i], p, targets[p.Name])
 		if err != nil {
 			c.syncFailed(loggers[i], err)
 			return
 		}
 		runs[i] = r
 	})
+	markShared(runs, policies, targets)
+	c.each(len(policies), func(i int) {
+		if runs[i] == nil {
+			return
+		}
+		if err := c.decideSync(sctxs[i], runs[i], now, leading); err != nil {
+			c.syncFailed(loggers[i], err)
+			runs[i] = nil
+		}
+	})
+	for _, cancel := range cancels {
+		cancel()
+	}
 	decided := time.Now()
 	c.deps.Metrics.TickPhaseDuration.WithLabelValues(phaseDecide).Observe(decided.Sub(start).Seconds())
 	c.allocate(ctx, runs)

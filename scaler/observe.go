@@ -38,6 +38,10 @@ type observed struct {
 	// recreated is the UID the target had before it was deleted and recreated, empty
 	// otherwise.
 	recreated string
+	// selector is the scale's status.selector, and pods every pod it selects (from the
+	// informer's cache: read only), for the check of selectors shared between policies.
+	selector labels.Selector
+	pods     []*corev1.Pod
 }
 
 // observe reads the target's scale and its pods. It writes nothing.
@@ -81,6 +85,7 @@ func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (
 	if err != nil {
 		return o, fmt.Errorf("list pods of %s: %w", p.Target, err)
 	}
+	o.selector, o.pods, t.selector = sel, pods, sel
 	if forecasting(p) != nil {
 		t.startup.observe(pods)
 	}
