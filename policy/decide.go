@@ -50,6 +50,12 @@ func decide(p *Policy, in Observation, hist History, now time.Time, minR int32) 
 		return d, hist
 	}
 
+	if in.AmbiguousSelector {
+		// The HPA's validateAndParseSelector: its pods are also another autoscaler's, so no
+		// metric of them is its own. It holds, and records no recommendation.
+		d.Reason = ReasonAmbiguousSelector
+		return d, hist
+	}
 	proposal, ok := proposeFromMetrics(p, &in, &d)
 	proposal, ok = joinForecast(in.Forecast, cur, proposal, ok, p.tolerances(), &d)
 	if ok && in.LoadErr != nil && proposal < cur {

@@ -138,6 +138,85 @@ func TestMissingMetricsRecordNoRecommendation(t *testing.T) {
 	}
 }
 
+// A pod of the target is also another policy's target's: like the HPA (AmbiguousSelector),
+// Decide computes no metric and holds the current replicas, wherever it would compute
+// them. Where the HPA computes none (replicas out of range, a zero it did not set), the
+// same rules apply as without the overlap.
+func TestAmbiguousSelector(t *testing.T) {
+	zeroMin := &Policy{Name: "p", MinReplicas: i32(0), MaxReplicas: 20, Metrics: []Metric{val("rps", "5")}}
+	scaledToZero := History{Recommendations: []Recommendation{{0, at(-1000)}}, ScaledToZero: true}
+	tests := []struct {
+		name string
+		p    *Policy
+		in   Observation
+		hist History
+		want outcome
+	}{
+		{
+			// queue 10 / 5 * 4 = 8 without the overlap
+			name: "a scale-up is held",
+			p:    queuePolicy(zeroWindows()),
+			in:   queueAt(4, 10),
+			want: outcome{Desired: 4, Reason: ReasonAmbiguousSelector},
+		},
+		{
+			// queue 1 / 5 * 4 = 0.8 -> 1 without the overlap
+			name: "a scale-down is held",
+			p:    queuePolicy(zeroWindows()),
+			in:   queueAt(4, 1),
+			want: outcome{Desired: 4, Reason: ReasonAmbiguousSelector},
+		},
+		{
+			name: "above maxReplicas still goes to max, computing no metric",
+			p:    queuePolicy(nil),
+			in:   queueAt(25, 10),
+			want: outcome{Desired: 20, Reason: ReasonTooManyReplicas, Clamps: []Clamp{{ReasonTooManyReplicas, 25, 20}}},
+		},
+		{
+			name: "below minReplicas still goes to min, computing no metric",
+			p:    &Policy{Name: "p", MinReplicas: i32(3), MaxReplicas: 20, Metrics: []Metric{avg("queue", "5")}},
+			in:   queueAt(2, 0),
+			want: outcome{Desired: 3, Reason: ReasonTooFewReplicas, Clamps: []Clamp{{ReasonTooFewReplicas, 2, 3}}},
+		},
+		{
+			name: "a zero set by someone else stays scaling disabled",
+			p:    zeroMin,
+			in:   Observation{SpecReplicas: 0, Metrics: []Sample{scalar(50)}},
+			want: outcome{Desired: 0, Reason: ReasonScalingDisabled},
+		},
+		{
+			// ceil(50 / 5) = 10, limited to 4, without the overlap
+			name: "the zero the autoscaler set is held",
+			p:    zeroMin,
+			in:   Observation{SpecReplicas: 0, Metrics: []Sample{scalar(50)}},
+			hist: scaledToZero,
+			want: outcome{Desired: 0, Reason: ReasonAmbiguousSelector},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			hist := tc.hist
+			if hist.Recommendations == nil {
+				hist = seasoned()
+			}
+			n := len(hist.Recommendations)
+			in := tc.in
+			in.AmbiguousSelector = true
+			d, got := Decide(tc.p, in, hist, at(0))
+			if diff := cmp.Diff(tc.want, outcomeOf(d)); diff != "" {
+				t.Errorf("decision (-want +got):\n%s", diff)
+			}
+			if len(d.Metrics) != 0 {
+				t.Errorf("metrics computed: %+v, want none", d.Metrics)
+			}
+			// The HPA returns before normalizing: the held sync leaves no recommendation.
+			if len(got.Recommendations) != n {
+				t.Errorf("recommendations = %d, want %d (none added)", len(got.Recommendations), n)
+			}
+		})
+	}
+}
+
 // Out-of-range current replicas, and zero.
 func TestLimitsWithoutMetrics(t *testing.T) {
 	missing := func(cur int32) Observation {

@@ -31,6 +31,10 @@ const (
 	// ReasonFailedGetMetric: every metric is missing, or some are and the rest would scale
 	// down, so the current replicas are held.
 	ReasonFailedGetMetric Reason = "FailedGetMetric"
+	// ReasonAmbiguousSelector: a pod that the target's selector selects is also selected by
+	// another policy's target, so neither knows which pods are its own: the current replicas
+	// are held and no metric is computed (the HPA's AmbiguousSelector).
+	ReasonAmbiguousSelector Reason = "AmbiguousSelector"
 	// ReasonCapacityLimited: the cluster cannot place more pods (GPUs), so the scale-up
 	// stops at what fits. prescale's own reason; the HPA has no capacity cap.
 	ReasonCapacityLimited Reason = "CapacityLimited"

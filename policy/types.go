@@ -233,6 +233,11 @@ type Observation struct {
 	// WakeGated is true while the wake-ahead gate holds early wake-ups off (the engine's
 	// judgement of its past claims).
 	WakeGated bool
+	// AmbiguousSelector is true when a pod that the scale's selector selects is also
+	// selected by another policy's target: Decide then holds the current replicas wherever
+	// the HPA would compute metrics (it still clamps replicas outside [minReplicas,
+	// maxReplicas], and a zero it did not set stays ScalingDisabled).
+	AmbiguousSelector bool
 }
 
 // ForecastInput is one sync's forecast of the load at now + horizon.

@@ -272,7 +272,7 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 		d, h := decide(withActivation(p), withActivationSample(in), hist, now, max(1, p.minReplicas()))
 		d.Zero = zr
 		idle := actErr == nil && !active && now.Sub(h.IdleSince) >= z.IdleDelayOrDefault()
-		if cur == 0 || !idle || d.Reason == ReasonFailedGetMetric || anyMissing(&d, &in) {
+		if cur == 0 || !idle || d.Reason == ReasonFailedGetMetric || d.Reason == ReasonAmbiguousSelector || anyMissing(&d, &in) {
 			return d, h
 		}
 		if expects {
@@ -302,6 +302,12 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 	if f := in.Forecast; f != nil {
 		d.Forecast = &ForecastResult{Method: f.Method, Point: Float(f.Point), Lo: Float(f.Lo), Hi: Float(f.Hi),
 			Value: Float(f.Value), Gated: f.Gated, PerReplica: Float(f.PerReplica)}
+	}
+	if in.AmbiguousSelector {
+		// As above zero, the HPA computes nothing for pods that are another's too: it holds
+		// zero, whatever the activation signal says.
+		d.Reason = ReasonAmbiguousSelector
+		return d, hist
 	}
 	if actErr != nil {
 		d.Reason = ReasonFailedGetMetric // missing activation data keeps the target at zero

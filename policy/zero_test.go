@@ -46,6 +46,7 @@ func TestDecideScaleToZero(t *testing.T) {
 		loadErr    bool
 		forecast   *ForecastInput
 		wakeGated  bool
+		ambiguous  bool // Observation.AmbiguousSelector
 		hist       History
 		now        time.Time
 		want       int32
@@ -183,12 +184,35 @@ func TestDecideScaleToZero(t *testing.T) {
 			name: "zero that prescale did not set: scaling disabled",
 			cur:  0, activation: ptr(scalar(50)), hist: seasoned(), now: at(0), want: 0, reason: ReasonScalingDisabled,
 		},
+		{
+			// The HPA at the zero it set computes metrics, and refuses first: 50 / 4 would
+			// wake 13.
+			name: "at zero, a selector shared with another policy's target: stays at zero",
+			cur:  0, activation: ptr(scalar(50)), hist: atZero(), now: at(0), ambiguous: true, want: 0, reason: ReasonAmbiguousSelector,
+		},
+		{
+			name: "idle long enough, a selector shared with another policy's target: never to zero",
+			cur:  2, pods: two, metric: idleQueue, activation: ptr(scalar(0)), ambiguous: true,
+			hist: withIdle(seasoned(), at(0)), now: at(600), want: 2, reason: ReasonAmbiguousSelector,
+		},
+		{
+			// The same with the forecast expecting the load back (which would hold 3).
+			name: "idle long enough, the load expected back, a selector shared: held, not woken further",
+			cur:  2, pods: two, metric: idleQueue, activation: ptr(scalar(0)), ambiguous: true,
+			forecast: &ForecastInput{Point: 3, Value: 9, Hi: 9, PerReplica: 4, PerReplicaKnown: true},
+			hist:     withIdle(seasoned(), at(0)), now: at(600), want: 2, reason: ReasonAmbiguousSelector,
+		},
+		{
+			name: "zero that prescale did not set, a selector shared: still scaling disabled",
+			cur:  0, activation: ptr(scalar(50)), hist: seasoned(), now: at(0), ambiguous: true, want: 0, reason: ReasonScalingDisabled,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := zeroPolicy()
 			in := Observation{SpecReplicas: tt.cur, StatusReplicas: tt.cur, Pods: tt.pods,
-				Metrics: []Sample{tt.metric}, Activation: tt.activation, Forecast: tt.forecast, WakeGated: tt.wakeGated}
+				Metrics: []Sample{tt.metric}, Activation: tt.activation, Forecast: tt.forecast, WakeGated: tt.wakeGated,
+				AmbiguousSelector: tt.ambiguous}
 			if tt.cur == 0 {
 				in.Metrics = []Sample{{PerPod: map[string]float64{}}}
 			}

@@ -1,13 +1,20 @@
 package scaler
 
 import (
+	"strings"
 	"testing"
+	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 
 	"github.com/prescale/prescale/alloc"
+	"github.com/prescale/prescale/policy"
 )
 
 const gpu = corev1.ResourceName("nvidia.com/gpu")
@@ -203,5 +210,115 @@ func TestGPUKinds(t *testing.T) {
 	o.Resources = []string{"example.com/tpu"}
 	if !o.IsGPU("example.com/tpu") || o.IsGPU("nvidia.com/gpu") {
 		t.Errorf("a configured list replaces the default kinds: %v", o.Resources)
+	}
+}
+
+// rolloutPolicy scales Deployment default/web on load (AverageValue 10: proposal
+// ceil(load / 10)), up by as many pods as it wants at once.
+const rolloutPolicy = `policies:
+  - name: web
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: web}
+    maxReplicas: 10
+    metrics:
+      - {name: load, query: load, target: {type: AverageValue, averageValue: 10}}
+    behavior:
+      scaleUp:
+        stabilizationWindowSeconds: 0
+        policies: [{type: Pods, value: 10, periodSeconds: 60}]
+`
+
+// TestNewPodsRequestTheCurrentTemplate: in the middle of a rollout from 1 GPU a pod to 2,
+// Deployment default/web runs one pod of each ReplicaSet on node gpu-0 (8 GPUs, 8 - 1 - 2
+// = 5 free). The old ReplicaSet's pod is the first by name and the older; the new one is
+// the newer. A scale-up from 2 to ceil(50 / 10) = 5 replicas asks for 3 new pods, which
+// the Deployment controller creates from the current template: 2 GPUs each, so floor(5 /
+// 2) = 2 fit and 2 + 2 = 4 replicas are granted (at the old pod's 1 GPU, all 3 would seem
+// to fit: 5). For a kind without spec.template the newest pod stands for the template; a
+// workload that cannot be read is granted no scale-up (2), and says why.
+func TestNewPodsRequestTheCurrentTemplate(t *testing.T) {
+	old := gpuPod("web-5d8f9-aaaaa", "gpu-0", 1, func(p *corev1.Pod) {
+		p.Namespace, p.Labels = "default", map[string]string{"app": "web"}
+		p.CreationTimestamp = metav1.NewTime(epoch.Add(-time.Hour))
+	})
+	current := gpuPod("web-7c6b4-zzzzz", "gpu-0", 2, func(p *corev1.Pod) {
+		p.Namespace, p.Labels = "default", map[string]string{"app": "web"}
+		p.CreationTimestamp = metav1.NewTime(epoch.Add(-time.Minute))
+	})
+	two := int32(2)
+	d := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-1", ResourceVersion: "1"},
+		Spec: appsv1.DeploymentSpec{Replicas: &two, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+			Template: corev1.PodTemplateSpec{Spec: gpuPod("", "", 2, func(p *corev1.Pod) {
+				// The informer's cache keeps what the allocation reads, not the image or env.
+				p.Spec.Containers[0].Image = "vllm:new"
+				p.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "MODEL", Value: "llama"}}
+			}).Spec}},
+		Status: appsv1.DeploymentStatus{Replicas: 2}}
+	withTemplate, err := runtime.DefaultUnstructuredConverter.ToUnstructured(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noTemplate := &unstructured.Unstructured{}
+	noTemplate.SetAPIVersion("apps/v1")
+	noTemplate.SetKind("Deployment")
+	noTemplate.SetNamespace("default")
+	noTemplate.SetName("web")
+	for _, tc := range []struct {
+		name string
+		// watchTargets: the scale and template from the informer's cache, else the scale
+		// through its subresource and the template through the dynamic client, which holds
+		// workload (nil: none, the get fails).
+		watchTargets bool
+		workload     *unstructured.Unstructured
+		want         int32
+		message      string // in the CapacityLimited event; "" for none
+	}{
+		{name: "template read through the dynamic client", workload: &unstructured.Unstructured{Object: withTemplate}, want: 4,
+			message: "wanted 5, granted 4"},
+		{name: "template read from the informer's cache, never through the dynamic client", watchTargets: true, want: 4,
+			message: "wanted 5, granted 4"},
+		{name: "a kind without spec.template: the newest pod", workload: noTemplate, want: 4, message: "wanted 5, granted 4"},
+		{name: "workload unreadable", want: 2, message: "wanted 5, granted 2: get Deployment default/web for its pod template"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cl := newCluster(t, 2)
+			var objects []runtime.Object
+			if tc.workload != nil {
+				objects = append(objects, tc.workload)
+			}
+			cl.dyn = dynamicfake.NewSimpleDynamicClient(runtime.NewScheme(), objects...)
+			if tc.watchTargets {
+				if _, err := cl.kube.AppsV1().Deployments("default").Create(cl.ctx, d, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := cl.kube.CoreV1().Nodes().Create(cl.ctx, gpuNode("gpu-0", 8), metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []*corev1.Pod{old, current} {
+				if _, err := cl.kube.CoreV1().Pods("default").Create(cl.ctx, p, metav1.CreateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cl.source.set("load", policy.Sample{Value: 50})
+			opts := DefaultOptions()
+			opts.Capacity.PendingAllowance = 0
+			opts.WatchTargets = tc.watchTargets
+			c := cl.controller(rolloutPolicy, opts)
+			lead(c)
+			events := cl.tickAt(c, 0)
+			if got := cl.replicas(); got != tc.want {
+				t.Errorf("scaled to %d replicas, want %d (events %q)", got, tc.want, events)
+			}
+			var limited []string
+			for _, e := range events {
+				if strings.HasPrefix(e, corev1.EventTypeWarning+" "+ReasonCapacityLimited+" ") {
+					limited = append(limited, e)
+				}
+			}
+			if len(limited) != 1 || !strings.Contains(limited[0], tc.message) {
+				t.Errorf("CapacityLimited events %q, want one saying %q", limited, tc.message)
+			}
+		})
 	}
 }

@@ -133,7 +133,8 @@ func New(opts Options, deps Deps, policies []policy.Policy) (*Controller, error)
 }
 
 // stripCached keeps only what the controller reads of a pod, and of a Deployment or
-// StatefulSet only their scale, to bound the caches' memory.
+// StatefulSet their scale and what the GPU allocation reads of their pod template
+// (allocationTemplate), to bound the caches' memory.
 func stripCached(obj any) (any, error) {
 	switch o := obj.(type) {
 	case *corev1.Pod:
@@ -148,14 +149,37 @@ func stripCached(obj any) (any, error) {
 		o.Status.ContainerStatuses, o.Status.InitContainerStatuses = nil, nil
 	case *appsv1.Deployment:
 		o.ManagedFields, o.Annotations, o.Labels = nil, nil, nil
-		o.Spec.Template = corev1.PodTemplateSpec{}
+		o.Spec.Template = allocationTemplate(o.Spec.Template)
 		o.Status.Conditions = nil
 	case *appsv1.StatefulSet:
 		o.ManagedFields, o.Annotations, o.Labels = nil, nil, nil
-		o.Spec.Template, o.Spec.VolumeClaimTemplates = corev1.PodTemplateSpec{}, nil
+		o.Spec.Template, o.Spec.VolumeClaimTemplates = allocationTemplate(o.Spec.Template), nil
 		o.Status.Conditions = nil
 	}
 	return obj, nil
+}
+
+// allocationTemplate is what the GPU allocation reads of a pod template (claimOf): the
+// containers' and init containers' resources (and whether an init container is a sidecar),
+// the pod's resources and overhead, and the nodeSelector, node affinity and tolerations.
+func allocationTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
+	keep := func(cs []corev1.Container) []corev1.Container {
+		if cs == nil {
+			return nil
+		}
+		out := make([]corev1.Container, len(cs))
+		for i, c := range cs {
+			out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, RestartPolicy: c.RestartPolicy}
+		}
+		return out
+	}
+	s := t.Spec
+	out := corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: keep(s.Containers), InitContainers: keep(s.InitContainers),
+		Resources: s.Resources, Overhead: s.Overhead, NodeSelector: s.NodeSelector, Tolerations: s.Tolerations}}
+	if s.Affinity != nil && s.Affinity.NodeAffinity != nil {
+		out.Spec.Affinity = &corev1.Affinity{NodeAffinity: s.Affinity.NodeAffinity}
+	}
+	return out
 }
 
 // Start starts the informers and waits for their caches. Followers call it too, so that a
@@ -297,20 +321,35 @@ func (c *Controller) Tick(ctx context.Context) {
 	// allocation per tick (docs/capacity.md).
 	runs := make([]*syncRun, len(policies))
 	loggers := make([]klog.Logger, len(policies))
-	// Each phase of a sync has one interval from its start: the decision (observe, query,
-	// decide), then the act phase, once every policy has decided and the GPUs are allocated.
+	// Each phase of a sync has one interval from its start: the decision (observe, then,
+	// once every target is observed and their selectors compared, query and decide), then
+	// the act phase, once every policy has decided and the GPUs are allocated.
+	sctxs := make([]context.Context, len(policies))
+	cancels := make([]context.CancelFunc, len(policies))
 	c.each(len(policies), func(i int) {
 		p := &policies[i]
 		loggers[i] = klog.FromContext(ctx).WithValues("policy", p.Name, "target", p.Target.String())
-		sctx, cancel := context.WithTimeout(klog.NewContext(ctx, loggers[i]), c.opts.Interval)
-		defer cancel()
-		r, err := c.prepare(sctx, p, targets[p.Name], now, leading)
+		sctxs[i], cancels[i] = context.WithTimeout(klog.NewContext(ctx, loggers[i]), c.opts.Interval)
+		r, err := c.observeSync(sctxs[i], p, targets[p.Name])
 		if err != nil {
 			c.syncFailed(loggers[i], err)
 			return
 		}
 		runs[i] = r
 	})
+	markShared(runs, policies, targets)
+	c.each(len(policies), func(i int) {
+		if runs[i] == nil {
+			return
+		}
+		if err := c.decideSync(sctxs[i], runs[i], now, leading); err != nil {
+			c.syncFailed(loggers[i], err)
+			runs[i] = nil
+		}
+	})
+	for _, cancel := range cancels {
+		cancel()
+	}
 	decided := time.Now()
 	c.deps.Metrics.TickPhaseDuration.WithLabelValues(phaseDecide).Observe(decided.Sub(start).Seconds())
 	c.allocate(ctx, runs)

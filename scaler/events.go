@@ -16,6 +16,10 @@ const (
 	// ReasonConflictingAutoscaler (condition, Warning): another autoscaler (an HPA, KEDA's
 	// included) targets the workload, so prescale, not in dry-run, writes nothing.
 	ReasonConflictingAutoscaler = "ConflictingAutoscaler"
+	// ReasonAmbiguousSelector (condition, Warning): another policy's target selects some of
+	// the target's pods, so neither knows which are its own, and both hold (the HPA's
+	// reason for two HPAs whose targets' selectors overlap).
+	ReasonAmbiguousSelector = string(policy.ReasonAmbiguousSelector)
 	// ReasonFailedGetMetric (condition): a metric, or the forecast's load, is missing.
 	ReasonFailedGetMetric = "FailedGetMetric"
 	// ReasonMetricsStale (condition): a metric's, or the load's, latest sample is too old.
@@ -50,6 +54,7 @@ const (
 const (
 	condTargetMissing = "TargetMissing"
 	condConflict      = "autoscaler"
+	condSelector      = "selector"
 	condCapacity      = "capacity"
 	condLoad          = "forecast/load"
 	condMetricPrefix  = "metric/"

@@ -62,6 +62,9 @@ func WriteStatusTable(w io.Writer, st []PolicyStatus) {
 		if s.NotWriting != "" {
 			fmt.Fprintf(w, "\n%s: not writing: %s\n", s.Policy, s.NotWriting)
 		}
+		if s.NotScaling != "" {
+			fmt.Fprintf(w, "\n%s: not scaling: %s\n", s.Policy, s.NotScaling)
+		}
 	}
 	writeObjectives(w, st)
 	writeCapacity(w, st)

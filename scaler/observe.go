@@ -26,10 +26,11 @@ type observed struct {
 	gr    schema.GroupResource
 	gvr   schema.GroupVersionResource
 	ref   *corev1.ObjectReference
-	// template is one of the target's pods not being deleted (what a new pod requests, and
-	// where it may go), nil when it has none; placed counts those bound to a node. A target
-	// with none that scales up reads it from the workload's spec.template instead
-	// (workloadTemplate); templateErr says why that failed.
+	// template is what a new pod of the target requests, and where it may go (read with
+	// capacity.mode cap only): the workload's current spec.template (podTemplate), or, for
+	// a kind without one, its newest pod not being deleted; nil when neither exists.
+	// templateErr says why the workload could not be read. placed counts the target's pods
+	// bound to a node.
 	template    *corev1.Pod
 	templateErr error
 	placed      int32
@@ -37,6 +38,10 @@ type observed struct {
 	// recreated is the UID the target had before it was deleted and recreated, empty
 	// otherwise.
 	recreated string
+	// selector is the scale's status.selector, and pods every pod it selects (from the
+	// informer's cache: read only), for the check of selectors shared between policies.
+	selector labels.Selector
+	pods     []*corev1.Pod
 }
 
 // observe reads the target's scale and its pods. It writes nothing.
@@ -80,9 +85,11 @@ func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (
 	if err != nil {
 		return o, fmt.Errorf("list pods of %s: %w", p.Target, err)
 	}
+	o.selector, o.pods, t.selector = sel, pods, sel
 	if forecasting(p) != nil {
 		t.startup.observe(pods)
 	}
+	var newest *corev1.Pod
 	o.in = policy.Observation{
 		SpecReplicas:   o.scale.Spec.Replicas,
 		StatusReplicas: o.scale.Status.Replicas,
@@ -92,8 +99,8 @@ func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (
 		o.in.Pods[i] = policy.Pod{Name: pod.Name, Phase: policy.PodPhase(pod.Status.Phase), Ready: podReady(pod),
 			Deleting: pod.DeletionTimestamp != nil}
 		if pod.DeletionTimestamp == nil && pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
-			if o.template == nil || pod.Name < o.template.Name {
-				o.template = pod
+			if newest == nil || newer(pod, newest) {
+				newest = pod
 			}
 			if pod.Spec.NodeName != "" {
 				o.placed++
@@ -104,7 +111,18 @@ func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (
 			}
 		}
 	}
+	if c.opts.Capacity.Mode == CapacityCap {
+		o.template, o.templateErr = c.podTemplate(ctx, p, t, &o, newest)
+	}
 	return o, nil
+}
+
+// newer reports whether pod a was created after b (by name at the same second).
+func newer(a, b *corev1.Pod) bool {
+	if c := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); c != 0 {
+		return c > 0
+	}
+	return a.Name > b.Name
 }
 
 // cachedScale returns the scale of an apps/v1 Deployment or StatefulSet from the informers'
@@ -153,36 +171,78 @@ func (c *Controller) cachedScale(gvr schema.GroupVersionResource, ref policy.Tar
 	return s, true, nil
 }
 
-// workloadTemplate returns a pod made of the workload's spec.template, for a target with no
-// pod to read what its next pod requests from (one at zero, or whose pods are all being
-// deleted): nil when the workload has no spec.template (a custom resource of another
-// shape, which is then not arbitrated). The scale's resourceVersion is the workload's, so
-// the template is read once per version of the workload and kept in t.
-func (c *Controller) workloadTemplate(ctx context.Context, p *policy.Policy, t *target, o *observed) (*corev1.Pod, error) {
+// podTemplate returns what a new pod of the target requests, and where it may go: a pod
+// made of the workload's current spec.template, so that during a rollout it is the new
+// revision's, never an old ReplicaSet's pod. A kind without spec.template (a custom
+// resource of another shape, such as a LeaderWorkerSet) falls back to newest, its newest
+// pod (nil for none: it is then not arbitrated). A workload that cannot be read is an
+// error: what its pods request is unknown.
+func (c *Controller) podTemplate(ctx context.Context, p *policy.Policy, t *target, o *observed, newest *corev1.Pod) (*corev1.Pod, error) {
+	tmpl, found, err := c.cachedTemplate(o.gvr, p.Target)
+	if !found && err == nil {
+		tmpl, found, err = c.workloadTemplate(ctx, p, t, o)
+	}
+	switch {
+	case err != nil:
+		return nil, err
+	case !found:
+		return newest, nil
+	}
+	pod := &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
+	pod.Namespace, pod.Name = p.Target.Namespace, p.Target.Name+" (template)"
+	return pod, nil
+}
+
+// cachedTemplate returns the pod template of an apps/v1 Deployment or StatefulSet from the
+// informers' caches (Options.WatchTargets; stripCached keeps what the allocation reads of
+// it): found false for any other resource.
+func (c *Controller) cachedTemplate(gvr schema.GroupVersionResource, ref policy.TargetRef) (tmpl *corev1.PodTemplateSpec, found bool, err error) {
+	if c.deployments == nil || gvr.Group != "apps" || gvr.Version != "v1" {
+		return nil, false, nil
+	}
+	switch gvr.Resource {
+	case "deployments":
+		d, err := c.deployments.Deployments(ref.Namespace).Get(ref.Name)
+		if err != nil {
+			return nil, false, fmt.Errorf("get %s from the cache for its pod template: %w", ref, err)
+		}
+		return &d.Spec.Template, true, nil
+	case "statefulsets":
+		st, err := c.statefulsets.StatefulSets(ref.Namespace).Get(ref.Name)
+		if err != nil {
+			return nil, false, fmt.Errorf("get %s from the cache for its pod template: %w", ref, err)
+		}
+		return &st.Spec.Template, true, nil
+	}
+	return nil, false, nil
+}
+
+// workloadTemplate reads the workload's spec.template through the dynamic client: found
+// false when it has none. The scale's resourceVersion is the workload's, so the template
+// is read once per version of the workload and kept in t.
+func (c *Controller) workloadTemplate(ctx context.Context, p *policy.Policy, t *target, o *observed) (*corev1.PodTemplateSpec, bool, error) {
 	if rv := o.scale.ResourceVersion; rv != "" && t.templateVersion == rv {
-		return t.template, nil
+		return t.template, t.template != nil, nil
 	}
 	u, err := c.deps.Dynamic.Resource(o.gvr).Namespace(p.Target.Namespace).Get(ctx, p.Target.Name, metav1.GetOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("get %s for its pod template: %w", p.Target, err)
+		return nil, false, fmt.Errorf("get %s for its pod template: %w", p.Target, err)
 	}
 	raw, found, err := unstructured.NestedMap(u.Object, "spec", "template")
 	if err != nil {
-		return nil, fmt.Errorf("read spec.template of %s: %w", p.Target, err)
+		return nil, false, fmt.Errorf("read spec.template of %s: %w", p.Target, err)
 	}
-	var pod *corev1.Pod
+	var tmpl *corev1.PodTemplateSpec
 	if found {
-		var tmpl corev1.PodTemplateSpec
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, &tmpl); err != nil {
-			return nil, fmt.Errorf("read spec.template of %s: %w", p.Target, err)
+		tmpl = &corev1.PodTemplateSpec{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(raw, tmpl); err != nil {
+			return nil, false, fmt.Errorf("read spec.template of %s: %w", p.Target, err)
 		}
-		pod = &corev1.Pod{ObjectMeta: tmpl.ObjectMeta, Spec: tmpl.Spec}
-		pod.Namespace, pod.Name = p.Target.Namespace, p.Target.Name+" (template)"
 	}
 	// Kept under the version the scale was read at: a later write to the workload changes
 	// it, and the template is read again.
-	t.template, t.templateVersion = pod, o.scale.ResourceVersion
-	return pod, nil
+	t.template, t.templateVersion = tmpl, o.scale.ResourceVersion
+	return tmpl, found, nil
 }
 
 func podReady(p *corev1.Pod) bool {

@@ -42,7 +42,7 @@ func (s *scorecard) add(who string, replicas int32, wanted int32, dt float64) {
 // report derives the metrics, the condition events, the status and the scorecard from one
 // tick's result. A hot standby (leading false) sets the gauges only: counters would count
 // the tick twice.
-func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autoscalingv2.HorizontalPodAutoscaler, conflict string,
+func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autoscalingv2.HorizontalPodAutoscaler, conflict, shared string,
 	grant *alloc.Grant, now time.Time) {
 	p, t, o, dec, hpaEq := a.p, a.t, a.o, res.Decision, res.HPAEquivalent
 	m := c.deps.Metrics
@@ -125,7 +125,7 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 	st.synced = true
 	st.last, st.forecast, st.objective, st.hpa, st.hpaEquivalent = dec, res.Forecast, res.Objective, hpaDesired, hpaEq.DesiredReplicas
 	st.wake = res.Wake
-	st.conflict = conflict
+	st.conflict, st.shared = conflict, shared
 	st.capacity = nil
 	if grant != nil {
 		st.capacity = &CapacityStatus{Priority: p.CapacityPriority(), Guaranteed: p.CapacityGuaranteed(), Wanted: grant.Wanted,
@@ -187,6 +187,9 @@ type PolicyStatus struct {
 	// NotWriting says why prescale, not in dry-run, writes nothing: another autoscaler
 	// targets the workload.
 	NotWriting string `json:"notWriting,omitempty"`
+	// NotScaling says why the decision holds the current replicas whatever the metrics
+	// say: another policy's target selects some of the same pods (AmbiguousSelector).
+	NotScaling string `json:"notScaling,omitempty"`
 	// Capacity is the policy's share of the GPUs at the last tick, for a policy whose pods
 	// request a GPU kind (capacity.mode: cap).
 	Capacity *CapacityStatus `json:"capacity,omitempty"`
@@ -217,7 +220,8 @@ func (c *Controller) Status() []PolicyStatus {
 		s := &t.status
 		st := PolicyStatus{Policy: p.Name, Target: p.Target.String(), Synced: s.synced, HPA: s.hpa,
 			Since: s.score.since, ReplicaSecs: copyMap(s.score.replicaSeconds), ShortSecs: copyMap(s.score.shortSeconds),
-			Forecast: s.forecast, Objective: s.objective, Zero: s.last.Zero, Wake: s.wake, NotWriting: s.conflict, Capacity: s.capacity}
+			Forecast: s.forecast, Objective: s.objective, Zero: s.last.Zero, Wake: s.wake, NotWriting: s.conflict, NotScaling: s.shared,
+			Capacity: s.capacity}
 		if s.synced {
 			cur, desired, equiv := s.last.CurrentReplicas, s.last.DesiredReplicas, s.hpaEquivalent
 			st.Current, st.Desired, st.HPAEquivalent, st.Reason = &cur, &desired, &equiv, s.last.Reason

@@ -38,9 +38,12 @@ type syncRun struct {
 	res      engine.Result
 	hpa      *autoscalingv2.HorizontalPodAutoscaler
 	conflict string
-	dryRun   bool
-	writes   bool
-	timer    *phaseTimer
+	// shared says which other policies' targets select pods of this one's (the
+	// AmbiguousSelector message), "" for none: the decision holds.
+	shared string
+	dryRun bool
+	writes bool
+	timer  *phaseTimer
 	// grant is the policy's share of the GPUs this tick, nil when it was not allocated
 	// (capacity.mode off, or its pods request no GPU kind and it has none to read).
 	grant *alloc.Grant
@@ -50,22 +53,60 @@ type syncRun struct {
 	refresh bool
 }
 
-// prepare runs the first phases of one policy's sync for one tick: observe, query, decide.
-// leading is whether this instance led when the tick began; the sync writes only then,
-// while ctx (the lease's) lives, and outside dry-run. The returned error is the tick's to
-// log and count; the run is then nil.
-func (c *Controller) prepare(ctx context.Context, p *policy.Policy, t *target, now time.Time, leading bool) (*syncRun, error) {
+// observeSync runs the first phase of one policy's sync for one tick: observe. The
+// returned error is the tick's to log and count; the run is then nil.
+func (c *Controller) observeSync(ctx context.Context, p *policy.Policy, t *target) (*syncRun, error) {
 	timer := c.phaseTimer()
 	obs, err := c.observe(ctx, p, t)
 	timer.done(phaseObserve)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
+			// Gone: its selector no longer stands for any pod.
+			t.selector = nil
 			return nil, &syncError{kind: "target_not_found", err: err, repeat: !t.setCondition(condTargetMissing, err.Error())}
 		}
 		return nil, failure("target", err)
 	}
 	t.forgetCondition(condTargetMissing)
-	r := &syncRun{p: p, t: t, obs: obs, timer: timer}
+	return &syncRun{p: p, t: t, obs: obs, timer: timer}, nil
+}
+
+// markShared sets, on each observed run whose target's pods another policy's target's
+// selector also selects, the observation's AmbiguousSelector and why (sharedPods). A
+// policy whose observation failed this tick takes part with the selector it last
+// observed: one failed read does not let another policy count their shared pods as its own.
+func markShared(runs []*syncRun, policies []policy.Policy, targets map[string]*target) {
+	selectors := make([]targetSelector, 0, len(policies))
+	pods := make(map[string][]*corev1.Pod, len(runs))
+	for i := range policies {
+		p := &policies[i]
+		sel := targets[p.Name].selector
+		if r := runs[i]; r != nil {
+			sel = r.obs.selector
+			pods[p.Name] = r.obs.pods
+		}
+		if sel != nil {
+			selectors = append(selectors, targetSelector{policy: p.Name, target: p.Target, selector: sel})
+		}
+	}
+	shared := sharedPods(selectors, pods)
+	for _, r := range runs {
+		if r == nil {
+			continue
+		}
+		if others := shared[r.p.Name]; len(others) > 0 {
+			r.obs.in.AmbiguousSelector = true
+			r.shared = sharedMessage(r.p, r.obs.selector, others)
+		}
+	}
+}
+
+// decideSync runs the next phases of an observed sync: query, decide. leading is whether
+// this instance led when the tick began; the sync writes only then, while ctx (the
+// lease's) lives, and outside dry-run. The returned error is the tick's to log and count.
+func (c *Controller) decideSync(ctx context.Context, r *syncRun, now time.Time, leading bool) error {
+	p, t, timer := r.p, r.t, r.timer
+	timer.start = time.Now() // not the wait for the other targets' observations
 	r.dryRun = c.dryRunFor(p)
 	// A real HPA on the same workload: beside a dry-run it is the comparison; otherwise
 	// prescale does not write (they would fight).
@@ -86,7 +127,7 @@ func (c *Controller) prepare(ctx context.Context, p *policy.Policy, t *target, n
 	}
 	in := engine.Input{Writes: r.writes}
 	if err := c.ensureEngine(p, t); err != nil {
-		return nil, failure("engine", err)
+		return failure("engine", err)
 	}
 	if r.obs.recreated != "" {
 		// Deleted and recreated: the old recommendations describe another object.
@@ -101,7 +142,7 @@ func (c *Controller) prepare(ctx context.Context, p *policy.Policy, t *target, n
 		// the record on the target, not in memory (docs/scale-to-zero.md).
 		stored, err := c.storedRecord(ctx, p, r.act)
 		if err != nil {
-			return nil, failure("target", err)
+			return failure("target", err)
 		}
 		t.eng.Restore(stored)
 	}
@@ -111,13 +152,8 @@ func (c *Controller) prepare(ctx context.Context, p *policy.Policy, t *target, n
 	timer.done(phaseQuery)
 
 	r.res = c.decide(ctx, p, t, r.act, in, now)
-	if dec := r.res.Decision; r.obs.template == nil && c.opts.Capacity.Mode == CapacityCap && dec.DesiredReplicas > dec.CurrentReplicas {
-		// No pod to read what the next one requests (a wake-up from zero): the workload's
-		// template says, so that the scale-up is allocated like any other.
-		r.obs.template, r.obs.templateErr = c.workloadTemplate(ctx, p, t, &r.obs)
-	}
 	timer.done(phaseDecide)
-	return r, nil
+	return nil
 }
 
 // grantCapacity lowers the decision to the policy's grant: a last clamp, CapacityLimited
@@ -163,6 +199,15 @@ func (c *Controller) finish(ctx context.Context, r *syncRun, leading bool, now t
 	}
 	logger.V(2).Info("Decided", kv...)
 
+	if r.shared != "" {
+		// Once per change of the message, as the HPA's AmbiguousSelector condition.
+		if r.writes && r.t.setCondition(condSelector, r.shared) {
+			c.writer.Event(r.obs.ref, corev1.EventTypeWarning, ReasonAmbiguousSelector, r.shared)
+			logger.Info("Not scaling: another policy's target selects the same pods", "reason", r.shared)
+		}
+	} else {
+		r.t.forgetCondition(condSelector)
+	}
 	var err error
 	if r.writes && dec.DesiredReplicas != dec.CurrentReplicas {
 		stored := true
@@ -180,7 +225,7 @@ func (c *Controller) finish(ctx context.Context, r *syncRun, leading bool, now t
 		// the last one is still being written.
 		r.record, r.refresh = r.act.record(dec, res.Forecast, res.Objective, r.grant)
 	}
-	c.report(r.act, res, leading, r.hpa, r.conflict, r.grant, now)
+	c.report(r.act, res, leading, r.hpa, r.conflict, r.shared, r.grant, now)
 	r.timer.done(phaseAct)
 	return err
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/prescale/prescale/engine"
@@ -23,9 +24,12 @@ type target struct {
 	// observe's
 	uid     types.UID
 	startup startups
+	// selector is the target's scale's selector as last observed (nil: never, or the
+	// target was not found since), for the check of selectors shared between policies.
+	selector labels.Selector
 	// template is the pod template last read from the workload (nil: it has none), at
 	// the workload's templateVersion.
-	template        *corev1.Pod
+	template        *corev1.PodTemplateSpec
 	templateVersion string
 
 	// act's
@@ -56,6 +60,7 @@ type targetStatus struct {
 	hpaEquivalent int32
 	hpa           *int32          // the real HPA's desired replicas, when one targets the workload
 	conflict      string          // why prescale does not write: another autoscaler ("" for none)
+	shared        string          // why the decision holds: another policy's target selects the same pods ("" for none)
 	capacity      *CapacityStatus // nil when the policy was not allocated
 	score         scorecard
 }

@@ -29,7 +29,9 @@ the forecast quantile planned for (adaptive, or forecast.quantile: fixed) and th
 latency, or why it is missing. For the policies whose pods request GPUs (capacity.mode:
 cap), a third table: priority, guaranteed minimum, the replicas wanted and granted at the
 last tick, Pending pods and GPUs held for the guarantee, then who got the GPUs of each
-policy granted less than it wanted.`,
+policy granted less than it wanted. A policy that does not write (another autoscaler
+targets the workload) or holds whatever its metrics say (another policy's target selects
+some of its pods: AmbiguousSelector) has a line saying why.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			addr := strings.TrimSuffix(v.GetString("addr"), "/")

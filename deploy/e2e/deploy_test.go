@@ -479,7 +479,7 @@ func TestDeploy(t *testing.T) {
 			{[]string{"update", "deployments.apps", "--subresource=scale", "-n", "inference"}, true},
 			{[]string{"get", "statefulsets.apps", "--subresource=scale", "-n", "inference"}, true},
 			{[]string{"update", "statefulsets.apps", "--subresource=scale", "-n", "inference"}, true},
-			// The decision annotation, and the pod template of a target with no pod.
+			// The decision annotation, and the pod template of a target not watched.
 			{[]string{"patch", "deployments.apps", "-n", "inference"}, true},
 			{[]string{"patch", "statefulsets.apps", "-n", "inference"}, true},
 			{[]string{"get", "deployments.apps", "-n", "inference"}, true},
