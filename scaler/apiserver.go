@@ -128,7 +128,7 @@ func (c *Controller) checkUntilSynced(ctx context.Context, stop <-chan struct{})
 			cctx, cancel := context.WithTimeout(ctx, syncCheckTimeout)
 			err = s.Check(cctx)
 			cancel()
-			if ctx.Err() != nil {
+			if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				return // stopped during the check: its error says nothing of the server
 			}
 			c.syncCheck.set(err)
