@@ -53,7 +53,8 @@ const poolResource = "gpu"
 // holds Params.GPUsPerReplica GPUs (an integer here) from its creation, starting or Ready;
 // a removed pod frees them at the next tick. The traces are cut to the shortest. It returns
 // an error for invalid parameters, a member's trace without requests, a duplicate policy
-// name, or a pool too small for the members' first replicas.
+// name, a guarantee over ReplicasLimit, a policy that asks for more than ReplicasLimit
+// replicas, or a pool too small for the members' first replicas.
 func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) {
 	par := opt.Params
 	if err := par.Validate(); err != nil {
@@ -76,6 +77,9 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 		p := m.Policy
 		if slices.ContainsFunc(members[:i], func(o PoolMember) bool { return o.Policy.Name == p.Name }) {
 			return PoolResult{}, fmt.Errorf("policy %q given twice", p.Name)
+		}
+		if g := p.CapacityGuaranteed(); g > ReplicasLimit {
+			return PoolResult{}, fmt.Errorf("policy %s: capacity.guaranteed %d: a pool backtest holds at most %d replicas a policy", p.Name, g, ReplicasLimit)
 		}
 		tr := m.Trace[:minutes]
 		if tr.Peak() <= 0 {
@@ -111,6 +115,9 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 			total := m.s.total()
 			held += int64(total) * perPod
 			wants[i], _ = m.decide(t)
+			if err := m.bound(t, wants[i]); err != nil {
+				return PoolResult{}, err // before the allocator places that many
+			}
 			in.Policies[i] = alloc.Policy{Name: m.name, Priority: res.Policies[i].Priority, Guaranteed: res.Policies[i].Guaranteed,
 				PerPod: map[string]int64{poolResource: perPod}, Nodes: []string{poolName}, Current: total, Placed: total,
 				PlacedOn: map[string]int32{poolName: total}, Wanted: wants[i]}

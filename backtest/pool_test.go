@@ -118,6 +118,25 @@ func TestRunPoolPriorityAndGuarantee(t *testing.T) {
 	}
 }
 
+// hungry is a member that asks, at its first tick, for 100,000,008 replicas: on 120
+// minutes of 1e9 requests (the peak: 8 replicas at first), its one metric, the arrival rate
+// with an AverageValue of 1m, proposes ceil(1e9/60 / 0.001) = 1.7e10 replicas, over its
+// maxReplicas of 2e9, and its scale-up rule allows 8 + 100,000,000.
+func hungry(t *testing.T, par Params, name string) PoolMember {
+	t.Helper()
+	tr := make(Trace, 120)
+	for m := range tr {
+		tr[m] = 1e9
+	}
+	m := poolMember(t, par, name, 0, 0, tr)
+	p := m.Policy
+	p.MaxReplicas = 2_000_000_000
+	p.Metrics = []policy.Metric{{Name: "arrival", Query: "sum(rate(inference_requests_total[1m]))",
+		Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: ptr(policy.MustQuantity("1m"))}}}
+	p.Behavior.ScaleUp.Policies = []policy.RatePolicy{{Type: policy.PodsPolicy, Value: 100_000_000, PeriodSeconds: 15}}
+	return m
+}
+
 func TestRunPoolErrors(t *testing.T) {
 	par := poolParams()
 	a := poolMember(t, par, "a", 0, 0, surge())
@@ -135,6 +154,16 @@ func TestRunPoolErrors(t *testing.T) {
 		// The surge starts at 100 of a peak of 400 requests, 8 replicas: 2 replicas.
 		{name: "a pool smaller than the first replicas", members: []PoolMember{a}, gpus: 1,
 			want: "the pool of 1 GPUs is smaller than the 2 the policies' first replicas hold"},
+		// The issue's: a guarantee that validation allows (at most maxReplicas) in a pool of
+		// 9e18 GPUs, which the allocator would reserve pod by pod.
+		{name: "a guarantee over the model's replicas", members: []PoolMember{poolMember(t, par, "a", 0, 2_000_000_000, surge())},
+			gpus: 9_000_000_000_000_000_000,
+			want: "policy a: capacity.guaranteed 2000000000: a pool backtest holds at most 1000000 replicas a policy"},
+		// Two policies of one priority, each asking for 100,000,008 replicas: stopped before
+		// the allocator grants them, a pod each in turn.
+		{name: "policies asking for more than the model's replicas", members: []PoolMember{hungry(t, par, "a"), hungry(t, par, "b")},
+			gpus: 9_000_000_000_000_000_000,
+			want: "policy a wants 100000008 replicas at minute 0: the model simulates at most 1000000"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := par

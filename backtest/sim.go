@@ -394,12 +394,20 @@ func (m *sim) actuate(t int, want int32, now time.Time) error {
 	if want == total {
 		return nil
 	}
-	if want > ReplicasLimit {
-		return fmt.Errorf("policy %s wants %d replicas at minute %d: the model simulates at most %d", m.name, want, t/m.e.tpm, ReplicasLimit)
+	if err := m.bound(t, want); err != nil {
+		return err
 	}
 	m.res.ScaleEvents++
 	m.s.scale(want, t+m.e.startup)
 	m.ctl.scaled(total, want, now)
+	return nil
+}
+
+// bound returns an error when want, asked for at tick t, is over ReplicasLimit.
+func (m *sim) bound(t int, want int32) error {
+	if want > ReplicasLimit {
+		return fmt.Errorf("policy %s wants %d replicas at minute %d: the model simulates at most %d", m.name, want, t/m.e.tpm, ReplicasLimit)
+	}
 	return nil
 }
 
