@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -213,13 +214,23 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		return err
 	}
 
-	var client api.Client
-	if url := v.GetString("prometheus"); url != "" {
-		if client, err = prometheusClient(v.GetString("file"), url); err != nil {
+	var load backtest.PrometheusLoad
+	switch url := v.GetString("prometheus"); {
+	case url != "" && v.GetString("trace") != "":
+		return errors.New("give either --trace or --prometheus, not both")
+	case url != "":
+		if load, err = prometheusLoad(v); err != nil {
+			return err
+		}
+		if load.Client, err = prometheusClient(v.GetString("file"), url); err != nil {
+			return err
+		}
+	default:
+		if err := refuseFlags(cmd, "with --prometheus only", "load-query", "from", "to", "step"); err != nil {
 			return err
 		}
 	}
-	tr, name, err := readLoad(cmd, v, client)
+	tr, name, err := readLoad(cmd, v, load)
 	if err == nil && tr.Peak() <= 0 {
 		err = fmt.Errorf("trace %s: %w", name, backtest.ErrNoRequests) // a bad trace, not a bad policy
 	}
@@ -332,13 +343,21 @@ func prometheusClient(path, url string) (api.Client, error) {
 	return nil, fmt.Errorf("--prometheus %s with the prometheus settings of %s: %w", prom.RedactedURL(url), path, err)
 }
 
-// readLoad reads the trace from --trace or from --prometheus through client, and names
-// it; a Prometheus history is named by its URL, redacted (no password), and its query.
-func readLoad(cmd *cobra.Command, v *viper.Viper, client api.Client) (backtest.Trace, string, error) {
+// readLoad reads the trace from --trace or, with --prometheus, the history load
+// describes, and names it; a Prometheus history is named by its URL, redacted (no
+// password), and its query.
+func readLoad(cmd *cobra.Command, v *viper.Viper, load backtest.PrometheusLoad) (backtest.Trace, string, error) {
 	path, url := v.GetString("trace"), v.GetString("prometheus")
 	switch {
-	case path != "" && url != "":
-		return nil, "", errors.New("give either --trace or --prometheus, not both")
+	case url != "":
+		tr, st, err := load.Load(cmd.Context())
+		if err != nil {
+			return nil, "", err
+		}
+		if st.Missing > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: %d of %d steps had no sample and count as 0 requests\n", st.Missing, st.Points)
+		}
+		return tr, fmt.Sprintf("%s %s", prom.RedactedURL(url), load.Query), nil
 	case path != "":
 		var r io.Reader = cmd.InOrStdin()
 		if path != "-" {
@@ -354,26 +373,19 @@ func readLoad(cmd *cobra.Command, v *viper.Viper, client api.Client) (backtest.T
 			return nil, "", fmt.Errorf("trace %s: %w", path, err)
 		}
 		return tr, path, nil
-	case url != "":
-		from, err := parseTime(v.GetString("from"))
-		if err != nil {
-			return nil, "", fmt.Errorf("--from: %w", err)
-		}
-		to, err := parseTime(v.GetString("to"))
-		if err != nil {
-			return nil, "", fmt.Errorf("--to: %w", err)
-		}
-		l := backtest.PrometheusLoad{Client: client, Query: v.GetString("load-query"), From: from, To: to, Step: v.GetDuration("step")}
-		tr, st, err := l.Load(cmd.Context())
-		if err != nil {
-			return nil, "", err
-		}
-		if st.Missing > 0 {
-			fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: %d of %d steps had no sample and count as 0 requests\n", st.Missing, st.Points)
-		}
-		return tr, fmt.Sprintf("%s %s", prom.RedactedURL(url), l.Query), nil
 	}
 	return nil, "", errors.New("no load: give --trace FILE or --prometheus URL")
+}
+
+// refuseFlags returns an error naming the first of flags that was given: it is of no use
+// here (why).
+func refuseFlags(cmd *cobra.Command, why string, flags ...string) error {
+	for _, f := range flags {
+		if cmd.Flags().Changed(f) {
+			return fmt.Errorf("--%s: %s", f, why)
+		}
+	}
+	return nil
 }
 
 // flagErrors names each problem of backtest.Params.Validate by its flag: peakReplicas is
@@ -398,19 +410,69 @@ func flagErrors(err error) error {
 	return errors.Join(errs...)
 }
 
-// parseTime reads RFC 3339 or Unix seconds.
+// parseTime reads --from or --to: RFC 3339 or Unix seconds, within backtest.MinLoadTime
+// (0) .. MaxLoadTime (4102444800, 2100-01-01). NaN, ±Inf, and a number of milliseconds
+// (which reads as thousands of years) are errors.
 func parseTime(s string) (time.Time, error) {
+	lo, hi := backtest.MinLoadTime, backtest.MaxLoadTime
+	bounds := fmt.Sprintf("RFC 3339 or Unix seconds from %d (%s) to before %d (%s)", lo.Unix(), lo.Format(time.RFC3339), hi.Unix(), hi.Format(time.RFC3339))
 	if s == "" {
 		return time.Time{}, errors.New("required with --prometheus")
 	}
 	if sec, err := strconv.ParseFloat(s, 64); err == nil {
+		switch ms := sec / 1000; {
+		case math.IsNaN(sec) || math.IsInf(sec, 0):
+			return time.Time{}, fmt.Errorf("want %s, got %q", bounds, s)
+		case sec >= float64(hi.Unix()) && ms >= float64(lo.Unix()) && ms < float64(hi.Unix()):
+			return time.Time{}, fmt.Errorf("want %s, got %s: milliseconds? In seconds that is %s (%s)", bounds, s,
+				strconv.FormatFloat(ms, 'f', -1, 64), time.Unix(0, int64(ms*1e9)).UTC().Format(time.RFC3339Nano))
+		case !(sec >= float64(lo.Unix()) && sec < float64(hi.Unix())):
+			return time.Time{}, fmt.Errorf("want %s, got %s", bounds, s)
+		}
 		return time.Unix(0, int64(sec*1e9)).UTC(), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("want RFC 3339 or Unix seconds, got %q", s)
+		return time.Time{}, fmt.Errorf("want %s, got %q", bounds, s)
+	}
+	if t.Before(lo) || !t.Before(hi) {
+		return time.Time{}, fmt.Errorf("want %s, got %s", bounds, s)
 	}
 	return t, nil
+}
+
+// prometheusLoad reads --from, --to and --step into the history to load from --prometheus
+// through client (nil until it is built), and returns every problem at once, naming the
+// flags.
+func prometheusLoad(v *viper.Viper) (backtest.PrometheusLoad, error) {
+	l := backtest.PrometheusLoad{Query: v.GetString("load-query"), Step: v.GetDuration("step")}
+	var errs []error
+	var err error
+	if l.From, err = parseTime(v.GetString("from")); err != nil {
+		errs = append(errs, fmt.Errorf("--from: %w", err))
+	}
+	if l.To, err = parseTime(v.GetString("to")); err != nil {
+		errs = append(errs, fmt.Errorf("--to: %w", err))
+	}
+	if len(errs) > 0 {
+		return l, errors.Join(errs...)
+	}
+	for _, p := range problems(l.Validate()) {
+		var pe *backtest.ParamError
+		if !errors.As(p, &pe) {
+			errs = append(errs, p)
+			continue
+		}
+		flag := "--" + pe.Field
+		switch pe.Field {
+		case "range":
+			flag = "--from and --to"
+		case "points":
+			flag = "--from, --to and --step"
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", flag, pe.Err))
+	}
+	return l, errors.Join(errs...)
 }
 
 // describe summarizes the trace and the model's scaling of it.

@@ -143,8 +143,29 @@ func TestBacktestCommandErrors(t *testing.T) {
 				"--queue-target: must be a finite number > 0, got 0\n--min-replicas: must be 0..100000, got -1\n" +
 				"--max-replicas: must be 0 (2 x peakReplicas) or minReplicas (-1)..1000000, got -2\n--slo: must be > 0, got 0s\n" +
 				"--gpus-per-replica: must be in (0, 1024], got NaN\n"},
-		{"prometheus without a range", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1"}, 1,
-			"prescale backtest: --from: required with --prometheus\n"},
+		{"prometheus without a range", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1"}, 2,
+			"prescale: --from: required with --prometheus\n--to: required with --prometheus\n"},
+		// --from and --to: Unix seconds of 1970..2100, refused before any query (nothing
+		// listens at port 1).
+		{"NaN and Inf as times", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "NaN", "--to", "Inf"}, 2,
+			"prescale: --from: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got \"NaN\"\n--to: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got \"Inf\"\n"},
+		{"1e300 and -1 as times", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "-1", "--to", "1e300"}, 2,
+			"prescale: --from: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got -1\n--to: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got 1e300\n"},
+		// 1767225600000 ms is 1767225600 s, 2026-01-01 (20,454 days x 86,400 s).
+		{"a time in milliseconds", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "1767225600000", "--to", "1767229200"}, 2,
+			"prescale: --from: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got 1767225600000: milliseconds? In seconds that is 1767225600 (2026-01-01T00:00:00Z)\n"},
+		{"RFC 3339 past 2100", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "0", "--to", "2300-01-01T00:00:00Z"}, 2,
+			"prescale: --to: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got 2300-01-01T00:00:00Z\n"},
+		// The range: 1,767,225,600 steps of 1 s, refused before Load holds a flag for
+		// each.
+		{"a range of too many points", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "0", "--to", "2026-01-01T00:00:00Z", "--step", "1s"}, 2,
+			"prescale: --from, --to and --step: 1970-01-01T00:00:00Z to 2026-01-01T00:00:00Z at 1s is 1767225600 points; at most 4000000 (46 days at 1s, 7.6 years at 1m)\n"},
+		{"a range of a minute and a half", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "0", "--to", "90"}, 2,
+			"prescale: --from and --to: 1970-01-01T00:00:00Z to 1970-01-01T00:01:30Z: 1m30s, must be whole minutes\n"},
+		{"a step that does not divide a minute", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "0", "--to", "3600", "--step", "7s"}, 2,
+			"prescale: --step: must divide a minute, got 7s\n"},
+		{"a range with a trace", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--from", "0"}, 2,
+			"prescale: --from: with --prometheus only\n"},
 		{"a budget that is no number", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "abc"}, 2,
 			"prescale: --budget: want a fraction (0.001) or a percentage (\"0.1%\"), got \"abc\"\n"},
 		{"a budget over half the minutes", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "60%"}, 2,
