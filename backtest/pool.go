@@ -52,7 +52,7 @@ const poolResource = "gpu"
 // capacity.priority and capacity.guaranteed, then by how far it is below its need. A pod
 // holds Params.GPUsPerReplica GPUs (an integer here) from its creation, starting or Ready;
 // a removed pod frees them at the next tick. The traces are cut to the shortest. It returns
-// an error for invalid parameters, a member's trace without requests, a duplicate policy
+// an error for invalid parameters, a member's trace that CheckTrace refuses, a duplicate policy
 // name, a guarantee over ReplicasLimit, a policy that asks for more than ReplicasLimit
 // replicas, or a pool too small for the members' first replicas.
 func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) {
@@ -82,8 +82,8 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 			return PoolResult{}, fmt.Errorf("policy %s: capacity.guaranteed %d: a pool backtest holds at most %d replicas a policy", p.Name, g, ReplicasLimit)
 		}
 		tr := m.Trace[:minutes]
-		if tr.Peak() <= 0 {
-			return PoolResult{}, fmt.Errorf("trace of policy %s: %w", p.Name, ErrNoRequests)
+		if err := par.CheckTrace(tr); err != nil {
+			return PoolResult{}, fmt.Errorf("trace of policy %s: %w", p.Name, err)
 		}
 		d, err := newDecider(p, par)
 		if err != nil {

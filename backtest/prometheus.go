@@ -100,7 +100,7 @@ func (l PrometheusLoad) step() time.Duration {
 // 60. Each step [s, s+Step) takes the query's value at its end, s+Step, where a rate over
 // [1m] (with Step 1m) covers exactly that minute. Steps without a sample count as 0 requests and are counted in LoadStats.Missing. A
 // range that Validate refuses, a query that returns more than one series, a NaN or negative
-// rate, or a failed request is an error.
+// rate or one over MaxRequests a minute, or a failed request is an error.
 func (l PrometheusLoad) Load(ctx context.Context) (Trace, LoadStats, error) {
 	var st LoadStats
 	if err := l.Validate(); err != nil {
@@ -149,6 +149,8 @@ func (l PrometheusLoad) Load(ctx context.Context) (Trace, LoadStats, error) {
 				continue
 			case math.IsNaN(rate) || math.IsInf(rate, 0) || rate < 0:
 				return nil, st, fmt.Errorf("range query %q at %s: rate %v is not a finite non-negative number", l.Query, s.Timestamp.Time().UTC().Format(time.RFC3339), rate)
+			case rate*60 > MaxRequests:
+				return nil, st, fmt.Errorf("range query %q at %s: rate %v requests/s: at most %g a minute", l.Query, s.Timestamp.Time().UTC().Format(time.RFC3339), rate, MaxRequests)
 			}
 			if !seen[i] {
 				seen[i] = true

@@ -120,8 +120,32 @@ func (r *Result) Policy(name string) (*PolicyResult, bool) {
 // ErrNoRequests is Run's error for a trace whose every minute is 0 (or that has none).
 var ErrNoRequests = errors.New("no minute has requests: the model scales its capacity to the peak minute")
 
+// smallestNormal is the smallest normal float64, 2^-1022.
+const smallestNormal = 0x1p-1022
+
+// CheckTrace returns an error when the model par cannot simulate tr: a trace without
+// requests (ErrNoRequests), a minute whose requests are not a number in 0..MaxRequests, or a
+// peak so small that a replica's capacity at the target utilization (peak / 60 /
+// PeakReplicas requests/s) is not a normal float64. par must be valid. A trace that passes
+// gives finite numbers everywhere: the queue holds at most the trace's requests.
+func (par Params) CheckTrace(tr Trace) error {
+	for m, v := range tr {
+		if !(v >= 0 && v <= MaxRequests) {
+			return fmt.Errorf("minute %d: %v requests: want a number in 0..%g", m, v, MaxRequests)
+		}
+	}
+	if len(tr) == 0 || tr.Peak() <= 0 {
+		return ErrNoRequests
+	}
+	if mu := par.Mu(tr); math.IsInf(mu, 0) || !(mu*par.TargetUtilization >= smallestNormal) {
+		return fmt.Errorf("a peak of %g requests a minute is too small for the model: %d replicas at %g utilization serve it at %g requests/s each",
+			tr.Peak(), par.PeakReplicas, par.TargetUtilization, mu)
+	}
+	return nil
+}
+
 // Run replays tr through the model once per contender, tick by tick, and scores each. It
-// returns an error for invalid parameters, a trace without requests, a duplicate name, a
+// returns an error for invalid parameters, a trace that CheckTrace refuses, a duplicate name, a
 // policy metric that binds to none of the model's series, or a policy that asks for more
 // than ReplicasLimit replicas.
 func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
@@ -129,8 +153,8 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 	if err := par.Validate(); err != nil {
 		return Result{}, fmt.Errorf("model parameters: %w", err)
 	}
-	if len(tr) == 0 || tr.Peak() <= 0 {
-		return Result{}, fmt.Errorf("trace: %w", ErrNoRequests)
+	if err := par.CheckTrace(tr); err != nil {
+		return Result{}, fmt.Errorf("trace: %w", err)
 	}
 	e := newEnv(par, tr)
 	res := Result{Mu: e.mu, Minutes: len(tr), Ticks: e.ticks, Returns: e.returns, Policies: make([]PolicyResult, len(cs))}

@@ -22,13 +22,18 @@ func (tr Trace) Peak() float64 {
 	return peak
 }
 
+// MaxRequests bounds a minute's requests, in a trace and in a Prometheus history (rate x
+// 60): the forecaster's bound on a load, which keeps the model's queue, and every number it
+// reports, finite.
+const MaxRequests = 1e15
+
 // maxTraceLine bounds the scanner's buffer, a row and its line end: a row is a few fields.
 const maxTraceLine = 1 << 20
 
 // ReadTrace reads a per-minute trace in CSV: a header naming the columns minute and requests
 // (in any order, other columns ignored), then one row per minute. Minutes must be consecutive
-// integers (a minute without requests is written as 0); requests must be finite and not
-// negative. Every error names its line. An empty trace is an error.
+// integers (a minute without requests is written as 0); requests must be finite, not
+// negative and at most MaxRequests. Every error names its line. An empty trace is an error.
 func ReadTrace(r io.Reader) (Trace, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxTraceLine)
@@ -82,6 +87,8 @@ func ReadTrace(r io.Reader) (Trace, error) {
 			return nil, fmt.Errorf("line %d: requests %q: not a finite number", line, rs)
 		case v < 0:
 			return nil, fmt.Errorf("line %d: requests is negative: %s", line, rs)
+		case v > MaxRequests:
+			return nil, fmt.Errorf("line %d: requests %s: at most %g a minute", line, rs, MaxRequests)
 		}
 		// prev+1 would wrap around after the largest minute: nothing follows it.
 		if len(tr) > 0 && (prev == math.MaxInt64 || m != prev+1) {

@@ -120,6 +120,9 @@ func runPoolBacktest(cmd *cobra.Command, v *viper.Viper, par backtest.Params) er
 		}
 		tr, err := backtest.ReadTrace(fh)
 		fh.Close()
+		if err == nil {
+			err = par.CheckTrace(tr)
+		}
 		if err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: trace %s: %v\n", path, err)
 			return exitError{code: 1}
@@ -231,8 +234,10 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		}
 	}
 	tr, name, err := readLoad(cmd, v, load)
-	if err == nil && tr.Peak() <= 0 {
-		err = fmt.Errorf("trace %s: %w", name, backtest.ErrNoRequests) // a bad trace, not a bad policy
+	if err == nil {
+		if err = par.CheckTrace(tr); err != nil {
+			err = fmt.Errorf("trace %s: %w", name, err) // a bad trace, not a bad policy
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "prescale backtest: %v\n", err)

@@ -375,3 +375,50 @@ func TestBacktestCommandPool(t *testing.T) {
 		}
 	}
 }
+
+// burstCSV is 60 minutes of 1 request, but perMinute requests in minutes 30, 31 and 32.
+func burstCSV(perMinute string) string {
+	var b strings.Builder
+	b.WriteString("minute,requests\n")
+	for m := range 60 {
+		v := "1"
+		if m >= 30 && m < 33 {
+			v = perMinute
+		}
+		fmt.Fprintf(&b, "%d,%s\n", m, v)
+	}
+	return b.String()
+}
+
+// TestBacktestCommandJSONFinite: --json of a queue that a burst overflows. The issue's
+// burst of 1.7e308 requests a minute made the queue +Inf, and --json failed with exit 2 and
+// no output; it is now refused as a bad trace (exit 1, its line named). At the most requests
+// a minute allowed, 1e15, every output (the single backtest, with the objective's
+// comparison, from zero, in a pool) is JSON.
+func TestBacktestCommandJSONFinite(t *testing.T) {
+	dir := t.TempDir()
+	over, most := filepath.Join(dir, "over.csv"), filepath.Join(dir, "most.csv")
+	pool := filepath.Join(dir, "pool.yaml")
+	for path, content := range map[string]string{over: burstCSV("1.7e308"), most: burstCSV("1e15"), pool: poolPolicies} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, stderr := runPrescale(t, "", "backtest", "-f", "../../examples/backtest-policy.yaml", "--trace", over, "--json")
+	// The header is line 1: minute 30 is line 32.
+	if want := "prescale backtest: trace " + over + ": line 32: requests 1.7e308: at most 1e+15 a minute\n"; code != 1 || out != "" || stderr != want {
+		t.Errorf("a burst of 1.7e308: exit %d, stdout %q, stderr %q; want exit 1, stderr %q", code, out, stderr, want)
+	}
+	for _, args := range [][]string{
+		{"-f", "../../examples/backtest-policy.yaml", "--trace", most},
+		{"-f", "../../examples/slo-policy.yaml", "--trace", most},
+		{"-f", "../../examples/backtest-policy.yaml", "--trace", most, "--min-replicas", "0", "--budget", "1%"},
+		{"-f", pool, "--pool-gpus", "1000", "--pool-trace", "chat=" + most, "--pool-trace", "code=" + most},
+	} {
+		code, out, stderr := runPrescale(t, "", append(append([]string{"backtest"}, args...), "--json")...)
+		var v map[string]any
+		if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil {
+			t.Errorf("%v: exit %d, %v, stderr %q", args, code, err, stderr)
+		}
+	}
+}
