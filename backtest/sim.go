@@ -343,6 +343,11 @@ func (e *env) newSim(name string, ctl controller, opt Options) *sim {
 		m.res.Violation = make([]bool, len(e.tr))
 	}
 	m.s = service{ready: e.replicasFor(e.lambda(0))}
+	if _, ok := ctl.(*decider); ok {
+		// A policy starts with a replica even where the load needs none: at zero, a fresh
+		// engine (as a fresh HPA) reads the target as turned off and never scales it.
+		m.s.ready = max(m.s.ready, 1)
+	}
 	for i := range m.w {
 		m.w[i] = newWindow()
 	}
