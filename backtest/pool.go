@@ -38,6 +38,8 @@ type PoolResult struct {
 	Minutes  int                `json:"minutes"`
 	Ticks    int                `json:"ticks"`
 	Policies []PoolPolicyResult `json:"policies"`
+	// Warnings are as in Result.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // poolName is the one node of a pool backtest: the pool is one account of GPUs.
@@ -88,6 +90,9 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 		d, err := newDecider(p, par)
 		if err != nil {
 			return PoolResult{}, err
+		}
+		if d.noForecast != nil {
+			res.Warnings = append(res.Warnings, d.noForecast.Error())
 		}
 		sims[i] = newEnv(par, tr).newSim(p.Name, d, opt)
 		res.Policies[i].Priority, res.Policies[i].Guaranteed = p.CapacityPriority(), p.CapacityGuaranteed()

@@ -101,6 +101,9 @@ type Result struct {
 	// Returns counts the minutes with requests that follow a minute without.
 	Returns  int            `json:"returns"`
 	Policies []PolicyResult `json:"policies"`
+	// Warnings say what the run did other than the policies say: a policy that runs
+	// without its forecast, which cannot be built at the backtest's load step, and why.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ReturnWindow is how long after a return its SLO-violation minutes count as the return's
@@ -171,6 +174,9 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 		d, err := newDecider(c.Policy, par)
 		if err != nil {
 			return Result{}, err
+		}
+		if d.noForecast != nil {
+			res.Warnings = append(res.Warnings, d.noForecast.Error())
 		}
 		ctls[i] = d
 	}

@@ -352,3 +352,35 @@ func TestRunScaleToZero(t *testing.T) {
 		t.Errorf("decisions (-want +got):\n%s", diff)
 	}
 }
+
+func TestRunSaysWhenTheForecastCannotBeBuilt(t *testing.T) {
+	// The issue's: seasonal-naive with a season of 20 s at the 15 s interval: rounded to
+	// whole steps, (20 + 7.5) / 15 = 1 step, and a season needs 2. The replay runs without the
+	// forecast, and says so once, with why; at a 10 s interval the season is 2 steps and
+	// nothing is said.
+	line := `{"time":"2026-01-01T00:00:00Z","specReplicas":2,"metrics":{"p95-latency":{"value":4}},"load":{"value":50}}` + "\n"
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		want     []string
+	}{
+		{name: "a season of one interval", interval: 15 * time.Second, want: []string{"policy llama-70b runs without its forecast, which cannot be built at the interval of 15s: " +
+			"build the forecaster: fit forecast: invalid forecast options: season: must be at least 2 steps (30s), got 20s"}},
+		{name: "a season of two intervals", interval: 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := examplePolicy()
+			p.Forecast = &policy.Forecast{Load: policy.Load{Query: "lq", PerReplica: policy.NewAutoFloat(10)},
+				Method: "seasonal-naive", Season: &policy.Duration{Duration: 20 * time.Second}}
+			var got []string
+			o := Options{Interval: tc.interval, Startup: opts.Startup, Warn: func(msg string) { got = append(got, msg) }}
+			var out bytes.Buffer
+			if err := Run(p, o, strings.NewReader(line+strings.Replace(line, ":00Z", ":30Z", 1)), &out); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -137,6 +137,7 @@ func runPoolBacktest(cmd *cobra.Command, v *viper.Viper, par backtest.Params) er
 	if err != nil {
 		return err
 	}
+	warn(cmd.ErrOrStderr(), res.Warnings)
 	out := cmd.OutOrStdout()
 	if v.GetBool("json") {
 		enc := json.NewEncoder(out)
@@ -281,6 +282,11 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		cmp = &c
 	}
 	done()
+	var warnings []string
+	for _, r := range results {
+		warnings = append(warnings, r.Result.Warnings...)
+	}
+	warn(stderr, warnings)
 
 	summary := describe(tr, par, results[0].Result)
 	if plotPath != "" || htmlPath != "" {
@@ -318,6 +324,17 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	}
 	fmt.Fprintln(out)
 	return backtest.WriteComparison(out, *cmp)
+}
+
+// warn prints each of warnings once, in order, to stderr.
+func warn(stderr io.Writer, warnings []string) {
+	seen := map[string]bool{}
+	for _, w := range warnings {
+		if !seen[w] {
+			seen[w] = true
+			fmt.Fprintf(stderr, "prescale backtest: warning: %s\n", w)
+		}
+	}
 }
 
 // prometheusClient returns the client of the Prometheus at url (--prometheus) with the

@@ -422,3 +422,26 @@ func TestBacktestCommandJSONFinite(t *testing.T) {
 		}
 	}
 }
+
+func TestBacktestCommandSaysWhenTheForecastCannotBeBuilt(t *testing.T) {
+	// The backtest samples the load once a minute: a 60 s season is 1 step, and cannot be
+	// built. Said once on standard error, for a sweep of two points too, and in --json.
+	file := seasonalMinute(t)
+	want := "prescale backtest: warning: policy prescale runs without its forecast, which cannot be built at the backtest's load step of 1m0s: " +
+		"build the forecaster: fit forecast: invalid forecast options: season: must be at least 2 steps (2m0s), got 1m0s\n"
+	for _, extra := range [][]string{nil, {"--sweep", "queueTarget=2,5"}} {
+		code, _, stderr := runPrescale(t, "", append([]string{"backtest", "-f", file, "--trace", convTrace}, extra...)...)
+		if code != 0 || stderr != want {
+			t.Errorf("%v: exit %d, stderr %q; want exit 0, stderr %q", extra, code, stderr, want)
+		}
+	}
+	_, out, _ := runPrescale(t, "", "backtest", "-f", file, "--trace", convTrace, "--json")
+	var got struct {
+		Result struct {
+			Warnings []string `json:"warnings"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Result.Warnings) != 1 {
+		t.Errorf("json warnings %q (%v), want the one", got.Result.Warnings, err)
+	}
+}
