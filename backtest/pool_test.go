@@ -2,6 +2,7 @@ package backtest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -175,5 +176,79 @@ func TestRunPoolErrors(t *testing.T) {
 				t.Errorf("RunPool: %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestRunPoolUnservedIsTheTracesDemand(t *testing.T) {
+	// The issue's: a policy held at 1 replica for the whole trace, by a pool of 1 GPU. Its
+	// trace needs 1 replica in minute 0 (50 of a peak of 400 requests, 8 replicas: 50 / 400
+	// x 8 = 1), then 8. From tick 4 (minute 1) on, it wants more at every tick (its GPUs at
+	// 100%, its queue growing) and is granted 1: 236 ticks limited, in 59 minutes. The trace
+	// carried 8 - 1 = 7 replicas more than were granted at each: 236 x 7 x 15 s = 6.883
+	// GPU-hours unserved. Counted as what it wanted (its scale-up rules' step, 1 + 4 pods),
+	// it was 236 x 4 x 15 s = 3.933.
+	par := poolParams()
+	tr := make(Trace, 60)
+	for m := range tr {
+		tr[m] = 400
+	}
+	tr[0] = 50
+	res, err := RunPool([]PoolMember{poolMember(t, par, "a", 0, 0, tr)}, 1, Options{Params: par})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := res.Policies[0]
+	// 240 ticks x 1 GPU x 15 s = 1 GPU-hour.
+	if !near(a.UnservedGPUHours, 236*7*15.0/3600) || a.LimitedMinutes != 59 || !near(a.GPUHours, 1) {
+		t.Errorf("unserved %v GPU-hours, limited %d minutes, %v GPU-hours; want %v, 59, 1", a.UnservedGPUHours, a.LimitedMinutes, a.GPUHours, 236*7*15.0/3600)
+	}
+}
+
+func TestRunPoolSLOIsTheMembers(t *testing.T) {
+	// In a roomy pool, a member whose SLO is 5 s (its objective's) scores as it does alone on
+	// a model of that SLO; the other keeps Params.SLO, 2 s.
+	par := poolParams()
+	a, b := poolMember(t, par, "a", 0, 0, surge()), poolMember(t, par, "b", 0, 0, surge())
+	a.SLO = 5 * time.Second
+	res, err := RunPool([]PoolMember{a, b}, 1000, Options{Params: par})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, slo := range []time.Duration{5 * time.Second, 2 * time.Second} {
+		mp := par
+		mp.SLO = slo
+		m := []PoolMember{a, b}[i]
+		alone, err := Run(m.Trace, []Contender{{Name: m.Policy.Name, Policy: m.Policy}}, Options{Params: mp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(alone.Policies[0], res.Policies[i].PolicyResult); diff != "" {
+			t.Errorf("policy %s at SLO %v (-alone +pool):\n%s", m.Policy.Name, slo, diff)
+		}
+		if res.Policies[i].SLOSeconds != slo.Seconds() {
+			t.Errorf("policy %s: sloSeconds %v, want %v", m.Policy.Name, res.Policies[i].SLOSeconds, slo.Seconds())
+		}
+	}
+}
+
+func TestRunPoolWarnsOfGuaranteesOverThePool(t *testing.T) {
+	// Two policies guaranteed 40 replicas of 1 GPU: 80 GPUs. A pool of 79 cannot hold them
+	// (the was 30); one of 80 can.
+	par := poolParams()
+	members := []PoolMember{poolMember(t, par, "a", 0, 40, surge()), poolMember(t, par, "b", 0, 40, surge())}
+	for _, tc := range []struct {
+		gpus int64
+		want []string
+	}{
+		{gpus: 79, want: []string{"the guarantees (a 40, b 40 replicas; 80 GPUs at 1 a replica) exceed the pool's 79 GPUs: not all can be held"}},
+		{gpus: 80},
+	} {
+		res, err := RunPool(members, tc.gpus, Options{Params: par})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(tc.want, res.Warnings); diff != "" {
+			t.Errorf("a pool of %d: warnings (-want +got):\n%s", tc.gpus, diff)
+		}
 	}
 }

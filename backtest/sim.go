@@ -224,11 +224,21 @@ type env struct {
 func (e *env) lambda(t int) float64 { return e.tr[t/e.tpm] / 60 }
 
 // replicasFor returns the replicas that serve lambda at the target utilization, rounded up
-// but not past a float64 rounding error (the peak needs exactly PeakReplicas).
+// but not past a float64 rounding error (the peak needs exactly PeakReplicas), at least
+// MinReplicas.
 func (e *env) replicasFor(lambda float64) int32 {
-	x := lambda / (e.mu * e.par.TargetUtilization)
-	return max(e.par.MinReplicas, int32(math.Ceil(x-1e-9)))
+	return max(e.par.MinReplicas, e.serving(lambda))
 }
+
+// serving is replicasFor without MinReplicas.
+func (e *env) serving(lambda float64) int32 {
+	x := lambda / (e.mu * e.par.TargetUtilization)
+	return max(0, int32(math.Ceil(x-1e-9)))
+}
+
+// need returns the replicas that tick t's load needs at the target utilization: the demand
+// the trace carries.
+func (e *env) need(t int) int32 { return e.serving(e.lambda(t)) }
 
 // service is the simulated workload: Ready pods, starting pods and the queue.
 type service struct {

@@ -96,6 +96,19 @@ history, 2 bad usage or policy file.`,
 // runPoolBacktest is backtest's pool mode: the policies named by --pool-trace, each on its
 // own trace, share --pool-gpus GPUs.
 func runPoolBacktest(cmd *cobra.Command, v *viper.Viper, par backtest.Params) error {
+	for _, r := range []struct {
+		why   string
+		flags []string
+	}{
+		{"pool mode (--pool-gpus) reads each policy's trace from its --pool-trace POLICY=FILE.csv", []string{"trace", "prometheus", "load-query", "from", "to", "step"}},
+		{"pool mode (--pool-gpus) backtests the policies of its --pool-trace flags", []string{"policy"}},
+		{"pool mode (--pool-gpus) has no sweep, objective comparison, plot nor HTML report",
+			[]string{"sweep", "budget", "plot", "plot-fronts", "plot-from", "plot-window", "html"}},
+	} {
+		if err := refuseFlags(cmd, r.why, r.flags...); err != nil {
+			return err
+		}
+	}
 	if err := par.Validate(); err != nil {
 		return flagErrors(err)
 	}
@@ -127,9 +140,30 @@ func runPoolBacktest(cmd *cobra.Command, v *viper.Viper, par backtest.Params) er
 			fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: trace %s: %v\n", path, err)
 			return exitError{code: 1}
 		}
-		members = append(members, backtest.PoolMember{Policy: p, Trace: tr})
+		m := backtest.PoolMember{Policy: p, Trace: tr}
+		if o := p.Objective; o != nil {
+			// As in a single backtest: the model's SLO is the objective's, unless --slo says.
+			if !cmd.Flags().Changed("slo") {
+				m.SLO = o.SLO.Duration
+			} else if par.SLO != o.SLO.Duration {
+				fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: warning: --slo %v is not the objective's slo %v of policy %s: violations count over --slo\n", par.SLO, o.SLO.Duration, p.Name)
+			}
+		}
+		members = append(members, m)
 	}
-	res, err := backtest.RunPool(members, v.GetInt64("pool-gpus"), backtest.Options{Params: par})
+	opt := backtest.Options{Params: par}
+	minutes := len(members[0].Trace) // the traces are cut to the shortest
+	for _, m := range members {
+		minutes = min(minutes, len(m.Trace))
+	}
+	ticks := minutes * int(time.Minute/par.Tick)
+	progress, done := progressFunc(cmd.ErrOrStderr(), v.GetBool("progress"), ticks)
+	defer done()
+	if progress != nil {
+		opt.Progress = func(d, _ int) { progress(d) }
+	}
+	res, err := backtest.RunPool(members, v.GetInt64("pool-gpus"), opt)
+	done()
 	if errors.Is(err, backtest.ErrNoRequests) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: %v\n", err)
 		return exitError{code: 1}
@@ -146,10 +180,10 @@ func runPoolBacktest(cmd *cobra.Command, v *viper.Viper, par backtest.Params) er
 	}
 	fmt.Fprintf(out, "%d policies sharing %d GPUs (at most %d held at once), %d minutes\n\n", len(res.Policies), res.GPUs, res.PeakGPUs, res.Minutes)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POLICY\tPRIORITY\tGUARANTEED\tGPU-HOURS\tUNSERVED GPU-HOURS\tLIMITED MIN\tSLO-VIOLATION MIN\tUNDER-PROVISIONED MIN\tSCALE EVENTS")
+	fmt.Fprintln(tw, "POLICY\tPRIORITY\tGUARANTEED\tGPU-HOURS\tUNSERVED GPU-HOURS\tLIMITED MIN\tSLO\tSLO-VIOLATION MIN\tUNDER-PROVISIONED MIN\tSCALE EVENTS")
 	for _, p := range res.Policies {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%d\n", p.Name, p.Priority, p.Guaranteed, p.GPUHours, p.UnservedGPUHours,
-			p.LimitedMinutes, p.SLOViolationMinutes, p.UnderProvisionedMinutes, p.ScaleEvents)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%d\t%gs\t%d\t%d\t%d\n", p.Name, p.Priority, p.Guaranteed, p.GPUHours, p.UnservedGPUHours,
+			p.LimitedMinutes, p.SLOSeconds, p.SLOViolationMinutes, p.UnderProvisionedMinutes, p.ScaleEvents)
 	}
 	return tw.Flush()
 }
@@ -166,8 +200,11 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		SLO:               v.GetDuration("slo"),
 		GPUsPerReplica:    v.GetFloat64("gpus-per-replica"),
 	}
-	if cmd.Flags().Changed("pool-gpus") {
+	switch {
+	case cmd.Flags().Changed("pool-gpus"):
 		return runPoolBacktest(cmd, v, par)
+	case cmd.Flags().Changed("pool-trace"):
+		return errors.New("--pool-trace: pool mode needs --pool-gpus N, the GPUs the policies share")
 	}
 	p, err := loadPolicy(v.GetString("file"), v.GetString("policy"))
 	if err != nil {

@@ -368,9 +368,21 @@ func TestBacktestCommandPool(t *testing.T) {
 		{[]string{"--pool-gpus", "50", "--pool-trace", "chat"}, 2, `--pool-trace: want POLICY=FILE.csv, got "chat"`},
 		{[]string{"--pool-gpus", "50", "--pool-trace", "none=" + code}, 2, `has no policy "none"`},
 		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=/no/such.csv"}, 1, "open trace of policy chat"},
+		// The issue's: flags that pool mode does not use were accepted and ignored.
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=" + convTrace, "--trace", convTrace}, 2,
+			"prescale: --trace: pool mode (--pool-gpus) reads each policy's trace from its --pool-trace POLICY=FILE.csv\n"},
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=" + convTrace, "--sweep", "queueTarget=2,5"}, 2,
+			"prescale: --sweep: pool mode (--pool-gpus) has no sweep, objective comparison, plot nor HTML report\n"},
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=" + convTrace, "--html", "report.html"}, 2,
+			"prescale: --html: pool mode (--pool-gpus) has no sweep, objective comparison, plot nor HTML report\n"},
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=" + convTrace, "--budget", "1%"}, 2,
+			"prescale: --budget: pool mode (--pool-gpus) has no sweep, objective comparison, plot nor HTML report\n"},
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=" + convTrace, "--policy", "chat"}, 2,
+			"prescale: --policy: pool mode (--pool-gpus) backtests the policies of its --pool-trace flags\n"},
+		{[]string{"--pool-trace", "chat=" + convTrace}, 2, "prescale: --pool-trace: pool mode needs --pool-gpus N, the GPUs the policies share\n"},
 	} {
 		exit, _, stderr := runPrescale(t, "", append([]string{"backtest", "-f", file}, tc.args...)...)
-		if exit != tc.code || !strings.Contains(stderr, tc.want) {
+		if exit != tc.code || !strings.Contains(stderr, tc.want) || tc.code == 2 && strings.HasPrefix(tc.want, "prescale: ") && stderr != tc.want {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, exit, stderr, tc.code, tc.want)
 		}
 	}
@@ -443,5 +455,71 @@ func TestBacktestCommandSaysWhenTheForecastCannotBeBuilt(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Result.Warnings) != 1 {
 		t.Errorf("json warnings %q (%v), want the one", got.Result.Warnings, err)
+	}
+}
+
+// poolObjectivePolicies are two policies guaranteed 40 replicas each; code has an objective
+// whose slo is 5 s.
+const poolObjectivePolicies = `policies:
+  - name: chat
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: chat}
+    maxReplicas: 80
+    metrics:
+      - {name: gpu, query: 'avg by (pod) (DCGM_FI_DEV_GPU_UTIL)', target: {type: AverageValue, averageValue: 70}}
+    capacity: {priority: 100, guaranteed: 40}
+  - name: code
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: code}
+    maxReplicas: 80
+    metrics:
+      - {name: gpu, query: 'avg by (pod) (DCGM_FI_DEV_GPU_UTIL)', target: {type: AverageValue, averageValue: 70}}
+    capacity: {guaranteed: 40}
+    forecast:
+      load: {query: 'sum(rate(inference_requests_total[1m]))', perReplica: auto}
+    objective: {query: 'max(vllm:e2e_request_latency_seconds)', slo: 5s, budget: 1%}
+`
+
+func TestBacktestCommandPoolSLOAndGuarantees(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pool.yaml")
+	if err := os.WriteFile(file, []byte(poolObjectivePolicies), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code := "../../../shared/traces/azure-llm-2023/code_requests_per_minute.csv"
+	args := []string{"backtest", "-f", file, "--pool-gpus", "79", "--pool-trace", "chat=" + convTrace, "--pool-trace", "code=" + code, "--json"}
+	type result struct {
+		Policies []struct {
+			Name       string  `json:"name"`
+			SLOSeconds float64 `json:"sloSeconds"`
+		} `json:"policies"`
+		Warnings []string `json:"warnings"`
+	}
+	// 40 + 40 guaranteed GPUs in a pool of 79: a warning, on standard error and in the JSON.
+	// code's SLO is its objective's, 5 s; chat's the model's, 2 s.
+	guarantees := "the guarantees (chat 40, code 40 replicas; 80 GPUs at 1 a replica) exceed the pool's 79 GPUs: not all can be held"
+	exit, out, stderr := runPrescale(t, "", args...)
+	var res result
+	if err := json.Unmarshal([]byte(out), &res); exit != 0 || err != nil {
+		t.Fatalf("exit %d, %v, stderr %s", exit, err, stderr)
+	}
+	if want := "prescale backtest: warning: " + guarantees + "\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+	if len(res.Policies) != 2 || res.Policies[0].SLOSeconds != 2 || res.Policies[1].SLOSeconds != 5 || len(res.Warnings) != 1 || res.Warnings[0] != guarantees {
+		t.Errorf("result %+v; want chat at 2 s, code at 5 s, the warning", res)
+	}
+	// An explicit --slo wins, with a warning for code's objective.
+	exit, out, stderr = runPrescale(t, "", append(args, "--slo", "3s")...)
+	res = result{}
+	if err := json.Unmarshal([]byte(out), &res); exit != 0 || err != nil {
+		t.Fatalf("--slo 3s: exit %d, %v, stderr %s", exit, err, stderr)
+	}
+	want := "prescale backtest: warning: --slo 3s is not the objective's slo 5s of policy code: violations count over --slo\n" +
+		"prescale backtest: warning: " + guarantees + "\n"
+	if stderr != want || res.Policies[0].SLOSeconds != 3 || res.Policies[1].SLOSeconds != 3 {
+		t.Errorf("--slo 3s: stderr %q, result %+v; want stderr %q, both at 3 s", stderr, res, want)
+	}
+	// The table has the SLO column.
+	_, out, _ = runPrescale(t, "", args[:len(args)-1]...)
+	if !strings.Contains(out, " SLO ") || !strings.Contains(out, " 5s ") {
+		t.Errorf("table:\n%s", out)
 	}
 }
