@@ -238,6 +238,9 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		}
 		axes = append(axes, a)
 	}
+	if n, product := backtest.GridSize(axes); n > backtest.MaxSweepPoints {
+		return fmt.Errorf("--sweep: a grid of %s points is more than %d", product, backtest.MaxSweepPoints)
+	}
 	plotPath, htmlPath := v.GetString("plot"), v.GetString("html")
 	if len(axes) > 0 && (plotPath != "" || htmlPath != "") {
 		return errors.New("--plot and --html show one backtest: leave out --sweep")

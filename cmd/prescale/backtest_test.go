@@ -170,6 +170,9 @@ func TestBacktestCommandErrors(t *testing.T) {
 			"prescale: --budget: want a fraction (0.001) or a percentage (\"0.1%\"), got \"abc\"\n"},
 		{"a budget over half the minutes", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "60%"}, 2,
 			"prescale: --budget: must be within (0, 50%], got \"60%\"\n"},
+		// 7 x 143 = 1001 points.
+		{"a sweep grid over 1000 points", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--sweep", "slo=" + strings.Repeat("1,", 6) + "1",
+			"--sweep", "startup=" + strings.Repeat("1,", 142) + "1"}, 2, "prescale: --sweep: a grid of 7 x 143 points is more than 1000\n"},
 		{"a budget with a sweep", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "1%", "--sweep", "queueTarget=2,5"}, 2,
 			"prescale: --budget compares one backtest with the HPA's settings: leave out --sweep\n"},
 		{"a query binding to no series", "minute,requests\n0,5\n", []string{"backtest", "-f", unbound, "--trace", "-"}, 2,
