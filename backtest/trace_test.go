@@ -20,6 +20,8 @@ func TestReadTrace(t *testing.T) {
 		{"the largest minutes", "minute,requests\n9223372036854775806,1\n9223372036854775807,2\n", Trace{1, 2}},
 		{"the smallest minutes", "minute,requests\n-9223372036854775808,1\n-9223372036854775807,2\n", Trace{1, 2}},
 		{"the most requests a minute", "minute,requests\n0,1e15\n1,1000000000000000\n", Trace{1e15, 1e15}},
+		{"a byte-order mark", "\ufeffminute,requests\r\n0,5\r\n", Trace{5}},
+		{"a byte-order mark before a blank line", "\ufeff\nminute,requests\n0,5\n", Trace{5}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,6 +46,10 @@ func TestReadTraceErrors(t *testing.T) {
 		{"negative count", "minute,requests\n0,1\n1,-2\n", "line 3: requests is negative: -2"},
 		{"unparsable count", "minute,requests\n0,abc\n", `line 2: requests "abc": not a number`},
 		{"NaN count", "minute,requests\n0,NaN\n", `line 2: requests "NaN": not a finite number`},
+		{"a minute column twice", "minute,requests,minute\n0,1,5\n", `line 1: header "minute,requests,minute" has column minute twice (fields 1 and 3)`},
+		{"a requests column twice", "requests, minute ,requests\n1,0,2\n", `line 1: header "requests, minute ,requests" has column requests twice (fields 1 and 3)`},
+		// A mark is skipped before the header only: here it is part of a row's field.
+		{"a byte-order mark in a row", "minute,requests\n\ufeff0,1\n", `line 2: minute "\ufeff0": not an integer`},
 		// The issue's: a minute of 1.7e308 requests overflows the model's queue to +Inf.
 		{"more than 1e15 requests", "minute,requests\n0,1\n1,1.7e308\n", "line 3: requests 1.7e308: at most 1e+15 a minute"},
 		{"just over 1e15 requests", "minute,requests\n0,1000000000000001\n", "line 2: requests 1000000000000001: at most 1e+15 a minute"},
