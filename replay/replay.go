@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 
 	"sort"
 	"strconv"
@@ -163,6 +164,9 @@ func Run(p *policy.Policy, opts Options, r io.Reader, w io.Writer) error {
 	return nil
 }
 
+// lineType is the type a line decodes into.
+var lineType = reflect.TypeFor[Line]()
+
 // parseLine decodes and checks one line into the engine's Input for p.
 func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, error) {
 	var l Line
@@ -173,6 +177,9 @@ func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, error) {
 	}
 	if dec.More() {
 		return engine.Input{}, time.Time{}, errors.New("malformed observation: more than one JSON value on the line")
+	}
+	if err := strictKeys(raw, lineType); err != nil {
+		return engine.Input{}, time.Time{}, fmt.Errorf("malformed observation: %w", err)
 	}
 	var errs []error
 	if l.Time.IsZero() {

@@ -106,6 +106,15 @@ func TestRunNaNIsMissing(t *testing.T) {
 	}
 }
 
+// manyKeys returns n keys "p0": 1 .. of an object, comma-separated.
+func manyKeys(n int) string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%q:1", "p"+strconv.Itoa(i))
+	}
+	return strings.Join(keys, ",")
+}
+
 func TestRunReportsMalformedLines(t *testing.T) {
 	ok := `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a","ready":true}],"metrics":{"queue":{"value":1}}}`
 	tests := []struct {
@@ -125,6 +134,26 @@ func TestRunReportsMalformedLines(t *testing.T) {
 		{"a load for a policy without a forecast", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"load":{"value":3}}`, "line 1: load: policy llama-70b has no forecast to take it"},
 		{"a latency for a policy without an objective", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"latency":{"value":0.5}}`, "line 1: latency: policy llama-70b has no objective to take it"},
 		{"an activation for a policy without scaleToZero", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"activation":{"value":3}}`, "line 1: activation: policy llama-70b has no scaleToZero to take it"},
+		// encoding/json keeps the last of a key given twice and matches keys to fields in any
+		// case: such a line would replay something else than it says.
+		{"a key twice", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"specReplicas":4}`,
+			`line 1: malformed observation: specReplicas: key "specReplicas" given twice`},
+		{"a key in another case", `{"time":"2026-01-01T00:00:00Z","SpecReplicas":1}`,
+			`line 1: malformed observation: SpecReplicas: key "SpecReplicas": keys are case-sensitive, want "specReplicas"`},
+		{"a key in another case and the key", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"SPECREPLICAS":4}`,
+			`line 1: malformed observation: SPECREPLICAS: key "SPECREPLICAS": keys are case-sensitive, want "specReplicas"`},
+		{"a pod's key in another case", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a"},{"name":"b","Ready":true}]}`,
+			`line 1: malformed observation: pods[1].Ready: key "Ready": keys are case-sensitive, want "ready"`},
+		{"a sample's key in another case", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"metrics":{"queue":{"Value":1}}}`,
+			`line 1: malformed observation: metrics.queue.Value: key "Value": keys are case-sensitive, want "value"`},
+		{"a metric twice", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"metrics":{"queue":{"value":1},"queue":{"value":9}}}`,
+			`line 1: malformed observation: metrics.queue: key "queue" given twice`},
+		{"a pod's sample twice", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a","ready":true}],"metrics":{"queue":{"perPod":{"a":1,"a":2}}}}`,
+			`line 1: malformed observation: metrics.queue.perPod.a: key "a" given twice`},
+		{"a key twice, once escaped", `{"time":"2026-01-01T00:00:00Z","\u0074ime":"2026-01-01T00:00:00Z","specReplicas":1}`,
+			`line 1: malformed observation: time: key "time" given twice`},
+		{"a pod's sample twice among many", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"metrics":{"queue":{"perPod":{` + manyKeys(20) + `,"p7":1}}}}`,
+			`line 1: malformed observation: metrics.queue.perPod.p7: key "p7" given twice`},
 		{"time going backwards", `{"time":"2026-01-01T00:01:00Z","specReplicas":1}` + "\n" + `{"time":"2026-01-01T00:00:00Z","specReplicas":1}`, "line 2: time 2026-01-01T00:00:00Z is before the previous line's 2026-01-01T00:01:00Z"},
 	}
 	for _, tc := range tests {
@@ -382,5 +411,20 @@ func TestRunSaysWhenTheForecastCannotBeBuilt(t *testing.T) {
 				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestStrictKeysAcceptsWhatItShould(t *testing.T) {
+	// Lines as encoding/json writes them (every key once, in its case), with whitespace,
+	// escapes, nested arrays and objects of many keys: nothing to say.
+	for _, raw := range []string{
+		`{"time":"2026-01-01T00:00:00Z","specReplicas":1}`,
+		` { "time" : "2026-01-01T00:00:00Z" , "spec\u0052eplicas" : 1 , "pods" : [ ] , "metrics" : { } } `,
+		`{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a,b]}\"","ready":true,"phase":"Running"},{"name":"c","deleting":false}],` +
+			`"metrics":{"queue":{"perPod":{` + manyKeys(40) + `}},"gpu":{"value":"NaN"},"p95-latency":{"error":"x"}},"load":null,"latency":{"value":-1.5e-3}}`,
+	} {
+		if err := strictKeys([]byte(raw), lineType); err != nil {
+			t.Errorf("%s: %v", raw, err)
+		}
 	}
 }
