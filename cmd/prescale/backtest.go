@@ -284,6 +284,18 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		fmt.Fprintf(stderr, "prescale backtest: %v\n", err)
 		return exitError{code: 1}
 	}
+	var win backtest.PlotWindow
+	if plotPath != "" || htmlPath != "" {
+		from := v.GetDuration("plot-from")
+		if !cmd.Flags().Changed("plot-from") {
+			from = peakDay(tr)
+		}
+		if win, err = plotWindow(tr, from, v.GetDuration("plot-window")); err != nil {
+			return err // before the simulation, not after it
+		}
+	} else if err := refuseFlags(cmd, "with --plot or --html only", "plot-from", "plot-window"); err != nil {
+		return err
+	}
 	// The bar counts ticks over every run: each grid point's three contenders, then the
 	// comparison's runs.
 	ticks := len(tr) * int(time.Minute/par.Tick)
@@ -330,11 +342,7 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 
 	summary := describe(tr, par, results[0].Result)
 	if plotPath != "" || htmlPath != "" {
-		from := v.GetDuration("plot-from")
-		if !cmd.Flags().Changed("plot-from") {
-			from = peakDay(tr)
-		}
-		if err := writeReports(plotPath, htmlPath, tr, results[0].Result, cmp, from, v.GetDuration("plot-window"), name, summary); err != nil {
+		if err := writeReports(plotPath, htmlPath, tr, results[0].Result, cmp, win, name, summary); err != nil {
 			return err
 		}
 	}
@@ -583,14 +591,28 @@ func peakDay(tr backtest.Trace) time.Duration {
 	return time.Duration(peak/1440) * 24 * time.Hour
 }
 
-// writeReports draws the plot of the window [start, start+window) and writes it to
-// plotPath, and the HTML report with it (and, with cmp, the objective comparison and its
-// fronts) to htmlPath; an empty path is skipped.
-func writeReports(plotPath, htmlPath string, tr backtest.Trace, res backtest.Result, cmp *backtest.Comparison, start, window time.Duration, name, summary string) error {
+// plotWindow returns the minutes [start, start+window) of tr, cut at its end, and an error
+// naming --plot-from or --plot-window when that holds no minute of it.
+func plotWindow(tr backtest.Trace, start, window time.Duration) (backtest.PlotWindow, error) {
+	end := time.Duration(len(tr)) * time.Minute
+	switch {
+	case start < 0:
+		return backtest.PlotWindow{}, fmt.Errorf("--plot-from: must be >= 0, got %v", start)
+	case start >= end:
+		return backtest.PlotWindow{}, fmt.Errorf("--plot-from %v: the trace ends at %v (%d minutes)", start, end, len(tr))
+	case window < time.Minute:
+		return backtest.PlotWindow{}, fmt.Errorf("--plot-window: must be at least a minute, the trace's resolution, got %v", window)
+	}
 	from := int(start / time.Minute)
-	to := min(len(tr), from+int(window/time.Minute))
+	return backtest.PlotWindow{From: from, To: int(min(int64(len(tr)), int64(from)+int64(window/time.Minute)))}, nil
+}
+
+// writeReports draws the plot of the window win and writes it to plotPath, and the HTML
+// report with it (and, with cmp, the objective comparison and its fronts) to htmlPath; an
+// empty path is skipped.
+func writeReports(plotPath, htmlPath string, tr backtest.Trace, res backtest.Result, cmp *backtest.Comparison, win backtest.PlotWindow, name, summary string) error {
 	var png bytes.Buffer
-	if err := backtest.Plot(&png, tr, res, backtest.PlotWindow{From: from, To: to}, name); err != nil {
+	if err := backtest.Plot(&png, tr, res, win, name); err != nil {
 		return err
 	}
 	if plotPath != "" {

@@ -173,6 +173,16 @@ func TestBacktestCommandErrors(t *testing.T) {
 		// 7 x 143 = 1001 points.
 		{"a sweep grid over 1000 points", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--sweep", "slo=" + strings.Repeat("1,", 6) + "1",
 			"--sweep", "startup=" + strings.Repeat("1,", 142) + "1"}, 2, "prescale: --sweep: a grid of 7 x 143 points is more than 1000\n"},
+		// The window is checked before the simulation: the policy's query, which binds to no
+		// series of the model, would stop the simulation with another error.
+		{"a plot after the trace's end", "minute,requests\n0,5\n1,5\n", []string{"backtest", "-f", unbound, "--trace", "-", "--plot", "x.png", "--plot-from", "48h"}, 2,
+			"prescale: --plot-from 48h0m0s: the trace ends at 2m0s (2 minutes)\n"},
+		{"a negative plot start", "minute,requests\n0,5\n", []string{"backtest", "-f", unbound, "--trace", "-", "--html", "x.html", "--plot-from", "-1m"}, 2,
+			"prescale: --plot-from: must be >= 0, got -1m0s\n"},
+		{"a plot window under a minute", "minute,requests\n0,5\n", []string{"backtest", "-f", unbound, "--trace", "-", "--plot", "x.png", "--plot-window", "30s"}, 2,
+			"prescale: --plot-window: must be at least a minute, the trace's resolution, got 30s\n"},
+		{"a plot window without a plot", "minute,requests\n0,5\n", []string{"backtest", "-f", policyFile, "--trace", "-", "--plot-window", "1h"}, 2,
+			"prescale: --plot-window: with --plot or --html only\n"},
 		{"a budget with a sweep", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "1%", "--sweep", "queueTarget=2,5"}, 2,
 			"prescale: --budget compares one backtest with the HPA's settings: leave out --sweep\n"},
 		{"a query binding to no series", "minute,requests\n0,5\n", []string{"backtest", "-f", unbound, "--trace", "-"}, 2,
