@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -426,5 +427,87 @@ func TestStrictKeysAcceptsWhatItShould(t *testing.T) {
 		if err := strictKeys([]byte(raw), lineType); err != nil {
 			t.Errorf("%s: %v", raw, err)
 		}
+	}
+}
+
+// TestDocObjectiveExample replays the objective example of docs/replay.md, the policy and
+// the 12 lines it describes, and compares each record it shows with the replay's.
+func TestDocObjectiveExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/replay.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := policy.Parse(strings.NewReader(`policies:
+  - name: model
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: model}
+    minReplicas: 1
+    maxReplicas: 20
+    metrics:
+      - name: queue
+        query: sum by (pod) (vllm:num_requests_waiting{namespace="inference"})
+        target: {type: AverageValue, averageValue: 5}
+    forecast:
+      load:
+        query: sum(rate(inference_requests_total{namespace="inference"}[1m]))
+        perReplica: 25
+      method: holt
+    objective:
+      query: max(vllm:e2e_request_latency_seconds{namespace="inference"})
+      slo: 2s
+      budget: 1%
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the first example: four Ready pods with a queue of 3, the load rising by 2 req/s a
+	// line; the latency 0.8 s, but 2.6 s at 00:00:30, an error at 00:01:15, +Inf at 00:02:15.
+	var in strings.Builder
+	pods := `"pods":[{"name":"a","ready":true},{"name":"b","ready":true},{"name":"c","ready":true},{"name":"d","ready":true}]`
+	queue := `"metrics":{"queue":{"perPod":{"a":3,"b":3,"c":3,"d":3}}}`
+	for i := range 12 {
+		lat := `"latency":{"value":0.8},`
+		switch i {
+		case 2:
+			lat = `"latency":{"value":2.6},`
+		case 5:
+			lat = `"latency":{"error":"empty result"},`
+		case 9:
+			lat = `"latency":{"value":"+Inf"},`
+		}
+		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 15 * time.Second)
+		fmt.Fprintf(&in, `{"time":%q,"specReplicas":4,"load":{"value":%d},%s%s,%s}`+"\n", at.Format(time.RFC3339), 40+2*i, lat, pods, queue)
+	}
+	var out bytes.Buffer
+	if err := Run(&f.Policies[0], opts, strings.NewReader(in.String()), &out); err != nil {
+		t.Fatal(err)
+	}
+	type rec struct {
+		Time   string         `json:"time"`
+		Status map[string]any `json:"objectiveStatus"`
+	}
+	got := map[string]map[string]any{}
+	for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+		var r rec
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		got[r.Time] = r.Status
+	}
+	shown := 0
+	for line := range strings.SplitSeq(string(doc), "\n") {
+		if !strings.HasPrefix(line, `{"time":"2026-01-01T00:0`) || !strings.Contains(line, `"objectiveStatus"`) {
+			continue
+		}
+		var want rec
+		if err := json.Unmarshal([]byte(line), &want); err != nil {
+			t.Fatalf("docs/replay.md: %v in %s", err, line)
+		}
+		shown++
+		if diff := cmp.Diff(want.Status, got[want.Time]); diff != "" {
+			t.Errorf("docs/replay.md's record at %s (-doc +replay):\n%s", want.Time, diff)
+		}
+	}
+	if shown != 5 {
+		t.Errorf("docs/replay.md shows %d records of the objective example, want 5", shown)
 	}
 }
