@@ -78,6 +78,8 @@ fuzz:
 	$(GO) test ./policy -run '^$$' -fuzz '^FuzzDuration$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./forecast -run '^$$' -fuzz '^FuzzForecast$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 	$(GO) test ./alloc -run '^$$' -fuzz '^FuzzAllocate$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./backtest -run '^$$' -fuzz '^FuzzReadTrace$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
+	$(GO) test ./cmd/prescale -run '^$$' -fuzz '^FuzzBacktestFlags$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 10x
 
 ## benchmarks-doc: regenerate docs/benchmarks.md and its plots from ../shared/traces
 benchmarks-doc:

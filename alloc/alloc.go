@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/heap"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -184,11 +185,13 @@ type placeKey struct {
 	guarantee bool
 }
 
-// event is one pod placed this tick, in a round of kind.
+// event is pods of one claim placed this tick on one node, one after another, in a round
+// of kind.
 type event struct {
 	claim int
 	node  int
 	kind  roundKind
+	pods  int32
 }
 
 // roundKind names the rounds that place pods.
@@ -208,6 +211,9 @@ type state struct {
 	names     []string  // nodes' names, ascending
 	claims    []*claim
 	events    []event
+	// single places one pod per step, as the rounds are specified, instead of each run of
+	// pods at once (tests compare the two).
+	single bool
 }
 
 // Allocate grants every policy its replicas for one tick. A policy that needs no GPU, or
@@ -231,8 +237,20 @@ type state struct {
 // not yet created) beyond what fits and the allowance are given up, so that they block no
 // one's guarantee. Allocate is deterministic: the order of in's policies and nodes does
 // not change the result.
+//
+// Its cost does not grow with the pods placed while one policy leads its round: the pods it
+// places, one after another, before another policy comes first, its node is full or it has
+// its round's target, are placed at once. Policies of one priority at the same share of
+// their targets take turns, a pod each, so that a round among them still costs a step per
+// pod: callers bound the counts (a pool backtest's replicas).
 func Allocate(in Input) Result {
+	return allocate(in, false)
+}
+
+// allocate is Allocate; single places one pod per step (the specification, for tests).
+func allocate(in Input, single bool) Result {
 	s := newState(in)
+	s.single = single
 	// 1. Guarantees.
 	s.round(func(c *claim) int32 {
 		if c.fixed && len(c.req) == 0 {
@@ -377,16 +395,26 @@ func (s *state) round(goal, have func(*claim) int32, kind roundKind) {
 			heap.Pop(q)
 			continue
 		}
+		// The pods c places on node before it leaves the top, the node is full or c has
+		// its goal: the node stays the tightest fit while it fits (only its free GPUs fall).
+		n := min(int64(q.lead()), int64(c.goal)-int64(have(c)))
 		for _, r := range c.req {
-			s.free[node][r.kind] -= r.n
+			n = min(n, s.free[node][r.kind]/r.n)
 		}
-		c.placed[placeKey{node, guarantee}]++
-		s.events = append(s.events, event{claim: i, node: node, kind: kind})
+		pods := int32(n)
+		if s.single {
+			pods = 1
+		}
+		for _, r := range c.req {
+			s.free[node][r.kind] -= int64(pods) * r.n
+		}
+		c.placed[placeKey{node, guarantee}] += pods
+		s.events = append(s.events, event{claim: i, node: node, kind: kind, pods: pods})
 		if guarantee {
-			c.held++
+			c.held += pods
 		} else {
-			c.granted++
-			c.fitted++
+			c.granted += pods
+			c.fitted += pods
 		}
 		if have(c) >= c.goal {
 			heap.Pop(q)
@@ -445,11 +473,18 @@ func (s *state) pending(allowance []int32) {
 				heap.Pop(q)
 				continue
 			}
+			pods := int32(min(int64(q.lead()), int64(c.goal)-int64(c.granted)))
 			for _, r := range c.req {
-				allowance[r.kind]--
+				pods = min(pods, allowance[r.kind])
 			}
-			c.granted++
-			c.pending++
+			if s.single {
+				pods = 1
+			}
+			for _, r := range c.req {
+				allowance[r.kind] -= pods
+			}
+			c.granted += pods
+			c.pending += pods
 			if c.granted >= c.goal {
 				heap.Pop(q)
 			} else {
@@ -480,6 +515,36 @@ func (q *queue) Less(i, j int) bool {
 	}
 	return a.p.Name < b.p.Name
 }
+
+// lead returns how many steps in a row the claim at the top stays there, each raising its
+// have by 1 (at least 1, at most math.MaxInt32): the claims below it do not change
+// meanwhile, and the next of them is the lesser of the top's two children.
+func (q *queue) lead() int32 {
+	a := q.claims[q.items[0]]
+	steps := int64(math.MaxInt32)
+	for _, j := range []int{1, 2} {
+		if j >= len(q.items) {
+			break
+		}
+		b := q.claims[q.items[j]]
+		switch {
+		case a.p.Priority != b.p.Priority:
+			continue // a is of higher priority: it stays ahead of b
+		case b.goal <= 0:
+			return 1 // not in a queue, whose claims are below their goals: step by step
+		}
+		// a stays ahead after k steps while (have_a+k) x goal_b < have_b x goal_a, or equal
+		// with a's name first: k < x / goal_b, or k <= x / goal_b.
+		x := int64(q.have(b))*int64(a.goal) - int64(q.have(a))*int64(b.goal)
+		k := x / int64(b.goal)
+		if x%int64(b.goal) == 0 && a.p.Name > b.p.Name {
+			k--
+		}
+		steps = min(steps, max(0, k)+1)
+	}
+	return int32(steps)
+}
+
 func (q *queue) Push(x any) { q.items = append(q.items, x.(int)) }
 func (q *queue) Pop() any {
 	n := len(q.items)
@@ -571,7 +636,7 @@ func (s *state) takers(limited int, acc []int64, touched *[]int) ([]Taker, int) 
 					if acc[at] == 0 {
 						*touched = append(*touched, at)
 					}
-					acc[at] += r.n
+					acc[at] += int64(e.pods) * r.n
 				}
 			}
 		}

@@ -60,8 +60,9 @@ func fuzzInput(data []byte) Input {
 
 // FuzzAllocate checks, on any small problem, that the grants never exceed what fits plus
 // the allowance, node by node and pool by pool; never go below min(wanted, placed) nor
-// above wanted; that another policy's scale-up never takes a guaranteed minimum; and that
-// the result does not depend on the order of the input.
+// above wanted; that another policy's scale-up never takes a guaranteed minimum; that the
+// result does not depend on the order of the input; and that placing runs of pods at once
+// gives what placing them one by one does.
 func FuzzAllocate(f *testing.F) {
 	f.Add([]byte{3, 8, 8, 8, 8, 8, 8, 1, 1, 3, 2, 3, 2, 0, 255, 0, 0, 12, 1, 1, 1, 0, 255, 0, 2, 12})
 	f.Add([]byte{0, 4, 9, 0, 0, 2, 2, 0, 1, 1, 255, 2, 3, 6, 0, 3, 1, 0, 255, 0, 0, 3})
@@ -70,6 +71,9 @@ func FuzzAllocate(f *testing.F) {
 		in := fuzzInput(data)
 		r := Allocate(in)
 		checkInvariants(t, in, r)
+		if diff := cmp.Diff(allocate(in, true), r); diff != "" {
+			t.Fatalf("runs of pods differ from pods one by one (-pod by pod +runs):\n%s", diff)
+		}
 
 		// Shuffled policies, nodes and node lists: the same result.
 		rng := rand.New(rand.NewPCG(uint64(len(data)), 7))

@@ -213,7 +213,8 @@ type Round2 struct {
 	FewestHPA int     `json:"fewestHpaViolationMinutes"`
 	// Cheapest is the cheapest HPA setting holding B, nil when none does.
 	Cheapest *HPASetting `json:"cheapestHpaHolding"`
-	// Ratio is the configured policy's GPU-hours over Cheapest's, nil without Cheapest.
+	// Ratio is the configured policy's GPU-hours over Cheapest's, nil without Cheapest or
+	// when Cheapest used no GPU.
 	Ratio *float64 `json:"gpuHoursRatio"`
 	Holds bool     `json:"holds"`
 	Met   bool     `json:"met"`
@@ -238,8 +239,8 @@ type Comparison struct {
 	Fewest   HPASetting  `json:"fewestViolationsHpa"`
 	// Configured is the configured policy as written.
 	Configured Configured `json:"prescale"`
-	// Saving is 1 - Configured's GPU-hours / Cheapest's, when both hold the budget; nil
-	// otherwise.
+	// Saving is 1 - Configured's GPU-hours / Cheapest's, when both hold the budget and
+	// Cheapest used GPUs; nil otherwise.
 	Saving *float64 `json:"saving"`
 	Oracle Outcome  `json:"oracle"`
 	// Front is the configured policy at each of FrontBudgets, empty for a policy without
@@ -318,7 +319,7 @@ func Compare(tr Trace, configured *policy.Policy, res Result, opt CompareOptions
 	c.Configured = Configured{Name: configured.Name, Outcome: outcome(conf.Score), Holds: conf.SLOViolationMinutes <= c.BudgetMinutes}
 	if i, ok := Cheapest(settings, float64(c.BudgetMinutes)); ok {
 		c.Cheapest = &settings[i]
-		if c.Configured.Holds {
+		if c.Configured.Holds && c.Cheapest.GPUHours > 0 {
 			c.Saving = ptr(1 - c.Configured.GPUHours/c.Cheapest.GPUHours)
 		}
 	}
@@ -336,8 +337,12 @@ func round2(budget float64, minutes int, settings []HPASetting, conf Outcome) Ro
 	r.Holds = float64(conf.SLOViolationMinutes) <= r.B
 	if i, ok := Cheapest(settings, r.B); ok {
 		r.Cheapest = &settings[i]
-		r.Ratio = ptr(conf.GPUHours / r.Cheapest.GPUHours)
-		r.Met = r.Holds && *r.Ratio <= Round2Factor
+		if r.Cheapest.GPUHours > 0 {
+			r.Ratio = ptr(conf.GPUHours / r.Cheapest.GPUHours)
+			r.Met = r.Holds && *r.Ratio <= Round2Factor
+		} else { // at most 0.8 x none
+			r.Met = r.Holds && conf.GPUHours == 0
+		}
 	} else {
 		r.Met = r.Holds
 	}
@@ -379,6 +384,8 @@ func WriteComparison(w io.Writer, c Comparison) error {
 		fmt.Fprintf(&b, "  saving: none to measure: %s holds it, no HPA setting does\n", c.Configured.Name)
 	case c.Cheapest == nil:
 		fmt.Fprintf(&b, "  saving: none to measure: neither %s nor any HPA setting holds it\n", c.Configured.Name)
+	case c.Cheapest.GPUHours == 0:
+		fmt.Fprintf(&b, "  saving: none to measure: the cheapest HPA setting holding it used no GPU\n")
 	default:
 		fmt.Fprintf(&b, "  saving: none: %s does not hold it; %.1f%% fewer GPU-hours than the cheapest HPA setting that does\n",
 			c.Configured.Name, 100*(1-c.Configured.GPUHours/c.Cheapest.GPUHours))
@@ -406,9 +413,13 @@ func WriteComparison(w io.Writer, c Comparison) error {
 		holdsB = "does not hold B"
 	}
 	if r.Cheapest != nil {
-		fmt.Fprintf(&b, "cheapest HPA setting holding B: %s %.1f GPU-hours %d min; %s %.1f GPU-hours %d min: %s, %.3f x its GPU-hours (<= %g): %s\n",
+		ratio := "-"
+		if r.Ratio != nil {
+			ratio = fmt.Sprintf("%.3f", *r.Ratio)
+		}
+		fmt.Fprintf(&b, "cheapest HPA setting holding B: %s %.1f GPU-hours %d min; %s %.1f GPU-hours %d min: %s, %s x its GPU-hours (<= %g): %s\n",
 			r.Cheapest, r.Cheapest.GPUHours, r.Cheapest.SLOViolationMinutes, c.Configured.Name, c.Configured.GPUHours,
-			c.Configured.SLOViolationMinutes, holdsB, *r.Ratio, Round2Factor, verdict)
+			c.Configured.SLOViolationMinutes, holdsB, ratio, Round2Factor, verdict)
 	} else {
 		fmt.Fprintf(&b, "no HPA setting holds B; %s %d min: %s: %s\n", c.Configured.Name, c.Configured.SLOViolationMinutes, holdsB, verdict)
 	}

@@ -1,6 +1,7 @@
 package backtest
 
 import (
+	"encoding/json"
 	"math"
 	"runtime"
 	"strings"
@@ -113,6 +114,33 @@ func TestRound2(t *testing.T) {
 				Ratio: &tc.ratio, Holds: tc.holds, Met: tc.met}
 			if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-12)); diff != "" {
 				t.Errorf("round2 (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRound2WithoutGPUs(t *testing.T) {
+	// An HPA setting that held no GPU (it stayed at zero) and holds B: the ratio of GPU-hours
+	// to it is undefined, null in JSON rather than NaN, which encoding/json refuses. The
+	// check is met only by a policy that held none either (at most 0.8 x 0).
+	hpa := []HPASetting{{GPUTarget: 30, Outcome: Outcome{SLOViolationMinutes: 10}}}
+	for _, tc := range []struct {
+		name string
+		conf Outcome
+		met  bool
+	}{
+		{name: "no GPU either: met", conf: Outcome{SLOViolationMinutes: 10}, met: true},
+		{name: "some GPUs: not met", conf: Outcome{GPUHours: 0.5, SLOViolationMinutes: 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// B = max(0.01 x 60 = 0.6, ceil(1.2 x 10) = 12) = 12.
+			got := round2(0.01, 60, hpa, tc.conf)
+			want := Round2{B: 12, Exact: 0.6, FewestHPA: 10, Cheapest: &hpa[0], Holds: true, Met: tc.met}
+			if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-12)); diff != "" {
+				t.Errorf("round2 (-want +got):\n%s", diff)
+			}
+			if _, err := json.Marshal(got); err != nil {
+				t.Errorf("json: %v", err)
 			}
 		})
 	}

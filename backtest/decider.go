@@ -39,10 +39,14 @@ type decider struct {
 	activates  bool
 	activ      Series
 	activation policy.Sample
+	// noForecast says why a policy with a forecast runs without one: its forecaster cannot
+	// be built at the backtest's load step (a season under two minutes); nil otherwise.
+	noForecast error
 }
 
 // newDecider builds the controller of policy p on the model par. A policy with a forecast
-// starts with no history (the trace is the history, kept by the engine and refitted on
+// whose forecaster cannot be built runs without it (noForecast says why). It starts with
+// no history (the trace is the history, kept by the engine and refitted on
 // daily), samples its load once a minute (the trace's resolution), and its horizon: auto
 // is the model's start-up plus one tick, plus the minute less one tick that a forecast
 // made on a minute's last tick serves.
@@ -83,6 +87,12 @@ func newDecider(p *policy.Policy, par Params) (*decider, error) {
 		return nil, err
 	}
 	d.eng.SetStartup(startup, true)
+	if d.forecasts {
+		// Built now, as the first Step would build it, to learn why it cannot be.
+		if _, err := d.eng.Fit(nil, nil, Epoch); err != nil {
+			d.noForecast = fmt.Errorf("policy %s runs without its forecast, which cannot be built at the backtest's load step of %v: %w", p.Name, time.Minute, err)
+		}
+	}
 	for _, s := range bind {
 		if s.perPod() && d.perPod[s] == nil {
 			d.perPod[s] = map[string]float64{}

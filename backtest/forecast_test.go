@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/prescale/prescale/policy"
 )
 
@@ -117,4 +119,60 @@ func TestForecastAheadOfRamp(t *testing.T) {
 		t.Errorf("during the ramp the predictive policy had more Ready pods at %d ticks and fewer at %d; want more ahead", ahead, behind)
 	}
 	t.Logf("predictive: %+v; reactive: %+v; ahead at %d ticks, behind at %d", p.Score, r.Score, ahead, behind)
+}
+
+func TestRunSaysWhenTheForecastCannotBeBuilt(t *testing.T) {
+	// The backtest samples the load once a minute: a season is rounded to whole minutes,
+	// and needs 2. 60 s is (60 + 30) / 60 = 1 minute: the policy runs without its forecast
+	// (as the same policy without one: the same scores), and the result says so, with why.
+	// 90 s is 2 minutes: nothing to say. The baseline never forecasts.
+	par := DefaultParams()
+	tr := make(Trace, 30)
+	for m := range tr {
+		tr[m] = float64(100 + 10*m)
+	}
+	for _, tc := range []struct {
+		name   string
+		season time.Duration
+		want   []string
+	}{
+		{name: "a season of a minute", season: time.Minute, want: []string{"policy prescale runs without its forecast, which cannot be built at the backtest's load step of 1m0s: " +
+			"build the forecaster: fit forecast: invalid forecast options: season: must be at least 2 steps (2m0s), got 1m0s"}},
+		{name: "a season of 90 s", season: 90 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := predictive(t, "sum(rate(inference_requests_total[1m]))", nil)
+			p.Forecast.Method, p.Forecast.Season = "seasonal-naive", &policy.Duration{Duration: tc.season}
+			cs, err := Contenders(p, par)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := Run(tr, cs, Options{Params: par})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, res.Warnings); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+			pool, err := RunPool([]PoolMember{{Policy: p, Trace: tr}}, 1000, Options{Params: par})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, pool.Warnings); diff != "" {
+				t.Errorf("pool warnings (-want +got):\n%s", diff)
+			}
+			if tc.want == nil {
+				return
+			}
+			reactive := clonePolicy(p)
+			reactive.Forecast = nil
+			alone, err := Run(tr, []Contender{{Name: p.Name, Policy: reactive}}, Options{Params: par})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := res.Policy(p.Name); !cmp.Equal(alone.Policies[0].Score, got.Score) {
+				t.Errorf("without its forecast: %+v; the same policy without one: %+v", got.Score, alone.Policies[0].Score)
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prescale/prescale/alloc"
@@ -15,6 +16,9 @@ import (
 type PoolMember struct {
 	Policy *policy.Policy
 	Trace  Trace
+	// SLO is the allowed queueing delay of the policy's model (its objective's slo, as in a
+	// single backtest); 0 means Params.SLO.
+	SLO time.Duration
 }
 
 // PoolPolicyResult is one member's outcome in a pool backtest.
@@ -22,8 +26,14 @@ type PoolPolicyResult struct {
 	PolicyResult
 	Priority   int32 `json:"priority"`
 	Guaranteed int32 `json:"guaranteed"`
-	// UnservedGPUHours sums, over ticks, the GPUs the policy wanted and the pool did not
-	// grant, times the tick: the demand a larger pool would have served.
+	// SLOSeconds is the queueing delay its SLO-violation minutes are counted over.
+	SLOSeconds float64 `json:"sloSeconds"`
+	// UnservedGPUHours is the demand of the trace that the pool left unserved: it sums, over
+	// the ticks at which the pool granted the policy fewer replicas than it wanted, the
+	// replicas the tick's load needs at the target utilization (as the oracle sizes them,
+	// without its look-ahead) beyond those granted, times the GPUs a pod holds and the tick.
+	// What the policy wanted beyond the load's need (a scale-up overshooting it), or a step
+	// its rate rules allowed short of it, does not change it.
 	UnservedGPUHours float64 `json:"unservedGPUHours"`
 	// LimitedMinutes counts the minutes in which, at some tick, the pool granted the policy
 	// fewer replicas than it wanted.
@@ -38,6 +48,8 @@ type PoolResult struct {
 	Minutes  int                `json:"minutes"`
 	Ticks    int                `json:"ticks"`
 	Policies []PoolPolicyResult `json:"policies"`
+	// Warnings are as in Result.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // poolName is the one node of a pool backtest: the pool is one account of GPUs.
@@ -51,9 +63,11 @@ const poolResource = "gpu"
 // alloc.Allocate, as prescale run does with capacity.mode: cap: by each policy's
 // capacity.priority and capacity.guaranteed, then by how far it is below its need. A pod
 // holds Params.GPUsPerReplica GPUs (an integer here) from its creation, starting or Ready;
-// a removed pod frees them at the next tick. The traces are cut to the shortest. It returns
-// an error for invalid parameters, a member's trace without requests, a duplicate policy
-// name, or a pool too small for the members' first replicas.
+// a removed pod frees them at the next tick. The traces are cut to the shortest. Guarantees
+// that sum to more than the pool are run, with a warning. It returns
+// an error for invalid parameters, a member's trace that CheckTrace refuses, a duplicate policy
+// name, a guarantee over ReplicasLimit, a policy that asks for more than ReplicasLimit
+// replicas, or a pool too small for the members' first replicas.
 func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) {
 	par := opt.Params
 	if err := par.Validate(); err != nil {
@@ -72,21 +86,42 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 	}
 	res := PoolResult{GPUs: gpus, Minutes: minutes, Policies: make([]PoolPolicyResult, len(members))}
 	sims := make([]*sim, len(members))
+	var guaranteed []string
+	var guaranteedGPUs int64
 	for i, m := range members {
 		p := m.Policy
 		if slices.ContainsFunc(members[:i], func(o PoolMember) bool { return o.Policy.Name == p.Name }) {
 			return PoolResult{}, fmt.Errorf("policy %q given twice", p.Name)
 		}
-		tr := m.Trace[:minutes]
-		if tr.Peak() <= 0 {
-			return PoolResult{}, fmt.Errorf("trace of policy %s: %w", p.Name, ErrNoRequests)
+		if g := p.CapacityGuaranteed(); g > ReplicasLimit {
+			return PoolResult{}, fmt.Errorf("policy %s: capacity.guaranteed %d: a pool backtest holds at most %d replicas a policy", p.Name, g, ReplicasLimit)
 		}
-		d, err := newDecider(p, par)
+		tr := m.Trace[:minutes]
+		if err := par.CheckTrace(tr); err != nil {
+			return PoolResult{}, fmt.Errorf("trace of policy %s: %w", p.Name, err)
+		}
+		mp := par
+		if m.SLO > 0 {
+			mp.SLO = m.SLO
+		}
+		d, err := newDecider(p, mp)
 		if err != nil {
 			return PoolResult{}, err
 		}
-		sims[i] = newEnv(par, tr).newSim(p.Name, d, opt)
-		res.Policies[i].Priority, res.Policies[i].Guaranteed = p.CapacityPriority(), p.CapacityGuaranteed()
+		if d.noForecast != nil {
+			res.Warnings = append(res.Warnings, d.noForecast.Error())
+		}
+		sims[i] = newEnv(mp, tr).newSim(p.Name, d, opt)
+		r := &res.Policies[i]
+		r.Priority, r.Guaranteed, r.SLOSeconds = p.CapacityPriority(), p.CapacityGuaranteed(), mp.SLO.Seconds()
+		if r.Guaranteed > 0 {
+			guaranteed = append(guaranteed, fmt.Sprintf("%s %d", p.Name, r.Guaranteed))
+			guaranteedGPUs += int64(r.Guaranteed) * perPod
+		}
+	}
+	if guaranteedGPUs > gpus {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("the guarantees (%s replicas; %d GPUs at %d a replica) exceed the pool's %d GPUs: not all can be held",
+			strings.Join(guaranteed, ", "), guaranteedGPUs, perPod, gpus))
 	}
 	ticks := sims[0].e.ticks
 	res.Ticks = ticks
@@ -111,6 +146,9 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 			total := m.s.total()
 			held += int64(total) * perPod
 			wants[i], _ = m.decide(t)
+			if err := m.bound(t, wants[i]); err != nil {
+				return PoolResult{}, err // before the allocator places that many
+			}
 			in.Policies[i] = alloc.Policy{Name: m.name, Priority: res.Policies[i].Priority, Guaranteed: res.Policies[i].Guaranteed,
 				PerPod: map[string]int64{poolResource: perPod}, Nodes: []string{poolName}, Current: total, Placed: total,
 				PlacedOn: map[string]int32{poolName: total}, Wanted: wants[i]}
@@ -120,8 +158,10 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 		r := alloc.Allocate(in)
 		for i, m := range sims {
 			g, _ := r.Grant(m.name)
-			if short := wants[i] - g.Granted; short > 0 {
-				res.Policies[i].UnservedGPUHours += float64(short) * float64(perPod) * dt / 3600
+			if g.Granted < wants[i] {
+				if short := m.e.need(t) - g.Granted; short > 0 {
+					res.Policies[i].UnservedGPUHours += float64(short) * float64(perPod) * dt / 3600
+				}
 				if minute := t / m.e.tpm; lastLimited[i] != minute {
 					lastLimited[i] = minute
 					res.Policies[i].LimitedMinutes++

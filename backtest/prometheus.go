@@ -30,6 +30,18 @@ type PrometheusLoad struct {
 	PointsPerQuery int
 }
 
+// The bounds of a Prometheus history. Its instants lie within MinLoadTime..MaxLoadTime, so
+// that To - From is a time.Duration; it has at most MaxLoadPoints steps, (To - From) / Step:
+// Load holds a flag per step and a sum per minute before it sends a query. 4,000,000 steps
+// are 46 days at 1s, 7.6 years at 1m.
+var (
+	MinLoadTime = time.Unix(0, 0).UTC()
+	MaxLoadTime = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// MaxLoadPoints bounds the steps of a Prometheus history.
+const MaxLoadPoints = 4_000_000
+
 // LoadStats says how complete a Prometheus history was.
 type LoadStats struct {
 	Queries int // range queries made
@@ -37,26 +49,64 @@ type LoadStats struct {
 	Missing int // steps without a sample, counted as 0 requests
 }
 
+// Validate returns every problem with From, To and Step at once, each a *ParamError whose
+// Field is "from", "to", "step", "range" (To not after From, or not whole minutes after
+// it) or "points" (more than MaxLoadPoints steps, which it counts).
+func (l PrometheusLoad) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &ParamError{Field: field, Err: fmt.Errorf(format, args...)})
+	}
+	inRange := true
+	for _, b := range []struct {
+		field string
+		t     time.Time
+	}{{"from", l.From}, {"to", l.To}} {
+		if b.t.Before(MinLoadTime) || !b.t.Before(MaxLoadTime) {
+			bad(b.field, "must be %s..%s, got %s", MinLoadTime.Format(time.RFC3339), MaxLoadTime.Format(time.RFC3339), b.t.UTC().Format(time.RFC3339Nano))
+			inRange = false
+		}
+	}
+	step := l.step()
+	if step <= 0 || time.Minute%step != 0 {
+		bad("step", "must divide a minute, got %v", step)
+		return errors.Join(errs...)
+	}
+	if !inRange {
+		return errors.Join(errs...)
+	}
+	span := l.To.Sub(l.From)
+	switch points := int64(span / step); {
+	case span <= 0:
+		bad("range", "%s to %s: to must be after from", l.From.UTC().Format(time.RFC3339Nano), l.To.UTC().Format(time.RFC3339Nano))
+	case span%time.Minute != 0:
+		bad("range", "%s to %s: %v, must be whole minutes", l.From.UTC().Format(time.RFC3339Nano), l.To.UTC().Format(time.RFC3339Nano), span)
+	case points > MaxLoadPoints:
+		bad("points", "%s to %s at %v is %d points; at most %d (46 days at 1s, 7.6 years at 1m)",
+			l.From.UTC().Format(time.RFC3339), l.To.UTC().Format(time.RFC3339), step, points, MaxLoadPoints)
+	}
+	return errors.Join(errs...)
+}
+
+func (l PrometheusLoad) step() time.Duration {
+	if l.Step == 0 {
+		return time.Minute
+	}
+	return l.Step
+}
+
 // Load reads the history with range queries of at most PointsPerQuery points each, and
 // returns it as a per-minute trace: each minute's count is the mean rate of its steps times
 // 60. Each step [s, s+Step) takes the query's value at its end, s+Step, where a rate over
 // [1m] (with Step 1m) covers exactly that minute. Steps without a sample count as 0 requests and are counted in LoadStats.Missing. A
-// query that returns more than one series, a NaN or negative rate, or a failed request is an
-// error.
+// range that Validate refuses, a query that returns more than one series, a NaN or negative
+// rate or one over MaxRequests a minute, or a failed request is an error.
 func (l PrometheusLoad) Load(ctx context.Context) (Trace, LoadStats, error) {
 	var st LoadStats
-	step := l.Step
-	if step == 0 {
-		step = time.Minute
+	if err := l.Validate(); err != nil {
+		return nil, st, fmt.Errorf("prometheus history: %w", err)
 	}
-	switch {
-	case step <= 0 || time.Minute%step != 0:
-		return nil, st, fmt.Errorf("step %v: must divide a minute", step)
-	case !l.To.After(l.From):
-		return nil, st, fmt.Errorf("range %v to %v: to must be after from", l.From, l.To)
-	case l.To.Sub(l.From)%time.Minute != 0:
-		return nil, st, fmt.Errorf("range %v to %v: must be whole minutes", l.From, l.To)
-	}
+	step := l.step()
 	per := l.PointsPerQuery
 	if per <= 0 || per > prom.MaxPointsPerQuery {
 		per = prom.MaxPointsPerQuery
@@ -99,6 +149,8 @@ func (l PrometheusLoad) Load(ctx context.Context) (Trace, LoadStats, error) {
 				continue
 			case math.IsNaN(rate) || math.IsInf(rate, 0) || rate < 0:
 				return nil, st, fmt.Errorf("range query %q at %s: rate %v is not a finite non-negative number", l.Query, s.Timestamp.Time().UTC().Format(time.RFC3339), rate)
+			case rate*60 > MaxRequests:
+				return nil, st, fmt.Errorf("range query %q at %s: rate %v requests/s: at most %g a minute", l.Query, s.Timestamp.Time().UTC().Format(time.RFC3339), rate, MaxRequests)
 			}
 			if !seen[i] {
 				seen[i] = true

@@ -101,6 +101,9 @@ type Result struct {
 	// Returns counts the minutes with requests that follow a minute without.
 	Returns  int            `json:"returns"`
 	Policies []PolicyResult `json:"policies"`
+	// Warnings say what the run did other than the policies say: a policy that runs
+	// without its forecast, which cannot be built at the backtest's load step, and why.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ReturnWindow is how long after a return its SLO-violation minutes count as the return's
@@ -120,8 +123,32 @@ func (r *Result) Policy(name string) (*PolicyResult, bool) {
 // ErrNoRequests is Run's error for a trace whose every minute is 0 (or that has none).
 var ErrNoRequests = errors.New("no minute has requests: the model scales its capacity to the peak minute")
 
+// smallestNormal is the smallest normal float64, 2^-1022.
+const smallestNormal = 0x1p-1022
+
+// CheckTrace returns an error when the model par cannot simulate tr: a trace without
+// requests (ErrNoRequests), a minute whose requests are not a number in 0..MaxRequests, or a
+// peak so small that a replica's capacity at the target utilization (peak / 60 /
+// PeakReplicas requests/s) is not a normal float64. par must be valid. A trace that passes
+// gives finite numbers everywhere: the queue holds at most the trace's requests.
+func (par Params) CheckTrace(tr Trace) error {
+	for m, v := range tr {
+		if !(v >= 0 && v <= MaxRequests) {
+			return fmt.Errorf("minute %d: %v requests: want a number in 0..%g", m, v, MaxRequests)
+		}
+	}
+	if len(tr) == 0 || tr.Peak() <= 0 {
+		return ErrNoRequests
+	}
+	if mu := par.Mu(tr); math.IsInf(mu, 0) || !(mu*par.TargetUtilization >= smallestNormal) {
+		return fmt.Errorf("a peak of %g requests a minute is too small for the model: %d replicas at %g utilization serve it at %g requests/s each",
+			tr.Peak(), par.PeakReplicas, par.TargetUtilization, mu)
+	}
+	return nil
+}
+
 // Run replays tr through the model once per contender, tick by tick, and scores each. It
-// returns an error for invalid parameters, a trace without requests, a duplicate name, a
+// returns an error for invalid parameters, a trace that CheckTrace refuses, a duplicate name, a
 // policy metric that binds to none of the model's series, or a policy that asks for more
 // than ReplicasLimit replicas.
 func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
@@ -129,8 +156,8 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 	if err := par.Validate(); err != nil {
 		return Result{}, fmt.Errorf("model parameters: %w", err)
 	}
-	if len(tr) == 0 || tr.Peak() <= 0 {
-		return Result{}, fmt.Errorf("trace: %w", ErrNoRequests)
+	if err := par.CheckTrace(tr); err != nil {
+		return Result{}, fmt.Errorf("trace: %w", err)
 	}
 	e := newEnv(par, tr)
 	res := Result{Mu: e.mu, Minutes: len(tr), Ticks: e.ticks, Returns: e.returns, Policies: make([]PolicyResult, len(cs))}
@@ -147,6 +174,9 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 		d, err := newDecider(c.Policy, par)
 		if err != nil {
 			return Result{}, err
+		}
+		if d.noForecast != nil {
+			res.Warnings = append(res.Warnings, d.noForecast.Error())
 		}
 		ctls[i] = d
 	}
@@ -194,11 +224,21 @@ type env struct {
 func (e *env) lambda(t int) float64 { return e.tr[t/e.tpm] / 60 }
 
 // replicasFor returns the replicas that serve lambda at the target utilization, rounded up
-// but not past a float64 rounding error (the peak needs exactly PeakReplicas).
+// but not past a float64 rounding error (the peak needs exactly PeakReplicas), at least
+// MinReplicas.
 func (e *env) replicasFor(lambda float64) int32 {
-	x := lambda / (e.mu * e.par.TargetUtilization)
-	return max(e.par.MinReplicas, int32(math.Ceil(x-1e-9)))
+	return max(e.par.MinReplicas, e.serving(lambda))
 }
+
+// serving is replicasFor without MinReplicas.
+func (e *env) serving(lambda float64) int32 {
+	x := lambda / (e.mu * e.par.TargetUtilization)
+	return max(0, int32(math.Ceil(x-1e-9)))
+}
+
+// need returns the replicas that tick t's load needs at the target utilization: the demand
+// the trace carries.
+func (e *env) need(t int) int32 { return e.serving(e.lambda(t)) }
 
 // service is the simulated workload: Ready pods, starting pods and the queue.
 type service struct {
@@ -319,6 +359,11 @@ func (e *env) newSim(name string, ctl controller, opt Options) *sim {
 		m.res.Violation = make([]bool, len(e.tr))
 	}
 	m.s = service{ready: e.replicasFor(e.lambda(0))}
+	if _, ok := ctl.(*decider); ok {
+		// A policy starts with a replica even where the load needs none: at zero, a fresh
+		// engine (as a fresh HPA) reads the target as turned off and never scales it.
+		m.s.ready = max(m.s.ready, 1)
+	}
 	for i := range m.w {
 		m.w[i] = newWindow()
 	}
@@ -394,12 +439,20 @@ func (m *sim) actuate(t int, want int32, now time.Time) error {
 	if want == total {
 		return nil
 	}
-	if want > ReplicasLimit {
-		return fmt.Errorf("policy %s wants %d replicas at minute %d: the model simulates at most %d", m.name, want, t/m.e.tpm, ReplicasLimit)
+	if err := m.bound(t, want); err != nil {
+		return err
 	}
 	m.res.ScaleEvents++
 	m.s.scale(want, t+m.e.startup)
 	m.ctl.scaled(total, want, now)
+	return nil
+}
+
+// bound returns an error when want, asked for at tick t, is over ReplicasLimit.
+func (m *sim) bound(t int, want int32) error {
+	if want > ReplicasLimit {
+		return fmt.Errorf("policy %s wants %d replicas at minute %d: the model simulates at most %d", m.name, want, t/m.e.tpm, ReplicasLimit)
+	}
 	return nil
 }
 

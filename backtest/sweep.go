@@ -104,9 +104,32 @@ type Point struct {
 	Policy   *policy.Policy
 }
 
+// MaxSweepPoints bounds a sweep's grid: each point is a backtest of three policies.
+const MaxSweepPoints = 1000
+
+// GridSize returns the points of the grid of axes, the product of their numbers of values,
+// and a product such as "2 x 3"; past MaxSweepPoints it stops counting, at MaxSweepPoints + 1.
+func GridSize(axes []Axis) (int, string) {
+	n := 1
+	var factors []string
+	for _, a := range axes {
+		factors = append(factors, strconv.Itoa(len(a.Values)))
+		if n > MaxSweepPoints/max(1, len(a.Values)) {
+			n = MaxSweepPoints + 1
+		} else {
+			n *= len(a.Values)
+		}
+	}
+	return min(n, MaxSweepPoints+1), strings.Join(factors, " x ")
+}
+
 // Grid returns every combination of the axes' values (the last axis varies fastest), each
-// applied to a copy of par and p. It returns every invalid value at once.
+// applied to a copy of par and p. It returns every invalid value at once, and an error for
+// a grid of more than MaxSweepPoints points.
 func Grid(axes []Axis, par Params, p *policy.Policy) ([]Point, error) {
+	if n, product := GridSize(axes); n > MaxSweepPoints {
+		return nil, fmt.Errorf("sweep: a grid of %s points is more than %d", product, MaxSweepPoints)
+	}
 	points := []Point{{Params: par, Policy: p}}
 	var errs []error
 	for _, a := range axes {
@@ -197,7 +220,9 @@ func setWindow(p *policy.Policy, v string, rules func(*policy.Behavior) **policy
 		return fmt.Errorf("want whole seconds: %w", err)
 	}
 	if p.Behavior == nil {
-		p.Behavior = &policy.Behavior{}
+		// Another window is a behavior, with the HPA's default rules where the behavior-less
+		// path has others: the point would differ in more than the key.
+		return fmt.Errorf("policy %s has no behavior, whose behavior-less scaling (a fixed 300 s scale-down window, scale-ups of at most max(2 x current, 4)) has no window to sweep: give it one (behavior: {} holds the HPA's default rules)", p.Name)
 	}
 	r := rules(p.Behavior)
 	if *r == nil {

@@ -117,6 +117,53 @@ sweep scaleDownWindow=4000 peakReplicas=0: policies[0].behavior.scaleDown.stabil
 	}
 }
 
+func TestGridWithoutBehavior(t *testing.T) {
+	// A policy without behavior scales on the HPA's behavior-less path; a window would give
+	// it a behavior, with the HPA's default scale-up rules: the point would differ from the
+	// policy in more than its window. Refused, saying how to sweep it. Other keys are swept.
+	p := examplePolicy(t)
+	p.Behavior = nil
+	for _, key := range []string{"scaleDownWindow", "scaleUpWindow"} {
+		_, err := Grid([]Axis{{Key: key, Values: []string{"60", "300"}}}, DefaultParams(), p)
+		want := "sweep " + key + "=60: policy prescale has no behavior, whose behavior-less scaling (a fixed 300 s scale-down window, scale-ups of at most max(2 x current, 4)) has no window to sweep: give it one (behavior: {} holds the HPA's default rules)"
+		if err == nil || !strings.HasPrefix(err.Error(), want+"\n") {
+			t.Errorf("%s: error = %v, want %s...", key, err, want)
+		}
+	}
+	points, err := Grid([]Axis{{Key: "queueTarget", Values: []string{"2", "5"}}}, DefaultParams(), p)
+	if err != nil || len(points) != 2 || points[0].Policy.Behavior != nil {
+		t.Errorf("queueTarget on a policy without behavior: %d points, %v", len(points), err)
+	}
+}
+
+func TestGridSize(t *testing.T) {
+	ax := func(n int) Axis { return Axis{Key: "slo", Values: make([]string, n)} }
+	for _, tc := range []struct {
+		name    string
+		axes    []Axis
+		n       int
+		product string
+	}{
+		{name: "no axis: the one point", n: 1},
+		{name: "10 x 100 is the most", axes: []Axis{ax(10), ax(100)}, n: 1000, product: "10 x 100"},
+		{name: "7 x 143 = 1001 is over", axes: []Axis{ax(7), ax(143)}, n: 1001, product: "7 x 143"},
+		// 2^16 x 2^16 x 2^16 x 2^16 = 2^64 wraps an int64 around to 0: the count stops past
+		// the bound instead.
+		{name: "a product that wraps around", axes: []Axis{ax(1 << 16), ax(1 << 16), ax(1 << 16), ax(1 << 16)}, n: 1001, product: "65536 x 65536 x 65536 x 65536"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, product := GridSize(tc.axes)
+			if n != tc.n || product != tc.product {
+				t.Errorf("GridSize = %d, %q; want %d, %q", n, product, tc.n, tc.product)
+			}
+		})
+	}
+	_, err := Grid([]Axis{ax(7), ax(143)}, DefaultParams(), examplePolicy(t))
+	if want := "sweep: a grid of 7 x 143 points is more than 1000"; err == nil || err.Error() != want {
+		t.Errorf("Grid of 1001 points: %v, want %s", err, want)
+	}
+}
+
 func TestPareto(t *testing.T) {
 	tests := []struct {
 		name string

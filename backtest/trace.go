@@ -22,13 +22,19 @@ func (tr Trace) Peak() float64 {
 	return peak
 }
 
+// MaxRequests bounds a minute's requests, in a trace and in a Prometheus history (rate x
+// 60): the forecaster's bound on a load, which keeps the model's queue, and every number it
+// reports, finite.
+const MaxRequests = 1e15
+
 // maxTraceLine bounds the scanner's buffer, a row and its line end: a row is a few fields.
 const maxTraceLine = 1 << 20
 
 // ReadTrace reads a per-minute trace in CSV: a header naming the columns minute and requests
-// (in any order, other columns ignored), then one row per minute. Minutes must be consecutive
-// integers (a minute without requests is written as 0); requests must be finite and not
-// negative. Every error names its line. An empty trace is an error.
+// once each (in any order, other columns ignored; a UTF-8 byte-order mark before it is
+// skipped), then one row per minute. Minutes must be consecutive
+// integers (a minute without requests is written as 0); requests must be finite, not
+// negative and at most MaxRequests. Every error names its line. An empty trace is an error.
 func ReadTrace(r io.Reader) (Trace, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxTraceLine)
@@ -38,19 +44,29 @@ func ReadTrace(r io.Reader) (Trace, error) {
 	var prev int64 // the last row's minute
 	for sc.Scan() {
 		line++
-		text := strings.TrimSpace(sc.Text())
+		raw := sc.Text()
+		if line == 1 {
+			raw = strings.TrimPrefix(raw, "\ufeff") // a UTF-8 byte-order mark, as spreadsheets write
+		}
+		text := strings.TrimSpace(raw)
 		if text == "" {
 			continue
 		}
 		fields := strings.Split(text, ",")
 		if cols == 0 {
 			for i, f := range fields {
+				col := &minuteCol
 				switch strings.TrimSpace(f) {
 				case "minute":
-					minuteCol = i
 				case "requests":
-					requestsCol = i
+					col = &requestsCol
+				default:
+					continue
 				}
+				if *col >= 0 {
+					return nil, fmt.Errorf("line %d: header %q has column %s twice (fields %d and %d)", line, text, strings.TrimSpace(f), *col+1, i+1)
+				}
+				*col = i
 			}
 			var missing []string
 			if minuteCol < 0 {
@@ -82,6 +98,8 @@ func ReadTrace(r io.Reader) (Trace, error) {
 			return nil, fmt.Errorf("line %d: requests %q: not a finite number", line, rs)
 		case v < 0:
 			return nil, fmt.Errorf("line %d: requests is negative: %s", line, rs)
+		case v > MaxRequests:
+			return nil, fmt.Errorf("line %d: requests %s: at most %g a minute", line, rs, MaxRequests)
 		}
 		// prev+1 would wrap around after the largest minute: nothing follows it.
 		if len(tr) > 0 && (prev == math.MaxInt64 || m != prev+1) {

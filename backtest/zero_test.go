@@ -83,3 +83,47 @@ func TestActivationBinding(t *testing.T) {
 		t.Errorf("a per-pod activation series: err = %v, want one naming scaleToZero.activation", err)
 	}
 }
+
+func TestPoliciesStartWithAReplica(t *testing.T) {
+	// A trace whose first minute is idle, at --min-replicas 0: the load needs no replica at
+	// the start. A policy still starts with one, else its fresh engine reads the zero as
+	// turned off (ScalingDisabled) and never scales: "one" (minReplicas 1, as the HPA grid),
+	// the HPA's scale-from-zero baseline and a scaleToZero policy served none of minutes 1-3
+	// (3 violation minutes each, 0 GPU-hours). The oracle starts at zero.
+	par := zeroParams()
+	tr := Trace{0, 60, 60, 60}
+	hpa, err := BaselineFromZero(par, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := clonePolicy(hpa)
+	one.Name, one.MinReplicas = "one", ptr[int32](1)
+	q := policy.MustQuantity("1")
+	zero := &policy.Policy{Name: "zero", MinReplicas: new(int32), MaxReplicas: 2,
+		Target:  policy.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "b", Name: "m"},
+		Metrics: []policy.Metric{{Name: "gpu", Query: "DCGM_FI_DEV_GPU_UTIL", Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: &q}}},
+		ScaleToZero: &policy.ScaleToZero{Activation: policy.Activation{Query: "inference_requests_total", PerReplica: &q},
+			IdleDelay: &policy.Duration{}},
+	}
+	res, err := Run(tr, []Contender{{Name: HPAName, Policy: hpa}, {Name: "one", Policy: one}, {Name: "zero", Policy: zero}, {Name: OracleName}},
+		Options{Params: par})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 60 requests a minute is 1 req/s, one replica's mu at utilization 1: the replica held
+	// from tick 0 serves minutes 1-3 as they come. "one" and the baseline keep it (the
+	// baseline's 300 s scale-down window outlasts the idle minute): 16 ticks x 15 s = 1/15 h.
+	for _, name := range []string{HPAName, "one"} {
+		p, _ := res.Policy(name)
+		if p.SLOViolationMinutes != 0 || !near(p.GPUHours, 1.0/15) {
+			t.Errorf("%s: %d violation minutes, %v GPU-hours; want 0, 1/15", name, p.SLOViolationMinutes, p.GPUHours)
+		}
+	}
+	// The scaleToZero policy may idle to zero in minute 0; the load then wakes it.
+	if z, _ := res.Policy("zero"); z.ScaleEvents == 0 || z.SLOViolationMinutes >= 3 {
+		t.Errorf("zero: %d scale events, %d violation minutes; want it woken by the load", z.ScaleEvents, z.SLOViolationMinutes)
+	}
+	if o, _ := res.Policy(OracleName); o.ZeroHours <= 0 {
+		t.Errorf("oracle: %v hours at zero, want it to start there", o.ZeroHours)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 
 	"sort"
 	"strconv"
@@ -67,6 +68,9 @@ type Options struct {
 	Interval time.Duration
 	// Startup is the pods' start-up time that horizon: auto assumes.
 	Startup time.Duration
+	// Warn, when set, is told what the replay does other than the policy says: a policy
+	// that runs without its forecast, which cannot be built at Interval, and why.
+	Warn func(msg string)
 }
 
 // Record is one output line: the decision, for a policy with a forecast the forecast's
@@ -123,6 +127,7 @@ func Run(p *policy.Policy, opts Options, r io.Reader, w io.Writer) error {
 	sc.Buffer(make([]byte, 0, 64<<10), MaxLine+2)
 	enc := json.NewEncoder(w)
 	var last time.Time
+	first := true
 	n := 1 // the line being read, also when the scanner fails on it
 	for ; sc.Scan(); n++ {
 		if len(sc.Bytes()) > MaxLine {
@@ -148,7 +153,13 @@ func Run(p *policy.Policy, opts Options, r io.Reader, w io.Writer) error {
 		if now.Before(last) {
 			return fmt.Errorf("line %d: time %s is before the previous line's %s", n, now.Format(time.RFC3339), last.Format(time.RFC3339))
 		}
-		last = now
+		if first && engine.Forecasting(p) != nil {
+			// Built now, as the first Step would build it, to learn why it cannot be.
+			if _, err := eng.Fit(nil, nil, now); err != nil && opts.Warn != nil {
+				opts.Warn(fmt.Sprintf("policy %s runs without its forecast, which cannot be built at the interval of %v: %v", p.Name, opts.Interval, err))
+			}
+		}
+		first, last = false, now
 		// A scale counts as written whenever the decision differs from the line's spec.
 		in.Writes = true
 		res := eng.Step(in, now)
@@ -181,6 +192,9 @@ type control struct {
 	Record  *engine.Stored
 }
 
+// lineType is the type a line decodes into.
+var lineType = reflect.TypeFor[Line]()
+
 // parseLine decodes and checks one line into the engine's Input for p.
 func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, control, error) {
 	var l Line
@@ -191,6 +205,9 @@ func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, control, 
 	}
 	if dec.More() {
 		return engine.Input{}, time.Time{}, control{}, errors.New("malformed observation: more than one JSON value on the line")
+	}
+	if err := strictKeys(raw, lineType); err != nil {
+		return engine.Input{}, time.Time{}, control{}, fmt.Errorf("malformed observation: %w", err)
 	}
 	var errs []error
 	if l.Time.IsZero() {

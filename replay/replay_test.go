@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,6 +108,15 @@ func TestRunNaNIsMissing(t *testing.T) {
 	}
 }
 
+// manyKeys returns n keys "p0": 1 .. of an object, comma-separated.
+func manyKeys(n int) string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%q:1", "p"+strconv.Itoa(i))
+	}
+	return strings.Join(keys, ",")
+}
+
 func TestRunReportsMalformedLines(t *testing.T) {
 	ok := `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a","ready":true}],"metrics":{"queue":{"value":1}}}`
 	tests := []struct {
@@ -126,6 +136,26 @@ func TestRunReportsMalformedLines(t *testing.T) {
 		{"a load for a policy without a forecast", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"load":{"value":3}}`, "line 1: load: policy llama-70b has no forecast to take it"},
 		{"a latency for a policy without an objective", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"latency":{"value":0.5}}`, "line 1: latency: policy llama-70b has no objective to take it"},
 		{"an activation for a policy without scaleToZero", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"activation":{"value":3}}`, "line 1: activation: policy llama-70b has no scaleToZero to take it"},
+		// encoding/json keeps the last of a key given twice and matches keys to fields in any
+		// case: such a line would replay something else than it says.
+		{"a key twice", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"specReplicas":4}`,
+			`line 1: malformed observation: specReplicas: key "specReplicas" given twice`},
+		{"a key in another case", `{"time":"2026-01-01T00:00:00Z","SpecReplicas":1}`,
+			`line 1: malformed observation: SpecReplicas: key "SpecReplicas": keys are case-sensitive, want "specReplicas"`},
+		{"a key in another case and the key", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"SPECREPLICAS":4}`,
+			`line 1: malformed observation: SPECREPLICAS: key "SPECREPLICAS": keys are case-sensitive, want "specReplicas"`},
+		{"a pod's key in another case", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a"},{"name":"b","Ready":true}]}`,
+			`line 1: malformed observation: pods[1].Ready: key "Ready": keys are case-sensitive, want "ready"`},
+		{"a sample's key in another case", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"metrics":{"queue":{"Value":1}}}`,
+			`line 1: malformed observation: metrics.queue.Value: key "Value": keys are case-sensitive, want "value"`},
+		{"a metric twice", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"metrics":{"queue":{"value":1},"queue":{"value":9}}}`,
+			`line 1: malformed observation: metrics.queue: key "queue" given twice`},
+		{"a pod's sample twice", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a","ready":true}],"metrics":{"queue":{"perPod":{"a":1,"a":2}}}}`,
+			`line 1: malformed observation: metrics.queue.perPod.a: key "a" given twice`},
+		{"a key twice, once escaped", `{"time":"2026-01-01T00:00:00Z","\u0074ime":"2026-01-01T00:00:00Z","specReplicas":1}`,
+			`line 1: malformed observation: time: key "time" given twice`},
+		{"a pod's sample twice among many", `{"time":"2026-01-01T00:00:00Z","specReplicas":1,"metrics":{"queue":{"perPod":{` + manyKeys(20) + `,"p7":1}}}}`,
+			`line 1: malformed observation: metrics.queue.perPod.p7: key "p7" given twice`},
 		{"time going backwards", `{"time":"2026-01-01T00:01:00Z","specReplicas":1}` + "\n" + `{"time":"2026-01-01T00:00:00Z","specReplicas":1}`, "line 2: time 2026-01-01T00:00:00Z is before the previous line's 2026-01-01T00:01:00Z"},
 	}
 	for _, tc := range tests {
@@ -409,5 +439,134 @@ func TestRunRestartAtZero(t *testing.T) {
 	err := Run(p, opts, strings.NewReader(in), &bytes.Buffer{})
 	if want := `line 3: record: only on the first line or a line with "restart": true, where a fresh engine reads it`; err == nil || err.Error() != want {
 		t.Errorf("a record on a running engine's line: error %v, want %q", err, want)
+	}
+}
+
+func TestRunSaysWhenTheForecastCannotBeBuilt(t *testing.T) {
+	// The issue's: seasonal-naive with a season of 20 s at the 15 s interval: rounded to
+	// whole steps, (20 + 7.5) / 15 = 1 step, and a season needs 2. The replay runs without the
+	// forecast, and says so once, with why; at a 10 s interval the season is 2 steps and
+	// nothing is said.
+	line := `{"time":"2026-01-01T00:00:00Z","specReplicas":2,"metrics":{"p95-latency":{"value":4}},"load":{"value":50}}` + "\n"
+	for _, tc := range []struct {
+		name     string
+		interval time.Duration
+		want     []string
+	}{
+		{name: "a season of one interval", interval: 15 * time.Second, want: []string{"policy llama-70b runs without its forecast, which cannot be built at the interval of 15s: " +
+			"build the forecaster: fit forecast: invalid forecast options: season: must be at least 2 steps (30s), got 20s"}},
+		{name: "a season of two intervals", interval: 10 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := examplePolicy()
+			p.Forecast = &policy.Forecast{Load: policy.Load{Query: "lq", PerReplica: policy.NewAutoFloat(10)},
+				Method: "seasonal-naive", Season: &policy.Duration{Duration: 20 * time.Second}}
+			var got []string
+			o := Options{Interval: tc.interval, Startup: opts.Startup, Warn: func(msg string) { got = append(got, msg) }}
+			var out bytes.Buffer
+			if err := Run(p, o, strings.NewReader(line+strings.Replace(line, ":00Z", ":30Z", 1)), &out); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestStrictKeysAcceptsWhatItShould(t *testing.T) {
+	// Lines as encoding/json writes them (every key once, in its case), with whitespace,
+	// escapes, nested arrays and objects of many keys: nothing to say.
+	for _, raw := range []string{
+		`{"time":"2026-01-01T00:00:00Z","specReplicas":1}`,
+		` { "time" : "2026-01-01T00:00:00Z" , "spec\u0052eplicas" : 1 , "pods" : [ ] , "metrics" : { } } `,
+		`{"time":"2026-01-01T00:00:00Z","specReplicas":1,"pods":[{"name":"a,b]}\"","ready":true,"phase":"Running"},{"name":"c","deleting":false}],` +
+			`"metrics":{"queue":{"perPod":{` + manyKeys(40) + `}},"gpu":{"value":"NaN"},"p95-latency":{"error":"x"}},"load":null,"latency":{"value":-1.5e-3}}`,
+	} {
+		if err := strictKeys([]byte(raw), lineType); err != nil {
+			t.Errorf("%s: %v", raw, err)
+		}
+	}
+}
+
+// TestDocObjectiveExample replays the objective example of docs/replay.md, the policy and
+// the 12 lines it describes, and compares each record it shows with the replay's.
+func TestDocObjectiveExample(t *testing.T) {
+	doc, err := os.ReadFile("../docs/replay.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := policy.Parse(strings.NewReader(`policies:
+  - name: model
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: model}
+    minReplicas: 1
+    maxReplicas: 20
+    metrics:
+      - name: queue
+        query: sum by (pod) (vllm:num_requests_waiting{namespace="inference"})
+        target: {type: AverageValue, averageValue: 5}
+    forecast:
+      load:
+        query: sum(rate(inference_requests_total{namespace="inference"}[1m]))
+        perReplica: 25
+      method: holt
+    objective:
+      query: max(vllm:e2e_request_latency_seconds{namespace="inference"})
+      slo: 2s
+      budget: 1%
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the first example: four Ready pods with a queue of 3, the load rising by 2 req/s a
+	// line; the latency 0.8 s, but 2.6 s at 00:00:30, an error at 00:01:15, +Inf at 00:02:15.
+	var in strings.Builder
+	pods := `"pods":[{"name":"a","ready":true},{"name":"b","ready":true},{"name":"c","ready":true},{"name":"d","ready":true}]`
+	queue := `"metrics":{"queue":{"perPod":{"a":3,"b":3,"c":3,"d":3}}}`
+	for i := range 12 {
+		lat := `"latency":{"value":0.8},`
+		switch i {
+		case 2:
+			lat = `"latency":{"value":2.6},`
+		case 5:
+			lat = `"latency":{"error":"empty result"},`
+		case 9:
+			lat = `"latency":{"value":"+Inf"},`
+		}
+		at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * 15 * time.Second)
+		fmt.Fprintf(&in, `{"time":%q,"specReplicas":4,"load":{"value":%d},%s%s,%s}`+"\n", at.Format(time.RFC3339), 40+2*i, lat, pods, queue)
+	}
+	var out bytes.Buffer
+	if err := Run(&f.Policies[0], opts, strings.NewReader(in.String()), &out); err != nil {
+		t.Fatal(err)
+	}
+	type rec struct {
+		Time   string         `json:"time"`
+		Status map[string]any `json:"objectiveStatus"`
+	}
+	got := map[string]map[string]any{}
+	for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
+		var r rec
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatal(err)
+		}
+		got[r.Time] = r.Status
+	}
+	shown := 0
+	for line := range strings.SplitSeq(string(doc), "\n") {
+		if !strings.HasPrefix(line, `{"time":"2026-01-01T00:0`) || !strings.Contains(line, `"objectiveStatus"`) {
+			continue
+		}
+		var want rec
+		if err := json.Unmarshal([]byte(line), &want); err != nil {
+			t.Fatalf("docs/replay.md: %v in %s", err, line)
+		}
+		shown++
+		if diff := cmp.Diff(want.Status, got[want.Time]); diff != "" {
+			t.Errorf("docs/replay.md's record at %s (-doc +replay):\n%s", want.Time, diff)
+		}
+	}
+	if shown != 5 {
+		t.Errorf("docs/replay.md shows %d records of the objective example, want 5", shown)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -95,6 +96,19 @@ history, 2 bad usage or policy file.`,
 // runPoolBacktest is backtest's pool mode: the policies named by --pool-trace, each on its
 // own trace, share --pool-gpus GPUs.
 func runPoolBacktest(cmd *cobra.Command, v *viper.Viper, par backtest.Params) error {
+	for _, r := range []struct {
+		why   string
+		flags []string
+	}{
+		{"pool mode (--pool-gpus) reads each policy's trace from its --pool-trace POLICY=FILE.csv", []string{"trace", "prometheus", "load-query", "from", "to", "step"}},
+		{"pool mode (--pool-gpus) backtests the policies of its --pool-trace flags", []string{"policy"}},
+		{"pool mode (--pool-gpus) has no sweep, objective comparison, plot nor HTML report",
+			[]string{"sweep", "budget", "plot", "plot-fronts", "plot-from", "plot-window", "html"}},
+	} {
+		if err := refuseFlags(cmd, r.why, r.flags...); err != nil {
+			return err
+		}
+	}
 	if err := par.Validate(); err != nil {
 		return flagErrors(err)
 	}
@@ -119,13 +133,37 @@ func runPoolBacktest(cmd *cobra.Command, v *viper.Viper, par backtest.Params) er
 		}
 		tr, err := backtest.ReadTrace(fh)
 		fh.Close()
+		if err == nil {
+			err = par.CheckTrace(tr)
+		}
 		if err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: trace %s: %v\n", path, err)
 			return exitError{code: 1}
 		}
-		members = append(members, backtest.PoolMember{Policy: p, Trace: tr})
+		m := backtest.PoolMember{Policy: p, Trace: tr}
+		if o := p.Objective; o != nil {
+			// As in a single backtest: the model's SLO is the objective's, unless --slo says.
+			if !cmd.Flags().Changed("slo") {
+				m.SLO = o.SLO.Duration
+			} else if par.SLO != o.SLO.Duration {
+				fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: warning: --slo %v is not the objective's slo %v of policy %s: violations count over --slo\n", par.SLO, o.SLO.Duration, p.Name)
+			}
+		}
+		members = append(members, m)
 	}
-	res, err := backtest.RunPool(members, v.GetInt64("pool-gpus"), backtest.Options{Params: par})
+	opt := backtest.Options{Params: par}
+	minutes := len(members[0].Trace) // the traces are cut to the shortest
+	for _, m := range members {
+		minutes = min(minutes, len(m.Trace))
+	}
+	ticks := minutes * int(time.Minute/par.Tick)
+	progress, done := progressFunc(cmd.ErrOrStderr(), v.GetBool("progress"), ticks)
+	defer done()
+	if progress != nil {
+		opt.Progress = func(d, _ int) { progress(d) }
+	}
+	res, err := backtest.RunPool(members, v.GetInt64("pool-gpus"), opt)
+	done()
 	if errors.Is(err, backtest.ErrNoRequests) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: %v\n", err)
 		return exitError{code: 1}
@@ -133,6 +171,7 @@ func runPoolBacktest(cmd *cobra.Command, v *viper.Viper, par backtest.Params) er
 	if err != nil {
 		return err
 	}
+	warn(cmd.ErrOrStderr(), res.Warnings)
 	out := cmd.OutOrStdout()
 	if v.GetBool("json") {
 		enc := json.NewEncoder(out)
@@ -141,10 +180,10 @@ func runPoolBacktest(cmd *cobra.Command, v *viper.Viper, par backtest.Params) er
 	}
 	fmt.Fprintf(out, "%d policies sharing %d GPUs (at most %d held at once), %d minutes\n\n", len(res.Policies), res.GPUs, res.PeakGPUs, res.Minutes)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POLICY\tPRIORITY\tGUARANTEED\tGPU-HOURS\tUNSERVED GPU-HOURS\tLIMITED MIN\tSLO-VIOLATION MIN\tUNDER-PROVISIONED MIN\tSCALE EVENTS")
+	fmt.Fprintln(tw, "POLICY\tPRIORITY\tGUARANTEED\tGPU-HOURS\tUNSERVED GPU-HOURS\tLIMITED MIN\tSLO\tSLO-VIOLATION MIN\tUNDER-PROVISIONED MIN\tSCALE EVENTS")
 	for _, p := range res.Policies {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%d\t%d\t%d\t%d\n", p.Name, p.Priority, p.Guaranteed, p.GPUHours, p.UnservedGPUHours,
-			p.LimitedMinutes, p.SLOViolationMinutes, p.UnderProvisionedMinutes, p.ScaleEvents)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.1f\t%.1f\t%d\t%gs\t%d\t%d\t%d\n", p.Name, p.Priority, p.Guaranteed, p.GPUHours, p.UnservedGPUHours,
+			p.LimitedMinutes, p.SLOSeconds, p.SLOViolationMinutes, p.UnderProvisionedMinutes, p.ScaleEvents)
 	}
 	return tw.Flush()
 }
@@ -161,8 +200,11 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		SLO:               v.GetDuration("slo"),
 		GPUsPerReplica:    v.GetFloat64("gpus-per-replica"),
 	}
-	if cmd.Flags().Changed("pool-gpus") {
+	switch {
+	case cmd.Flags().Changed("pool-gpus"):
 		return runPoolBacktest(cmd, v, par)
+	case cmd.Flags().Changed("pool-trace"):
+		return errors.New("--pool-trace: pool mode needs --pool-gpus N, the GPUs the policies share")
 	}
 	p, err := loadPolicy(v.GetString("file"), v.GetString("policy"))
 	if err != nil {
@@ -196,6 +238,9 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		}
 		axes = append(axes, a)
 	}
+	if n, product := backtest.GridSize(axes); n > backtest.MaxSweepPoints {
+		return fmt.Errorf("--sweep: a grid of %s points is more than %d", product, backtest.MaxSweepPoints)
+	}
 	plotPath, htmlPath := v.GetString("plot"), v.GetString("html")
 	if len(axes) > 0 && (plotPath != "" || htmlPath != "") {
 		return errors.New("--plot and --html show one backtest: leave out --sweep")
@@ -213,19 +258,43 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		return err
 	}
 
-	var client api.Client
-	if url := v.GetString("prometheus"); url != "" {
-		if client, err = prometheusClient(v.GetString("file"), url); err != nil {
+	var load backtest.PrometheusLoad
+	switch url := v.GetString("prometheus"); {
+	case url != "" && v.GetString("trace") != "":
+		return errors.New("give either --trace or --prometheus, not both")
+	case url != "":
+		if load, err = prometheusLoad(v); err != nil {
+			return err
+		}
+		if load.Client, err = prometheusClient(v.GetString("file"), url); err != nil {
+			return err
+		}
+	default:
+		if err := refuseFlags(cmd, "with --prometheus only", "load-query", "from", "to", "step"); err != nil {
 			return err
 		}
 	}
-	tr, name, err := readLoad(cmd, v, client)
-	if err == nil && tr.Peak() <= 0 {
-		err = fmt.Errorf("trace %s: %w", name, backtest.ErrNoRequests) // a bad trace, not a bad policy
+	tr, name, err := readLoad(cmd, v, load)
+	if err == nil {
+		if err = par.CheckTrace(tr); err != nil {
+			err = fmt.Errorf("trace %s: %w", name, err) // a bad trace, not a bad policy
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "prescale backtest: %v\n", err)
 		return exitError{code: 1}
+	}
+	var win backtest.PlotWindow
+	if plotPath != "" || htmlPath != "" {
+		from := v.GetDuration("plot-from")
+		if !cmd.Flags().Changed("plot-from") {
+			from = peakDay(tr)
+		}
+		if win, err = plotWindow(tr, from, v.GetDuration("plot-window")); err != nil {
+			return err // before the simulation, not after it
+		}
+	} else if err := refuseFlags(cmd, "with --plot or --html only", "plot-from", "plot-window"); err != nil {
+		return err
 	}
 	// The bar counts ticks over every run: each grid point's three contenders, then the
 	// comparison's runs.
@@ -265,14 +334,15 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		cmp = &c
 	}
 	done()
+	var warnings []string
+	for _, r := range results {
+		warnings = append(warnings, r.Result.Warnings...)
+	}
+	warn(stderr, warnings)
 
 	summary := describe(tr, par, results[0].Result)
 	if plotPath != "" || htmlPath != "" {
-		from := v.GetDuration("plot-from")
-		if !cmd.Flags().Changed("plot-from") {
-			from = peakDay(tr)
-		}
-		if err := writeReports(plotPath, htmlPath, tr, results[0].Result, cmp, from, v.GetDuration("plot-window"), name, summary); err != nil {
+		if err := writeReports(plotPath, htmlPath, tr, results[0].Result, cmp, win, name, summary); err != nil {
 			return err
 		}
 	}
@@ -304,6 +374,17 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	return backtest.WriteComparison(out, *cmp)
 }
 
+// warn prints each of warnings once, in order, to stderr.
+func warn(stderr io.Writer, warnings []string) {
+	seen := map[string]bool{}
+	for _, w := range warnings {
+		if !seen[w] {
+			seen[w] = true
+			fmt.Fprintf(stderr, "prescale backtest: warning: %s\n", w)
+		}
+	}
+}
+
 // prometheusClient returns the client of the Prometheus at url (--prometheus) with the
 // policy file's prometheus settings (bearerTokenFile, basicAuth, tls, headers; PRESCALE_*
 // environment variables override them), built as prescale run builds its source's: url
@@ -332,13 +413,21 @@ func prometheusClient(path, url string) (api.Client, error) {
 	return nil, fmt.Errorf("--prometheus %s with the prometheus settings of %s: %w", prom.RedactedURL(url), path, err)
 }
 
-// readLoad reads the trace from --trace or from --prometheus through client, and names
-// it; a Prometheus history is named by its URL, redacted (no password), and its query.
-func readLoad(cmd *cobra.Command, v *viper.Viper, client api.Client) (backtest.Trace, string, error) {
+// readLoad reads the trace from --trace or, with --prometheus, the history load
+// describes, and names it; a Prometheus history is named by its URL, redacted (no
+// password), and its query.
+func readLoad(cmd *cobra.Command, v *viper.Viper, load backtest.PrometheusLoad) (backtest.Trace, string, error) {
 	path, url := v.GetString("trace"), v.GetString("prometheus")
 	switch {
-	case path != "" && url != "":
-		return nil, "", errors.New("give either --trace or --prometheus, not both")
+	case url != "":
+		tr, st, err := load.Load(cmd.Context())
+		if err != nil {
+			return nil, "", err
+		}
+		if st.Missing > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: %d of %d steps had no sample and count as 0 requests\n", st.Missing, st.Points)
+		}
+		return tr, fmt.Sprintf("%s %s", prom.RedactedURL(url), load.Query), nil
 	case path != "":
 		var r io.Reader = cmd.InOrStdin()
 		if path != "-" {
@@ -354,26 +443,19 @@ func readLoad(cmd *cobra.Command, v *viper.Viper, client api.Client) (backtest.T
 			return nil, "", fmt.Errorf("trace %s: %w", path, err)
 		}
 		return tr, path, nil
-	case url != "":
-		from, err := parseTime(v.GetString("from"))
-		if err != nil {
-			return nil, "", fmt.Errorf("--from: %w", err)
-		}
-		to, err := parseTime(v.GetString("to"))
-		if err != nil {
-			return nil, "", fmt.Errorf("--to: %w", err)
-		}
-		l := backtest.PrometheusLoad{Client: client, Query: v.GetString("load-query"), From: from, To: to, Step: v.GetDuration("step")}
-		tr, st, err := l.Load(cmd.Context())
-		if err != nil {
-			return nil, "", err
-		}
-		if st.Missing > 0 {
-			fmt.Fprintf(cmd.ErrOrStderr(), "prescale backtest: %d of %d steps had no sample and count as 0 requests\n", st.Missing, st.Points)
-		}
-		return tr, fmt.Sprintf("%s %s", prom.RedactedURL(url), l.Query), nil
 	}
 	return nil, "", errors.New("no load: give --trace FILE or --prometheus URL")
+}
+
+// refuseFlags returns an error naming the first of flags that was given: it is of no use
+// here (why).
+func refuseFlags(cmd *cobra.Command, why string, flags ...string) error {
+	for _, f := range flags {
+		if cmd.Flags().Changed(f) {
+			return fmt.Errorf("--%s: %s", f, why)
+		}
+	}
+	return nil
 }
 
 // flagErrors names each problem of backtest.Params.Validate by its flag: peakReplicas is
@@ -398,19 +480,69 @@ func flagErrors(err error) error {
 	return errors.Join(errs...)
 }
 
-// parseTime reads RFC 3339 or Unix seconds.
+// parseTime reads --from or --to: RFC 3339 or Unix seconds, within backtest.MinLoadTime
+// (0) .. MaxLoadTime (4102444800, 2100-01-01). NaN, ±Inf, and a number of milliseconds
+// (which reads as thousands of years) are errors.
 func parseTime(s string) (time.Time, error) {
+	lo, hi := backtest.MinLoadTime, backtest.MaxLoadTime
+	bounds := fmt.Sprintf("RFC 3339 or Unix seconds from %d (%s) to before %d (%s)", lo.Unix(), lo.Format(time.RFC3339), hi.Unix(), hi.Format(time.RFC3339))
 	if s == "" {
 		return time.Time{}, errors.New("required with --prometheus")
 	}
 	if sec, err := strconv.ParseFloat(s, 64); err == nil {
+		switch ms := sec / 1000; {
+		case math.IsNaN(sec) || math.IsInf(sec, 0):
+			return time.Time{}, fmt.Errorf("want %s, got %q", bounds, s)
+		case sec >= float64(hi.Unix()) && ms >= float64(lo.Unix()) && ms < float64(hi.Unix()):
+			return time.Time{}, fmt.Errorf("want %s, got %s: milliseconds? In seconds that is %s (%s)", bounds, s,
+				strconv.FormatFloat(ms, 'f', -1, 64), time.Unix(0, int64(ms*1e9)).UTC().Format(time.RFC3339Nano))
+		case !(sec >= float64(lo.Unix()) && sec < float64(hi.Unix())):
+			return time.Time{}, fmt.Errorf("want %s, got %s", bounds, s)
+		}
 		return time.Unix(0, int64(sec*1e9)).UTC(), nil
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("want RFC 3339 or Unix seconds, got %q", s)
+		return time.Time{}, fmt.Errorf("want %s, got %q", bounds, s)
+	}
+	if t.Before(lo) || !t.Before(hi) {
+		return time.Time{}, fmt.Errorf("want %s, got %s", bounds, s)
 	}
 	return t, nil
+}
+
+// prometheusLoad reads --from, --to and --step into the history to load from --prometheus
+// through client (nil until it is built), and returns every problem at once, naming the
+// flags.
+func prometheusLoad(v *viper.Viper) (backtest.PrometheusLoad, error) {
+	l := backtest.PrometheusLoad{Query: v.GetString("load-query"), Step: v.GetDuration("step")}
+	var errs []error
+	var err error
+	if l.From, err = parseTime(v.GetString("from")); err != nil {
+		errs = append(errs, fmt.Errorf("--from: %w", err))
+	}
+	if l.To, err = parseTime(v.GetString("to")); err != nil {
+		errs = append(errs, fmt.Errorf("--to: %w", err))
+	}
+	if len(errs) > 0 {
+		return l, errors.Join(errs...)
+	}
+	for _, p := range problems(l.Validate()) {
+		var pe *backtest.ParamError
+		if !errors.As(p, &pe) {
+			errs = append(errs, p)
+			continue
+		}
+		flag := "--" + pe.Field
+		switch pe.Field {
+		case "range":
+			flag = "--from and --to"
+		case "points":
+			flag = "--from, --to and --step"
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", flag, pe.Err))
+	}
+	return l, errors.Join(errs...)
 }
 
 // describe summarizes the trace and the model's scaling of it.
@@ -459,14 +591,28 @@ func peakDay(tr backtest.Trace) time.Duration {
 	return time.Duration(peak/1440) * 24 * time.Hour
 }
 
-// writeReports draws the plot of the window [start, start+window) and writes it to
-// plotPath, and the HTML report with it (and, with cmp, the objective comparison and its
-// fronts) to htmlPath; an empty path is skipped.
-func writeReports(plotPath, htmlPath string, tr backtest.Trace, res backtest.Result, cmp *backtest.Comparison, start, window time.Duration, name, summary string) error {
+// plotWindow returns the minutes [start, start+window) of tr, cut at its end, and an error
+// naming --plot-from or --plot-window when that holds no minute of it.
+func plotWindow(tr backtest.Trace, start, window time.Duration) (backtest.PlotWindow, error) {
+	end := time.Duration(len(tr)) * time.Minute
+	switch {
+	case start < 0:
+		return backtest.PlotWindow{}, fmt.Errorf("--plot-from: must be >= 0, got %v", start)
+	case start >= end:
+		return backtest.PlotWindow{}, fmt.Errorf("--plot-from %v: the trace ends at %v (%d minutes)", start, end, len(tr))
+	case window < time.Minute:
+		return backtest.PlotWindow{}, fmt.Errorf("--plot-window: must be at least a minute, the trace's resolution, got %v", window)
+	}
 	from := int(start / time.Minute)
-	to := min(len(tr), from+int(window/time.Minute))
+	return backtest.PlotWindow{From: from, To: int(min(int64(len(tr)), int64(from)+int64(window/time.Minute)))}, nil
+}
+
+// writeReports draws the plot of the window win and writes it to plotPath, and the HTML
+// report with it (and, with cmp, the objective comparison and its fronts) to htmlPath; an
+// empty path is skipped.
+func writeReports(plotPath, htmlPath string, tr backtest.Trace, res backtest.Result, cmp *backtest.Comparison, win backtest.PlotWindow, name, summary string) error {
 	var png bytes.Buffer
-	if err := backtest.Plot(&png, tr, res, backtest.PlotWindow{From: from, To: to}, name); err != nil {
+	if err := backtest.Plot(&png, tr, res, win, name); err != nil {
 		return err
 	}
 	if plotPath != "" {

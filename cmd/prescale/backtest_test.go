@@ -143,12 +143,46 @@ func TestBacktestCommandErrors(t *testing.T) {
 				"--queue-target: must be a finite number > 0, got 0\n--min-replicas: must be 0..100000, got -1\n" +
 				"--max-replicas: must be 0 (2 x peakReplicas) or minReplicas (-1)..1000000, got -2\n--slo: must be > 0, got 0s\n" +
 				"--gpus-per-replica: must be in (0, 1024], got NaN\n"},
-		{"prometheus without a range", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1"}, 1,
-			"prescale backtest: --from: required with --prometheus\n"},
+		{"prometheus without a range", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1"}, 2,
+			"prescale: --from: required with --prometheus\n--to: required with --prometheus\n"},
+		// --from and --to: Unix seconds of 1970..2100, refused before any query (nothing
+		// listens at port 1).
+		{"NaN and Inf as times", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "NaN", "--to", "Inf"}, 2,
+			"prescale: --from: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got \"NaN\"\n--to: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got \"Inf\"\n"},
+		{"1e300 and -1 as times", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "-1", "--to", "1e300"}, 2,
+			"prescale: --from: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got -1\n--to: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got 1e300\n"},
+		// 1767225600000 ms is 1767225600 s, 2026-01-01 (20,454 days x 86,400 s).
+		{"a time in milliseconds", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "1767225600000", "--to", "1767229200"}, 2,
+			"prescale: --from: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got 1767225600000: milliseconds? In seconds that is 1767225600 (2026-01-01T00:00:00Z)\n"},
+		{"RFC 3339 past 2100", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "0", "--to", "2300-01-01T00:00:00Z"}, 2,
+			"prescale: --to: want RFC 3339 or Unix seconds from 0 (1970-01-01T00:00:00Z) to before 4102444800 (2100-01-01T00:00:00Z), got 2300-01-01T00:00:00Z\n"},
+		// The issue's range: 1,767,225,600 steps of 1 s, refused before Load holds a flag for
+		// each.
+		{"a range of too many points", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "0", "--to", "2026-01-01T00:00:00Z", "--step", "1s"}, 2,
+			"prescale: --from, --to and --step: 1970-01-01T00:00:00Z to 2026-01-01T00:00:00Z at 1s is 1767225600 points; at most 4000000 (46 days at 1s, 7.6 years at 1m)\n"},
+		{"a range of a minute and a half", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "0", "--to", "90"}, 2,
+			"prescale: --from and --to: 1970-01-01T00:00:00Z to 1970-01-01T00:01:30Z: 1m30s, must be whole minutes\n"},
+		{"a step that does not divide a minute", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1", "--from", "0", "--to", "3600", "--step", "7s"}, 2,
+			"prescale: --step: must divide a minute, got 7s\n"},
+		{"a range with a trace", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--from", "0"}, 2,
+			"prescale: --from: with --prometheus only\n"},
 		{"a budget that is no number", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "abc"}, 2,
 			"prescale: --budget: want a fraction (0.001) or a percentage (\"0.1%\"), got \"abc\"\n"},
 		{"a budget over half the minutes", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "60%"}, 2,
 			"prescale: --budget: must be within (0, 50%], got \"60%\"\n"},
+		// 7 x 143 = 1001 points.
+		{"a sweep grid over 1000 points", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--sweep", "slo=" + strings.Repeat("1,", 6) + "1",
+			"--sweep", "startup=" + strings.Repeat("1,", 142) + "1"}, 2, "prescale: --sweep: a grid of 7 x 143 points is more than 1000\n"},
+		// The window is checked before the simulation: the policy's query, which binds to no
+		// series of the model, would stop the simulation with another error.
+		{"a plot after the trace's end", "minute,requests\n0,5\n1,5\n", []string{"backtest", "-f", unbound, "--trace", "-", "--plot", "x.png", "--plot-from", "48h"}, 2,
+			"prescale: --plot-from 48h0m0s: the trace ends at 2m0s (2 minutes)\n"},
+		{"a negative plot start", "minute,requests\n0,5\n", []string{"backtest", "-f", unbound, "--trace", "-", "--html", "x.html", "--plot-from", "-1m"}, 2,
+			"prescale: --plot-from: must be >= 0, got -1m0s\n"},
+		{"a plot window under a minute", "minute,requests\n0,5\n", []string{"backtest", "-f", unbound, "--trace", "-", "--plot", "x.png", "--plot-window", "30s"}, 2,
+			"prescale: --plot-window: must be at least a minute, the trace's resolution, got 30s\n"},
+		{"a plot window without a plot", "minute,requests\n0,5\n", []string{"backtest", "-f", policyFile, "--trace", "-", "--plot-window", "1h"}, 2,
+			"prescale: --plot-window: with --plot or --html only\n"},
 		{"a budget with a sweep", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "1%", "--sweep", "queueTarget=2,5"}, 2,
 			"prescale: --budget compares one backtest with the HPA's settings: leave out --sweep\n"},
 		{"a query binding to no series", "minute,requests\n0,5\n", []string{"backtest", "-f", unbound, "--trace", "-"}, 2,
@@ -347,10 +381,158 @@ func TestBacktestCommandPool(t *testing.T) {
 		{[]string{"--pool-gpus", "50", "--pool-trace", "chat"}, 2, `--pool-trace: want POLICY=FILE.csv, got "chat"`},
 		{[]string{"--pool-gpus", "50", "--pool-trace", "none=" + code}, 2, `has no policy "none"`},
 		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=/no/such.csv"}, 1, "open trace of policy chat"},
+		// The issue's: flags that pool mode does not use were accepted and ignored.
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=" + convTrace, "--trace", convTrace}, 2,
+			"prescale: --trace: pool mode (--pool-gpus) reads each policy's trace from its --pool-trace POLICY=FILE.csv\n"},
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=" + convTrace, "--sweep", "queueTarget=2,5"}, 2,
+			"prescale: --sweep: pool mode (--pool-gpus) has no sweep, objective comparison, plot nor HTML report\n"},
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=" + convTrace, "--html", "report.html"}, 2,
+			"prescale: --html: pool mode (--pool-gpus) has no sweep, objective comparison, plot nor HTML report\n"},
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=" + convTrace, "--budget", "1%"}, 2,
+			"prescale: --budget: pool mode (--pool-gpus) has no sweep, objective comparison, plot nor HTML report\n"},
+		{[]string{"--pool-gpus", "50", "--pool-trace", "chat=" + convTrace, "--policy", "chat"}, 2,
+			"prescale: --policy: pool mode (--pool-gpus) backtests the policies of its --pool-trace flags\n"},
+		{[]string{"--pool-trace", "chat=" + convTrace}, 2, "prescale: --pool-trace: pool mode needs --pool-gpus N, the GPUs the policies share\n"},
 	} {
 		exit, _, stderr := runPrescale(t, "", append([]string{"backtest", "-f", file}, tc.args...)...)
-		if exit != tc.code || !strings.Contains(stderr, tc.want) {
+		if exit != tc.code || !strings.Contains(stderr, tc.want) || tc.code == 2 && strings.HasPrefix(tc.want, "prescale: ") && stderr != tc.want {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q", tc.args, exit, stderr, tc.code, tc.want)
 		}
+	}
+}
+
+// burstCSV is 60 minutes of 1 request, but perMinute requests in minutes 30, 31 and 32.
+func burstCSV(perMinute string) string {
+	var b strings.Builder
+	b.WriteString("minute,requests\n")
+	for m := range 60 {
+		v := "1"
+		if m >= 30 && m < 33 {
+			v = perMinute
+		}
+		fmt.Fprintf(&b, "%d,%s\n", m, v)
+	}
+	return b.String()
+}
+
+// TestBacktestCommandJSONFinite: --json of a queue that a burst overflows. The issue's
+// burst of 1.7e308 requests a minute made the queue +Inf, and --json failed with exit 2 and
+// no output; it is now refused as a bad trace (exit 1, its line named). At the most requests
+// a minute allowed, 1e15, every output (the single backtest, with the objective's
+// comparison, from zero, in a pool) is JSON.
+func TestBacktestCommandJSONFinite(t *testing.T) {
+	dir := t.TempDir()
+	over, most := filepath.Join(dir, "over.csv"), filepath.Join(dir, "most.csv")
+	pool := filepath.Join(dir, "pool.yaml")
+	for path, content := range map[string]string{over: burstCSV("1.7e308"), most: burstCSV("1e15"), pool: poolPolicies} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out, stderr := runPrescale(t, "", "backtest", "-f", "../../examples/backtest-policy.yaml", "--trace", over, "--json")
+	// The header is line 1: minute 30 is line 32.
+	if want := "prescale backtest: trace " + over + ": line 32: requests 1.7e308: at most 1e+15 a minute\n"; code != 1 || out != "" || stderr != want {
+		t.Errorf("a burst of 1.7e308: exit %d, stdout %q, stderr %q; want exit 1, stderr %q", code, out, stderr, want)
+	}
+	for _, args := range [][]string{
+		{"-f", "../../examples/backtest-policy.yaml", "--trace", most},
+		{"-f", "../../examples/slo-policy.yaml", "--trace", most},
+		{"-f", "../../examples/backtest-policy.yaml", "--trace", most, "--min-replicas", "0", "--budget", "1%"},
+		{"-f", pool, "--pool-gpus", "1000", "--pool-trace", "chat=" + most, "--pool-trace", "code=" + most},
+	} {
+		code, out, stderr := runPrescale(t, "", append(append([]string{"backtest"}, args...), "--json")...)
+		var v map[string]any
+		if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil {
+			t.Errorf("%v: exit %d, %v, stderr %q", args, code, err, stderr)
+		}
+	}
+}
+
+func TestBacktestCommandSaysWhenTheForecastCannotBeBuilt(t *testing.T) {
+	// The backtest samples the load once a minute: a 60 s season is 1 step, and cannot be
+	// built. Said once on standard error, for a sweep of two points too, and in --json.
+	file := seasonalMinute(t)
+	want := "prescale backtest: warning: policy prescale runs without its forecast, which cannot be built at the backtest's load step of 1m0s: " +
+		"build the forecaster: fit forecast: invalid forecast options: season: must be at least 2 steps (2m0s), got 1m0s\n"
+	for _, extra := range [][]string{nil, {"--sweep", "queueTarget=2,5"}} {
+		code, _, stderr := runPrescale(t, "", append([]string{"backtest", "-f", file, "--trace", convTrace}, extra...)...)
+		if code != 0 || stderr != want {
+			t.Errorf("%v: exit %d, stderr %q; want exit 0, stderr %q", extra, code, stderr, want)
+		}
+	}
+	_, out, _ := runPrescale(t, "", "backtest", "-f", file, "--trace", convTrace, "--json")
+	var got struct {
+		Result struct {
+			Warnings []string `json:"warnings"`
+		} `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Result.Warnings) != 1 {
+		t.Errorf("json warnings %q (%v), want the one", got.Result.Warnings, err)
+	}
+}
+
+// poolObjectivePolicies are two policies guaranteed 40 replicas each; code has an objective
+// whose slo is 5 s.
+const poolObjectivePolicies = `policies:
+  - name: chat
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: chat}
+    maxReplicas: 80
+    metrics:
+      - {name: gpu, query: 'avg by (pod) (DCGM_FI_DEV_GPU_UTIL)', target: {type: AverageValue, averageValue: 70}}
+    capacity: {priority: 100, guaranteed: 40}
+  - name: code
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: code}
+    maxReplicas: 80
+    metrics:
+      - {name: gpu, query: 'avg by (pod) (DCGM_FI_DEV_GPU_UTIL)', target: {type: AverageValue, averageValue: 70}}
+    capacity: {guaranteed: 40}
+    forecast:
+      load: {query: 'sum(rate(inference_requests_total[1m]))', perReplica: auto}
+    objective: {query: 'max(vllm:e2e_request_latency_seconds)', slo: 5s, budget: 1%}
+`
+
+func TestBacktestCommandPoolSLOAndGuarantees(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "pool.yaml")
+	if err := os.WriteFile(file, []byte(poolObjectivePolicies), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code := "../../../shared/traces/azure-llm-2023/code_requests_per_minute.csv"
+	args := []string{"backtest", "-f", file, "--pool-gpus", "79", "--pool-trace", "chat=" + convTrace, "--pool-trace", "code=" + code, "--json"}
+	type result struct {
+		Policies []struct {
+			Name       string  `json:"name"`
+			SLOSeconds float64 `json:"sloSeconds"`
+		} `json:"policies"`
+		Warnings []string `json:"warnings"`
+	}
+	// 40 + 40 guaranteed GPUs in a pool of 79: a warning, on standard error and in the JSON.
+	// code's SLO is its objective's, 5 s; chat's the model's, 2 s.
+	guarantees := "the guarantees (chat 40, code 40 replicas; 80 GPUs at 1 a replica) exceed the pool's 79 GPUs: not all can be held"
+	exit, out, stderr := runPrescale(t, "", args...)
+	var res result
+	if err := json.Unmarshal([]byte(out), &res); exit != 0 || err != nil {
+		t.Fatalf("exit %d, %v, stderr %s", exit, err, stderr)
+	}
+	if want := "prescale backtest: warning: " + guarantees + "\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+	if len(res.Policies) != 2 || res.Policies[0].SLOSeconds != 2 || res.Policies[1].SLOSeconds != 5 || len(res.Warnings) != 1 || res.Warnings[0] != guarantees {
+		t.Errorf("result %+v; want chat at 2 s, code at 5 s, the warning", res)
+	}
+	// An explicit --slo wins, with a warning for code's objective.
+	exit, out, stderr = runPrescale(t, "", append(args, "--slo", "3s")...)
+	res = result{}
+	if err := json.Unmarshal([]byte(out), &res); exit != 0 || err != nil {
+		t.Fatalf("--slo 3s: exit %d, %v, stderr %s", exit, err, stderr)
+	}
+	want := "prescale backtest: warning: --slo 3s is not the objective's slo 5s of policy code: violations count over --slo\n" +
+		"prescale backtest: warning: " + guarantees + "\n"
+	if stderr != want || res.Policies[0].SLOSeconds != 3 || res.Policies[1].SLOSeconds != 3 {
+		t.Errorf("--slo 3s: stderr %q, result %+v; want stderr %q, both at 3 s", stderr, res, want)
+	}
+	// The table has the SLO column.
+	_, out, _ = runPrescale(t, "", args[:len(args)-1]...)
+	if !strings.Contains(out, " SLO ") || !strings.Contains(out, " 5s ") {
+		t.Errorf("table:\n%s", out)
 	}
 }

@@ -41,7 +41,9 @@ the run with its line number and exit code 1.`,
 				defer fh.Close()
 				r = fh
 			}
-			opts := replay.Options{Interval: v.GetDuration("interval"), Startup: v.GetDuration("startup")}
+			opts := replay.Options{Interval: v.GetDuration("interval"), Startup: v.GetDuration("startup"), Warn: func(msg string) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "prescale replay: warning: %s\n", msg)
+			}}
 			if opts.Interval <= 0 || opts.Startup < 0 {
 				fmt.Fprintf(cmd.ErrOrStderr(), "prescale replay: --interval must be > 0 and --startup >= 0, got %s and %s\n", opts.Interval, opts.Startup)
 				return exitError{code: 1}

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -52,5 +54,37 @@ func TestReplayCommandErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", code, stderr.String(), tc.code, tc.stderr)
 			}
 		})
+	}
+}
+
+// seasonalMinute is examples/backtest-policy.yaml with a seasonal-naive forecast of a
+// 60 s season: valid at the policy's 15 s interval (4 steps), but 1 step at a 1 m one
+// ((60 + 30) / 60), where it cannot be built.
+func seasonalMinute(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../examples/backtest-policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), "method: auto", "method: seasonal-naive\n      season: 60s", 1)
+	path := filepath.Join(t.TempDir(), "seasonal.yaml")
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestReplayCommandSaysWhenTheForecastCannotBeBuilt(t *testing.T) {
+	file := seasonalMinute(t)
+	obs := `{"time":"2026-01-01T00:00:00Z","specReplicas":2,"load":{"value":50}}` + "\n" + `{"time":"2026-01-01T00:01:00Z","specReplicas":2,"load":{"value":50}}` + "\n"
+	code, out, stderr := runPrescale(t, obs, "replay", "-f", file, "--interval", "1m")
+	want := "prescale replay: warning: policy prescale runs without its forecast, which cannot be built at the interval of 1m0s: " +
+		"build the forecaster: fit forecast: invalid forecast options: season: must be at least 2 steps (2m0s), got 1m0s\n"
+	if code != 0 || stderr != want || strings.Count(out, "\n") != 2 {
+		t.Errorf("exit %d, stderr %q, %d records; want exit 0, stderr %q, 2 records", code, stderr, strings.Count(out, "\n"), want)
+	}
+	// At the 15 s interval the season is 4 steps: nothing to say.
+	if code, _, stderr := runPrescale(t, obs, "replay", "-f", file); code != 0 || stderr != "" {
+		t.Errorf("at 15s: exit %d, stderr %q; want 0 and nothing", code, stderr)
 	}
 }
