@@ -195,7 +195,7 @@ func (c *checker) check(ctx context.Context, j *job) ([]Problem, error) {
 	if err != nil {
 		var failed *seriesError
 		if !errors.As(err, &failed) {
-			return nil, err
+			return nil, fmt.Errorf("policy %s, %s: %w", j.policy, j.name, err)
 		}
 		add(KindQuery, "%v", failed.err)
 	}
