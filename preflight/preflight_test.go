@@ -280,6 +280,19 @@ func TestCheck(t *testing.T) {
 			yaml:    policyWith(metric("gpu", "avg by (pod) (gpu_util)", value4), ""),
 			answers: map[string]answer{"avg by (pod) (gpu_util)": one(3)}, names: []string{"gpu_util"}, queries: 1,
 		},
+		{
+			name:    "one pod in two series",
+			yaml:    policyWith(metric("gpu", "gpu_util", avg70), ""),
+			answers: map[string]answer{"gpu_util": {series: []model.Metric{{"pod": "a", "gpu": "0"}, {"pod": "a", "gpu": "1"}}, values: []float64{50, 60}}},
+			names:   []string{"gpu_util"}, queries: 1,
+			want: []want{{"metric gpu", KindShape, []string{`pod "a" in several series`}}},
+		},
+		{
+			name:    "two pods in two series",
+			yaml:    policyWith(metric("gpu", "gpu_util", avg70), ""),
+			answers: map[string]answer{"gpu_util": {series: []model.Metric{{"pod": "a", "gpu": "0"}, {"pod": "b", "gpu": "0"}}, values: []float64{50, 60}}},
+			names:   []string{"gpu_util"}, queries: 1,
+		},
 		// values the target cannot mean.
 		{
 			name:    "a 0..1 ratio per pod against 70",
