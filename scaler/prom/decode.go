@@ -47,12 +47,9 @@ func decodeVector(vec model.Vector, podLabel model.LabelName) (policy.Sample, er
 	switch {
 	case withPod == 0 && len(vec) == 1:
 		return scalarSample(float64(vec[0].Value), vec[0].Metric.String())
-	case withPod == 0:
-		return policy.Sample{}, fmt.Errorf("%d series without the %q label, want one (%s): %w",
-			len(vec), podLabel, someSeries(vec), ErrShape)
 	case withPod < len(vec):
-		return policy.Sample{}, fmt.Errorf("%d of %d series without the %q label (%s): %w",
-			len(vec)-withPod, len(vec), podLabel, someSeries(withoutLabel(vec, podLabel)), ErrShape)
+		return policy.Sample{}, &PodLabelError{Label: string(podLabel), Without: len(vec) - withPod, Series: len(vec),
+			Some: someSeries(withoutLabel(vec, podLabel))}
 	}
 	perPod := make(map[string]float64, len(vec))
 	for _, s := range vec {
@@ -107,6 +104,28 @@ func decodeLatency(v model.Value, podLabel model.LabelName) (float64, error) {
 	}
 	return val, nil
 }
+
+// PodLabelError is the ErrShape of a vector of several series of which some or all lack the
+// pod label: neither one series nor one series per pod. errors.Is(err, ErrShape) holds for
+// it; errors.As tells it from the other shapes (prescale validate names it so).
+type PodLabelError struct {
+	// Label is the pod label (Options.PodLabel).
+	Label string
+	// Without of the Series series lack it.
+	Without, Series int
+	// Some names the first few label sets of the series without it.
+	Some string
+}
+
+func (e *PodLabelError) Error() string {
+	if e.Without == e.Series {
+		return fmt.Sprintf("%d series without the %q label, want one (%s): %v", e.Series, e.Label, e.Some, ErrShape)
+	}
+	return fmt.Sprintf("%d of %d series without the %q label (%s): %v", e.Without, e.Series, e.Label, e.Some, ErrShape)
+}
+
+// Unwrap returns ErrShape, the class of the error.
+func (e *PodLabelError) Unwrap() error { return ErrShape }
 
 func scalarSample(v float64, series string) (policy.Sample, error) {
 	if !finite(v) {

@@ -32,6 +32,8 @@ func TestDecode(t *testing.T) {
 		wantErr error
 		// wantMsg are substrings the error message must hold.
 		wantMsg []string
+		// wantPodLabel, when set, is the *PodLabelError the error must be.
+		wantPodLabel *PodLabelError
 	}{
 		{
 			name: "per-pod vector gives one value per pod",
@@ -100,12 +102,15 @@ func TestDecode(t *testing.T) {
 			},
 			wantErr: ErrShape,
 			wantMsg: []string{"4 series without the \"pod\" label", `{shard="1"}`, `{shard="3"}`, "..."},
+			wantPodLabel: &PodLabelError{Label: "pod", Without: 4, Series: 4,
+				Some: `{shard="1"}, {shard="2"}, {shard="3"}, ...`},
 		},
 		{
-			name:    "some series with the pod label and some without",
-			in:      model.Vector{podSample("a", 1), series(model.Metric{"shard": "1"}, 1)},
-			wantErr: ErrShape,
-			wantMsg: []string{"1 of 2 series", `{shard="1"}`},
+			name:         "some series with the pod label and some without",
+			in:           model.Vector{podSample("a", 1), series(model.Metric{"shard": "1"}, 1)},
+			wantErr:      ErrShape,
+			wantMsg:      []string{"1 of 2 series", `{shard="1"}`},
+			wantPodLabel: &PodLabelError{Label: "pod", Without: 1, Series: 2, Some: `{shard="1"}`},
 		},
 		{
 			name: "one pod twice",
@@ -146,6 +151,15 @@ func TestDecode(t *testing.T) {
 			got, err := decode(tc.in, DefaultPodLabel)
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("decode() error = %v, want %v", err, tc.wantErr)
+			}
+			var pe *PodLabelError
+			if errors.As(err, &pe) != (tc.wantPodLabel != nil) {
+				t.Fatalf("decode() error = %v (%T), want a *PodLabelError: %t", err, err, tc.wantPodLabel != nil)
+			}
+			if tc.wantPodLabel != nil {
+				if diff := cmp.Diff(tc.wantPodLabel, pe); diff != "" {
+					t.Errorf("decode() PodLabelError mismatch (-want +got):\n%s", diff)
+				}
 			}
 			for _, m := range tc.wantMsg {
 				if !strings.Contains(err.Error(), m) {

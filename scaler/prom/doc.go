@@ -22,6 +22,9 @@
 // at most 11,000 points each (Prometheus' limit per series); a per-pod result is summed,
 // and NaN, ±Inf and negative steps are left out, never zero.
 //
+// SeriesExist asks Prometheus' series API whether a selector has any series over a window,
+// for prescale validate's preflight (a histogram's base name has no series of its own).
+//
 // Authentication and TLS come from github.com/prometheus/common/config, as in Prometheus'
 // own scrape and remote-write clients.
 //

@@ -21,7 +21,7 @@ var (
 	// ErrNotFinite: a series' value is NaN, +Inf or -Inf.
 	ErrNotFinite = errors.New("value not finite")
 	// ErrShape: the result is a matrix or a string, holds several series without the pod
-	// label, or holds one pod twice.
+	// label (a *PodLabelError), or holds one pod twice.
 	ErrShape = errors.New("unusable result shape")
 	// ErrTimeout: the query did not answer within Options.Timeout or the context's deadline,
 	// or Prometheus gave up evaluating it.

@@ -197,6 +197,27 @@ func (s *Source) Latency(ctx context.Context, query string, now time.Time, maxAg
 	return v, warnings, err
 }
 
+// SeriesExist reports whether any series matching selector (a series selector such as
+// {__name__="x_bucket"}) has a sample between now - lookback and now, by one request to
+// Prometheus' series API asking for one series at most. It bounds the request by
+// Options.Timeout and counts it in QueryCount. Its errors name the selector and wrap the
+// class of the failure as Sample's do (ErrBadQuery, ErrTimeout, ErrUnavailable), or
+// context.Canceled.
+func (s *Source) SeriesExist(ctx context.Context, selector string, now time.Time, lookback time.Duration) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	s.queries.Add(1)
+	set, _, _, err := s.api.Series(ctx, []string{selector}, now.Add(-lookback), now, v1.WithLimit(1))
+	if err == nil {
+		return len(set) > 0, nil
+	}
+	err = refine(err)
+	if class := classify(ctx, err); class != nil {
+		err = fmt.Errorf("%w: %w", class, err)
+	}
+	return false, fmt.Errorf("series %s: %w", selector, err)
+}
+
 // instant runs one instant query and decodes its result, returned with Prometheus' warnings
 // about it; an empty result is told from a stale one (see Sample).
 func instant[T any](ctx context.Context, s *Source, query string, now time.Time, maxAge time.Duration,

@@ -275,3 +275,70 @@ func errorsIsOrNil(err, want error) bool {
 	}
 	return errors.Is(err, want)
 }
+
+// SeriesExist asks the series API for one series of the selector over [now - lookback, now].
+func TestSeriesExist(t *testing.T) {
+	now := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
+	type request struct{ Match, Start, End, Limit string }
+	var got []request
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/api/v1/series" || r.ParseForm() != nil {
+			http.NotFound(w, r)
+			return
+		}
+		req := request{Match: strings.Join(r.Form["match[]"], ","), Start: r.Form.Get("start"), End: r.Form.Get("end"), Limit: r.Form.Get("limit")}
+		got = append(got, req)
+		w.Header().Set("Content-Type", "application/json")
+		switch req.Match {
+		case `{__name__="x_bucket"}`:
+			_, _ = io.WriteString(w, `{"status":"success","data":[{"__name__":"x_bucket","le":"0.1"}]}`)
+		case `{__name__="x"}`:
+			_, _ = io.WriteString(w, `{"status":"success","data":[]}`)
+		case `{__name__="down"}`:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"status":"error","errorType":"unavailable","error":"shutting down"}`)
+		default:
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, `{"status":"error","errorType":"bad_data","error":"parse error"}`)
+		}
+	}))
+	defer srv.Close()
+	s, err := New(Options{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name     string
+		selector string
+		want     bool
+		wantErr  error
+		wantMsg  string
+	}{
+		{name: "a series of the selector", selector: `{__name__="x_bucket"}`, want: true},
+		{name: "no series", selector: `{__name__="x"}`, want: false},
+		{name: "a selector Prometheus refuses", selector: `{`, wantErr: ErrBadQuery, wantMsg: "series {: bad query: bad_data: parse error"},
+		{name: "Prometheus unavailable", selector: `{__name__="down"}`, wantErr: ErrUnavailable, wantMsg: `series {__name__="down"}: prometheus unavailable`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got = nil
+			ok, err := s.SeriesExist(t.Context(), tc.selector, now, 2*time.Hour)
+			if !errorsIsOrNil(err, tc.wantErr) {
+				t.Fatalf("SeriesExist() error = %v, want %v", err, tc.wantErr)
+			}
+			if err != nil && !strings.HasPrefix(err.Error(), tc.wantMsg) {
+				t.Errorf("SeriesExist() error = %q, want it to start with %q", err, tc.wantMsg)
+			}
+			if ok != tc.want {
+				t.Errorf("SeriesExist() = %t, want %t", ok, tc.want)
+			}
+			// now, 2026-11-27T01:00:00Z, is 20784 days after the epoch (56 years with 14 leap
+			// days to 2026, and 330 days into it) and an hour: 20784 × 86400 + 3600 =
+			// 1795741200; two hours earlier is 1795734000.
+			want := []request{{Match: tc.selector, Start: "1795734000", End: "1795741200", Limit: "1"}}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("requests (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
