@@ -116,12 +116,15 @@ func (c *Controller) checkUntilSynced(ctx context.Context, stop <-chan struct{})
 	defer t.Stop()
 	var warned time.Time
 	for {
+		// The check is timed by its tick, not by when it ends: a check that answers late
+		// does not move the warnings' clock.
+		var now time.Time
 		select {
 		case <-stop:
 			return
 		case <-ctx.Done():
 			return
-		case <-t.C():
+		case now = <-t.C():
 		}
 		var err error
 		if s := c.deps.APIServer; s != nil && s.Check != nil {
@@ -133,7 +136,6 @@ func (c *Controller) checkUntilSynced(ctx context.Context, stop <-chan struct{})
 			}
 			c.syncCheck.set(err)
 		}
-		now := c.deps.Clock.Now()
 		waited := now.Sub(start).Round(time.Second)
 		if !warned.IsZero() && now.Sub(warned) < syncWarnPeriod {
 			continue

@@ -103,6 +103,20 @@ func (s *startup) stop() error {
 	}
 }
 
+// readyz waits (10 s at most) for /readyz to answer code and body: the check's outcome is
+// recorded by Start's goroutine after the check has its answer.
+func (s *startup) readyz(code int, body string) {
+	s.t.Helper()
+	var gotCode int
+	var gotBody string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if gotCode, gotBody = getStatus(s.t, s.c, "/readyz"); gotCode == code && gotBody == body {
+			return
+		}
+	}
+	s.t.Errorf("/readyz: %d %q, want %d %q", gotCode, gotBody, code, body)
+}
+
 // warnings returns the log lines that contain the message msg.
 func (s *startup) warnings(msg string) []string {
 	s.mu.Lock()
@@ -125,17 +139,12 @@ var refused = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connect: con
 func TestStartWarnsWhileCachesWait(t *testing.T) {
 	s := newStartup(t)
 	s.check(refused) // 5 s: warned
-	if code, body := getStatus(t, s.c, "/readyz"); code != 503 ||
-		body != "informer caches not synced: cannot reach the API server api.example:6443: dial tcp: connect: connection refused\n" {
-		t.Errorf("/readyz while the server cannot be reached: %d %q", code, body)
-	}
+	s.readyz(503, "informer caches not synced: cannot reach the API server api.example:6443: dial tcp: connect: connection refused\n")
 	s.check(refused) // 10 s: 5 s after the warning, none
 	for range 5 {    // 15 to 35 s: answered; at 35 s, 30 s after the warning: warned
 		s.check(nil)
 	}
-	if code, body := getStatus(t, s.c, "/readyz"); code != 503 || body != "informer caches not synced\n" {
-		t.Errorf("/readyz while the server answers: %d %q", code, body)
-	}
+	s.readyz(503, "informer caches not synced\n")
 	err := s.stop()
 	unreachable := s.warnings("Cannot reach the API server; the informer caches have not synced")
 	if len(unreachable) != 1 || !strings.Contains(unreachable[0], `"server"="api.example:6443" "waited"="5s"`) ||
