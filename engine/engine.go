@@ -76,6 +76,8 @@ type Engine struct {
 	lastWrites bool
 	startup    time.Duration
 	measured   bool
+	// loadLag is how far the load query trails demand (SetLoadLag).
+	loadLag time.Duration
 }
 
 // New returns the engine of policy p, which must have passed Validate. Its forecaster is
@@ -182,6 +184,12 @@ func (e *Engine) SetStartup(d time.Duration, measured bool) {
 	}
 	e.startup, e.measured = d, measured
 }
+
+// SetLoadLag reports how far the forecast's load query trails the demand it measures (the
+// driver reads it from the query, prom.Lag, and again after a reload changes the query).
+// horizon: auto adds it: a forecast made from a sample that trails by d must reach d further
+// to see the pods it plans Ready in time. A negative d counts as 0.
+func (e *Engine) SetLoadLag(d time.Duration) { e.loadLag = max(d, 0) }
 
 // Input is one tick's observation of the target.
 type Input struct {
@@ -305,10 +313,10 @@ func (e *Engine) record(from, to int32, now time.Time) {
 }
 
 // horizon is how far ahead the forecast predicts at the current start-up: horizon: auto is
-// the start-up plus one tick, plus the LoadStep - Tick that a forecast serves after its
-// sample.
+// the start-up plus one tick plus the load query's lag, plus the LoadStep - Tick that a
+// forecast serves after its sample.
 func (e *Engine) horizon(f *policy.Forecast) time.Duration {
-	return f.HorizonFor(e.startup, e.opts.Tick) + e.opts.loadStep() - e.opts.Tick
+	return f.HorizonFor(e.startup, e.opts.Tick, e.loadLag) + e.opts.loadStep() - e.opts.Tick
 }
 
 // Horizon returns how far ahead the forecast predicts at the current start-up, and false

@@ -133,10 +133,14 @@ func TestHorizon(t *testing.T) {
 		loadStep time.Duration
 		startup  time.Duration
 		measured bool
+		lag      time.Duration
 		want     time.Duration
 	}{
-		// horizon: auto = start-up + one tick (15 s) + loadStep - tick
+		// horizon: auto = start-up + one tick (15 s) + the load query's lag + loadStep - tick
 		{name: "default start-up, load every tick", startup: 0, want: 195 * time.Second},
+		{name: "a load query that trails by 30 s reaches 30 s further", lag: 30 * time.Second, want: 225 * time.Second},
+		{name: "lag and a measured start-up add up", startup: time.Minute, measured: true, lag: 150 * time.Second,
+			loadStep: time.Minute, want: 60*time.Second + 15*time.Second + 150*time.Second + 45*time.Second},
 		{name: "default start-up, load every minute", loadStep: time.Minute, want: 240 * time.Second},
 		{name: "a measured start-up", startup: time.Minute, measured: true, want: 75 * time.Second},
 		{name: "an unmeasured start-up falls back to the default", startup: time.Minute, measured: false, want: 195 * time.Second},
@@ -147,6 +151,7 @@ func TestHorizon(t *testing.T) {
 			if tc.startup > 0 {
 				e.SetStartup(tc.startup, tc.measured)
 			}
+			e.SetLoadLag(tc.lag)
 			if got, ok := e.Horizon(); !ok || got != tc.want {
 				t.Errorf("horizon %s (%v), want %s", got, ok, tc.want)
 			}
@@ -154,6 +159,16 @@ func TestHorizon(t *testing.T) {
 	}
 	if _, ok := newEngine(t, parse(t, limited), Options{}).Horizon(); ok {
 		t.Error("a policy without a forecast has a horizon")
+	}
+}
+
+func TestASetHorizonIgnoresTheLag(t *testing.T) {
+	p := parse(t, predictive)
+	p.Forecast.Horizon = &policy.AutoDuration{Duration: 10 * time.Minute}
+	e := newEngine(t, p, Options{})
+	e.SetLoadLag(time.Minute)
+	if got, _ := e.Horizon(); got != 10*time.Minute {
+		t.Errorf("horizon %s with horizon: 10m and a 1m lag, want the 10m written", got)
 	}
 }
 

@@ -180,11 +180,12 @@ func (f *Forecast) QuantileOrDefault() float64 {
 	return *f.Quantile
 }
 
-// HorizonFor returns the horizon: the configured duration, or startup + tick when it is
-// unset or "auto".
-func (f *Forecast) HorizonFor(startup, tick time.Duration) time.Duration {
+// HorizonFor returns the horizon: the configured duration, or, when it is unset or "auto",
+// startup + tick + lag, where lag is how far the load query trails the demand it measures
+// (half of rate(...[1m])'s window: 30 s).
+func (f *Forecast) HorizonFor(startup, tick, lag time.Duration) time.Duration {
 	if f.Horizon == nil || f.Horizon.Auto {
-		return startup + tick
+		return startup + tick + lag
 	}
 	return f.Horizon.Duration
 }

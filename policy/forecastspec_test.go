@@ -70,14 +70,15 @@ func TestParseForecast(t *testing.T) {
 func TestForecastDefaults(t *testing.T) {
 	f := &Forecast{Load: Load{Query: "q", PerReplica: AutoFloat{Auto: true}}}
 	maxErr, window := f.GateOrDefault()
-	got := []any{f.MethodOrDefault(), f.SeasonOrDefault(), f.HorizonFor(3*time.Minute, 15*time.Second),
+	got := []any{f.MethodOrDefault(), f.SeasonOrDefault(), f.HorizonFor(3*time.Minute, 15*time.Second, 30*time.Second),
 		f.HistoryOrDefault(), f.QuantileOrDefault(), maxErr, window}
-	want := []any{forecast.MethodAuto, 24 * time.Hour, 195 * time.Second, 14 * 24 * time.Hour, 0.9, 0.3, 2 * time.Hour}
+	// The horizon: 3m start-up + 15s tick + 30s lag of the load query = 225 s.
+	want := []any{forecast.MethodAuto, 24 * time.Hour, 225 * time.Second, 14 * 24 * time.Hour, 0.9, 0.3, 2 * time.Hour}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults (-want +got):\n%s", diff)
 	}
 	f.Horizon = &AutoDuration{Duration: time.Minute}
-	if h := f.HorizonFor(3*time.Minute, 15*time.Second); h != time.Minute {
+	if h := f.HorizonFor(3*time.Minute, 15*time.Second, 30*time.Second); h != time.Minute {
 		t.Errorf("a set horizon = %v, want 1m", h)
 	}
 }

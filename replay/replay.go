@@ -16,6 +16,7 @@ import (
 
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
+	"github.com/prescale/prescale/scaler/prom"
 )
 
 // MaxLine bounds one observation line, in bytes, not counting its end ("\n" or "\r\n"):
@@ -120,6 +121,14 @@ func Run(p *policy.Policy, opts Options, r io.Reader, w io.Writer) error {
 	eng, err := engine.New(p, engine.Options{Tick: opts.Interval, DefaultStartup: opts.Startup, KeepLoad: true})
 	if err != nil {
 		return err
+	}
+	if p.Forecast != nil {
+		// The lines' load is what the query returned, so it trails demand as it did in run.
+		lag, err := prom.Lag(p.Forecast.Load.Query)
+		if err != nil {
+			return fmt.Errorf("forecast.load.query of policy %s: %w", p.Name, err)
+		}
+		eng.SetLoadLag(lag)
 	}
 	sc := bufio.NewScanner(r)
 	// Room for MaxLine bytes and a "\r\n"; a longer line stops the scanner (ErrTooLong)

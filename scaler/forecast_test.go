@@ -212,3 +212,41 @@ func TestRefit(t *testing.T) {
 		}
 	}
 }
+
+// horizon: auto reaches as far past the start-up as the load query trails demand, and a
+// reload that changes the query changes the horizon.
+func TestEngineHorizonFollowsTheLoadQuerysLag(t *testing.T) {
+	file := func(query string) *policy.Policy {
+		t.Helper()
+		f, err := policy.Parse(strings.NewReader(`policies:
+  - name: llm
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: a, name: llm}
+    minReplicas: 1
+    maxReplicas: 10
+    metrics: [{name: q, query: q, target: {type: AverageValue, averageValue: 5}}]
+    forecast: {load: {query: '` + query + `', perReplica: 10}}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &f.Policies[0]
+	}
+	c := &Controller{opts: Options{Interval: 15 * time.Second}}
+	tg := &target{}
+	// 180 s default start-up + one 15 s tick + the lag, before any pod is measured.
+	steps := []struct {
+		query string
+		want  time.Duration
+	}{
+		{query: `sum(rate(gateway_requests_total[2m]))`, want: 180*time.Second + 15*time.Second + time.Minute},
+		{query: `sum(vllm:num_requests_waiting)`, want: 180*time.Second + 15*time.Second},
+	}
+	for _, s := range steps {
+		if err := c.ensureEngine(file(s.query), tg); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := tg.eng.Horizon(); !ok || got != s.want {
+			t.Errorf("load %s: horizon %s (%v), want %s", s.query, got, ok, s.want)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/prescale/prescale/alloc"
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
+	"github.com/prescale/prescale/scaler/prom"
 )
 
 // The phases of a sync, as prescale_sync_phase_duration_seconds labels them.
@@ -266,12 +267,28 @@ func (c *Controller) ensureEngine(p *policy.Policy, t *target) error {
 			return err
 		}
 		t.eng = eng
+		t.eng.SetLoadLag(loadLag(p))
 		return nil
 	}
 	if t.eng.Policy() != p {
 		t.eng.SetPolicy(p)
+		t.eng.SetLoadLag(loadLag(p))
 	}
 	return nil
+}
+
+// loadLag is how far p's forecast load query trails the demand it measures, which horizon:
+// auto adds. A query that does not parse trails by nothing here: Prometheus refuses it, and
+// the load is missing (FailedGetMetric) until it is fixed.
+func loadLag(p *policy.Policy) time.Duration {
+	if p.Forecast == nil {
+		return 0
+	}
+	lag, err := prom.Lag(p.Forecast.Load.Query)
+	if err != nil {
+		return 0
+	}
+	return lag
 }
 
 // decide steps the policy's engine: it first loads the forecast's history when the engine
