@@ -26,13 +26,15 @@ var (
 // configured policy run with its objective's budget replaced by each.
 var FrontBudgets = []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.02}
 
-// Round2Factor and Round2Margin define the round-2 check: the benchmark budget is at least
-// Round2Margin x the fewest violation minutes of any HPA setting, and the configured policy
-// must hold it with at most Round2Factor x the GPU-hours of the cheapest HPA setting that
-// does.
+// The benchmark criterion: the benchmark budget B is the objective's budget in minutes, and
+// at least CriterionMargin x the fewest violation minutes of any HPA setting (so that some
+// setting holds it). The configured policy meets the criterion when it holds B, costs at
+// most CriterionMaxRatio x the GPU-hours of the cheapest HPA setting holding B, and
+// captures at least CriterionMinCapture of the gap between that setting and the oracle.
 const (
-	Round2Factor = 0.8
-	Round2Margin = 1.2
+	CriterionMargin     = 1.2
+	CriterionMaxRatio   = 1.0
+	CriterionMinCapture = 0.5
 )
 
 // Outcome is the part of a Score that the objective comparison weighs.
@@ -201,11 +203,12 @@ type FrontPoint struct {
 	Outcome
 }
 
-// Round2 is the benchmark criterion: B = max(budget x minutes, ceil(Round2Margin x the
-// fewest violation minutes of any HPA setting)); met when the configured policy holds B
-// with at most Round2Factor x the GPU-hours of the cheapest HPA setting holding B (or holds
-// B where no HPA setting does).
-type Round2 struct {
+// Criterion is the benchmark criterion: B = max(budget x minutes, ceil(CriterionMargin x
+// the fewest violation minutes of any HPA setting)); met when the configured policy holds B
+// with at most CriterionMaxRatio x the GPU-hours of the cheapest HPA setting holding B and
+// captures at least CriterionMinCapture of that setting's gap to the oracle (or holds B
+// where no HPA setting does).
+type Criterion struct {
 	// B is the benchmark budget, in minutes; Exact is budget x minutes (not floored) and
 	// FewestHPA the fewest violation minutes of any HPA setting.
 	B         float64 `json:"budgetMinutes"`
@@ -216,8 +219,13 @@ type Round2 struct {
 	// Ratio is the configured policy's GPU-hours over Cheapest's, nil without Cheapest or
 	// when Cheapest used no GPU.
 	Ratio *float64 `json:"gpuHoursRatio"`
-	Holds bool     `json:"holds"`
-	Met   bool     `json:"met"`
+	// Capture is the share of the gap between Cheapest and the oracle that the configured
+	// policy captures: 1 - (configured - oracle) / (Cheapest - oracle) in GPU-hours; 1 is the
+	// oracle's cost, 0 the HPA's, below 0 more than the HPA. Nil without Cheapest or when
+	// Cheapest costs no more than the oracle (no gap to capture).
+	Capture *float64 `json:"captureShare"`
+	Holds   bool     `json:"holds"`
+	Met     bool     `json:"met"`
 }
 
 // Comparison answers an objective's question on one trace: the cheapest HPA setting that
@@ -245,8 +253,8 @@ type Comparison struct {
 	Oracle Outcome  `json:"oracle"`
 	// Front is the configured policy at each of FrontBudgets, empty for a policy without
 	// an objective.
-	Front  []FrontPoint `json:"prescaleFront,omitempty"`
-	Round2 Round2       `json:"round2"`
+	Front     []FrontPoint `json:"prescaleFront,omitempty"`
+	Criterion Criterion    `json:"criterion"`
 }
 
 // CompareOptions are Compare's inputs besides the trace and the policy.
@@ -326,32 +334,48 @@ func Compare(tr Trace, configured *policy.Policy, res Result, opt CompareOptions
 	for i, b := range FrontBudgets[:len(outs)-nHPA] {
 		c.Front = append(c.Front, FrontPoint{Budget: b, Outcome: outs[nHPA+i]})
 	}
-	c.Round2 = round2(opt.Budget, len(tr), settings, c.Configured.Outcome)
+	c.Criterion = criterion(opt.Budget, len(tr), settings, c.Configured.Outcome, c.Oracle)
 	return c, nil
 }
 
-// round2 computes the round-2 check of conf against the HPA settings.
-func round2(budget float64, minutes int, settings []HPASetting, conf Outcome) Round2 {
-	r := Round2{Exact: budget * float64(minutes), FewestHPA: settings[Fewest(settings)].SLOViolationMinutes}
-	r.B = max(r.Exact, math.Ceil(Round2Margin*float64(r.FewestHPA)-1e-9))
+// criterionFloor is the least B: ceil(CriterionMargin x the fewest violation minutes of any
+// HPA setting), where 1.2 x 40 is 48, not 49 (48.00000000000001 in float64), and 1.2 x 0 is
+// 0, not -0.
+func criterionFloor(fewest int) float64 {
+	return max(0, math.Ceil(CriterionMargin*float64(fewest)-1e-9))
+}
+
+// criterion computes the benchmark criterion of conf against the HPA settings and the oracle.
+func criterion(budget float64, minutes int, settings []HPASetting, conf, oracle Outcome) Criterion {
+	r := Criterion{Exact: budget * float64(minutes), FewestHPA: settings[Fewest(settings)].SLOViolationMinutes}
+	r.B = max(r.Exact, criterionFloor(r.FewestHPA))
 	r.Holds = float64(conf.SLOViolationMinutes) <= r.B
-	if i, ok := Cheapest(settings, r.B); ok {
-		r.Cheapest = &settings[i]
-		if r.Cheapest.GPUHours > 0 {
-			r.Ratio = ptr(conf.GPUHours / r.Cheapest.GPUHours)
-			r.Met = r.Holds && *r.Ratio <= Round2Factor
-		} else { // at most 0.8 x none
-			r.Met = r.Holds && conf.GPUHours == 0
-		}
-	} else {
+	i, ok := Cheapest(settings, r.B)
+	if !ok {
 		r.Met = r.Holds
+		return r
+	}
+	r.Cheapest = &settings[i]
+	if gap := r.Cheapest.GPUHours - oracle.GPUHours; gap > 0 {
+		r.Capture = ptr(1 - (conf.GPUHours-oracle.GPUHours)/gap)
+	}
+	if r.Cheapest.GPUHours > 0 {
+		r.Ratio = ptr(conf.GPUHours / r.Cheapest.GPUHours)
+	}
+	switch {
+	case r.Ratio == nil: // at most 1 x none
+		r.Met = r.Holds && conf.GPUHours == 0
+	case r.Capture == nil: // the HPA is at the oracle's cost: nothing to capture, only to keep
+		r.Met = r.Holds && *r.Ratio <= CriterionMaxRatio
+	default:
+		r.Met = r.Holds && *r.Ratio <= CriterionMaxRatio && *r.Capture >= CriterionMinCapture
 	}
 	return r
 }
 
 // WriteComparison writes c as text: the budget, the cheapest HPA setting holding it (or the
 // fewest violation minutes of any), the configured policy as written, the saving, the
-// oracle, the configured policy's front, and the round-2 check.
+// oracle, the configured policy's front, and the benchmark criterion.
 func WriteComparison(w io.Writer, c Comparison) error {
 	var b strings.Builder
 	// Rounded to 2 decimals: 100 x 0.0005 is 0.049999999999999996 in float64.
@@ -401,9 +425,9 @@ func WriteComparison(w io.Writer, c Comparison) error {
 			return fmt.Errorf("write comparison: %w", err)
 		}
 	}
-	r := c.Round2
-	fmt.Fprintf(&b, "Round-2 check: B = max(%s x %d = %s, ceil(%g x %d, the fewest of any HPA setting) = %.0f) = %s minutes; ",
-		pct(c.Budget), c.Minutes, num(r.Exact), Round2Margin, r.FewestHPA, math.Ceil(Round2Margin*float64(r.FewestHPA)-1e-9), num(r.B))
+	r := c.Criterion
+	fmt.Fprintf(&b, "Benchmark criterion: B = max(%s x %d = %s, ceil(%g x %d, the fewest of any HPA setting) = %.0f) = %s minutes; ",
+		pct(c.Budget), c.Minutes, num(r.Exact), CriterionMargin, r.FewestHPA, criterionFloor(r.FewestHPA), num(r.B))
 	verdict := "met"
 	if !r.Met {
 		verdict = "NOT MET"
@@ -413,13 +437,16 @@ func WriteComparison(w io.Writer, c Comparison) error {
 		holdsB = "does not hold B"
 	}
 	if r.Cheapest != nil {
-		ratio := "-"
+		ratio, capture := "-", "-"
 		if r.Ratio != nil {
 			ratio = fmt.Sprintf("%.3f", *r.Ratio)
 		}
-		fmt.Fprintf(&b, "cheapest HPA setting holding B: %s %.1f GPU-hours %d min; %s %.1f GPU-hours %d min: %s, %s x its GPU-hours (<= %g): %s\n",
+		if r.Capture != nil {
+			capture = pct(*r.Capture)
+		}
+		fmt.Fprintf(&b, "cheapest HPA setting holding B: %s %.1f GPU-hours %d min; %s %.1f GPU-hours %d min: %s, %s x its GPU-hours (<= %g), captures %s of its gap to the oracle (>= %s): %s\n",
 			r.Cheapest, r.Cheapest.GPUHours, r.Cheapest.SLOViolationMinutes, c.Configured.Name, c.Configured.GPUHours,
-			c.Configured.SLOViolationMinutes, holdsB, ratio, Round2Factor, verdict)
+			c.Configured.SLOViolationMinutes, holdsB, ratio, CriterionMaxRatio, capture, pct(CriterionMinCapture), verdict)
 	} else {
 		fmt.Fprintf(&b, "no HPA setting holds B; %s %d min: %s: %s\n", c.Configured.Name, c.Configured.SLOViolationMinutes, holdsB, verdict)
 	}

@@ -70,14 +70,16 @@ func TestCheapest(t *testing.T) {
 	}
 }
 
-func TestRound2(t *testing.T) {
+func TestCriterion(t *testing.T) {
 	// The HPA settings of servegen (14 days, 20160 minutes) as measured: the fewest
-	// violation minutes are 40, at 8706.3 GPU-hours; 6846.8 GPU-hours hold 48.
+	// violation minutes are 40, at 8706.3 GPU-hours; 6846.8 GPU-hours hold 48. The oracle
+	// costs 3846.8: the gap to capture from the 45 % setting is 6846.8 - 3846.8 = 3000.
 	hpa := []HPASetting{
 		{GPUTarget: 35, ScaleDownWindowSeconds: 600, Outcome: Outcome{GPUHours: 8706.3, SLOViolationMinutes: 40}},
 		{GPUTarget: 45, ScaleDownWindowSeconds: 600, Outcome: Outcome{GPUHours: 6846.8, SLOViolationMinutes: 48}},
 		{GPUTarget: 70, ScaleDownWindowSeconds: 300, Outcome: Outcome{GPUHours: 4479.1, SLOViolationMinutes: 101}},
 	}
+	oracle := Outcome{GPUHours: 3846.8}
 	tests := []struct {
 		name    string
 		budget  float64
@@ -85,44 +87,67 @@ func TestRound2(t *testing.T) {
 		b       float64
 		cheap   int // index in hpa
 		ratio   float64
+		capture *float64
 		holds   bool
 		met     bool
 		minutes int
 	}{
 		// B = max(0.001 x 20160 = 20.16, ceil(1.2 x 40) = 48) = 48; 6846.8 holds it;
-		// 5459.9 / 6846.8 = 0.7974 <= 0.8.
-		{name: "servegen: holds 48 minutes at 0.797 x: met", budget: 0.001, minutes: 20160,
-			conf: Outcome{GPUHours: 5459.9, SLOViolationMinutes: 46}, b: 48, cheap: 1, ratio: 5459.9 / 6846.8, holds: true, met: true},
-		// 5477.44 / 6846.8 = 0.8 exactly: the boundary is met.
-		{name: "exactly 0.8 x: met", budget: 0.001, minutes: 20160,
-			conf: Outcome{GPUHours: 5477.44, SLOViolationMinutes: 48}, b: 48, cheap: 1, ratio: 0.8, holds: true, met: true},
-		// 5500 / 6846.8 = 0.8033 > 0.8.
-		{name: "0.803 x: not met", budget: 0.001, minutes: 20160,
-			conf: Outcome{GPUHours: 5500, SLOViolationMinutes: 46}, b: 48, cheap: 1, ratio: 5500 / 6846.8, holds: true},
-		// 49 > 48: cheap, but over B.
+		// 5346.8 is 1500 over the oracle, half of the 3000 gap: captures 50 %, the boundary.
+		{name: "holds 48 minutes capturing half the gap exactly: met", budget: 0.001, minutes: 20160,
+			conf: Outcome{GPUHours: 5346.8, SLOViolationMinutes: 46}, b: 48, cheap: 1, ratio: 5346.8 / 6846.8, capture: ptr(0.5), holds: true, met: true},
+		// 5376.8 is 1530 over the oracle: 1 - 1530 / 3000 = 0.49 < 0.5, though cheaper than the HPA.
+		{name: "cheaper than the HPA but 49 % of the gap: not met", budget: 0.001, minutes: 20160,
+			conf: Outcome{GPUHours: 5376.8, SLOViolationMinutes: 46}, b: 48, cheap: 1, ratio: 5376.8 / 6846.8, capture: ptr(0.49), holds: true},
+		// 7000 > 6846.8: ratio 1.022 > 1, and the capture is negative: 1 - 3153.2 / 3000.
+		{name: "more than the HPA: not met", budget: 0.001, minutes: 20160,
+			conf: Outcome{GPUHours: 7000, SLOViolationMinutes: 30}, b: 48, cheap: 1, ratio: 7000 / 6846.8, capture: ptr(1 - 3153.2/3000.0), holds: true},
+		// 49 > 48: cheap, but over B. 4000 is 153.2 over the oracle: 1 - 153.2 / 3000.
 		{name: "one minute over B: not met", budget: 0.001, minutes: 20160,
-			conf: Outcome{GPUHours: 4000, SLOViolationMinutes: 49}, b: 48, cheap: 1, ratio: 4000 / 6846.8},
+			conf: Outcome{GPUHours: 4000, SLOViolationMinutes: 49}, b: 48, cheap: 1, ratio: 4000 / 6846.8, capture: ptr(1 - 153.2/3000.0)},
 		// B = max(0.01 x 20160 = 201.6, 48) = 201.6, not floored: the 70% setting holds it;
-		// 3500 / 4479.1 = 0.781.
+		// 3500 / 4479.1 = 0.781, and it costs less than the oracle: 1 - (3500 - 3846.8) / 632.3.
 		{name: "a budget above 1.2 x the fewest: B is budget x minutes, unfloored", budget: 0.01, minutes: 20160,
-			conf: Outcome{GPUHours: 3500, SLOViolationMinutes: 201}, b: 201.6, cheap: 2, ratio: 3500 / 4479.1, holds: true, met: true},
+			conf: Outcome{GPUHours: 3500, SLOViolationMinutes: 201}, b: 201.6, cheap: 2, ratio: 3500 / 4479.1,
+			capture: ptr(1 + 346.8/632.3), holds: true, met: true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := round2(tc.budget, tc.minutes, hpa, tc.conf)
-			want := Round2{B: tc.b, Exact: tc.budget * float64(tc.minutes), FewestHPA: 40, Cheapest: &hpa[tc.cheap],
-				Ratio: &tc.ratio, Holds: tc.holds, Met: tc.met}
-			if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-12)); diff != "" {
-				t.Errorf("round2 (-want +got):\n%s", diff)
+			got := criterion(tc.budget, tc.minutes, hpa, tc.conf, oracle)
+			want := Criterion{B: tc.b, Exact: tc.budget * float64(tc.minutes), FewestHPA: 40, Cheapest: &hpa[tc.cheap],
+				Ratio: &tc.ratio, Capture: tc.capture, Holds: tc.holds, Met: tc.met}
+			if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+				t.Errorf("criterion (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
-func TestRound2WithoutGPUs(t *testing.T) {
+func TestCriterionWithoutAGap(t *testing.T) {
+	// The cheapest HPA setting holding B costs what the oracle does: there is no gap to
+	// capture (nil, not NaN or a division by zero), and the policy must only not cost more.
+	hpa := []HPASetting{{GPUTarget: 70, Outcome: Outcome{GPUHours: 100, SLOViolationMinutes: 10}}}
+	for _, tc := range []struct {
+		name string
+		conf Outcome
+		met  bool
+	}{
+		{name: "at the HPA's cost: met", conf: Outcome{GPUHours: 100, SLOViolationMinutes: 10}, met: true},
+		{name: "above it: not met", conf: Outcome{GPUHours: 101, SLOViolationMinutes: 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := criterion(0.01, 60, hpa, tc.conf, Outcome{GPUHours: 100})
+			if got.Capture != nil || got.Met != tc.met {
+				t.Errorf("criterion %+v: want no capture share and met %v", got, tc.met)
+			}
+		})
+	}
+}
+
+func TestCriterionWithoutGPUs(t *testing.T) {
 	// An HPA setting that held no GPU (it stayed at zero) and holds B: the ratio of GPU-hours
 	// to it is undefined, null in JSON rather than NaN, which encoding/json refuses. The
-	// check is met only by a policy that held none either (at most 0.8 x 0).
+	// criterion is met only by a policy that held none either (at most 1 x 0).
 	hpa := []HPASetting{{GPUTarget: 30, Outcome: Outcome{SLOViolationMinutes: 10}}}
 	for _, tc := range []struct {
 		name string
@@ -134,10 +159,10 @@ func TestRound2WithoutGPUs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// B = max(0.01 x 60 = 0.6, ceil(1.2 x 10) = 12) = 12.
-			got := round2(0.01, 60, hpa, tc.conf)
-			want := Round2{B: 12, Exact: 0.6, FewestHPA: 10, Cheapest: &hpa[0], Holds: true, Met: tc.met}
+			got := criterion(0.01, 60, hpa, tc.conf, Outcome{})
+			want := Criterion{B: 12, Exact: 0.6, FewestHPA: 10, Cheapest: &hpa[0], Holds: true, Met: tc.met}
 			if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-12)); diff != "" {
-				t.Errorf("round2 (-want +got):\n%s", diff)
+				t.Errorf("criterion (-want +got):\n%s", diff)
 			}
 			if _, err := json.Marshal(got); err != nil {
 				t.Errorf("json: %v", err)
@@ -289,11 +314,12 @@ func TestWriteComparison(t *testing.T) {
 	// Made-up: budget 0.1% of 20160 minutes = 20; B and D hold it, D is cheaper (fewer
 	// minutes at the same 6800 GPU-hours); the policy holds it at 5440 GPU-hours: 1 -
 	// 5440 / 6800 = 20% fewer. B = max(20.16, ceil(1.2 x 10) = 12) = 20.16; the cheapest
-	// holding it is D again: 5440 / 6800 = 0.8: met.
+	// holding it is D again: 5440 / 6800 = 0.8, but with the oracle at 4000 it captures
+	// 1 - 1440 / 2800 = 48.57 % of the gap: not met.
 	c := Comparison{Budget: 0.001, SLOSeconds: 2, Minutes: 20160, BudgetMinutes: 20, HPA: settings4, HPAFront: []int{2, 3, 0},
 		Cheapest: &settings4[3], Fewest: settings4[0], Configured: Configured{Name: "prescale", Outcome: Outcome{GPUHours: 5440, SLOViolationMinutes: 18}, Holds: true},
 		Saving: ptr(0.2), Oracle: Outcome{GPUHours: 4000}, Front: []FrontPoint{{Budget: 0.0005, Outcome: Outcome{GPUHours: 5600, SLOViolationMinutes: 12}}}}
-	c.Round2 = round2(c.Budget, c.Minutes, c.HPA, c.Configured.Outcome)
+	c.Criterion = criterion(c.Budget, c.Minutes, c.HPA, c.Configured.Outcome, c.Oracle)
 	var b strings.Builder
 	if err := WriteComparison(&b, c); err != nil {
 		t.Fatal(err)
@@ -304,8 +330,9 @@ func TestWriteComparison(t *testing.T) {
 		"prescale (policy as written):            holds it                          5440.0 GPU-hours     18 SLO-viol min",
 		"saving: 20.0% fewer GPU-hours than the cheapest HPA setting holding it\n",
 		"0.05%     5600.0            12",
-		"Round-2 check: B = max(0.1% x 20160 = 20.16, ceil(1.2 x 10, the fewest of any HPA setting) = 12) = 20.16 minutes; " +
-			"cheapest HPA setting holding B: gpuTarget=50 scaleDownWindow=0 6800.0 GPU-hours 15 min; prescale 5440.0 GPU-hours 18 min: holds B, 0.800 x its GPU-hours (<= 0.8): met\n",
+		"Benchmark criterion: B = max(0.1% x 20160 = 20.16, ceil(1.2 x 10, the fewest of any HPA setting) = 12) = 20.16 minutes; " +
+			"cheapest HPA setting holding B: gpuTarget=50 scaleDownWindow=0 6800.0 GPU-hours 15 min; prescale 5440.0 GPU-hours 18 min: " +
+			"holds B, 0.800 x its GPU-hours (<= 1), captures 48.57% of its gap to the oracle (>= 50%): NOT MET\n",
 	} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, b.String())

@@ -17,11 +17,11 @@ import (
 // PlotFronts draws, as a PNG, GPU-hours (x) against SLO-violation minutes (y): every HPA
 // setting of c (grey) and their Pareto front (a line), the configured policy's front over
 // budgets (a line) and the policy as written (highlighted), the oracle, and horizontal lines
-// at the budget and at the round-2 budget B. The y axis ends a little above the larger of
+// at the budget and at the benchmark budget B. The y axis ends a little above the larger of
 // 4 x B and 1.5 x the configured policy's violation minutes; the points above it are
 // counted in the title.
 func PlotFronts(w io.Writer, c Comparison, title string) error {
-	yMax := max(4*c.Round2.B, 1.5*float64(c.Configured.SLOViolationMinutes), float64(c.BudgetMinutes))
+	yMax := max(4*c.Criterion.B, 1.5*float64(c.Configured.SLOViolationMinutes), float64(c.BudgetMinutes))
 	yMax = math.Max(1.1*yMax, 5)
 	xy := func(o Outcome) plotter.XY { return plotter.XY{X: o.GPUHours, Y: float64(o.SLOViolationMinutes)} }
 
@@ -110,7 +110,7 @@ func PlotFronts(w io.Writer, c Comparison, title string) error {
 		dashed bool
 	}{
 		{fmt.Sprintf("budget: %d minutes", c.BudgetMinutes), float64(c.BudgetMinutes), false},
-		{fmt.Sprintf("round-2 B: %s minutes", strconv.FormatFloat(math.Round(100*c.Round2.B)/100, 'f', -1, 64)), c.Round2.B, true},
+		{fmt.Sprintf("B: %s minutes", strconv.FormatFloat(math.Round(100*c.Criterion.B)/100, 'f', -1, 64)), c.Criterion.B, true},
 	} {
 		l, err := plotter.NewLine(plotter.XYs{{X: xMin, Y: h.y}, {X: xMax, Y: h.y}})
 		if err != nil {

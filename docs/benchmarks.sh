@@ -29,7 +29,7 @@ for run in "${runs[@]}"; do
     END {
       ok = "met"; no = "**not met**"
       a = g["prescale"] <= 1.02 * g["hpa"] + 1e-9; b = v["prescale"] <= v["hpa"]; c = e["prescale"] <= 2 * e["hpa"]
-      printf "**1-hour check** (the round-2 check needs a day or more; against the default `hpa`): GPU-hours %.1f <= 1.02 x %.1f: %s; SLO-violation minutes %d <= %d: %s; scale events %d <= 2 x %d: %s; overall: %s.\n",
+      printf "**1-hour check** (the benchmark criterion needs a day or more; against the default `hpa`): GPU-hours %.1f <= 1.02 x %.1f: %s; SLO-violation minutes %d <= %d: %s; scale events %d <= 2 x %d: %s; overall: %s.\n",
         g["prescale"], g["hpa"], (a ? ok : no), v["prescale"], v["hpa"], (b ? ok : no), e["prescale"], e["hpa"], (c ? ok : no), (a && b && c ? ok : no)
     }' "$tmp/$slug.txt")
   {
@@ -37,12 +37,12 @@ for run in "${runs[@]}"; do
     echo "## $title"
     echo
     echo '```'
-    grep -v '^Round-2 check: ' "$tmp/$slug.txt" # printed below the block
+    grep -v '^Benchmark criterion: ' "$tmp/$slug.txt" # printed below the block
     echo '```'
     echo
     if ((minutes >= 1440)); then
-      printf '**Round-2 check** (holds B and <= 0.8x the GPU-hours of the cheapest HPA setting holding B): %s\n' \
-        "$(sed -n 's/^Round-2 check: //p' "$tmp/$slug.txt")"
+      printf '**Benchmark criterion** (holds B, costs at most the cheapest HPA setting holding B, captures >= 50%% of its gap to the oracle): %s\n' \
+        "$(sed -n 's/^Benchmark criterion: //p' "$tmp/$slug.txt")"
     else
       echo "$check"
     fi
@@ -61,10 +61,11 @@ for run in "${runs[@]}"; do
     /^  oracle:/ { o = $2 " / " $4 }
     NF == 8 && $1 == "hpa" { d = $2 " / " $5 }
     /^  saving: [0-9.]+% fewer/ { saving = $2 }
-    /^Round-2 check: / {
+    /^Benchmark criterion: / {
       r = ($NF == "met" ? "met" : "**not met**")
       if (match($0, /\) = [0-9.]+ minutes/)) r = r " (B = " substr($0, RSTART + 4, RLENGTH - 12)
       if (match($0, /[0-9.]+ x its GPU-hours/)) r = r ", " substr($0, RSTART, RLENGTH - 16) "x"
+      if (match($0, /captures -?[0-9.]+%/)) r = r ", " substr($0, RSTART + 9, RLENGTH - 9) " captured"
       r = r ")"
     }
     END {
@@ -117,16 +118,17 @@ down), the cheapest of the 75 HPA settings that holds it (or the fewest violatio
 any reaches), prescale as written, the saving, the oracle, and prescale's front: the same
 file with the objective's budget replaced by 0.05% ... 2%.
 
-**The round-2 check**, on every trace of one day or more: B = max(0.1% of the minutes,
-ceil(1.2 x the fewest SLO-violation minutes of any HPA setting)); prescale must hold B (at
-most B violation minutes) with at most 0.8 x the GPU-hours of the cheapest HPA setting that
-holds B. On the 1-hour traces, where a budget of 0.1% is no minute and the forecast has
+**The benchmark criterion**, on every trace of one day or more: B = max(0.1% of the
+minutes, ceil(1.2 x the fewest SLO-violation minutes of any HPA setting)); prescale must
+hold B (at most B violation minutes), cost at most the GPU-hours of the cheapest HPA setting
+that holds B, and capture at least 50% of the gap between that setting and the oracle (the
+capture share: 1 - (prescale - oracle) / (HPA - oracle), in GPU-hours). On the 1-hour traces, where a budget of 0.1% is no minute and the forecast has
 hardly started: at most 1.02 x the GPU-hours of the default `hpa`, no more SLO-violation
 minutes, and at most twice its scale events.
 
 Each cell is GPU-hours / SLO-violation minutes:
 
-| trace | budget | default `hpa` | cheapest HPA setting holding the budget | `prescale` | saving | `oracle` | round-2 check (B, GPU-hours ratio) |
+| trace | budget | default `hpa` | cheapest HPA setting holding the budget | `prescale` | saving | `oracle` | benchmark criterion (B, GPU-hours ratio, capture share) |
 |---|---|---|---|---|---|---|---|
 HEAD
 printf '%s\n' "${summary[@]}"

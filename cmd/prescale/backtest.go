@@ -51,8 +51,8 @@ policy's GPU-hours against SLO-violation minutes; keys: ` + strings.Join(backtes
 With an objective in the policy (or --budget), it also answers the objective's question:
 it sweeps the HPA's GPU target and scale-down window (75 settings) and prints the cheapest
 setting that holds the budget of violation minutes (or that none does), the policy as
-written, the saving, the oracle, the policy's front over other budgets, and the round-2
-check. The model's SLO defaults to the objective's.
+written, the saving, the oracle, the policy's front over other budgets, and the benchmark
+criterion (B, the GPU-hours ratio, the share of the gap to the oracle captured). The model's SLO defaults to the objective's.
 
 Exit codes: 0 done, 1 bad trace (a bad row, no rows, every minute 0) or unreadable
 history, 2 bad usage or policy file.`,

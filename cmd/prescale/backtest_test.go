@@ -250,15 +250,16 @@ func TestBacktestCommandObjective(t *testing.T) {
 				Budget float64 `json:"budget"`
 				outcome
 			} `json:"prescaleFront"`
-			Round2 struct {
+			Criterion struct {
 				B        float64         `json:"budgetMinutes"`
 				Exact    float64         `json:"objectiveMinutes"`
 				Fewest   *int            `json:"fewestHpaViolationMinutes"`
 				Cheapest json.RawMessage `json:"cheapestHpaHolding"`
 				Ratio    json.RawMessage `json:"gpuHoursRatio"`
+				Capture  json.RawMessage `json:"captureShare"`
 				Holds    *bool           `json:"holds"`
 				Met      *bool           `json:"met"`
-			} `json:"round2"`
+			} `json:"criterion"`
 		} `json:"objective"`
 	}
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
@@ -275,9 +276,9 @@ func TestBacktestCommandObjective(t *testing.T) {
 		t.Errorf("objective: %+v", o)
 	}
 	// B = max(0.72, ceil(1.2 x the fewest)).
-	r := o.Round2
-	if r.Fewest == nil || r.Exact != 0.72 || r.B < 0.72 || r.Cheapest == nil || r.Ratio == nil || r.Holds == nil || r.Met == nil {
-		t.Errorf("round2: %+v", r)
+	r := o.Criterion
+	if r.Fewest == nil || r.Exact != 0.72 || r.B < 0.72 || r.Cheapest == nil || r.Ratio == nil || r.Capture == nil || r.Holds == nil || r.Met == nil {
+		t.Errorf("criterion: %+v", r)
 	}
 	page, err := os.ReadFile(html)
 	if err != nil || !bytes.Contains(page, []byte("<h2>Objective</h2>")) || bytes.Count(page, []byte(`src="data:image/png;base64,iVBOR`)) != 2 {
@@ -292,7 +293,7 @@ func TestBacktestCommandObjectiveText(t *testing.T) {
 	}
 	// --budget replaces the objective's 0.1%: 0.02 x 720 = 14.4 minutes, 14 whole ones.
 	for _, want := range []string{"SLO 3s\n", "Objective: at most 2% of minutes over the 3s SLO: budget 2% of 720 minutes = 14 minutes\n",
-		"prescale (policy as written):", "  oracle:", "Round-2 check: B = max(2% x 720 = 14.4, "} {
+		"prescale (policy as written):", "  oracle:", "Benchmark criterion: B = max(2% x 720 = 14.4, ceil(1.2 x 0, the fewest of any HPA setting) = 0) = 14.4 minutes; "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -309,7 +310,7 @@ func TestBacktestCommandBudgetWithoutObjective(t *testing.T) {
 	}
 	// 0.01 x 720 = 7.2 minutes; a policy without an objective has no front.
 	if !strings.Contains(out, "Objective: at most 1% of minutes over the 2s SLO: budget 1% of 720 minutes = 7 minutes\n") ||
-		strings.Contains(out, "front") || !strings.Contains(out, "Round-2 check") {
+		strings.Contains(out, "front") || !strings.Contains(out, "Benchmark criterion") {
 		t.Errorf("output:\n%s", out)
 	}
 }
