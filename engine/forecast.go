@@ -97,11 +97,11 @@ type forecaster struct {
 	// pred is nil until the first fit, and when that fit failed (built is then true).
 	pred    *policy.Predictor
 	built   bool
-	samples int       // load samples of the last fit
+	samples int // load samples of the last fit
 	// missingSince is the first sample of the current run of missing load samples (zero
 	// while the last one was usable).
 	missingSince time.Time
-	refitAt time.Time // when the next refit is due
+	refitAt      time.Time // when the next refit is due
 	// loads are the load samples of the last forecast.history (Options.KeepLoad).
 	loads []forecast.Sample
 	// input is the forecast of the current Step, nil without one.

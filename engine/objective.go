@@ -94,7 +94,7 @@ type objective struct {
 	// it (over without latencyOver: only requests waiting without a latency made it so).
 	minute                     time.Time
 	sampled, over, latencyOver bool
-	cold          bool // some sync of the minute was cold (Engine.cold)
+	cold                       bool // some sync of the minute was cold (Engine.cold)
 	// episode is a cold start in progress: from a cold sync until a minute with a latency
 	// within the SLO closes.
 	episode bool
