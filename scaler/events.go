@@ -49,8 +49,8 @@ const (
 	// Options.MissingAfter: no minute counts, so it neither adapts nor reports violations.
 	ReasonObjectiveMissing = "ObjectiveMissing"
 	// ReasonForecastLoadMissing (condition, Warning): the forecast's load has had no
-	// usable sample for Options.MissingAfter: the forecast has stopped and no scale-down
-	// happens while it is missing.
+	// usable sample for Options.MissingAfter: the forecast stops one horizon after its last
+	// sample, and no scale-down happens while it is missing.
 	ReasonForecastLoadMissing = "ForecastLoadMissing"
 	// ReasonDecisionRecordUnreadable (Warning): a fresh engine found the target at zero
 	// and its decision record (prescale.io/decision) unreadable, so it cannot tell whether

@@ -60,7 +60,7 @@ func (c *Controller) reportLoadMissing(a actor, st *ForecastStatus, now time.Tim
 	c.deps.Metrics.ForecastLoadMissing.WithLabelValues(a.p.Name).Set(boolGauge(!st.LoadMissingSince.IsZero()))
 	if d, ok := sustained(st.LoadMissingSince, now, c.opts.MissingAfter); ok {
 		a.eventOn(corev1.EventTypeWarning, ReasonForecastLoadMissing, condLoadMissing, st.LoadMissingSince.String(),
-			fmt.Sprintf("forecast.load.query has had no usable sample for %s (since %s; last: %s): the forecast has stopped, and no scale-down happens while it is missing; check the query with prescale validate --prometheus",
+			fmt.Sprintf("forecast.load.query has had no usable sample for %s (since %s; last: %s): the forecast stops one horizon after its last sample, and no scale-down happens while the load is missing; check the query with prescale validate --prometheus",
 				d.Round(time.Second), st.LoadMissingSince.UTC().Format(time.RFC3339), st.LoadError))
 	} else if st.LoadMissingSince.IsZero() {
 		a.t.forgetCondition(condLoadMissing)
