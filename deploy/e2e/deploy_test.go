@@ -384,7 +384,7 @@ func TestStatic(t *testing.T) {
 			"prescale_hpa_equivalent_replicas", "prescale_hpa_desired_replicas", "prescale_metric_value", "prescale_metric_target",
 			"prescale_decisions_total", "prescale_leader", "prescale_config_last_reload_successful", "prescale_metric_missing",
 			"prescale_forecast_load", "prescale_forecast_lower", "prescale_forecast_upper", "prescale_forecast_gated",
-			"prescale_forecast_replicas"} {
+			"prescale_forecast_replicas", "prescale_objective_missing", "prescale_forecast_load_missing"} {
 			if !bytes.Contains(b, []byte(m)) {
 				t.Errorf("the dashboard never queries %s", m)
 			}
