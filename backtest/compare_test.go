@@ -339,3 +339,27 @@ func TestWriteComparison(t *testing.T) {
 		}
 	}
 }
+
+// TestObjectiveWaitingIsTheModelsQueue: an objective with objective.waiting binds it to the
+// model's queue, whatever the query; the model always has a latency, so the minutes, the
+// cost and the decisions are those of the same policy without it.
+func TestObjectiveWaitingIsTheModelsQueue(t *testing.T) {
+	tr := syntheticTrace(1440)
+	par := DefaultParams()
+	slo := examplePolicyFile(t, "slo-policy.yaml")
+	waits := *slo
+	o := *slo.Objective
+	o.Waiting = `sum(vllm:num_requests_waiting{namespace="inference"})`
+	waits.Objective = &o
+	var got []Outcome
+	for _, p := range []*policy.Policy{slo, &waits} {
+		res, err := Run(tr, []Contender{{Name: p.Name, Policy: p}}, Options{Params: par})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, outcome(res.Policies[0].Score))
+	}
+	if diff := cmp.Diff(got[0], got[1]); diff != "" {
+		t.Errorf("with objective.waiting (-without +with):\n%s", diff)
+	}
+}

@@ -34,6 +34,12 @@ type decider struct {
 	// delay of this tick (an instant query), into latency.
 	objective bool
 	latency   policy.Sample
+	// waits is true for an objective with objective.waiting: the model's queue (the
+	// requests not yet served at this tick) is its sample, into waiting, whatever the query
+	// says. The model always has a latency, so the rule it feeds (engine.Waited) never
+	// decides a minute here; it is passed as prescale run would.
+	waits   bool
+	waiting policy.Sample
 	// activates is true for a policy with scaleToZero: its activation query reads the
 	// 4-tick mean of a service series (it exists while no pod does), into activation.
 	activates  bool
@@ -73,7 +79,7 @@ func newDecider(p *policy.Policy, par Params) (*decider, error) {
 			return nil, fmt.Errorf("bind objective of policy %s: query %q must read the queueing delay (%s), the latency the model's SLO bounds",
 				p.Name, o.Query, seriesNames[QueueingDelay])
 		}
-		d.objective = true
+		d.objective, d.waits = true, o.Waiting != ""
 	}
 	if z := p.ScaleToZero; z != nil {
 		s, ok := bindQuery(z.Activation.Query)
@@ -163,6 +169,11 @@ func (d *decider) desired(t int, now time.Time, s *service, w *[numSeries]window
 	if d.objective {
 		d.latency = policy.Sample{Value: w[QueueingDelay].last(t)}
 		in.Latency = &d.latency
+	}
+	in.Waiting = nil
+	if d.waits {
+		d.waiting = policy.Sample{Value: s.queue}
+		in.Waiting = &d.waiting
 	}
 	in.Activation = nil
 	if d.activates {

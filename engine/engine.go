@@ -200,8 +200,13 @@ type Input struct {
 	// negative or non-finite value is missing: it holds any scale-down, never reads as 0.
 	Load *policy.Sample
 	// Latency is the sample of objective.query, nil when the policy has no objective or
-	// the driver did not take it. A missing sample counts for nothing.
+	// the driver did not take it. A missing sample counts for nothing, unless Waiting says
+	// that requests wait: the sync is then over the SLO (Waited).
 	Latency *policy.Sample
+	// Waiting is the sample of objective.waiting, nil when the policy has none or the
+	// driver did not take it: the requests waiting to be served (a per-pod result is
+	// summed).
+	Waiting *policy.Sample
 	// Writes says whether the driver may write the decision this tick (it leads and is not
 	// in dry-run). A change of spec.replicas seen while either this tick or the last could
 	// not write is another writer's, and the rate policies count it as the writer's own
@@ -246,7 +251,7 @@ func (e *Engine) Step(in Input, now time.Time) Result {
 	var load float64
 	var loadOK bool
 	if e.obj != nil {
-		res.Objective = e.obj.observe(in.Latency, e.cold(&obs), now)
+		res.Objective = e.obj.observe(in.Latency, in.Waiting, idleLoad(in.Load), e.cold(&obs), now)
 	}
 	if e.fc != nil {
 		res.Forecast, load, loadOK, res.LoadErr, res.GateChanged = e.fc.observe(e, in.Load, now)
@@ -281,6 +286,16 @@ func (e *Engine) Step(in Input, now time.Time) Result {
 	}
 	e.seen, e.lastSpec, e.lastWrites = true, cur, in.Writes
 	return res
+}
+
+// idleLoad reports whether the load sample says that nothing arrives (a usable 0): a
+// latency is then missing because nothing was served, not because its query is wrong.
+func idleLoad(s *policy.Sample) bool {
+	if s == nil {
+		return false
+	}
+	v, err := loadValue(*s)
+	return err == nil && v == 0
 }
 
 // cold reports, for a scaleToZero policy, whether the Step is a cold start: no pod is

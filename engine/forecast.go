@@ -51,6 +51,10 @@ type ForecastStatus struct {
 	MAPE *float64 `json:"mape,omitempty"`
 	// LoadError says why the load query had no usable sample at this tick.
 	LoadError string `json:"loadError,omitempty"`
+	// LoadMissingSince is the first sample of the current run of load samples without a
+	// usable value; zero while the last one was usable. Drivers say so once it lasts
+	// (scaler: ForecastLoadMissing).
+	LoadMissingSince time.Time `json:"loadMissingSince,omitzero"`
 	// LoadWarnings are the load sample's warnings (policy.Sample.Warnings: a partial
 	// answer), used as it was.
 	LoadWarnings []string `json:"loadWarnings,omitempty"`
@@ -93,8 +97,11 @@ type forecaster struct {
 	// pred is nil until the first fit, and when that fit failed (built is then true).
 	pred    *policy.Predictor
 	built   bool
-	samples int       // load samples of the last fit
-	refitAt time.Time // when the next refit is due
+	samples int // load samples of the last fit
+	// missingSince is the first sample of the current run of missing load samples (zero
+	// while the last one was usable).
+	missingSince time.Time
+	refitAt      time.Time // when the next refit is due
 	// loads are the load samples of the last forecast.history (Options.KeepLoad).
 	loads []forecast.Sample
 	// input is the forecast of the current Step, nil without one.
@@ -295,10 +302,17 @@ func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (
 		st.LoadWarnings = sample.Warnings
 		load, loadErr = loadValue(*sample)
 		ok = loadErr == nil
+		switch {
+		case ok:
+			fc.missingSince = time.Time{}
+		case fc.missingSince.IsZero():
+			fc.missingSince = now
+		}
 		if loadErr != nil {
 			st.LoadError = loadErr.Error()
 		}
 	}
+	st.LoadMissingSince = fc.missingSince
 	if ok && e.opts.KeepLoad {
 		fc.keep(e, load, now)
 		st.HistorySamples = fc.samples

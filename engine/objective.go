@@ -43,6 +43,21 @@ type ObjectiveStatus struct {
 	// LatencyWarnings are the sample's warnings (policy.Sample.Warnings: a partial
 	// answer), used as it was.
 	LatencyWarnings []string `json:"latencyWarnings,omitempty"`
+	// Waiting is this tick's sample of objective.waiting (requests waiting to be served),
+	// nil when it had none or the policy has no waiting query; WaitingError says why it
+	// was missing, WaitingWarnings are its warnings.
+	Waiting         *float64 `json:"waitingRequests,omitempty"`
+	WaitingError    string   `json:"waitingError,omitempty"`
+	WaitingWarnings []string `json:"waitingWarnings,omitempty"`
+	// WaitedWithoutLatency: this tick had no latency sample while requests waited, so it
+	// counts as over the SLO (an overload in which nothing completes is the worst minute,
+	// not a blank one).
+	WaitedWithoutLatency bool `json:"waitedWithoutLatency,omitempty"`
+	// MissingSince is the first tick of the current run of ticks without an observation:
+	// no latency sample and no request known to wait, while the forecast's load was not
+	// known to be 0 (nothing arrives, so nothing is measured: idle, not missing). Zero
+	// while the objective observes. Drivers say so once it lasts (scaler: ObjectiveMissing).
+	MissingSince time.Time `json:"missingSince,omitzero"`
 	// Quantile is the forecast quantile planned for: the adaptive one, or
 	// forecast.quantile when set (Fixed).
 	Quantile float64 `json:"quantile"`
@@ -57,6 +72,10 @@ type ObjectiveStatus struct {
 	// in the last thousand samples). They are what a sharper forecast, or more replicas
 	// held in reserve, would have to prevent.
 	BeyondReachMinutes int64 `json:"beyondReachMinutes"`
+	// WaitedMinutes are the violated minutes that had no latency sample over the SLO but a
+	// sync without one while requests waited (WaitedWithoutLatency); counted in
+	// ViolatedMinutes.
+	WaitedMinutes int64 `json:"waitedMinutes,omitempty"`
 	// ColdStartMinutes are the violated minutes of a scaleToZero policy's cold starts: from
 	// a sync with no Ready pod until a minute within the SLO (the wait at a return from zero,
 	// then the drain of what queued meanwhile), which minReplicas 0 accepts and no quantile
@@ -67,14 +86,15 @@ type ObjectiveStatus struct {
 
 // objective is one policy's SLO objective between ticks.
 type objective struct {
-	spec    policy.Objective
-	st      ObjectiveStatus
-	latency float64
+	spec             policy.Objective
+	st               ObjectiveStatus
+	latency, waiting float64
 	// minute is the start of the minute being observed; sampled and over say whether it
-	// had a sample, and one over the SLO.
-	minute        time.Time
-	sampled, over bool
-	cold          bool // some sync of the minute was cold (Engine.cold)
+	// had a sample, and one over the SLO; latencyOver whether a latency sample was over
+	// it (over without latencyOver: only requests waiting without a latency made it so).
+	minute                     time.Time
+	sampled, over, latencyOver bool
+	cold                       bool // some sync of the minute was cold (Engine.cold)
 	// episode is a cold start in progress: from a cold sync until a minute with a latency
 	// within the SLO closes.
 	episode bool
@@ -103,33 +123,92 @@ func (o *objective) setPolicy(p *policy.Policy) {
 	}
 }
 
-// observe takes this tick's sample of objective.query (nil: none taken). When now starts a
-// new minute it closes the last one: a minute with a sample counts, and moves the adaptive
-// quantile. A missing sample counts for nothing: it never lowers the quantile.
-func (o *objective) observe(s *policy.Sample, cold bool, now time.Time) *ObjectiveStatus {
+// observe takes this tick's sample of objective.query and of objective.waiting (nil: none
+// taken); idle says that the forecast's load was 0 at this tick. When now starts a new
+// minute it closes the last one: a minute with a sample counts, and moves the adaptive
+// quantile. A tick without a latency sample while requests wait is over the SLO
+// (WaitedWithoutLatency); any other tick without a latency sample counts for nothing: it
+// never lowers the quantile.
+func (o *objective) observe(s, waiting *policy.Sample, idle, cold bool, now time.Time) *ObjectiveStatus {
 	m := now.Truncate(time.Minute)
 	if !m.Equal(o.minute) {
 		if o.sampled {
 			o.close()
 		}
-		o.minute, o.sampled, o.over, o.said, o.within, o.cold = m, false, false, false, false, false
+		o.minute, o.sampled, o.over, o.latencyOver, o.said, o.within, o.cold = m, false, false, false, false, false, false
 	}
 	o.cold = o.cold || cold
 	o.episode = o.episode || cold
 	o.st.Latency, o.st.LatencyError, o.st.LatencyWarnings = nil, "", nil
+	o.st.Waiting, o.st.WaitingError, o.st.WaitingWarnings, o.st.WaitedWithoutLatency = nil, "", nil, false
+	if s == nil && waiting == nil {
+		return &o.st // nothing taken: the run of missing ticks neither starts nor ends
+	}
+	if waiting != nil {
+		o.st.WaitingWarnings = waiting.Warnings
+		if v, err := waitingValue(*waiting); err != nil {
+			o.st.WaitingError = err.Error()
+		} else {
+			o.waiting = v
+			o.st.Waiting = &o.waiting
+		}
+	}
+	latencyOK := false
 	if s != nil {
 		o.st.LatencyWarnings = s.Warnings
 		v, err := latencyValue(*s)
 		if err != nil {
 			o.st.LatencyError = err.Error()
 		} else {
+			latencyOK = true
 			o.latency = v
 			o.st.Latency = &o.latency
-			o.sampled = true
-			o.over = o.over || v > o.st.SLOSeconds
+			o.latencyOver = o.latencyOver || v > o.st.SLOSeconds
 		}
 	}
+	o.st.WaitedWithoutLatency = Waited(latencyOK, o.st.Waiting)
+	observed := latencyOK || o.st.WaitedWithoutLatency
+	o.sampled = o.sampled || observed
+	o.over = o.latencyOver || o.over || o.st.WaitedWithoutLatency
+	switch {
+	case observed || idle:
+		o.st.MissingSince = time.Time{}
+	case o.st.MissingSince.IsZero():
+		o.st.MissingSince = now
+	}
 	return &o.st
+}
+
+// Waited is the rule for a sync without a latency sample: it is over the SLO when requests
+// wait (waiting > 0). An overload in which nothing completes leaves a latency histogram
+// empty for the window, so histogram_quantile is NaN: that is the worst minute, not a blank
+// one. With no latency sample and waiting unknown or 0, the sync is missing (nothing is
+// known to wait; never a reason to lower the margin or to scale down). With a latency
+// sample the latency decides.
+func Waited(latencyOK bool, waiting *float64) bool {
+	return !latencyOK && waiting != nil && *waiting > 0
+}
+
+// waitingValue is the requests waiting of a sample: a single value, or the sum of a per-pod
+// result. An error, an empty per-pod result, NaN, ±Inf or a negative value is missing.
+func waitingValue(s policy.Sample) (float64, error) {
+	if s.Err != nil {
+		return 0, s.Err
+	}
+	v := s.Value
+	if s.PerPod != nil {
+		if len(s.PerPod) == 0 {
+			return 0, errors.New("no series")
+		}
+		v = 0
+		for _, x := range s.PerPod {
+			v += x
+		}
+	}
+	if !(v >= 0) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("not a count of requests: %v", v)
+	}
+	return v, nil
 }
 
 // latencyValue is the latency of a sample, in seconds. +Inf is a latency beyond any bound
@@ -172,6 +251,9 @@ func (o *objective) close() {
 	if o.over {
 		o.st.ViolatedMinutes++
 		violated = 1
+		if !o.latencyOver {
+			o.st.WaitedMinutes++
+		}
 		if o.said && !o.within {
 			o.st.BeyondReachMinutes++
 		}
@@ -199,6 +281,10 @@ func (st *ObjectiveStatus) Copy() *ObjectiveStatus {
 	if st.Latency != nil {
 		v := *st.Latency
 		c.Latency = &v
+	}
+	if st.Waiting != nil {
+		v := *st.Waiting
+		c.Waiting = &v
 	}
 	return &c
 }

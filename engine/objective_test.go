@@ -326,3 +326,150 @@ func TestObjectiveColdStartMinutes(t *testing.T) {
 		}
 	}
 }
+
+func TestWaited(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	tests := []struct {
+		name      string
+		latencyOK bool
+		waiting   *float64
+		want      bool
+	}{
+		{name: "no latency, requests wait: over the SLO", waiting: f(1), want: true},
+		{name: "no latency, a fraction waits (an average): over the SLO", waiting: f(0.25), want: true},
+		{name: "no latency, nothing waits: missing", waiting: f(0)},
+		{name: "no latency, waiting unknown: missing"},
+		{name: "a latency, requests wait: the latency decides", latencyOK: true, waiting: f(40)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Waited(tc.latencyOK, tc.waiting); got != tc.want {
+				t.Errorf("Waited(%v, %v) = %v, want %v", tc.latencyOK, deref(tc.waiting), got, tc.want)
+			}
+		})
+	}
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// TestObjectiveWaitingWithoutLatency: a minute in which requests wait and no latency
+// sample exists is violated, not missing; it moves the quantile as any violated minute,
+// and the status says why.
+func TestObjectiveWaitingWithoutLatency(t *testing.T) {
+	nan := policy.Sample{Value: math.NaN()}
+	empty := policy.Sample{Err: errors.New("empty result")}
+	waits := &policy.Sample{PerPod: map[string]float64{"a": 3, "b": 0}}
+	none := &policy.Sample{Value: 0}
+	gone := &policy.Sample{Err: errors.New("empty result")}
+	// Budget 1 %: aim 0.009; up by 0.01 x (1 - 0.009) = 0.00991 after a violated minute,
+	// down by 0.01 x 0.009 = 0.00009 after one within.
+	tests := []struct {
+		name            string
+		latency         policy.Sample
+		waiting         *policy.Sample
+		waited          bool // this tick's WaitedWithoutLatency
+		minutes, over   int64
+		waitedMinutes   int64
+		quantile        float64
+		waitingRequests any
+	}{
+		{name: "NaN latency while 3 wait: violated", latency: nan, waiting: waits, waited: true,
+			minutes: 1, over: 1, waitedMinutes: 1, quantile: 0.9 + 0.00991, waitingRequests: 3.0},
+		{name: "an empty latency while requests wait: violated", latency: empty, waiting: waits, waited: true,
+			minutes: 1, over: 1, waitedMinutes: 1, quantile: 0.9 + 0.00991, waitingRequests: 3.0},
+		{name: "NaN latency, nothing waits: missing", latency: nan, waiting: none,
+			quantile: 0.9, waitingRequests: 0.0},
+		{name: "NaN latency, waiting missing too: missing", latency: nan, waiting: gone, quantile: 0.9},
+		{name: "NaN latency, no waiting query: missing", latency: nan, quantile: 0.9},
+		{name: "a latency within the SLO while requests wait: within", latency: policy.Sample{Value: 1}, waiting: waits,
+			minutes: 1, quantile: 0.9 - 0.00009, waitingRequests: 3.0},
+		{name: "a latency over the SLO: violated by the latency, not by the wait", latency: policy.Sample{Value: 3}, waiting: waits,
+			minutes: 1, over: 1, quantile: 0.9 + 0.00991, waitingRequests: 3.0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, parse(t, withObjective), Options{})
+			in := input(2, 15, true)
+			in.Load, in.Latency, in.Waiting = &policy.Sample{Value: 15}, &tc.latency, tc.waiting
+			st := e.Step(in, t0).Objective
+			if st.WaitedWithoutLatency != tc.waited || deref(st.Waiting) != tc.waitingRequests {
+				t.Errorf("tick: waitedWithoutLatency %v, waiting %v; want %v, %v", st.WaitedWithoutLatency, deref(st.Waiting), tc.waited, tc.waitingRequests)
+			}
+			if tc.waiting == gone && st.WaitingError != "empty result" {
+				t.Errorf("waitingError %q, want the sample's error", st.WaitingError)
+			}
+			// The next minute's first tick closes the minute.
+			in.Latency, in.Waiting = &policy.Sample{Value: 1}, nil
+			st = e.Step(in, t0.Add(time.Minute)).Objective
+			if st.Minutes != tc.minutes || st.ViolatedMinutes != tc.over || st.WaitedMinutes != tc.waitedMinutes || !near(st.Quantile, tc.quantile) {
+				t.Errorf("closed: minutes %d, violated %d, waited %d, quantile %v; want %d, %d, %d, %v",
+					st.Minutes, st.ViolatedMinutes, st.WaitedMinutes, st.Quantile, tc.minutes, tc.over, tc.waitedMinutes, tc.quantile)
+			}
+		})
+	}
+}
+
+// TestObjectiveMissingSince: the run of ticks without an observation starts at its first
+// tick and ends at a latency, at requests waiting, or at a load of 0 (idle: nothing
+// arrives, so nothing is measured); a tick that took no sample neither starts nor ends it.
+func TestObjectiveMissingSince(t *testing.T) {
+	e := newEngine(t, parse(t, withObjective), Options{})
+	nan, ok := &policy.Sample{Value: math.NaN()}, &policy.Sample{Value: 1}
+	load, idle := &policy.Sample{Value: 15}, &policy.Sample{Value: 0}
+	ticks := []struct {
+		name          string
+		latency, load *policy.Sample
+		waiting       *policy.Sample
+		want          time.Time
+	}{
+		{name: "a latency: observed", latency: ok, load: load},
+		{name: "NaN: missing from this tick", latency: nan, load: load, want: t0.Add(15 * time.Second)},
+		{name: "still NaN: since the first", latency: nan, load: load, want: t0.Add(15 * time.Second)},
+		{name: "no sample taken: unchanged", load: load, want: t0.Add(15 * time.Second)},
+		{name: "NaN while nothing arrives: idle, not missing", latency: nan, load: idle},
+		{name: "NaN again under load: missing anew", latency: nan, load: load, want: t0.Add(75 * time.Second)},
+		{name: "the load is missing too: still missing", latency: nan, load: &policy.Sample{Err: errors.New("stale")}, want: t0.Add(75 * time.Second)},
+		{name: "NaN while requests wait: observed (violated)", latency: nan, load: load, waiting: &policy.Sample{Value: 2}},
+		{name: "NaN, nothing waits: missing anew", latency: nan, load: load, waiting: &policy.Sample{Value: 0}, want: t0.Add(120 * time.Second)},
+		{name: "a latency again: observed", latency: ok, load: load},
+	}
+	for i, tc := range ticks {
+		in := input(2, 15, true)
+		in.Load, in.Latency, in.Waiting = tc.load, tc.latency, tc.waiting
+		st := e.Step(in, t0.Add(time.Duration(i)*15*time.Second)).Objective
+		if !st.MissingSince.Equal(tc.want) {
+			t.Errorf("tick %d, %s: missingSince %v, want %v", i, tc.name, st.MissingSince, tc.want)
+		}
+	}
+}
+
+// TestForecastLoadMissingSince: the run of missing load samples starts at its first and
+// ends at a usable one; a tick that did not sample the load leaves it as it was.
+func TestForecastLoadMissingSince(t *testing.T) {
+	e := newEngine(t, parse(t, predictive), Options{})
+	ticks := []struct {
+		name string
+		load *policy.Sample
+		want time.Time
+	}{
+		{name: "usable", load: &policy.Sample{Value: 15}},
+		{name: "an error: missing from this tick", load: &policy.Sample{Err: errors.New("empty result")}, want: t0.Add(15 * time.Second)},
+		{name: "not sampled: unchanged", want: t0.Add(15 * time.Second)},
+		{name: "+Inf: still missing since the first", load: &policy.Sample{Value: math.Inf(1)}, want: t0.Add(15 * time.Second)},
+		{name: "0 is a load: usable", load: &policy.Sample{Value: 0}},
+		{name: "NaN: missing anew", load: &policy.Sample{Value: math.NaN()}, want: t0.Add(75 * time.Second)},
+	}
+	for i, tc := range ticks {
+		in := input(2, 15, true)
+		in.Load = tc.load
+		st := e.Step(in, t0.Add(time.Duration(i)*15*time.Second)).Forecast
+		if !st.LoadMissingSince.Equal(tc.want) {
+			t.Errorf("tick %d, %s: loadMissingSince %v, want %v", i, tc.name, st.LoadMissingSince, tc.want)
+		}
+	}
+}

@@ -23,6 +23,12 @@ type Objective struct {
 	// Budget is the share of minutes allowed over the SLO: a fraction (0.001) or a
 	// percentage ("0.1%"), within (0, 50%].
 	Budget *Fraction `yaml:"budget"`
+	// Waiting, optional, is the PromQL of the requests that wait to be served (one series,
+	// a scalar, or one series per pod, summed), such as sum(vllm:num_requests_waiting). It
+	// tells an overloaded minute from a blank one: a sync without a latency sample while
+	// requests wait is over the SLO (a histogram_quantile is NaN when nothing got served in
+	// its window, which is what an overload looks like). Without it such a sync is missing.
+	Waiting string `yaml:"waiting,omitempty"`
 }
 
 // Objective limits.
@@ -70,6 +76,13 @@ func (o *Objective) validate(path string, p *Policy) []error {
 		add("query", "required: the PromQL of the latency the SLO bounds, in seconds")
 	case strings.TrimSpace(o.Query) == "":
 		add("query", "must not be blank, got %q", o.Query)
+	}
+	switch w := o.Waiting; {
+	case w == "":
+	case strings.TrimSpace(w) == "":
+		add("waiting", "must not be blank, got %q", w)
+	case strings.TrimSpace(w) == strings.TrimSpace(o.Query):
+		add("waiting", "must count the requests that wait, not repeat objective.query, got %q", w)
 	}
 	switch {
 	case o.SLO == nil:

@@ -89,6 +89,18 @@ func TestParseObjectiveErrors(t *testing.T) {
 			},
 		},
 		{
+			name:      "a blank waiting query",
+			forecast:  withForecast,
+			objective: "      query: d\n      slo: 2s\n      budget: 0.1%\n      waiting: ' '\n",
+			want:      []string{`policies[0].objective.waiting: must not be blank, got " " (line 13)`},
+		},
+		{
+			name:      "a waiting query that repeats the latency's",
+			forecast:  withForecast,
+			objective: "      query: max(d)\n      slo: 2s\n      budget: 0.1%\n      waiting: ' max(d) '\n",
+			want:      []string{`policies[0].objective.waiting: must count the requests that wait, not repeat objective.query, got " max(d) " (line 13)`},
+		},
+		{
 			name:      "not a number",
 			forecast:  withForecast,
 			objective: "      query: d\n      slo: 2s\n      budget: lots\n",

@@ -58,7 +58,7 @@ type Problem struct {
 	// Policy is the policy's name.
 	Policy string
 	// Query names the query within the policy: "metric NAME", "forecast load",
-	// "objective" or "activation".
+	// "objective", "objective waiting" or "activation".
 	Query string
 	Kind  Kind
 	// Detail says why, naming the query and the numbers.
@@ -88,6 +88,7 @@ const seriesLookback = time.Hour
 const (
 	queryLoad       = "forecast load"
 	queryObjective  = "objective"
+	queryWaiting    = "objective waiting"
 	queryActivation = "activation"
 )
 
@@ -157,6 +158,10 @@ func jobsOf(policies []policy.Policy) []job {
 		}
 		if ob := p.Objective; ob != nil {
 			jobs = append(jobs, job{policy: p.Name, name: queryObjective, query: ob.Query, role: roleObjective, slo: ob.SLO.Duration})
+			if ob.Waiting != "" {
+				// Read as the load is: one value, or one per pod summed; never negative.
+				jobs = append(jobs, job{policy: p.Name, name: queryWaiting, query: ob.Waiting, role: roleLoad})
+			}
 		}
 		if z := p.ScaleToZero; z != nil {
 			jobs = append(jobs, job{policy: p.Name, name: queryActivation, query: z.Activation.Query, role: roleActivation})
@@ -292,7 +297,8 @@ func classify(err error, query string, r role, o Options) (Kind, string) {
 	case errors.Is(err, prom.ErrNotFinite):
 		detail := err.Error()
 		if r == roleObjective {
-			detail += " (histogram_quantile is NaN while its rate window saw no request; run counts such a minute as missing)"
+			detail += " (histogram_quantile is NaN while its rate window saw no request; run counts such a minute as missing, " +
+				"or as over the SLO while objective.waiting says requests wait)"
 		}
 		return KindNotFinite, detail
 	case errors.As(err, &pl):

@@ -357,6 +357,22 @@ func TestCheck(t *testing.T) {
 			},
 		},
 		{
+			name: "the objective's waiting query is checked by its name, as run reads it",
+			yaml: policyWith(metric("queue", "q", avg5), fmt.Sprintf(
+				"    forecast: {load: {query: load, perReplica: 2}}\n    objective: {query: %q, slo: 2s, budget: 1%%, waiting: wq}\n", histogramQuery)),
+			answers: map[string]answer{"q": pods(1), "load": one(3), histogramQuery: one(1.5), "wq": one(-1)},
+			names:   []string{"q", "load", "lat_seconds_bucket", "wq"}, queries: 4,
+			want: []want{{"objective waiting", KindNegative, []string{"value -1 is negative"}}},
+		},
+		{
+			name: "an objective's waiting query that returns nothing",
+			yaml: policyWith(metric("queue", "q", avg5), fmt.Sprintf(
+				"    forecast: {load: {query: load, perReplica: 2}}\n    objective: {query: %q, slo: 2s, budget: 1%%, waiting: wq}\n", histogramQuery)),
+			answers: map[string]answer{"q": pods(1), "load": one(3), histogramQuery: one(1.5)},
+			names:   []string{"q", "load", "lat_seconds_bucket"}, queries: 4,
+			want: []want{{"objective waiting", KindNoSeries, []string{`query "wq" returned no series`}}},
+		},
+		{
 			name:    "a forecast whose method is off is not queried, as in run",
 			yaml:    policyWith(metric("queue", "q", avg5), "    forecast: {load: {query: load, perReplica: 2}, method: off}\n"),
 			answers: map[string]answer{"q": pods(1)}, names: []string{"q"}, queries: 1,

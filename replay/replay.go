@@ -43,6 +43,11 @@ type Line struct {
 	// without it took no sample (a minute without one counts for nothing); a policy without
 	// an objective rejects it.
 	Latency *MetricSample `json:"latency"`
+	// Waiting is the sample of the policy's objective.waiting at this sync, for a policy
+	// whose objective has one: exactly one of perPod (summed), value and error. A sync
+	// without a latency while it is above 0 is over the SLO. A line without it took no
+	// sample; a policy without objective.waiting rejects it.
+	Waiting *MetricSample `json:"waiting"`
 	// Activation is the sample of the policy's scaleToZero.activation.query at this sync,
 	// for a policy with scaleToZero: exactly one of perPod (summed), value and error. A line
 	// without it had none (missing: the target neither idles to zero nor wakes on it); a
@@ -301,6 +306,17 @@ func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, control, 
 		}
 		latency = &s
 	}
+	var waiting *policy.Sample
+	switch {
+	case l.Waiting != nil && (p.Objective == nil || p.Objective.Waiting == ""):
+		errs = append(errs, fmt.Errorf("waiting: policy %s has no objective.waiting to take it", p.Name))
+	case l.Waiting != nil:
+		s, err := l.Waiting.sample()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("waiting: %w", err))
+		}
+		waiting = &s
+	}
 	switch {
 	case l.Activation != nil && p.ScaleToZero == nil:
 		errs = append(errs, fmt.Errorf("activation: policy %s has no scaleToZero to take it", p.Name))
@@ -319,7 +335,7 @@ func parseLine(p *policy.Policy, raw []byte) (engine.Input, time.Time, control, 
 	if l.StatusReplicas != nil {
 		in.StatusReplicas = *l.StatusReplicas
 	}
-	return engine.Input{Observation: in, Load: load, Latency: latency}, l.Time, control{Restart: l.Restart, Record: l.Record}, nil
+	return engine.Input{Observation: in, Load: load, Latency: latency, Waiting: waiting}, l.Time, control{Restart: l.Restart, Record: l.Record}, nil
 }
 
 // sample converts a recorded metric; NaN and ±Inf pass through, so that the engine treats

@@ -349,6 +349,71 @@ func TestRunObjective(t *testing.T) {
 	}
 }
 
+// A line's "waiting" reaches the objective: a line whose latency is missing while requests
+// wait is over the SLO (waitedWithoutLatency), and its minute counts as violated and
+// waited; with nothing waiting the line is missing as before. A policy without
+// objective.waiting rejects the key.
+func TestRunObjectiveWaiting(t *testing.T) {
+	p := objectivePolicy()
+	p.Objective.Waiting = "wq"
+	lines := []struct {
+		at, latency, waiting string // the line's "latency" and "waiting", none when empty
+	}{
+		{"00:00:00", `{"value":"NaN"}`, `{"perPod":{"a":5,"b":7}}`},
+		{"00:01:00", `{"error":"empty result"}`, `{"value":0}`},
+		{"00:02:00", `{"value":1}`, `{"value":30}`},
+		{"00:03:00", `{"value":1}`, ``},
+	}
+	var in strings.Builder
+	for _, l := range lines {
+		extra := `,"latency":` + l.latency
+		if l.waiting != "" {
+			extra += `,"waiting":` + l.waiting
+		}
+		fmt.Fprintf(&in, `{"time":"2026-01-01T%sZ","specReplicas":2,"metrics":{"p95-latency":{"value":1}},"load":{"value":10}%s}`+"\n", l.at, extra)
+	}
+	var out bytes.Buffer
+	if err := Run(p, opts, strings.NewReader(in.String()), &out); err != nil {
+		t.Fatal(err)
+	}
+	type status struct {
+		Waiting       any    `json:"waitingRequests"`
+		Waited        bool   `json:"waitedWithoutLatency"`
+		MissingSince  string `json:"missingSince"`
+		Minutes       int64  `json:"minutes"`
+		Violated      int64  `json:"violatedMinutes"`
+		WaitedMinutes int64  `json:"waitedMinutes"`
+	}
+	var got []status
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var r struct {
+			Objective status `json:"objectiveStatus"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("output line %q: %v", line, err)
+		}
+		got = append(got, r.Objective)
+	}
+	want := []status{
+		// NaN while 12 wait (5 + 7): over the SLO, not missing.
+		{Waiting: 12.0, Waited: true},
+		// 1m: [0, 1m) ends violated, by the wait; now nothing waits: missing.
+		{Waiting: 0.0, MissingSince: "2026-01-01T00:01:00Z", Minutes: 1, Violated: 1, WaitedMinutes: 1},
+		// 2m: [1m, 2m) had no observation; a latency within the SLO decides, whatever waits.
+		{Waiting: 30.0, Minutes: 1, Violated: 1, WaitedMinutes: 1},
+		// 3m: [2m, 3m) was within the SLO.
+		{Minutes: 2, Violated: 1, WaitedMinutes: 1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("objective statuses (-want +got):\n%s", diff)
+	}
+
+	err := Run(objectivePolicy(), opts, strings.NewReader(`{"time":"2026-01-01T00:00:00Z","specReplicas":1,"waiting":{"value":1}}`), &bytes.Buffer{})
+	if want := `line 1: waiting: policy llama-70b has no objective.waiting to take it`; err == nil || err.Error() != want {
+		t.Errorf("waiting without objective.waiting: error %v, want %q", err, want)
+	}
+}
+
 // A scaleToZero policy replays its activation samples: idle for the 60 s delay at one
 // replica (queue 0), it goes to zero at the line 60 s after the first idle one; a line
 // without an activation at zero stays there; 9 requests/s over 4 a replica wake it to 3.

@@ -308,6 +308,7 @@ func recordGist(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, 
 	if ost != nil {
 		o := *ost
 		o.Latency, o.LatencyError, o.LatencyWarnings = nil, present(o.LatencyError), nil
+		o.Waiting, o.WaitingError, o.WaitingWarnings = nil, present(o.WaitingError), nil
 		o.Quantile, o.Minutes = 0, 0
 		ost = &o
 	}
@@ -395,6 +396,8 @@ func annotationFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatu
 		o := *ost
 		o.LatencyError = truncate(o.LatencyError, 200)
 		o.LatencyWarnings = truncateAll(o.LatencyWarnings, 200)
+		o.WaitingError = truncate(o.WaitingError, 200)
+		o.WaitingWarnings = truncateAll(o.WaitingWarnings, 200)
 		r.Objective = &o
 	}
 	for _, m := range dec.Metrics {

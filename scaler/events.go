@@ -44,6 +44,14 @@ const (
 	// ReasonActivationMissing (condition, Warning): scaleToZero's activation signal is
 	// missing: the target neither goes to zero nor wakes from it on the signal.
 	ReasonActivationMissing = "ActivationMissing"
+	// ReasonObjectiveMissing (condition, Warning): the objective has had no observation
+	// (no latency sample, no request known to wait, a load not known to be 0) for
+	// Options.MissingAfter: no minute counts, so it neither adapts nor reports violations.
+	ReasonObjectiveMissing = "ObjectiveMissing"
+	// ReasonForecastLoadMissing (condition, Warning): the forecast's load has had no
+	// usable sample for Options.MissingAfter: the forecast stops one horizon after its last
+	// sample, and no scale-down happens while it is missing.
+	ReasonForecastLoadMissing = "ForecastLoadMissing"
 	// ReasonDecisionRecordUnreadable (Warning): a fresh engine found the target at zero
 	// and its decision record (prescale.io/decision) unreadable, so it cannot tell whether
 	// prescale set the zero: it reads it as set by hand (ScalingDisabled), as with no record.
@@ -57,6 +65,8 @@ const (
 	condSelector      = "selector"
 	condCapacity      = "capacity"
 	condLoad          = "forecast/load"
+	condLoadMissing   = "forecast/loadMissing"
+	condObjMissing    = "objective/missing"
 	condMetricPrefix  = "metric/"
 	condActivation    = "scaleToZero/activation"
 )

@@ -121,6 +121,8 @@ func writeObjectives(w io.Writer, st []PolicyStatus) {
 			latency = "+Inf"
 		case o.Latency != nil:
 			latency = strconv.FormatFloat(*o.Latency, 'g', 4, 64) + "s"
+		case o.WaitedWithoutLatency:
+			latency = fmt.Sprintf("none while %s wait: over the SLO", strconv.FormatFloat(*o.Waiting, 'g', 4, 64))
 		case o.LatencyError != "":
 			latency = "missing: " + truncate(o.LatencyError, 80)
 		}

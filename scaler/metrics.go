@@ -53,6 +53,12 @@ type Metrics struct {
 	ObjectiveMinutes         *prometheus.CounterVec
 	ObjectiveViolatedMinutes *prometheus.CounterVec
 	ObjectiveBeyondReach     *prometheus.CounterVec
+	ObjectiveWaitedMinutes   *prometheus.CounterVec
+	// ObjectiveMissing and ForecastLoadMissing are 1 while the objective has no
+	// observation, or the forecast no usable load sample (0 otherwise): what
+	// prescale_metric_missing is for a metric.
+	ObjectiveMissing    *prometheus.GaugeVec
+	ForecastLoadMissing *prometheus.GaugeVec
 	// scaleToZero's series, for policies with scaleToZero.
 	IdleSeconds    *prometheus.GaugeVec
 	WakeAheadGated *prometheus.GaugeVec
@@ -161,6 +167,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Minutes in which a sample of the objective's latency was over the SLO, counted as each minute ends."}, policy),
 		ObjectiveBeyondReach: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_objective_beyond_reach_minutes_total",
 			Help: "Violated minutes whose load exceeded what the forecast, one horizon before, planned at the highest quantile: no quantile would have prevented them."}, policy),
+		ObjectiveWaitedMinutes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_objective_waited_minutes_total",
+			Help: "Violated minutes without a latency sample over the SLO but with a sync in which requests waited and no latency sample existed (objective.waiting), counted as each minute ends; also in prescale_objective_violated_minutes_total."}, policy),
+		ObjectiveMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_objective_missing",
+			Help: "1 when the objective had no observation at the last tick: no usable latency sample (error, empty, NaN, stale), no request known to wait, and a forecast load not known to be 0; 0 otherwise."}, policy),
+		ForecastLoadMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_load_missing",
+			Help: "1 when the forecast's load query had no usable sample at its last sample (error, empty, NaN, ±Inf, negative, stale); 0 otherwise."}, policy),
 		ConflictingAutoscaler: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_conflicting_autoscaler",
 			Help: "1 while another autoscaler (an HPA, KEDA's included) targets the workload and prescale, not in dry-run, writes nothing; 0 otherwise."}, policy),
 		CapacityWanted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_capacity_wanted_replicas",
@@ -181,7 +193,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.TickDuration, m.SyncPhaseDuration, m.TickPhaseDuration, m.LastTick, m.Leader, m.DryRun, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
 		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon, m.IdleSeconds, m.WakeAheadGated,
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
-		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ConflictingAutoscaler,
+		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ObjectiveWaitedMinutes, m.ObjectiveMissing,
+		m.ForecastLoadMissing, m.ConflictingAutoscaler,
 		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending)
 	return m
 }
@@ -213,7 +226,7 @@ func (m *Metrics) forget(name string) {
 func (m *Metrics) forgetForecast(name string) {
 	l := prometheus.Labels{"policy": name}
 	for _, v := range []*prometheus.GaugeVec{m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas,
-		m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon, m.ForecastHistorySamples, m.PodStartup} {
+		m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon, m.ForecastHistorySamples, m.PodStartup, m.ForecastLoadMissing} {
 		v.DeletePartialMatch(l)
 	}
 }
@@ -221,10 +234,11 @@ func (m *Metrics) forgetForecast(name string) {
 // forgetObjective drops the objective's series of a policy (it left, or lost its objective).
 func (m *Metrics) forgetObjective(name string) {
 	l := prometheus.Labels{"policy": name}
-	for _, v := range []*prometheus.GaugeVec{m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget} {
+	for _, v := range []*prometheus.GaugeVec{m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget, m.ObjectiveMissing} {
 		v.DeletePartialMatch(l)
 	}
 	m.ObjectiveMinutes.DeletePartialMatch(l)
 	m.ObjectiveViolatedMinutes.DeletePartialMatch(l)
 	m.ObjectiveBeyondReach.DeletePartialMatch(l)
+	m.ObjectiveWaitedMinutes.DeletePartialMatch(l)
 }

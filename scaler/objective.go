@@ -1,7 +1,11 @@
 package scaler
 
 import (
+	"fmt"
 	"math"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/prescale/prescale/engine"
 )
@@ -13,9 +17,11 @@ type ObjectiveStatus = engine.ObjectiveStatus
 // its series (+Inf is a latency, exported as such). The minute counters add what the
 // engine counted since the last tick; a hot standby only follows the counts, so that a
 // minute is counted once, by the leader of its tick (an engine that restarts its counts,
-// its objective removed and added back, adds them from zero).
-func (c *Controller) reportObjective(name string, t *target, st *ObjectiveStatus, leading bool) {
-	m := c.deps.Metrics
+// its objective removed and added back, adds them from zero). An objective without an
+// observation sets prescale_objective_missing at once, and is an ObjectiveMissing event
+// once it has lasted MissingAfter.
+func (c *Controller) reportObjective(a actor, st *ObjectiveStatus, leading bool, now time.Time) {
+	m, name, t := c.deps.Metrics, a.p.Name, a.t
 	m.ObjectiveQuantile.WithLabelValues(name).Set(st.Quantile)
 	m.ObjectiveSLO.WithLabelValues(name).Set(st.SLOSeconds)
 	m.ObjectiveBudget.WithLabelValues(name).Set(st.Budget)
@@ -25,13 +31,57 @@ func (c *Controller) reportObjective(name string, t *target, st *ObjectiveStatus
 		m.ObjectiveLatency.DeleteLabelValues(name)
 	}
 	minutes, violated := m.ObjectiveMinutes.WithLabelValues(name), m.ObjectiveViolatedMinutes.WithLabelValues(name)
-	beyond := m.ObjectiveBeyondReach.WithLabelValues(name)
+	beyond, waited := m.ObjectiveBeyondReach.WithLabelValues(name), m.ObjectiveWaitedMinutes.WithLabelValues(name)
 	if leading {
 		minutes.Add(float64(increase(t.objMinutes, st.Minutes)))
 		violated.Add(float64(increase(t.objViolated, st.ViolatedMinutes)))
 		beyond.Add(float64(increase(t.objBeyond, st.BeyondReachMinutes)))
+		waited.Add(float64(increase(t.objWaited, st.WaitedMinutes)))
 	}
-	t.objMinutes, t.objViolated, t.objBeyond = st.Minutes, st.ViolatedMinutes, st.BeyondReachMinutes
+	t.objMinutes, t.objViolated, t.objBeyond, t.objWaited = st.Minutes, st.ViolatedMinutes, st.BeyondReachMinutes, st.WaitedMinutes
+	m.ObjectiveMissing.WithLabelValues(name).Set(boolGauge(!st.MissingSince.IsZero()))
+	if d, ok := sustained(st.MissingSince, now, c.opts.MissingAfter); ok {
+		why := st.LatencyError
+		if st.WaitingError != "" {
+			why += "; objective.waiting: " + st.WaitingError
+		}
+		// Once per run of missing ticks: its start is the condition's state.
+		a.eventOn(corev1.EventTypeWarning, ReasonObjectiveMissing, condObjMissing, st.MissingSince.String(),
+			fmt.Sprintf("objective.query has had no usable sample for %s (since %s; last: %s) and no request was known to wait: no minute counts, so the objective neither adapts its quantile nor reports violations; check the query with prescale validate --prometheus",
+				d.Round(time.Second), st.MissingSince.UTC().Format(time.RFC3339), why))
+	} else if st.MissingSince.IsZero() {
+		t.forgetCondition(condObjMissing)
+	}
+}
+
+// reportLoadMissing sets prescale_forecast_load_missing from the forecast's status, and
+// sends ForecastLoadMissing once the load has been missing for MissingAfter.
+func (c *Controller) reportLoadMissing(a actor, st *ForecastStatus, now time.Time) {
+	c.deps.Metrics.ForecastLoadMissing.WithLabelValues(a.p.Name).Set(boolGauge(!st.LoadMissingSince.IsZero()))
+	if d, ok := sustained(st.LoadMissingSince, now, c.opts.MissingAfter); ok {
+		a.eventOn(corev1.EventTypeWarning, ReasonForecastLoadMissing, condLoadMissing, st.LoadMissingSince.String(),
+			fmt.Sprintf("forecast.load.query has had no usable sample for %s (since %s; last: %s): the forecast stops one horizon after its last sample, and no scale-down happens while the load is missing; check the query with prescale validate --prometheus",
+				d.Round(time.Second), st.LoadMissingSince.UTC().Format(time.RFC3339), st.LoadError))
+	} else if st.LoadMissingSince.IsZero() {
+		a.t.forgetCondition(condLoadMissing)
+	}
+}
+
+// sustained reports how long a run of missing samples that began at since has lasted at
+// now, and whether that is at least after. A zero since is no run.
+func sustained(since, now time.Time, after time.Duration) (time.Duration, bool) {
+	if since.IsZero() {
+		return 0, false
+	}
+	d := now.Sub(since)
+	return d, d >= after
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // increase is how much a count rose from last to now; a count below last started again

@@ -252,3 +252,160 @@ func TestObjectiveCountersCountTheLeadersMinutes(t *testing.T) {
 		t.Errorf("a minute after taking over: %v minutes, %v violated, want 1 and 1", m, v)
 	}
 }
+
+// withReason keeps the events of one reason.
+func withReason(events []string, reason string) []string {
+	var out []string
+	for _, e := range events {
+		if strings.HasPrefix(e, "Warning "+reason+" ") || strings.HasPrefix(e, "Normal "+reason+" ") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// An objective without an observation, or a forecast without a usable load, sets its
+// prescale_*_missing gauge from the first tick; once the run has lasted MissingAfter it is
+// a Warning event, once per run: a new run after a usable sample is a new event. The
+// clock is a fake one, stepped tick by tick.
+func TestMissingObjectiveAndLoadSaySoOnceSustained(t *testing.T) {
+	cl := newCluster(t, 2)
+	opts := options()
+	opts.MissingAfter = time.Minute
+	c := cl.controller(objectivePolicy, opts)
+	lead(c)
+	empty := policy.Sample{Err: errors.New(`query "lat": empty result`)}
+	nan := policy.Sample{Value: math.NaN()}
+	steps := []struct {
+		name         string
+		lat, lq      policy.Sample
+		objMissing   float64 // prescale_objective_missing after the tick
+		loadMissing  float64 // prescale_forecast_load_missing
+		objEvent     bool    // an ObjectiveMissing event at the tick
+		loadEvent    bool    // a ForecastLoadMissing event at the tick
+		eventSubstrs []string
+	}{
+		// 0s
+		{name: "both usable", lat: policy.Sample{Value: 1}, lq: policy.Sample{Value: 20}},
+		// 15s: the run starts.
+		{name: "the latency is empty", lat: empty, lq: policy.Sample{Value: 20}, objMissing: 1},
+		{name: "30s: still", lat: empty, lq: policy.Sample{Value: 20}, objMissing: 1},
+		{name: "45s: still", lat: nan, lq: policy.Sample{Value: 20}, objMissing: 1},
+		// 60s: 45 s since the run began at 15 s: below the minute.
+		{name: "60s: 45s missing, no event", lat: nan, lq: policy.Sample{Value: 20}, objMissing: 1},
+		// 75s: exactly a minute since 15 s: sustained.
+		{name: "75s: a minute missing: the event", lat: nan, lq: policy.Sample{Value: 20}, objMissing: 1, objEvent: true,
+			eventSubstrs: []string{"for 1m0s", "since 2026-01-01T00:00:15Z", "not a latency: NaN"}},
+		{name: "90s: once per run", lat: empty, lq: policy.Sample{Value: 20}, objMissing: 1},
+		{name: "105s: a latency ends the run", lat: policy.Sample{Value: 1}, lq: policy.Sample{Value: 20}},
+		// 120s: a new run of the latency; the load's starts too.
+		{name: "120s: both missing", lat: empty, lq: policy.Sample{Err: errors.New(`query "lq": stale`)}, objMissing: 1, loadMissing: 1},
+		{name: "135s", lat: empty, lq: policy.Sample{Value: math.Inf(1)}, objMissing: 1, loadMissing: 1},
+		{name: "150s", lat: empty, lq: policy.Sample{Value: -1}, objMissing: 1, loadMissing: 1},
+		{name: "165s", lat: empty, lq: policy.Sample{Value: math.NaN()}, objMissing: 1, loadMissing: 1},
+		// 180s: a minute since 120 s for both: two events, the objective's anew.
+		{name: "180s: both sustained", lat: empty, lq: policy.Sample{Value: math.NaN()}, objMissing: 1, loadMissing: 1,
+			objEvent: true, loadEvent: true, eventSubstrs: []string{"since 2026-01-01T00:02:00Z"}},
+		// 195s: the load is back at 0: nothing arrives, so a missing latency is idle.
+		{name: "195s: the load at 0: idle, not missing", lat: empty, lq: policy.Sample{Value: 0}},
+	}
+	for i, s := range steps {
+		if i > 0 {
+			cl.clock.Step(15 * time.Second)
+		}
+		cl.source.set("lat", s.lat)
+		cl.source.set("lq", s.lq)
+		c.Tick(cl.ctx)
+		c.awaitRecords()
+		var events []string
+		for len(cl.events.Events) > 0 {
+			events = append(events, <-cl.events.Events)
+		}
+		obj, load := withReason(events, ReasonObjectiveMissing), withReason(events, ReasonForecastLoadMissing)
+		if (len(obj) == 1) != s.objEvent || len(obj) > 1 {
+			t.Errorf("%s: ObjectiveMissing events %q, want one: %v", s.name, obj, s.objEvent)
+		}
+		if (len(load) == 1) != s.loadEvent || len(load) > 1 {
+			t.Errorf("%s: ForecastLoadMissing events %q, want one: %v", s.name, load, s.loadEvent)
+		}
+		for _, e := range append(obj, load...) {
+			if !strings.HasPrefix(e, "Warning ") {
+				t.Errorf("%s: event %q, want a Warning", s.name, e)
+			}
+			for _, sub := range s.eventSubstrs {
+				if !strings.Contains(e, sub) {
+					t.Errorf("%s: event %q, want it to say %q", s.name, e, sub)
+				}
+			}
+		}
+		if v := testutil.ToFloat64(cl.metrics.ObjectiveMissing.WithLabelValues("web")); v != s.objMissing {
+			t.Errorf("%s: prescale_objective_missing = %v, want %v", s.name, v, s.objMissing)
+		}
+		if v := testutil.ToFloat64(cl.metrics.ForecastLoadMissing.WithLabelValues("web")); v != s.loadMissing {
+			t.Errorf("%s: prescale_forecast_load_missing = %v, want %v", s.name, v, s.loadMissing)
+		}
+	}
+
+	// The record and the status say since when.
+	st := c.Status()[0]
+	if !st.Objective.MissingSince.IsZero() || !st.Forecast.LoadMissingSince.IsZero() {
+		t.Errorf("status after the runs ended: missingSince %v, loadMissingSince %v, want neither", st.Objective.MissingSince, st.Forecast.LoadMissingSince)
+	}
+
+	// Removing the objective and the forecast removes their gauges.
+	c.SetPolicies(nil)
+	if n := testutil.CollectAndCount(cl.metrics.ObjectiveMissing) + testutil.CollectAndCount(cl.metrics.ForecastLoadMissing); n != 0 {
+		t.Errorf("after the policy left: %d missing series, want none", n)
+	}
+}
+
+// With objective.waiting, a tick without a latency sample while requests wait is over the
+// SLO: the minute counts as violated (and as waited), the objective is not missing, and
+// the status, the record and the status table say why.
+func TestWaitingWithoutLatencyIsViolated(t *testing.T) {
+	cl := newCluster(t, 2)
+	file := strings.Replace(objectivePolicy, "budget: 1%}", "budget: 1%, waiting: wq}", 1)
+	c := cl.controller(file, options())
+	lead(c)
+	cl.source.set("lq", policy.Sample{Value: 20})
+	cl.source.set("lat", policy.Sample{Value: math.NaN()})
+	cl.source.set("wq", policy.Sample{PerPod: map[string]float64{"web-0": 4, "web-1": 3}})
+	cl.tickAt(c, 0)
+	st := c.Status()[0].Objective
+	if !st.WaitedWithoutLatency || st.Waiting == nil || *st.Waiting != 7 || !st.MissingSince.IsZero() {
+		t.Errorf("objective %+v, want waitedWithoutLatency with 7 waiting, not missing", *st)
+	}
+	if v := testutil.ToFloat64(cl.metrics.ObjectiveMissing.WithLabelValues("web")); v != 0 {
+		t.Errorf("prescale_objective_missing = %v, want 0: requests waiting are an observation", v)
+	}
+	var ann struct {
+		Objective map[string]any `json:"objective"`
+	}
+	if err := json.Unmarshal([]byte(cl.annotation()), &ann); err != nil {
+		t.Fatal(err)
+	}
+	if ann.Objective["waitedWithoutLatency"] != true || ann.Objective["waitingRequests"] != 7.0 {
+		t.Errorf("annotation's objective %v, want waitedWithoutLatency and 7 waitingRequests", ann.Objective)
+	}
+	var table bytes.Buffer
+	writeObjectives(&table, c.Status())
+	if !strings.Contains(table.String(), "none while 7 wait: over the SLO") {
+		t.Errorf("status table:\n%s\nwant the latency column to say that 7 waited without a latency", table.String())
+	}
+
+	// The minute ends: violated, and waited.
+	cl.source.set("lat", policy.Sample{Value: 1})
+	cl.tickAt(c, time.Minute)
+	st = c.Status()[0].Objective
+	if st.Minutes != 1 || st.ViolatedMinutes != 1 || st.WaitedMinutes != 1 {
+		t.Errorf("after the minute: %d minutes, %d violated, %d waited; want 1, 1, 1", st.Minutes, st.ViolatedMinutes, st.WaitedMinutes)
+	}
+	for name, v := range map[string]float64{
+		"prescale_objective_violated_minutes_total": testutil.ToFloat64(cl.metrics.ObjectiveViolatedMinutes.WithLabelValues("web")),
+		"prescale_objective_waited_minutes_total":   testutil.ToFloat64(cl.metrics.ObjectiveWaitedMinutes.WithLabelValues("web")),
+	} {
+		if v != 1 {
+			t.Errorf("%s = %v, want 1", name, v)
+		}
+	}
+}

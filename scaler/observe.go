@@ -255,14 +255,15 @@ func podReady(p *corev1.Pod) bool {
 }
 
 // query samples the policy's metrics, for a forecast its load, for an objective its
-// latency, and for scaleToZero its activation signal, concurrently within the
-// controller-wide bound. A failed query is a sample with Err (missing), never zero.
-func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time) (metrics []policy.Sample, load, latency, activation *policy.Sample) {
-	queries := make([]string, len(p.Metrics), len(p.Metrics)+3)
+// latency (and its waiting requests, with objective.waiting), and for scaleToZero its
+// activation signal, concurrently within the controller-wide bound. A failed query is a
+// sample with Err (missing), never zero.
+func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time) (metrics []policy.Sample, load, latency, waiting, activation *policy.Sample) {
+	queries := make([]string, len(p.Metrics), len(p.Metrics)+4)
 	for i := range p.Metrics {
 		queries[i] = p.Metrics[i].Query
 	}
-	loadAt, latencyAt, activationAt := -1, -1, -1
+	loadAt, latencyAt, waitingAt, activationAt := -1, -1, -1, -1
 	if forecasting(p) != nil {
 		loadAt = len(queries)
 		queries = append(queries, p.Forecast.Load.Query)
@@ -270,13 +271,17 @@ func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time)
 	if p.Objective != nil {
 		latencyAt = len(queries)
 		queries = append(queries, p.Objective.Query)
+		if p.Objective.Waiting != "" {
+			waitingAt = len(queries)
+			queries = append(queries, p.Objective.Waiting)
+		}
 	}
 	if z := p.ScaleToZero; z != nil {
 		activationAt = len(queries)
 		queries = append(queries, z.Activation.Query)
 	}
 	// names label each query in prescale_query_warnings_total: the metric's name, or the
-	// forecast's load or the objective's latency.
+	// forecast's load or the objective's latency and waiting requests.
 	names := make([]string, len(queries))
 	for i := range p.Metrics {
 		names[i] = p.Metrics[i].Name
@@ -286,6 +291,9 @@ func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time)
 	}
 	if latencyAt >= 0 {
 		names[latencyAt] = warningsObjective
+	}
+	if waitingAt >= 0 {
+		names[waitingAt] = warningsObjective
 	}
 	if activationAt >= 0 {
 		names[activationAt] = policy.ActivationMetric
@@ -326,10 +334,13 @@ func (c *Controller) query(ctx context.Context, p *policy.Policy, now time.Time)
 	if latencyAt >= 0 {
 		latency = &out[latencyAt]
 	}
+	if waitingAt >= 0 {
+		waiting = &out[waitingAt]
+	}
 	if activationAt >= 0 {
 		activation = &out[activationAt]
 	}
-	return out[:len(p.Metrics)], load, latency, activation
+	return out[:len(p.Metrics)], load, latency, waiting, activation
 }
 
 // sampleLatency samples an objective's latency: through the LatencySource when there is

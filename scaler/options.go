@@ -28,6 +28,10 @@ type Options struct {
 	DryRun bool
 	// Staleness: samples older than this are missing.
 	Staleness time.Duration
+	// MissingAfter is how long a policy's objective or forecast load may have no usable
+	// sample before the controller says so with an event (ObjectiveMissing,
+	// ForecastLoadMissing); the prescale_*_missing gauges say it at once.
+	MissingAfter time.Duration
 	// QueryConcurrency bounds the Prometheus queries in flight.
 	QueryConcurrency int
 	// SyncConcurrency bounds the policies synced at once.
@@ -97,6 +101,7 @@ func DefaultOptions() Options {
 	return Options{
 		Interval:         15 * time.Second,
 		Staleness:        2 * time.Minute,
+		MissingAfter:     5 * time.Minute,
 		QueryConcurrency: 32,
 		SyncConcurrency:  64,
 		Capacity:         CapacityOptions{Mode: CapacityCap, Resources: slices.Clone(DefaultResources)},
@@ -113,6 +118,9 @@ func (o Options) Validate() error {
 	}
 	if o.Staleness <= 0 {
 		errs = append(errs, fmt.Errorf("staleness: must be > 0, got %s", o.Staleness))
+	}
+	if o.MissingAfter <= 0 {
+		errs = append(errs, fmt.Errorf("missingAfter: must be > 0, got %s", o.MissingAfter))
 	}
 	if o.QueryConcurrency < 1 {
 		errs = append(errs, fmt.Errorf("prometheus.concurrency: must be >= 1, got %d", o.QueryConcurrency))

@@ -101,15 +101,18 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 	}
 	if res.Forecast != nil {
 		c.reportForecast(p, dec, res.Forecast)
+		c.reportLoadMissing(a, res.Forecast, now)
 	} else {
 		m.forgetForecast(p.Name)
+		t.forgetCondition(condLoadMissing)
 	}
 	c.reportZero(a, dec, res.Wake)
 	if res.Objective != nil {
-		c.reportObjective(p.Name, t, res.Objective, leading)
+		c.reportObjective(a, res.Objective, leading, now)
 	} else {
 		m.forgetObjective(p.Name)
-		t.objMinutes, t.objViolated, t.objBeyond = 0, 0, 0
+		t.objMinutes, t.objViolated, t.objBeyond, t.objWaited = 0, 0, 0, 0
+		t.forgetCondition(condObjMissing)
 	}
 
 	// The real HPA on the same workload, for the dry-run comparison.

@@ -148,7 +148,7 @@ func (c *Controller) decideSync(ctx context.Context, r *syncRun, now time.Time, 
 		t.eng.Restore(stored)
 	}
 
-	r.obs.in.Metrics, in.Load, in.Latency, r.obs.in.Activation = c.query(ctx, p, now)
+	r.obs.in.Metrics, in.Load, in.Latency, in.Waiting, r.obs.in.Activation = c.query(ctx, p, now)
 	in.Observation = r.obs.in
 	timer.done(phaseQuery)
 
@@ -192,6 +192,9 @@ func (c *Controller) finish(ctx context.Context, r *syncRun, leading bool, now t
 			kv = append(kv, "latency", *ost.Latency)
 		} else {
 			kv = append(kv, "latencyError", ost.LatencyError)
+		}
+		if ost.Waiting != nil {
+			kv = append(kv, "waiting", *ost.Waiting, "waitedWithoutLatency", ost.WaitedWithoutLatency)
 		}
 	}
 	if z := dec.Zero; z != nil {

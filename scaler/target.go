@@ -44,7 +44,7 @@ type target struct {
 	lastTick   time.Time // the last synced tick, for the scorecard's time step
 	// objMinutes and objViolated are the objective's counts at the last tick, which its
 	// counters add the increase of.
-	objMinutes, objViolated, objBeyond int64
+	objMinutes, objViolated, objBeyond, objWaited int64
 
 	mu     sync.Mutex
 	status targetStatus

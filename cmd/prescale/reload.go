@@ -30,7 +30,7 @@ var liveSettings = []string{"dryRun"}
 // What applies live, at the next tick: the policies (the whole policies list: added,
 // removed and changed policies) and dryRun (liveSettings), so that dryRun: true is a kill
 // switch that needs no restart. What needs a restart: every other global setting, i.e.
-// every other field of Settings (prometheus.*, interval, staleness, syncConcurrency,
+// every other field of Settings (prometheus.*, interval, staleness, missingAfter, syncConcurrency,
 // capacity.*, leaderElection.*, listenAddress, kubernetes.*, externalMetrics.*): the
 // controller, the Prometheus client, the Lease and the servers are built from them once.
 // A changed one is logged by its YAML path (changedSettings).

@@ -24,6 +24,7 @@ type Settings struct {
 	Prometheus      PrometheusSettings      `mapstructure:"prometheus"`
 	Interval        time.Duration           `mapstructure:"interval"`
 	Staleness       time.Duration           `mapstructure:"staleness"`
+	MissingAfter    time.Duration           `mapstructure:"missingAfter"`
 	DryRun          bool                    `mapstructure:"dryRun"`
 	SyncConcurrency int                     `mapstructure:"syncConcurrency"`
 	Capacity        CapacitySettings        `mapstructure:"capacity"`
@@ -146,6 +147,7 @@ func settingDefaults(v *viper.Viper) {
 		"prometheus.headers":                map[string]string{},
 		"interval":                          o.Interval,
 		"staleness":                         o.Staleness,
+		"missingAfter":                      o.MissingAfter,
 		"dryRun":                            false,
 		"syncConcurrency":                   o.SyncConcurrency,
 		"capacity.mode":                     string(o.Capacity.Mode),
@@ -186,7 +188,7 @@ func serviceNamespace() string {
 
 // settingKeys are the policy file's top-level keys that hold global settings: policy.Parse
 // skips them, and Settings decodes them strictly.
-var settingKeys = []string{"prometheus", "interval", "staleness", "dryRun", "syncConcurrency", "capacity",
+var settingKeys = []string{"prometheus", "interval", "staleness", "missingAfter", "dryRun", "syncConcurrency", "capacity",
 	"leaderElection", "listenAddress", "kubernetes", "externalMetrics"}
 
 // loadSettings reads the settings from v (file, environment, flags) strictly: a key inside a
@@ -317,6 +319,7 @@ func (s Settings) options(identity string) scaler.Options {
 		Interval:         s.Interval,
 		DryRun:           s.DryRun,
 		Staleness:        s.Staleness,
+		MissingAfter:     s.MissingAfter,
 		QueryConcurrency: s.Prometheus.Concurrency,
 		SyncConcurrency:  s.SyncConcurrency,
 		Capacity:         s.Capacity.options(),

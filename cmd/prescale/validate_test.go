@@ -106,6 +106,7 @@ capacity.mode: must be cap or off, got "bogus" (line 4)
 			env:  map[string]string{"PRESCALE_INTERVAL": "-5s", "PRESCALE_CAPACITY_MODE": "bogus"},
 			stdin: `interval: 15s
 staleness: 0s
+missingAfter: -1m
 policies:
   - name: web
     target: {apiVersion: apps/v1, kind: Deployment, namespace: default, name: web}
@@ -115,6 +116,7 @@ policies:
 			wantCode: 1,
 			wantStderr: `interval: must be at least 1s, got -5s
 staleness: must be > 0, got 0s (line 2)
+missingAfter: must be > 0, got -1m0s (line 3)
 capacity.mode: must be cap or off, got "bogus"
 `,
 		},

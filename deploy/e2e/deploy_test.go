@@ -215,10 +215,11 @@ func TestStatic(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := mustRun(t, "", promtool, "check", "rules", f)
-		if !strings.Contains(out, "SUCCESS: 5 rules found") {
-			t.Errorf("promtool check rules: want 5 rules, got:\n%s", out)
+		if !strings.Contains(out, "SUCCESS: 7 rules found") {
+			t.Errorf("promtool check rules: want 7 rules, got:\n%s", out)
 		}
-		for _, alert := range []string{"PrescaleNoLeader", "PrescaleMetricMissing", "PrescaleCapacityLimited", "PrescaleForecastGated", "PrescaleConfigReloadFailed"} {
+		for _, alert := range []string{"PrescaleNoLeader", "PrescaleMetricMissing", "PrescaleObjectiveMissing", "PrescaleForecastLoadMissing",
+			"PrescaleCapacityLimited", "PrescaleForecastGated", "PrescaleConfigReloadFailed"} {
 			if !strings.Contains(string(groups), "alert: "+alert) {
 				t.Errorf("alert %s is missing", alert)
 			}
@@ -383,7 +384,7 @@ func TestStatic(t *testing.T) {
 			"prescale_hpa_equivalent_replicas", "prescale_hpa_desired_replicas", "prescale_metric_value", "prescale_metric_target",
 			"prescale_decisions_total", "prescale_leader", "prescale_config_last_reload_successful", "prescale_metric_missing",
 			"prescale_forecast_load", "prescale_forecast_lower", "prescale_forecast_upper", "prescale_forecast_gated",
-			"prescale_forecast_replicas"} {
+			"prescale_forecast_replicas", "prescale_objective_missing", "prescale_forecast_load_missing"} {
 			if !bytes.Contains(b, []byte(m)) {
 				t.Errorf("the dashboard never queries %s", m)
 			}

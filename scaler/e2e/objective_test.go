@@ -5,6 +5,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,4 +64,61 @@ func TestObjectiveRun(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A policy whose objective query returns nothing (the latency series is not exported, as a
+// real vLLM exports no vllm:e2e_request_latency_seconds, only its _bucket, _sum and
+// _count) while load arrives, against the real Prometheus: prescale run sets
+// prescale_objective_missing from the first tick, and once the run of missing ticks has
+// lasted missingAfter it says so on the target with an ObjectiveMissing warning; the
+// record says since when. A latency ends the run.
+func TestObjectiveMissingRun(t *testing.T) {
+	w := workload(t, "llm", 2, 1, 2*time.Second)
+	e := newExporter(t, w)
+	e.setQueue(5) // 5 a pod against 5: the metric holds the replicas
+	e.setLoad(20)
+	// The latency stays NaN: the exporter exports no series for it.
+	p := startPrometheus(t, e.addr)
+	p.waitValue(t, fmt.Sprintf(`inference_load_rps{namespace=%q}`, w.Namespace), 20)
+
+	in := startPrescale(t, "a", forecastConfig(p.url(), w, "missingAfter: 5s")+fmt.Sprintf(`    objective:
+      query: 'max(inference_latency_seconds{namespace=%q})'
+      slo: 2s
+      budget: 1%%
+`, w.Namespace))
+	labels := map[string]string{"policy": w.Name}
+	// Deadlines are generous: the machine is shared, and a tick may wait for it.
+	await(t, 30*time.Second, "prescale_objective_missing at 1",
+		metricIs(in, "prescale_objective_missing", labels, "1", func(v float64) bool { return v == 1 }))
+	await(t, 60*time.Second, "an ObjectiveMissing event on the target", func() error {
+		got := events(t, w, "ObjectiveMissing")
+		if len(got) == 0 {
+			return fmt.Errorf("no ObjectiveMissing event; prescale's events: %q", events(t, w, ""))
+		}
+		if !strings.Contains(got[0], "objective.query has had no usable sample for") || !strings.Contains(got[0], "empty") {
+			return fmt.Errorf("ObjectiveMissing event %q, want it to say how long and why", got[0])
+		}
+		return nil
+	})
+	await(t, 30*time.Second, "the decision record's missingSince", func() error {
+		var r struct {
+			Objective *struct {
+				MissingSince time.Time `json:"missingSince"`
+				LatencyError string    `json:"latencyError"`
+			} `json:"objective"`
+		}
+		ann := deployment(t, w).Annotations["prescale.io/decision"]
+		if err := json.Unmarshal([]byte(ann), &r); err != nil || r.Objective == nil || r.Objective.MissingSince.IsZero() || r.Objective.LatencyError == "" {
+			return fmt.Errorf("decision annotation = %q", ann)
+		}
+		return nil
+	})
+	if n := len(events(t, w, "ForecastLoadMissing")); n != 0 {
+		t.Errorf("%d ForecastLoadMissing events, want none: the load is exported", n)
+	}
+
+	// The latency comes: the run ends.
+	e.setLatency(1)
+	await(t, 30*time.Second, "prescale_objective_missing back at 0",
+		metricIs(in, "prescale_objective_missing", labels, "0", func(v float64) bool { return v == 0 }))
 }
