@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prescale/prescale/policy"
 	"github.com/prescale/prescale/sandbox/sim"
 )
 
@@ -189,3 +190,36 @@ func TestWritePlot(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// The demo's policies are examples/servers/vllm.yaml for each service, on its time scale:
+// they parse, the HPA's is in dry-run, and every duration is the example's divided by the
+// compression (10x: 1m windows 6s, 15 s periods 2 s, the 300 s window 30 s, the 24h season
+// 2h24m, the 2h gate window 12m, the 1h hold 6m, the 5-minute horizon 30s).
+func TestPoliciesAreTheVLLMExampleOnTheDemosTimeScale(t *testing.T) {
+	text, err := policies(10, 8*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := policy.Parse(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("Parse: %v\n%s", err, text)
+	}
+	if len(f.Policies) != 2 || f.Policies[0].Name != preService || f.Policies[1].Name != hpaService {
+		t.Fatalf("policies %+v, want %s and %s", f.Policies, preService, hpaService)
+	}
+	if f.Policies[0].DryRun != nil || f.Policies[1].DryRun == nil || !*f.Policies[1].DryRun {
+		t.Errorf("dryRun: %v and %v, want unset and true", f.Policies[0].DryRun, f.Policies[1].DryRun)
+	}
+	for _, w := range []string{`namespace="demo", pod=~"llm-prescale-[a-z0-9]+-[a-z0-9]{5}"`, "[6s]", "periodSeconds: 2}",
+		"stabilizationWindowSeconds: 30,", "season: 2h24m0s", "horizon: 30s", "history: 8h0m0s", "gate: {window: 12m0s}", "hold: 6m0s",
+		"histogram_quantile(0.99", "vllm:time_to_first_token_seconds_bucket"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("the policies lack %q:\n%s", w, text)
+		}
+	}
+	for _, w := range []string{"inference", "llama-70b", "[1m]", "periodSeconds: 15", "stabilizationWindowSeconds: 300"} {
+		if strings.Contains(text, w) {
+			t.Errorf("the policies still have %q:\n%s", w, text)
+		}
+	}
+}
