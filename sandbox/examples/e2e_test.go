@@ -75,8 +75,9 @@ var examples = []example{
 }
 
 // alsoValidated are the other shipped policies, checked by the preflight against the
-// simulated service of the same series.
+// simulated service of the same series. README.md's is its first YAML block.
 var alsoValidated = []example{
+	{file: "README.md", fromNamespace: "inference", fromName: "llama-70b", namespace: "ex-vllm", name: "vllm"},
 	{file: "examples/policy.yaml", fromNamespace: "inference", fromName: "llama-70b", namespace: "ex-vllm", name: "vllm"},
 	{file: "examples/zero-policy.yaml", fromNamespace: "inference", fromName: "model", namespace: "ex-vllm-zero", name: "vllm-zero"},
 }
@@ -105,6 +106,23 @@ func policiesOf(t *testing.T, text string) string {
 		t.Fatalf("no policies: key in\n%s", text)
 	}
 	return text[i+len("\npolicies:\n"):]
+}
+
+// yamlBlock returns the first policy file of a Markdown text: its first yaml code block
+// with a policies: key.
+func yamlBlock(t *testing.T, md string) string {
+	t.Helper()
+	const open = "```yaml\npolicies:"
+	i := strings.Index(md, open)
+	if i < 0 {
+		t.Fatalf("no %q block", open)
+	}
+	md = md[i+len("```yaml\n"):]
+	j := strings.Index(md, "```")
+	if j < 0 {
+		t.Fatal("an unterminated yaml block")
+	}
+	return md[:j]
 }
 
 // load is the simulated services' arrival rate, which the test switches: a step, not a
@@ -207,7 +225,10 @@ func TestExamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := filepath.Join(dir, strings.ReplaceAll(e.file, "/", "_"))
+		if strings.HasSuffix(e.file, ".md") {
+			b = []byte(yamlBlock(t, string(b)))
+		}
+		p := filepath.Join(dir, strings.ReplaceAll(e.file, "/", "_")+".yaml")
 		if err := os.WriteFile(p, []byte(e.substitute(string(b))), 0o644); err != nil {
 			t.Fatal(err)
 		}
