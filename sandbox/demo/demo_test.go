@@ -223,3 +223,52 @@ func TestPoliciesAreTheVLLMExampleOnTheDemosTimeScale(t *testing.T) {
 		}
 	}
 }
+
+// constLoad is a load of the same requests every minute.
+type constLoad float64
+
+func (c constLoad) RequestsPerMinute(int) float64 { return float64(c) }
+
+// The vLLM history is one pod per service, which the example's pod regex selects, whose
+// completion counter counts every tick's arrivals and whose gauges stay 0: 2 minutes of 60
+// requests a minute at 15 s ticks are 8 samples a series, the counter at 15, 30, ... 120,
+// the last at End.
+func TestVLLMHistory(t *testing.T) {
+	end := time.Unix(1_700_000_000, 0)
+	h := sim.History{Namespace: "demo", Services: []string{preService}, Load: constLoad(60), Tick: 15 * time.Second,
+		Compression: 10, Minutes: 2, End: end}
+	var b strings.Builder
+	if err := writeVLLMHistory(&b, h); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	count := map[string]int{}
+	var last string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		name := l[:strings.Index(l, "{")]
+		count[name]++
+		if !strings.Contains(l, `pod="llm-prescale-history-00000"`) || !strings.Contains(l, `namespace="demo"`) {
+			t.Errorf("line %q: want the history pod in namespace demo", l)
+		}
+		if name == "vllm:request_success_total" {
+			last = l
+		} else if f := strings.Fields(l); f[len(f)-2] != "0" {
+			t.Errorf("gauge line %q: want 0", l)
+		}
+	}
+	want := map[string]int{"vllm:request_success_total": 8, "vllm:num_requests_running": 8, "vllm:num_requests_waiting": 8}
+	for k, v := range want {
+		if count[k] != v {
+			t.Errorf("%d samples of %s, want %d", count[k], k, v)
+		}
+	}
+	if f := strings.Fields(last); f[len(f)-2] != "120" || f[len(f)-1] != "1700000000.000" {
+		t.Errorf("last counter sample %q, want 120 at 1700000000.000", last)
+	}
+	if lines[len(lines)-1] != "# EOF" {
+		t.Errorf("last line %q, want # EOF", lines[len(lines)-1])
+	}
+}
