@@ -75,10 +75,13 @@ var examples = []example{
 }
 
 // alsoValidated are the other shipped policies, checked by the preflight against the
-// simulated service of the same series. README.md's is its first YAML block.
+// simulated service of the same series (the deploy/ files' own settings included; only
+// the Prometheus URL is the flag's). README.md's is its first YAML block.
 var alsoValidated = []example{
 	{file: "README.md", fromNamespace: "inference", fromName: "llama-70b", namespace: "ex-vllm", name: "vllm"},
 	{file: "examples/policy.yaml", fromNamespace: "inference", fromName: "llama-70b", namespace: "ex-vllm", name: "vllm"},
+	{file: "deploy/base/prescale.yaml", fromNamespace: "inference", fromName: "llama-70b", namespace: "ex-vllm", name: "vllm"},
+	{file: "deploy/overlays/example/prescale.yaml", fromNamespace: "inference", fromName: "llama-70b", namespace: "ex-vllm", name: "vllm"},
 	{file: "examples/zero-policy.yaml", fromNamespace: "inference", fromName: "model", namespace: "ex-vllm-zero", name: "vllm-zero"},
 }
 
