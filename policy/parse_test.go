@@ -44,18 +44,18 @@ func TestParseExample(t *testing.T) {
 		Metrics: []Metric{
 			{
 				Name:   "queue",
-				Query:  `sum by (pod) (vllm:num_requests_waiting{namespace="inference"})`,
+				Query:  `sum by (pod) (vllm:num_requests_waiting{namespace="inference", pod=~"llama-70b-[a-z0-9]+-[a-z0-9]{5}"})`,
 				Target: MetricTarget{Type: AverageValue, AverageValue: qty("5")},
 			},
 			{
-				Name:   "gpu",
-				Query:  `avg by (pod) (DCGM_FI_DEV_GPU_UTIL{namespace="inference"})`,
-				Target: MetricTarget{Type: AverageValue, AverageValue: qty("70")},
+				Name:   "kv-cache",
+				Query:  `max by (pod) (vllm:kv_cache_usage_perc{namespace="inference", pod=~"llama-70b-[a-z0-9]+-[a-z0-9]{5}"})`,
+				Target: MetricTarget{Type: AverageValue, AverageValue: qty("800m")},
 			},
 			{
-				Name:   "p95-latency",
-				Query:  `histogram_quantile(0.95, sum by (le) (rate(vllm:e2e_request_latency_seconds_bucket[1m])))`,
-				Target: MetricTarget{Type: Value, Value: qty("4")},
+				Name:   "p95-ttft",
+				Query:  `histogram_quantile(0.95, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{namespace="inference", pod=~"llama-70b-[a-z0-9]+-[a-z0-9]{5}"}[1m])))`,
+				Target: MetricTarget{Type: Value, Value: qty("2.5")},
 			},
 		},
 		Behavior: &Behavior{

@@ -572,11 +572,11 @@ func TestDocObjectiveExample(t *testing.T) {
         target: {type: AverageValue, averageValue: 5}
     forecast:
       load:
-        query: sum(rate(inference_requests_total{namespace="inference"}[1m]))
+        query: sum(rate(inference_objective_request_total{model_name="model"}[1m]))
         perReplica: 25
       method: holt
     objective:
-      query: max(vllm:e2e_request_latency_seconds{namespace="inference"})
+      query: histogram_quantile(0.99, sum by (le) (rate(vllm:time_to_first_token_seconds_bucket{namespace="inference"}[1m])))
       slo: 2s
       budget: 1%
 `))

@@ -10,7 +10,7 @@ import (
 )
 
 func TestReplayCommand(t *testing.T) {
-	obs := `{"time":"2026-01-01T00:00:15Z","specReplicas":4,"pods":[{"name":"a","ready":true},{"name":"b","ready":true},{"name":"c","ready":false}],"metrics":{"queue":{"perPod":{"a":12,"b":9}},"p95-latency":{"value":3.1},"gpu":{"error":"timeout"}}}
+	obs := `{"time":"2026-01-01T00:00:15Z","specReplicas":4,"pods":[{"name":"a","ready":true},{"name":"b","ready":true},{"name":"c","ready":false}],"metrics":{"queue":{"perPod":{"a":12,"b":9}},"p95-ttft":{"value":3.1},"kv-cache":{"error":"timeout"}}}
 `
 	var stdout, stderr bytes.Buffer
 	code := execute([]string{"replay", "-f", "../../examples/policy.yaml"}, strings.NewReader(obs), &stdout, &stderr)

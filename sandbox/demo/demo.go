@@ -184,14 +184,19 @@ func (sc scenario) peak() float64 {
 }
 
 const (
-	namespace   = "demo"
-	hpaService  = "llm-hpa"
-	preService  = "llm-prescale"
-	prePolicy   = "prescale"
-	sloDelay    = 2 * time.Second
-	targetUtil  = 0.7
-	batchSize   = 16
-	maxReplicas = 32
+	namespace  = "demo"
+	hpaService = "llm-hpa"
+	preService = "llm-prescale"
+	prePolicy  = preService // the example's policy takes the Deployment's name
+	sloDelay   = 2 * time.Second
+	targetUtil = 0.7
+	// batchSize is the requests a replica runs at once: the vLLM example's in-flight target
+	// (48) is 75 % of it.
+	batchSize = 64
+	// prefillRatio is the prompt tokens a replica prefills in one engine step: vLLM's
+	// default max_num_batched_tokens with chunked prefill.
+	prefillRatio = 2048
+	maxReplicas  = 32
 )
 
 // Run runs the demo, writing its story to out.
@@ -282,13 +287,13 @@ func Run(ctx context.Context, o Options, out io.Writer) (res Result, err error) 
 		var om bytes.Buffer
 		h := sim.History{Namespace: namespace, Services: []string{hpaService, preService}, Load: sc.load,
 			Tick: o.Tick, Compression: o.Compression, Minutes: sc.history, End: time.Now()}
-		if err := h.WriteOpenMetrics(&om); err != nil {
+		if err := writeVLLMHistory(&om, h); err != nil {
 			return res, err
 		}
 		if err := st.Backfill(ctx, o.Sandbox.Defaults().BinDir, om.Bytes()); err != nil {
 			return res, err
 		}
-		p("   backfilled %d minutes of the services' arrivals into Prometheus (promtool, %.1f MB, %.1fs): the history a cluster has after %s",
+		p("   backfilled %d minutes of the services' vLLM series into Prometheus (promtool, %.1f MB, %.1fs): the history a cluster has after %s",
 			sc.history, float64(om.Len())/1e6, time.Since(start).Seconds(), (time.Duration(sc.history) * time.Minute).String())
 	} else {
 		p("   no history to backfill: the forecast learns as it goes and, until it has a gate window of samples, prescale decides as the HPA does")
@@ -299,7 +304,13 @@ func Run(ctx context.Context, o Options, out io.Writer) (res Result, err error) 
 	if err != nil {
 		return res, err
 	}
-	if pre, err = startPrescale(ctx, o.PrescaleBin, o.Dir, st, realTick, ext); err != nil {
+	// The forecast loads the backfilled history: all of it, at the demo's time scale.
+	history := realTime(time.Duration(sc.history)*time.Minute).Truncate(time.Hour) + time.Hour
+	pols, err := policies(o.Compression, history)
+	if err != nil {
+		return res, err
+	}
+	if pre, err = startPrescale(ctx, o.PrescaleBin, o.Dir, st, realTick, ext, pols); err != nil {
 		return res, err
 	}
 	ca, err := st.CACertPEM()
@@ -310,14 +321,14 @@ func Run(ctx context.Context, o Options, out io.Writer) (res Result, err error) 
 		Namespace: namespace, Service: externalService, Host: ext.ip, Port: ext.port, CABundle: ca}); err != nil {
 		return res, err
 	}
-	if err := applyHPA(ctx, client, hpaFor(hpaService)); err != nil {
+	if err := applyHPA(ctx, client, hpaFor(hpaService, o.Compression)); err != nil {
 		return res, err
 	}
 	if err := waitAPIService(ctx, cfg, 60*time.Second); err != nil {
 		return res, err
 	}
-	p("   prescale run is up (policy: sandbox/demo/policy.yaml, log: %s); it scales %s with a forecast and an SLO objective", pre.logPath, preService)
-	p("   and serves the same metrics to the HPA %s/%s through the external metrics API (targets: GPU 70%%, queue 5 a pod)", namespace, hpaService)
+	p("   prescale run is up (policy: examples/servers/vllm.yaml at %gx, log: %s); it scales %s with a forecast and an SLO objective", o.Compression, pre.logPath, preService)
+	p("   and serves the same metrics to the HPA %s/%s through the external metrics API (targets: 48 requests in flight a pod, KV cache 80 %%)", namespace, hpaService)
 
 	// The run continues the history's clock: model time = history + (now - end) * compression.
 	offset := time.Duration(float64(time.Since(end)) * o.Compression)
@@ -366,6 +377,7 @@ func replay(ctx context.Context, o Options, sc scenario, mu float64, from, dur t
 		s, err := sim.New(client, sim.Options{
 			Namespace: namespace, Deployment: name, Load: sc.load, Mu: mu, Tick: o.Tick, Start: from,
 			Compression: o.Compression, Duration: dur, BatchSize: batchSize, SLO: sloDelay,
+			Server: sim.ServerVLLM, PrefillRatio: prefillRatio, Seed: o.Seed,
 			OnTick: func(r sim.Report) { ticks <- tick{i, r} },
 		})
 		if err != nil {

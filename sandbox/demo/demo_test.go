@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prescale/prescale/policy"
 	"github.com/prescale/prescale/sandbox/sim"
 )
 
@@ -189,3 +190,85 @@ func TestWritePlot(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// The demo's policies are examples/servers/vllm.yaml for each service, on its time scale:
+// they parse, the HPA's is in dry-run, and every duration is the example's divided by the
+// compression (10x: 1m windows 6s, 15 s periods 2 s, the 300 s window 30 s, the 24h season
+// 2h24m, the 2h gate window 12m, the 1h hold 6m, the 5-minute horizon 30s).
+func TestPoliciesAreTheVLLMExampleOnTheDemosTimeScale(t *testing.T) {
+	text, err := policies(10, 8*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := policy.Parse(strings.NewReader(text))
+	if err != nil {
+		t.Fatalf("Parse: %v\n%s", err, text)
+	}
+	if len(f.Policies) != 2 || f.Policies[0].Name != preService || f.Policies[1].Name != hpaService {
+		t.Fatalf("policies %+v, want %s and %s", f.Policies, preService, hpaService)
+	}
+	if f.Policies[0].DryRun != nil || f.Policies[1].DryRun == nil || !*f.Policies[1].DryRun {
+		t.Errorf("dryRun: %v and %v, want unset and true", f.Policies[0].DryRun, f.Policies[1].DryRun)
+	}
+	for _, w := range []string{`namespace="demo", pod=~"llm-prescale-[a-z0-9]+-[a-z0-9]{5}"`, "[6s]", "periodSeconds: 2}",
+		"stabilizationWindowSeconds: 30,", "season: 2h24m0s", "horizon: 30s", "history: 8h0m0s", "gate: {window: 12m0s}", "hold: 6m0s",
+		"histogram_quantile(0.99", "vllm:time_to_first_token_seconds_bucket"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("the policies lack %q:\n%s", w, text)
+		}
+	}
+	for _, w := range []string{"inference", "llama-70b", "[1m]", "periodSeconds: 15", "stabilizationWindowSeconds: 300"} {
+		if strings.Contains(text, w) {
+			t.Errorf("the policies still have %q:\n%s", w, text)
+		}
+	}
+}
+
+// constLoad is a load of the same requests every minute.
+type constLoad float64
+
+func (c constLoad) RequestsPerMinute(int) float64 { return float64(c) }
+
+// The vLLM history is one pod per service, which the example's pod regex selects, whose
+// completion counter counts every tick's arrivals and whose gauges stay 0: 2 minutes of 60
+// requests a minute at 15 s ticks are 8 samples a series, the counter at 15, 30, ... 120,
+// the last at End.
+func TestVLLMHistory(t *testing.T) {
+	end := time.Unix(1_700_000_000, 0)
+	h := sim.History{Namespace: "demo", Services: []string{preService}, Load: constLoad(60), Tick: 15 * time.Second,
+		Compression: 10, Minutes: 2, End: end}
+	var b strings.Builder
+	if err := writeVLLMHistory(&b, h); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	count := map[string]int{}
+	var last string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		name := l[:strings.Index(l, "{")]
+		count[name]++
+		if !strings.Contains(l, `pod="llm-prescale-history-00000"`) || !strings.Contains(l, `namespace="demo"`) {
+			t.Errorf("line %q: want the history pod in namespace demo", l)
+		}
+		if name == "vllm:request_success_total" {
+			last = l
+		} else if f := strings.Fields(l); f[len(f)-2] != "0" {
+			t.Errorf("gauge line %q: want 0", l)
+		}
+	}
+	want := map[string]int{"vllm:request_success_total": 8, "vllm:num_requests_running": 8, "vllm:num_requests_waiting": 8}
+	for k, v := range want {
+		if count[k] != v {
+			t.Errorf("%d samples of %s, want %d", count[k], k, v)
+		}
+	}
+	if f := strings.Fields(last); f[len(f)-2] != "120" || f[len(f)-1] != "1700000000.000" {
+		t.Errorf("last counter sample %q, want 120 at 1700000000.000", last)
+	}
+	if lines[len(lines)-1] != "# EOF" {
+		t.Errorf("last line %q, want # EOF", lines[len(lines)-1])
+	}
+}

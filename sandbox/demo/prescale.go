@@ -3,7 +3,6 @@ package demo
 import (
 	"bufio"
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -28,9 +27,6 @@ import (
 
 	"github.com/prescale/prescale/sandbox"
 )
-
-//go:embed policy.yaml
-var policyYAML []byte
 
 // prescaleRun is `prescale run` started by the demo: its configuration, address and log.
 type prescaleRun struct {
@@ -70,7 +66,7 @@ func newExternal(st *sandbox.State, dir string) (external, error) {
 }
 
 // config is prescale's configuration: the settings of the demo, then its policies.
-func config(promURL string, realTick time.Duration, ext external) string {
+func config(promURL string, realTick time.Duration, ext external, policies string) string {
 	return fmt.Sprintf(`# Written by the demo (make demo): prescale run -f this file.
 prometheus: {url: %s, timeout: 2s}
 interval: %s
@@ -82,12 +78,12 @@ externalMetrics:
   tls: {certFile: %q, keyFile: %q}
   service: {namespace: %s, name: %s}
 %s`, promURL, realTick, namespace, net.JoinHostPort(ext.ip.String(), strconv.Itoa(ext.port)), ext.cert, ext.key,
-		namespace, externalService, policyYAML)
+		namespace, externalService, policies)
 }
 
 // startPrescale runs `prescale run` on the sandbox with the demo's configuration, logging
 // to dir/prescale.log, and waits until it serves /metrics.
-func startPrescale(ctx context.Context, bin, dir string, st *sandbox.State, realTick time.Duration, ext external) (*prescaleRun, error) {
+func startPrescale(ctx context.Context, bin, dir string, st *sandbox.State, realTick time.Duration, ext external, policies string) (*prescaleRun, error) {
 	addr, err := freePort("127.0.0.1")
 	if err != nil {
 		return nil, err
@@ -96,7 +92,7 @@ func startPrescale(ctx context.Context, bin, dir string, st *sandbox.State, real
 		addr: "127.0.0.1:" + strconv.Itoa(addr), config: filepath.Join(dir, "prescale.yaml"),
 		logPath: filepath.Join(dir, "prescale.log"), done: make(chan struct{}),
 	}
-	if err := os.WriteFile(r.config, []byte(config(st.PrometheusURL, realTick, ext)), 0o644); err != nil {
+	if err := os.WriteFile(r.config, []byte(config(st.PrometheusURL, realTick, ext, policies)), 0o644); err != nil {
 		return nil, fmt.Errorf("write prescale's configuration: %w", err)
 	}
 	log, err := os.Create(r.logPath)
@@ -190,31 +186,34 @@ func (r *prescaleRun) forecastReplicas(ctx context.Context, policy string) (int,
 	return 0, false
 }
 
-// hpaFor is the real HPA of the demo: the HPA of the prescale policy's metrics and behavior
-// (sandbox/demo/policy.yaml, its hpa policy), reading them through prescale's external
-// metrics API.
-func hpaFor(name string) *autoscalingv2.HorizontalPodAutoscaler {
-	external := func(metric string, target int64) autoscalingv2.MetricSpec {
+// hpaFor is the real HPA of the demo: the HPA of the vLLM example's metrics and behavior
+// on the demo's time scale (policy.go; the policy of the HPA's service, in dry-run),
+// reading them through prescale's external metrics API as <policy>-<metric>.
+func hpaFor(name string, compression float64) *autoscalingv2.HorizontalPodAutoscaler {
+	external := func(metric string, target string) autoscalingv2.MetricSpec {
+		q := resource.MustParse(target)
 		return autoscalingv2.MetricSpec{Type: autoscalingv2.ExternalMetricSourceType, External: &autoscalingv2.ExternalMetricSource{
-			Metric: autoscalingv2.MetricIdentifier{Name: metric},
-			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: resource.NewQuantity(target, resource.DecimalSI)},
+			Metric: autoscalingv2.MetricIdentifier{Name: name + "-" + metric},
+			Target: autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: &q},
 		}}
 	}
+	period := int32(scaled(15*time.Second, compression).Seconds())
+	window := int32(scaled(300*time.Second, compression).Seconds())
 	return &autoscalingv2.HorizontalPodAutoscaler{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: name},
 			MinReplicas:    ptr.To[int32](1), MaxReplicas: 32,
-			Metrics: []autoscalingv2.MetricSpec{external("hpa-gpu", 70), external("hpa-queue", 5)},
+			Metrics: []autoscalingv2.MetricSpec{external("in-flight", "48"), external("kv-cache", "800m")},
 			Behavior: &autoscalingv2.HorizontalPodAutoscalerBehavior{
 				ScaleUp: &autoscalingv2.HPAScalingRules{
 					StabilizationWindowSeconds: ptr.To[int32](0), SelectPolicy: ptr.To(autoscalingv2.MaxChangePolicySelect),
-					Policies: []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PodsScalingPolicy, Value: 4, PeriodSeconds: 2},
-						{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: 2}},
+					Policies: []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PodsScalingPolicy, Value: 4, PeriodSeconds: period},
+						{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: period}},
 				},
 				ScaleDown: &autoscalingv2.HPAScalingRules{
-					StabilizationWindowSeconds: ptr.To[int32](30),
-					Policies:                   []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: 2}},
+					StabilizationWindowSeconds: ptr.To(window),
+					Policies:                   []autoscalingv2.HPAScalingPolicy{{Type: autoscalingv2.PercentScalingPolicy, Value: 100, PeriodSeconds: period}},
 				},
 			},
 		},
