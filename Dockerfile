@@ -1,5 +1,6 @@
 # The prescale image: a static binary on a distroless, non-root base.
-#   make image IMAGE=prescale:v0.1.0   (needs a Docker engine; see README "Install")
+#   make image-docker IMAGE=prescale:v0.1.0   (needs a Docker engine and a registry; without
+#   them, make image builds the same image: docs/install.md, "The image")
 ARG GO_IMAGE=golang:1.26
 ARG BASE_IMAGE=gcr.io/distroless/static-debian12:nonroot
 

@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 BENCH    ?= .
 
-.PHONY: all build image test unit e2e check bench bench-soak fuzz clean benchmarks-doc benchmarks-zero test-e2e-backtest
+.PHONY: all build image image-docker test unit e2e check bench bench-soak fuzz clean benchmarks-doc benchmarks-zero test-e2e-backtest
 
 all: build
 
@@ -11,12 +11,22 @@ all: build
 build:
 	$(GO) build -o bin/prescale ./cmd/prescale
 
-## image: the container image (Dockerfile: static binary, distroless nonroot base). Needs a
-## Docker engine, which the project's build machines do not run
-IMAGE  ?= prescale:dev
-DOCKER ?= docker
+## image: the container image, with no Docker engine and no registry: the static binary, a
+## CA bundle and distroless' nonroot user (65532) in one layer, written as an image archive
+## (IMAGE_ARCHIVE) that `podman load -i` or `docker load -i` reads (tools/image; the same
+## entrypoint, user, port and files as the Dockerfile, which its test checks)
+IMAGE         ?= prescale:dev
+IMAGE_ARCHIVE ?= bin/prescale-image.tar
 image:
-	@$(DOCKER) build -t $(IMAGE) . || { echo "make image: '$(DOCKER) build' failed; no Docker engine runs on the project's build machines, build the image where one does" >&2; exit 1; }
+	@mkdir -p bin/image
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/image/prescale ./cmd/prescale
+	cd tools/image && $(GO) run . -binary $(CURDIR)/bin/image/prescale -tag $(IMAGE) -out $(abspath $(IMAGE_ARCHIVE))
+
+## image-docker: the same image from the Dockerfile, for machines with a Docker engine and a
+## registry to pull the Go and distroless images from
+DOCKER ?= docker
+image-docker:
+	@$(DOCKER) build -t $(IMAGE) . || { echo "make image-docker: '$(DOCKER) build' failed; without a Docker engine, use make image" >&2; exit 1; }
 
 include sandbox.mk
 
@@ -47,6 +57,7 @@ e2e: tools sandbox-cmds
 ## (/status read during ticks) and its background writes share state
 unit:
 	$(GO) test -count=1 ./...
+	cd tools/image && $(GO) test -count=1 ./...
 	$(GO) test -race -count=1 ./scaler/
 
 ## check: formatting, vet, staticcheck, and the purity guard on policy/, forecast/, engine/ and alloc/.
