@@ -105,6 +105,11 @@ type State struct {
 	Started       time.Time `json:"started"`
 }
 
+// ScrapeDir is where Prometheus finds more targets to scrape (job "scrape-dir"): each
+// *.json file in it is a Prometheus file_sd list, [{"targets": ["host:port"], "labels":
+// {...}}], read again whenever it changes.
+func (s *State) ScrapeDir() string { return filepath.Join(s.Dir, "scrape") }
+
 // Env returns the sandbox's environment as shell export lines.
 func (s *State) Env() string {
 	return fmt.Sprintf("export KUBECONFIG=%s\nexport PRESCALE_PROMETHEUS_URL=%s\nexport PRESCALE_SIM_ADDR=%s\n",
@@ -567,7 +572,15 @@ scrape_configs:
   honor_labels: true
   static_configs:
   - targets: [%[3]q]
-`, u.o.ScrapeInterval, min(u.o.ScrapeInterval, 4*time.Second), u.s.SimAddr)
+- job_name: scrape-dir
+  scrape_interval: %[1]s
+  scrape_timeout: %[2]s
+  file_sd_configs:
+  - files: [%[4]q]
+`, u.o.ScrapeInterval, min(u.o.ScrapeInterval, 4*time.Second), u.s.SimAddr, filepath.Join(u.s.ScrapeDir(), "*.json"))
+	if err := os.MkdirAll(u.s.ScrapeDir(), 0o755); err != nil {
+		return nil, fmt.Errorf("make the scrape directory: %w", err)
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		return nil, fmt.Errorf("write prometheus config: %w", err)
 	}

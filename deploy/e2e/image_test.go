@@ -4,7 +4,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -255,7 +257,8 @@ func deployment(t *testing.T, obj map[string]any) appsv1.Deployment {
 // them, and KUBERNETES_SERVICE_HOST and _PORT. The policy file is mounted from a directory
 // laid out as a ConfigMap volume and updated as the kubelet updates it. They leader-elect,
 // scale a workload under the service account's RBAC and the admission policy, reload the
-// policy, and the follower takes over when the leader is killed.
+// policy, and the follower takes over when the leader is killed. The sandbox's Prometheus
+// scrapes their /metrics.
 func TestImage(t *testing.T) {
 	pm := newPodman(t)
 	kubectl := bin(t, "kubectl")
@@ -396,6 +399,34 @@ policies:
 				})
 			}
 		}
+	})
+
+	// The metrics port as the ServiceMonitor has Prometheus scrape it: the sandbox's
+	// Prometheus reads the targets from its scrape directory.
+	var targets []string
+	for _, c := range containers {
+		targets = append(targets, c.listen)
+	}
+	sd, err := json.Marshal([]map[string]any{{"targets": targets, "labels": map[string]string{"job": "prescale"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(st.ScrapeDir(), "prescale.json"), sd, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("Prometheus scrapes /metrics", func(t *testing.T) {
+		// One leader among the two, as Prometheus sees them.
+		q := st.PrometheusURL + "/api/v1/query?query=" + url.QueryEscape(`sum(prescale_leader{job="prescale"}) == 1 and count(prescale_leader{job="prescale"}) == 2`)
+		poll(t, 90*time.Second, "Prometheus to scrape both containers' /metrics and see one leader", func(ctx context.Context) error {
+			body, err := get(ctx, q)
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(body, `"result":[{`) {
+				return fmt.Errorf("%s", body)
+			}
+			return nil
+		})
 	})
 
 	replicas := func(want int32) func(context.Context) error {
