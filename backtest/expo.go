@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	sandbox "github.com/prescale/prescale/sandbox/sim"
@@ -276,7 +277,7 @@ func newExpo(par Params, mu float64, namespace, workload string, window int) *ex
 func serviceLabels(namespace, workload string) [2]labels.Labels {
 	lv := func(f modelFamily, own ...string) labels.Labels {
 		b := labels.NewScratchBuilder(len(f.Labels) + 2)
-		b.Add(labels.MetricName, f.Name)
+		b.Add(model.MetricNameLabel, f.Name)
 		for i, l := range f.Labels {
 			b.Add(l, own[i])
 		}
@@ -458,7 +459,7 @@ func (x *expo) podLabels(p *modelPod, f *modelFamily) []labels.Labels {
 	}
 	build := func(name string, extra ...string) labels.Labels {
 		b := labels.NewScratchBuilder(len(f.Labels) + 4)
-		b.Add(labels.MetricName, name)
+		b.Add(model.MetricNameLabel, name)
 		for i, l := range f.Labels {
 			b.Add(l, own[i])
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"k8s.io/client-go/kubernetes/fake"
 
@@ -219,7 +220,7 @@ func TestExpositionMatchesSimulator(t *testing.T) {
 	got := map[string]float64{}
 	q := &querier{x: x}
 	ts := epochMS + x.tickMS
-	ss := q.Select(t.Context(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+	ss := q.Select(t.Context(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".+"))
 	for ss.Next() {
 		ser := ss.At()
 		it := ser.Iterator(nil)
@@ -227,7 +228,7 @@ func TestExpositionMatchesSimulator(t *testing.T) {
 			continue
 		}
 		_, v := it.At()
-		if !strings.HasPrefix(ser.Labels().Get(labels.MetricName), "inference_") { // the simulator's gateway is off
+		if !strings.HasPrefix(ser.Labels().Get(model.MetricNameLabel), "inference_") { // the simulator's gateway is off
 			got[ser.Labels().String()] = v
 		}
 	}
@@ -250,7 +251,7 @@ func TestExpositionMatchesSimulator(t *testing.T) {
 				for _, l := range m.GetLabel() {
 					b.Add(l.GetName(), l.GetValue())
 				}
-				b.Add(labels.MetricName, name)
+				b.Add(model.MetricNameLabel, name)
 				if len(extra) == 2 {
 					b.Add(extra[0], extra[1])
 				}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
@@ -122,7 +123,7 @@ func namesMatch(f *modelFamily, ms []*labels.Matcher) bool {
 	for _, n := range names {
 		ok := true
 		for _, m := range ms {
-			if m.Name == labels.MetricName && !m.Matches(n) {
+			if m.Name == model.MetricNameLabel && !m.Matches(n) {
 				ok = false
 				break
 			}
