@@ -122,7 +122,7 @@ func TestBacktestCommandErrors(t *testing.T) {
 		{"no load", "", []string{"backtest", "-f", policyFile}, 1,
 			"prescale backtest: no load: give --trace FILE or --prometheus URL\n"},
 		{"unknown sweep key", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--sweep", "foo=1"}, 2,
-			`prescale: sweep "foo=1": unknown key "foo" (known: gpuTarget, peakReplicas, quantile, queueTarget, scaleDownWindow, scaleUpWindow, slo, startup, targetUtilization)` + "\n"},
+			`prescale: sweep "foo=1": unknown key "foo" (known: gpuTarget, kvTarget, peakReplicas, quantile, queueTarget, scaleDownWindow, scaleUpWindow, slo, startup, targetUtilization)` + "\n"},
 		{"bad model parameter", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--peak-replicas", "0"}, 2,
 			"prescale: --peak-replicas: must be 1..100000, got 0\n"},
 		{"a nanosecond tick", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--tick", "1ns"}, 2,
