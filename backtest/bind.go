@@ -8,7 +8,9 @@ import (
 	"github.com/prescale/prescale/policy"
 )
 
-// Series is one series that the simulated service exports.
+// Series is one quantity of the v1 model (shared/specs/backtest-model.md) that the reference
+// HPA baseline reads (Contender.Reference), and that a sweep's target keys name. Every
+// other policy's queries are PromQL over the model's series (promql.go).
 type Series int
 
 const (
@@ -38,7 +40,7 @@ func (s Series) String() string { return seriesNames[s] }
 // perPod reports whether the series has one value per Ready pod.
 func (s Series) perPod() bool { return s == GPUUtil || s == QueueDepth }
 
-// Bind returns, for each of p's metrics in order, the model series it reads: the first
+// Bind returns, for each of p's metrics in order, the v1 quantity it reads: the first
 // series, in the order GPUUtil, QueueDepth, QueueingDelay, ArrivalRate, whose name the
 // query mentions. A query that mentions none is an error naming the metric and the policy.
 func Bind(p *policy.Policy) ([]Series, error) {

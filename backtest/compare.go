@@ -77,7 +77,7 @@ func HPAGrid(par Params) ([]*policy.Policy, []HPASetting, error) {
 	for _, target := range HPAGPUTargets {
 		for _, window := range HPAScaleDownWindows {
 			p := clonePolicy(base)
-			if err := setTarget(p, GPUUtil, strconv.FormatFloat(target, 'f', -1, 64)); err != nil {
+			if err := setTarget(p, seriesNames[GPUUtil], strconv.FormatFloat(target, 'f', -1, 64)); err != nil {
 				return nil, nil, fmt.Errorf("hpa setting gpuTarget=%v: %w", target, err)
 			}
 			if err := setWindow(p, strconv.Itoa(int(window)), func(b *policy.Behavior) **policy.Rules { return &b.ScaleDown }); err != nil {
@@ -101,12 +101,12 @@ func WithBudget(p *policy.Policy, budget float64) *policy.Policy {
 	return c
 }
 
-// RunEach runs each policy alone on tr with the parameters par, on up to GOMAXPROCS
-// goroutines, and returns their outcomes in the order of ps: the same as running them one
+// RunEach runs each contender alone on tr with the parameters par, on up to GOMAXPROCS
+// goroutines, and returns their outcomes in the order of cs: the same as running them one
 // after another. progress, when set, is called (never concurrently) with the ticks
 // simulated so far over all runs and their total. On failure it returns the error of the
 // first failing policy in ps's order.
-func RunEach(tr Trace, ps []*policy.Policy, par Params, progress func(done, total int)) ([]Outcome, error) {
+func RunEach(tr Trace, ps []Contender, par Params, progress func(done, total int)) ([]Outcome, error) {
 	out := make([]Outcome, len(ps))
 	errs := make([]error, len(ps))
 	var (
@@ -135,7 +135,7 @@ func RunEach(tr Trace, ps []*policy.Policy, par Params, progress func(done, tota
 				if progress != nil {
 					opt.Progress = func(done, _ int) { report(i, done) }
 				}
-				res, err := Run(tr, []Contender{{Name: ps[i].Name, Policy: ps[i]}}, opt)
+				res, err := Run(tr, []Contender{ps[i]}, opt)
 				if err != nil {
 					errs[i] = err
 					continue
@@ -298,12 +298,17 @@ func Compare(tr Trace, configured *policy.Policy, res Result, opt CompareOptions
 		return Comparison{}, err
 	}
 	nHPA := len(ps)
+	cs := make([]Contender, 0, len(ps)+len(FrontBudgets))
+	for _, p := range ps {
+		cs = append(cs, Contender{Name: p.Name, Policy: p, Reference: true})
+	}
 	if configured.Objective != nil {
 		for _, b := range FrontBudgets {
-			ps = append(ps, WithBudget(configured, b))
+			p := WithBudget(configured, b)
+			cs = append(cs, Contender{Name: p.Name, Policy: p})
 		}
 	}
-	outs, err := RunEach(tr, ps, opt.Params, opt.Progress)
+	outs, err := RunEach(tr, cs, opt.Params, opt.Progress)
 	if err != nil {
 		return Comparison{}, err
 	}

@@ -221,10 +221,12 @@ func TestRunEachDeterministic(t *testing.T) {
 		t.Fatalf("grid: %d settings, from %v to %v", len(hpa), settings[0], settings[len(settings)-1])
 	}
 	slo := examplePolicyFile(t, "slo-policy.yaml")
-	ps := []*policy.Policy{hpa[0], hpa[37], hpa[74], WithBudget(slo, 0.0005), slo, WithBudget(slo, 0.02), hpa[12]}
+	ref := func(p *policy.Policy) Contender { return Contender{Name: p.Name, Policy: p, Reference: true} }
+	own := func(p *policy.Policy) Contender { return Contender{Name: p.Name, Policy: p} }
+	ps := []Contender{ref(hpa[0]), ref(hpa[37]), ref(hpa[74]), own(WithBudget(slo, 0.0005)), own(slo), own(WithBudget(slo, 0.02)), ref(hpa[12])}
 	var serial []Outcome
 	for _, p := range ps {
-		res, err := Run(tr, []Contender{{Name: p.Name, Policy: p}}, Options{Params: par})
+		res, err := Run(tr, []Contender{p}, Options{Params: par})
 		if err != nil {
 			t.Fatal(err)
 		}

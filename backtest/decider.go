@@ -1,13 +1,16 @@
 package backtest
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
+	sandbox "github.com/prescale/prescale/sandbox/sim"
 )
 
 // decider drives a policy's engine.Engine, as prescale run's controller does: it builds the
@@ -34,10 +37,11 @@ type decider struct {
 	// delay of this tick (an instant query), into latency.
 	objective bool
 	latency   policy.Sample
-	// waits is true for an objective with objective.waiting: the model's queue (the
-	// requests not yet served at this tick) is its sample, into waiting, whatever the query
-	// says. The model always has a latency, so the rule it feeds (engine.Waited) never
-	// decides a minute here; it is passed as prescale run would.
+	// waits is true for a reference policy's objective with objective.waiting: the model's
+	// queue (the requests not yet served at this tick) is its sample, into waiting. Other
+	// policies' objective.waiting is evaluated as a query (promqlObserver), with the
+	// latency, so that a minute in which nothing got its first token while requests waited
+	// counts as violated (engine.Waited), as in prescale run.
 	waits   bool
 	waiting policy.Sample
 	// activates is true for a policy with scaleToZero: its activation query reads the
@@ -48,47 +52,55 @@ type decider struct {
 	// noForecast says why a policy with a forecast runs without one: its forecaster cannot
 	// be built at the backtest's load step (a season under two minutes); nil otherwise.
 	noForecast error
+	// pq evaluates the queries of a policy that is not the reference over the model's
+	// series; nil for the reference, whose queries read the windows of bind.
+	pq *promqlObserver
 }
 
-// newDecider builds the controller of policy p on the model par. A policy with a forecast
-// whose forecaster cannot be built runs without it (noForecast says why). It starts with
-// no history (the trace is the history, kept by the engine and refitted on
-// daily), samples its load once a minute (the trace's resolution), and its horizon: auto
-// is the model's start-up plus one tick, plus the minute less one tick that a forecast
-// made on a minute's last tick serves.
-func newDecider(p *policy.Policy, par Params) (*decider, error) {
-	bind, err := Bind(p)
+// promqlObserver evaluates a policy's queries with the PromQL engine over the series of
+// its model, x.
+type promqlObserver struct {
+	x                           *expo
+	metrics                     []modelQuery
+	load, objective, activation *modelQuery
+	waiting                     *modelQuery // objective.waiting
+	perPod                      []map[string]float64 // one map per metric, reused
+	activationPods, loadPods    map[string]float64
+	waitingPods                 map[string]float64
+	startupTicks, lastTick      int
+}
+
+// newDecider builds the controller of policy p on the model par, whose replicas serve mu
+// requests/s each. A reference policy (Contender.Reference) reads the v1 model's
+// quantities (Bind); any other has its queries evaluated by the PromQL engine over the
+// model's series, and a query whose selector selects none of them is an error naming the
+// query, the policy and the selector. A policy with a forecast whose forecaster cannot be
+// built runs without it (noForecast says why). It starts with no history (the trace is the
+// history, kept by the engine and refitted on daily), samples its load once a minute (the
+// trace's resolution), and its horizon: auto is the model's start-up plus one tick, plus
+// the minute less one tick that a forecast made on a minute's last tick serves.
+func newDecider(p *policy.Policy, par Params, mu float64, reference bool) (*decider, error) {
+	d := &decider{in: engine.Input{Writes: true}}
+	var err error
+	if reference {
+		err = d.bindReference(p)
+	} else {
+		d.pq, err = newPromqlObserver(p, par, mu)
+	}
 	if err != nil {
 		return nil, err
 	}
-	d := &decider{bind: bind, in: engine.Input{Writes: true}}
 	d.in.Metrics = make([]policy.Sample, len(p.Metrics))
 	startup := time.Duration(par.startupTicks()) * par.Tick
 	opts := engine.Options{Tick: par.Tick, DefaultStartup: startup, KeepLoad: true}
-	if f := p.Forecast; f != nil {
-		s, ok := bindQuery(f.Load.Query)
-		if !ok {
-			return nil, fmt.Errorf("bind forecast load of policy %s: query %q mentions none of the model's series (%s)",
-				p.Name, f.Load.Query, strings.Join(seriesNames[:], ", "))
-		}
-		d.forecasts, d.load, d.tpm = true, s, par.ticksPerMinute()
+	if p.Forecast != nil {
+		d.forecasts = true
 		opts.LoadStep = time.Minute
 	}
-	if o := p.Objective; o != nil {
-		if s, ok := bindQuery(o.Query); !ok || s != QueueingDelay {
-			return nil, fmt.Errorf("bind objective of policy %s: query %q must read the queueing delay (%s), the latency the model's SLO bounds",
-				p.Name, o.Query, seriesNames[QueueingDelay])
-		}
-		d.objective, d.waits = true, o.Waiting != ""
-	}
-	if z := p.ScaleToZero; z != nil {
-		s, ok := bindQuery(z.Activation.Query)
-		if !ok || s.perPod() {
-			return nil, fmt.Errorf("bind scaleToZero.activation of policy %s: query %q must read a series of the service (%s or %s), which exists while no pod does",
-				p.Name, z.Activation.Query, seriesNames[QueueingDelay], seriesNames[ArrivalRate])
-		}
-		d.activates, d.activ = true, s
-	}
+	d.objective = p.Objective != nil
+	d.waits = p.Objective != nil && p.Objective.Waiting != ""
+	d.activates = p.ScaleToZero != nil
+	d.tpm = par.ticksPerMinute()
 	if d.eng, err = engine.New(p, opts); err != nil {
 		return nil, err
 	}
@@ -99,12 +111,95 @@ func newDecider(p *policy.Policy, par Params) (*decider, error) {
 			d.noForecast = fmt.Errorf("policy %s runs without its forecast, which cannot be built at the backtest's load step of %v: %w", p.Name, time.Minute, err)
 		}
 	}
+	return d, nil
+}
+
+// bindReference binds the queries of the reference policy p to the v1 model's
+// quantities.
+func (d *decider) bindReference(p *policy.Policy) error {
+	bind, err := Bind(p)
+	if err != nil {
+		return err
+	}
+	d.bind = bind
+	if f := p.Forecast; f != nil {
+		s, ok := bindQuery(f.Load.Query)
+		if !ok {
+			return fmt.Errorf("bind forecast load of policy %s: query %q mentions none of the model's series (%s)",
+				p.Name, f.Load.Query, strings.Join(seriesNames[:], ", "))
+		}
+		d.load = s
+	}
+	if o := p.Objective; o != nil {
+		if s, ok := bindQuery(o.Query); !ok || s != QueueingDelay {
+			return fmt.Errorf("bind objective of policy %s: query %q must read the queueing delay (%s), the latency the model's SLO bounds",
+				p.Name, o.Query, seriesNames[QueueingDelay])
+		}
+	}
+	if z := p.ScaleToZero; z != nil {
+		s, ok := bindQuery(z.Activation.Query)
+		if !ok || s.perPod() {
+			return fmt.Errorf("bind scaleToZero.activation of policy %s: query %q must read a series of the service (%s or %s), which exists while no pod does",
+				p.Name, z.Activation.Query, seriesNames[QueueingDelay], seriesNames[ArrivalRate])
+		}
+		d.activ = s
+	}
 	for _, s := range bind {
 		if s.perPod() && d.perPod[s] == nil {
 			d.perPod[s] = map[string]float64{}
 		}
 	}
-	return d, nil
+	return nil
+}
+
+// newPromqlObserver checks p's queries against the series of its model and keeps the
+// window of ticks the longest of them reads.
+func newPromqlObserver(p *policy.Policy, par Params, mu float64) (*promqlObserver, error) {
+	o := &promqlObserver{startupTicks: par.startupTicks()}
+	var errs []error
+	check := func(what, q string) *modelQuery {
+		mq, err := checkQuery(p, what, q)
+		errs = append(errs, err)
+		return &mq
+	}
+	for _, m := range p.Metrics {
+		o.metrics = append(o.metrics, *check("metric "+m.Name, m.Query))
+		o.perPod = append(o.perPod, map[string]float64{})
+	}
+	if f := p.Forecast; f != nil {
+		o.load, o.loadPods = check("forecast.load", f.Load.Query), map[string]float64{}
+	}
+	if ob := p.Objective; ob != nil {
+		o.objective = check("objective", ob.Query)
+		if ob.Waiting != "" {
+			o.waiting, o.waitingPods = check("objective.waiting", ob.Waiting), map[string]float64{}
+		}
+	}
+	if z := p.ScaleToZero; z != nil {
+		o.activation, o.activationPods = check("scaleToZero.activation", z.Activation.Query), map[string]float64{}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	var reach time.Duration
+	for _, q := range append(slices.Clone(o.metrics), derefs(o.load, o.objective, o.activation, o.waiting)...) {
+		reach = max(reach, q.reach)
+	}
+	// The ticks within reach of the evaluation, the one before them (a stale marker needs
+	// it), and dcgm-exporter's collection interval.
+	window := int(reach/par.Tick) + 2 + int(sandbox.DefaultDCGMInterval/par.Tick)
+	o.x = newExpo(par, mu, p.Target.Namespace, p.Target.Name, window)
+	return o, nil
+}
+
+func derefs(qs ...*modelQuery) []modelQuery {
+	var out []modelQuery
+	for _, q := range qs {
+		if q != nil {
+			out = append(out, *q)
+		}
+	}
+	return out
 }
 
 // grow makes sure there are at least n pods.
@@ -115,6 +210,16 @@ func (d *decider) grow(n int32) {
 }
 
 func (d *decider) desired(t int, now time.Time, s *service, w *[numSeries]window) int32 {
+	if d.pq != nil {
+		d.pq.observe(t, now, s, d)
+	} else {
+		d.observeReference(t, s, w)
+	}
+	return d.eng.Step(d.in, now).Decision.DesiredReplicas
+}
+
+// observeReference fills the input of tick t from the v1 model's windows.
+func (d *decider) observeReference(t int, s *service, w *[numSeries]window) {
 	total, ready := s.total(), int(s.ready)
 	// Ready pods, then starting ones: Running, not Ready, without samples (the HPA's
 	// missing pods). spec.replicas and status.replicas are the total the policy last set.
@@ -183,9 +288,64 @@ func (d *decider) desired(t int, now time.Time, s *service, w *[numSeries]window
 		}
 		in.Activation = &d.activation
 	}
-	return d.eng.Step(*in, now).Decision.DesiredReplicas
+}
+
+// observe records tick t in the model's series and fills d's input from the policy's
+// queries, evaluated at now: the metrics and the activation at every tick (every sync, as
+// prescale run queries them), the load and the objective on the last tick of each minute.
+// The objective counts minutes: its query, a quantile over the last minute, read at each
+// minute's end sees each request once (and the trace's load changes once a minute); read
+// at every tick it would cost four evaluations of every bucket of every pod a minute.
+func (o *promqlObserver) observe(t int, now time.Time, s *service, d *decider) {
+	x := o.x
+	if x.now < 0 {
+		x.initial(s.ready)
+	}
+	x.advance(t, s, s.served)
+	o.lastTick = t
+	// The pods as the apiserver lists them: Ready ones, then starting ones (Running, not
+	// Ready, without samples: the HPA's missing pods).
+	total := len(x.ready) + len(x.starting)
+	d.grow(int32(total))
+	for i, p := range x.ready {
+		d.pods[i].Name, d.pods[i].Ready = p.name, true
+	}
+	for i, p := range x.starting {
+		d.pods[len(x.ready)+i].Name, d.pods[len(x.ready)+i].Ready = p.name, false
+	}
+	in := &d.in
+	in.Pods = d.pods[:total]
+	in.SpecReplicas, in.StatusReplicas = int32(total), int32(total)
+	for i := range o.metrics {
+		in.Metrics[i] = x.sample(&o.metrics[i], now, o.perPod[i], false)
+	}
+	in.Load = nil
+	if o.load != nil && (t+1)%d.tpm == 0 {
+		d.loadS = x.sample(o.load, now, o.loadPods, false)
+		if d.loadS.PerPod != nil {
+			d.loadS = policy.Sample{Err: fmt.Errorf("want one series, got one per pod: %w", errShape)}
+		}
+		in.Load = &d.loadS
+	}
+	in.Latency, in.Waiting = nil, nil
+	if o.objective != nil && (t+1)%d.tpm == 0 {
+		d.latency = x.sample(o.objective, now, nil, true)
+		in.Latency = &d.latency
+		if o.waiting != nil { // read with the latency, as prescale run reads it each sync
+			d.waiting = x.sample(o.waiting, now, o.waitingPods, false)
+			in.Waiting = &d.waiting
+		}
+	}
+	in.Activation = nil
+	if o.activation != nil {
+		d.activation = x.sample(o.activation, now, o.activationPods, false)
+		in.Activation = &d.activation
+	}
 }
 
 func (d *decider) scaled(from, to int32, now time.Time) {
+	if o := d.pq; o != nil {
+		o.x.scaled(o.lastTick, to, o.lastTick+o.startupTicks)
+	}
 	d.eng.Scaled(from, to, now)
 }

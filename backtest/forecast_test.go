@@ -34,17 +34,17 @@ func TestDeciderForecast(t *testing.T) {
 	}{
 		// startup 180 s + tick 15 s, plus the 45 s that a forecast made on a minute's last
 		// tick serves
-		{name: "horizon auto is the startup plus one tick", query: "sum(rate(inference_requests_total[1m]))",
+		{name: "horizon auto is the startup plus one tick", query: "sum(rate(inference_objective_request_total[1m]))",
 			horizon: &policy.AutoDuration{Auto: true}, wantHorizon: 240 * time.Second},
-		{name: "horizon unset is auto", query: "sum(rate(inference_requests_total[1m]))", wantHorizon: 240 * time.Second},
-		{name: "a set horizon is kept", query: "sum(rate(inference_requests_total[1m]))",
+		{name: "horizon unset is auto", query: "sum(rate(inference_objective_request_total[1m]))", wantHorizon: 240 * time.Second},
+		{name: "a set horizon is kept", query: "sum(rate(inference_objective_request_total[1m]))",
 			horizon: &policy.AutoDuration{Duration: 2 * time.Minute}, wantHorizon: 165 * time.Second},
 		{name: "a load query on none of the model's series", query: "sum(rate(http_requests_total[1m]))",
-			wantErr: `bind forecast load of policy prescale: query "sum(rate(http_requests_total[1m]))" mentions none of the model's series`},
+			wantErr: `forecast.load of policy prescale: query "sum(rate(http_requests_total[1m]))": selector http_requests_total selects no series the model exports`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := newDecider(predictive(t, tc.query, tc.horizon), par)
+			d, err := newDecider(predictive(t, tc.query, tc.horizon), par, 1, false)
 			if tc.wantErr != "" {
 				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) {
 					t.Fatalf("error = %v, want %s...", err, tc.wantErr)
@@ -54,8 +54,8 @@ func TestDeciderForecast(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h, ok := d.eng.Horizon(); !ok || d.load != ArrivalRate || h != tc.wantHorizon {
-				t.Errorf("forecast %v, load %v, horizon %v; want a forecast, %v, %v", ok, d.load, h, ArrivalRate, tc.wantHorizon)
+			if h, ok := d.eng.Horizon(); !ok || d.pq.load == nil || h != tc.wantHorizon {
+				t.Errorf("forecast %v, load %v, horizon %v; want a forecast, its query, %v", ok, d.pq.load, h, tc.wantHorizon)
 			}
 		})
 	}
@@ -66,7 +66,7 @@ func TestDeciderForecast(t *testing.T) {
 	if hpa.Forecast != nil {
 		t.Error("the hpa baseline has a forecast")
 	}
-	if d, err := newDecider(hpa, par); err != nil {
+	if d, err := newDecider(hpa, par, 1, true); err != nil {
 		t.Errorf("the hpa baseline's decider: %v", err)
 	} else if _, ok := d.eng.Horizon(); ok {
 		t.Error("the hpa baseline's decider forecasts; want no forecast")
@@ -141,7 +141,7 @@ func TestRunSaysWhenTheForecastCannotBeBuilt(t *testing.T) {
 		{name: "a season of 90 s", season: 90 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := predictive(t, "sum(rate(inference_requests_total[1m]))", nil)
+			p := predictive(t, "sum(rate(inference_objective_request_total[1m]))", nil)
 			p.Forecast.Method, p.Forecast.Season = "seasonal-naive", &policy.Duration{Duration: tc.season}
 			cs, err := Contenders(p, par)
 			if err != nil {

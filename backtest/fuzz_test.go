@@ -65,7 +65,7 @@ func FuzzReadTrace(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := Run(tr, []Contender{{Name: HPAName, Policy: hpa}, {Name: OracleName}}, Options{Params: par})
+		res, err := Run(tr, []Contender{{Name: HPAName, Policy: hpa, Reference: true}, {Name: OracleName}}, Options{Params: par})
 		if err != nil {
 			t.Fatal(err)
 		}

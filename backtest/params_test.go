@@ -119,15 +119,18 @@ func TestRunAllocatesPerReplicaUsed(t *testing.T) {
 // 15/(50,000 x 30) = 0.001 %, a window mean of (50 + 0.001)/2 = 25: 50,000 x 25,000 = 1.25 x
 // 10^9, limited to 50,000 + 10^9 = 1,000,050,000, in minute 0.
 func TestRunStopsPastReplicasLimit(t *testing.T) {
-	p := examplePolicy(t)
-	p.Forecast, p.MaxReplicas = nil, math.MaxInt32
+	p, err := Baseline(smallParams()) // the reference: v1's GPU utilization, load over capacity
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Name, p.MaxReplicas = "prescale", math.MaxInt32
 	p.Metrics = p.Metrics[:1]
 	gpu := policy.MustQuantity("0.001")
 	p.Metrics[0].Target.AverageValue = &gpu
 	p.Behavior.ScaleUp.Policies = []policy.RatePolicy{{Type: policy.PodsPolicy, Value: 1_000_000_000, PeriodSeconds: 15}}
 	par := smallParams()
 	par.Startup = 0
-	_, err := Run(Trace{60, 60, 240}, []Contender{{Name: p.Name, Policy: p}}, Options{Params: par})
+	_, err = Run(Trace{60, 60, 240}, []Contender{{Name: p.Name, Policy: p, Reference: true}}, Options{Params: par})
 	if want := "policy prescale wants 1000050000 replicas at minute 0: the model simulates at most 1000000"; err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %s", err, want)
 	}

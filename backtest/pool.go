@@ -104,7 +104,7 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 		if m.SLO > 0 {
 			mp.SLO = m.SLO
 		}
-		d, err := newDecider(p, mp)
+		d, err := newDecider(p, mp, mp.Mu(tr), false)
 		if err != nil {
 			return PoolResult{}, err
 		}

@@ -132,7 +132,7 @@ func hungry(t *testing.T, par Params, name string) PoolMember {
 	m := poolMember(t, par, name, 0, 0, tr)
 	p := m.Policy
 	p.MaxReplicas = 2_000_000_000
-	p.Metrics = []policy.Metric{{Name: "arrival", Query: "sum(rate(inference_requests_total[1m]))",
+	p.Metrics = []policy.Metric{{Name: "arrival", Query: "sum(rate(inference_objective_request_total[1m]))",
 		Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: ptr(policy.MustQuantity("1m"))}}}
 	p.Behavior.ScaleUp.Policies = []policy.RatePolicy{{Type: policy.PodsPolicy, Value: 100_000_000, PeriodSeconds: 15}}
 	return m

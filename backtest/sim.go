@@ -15,6 +15,11 @@ import (
 type Contender struct {
 	Name   string
 	Policy *policy.Policy
+	// Reference marks the model's own HPA (Baseline, BaselineFromZero, HPAGrid): its
+	// queries bind to the quantities of the v1 model (Bind), GPU utilization as load over
+	// capacity among them, rather than being evaluated over the model's series. Every
+	// other policy's queries are PromQL over the series (docs/backtest.md).
+	Reference bool
 }
 
 // Contenders returns the three policies every backtest reports, in table order: the
@@ -24,7 +29,7 @@ func Contenders(configured *policy.Policy, par Params) ([]Contender, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []Contender{{Name: HPAName, Policy: hpa}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
+	return []Contender{{Name: HPAName, Policy: hpa, Reference: true}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
 }
 
 // ContendersOn is Contenders for trace tr: at minReplicas 0 the baseline is the HPA's
@@ -37,7 +42,7 @@ func ContendersOn(configured *policy.Policy, par Params, tr Trace) ([]Contender,
 	if err != nil {
 		return nil, err
 	}
-	return []Contender{{Name: HPAName, Policy: hpa}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
+	return []Contender{{Name: HPAName, Policy: hpa, Reference: true}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
 }
 
 // Options are Run's inputs besides the trace and the contenders.
@@ -171,7 +176,7 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 			ctls[i] = e.oracle()
 			continue
 		}
-		d, err := newDecider(c.Policy, par)
+		d, err := newDecider(c.Policy, par, e.mu, c.Reference)
 		if err != nil {
 			return Result{}, err
 		}
@@ -246,6 +251,8 @@ type service struct {
 	// starting holds the tick at which each starting pod becomes Ready, oldest first.
 	starting []int
 	queue    float64
+	// served is the last tick's serving.
+	served tickInput
 }
 
 func (s *service) total() int32 { return s.ready + int32(len(s.starting)) }
@@ -421,6 +428,7 @@ func (m *sim) serve(t int) {
 		}
 	}
 	res.PeakQueue = max(res.PeakQueue, s.queue)
+	s.served = tickInput{lambda: lambda, served: served, queue: s.queue, delay: delay}
 	e.delays[t] = delay
 	if m.opt.Record {
 		res.Ready[t], res.Total[t], res.Queue[t] = s.ready, total, s.queue

@@ -29,10 +29,12 @@ var setters = map[string]func(par *Params, p *policy.Policy, v string) error{
 	"scaleUpWindow": func(_ *Params, p *policy.Policy, v string) error {
 		return setWindow(p, v, func(b *policy.Behavior) **policy.Rules { return &b.ScaleUp })
 	},
-	// queueTarget and gpuTarget: the targets of the configured policy's metrics that read
-	// the queue depth or the GPU utilization.
-	"queueTarget": func(_ *Params, p *policy.Policy, v string) error { return setTarget(p, QueueDepth, v) },
-	"gpuTarget":   func(_ *Params, p *policy.Policy, v string) error { return setTarget(p, GPUUtil, v) },
+	// queueTarget, gpuTarget and kvTarget: the targets of the configured policy's metrics
+	// whose query names vllm:num_requests_waiting, DCGM_FI_DEV_GPU_UTIL or
+	// vllm:kv_cache_usage_perc.
+	"queueTarget": func(_ *Params, p *policy.Policy, v string) error { return setTarget(p, seriesNames[QueueDepth], v) },
+	"gpuTarget":   func(_ *Params, p *policy.Policy, v string) error { return setTarget(p, seriesNames[GPUUtil], v) },
+	"kvTarget":    func(_ *Params, p *policy.Policy, v string) error { return setTarget(p, famKV, v) },
 	// quantile: the quantile of the load the configured policy's forecast plans for, its
 	// trade of GPU-hours for violation minutes.
 	"quantile": func(_ *Params, p *policy.Policy, v string) error {
@@ -232,18 +234,15 @@ func setWindow(p *policy.Policy, v string, rules func(*policy.Behavior) **policy
 	return nil
 }
 
-func setTarget(p *policy.Policy, s Series, v string) error {
+// setTarget sets the target of each of p's metrics whose query names the series name to v.
+func setTarget(p *policy.Policy, name, v string) error {
 	q, err := policy.ParseQuantity(v)
 	if err != nil {
 		return err
 	}
-	bind, err := Bind(p)
-	if err != nil {
-		return err
-	}
 	found := false
-	for i, b := range bind {
-		if b != s {
+	for i := range p.Metrics {
+		if !strings.Contains(p.Metrics[i].Query, name) {
 			continue
 		}
 		found = true
@@ -255,7 +254,7 @@ func setTarget(p *policy.Policy, s Series, v string) error {
 		}
 	}
 	if !found {
-		return fmt.Errorf("policy %s has no metric on %s", p.Name, s)
+		return fmt.Errorf("policy %s has no metric on %s", p.Name, name)
 	}
 	return nil
 }

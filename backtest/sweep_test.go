@@ -17,7 +17,7 @@ func TestParseAxis(t *testing.T) {
 		{in: "scaleDownWindow=0,60,300", want: Axis{Key: "scaleDownWindow", Values: []string{"0", "60", "300"}}},
 		{in: "startup= 60s, 3m", want: Axis{Key: "startup", Values: []string{"60s", "3m"}}},
 		{in: "scaleDownWindow", err: `sweep "scaleDownWindow": want key=v1,v2 (one or more values)`},
-		{in: "window=1", err: `sweep "window=1": unknown key "window" (known: gpuTarget, peakReplicas, quantile, queueTarget, scaleDownWindow, scaleUpWindow, slo, startup, targetUtilization)`},
+		{in: "window=1", err: `sweep "window=1": unknown key "window" (known: gpuTarget, kvTarget, peakReplicas, quantile, queueTarget, scaleDownWindow, scaleUpWindow, slo, startup, targetUtilization)`},
 		{in: "slo=1,,2", err: `sweep "slo=1,,2": empty value`},
 	}
 	for _, tc := range tests {

@@ -22,8 +22,8 @@ func TestZeroScores(t *testing.T) {
 	q := policy.MustQuantity("1")
 	zero := &policy.Policy{Name: "zero", MinReplicas: new(int32), MaxReplicas: 2,
 		Target:  policy.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "b", Name: "m"},
-		Metrics: []policy.Metric{{Name: "gpu", Query: "DCGM_FI_DEV_GPU_UTIL", Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: &q}}},
-		ScaleToZero: &policy.ScaleToZero{Activation: policy.Activation{Query: "inference_requests_total", PerReplica: &q},
+		Metrics: []policy.Metric{{Name: "running", Query: "sum by (pod) (vllm:num_requests_running)", Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: &q}}},
+		ScaleToZero: &policy.ScaleToZero{Activation: policy.Activation{Query: gatewayArrivals, PerReplica: &q},
 			IdleDelay: &policy.Duration{}},
 	}
 	res, err := Run(Trace{60, 0, 0, 60}, []Contender{{Name: OracleName}, {Name: "zero", Policy: zero}}, Options{Params: par})
@@ -79,7 +79,7 @@ func TestActivationBinding(t *testing.T) {
 		Metrics:     []policy.Metric{{Name: "gpu", Query: "DCGM_FI_DEV_GPU_UTIL", Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: &q}}},
 		ScaleToZero: &policy.ScaleToZero{Activation: policy.Activation{Query: "vllm:num_requests_waiting", PerReplica: &q}},
 	}
-	if _, err := newDecider(p, zeroParams()); err == nil || !strings.Contains(err.Error(), "scaleToZero.activation") {
+	if _, err := newDecider(p, zeroParams(), 1, true); err == nil || !strings.Contains(err.Error(), "scaleToZero.activation") {
 		t.Errorf("a per-pod activation series: err = %v, want one naming scaleToZero.activation", err)
 	}
 }
@@ -101,11 +101,11 @@ func TestPoliciesStartWithAReplica(t *testing.T) {
 	q := policy.MustQuantity("1")
 	zero := &policy.Policy{Name: "zero", MinReplicas: new(int32), MaxReplicas: 2,
 		Target:  policy.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "b", Name: "m"},
-		Metrics: []policy.Metric{{Name: "gpu", Query: "DCGM_FI_DEV_GPU_UTIL", Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: &q}}},
-		ScaleToZero: &policy.ScaleToZero{Activation: policy.Activation{Query: "inference_requests_total", PerReplica: &q},
+		Metrics: []policy.Metric{{Name: "running", Query: "sum by (pod) (vllm:num_requests_running)", Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: &q}}},
+		ScaleToZero: &policy.ScaleToZero{Activation: policy.Activation{Query: gatewayArrivals, PerReplica: &q},
 			IdleDelay: &policy.Duration{}},
 	}
-	res, err := Run(tr, []Contender{{Name: HPAName, Policy: hpa}, {Name: "one", Policy: one}, {Name: "zero", Policy: zero}, {Name: OracleName}},
+	res, err := Run(tr, []Contender{{Name: HPAName, Policy: hpa, Reference: true}, {Name: "one", Policy: one, Reference: true}, {Name: "zero", Policy: zero}, {Name: OracleName}},
 		Options{Params: par})
 	if err != nil {
 		t.Fatal(err)
@@ -127,3 +127,7 @@ func TestPoliciesStartWithAReplica(t *testing.T) {
 		t.Errorf("oracle: %v hours at zero, want it to start there", o.ZeroHours)
 	}
 }
+
+// gatewayArrivals is the arrival rate as the model's gateway counts it: requests dispatched
+// to a Ready pod, and those refused while there is none.
+const gatewayArrivals = `sum(rate({__name__=~"inference_objective_request_total|inference_objective_request_error_total"}[1m]))`

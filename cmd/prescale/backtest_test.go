@@ -102,7 +102,7 @@ func TestBacktestCommandErrors(t *testing.T) {
     maxReplicas: 8
     metrics:
       - name: tokens
-        query: sum(rate(vllm:generation_tokens_total[1m]))
+        query: sum(rate(vllm:request_generation_tokens_sum[1m]))
         target: {type: Value, value: 1000}
 `), 0o644); err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func TestBacktestCommandErrors(t *testing.T) {
 		{"no load", "", []string{"backtest", "-f", policyFile}, 1,
 			"prescale backtest: no load: give --trace FILE or --prometheus URL\n"},
 		{"unknown sweep key", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--sweep", "foo=1"}, 2,
-			`prescale: sweep "foo=1": unknown key "foo" (known: gpuTarget, peakReplicas, quantile, queueTarget, scaleDownWindow, scaleUpWindow, slo, startup, targetUtilization)` + "\n"},
+			`prescale: sweep "foo=1": unknown key "foo" (known: gpuTarget, kvTarget, peakReplicas, quantile, queueTarget, scaleDownWindow, scaleUpWindow, slo, startup, targetUtilization)` + "\n"},
 		{"bad model parameter", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--peak-replicas", "0"}, 2,
 			"prescale: --peak-replicas: must be 1..100000, got 0\n"},
 		{"a nanosecond tick", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--tick", "1ns"}, 2,
@@ -185,8 +185,9 @@ func TestBacktestCommandErrors(t *testing.T) {
 			"prescale: --plot-window: with --plot or --html only\n"},
 		{"a budget with a sweep", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--budget", "1%", "--sweep", "queueTarget=2,5"}, 2,
 			"prescale: --budget compares one backtest with the HPA's settings: leave out --sweep\n"},
-		{"a query binding to no series", "minute,requests\n0,5\n", []string{"backtest", "-f", unbound, "--trace", "-"}, 2,
-			"prescale: bind metric tokens of policy tokens: query \"sum(rate(vllm:generation_tokens_total[1m]))\" mentions none of the model's series (DCGM_FI_DEV_GPU_UTIL, vllm:num_requests_waiting, vllm:e2e_request_latency_seconds, inference_requests_total)\n"},
+		// The model exports vLLM's token counters, not its token histograms.
+		{"a query on a series the model does not export", "minute,requests\n0,5\n", []string{"backtest", "-f", unbound, "--trace", "-"}, 2,
+			"prescale: metric tokens of policy tokens: query \"sum(rate(vllm:request_generation_tokens_sum[1m]))\": selector vllm:request_generation_tokens_sum selects no series the model exports (DCGM_FI_DEV_GPU_UTIL, inference_objective_request_error_total, inference_objective_request_total, vllm:e2e_request_latency_seconds_bucket, vllm:e2e_request_latency_seconds_count, vllm:e2e_request_latency_seconds_sum, vllm:generation_tokens_total, vllm:kv_cache_usage_perc, vllm:num_requests_running, vllm:num_requests_waiting, vllm:prompt_tokens_total, vllm:request_queue_time_seconds_bucket, vllm:request_queue_time_seconds_count, vllm:request_queue_time_seconds_sum, vllm:request_success_total, vllm:time_to_first_token_seconds_bucket, vllm:time_to_first_token_seconds_count, vllm:time_to_first_token_seconds_sum, labelled as in docs/backtest.md)\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -322,13 +323,13 @@ const poolPolicies = `policies:
     target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: chat}
     maxReplicas: 80
     metrics:
-      - {name: gpu, query: 'avg by (pod) (DCGM_FI_DEV_GPU_UTIL)', target: {type: AverageValue, averageValue: 70}}
+      - {name: kv-cache, query: 'max by (pod) (vllm:kv_cache_usage_perc)', target: {type: AverageValue, averageValue: 670m}}
     capacity: {priority: 100}
   - name: code
     target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: code}
     maxReplicas: 80
     metrics:
-      - {name: gpu, query: 'avg by (pod) (DCGM_FI_DEV_GPU_UTIL)', target: {type: AverageValue, averageValue: 70}}
+      - {name: kv-cache, query: 'max by (pod) (vllm:kv_cache_usage_perc)', target: {type: AverageValue, averageValue: 670m}}
     capacity: {guaranteed: 10}
 `
 
@@ -479,17 +480,17 @@ const poolObjectivePolicies = `policies:
     target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: chat}
     maxReplicas: 80
     metrics:
-      - {name: gpu, query: 'avg by (pod) (DCGM_FI_DEV_GPU_UTIL)', target: {type: AverageValue, averageValue: 70}}
+      - {name: kv-cache, query: 'max by (pod) (vllm:kv_cache_usage_perc)', target: {type: AverageValue, averageValue: 670m}}
     capacity: {priority: 100, guaranteed: 40}
   - name: code
     target: {apiVersion: apps/v1, kind: Deployment, namespace: inference, name: code}
     maxReplicas: 80
     metrics:
-      - {name: gpu, query: 'avg by (pod) (DCGM_FI_DEV_GPU_UTIL)', target: {type: AverageValue, averageValue: 70}}
+      - {name: kv-cache, query: 'max by (pod) (vllm:kv_cache_usage_perc)', target: {type: AverageValue, averageValue: 670m}}
     capacity: {guaranteed: 40}
     forecast:
-      load: {query: 'sum(rate(inference_requests_total[1m]))', perReplica: auto}
-    objective: {query: 'max(vllm:e2e_request_latency_seconds)', slo: 5s, budget: 1%}
+      load: {query: 'sum(rate(inference_objective_request_total[1m]))', perReplica: auto}
+    objective: {query: 'histogram_quantile(0.99, sum by (le) (rate(vllm:request_queue_time_seconds_bucket[1m])))', slo: 5s, budget: 1%}
 `
 
 func TestBacktestCommandPoolSLOAndGuarantees(t *testing.T) {

@@ -72,7 +72,7 @@ func run(file, tracePath string, idle time.Duration, night string) error {
 		return err
 	}
 	hpa1.Name = "hpa-min1"
-	r1, err := backtest.Run(tr, []backtest.Contender{{Name: hpa1.Name, Policy: hpa1}, {Name: one.Name, Policy: &one}, {Name: "oracle-min1"}},
+	r1, err := backtest.Run(tr, []backtest.Contender{{Name: hpa1.Name, Policy: hpa1, Reference: true}, {Name: one.Name, Policy: &one}, {Name: "oracle-min1"}},
 		backtest.Options{Params: par1})
 	if err != nil {
 		return fmt.Errorf("minReplicas 1: %w", err)
@@ -94,7 +94,7 @@ func run(file, tracePath string, idle time.Duration, night string) error {
 		p.Name = name
 		p.MinReplicas = new(int32)
 		p.ScaleToZero = &policy.ScaleToZero{
-			Activation: policy.Activation{Query: "sum(rate(inference_requests_total[1m]))", PerReplica: &perReplica},
+			Activation: policy.Activation{Query: activationQuery, PerReplica: &perReplica},
 			IdleDelay:  &policy.Duration{Duration: idle},
 			WakeAhead:  &policy.WakeAhead{Enabled: &wake},
 		}
@@ -104,7 +104,7 @@ func run(file, tracePath string, idle time.Duration, night string) error {
 	if err := (policy.File{Policies: []policy.Policy{*reactive}}).Validate(); err != nil {
 		return err
 	}
-	r0, err := backtest.Run(tr, []backtest.Contender{{Name: hpa0.Name, Policy: hpa0}, {Name: reactive.Name, Policy: reactive},
+	r0, err := backtest.Run(tr, []backtest.Contender{{Name: hpa0.Name, Policy: hpa0, Reference: true}, {Name: reactive.Name, Policy: reactive},
 		{Name: ahead.Name, Policy: ahead}, {Name: "oracle-zero"}}, backtest.Options{Params: par0})
 	if err != nil {
 		return fmt.Errorf("minReplicas 0: %w", err)
@@ -148,3 +148,7 @@ func idleMinutes(tr backtest.Trace) int {
 	}
 	return n
 }
+
+// activationQuery is the arrival rate as the model's gateway counts it: dispatched to a
+// Ready pod, or failed while there is none.
+const activationQuery = `sum(rate({__name__=~"inference_objective_request_total|inference_objective_request_error_total"}[1m]))`

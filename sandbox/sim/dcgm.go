@@ -1,9 +1,7 @@
 package sim
 
 import (
-	"fmt"
 	"math"
-	"strconv"
 	"time"
 )
 
@@ -105,8 +103,7 @@ func (d *dcgmExporter) tick(at time.Duration, dt float64, g gpus, holders []hold
 	d.s = newSeries(0)
 	for i, h := range holders {
 		x := g.byPod[h.pod]
-		lv := []string{strconv.Itoa(x.index), x.uuid(), fmt.Sprintf("00000000:%02X:00.0", 0x18+x.index),
-			"nvidia" + strconv.Itoa(x.index), gpuModelName, h.node, gpuDriver, h.container, h.namespace, h.pod}
+		lv := DCGMLabelValues(x.node, x.index, h.container, h.namespace, h.pod)
 		l := loads[i]
 		power := l.powerW()
 		dram := l.busy * (0.3 + 0.4*l.fill) // decoding reads the weights every step, whatever the batch
