@@ -11,6 +11,7 @@ import (
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
 	sandbox "github.com/prescale/prescale/sandbox/sim"
+	"github.com/prescale/prescale/scaler/prom"
 )
 
 // decider drives a policy's engine.Engine, as prescale run's controller does: it builds the
@@ -63,7 +64,7 @@ type promqlObserver struct {
 	x                           *expo
 	metrics                     []modelQuery
 	load, objective, activation *modelQuery
-	waiting                     *modelQuery // objective.waiting
+	waiting                     *modelQuery          // objective.waiting
 	perPod                      []map[string]float64 // one map per metric, reused
 	activationPods, loadPods    map[string]float64
 	waitingPods                 map[string]float64
@@ -77,8 +78,9 @@ type promqlObserver struct {
 // query, the policy and the selector. A policy with a forecast whose forecaster cannot be
 // built runs without it (noForecast says why). It starts with no history (the trace is the
 // history, kept by the engine and refitted on daily), samples its load once a minute (the
-// trace's resolution), and its horizon: auto is the model's start-up plus one tick, plus
-// the minute less one tick that a forecast made on a minute's last tick serves.
+// trace's resolution), and its horizon: auto is the model's start-up plus one tick plus the
+// load query's lag (scaler/prom.Lag), plus the minute less one tick that a forecast made on
+// a minute's last tick serves.
 func newDecider(p *policy.Policy, par Params, mu float64, reference bool) (*decider, error) {
 	d := &decider{in: engine.Input{Writes: true}}
 	var err error
@@ -105,6 +107,15 @@ func newDecider(p *policy.Policy, par Params, mu float64, reference bool) (*deci
 		return nil, err
 	}
 	d.eng.SetStartup(startup, true)
+	if d.forecasts && !reference {
+		// The load query is evaluated over the model's series, so it trails the model's
+		// demand as it would a real one (half of rate(...[1m])'s window).
+		lag, err := prom.Lag(p.Forecast.Load.Query)
+		if err != nil {
+			return nil, fmt.Errorf("forecast.load.query of policy %s: %w", p.Name, err)
+		}
+		d.eng.SetLoadLag(lag)
+	}
 	if d.forecasts {
 		// Built now, as the first Step would build it, to learn why it cannot be.
 		if _, err := d.eng.Fit(nil, nil, Epoch); err != nil {

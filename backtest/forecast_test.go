@@ -32,11 +32,13 @@ func TestDeciderForecast(t *testing.T) {
 		wantHorizon time.Duration
 		wantErr     string
 	}{
-		// startup 180 s + tick 15 s, plus the 45 s that a forecast made on a minute's last
-		// tick serves
-		{name: "horizon auto is the startup plus one tick", query: "sum(rate(inference_objective_request_total[1m]))",
-			horizon: &policy.AutoDuration{Auto: true}, wantHorizon: 240 * time.Second},
-		{name: "horizon unset is auto", query: "sum(rate(inference_objective_request_total[1m]))", wantHorizon: 240 * time.Second},
+		// startup 180 s + tick 15 s + the 30 s that rate(...[1m]) trails demand, plus the 45 s
+		// that a forecast made on a minute's last tick serves
+		{name: "horizon auto is the startup plus one tick plus the query's lag", query: "sum(rate(inference_objective_request_total[1m]))",
+			horizon: &policy.AutoDuration{Auto: true}, wantHorizon: 270 * time.Second},
+		{name: "horizon unset is auto", query: "sum(rate(inference_objective_request_total[1m]))", wantHorizon: 270 * time.Second},
+		// a 2-minute window trails by a minute
+		{name: "a longer window, a longer lag", query: "sum(rate(inference_objective_request_total[2m]))", wantHorizon: 300 * time.Second},
 		{name: "a set horizon is kept", query: "sum(rate(inference_objective_request_total[1m]))",
 			horizon: &policy.AutoDuration{Duration: 2 * time.Minute}, wantHorizon: 165 * time.Second},
 		{name: "a load query on none of the model's series", query: "sum(rate(http_requests_total[1m]))",
