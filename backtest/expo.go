@@ -55,6 +55,7 @@ const (
 	famGPUUtil    = "DCGM_FI_DEV_GPU_UTIL"
 	famRequests   = "inference_objective_request_total"
 	famErrors     = "inference_objective_request_error_total"
+	famReadyPods  = "inference_pool_ready_pods"
 )
 
 // metricKind is what one exported series measures, for its value at a tick.
@@ -71,8 +72,9 @@ const (
 	mQueueTime
 	mE2E
 	mGPUUtil
-	mRequests
+	mRequests // the service's: svcLabels in this order from here
 	mErrors
+	mReadyPods
 	numMetrics
 )
 
@@ -122,6 +124,7 @@ var modelFamilies = func() []modelFamily {
 		pick(d, famGPUUtil, mGPUUtil, perGPU),
 		pick(g, famRequests, mRequests, perService),
 		pick(g, famErrors, mErrors, perService),
+		pick(g, famReadyPods, mReadyPods, perService),
 	}
 }()
 
@@ -183,6 +186,8 @@ func (c *cumulative) copyFrom(o *cumulative) {
 // tickState is the model's state at one tick, as the series read it.
 type tickState struct {
 	tick int
+	// ready is the Ready pods, as the pool's endpoint picker counts them.
+	ready int
 	// Per Ready pod (the fluid model shares the load evenly): the gauges.
 	running, waiting, kv float64
 	cum                  cumulative
@@ -238,7 +243,7 @@ type expo struct {
 	ready, starting, dead []*modelPod
 	serial                int
 	gpus                  gpuSlots
-	svcLabels             [2]labels.Labels // the gateway's requests and errors series
+	svcLabels             [numMetrics - mRequests]labels.Labels // the service's series, from mRequests
 	cur                   cumulative       // the cumulative counters at now
 	gw                    gateway
 	dcgm                  dcgmCollection
@@ -273,8 +278,9 @@ func newExpo(par Params, mu float64, namespace, workload string, window int) *ex
 	return x
 }
 
-// serviceLabels returns the label sets of the gateway's requests and errors counters.
-func serviceLabels(namespace, workload string) [2]labels.Labels {
+// serviceLabels returns the label sets of the service's series: the gateway's requests and
+// errors counters and its pool's Ready pods (the pool named after the workload).
+func serviceLabels(namespace, workload string) [numMetrics - mRequests]labels.Labels {
 	lv := func(f modelFamily, own ...string) labels.Labels {
 		b := labels.NewScratchBuilder(len(f.Labels) + 2)
 		b.Add(model.MetricNameLabel, f.Name)
@@ -285,9 +291,10 @@ func serviceLabels(namespace, workload string) [2]labels.Labels {
 		b.Sort()
 		return b.Labels()
 	}
-	return [2]labels.Labels{
+	return [numMetrics - mRequests]labels.Labels{
 		lv(modelFamilies[mRequests], workload, workload, "0"),
 		lv(modelFamilies[mErrors], workload, workload, "ServiceUnavailable"),
+		lv(modelFamilies[mReadyPods], workload),
 	}
 }
 
@@ -317,7 +324,7 @@ func (x *expo) advance(t int, s *service, in tickInput) {
 	x.dead = slices.DeleteFunc(x.dead, func(p *modelPod) bool { return p.removed+1 < t-len(x.ring)+1 })
 
 	st := x.state(t)
-	st.tick = t
+	st.tick, st.ready = t, int(s.ready)
 	ready := float64(s.ready)
 	st.running, st.waiting, st.kv = 0, 0, 0
 	var busy float64
@@ -509,10 +516,13 @@ func (x *expo) value(f *modelFamily, p *modelPod, part int, t int) (float64, boo
 		}
 		return st.dcgm.util, true
 	case perService:
-		if f.metric == mRequests {
+		switch f.metric {
+		case mRequests:
 			return st.gw.requests, st.gw.requestsSeen
+		case mErrors:
+			return st.gw.errors, st.gw.errsSeen
 		}
-		return st.gw.errors, st.gw.errsSeen
+		return float64(st.ready), true // set at every refresh, 0 included
 	}
 	c, b := &st.cum, &p.base
 	switch f.metric {
