@@ -244,7 +244,7 @@ type expo struct {
 	serial                int
 	gpus                  gpuSlots
 	svcLabels             [numMetrics - mRequests]labels.Labels // the service's series, from mRequests
-	cur                   cumulative       // the cumulative counters at now
+	cur                   cumulative                            // the cumulative counters at now
 	gw                    gateway
 	dcgm                  dcgmCollection
 	memo                  []map[string]bool // Select's answers of regular expressions, by matcher
