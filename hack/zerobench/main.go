@@ -93,6 +93,13 @@ func run(file, tracePath string, idle time.Duration, night string) error {
 		p := base
 		p.Name = name
 		p.MinReplicas = new(int32)
+		if base.Forecast != nil {
+			// At zero no server exports anything: the demand to forecast a return from is
+			// the gateway's, as in examples/servers/vllm-gateway-zero.yaml.
+			f := *base.Forecast
+			f.Load.Query = activationQuery
+			p.Forecast = &f
+		}
 		p.ScaleToZero = &policy.ScaleToZero{
 			Activation: policy.Activation{Query: activationQuery, PerReplica: &perReplica},
 			IdleDelay:  &policy.Duration{Duration: idle},
