@@ -83,6 +83,8 @@ var alsoValidated = []example{
 	{file: "deploy/base/prescale.yaml", fromNamespace: "inference", fromName: "llama-70b", namespace: "ex-vllm", name: "vllm"},
 	{file: "deploy/overlays/example/prescale.yaml", fromNamespace: "inference", fromName: "llama-70b", namespace: "ex-vllm", name: "vllm"},
 	{file: "examples/zero-policy.yaml", fromNamespace: "inference", fromName: "model", namespace: "ex-vllm-zero", name: "vllm-zero"},
+	{file: "examples/slo-policy.yaml", fromNamespace: "inference", fromName: "model", namespace: "ex-vllm", name: "vllm"},
+	{file: "examples/backtest-policy.yaml", fromNamespace: "inference", fromName: "model", namespace: "ex-vllm", name: "vllm"},
 }
 
 // substitute returns text with the target's namespace and name replaced, in the target and
