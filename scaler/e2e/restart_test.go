@@ -10,6 +10,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/prescale/prescale/sandbox"
 )
@@ -126,12 +127,18 @@ func TestZeroByHandStaysAtZero(t *testing.T) {
 	eventually(t, 20*time.Second, "prescale to scale on the signal (4)", func() bool { return specReplicas(t, w) == 4 })
 
 	_, kube := sharedSandbox(t)
-	s, err := kube.AppsV1().Deployments(w.Namespace).GetScale(context.Background(), w.Name, metav1.GetOptions{})
+	// As kubectl scale would be retried: prescale writes its decision record on the target
+	// after its scale, so a scale read just before may be a version behind.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s, err := kube.AppsV1().Deployments(w.Namespace).GetScale(context.Background(), w.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		s.Spec.Replicas = 0
+		_, err = kube.AppsV1().Deployments(w.Namespace).UpdateScale(context.Background(), w.Name, s, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	s.Spec.Replicas = 0
-	if _, err := kube.AppsV1().Deployments(w.Namespace).UpdateScale(context.Background(), w.Name, s, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("scale to zero by hand: %v", err)
 	}
 	await(t, 20*time.Second, "prescale to read the zero as set by hand", func() error {
