@@ -338,21 +338,31 @@ func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (
 // loadValue is the load of a sample: a single value, or the sum of a per-pod result.
 // A missing, negative, non-finite or empty sample is an error, never zero.
 func loadValue(s policy.Sample) (float64, error) {
-	if s.Err != nil {
-		return 0, s.Err
-	}
-	v := s.Value
-	if s.PerPod != nil {
-		if len(s.PerPod) == 0 {
-			return 0, errors.New("no series")
-		}
-		v = 0
-		for _, x := range s.PerPod {
-			v += x
-		}
+	v, err := sampleTotal(s)
+	if err != nil {
+		return 0, err
 	}
 	if !(v >= 0) || v > maxLoad {
 		return 0, fmt.Errorf("load %v: want a finite number >= 0", v)
+	}
+	return v, nil
+}
+
+// sampleTotal is a sample's value: its single value, or the sum of its per-pod result. The
+// sample's error, and an empty per-pod result, are errors, never zero.
+func sampleTotal(s policy.Sample) (float64, error) {
+	if s.Err != nil {
+		return 0, s.Err
+	}
+	if s.PerPod == nil {
+		return s.Value, nil
+	}
+	if len(s.PerPod) == 0 {
+		return 0, errors.New("no series")
+	}
+	var v float64
+	for _, x := range s.PerPod {
+		v += x
 	}
 	return v, nil
 }

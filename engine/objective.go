@@ -192,18 +192,9 @@ func Waited(latencyOK bool, waiting *float64) bool {
 // waitingValue is the requests waiting of a sample: a single value, or the sum of a per-pod
 // result. An error, an empty per-pod result, NaN, ±Inf or a negative value is missing.
 func waitingValue(s policy.Sample) (float64, error) {
-	if s.Err != nil {
-		return 0, s.Err
-	}
-	v := s.Value
-	if s.PerPod != nil {
-		if len(s.PerPod) == 0 {
-			return 0, errors.New("no series")
-		}
-		v = 0
-		for _, x := range s.PerPod {
-			v += x
-		}
+	v, err := sampleTotal(s)
+	if err != nil {
+		return 0, err
 	}
 	if !(v >= 0) || math.IsInf(v, 0) {
 		return 0, fmt.Errorf("not a count of requests: %v", v)
