@@ -60,6 +60,9 @@ type ForecastStatus struct {
 	LoadWarnings []string `json:"loadWarnings,omitempty"`
 	// HistorySamples is how many load samples the forecaster was last fitted on.
 	HistorySamples int `json:"historySamples"`
+	// HistoryLoading is true while the forecaster waits for its first history, which the
+	// driver loads in the background (SetHistoryLoading): it forecasts nothing until then.
+	HistoryLoading bool `json:"historyLoading,omitempty"`
 	// Fitted is false when the forecaster could not be built (the policy then scales
 	// reactively); Gated whether the accuracy gate holds the forecast off.
 	Fitted bool `json:"-"`
@@ -98,6 +101,9 @@ type forecaster struct {
 	pred    *policy.Predictor
 	built   bool
 	samples int // load samples of the last fit
+	// loading is true while the driver loads the first fit's history in the background:
+	// the forecaster is not built without it.
+	loading bool
 	// missingSince is the first sample of the current run of missing load samples (zero
 	// while the last one was usable).
 	missingSince time.Time
@@ -188,6 +194,17 @@ func (e *Engine) HistoryWanted(now time.Time) (HistoryRequest, bool) {
 	return HistoryRequest{}, false
 }
 
+// SetHistoryLoading says that the driver is loading the history of the first fit, which
+// HistoryWanted asked for, in the background: until Fit hands it over, Steps do not build
+// the forecaster without it, and forecast nothing (ForecastStatus.HistoryLoading). It does
+// nothing once the forecaster is built (a refit's history loads while the fit in force
+// predicts), and a rebuilt forecaster (a reload that changed the forecast) does not wait.
+func (e *Engine) SetHistoryLoading() {
+	if fc := e.fc; fc != nil && !fc.built {
+		fc.loading = true
+	}
+}
+
 // Fitted says what Fit did.
 type Fitted struct {
 	Refit   bool
@@ -223,7 +240,7 @@ func (e *Engine) Fit(history []forecast.Sample, loadErr error, now time.Time) (F
 
 // build fits the first forecaster.
 func (fc *forecaster) build(e *Engine, history []forecast.Sample, now time.Time) error {
-	fc.built, fc.samples = true, len(history)
+	fc.built, fc.loading, fc.samples = true, false, len(history)
 	fc.refitAt = now.Add(RefitPeriod + e.opts.RefitDelay)
 	pred, err := policy.NewPredictor(&fc.spec, e.opts.loadStep(), e.horizon(&fc.spec), history)
 	if err != nil { // not expected: the spec passed Validate
@@ -283,13 +300,13 @@ func (fc *forecaster) keep(e *Engine, load float64, now time.Time) {
 // gate changed. The forecast for Decide is left in fc.input.
 func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (st *ForecastStatus, load float64, ok bool, loadErr error, gateChanged bool) {
 	fc.input = nil
-	if !fc.built {
+	if !fc.built && !fc.loading {
 		// No history was loaded (the driver has no source, or keeps the load itself).
 		_ = fc.build(e, nil, now)
 	}
 	horizon := e.horizon(&fc.spec)
 	fc.st = ForecastStatus{HorizonSeconds: horizon.Seconds(), StartupSeconds: e.startup.Seconds(), StartupMeasured: e.measured,
-		HistorySamples: fc.samples, Fitted: fc.pred != nil}
+		HistorySamples: fc.samples, Fitted: fc.pred != nil, HistoryLoading: !fc.built}
 	st = &fc.st
 	if fc.pred == nil {
 		return st, 0, false, nil, false

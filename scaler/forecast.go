@@ -48,24 +48,82 @@ type ForecastStatus = engine.ForecastStatus
 // forecasting returns the policy's forecast, nil without one or with method off.
 func forecasting(p *policy.Policy) *policy.Forecast { return engine.Forecasting(p) }
 
-// fit loads the forecast's history when the engine asks for it (the first fit: one range
-// query, chunked, at the controller's interval, so that the forecast predicts from its
-// first tick; then the daily refit) and fits the engine's forecaster on it. A history that
-// cannot be loaded is an event: the first fit starts without it and learns as it goes, a
-// refit keeps its fit and is retried in an hour.
+// fit hands the forecast's history to the engine's forecaster when the engine asks for it
+// (the first fit: one range query, chunked, at the controller's interval, so that the
+// forecast predicts from its first minutes; then the daily refit). The range query runs in
+// the background (loadHistory), never in the tick: a slow Prometheus delays this policy's
+// forecast, never another policy's scale (docs/architecture.md). The first tick after it
+// completes fits the forecaster on it; until then a first fit forecasts nothing
+// (engine.SetHistoryLoading) and a refit keeps the fit in force. A history that cannot be
+// loaded is an event: the first fit starts without it and learns as it goes, a refit keeps
+// its fit and is retried in an hour.
 func (c *Controller) fit(ctx context.Context, p *policy.Policy, t *target, act actor, now time.Time) {
-	r, ok := t.eng.HistoryWanted(now)
-	if !ok || c.deps.History == nil {
+	logger := klog.FromContext(ctx)
+	r, wanted := t.eng.HistoryWanted(now)
+	if h := t.history; h != nil {
+		select {
+		case <-h.done:
+		default:
+			if wanted && !r.Refit {
+				t.eng.SetHistoryLoading() // a reload may have rebuilt the forecaster
+			}
+			return
+		}
+		t.history = nil
+		if !wanted || r.Query != h.req.Query || r.Refit != h.req.Refit {
+			// A reload changed the forecast while its history loaded: that history is
+			// not the one wanted now; the one wanted (if any) loads next.
+			logger.V(2).Info("Dropped a forecast history loaded for another forecast", "query", h.req.Query)
+			return
+		}
+		c.fitOn(ctx, p, t, act, h, now)
 		return
 	}
-	logger := klog.FromContext(ctx)
-	start := time.Now()
-	// The history's range queries get their own deadline: 14 days take longer than a sync.
+	if !wanted || c.deps.History == nil {
+		return
+	}
+	t.history = c.loadHistory(ctx, p, r)
+	if !r.Refit {
+		t.eng.SetHistoryLoading()
+	}
+}
+
+// historyLoad is one forecast history loading in the background: its samples and error are
+// set before done is closed, and read only after.
+type historyLoad struct {
+	req     engine.HistoryRequest
+	done    chan struct{}
+	samples []forecast.Sample
+	err     error
+	took    time.Duration
+}
+
+// loadHistory starts loading the history r of p's forecast, under its own deadline
+// (historyTimeout: 14 days take longer than a tick) and outside the tick's context, and
+// times it as the tick phase "history".
+func (c *Controller) loadHistory(ctx context.Context, p *policy.Policy, r engine.HistoryRequest) *historyLoad {
+	h := &historyLoad{req: r, done: make(chan struct{})}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), historyTimeout)
-	history, err := c.deps.History.History(hctx, r.Query, r.Start, r.End, r.Step, c.opts.Staleness)
-	cancel()
+	klog.FromContext(ctx).V(2).Info("Loading the forecast's history in the background", "from", r.Start, "to", r.End, "step", r.Step, "refit", r.Refit)
+	go func() {
+		defer close(h.done)
+		defer cancel()
+		start := time.Now()
+		h.samples, h.err = c.deps.History.History(hctx, r.Query, r.Start, r.End, r.Step, c.opts.Staleness)
+		if h.err != nil {
+			h.err = fmt.Errorf("load %s of history of forecast.load.query %q: %w", p.Forecast.HistoryOrDefault(), r.Query, h.err)
+		}
+		h.took = time.Since(start)
+		c.deps.Metrics.TickPhaseDuration.WithLabelValues(tickPhaseHistory).Observe(h.took.Seconds())
+	}()
+	return h
+}
+
+// fitOn fits the engine's forecaster on the loaded history h.
+func (c *Controller) fitOn(ctx context.Context, p *policy.Policy, t *target, act actor, h *historyLoad, now time.Time) {
+	logger := klog.FromContext(ctx)
+	r, history, err := h.req, h.samples, h.err
 	if err != nil {
-		err = fmt.Errorf("load %s of history of forecast.load.query %q: %w", p.Forecast.HistoryOrDefault(), r.Query, err)
 		if !r.Refit {
 			logger.Error(err, "Loading the forecast's history failed; the forecast starts without it and learns as it goes")
 			act.event(corev1.EventTypeWarning, ReasonForecastHistoryFailed, "",
@@ -73,7 +131,7 @@ func (c *Controller) fit(ctx context.Context, p *policy.Policy, t *target, act a
 		}
 	} else {
 		logger.Info("Loaded the forecast's history", "samples", len(history), "from", r.Start, "to", r.End, "step", r.Step,
-			"took", time.Since(start))
+			"took", h.took)
 	}
 	f, ferr := t.eng.Fit(history, err, now)
 	switch {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -170,7 +171,16 @@ func TestRefit(t *testing.T) {
 	if err := c.ensureEngine(p, tg); err != nil {
 		t.Fatal(err)
 	}
-	c.fit(ctx, p, tg, act, epoch)
+	// fit at now, then, once the history load it started in the background is done, the
+	// next tick's fit that hands it over (at the same instant: the schedule is the test's).
+	fitAt := func(now time.Time) {
+		c.fit(ctx, p, tg, act, now)
+		if h := tg.history; h != nil {
+			<-h.done
+			c.fit(ctx, p, tg, act, now)
+		}
+	}
+	fitAt(epoch)
 	if len(fh.ends) != 1 {
 		t.Fatalf("built with %d history queries, want 1", len(fh.ends))
 	}
@@ -193,7 +203,7 @@ func TestRefit(t *testing.T) {
 			fh.err = errors.New("prometheus down")
 		}
 		before := len(fh.ends)
-		c.fit(ctx, p, tg, act, s.at)
+		fitAt(s.at)
 		if len(fh.ends) != s.queries {
 			t.Errorf("step %d at %s: %d history queries, want %d", i, s.at.Sub(epoch), len(fh.ends), s.queries)
 		}
@@ -210,6 +220,78 @@ func TestRefit(t *testing.T) {
 				t.Errorf("step %d: no event, want %s", i, s.wantEvent)
 			}
 		}
+	}
+}
+
+// blockingHistory answers a range query with n samples once release is closed.
+type blockingHistory struct {
+	n       int
+	release chan struct{}
+}
+
+func (b *blockingHistory) History(ctx context.Context, _ string, start, _ time.Time, step, _ time.Duration) ([]forecast.Sample, error) {
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	out := make([]forecast.Sample, b.n)
+	for i := range out {
+		out[i] = forecast.Sample{At: start.Add(time.Duration(i) * step), Value: 100}
+	}
+	return out, nil
+}
+
+// A history that takes long to load never holds a tick: fit returns at once, the engine
+// forecasts nothing while it loads (its status says so) and decides on its metrics, and
+// the first tick after the load completes fits the forecaster on it.
+func TestHistoryLoadsInTheBackground(t *testing.T) {
+	five := policy.MustQuantity("5")
+	p := &policy.Policy{Name: "llm", Target: policy.TargetRef{APIVersion: "apps/v1", Kind: "Deployment", Namespace: "a", Name: "llm"},
+		MaxReplicas: 10, Metrics: []policy.Metric{{Name: "q", Query: "q", Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: &five}}},
+		Forecast: &policy.Forecast{Load: policy.Load{Query: "load", PerReplica: policy.NewAutoFloat(10)}, Method: forecast.MethodHolt}}
+	bh := &blockingHistory{n: 30, release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	c := &Controller{opts: Options{Interval: time.Minute, Staleness: 2 * time.Minute},
+		deps: Deps{History: bh, Clock: clocktesting.NewFakeClock(epoch), Recorder: record.NewFakeRecorder(10), Metrics: NewMetrics(reg)}}
+	tg := &target{}
+	act := actor{c: c, p: p, t: tg, o: &observed{ref: &corev1.ObjectReference{Name: "llm"}}, writes: true}
+	if err := c.ensureEngine(p, tg); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	in := engine.Input{Observation: policy.Observation{SpecReplicas: 2, StatusReplicas: 2,
+		Pods:    []policy.Pod{{Name: "a", Phase: policy.PodRunning, Ready: true}, {Name: "b", Phase: policy.PodRunning, Ready: true}},
+		Metrics: []policy.Sample{{PerPod: map[string]float64{"a": 10, "b": 10}}}}, Load: &policy.Sample{Value: 100}}
+	for i := range 3 { // three ticks while Prometheus is slow
+		now := epoch.Add(time.Duration(i) * time.Minute)
+		res := c.decide(ctx, p, tg, act, in, now)
+		if res.Forecast == nil || !res.Forecast.HistoryLoading || res.Forecast.Fitted || res.Decision.Forecast != nil {
+			t.Fatalf("tick %d while the history loads: forecast %+v, decision forecast %v; want loading, no forecast", i, res.Forecast, res.Decision.Forecast)
+		}
+		if res.Decision.DesiredReplicas != 4 {
+			t.Errorf("tick %d: desired %d, want 4 (the metric's, 2 x 10/5)", i, res.Decision.DesiredReplicas)
+		}
+	}
+	h := tg.history
+	if h == nil {
+		t.Fatal("no history load in flight")
+	}
+	close(bh.release)
+	<-h.done
+	res := c.decide(ctx, p, tg, act, in, epoch.Add(3*time.Minute))
+	if res.Forecast == nil || res.Forecast.HistoryLoading || !res.Forecast.Fitted || res.Forecast.HistorySamples != 30 {
+		t.Errorf("the tick after the load: forecast %+v, want fitted on 30 samples", res.Forecast)
+	}
+	if tg.history != nil {
+		t.Error("the load is still in flight after its hand-over")
+	}
+	var m dto.Metric
+	if err := c.deps.Metrics.TickPhaseDuration.WithLabelValues(tickPhaseHistory).(prometheus.Histogram).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.GetHistogram().GetSampleCount(); n != 1 {
+		t.Errorf("tick phase history: %d loads timed, want 1", n)
 	}
 }
 

@@ -27,6 +27,8 @@ const (
 	tickPhaseAllocate = "allocate"
 	// After the tick, in the background: the decision records (writeRecords).
 	tickPhaseRecord = "record"
+	// Beside the ticks, in the background: one forecast history load (loadHistory).
+	tickPhaseHistory = "history"
 )
 
 // syncRun is one policy's sync in a tick, between its decision and its act phase: the

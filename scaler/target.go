@@ -32,6 +32,10 @@ type target struct {
 	template        *corev1.PodTemplateSpec
 	templateVersion string
 
+	// history is the forecast's history loading in the background (nil: none), which the
+	// first tick after it completes hands to eng (fit).
+	history *historyLoad
+
 	// act's
 	conditions map[string]string // condition key -> last message, so that each is sent on change
 	annotation string            // the decision record last written (its key)

@@ -265,14 +265,18 @@ func startPrometheus(t testing.TB, target string) *promServer {
 	return startPrometheusEvery(t, target, time.Second)
 }
 
-// startPrometheusEvery starts a Prometheus scraping target every interval.
-func startPrometheusEvery(t testing.TB, target string, interval time.Duration) *promServer {
+// startPrometheusEvery starts a Prometheus scraping targets every interval.
+func startPrometheusEvery(t testing.TB, target string, interval time.Duration, more ...string) *promServer {
 	t.Helper()
 	sharedSandbox(t)
 	dir := t.TempDir()
 	p := &promServer{t: t, addr: freeAddr(t), dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "prometheus.yml")}
-	cfg := fmt.Sprintf("global: {scrape_interval: %s, evaluation_interval: %s}\nscrape_configs:\n  - job_name: vllm\n    static_configs: [{targets: [%q]}]\n",
-		model.Duration(interval), model.Duration(interval), target)
+	targets := fmt.Sprintf("%q", target)
+	for _, m := range more {
+		targets += fmt.Sprintf(", %q", m)
+	}
+	cfg := fmt.Sprintf("global: {scrape_interval: %s, evaluation_interval: %s}\nscrape_configs:\n  - job_name: vllm\n    static_configs: [{targets: [%s]}]\n",
+		model.Duration(interval), model.Duration(interval), targets)
 	if err := os.WriteFile(p.config, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -420,18 +424,38 @@ func (in *instance) kill() {
 	<-in.done
 }
 
-// metric returns the value of a series of the instance's /metrics, and false if absent.
-func (in *instance) metric(name string, labels map[string]string) (float64, bool) {
+// families returns the instance's /metrics, nil when it does not answer.
+func (in *instance) families() map[string]*dto.MetricFamily {
 	resp, err := http.Get("http://" + in.addr + "/metrics")
 	if err != nil {
-		return 0, false
+		return nil
 	}
 	defer resp.Body.Close()
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(resp.Body)
 	if err != nil {
-		return 0, false
+		return nil
 	}
+	return families
+}
+
+// histogram returns a histogram series of the instance's /metrics, nil if absent.
+func (in *instance) histogram(name string, labels map[string]string) *dto.Histogram {
+	f, ok := in.families()[name]
+	if !ok {
+		return nil
+	}
+	for _, m := range f.GetMetric() {
+		if matches(m, labels) && m.Histogram != nil {
+			return m.Histogram
+		}
+	}
+	return nil
+}
+
+// metric returns the value of a series of the instance's /metrics, and false if absent.
+func (in *instance) metric(name string, labels map[string]string) (float64, bool) {
+	families := in.families()
 	// A histogram's _count and _sum are fields of its family.
 	base, part := name, ""
 	if _, ok := families[name]; !ok {
