@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,13 +125,24 @@ func RunEach(tr Trace, ps []Contender, par Params, progress func(done, total int
 		last[i] = done
 		progress(sum, len(ps)*ticks)
 	}
+	// The runs that evaluate PromQL (every contender but the model's own HPA, Reference) take
+	// tens of times longer: they go first, so that no core is left with one at the end.
+	order := make([]int, 0, len(ps))
+	for _, heavy := range []bool{true, false} {
+		for i, c := range ps {
+			if !c.Reference == heavy {
+				order = append(order, i)
+			}
+		}
+	}
 	for range min(runtime.GOMAXPROCS(0), len(ps)) {
 		wg.Go(func() {
 			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(ps) {
+				n := int(next.Add(1)) - 1
+				if n >= len(order) {
 					return
 				}
+				i := order[n]
 				opt := Options{Params: par}
 				if progress != nil {
 					opt.Progress = func(done, _ int) { report(i, done) }
@@ -268,49 +280,88 @@ type CompareOptions struct {
 	Progress func(done, total int)
 }
 
-// CompareRuns is the number of runs Compare makes for a policy with (objective true) or
-// without an objective.
-func CompareRuns(objective bool) int {
+// CompareRuns is the number of runs Compare makes for policy p: the HPA grid and, for a
+// policy with an objective, its front, but for the front's point at the objective's own
+// budget, which is the policy as written (the backtest's own run).
+func CompareRuns(p *policy.Policy) int {
 	n := len(HPAGPUTargets) * len(HPAScaleDownWindows)
-	if objective {
+	if p.Objective != nil {
 		n += len(FrontBudgets)
+		if ownFront(p) >= 0 {
+			n--
+		}
 	}
 	return n
+}
+
+// ownFront returns the index in FrontBudgets of p's objective's budget, -1 when it is none
+// of them.
+func ownFront(p *policy.Policy) int {
+	if p.Objective == nil || p.Objective.Budget == nil {
+		return -1
+	}
+	own := p.Objective.BudgetFraction()
+	return slices.IndexFunc(FrontBudgets, func(b float64) bool { return math.Abs(b-own) <= 1e-12 })
 }
 
 // Compare sweeps the HPA settings on tr and, for a configured policy with an objective,
 // its front; res is the backtest of configured on tr (Contenders, same Params), which gives
 // the policy as written and the oracle.
 func Compare(tr Trace, configured *policy.Policy, res Result, opt CompareOptions) (Comparison, error) {
+	_, c, err := CompareWith(tr, configured, func() (Result, error) { return res, nil }, opt)
+	return c, err
+}
+
+// CompareWith is Compare, with the backtest of configured (Contenders, same Params) made by
+// run, which it calls concurrently with its own runs, so that the machine's cores share
+// them all. It returns run's result beside the comparison; run's error first.
+func CompareWith(tr Trace, configured *policy.Policy, run func() (Result, error), opt CompareOptions) (Result, Comparison, error) {
 	if !(opt.Budget > 0 && opt.Budget <= policy.MaxObjectiveBudget) {
-		return Comparison{}, fmt.Errorf("budget: must be within (0, 50%%], got %v", opt.Budget)
-	}
-	conf, ok := res.Policy(configured.Name)
-	if !ok {
-		return Comparison{}, fmt.Errorf("the backtest has no result of policy %s", configured.Name)
-	}
-	orc, ok := res.Policy(OracleName)
-	if !ok {
-		return Comparison{}, fmt.Errorf("the backtest has no result of the %s", OracleName)
+		return Result{}, Comparison{}, fmt.Errorf("budget: must be within (0, 50%%], got %v", opt.Budget)
 	}
 	ps, settings, err := HPAGrid(opt.Params)
 	if err != nil {
-		return Comparison{}, err
+		return Result{}, Comparison{}, err
 	}
 	nHPA := len(ps)
 	cs := make([]Contender, 0, len(ps)+len(FrontBudgets))
 	for _, p := range ps {
 		cs = append(cs, Contender{Name: p.Name, Policy: p, Reference: true})
 	}
+	own := ownFront(configured)
 	if configured.Objective != nil {
-		for _, b := range FrontBudgets {
+		for i, b := range FrontBudgets {
+			if i == own {
+				continue // the policy as written: run's
+			}
 			p := WithBudget(configured, b)
 			cs = append(cs, Contender{Name: p.Name, Policy: p})
 		}
 	}
+	var (
+		res    Result
+		runErr error
+		ran    = make(chan struct{})
+	)
+	go func() {
+		defer close(ran)
+		res, runErr = run()
+	}()
 	outs, err := RunEach(tr, cs, opt.Params, opt.Progress)
+	<-ran
+	if runErr != nil {
+		return Result{}, Comparison{}, runErr
+	}
 	if err != nil {
-		return Comparison{}, err
+		return res, Comparison{}, err
+	}
+	conf, ok := res.Policy(configured.Name)
+	if !ok {
+		return res, Comparison{}, fmt.Errorf("the backtest has no result of policy %s", configured.Name)
+	}
+	orc, ok := res.Policy(OracleName)
+	if !ok {
+		return res, Comparison{}, fmt.Errorf("the backtest has no result of the %s", OracleName)
 	}
 	for i := range settings {
 		settings[i].Outcome = outs[i]
@@ -336,11 +387,18 @@ func Compare(tr Trace, configured *policy.Policy, res Result, opt CompareOptions
 			c.Saving = ptr(1 - c.Configured.GPUHours/c.Cheapest.GPUHours)
 		}
 	}
-	for i, b := range FrontBudgets[:len(outs)-nHPA] {
-		c.Front = append(c.Front, FrontPoint{Budget: b, Outcome: outs[nHPA+i]})
+	if configured.Objective != nil {
+		k := nHPA
+		for i, b := range FrontBudgets {
+			o := c.Configured.Outcome
+			if i != own {
+				o, k = outs[k], k+1
+			}
+			c.Front = append(c.Front, FrontPoint{Budget: b, Outcome: o})
+		}
 	}
 	c.Criterion = criterion(opt.Budget, len(tr), settings, c.Configured.Outcome, c.Oracle)
-	return c, nil
+	return res, c, nil
 }
 
 // criterionFloor is the least B: ceil(CriterionMargin x the fewest violation minutes of any

@@ -284,6 +284,26 @@ func TestCompare(t *testing.T) {
 	if c.Front[1].Budget != 0.001 || c.Front[1].Outcome == (Outcome{}) {
 		t.Errorf("front: %+v", c.Front)
 	}
+	// The front's point at the policy's own budget (0.1%) is not run again: the policy run
+	// alone at that budget, as the other points are, scores as the backtest's run does.
+	if n := CompareRuns(slo); n != 75+len(FrontBudgets)-1 {
+		t.Errorf("CompareRuns = %d, want the grid and the front less its point at the policy's budget", n)
+	}
+	alone, err := RunEach(tr, []Contender{{Name: slo.Name, Policy: WithBudget(slo, 0.001)}}, par, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Front[1].Outcome != alone[0] {
+		t.Errorf("front at the policy's budget %+v, the policy run alone at it %+v", c.Front[1].Outcome, alone[0])
+	}
+	// CompareWith runs the backtest itself, beside its own runs: the same comparison.
+	res2, c2, err := CompareWith(tr, slo, func() (Result, error) { return Run(tr, cs, Options{Params: par}) }, CompareOptions{Params: par, Budget: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(c, c2); diff != "" || len(res2.Policies) != len(res.Policies) {
+		t.Errorf("CompareWith differs from Compare (-Compare +CompareWith):\n%s", diff)
+	}
 	// Brute force: the cheapest setting within 7 minutes.
 	var want *HPASetting
 	for i, s := range c.HPA {

@@ -247,9 +247,9 @@ type expo struct {
 	cur                   cumulative                            // the cumulative counters at now
 	gw                    gateway
 	dcgm                  dcgmCollection
-	memo                  []map[string]bool // Select's answers of regular expressions, by matcher
-	buf                   []floatSample     // the samples of an evaluation's Selects
-	series                []modelSeries     // the series of an evaluation's Selects
+	memo                  map[*labels.Matcher]map[string]bool // regular expressions' answers, by matcher and value
+	buf                   []floatSample                       // the samples of an evaluation's Selects
+	series                []modelSeries                       // the series of an evaluation's Selects
 }
 
 // newExpo returns the exposition of a workload namespace/workload on model par with

@@ -137,13 +137,23 @@ func namesMatch(f *modelFamily, ms []*labels.Matcher) bool {
 
 // matcher returns a function that reports whether a label set matches all of ms,
 // remembering each regular expression's answer for a value: the pods' series share their
-// label values, and a Select tests each for every pod and bucket.
+// label values, a Select tests each for every pod and bucket, and every evaluation of a
+// query selects the same pods again. The answers are kept by matcher: the parse cache
+// hands every evaluation of a query the same matchers (cachingParser). A query it cannot
+// cache brings new matchers each time: past memoMatchers, the memory starts over.
 func (x *expo) matcher(ms []*labels.Matcher) func(labels.Labels) bool {
-	for len(x.memo) < len(ms) {
-		x.memo = append(x.memo, map[string]bool{})
+	if x.memo == nil || len(x.memo) > memoMatchers {
+		x.memo = map[*labels.Matcher]map[string]bool{}
 	}
-	for i := range ms {
-		clear(x.memo[i])
+	memo := make([]map[string]bool, len(ms))
+	for i, m := range ms {
+		if m.Type != labels.MatchRegexp && m.Type != labels.MatchNotRegexp {
+			continue
+		}
+		if memo[i] = x.memo[m]; memo[i] == nil {
+			memo[i] = map[string]bool{}
+			x.memo[m] = memo[i]
+		}
 	}
 	return func(l labels.Labels) bool {
 		for i, m := range ms {
@@ -154,10 +164,10 @@ func (x *expo) matcher(ms []*labels.Matcher) func(labels.Labels) bool {
 				}
 				continue
 			}
-			ok, seen := x.memo[i][v]
+			ok, seen := memo[i][v]
 			if !seen {
 				ok = m.Matches(v)
-				x.memo[i][v] = ok
+				memo[i][v] = ok
 			}
 			if !ok {
 				return false
@@ -166,6 +176,9 @@ func (x *expo) matcher(ms []*labels.Matcher) func(labels.Labels) bool {
 		return true
 	}
 }
+
+// memoMatchers bounds the matchers whose answers an exposition keeps.
+const memoMatchers = 256
 
 func matchAll(ms []*labels.Matcher, l labels.Labels) bool {
 	for _, m := range ms {
@@ -178,7 +191,14 @@ func matchAll(ms []*labels.Matcher, l labels.Labels) bool {
 
 func (s *modelSeries) Labels() labels.Labels { return s.lbls }
 
-func (s *modelSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+// Iterator iterates over s's samples, reusing it when it is one of storage's list
+// iterators (the engine hands back the last series' iterator): a query iterates over every
+// bucket of every pod.
+func (s *modelSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	if r, ok := it.(interface{ Reset(storage.Samples) }); ok {
+		r.Reset(samples(s.samples))
+		return it
+	}
 	return storage.NewListSeriesIterator(samples(s.samples))
 }
 

@@ -8,8 +8,10 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -28,6 +30,10 @@ import (
 // newBacktestCmd returns "prescale backtest": a load trace replayed through the decision
 // engine on the simulated service of the backtest model, scored against the HPA baseline
 // and the clairvoyant oracle.
+// backtestGOGC is the garbage collector's target for a backtest without GOGC set: a heap
+// five times the live one, which stays within a few hundred MB (docs/backtest.md).
+const backtestGOGC = 400
+
 func newBacktestCmd(v *viper.Viper) *cobra.Command {
 	def := backtest.DefaultParams()
 	cmd := &cobra.Command{
@@ -58,6 +64,11 @@ Exit codes: 0 done, 1 bad trace (a bad row, no rows, every minute 0) or unreadab
 history, 2 bad usage or policy file.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, set := os.LookupEnv("GOGC"); !set {
+				// The PromQL engine allocates a few GB a run over a small live heap: the
+				// default GOGC spends a third of the CPU collecting it (docs/backtest.md).
+				defer debug.SetGCPercent(debug.SetGCPercent(backtestGOGC))
+			}
 			return runBacktest(cmd, v)
 		},
 	}
@@ -296,16 +307,20 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 	} else if err := refuseFlags(cmd, "with --plot or --html only", "plot-from", "plot-window"); err != nil {
 		return err
 	}
-	// The bar counts ticks over every run: each grid point's three contenders, then the
-	// comparison's runs.
+	// The bar counts ticks over every run: each grid point's three contenders and the
+	// comparison's runs, which run beside the point's (one point then).
 	ticks := len(tr) * int(time.Minute/par.Tick)
 	runs := 3 * len(points)
 	if compare {
-		runs += backtest.CompareRuns(p.Objective != nil)
+		runs += backtest.CompareRuns(p)
 	}
 	progress, done := progressFunc(stderr, v.GetBool("progress"), runs*ticks)
 	defer done()
+	// The runs' progress, summed over the runs that go on at once.
+	var progMu sync.Mutex
+	var pointDone, compareDone int
 	results := make([]backtest.SweepResult, len(points))
+	var cmp *backtest.Comparison
 	for i, pt := range points {
 		cs, err := backtest.ContendersOn(pt.Policy, pt.Params, tr)
 		if err != nil {
@@ -313,25 +328,36 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		}
 		opt := backtest.Options{Params: pt.Params, Record: plotPath != "" || htmlPath != ""}
 		if progress != nil {
-			opt.Progress = func(d, total int) { progress(i*total + d) }
+			opt.Progress = func(d, total int) {
+				progMu.Lock()
+				defer progMu.Unlock()
+				pointDone = i*total + d
+				progress(pointDone + compareDone)
+			}
 		}
-		res, err := backtest.Run(tr, cs, opt)
-		if err != nil {
-			return err
+		run := func() (backtest.Result, error) { return backtest.Run(tr, cs, opt) }
+		if !compare {
+			res, err := run()
+			if err != nil {
+				return err
+			}
+			results[i] = backtest.SweepResult{Settings: pt.Settings, Result: res}
+			continue
 		}
-		results[i] = backtest.SweepResult{Settings: pt.Settings, Result: res}
-	}
-	var cmp *backtest.Comparison
-	if compare {
-		opt := backtest.CompareOptions{Params: par, Budget: budget}
+		copt := backtest.CompareOptions{Params: par, Budget: budget}
 		if progress != nil {
-			opt.Progress = func(d, _ int) { progress(3*ticks + d) }
+			copt.Progress = func(d, _ int) {
+				progMu.Lock()
+				defer progMu.Unlock()
+				compareDone = d
+				progress(pointDone + compareDone)
+			}
 		}
-		c, err := backtest.Compare(tr, p, results[0].Result, opt)
+		res, c, err := backtest.CompareWith(tr, p, run, copt)
 		if err != nil {
 			return err
 		}
-		cmp = &c
+		results[i], cmp = backtest.SweepResult{Settings: pt.Settings, Result: res}, &c
 	}
 	done()
 	var warnings []string
