@@ -166,7 +166,8 @@ func (im *importer) convert(h *autoscalingv2.HorizontalPodAutoscaler) (Policy, e
 	p.MaxReplicas = h.Spec.MaxReplicas
 	p.DryRun = new(true)
 	p.Behavior = behavior(h.Spec.Behavior)
-	if len(h.Spec.Metrics) == 0 {
+	defaulted := len(h.Spec.Metrics) == 0
+	if defaulted {
 		// The HPA's default: 80 % CPU utilization (autoscaling/v2 defaulting).
 		h = h.DeepCopy()
 		h.Spec.Metrics = []autoscalingv2.MetricSpec{{Type: autoscalingv2.ResourceMetricSourceType,
@@ -180,6 +181,9 @@ func (im *importer) convert(h *autoscalingv2.HorizontalPodAutoscaler) (Policy, e
 		if err != nil {
 			errs = append(errs, fmt.Errorf("HPA %s metrics[%d]: %w", p.HPA, i, err))
 			continue
+		}
+		if defaulted {
+			notes = append([]string{"the HPA lists no metrics: its default, 80 % CPU utilization"}, notes...)
 		}
 		m.Name = uniqueName(m.Name, used)
 		p.Metrics = append(p.Metrics, m)
@@ -376,13 +380,13 @@ func (im *importer) find(what, metric string, namers []*namer, sources []string,
 				continue
 			}
 		}
-		series, judged := im.seriesOf(n, metric)
+		series, judged, why := im.seriesOf(n, metric)
 		switch {
 		case !judged:
 			unjudged = append(unjudged, src)
-			tried = append(tried, src+": cannot tell without Prometheus's series which series it names "+metric)
+			tried = append(tried, src+": cannot tell without Prometheus's series: "+why)
 		case len(series) == 0:
-			tried = append(tried, src+": names no series "+metric)
+			tried = append(tried, src+": "+why)
 		default:
 			for _, s := range series {
 				found = append(found, candidate{i, s})
@@ -412,9 +416,9 @@ func (im *importer) find(what, metric string, namers []*namer, sources []string,
 }
 
 // seriesOf returns the series from which rule n serves metric: those it discovers (from
-// Options.Series, its seriesQuery or the inverse of name.as) and names metric. judged is
-// false when the series cannot be told without listing Prometheus.
-func (im *importer) seriesOf(n *namer, metric string) (series []string, judged bool) {
+// Options.Series, its seriesQuery or the inverse of name.as) and names metric, or why there
+// is none. judged is false when the series cannot be told without listing Prometheus.
+func (im *importer) seriesOf(n *namer, metric string) (series []string, judged bool, why string) {
 	var cands []string
 	lit, isLit := n.literalSeries()
 	switch {
@@ -424,19 +428,25 @@ func (im *importer) seriesOf(n *namer, metric string) (series []string, judged b
 				cands = append(cands, s)
 			}
 		}
+		if len(cands) == 0 {
+			return nil, true, fmt.Sprintf("Prometheus has no series %s", strings.Join(lit, " or "))
+		}
 	case im.series != nil:
 		cands = im.series
 	case isLit:
 		cands = lit
 	case !strings.Contains(n.nameAs, "$"):
 		if n.nameAs != metric {
-			return nil, true // it names every series nameAs
+			return nil, true, fmt.Sprintf("it names every series %s", n.nameAs)
 		}
-		return nil, false // any series it discovers could be the one
+		return nil, false, "its seriesQuery does not name its series, and it names any series it discovers " + metric
 	default:
 		inv, ok := n.inverse(metric)
 		if !ok {
-			return nil, false
+			return nil, false, fmt.Sprintf("its seriesQuery does not name its series, and its name (matches %q, as %q) cannot be inverted", n.nameMatches, n.nameAs)
+		}
+		if inv == "" {
+			return nil, true, fmt.Sprintf("its name.as %q cannot give %s", n.nameAs, metric)
 		}
 		cands = []string{inv}
 	}
@@ -448,7 +458,22 @@ func (im *importer) seriesOf(n *namer, metric string) (series []string, judged b
 			series = append(series, s)
 		}
 	}
-	return series, true
+	if len(series) == 0 {
+		why = fmt.Sprintf("names no series %s (series considered: %s)", metric, summarize(cands))
+	}
+	return series, true, why
+}
+
+// summarize lists at most a few names.
+func summarize(names []string) string {
+	const most = 5
+	switch {
+	case len(names) == 0:
+		return "none"
+	case len(names) > most:
+		return fmt.Sprintf("%s and %d more", strings.Join(names[:most], ", "), len(names)-most)
+	}
+	return strings.Join(names, ", ")
 }
 
 // behavior copies the HPA's behavior.

@@ -70,6 +70,7 @@ func TestConvert(t *testing.T) {
 		name, config, hpa string
 		form              Form
 		series            []string
+		namespace         string
 		want              []wantMetric
 		// rule is the start of the first metric's note: the rule it came from.
 		rule string
@@ -107,6 +108,14 @@ func TestConvert(t *testing.T) {
 			// then service="llama-70b" (one object: =); GroupBy service.
 			want: []wantMetric{{"http-requests", `sum(rate(http_requests_total{namespace="inference",service="llama-70b"}[5m])) by (service)`, "Value", "200"}},
 			rule: "prometheus-adapter testdata/helm/defaults.yaml (Helm values) the chart's default rule 5 of 6"},
+		{name: "the adapter's walkthrough: its ConfigMap and sample-app's HPA, series listed", config: "configmap/walkthrough.yaml", hpa: "hpa/walkthrough.yaml", form: FormConfigMap,
+			series: []string{"http_requests_total", "up"}, namespace: "default",
+			// name.matches ^(.*)_total as $1 names http_requests_total http_requests (its end is
+			// not anchored, so only the listed series tell); the template's labels namespace
+			// and pod. The metricsQuery is a literal block: its line breaks stay, as the adapter
+			// sends them; no final newline, as config.yaml's "|-" strips the file's last one.
+			want: []wantMetric{{"http-requests", "sum by (pod) (\n  irate (\n    http_requests_total{namespace=\"default\",pod=~\"sample-app-[a-z0-9]+-[a-z0-9]{5}\"}[1m]\n  )\n)", "AverageValue", "500m"}},
+			rule: "prometheus-adapter testdata/configmap/walkthrough.yaml (ConfigMap) rules[0]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,7 +124,7 @@ func TestConvert(t *testing.T) {
 				t.Errorf("form = %q, want %q", form, tt.form)
 			}
 			hpas := mustHPAs(t, tt.hpa)
-			ps, err := Convert(hpas, cfg, Options{Series: tt.series})
+			ps, err := Convert(hpas, cfg, Options{Series: tt.series, Namespace: tt.namespace})
 			if err != nil {
 				t.Fatalf("Convert: %v", err)
 			}
@@ -179,6 +188,31 @@ func TestConvertSpec(t *testing.T) {
 	}
 }
 
+// An HPA without metrics has the API's default: 80 % CPU utilization.
+func TestConvertDefaultMetric(t *testing.T) {
+	hpas, err := ParseHPAs("inline", []byte(`apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: web, namespace: shop}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 10
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := Convert(hpas, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := ps[0].Metrics
+	if len(m) != 1 || m[0].Name != "cpu-utilization" || m[0].Target.AverageValue.String() != "80" {
+		t.Errorf("metrics = %+v, want cpu-utilization with target 80", m)
+	}
+	if got := ps[0].Notes[0][0]; got != "the HPA lists no metrics: its default, 80 % CPU utilization" {
+		t.Errorf("first note = %q", got)
+	}
+}
+
 func TestParseAdapterConfigErrors(t *testing.T) {
 	tests := []struct {
 		name, file string
@@ -231,6 +265,12 @@ func TestConvertErrors(t *testing.T) {
 			want: []string{"ambiguous: 6 series", "--prometheus", "the chart's default rule 4 of 6"}},
 		{name: "a template field the adapter does not have", config: "bad/template-field.yaml", hpa: "hpa/vllm.yaml",
 			want: []string{"HPA inference/llama-70b", "vllm_num_requests_running", "rules[0]", "the adapter would fail to render it", "can't evaluate field Namespace"}},
+		{name: "a name.matches whose end is not anchored cannot be inverted without the series", config: "configmap/walkthrough.yaml", hpa: "hpa/vllm.yaml",
+			want: []string{"Pods metric vllm_num_requests_running: cannot tell which prometheus-adapter rule serves it",
+				`its name (matches "^(.*)_total", as "$1") cannot be inverted`}},
+		{name: "an HPA manifest without a namespace, and none given", config: "configmap/walkthrough.yaml", hpa: "hpa/walkthrough.yaml",
+			series: []string{"http_requests_total"},
+			want:   []string{"HPA sample-app: no metadata.namespace"}},
 		{name: "an external metric without external rules", config: "adapter/vllm.yaml", hpa: "hpa/queue.yaml",
 			want: []string{"External metric queue_depth: no prometheus-adapter rule serves it", "none (the configuration has no externalRules)"}},
 	}
@@ -263,6 +303,37 @@ func TestHelmDefaultRules(t *testing.T) {
 	// The chart's folded plain scalar reads as one line.
 	if want := `sum(rate(<<.Series>>{<<.LabelMatchers>>,container!="POD"}[5m])) by (<<.GroupBy>>)`; rules[0].MetricsQuery != want {
 		t.Errorf("rule 1 metricsQuery = %q, want %q", rules[0].MetricsQuery, want)
+	}
+}
+
+func TestInverse(t *testing.T) {
+	tests := []struct {
+		name, matches, as, metric string
+		want                      string
+		judged                    bool
+	}{
+		{name: "no name mapping keeps the whole name", metric: "vllm:num_requests_running", want: "vllm:num_requests_running", judged: true},
+		{name: "the chart's counters", matches: "^(.*)_total$", metric: "http_requests", want: "http_requests_total", judged: true},
+		{name: "the chart's cAdvisor counters in seconds", matches: "^container_(.*)_seconds_total$", metric: "cpu_usage", want: "container_cpu_usage_seconds_total", judged: true},
+		{name: "text around a braced reference", matches: "^(.*)_total$", as: "${1}_per_second", metric: "http_requests_per_second", want: "http_requests_total", judged: true},
+		{name: "text around the reference that the metric lacks: the rule cannot name it", matches: "^(.*)_total$", as: "${1}_per_second", metric: "http_requests", judged: true},
+		{name: "an unbraced reference runs into the text: a group named 1_per_second", matches: "^(.*)_total$", as: "$1_per_second", metric: "http_requests_per_second"},
+		{name: "a suffix not anchored at the end", matches: "^(.*)_total", metric: "http_requests"},
+		{name: "a prefix not anchored at the start", matches: "container_(.*)$", metric: "cpu"},
+		{name: "two capture groups", matches: "^(.*)_(.*)$", as: "$1$2", metric: "ab"},
+		{name: "a pattern that is not a literal around the group", matches: "^[a-z]+_(.*)$", metric: "x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, err := newNamer(&Rule{SeriesQuery: "{__name__!=\"\"}", Name: NameMapping{Matches: tt.matches, As: tt.as}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, judged := n.inverse(tt.metric)
+			if got != tt.want || judged != tt.judged {
+				t.Errorf("inverse(%q) = %q, %t; want %q, %t", tt.metric, got, judged, tt.want, tt.judged)
+			}
+		})
 	}
 }
 

@@ -286,12 +286,23 @@ func literalSet(expr string) []string {
 	return out
 }
 
-// inverse returns the one series name that name.matches and name.as turn into metric, when
-// they are simple enough to invert: no capture group and the whole name kept ($0 of ".*"),
-// or "$1" of "PREFIX(.*)SUFFIX" (or (.+)) with literal prefix and suffix, anchored where the
-// inverse would otherwise not be unique. False otherwise. The caller checks the result
-// forward (selects, metricName).
-func (n *namer) inverse(metric string) (string, bool) {
+// inverse returns the series name that name.matches and name.as turn into metric, when they
+// are simple enough to invert: name.as is one reference to the whole match ($0) or to the
+// one capture group ($1), between literal text ("${1}_per_second"), and name.matches is ".*"
+// for $0, or "PREFIX(.*)SUFFIX" (or (.+)) with literal prefix and suffix for $1, anchored
+// where the inverse would otherwise not be unique. judged is false when they are not that
+// simple; an empty series with judged true means the rule names no series metric (its
+// name.as text is not around metric). The caller checks the result forward (selects,
+// metricName).
+func (n *namer) inverse(metric string) (series string, judged bool) {
+	before, ref, after, ok := splitAs(n.nameAs)
+	if !ok {
+		return "", false
+	}
+	if !strings.HasPrefix(metric, before) || !strings.HasSuffix(metric[len(before):], after) {
+		return "", true
+	}
+	inner := metric[len(before) : len(metric)-len(after)]
 	core := n.nameMatches.String()
 	anchoredStart := strings.HasPrefix(core, "^")
 	if anchoredStart {
@@ -301,12 +312,12 @@ func (n *namer) inverse(metric string) (string, bool) {
 	if anchoredEnd {
 		core = core[:len(core)-1]
 	}
-	switch n.nameAs {
-	case "$0", "${0}":
+	switch ref {
+	case "0":
 		if core == ".*" || core == ".+" {
-			return metric, true
+			return inner, true
 		}
-	case "$1", "${1}":
+	case "1":
 		i := strings.Index(core, "(.*)")
 		if i < 0 {
 			i = strings.Index(core, "(.+)")
@@ -320,9 +331,34 @@ func (n *namer) inverse(metric string) (string, bool) {
 		if !ok1 || !ok2 || (p != "" && !anchoredStart) || (s != "" && !anchoredEnd) {
 			return "", false
 		}
-		return p + metric + s, true
+		return p + inner + s, true
 	}
 	return "", false
+}
+
+// splitAs splits a name.as with exactly one reference into the text before it, the
+// reference (a group's number or name) and the text after, reading the reference as
+// regexp.Expand does: ${name}, or $ and the longest run of letters, digits and underscores
+// ("$1_total" refers to a group named "1_total"). ok is false without exactly one
+// reference, or for "$$".
+func splitAs(as string) (before, ref, after string, ok bool) {
+	i := strings.IndexByte(as, '$')
+	if i < 0 || strings.IndexByte(as[i+1:], '$') >= 0 {
+		return "", "", "", false
+	}
+	rest := as[i+1:]
+	if strings.HasPrefix(rest, "{") {
+		j := strings.IndexByte(rest, '}')
+		if j < 0 {
+			return "", "", "", false
+		}
+		return as[:i], rest[1:j], rest[j+1:], true
+	}
+	j := 0
+	for j < len(rest) && (rest[j] == '_' || rest[j] >= '0' && rest[j] <= '9' || rest[j] >= 'a' && rest[j] <= 'z' || rest[j] >= 'A' && rest[j] <= 'Z') {
+		j++
+	}
+	return as[:i], rest[:j], rest[j:], j > 0
 }
 
 // literal returns the text a regular expression matches when it is a literal (or empty).
