@@ -187,3 +187,69 @@ func TestImportPrometheus(t *testing.T) {
 		t.Errorf("stderr = %q, want %q", stderr.String(), want)
 	}
 }
+
+// TestImportFromCluster reads HPAs from an API server (a fake one serving autoscaling/v2):
+// NAMESPACE/NAME, NAME with --namespace, and every HPA of --namespace.
+func TestImportFromCluster(t *testing.T) {
+	hpa := func(ns, name string) string {
+		return fmt.Sprintf(`{"apiVersion":"autoscaling/v2","kind":"HorizontalPodAutoscaler","metadata":{"name":%q,"namespace":%q},
+"spec":{"scaleTargetRef":{"apiVersion":"apps/v1","kind":"Deployment","name":%q},"maxReplicas":4,
+"metrics":[{"type":"Pods","pods":{"metric":{"name":"vllm_num_requests_running"},"target":{"type":"AverageValue","averageValue":"48"}}}]}}`, name, ns, name)
+	}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/apis/autoscaling/v2/namespaces/inference/horizontalpodautoscalers/llama-70b":
+			_, _ = w.Write([]byte(hpa("inference", "llama-70b")))
+		case "/apis/autoscaling/v2/namespaces/inference/horizontalpodautoscalers":
+			fmt.Fprintf(w, `{"apiVersion":"autoscaling/v2","kind":"HorizontalPodAutoscalerList","metadata":{},"items":[%s,%s]}`,
+				hpa("inference", "llama-70b"), hpa("inference", "mistral-7b"))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404,"message":"not found"}`))
+		}
+	}))
+	defer api.Close()
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "`+api.URL+`"}}]
+users: [{name: fake, user: {}}]
+contexts: [{name: fake, context: {cluster: fake, user: fake}}]
+current-context: fake
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantPolicy string
+		wantStderr string
+	}{
+		{name: "namespace/name", args: []string{"inference/llama-70b"}, wantPolicy: "policy file ok: 1 policy (llama-70b)\n"},
+		{name: "a name in --namespace", args: []string{"--namespace", "inference", "llama-70b"}, wantPolicy: "policy file ok: 1 policy (llama-70b)\n"},
+		{name: "every HPA of --namespace", args: []string{"-n", "inference"}, wantPolicy: "policy file ok: 2 policies (llama-70b, mistral-7b)\n"},
+		{name: "an HPA that does not exist, exit 2", args: []string{"inference/nope"}, wantCode: 2, wantStderr: "get HPA inference/nope: "},
+		{name: "a name without a namespace, exit 2", args: []string{"llama-70b"}, wantCode: 2, wantStderr: `HPA "llama-70b": give NAMESPACE/NAME, or NAME with --namespace`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"import", "--kubeconfig", kubeconfig, "--adapter-config", importTestdata + "adapter/vllm.yaml"}, tt.args...)
+			var stdout, stderr bytes.Buffer
+			if code := execute(args, nil, &stdout, &stderr); code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.wantCode, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("stderr does not say %q:\n%s", tt.wantStderr, stderr.String())
+			}
+			if tt.wantCode != 0 {
+				return
+			}
+			var vout, verr bytes.Buffer
+			if code := execute([]string{"validate", "-f", "-"}, &stdout, &vout, &verr); code != 0 || vout.String() != tt.wantPolicy {
+				t.Errorf("validate: exit %d, stdout %q, want %q; stderr:\n%s", code, vout.String(), tt.wantPolicy, verr.String())
+			}
+		})
+	}
+}
