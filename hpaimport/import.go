@@ -326,6 +326,10 @@ func (im *importer) custom(what string, id autoscalingv2.MetricIdentifier, ns st
 	if err != nil {
 		return "", nil, fmt.Errorf("%s: %s (seriesQuery %s): the adapter would fail to render it: %w", what, src, n.rule.SeriesQuery, err)
 	}
+	if dropsLabel(q, groupBy) {
+		return "", nil, fmt.Errorf("%s: %s (seriesQuery %s): its query %q aggregates away the label %s, by which the adapter matches its values to the %s: it would serve no value",
+			what, src, n.rule.SeriesQuery, q, groupBy, res)
+	}
 	notes := []string{fmt.Sprintf("prometheus-adapter %s (seriesQuery: %s), series %s", src, n.rule.SeriesQuery, series)}
 	if res == podsResource {
 		notes = append(notes, fmt.Sprintf("pods: %s=~%q stands for the names of the target's pods, which the adapter gets from the HPA", groupBy, value))

@@ -271,6 +271,8 @@ func TestConvertErrors(t *testing.T) {
 		{name: "an HPA manifest without a namespace, and none given", config: "configmap/walkthrough.yaml", hpa: "hpa/walkthrough.yaml",
 			series: []string{"http_requests_total"},
 			want:   []string{"HPA sample-app: no metadata.namespace"}},
+		{name: "a query that aggregates the pod label away serves no value per pod", config: "bad/no-group-by.yaml", hpa: "hpa/vllm.yaml",
+			want: []string{"Pods metric vllm_num_requests_running: testdata/bad/no-group-by.yaml (adapter config) rules[0]", "aggregates away the label pod"}},
 		{name: "an external metric without external rules", config: "adapter/vllm.yaml", hpa: "hpa/queue.yaml",
 			want: []string{"External metric queue_depth: no prometheus-adapter rule serves it", "none (the configuration has no externalRules)"}},
 	}

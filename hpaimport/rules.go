@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -114,7 +115,7 @@ func newNamer(r *Rule) (*namer, error) {
 		return nil, fmt.Errorf("seriesQuery: %q is not a series selector (Prometheus refuses it): %w", r.SeriesQuery, err)
 	}
 	for _, m := range ms {
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			n.nameMatchers = append(n.nameMatchers, m)
 		}
 	}
@@ -624,4 +625,30 @@ func matcherFor(p queryPart) (func(string, string) string, string, error) {
 		return labelNotMatches, v, nil
 	}
 	return nil, "", errors.New("unsupported values for the operator")
+}
+
+// dropsLabel reports whether a rendered query's outermost aggregation removes label: the
+// adapter matches a custom metric's values to pods (or the object) by that label, so a
+// query without it serves no value. A query the parser cannot read is left to Prometheus.
+func dropsLabel(query, label string) bool {
+	expr, err := parser.NewParser(parser.Options{EnableExperimentalFunctions: true}).ParseExpr(query)
+	if err != nil {
+		return false
+	}
+	for {
+		p, ok := expr.(*parser.ParenExpr)
+		if !ok {
+			break
+		}
+		expr = p.Expr
+	}
+	a, ok := expr.(*parser.AggregateExpr)
+	if !ok {
+		return false
+	}
+	switch a.Op {
+	case parser.TOPK, parser.BOTTOMK, parser.LIMITK, parser.LIMIT_RATIO:
+		return false // they keep the labels of the series they select
+	}
+	return slices.Contains(a.Grouping, label) == a.Without
 }
