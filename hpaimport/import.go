@@ -43,13 +43,14 @@ type Policy struct {
 //     Deployment, "NAME-[a-z0-9]{5}" for a ReplicaSet, "NAME-[0-9]+" for a StatefulSet. Its
 //     series are per pod (grouped by the rule's pod label; relabelled to pod by
 //     label_replace when that label has another name). Target AverageValue.
-//   - Object: the custom rule's query for the described object's resource, named as the
-//     adapter names one object (label = "name"). One series; target Value or AverageValue.
+//   - Object: the custom rule's query for the described object's resource, which names the
+//     object as the adapter does (its resource's label = "NAME"). One series; target Value
+//     or AverageValue.
 //   - External: the external rule's query, with the namespace unless resources.namespaced
 //     is false, summed (the HPA sums an external metric's series). Target Value or
 //     AverageValue.
 //   - Resource and ContainerResource: cAdvisor and kube-state-metrics queries (see
-//     resourceQuery); a Utilization target becomes the usage as a percentage of the
+//     resourceMetric); a Utilization target becomes the usage as a percentage of the
 //     requests per pod, with an AverageValue target of that percentage.
 //
 // A metric's selector becomes label matchers exactly as the adapter converts it.
@@ -59,8 +60,9 @@ type Policy struct {
 // resources give a label for the metric's resource and for namespaces. S comes from
 // Options.Series when given (the series that its seriesQuery's name matchers select and its
 // seriesFilters keep), else from the seriesQuery when it names its series (foo{...},
-// {__name__="foo"}, {__name__=~"^foo$"}), else by inverting name.as (".*" kept whole, or
-// "$1" of "^PREFIX(.*)SUFFIX$"); a rule where none applies cannot be judged. It is an error,
+// {__name__="foo"}, {__name__=~"^foo$"}), else by inverting name.as ("$0" of ".*", or "$1"
+// of "^PREFIX(.*)SUFFIX$", with literal text around the reference); a rule where none
+// applies cannot be judged. It is an error,
 // naming the HPA, the metric and every rule tried, when no rule serves the metric, when
 // several rules or series might (the adapter would silently keep the last), when a rule
 // cannot be judged, and when the adapter could not render the query (a template that
@@ -81,7 +83,7 @@ func Convert(hpas []autoscalingv2.HorizontalPodAutoscaler, cfg *Config, o Option
 		}
 		p.Name = policyName(hpas[i].Name)
 		if other, ok := names[p.Name]; ok {
-			p.Name = policyName(hpas[i].Namespace + "-" + hpas[i].Name)
+			p.Name = policyName(strings.Replace(p.HPA, "/", "-", 1))
 			if _, ok := names[p.Name]; ok {
 				errs = append(errs, fmt.Errorf("HPA %s: its policy name %q is also HPA %s's", p.HPA, p.Name, other))
 				continue
@@ -395,7 +397,11 @@ func (im *importer) find(what, metric string, namers []*namer, sources []string,
 			for _, s := range series {
 				found = append(found, candidate{i, s})
 			}
-			tried = append(tried, src+": serves it from series "+strings.Join(series, ", "))
+			verb := ": serves it from series "
+			if im.series == nil {
+				verb = ": would serve it from series " // if Prometheus has it
+			}
+			tried = append(tried, src+verb+strings.Join(series, ", "))
 		}
 	}
 	if len(found) == 1 && len(unjudged) == 0 {
@@ -408,7 +414,7 @@ func (im *importer) find(what, metric string, namers []*namer, sources []string,
 	}
 	hint := ""
 	if im.series == nil {
-		hint = "; with --prometheus (Options.Series) the importer lists Prometheus's series as the adapter does"
+		hint = "; the series Prometheus has tell which (Options.Series; prescale import --prometheus lists them as the adapter does)"
 	}
 	switch {
 	case len(found) == 0 && len(unjudged) == 0:

@@ -257,7 +257,7 @@ func TestConvertErrors(t *testing.T) {
 		{name: "a rule without a pod label does not serve a Pods metric", config: "bad/no-pod-label.yaml", hpa: "hpa/vllm.yaml",
 			want: []string{"no prometheus-adapter rule serves it", "no label for resource pods"}},
 		{name: "two rules serve the metric", config: "bad/ambiguous.yaml", hpa: "hpa/vllm.yaml",
-			want: []string{"Pods metric vllm_num_requests_running: ambiguous: 2 series", "rules[0]", "rules[1]", "serves it from series vllm:num_requests_running"}},
+			want: []string{"Pods metric vllm_num_requests_running: ambiguous: 2 series", "rules[0]", "rules[1]", "would serve it from series vllm:num_requests_running"}},
 		{name: "the chart's default rules without the series are ambiguous", config: "helm/defaults.yaml", hpa: "hpa/vllm-defaults.yaml",
 			// Rules 1-3 could serve it from container_vllm:num_requests_running_seconds_total,
 			// ..._total and container_vllm:num_requests_running; rules 4-6 from
