@@ -15,8 +15,9 @@ import (
 // Options tune Import and Convert.
 type Options struct {
 	// Series are the series names that Prometheus has (its __name__ values), which the
-	// adapter discovers by listing it. Nil means unknown: a rule's series must then follow
-	// from the rule alone (see Convert).
+	// adapter discovers by listing it. A rule considers those that its seriesQuery's name
+	// matchers select; its other label matchers are not checked. Nil means unknown: a
+	// rule's series must then follow from the rule alone (see Convert).
 	Series []string
 	// Namespace is the namespace of an HPA whose manifest has none (kubectl's default
 	// namespace); empty makes such an HPA an error.
