@@ -250,14 +250,24 @@ func (im *importer) metric(h *autoscalingv2.HorizontalPodAutoscaler, ns string, 
 		if ms.Resource == nil {
 			return policy.Metric{}, nil, fmt.Errorf("type Resource without resource")
 		}
-		return resourceMetric(string(ms.Resource.Name), "", ms.Resource.Target, ns, ref)
+		return im.withResourceRules(resourceMetric(string(ms.Resource.Name), "", ms.Resource.Target, ns, ref))
 	case autoscalingv2.ContainerResourceMetricSourceType:
 		if ms.ContainerResource == nil {
 			return policy.Metric{}, nil, fmt.Errorf("type ContainerResource without containerResource")
 		}
-		return resourceMetric(string(ms.ContainerResource.Name), ms.ContainerResource.Container, ms.ContainerResource.Target, ns, ref)
+		return im.withResourceRules(resourceMetric(string(ms.ContainerResource.Name), ms.ContainerResource.Container, ms.ContainerResource.Target, ns, ref))
 	}
 	return policy.Metric{}, nil, fmt.Errorf("type %q: not a metric source type of autoscaling/v2", ms.Type)
+}
+
+// withResourceRules adds to a Resource metric's notes that the configuration has
+// resourceRules, which the importer does not use: whether the adapter serves the resource
+// metrics API in place of metrics-server is the cluster's APIService's to say.
+func (im *importer) withResourceRules(m policy.Metric, notes []string, err error) (policy.Metric, []string, error) {
+	if err == nil && im.cfg.ResourceRules != nil {
+		notes = append(notes, "the adapter's configuration has resourceRules: if the adapter serves metrics.k8s.io in place of metrics-server, the HPA reads their containerQuery instead")
+	}
+	return m, notes, err
 }
 
 // target converts a Value or AverageValue target, of one of the types allowed.

@@ -213,6 +213,24 @@ spec:
 	}
 }
 
+// resourceRules are read (strictly) but not used; the Resource metric's comment says so.
+func TestConvertResourceRules(t *testing.T) {
+	cfg, form := mustConfig(t, "adapter/resource.yaml")
+	if form != FormAdapter || cfg.ResourceRules == nil || cfg.ResourceRules.Window != "3m" || cfg.ResourceRules.CPU.ContainerLabel != "container" {
+		t.Fatalf("form %q, resourceRules %+v", form, cfg.ResourceRules)
+	}
+	hpas := mustHPAs(t, "hpa/queue.yaml")
+	hpas[0].Spec.Metrics = hpas[0].Spec.Metrics[1:] // the CPU metric alone
+	ps, err := Convert(hpas, cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := ps[0].Notes[0]
+	if last := notes[len(notes)-1]; !strings.Contains(last, "resourceRules") {
+		t.Errorf("notes %q do not mention resourceRules", notes)
+	}
+}
+
 func TestParseAdapterConfigErrors(t *testing.T) {
 	tests := []struct {
 		name, file string
