@@ -22,6 +22,7 @@ import (
 // overrides.
 var subcommands = []func(v *viper.Viper) *cobra.Command{
 	newValidateCmd,
+	newImportCmd,
 	newReplayCmd,
 	newRunCmd,
 	newStatusCmd,

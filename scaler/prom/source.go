@@ -218,6 +218,29 @@ func (s *Source) SeriesExist(ctx context.Context, selector string, now time.Time
 	return false, fmt.Errorf("series %s: %w", selector, err)
 }
 
+// MetricNames returns the names of the series that have a sample between now - lookback and
+// now (the values of __name__), by one request to Prometheus' label values API: what
+// prometheus-adapter's series discovery lists. It bounds the request by Options.Timeout and
+// counts it in QueryCount; its errors wrap the class of the failure as SeriesExist's do.
+func (s *Source) MetricNames(ctx context.Context, now time.Time, lookback time.Duration) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	s.queries.Add(1)
+	vals, _, _, err := s.api.LabelValues(ctx, model.MetricNameLabel, nil, now.Add(-lookback), now)
+	if err == nil {
+		names := make([]string, len(vals))
+		for i, v := range vals {
+			names[i] = string(v)
+		}
+		return names, nil
+	}
+	err = refine(err)
+	if class := classify(ctx, err); class != nil {
+		err = fmt.Errorf("%w: %w", class, err)
+	}
+	return nil, fmt.Errorf("label values of %s: %w", model.MetricNameLabel, err)
+}
+
 // instant runs one instant query and decodes its result, returned with Prometheus' warnings
 // about it; an empty result is told from a stale one (see Sample).
 func instant[T any](ctx context.Context, s *Source, query string, now time.Time, maxAge time.Duration,

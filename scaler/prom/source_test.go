@@ -342,3 +342,41 @@ func TestSeriesExist(t *testing.T) {
 		})
 	}
 }
+
+// MetricNames asks the label values API for __name__ over [now - lookback, now].
+func TestMetricNames(t *testing.T) {
+	now := time.Date(2026, 11, 27, 1, 0, 0, 0, time.UTC)
+	var path, start, end string
+	down := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		path, start, end = r.URL.Path, r.Form.Get("start"), r.Form.Get("end")
+		w.Header().Set("Content-Type", "application/json")
+		if down {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, `{"status":"error","errorType":"unavailable","error":"shutting down"}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"status":"success","data":["up","vllm:num_requests_running"]}`)
+	}))
+	defer srv.Close()
+	s, err := New(Options{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := s.MetricNames(t.Context(), now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"up", "vllm:num_requests_running"}, names); diff != "" {
+		t.Errorf("names (-want +got):\n%s", diff)
+	}
+	// now is 1795741200 (TestSeriesExist); an hour earlier 1795737600.
+	if path != "/api/v1/label/__name__/values" || start != "1795737600" || end != "1795741200" {
+		t.Errorf("request %s start %s end %s, want /api/v1/label/__name__/values from 1795737600 to 1795741200", path, start, end)
+	}
+	down = true
+	if _, err := s.MetricNames(t.Context(), now, time.Hour); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("error = %v, want ErrUnavailable", err)
+	}
+}
