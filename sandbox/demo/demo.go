@@ -64,7 +64,7 @@ func (o Options) Defaults() Options {
 		o.Dir = filepath.Join(".state", "demo")
 	}
 	if o.Compression == 0 {
-		o.Compression = 10
+		o.Compression = DefaultCompression
 	}
 	if o.Duration == 0 {
 		o.Duration = 30 * time.Minute
@@ -321,7 +321,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (res Result, err error) 
 		Namespace: namespace, Service: externalService, Host: ext.ip, Port: ext.port, CABundle: ca}); err != nil {
 		return res, err
 	}
-	if err := applyHPA(ctx, client, hpaFor(hpaService, o.Compression)); err != nil {
+	if err := applyHPA(ctx, client, HPA(hpaService, o.Compression)); err != nil {
 		return res, err
 	}
 	if err := waitAPIService(ctx, cfg, 60*time.Second); err != nil {

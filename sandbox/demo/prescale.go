@@ -186,10 +186,15 @@ func (r *prescaleRun) forecastReplicas(ctx context.Context, policy string) (int,
 	return 0, false
 }
 
-// hpaFor is the real HPA of the demo: the HPA of the vLLM example's metrics and behavior
-// on the demo's time scale (policy.go; the policy of the HPA's service, in dry-run),
-// reading them through prescale's external metrics API as <policy>-<metric>.
-func hpaFor(name string, compression float64) *autoscalingv2.HorizontalPodAutoscaler {
+// DefaultCompression is the demo's time scale unless Options say otherwise: model seconds
+// per real second.
+const DefaultCompression = 10
+
+// HPA is the real HPA of the demo for the Deployment name in the demo's namespace: the HPA
+// of the vLLM example's metrics and behavior on the demo's time scale (policy.go; the policy
+// of the HPA's service, in dry-run), reading them through prescale's external metrics API
+// as <policy>-<metric>. prescale import's end-to-end test imports it.
+func HPA(name string, compression float64) *autoscalingv2.HorizontalPodAutoscaler {
 	external := func(metric string, target string) autoscalingv2.MetricSpec {
 		q := resource.MustParse(target)
 		return autoscalingv2.MetricSpec{Type: autoscalingv2.ExternalMetricSourceType, External: &autoscalingv2.ExternalMetricSource{

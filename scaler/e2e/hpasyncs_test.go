@@ -23,7 +23,7 @@ import (
 type hpaSync struct {
 	at             time.Time // the HPA read the scale: the sync's start
 	spec, status   int32     // the scale it read: spec.replicas, status.replicas
-	value          string    // the external metric value prescale served it, "" if none
+	values         []string  // the external metrics' values prescale served it, "" for none
 	decided        int32     // status.desiredReplicas after the sync
 	rescaled       bool      // the HPA wrote the scale in this sync
 	replayed       int32     // prescale's HPA-equivalent engine on the same inputs
@@ -55,8 +55,8 @@ const hpaUserAgent = "horizontal-pod-autoscaler"
 
 // hpaSyncs reads, from the audit log, every sync of the HPA on the Deployment ns/name since a
 // time (each begins with a read of the scale), the status each wrote and whether it
-// rescaled; and, from prescale's log, the value of the external metric served in each sync.
-func hpaSyncs(t *testing.T, ns, name string, since time.Time, prescaleLog, metric string) []hpaSync {
+// rescaled; and, from prescale's log, the value of each external metric served in each sync.
+func hpaSyncs(t *testing.T, ns, name string, since time.Time, prescaleLog string, metrics ...string) []hpaSync {
 	t.Helper()
 	type write struct {
 		at      time.Time
@@ -93,7 +93,10 @@ func hpaSyncs(t *testing.T, ns, name string, since time.Time, prescaleLog, metri
 			statusWrites = append(statusWrites, write{at: ev.StageTimestamp, desired: hpa.Status.DesiredReplicas})
 		}
 	}
-	served := servedValues(t, prescaleLog, metric)
+	served := make([][]servedValue, len(metrics))
+	for i, m := range metrics {
+		served[i] = servedValues(t, prescaleLog, m)
+	}
 	within := func(at, from, to time.Time) bool { return !at.Before(from) && (to.IsZero() || at.Before(to)) }
 	for k := range syncs {
 		var next time.Time
@@ -114,10 +117,13 @@ func hpaSyncs(t *testing.T, ns, name string, since time.Time, prescaleLog, metri
 				s.rescaled = true
 			}
 		}
-		for _, v := range served {
-			if within(v.at, s.at, next) {
-				s.value = v.value
-				break
+		s.values = make([]string, len(metrics))
+		for i := range metrics {
+			for _, v := range served[i] {
+				if within(v.at, s.at, next) {
+					s.values[i] = v.value
+					break
+				}
 			}
 		}
 	}
@@ -157,7 +163,8 @@ func servedValues(t *testing.T, path, metric string) []servedValue {
 
 // replaySyncs runs prescale's HPA-equivalent engine (policy.Decide, no forecast, no capacity
 // cap: what prescale_hpa_equivalent_replicas reports) over the HPA's syncs, each on exactly
-// what that sync read: the scale's spec and status replicas and the external metric's value.
+// what that sync read: the scale's spec and status replicas and the external metrics' values,
+// in the order of the policy's metrics.
 // The history carries over from sync to sync, and a sync that rescaled records the scale
 // event, as the HPA controller does.
 func replaySyncs(t *testing.T, config string, syncs []hpaSync) {
@@ -170,15 +177,21 @@ func replaySyncs(t *testing.T, config string, syncs []hpaSync) {
 	var hist policy.History
 	for k := range syncs {
 		s := &syncs[k]
-		sample := policy.Sample{Err: errors.New("no value served in this sync")}
-		if s.value != "" {
-			q, err := resource.ParseQuantity(s.value)
-			if err != nil {
-				t.Fatalf("served value %q: %v", s.value, err)
-			}
-			sample = policy.Sample{Value: float64(q.MilliValue()) / 1000}
+		if len(s.values) != len(p.Metrics) {
+			t.Fatalf("%d served values a sync for the %d metrics of policy %s", len(s.values), len(p.Metrics), p.Name)
 		}
-		in := policy.Observation{SpecReplicas: s.spec, StatusReplicas: s.status, Metrics: []policy.Sample{sample}}
+		samples := make([]policy.Sample, len(s.values))
+		for i, v := range s.values {
+			samples[i] = policy.Sample{Err: errors.New("no value served in this sync")}
+			if v != "" {
+				q, err := resource.ParseQuantity(v)
+				if err != nil {
+					t.Fatalf("served value %q: %v", v, err)
+				}
+				samples[i] = policy.Sample{Value: float64(q.MilliValue()) / 1000}
+			}
+		}
+		in := policy.Observation{SpecReplicas: s.spec, StatusReplicas: s.status, Metrics: samples}
 		var dec policy.Decision
 		dec, hist = policy.Decide(p, in, hist, s.at)
 		s.replayed, s.replayReason, s.replayProposal = dec.DesiredReplicas, dec.Reason, dec.Proposal
@@ -190,10 +203,14 @@ func replaySyncs(t *testing.T, config string, syncs []hpaSync) {
 
 // describeSync is one line of the parity report.
 func describeSync(s hpaSync, start time.Time) string {
-	v := s.value
-	if v == "" {
-		v = "none"
+	var vs []string
+	for _, v := range s.values {
+		if v == "" {
+			v = "none"
+		}
+		vs = append(vs, v)
 	}
+	v := strings.Join(vs, ", ")
 	return fmt.Sprintf("+%6.1fs scale %d (status %d), served %s: HPA %d, prescale %d (%s, proposal %d)",
 		s.at.Sub(start).Seconds(), s.spec, s.status, v, s.decided, s.replayed, s.replayReason, s.replayProposal)
 }

@@ -7,12 +7,18 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/prescale/prescale/hpaimport"
+	"github.com/prescale/prescale/sandbox"
+	"github.com/prescale/prescale/sandbox/demo"
 )
 
 // paritySample is one instant: the real HPA's status.desiredReplicas and prescale's
@@ -31,35 +37,159 @@ type paritySample struct {
 // single-series AverageValue semantics are the same formula. The load is split evenly over
 // the Ready pods, so the sum is the load whatever the replicas.
 func TestHPAParity(t *testing.T) {
+	hpaParity(t, parityCase{
+		hpa: func(w sandbox.Workload) *autoscalingv2.HorizontalPodAutoscaler { return externalHPA(w, 8) },
+		metrics: `      - name: queue
+        query: sum(vllm:num_requests_waiting{namespace=%[1]q})
+        target: {type: AverageValue, averageValue: 5}
+`,
+		served: []string{"queue"},
+		// load, replicas it asks for (sum / 5, rate limits aside), and for how long.
+		steps: []parityStep{
+			{10, 10 * time.Second}, // 2
+			{30, 30 * time.Second}, // surge: 6
+			{38, 30 * time.Second}, // plateau, higher: 8
+			{12, 30 * time.Second}, // drop: 3 after the 10 s window
+			{4, 30 * time.Second},  // 1
+		},
+		syncPeriod: 2 * time.Second, report: true,
+	})
+}
+
+// The demo's real HPA (sandbox/demo: the vLLM example's two metrics, in-flight requests
+// (AverageValue 48) and KV cache (800m), as External metrics, and its behavior at the
+// demo's time scale), imported from the cluster by prescale import with a prometheus-adapter
+// configuration whose external rules serve its two metrics. The imported policy, run by a
+// second prescale in dry-run beside the HPA, decides the same replicas at each of the HPA's
+// syncs. The first prescale serves the HPA's metrics on the same PromQL, as the adapter
+// would: in-flight as the summed load, KV cache as a hundredth of it.
+func TestImportedHPAParity(t *testing.T) {
+	hpaParity(t, parityCase{
+		hpa: func(w sandbox.Workload) *autoscalingv2.HorizontalPodAutoscaler {
+			h := demo.HPA(w.Name, demo.DefaultCompression)
+			h.Namespace, h.Spec.MaxReplicas = w.Namespace, 8
+			return h
+		},
+		metrics: `      - name: in-flight
+        query: sum(vllm:num_requests_waiting{namespace=%[1]q})
+        target: {type: AverageValue, averageValue: 48}
+      - name: kv-cache
+        query: sum(vllm:num_requests_waiting{namespace=%[1]q}) / 100
+        target: {type: AverageValue, averageValue: 800m}
+      - name: queue
+        query: sum(vllm:num_requests_waiting{namespace=%[1]q})
+        target: {type: AverageValue, averageValue: 1000}
+`,
+		served: []string{"in-flight", "kv-cache"},
+		adapter: `externalRules:
+- seriesQuery: 'vllm:num_requests_waiting{namespace!=""}'
+  resources:
+    overrides:
+      namespace: {resource: "namespace"}
+  name:
+    matches: "^vllm:num_requests_waiting$"
+    as: "%[1]s-in-flight"
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)
+- seriesQuery: 'vllm:num_requests_waiting{namespace!=""}'
+  resources:
+    overrides:
+      namespace: {resource: "namespace"}
+  name:
+    matches: "^vllm:num_requests_waiting$"
+    as: "%[1]s-kv-cache"
+  metricsQuery: sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>) / 100
+`,
+		// The summed load, the replicas it asks for (in-flight: sum / 48; the KV cache's
+		// sum / 100 / 0.8 asks for fewer), and for how long: the drops outlast the demo's
+		// 30 s scale-down window.
+		steps: []parityStep{
+			{96, 10 * time.Second},  // 2
+			{280, 30 * time.Second}, // surge: 6
+			{380, 30 * time.Second}, // plateau, higher: 8
+			{140, 45 * time.Second}, // drop: 3 after the window
+			{40, 45 * time.Second},  // 1
+		},
+		syncPeriod: 2 * time.Second,
+	})
+}
+
+// parityCase is one HPA parity test: the real HPA, the metrics that the first prescale
+// serves it (External, <policy>-<metric>; the policy is the workload's name), the
+// prometheus-adapter configuration that imports the HPA ("": the compared policy is the
+// serving one), and the load's steps.
+type parityCase struct {
+	hpa func(sandbox.Workload) *autoscalingv2.HorizontalPodAutoscaler
+	// metrics is the serving policy's metrics block, %[1]q the workload's namespace; served
+	// names the ones the HPA reads, in its order.
+	metrics string
+	served  []string
+	// adapter, %[1]s the workload's name.
+	adapter    string
+	steps      []parityStep
+	syncPeriod time.Duration // the sandbox HPA controller's
+	report     bool          // write PARITY_REPORT
+}
+
+type parityStep struct {
+	load float64
+	hold time.Duration
+}
+
+func hpaParity(t *testing.T, c parityCase) {
 	_, kube := sharedSandbox(t)
 	w := workload(t, "llm", 2, 1, 0)
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
-	e.setTotal(10)
-	cfg := func(extra string) string {
+	e.setTotal(c.steps[0].load)
+	h := c.hpa(w)
+	settings := func(extra string) string {
 		return fmt.Sprintf(`prometheus: {url: %s, timeout: 2s}
 interval: 1s
 staleness: 5s
 leaderElection: {enabled: false}
 %s
-policies:
+`, p.url(), extra)
+	}
+	cfg := func(extra string) string {
+		s := settings(extra) + fmt.Sprintf(`policies:
   - name: %s
     target: {apiVersion: apps/v1, kind: Deployment, namespace: %s, name: %s}
     minReplicas: 1
-    maxReplicas: 8
+    maxReplicas: %d
     metrics:
-      - name: queue
-        query: sum(vllm:num_requests_waiting{namespace=%q})
-        target: {type: AverageValue, averageValue: 5}
-    behavior:
-      scaleDown: {stabilizationWindowSeconds: 10}
-`, p.url(), extra, w.Name, w.Namespace, w.Name, w.Namespace)
+`, w.Name, w.Namespace, w.Name, h.Spec.MaxReplicas) + fmt.Sprintf(c.metrics, w.Namespace)
+		if b := h.Spec.Behavior; b != nil && b.ScaleDown != nil && b.ScaleDown.StabilizationWindowSeconds != nil {
+			s += fmt.Sprintf("    behavior:\n      scaleDown: {stabilizationWindowSeconds: %d}\n", *b.ScaleDown.StabilizationWindowSeconds)
+		}
+		return s
 	}
 	in := startExternalMetrics(t, w, p.url(), cfg)
 	created := time.Now()
-	hpa := externalHPA(w, 8)
-	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Create(context.Background(), hpa, metav1.CreateOptions{}); err != nil {
+	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Create(context.Background(), h, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	// The policy compared with the HPA: the serving one, or the HPA imported from the cluster.
+	compared, replayed := in, cfg("")
+	if c.adapter != "" {
+		live, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Get(context.Background(), w.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		adapter, _, err := hpaimport.ParseAdapterConfig("adapter.yaml", []byte(fmt.Sprintf(c.adapter, w.Name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		file, err := hpaimport.Import([]autoscalingv2.HorizontalPodAutoscaler{*live}, adapter, hpaimport.Options{})
+		if err != nil {
+			t.Fatalf("import the HPA: %v", err)
+		}
+		t.Logf("imported policy file:\n%s", file)
+		replayed = settings("") + string(file)
+		compared = startPrescale(t, "imported", replayed)
+	}
+	served := make([]string, len(c.served))
+	for i, m := range c.served {
+		served[i] = w.Name + "-" + m
 	}
 	hpaDesired := func() (int32, bool) {
 		h, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Get(context.Background(), w.Name, metav1.GetOptions{})
@@ -69,7 +199,7 @@ policies:
 		return h.Status.DesiredReplicas, true
 	}
 	equiv := func() (int32, bool) {
-		v, ok := in.metric("prescale_hpa_equivalent_replicas", map[string]string{"policy": w.Name})
+		v, ok := compared.metric("prescale_hpa_equivalent_replicas", map[string]string{"policy": w.Name})
 		return int32(v), ok
 	}
 	eventually(t, 60*time.Second, "both to settle at 2", func() bool {
@@ -105,17 +235,7 @@ policies:
 		}
 	}()
 	start := time.Now()
-	// load, replicas it asks for (sum / 5, rate limits aside), and for how long.
-	for _, step := range []struct {
-		load float64
-		hold time.Duration
-	}{
-		{10, 10 * time.Second}, // 2
-		{30, 30 * time.Second}, // surge: 6
-		{38, 30 * time.Second}, // plateau, higher: 8
-		{12, 30 * time.Second}, // drop: 3 after the 10 s window
-		{4, 30 * time.Second},  // 1
-	} {
+	for _, step := range c.steps {
 		e.setTotal(step.load)
 		time.Sleep(step.hold)
 	}
@@ -123,11 +243,11 @@ policies:
 	<-done
 	took := time.Since(start)
 
-	// One comparison per HPA sync period (2 s), from the 250 ms trace.
-	const syncPeriod = 2 * time.Second
+	// One comparison per HPA sync period, from the 250 ms trace.
+	syncPeriod := c.syncPeriod
 	// A disagreement is timing when the other side decides the same value within this lag:
 	// a sync period of the HPA, a tick of prescale, a scrape and a poll.
-	const maxLag = syncPeriod + time.Second + time.Second + 250*time.Millisecond
+	maxLag := syncPeriod + time.Second + time.Second + 250*time.Millisecond
 	var syncs, agree, timing, unexplained, tooFar int
 	var report strings.Builder
 	next := trace[0].at
@@ -173,12 +293,12 @@ policies:
 
 	// Every sync of the real HPA, and prescale's HPA-equivalent engine on exactly what that
 	// sync read (audit log: the scale; prescale's log: the metric value it served).
-	hs := hpaSyncs(t, w.Namespace, w.Name, created, in.logPath, w.Name+"-queue")
-	replaySyncs(t, cfg(""), hs)
+	hs := hpaSyncs(t, w.Namespace, w.Name, created, in.logPath, served...)
+	replaySyncs(t, replayed, hs)
 	var perSync strings.Builder
 	var hsAgree, hsTooFar, hsNoValue int
 	for _, s := range hs {
-		if s.value == "" {
+		if slices.Contains(s.values, "") {
 			hsNoValue++
 		}
 		if s.decided == s.replayed {
@@ -195,7 +315,7 @@ policies:
 	}
 	agreeRate := 100 * float64(hsAgree) / float64(len(hs))
 	summary := fmt.Sprintf("HPA parity over %s, at every sync of the real HPA, prescale's HPA-equivalent engine on the inputs of that sync: "+
-		"%d syncs, %d agree (%.1f%%), %d disagree, %d by more than one replica; %d syncs had no served value\n%s%s",
+		"%d syncs, %d agree (%.1f%%), %d disagree, %d by more than one replica; %d syncs lacked a served value\n%s%s",
 		took.Round(time.Second), len(hs), hsAgree, agreeRate, len(hs)-hsAgree, hsTooFar, hsNoValue, perSync.String(), live)
 	if testing.Verbose() {
 		for _, s := range hs {
@@ -203,7 +323,7 @@ policies:
 		}
 	}
 	t.Log(summary)
-	if f := os.Getenv("PARITY_REPORT"); f != "" {
+	if f := os.Getenv("PARITY_REPORT"); f != "" && c.report {
 		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
 			t.Errorf("create the parity report's folder: %v", err)
 		}
