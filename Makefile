@@ -77,7 +77,8 @@ bench:
 
 ## bench-soak: prescale with SOAK_POLICIES (1000) policies sharing one GPU pool on the
 ## sandbox, every one wanting more than the pool holds: per-tick wall and CPU time, RSS,
-## Prometheus queries per tick, policies limited by the GPU allocation
+## Prometheus queries per tick, policies limited by the GPU allocation; every 10th policy has a
+## forecast whose history loads (held 60 s by a proxy) through the surge
 SOAK_POLICIES ?= 1000
 bench-soak: tools
 	E2E_NODES=12 E2E_GPUS_PER_NODE=100 SOAK_POLICIES=$(SOAK_POLICIES) PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) \

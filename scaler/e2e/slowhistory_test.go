@@ -27,7 +27,7 @@ type slowProxy struct {
 	answered atomic.Int32 // range queries passed on after the delay
 }
 
-func startSlowProxy(t *testing.T, upstream string, delay time.Duration) *slowProxy {
+func startSlowProxy(t testing.TB, upstream string, delay time.Duration) *slowProxy {
 	t.Helper()
 	u, err := url.Parse(upstream)
 	if err != nil {

@@ -29,6 +29,28 @@ import (
 	"k8s.io/utils/ptr"
 )
 
+// soakForecastEvery is how often a policy of the soak has a forecast (every 10th; 0: none);
+// SOAK_FORECAST_EVERY overrides it.
+func soakForecastEvery() int {
+	n := 10
+	if v := os.Getenv("SOAK_FORECAST_EVERY"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	return n
+}
+
+// soakHistoryDelay is how long the soak's Prometheus proxy holds a range query (a forecast's
+// history): 60 s; SOAK_HISTORY_DELAY overrides it.
+func soakHistoryDelay() time.Duration {
+	d := time.Minute
+	if v := os.Getenv("SOAK_HISTORY_DELAY"); v != "" {
+		if p, err := time.ParseDuration(v); err == nil {
+			d = p
+		}
+	}
+	return d
+}
+
 // soakPolicies is the number of policies (and Deployments) of the soak; SOAK_POLICIES
 // overrides it.
 func soakPolicies() int {
@@ -49,8 +71,11 @@ func soakPolicies() int {
 // and CPU seconds per tick, resident memory, Prometheus queries per tick, and the policies
 // granted less than they want; and from its log (the controller's "Tick done" lines) each
 // tick's phases, the longest tick of the surge and of the steady window, and the decision
-// records written after each tick. Targets for N = 1000: every tick under 2 s, RSS under
-// 200 MiB, queries per tick equal to N.
+// records written after each tick. Every 10th policy (SOAK_FORECAST_EVERY) has a forecast
+// whose history prescale loads at its first tick through a proxy that holds each range
+// query 60 s (SOAK_HISTORY_DELAY), so that the loads are in flight through the surge.
+// Targets for N = 1000: every tick under 2 s, RSS under 200 MiB, queries per tick equal to N
+// plus one per forecast policy (its load).
 func BenchmarkSoak(b *testing.B) {
 	n := soakPolicies()
 	st, kube := sharedSandbox(b)
@@ -127,9 +152,15 @@ func BenchmarkSoak(b *testing.B) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	p := startPrometheusEvery(b, ln.Addr().String(), 5*time.Second)
+	// Every soakForecastEvery-th policy has a forecast, whose history prescale loads at its
+	// first tick through a proxy that holds each range query soakHistoryDelay: the loads
+	// are in flight through the surge, and no tick may wait for them.
+	every, delay := soakForecastEvery(), soakHistoryDelay()
+	proxy := startSlowProxy(b, p.url(), delay)
 
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "prometheus: {url: %s, timeout: 5s}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: cap}\n", p.url())
+	fmt.Fprintf(&cfg, "prometheus: {url: http://%s, timeout: %s}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: cap}\n",
+		proxy.addr, model.Duration(delay+30*time.Second))
 	// SOAK_KUBERNETES, e.g. "{qps: 1000, burst: 2000}", sets the API clients' rate limits
 	// (the settings' kubernetes block): a surge's writes share the scale client's budget with
 	// the 1000 reads.
@@ -144,6 +175,10 @@ func BenchmarkSoak(b *testing.B) {
     maxReplicas: 4
     metrics: [{name: queue, query: 'sum by (pod) (vllm:num_requests_waiting{namespace="%s",app="%s"})', target: {type: AverageValue, averageValue: 5}}]
 `, name, ns, name, ns, name)
+		if every > 0 && i%every == 0 {
+			fmt.Fprintf(&cfg, `    forecast: {load: {query: 'sum(vllm:num_requests_waiting{namespace="%s",app="%s"})', perReplica: 20}, history: 1h}
+`, ns, name)
+		}
 	}
 	// Logging at -v=0, as in production (-v=2 writes a line per decision), but for the
 	// controller's "Tick done" line at -v=4: each tick's duration and phases.
@@ -173,6 +208,8 @@ func BenchmarkSoak(b *testing.B) {
 	})
 	surgeTicks1, _ := in.metric("prescale_tick_duration_seconds_count", nil)
 	surgeSum1, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
+	b.Logf("forecast policies: %d (every %d-th); history range queries held %s each: %d still held at the surge's end, %d answered",
+		(n+every-1)/max(every, 1), every, delay, proxy.held.Load(), proxy.answered.Load())
 	b.Logf("surge: %d pods after %s, %.0f ticks of %.3f s on average (%s)", last, time.Since(surgeStart).Round(time.Second),
 		surgeTicks1-surgeTicks0, (surgeSum1-surgeSum0)/max(1, surgeTicks1-surgeTicks0), phaseMeans(surgePhases0, in.phaseSums()))
 	// Snapshots right after a tick ends, so that the window holds whole ticks.
