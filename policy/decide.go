@@ -117,7 +117,7 @@ func joinForecast(f *ForecastInput, cur, proposal int32, ok bool, tol tolerances
 		return proposal, ok
 	}
 	r.PerReplica = Float(f.PerReplica)
-	if checkSample(f.Value) != nil {
+	if CheckSample(f.Value) != nil {
 		return proposal, ok // not a usable forecast: no proposal
 	}
 	r.Proposal = ceilReplicas(f.Value / f.PerReplica)

@@ -219,7 +219,7 @@ type Observation struct {
 	// Pending pods. Decide never scales up beyond it (nor below minReplicas for it). Nil turns
 	// the cap off.
 	Capacity *int32
-	// Forecast is the caller's forecast for this sync (a Predictor's Observe), nil without
+	// Forecast is the caller's forecast for this sync (the engine's forecast predictor's Observe), nil without
 	// one. Its proposal joins the metrics' maximum.
 	Forecast *ForecastInput
 	// LoadErr, when not nil, says why the forecast's load query had no usable sample this

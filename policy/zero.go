@@ -139,7 +139,7 @@ func (z *ScaleToZero) ActivationValue(s Sample) (v float64, active bool, err err
 			v += x
 		}
 	}
-	if err := checkSample(v); err != nil {
+	if err := CheckSample(v); err != nil {
 		return 0, false, err
 	}
 	var th float64
@@ -216,11 +216,11 @@ func (z *ScaleToZero) validate(path string, p *Policy) []error {
 // signal: waking a GPU for it would cost more than its wait).
 func expectsLoad(f *ForecastInput) (int32, bool) {
 	if f == nil || f.Gated || !f.PerReplicaKnown || !(f.PerReplica > 0) ||
-		checkSample(f.Point) != nil || checkSample(f.Value) != nil {
+		CheckSample(f.Point) != nil || CheckSample(f.Value) != nil {
 		return 0, false
 	}
 	point := f.Point
-	if f.SeasonalKnown && checkSample(f.Seasonal) == nil {
+	if f.SeasonalKnown && CheckSample(f.Seasonal) == nil {
 		point = max(point, f.Seasonal)
 	}
 	if point < wakeExpectReplicasAt*f.PerReplica {
