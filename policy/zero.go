@@ -281,7 +281,7 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 				zr.Reason = ReasonWakeAhead // held awake: the load is expected back
 				if up := min(expected, p.MaxReplicas); up > d.DesiredReplicas {
 					d.Clamps = append(d.Clamps, Clamp{Reason: ReasonWakeAhead, From: d.DesiredReplicas, To: up})
-					d.DesiredReplicas = capToCapacity(up, cur, 1, in.Capacity, &d)
+					d.DesiredReplicas = up
 					d.Reason = ReasonWakeAhead
 				}
 				return d, h
@@ -335,7 +335,6 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 		return d, hist
 	}
 	d.Proposal = want
-	minR := max(1, p.minReplicas())
 	desired := want
 	if desired > p.MaxReplicas {
 		d.Clamps = append(d.Clamps, Clamp{Reason: ReasonTooManyReplicas, From: desired, To: p.MaxReplicas})
@@ -343,7 +342,7 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 	}
 	// The wake-up is a recommendation: the scale-down window holds it as any other.
 	hist.Recommendations = append(hist.Recommendations, Recommendation{Replicas: desired, At: now})
-	d.DesiredReplicas = capToCapacity(desired, 0, minR, in.Capacity, &d)
+	d.DesiredReplicas = desired
 	return d, hist
 }
 
