@@ -1,6 +1,7 @@
-// Package prom is prescale's Prometheus source, used by the controller (scaler), the backtest
-// (backtest) and the preflight: a scaler.MetricSource that runs one instant PromQL query per
-// call, evaluated at the caller's clock, and turns the result into a policy.Sample.
+// Package prom is prescale's Prometheus source, used by the controller (scaler), the backtest,
+// replay (the load query's lag) and the preflight: a scaler.MetricSource that runs one instant
+// PromQL query per call, evaluated at the caller's clock, and turns the result into a
+// policy.Sample.
 //
 // A vector whose series carry the pod label gives a per-pod sample; a single series without
 // it, or a scalar, gives a scalar sample. Everything else is an error, never zero: an empty
