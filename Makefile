@@ -41,7 +41,7 @@ test: unit e2e
 ## and deploy/'s manifests and chart on the real API server. Beside them, at the
 ## same time, the demo's test (E2E_SIDE_PKGS: its own sandbox, a real HPA beside prescale;
 ## it mostly waits on its 10x clock), whose output follows theirs
-E2E_PKGS ?= ./sandbox ./sandbox/sim ./sandbox/examples ./scaler/... ./backtest/... ./cmd/... ./deploy/...
+E2E_PKGS ?= ./sandbox ./sandbox/sim ./sandbox/examples ./scaler/... ./prom/... ./backtest/... ./cmd/... ./deploy/...
 E2E_SIDE_PKGS ?= ./sandbox/demo
 PARITY_REPORT ?= $(CURDIR)/.state/parity.txt
 E2E_ENV = PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) PRESCALE_TOOLS_BIN=$(SANDBOX_BIN) PARITY_REPORT=$(PARITY_REPORT)

@@ -247,6 +247,61 @@ func Allocate(in Input) Result {
 	return allocate(in, false)
 }
 
+// AllocateTiers allocates the nodes' free GPUs and the pools' allowance to tiers of
+// policies, one tier after another: each tier is allocated with Allocate, out of what the
+// tiers before it left, their placements (the Fitted and Reserved pods, at their PerPod)
+// taken off the nodes and their Pending pods off the allowance of each kind they request.
+// A tier's priorities and guarantees therefore never take GPUs from an earlier tier. The
+// controller allocates in two tiers: the policies that write their scale this tick, then
+// those that do not (dry-run, beside another autoscaler, a hot standby's), whose grants say
+// what they would get without taking GPUs from the writers. One tier is Allocate.
+//
+// It returns a Result per tier, in order; names are unique across the tiers. nodes and
+// allowance are not modified.
+func AllocateTiers(nodes []Node, allowance map[string]int32, tiers ...[]Policy) []Result {
+	results := make([]Result, len(tiers))
+	for i, policies := range tiers {
+		if i > 0 {
+			nodes, allowance = leftAfter(nodes, allowance, tiers[i-1], results[i-1])
+		}
+		results[i] = Allocate(Input{Nodes: nodes, Policies: policies, Allowance: allowance})
+	}
+	return results
+}
+
+// leftAfter returns copies of nodes and allowance less what res granted policies: their
+// placements' GPUs and their Pending pods.
+func leftAfter(nodes []Node, allowance map[string]int32, policies []Policy, res Result) ([]Node, map[string]int32) {
+	left := make([]Node, len(nodes))
+	index := make(map[string]int, len(nodes))
+	for i, n := range nodes {
+		left[i] = Node{Name: n.Name, Free: make(map[string]int64, len(n.Free))}
+		for k, v := range n.Free {
+			left[i].Free[k] = v
+		}
+		index[n.Name] = i
+	}
+	leftAllowance := make(map[string]int32, len(allowance))
+	for k, v := range allowance {
+		leftAllowance[k] = v
+	}
+	perPod := make(map[string]map[string]int64, len(policies))
+	for _, p := range policies {
+		perPod[p.Name] = p.PerPod
+	}
+	for _, g := range res.Grants {
+		for _, pl := range g.Placements {
+			for k, n := range perPod[g.Policy] {
+				left[index[pl.Node]].Free[k] -= int64(pl.Pods) * n
+			}
+		}
+		for k := range perPod[g.Policy] {
+			leftAllowance[k] -= g.Pending
+		}
+	}
+	return left, leftAllowance
+}
+
 // allocate is Allocate; single places one pod per step (the specification, for tests).
 func allocate(in Input, single bool) Result {
 	s := newState(in)

@@ -389,3 +389,114 @@ func TestAllocateInRunsAsPodByPod(t *testing.T) {
 		}
 	}
 }
+
+func TestAllocateTiers(t *testing.T) {
+	two := map[string]int64{gpu: 2}
+	one := map[string]int64{gpu: 1}
+	pair := []Node{{Name: "a", Free: map[string]int64{gpu: 8}}, {Name: "b", Free: map[string]int64{gpu: 8}}}
+	single := []Node{{Name: "a", Free: map[string]int64{gpu: 8}}}
+	full := []Node{{Name: "a", Free: map[string]int64{gpu: 0}}}
+	cases := []struct {
+		name      string
+		nodes     []Node
+		allowance map[string]int32
+		tiers     [][]Policy
+		want      []map[string]outcome
+	}{
+		{
+			// 16 GPUs free, 2 a pod: 8 pods. hi (priority 10) wants 6 more: all (12 GPUs);
+			// lo 4 more, 2 fit (4 GPUs). dry, of the highest priority but in the second tier,
+			// finds nothing left: it keeps its 1 placed pod.
+			name:  "the second tier gets what the first leaves, whatever its priority",
+			nodes: pair,
+			tiers: [][]Policy{{
+				{Name: "hi", Priority: 10, PerPod: two, Nodes: []string{"a", "b"}, Current: 1, Placed: 1, Wanted: 7},
+				{Name: "lo", PerPod: two, Nodes: []string{"a", "b"}, Current: 1, Placed: 1, Wanted: 5},
+			}, {
+				{Name: "dry", Priority: 100, PerPod: two, Nodes: []string{"a", "b"}, Current: 1, Placed: 1, Wanted: 4},
+			}},
+			want: []map[string]outcome{{"hi": {Granted: 7}, "lo": {Granted: 3}}, {"dry": {Granted: 1}}},
+		},
+		{
+			// 8 GPUs, 1 a pod: w takes 3, o the other 5 of the 6 it wants.
+			name:  "what the first tier does not take is the second's",
+			nodes: single,
+			tiers: [][]Policy{
+				{{Name: "w", PerPod: one, Nodes: []string{"a"}, Wanted: 3}},
+				{{Name: "o", PerPod: one, Nodes: []string{"a"}, Wanted: 6}},
+			},
+			want: []map[string]outcome{{"w": {Granted: 3}}, {"o": {Granted: 5}}},
+		},
+		{
+			// g's guarantee holds 6 of the 8 GPUs, 2 of them for the pods it wants and 4
+			// reserved: 2 are left for o.
+			name:  "GPUs held for a guarantee of the first tier are not the second's",
+			nodes: single,
+			tiers: [][]Policy{
+				{{Name: "g", Guaranteed: 6, PerPod: one, Nodes: []string{"a"}, Wanted: 2}},
+				{{Name: "o", PerPod: one, Nodes: []string{"a"}, Wanted: 8}},
+			},
+			want: []map[string]outcome{{"g": {Granted: 2, Reserved: 4}}, {"o": {Granted: 2}}},
+		},
+		{
+			// Nothing fits; the pool allows 3 Pending pods: w asks for 2, o gets the 1 left.
+			name:      "the first tier's Pending pods come off the allowance",
+			nodes:     full,
+			allowance: map[string]int32{gpu: 3},
+			tiers: [][]Policy{
+				{{Name: "w", PerPod: one, Nodes: []string{"a"}, Wanted: 2}},
+				{{Name: "o", PerPod: one, Nodes: []string{"a"}, Wanted: 5}},
+			},
+			want: []map[string]outcome{{"w": {Granted: 2, Pending: 2}}, {"o": {Granted: 1, Pending: 1}}},
+		},
+		{
+			name:  "an empty first tier leaves everything",
+			nodes: single,
+			tiers: [][]Policy{nil, {{Name: "o", PerPod: one, Nodes: []string{"a"}, Wanted: 4}}},
+			want:  []map[string]outcome{{}, {"o": {Granted: 4}}},
+		},
+		{
+			// 8 GPUs: 4, 4, then nothing: the third keeps min(wanted, placed) = 0.
+			name:  "each tier gets what all the tiers before it leave",
+			nodes: single,
+			tiers: [][]Policy{
+				{{Name: "x", PerPod: one, Nodes: []string{"a"}, Wanted: 4}},
+				{{Name: "y", PerPod: one, Nodes: []string{"a"}, Wanted: 4}},
+				{{Name: "z", PerPod: one, Nodes: []string{"a"}, Wanted: 4}},
+			},
+			want: []map[string]outcome{{"x": {Granted: 4}}, {"y": {Granted: 4}}, {"z": {Granted: 0}}},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := fmt.Sprint(tc.nodes, tc.allowance)
+			res := AllocateTiers(tc.nodes, tc.allowance, tc.tiers...)
+			got := make([]map[string]outcome, len(res))
+			for i, r := range res {
+				got[i] = outcomes(r)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("grants by tier (-want +got):\n%s", diff)
+			}
+			if after := fmt.Sprint(tc.nodes, tc.allowance); after != before {
+				t.Errorf("the input changed: %s, was %s", after, before)
+			}
+		})
+	}
+}
+
+// One tier is Allocate: the pool backtest allocates so.
+func TestAllocateTiersOneTierIsAllocate(t *testing.T) {
+	pool := nodes("gpu", 4, map[string]int64{gpu: 8})
+	all := names(pool)
+	two := map[string]int64{gpu: 2}
+	in := Input{Nodes: pool, Allowance: map[string]int32{gpu: 2}, Policies: []Policy{
+		{Name: "a", Priority: 100, PerPod: two, Nodes: all, Wanted: 10},
+		{Name: "b", Priority: 10, PerPod: two, Nodes: all, Wanted: 8},
+		{Name: "c", Priority: 10, Guaranteed: 3, PerPod: two, Nodes: all, Wanted: 8},
+	}}
+	got := AllocateTiers(in.Nodes, in.Allowance, in.Policies)
+	if diff := cmp.Diff([]Result{Allocate(in)}, got); diff != "" {
+		t.Errorf("AllocateTiers with one tier (-Allocate +AllocateTiers):\n%s", diff)
+	}
+}

@@ -10,8 +10,8 @@ import (
 
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
+	"github.com/prescale/prescale/prom"
 	sandbox "github.com/prescale/prescale/sandbox/sim"
-	"github.com/prescale/prescale/scaler/prom"
 )
 
 // decider drives a policy's engine.Engine, as prescale run's controller does: it builds the
@@ -79,7 +79,7 @@ type promqlObserver struct {
 // built runs without it (noForecast says why). It starts with no history (the trace is the
 // history, kept by the engine and refitted on daily), samples its load once a minute (the
 // trace's resolution), and its horizon: auto is the model's start-up plus one tick plus the
-// load query's lag (scaler/prom.Lag), plus the minute less one tick that a forecast made on
+// load query's lag (prom.Lag), plus the minute less one tick that a forecast made on
 // a minute's last tick serves.
 func newDecider(p *policy.Policy, par Params, mu float64, reference bool) (*decider, error) {
 	d := &decider{in: engine.Input{Writes: true}}

@@ -16,7 +16,7 @@
 //
 // backtest may import engine, policy, gonum, the Prometheus client, the Prometheus module's
 // promql and storage, sandbox/sim (for the definitions of the series the simulator
-// exports, so that both export the same) and scaler/prom (the Prometheus reader that
+// exports, so that both export the same) and prom (the Prometheus reader that
 // prescale run uses, so that both read history alike); it must not
 // import cmd/ or the controller (scaler/), and engine/ and policy/ must never import it.
 package backtest

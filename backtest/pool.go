@@ -60,7 +60,7 @@ const poolResource = "gpu"
 
 // RunPool replays every member's trace through the model at once, each policy deciding as
 // in Run, and grants their replicas out of one pool of gpus GPUs at each tick with
-// alloc.Allocate, as prescale run does with capacity.mode: cap: by each policy's
+// alloc.AllocateTiers, as prescale run does with capacity.mode: cap: by each policy's
 // capacity.priority and capacity.guaranteed, then by how far it is below its need. A pod
 // holds Params.GPUsPerReplica GPUs (an integer here) from its creation, starting or Ready;
 // a removed pod frees them at the next tick. The traces are cut to the shortest. Guarantees
@@ -155,7 +155,8 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 		}
 		res.PeakGPUs = max(res.PeakGPUs, held)
 		in.Nodes[0].Free[poolResource] = max(0, gpus-held)
-		r := alloc.Allocate(in)
+		// Every member writes its scale: one tier, as the controller's writers are.
+		r := alloc.AllocateTiers(in.Nodes, in.Allowance, in.Policies)[0]
 		for i, m := range sims {
 			g, _ := r.Grant(m.name)
 			if g.Granted < wants[i] {

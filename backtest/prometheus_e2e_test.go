@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/prescale/prescale/backtest/promtest"
-	"github.com/prescale/prescale/scaler/prom"
+	"github.com/prescale/prescale/prom"
 )
 
 // TestPrometheusLoad reads a backfilled history from a real Prometheus server: promtool

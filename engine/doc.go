@@ -1,6 +1,6 @@
 // Package engine is prescale's one per-policy autoscaler engine: the state a policy carries
 // from tick to tick (the decision History, the HPA-equivalent decision's, the forecast's
-// Predictor, its refit schedule and horizon) and the step that turns one tick's observation
+// predictor, its refit schedule and horizon) and the step that turns one tick's observation
 // into a decision. `prescale run` (package scaler), `prescale backtest` and `prescale
 // replay` all drive it, so that what is backtested or replayed is what runs.
 //

@@ -21,7 +21,8 @@ type Options struct {
 	// reports a measured one.
 	DefaultStartup time.Duration
 	// HPAEquivalent also decides, at each Step, what the HPA would on the same metrics: the
-	// policy without its forecast and capacity cap, with its own History.
+	// policy without its forecast, with its own History (the GPU allocation, after Step,
+	// caps only Decision).
 	HPAEquivalent bool
 	// KeepLoad keeps the load samples of the last forecast.history in memory and refits the
 	// forecaster on them when a refit is due: for drivers without a history source (the
@@ -217,8 +218,8 @@ type Input struct {
 // Result is what one Step decided.
 type Result struct {
 	Decision policy.Decision
-	// HPAEquivalent is what the HPA would decide on the same metrics (no forecast, no
-	// capacity cap); zero unless Options.HPAEquivalent.
+	// HPAEquivalent is what the HPA would decide on the same metrics (no forecast; the GPU
+	// allocation never caps it); zero unless Options.HPAEquivalent.
 	HPAEquivalent policy.Decision
 	// Forecast is the forecast's status, nil for a policy without a forecast. It is valid
 	// until the next Step (its storage is reused): Copy it to keep it.
@@ -281,7 +282,7 @@ func (e *Engine) Step(in Input, now time.Time) Result {
 	}
 	if e.opts.HPAEquivalent {
 		hin := obs
-		hin.Capacity, hin.Forecast, hin.LoadErr, hin.Activation, hin.WakeGated = nil, nil, nil, nil, false
+		hin.Forecast, hin.LoadErr, hin.Activation, hin.WakeGated = nil, nil, nil, false
 		res.HPAEquivalent, e.hpa = policy.Decide(e.hpaP, hin, e.hpa, now)
 	}
 	e.seen, e.lastSpec, e.lastWrites = true, cur, in.Writes

@@ -229,26 +229,6 @@ func TestLoadWarnings(t *testing.T) {
 	}
 }
 
-func TestHPAEquivalentIgnoresTheCapacityCap(t *testing.T) {
-	// The metric asks for 100 / 10 = 10 from 5; the default scale-up allows max(100 %, 4
-	// pods) = 10; the capacity cap allows 7. The HPA-equivalent has no cap.
-	p := parse(t, `
-  - name: capped
-    target: {apiVersion: apps/v1, kind: Deployment, namespace: ns, name: model}
-    maxReplicas: 20
-    metrics:
-      - {name: load, query: q, target: {type: AverageValue, averageValue: 10}}
-`)
-	e := newEngine(t, p, Options{HPAEquivalent: true})
-	in := input(5, 100, true)
-	capacity := int32(7)
-	in.Capacity = &capacity
-	res := e.Step(in, t0)
-	if res.Decision.DesiredReplicas != 7 || res.HPAEquivalent.DesiredReplicas != 10 {
-		t.Errorf("desired %d, HPA-equivalent %d; want 7 and 10", res.Decision.DesiredReplicas, res.HPAEquivalent.DesiredReplicas)
-	}
-}
-
 // steady returns n samples of a constant load, step apart, ending at end.
 func steady(n int, step time.Duration, end time.Time) []forecast.Sample {
 	s := make([]forecast.Sample, n)

@@ -98,7 +98,7 @@ func Forecasting(p *policy.Policy) *policy.Forecast {
 type forecaster struct {
 	spec policy.Forecast // the spec it was built for: another one rebuilds it
 	// pred is nil until the first fit, and when that fit failed (built is then true).
-	pred    *policy.Predictor
+	pred    *predictor
 	built   bool
 	samples int // load samples of the last fit
 	// loading is true while the driver loads the first fit's history in the background:
@@ -242,7 +242,7 @@ func (e *Engine) Fit(history []forecast.Sample, loadErr error, now time.Time) (F
 func (fc *forecaster) build(e *Engine, history []forecast.Sample, now time.Time) error {
 	fc.built, fc.loading, fc.samples = true, false, len(history)
 	fc.refitAt = now.Add(RefitPeriod + e.opts.RefitDelay)
-	pred, err := policy.NewPredictor(&fc.spec, e.opts.loadStep(), e.horizon(&fc.spec), history)
+	pred, err := newPredictor(&fc.spec, e.opts.loadStep(), e.horizon(&fc.spec), history)
 	if err != nil { // not expected: the spec passed Validate
 		return fmt.Errorf("build the forecaster: %w", err)
 	}
@@ -295,7 +295,7 @@ func (fc *forecaster) keep(e *Engine, load float64, now time.Time) {
 	fc.loads = append(fc.loads, forecast.Sample{At: now, Value: load})
 }
 
-// observe feeds the Step's load sample (nil: not sampled this tick) to the Predictor and
+// observe feeds the Step's load sample (nil: not sampled this tick) to the predictor and
 // returns the forecast's status, the load for Learn, why it was missing, and whether the
 // gate changed. The forecast for Decide is left in fc.input.
 func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (st *ForecastStatus, load float64, ok bool, loadErr error, gateChanged bool) {

@@ -87,7 +87,6 @@ func TestRestore(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := parse(t, tc.item)
-			at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
 			obs := func(spec int32) policy.Observation {
 				o := policy.Observation{SpecReplicas: spec, StatusReplicas: spec}
 				if spec > 0 {

@@ -85,7 +85,7 @@ func decide(p *Policy, in Observation, hist History, now time.Time, minR int32) 
 		desired = minR
 		d.Reason = ReasonTooFewReplicas
 	}
-	d.DesiredReplicas = capToCapacity(desired, cur, minR, in.Capacity, &d)
+	d.DesiredReplicas = desired
 	return d, hist
 }
 
@@ -117,7 +117,7 @@ func joinForecast(f *ForecastInput, cur, proposal int32, ok bool, tol tolerances
 		return proposal, ok
 	}
 	r.PerReplica = Float(f.PerReplica)
-	if checkSample(f.Value) != nil {
+	if CheckSample(f.Value) != nil {
 		return proposal, ok // not a usable forecast: no proposal
 	}
 	r.Proposal = ceilReplicas(f.Value / f.PerReplica)
@@ -131,22 +131,6 @@ func joinForecast(f *ForecastInput, cur, proposal int32, ok bool, tol tolerances
 		return r.Proposal, true
 	}
 	return proposal, ok
-}
-
-// capToCapacity never asks for more pods than the cluster can place: a scale-up stops at
-// capacity (but not below the current replicas or minReplicas). It is prescale's addition
-// after the HPA's rules, so the stabilization history keeps the uncapped recommendation.
-func capToCapacity(desired, cur, minR int32, capacity *int32, d *Decision) int32 {
-	if capacity == nil || desired <= cur || desired <= *capacity {
-		return desired
-	}
-	capped := max(*capacity, cur, minR)
-	if capped >= desired {
-		return desired
-	}
-	d.Clamps = append(d.Clamps, Clamp{Reason: ReasonCapacityLimited, From: desired, To: capped})
-	d.Reason = ReasonCapacityLimited
-	return capped
 }
 
 // proposeFromMetrics evaluates every metric into d.Metrics and returns the largest proposal

@@ -653,51 +653,6 @@ func TestDecideIsDeterministicAndPure(t *testing.T) {
 	_ = time.Second
 }
 
-// prescale's capacity cap, after the HPA's rules.
-func TestCapacityCap(t *testing.T) {
-	tests := []struct {
-		name     string
-		capacity *int32
-		cur      int32
-		queue    float64
-		want     outcome
-	}{
-		{
-			// queue 10 on 4 pods proposes 8; 6 fit: stop at 6
-			name: "a scale-up stops at what fits", capacity: i32(6), cur: 4, queue: 10,
-			want: outcome{Desired: 6, Reason: ReasonCapacityLimited, Proposal: 8, Clamps: []Clamp{{ReasonCapacityLimited, 8, 6}}},
-		},
-		{
-			name: "exactly enough room does not clamp", capacity: i32(8), cur: 4, queue: 10,
-			want: outcome{Desired: 8, Reason: ReasonDesiredWithinRange, Proposal: 8},
-		},
-		{
-			name: "no cap without capacity", capacity: nil, cur: 4, queue: 10,
-			want: outcome{Desired: 8, Reason: ReasonDesiredWithinRange, Proposal: 8},
-		},
-		{
-			// Capacity below the current replicas (pods Pending) never scales down.
-			name: "capacity below current holds current", capacity: i32(2), cur: 4, queue: 10,
-			want: outcome{Desired: 4, Reason: ReasonCapacityLimited, Proposal: 8, Clamps: []Clamp{{ReasonCapacityLimited, 8, 4}}},
-		},
-		{
-			// A scale-down is not the cap's business: queue 1 on 4 proposes 1.
-			name: "a scale-down ignores capacity", capacity: i32(0), cur: 4, queue: 1,
-			want: outcome{Desired: 1, Reason: ReasonDesiredWithinRange, Proposal: 1},
-		},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			in := queueAt(tc.cur, tc.queue)
-			in.Capacity = tc.capacity
-			d, _ := Decide(queuePolicy(zeroWindows()), in, seasoned(), at(0))
-			if diff := cmp.Diff(tc.want, outcomeOf(d)); diff != "" {
-				t.Errorf("decision (-want +got):\n%s", diff)
-			}
-		})
-	}
-}
-
 // Syncs at one instant (a replay of lines sharing a timestamp) keep only that instant's
 // fewest and most replicas: the windows take only their minimum and maximum, so the
 // decisions are those of the full history, and n such syncs cost O(n), not O(n²).

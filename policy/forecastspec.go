@@ -78,7 +78,7 @@ const (
 	MaxForecastHold      = 24 * time.Hour
 	MinForecastQuantile  = 0.5
 	MaxForecastQuantile  = 0.999
-	// MinForecastStep is the shortest sampling step a Predictor is built with (the
+	// MinForecastStep is the shortest sampling step the engine's forecast predictor is built with (the
 	// controller's shortest interval): File.Validate checks the season against it, and
 	// ParseStep, File.ValidateStep and Forecast.CheckStep against the step given.
 	MinForecastStep = time.Second

@@ -16,9 +16,9 @@ var (
 	errNoSample  = errors.New("no sample")
 )
 
-// checkSample returns an error for a value that must not be used: NaN, ±Inf, negative or
-// beyond maxSample.
-func checkSample(v float64) error {
+// CheckSample returns an error for a value that must not be used: NaN, ±Inf, negative or
+// beyond maxSample (1e12). The engine's forecast learner checks its samples with it too.
+func CheckSample(v float64) error {
 	switch {
 	case math.IsNaN(v):
 		return errors.New("sample is NaN")
@@ -60,7 +60,7 @@ func evaluate(m *Metric, s Sample, in *Observation, tol tolerances) MetricResult
 		err = podsProposal(&res, s.PerPod, in, target, tol)
 	case m.Target.Type == AverageValue:
 		res.Semantics = SemanticsAverageValue
-		if err = checkSample(s.Value); err == nil {
+		if err = CheckSample(s.Value); err == nil {
 			averageValueProposal(&res, milliFloor(s.Value), in.StatusReplicas, target, tol)
 		}
 	default:
@@ -96,14 +96,14 @@ func ValueMilli(s Sample) (int64, error) {
 // vector the sum of its series, as the HPA sums an external metric's series.
 func scalarUsage(s Sample) (int64, error) {
 	if s.PerPod == nil {
-		if err := checkSample(s.Value); err != nil {
+		if err := CheckSample(s.Value); err != nil {
 			return 0, err
 		}
 		return milliFloor(s.Value), nil
 	}
 	var usage int64
 	for pod, v := range s.PerPod {
-		if err := checkSample(v); err != nil {
+		if err := CheckSample(v); err != nil {
 			return 0, fmt.Errorf("pod %s: %w", pod, err)
 		}
 		usage += milliFloor(v)
@@ -139,7 +139,7 @@ func podsProposal(res *MetricResult, perPod map[string]float64, in *Observation,
 			missing++
 			continue
 		}
-		if err := checkSample(v); err != nil {
+		if err := CheckSample(v); err != nil {
 			return fmt.Errorf("pod %s: %w", pod.Name, err)
 		}
 		sum += milliFloor(v)

@@ -36,7 +36,9 @@ const (
 	// are held and no metric is computed (the HPA's AmbiguousSelector).
 	ReasonAmbiguousSelector Reason = "AmbiguousSelector"
 	// ReasonCapacityLimited: the cluster cannot place more pods (GPUs), so the scale-up
-	// stops at what fits. prescale's own reason; the HPA has no capacity cap.
+	// stops at what fits. prescale's own reason; the HPA has no capacity cap. Decide never
+	// gives it: the controller adds it, with its clamp, when the GPU allocation (alloc)
+	// grants a decision less than it asked for.
 	ReasonCapacityLimited Reason = "CapacityLimited"
 	// ReasonForecastGated: the forecast's recent error is above the gate's maxError, so it
 	// proposes nothing. It appears in Decision.Forecast.Reason only.

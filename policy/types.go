@@ -214,12 +214,7 @@ type Observation struct {
 	Pods []Pod
 	// Metrics holds one sample per policy metric, in the order of Policy.Metrics.
 	Metrics []Sample
-	// Capacity, when set, is the most pods of the target that the cluster can place now:
-	// those already placed, plus those that fit in the free GPUs, plus any allowance of
-	// Pending pods. Decide never scales up beyond it (nor below minReplicas for it). Nil turns
-	// the cap off.
-	Capacity *int32
-	// Forecast is the caller's forecast for this sync (a Predictor's Observe), nil without
+	// Forecast is the caller's forecast for this sync (the engine's forecast predictor's Observe), nil without
 	// one. Its proposal joins the metrics' maximum.
 	Forecast *ForecastInput
 	// LoadErr, when not nil, says why the forecast's load query had no usable sample this

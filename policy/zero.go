@@ -139,7 +139,7 @@ func (z *ScaleToZero) ActivationValue(s Sample) (v float64, active bool, err err
 			v += x
 		}
 	}
-	if err := checkSample(v); err != nil {
+	if err := CheckSample(v); err != nil {
 		return 0, false, err
 	}
 	var th float64
@@ -216,11 +216,11 @@ func (z *ScaleToZero) validate(path string, p *Policy) []error {
 // signal: waking a GPU for it would cost more than its wait).
 func expectsLoad(f *ForecastInput) (int32, bool) {
 	if f == nil || f.Gated || !f.PerReplicaKnown || !(f.PerReplica > 0) ||
-		checkSample(f.Point) != nil || checkSample(f.Value) != nil {
+		CheckSample(f.Point) != nil || CheckSample(f.Value) != nil {
 		return 0, false
 	}
 	point := f.Point
-	if f.SeasonalKnown && checkSample(f.Seasonal) == nil {
+	if f.SeasonalKnown && CheckSample(f.Seasonal) == nil {
 		point = max(point, f.Seasonal)
 	}
 	if point < wakeExpectReplicasAt*f.PerReplica {
@@ -281,7 +281,7 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 				zr.Reason = ReasonWakeAhead // held awake: the load is expected back
 				if up := min(expected, p.MaxReplicas); up > d.DesiredReplicas {
 					d.Clamps = append(d.Clamps, Clamp{Reason: ReasonWakeAhead, From: d.DesiredReplicas, To: up})
-					d.DesiredReplicas = capToCapacity(up, cur, 1, in.Capacity, &d)
+					d.DesiredReplicas = up
 					d.Reason = ReasonWakeAhead
 				}
 				return d, h
@@ -335,7 +335,6 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 		return d, hist
 	}
 	d.Proposal = want
-	minR := max(1, p.minReplicas())
 	desired := want
 	if desired > p.MaxReplicas {
 		d.Clamps = append(d.Clamps, Clamp{Reason: ReasonTooManyReplicas, From: desired, To: p.MaxReplicas})
@@ -343,7 +342,7 @@ func decideZero(p *Policy, in Observation, hist History, now time.Time) (Decisio
 	}
 	// The wake-up is a recommendation: the scale-down window holds it as any other.
 	hist.Recommendations = append(hist.Recommendations, Recommendation{Replicas: desired, At: now})
-	d.DesiredReplicas = capToCapacity(desired, 0, minR, in.Capacity, &d)
+	d.DesiredReplicas = desired
 	return d, hist
 }
 

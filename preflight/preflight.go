@@ -15,7 +15,7 @@ import (
 
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
-	"github.com/prescale/prescale/scaler/prom"
+	"github.com/prescale/prescale/prom"
 )
 
 // Source is what the preflight asks of Prometheus; *prom.Source implements it. Sample and

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/prescale/prescale/policy"
-	"github.com/prescale/prescale/scaler/prom"
+	"github.com/prescale/prescale/prom"
 )
 
 // t0 is the instant every Check evaluates at.

@@ -16,7 +16,7 @@ import (
 
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
-	"github.com/prescale/prescale/scaler/prom"
+	"github.com/prescale/prescale/prom"
 )
 
 // MaxLine bounds one observation line, in bytes, not counting its end ("\n" or "\r\n"):

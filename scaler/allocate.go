@@ -50,8 +50,9 @@ func (r *syncRun) holdScaleUp(why string) {
 		Message: fmt.Sprintf("wanted %d, granted %d: %s", dec.DesiredReplicas, granted, why)})
 }
 
-// allocateOn allocates free across runs; claim returns what a run's pods request of each
-// GPU kind and where they may go.
+// allocateOn builds the allocation's input from runs (claim returns what a run's pods
+// request of each GPU kind and where they may go), allocates free with
+// alloc.AllocateTiers, the writers as its first tier, and applies the grants.
 func (c *Controller) allocateOn(runs []*syncRun, free []alloc.Node, claim func(*syncRun) (map[string]int64, []string)) {
 	allowance := map[string]int32{}
 	for _, n := range free {
@@ -59,7 +60,6 @@ func (c *Controller) allocateOn(runs []*syncRun, free []alloc.Node, claim func(*
 			allowance[kind] = c.opts.Capacity.Allowance(kind)
 		}
 	}
-	perPod := map[string]map[string]int64{}
 	byName := map[string]*syncRun{}
 	var writers, others []alloc.Policy
 	for _, r := range runs {
@@ -84,43 +84,19 @@ func (c *Controller) allocateOn(runs []*syncRun, free []alloc.Node, claim func(*
 		ap := alloc.Policy{Name: r.p.Name, Priority: r.p.CapacityPriority(), Guaranteed: r.p.CapacityGuaranteed(),
 			PerPod: kinds, Nodes: nodes, Current: dec.CurrentReplicas, Placed: r.obs.placed, PlacedOn: r.obs.placedOn,
 			Wanted: dec.DesiredReplicas}
-		perPod[r.p.Name], byName[r.p.Name] = kinds, r
+		byName[r.p.Name] = r
 		if r.writes {
 			writers = append(writers, ap)
 		} else {
 			others = append(others, ap)
 		}
 	}
-	first := alloc.Allocate(alloc.Input{Nodes: free, Policies: writers, Allowance: allowance})
-	// What the writers leave: their placements and Pending pods taken out.
-	left := make([]alloc.Node, len(free))
-	index := map[string]int{}
-	for i, n := range free {
-		left[i] = alloc.Node{Name: n.Name, Free: make(map[string]int64, len(n.Free))}
-		for k, v := range n.Free {
-			left[i].Free[k] = v
-		}
-		index[n.Name] = i
-	}
-	leftAllowance := make(map[string]int32, len(allowance))
-	for k, v := range allowance {
-		leftAllowance[k] = v
-	}
-	for _, g := range first.Grants {
-		for _, pl := range g.Placements {
-			for k, n := range perPod[g.Policy] {
-				left[index[pl.Node]].Free[k] -= int64(pl.Pods) * n
-			}
-		}
-		for k := range perPod[g.Policy] {
-			leftAllowance[k] -= g.Pending
-		}
-	}
-	second := alloc.Allocate(alloc.Input{Nodes: left, Policies: others, Allowance: leftAllowance})
-	for _, res := range []alloc.Result{first, second} {
+	// The writers first; the others out of what they leave.
+	results := alloc.AllocateTiers(free, allowance, writers, others)
+	for _, res := range results {
 		for _, g := range res.Grants {
 			byName[g.Policy].grantCapacity(g)
 		}
 	}
-	c.reportPools(first, second)
+	c.reportPools(results...)
 }

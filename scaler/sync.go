@@ -13,7 +13,7 @@ import (
 	"github.com/prescale/prescale/alloc"
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
-	"github.com/prescale/prescale/scaler/prom"
+	"github.com/prescale/prescale/prom"
 )
 
 // The phases of a sync, as prescale_sync_phase_duration_seconds labels them.

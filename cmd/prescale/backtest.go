@@ -24,7 +24,7 @@ import (
 
 	"github.com/prescale/prescale/backtest"
 	"github.com/prescale/prescale/policy"
-	"github.com/prescale/prescale/scaler/prom"
+	"github.com/prescale/prescale/prom"
 )
 
 // newBacktestCmd returns "prescale backtest": a load trace replayed through the decision

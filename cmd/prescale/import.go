@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/prescale/prescale/hpaimport"
-	"github.com/prescale/prescale/scaler/prom"
+	"github.com/prescale/prescale/prom"
 )
 
 // seriesLookback is how far back import --prometheus lists series names: the adapter's

@@ -17,8 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/prescale/prescale/prom"
 	"github.com/prescale/prescale/scaler"
-	"github.com/prescale/prescale/scaler/prom"
 )
 
 // settingFlags are the run flags that override a global setting: flag name to the key of

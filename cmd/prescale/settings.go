@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/viper"
 	"k8s.io/client-go/tools/leaderelection"
 
+	"github.com/prescale/prescale/prom"
 	"github.com/prescale/prescale/scaler"
-	"github.com/prescale/prescale/scaler/prom"
 )
 
 // Settings are the policy file's global section. Every key has a default (registered with

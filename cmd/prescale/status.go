@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/prescale/prescale/prom"
 	"github.com/prescale/prescale/scaler"
-	"github.com/prescale/prescale/scaler/prom"
 )
 
 // newStatusCmd returns "prescale status": the dry-run scorecard of a running prescale.

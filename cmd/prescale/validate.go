@@ -11,7 +11,7 @@ import (
 
 	"github.com/prescale/prescale/policy"
 	"github.com/prescale/prescale/preflight"
-	"github.com/prescale/prescale/scaler/prom"
+	"github.com/prescale/prescale/prom"
 )
 
 // newValidateCmd returns "prescale validate -f FILE [--prometheus URL]": parse a policy file

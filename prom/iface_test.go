@@ -1,8 +1,8 @@
 package prom_test
 
 import (
+	"github.com/prescale/prescale/prom"
 	"github.com/prescale/prescale/scaler"
-	"github.com/prescale/prescale/scaler/prom"
 )
 
 // The Source is the controller's MetricSource. (An external test package, so that scaler

@@ -1,4 +1,4 @@
-package policy
+package engine
 
 import (
 	"fmt"
@@ -7,16 +7,18 @@ import (
 	"time"
 
 	"github.com/prescale/prescale/forecast"
+	"github.com/prescale/prescale/policy"
 )
 
-// Predictor is one policy's forecast state: the fitted forecaster, the accuracy gate, the
+// predictor is one policy's forecast state: the fitted forecaster, the accuracy gate, the
 // predictions awaiting their comparison one horizon later, and, for perReplica: auto, the
-// learner. Like Decide it is pure: every call takes now. It is not safe for concurrent use.
+// learner. Like policy.Decide it is pure: every call takes now. It is not safe for
+// concurrent use.
 //
-// Each sync: in.Forecast = pr.Observe(load, ok, now, horizon); dec, hist = Decide(...);
-// pr.Learn(dec, load, ok). engine.Engine drives it so for every driver.
-type Predictor struct {
-	opts     forecast.Options // NewPredictor's, for Refit
+// Engine.Step drives it each tick, for every driver: in.Forecast = pr.Observe(load, ok, now,
+// horizon); dec, hist = policy.Decide(...); pr.Learn(dec, load, ok).
+type predictor struct {
+	opts     forecast.Options // newPredictor's, for Refit
 	f        forecast.Forecaster
 	gate     *forecast.Gate
 	quantile float64
@@ -28,8 +30,8 @@ type Predictor struct {
 	// last is the instant of the last load sample and made the forecast made at it (nil
 	// before warm-up or when the forecaster could not predict).
 	last time.Time
-	made *ForecastInput
-	out  ForecastInput // what Observe returns
+	made *policy.ForecastInput
+	out  policy.ForecastInput // what Observe returns
 	// samples counts the load samples seen, history included; warm is how many make the
 	// forecaster trustworthy.
 	samples, warm int
@@ -76,10 +78,10 @@ const learnMinRatio = 0.05
 // the gate would keep that error for a whole window.
 const warmupResiduals = 20
 
-// NewPredictor fits spec's method on history (in time order, possibly empty) with the
+// newPredictor fits spec's method on history (in time order, possibly empty) with the
 // sampling step (the sync interval) and the fitting horizon (start-up time plus one step
-// for horizon: auto). spec must have passed Validate. The error wraps forecast.ErrOptions.
-func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecast.Sample) (*Predictor, error) {
+// for horizon: auto). spec must have passed policy's Validate. The error wraps forecast.ErrOptions.
+func newPredictor(spec *policy.Forecast, step, horizon time.Duration, history []forecast.Sample) (*predictor, error) {
 	opts := forecast.Options{
 		Method:  spec.MethodOrDefault(),
 		Season:  spec.SeasonOrDefault(),
@@ -93,7 +95,7 @@ func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecas
 		return nil, fmt.Errorf("fit forecast: %w", err)
 	}
 	maxErr, window := spec.GateOrDefault()
-	p := &Predictor{opts: opts, f: f, gate: forecast.NewGate(maxErr, window, DefaultTolerance), quantile: spec.QuantileOrDefault(),
+	p := &predictor{opts: opts, f: f, gate: forecast.NewGate(maxErr, window, policy.DefaultTolerance), quantile: spec.QuantileOrDefault(),
 		samples: len(history), warm: max(warmupResiduals+int((horizon+step-1)/step), int(window/step))}
 	if spec.Load.PerReplica.Auto {
 		p.auto = true
@@ -117,7 +119,7 @@ func NewPredictor(spec *Forecast, step, horizon time.Duration, history []forecas
 // of samples: a forecast is trusted only once it could have been judged over a whole
 // window, so a service without history scales as the HPA would for that long. The result is valid until the
 // next Observe (its storage is reused).
-func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.Duration) *ForecastInput {
+func (pr *predictor) Observe(load float64, ok bool, now time.Time, horizon time.Duration) *policy.ForecastInput {
 	pr.gateChanged, pr.compared, pr.beyond = false, false, false
 	if !ok {
 		if pr.made == nil || !now.Before(pr.last.Add(horizon)) {
@@ -156,7 +158,7 @@ func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.
 		}
 	}
 	pr.pending = append(pr.pending, pendingPrediction{at: now.Add(horizon), p: p, reach: reach})
-	pr.made = &ForecastInput{Value: p.Hi, Point: p.Point, Lo: p.Lo, Hi: p.Hi, Method: pr.method()}
+	pr.made = &policy.ForecastInput{Value: p.Hi, Point: p.Point, Lo: p.Lo, Hi: p.Hi, Method: pr.method()}
 	if pr.wake {
 		if sn := pr.seasonalNaive(); sn != nil {
 			if sp, ok := sn.Predict(horizon, pr.quantile); ok {
@@ -167,20 +169,20 @@ func (pr *Predictor) Observe(load float64, ok bool, now time.Time, horizon time.
 	return pr.output()
 }
 
-// Refit fits the forecaster again, with NewPredictor's options, on history (in time
+// Refit fits the forecaster again, with newPredictor's options, on history (in time
 // order, ending before the next sample Observe will take), keeping the gate, the
 // predictions awaiting comparison and the perReplica learner: the parameters then follow
 // the load. A controller calls it, say, daily with the history it loads at start-up. The
-// error (only for options NewPredictor accepted, so not expected) leaves the forecaster as
+// error (only for options newPredictor accepted, so not expected) leaves the forecaster as
 // it was.
-func (pr *Predictor) Refit(history []forecast.Sample) error {
+func (pr *predictor) Refit(history []forecast.Sample) error {
 	return pr.RefitHorizon(history, pr.opts.Horizon)
 }
 
 // RefitHorizon is Refit for another fitting horizon (horizon: auto follows the pods'
 // measured start-up, which a forecaster built before any pod started did not know).
 // A horizon ≤ 0 keeps the current one.
-func (pr *Predictor) RefitHorizon(history []forecast.Sample, horizon time.Duration) error {
+func (pr *predictor) RefitHorizon(history []forecast.Sample, horizon time.Duration) error {
 	opts := pr.opts
 	if horizon > 0 {
 		opts.Horizon = horizon
@@ -195,25 +197,25 @@ func (pr *Predictor) RefitHorizon(history []forecast.Sample, horizon time.Durati
 
 // SetQuantile sets the quantile of the load the forecast plans for, from the next Observe
 // on (an objective adapts it); q must be within [MinForecastQuantile, MaxForecastQuantile].
-func (pr *Predictor) SetQuantile(q float64) { pr.quantile = q }
+func (pr *predictor) SetQuantile(q float64) { pr.quantile = q }
 
 // SetReach sets the highest quantile the caller could plan for (an objective's bound): each
 // prediction also records its plan at that quantile, and Reach says whether the load
 // exceeded it. 0 stops tracking it.
-func (pr *Predictor) SetReach(q float64) { pr.reachQ = q }
+func (pr *predictor) SetReach(q float64) { pr.reachQ = q }
 
 // Reach says whether the last Observe compared its load with the prediction made one
 // horizon before (compared), and whether the load exceeded what that prediction planned
 // at the SetReach quantile (beyond): no quantile the caller could plan for would have
 // covered it.
-func (pr *Predictor) Reach() (compared, beyond bool) { return pr.compared, pr.beyond }
+func (pr *predictor) Reach() (compared, beyond bool) { return pr.compared, pr.beyond }
 
 // Horizon is the horizon the forecaster was last fitted for.
-func (pr *Predictor) Horizon() time.Duration { return pr.opts.Horizon }
+func (pr *predictor) Horizon() time.Duration { return pr.opts.Horizon }
 
 // output returns the forecast made at the last sample with the gate's and the learner's
 // current state, in storage reused by every Observe.
-func (pr *Predictor) output() *ForecastInput {
+func (pr *predictor) output() *policy.ForecastInput {
 	pr.out = *pr.made
 	pr.out.Gated = pr.gate.Gated()
 	pr.out.PerReplica, pr.out.PerReplicaKnown = pr.PerReplica()
@@ -221,14 +223,14 @@ func (pr *Predictor) output() *ForecastInput {
 }
 
 // SetWake asks Observe for the seasonal-naive point at the horizon too
-// (ForecastInput.Seasonal): scaleToZero's wake-ahead asks whether the load came back at
+// (policy.ForecastInput.Seasonal): scaleToZero's wake-ahead asks whether the load came back at
 // this time one season ago, which the chosen method, fitted on the idle period's zeros,
 // does not remember.
-func (pr *Predictor) SetWake(on bool) { pr.wake = on }
+func (pr *predictor) SetWake(on bool) { pr.wake = on }
 
 // seasonalNaive returns the forecaster's seasonal-naive method (auto's candidate, or the
 // method itself), nil when it has none.
-func (pr *Predictor) seasonalNaive() forecast.Forecaster {
+func (pr *predictor) seasonalNaive() forecast.Forecaster {
 	switch f := pr.f.(type) {
 	case *forecast.SeasonalNaive:
 		return f
@@ -242,7 +244,7 @@ func (pr *Predictor) seasonalNaive() forecast.Forecaster {
 	return nil
 }
 
-func (pr *Predictor) method() string {
+func (pr *predictor) method() string {
 	if a, ok := pr.f.(*forecast.Auto); ok {
 		return string(a.Method())
 	}
@@ -253,7 +255,7 @@ func (pr *Predictor) method() string {
 // (for an event on the transition), and the point's weighted MAPE over the gate's window
 // (ok false when the window has no load). The gate judges the under-prediction rate
 // (GateUnderRate), not the MAPE: see forecast.Gate.
-func (pr *Predictor) Gate() (gated, changed bool, mape float64, ok bool) {
+func (pr *predictor) Gate() (gated, changed bool, mape float64, ok bool) {
 	mape, _, ok = pr.gate.Error()
 	return pr.gate.Gated(), pr.gateChanged, mape, ok
 }
@@ -261,13 +263,13 @@ func (pr *Predictor) Gate() (gated, changed bool, mape float64, ok bool) {
 // GateUnderRate is the error the gate judges against maxError: the fraction of the
 // window's comparisons in which the load exceeded the Hi of the prediction made one
 // horizon before (ok false while the window is empty).
-func (pr *Predictor) GateUnderRate() (rate float64, ok bool) {
+func (pr *predictor) GateUnderRate() (rate float64, ok bool) {
 	return pr.gate.UnderRate()
 }
 
 // PerReplica returns the load one replica carries: the configured value, or the learned
 // estimate, false while perReplica: auto has fewer than learnMin samples.
-func (pr *Predictor) PerReplica() (float64, bool) {
+func (pr *predictor) PerReplica() (float64, bool) {
 	if !pr.auto {
 		return pr.perReplica, true
 	}
@@ -290,8 +292,8 @@ func (pr *Predictor) PerReplica() (float64, bool) {
 // The estimate is the median of the last 256 samples: a median ignores the odd sample
 // taken while the load or the Ready pods changed within the metric's averaging window (a
 // mean would follow every one). Learn does nothing for a fixed perReplica.
-func (pr *Predictor) Learn(dec Decision, load float64, ok bool) {
-	if !pr.auto || !ok || !(load > 0) || checkSample(load) != nil || dec.CurrentReplicas < 1 || len(dec.Metrics) == 0 {
+func (pr *predictor) Learn(dec policy.Decision, load float64, ok bool) {
+	if !pr.auto || !ok || !(load > 0) || policy.CheckSample(load) != nil || dec.CurrentReplicas < 1 || len(dec.Metrics) == 0 {
 		return
 	}
 	var ratio float64
@@ -301,17 +303,17 @@ func (pr *Predictor) Learn(dec Decision, load float64, ok bool) {
 			return
 		}
 		r := float64(m.Ratio)
-		if checkSample(r) != nil || r <= ratio {
+		if policy.CheckSample(r) != nil || r <= ratio {
 			continue
 		}
 		ratio, pods = r, dec.CurrentReplicas
-		if m.Semantics == SemanticsPods {
+		if m.Semantics == policy.SemanticsPods {
 			pods = int32(min(m.PodsWithSample, math.MaxInt32))
 		} else if m.PodsMissing > 0 {
 			return
 		}
 	}
-	if ratio < learnMinRatio || ratio > 1+DefaultTolerance || pods < 1 {
+	if ratio < learnMinRatio || ratio > 1+policy.DefaultTolerance || pods < 1 {
 		return
 	}
 	pr.learned[pr.next] = load / (float64(pods) * ratio)

@@ -1,6 +1,7 @@
-// Package prom is the Prometheus side of the controller: a scaler.MetricSource that runs one
-// instant PromQL query per call, evaluated at the controller's clock, and turns the result
-// into a policy.Sample.
+// Package prom is prescale's Prometheus source, used by the controller (scaler), the backtest,
+// replay (the load query's lag) and the preflight: a scaler.MetricSource that runs one instant
+// PromQL query per call, evaluated at the caller's clock, and turns the result into a
+// policy.Sample.
 //
 // A vector whose series carry the pod label gives a per-pod sample; a single series without
 // it, or a scalar, gives a scalar sample. Everything else is an error, never zero: an empty
@@ -31,7 +32,7 @@
 // The tests tagged e2e start a real Prometheus, the binary $PRESCALE_TOOLS_BIN/prometheus,
 // and fail (never skip) without it:
 //
-//	PRESCALE_TOOLS_BIN=/path/to/dir go test -tags e2e ./scaler/prom/...
+//	PRESCALE_TOOLS_BIN=/path/to/dir go test -tags e2e ./prom/...
 //
 // This package must not import policy's callers (scaler, cmd) or Kubernetes packages.
 package prom
