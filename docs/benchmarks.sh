@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates docs/benchmarks.md and docs/img/*.png: `make benchmarks-doc`.
 # Reads the shared traces from $TRACES (default ../shared/traces, beside the repository);
-# copies none of them.
+# copies none of them. Needs jq.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 traces=${TRACES:-../shared/traces}
@@ -14,6 +14,16 @@ runs=(
   "azure-code|Azure LLM inference, code (1 hour)|azure-llm-2023/code_requests_per_minute.csv"
   "nasa|NASA Kennedy Space Center HTTP, July 1995 (27.5 days)|nasa-http-1995-07/requests_per_minute.csv"
   "servegen|ServeGen, Alibaba Model Studio, one model (14 days)|servegen-m-small/requests_per_minute.csv"
+  "twitter|Twitter sample stream, August 2021 (22 days)|twitter-stream-2021-08/requests_per_minute.csv"
+  "deepseek|ServeGen, a reasoning model, DeepSeek-R1 (1 day)|servegen-deepseek-r1/requests_per_minute.csv"
+  "mm-image|ServeGen, a multimodal (image) model (1 day)|servegen-mm-image/requests_per_minute.csv"
+)
+# The model variants, on every trace of a day or more: slug | flags. Each is its own
+# backtest, the HPA's 75 settings swept again on it.
+variants=(
+  "start-up 60 s|--startup 60s"
+  "start-up 600 s|--startup 600s"
+  "peak 10 replicas|--peak-replicas 10"
 )
 
 tmp=$(mktemp -d)
@@ -72,6 +82,28 @@ for run in "${runs[@]}"; do
       if (minutes < 1440) r = "1-hour check: " overall
       printf "| %s | %s | %s | %s | %s | %s | %s | %s |", title, budget, d, hpa, p, (saving == "" ? "-" : saving), o, r
     }' "$tmp/$slug.txt")")
+done
+
+# The model variants: one row each, the criterion's numbers.
+variant_rows=()
+for run in "${runs[@]}"; do
+  IFS='|' read -r slug title file <<<"$run"
+  minutes=$(head -1 "$tmp/$slug.txt" | sed -E 's/^.*: ([0-9]+) minutes \(.*$/\1/')
+  ((minutes >= 1440)) || continue
+  for variant in "${variants[@]}"; do
+    IFS='|' read -r vname flags <<<"$variant"
+    # shellcheck disable=SC2086 # flags are words
+    bin/prescale backtest -f "$policy" --trace "$traces/$file" $flags --json >"$tmp/$slug-variant.json"
+    variant_rows+=("$(jq -r --arg t "$title" --arg v "$vname" '
+      def r1: (. * 10 | round) / 10;
+      .objective as $c | $c.criterion as $k |
+      "| \($t) | \($v) | \($k.budgetMinutes) | " +
+      (if $k.cheapestHpaHolding == null then "none" else "\($k.cheapestHpaHolding.gpuTarget)% \($k.cheapestHpaHolding.scaleDownWindowSeconds)s: \($k.cheapestHpaHolding.gpuHours | r1) / \($k.cheapestHpaHolding.sloViolationMinutes)" end) +
+      " | \($c.prescale.gpuHours | r1) / \($c.prescale.sloViolationMinutes) | \($c.oracle.gpuHours | r1) | " +
+      (if $k.gpuHoursRatio == null then "-" else "\($k.gpuHoursRatio * 1000 | round / 1000)" end) + " | " +
+      (if $k.captureShare == null then "-" else "\($k.captureShare * 1000 | round / 10)%" end) + " | " +
+      (if $k.met then "met" else "**not met**" end) + " |"' "$tmp/$slug-variant.json")")
+  done
 done
 
 {
@@ -140,6 +172,20 @@ second shows GPU-hours against SLO-violation minutes: the 75 HPA settings (grey)
 Pareto front, prescale's front over objective budgets, prescale as written, the oracle, the
 budget and B.
 PLOTS
+cat <<'VARIANTS'
+
+## Model variants
+
+The same file on the same traces, with the model's start-up (GPU model load) at 60 s or
+600 s instead of 180 s, or the trace scaled so that its peak needs 10 replicas instead of 40;
+for each, the HPA's 75 settings are swept again on that model. Each cell is GPU-hours /
+SLO-violation minutes; B, the cheapest HPA setting holding B, the ratio and the capture
+share are the benchmark criterion's.
+
+| trace | variant | B | cheapest HPA setting holding B | `prescale` | `oracle` | ratio | capture share | benchmark criterion |
+|---|---|---|---|---|---|---|---|---|
+VARIANTS
+printf '%s\n' "${variant_rows[@]}"
 cat "$tmp/body.md"
 cat <<'TAIL'
 
