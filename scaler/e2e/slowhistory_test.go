@@ -17,9 +17,9 @@ import (
 	"github.com/prescale/prescale/sandbox"
 )
 
-// slowProxy is a reverse proxy in front of a Prometheus that holds every range query (a
-// forecast's history) for a delay before passing it on, as an overloaded Prometheus
-// answering a long range does; instant queries pass at once. It counts the range queries
+// slowProxy stands in front of a Prometheus: it holds every range query (a forecast's
+// history) for a delay before passing it on, as an overloaded Prometheus answering a long
+// range does, and redirects every other request to Prometheus at once. It counts the range queries
 // it holds.
 type slowProxy struct {
 	addr     string
@@ -34,18 +34,27 @@ func startSlowProxy(t testing.TB, upstream string, delay time.Duration) *slowPro
 		t.Fatal(err)
 	}
 	rp := httputil.NewSingleHostReverseProxy(u)
+	// As many idle connections as prescale's concurrent queries (the default keeps two, and
+	// a soak's 64 concurrent instant queries would each open one).
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
+	rp.Transport = tr
 	p := &slowProxy{}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/v1/query_range" {
-			p.held.Add(1)
-			select {
-			case <-time.After(delay):
-				p.held.Add(-1)
-				p.answered.Add(1)
-			case <-r.Context().Done():
-				p.held.Add(-1)
-				return
-			}
+		if r.URL.Path != "/api/v1/query_range" {
+			// The rest goes to Prometheus itself: a 307 keeps the method and the body, and
+			// the proxy's own work stays out of the instant queries' latency.
+			http.Redirect(w, r, upstream+r.URL.RequestURI(), http.StatusTemporaryRedirect)
+			return
+		}
+		p.held.Add(1)
+		select {
+		case <-time.After(delay):
+			p.held.Add(-1)
+			p.answered.Add(1)
+		case <-r.Context().Done():
+			p.held.Add(-1)
+			return
 		}
 		rp.ServeHTTP(w, r)
 	})

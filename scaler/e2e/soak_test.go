@@ -155,12 +155,18 @@ func BenchmarkSoak(b *testing.B) {
 	// Every soakForecastEvery-th policy has a forecast, whose history prescale loads at its
 	// first tick through a proxy that holds each range query soakHistoryDelay: the loads
 	// are in flight through the surge, and no tick may wait for them.
+	// Without forecast policies prescale queries Prometheus directly.
 	every, delay := soakForecastEvery(), soakHistoryDelay()
-	proxy := startSlowProxy(b, p.url(), delay)
+	promURL, timeout := p.url(), 5*time.Second
+	var proxy *slowProxy
+	if every > 0 {
+		proxy = startSlowProxy(b, p.url(), delay)
+		promURL, timeout = "http://"+proxy.addr, delay+30*time.Second
+	}
 
 	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "prometheus: {url: http://%s, timeout: %s}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: cap}\n",
-		proxy.addr, model.Duration(delay+30*time.Second))
+	fmt.Fprintf(&cfg, "prometheus: {url: %s, timeout: %s}\ninterval: 5s\nstaleness: 30s\nleaderElection: {enabled: false}\ncapacity: {mode: cap}\n",
+		promURL, model.Duration(timeout))
 	// SOAK_KUBERNETES, e.g. "{qps: 1000, burst: 2000}", sets the API clients' rate limits
 	// (the settings' kubernetes block): a surge's writes share the scale client's budget with
 	// the 1000 reads.
@@ -208,8 +214,10 @@ func BenchmarkSoak(b *testing.B) {
 	})
 	surgeTicks1, _ := in.metric("prescale_tick_duration_seconds_count", nil)
 	surgeSum1, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
-	b.Logf("forecast policies: %d (every %d-th); history range queries held %s each: %d still held at the surge's end, %d answered",
-		(n+every-1)/max(every, 1), every, delay, proxy.held.Load(), proxy.answered.Load())
+	if proxy != nil {
+		b.Logf("forecast policies: %d (every %d-th); history range queries held %s each: %d still held at the surge's end, %d answered",
+			(n+every-1)/every, every, delay, proxy.held.Load(), proxy.answered.Load())
+	}
 	b.Logf("surge: %d pods after %s, %.0f ticks of %.3f s on average (%s)", last, time.Since(surgeStart).Round(time.Second),
 		surgeTicks1-surgeTicks0, (surgeSum1-surgeSum0)/max(1, surgeTicks1-surgeTicks0), phaseMeans(surgePhases0, in.phaseSums()))
 	// Snapshots right after a tick ends, so that the window holds whole ticks.
