@@ -104,10 +104,10 @@ func TestImportedHPAParity(t *testing.T) {
 		// 30 s scale-down window.
 		steps: []parityStep{
 			{96, 10 * time.Second},  // 2
-			{280, 30 * time.Second}, // surge: 6
-			{380, 30 * time.Second}, // plateau, higher: 8
-			{140, 45 * time.Second}, // drop: 3 after the window
-			{40, 45 * time.Second},  // 1
+			{280, 20 * time.Second}, // surge: 6
+			{380, 20 * time.Second}, // plateau, higher: 8
+			{140, 40 * time.Second}, // drop: 3 after the window
+			{40, 40 * time.Second},  // 1
 		},
 		syncPeriod: 2 * time.Second,
 	})
