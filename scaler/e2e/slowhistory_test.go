@@ -71,12 +71,13 @@ func startSlowProxy(t testing.TB, upstream string, delay time.Duration) *slowPro
 
 // slowHistoryPolicy is one policy of TestSlowHistoryHoldsNoScale: a queue metric on the
 // workload's own pods (per-pod AverageValue 5) and, with forecast, a forecast whose load
-// is the namespace's inference_load_rps.
+// is the namespace's inference_load_rps. maxReplicas 2: a new pod reports the surge's
+// queue too, and the five workloads' 8 pods must fit the sandbox's GPUs.
 func slowHistoryPolicy(w sandbox.Workload, forecast bool) string {
 	s := fmt.Sprintf(`  - name: %s
     target: {apiVersion: apps/v1, kind: Deployment, namespace: %s, name: %s}
     minReplicas: 1
-    maxReplicas: 4
+    maxReplicas: 2
     metrics:
       - name: queue
         query: 'sum by (pod) (vllm:num_requests_waiting{namespace=%q, pod=~"%s-[a-z0-9]+-[a-z0-9]{5}"})'
