@@ -87,69 +87,60 @@ var errNotLeader = errors.New("not the leader")
 
 // mayWrite checks, right before a write of kind, that the sync's context (its deadline,
 // and the lease's) lives and that this instance still leads.
-func (a actor) mayWrite(ctx context.Context, kind string) error {
+func (r *pass) mayWrite(ctx context.Context, kind string) error {
 	if err := ctx.Err(); err != nil {
-		return failure(kind, fmt.Errorf("write to %s: %w", a.p.Target, err))
+		return failure(kind, fmt.Errorf("write to %s: %w", r.p.Target, err))
 	}
-	if !a.c.Leading() {
-		return failure(kind, fmt.Errorf("write to %s: %w", a.p.Target, errNotLeader))
+	if !r.c.Leading() {
+		return failure(kind, fmt.Errorf("write to %s: %w", r.p.Target, errNotLeader))
 	}
 	// ctx is the lease's (Tick runs a leader's syncs under it): checked above, and carried
 	// by the write itself, so a lease lost while the request is in flight cancels it.
 	return nil
 }
 
-// actor is one sync's act phase: the writer, and whether it may write.
-type actor struct {
-	c      *Controller
-	p      *policy.Policy
-	t      *target
-	o      *observed
-	writes bool
-}
-
 // event records an event while the sync may write. With a key, the event is a condition:
 // sent only when its message changes, until forgetCondition(key).
-func (a actor) event(typ, reason, key, msg string) { a.eventOn(typ, reason, key, msg, msg) }
+func (r *pass) event(typ, reason, key, msg string) { r.eventOn(typ, reason, key, msg, msg) }
 
 // eventOn is event for a condition whose state is not its whole message: sent only when
 // state changes.
-func (a actor) eventOn(typ, reason, key, state, msg string) {
-	if !a.writes {
+func (r *pass) eventOn(typ, reason, key, state, msg string) {
+	if !r.writes {
 		return
 	}
-	if key != "" && !a.t.setCondition(key, state) {
+	if key != "" && !r.t.setCondition(key, state) {
 		return
 	}
-	a.c.writer.Event(a.o.ref, typ, reason, msg)
+	r.c.writer.Event(r.obs.ref, typ, reason, msg)
 }
 
 // rescale writes the decision to the scale subresource and records it in the engine once
 // it is written. A conflict (another writer changed the scale since it was read) writes
 // nothing: the next tick decides again from the fresh scale, never this tick's desired
 // replicas computed from the old ones.
-func (a actor) rescale(ctx context.Context, eng *engine.Engine, dec policy.Decision) error {
-	cur := a.o.in.SpecReplicas
-	m := a.c.deps.Metrics
-	if err := a.mayWrite(ctx, "scale_write"); err != nil {
+func (r *pass) rescale(ctx context.Context, eng *engine.Engine, dec policy.Decision) error {
+	cur := r.obs.in.SpecReplicas
+	m := r.c.deps.Metrics
+	if err := r.mayWrite(ctx, "scale_write"); err != nil {
 		return err
 	}
-	err := a.c.writer.Scale(ctx, a.o.gr, a.o.scale, dec.DesiredReplicas)
+	err := r.c.writer.Scale(ctx, r.obs.gr, r.obs.scale, dec.DesiredReplicas)
 	switch {
 	case apierrors.IsConflict(err):
-		m.Scales.WithLabelValues(a.p.Name, "conflict").Inc()
+		m.Scales.WithLabelValues(r.p.Name, "conflict").Inc()
 		klog.FromContext(ctx).Info("Scale changed by another writer since it was read; deciding again at the next tick",
 			"read", cur, "desired", dec.DesiredReplicas)
 		return nil
 	case err != nil:
-		m.Scales.WithLabelValues(a.p.Name, "error").Inc()
-		a.event(corev1.EventTypeWarning, ReasonFailedRescale, "",
+		m.Scales.WithLabelValues(r.p.Name, "error").Inc()
+		r.event(corev1.EventTypeWarning, ReasonFailedRescale, "",
 			fmt.Sprintf("New size: %d; reason: %s; error: %v", dec.DesiredReplicas, describe(dec), err))
 		return failure("scale_write", err)
 	}
 	eng.Scaled(cur, dec.DesiredReplicas, dec.Time)
-	m.Scales.WithLabelValues(a.p.Name, "ok").Inc()
-	a.event(corev1.EventTypeNormal, ReasonSuccessfulRescale, "", fmt.Sprintf("New size: %d; reason: %s", dec.DesiredReplicas, describe(dec)))
+	m.Scales.WithLabelValues(r.p.Name, "ok").Inc()
+	r.event(corev1.EventTypeNormal, ReasonSuccessfulRescale, "", fmt.Sprintf("New size: %d; reason: %s", dec.DesiredReplicas, describe(dec)))
 	klog.FromContext(ctx).Info("Rescaled workload", "from", cur, "to", dec.DesiredReplicas, "reason", dec.Reason, "metric", dec.Metric)
 	return nil
 }
@@ -170,14 +161,14 @@ const recordRefresh = 5 * time.Minute
 // (recordsDue): its gist is unchanged, or it is the target's first since this instance
 // started (the target likely carries the last instance's) and a plain hold: no scaling,
 // nothing withheld by the GPU allocation.
-func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) (write func(context.Context) error, refresh bool) {
-	zeroed := a.t.eng.ScaledToZero()
+func (r *pass) recordFor(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) (write func(context.Context) error, refresh bool) {
+	zeroed := r.t.eng.ScaledToZero()
 	key := annotationFor(dec, fst, ost, grantGist(grant), zeroed)
-	if key == a.t.annotation {
+	if key == r.t.annotation {
 		return nil, false
 	}
 	gist := recordGist(dec, fst, ost, grant, zeroed)
-	if gist == a.t.recordGist && dec.Time.Sub(a.t.recordAt) < recordRefresh {
+	if gist == r.t.recordGist && dec.Time.Sub(r.t.recordAt) < recordRefresh {
 		return nil, false
 	}
 	// Rendered now, in the tick: the write runs after it.
@@ -186,12 +177,12 @@ func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveSt
 		text = annotationFor(dec, fst, ost, grant, zeroed)
 	}
 	return func(ctx context.Context) error {
-		if err := a.annotate(ctx, text); err != nil {
+		if err := r.annotate(ctx, text); err != nil {
 			return err
 		}
-		a.t.annotation, a.t.recordGist, a.t.recordAt = key, gist, dec.Time
+		r.t.annotation, r.t.recordGist, r.t.recordAt = key, gist, dec.Time
 		return nil
-	}, gist == a.t.recordGist || a.t.recordGist == "" && dec.DesiredReplicas == dec.CurrentReplicas && (grant == nil || grant.Granted >= grant.Wanted)
+	}, gist == r.t.recordGist || r.t.recordGist == "" && dec.DesiredReplicas == dec.CurrentReplicas && (grant == nil || grant.Granted >= grant.Wanted)
 }
 
 // storeZero writes the decision record of a decision that takes the target to zero, with
@@ -202,35 +193,35 @@ func (a actor) record(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveSt
 // false), and so does a failed write (with its error): the zero waits, it is never written
 // unrecorded. Once stored, the scale to write is the one read after the record (stored
 // true), or none if another writer changed the replicas meanwhile (stored false).
-func (a actor) storeZero(ctx context.Context, dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) (stored bool, err error) {
-	if !a.t.recordBusy.CompareAndSwap(false, true) {
+func (r *pass) storeZero(ctx context.Context, dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, grant *alloc.Grant) (stored bool, err error) {
+	if !r.t.recordBusy.CompareAndSwap(false, true) {
 		klog.FromContext(ctx).V(2).Info("Scale to zero waits for the last decision record to be written", "desired", dec.DesiredReplicas)
 		return false, nil
 	}
-	defer a.t.recordBusy.Store(false)
+	defer r.t.recordBusy.Store(false)
 	key := annotationFor(dec, fst, ost, grantGist(grant), true)
 	text := key
 	if grant != nil {
 		text = annotationFor(dec, fst, ost, grant, true)
 	}
-	if err := a.annotate(ctx, text); err != nil {
-		return false, fmt.Errorf("store the decision record before scaling %s to zero (the scale is not written): %w", a.p.Target, err)
+	if err := r.annotate(ctx, text); err != nil {
+		return false, fmt.Errorf("store the decision record before scaling %s to zero (the scale is not written): %w", r.p.Target, err)
 	}
-	a.t.annotation, a.t.recordGist, a.t.recordAt = key, recordGist(dec, fst, ost, grant, true), dec.Time
+	r.t.annotation, r.t.recordGist, r.t.recordAt = key, recordGist(dec, fst, ost, grant, true), dec.Time
 	// The record changed the workload's resourceVersion, which the scale write carries: the
 	// scale is read again (from etcd, to see the record's version), and written only if no
 	// other writer changed its replicas since the tick read them.
-	s, err := a.c.deps.Scales.Scales(a.p.Target.Namespace).Get(ctx, a.o.gr, a.p.Target.Name, metav1.GetOptions{})
+	s, err := r.c.deps.Scales.Scales(r.p.Target.Namespace).Get(ctx, r.obs.gr, r.p.Target.Name, metav1.GetOptions{})
 	if err != nil {
-		return false, failure("target", fmt.Errorf("read the scale of %s again after its record: %w", a.p.Target, err))
+		return false, failure("target", fmt.Errorf("read the scale of %s again after its record: %w", r.p.Target, err))
 	}
-	if s.Spec.Replicas != a.o.scale.Spec.Replicas {
-		a.c.deps.Metrics.Scales.WithLabelValues(a.p.Name, "conflict").Inc()
+	if s.Spec.Replicas != r.obs.scale.Spec.Replicas {
+		r.c.deps.Metrics.Scales.WithLabelValues(r.p.Name, "conflict").Inc()
 		klog.FromContext(ctx).Info("Scale changed by another writer since it was read; deciding again at the next tick",
-			"read", a.o.scale.Spec.Replicas, "now", s.Spec.Replicas, "desired", dec.DesiredReplicas)
+			"read", r.obs.scale.Spec.Replicas, "now", s.Spec.Replicas, "desired", dec.DesiredReplicas)
 		return false, nil
 	}
-	a.o.scale = s
+	r.obs.scale = s
 	return true, nil
 }
 
@@ -239,7 +230,7 @@ func (a actor) storeZero(ctx context.Context, dec policy.Decision, fst *Forecast
 // oldest record written first, then by policy name), so that the refreshes of many
 // targets spread over recordRefresh instead of arriving together: after a start, a
 // thousand first records would otherwise be a thousand ReplicaSet updates at once.
-func recordsDue(runs []*syncRun, n int) []int {
+func recordsDue(runs []*pass, n int) []int {
 	var due, refreshes []int
 	for i, r := range runs {
 		switch {
@@ -324,11 +315,11 @@ func grantGist(grant *alloc.Grant) *alloc.Grant {
 }
 
 // annotate writes the decision record text.
-func (a actor) annotate(ctx context.Context, text string) error {
-	if err := a.mayWrite(ctx, "annotation_write"); err != nil {
+func (r *pass) annotate(ctx context.Context, text string) error {
+	if err := r.mayWrite(ctx, "annotation_write"); err != nil {
 		return err
 	}
-	if err := a.c.writer.Annotate(ctx, a.o.gvr, a.p.Target, text); err != nil {
+	if err := r.c.writer.Annotate(ctx, r.obs.gvr, r.p.Target, text); err != nil {
 		return failure("annotation_write", err)
 	}
 	return nil

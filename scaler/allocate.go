@@ -17,7 +17,7 @@ import (
 // decision above its grant is lowered to it (CapacityLimited). runs holds nil for the
 // policies whose sync failed: their pods still hold their GPUs, nothing more is asked for
 // them.
-func (c *Controller) allocate(ctx context.Context, runs []*syncRun) {
+func (c *Controller) allocate(ctx context.Context, runs []*pass) {
 	if c.opts.Capacity.Mode != CapacityCap {
 		return
 	}
@@ -25,7 +25,7 @@ func (c *Controller) allocate(ctx context.Context, runs []*syncRun) {
 	if err == nil {
 		pods, perr := c.pods.List(labelsEverything)
 		if perr == nil {
-			c.allocateOn(runs, nodesFree(nodes, pods, c.opts.Capacity.IsGPU), func(r *syncRun) (map[string]int64, []string) {
+			c.allocateOn(runs, nodesFree(nodes, pods, c.opts.Capacity.IsGPU), func(r *pass) (map[string]int64, []string) {
 				return claimOf(r.obs.template, nodes, c.opts.Capacity.IsGPU)
 			})
 			return
@@ -43,7 +43,7 @@ func (c *Controller) allocate(ctx context.Context, runs []*syncRun) {
 }
 
 // holdScaleUp grants the run no scale-up (a hold or a scale-down stands), for the reason why.
-func (r *syncRun) holdScaleUp(why string) {
+func (r *pass) holdScaleUp(why string) {
 	dec := r.res.Decision
 	granted := min(dec.DesiredReplicas, dec.CurrentReplicas)
 	r.grantCapacity(alloc.Grant{Policy: r.p.Name, Wanted: dec.DesiredReplicas, Granted: granted,
@@ -53,14 +53,14 @@ func (r *syncRun) holdScaleUp(why string) {
 // allocateOn builds the allocation's input from runs (claim returns what a run's pods
 // request of each GPU kind and where they may go), allocates free with
 // alloc.AllocateTiers, the writers as its first tier, and applies the grants.
-func (c *Controller) allocateOn(runs []*syncRun, free []alloc.Node, claim func(*syncRun) (map[string]int64, []string)) {
+func (c *Controller) allocateOn(runs []*pass, free []alloc.Node, claim func(*pass) (map[string]int64, []string)) {
 	allowance := map[string]int32{}
 	for _, n := range free {
 		for kind := range n.Free {
 			allowance[kind] = c.opts.Capacity.Allowance(kind)
 		}
 	}
-	byName := map[string]*syncRun{}
+	byName := map[string]*pass{}
 	var writers, others []alloc.Policy
 	for _, r := range runs {
 		if r != nil && r.obs.templateErr != nil {

@@ -13,9 +13,9 @@ import (
 )
 
 // run is a decided sync of a policy wanting want with cur replicas, placed of them on a node.
-func run(name string, prio, guaranteed int32, cur, placed, want int32, writes bool) *syncRun {
+func run(name string, prio, guaranteed int32, cur, placed, want int32, writes bool) *pass {
 	p := &policy.Policy{Name: name, Capacity: &policy.Capacity{Priority: &prio, Guaranteed: &guaranteed}}
-	r := &syncRun{p: p, writes: writes, obs: observed{template: gpuPod("tpl-"+name, "", 2), placed: placed}}
+	r := &pass{p: p, writes: writes, obs: observed{template: gpuPod("tpl-"+name, "", 2), placed: placed}}
 	r.res.Decision = policy.Decision{CurrentReplicas: cur, DesiredReplicas: want, Reason: policy.ReasonDesiredWithinRange}
 	return r
 }
@@ -23,21 +23,21 @@ func run(name string, prio, guaranteed int32, cur, placed, want int32, writes bo
 func TestAllocateOn(t *testing.T) {
 	c := &Controller{opts: DefaultOptions(), deps: Deps{Metrics: NewMetrics(prometheus.NewRegistry())}}
 	free := []alloc.Node{{Name: "a", Free: map[string]int64{"nvidia.com/gpu": 8}}, {Name: "b", Free: map[string]int64{"nvidia.com/gpu": 8}}}
-	claim := func(*syncRun) (map[string]int64, []string) {
+	claim := func(*pass) (map[string]int64, []string) {
 		return map[string]int64{"nvidia.com/gpu": 2}, []string{"a", "b"}
 	}
 	// 16 GPUs, 2 a pod: 8 pods. hi (priority 10) wants 6 more: all granted (12 GPUs). lo
 	// wants 4 more, 2 fit. dry, in dry-run and of the highest priority, is allocated after
 	// the writers, out of nothing left: it stays at its 1 placed pod.
 	hi, lo, dry := run("hi", 10, 0, 1, 1, 7, true), run("lo", 0, 0, 1, 1, 5, true), run("dry", 100, 0, 1, 1, 4, false)
-	c.allocateOn([]*syncRun{hi, nil, lo, dry}, free, claim)
+	c.allocateOn([]*pass{hi, nil, lo, dry}, free, claim)
 	type got struct {
 		Desired int32
 		Reason  policy.Reason
 		Clamps  []policy.Clamp
 	}
 	for _, tc := range []struct {
-		r    *syncRun
+		r    *pass
 		want got
 	}{
 		{hi, got{Desired: 7, Reason: policy.ReasonDesiredWithinRange}},
@@ -70,13 +70,13 @@ func TestAllocateOnPendingAllowancePerPool(t *testing.T) {
 	c := &Controller{opts: o, deps: Deps{Metrics: NewMetrics(prometheus.NewRegistry())}}
 	free := []alloc.Node{{Name: "a", Free: map[string]int64{"nvidia.com/gpu": 0, "amd.com/gpu": 0}}}
 	kinds := map[string]string{"n": "nvidia.com/gpu", "m": "amd.com/gpu"}
-	claim := func(r *syncRun) (map[string]int64, []string) {
+	claim := func(r *pass) (map[string]int64, []string) {
 		return map[string]int64{kinds[r.p.Name]: 1}, []string{"a"}
 	}
 	// Nothing fits: the NVIDIA pool allows 3 Pending pods (its own setting), the AMD pool 1
 	// (capacity.pendingAllowance).
 	n, m := run("n", 0, 0, 0, 0, 5, true), run("m", 0, 0, 0, 0, 5, true)
-	c.allocateOn([]*syncRun{n, m}, free, claim)
+	c.allocateOn([]*pass{n, m}, free, claim)
 	if n.res.Decision.DesiredReplicas != 3 || m.res.Decision.DesiredReplicas != 1 {
 		t.Errorf("granted n %d (want 3), m %d (want 1)", n.res.Decision.DesiredReplicas, m.res.Decision.DesiredReplicas)
 	}

@@ -89,7 +89,7 @@ type Controller struct {
 
 	mu       sync.Mutex
 	policies []policy.Policy
-	targets  map[string]*target // by policy name
+	targets  map[string]*policyState // by policy name
 }
 
 // New returns a controller for opts and the policies of a validated policy file.
@@ -114,7 +114,7 @@ func New(opts Options, deps Deps, policies []policy.Policy) (*Controller, error)
 		nodes:      factory.Core().V1().Nodes().Lister(),
 		hpas:       factory.Autoscaling().V2().HorizontalPodAutoscalers().Lister(),
 		querySlots: make(chan struct{}, opts.QueryConcurrency),
-		targets:    map[string]*target{},
+		targets:    map[string]*policyState{},
 	}
 	c.SetDryRun(opts.DryRun)
 	c.informers = []informer{
@@ -218,14 +218,14 @@ func (c *Controller) Leading() bool { return c.heldLease() != nil }
 func (c *Controller) SetPolicies(policies []policy.Policy) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	kept := make(map[string]*target, len(policies))
+	kept := make(map[string]*policyState, len(policies))
 	for i := range policies {
 		p := &policies[i]
 		if t, ok := c.targets[p.Name]; ok && t.ref == p.Target {
 			kept[p.Name] = t
 			continue
 		}
-		kept[p.Name] = &target{ref: p.Target}
+		kept[p.Name] = &policyState{ref: p.Target}
 	}
 	for name := range c.targets {
 		if _, ok := kept[name]; !ok && c.deps.Metrics != nil {
@@ -258,7 +258,7 @@ func (c *Controller) Policies() []policy.Policy {
 }
 
 // snapshot returns the policies of this tick and their state.
-func (c *Controller) snapshot() ([]policy.Policy, map[string]*target) {
+func (c *Controller) snapshot() ([]policy.Policy, map[string]*policyState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.policies, c.targets
@@ -290,19 +290,27 @@ func (c *Controller) Lead(ctx context.Context) {
 	}
 }
 
-// Tick syncs every policy once, at one instant read from the clock: it decides every
-// policy, allocates the GPUs across the decisions, then acts on each. Whether this instance
-// may write is read once, as the tick begins: a sync writes only if it led then and ctx
-// (the lease's, when leading) is still alive. Each sync has one interval to finish; its
-// error is logged and counted here, once.
+// Tick syncs every policy once, at one instant read from the clock, in four phases, each
+// over every policy before the next (docs/architecture.md):
+//
+//  1. observe: every read, concurrently: the API server and the caches, Prometheus, the
+//     forecast histories (started in the background, taken once arrived: never awaited);
+//  2. decide: the engines, concurrently, on what was observed: no I/O, nothing sent;
+//  3. allocate: the GPUs, once, across every decision (docs/capacity.md);
+//  4. act: every write, event, log line and metric, concurrently.
+//
+// Whether this instance may write is read once, as the tick begins: a pass writes only if
+// it led then and ctx (the lease's, when leading) is still alive. Observe and act each have
+// one interval per policy; a policy's error is logged and counted here, once, and its pass
+// goes no further. The decision records are written after the tick, in the background.
 func (c *Controller) Tick(ctx context.Context) {
 	// A hot standby's tick and the first tick as leader never run at once: they share the
-	// targets' state.
+	// policies' state.
 	c.tickMu.Lock()
 	defer c.tickMu.Unlock()
 	start := time.Now()
 	now := c.deps.Clock.Now() // every window in this tick is measured from this instant
-	// The right to write, read once: the lease held as the tick begins. Its syncs then run
+	// The right to write, read once: the lease held as the tick begins. Its passes then run
 	// under the lease's context, so that the lease lost mid-tick cancels every write not
 	// yet made (a hot standby's tick, on the root context, that finds a lease just taken
 	// writes under it too; one that finds none writes nothing).
@@ -317,61 +325,69 @@ func (c *Controller) Tick(ctx context.Context) {
 	}
 	c.deps.Metrics.LastTick.Set(float64(now.Unix()))
 	policies, targets := c.snapshot()
-	// Decide every policy, then allocate the GPUs across their decisions, then act: one
-	// allocation per tick (docs/capacity.md).
-	runs := make([]*syncRun, len(policies))
+	passes := make([]*pass, len(policies))
 	loggers := make([]klog.Logger, len(policies))
-	// Each phase of a sync has one interval from its start: the decision (observe, then,
-	// once every target is observed and their selectors compared, query and decide), then
-	// the act phase, once every policy has decided and the GPUs are allocated.
-	sctxs := make([]context.Context, len(policies))
-	cancels := make([]context.CancelFunc, len(policies))
+	for i := range policies {
+		loggers[i] = klog.FromContext(ctx).WithValues("policy", policies[i].Name, "target", policies[i].Target.String())
+	}
+	phase := c.tickPhases(start)
+
+	// 1. observe
 	c.each(len(policies), func(i int) {
 		p := &policies[i]
-		loggers[i] = klog.FromContext(ctx).WithValues("policy", p.Name, "target", p.Target.String())
-		sctxs[i], cancels[i] = context.WithTimeout(klog.NewContext(ctx, loggers[i]), c.opts.Interval)
-		r, err := c.observeSync(sctxs[i], p, targets[p.Name])
+		octx, cancel := context.WithTimeout(klog.NewContext(ctx, loggers[i]), c.opts.Interval)
+		defer cancel()
+		r, err := c.observe(octx, p, targets[p.Name], now, leading)
 		if err != nil {
 			c.syncFailed(loggers[i], err)
 			return
 		}
-		runs[i] = r
+		passes[i] = r
 	})
-	markShared(runs, policies, targets)
+	phase(phaseObserve)
+
+	// 2. decide
+	markShared(passes, policies, targets)
 	c.each(len(policies), func(i int) {
-		if runs[i] == nil {
-			return
-		}
-		if err := c.decideSync(sctxs[i], runs[i], now, leading); err != nil {
-			c.syncFailed(loggers[i], err)
-			runs[i] = nil
+		if passes[i] != nil {
+			passes[i].decide(now)
 		}
 	})
-	for _, cancel := range cancels {
-		cancel()
-	}
-	decided := time.Now()
-	c.deps.Metrics.TickPhaseDuration.WithLabelValues(phaseDecide).Observe(decided.Sub(start).Seconds())
-	c.allocate(ctx, runs)
-	allocated := time.Now()
-	c.deps.Metrics.TickPhaseDuration.WithLabelValues(tickPhaseAllocate).Observe(allocated.Sub(decided).Seconds())
+	phase(phaseDecide)
+
+	// 3. allocate
+	c.allocate(ctx, passes)
+	phase(tickPhaseAllocate)
+
+	// 4. act
 	c.each(len(policies), func(i int) {
-		if runs[i] == nil {
+		if passes[i] == nil {
 			return
 		}
 		actx, cancel := context.WithTimeout(klog.NewContext(ctx, loggers[i]), c.opts.Interval)
 		defer cancel()
-		if err := c.finish(actx, runs[i], leading, now); err != nil {
+		if err := passes[i].act(actx, now); err != nil {
 			c.syncFailed(loggers[i], err)
 		}
 	})
+	phase(phaseAct)
+
 	end := time.Now()
-	c.deps.Metrics.TickPhaseDuration.WithLabelValues(phaseAct).Observe(end.Sub(allocated).Seconds())
 	c.deps.Metrics.TickDuration.Observe(end.Sub(start).Seconds())
-	klog.FromContext(ctx).V(4).Info("Tick done", "policies", len(policies), "duration", end.Sub(start),
-		"decide", decided.Sub(start), "allocate", allocated.Sub(decided), "act", end.Sub(allocated))
+	klog.FromContext(ctx).V(4).Info("Tick done", "policies", len(policies), "duration", end.Sub(start))
 	if leading {
-		c.writeRecords(parent, hold, runs, loggers)
+		c.writeRecords(parent, hold, passes, loggers)
+	}
+}
+
+// tickPhases returns a function that observes, under each phase named in turn, the time
+// since the last one ended (the first: since start), into prescale_tick_phase_duration_seconds.
+func (c *Controller) tickPhases(start time.Time) func(phase string) {
+	last := start
+	return func(phase string) {
+		end := time.Now()
+		c.deps.Metrics.TickPhaseDuration.WithLabelValues(phase).Observe(end.Sub(last).Seconds())
+		last = end
 	}
 }
 
@@ -382,7 +398,7 @@ func (c *Controller) Tick(ctx context.Context) {
 // under the lease, within one interval. A target has one record in flight at most: until
 // it is written (or given up), the next ticks compute none for it (target.recordBusy), so
 // a record is never written over a newer one.
-func (c *Controller) writeRecords(ctx context.Context, hold *leaseHold, runs []*syncRun, loggers []klog.Logger) {
+func (c *Controller) writeRecords(ctx context.Context, hold *leaseHold, runs []*pass, loggers []klog.Logger) {
 	due := recordsDue(runs, refreshesPerTick(len(runs), c.opts.Interval))
 	if len(due) == 0 {
 		return

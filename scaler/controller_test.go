@@ -1342,18 +1342,18 @@ func TestRecordRefresh(t *testing.T) {
 // that waited longest (first records since the start, then the oldest), by name on a tie.
 func TestRecordsDue(t *testing.T) {
 	write := func(context.Context) error { return nil }
-	at := func(d time.Duration) *target { return &target{recordAt: epoch.Add(d)} }
-	run := func(name string, tg *target, refresh bool) *syncRun {
-		return &syncRun{p: &policy.Policy{Name: name}, t: tg, record: write, refresh: refresh}
+	at := func(d time.Duration) *policyState { return &policyState{recordAt: epoch.Add(d)} }
+	run := func(name string, tg *policyState, refresh bool) *pass {
+		return &pass{p: &policy.Policy{Name: name}, t: tg, record: write, refresh: refresh}
 	}
-	runs := []*syncRun{
+	runs := []*pass{
 		run("changed", at(time.Minute), false),
 		run("old", at(0), true),
 		run("newer", at(time.Minute), true),
-		run("first-b", &target{}, true),
+		run("first-b", &policyState{}, true),
 		nil,                                              // its sync failed
 		{p: &policy.Policy{Name: "unchanged"}, t: at(0)}, // nothing to write
-		run("first-a", &target{}, true),
+		run("first-a", &policyState{}, true),
 	}
 	names := func(idx []int) []string {
 		var out []string
@@ -1411,11 +1411,11 @@ func TestRecordMayWait(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tg := &target{eng: eng}
+		tg := &policyState{eng: eng}
 		if tc.last != nil {
 			tg.recordGist, tg.recordAt = recordGist(*tc.last, nil, nil, nil, false), epoch.Add(-10*time.Minute)
 		}
-		write, refresh := actor{t: tg}.record(tc.dec, nil, nil, tc.grant)
+		write, refresh := (&pass{t: tg}).recordFor(tc.dec, nil, nil, tc.grant)
 		if write == nil || refresh != tc.want {
 			t.Errorf("%s: write %v, may wait %v, want %v", tc.name, write != nil, refresh, tc.want)
 		}

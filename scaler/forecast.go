@@ -48,44 +48,37 @@ type ForecastStatus = engine.ForecastStatus
 // forecasting returns the policy's forecast, nil without one or with method off.
 func forecasting(p *policy.Policy) *policy.Forecast { return engine.Forecasting(p) }
 
-// fit hands the forecast's history to the engine's forecaster when the engine asks for it
+// The forecast's history is handed to the engine's forecaster when the engine asks for it
 // (the first fit: one range query, chunked, at the controller's interval, so that the
 // forecast predicts from its first minutes; then the daily refit). The range query runs in
 // the background (loadHistory), never in the tick: a slow Prometheus delays this policy's
-// forecast, never another policy's scale (docs/architecture.md). The first tick after it
-// completes fits the forecaster on it; until then a first fit forecasts nothing
-// (engine.SetHistoryLoading) and a refit keeps the fit in force. A history that cannot be
-// loaded is an event: the first fit starts without it and learns as it goes, a refit keeps
-// its fit and is retried in an hour.
-func (c *Controller) fit(ctx context.Context, p *policy.Policy, t *target, act actor, now time.Time) {
-	logger := klog.FromContext(ctx)
-	r, wanted := t.eng.HistoryWanted(now)
+// forecast, never another policy's scale (docs/architecture.md). observe starts it
+// (observeHistory) and takes it once it has arrived; that tick's decide fits the
+// forecaster on it (handHistory), and act reports how (reportHistory). Until then a first
+// fit forecasts nothing (engine.SetHistoryLoading) and a refit keeps the fit in force. A
+// history that cannot be loaded is an event: the first fit starts without it and learns as
+// it goes, a refit keeps its fit and is retried in an hour.
+
+// observeHistory is observe's part of the forecast's history: it takes the load in flight
+// into the pass (and out of the state once it has arrived), or starts the one the engine
+// wants.
+func (c *Controller) observeHistory(ctx context.Context, r *pass, now time.Time) {
+	t := r.t
 	if h := t.history; h != nil {
+		r.history = h
 		select {
 		case <-h.done:
+			t.history, r.historyDone = nil, true
 		default:
-			if wanted && !r.Refit {
-				t.eng.SetHistoryLoading() // a reload may have rebuilt the forecaster
-			}
-			return
 		}
-		t.history = nil
-		if !wanted || r.Query != h.req.Query || r.Refit != h.req.Refit {
-			// A reload changed the forecast while its history loaded: that history is
-			// not the one wanted now; the one wanted (if any) loads next.
-			logger.V(2).Info("Dropped a forecast history loaded for another forecast", "query", h.req.Query)
-			return
-		}
-		c.fitOn(ctx, p, t, act, h, now)
 		return
 	}
+	req, wanted := t.eng.HistoryWanted(now)
 	if !wanted || c.deps.History == nil {
 		return
 	}
-	t.history = c.loadHistory(ctx, p, r)
-	if !r.Refit {
-		t.eng.SetHistoryLoading()
-	}
+	t.history = c.loadHistory(ctx, r.p, req)
+	r.history, r.historyStarted = t.history, true
 }
 
 // historyLoad is one forecast history loading in the background: its samples and error are
@@ -104,7 +97,6 @@ type historyLoad struct {
 func (c *Controller) loadHistory(ctx context.Context, p *policy.Policy, r engine.HistoryRequest) *historyLoad {
 	h := &historyLoad{req: r, done: make(chan struct{})}
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), historyTimeout)
-	klog.FromContext(ctx).V(2).Info("Loading the forecast's history in the background", "from", r.Start, "to", r.End, "step", r.Step, "refit", r.Refit)
 	go func() {
 		defer close(h.done)
 		defer cancel()
@@ -119,30 +111,75 @@ func (c *Controller) loadHistory(ctx context.Context, p *policy.Policy, r engine
 	return h
 }
 
-// fitOn fits the engine's forecaster on the loaded history h.
-func (c *Controller) fitOn(ctx context.Context, p *policy.Policy, t *target, act actor, h *historyLoad, now time.Time) {
+// fitOutcome is what handing an arrived history to the engine did, for act to report.
+type fitOutcome struct {
+	// dropped: a reload changed the forecast while the history loaded; it was not the one
+	// wanted now (that one, if any, loads next).
+	dropped bool
+	fitted  engine.Fitted
+	err     error // Fit's
+}
+
+// handHistory is decide's part of the forecast's history: an arrived history that is still
+// the one the engine wants is fitted on; while one loads for a first fit, the engine waits
+// for it (a reload may have rebuilt the forecaster since it started).
+func (r *pass) handHistory(now time.Time) {
+	h, eng := r.history, r.t.eng
+	if h == nil {
+		return
+	}
+	req, wanted := eng.HistoryWanted(now)
+	switch {
+	case !r.historyDone:
+		if wanted && !req.Refit {
+			eng.SetHistoryLoading()
+		}
+	case !wanted || req.Query != h.req.Query || req.Refit != h.req.Refit:
+		r.fit = &fitOutcome{dropped: true}
+	default:
+		f, err := eng.Fit(h.samples, h.err, now)
+		r.fit = &fitOutcome{fitted: f, err: err}
+	}
+}
+
+// reportHistory is act's part of the forecast's history: the load started, and what
+// fitting on an arrived one did.
+func (r *pass) reportHistory(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	r, history, err := h.req, h.samples, h.err
-	if err != nil {
-		if !r.Refit {
-			logger.Error(err, "Loading the forecast's history failed; the forecast starts without it and learns as it goes")
-			act.event(corev1.EventTypeWarning, ReasonForecastHistoryFailed, "",
-				fmt.Sprintf("loading %s of forecast history failed, the forecast starts without it: %v", p.Forecast.HistoryOrDefault(), err))
+	h, p := r.history, r.p
+	if r.historyStarted {
+		logger.V(2).Info("Loading the forecast's history in the background", "from", h.req.Start, "to", h.req.End,
+			"step", h.req.Step, "refit", h.req.Refit)
+	}
+	fo := r.fit
+	if fo == nil {
+		return
+	}
+	if fo.dropped {
+		logger.V(2).Info("Dropped a forecast history loaded for another forecast", "query", h.req.Query)
+		return
+	}
+	req := h.req
+	if h.err != nil {
+		if !req.Refit {
+			logger.Error(h.err, "Loading the forecast's history failed; the forecast starts without it and learns as it goes")
+			r.event(corev1.EventTypeWarning, ReasonForecastHistoryFailed, "",
+				fmt.Sprintf("loading %s of forecast history failed, the forecast starts without it: %v", p.Forecast.HistoryOrDefault(), h.err))
 		}
 	} else {
-		logger.Info("Loaded the forecast's history", "samples", len(history), "from", r.Start, "to", r.End, "step", r.Step,
+		logger.Info("Loaded the forecast's history", "samples", len(h.samples), "from", req.Start, "to", req.End, "step", req.Step,
 			"took", h.took)
 	}
-	f, ferr := t.eng.Fit(history, err, now)
+	f := fo.fitted
 	switch {
-	case ferr != nil && r.Refit:
-		logger.Error(ferr, "Refitting the forecast failed; it keeps its fit and retries", "retryAt", f.Next)
-		act.event(corev1.EventTypeWarning, ReasonForecastRefitFailed, "",
-			fmt.Sprintf("%v; it keeps its fit and retries at %s", ferr, f.Next.Format(time.RFC3339)))
-	case ferr != nil:
-		logger.Error(ferr, "Building the forecaster failed; the policy scales reactively")
-		act.event(corev1.EventTypeWarning, ReasonForecastFailed, "", fmt.Sprintf("building the forecaster failed: %v", ferr))
-	case r.Refit:
+	case fo.err != nil && req.Refit:
+		logger.Error(fo.err, "Refitting the forecast failed; it keeps its fit and retries", "retryAt", f.Next)
+		r.event(corev1.EventTypeWarning, ReasonForecastRefitFailed, "",
+			fmt.Sprintf("%v; it keeps its fit and retries at %s", fo.err, f.Next.Format(time.RFC3339)))
+	case fo.err != nil:
+		logger.Error(fo.err, "Building the forecaster failed; the policy scales reactively")
+		r.event(corev1.EventTypeWarning, ReasonForecastFailed, "", fmt.Sprintf("building the forecaster failed: %v", fo.err))
+	case req.Refit:
 		logger.Info("Refitted the forecast", "samples", f.Samples, "horizon", f.Horizon, "next", f.Next)
 	}
 }
@@ -151,16 +188,17 @@ func (c *Controller) fitOn(ctx context.Context, p *policy.Policy, t *target, act
 const historyTimeout = 2 * time.Minute
 
 // forecastEvents reports a missing load and the gate's transitions.
-func (c *Controller) forecastEvents(ctx context.Context, p *policy.Policy, act actor, res engine.Result) {
+func (r *pass) forecastEvents(ctx context.Context) {
+	c, p, res := r.c, r.p, r.res
 	if res.LoadErr != nil {
 		reason := ReasonFailedGetMetric
 		if c.deps.ErrorKind(res.LoadErr) == "stale" {
 			reason = ReasonMetricsStale
 		}
-		act.event(corev1.EventTypeWarning, reason, condLoad,
+		r.event(corev1.EventTypeWarning, reason, condLoad,
 			fmt.Sprintf("the forecast's load is missing (%v); no scale-down while it is, and the forecast stops one horizon after its last sample", res.LoadErr))
 	} else {
-		act.t.forgetCondition(condLoad)
+		r.t.forgetCondition(condLoad)
 	}
 	if !res.GateChanged {
 		return
@@ -171,12 +209,12 @@ func (c *Controller) forecastEvents(ctx context.Context, p *policy.Policy, act a
 	kv := []any{"underRate", under, "maxError", maxErr, "window", window, "mape", deref(st.MAPE)}
 	if st.Gated {
 		klog.FromContext(ctx).Info("Forecast gated off", kv...)
-		act.event(corev1.EventTypeWarning, ReasonForecastGated, "",
+		r.event(corev1.EventTypeWarning, ReasonForecastGated, "",
 			fmt.Sprintf("the load exceeded the forecast's planned quantile in %.0f%% of the last %s, above gate.maxError %g: the forecast is gated off, the policy scales reactively", 100*under, window, maxErr))
 		return
 	}
 	klog.FromContext(ctx).Info("Forecast ungated", kv...)
-	act.event(corev1.EventTypeNormal, ReasonForecastUngated, "",
+	r.event(corev1.EventTypeNormal, ReasonForecastUngated, "",
 		fmt.Sprintf("the load exceeded the forecast's planned quantile in %.0f%% of the last %s, at or below gate.maxError %g: the forecast applies again", 100*under, window, maxErr))
 }
 

@@ -91,8 +91,10 @@ func TestForecastReplicas(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := policy.Policy{Name: "llm", Forecast: tc.spec}
+			tg := &policyState{}
+			tg.status.last, tg.status.forecast = tc.last, tc.st
 			c := &Controller{opts: Options{Interval: 15 * time.Second, Staleness: 2 * time.Minute},
-				policies: []policy.Policy{p}, targets: map[string]*target{"llm": {status: targetStatus{last: tc.last, forecast: tc.st}}}}
+				policies: []policy.Policy{p}, targets: map[string]*policyState{"llm": tg}}
 			got, err := c.ForecastReplicas("llm", now)
 			if !errors.Is(err, tc.wantErr) || (err != nil) != (tc.wantErr != nil) {
 				t.Fatalf("error %v, want %v", err, tc.wantErr)
@@ -165,19 +167,26 @@ func TestRefit(t *testing.T) {
 	c := &Controller{opts: Options{Interval: time.Minute, Staleness: 2 * time.Minute},
 		deps: Deps{History: fh, Clock: clocktesting.NewFakeClock(epoch), Recorder: rec, Metrics: NewMetrics(prometheus.NewRegistry())}}
 	c.writer = kubeWriter{recorder: rec}
-	tg := &target{}
-	act := actor{c: c, p: p, t: tg, o: &observed{ref: &corev1.ObjectReference{Name: "llm"}}, writes: true}
+	tg := &policyState{}
 	ctx := context.Background()
 	if err := c.ensureEngine(p, tg); err != nil {
 		t.Fatal(err)
 	}
-	// fit at now, then, once the history load it started in the background is done, the
-	// next tick's fit that hands it over (at the same instant: the schedule is the test's).
+	// A tick's part of the history: observe starts or takes the load, decide hands it to
+	// the engine, act reports it.
+	tick := func(now time.Time) {
+		r := historyPass(c, p, tg)
+		c.observeHistory(ctx, r, now)
+		r.handHistory(now)
+		r.reportHistory(ctx)
+	}
+	// A tick at now, then, once the history load it started in the background is done,
+	// the next tick's that hands it over (at the same instant: the schedule is the test's).
 	fitAt := func(now time.Time) {
-		c.fit(ctx, p, tg, act, now)
+		tick(now)
 		if h := tg.history; h != nil {
 			<-h.done
-			c.fit(ctx, p, tg, act, now)
+			tick(now)
 		}
 	}
 	fitAt(epoch)
@@ -223,6 +232,12 @@ func TestRefit(t *testing.T) {
 	}
 }
 
+// historyPass is a pass of p on tg that writes, on a target named as the policy.
+func historyPass(c *Controller, p *policy.Policy, tg *policyState) *pass {
+	return &pass{c: c, p: p, t: tg, obs: observed{ref: &corev1.ObjectReference{Name: p.Name}}, writes: true, leading: true,
+		timer: c.phaseTimer()}
+}
+
 // blockingHistory answers a range query with n samples once release is closed.
 type blockingHistory struct {
 	n       int
@@ -254,18 +269,25 @@ func TestHistoryLoadsInTheBackground(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := &Controller{opts: Options{Interval: time.Minute, Staleness: 2 * time.Minute},
 		deps: Deps{History: bh, Clock: clocktesting.NewFakeClock(epoch), Recorder: record.NewFakeRecorder(10), Metrics: NewMetrics(reg)}}
-	tg := &target{}
-	act := actor{c: c, p: p, t: tg, o: &observed{ref: &corev1.ObjectReference{Name: "llm"}}, writes: true}
+	tg := &policyState{}
 	if err := c.ensureEngine(p, tg); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	in := engine.Input{Observation: policy.Observation{SpecReplicas: 2, StatusReplicas: 2,
-		Pods:    []policy.Pod{{Name: "a", Phase: policy.PodRunning, Ready: true}, {Name: "b", Phase: policy.PodRunning, Ready: true}},
-		Metrics: []policy.Sample{{PerPod: map[string]float64{"a": 10, "b": 10}}}}, Load: &policy.Sample{Value: 100}}
+	// A tick's observe (of the history: the rest is given) and decide.
+	tick := func(now time.Time) engine.Result {
+		r := historyPass(c, p, tg)
+		r.obs.in = policy.Observation{SpecReplicas: 2, StatusReplicas: 2,
+			Pods:    []policy.Pod{{Name: "a", Phase: policy.PodRunning, Ready: true}, {Name: "b", Phase: policy.PodRunning, Ready: true}},
+			Metrics: []policy.Sample{{PerPod: map[string]float64{"a": 10, "b": 10}}}}
+		r.in.Load = &policy.Sample{Value: 100}
+		c.observeHistory(ctx, r, now)
+		r.decide(now)
+		return r.res
+	}
 	for i := range 3 { // three ticks while Prometheus is slow
 		now := epoch.Add(time.Duration(i) * time.Minute)
-		res := c.decide(ctx, p, tg, act, in, now)
+		res := tick(now)
 		if res.Forecast == nil || !res.Forecast.HistoryLoading || res.Forecast.Fitted || res.Decision.Forecast != nil {
 			t.Fatalf("tick %d while the history loads: forecast %+v, decision forecast %v; want loading, no forecast", i, res.Forecast, res.Decision.Forecast)
 		}
@@ -279,7 +301,7 @@ func TestHistoryLoadsInTheBackground(t *testing.T) {
 	}
 	close(bh.release)
 	<-h.done
-	res := c.decide(ctx, p, tg, act, in, epoch.Add(3*time.Minute))
+	res := tick(epoch.Add(3 * time.Minute))
 	if res.Forecast == nil || res.Forecast.HistoryLoading || !res.Forecast.Fitted || res.Forecast.HistorySamples != 30 {
 		t.Errorf("the tick after the load: forecast %+v, want fitted on 30 samples", res.Forecast)
 	}
@@ -314,7 +336,7 @@ func TestEngineHorizonFollowsTheLoadQuerysLag(t *testing.T) {
 		return &f.Policies[0]
 	}
 	c := &Controller{opts: Options{Interval: 15 * time.Second}}
-	tg := &target{}
+	tg := &policyState{}
 	// 180 s default start-up + one 15 s tick + the lag, before any pod is measured.
 	steps := []struct {
 		query string

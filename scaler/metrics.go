@@ -111,7 +111,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Wall time of each phase of one policy's sync: observe (apiserver, caches), query (Prometheus), decide (the engine; forecast histories load in the background), act (writes, events, metrics).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"phase"}),
 		TickPhaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "prescale_tick_phase_duration_seconds",
-			Help:    "Wall time of each phase of one tick over every policy: decide (every policy's observe, query and decide, concurrently), allocate (the GPUs across the decisions), act (every policy's writes, concurrently); after the tick and beside it, in the background: record (the decision records), history (one forecast history load, which no tick waits for).",
+			Help:    "Wall time of each phase of one tick over every policy: observe (every policy's reads: apiserver, caches, Prometheus, concurrently), decide (every policy's engine, concurrently), allocate (the GPUs across the decisions), act (every policy's writes, events and metrics, concurrently); after the tick and beside it, in the background: record (the decision records), history (one forecast history load, which no tick waits for).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, []string{"phase"}),
 		TickDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "prescale_tick_duration_seconds",
 			Help: "Wall time of one tick over every policy.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 14)}),

@@ -20,8 +20,9 @@ type ObjectiveStatus = engine.ObjectiveStatus
 // its objective removed and added back, adds them from zero). An objective without an
 // observation sets prescale_objective_missing at once, and is an ObjectiveMissing event
 // once it has lasted MissingAfter.
-func (c *Controller) reportObjective(a actor, st *ObjectiveStatus, leading bool, now time.Time) {
-	m, name, t := c.deps.Metrics, a.p.Name, a.t
+func (r *pass) reportObjective(st *ObjectiveStatus, now time.Time) {
+	c, leading := r.c, r.leading
+	m, name, t := c.deps.Metrics, r.p.Name, r.t
 	m.ObjectiveQuantile.WithLabelValues(name).Set(st.Quantile)
 	m.ObjectiveSLO.WithLabelValues(name).Set(st.SLOSeconds)
 	m.ObjectiveBudget.WithLabelValues(name).Set(st.Budget)
@@ -46,7 +47,7 @@ func (c *Controller) reportObjective(a actor, st *ObjectiveStatus, leading bool,
 			why += "; objective.waiting: " + st.WaitingError
 		}
 		// Once per run of missing ticks: its start is the condition's state.
-		a.eventOn(corev1.EventTypeWarning, ReasonObjectiveMissing, condObjMissing, st.MissingSince.String(),
+		r.eventOn(corev1.EventTypeWarning, ReasonObjectiveMissing, condObjMissing, st.MissingSince.String(),
 			fmt.Sprintf("objective.query has had no usable sample for %s (since %s; last: %s) and no request was known to wait: no minute counts, so the objective neither adapts its quantile nor reports violations; check the query with prescale validate --prometheus",
 				d.Round(time.Second), st.MissingSince.UTC().Format(time.RFC3339), why))
 	} else if st.MissingSince.IsZero() {
@@ -56,14 +57,15 @@ func (c *Controller) reportObjective(a actor, st *ObjectiveStatus, leading bool,
 
 // reportLoadMissing sets prescale_forecast_load_missing from the forecast's status, and
 // sends ForecastLoadMissing once the load has been missing for MissingAfter.
-func (c *Controller) reportLoadMissing(a actor, st *ForecastStatus, now time.Time) {
-	c.deps.Metrics.ForecastLoadMissing.WithLabelValues(a.p.Name).Set(boolGauge(!st.LoadMissingSince.IsZero()))
+func (r *pass) reportLoadMissing(st *ForecastStatus, now time.Time) {
+	c := r.c
+	c.deps.Metrics.ForecastLoadMissing.WithLabelValues(r.p.Name).Set(boolGauge(!st.LoadMissingSince.IsZero()))
 	if d, ok := sustained(st.LoadMissingSince, now, c.opts.MissingAfter); ok {
-		a.eventOn(corev1.EventTypeWarning, ReasonForecastLoadMissing, condLoadMissing, st.LoadMissingSince.String(),
+		r.eventOn(corev1.EventTypeWarning, ReasonForecastLoadMissing, condLoadMissing, st.LoadMissingSince.String(),
 			fmt.Sprintf("forecast.load.query has had no usable sample for %s (since %s; last: %s): the forecast stops one horizon after its last sample, and no scale-down happens while the load is missing; check the query with prescale validate --prometheus",
 				d.Round(time.Second), st.LoadMissingSince.UTC().Format(time.RFC3339), st.LoadError))
 	} else if st.LoadMissingSince.IsZero() {
-		a.t.forgetCondition(condLoadMissing)
+		r.t.forgetCondition(condLoadMissing)
 	}
 }
 

@@ -45,7 +45,7 @@ type observed struct {
 }
 
 // observe reads the target's scale and its pods. It writes nothing.
-func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *target) (observed, error) {
+func (c *Controller) observeTarget(ctx context.Context, p *policy.Policy, t *policyState) (observed, error) {
 	var o observed
 	gv, err := schema.ParseGroupVersion(p.Target.APIVersion)
 	if err != nil {
@@ -177,7 +177,7 @@ func (c *Controller) cachedScale(gvr schema.GroupVersionResource, ref policy.Tar
 // resource of another shape, such as a LeaderWorkerSet) falls back to newest, its newest
 // pod (nil for none: it is then not arbitrated). A workload that cannot be read is an
 // error: what its pods request is unknown.
-func (c *Controller) podTemplate(ctx context.Context, p *policy.Policy, t *target, o *observed, newest *corev1.Pod) (*corev1.Pod, error) {
+func (c *Controller) podTemplate(ctx context.Context, p *policy.Policy, t *policyState, o *observed, newest *corev1.Pod) (*corev1.Pod, error) {
 	tmpl, found, err := c.cachedTemplate(o.gvr, p.Target)
 	if !found && err == nil {
 		tmpl, found, err = c.workloadTemplate(ctx, p, t, o)
@@ -220,7 +220,7 @@ func (c *Controller) cachedTemplate(gvr schema.GroupVersionResource, ref policy.
 // workloadTemplate reads the workload's spec.template through the dynamic client: found
 // false when it has none. The scale's resourceVersion is the workload's, so the template
 // is read once per version of the workload and kept in t.
-func (c *Controller) workloadTemplate(ctx context.Context, p *policy.Policy, t *target, o *observed) (*corev1.PodTemplateSpec, bool, error) {
+func (c *Controller) workloadTemplate(ctx context.Context, p *policy.Policy, t *policyState, o *observed) (*corev1.PodTemplateSpec, bool, error) {
 	if rv := o.scale.ResourceVersion; rv != "" && t.templateVersion == rv {
 		return t.template, t.template != nil, nil
 	}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/prescale/prescale/alloc"
@@ -39,18 +38,18 @@ func (s *scorecard) add(who string, replicas int32, wanted int32, dt float64) {
 	}
 }
 
-// report derives the metrics, the condition events, the status and the scorecard from one
-// tick's result. A hot standby (leading false) sets the gauges only: counters would count
+// report derives the metrics, the condition events, the status and the scorecard from the
+// pass's result. A hot standby (not leading) sets the gauges only: counters would count
 // the tick twice.
-func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autoscalingv2.HorizontalPodAutoscaler, conflict, shared string,
-	grant *alloc.Grant, now time.Time) {
-	p, t, o, dec, hpaEq := a.p, a.t, a.o, res.Decision, res.HPAEquivalent
+func (r *pass) report(now time.Time) {
+	c, p, t, o, res, leading := r.c, r.p, r.t, &r.obs, r.res, r.leading
+	dec, hpaEq, hpa, grant := res.Decision, res.HPAEquivalent, r.hpa, r.grant
 	m := c.deps.Metrics
 	m.CurrentReplicas.WithLabelValues(p.Name).Set(float64(dec.CurrentReplicas))
 	m.DesiredReplicas.WithLabelValues(p.Name).Set(float64(dec.DesiredReplicas))
 	m.HPAEquivalentReplicas.WithLabelValues(p.Name).Set(float64(hpaEq.DesiredReplicas))
 	blocked := 0.0
-	if conflict != "" {
+	if r.conflict != "" {
 		blocked = 1
 	}
 	m.ConflictingAutoscaler.WithLabelValues(p.Name).Set(blocked)
@@ -64,27 +63,27 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 	if leading {
 		m.Decisions.WithLabelValues(p.Name, string(dec.Reason)).Inc()
 	}
-	for i, r := range dec.Metrics {
+	for i, mr := range dec.Metrics {
 		// A scaleToZero policy's decision has the activation signal after its metrics.
-		name := r.Name
+		name := mr.Name
 		sample := o.in.Activation
 		if i < len(o.in.Metrics) {
 			sample = &o.in.Metrics[i]
 		}
-		m.MetricTarget.WithLabelValues(p.Name, name).Set(r.Target)
-		if r.Error != "" {
+		m.MetricTarget.WithLabelValues(p.Name, name).Set(mr.Target)
+		if mr.Error != "" {
 			m.MetricMissing.WithLabelValues(p.Name, name).Set(1)
 			reason := ReasonFailedGetMetric
 			if sample != nil && c.deps.ErrorKind(sample.Err) == "stale" {
 				reason = ReasonMetricsStale
 			}
-			a.event(corev1.EventTypeWarning, reason, condMetricPrefix+name,
-				fmt.Sprintf("metric %s is missing (%s); holding %d replicas unless another metric scales up", name, r.Error, dec.CurrentReplicas))
+			r.event(corev1.EventTypeWarning, reason, condMetricPrefix+name,
+				fmt.Sprintf("metric %s is missing (%s); holding %d replicas unless another metric scales up", name, mr.Error, dec.CurrentReplicas))
 			continue
 		}
 		t.forgetCondition(condMetricPrefix + name)
 		m.MetricMissing.WithLabelValues(p.Name, name).Set(0)
-		m.MetricValue.WithLabelValues(p.Name, name).Set(float64(r.Value))
+		m.MetricValue.WithLabelValues(p.Name, name).Set(float64(mr.Value))
 	}
 	if grant != nil {
 		m.CapacityWanted.WithLabelValues(p.Name).Set(float64(grant.Wanted))
@@ -95,20 +94,20 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 	}
 	if grant != nil && grant.Message != "" && uncapped != dec.DesiredReplicas {
 		// Who got the GPUs, once per change of the grant or of who got them.
-		a.eventOn(corev1.EventTypeWarning, ReasonCapacityLimited, condCapacity, grant.Gist(), grant.Message)
+		r.eventOn(corev1.EventTypeWarning, ReasonCapacityLimited, condCapacity, grant.Gist(), grant.Message)
 	} else {
 		t.forgetCondition(condCapacity)
 	}
 	if res.Forecast != nil {
 		c.reportForecast(p, dec, res.Forecast)
-		c.reportLoadMissing(a, res.Forecast, now)
+		r.reportLoadMissing(res.Forecast, now)
 	} else {
 		m.forgetForecast(p.Name)
 		t.forgetCondition(condLoadMissing)
 	}
-	c.reportZero(a, dec, res.Wake)
+	r.reportZero(dec, res.Wake)
 	if res.Objective != nil {
-		c.reportObjective(a, res.Objective, leading, now)
+		r.reportObjective(res.Objective, now)
 	} else {
 		m.forgetObjective(p.Name)
 		t.objMinutes, t.objViolated, t.objBeyond, t.objWaited = 0, 0, 0, 0
@@ -128,7 +127,7 @@ func (c *Controller) report(a actor, res engine.Result, leading bool, hpa *autos
 	st.synced = true
 	st.last, st.forecast, st.objective, st.hpa, st.hpaEquivalent = dec, res.Forecast, res.Objective, hpaDesired, hpaEq.DesiredReplicas
 	st.wake = res.Wake
-	st.conflict, st.shared = conflict, shared
+	st.conflict, st.shared = r.conflict, r.shared
 	st.capacity = nil
 	if grant != nil {
 		st.capacity = &CapacityStatus{Priority: p.CapacityPriority(), Guaranteed: p.CapacityGuaranteed(), Wanted: grant.Wanted,

@@ -148,8 +148,8 @@ func TestMarkSharedWithAFailedObservation(t *testing.T) {
 		{name: "none after the target was not found", last: nil, want: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			runs := []*syncRun{{p: &policies[0], obs: observed{selector: web.selector, pods: []*corev1.Pod{pod}}}, nil}
-			targets := map[string]*target{"web": {selector: web.selector}, "canary": {selector: tc.last}}
+			runs := []*pass{{p: &policies[0], obs: observed{selector: web.selector, pods: []*corev1.Pod{pod}}}, nil}
+			targets := map[string]*policyState{"web": {selector: web.selector}, "canary": {selector: tc.last}}
 			markShared(runs, policies, targets)
 			if got := runs[0].obs.in.AmbiguousSelector; got != tc.want {
 				t.Errorf("web's AmbiguousSelector = %v, want %v (why: %q)", got, tc.want, runs[0].shared)

@@ -31,36 +31,65 @@ const (
 	tickPhaseHistory = "history"
 )
 
-// syncRun is one policy's sync in a tick, between its decision and its act phase: the
-// tick allocates the GPUs across every policy's decision in between (docs/capacity.md).
-type syncRun struct {
-	p        *policy.Policy
-	t        *target
-	obs      observed
-	act      actor
-	res      engine.Result
-	hpa      *autoscalingv2.HorizontalPodAutoscaler
-	conflict string
-	// shared says which other policies' targets select pods of this one's (the
-	// AmbiguousSelector message), "" for none: the decision holds.
-	shared string
-	dryRun bool
-	writes bool
-	timer  *phaseTimer
-	// grant is the policy's share of the GPUs this tick, nil when it was not allocated
+// pass is one policy's pass through one tick: what observe read, what decide decided and
+// what allocate granted, which act turns into every write, event, log line and metric. It
+// lives for one tick; what outlives it is in the policy's state (t). Each phase writes its
+// own fields, and the later phases read them.
+type pass struct {
+	c     *Controller
+	p     *policy.Policy
+	t     *policyState
+	timer *phaseTimer
+
+	// observe's: the target, the pods and the caches; the real HPA beside it; the record
+	// stored on the target; the samples from Prometheus; the forecast history.
+	obs observed
+	hpa *autoscalingv2.HorizontalPodAutoscaler
+	// conflict says which other autoscaler scales the workload ("" for none): prescale then
+	// writes nothing. shared (set between observe and decide, markShared) says which other
+	// policies' targets select pods of this one's ("" for none): the decision holds.
+	conflict, shared string
+	dryRun, writes   bool
+	// leading: this instance led as the tick began (Tick).
+	leading bool
+	// stored is what the decision record on a target at zero says, for a fresh engine (nil:
+	// not read); unreadable why the record there is not one (nil: it is, or there is none).
+	stored     *engine.Stored
+	unreadable error
+	// in is the engine's input but its Observation (obs.in), which decide joins to it.
+	in engine.Input
+	// history is the forecast's history in flight (historyDone false: it was started, or is
+	// still loading) or arrived this tick (historyDone: decide hands it to the engine); nil
+	// for none. historyStarted: observe started it this tick.
+	history        *historyLoad
+	historyDone    bool
+	historyStarted bool
+
+	// decide's
+	res engine.Result
+	fit *fitOutcome // what handing the arrived history to the engine did; nil: none arrived
+
+	// allocate's: the policy's share of the GPUs this tick, nil when it was not allocated
 	// (capacity.mode off, or its pods request no GPU kind and it has none to read).
 	grant *alloc.Grant
-	// record writes the decision record, after the tick; nil when the sync does not write
-	// or the record has not changed. refresh: it may wait (recordsDue).
+
+	// act's: record writes the decision record, after the tick; nil when the pass does not
+	// write or the record has not changed. refresh: it may wait (recordsDue).
 	record  func(context.Context) error
 	refresh bool
 }
 
-// observeSync runs the first phase of one policy's sync for one tick: observe. The
-// returned error is the tick's to log and count; the run is then nil.
-func (c *Controller) observeSync(ctx context.Context, p *policy.Policy, t *target) (*syncRun, error) {
+// observe runs the first phase of one policy's pass: every read. The target's scale, pods
+// and pod template (the API server and the informers' caches), the real HPA beside it, the
+// decision record stored on a target at zero for a fresh engine, the metrics, the
+// forecast's load and the objective's latency (Prometheus), and the forecast's history:
+// started in the background when the engine wants it, taken once it has arrived.
+// leading is whether this instance led when the tick began: the pass writes only then,
+// while ctx (the lease's) lives, and outside dry-run. The returned error is the tick's to
+// log and count; the pass is then nil.
+func (c *Controller) observe(ctx context.Context, p *policy.Policy, t *policyState, now time.Time, leading bool) (*pass, error) {
 	timer := c.phaseTimer()
-	obs, err := c.observe(ctx, p, t)
+	obs, err := c.observeTarget(ctx, p, t)
 	timer.done(phaseObserve)
 	if err != nil {
 		if apierrors.IsNotFound(err) {
@@ -71,20 +100,47 @@ func (c *Controller) observeSync(ctx context.Context, p *policy.Policy, t *targe
 		return nil, failure("target", err)
 	}
 	t.forgetCondition(condTargetMissing)
-	return &syncRun{p: p, t: t, obs: obs, timer: timer}, nil
+	r := &pass{c: c, p: p, t: t, obs: obs, timer: timer, leading: leading}
+	r.dryRun = c.dryRunFor(p)
+	// A real HPA on the same workload: beside a dry-run it is the comparison; otherwise
+	// prescale does not write (they would fight).
+	r.hpa = c.hpaFor(p.Target)
+	if !r.dryRun {
+		r.conflict = conflictingAutoscaler(p, r.hpa)
+	}
+	r.writes = leading && !r.dryRun && r.conflict == ""
+	if err := c.ensureEngine(p, t); err != nil {
+		return nil, failure("engine", err)
+	}
+	if t.eng.Fresh() && r.obs.in.SpecReplicas == 0 {
+		// A fresh engine (this instance's first sync of the target, a new leader's, a
+		// reload's that renamed the policy) at zero: whether prescale set that zero is in
+		// the record on the target, not in memory (docs/scale-to-zero.md).
+		stored, unreadable, err := c.storedRecord(ctx, p, r.obs.gvr)
+		if err != nil {
+			return nil, failure("target", err)
+		}
+		r.stored, r.unreadable = &stored, unreadable
+	}
+	r.obs.in.Metrics, r.in.Load, r.in.Latency, r.in.Waiting, r.obs.in.Activation = c.query(ctx, p, now)
+	if forecasting(p) != nil {
+		c.observeHistory(ctx, r, now)
+	}
+	timer.done(phaseQuery)
+	return r, nil
 }
 
-// markShared sets, on each observed run whose target's pods another policy's target's
+// markShared sets, on each observed pass whose target's pods another policy's target's
 // selector also selects, the observation's AmbiguousSelector and why (sharedPods). A
 // policy whose observation failed this tick takes part with the selector it last
 // observed: one failed read does not let another policy count their shared pods as its own.
-func markShared(runs []*syncRun, policies []policy.Policy, targets map[string]*target) {
+func markShared(passes []*pass, policies []policy.Policy, targets map[string]*policyState) {
 	selectors := make([]targetSelector, 0, len(policies))
-	pods := make(map[string][]*corev1.Pod, len(runs))
+	pods := make(map[string][]*corev1.Pod, len(passes))
 	for i := range policies {
 		p := &policies[i]
 		sel := targets[p.Name].selector
-		if r := runs[i]; r != nil {
+		if r := passes[i]; r != nil {
 			sel = r.obs.selector
 			pods[p.Name] = r.obs.pods
 		}
@@ -93,7 +149,7 @@ func markShared(runs []*syncRun, policies []policy.Policy, targets map[string]*t
 		}
 	}
 	shared := sharedPods(selectors, pods)
-	for _, r := range runs {
+	for _, r := range passes {
 		if r == nil {
 			continue
 		}
@@ -104,64 +160,36 @@ func markShared(runs []*syncRun, policies []policy.Policy, targets map[string]*t
 	}
 }
 
-// decideSync runs the next phases of an observed sync: query, decide. leading is whether
-// this instance led when the tick began; the sync writes only then, while ctx (the
-// lease's) lives, and outside dry-run. The returned error is the tick's to log and count.
-func (c *Controller) decideSync(ctx context.Context, r *syncRun, now time.Time, leading bool) error {
-	p, t, timer := r.p, r.t, r.timer
-	timer.start = time.Now() // not the wait for the other targets' observations
-	r.dryRun = c.dryRunFor(p)
-	// A real HPA on the same workload: beside a dry-run it is the comparison; otherwise
-	// prescale does not write (they would fight).
-	r.hpa = c.hpaFor(p.Target)
-	if !r.dryRun {
-		r.conflict = conflictingAutoscaler(p, r.hpa)
-	}
-	r.writes = leading && !r.dryRun && r.conflict == ""
-	r.act = actor{c: c, p: p, t: t, o: &r.obs, writes: r.writes}
-	if leading && r.conflict != "" {
-		// The leader says why it does not write, once per change of the message.
-		if t.setCondition(condConflict, r.conflict) {
-			c.writer.Event(r.obs.ref, corev1.EventTypeWarning, ReasonConflictingAutoscaler, r.conflict)
-			klog.FromContext(ctx).Info("Not writing: another autoscaler targets the workload", "reason", r.conflict)
-		}
-	} else if r.conflict == "" {
-		t.forgetCondition(condConflict)
-	}
-	in := engine.Input{Writes: r.writes}
-	if err := c.ensureEngine(p, t); err != nil {
-		return failure("engine", err)
-	}
+// decide runs the second phase of an observed pass: the engine, on what observe read. It
+// does no I/O and sends nothing: what act reports of it (a recreated target, the history
+// handed over, the forecast's gate) is in the pass. A recreated target's engine forgets its
+// recommendations (they describe another object); a fresh engine at zero reads back what
+// the record stored; a forecasting engine takes the pods' measured start-up and the history
+// that arrived. The engine's statuses are copied out of it: the next Step rewrites its own,
+// while /status reads these.
+func (r *pass) decide(now time.Time) {
+	r.timer.start = time.Now() // not the wait for the other targets' observations
+	eng := r.t.eng
 	if r.obs.recreated != "" {
-		// Deleted and recreated: the old recommendations describe another object.
-		t.eng.Reset()
-		r.act.event(corev1.EventTypeNormal, ReasonTargetRecreated, "",
-			fmt.Sprintf("%s was recreated (uid %s, was %s): decision history reset", p.Target, r.obs.scale.UID, r.obs.recreated))
+		eng.Reset()
 	}
-
-	if t.eng.Fresh() && r.obs.in.SpecReplicas == 0 {
-		// A fresh engine (this instance's first sync of the target, a new leader's, a
-		// reload's that renamed the policy) at zero: whether prescale set that zero is in
-		// the record on the target, not in memory (docs/scale-to-zero.md).
-		stored, err := c.storedRecord(ctx, p, r.act)
-		if err != nil {
-			return failure("target", err)
-		}
-		t.eng.Restore(stored)
+	if r.stored != nil {
+		eng.Restore(*r.stored)
 	}
-
-	r.obs.in.Metrics, in.Load, in.Latency, in.Waiting, r.obs.in.Activation = c.query(ctx, p, now)
-	in.Observation = r.obs.in
-	timer.done(phaseQuery)
-
-	r.res = c.decide(ctx, p, t, r.act, in, now)
-	timer.done(phaseDecide)
-	return nil
+	if forecasting(r.p) != nil {
+		eng.SetStartup(r.t.startup.p90())
+		r.handHistory(now)
+	}
+	r.in.Observation, r.in.Writes = r.obs.in, r.writes
+	res := eng.Step(r.in, now)
+	res.Forecast, res.Objective, res.Wake = res.Forecast.Copy(), res.Objective.Copy(), res.Wake.Copy()
+	r.res = res
+	r.timer.done(phaseDecide)
 }
 
 // grantCapacity lowers the decision to the policy's grant: a last clamp, CapacityLimited
 // from the wanted replicas to the granted ones. The engine's history keeps the wanted.
-func (r *syncRun) grantCapacity(g alloc.Grant) {
+func (r *pass) grantCapacity(g alloc.Grant) {
 	r.grant = &g
 	dec := &r.res.Decision
 	if g.Granted >= dec.DesiredReplicas {
@@ -172,10 +200,80 @@ func (r *syncRun) grantCapacity(g alloc.Grant) {
 	dec.DesiredReplicas = g.Granted
 }
 
-// finish runs the act phase of a prepared sync: the writes, events, metrics and status.
-func (c *Controller) finish(ctx context.Context, r *syncRun, leading bool, now time.Time) error {
+// act runs the last phase of a decided and allocated pass: every event, log line, metric
+// and write. First what observe and decide found (another autoscaler, a recreated target,
+// an unreadable record, the forecast's history and gate, the wake-ahead gate, pods shared
+// with another policy's target), then the decision: the scale written (a zero stored on the
+// target first), the decision record prepared for after the tick, the metrics and status.
+func (r *pass) act(ctx context.Context, now time.Time) error {
+	c, t := r.c, r.t
 	res, dec := r.res, r.res.Decision
 	logger := klog.FromContext(ctx)
+	if r.leading && r.conflict != "" {
+		// The leader says why it does not write, once per change of the message.
+		if t.setCondition(condConflict, r.conflict) {
+			c.writer.Event(r.obs.ref, corev1.EventTypeWarning, ReasonConflictingAutoscaler, r.conflict)
+			logger.Info("Not writing: another autoscaler targets the workload", "reason", r.conflict)
+		}
+	} else if r.conflict == "" {
+		t.forgetCondition(condConflict)
+	}
+	if r.obs.recreated != "" {
+		r.event(corev1.EventTypeNormal, ReasonTargetRecreated, "",
+			fmt.Sprintf("%s was recreated (uid %s, was %s): decision history reset", r.p.Target, r.obs.scale.UID, r.obs.recreated))
+	}
+	if r.unreadable != nil {
+		logger.Info("Decision record unreadable", "workload", r.p.Target.String(), "err", r.unreadable)
+		r.event(corev1.EventTypeWarning, ReasonDecisionRecordUnreadable, "",
+			fmt.Sprintf("the %s annotation of %s at zero replicas is not a decision record (%v): reading the zero as set by hand (ScalingDisabled)",
+				DecisionAnnotation, r.p.Target, r.unreadable))
+	}
+	if forecasting(r.p) != nil {
+		r.reportHistory(ctx)
+	}
+	if res.Forecast != nil {
+		r.forecastEvents(ctx)
+	}
+	if res.Wake != nil && res.WakeGateChanged {
+		r.wakeEvent(ctx, res.Wake)
+	}
+	r.logDecision(ctx)
+
+	if r.shared != "" {
+		// Once per change of the message, as the HPA's AmbiguousSelector condition.
+		if r.writes && t.setCondition(condSelector, r.shared) {
+			c.writer.Event(r.obs.ref, corev1.EventTypeWarning, ReasonAmbiguousSelector, r.shared)
+			logger.Info("Not scaling: another policy's target selects the same pods", "reason", r.shared)
+		}
+	} else {
+		t.forgetCondition(condSelector)
+	}
+	var err error
+	if r.writes && dec.DesiredReplicas != dec.CurrentReplicas {
+		stored := true
+		if t.eng.ScalesToZero(dec.CurrentReplicas, dec.DesiredReplicas) {
+			// The zero is stored on the target before it is written, so that no instance
+			// (this one restarted, a new leader) finds a zero of prescale's without its record.
+			stored, err = r.storeZero(ctx, dec, res.Forecast, res.Objective, r.grant)
+		}
+		if stored {
+			err = r.rescale(ctx, t.eng, dec)
+		}
+	}
+	if r.writes && !t.recordBusy.Load() {
+		// Written once the tick has acted (writeRecords), under its own deadline; none while
+		// the last one is still being written.
+		r.record, r.refresh = r.recordFor(dec, res.Forecast, res.Objective, r.grant)
+	}
+	r.report(now)
+	r.timer.done(phaseAct)
+	return err
+}
+
+// logDecision logs the decision at V(2), with what the allocation, the forecast, the
+// objective and scaleToZero made of it.
+func (r *pass) logDecision(ctx context.Context) {
+	res, dec := r.res, r.res.Decision
 	kv := []any{"current", dec.CurrentReplicas, "desired", dec.DesiredReplicas, "reason", dec.Reason, "metric", dec.Metric,
 		"proposal", dec.Proposal, "hpaEquivalent", res.HPAEquivalent.DesiredReplicas, "dryRun", r.dryRun}
 	if g := r.grant; g != nil {
@@ -203,37 +301,7 @@ func (c *Controller) finish(ctx context.Context, r *syncRun, leading bool, now t
 		kv = append(kv, "activation", z.Activation, "activationError", z.ActivationError, "idleSeconds", z.IdleSeconds,
 			"expectsLoad", z.ExpectsLoad, "wakeGated", z.WakeGated)
 	}
-	logger.V(2).Info("Decided", kv...)
-
-	if r.shared != "" {
-		// Once per change of the message, as the HPA's AmbiguousSelector condition.
-		if r.writes && r.t.setCondition(condSelector, r.shared) {
-			c.writer.Event(r.obs.ref, corev1.EventTypeWarning, ReasonAmbiguousSelector, r.shared)
-			logger.Info("Not scaling: another policy's target selects the same pods", "reason", r.shared)
-		}
-	} else {
-		r.t.forgetCondition(condSelector)
-	}
-	var err error
-	if r.writes && dec.DesiredReplicas != dec.CurrentReplicas {
-		stored := true
-		if r.t.eng.ScalesToZero(dec.CurrentReplicas, dec.DesiredReplicas) {
-			// The zero is stored on the target before it is written, so that no instance
-			// (this one restarted, a new leader) finds a zero of prescale's without its record.
-			stored, err = r.act.storeZero(ctx, dec, res.Forecast, res.Objective, r.grant)
-		}
-		if stored {
-			err = r.act.rescale(ctx, r.t.eng, dec)
-		}
-	}
-	if r.writes && !r.t.recordBusy.Load() {
-		// Written once the tick has acted (writeRecords), under its own deadline; none while
-		// the last one is still being written.
-		r.record, r.refresh = r.act.record(dec, res.Forecast, res.Objective, r.grant)
-	}
-	c.report(r.act, res, leading, r.hpa, r.conflict, r.shared, r.grant, now)
-	r.timer.done(phaseAct)
-	return err
+	klog.FromContext(ctx).V(2).Info("Decided", kv...)
 }
 
 // conflictingAutoscaler says which other autoscaler targets p's workload ("" for none): h,
@@ -264,7 +332,7 @@ func (c *Controller) dryRunFor(p *policy.Policy) bool {
 
 // ensureEngine builds the policy's engine at its first sync, and hands it the policy after
 // a reload: the decision History carries over, the forecaster too unless its block changed.
-func (c *Controller) ensureEngine(p *policy.Policy, t *target) error {
+func (c *Controller) ensureEngine(p *policy.Policy, t *policyState) error {
 	if t.eng == nil {
 		eng, err := engine.New(p, engine.Options{Tick: c.opts.Interval, DefaultStartup: DefaultStartup,
 			HPAEquivalent: true, RefitDelay: engine.Stagger(p.Name)})
@@ -294,27 +362,6 @@ func loadLag(p *policy.Policy) time.Duration {
 		return 0
 	}
 	return lag
-}
-
-// decide steps the policy's engine: it first loads the forecast's history when the engine
-// asks for it (the first fit, the daily refit), then decides. The forecast's troubles are
-// events, not errors of the sync: the policy then scales on its metrics.
-func (c *Controller) decide(ctx context.Context, p *policy.Policy, t *target, act actor, in engine.Input, now time.Time) engine.Result {
-	if forecasting(p) != nil {
-		t.eng.SetStartup(t.startup.p90())
-		c.fit(ctx, p, t, act, now)
-	}
-	res := t.eng.Step(in, now)
-	// Kept in the status past the next Step, and read by /status while it runs: copies that
-	// share nothing with the engine, which the next Step rewrites.
-	res.Forecast, res.Objective, res.Wake = res.Forecast.Copy(), res.Objective.Copy(), res.Wake.Copy()
-	if res.Forecast != nil {
-		c.forecastEvents(ctx, p, act, res)
-	}
-	if res.Wake != nil && res.WakeGateChanged {
-		c.wakeEvent(ctx, act, res.Wake)
-	}
-	return res
 }
 
 // phaseTimer times the phases of one sync into prescale_sync_phase_duration_seconds.

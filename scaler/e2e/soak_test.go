@@ -318,6 +318,7 @@ func BenchmarkSoak(b *testing.B) {
 func (in *instance) phaseSums() map[string][2]float64 {
 	out := map[string][2]float64{}
 	for _, m := range []struct{ key, metric, phase string }{
+		{"tick/observe", "prescale_tick_phase_duration_seconds", "observe"},
 		{"tick/decide", "prescale_tick_phase_duration_seconds", "decide"},
 		{"tick/allocate", "prescale_tick_phase_duration_seconds", "allocate"},
 		{"tick/act", "prescale_tick_phase_duration_seconds", "act"},
