@@ -330,7 +330,7 @@ func (c *Controller) Tick(ctx context.Context) {
 	for i := range policies {
 		loggers[i] = klog.FromContext(ctx).WithValues("policy", policies[i].Name, "target", policies[i].Target.String())
 	}
-	phase := c.tickPhases(start)
+	phases := &phaseTimer{vec: c.deps.Metrics.TickPhaseDuration, start: start}
 
 	// 1. observe
 	c.each(len(policies), func(i int) {
@@ -344,7 +344,7 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 		passes[i] = r
 	})
-	phase(phaseObserve)
+	phases.done(phaseObserve)
 
 	// 2. decide
 	markShared(passes, policies, targets)
@@ -353,11 +353,11 @@ func (c *Controller) Tick(ctx context.Context) {
 			passes[i].decide(now)
 		}
 	})
-	phase(phaseDecide)
+	phases.done(phaseDecide)
 
 	// 3. allocate
 	c.allocate(ctx, passes)
-	phase(tickPhaseAllocate)
+	phases.done(tickPhaseAllocate)
 
 	// 4. act
 	c.each(len(policies), func(i int) {
@@ -370,24 +370,13 @@ func (c *Controller) Tick(ctx context.Context) {
 			c.syncFailed(loggers[i], err)
 		}
 	})
-	phase(phaseAct)
+	phases.done(phaseAct)
 
 	end := time.Now()
 	c.deps.Metrics.TickDuration.Observe(end.Sub(start).Seconds())
-	klog.FromContext(ctx).V(4).Info("Tick done", "policies", len(policies), "duration", end.Sub(start))
+	klog.FromContext(ctx).V(4).Info("Tick done", append([]any{"policies", len(policies), "duration", end.Sub(start)}, phases.kv...)...)
 	if leading {
 		c.writeRecords(parent, hold, passes, loggers)
-	}
-}
-
-// tickPhases returns a function that observes, under each phase named in turn, the time
-// since the last one ended (the first: since start), into prescale_tick_phase_duration_seconds.
-func (c *Controller) tickPhases(start time.Time) func(phase string) {
-	last := start
-	return func(phase string) {
-		end := time.Now()
-		c.deps.Metrics.TickPhaseDuration.WithLabelValues(phase).Observe(end.Sub(last).Seconds())
-		last = end
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -364,17 +365,25 @@ func loadLag(p *policy.Policy) time.Duration {
 	return lag
 }
 
-// phaseTimer times the phases of one sync into prescale_sync_phase_duration_seconds.
+// phaseTimer times consecutive phases into a histogram by phase: one pass's
+// (prescale_sync_phase_duration_seconds) or one tick's (prescale_tick_phase_duration_seconds).
 type phaseTimer struct {
-	c     *Controller
+	vec   *prometheus.HistogramVec
 	start time.Time
+	kv    []any // phase, duration, ...: for a log line
 }
 
-func (c *Controller) phaseTimer() *phaseTimer { return &phaseTimer{c: c, start: time.Now()} }
+// phaseTimer times one pass's phases, from now.
+func (c *Controller) phaseTimer() *phaseTimer {
+	return &phaseTimer{vec: c.deps.Metrics.SyncPhaseDuration, start: time.Now()}
+}
 
-// done observes the time since the last phase ended under phase.
+// done observes the time since the last phase ended (the first: since the timer began)
+// under phase.
 func (pt *phaseTimer) done(phase string) {
 	end := time.Now()
-	pt.c.deps.Metrics.SyncPhaseDuration.WithLabelValues(phase).Observe(end.Sub(pt.start).Seconds())
+	d := end.Sub(pt.start)
+	pt.vec.WithLabelValues(phase).Observe(d.Seconds())
+	pt.kv = append(pt.kv, phase, d)
 	pt.start = end
 }

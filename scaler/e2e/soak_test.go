@@ -343,10 +343,11 @@ func phaseMeans(from, to map[string][2]float64) string {
 }
 
 // tickLog is one tick's "Tick done" line: its duration and its phases'.
-type tickLog struct{ total, decide, allocate, act time.Duration }
+type tickLog struct{ total, observe, decide, allocate, act time.Duration }
 
 func (t tickLog) String() string {
-	return fmt.Sprintf("%.3f s (decide %.3f, allocate %.3f, act %.3f)", t.total.Seconds(), t.decide.Seconds(), t.allocate.Seconds(), t.act.Seconds())
+	return fmt.Sprintf("%.3f s (observe %.3f, decide %.3f, allocate %.3f, act %.3f)", t.total.Seconds(), t.observe.Seconds(),
+		t.decide.Seconds(), t.allocate.Seconds(), t.act.Seconds())
 }
 
 // records returns the background record writes from the instance's log: how many records
@@ -369,7 +370,7 @@ func (in *instance) records(b *testing.B) (counts []int, took []time.Duration) {
 }
 
 var (
-	tickDone       = regexp.MustCompile(`"Tick done" policies=\d+ duration="([^"]+)" decide="([^"]+)" allocate="([^"]+)" act="([^"]+)"`)
+	tickDone       = regexp.MustCompile(`"Tick done" policies=\d+ duration="([^"]+)" observe="([^"]+)" decide="([^"]+)" allocate="([^"]+)" act="([^"]+)"`)
 	recordsWritten = regexp.MustCompile(`"Records written" records=(\d+) duration="([^"]+)"`)
 )
 
@@ -381,13 +382,13 @@ func (in *instance) ticks(b *testing.B) []tickLog {
 	}
 	var out []tickLog
 	for _, m := range tickDone.FindAllStringSubmatch(string(text), -1) {
-		var d [4]time.Duration
+		var d [5]time.Duration
 		for i := range d {
 			if d[i], err = time.ParseDuration(m[i+1]); err != nil {
 				b.Fatalf("tick line %q: %v", m[0], err)
 			}
 		}
-		out = append(out, tickLog{d[0], d[1], d[2], d[3]})
+		out = append(out, tickLog{d[0], d[1], d[2], d[3], d[4]})
 	}
 	return out
 }
