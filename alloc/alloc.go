@@ -269,6 +269,24 @@ func AllocateTiers(nodes []Node, allowance map[string]int32, tiers ...[]Policy) 
 	return results
 }
 
+// Step is the allocate step of a tick's decide -> allocate -> act, shared by the controller
+// and the pool backtest: it allocates the nodes' free GPUs and the pools' allowance across
+// the policies of tiers (AllocateTiers), then hands each policy's grant to act, tier by
+// tier, in each tier's order. act's first error stops the step and is returned; the
+// Results, one per tier, are returned either way.
+func Step(nodes []Node, allowance map[string]int32, act func(tier, i int, g Grant) error, tiers ...[]Policy) ([]Result, error) {
+	results := AllocateTiers(nodes, allowance, tiers...)
+	for t, policies := range tiers {
+		for i, p := range policies {
+			g, _ := results[t].Grant(p.Name)
+			if err := act(t, i, g); err != nil {
+				return results, err
+			}
+		}
+	}
+	return results, nil
+}
+
 // leftAfter returns copies of nodes and allowance less what res granted policies: their
 // placements' GPUs and their Pending pods.
 func leftAfter(nodes []Node, allowance map[string]int32, policies []Policy, res Result) ([]Node, map[string]int32) {

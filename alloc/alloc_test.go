@@ -1,6 +1,7 @@
 package alloc
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -498,5 +499,47 @@ func TestAllocateTiersOneTierIsAllocate(t *testing.T) {
 	got := AllocateTiers(in.Nodes, in.Allowance, in.Policies)
 	if diff := cmp.Diff([]Result{Allocate(in)}, got); diff != "" {
 		t.Errorf("AllocateTiers with one tier (-Allocate +AllocateTiers):\n%s", diff)
+	}
+}
+
+// Step hands each policy its own grant, by tier and index (the tiers' policies need not be
+// sorted by name, as the grants are), and stops at act's first error.
+func TestStep(t *testing.T) {
+	one := map[string]int64{gpu: 1}
+	single := []Node{{Name: "a", Free: map[string]int64{gpu: 8}}}
+	tiers := [][]Policy{
+		{{Name: "z", PerPod: one, Nodes: []string{"a"}, Wanted: 3}, {Name: "b", PerPod: one, Nodes: []string{"a"}, Wanted: 4}},
+		{{Name: "o", PerPod: one, Nodes: []string{"a"}, Wanted: 6}},
+	}
+	type handed struct {
+		tier, i int
+		policy  string
+		granted int32
+	}
+	var got []handed
+	results, err := Step(single, nil, func(tier, i int, g Grant) error {
+		got = append(got, handed{tier, i, g.Policy, g.Granted})
+		return nil
+	}, tiers...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 8 GPUs: z 3 and b 4 in the first tier, o the 1 left of the 6 it wants.
+	want := []handed{{0, 0, "z", 3}, {0, 1, "b", 4}, {1, 0, "o", 1}}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(handed{})); diff != "" {
+		t.Errorf("grants handed to act (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(AllocateTiers(single, nil, tiers...), results); diff != "" {
+		t.Errorf("Step's results (-AllocateTiers +Step):\n%s", diff)
+	}
+
+	stop := errors.New("write failed")
+	calls := 0
+	_, err = Step(single, nil, func(tier, i int, g Grant) error {
+		calls++
+		return stop
+	}, tiers...)
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("act failing: error %v after %d calls, want %v after 1", err, calls, stop)
 	}
 }

@@ -156,9 +156,9 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 		res.PeakGPUs = max(res.PeakGPUs, held)
 		in.Nodes[0].Free[poolResource] = max(0, gpus-held)
 		// Every member writes its scale: one tier, as the controller's writers are.
-		r := alloc.AllocateTiers(in.Nodes, in.Allowance, in.Policies)[0]
-		for i, m := range sims {
-			g, _ := r.Grant(m.name)
+		now := Epoch.Add(time.Duration(t) * par.Tick)
+		_, err := alloc.Step(in.Nodes, in.Allowance, func(_, i int, g alloc.Grant) error {
+			m := sims[i]
 			if g.Granted < wants[i] {
 				if short := m.e.need(t) - g.Granted; short > 0 {
 					res.Policies[i].UnservedGPUHours += float64(short) * float64(perPod) * dt / 3600
@@ -168,10 +168,10 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 					res.Policies[i].LimitedMinutes++
 				}
 			}
-			now := Epoch.Add(time.Duration(t) * par.Tick)
-			if err := m.actuate(t, g.Granted, now); err != nil {
-				return PoolResult{}, err
-			}
+			return m.actuate(t, g.Granted, now)
+		}, in.Policies)
+		if err != nil {
+			return PoolResult{}, err
 		}
 		if opt.Progress != nil && (t+1)%4096 == 0 {
 			opt.Progress(t+1, ticks)

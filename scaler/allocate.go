@@ -52,7 +52,7 @@ func (r *pass) holdScaleUp(why string) {
 
 // allocateOn builds the allocation's input from runs (claim returns what a run's pods
 // request of each GPU kind and where they may go), allocates free with
-// alloc.AllocateTiers, the writers as its first tier, and applies the grants.
+// alloc.Step, the writers as its first tier, and applies the grants.
 func (c *Controller) allocateOn(runs []*pass, free []alloc.Node, claim func(*pass) (map[string]int64, []string)) {
 	allowance := map[string]int32{}
 	for _, n := range free {
@@ -60,8 +60,9 @@ func (c *Controller) allocateOn(runs []*pass, free []alloc.Node, claim func(*pas
 			allowance[kind] = c.opts.Capacity.Allowance(kind)
 		}
 	}
-	byName := map[string]*pass{}
+	// The writers first; the others out of what they leave.
 	var writers, others []alloc.Policy
+	var writerPasses, otherPasses []*pass
 	for _, r := range runs {
 		if r != nil && r.obs.templateErr != nil {
 			// What its pods request is unknown.
@@ -84,19 +85,16 @@ func (c *Controller) allocateOn(runs []*pass, free []alloc.Node, claim func(*pas
 		ap := alloc.Policy{Name: r.p.Name, Priority: r.p.CapacityPriority(), Guaranteed: r.p.CapacityGuaranteed(),
 			PerPod: kinds, Nodes: nodes, Current: dec.CurrentReplicas, Placed: r.obs.placed, PlacedOn: r.obs.placedOn,
 			Wanted: dec.DesiredReplicas}
-		byName[r.p.Name] = r
 		if r.writes {
-			writers = append(writers, ap)
+			writers, writerPasses = append(writers, ap), append(writerPasses, r)
 		} else {
-			others = append(others, ap)
+			others, otherPasses = append(others, ap), append(otherPasses, r)
 		}
 	}
-	// The writers first; the others out of what they leave.
-	results := alloc.AllocateTiers(free, allowance, writers, others)
-	for _, res := range results {
-		for _, g := range res.Grants {
-			byName[g.Policy].grantCapacity(g)
-		}
-	}
+	tiers := [][]*pass{writerPasses, otherPasses}
+	results, _ := alloc.Step(free, allowance, func(tier, i int, g alloc.Grant) error {
+		tiers[tier][i].grantCapacity(g)
+		return nil
+	}, writers, others)
 	c.reportPools(results...)
 }
