@@ -60,7 +60,7 @@ const poolResource = "gpu"
 
 // RunPool replays every member's trace through the model at once, each policy deciding as
 // in Run, and grants their replicas out of one pool of gpus GPUs at each tick with
-// alloc.AllocateTiers, as prescale run does with capacity.mode: cap: by each policy's
+// alloc.Step, as prescale run does with capacity.mode: cap: by each policy's
 // capacity.priority and capacity.guaranteed, then by how far it is below its need. A pod
 // holds Params.GPUsPerReplica GPUs (an integer here) from its creation, starting or Ready;
 // a removed pod frees them at the next tick. The traces are cut to the shortest. Guarantees

@@ -5,7 +5,7 @@
 // HistorySource, in the background); decide steps the policy's engine.Engine, which decides
 // (with the forecaster it fits on that history, its horizon from the pods' measured
 // start-up) and does no I/O; allocate, with capacity.mode: cap, grants the GPUs once across
-// every decision (alloc.AllocateTiers, out of the nodes' free GPUs), lowering a decision
+// every decision (alloc.Step, out of the nodes' free GPUs), lowering a decision
 // above its grant to it; act writes the scale when the instance leads and is not in
 // dry-run, and sends every event, log line and metric. The decision records are written
 // after the tick, in the background. It owns all the I/O that engine/, alloc/ and policy/
