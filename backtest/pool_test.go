@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/policy"
 )
 
@@ -199,7 +200,7 @@ func TestRunPoolUnservedIsTheTracesDemand(t *testing.T) {
 	}
 	a := res.Policies[0]
 	// 240 ticks x 1 GPU x 15 s = 1 GPU-hour.
-	if !near(a.UnservedGPUHours, 236*7*15.0/3600) || a.LimitedMinutes != 59 || !near(a.GPUHours, 1) {
+	if !testutil.Near(a.UnservedGPUHours, 236*7*15.0/3600, 1e-9) || a.LimitedMinutes != 59 || !testutil.Near(a.GPUHours, 1, 1e-9) {
 		t.Errorf("unserved %v GPU-hours, limited %d minutes, %v GPU-hours; want %v, 59, 1", a.UnservedGPUHours, a.LimitedMinutes, a.GPUHours, 236*7*15.0/3600)
 	}
 }

@@ -1,11 +1,11 @@
 package backtest
 
 import (
-	"math"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/policy"
 )
 
@@ -40,7 +40,7 @@ func TestZeroScores(t *testing.T) {
 	// 9 pod-ticks = 9 x 15 s = 0.0375 h; of them tick 4, in idle minute 1: 15 s. Zero pods
 	// at ticks 5-11: 7 ticks = 105 s. Its pod is Ready at tick 12, when the load returns:
 	// no violation.
-	if !near(o.GPUHours, 0.0375) || !near(o.IdleGPUHours, 15.0/3600) || !near(o.ZeroHours, 105.0/3600) || o.ReturnViolationMinutes != 0 {
+	if !testutil.Near(o.GPUHours, 0.0375, 1e-9) || !testutil.Near(o.IdleGPUHours, 15.0/3600, 1e-9) || !testutil.Near(o.ZeroHours, 105.0/3600, 1e-9) || o.ReturnViolationMinutes != 0 {
 		t.Errorf("oracle: GPU-hours %v, idle %v, at zero %v h, return violations %d; want 0.0375, %v, %v, 0",
 			o.GPUHours, o.IdleGPUHours, o.ZeroHours, o.ReturnViolationMinutes, 15.0/3600, 105.0/3600)
 	}
@@ -51,8 +51,6 @@ func TestZeroScores(t *testing.T) {
 		t.Errorf("zero: at zero %v h, violations %d at returns of %d; want > 0, 1 of 1", z.ZeroHours, z.ReturnViolationMinutes, z.SLOViolationMinutes)
 	}
 }
-
-func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
 func TestBaselineFromZero(t *testing.T) {
 	par := zeroParams()
@@ -115,7 +113,7 @@ func TestPoliciesStartWithAReplica(t *testing.T) {
 	// baseline's 300 s scale-down window outlasts the idle minute): 16 ticks x 15 s = 1/15 h.
 	for _, name := range []string{HPAName, "one"} {
 		p, _ := res.Policy(name)
-		if p.SLOViolationMinutes != 0 || !near(p.GPUHours, 1.0/15) {
+		if p.SLOViolationMinutes != 0 || !testutil.Near(p.GPUHours, 1.0/15, 1e-9) {
 			t.Errorf("%s: %d violation minutes, %v GPU-hours; want 0, 1/15", name, p.SLOViolationMinutes, p.GPUHours)
 		}
 	}

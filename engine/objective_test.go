@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/policy"
 )
 
@@ -24,8 +25,6 @@ func stepLatency(e *Engine, now time.Time, latency policy.Sample) Result {
 	in.Latency = &latency
 	return e.Step(in, now)
 }
-
-func near(a, b float64) bool { return math.Abs(a-b) < 1e-12 }
 
 func TestObjectiveAdaptsTheQuantileEachMinute(t *testing.T) {
 	e := newEngine(t, parse(t, withObjective), Options{})
@@ -61,7 +60,7 @@ func TestObjectiveAdaptsTheQuantileEachMinute(t *testing.T) {
 	}
 	for i, m := range minutes {
 		st := closed[i]
-		if !near(st.Quantile, m.want) || st.Minutes != m.minutes || st.ViolatedMinutes != m.over {
+		if !testutil.Near(st.Quantile, m.want, 1e-12) || st.Minutes != m.minutes || st.ViolatedMinutes != m.over {
 			t.Errorf("after %q: quantile %v, minutes %d, violated %d; want %v, %d, %d",
 				m.name, st.Quantile, st.Minutes, st.ViolatedMinutes, m.want, m.minutes, m.over)
 		}
@@ -140,7 +139,7 @@ func TestObjectiveSurvivesAReload(t *testing.T) {
 	q.Objective = &o
 	e.SetPolicy(&q)
 	st := stepLatency(e, now, policy.Sample{Value: 1}).Objective
-	if !near(st.Quantile, 0.9+0.00991) || st.Minutes != 1 || st.Budget != 0.02 {
+	if !testutil.Near(st.Quantile, 0.9+0.00991, 1e-12) || st.Minutes != 1 || st.Budget != 0.02 {
 		t.Errorf("after the reload: status %+v, want quantile 0.90991, 1 minute, budget 0.02", st)
 	}
 }
@@ -321,7 +320,7 @@ func TestObjectiveColdStartMinutes(t *testing.T) {
 			continue
 		}
 		c := minutes[m-1]
-		if st.ViolatedMinutes != c.violated || st.ColdStartMinutes != c.cold || !near(st.Quantile, c.quantile) {
+		if st.ViolatedMinutes != c.violated || st.ColdStartMinutes != c.cold || !testutil.Near(st.Quantile, c.quantile, 1e-12) {
 			t.Fatalf("%s: violated %d, cold %d, quantile %v; want %d, %d, %v", c.name, st.ViolatedMinutes, st.ColdStartMinutes, st.Quantile, c.violated, c.cold, c.quantile)
 		}
 	}
@@ -406,7 +405,7 @@ func TestObjectiveWaitingWithoutLatency(t *testing.T) {
 			// The next minute's first tick closes the minute.
 			in.Latency, in.Waiting = &policy.Sample{Value: 1}, nil
 			st = e.Step(in, t0.Add(time.Minute)).Objective
-			if st.Minutes != tc.minutes || st.ViolatedMinutes != tc.over || st.WaitedMinutes != tc.waitedMinutes || !near(st.Quantile, tc.quantile) {
+			if st.Minutes != tc.minutes || st.ViolatedMinutes != tc.over || st.WaitedMinutes != tc.waitedMinutes || !testutil.Near(st.Quantile, tc.quantile, 1e-12) {
 				t.Errorf("closed: minutes %d, violated %d, waited %d, quantile %v; want %d, %d, %d, %v",
 					st.Minutes, st.ViolatedMinutes, st.WaitedMinutes, st.Quantile, tc.minutes, tc.over, tc.waitedMinutes, tc.quantile)
 			}

@@ -31,7 +31,7 @@ func BenchmarkRunSameTime(b *testing.B) {
 		p    func() *policy.Policy
 		more bool
 	}{
-		{"policy", examplePolicy, false},
+		{"policy", llamaPolicy, false},
 		{"forecast+objective", objectivePolicy, true},
 	} {
 		for _, n := range []int{10_000, 100_000} {

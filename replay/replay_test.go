@@ -24,24 +24,24 @@ func q(s string) *policy.Quantity {
 	return &v
 }
 
-func i32(v int32) *int32 { return &v }
-
 // opts are prescale run's defaults: a 15 s interval, 180 s start-up.
 var opts = Options{Interval: 15 * time.Second, Startup: 180 * time.Second}
 
-// examplePolicy is the llama-70b policy of examples/policy.yaml (docs/policy.md).
-func examplePolicy() *policy.Policy {
+// llamaPolicy is a llama-70b policy in the shape of examples/policy.yaml's (three metrics,
+// the HPA's behavior), with short queries (q, g, l) and the metric names the inputs of these
+// tests carry: queue, gpu and p95-latency.
+func llamaPolicy() *policy.Policy {
 	return &policy.Policy{
-		Name: "llama-70b", MinReplicas: i32(1), MaxReplicas: 32,
+		Name: "llama-70b", MinReplicas: new(int32(1)), MaxReplicas: 32,
 		Metrics: []policy.Metric{
 			{Name: "queue", Query: "q", Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: q("5")}},
 			{Name: "gpu", Query: "g", Target: policy.MetricTarget{Type: policy.AverageValue, AverageValue: q("70")}},
 			{Name: "p95-latency", Query: "l", Target: policy.MetricTarget{Type: policy.Value, Value: q("4")}},
 		},
 		Behavior: &policy.Behavior{
-			ScaleUp: &policy.Rules{StabilizationWindowSeconds: i32(0), Policies: []policy.RatePolicy{
+			ScaleUp: &policy.Rules{StabilizationWindowSeconds: new(int32(0)), Policies: []policy.RatePolicy{
 				{Type: policy.PercentPolicy, Value: 100, PeriodSeconds: 15}, {Type: policy.PodsPolicy, Value: 4, PeriodSeconds: 15}}},
-			ScaleDown: &policy.Rules{StabilizationWindowSeconds: i32(300), Policies: []policy.RatePolicy{
+			ScaleDown: &policy.Rules{StabilizationWindowSeconds: new(int32(300)), Policies: []policy.RatePolicy{
 				{Type: policy.PercentPolicy, Value: 100, PeriodSeconds: 15}}},
 		},
 	}
@@ -74,7 +74,7 @@ func TestRunCarriesHistoryAcrossLines(t *testing.T) {
 {"time":"2026-01-01T00:05:31Z","specReplicas":5,"pods":[{"name":"a","ready":true},{"name":"b","ready":true},{"name":"c","ready":true},{"name":"d","ready":true},{"name":"e","ready":true}],"metrics":{"queue":{"perPod":{"a":1,"b":1,"c":1,"d":1,"e":1}},"p95-latency":{"value":1},"gpu":{"perPod":{"a":10,"b":10,"c":10,"d":10,"e":10}}}}
 `
 	var out bytes.Buffer
-	if err := Run(examplePolicy(), opts, strings.NewReader(input), &out); err != nil {
+	if err := Run(llamaPolicy(), opts, strings.NewReader(input), &out); err != nil {
 		t.Fatal(err)
 	}
 	want := []brief{
@@ -98,7 +98,7 @@ func TestRunCarriesHistoryAcrossLines(t *testing.T) {
 func TestRunNaNIsMissing(t *testing.T) {
 	input := `{"time":"2026-01-01T00:00:00Z","specReplicas":2,"pods":[{"name":"a","ready":true},{"name":"b","ready":true}],"metrics":{"queue":{"perPod":{"a":"NaN","b":1}},"p95-latency":{"value":"+Inf"},"gpu":{"perPod":{"a":1,"b":1}}}}`
 	var out bytes.Buffer
-	if err := Run(examplePolicy(), opts, strings.NewReader(input), &out); err != nil {
+	if err := Run(llamaPolicy(), opts, strings.NewReader(input), &out); err != nil {
 		t.Fatal(err)
 	}
 	// gpu alone would scale down to 1; queue and latency are missing: hold at 2.
@@ -160,7 +160,7 @@ func TestRunReportsMalformedLines(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Run(examplePolicy(), opts, strings.NewReader(tc.input), &bytes.Buffer{})
+			err := Run(llamaPolicy(), opts, strings.NewReader(tc.input), &bytes.Buffer{})
 			if err == nil {
 				t.Fatalf("no error, want %q", tc.want)
 			}
@@ -192,7 +192,7 @@ func TestRunLineLimit(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := Run(examplePolicy(), opts, strings.NewReader(tc.input), io.Discard)
+			err := Run(llamaPolicy(), opts, strings.NewReader(tc.input), io.Discard)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("error %q, want none", err)
@@ -207,7 +207,7 @@ func TestRunLineLimit(t *testing.T) {
 }
 
 func TestRunForecastsFromTheLoad(t *testing.T) {
-	p := examplePolicy()
+	p := llamaPolicy()
 	window := policy.Duration{Duration: 5 * time.Minute}
 	p.Forecast = &policy.Forecast{Load: policy.Load{Query: "lq", PerReplica: policy.NewAutoFloat(10)},
 		Gate: &policy.GateSpec{Window: &window}}
@@ -270,10 +270,10 @@ func TestRunForecastsFromTheLoad(t *testing.T) {
 	}
 }
 
-// objectivePolicy is examplePolicy with a forecast and an objective: at most 1 % of minutes
+// objectivePolicy is llamaPolicy with a forecast and an objective: at most 1 % of minutes
 // with the latency over 2 s.
 func objectivePolicy() *policy.Policy {
-	p := examplePolicy()
+	p := llamaPolicy()
 	p.Forecast = &policy.Forecast{Load: policy.Load{Query: "lq", PerReplica: policy.NewAutoFloat(10)}}
 	budget := policy.Fraction(0.01)
 	p.Objective = &policy.Objective{Query: "lat", SLO: &policy.Duration{Duration: 2 * time.Second}, Budget: &budget}
@@ -418,9 +418,9 @@ func TestRunObjectiveWaiting(t *testing.T) {
 // replica (queue 0), it goes to zero at the line 60 s after the first idle one; a line
 // without an activation at zero stays there; 9 requests/s over 4 a replica wake it to 3.
 func TestRunScaleToZero(t *testing.T) {
-	p := examplePolicy()
+	p := llamaPolicy()
 	p.Metrics = p.Metrics[:1]
-	p.MinReplicas = i32(0)
+	p.MinReplicas = new(int32(0))
 	p.ScaleToZero = &policy.ScaleToZero{Activation: policy.Activation{Query: "rate", PerReplica: q("4")},
 		IdleDelay: &policy.Duration{Duration: time.Minute}}
 	lines := []string{
@@ -455,9 +455,9 @@ func TestRunScaleToZero(t *testing.T) {
 // one that reads the stored record, and in a fresh run whose first line states that
 // record. Without the record a fresh engine reads the zero as set by hand: ScalingDisabled.
 func TestRunRestartAtZero(t *testing.T) {
-	p := examplePolicy()
+	p := llamaPolicy()
 	p.Metrics = p.Metrics[:1]
-	p.MinReplicas = i32(0)
+	p.MinReplicas = new(int32(0))
 	p.ScaleToZero = &policy.ScaleToZero{Activation: policy.Activation{Query: "rate", PerReplica: q("4")},
 		IdleDelay: &policy.Duration{Duration: time.Minute}}
 	history := []string{
@@ -523,7 +523,7 @@ func TestRunSaysWhenTheForecastCannotBeBuilt(t *testing.T) {
 		{name: "a season of two intervals", interval: 10 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := examplePolicy()
+			p := llamaPolicy()
 			p.Forecast = &policy.Forecast{Load: policy.Load{Query: "lq", PerReplica: policy.NewAutoFloat(10)},
 				Method: "seasonal-naive", Season: &policy.Duration{Duration: 20 * time.Second}}
 			var got []string

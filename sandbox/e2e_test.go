@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
 	"github.com/prescale/prescale/sandbox/sim"
 )
@@ -95,22 +96,6 @@ func assertGone(t *testing.T, st *sandbox.State) {
 	}
 }
 
-// eventually polls f every 200ms until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, timeout, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 type podCounts struct{ ready, starting, unschedulable, total int }
 
 func countPods(ctx context.Context, c kubernetes.Interface, ns string) (podCounts, []corev1.Pod, error) {
@@ -158,7 +143,7 @@ func remove(t *testing.T, ctx context.Context, c kubernetes.Interface, ns string
 	if err := c.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		t.Fatalf("delete namespace %s: %v", ns, err)
 	}
-	eventually(t, 60*time.Second, "namespace "+ns+" gone", func() error {
+	testutil.Eventually(t, 60*time.Second, "namespace "+ns+" gone", func() error {
 		_, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -205,7 +190,7 @@ func TestSandbox(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer remove(t, ctx, client, w.Namespace)
-		eventually(t, 60*time.Second, "4 Ready and 1 unschedulable pod", func() error {
+		testutil.Eventually(t, 60*time.Second, "4 Ready and 1 unschedulable pod", func() error {
 			n, _, err := countPods(ctx, client, w.Namespace)
 			if err != nil || n != (podCounts{ready: 4, unschedulable: 1, total: 5}) {
 				return fmt.Errorf("pods %+v (err %v)", n, err)
@@ -228,7 +213,7 @@ func TestSandbox(t *testing.T) {
 		defer remove(t, ctx, client, w.Namespace)
 		var sawStarting bool
 		var pods []corev1.Pod
-		eventually(t, 60*time.Second, "2 Ready pods", func() error {
+		testutil.Eventually(t, 60*time.Second, "2 Ready pods", func() error {
 			n, p, err := countPods(ctx, client, w.Namespace)
 			sawStarting = sawStarting || n.starting > 0
 			pods = p
@@ -269,7 +254,7 @@ func TestSandbox(t *testing.T) {
 			if err != nil {
 				t.Fatalf("scale to %d: %v", want, err)
 			}
-			eventually(t, 60*time.Second, fmt.Sprintf("exactly %d Ready pods", want), func() error {
+			testutil.Eventually(t, 60*time.Second, fmt.Sprintf("exactly %d Ready pods", want), func() error {
 				n, _, err := countPods(ctx, client, w.Namespace)
 				if err != nil || n.ready != int(want) || n.total != int(want) {
 					return fmt.Errorf("pods %+v (err %v)", n, err)
@@ -286,7 +271,7 @@ func TestSandbox(t *testing.T) {
 		}
 		defer remove(t, ctx, client, w.Namespace)
 		var ready []string
-		eventually(t, 60*time.Second, "2 Ready pods", func() error {
+		testutil.Eventually(t, 60*time.Second, "2 Ready pods", func() error {
 			n, pods, err := countPods(ctx, client, w.Namespace)
 			if err != nil || n.ready != 2 {
 				return fmt.Errorf("pods %+v (err %v)", n, err)
@@ -341,7 +326,7 @@ func TestSandbox(t *testing.T) {
 		}
 		for _, series := range []string{"vllm:num_requests_waiting", "vllm:num_requests_running", "DCGM_FI_DEV_GPU_UTIL", "vllm:e2e_request_latency_seconds_count"} {
 			q := fmt.Sprintf(`{__name__=%q, namespace=%q}`, series, w.Namespace)
-			eventually(t, 60*time.Second, series+" per Ready pod in Prometheus", func() error {
+			testutil.Eventually(t, 60*time.Second, series+" per Ready pod in Prometheus", func() error {
 				vec, err := query(q)
 				if err != nil {
 					return err
@@ -357,7 +342,7 @@ func TestSandbox(t *testing.T) {
 				return nil
 			})
 		}
-		eventually(t, 60*time.Second, "inference_requests_total rising", func() error {
+		testutil.Eventually(t, 60*time.Second, "inference_requests_total rising", func() error {
 			vec, err := query(fmt.Sprintf(`rate(inference_requests_total{namespace=%q, service=%q}[30s])`, w.Namespace, w.Name))
 			if err != nil {
 				return err
@@ -428,7 +413,7 @@ func TestSandbox(t *testing.T) {
 			t.Errorf("sandbox after the backfill: %v", err)
 		}
 		// The restarted Prometheus scrapes again: its own up series for the sim's job moves on.
-		eventually(t, 60*time.Second, "a scrape after the restart", func() error {
+		testutil.Eventually(t, 60*time.Second, "a scrape after the restart", func() error {
 			v, _, _, err := api.Query(ctx, `timestamp(up{job="prescale-sim"})`, time.Now())
 			if err != nil {
 				return err

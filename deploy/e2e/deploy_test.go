@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -36,6 +35,7 @@ import (
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
 )
 
@@ -606,7 +606,7 @@ policies:
 			t.Fatal(err)
 		}
 		defer logFile.Close()
-		addr := freeAddr(t)
+		addr := testutil.FreeAddr(t)
 		cmd := exec.Command(prescale, "run", "-f", confPath, "--kubeconfig", saKubeconfig, "--identity", "deploy-e2e",
 			"--listen-address", addr, "-v=2")
 		cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -634,7 +634,7 @@ policies:
 			stop()
 			if t.Failed() {
 				b, _ := os.ReadFile(logPath)
-				t.Logf("prescale log:\n%s", tail(string(b), 4000))
+				t.Logf("prescale log:\n%s", testutil.Tail(string(b), 4000))
 			}
 		}()
 
@@ -733,10 +733,10 @@ policies:
 			t.Fatal(err)
 		}
 		if strings.Contains(strings.ToLower(string(b)), "forbidden") {
-			t.Errorf("prescale's log mentions forbidden:\n%s", tail(string(b), 4000))
+			t.Errorf("prescale's log mentions forbidden:\n%s", testutil.Tail(string(b), 4000))
 		}
 		if !strings.Contains(string(b), "Became the leader") || !strings.Contains(string(b), "Rescaled") {
-			t.Errorf("prescale's log lacks the leadership or the rescale:\n%s", tail(string(b), 4000))
+			t.Errorf("prescale's log lacks the leadership or the rescale:\n%s", testutil.Tail(string(b), 4000))
 		}
 	})
 
@@ -943,21 +943,4 @@ func get(ctx context.Context, url string) (string, error) {
 		return "", err
 	}
 	return b.String(), nil
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[len(s)-n:]
 }

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
 )
 
@@ -369,8 +370,8 @@ policies:
 		t.Fatalf("the API server's address %q has no port", st.APIServer)
 	}
 	containers := []container{
-		{name: "prescale-kustomize", listen: freeAddr(t), deployment: baseD},
-		{name: "prescale-helm", listen: freeAddr(t), deployment: helmD},
+		{name: "prescale-kustomize", listen: testutil.FreeAddr(t), deployment: baseD},
+		{name: "prescale-helm", listen: testutil.FreeAddr(t), deployment: helmD},
 	}
 	for _, c := range containers {
 		args := c.args(t, image,
@@ -382,7 +383,7 @@ policies:
 		t.Cleanup(func() {
 			if t.Failed() {
 				logs, _ := pm.run("logs", c.name)
-				t.Logf("%s's log:\n%s", c.name, tail(logs, 3000))
+				t.Logf("%s's log:\n%s", c.name, testutil.Tail(logs, 3000))
 			}
 			_, _ = pm.run("rm", "-f", "-t", "2", c.name)
 		})

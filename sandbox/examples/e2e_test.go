@@ -28,6 +28,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
 	"github.com/prescale/prescale/sandbox/sim"
 )
@@ -245,7 +246,7 @@ func TestExamples(t *testing.T) {
 	// request.
 	start = time.Now()
 	pending := append(append([]example{}, examples...), alsoValidated...)
-	await(t, 3*time.Minute, "prescale validate --prometheus to pass on every example", func() error {
+	testutil.Eventually(t, 3*time.Minute, "prescale validate --prometheus to pass on every example", func() error {
 		var failing []example
 		var errs []error
 		for _, e := range pending {
@@ -287,7 +288,7 @@ policies:
 	// the first tick. The forecast proposes once perReplica: auto has 8 samples.
 	start = time.Now()
 	for _, e := range examples {
-		await(t, 4*time.Minute, e.file+": the objective and the forecast in the decision record", func() error {
+		testutil.Eventually(t, 4*time.Minute, e.file+": the objective and the forecast in the decision record", func() error {
 			r, raw, err := record(ctx, kube, e)
 			if err != nil {
 				return err
@@ -319,7 +320,7 @@ policies:
 	start = time.Now()
 	for _, e := range examples {
 		want := max(3, before[e.file]+1)
-		await(t, 3*time.Minute, fmt.Sprintf("%s: the surge scaled it from %d up to %d or more replicas", e.file, before[e.file], want), func() error {
+		testutil.Eventually(t, 3*time.Minute, fmt.Sprintf("%s: the surge scaled it from %d up to %d or more replicas", e.file, before[e.file], want), func() error {
 			d, err := kube.AppsV1().Deployments(e.namespace).Get(ctx, e.name, metav1.GetOptions{})
 			if err != nil {
 				return err
@@ -453,12 +454,7 @@ func startRun(t *testing.T, bin, dir, config, kubeconfig string) func() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := testutil.FreeAddr(t)
 	cmd := exec.Command(bin, "run", "-f", path, "--kubeconfig", kubeconfig, "--identity", "examples", "--listen-address", addr, "-v=2")
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
@@ -479,27 +475,10 @@ func startRun(t *testing.T, bin, dir, config, kubeconfig string) func() {
 			log.Close()
 			if t.Failed() {
 				b, _ := os.ReadFile(logPath)
-				t.Logf("prescale's log (last 4000 bytes):\n%s", b[max(0, len(b)-4000):])
+				t.Logf("prescale's log (last 4000 bytes):\n%s", testutil.Tail(string(b), 4000))
 			}
 		})
 	}
 	t.Cleanup(stop)
 	return stop
-}
-
-// await polls check every second until it returns nil, and fails the test after timeout
-// with check's last error.
-func await(t *testing.T, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(time.Second)
-	}
 }
