@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prescale/prescale/backtest/promtest"
+	"github.com/prescale/prescale/internal/testutil/promtest"
 	"github.com/prescale/prescale/prom"
 )
 
@@ -18,7 +18,6 @@ import (
 // writes blocks from OpenMetrics, prometheus serves them. PRESCALE_TOOLS_BIN names the
 // directory holding both binaries; without it, or if they do not run, the test fails.
 func TestPrometheusLoad(t *testing.T) {
-	bin := promtest.Bin(t)
 	const minutes = 360
 	from := time.Now().Add(-48 * time.Hour).Truncate(time.Hour)
 	want := make(Trace, minutes)
@@ -26,7 +25,7 @@ func TestPrometheusLoad(t *testing.T) {
 		want[m] = math.Round(600 + 400*math.Sin(float64(m)/40))
 	}
 	gap := [2]int{100, 120} // the gauge has no samples in these minutes
-	client, err := prom.Options{URL: promtest.Start(t, bin, openMetrics(from, want, gap))}.Client()
+	client, err := prom.Options{URL: promtest.Start(t, promtest.Options{Backfill: openMetrics(from, want, gap)}).URL()}.Client()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,18 +4,19 @@ package prom
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
 
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+
+	"github.com/prescale/prescale/internal/testutil/promtest"
 )
 
 // History against a real Prometheus: a range longer than Prometheus takes in one query is
 // split, and every step comes back once, in order.
 func TestHistoryChunks(t *testing.T) {
-	p := startPrometheus(t, promConfig(), "", "http", http.DefaultClient)
-	s := newSource(t, Options{URL: p.URL("http"), Timeout: 10 * time.Second})
+	p := promtest.Start(t, promtest.Options{})
+	s := newSource(t, Options{URL: p.URL(), Timeout: 10 * time.Second})
 	ctx := context.Background()
 	end := time.Now().Truncate(time.Second)
 	start := end.Add(-3 * time.Minute)

@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/config"
 
+	"github.com/prescale/prescale/internal/testutil"
+	"github.com/prescale/prescale/internal/testutil/promtest"
 	"github.com/prescale/prescale/policy"
 )
 
@@ -101,12 +103,12 @@ func newSource(t *testing.T, o Options) *Source {
 
 // scrapedPrometheus starts an exporter and a Prometheus scraping it each second, and waits
 // for the first scrape.
-func scrapedPrometheus(t *testing.T) (*exporter, *promProcess, *Source) {
+func scrapedPrometheus(t *testing.T) (*exporter, *promtest.Server, *Source) {
 	t.Helper()
 	e := startExporter(t)
-	p := startPrometheus(t, promConfig(strings.TrimPrefix(e.srv.URL, "http://")), "", "http", http.DefaultClient)
-	s := newSource(t, Options{URL: p.URL("http"), Timeout: 5 * time.Second})
-	waitFor(t, "first scrape", scrapeWait, func() error {
+	p := promtest.Start(t, promtest.Options{Config: promtest.ScrapeConfig("exporter", time.Second, strings.TrimPrefix(e.srv.URL, "http://"))})
+	s := newSource(t, Options{URL: p.URL(), Timeout: 5 * time.Second})
+	testutil.Eventually(t, scrapeWait, "first scrape", func() error {
 		_, err := s.Sample(context.Background(), "prescale_test_frozen", time.Now(), time.Hour)
 		return err
 	})
@@ -202,7 +204,7 @@ func TestPrometheus(t *testing.T) {
 		}
 		// The series scraped each second is fresh within 2 s, once a scrape has kept to
 		// its interval (on a busy machine one may start late).
-		waitFor(t, "the series scraped each second fresh with maxAge 2s", scrapeWait, func() error {
+		testutil.Eventually(t, scrapeWait, "the series scraped each second fresh with maxAge 2s", func() error {
 			_, err := s.Sample(ctx, "vllm:num_requests_waiting", time.Now(), 2*time.Second)
 			return err
 		})
@@ -213,7 +215,7 @@ func TestPrometheus(t *testing.T) {
 			t.Fatalf("before: %v", err)
 		}
 		e.reg.Unregister(e.vanishing)
-		waitFor(t, "vanished series reported missing", scrapeWait, func() error {
+		testutil.Eventually(t, scrapeWait, "vanished series reported missing", func() error {
 			_, err := s.Sample(ctx, "prescale_test_vanishing", time.Now(), generousAge)
 			if err == nil {
 				return errors.New("still present")
@@ -225,7 +227,7 @@ func TestPrometheus(t *testing.T) {
 			}
 			return nil
 		})
-		waitFor(t, "the other series still fresh with maxAge 2s", scrapeWait, func() error {
+		testutil.Eventually(t, scrapeWait, "the other series still fresh with maxAge 2s", func() error {
 			_, err := s.Sample(ctx, "vllm:num_requests_waiting", time.Now(), 2*time.Second)
 			return err
 		})
@@ -268,8 +270,8 @@ func TestPrometheus(t *testing.T) {
 
 // testBearer puts a reverse proxy that requires a bearer token and X-Scope-OrgID in front of
 // p: Prometheus checks neither.
-func testBearer(t *testing.T, p *promProcess) {
-	target, err := url.Parse(p.URL("http"))
+func testBearer(t *testing.T, p *promtest.Server) {
+	target, err := url.Parse(p.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,8 +337,8 @@ func TestFailures(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("Prometheus stopped", func(t *testing.T) {
-		p := startPrometheus(t, promConfig(), "", "http", http.DefaultClient)
-		s := newSource(t, Options{URL: p.URL("http"), Timeout: 5 * time.Second})
+		p := promtest.Start(t, promtest.Options{})
+		s := newSource(t, Options{URL: p.URL(), Timeout: 5 * time.Second})
 		if _, err := s.Sample(ctx, "vector(1)", time.Now(), generousAge); err != nil {
 			t.Fatalf("while running: %v", err)
 		}
@@ -351,8 +353,8 @@ func TestFailures(t *testing.T) {
 	})
 
 	t.Run("Prometheus' own timeout: a 503 with its error type and message", func(t *testing.T) {
-		p := startPrometheus(t, promConfig(), "", "http", http.DefaultClient, "--query.timeout=100ms")
-		s := newSource(t, Options{URL: p.URL("http"), Timeout: 10 * time.Second})
+		p := promtest.Start(t, promtest.Options{Args: []string{"--query.timeout=100ms"}})
+		s := newSource(t, Options{URL: p.URL(), Timeout: 10 * time.Second})
 		// 3.6 million subquery steps: far more than 100 ms of evaluation.
 		_, err := s.Sample(ctx, "count_over_time(vector(1)[1h:1ms])", time.Now(), generousAge)
 		if !errors.Is(err, ErrTimeout) || Kind(err) != KindTimeout {

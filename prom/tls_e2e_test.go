@@ -20,6 +20,8 @@ import (
 
 	"github.com/prometheus/common/config"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/prescale/prescale/internal/testutil/promtest"
 )
 
 // serverName is the DNS name in the server certificate, besides 127.0.0.1.
@@ -121,22 +123,22 @@ func TestTLSAndAuth(t *testing.T) {
 		"basic_auth_users:\n" +
 		"  " + user + ": " + string(hash) + "\n"
 	basic := func(file string) *config.BasicAuth { return &config.BasicAuth{Username: user, PasswordFile: file} }
-	basicSrv := startPrometheus(t, promConfig(), tlsBasic, "https", readyClient(t, config.HTTPClientConfig{
+	basicSrv := promtest.Start(t, promtest.Options{WebConfig: tlsBasic, HTTPS: true, Client: readyClient(t, config.HTTPClientConfig{
 		TLSConfig: config.TLSConfig{CAFile: p.caFile}, BasicAuth: basic(passwordFile),
-	}))
+	})})
 
 	mtls := "tls_server_config:\n" +
 		"  cert_file: " + p.serverCert + "\n" +
 		"  key_file: " + p.serverKey + "\n" +
 		"  client_ca_file: " + p.caFile + "\n" +
 		"  client_auth_type: RequireAndVerifyClientCert\n"
-	mtlsSrv := startPrometheus(t, promConfig(), mtls, "https", readyClient(t, config.HTTPClientConfig{
+	mtlsSrv := promtest.Start(t, promtest.Options{WebConfig: mtls, HTTPS: true, Client: readyClient(t, config.HTTPClientConfig{
 		TLSConfig: config.TLSConfig{CAFile: p.caFile, CertFile: p.clientCert, KeyFile: p.clientKey},
-	}))
+	})})
 
 	tests := []struct {
 		name    string
-		srv     *promProcess
+		srv     *promtest.Server
 		http    config.HTTPClientConfig
 		wantErr error
 		wantMsg string
@@ -199,7 +201,7 @@ func TestTLSAndAuth(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := newSource(t, Options{URL: tc.srv.URL("https"), Timeout: 5 * time.Second, HTTP: tc.http})
+			s := newSource(t, Options{URL: tc.srv.URL(), Timeout: 5 * time.Second, HTTP: tc.http})
 			got, err := s.Sample(context.Background(), "vector(1)", time.Now(), generousAge)
 			if !errorsIsOrNil(err, tc.wantErr) {
 				t.Fatalf("Sample() error = %v, want %v", err, tc.wantErr)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prescale/prescale/backtest/promtest"
+	"github.com/prescale/prescale/internal/testutil/promtest"
 )
 
 // TestBacktestCommandPrometheus reads two hours of a counter from a real Prometheus through
@@ -28,7 +28,7 @@ func TestBacktestCommandPrometheus(t *testing.T) {
 		}
 	}
 	om.WriteString("# EOF\n")
-	url := promtest.Start(t, promtest.Bin(t), om.String())
+	url := promtest.Start(t, promtest.Options{Backfill: om.String()}).URL()
 
 	code, out, stderr := runPrescale(t, "", "backtest", "-f", "../../examples/backtest-policy.yaml", "--prometheus", url,
 		"--from", from.Format(time.RFC3339), "--to", fmt.Sprint(from.Add(121*time.Minute).Unix()))

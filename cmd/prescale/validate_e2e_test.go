@@ -6,22 +6,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/prescale/prescale/backtest/promtest"
+	"github.com/prescale/prescale/internal/testutil"
+	"github.com/prescale/prescale/internal/testutil/promtest"
 )
 
 // preflightExporter is the scrape target of the preflight's e2e test: a few vLLM and
@@ -75,80 +71,6 @@ type frozen struct {
 func (f frozen) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
 func (f frozen) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.NewMetricWithTimestamp(f.at, prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, 5))
-}
-
-// scrapingPrometheus starts $PRESCALE_TOOLS_BIN/prometheus scraping targets every second
-// and returns its URL once it is ready; it is stopped in t.Cleanup.
-func scrapingPrometheus(t *testing.T, targets ...string) string {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
-	if len(targets) > 0 {
-		cfg += "scrape_configs:\n  - job_name: exporter\n    static_configs: [{targets: [" + strings.Join(targets, ", ") + "]}]\n"
-	}
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	logPath := filepath.Join(dir, "prometheus.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(filepath.Join(promtest.Bin(t), "prometheus"), "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-	})
-	u := "http://" + addr
-	waitUntil(t, "prometheus ready", func() error {
-		resp, err := http.Get(u + "/-/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s", resp.Status)
-		}
-		return nil
-	}, logPath)
-	return u
-}
-
-// waitUntil polls cond every 200 ms for up to 30 s, failing the test with its last error
-// and the log at logPath.
-func waitUntil(t *testing.T, what string, cond func() error, logPath string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("%s: not within 30s: %v\n%s", what, err, log)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // instantSeries runs query against the Prometheus at base and returns how many series it
@@ -210,16 +132,16 @@ policies:
 // a policy that reads the series as they are exported passes, and on a Prometheus with none
 // of the series every query says it returned nothing.
 func TestValidatePrometheusE2E(t *testing.T) {
-	base := scrapingPrometheus(t, preflightExporter(t))
+	base := promtest.Start(t, promtest.Options{Config: promtest.ScrapeConfig("exporter", time.Second, preflightExporter(t))}).URL()
 	// The histogram's rate needs two scrapes in its window; the frozen sample one scrape.
 	for _, q := range []string{"sum(rate(vllm:e2e_request_latency_seconds_count[1m])) > 0", "prescale_test_frozen"} {
-		waitUntil(t, "a scraped series for "+q, func() error {
+		testutil.Eventually(t, 30*time.Second, "a scraped series for "+q, func() error {
 			n, err := instantSeries(base, q)
 			if err == nil && n == 0 {
 				err = fmt.Errorf("no series yet")
 			}
 			return err
-		}, "")
+		})
 	}
 
 	t.Run("a policy with one query of each problem kind", func(t *testing.T) {
@@ -258,7 +180,7 @@ func TestValidatePrometheusE2E(t *testing.T) {
 	})
 
 	t.Run("a Prometheus that has none of the series", func(t *testing.T) {
-		empty := scrapingPrometheus(t)
+		empty := promtest.Start(t, promtest.Options{Config: promtest.ScrapeConfig("exporter", time.Second)}).URL()
 		code, stdout, stderr := runPrescale(t, "", "validate", "-f", writeFile(t, goodPreflightPolicy), "--prometheus", empty)
 		if code != 1 || stdout != "policy file ok: 1 policy (good)\n" {
 			t.Fatalf("exit %d, stdout %q, want 1 and the file ok; stderr:\n%s", code, stdout, stderr)

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
 )
 
@@ -62,10 +63,10 @@ func TestExternalMetricsAPIServiceConflict(t *testing.T) {
 	// No Prometheus and no such Deployment: the check does not need them.
 	w := sandbox.Workload{Namespace: "default", Name: "absent"}
 	in := startPrescale(t, "apiservice", config("http://127.0.0.1:1", w, "dryRun: true"),
-		"--external-metrics", "--external-metrics-address", freeAddr(t))
-	await(t, 30*time.Second, "the conflict in the log", logHas(in,
+		"--external-metrics", "--external-metrics-address", testutil.FreeAddr(t))
+	testutil.Eventually(t, 30*time.Second, "the conflict in the log", logHas(in,
 		`"The external metrics APIService routes to another server: HPAs read their external metrics from it, not from prescale`))
-	await(t, 5*time.Second, "the owner in the log", logHas(in, `owner="keda/keda-operator-metrics-apiserver" want="prescale/prescale-external-metrics"`))
-	await(t, 5*time.Second, "the conflict metric", metricIs(in, "prescale_external_metrics_apiservice_conflict", nil, "1",
+	testutil.Eventually(t, 5*time.Second, "the owner in the log", logHas(in, `owner="keda/keda-operator-metrics-apiserver" want="prescale/prescale-external-metrics"`))
+	testutil.Eventually(t, 5*time.Second, "the conflict metric", metricIs(in, "prescale_external_metrics_apiservice_conflict", nil, "1",
 		func(v float64) bool { return v == 1 }))
 }

@@ -19,6 +19,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/prescale/prescale/internal/testutil"
 )
 
 // Another writer changes the scale between prescale's read and its write, on the real API
@@ -88,17 +90,17 @@ current-context: proxy
 	}
 
 	started := time.Now()
-	in := startPrescale(t, "a", config(p.url(), w, ""), "--kubeconfig", kubeconfig) // the last --kubeconfig wins
+	in := startPrescale(t, "a", config(p.URL(), w, ""), "--kubeconfig", kubeconfig) // the last --kubeconfig wins
 	select {
 	case <-interfered:
 	case <-time.After(60 * time.Second):
 		t.Fatal("prescale wrote no scale within 60 s")
 	}
 	labels := map[string]string{"policy": w.Name, "result": "conflict"}
-	await(t, 30*time.Second, "the conflict counted", metricIs(in, "prescale_scales_total", labels, "1", func(v float64) bool { return v == 1 }))
-	await(t, 30*time.Second, "the log to say it decides again", logHas(in, "Scale changed by another writer since it was read"))
+	testutil.Eventually(t, 30*time.Second, "the conflict counted", metricIs(in, "prescale_scales_total", labels, "1", func(v float64) bool { return v == 1 }))
+	testutil.Eventually(t, 30*time.Second, "the log to say it decides again", logHas(in, "Scale changed by another writer since it was read"))
 	// The next decision starts from the other writer's 3: up to 3 + 4 = 7.
-	await(t, 60*time.Second, "prescale to scale up from the other writer's 3", func() error {
+	testutil.Eventually(t, 60*time.Second, "prescale to scale up from the other writer's 3", func() error {
 		if got := specReplicas(t, w); got < 7 {
 			return fmt.Errorf("replicas %d", got)
 		}
@@ -107,7 +109,7 @@ current-context: proxy
 
 	// The audit log: prescale's stale update was refused (409), and no update of prescale
 	// ever wrote the stale 6. The API server logs an event as its response completes: await.
-	await(t, 20*time.Second, "prescale's writes in the audit log", func() error {
+	testutil.Eventually(t, 20*time.Second, "prescale's writes in the audit log", func() error {
 		var refused, written []string
 		for _, ev := range auditEvents(t) {
 			if ev.Stage != "ResponseComplete" || ev.ObjectRef.Namespace != w.Namespace || ev.ObjectRef.Subresource != "scale" ||

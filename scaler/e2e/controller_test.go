@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
 )
 
@@ -25,7 +26,7 @@ func TestSurgeAndDrop(t *testing.T) {
 	e.setQueue(5) // at target: hold at 2
 	// maxReplicas 4: the surge's 4 is the most, so that the new pods' first samples (still
 	// at 10, before the drop is scraped) cannot scale further.
-	in := startPrescale(t, "a", strings.Replace(config(p.url(), w, ""), "maxReplicas: 12", "maxReplicas: 4", 1))
+	in := startPrescale(t, "a", strings.Replace(config(p.URL(), w, ""), "maxReplicas: 12", "maxReplicas: 4", 1))
 	eventually(t, 30*time.Second, "prescale to see the queue at target", func() bool {
 		v, ok := in.metric("prescale_metric_value", map[string]string{"policy": w.Name, "metric": "queue"})
 		return ok && v == 5
@@ -36,7 +37,7 @@ func TestSurgeAndDrop(t *testing.T) {
 
 	// Surge: queue 10 per pod on 2 pods proposes ceil(2 * 2) = 4.
 	e.setQueue(10)
-	crossed := p.waitValue(t, fmt.Sprintf(`max(vllm:num_requests_waiting{namespace=%q})`, w.Namespace), 10)
+	crossed := waitValue(t, p, fmt.Sprintf(`max(vllm:num_requests_waiting{namespace=%q})`, w.Namespace), 10)
 	eventually(t, 10*time.Second, "the scale-up to 4", func() bool { return specReplicas(t, w) == 4 })
 	took := time.Since(crossed)
 	// Within two ticks (1 s each) of Prometheus answering with the crossing.
@@ -45,13 +46,13 @@ func TestSurgeAndDrop(t *testing.T) {
 	}
 	t.Logf("scaled up %s after the metric crossed its target in Prometheus", took.Round(time.Millisecond))
 	// The event is sent, and the annotation written, after the scale: await them.
-	await(t, 30*time.Second, "a SuccessfulRescale event with New size: 4", func() error {
+	testutil.Eventually(t, 30*time.Second, "a SuccessfulRescale event with New size: 4", func() error {
 		if ev := events(t, w, "SuccessfulRescale"); len(ev) == 0 || !strings.Contains(ev[len(ev)-1], "New size: 4") {
 			return fmt.Errorf("SuccessfulRescale events = %q", ev)
 		}
 		return nil
 	})
-	await(t, 30*time.Second, "the decision annotation to record the last decision (desired 4)", func() error {
+	testutil.Eventually(t, 30*time.Second, "the decision annotation to record the last decision (desired 4)", func() error {
 		if ann := deployment(t, w).Annotations["prescale.io/decision"]; !strings.Contains(ann, `"desired":4`) {
 			return fmt.Errorf("decision annotation = %q", ann)
 		}
@@ -75,7 +76,7 @@ func TestSurgeAndDrop(t *testing.T) {
 // gauge is set after the tick's scale write: once it reads v, that tick has written.
 func waitMetric(t *testing.T, in *instance, w sandbox.Workload, v float64) time.Time {
 	t.Helper()
-	await(t, 30*time.Second, fmt.Sprintf("%s to see the queue at %v", in.identity, v),
+	testutil.Eventually(t, 30*time.Second, fmt.Sprintf("%s to see the queue at %v", in.identity, v),
 		metricIs(in, "prescale_metric_value", map[string]string{"policy": w.Name, "metric": "queue"}, fmt.Sprint(v), func(got float64) bool { return got == v }))
 	return time.Now()
 }
@@ -87,7 +88,7 @@ func TestCapacityLimited(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(40) // 40/5 * 1 = 8 wanted, limited to 4 by the behavior-less max(2*1, 4) and by the GPUs
-	in := startPrescale(t, "a", config(p.url(), w, ""))
+	in := startPrescale(t, "a", config(p.URL(), w, ""))
 	eventually(t, 30*time.Second, "the scale-up to what fits", func() bool { return specReplicas(t, w) == 4 })
 	// Now 4 pods hold all 8 GPUs; the queue still asks for 8 * 4 = 32, capped at max 12 by
 	// the policy and at 4 by the GPUs: no Pending pod is asked for.
@@ -103,7 +104,7 @@ func TestCapacityLimited(t *testing.T) {
 	if got := specReplicas(t, w); got != 4 {
 		t.Errorf("replicas %d, want 4 (what fits)", got)
 	}
-	await(t, 20*time.Second, "the uncapped replicas above what fits",
+	testutil.Eventually(t, 20*time.Second, "the uncapped replicas above what fits",
 		metricIs(in, "prescale_uncapped_replicas", map[string]string{"policy": w.Name}, "above 4", func(v float64) bool { return v > 4 }))
 	t.Logf("CapacityLimited: %q", events(t, w, "CapacityLimited"))
 }
@@ -115,22 +116,22 @@ func TestPrometheusOutage(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(5)
-	in := startPrescale(t, "a", config(p.url(), w, ""))
+	in := startPrescale(t, "a", config(p.URL(), w, ""))
 	waitMetric(t, in, w, 5)
-	p.stop()
+	p.Stop(t)
 	e.setQueue(0.5) // would scale down, if anyone could see it
 	eventually(t, 15*time.Second, "the metric to be reported missing", func() bool {
 		v, ok := in.metric("prescale_metric_missing", map[string]string{"policy": w.Name, "metric": "queue"})
 		return ok && v == 1
 	})
-	await(t, 20*time.Second, "the failed queries to be counted",
+	testutil.Eventually(t, 20*time.Second, "the failed queries to be counted",
 		metricIs(in, "prescale_errors_total", map[string]string{"kind": "unavailable"}, "above 0", func(v float64) bool { return v > 0 }))
 	eventually(t, 10*time.Second, "a FailedGetMetric event", func() bool { return len(events(t, w, "FailedGetMetric")) > 0 })
 	time.Sleep(12 * time.Second) // past the 10 s scale-down window
 	if got := specReplicas(t, w); got != 3 {
 		t.Fatalf("replicas %d while Prometheus was down, want 3 held", got)
 	}
-	p.start()
+	p.Restart(t)
 	e.setQueue(20) // 20/5 * 3 = 12
 	eventually(t, 30*time.Second, "scaling to resume", func() bool { return specReplicas(t, w) > 3 })
 }
@@ -141,7 +142,7 @@ func TestInvalidConfigKeepsLastGood(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(5)
-	good := config(p.url(), w, "")
+	good := config(p.URL(), w, "")
 	in := startPrescale(t, "a", good)
 	waitMetric(t, in, w, 5)
 	in.write(strings.Replace(good, "maxReplicas: 12", "maxReplicas: 0", 1))
@@ -150,14 +151,14 @@ func TestInvalidConfigKeepsLastGood(t *testing.T) {
 		return ok && v == 0
 	})
 	// The gauge is set before the rejection is logged: await the line.
-	await(t, 20*time.Second, "the log to name the invalid field", logHas(in, "maxReplicas: must be >= 1, got 0"))
+	testutil.Eventually(t, 20*time.Second, "the log to name the invalid field", logHas(in, "maxReplicas: must be >= 1, got 0"))
 	e.setQueue(10) // the last good configuration scales 2 -> 4 (and on)
 	eventually(t, 20*time.Second, "the last good configuration to scale", func() bool { return specReplicas(t, w) >= 4 })
 	// A valid change takes effect: maxReplicas 3 -> TooManyReplicas brings it to 3.
 	in.write(strings.Replace(good, "maxReplicas: 12", "maxReplicas: 3", 1))
 	eventually(t, 20*time.Second, "the new configuration", func() bool { return specReplicas(t, w) == 3 })
 	// The new policies apply before the gauge is set: await it.
-	await(t, 20*time.Second, "the valid reload to be reported successful",
+	testutil.Eventually(t, 20*time.Second, "the valid reload to be reported successful",
 		metricIs(in, "prescale_config_last_reload_successful", nil, "1", func(v float64) bool { return v == 1 }))
 }
 
@@ -168,22 +169,22 @@ func TestDryRunReloadIsLive(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(5) // at target: hold at 2
-	good := config(p.url(), w, "")
+	good := config(p.URL(), w, "")
 	in := startPrescale(t, "a", good)
 	waitMetric(t, in, w, 5)
-	in.write(config(p.url(), w, "dryRun: true"))
+	in.write(config(p.URL(), w, "dryRun: true"))
 	// The switch is set before the new policies and the gauge with it: once it reads 1,
 	// every later sync is in dry-run.
-	await(t, 20*time.Second, "the dry-run to be live",
+	testutil.Eventually(t, 20*time.Second, "the dry-run to be live",
 		metricIs(in, "prescale_dry_run", nil, "1", func(v float64) bool { return v == 1 }))
-	await(t, 20*time.Second, "the change to be logged", logHas(in, "Global dryRun changed; applies from the next tick"))
+	testutil.Eventually(t, 20*time.Second, "the change to be logged", logHas(in, "Global dryRun changed; applies from the next tick"))
 	if in.logContains(`settings=["dryRun"]`) {
 		t.Error("dryRun logged among the settings that need a restart")
 	}
 	// Queue 10 per pod on 2 pods proposes 4: decided, not written.
 	e.setQueue(10)
 	waitMetric(t, in, w, 10)
-	await(t, 20*time.Second, "the decision to scale to 4",
+	testutil.Eventually(t, 20*time.Second, "the decision to scale to 4",
 		metricIs(in, "prescale_desired_replicas", map[string]string{"policy": w.Name}, "4", func(v float64) bool { return v == 4 }))
 	time.Sleep(3 * time.Second) // three more ticks
 	if got := specReplicas(t, w); got != 2 {
@@ -191,7 +192,7 @@ func TestDryRunReloadIsLive(t *testing.T) {
 	}
 	in.write(good)
 	eventually(t, 20*time.Second, "the writes to resume once dryRun is off", func() bool { return specReplicas(t, w) == 4 })
-	await(t, 20*time.Second, "the dry-run gauge to read 0",
+	testutil.Eventually(t, 20*time.Second, "the dry-run gauge to read 0",
 		metricIs(in, "prescale_dry_run", nil, "0", func(v float64) bool { return v == 0 }))
 }
 
@@ -203,7 +204,7 @@ func TestDryRunBesideHPA(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(20) // prescale would want 8
-	in := startPrescale(t, "a", config(p.url(), w, "dryRun: true"))
+	in := startPrescale(t, "a", config(p.URL(), w, "dryRun: true"))
 	eventually(t, 30*time.Second, "the HPA's desired replicas to be exported", func() bool {
 		v, ok := in.metric("prescale_hpa_desired_replicas", map[string]string{"policy": w.Name})
 		return ok && v == 3
@@ -240,11 +241,11 @@ func TestRefusesToFightAnHPA(t *testing.T) {
 	p := startPrometheus(t, e.addr)
 	e.setQueue(20) // prescale wants 8
 	started := time.Now()
-	in := startPrescale(t, "a", config(p.url(), w, "dryRun: false"))
+	in := startPrescale(t, "a", config(p.URL(), w, "dryRun: false"))
 	labels := map[string]string{"policy": w.Name}
-	await(t, 30*time.Second, "prescale_conflicting_autoscaler to be 1",
+	testutil.Eventually(t, 30*time.Second, "prescale_conflicting_autoscaler to be 1",
 		metricIs(in, "prescale_conflicting_autoscaler", labels, "1", func(v float64) bool { return v == 1 }))
-	await(t, 30*time.Second, "the ConflictingAutoscaler warning", func() error {
+	testutil.Eventually(t, 30*time.Second, "the ConflictingAutoscaler warning", func() error {
 		if got := events(t, w, "ConflictingAutoscaler"); len(got) != 1 || !strings.Contains(got[0], "HorizontalPodAutoscaler "+w.Namespace+"/"+w.Name) {
 			return fmt.Errorf("ConflictingAutoscaler events %q, want one naming the HPA", got)
 		}
@@ -252,7 +253,7 @@ func TestRefusesToFightAnHPA(t *testing.T) {
 	})
 	// Several ticks deciding more than 3 (7: the scale-up limit, 3 + 4) and the HPA at 3:
 	// still only the HPA wrote.
-	await(t, 30*time.Second, "prescale to decide more than 3 while not writing",
+	testutil.Eventually(t, 30*time.Second, "prescale to decide more than 3 while not writing",
 		metricIs(in, "prescale_desired_replicas", labels, "above 3", func(v float64) bool { return v > 3 }))
 	time.Sleep(3 * time.Second)
 	for _, wr := range auditedScaleWrites(t, w.Namespace, started) {
@@ -268,13 +269,13 @@ func TestRefusesToFightAnHPA(t *testing.T) {
 	if err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Delete(context.Background(), w.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	await(t, 60*time.Second, "prescale to scale to 8 once the HPA is gone", func() error {
+	testutil.Eventually(t, 60*time.Second, "prescale to scale to 8 once the HPA is gone", func() error {
 		if got := specReplicas(t, w); got != 8 {
 			return fmt.Errorf("replicas %d", got)
 		}
 		return nil
 	})
-	await(t, 30*time.Second, "prescale_conflicting_autoscaler to be 0",
+	testutil.Eventually(t, 30*time.Second, "prescale_conflicting_autoscaler to be 0",
 		metricIs(in, "prescale_conflicting_autoscaler", labels, "0", func(v float64) bool { return v == 0 }))
 }
 
@@ -305,7 +306,7 @@ func TestTargetRecreated(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(5)
-	in := startPrescale(t, "a", config(p.url(), w, ""))
+	in := startPrescale(t, "a", config(p.URL(), w, ""))
 	waitMetric(t, in, w, 5)
 	if err := kube.AppsV1().Deployments(w.Namespace).Delete(context.Background(), w.Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)

@@ -96,7 +96,7 @@ func TestExternalMetricsHPA(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(5.0004) // 5.0004 -> 5000m per pod, 10000m summed (not 10000.8 -> 10001m)
-	startExternalMetrics(t, w, p.url(), nil)
+	startExternalMetrics(t, w, p.URL(), nil)
 
 	eventually(t, 30*time.Second, "the summed queue, 10", func() bool {
 		q, err := externalValue(kube, w.Namespace, w.Name+"-queue")
@@ -118,7 +118,7 @@ func TestExternalMetricsHPA(t *testing.T) {
 	eventually(t, 60*time.Second, "the HPA's scale-up to 4 on the external metric", func() bool { return specReplicas(t, w) == 4 })
 
 	// Prometheus gone: the metric is an error (never 0), and the HPA holds at 4.
-	p.stop()
+	p.Stop(t)
 	eventually(t, 30*time.Second, "the HPA to report FailedGetExternalMetric", func() bool {
 		h, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Get(context.Background(), w.Name, metav1.GetOptions{})
 		if err != nil {

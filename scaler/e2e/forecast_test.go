@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/prescale/prescale/internal/testutil"
+	"github.com/prescale/prescale/internal/testutil/promtest"
 	"github.com/prescale/prescale/sandbox"
 )
 
@@ -42,15 +44,15 @@ func TestForecastRun(t *testing.T) {
 	w, p := rampingWorkload(t)
 
 	// The external metrics API, with prescale writing (not in dry-run).
-	in := startExternalMetrics(t, w, p.url(), func(extra string) string {
-		return forecastConfig(p.url(), w, strings.Replace(extra, "dryRun: true", "dryRun: false", 1))
+	in := startExternalMetrics(t, w, p.URL(), func(extra string) string {
+		return forecastConfig(p.URL(), w, strings.Replace(extra, "dryRun: true", "dryRun: false", 1))
 	})
 	labels := map[string]string{"policy": w.Name}
 
 	// The backfill: the history was loaded, and the forecaster fitted on it, in prescale's
 	// first tick, which need not have ended when the external metrics API answers.
-	await(t, 30*time.Second, "the log to say the forecast's history was loaded", logHas(in, "Loaded the forecast's history"))
-	await(t, 30*time.Second, "the history the forecaster was fitted on",
+	testutil.Eventually(t, 30*time.Second, "the log to say the forecast's history was loaded", logHas(in, "Loaded the forecast's history"))
+	testutil.Eventually(t, 30*time.Second, "the history the forecaster was fitted on",
 		metricIs(in, "prescale_forecast_history_samples", labels, "at least 25", func(v float64) bool { return v >= 25 }))
 
 	// The forecast raised the replicas at a tick where it asked for more than every metric.
@@ -68,7 +70,7 @@ func TestForecastRun(t *testing.T) {
 		return false
 	})
 	// The event may arrive before the same tick's annotation is written: await it.
-	await(t, 30*time.Second, "the decision annotation with the forecast's part", func() error {
+	testutil.Eventually(t, 30*time.Second, "the decision annotation with the forecast's part", func() error {
 		if ann := deployment(t, w).Annotations["prescale.io/decision"]; !strings.Contains(ann, `"forecast":{`) {
 			return fmt.Errorf("decision annotation = %q", ann)
 		}
@@ -84,7 +86,7 @@ func TestForecastRun(t *testing.T) {
 	// The two gauges are read in two scrapes, and a tick that measures a new pod's start-up
 	// may come between them: retry until one pair is from one tick.
 	var startup, horizon float64
-	await(t, 20*time.Second, "a start-up of a few seconds and the horizon one tick (1 s) more", func() error {
+	testutil.Eventually(t, 20*time.Second, "a start-up of a few seconds and the horizon one tick (1 s) more", func() error {
 		startup, _ = in.metric("prescale_pod_startup_seconds", labels)
 		horizon, _ = in.metric("prescale_forecast_horizon_seconds", labels)
 		if startup < 1 || startup > 30 || horizon != startup+1 {
@@ -116,7 +118,7 @@ func TestForecastRun(t *testing.T) {
 func TestForecastFeedsHPA(t *testing.T) {
 	_, kube := sharedSandbox(t)
 	w, p := rampingWorkload(t)
-	in := startExternalMetrics(t, w, p.url(), func(extra string) string { return forecastConfig(p.url(), w, extra) })
+	in := startExternalMetrics(t, w, p.URL(), func(extra string) string { return forecastConfig(p.URL(), w, extra) })
 
 	hpa := externalHPA(w, 12)
 	hpa.Spec.Metrics[0].External.Metric.Name = w.Name + "-forecast-replicas"
@@ -149,7 +151,7 @@ func TestForecastFeedsHPA(t *testing.T) {
 // rampingWorkload starts the forecast tests' workload ("llm": 2 GPU pods of 1 GPU each,
 // Ready 2 s after creation), its exporter and a Prometheus scraping it, and ramps its load
 // (rampLoad).
-func rampingWorkload(t *testing.T) (sandbox.Workload, *promServer) {
+func rampingWorkload(t *testing.T) (sandbox.Workload, *promtest.Server) {
 	t.Helper()
 	w := workload(t, "llm", 2, 1, 2*time.Second)
 	e := newExporter(t, w)
@@ -164,7 +166,7 @@ func rampingWorkload(t *testing.T) (sandbox.Workload, *promServer) {
 // for the load one horizon ahead: more). It returns once Prometheus holds 30 s of the
 // load's history (30 samples at 1 s), more than the forecaster's warm-up of 20 residuals
 // plus the horizon's steps (a few).
-func rampLoad(t *testing.T, e *exporter, p *promServer, w sandbox.Workload) {
+func rampLoad(t *testing.T, e *exporter, p *promtest.Server, w sandbox.Workload) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -180,8 +182,8 @@ func rampLoad(t *testing.T, e *exporter, p *promServer, w sandbox.Workload) {
 }
 
 // promCount returns the value of an instant query that gives one series, or 0.
-func promCount(p *promServer, query string) float64 {
-	client, err := promapi.NewClient(promapi.Config{Address: p.url()})
+func promCount(p *promtest.Server, query string) float64 {
+	client, err := promapi.NewClient(promapi.Config{Address: p.URL()})
 	if err != nil {
 		return 0
 	}

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -35,6 +36,8 @@ import (
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
+	"github.com/prescale/prescale/internal/testutil"
+	"github.com/prescale/prescale/internal/testutil/promtest"
 	"github.com/prescale/prescale/sandbox"
 )
 
@@ -251,46 +254,30 @@ func ready(p *corev1.Pod) bool {
 	return false
 }
 
-// promServer is a real Prometheus scraping the exporter every second.
-type promServer struct {
-	t       testing.TB
-	addr    string
-	dataDir string
-	config  string
-	cmd     *exec.Cmd
-	done    chan struct{}
-}
-
-func startPrometheus(t testing.TB, target string) *promServer {
+// startPrometheus starts a Prometheus scraping target (job vllm) every second.
+func startPrometheus(t testing.TB, target string) *promtest.Server {
 	return startPrometheusEvery(t, target, time.Second)
 }
 
-// startPrometheusEvery starts a Prometheus scraping targets every interval.
-func startPrometheusEvery(t testing.TB, target string, interval time.Duration, more ...string) *promServer {
+// startPrometheusEvery starts a Prometheus scraping targets (job vllm) every interval.
+func startPrometheusEvery(t testing.TB, target string, interval time.Duration, more ...string) *promtest.Server {
 	t.Helper()
-	sharedSandbox(t)
-	dir := t.TempDir()
-	p := &promServer{t: t, addr: freeAddr(t), dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "prometheus.yml")}
-	targets := fmt.Sprintf("%q", target)
-	for _, m := range more {
-		targets += fmt.Sprintf(", %q", m)
-	}
-	cfg := fmt.Sprintf("global: {scrape_interval: %s, evaluation_interval: %s}\nscrape_configs:\n  - job_name: vllm\n    static_configs: [{targets: [%s]}]\n",
-		model.Duration(interval), model.Duration(interval), targets)
-	if err := os.WriteFile(p.config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p.start()
-	t.Cleanup(p.stop)
-	return p
+	return startPrometheusWith(t, promtest.Options{Config: promtest.ScrapeConfig("vllm", interval, append([]string{target}, more...)...)})
 }
 
-func (p *promServer) url() string { return "http://" + p.addr }
+// startPrometheusWith starts a Prometheus as o says, from the sandbox's tools
+// (PRESCALE_SANDBOX_BIN).
+func startPrometheusWith(t testing.TB, o promtest.Options) *promtest.Server {
+	t.Helper()
+	sharedSandbox(t)
+	o.Bin = world.bin
+	return promtest.Start(t, o)
+}
 
 // waitValue polls an instant query (every 50 ms) until it returns v, and returns when.
-func (p *promServer) waitValue(t testing.TB, query string, v float64) time.Time {
+func waitValue(t testing.TB, p *promtest.Server, query string, v float64) time.Time {
 	t.Helper()
-	client, err := promapi.NewClient(promapi.Config{Address: p.url()})
+	client, err := promapi.NewClient(promapi.Config{Address: p.URL()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,41 +294,6 @@ func (p *promServer) waitValue(t testing.TB, query string, v float64) time.Time 
 	}
 	t.Fatalf("Prometheus did not answer %s with %v within 30s; last answer %s", query, v, last)
 	return time.Time{}
-}
-
-func (p *promServer) start() {
-	p.t.Helper()
-	log, err := os.OpenFile(filepath.Join(filepath.Dir(p.config), "prometheus.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.cmd = exec.Command(filepath.Join(world.bin, "prometheus"), "--config.file="+p.config, "--storage.tsdb.path="+p.dataDir,
-		"--web.listen-address="+p.addr, "--log.level=warn")
-	p.cmd.Stdout, p.cmd.Stderr = log, log
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("start prometheus: %v", err)
-	}
-	p.done = make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	waitHTTP(p.t, p.url()+"/-/ready", 60*time.Second)
-}
-
-func (p *promServer) stop() {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
 }
 
 // instance is one `prescale run` process.
@@ -365,7 +317,7 @@ func startPrescale(t testing.TB, identity, config string, args ...string) *insta
 	if d := os.Getenv("E2E_LOG_DIR"); d != "" { // keep the logs after the test
 		logDir = d
 	}
-	in := &instance{t: t, identity: identity, addr: freeAddr(t), config: filepath.Join(dir, "prescale.yaml"), logPath: filepath.Join(logDir, identity+".log")}
+	in := &instance{t: t, identity: identity, addr: testutil.FreeAddr(t), config: filepath.Join(dir, "prescale.yaml"), logPath: filepath.Join(logDir, identity+".log")}
 	in.write(config)
 	log, err := os.Create(in.logPath)
 	if err != nil {
@@ -383,7 +335,7 @@ func startPrescale(t testing.TB, identity, config string, args ...string) *insta
 		in.terminate()
 		if t.Failed() {
 			b, _ := os.ReadFile(in.logPath)
-			t.Logf("%s log (last 3000 bytes):\n%s", identity, tail(string(b), 3000))
+			t.Logf("%s log (last 3000 bytes):\n%s", identity, testutil.Tail(string(b), 3000))
 		}
 	})
 	waitHTTP(t, "http://"+in.addr+"/readyz", 60*time.Second)
@@ -516,16 +468,6 @@ func (in *instance) logContains(s string) bool {
 	return false
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 func waitHTTP(t testing.TB, url string, timeout time.Duration) {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
@@ -541,45 +483,21 @@ func waitHTTP(t testing.TB, url string, timeout time.Duration) {
 	}
 }
 
-// eventuallyTB is eventually for tests and benchmarks.
-func eventuallyTB(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	eventually(t, timeout, what, cond)
-}
-
-// eventually polls cond every 250 ms until it holds or timeout passes.
+// eventually polls cond until it holds, and fails the test after timeout. What prescale
+// writes besides the scale (events, the decision annotation, its /metrics, its log) lands
+// after the scale, in the same tick or later: a test that has seen the scale waits for them
+// (testutil.Eventually, with a check that says what it saw last).
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
+	testutil.Eventually(t, timeout, what, func() error {
+		if !cond() {
+			return errors.New("the condition does not hold yet")
 		}
-		time.Sleep(250 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		return nil
+	})
 }
 
-// await polls check every 250 ms until it returns nil, and fails the test after timeout
-// with check's last error, which says what it saw last. What prescale writes besides the
-// scale (events, the decision annotation, its /metrics, its log) lands after the scale, in
-// the same tick or later: a test that has seen the scale awaits them.
-func await(t testing.TB, timeout time.Duration, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %v", timeout, what, err)
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
-}
-
-// metricIs is a check for await: the instance's series is present and want holds of it.
+// metricIs is a check for testutil.Eventually: the instance's series is present and want holds of it.
 func metricIs(in *instance, name string, labels map[string]string, want string, ok func(float64) bool) func() error {
 	return func() error {
 		v, present := in.metric(name, labels)
@@ -593,7 +511,7 @@ func metricIs(in *instance, name string, labels map[string]string, want string, 
 	}
 }
 
-// logHas is a check for await: the instance's log has a line containing s.
+// logHas is a check for testutil.Eventually: the instance's log has a line containing s.
 // logTime returns the time of the first line of the instance's log that contains s (klog's
 // header: Lmmdd hh:mm:ss.uuuuuu, local time, this year); it fails the test without one.
 func (in *instance) logTime(t testing.TB, s string) time.Time {
@@ -666,13 +584,6 @@ func events(t testing.TB, w sandbox.Workload, reason string) []string {
 		}
 	}
 	return out
-}
-
-func tail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[len(s)-n:]
 }
 
 // config renders a prescale configuration for one workload with a queue metric (per-pod

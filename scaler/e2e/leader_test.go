@@ -15,6 +15,8 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/prescale/prescale/internal/testutil"
 )
 
 // holderLog records who held the Lease when, polling every 100 ms.
@@ -129,7 +131,7 @@ func TestLeaderElection(t *testing.T) {
 	defer cancel()
 	var holders holderLog
 	holders.watch(ctx, t, w.Namespace)
-	cfg := config(p.url(), w, "")
+	cfg := config(p.URL(), w, "")
 	a := startPrescale(t, "prescale-a", cfg)
 	b := startPrescale(t, "prescale-b", cfg)
 	eventually(t, 20*time.Second, "a leader", func() bool { return holders.current() != "" })
@@ -170,7 +172,7 @@ func TestLeaderElection(t *testing.T) {
 	// a write's audit event as the response completes, so the new leader's write, seen in
 	// the Deployment, may not be in the log yet: await it.
 	var writes []scaleWrite
-	await(t, 20*time.Second, "a write of each leader in the audit log", func() error {
+	testutil.Eventually(t, 20*time.Second, "a write of each leader in the audit log", func() error {
 		writes = auditedScaleWrites(t, w.Namespace, start)
 		by := map[string]int{}
 		for _, wr := range writes {
@@ -216,13 +218,13 @@ func TestHotStandby(t *testing.T) {
 	var holders holderLog
 	holders.watch(ctx, t, w.Namespace)
 	hot := func(extra string) string {
-		return strings.Replace(forecastConfig(p.url(), w, extra), "retryPeriod: 200ms}", "retryPeriod: 200ms, hotStandby: true}", 1)
+		return strings.Replace(forecastConfig(p.URL(), w, extra), "retryPeriod: 200ms}", "retryPeriod: 200ms, hotStandby: true}", 1)
 	}
 	start := time.Now()
 	leader := startPrescale(t, "prescale-a", hot(""))
 	eventually(t, 20*time.Second, "prescale-a to lead", func() bool { return holders.current() == leader.identity })
 	// The follower serves the external metrics API, and would write (no dry-run) if it led.
-	follower := startExternalMetrics(t, w, p.url(), func(extra string) string {
+	follower := startExternalMetrics(t, w, p.URL(), func(extra string) string {
 		return hot(strings.Replace(extra, "dryRun: true", "dryRun: false", 1))
 	})
 	labels := map[string]string{"policy": w.Name}
@@ -248,7 +250,7 @@ func TestHotStandby(t *testing.T) {
 	t.Logf("desired replicas: %s", last)
 	// The API server logs a write's audit event as the response completes: await it.
 	var writes []scaleWrite
-	await(t, 20*time.Second, "the leader's scale-up of the rising load in the audit log", func() error {
+	testutil.Eventually(t, 20*time.Second, "the leader's scale-up of the rising load in the audit log", func() error {
 		if writes = auditedScaleWrites(t, w.Namespace, start); len(writes) == 0 {
 			return fmt.Errorf("no scale write audited in %s since %s", w.Namespace, start.Format(time.RFC3339Nano))
 		}
@@ -273,9 +275,9 @@ func TestLeaseLostByAFailedRenewalWritesNothing(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(40) // above target: a scale-up each tick, and a decision annotation each tick
-	cfg := strings.Replace(config(p.url(), w, ""), "retryPeriod: 200ms}", "retryPeriod: 200ms, hotStandby: true}", 1)
+	cfg := strings.Replace(config(p.URL(), w, ""), "retryPeriod: 200ms}", "retryPeriod: 200ms, hotStandby: true}", 1)
 	a := startPrescale(t, "prescale-a", cfg)
-	await(t, 30*time.Second, "prescale to lead and write", func() error {
+	testutil.Eventually(t, 30*time.Second, "prescale to lead and write", func() error {
 		if got := specReplicas(t, w); got < 2 {
 			return fmt.Errorf("replicas %d", got)
 		}
@@ -285,7 +287,7 @@ func TestLeaseLostByAFailedRenewalWritesNothing(t *testing.T) {
 	// Take the lease over: prescale's next renewal finds another holder, and it gives the
 	// lease up at its renew deadline (3 s).
 	// prescale renews every 200 ms: retry on its conflicting updates.
-	await(t, 10*time.Second, "the lease taken over", func() error {
+	testutil.Eventually(t, 10*time.Second, "the lease taken over", func() error {
 		l, err := kube.CoordinationV1().Leases(w.Namespace).Get(context.Background(), "prescale", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -296,7 +298,7 @@ func TestLeaseLostByAFailedRenewalWritesNothing(t *testing.T) {
 		_, err = kube.CoordinationV1().Leases(w.Namespace).Update(context.Background(), l, metav1.UpdateOptions{})
 		return err
 	})
-	await(t, 20*time.Second, "prescale to stop leading", metricIs(a, "prescale_leader", nil, "0", func(v float64) bool { return v == 0 }))
+	testutil.Eventually(t, 20*time.Second, "prescale to stop leading", metricIs(a, "prescale_leader", nil, "0", func(v float64) bool { return v == 0 }))
 	lost := a.logTime(t, "Stopped leading")
 	// Keep it wanting to write for a while: every tick of its hot standby decides a scale-up.
 	e.setQueue(80)

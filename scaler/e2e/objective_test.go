@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prescale/prescale/internal/testutil"
 )
 
 // A policy with an objective, against the real Prometheus: prescale run queries the
@@ -22,16 +24,16 @@ func TestObjectiveRun(t *testing.T) {
 	e.setLoad(20)
 	e.setLatency(3)
 	p := startPrometheus(t, e.addr)
-	p.waitValue(t, fmt.Sprintf(`inference_latency_seconds{namespace=%q}`, w.Namespace), 3)
+	waitValue(t, p, fmt.Sprintf(`inference_latency_seconds{namespace=%q}`, w.Namespace), 3)
 
-	in := startPrescale(t, "a", forecastConfig(p.url(), w, "")+fmt.Sprintf(`    objective:
+	in := startPrescale(t, "a", forecastConfig(p.URL(), w, "")+fmt.Sprintf(`    objective:
       query: 'max(inference_latency_seconds{namespace=%q})'
       slo: 2s
       budget: 1%%
 `, w.Namespace))
 	labels := map[string]string{"policy": w.Name}
 
-	await(t, 15*time.Second, "the latency, the SLO and the budget exported", func() error {
+	testutil.Eventually(t, 15*time.Second, "the latency, the SLO and the budget exported", func() error {
 		for name, want := range map[string]float64{"prescale_objective_latency_seconds": 3, "prescale_objective_slo_seconds": 2,
 			"prescale_objective_budget_ratio": 0.01} {
 			if err := metricIs(in, name, labels, fmt.Sprint(want), func(v float64) bool { return v == want })(); err != nil {
@@ -40,7 +42,7 @@ func TestObjectiveRun(t *testing.T) {
 		}
 		return metricIs(in, "prescale_objective_quantile", labels, "within [0.5, 0.999]", func(v float64) bool { return v >= 0.5 && v <= 0.999 })()
 	})
-	await(t, 75*time.Second, "a minute counted, and counted as violated",
+	testutil.Eventually(t, 75*time.Second, "a minute counted, and counted as violated",
 		func() error {
 			if err := metricIs(in, "prescale_objective_minutes_total", labels, "at least 1", func(v float64) bool { return v >= 1 })(); err != nil {
 				return err
@@ -48,7 +50,7 @@ func TestObjectiveRun(t *testing.T) {
 			return metricIs(in, "prescale_objective_violated_minutes_total", labels, "at least 1", func(v float64) bool { return v >= 1 })()
 		})
 	// The annotation is written in the act phase, after the metrics of the same tick.
-	await(t, 15*time.Second, "the decision annotation with the objective's part", func() error {
+	testutil.Eventually(t, 15*time.Second, "the decision annotation with the objective's part", func() error {
 		var r struct {
 			Objective *struct {
 				SLO      float64 `json:"sloSeconds"`
@@ -79,18 +81,18 @@ func TestObjectiveMissingRun(t *testing.T) {
 	e.setLoad(20)
 	// The latency stays NaN: the exporter exports no series for it.
 	p := startPrometheus(t, e.addr)
-	p.waitValue(t, fmt.Sprintf(`inference_load_rps{namespace=%q}`, w.Namespace), 20)
+	waitValue(t, p, fmt.Sprintf(`inference_load_rps{namespace=%q}`, w.Namespace), 20)
 
-	in := startPrescale(t, "a", forecastConfig(p.url(), w, "missingAfter: 5s")+fmt.Sprintf(`    objective:
+	in := startPrescale(t, "a", forecastConfig(p.URL(), w, "missingAfter: 5s")+fmt.Sprintf(`    objective:
       query: 'max(inference_latency_seconds{namespace=%q})'
       slo: 2s
       budget: 1%%
 `, w.Namespace))
 	labels := map[string]string{"policy": w.Name}
 	// Deadlines are generous: the machine is shared, and a tick may wait for it.
-	await(t, 30*time.Second, "prescale_objective_missing at 1",
+	testutil.Eventually(t, 30*time.Second, "prescale_objective_missing at 1",
 		metricIs(in, "prescale_objective_missing", labels, "1", func(v float64) bool { return v == 1 }))
-	await(t, 60*time.Second, "an ObjectiveMissing event on the target", func() error {
+	testutil.Eventually(t, 60*time.Second, "an ObjectiveMissing event on the target", func() error {
 		got := events(t, w, "ObjectiveMissing")
 		if len(got) == 0 {
 			return fmt.Errorf("no ObjectiveMissing event; prescale's events: %q", events(t, w, ""))
@@ -100,7 +102,7 @@ func TestObjectiveMissingRun(t *testing.T) {
 		}
 		return nil
 	})
-	await(t, 30*time.Second, "the decision record's missingSince", func() error {
+	testutil.Eventually(t, 30*time.Second, "the decision record's missingSince", func() error {
 		var r struct {
 			Objective *struct {
 				MissingSince time.Time `json:"missingSince"`
@@ -119,6 +121,6 @@ func TestObjectiveMissingRun(t *testing.T) {
 
 	// The latency comes: the run ends.
 	e.setLatency(1)
-	await(t, 30*time.Second, "prescale_objective_missing back at 0",
+	testutil.Eventually(t, 30*time.Second, "prescale_objective_missing back at 0",
 		metricIs(in, "prescale_objective_missing", labels, "0", func(v float64) bool { return v == 0 }))
 }

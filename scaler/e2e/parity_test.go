@@ -148,7 +148,7 @@ interval: 1s
 staleness: 5s
 leaderElection: {enabled: false}
 %s
-`, p.url(), extra)
+`, p.URL(), extra)
 	}
 	cfg := func(extra string) string {
 		s := settings(extra) + fmt.Sprintf(`policies:
@@ -163,7 +163,7 @@ leaderElection: {enabled: false}
 		}
 		return s
 	}
-	in := startExternalMetrics(t, w, p.url(), cfg)
+	in := startExternalMetrics(t, w, p.URL(), cfg)
 	created := time.Now()
 	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(w.Namespace).Create(context.Background(), h, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

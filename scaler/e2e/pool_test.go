@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,13 +15,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/prescale/prescale/internal/testutil"
+	"github.com/prescale/prescale/internal/testutil/promtest"
 	"github.com/prescale/prescale/sandbox"
 	"github.com/prescale/prescale/scaler"
 )
@@ -195,19 +194,10 @@ func (in *instance) status(t *testing.T) map[string]scaler.PolicyStatus {
 	return out
 }
 
-// startPrometheusOn starts a Prometheus scraping target every second, as startPrometheus.
-func startPrometheusOn(t *testing.T, target string) *promServer {
+// startPrometheusOn starts a Prometheus scraping target (job load) every second.
+func startPrometheusOn(t *testing.T, target string) *promtest.Server {
 	t.Helper()
-	dir := t.TempDir()
-	p := &promServer{t: t, addr: freeAddr(t), dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "prometheus.yml")}
-	cfg := fmt.Sprintf("global: {scrape_interval: %s, evaluation_interval: %s}\nscrape_configs:\n  - job_name: load\n    static_configs: [{targets: [%q]}]\n",
-		model.Duration(time.Second), model.Duration(time.Second), target)
-	if err := os.WriteFile(p.config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p.start()
-	t.Cleanup(p.stop)
-	return p
+	return startPrometheusWith(t, promtest.Options{Config: promtest.ScrapeConfig("load", time.Second, target)})
 }
 
 // TestGPUPoolSurge (issue 16): three policies share one pool of 4 kwok nodes and surge
@@ -263,7 +253,7 @@ func TestGPUPoolSurge(t *testing.T) {
 				e.set(ws[n].Namespace, 10) // 1 replica each
 			}
 			p := startPrometheusOn(t, e.addr)
-			cfg := poolConfig(p.url(), namespaces[0])
+			cfg := poolConfig(p.URL(), namespaces[0])
 			cfg += poolPolicy("llama", ws["llama"], tc.fit, "{priority: 100}")
 			cfg += poolPolicy("mistral", ws["mistral"], tc.fit, "{priority: 10}")
 			cfg += poolPolicy("qwen", ws["qwen"], tc.fit, fmt.Sprintf("{priority: 10, guaranteed: %d}", tc.guaranteed))
@@ -350,7 +340,7 @@ func TestGPUPoolSurge(t *testing.T) {
 				t.Errorf("llama never reached its need of %d", tc.llama)
 			}
 			mu.Unlock()
-			await(t, 20*time.Second, "mistral's CapacityLimited event naming llama", func() error {
+			testutil.Eventually(t, 20*time.Second, "mistral's CapacityLimited event naming llama", func() error {
 				for _, m := range events(t, ws["mistral"], "CapacityLimited") {
 					if strings.Contains(m, fmt.Sprintf("wanted %d, granted %d", tc.want, tc.mistral)) &&
 						strings.Contains(m, "went to policy llama of higher priority (100 > 10)") && strings.Contains(m, "policy qwen's guaranteed minimum") {
@@ -359,15 +349,15 @@ func TestGPUPoolSurge(t *testing.T) {
 				}
 				return fmt.Errorf("CapacityLimited events: %q", events(t, ws["mistral"], "CapacityLimited"))
 			})
-			await(t, 10*time.Second, "mistral's wanted and granted replicas",
+			testutil.Eventually(t, 10*time.Second, "mistral's wanted and granted replicas",
 				metricIs(in, "prescale_capacity_granted_replicas", map[string]string{"policy": "mistral"}, fmt.Sprint(tc.mistral),
 					func(v float64) bool { return v == float64(tc.mistral) }))
-			await(t, 10*time.Second, "mistral's wanted replicas",
+			testutil.Eventually(t, 10*time.Second, "mistral's wanted replicas",
 				metricIs(in, "prescale_capacity_wanted_replicas", map[string]string{"policy": "mistral"}, fmt.Sprint(tc.want),
 					func(v float64) bool { return v == float64(tc.want) }))
 			// The pool's GPUs free on every node of its kind (the sandbox's other nodes carry
 			// nvidia.com/gpu too): present, and none of this pool's, which is full.
-			await(t, 10*time.Second, "the pool's free GPUs", metricIs(in, "prescale_pool_free_gpus", map[string]string{"pool": string(tc.resource)},
+			testutil.Eventually(t, 10*time.Second, "the pool's free GPUs", metricIs(in, "prescale_pool_free_gpus", map[string]string{"pool": string(tc.resource)},
 				"present", func(float64) bool { return true }))
 			st := in.status(t)
 			if c := st["mistral"].Capacity; c == nil || c.Wanted != tc.want || c.Granted != tc.mistral || !strings.Contains(c.Message, "llama") {
@@ -415,7 +405,7 @@ func TestGPUPoolWakeFromZero(t *testing.T) {
 	e.set(busy.Namespace, 10)
 	e.set(sleeper.Namespace, 0)
 	p := startPrometheusOn(t, e.addr)
-	cfg := poolConfig(p.url(), busy.Namespace)
+	cfg := poolConfig(p.URL(), busy.Namespace)
 	cfg += poolPolicy("busy", busy, 4, "{priority: 100}")
 	cfg += strings.Replace(poolPolicy("sleeper", sleeper, 4, "{priority: 10}"), "minReplicas: 1", "minReplicas: 0", 1) +
 		fmt.Sprintf(`    scaleToZero:
@@ -467,7 +457,7 @@ func TestGPUPoolWakeFromZero(t *testing.T) {
 
 	e.set(sleeper.Namespace, 40) // wants 4
 	eventually(t, 30*time.Second, "sleeper woken", func() bool { return specReplicas(t, sleeper) > 0 })
-	await(t, 20*time.Second, "sleeper's CapacityLimited event naming busy", func() error {
+	testutil.Eventually(t, 20*time.Second, "sleeper's CapacityLimited event naming busy", func() error {
 		for _, m := range events(t, sleeper, "CapacityLimited") {
 			if strings.Contains(m, "wanted 4, granted 1") && strings.Contains(m, "went to policy busy of higher priority (100 > 10)") {
 				return nil

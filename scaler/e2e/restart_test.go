@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
 )
 
@@ -64,7 +65,7 @@ func TestScaleToZeroSurvivesRestart(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(0)
-	cfg := zeroConfig(p.url(), w, "")
+	cfg := zeroConfig(p.URL(), w, "")
 	wake := func(what string) {
 		t.Helper()
 		e.setLoad(35)
@@ -122,7 +123,7 @@ func TestZeroByHandStaysAtZero(t *testing.T) {
 	p := startPrometheus(t, e.addr)
 	e.setQueue(0)
 	e.setLoad(35)
-	cfg := zeroConfig(p.url(), w, "")
+	cfg := zeroConfig(p.URL(), w, "")
 	a := startPrescale(t, "hand-a", cfg)
 	eventually(t, 20*time.Second, "prescale to scale on the signal (4)", func() bool { return specReplicas(t, w) == 4 })
 
@@ -141,7 +142,7 @@ func TestZeroByHandStaysAtZero(t *testing.T) {
 	if err != nil {
 		t.Fatalf("scale to zero by hand: %v", err)
 	}
-	await(t, 20*time.Second, "prescale to read the zero as set by hand", func() error {
+	testutil.Eventually(t, 20*time.Second, "prescale to read the zero as set by hand", func() error {
 		if !a.logContains(`reason="ScalingDisabled"`) {
 			return fmt.Errorf("no ScalingDisabled decision in %s", a.logPath)
 		}
@@ -153,7 +154,7 @@ func TestZeroByHandStaysAtZero(t *testing.T) {
 	}
 	a.terminate()
 	a2 := startPrescale(t, "hand-a2", cfg)
-	await(t, 20*time.Second, "the restarted instance to read the zero as set by hand", func() error {
+	testutil.Eventually(t, 20*time.Second, "the restarted instance to read the zero as set by hand", func() error {
 		if !a2.logContains(`reason="ScalingDisabled"`) {
 			return fmt.Errorf("no ScalingDisabled decision in %s", a2.logPath)
 		}

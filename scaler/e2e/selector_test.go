@@ -11,6 +11,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
 )
 
@@ -33,7 +34,7 @@ func TestAmbiguousSelector(t *testing.T) {
 	}
 	// Both pods Ready before prescale starts, so that its first tick sees them: the queue
 	// is exported for each Ready pod of app.kubernetes.io/name=llm, the canary's included.
-	await(t, 60*time.Second, "the pods of both Deployments Ready", func() error {
+	testutil.Eventually(t, 60*time.Second, "the pods of both Deployments Ready", func() error {
 		pods, err := kube.CoreV1().Pods(w.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=llm"})
 		if err != nil {
 			return err
@@ -52,10 +53,10 @@ func TestAmbiguousSelector(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(20) // per pod, target 5: without the overlap both would scale up
-	p.waitValue(t, fmt.Sprintf("count(vllm:num_requests_waiting{namespace=%q})", w.Namespace), 2)
+	waitValue(t, p, fmt.Sprintf("count(vllm:num_requests_waiting{namespace=%q})", w.Namespace), 2)
 
 	started := time.Now()
-	cfg := config(p.url(), w, "") + fmt.Sprintf(`  - name: llm-canary
+	cfg := config(p.URL(), w, "") + fmt.Sprintf(`  - name: llm-canary
     target: {apiVersion: apps/v1, kind: Deployment, namespace: %s, name: llm-canary}
     minReplicas: 1
     maxReplicas: 12
@@ -65,7 +66,7 @@ func TestAmbiguousSelector(t *testing.T) {
         target: {type: AverageValue, averageValue: 5}
 `, w.Namespace, w.Namespace)
 	in := startPrescale(t, "a", cfg)
-	await(t, 60*time.Second, "an AmbiguousSelector warning on each target naming the other policy", func() error {
+	testutil.Eventually(t, 60*time.Second, "an AmbiguousSelector warning on each target naming the other policy", func() error {
 		got := events(t, w, "AmbiguousSelector")
 		all := strings.Join(got, "\n")
 		if len(got) != 2 || !strings.Contains(all, "also selected by the target of policy llm-canary") ||

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
 )
 
@@ -120,9 +121,9 @@ func TestSlowHistoryHoldsNoScale(t *testing.T) {
 	}
 	forecasts, plain := ws[:2], ws[2:]
 	p := startPrometheusEvery(t, targets[0], time.Second, targets[1:]...)
-	proxy := startSlowProxy(t, p.url(), delay)
+	proxy := startSlowProxy(t, p.URL(), delay)
 	// A history to load: the load series scraped for a few seconds before prescale starts.
-	p.waitValue(t, fmt.Sprintf(`max(inference_load_rps{namespace=%q})`, ws[0].Namespace), 50)
+	waitValue(t, p, fmt.Sprintf(`max(inference_load_rps{namespace=%q})`, ws[0].Namespace), 50)
 	time.Sleep(3 * time.Second)
 
 	// The instant queries' timeout allows the 90 s range queries through the same client.
@@ -137,7 +138,7 @@ policies:
 	}
 	in := startPrescale(t, "a", cfg)
 
-	await(t, 30*time.Second, "both forecast policies' history range queries held by the proxy", func() error {
+	testutil.Eventually(t, 30*time.Second, "both forecast policies' history range queries held by the proxy", func() error {
 		if n := proxy.held.Load(); n != 2 {
 			return fmt.Errorf("%d range queries held", n)
 		}
@@ -145,11 +146,11 @@ policies:
 	})
 	// Every policy decides at each tick meanwhile: its metric gauge is set by the act phase.
 	for _, w := range ws {
-		await(t, 30*time.Second, w.Name+"'s queue seen while the histories load",
+		testutil.Eventually(t, 30*time.Second, w.Name+"'s queue seen while the histories load",
 			metricIs(in, "prescale_metric_value", map[string]string{"policy": w.Name, "metric": "queue"}, "5", func(v float64) bool { return v == 5 }))
 	}
 	for _, w := range forecasts {
-		await(t, 30*time.Second, w.Name+"'s decision record saying its history loads", func() error {
+		testutil.Eventually(t, 30*time.Second, w.Name+"'s decision record saying its history loads", func() error {
 			if ann := deployment(t, w).Annotations["prescale.io/decision"]; !strings.Contains(ann, `"historyLoading":true`) {
 				return fmt.Errorf("decision annotation = %q", ann)
 			}
@@ -161,7 +162,7 @@ policies:
 	for _, e := range es[2:] {
 		e.setQueue(10)
 	}
-	crossed := p.waitValue(t, fmt.Sprintf(`min(vllm:num_requests_waiting{namespace=%q, pod=~"plain-.*"})`, plain[0].Namespace), 10)
+	crossed := waitValue(t, p, fmt.Sprintf(`min(vllm:num_requests_waiting{namespace=%q, pod=~"plain-.*"})`, plain[0].Namespace), 10)
 	for _, w := range plain {
 		eventually(t, 20*time.Second, w.Name+"'s scale-up to 2", func() bool { return specReplicas(t, w) == 2 })
 	}
@@ -178,7 +179,7 @@ policies:
 
 	// The histories arrive, and the forecasters are fitted on them.
 	for _, w := range forecasts {
-		await(t, delay+60*time.Second, w.Name+"'s forecaster fitted on its history",
+		testutil.Eventually(t, delay+60*time.Second, w.Name+"'s forecaster fitted on its history",
 			metricIs(in, "prescale_forecast_history_samples", map[string]string{"policy": w.Name}, "at least 1", func(v float64) bool { return v >= 1 }))
 	}
 	if n := proxy.answered.Load(); n < 2 {

@@ -157,10 +157,10 @@ func BenchmarkSoak(b *testing.B) {
 	// are in flight through the surge, and no tick may wait for them.
 	// Without forecast policies prescale queries Prometheus directly.
 	every, delay := soakForecastEvery(), soakHistoryDelay()
-	promURL, timeout := p.url(), 5*time.Second
+	promURL, timeout := p.URL(), 5*time.Second
 	var proxy *slowProxy
 	if every > 0 {
-		proxy = startSlowProxy(b, p.url(), delay)
+		proxy = startSlowProxy(b, p.URL(), delay)
 		promURL, timeout = "http://"+proxy.addr, delay+30*time.Second
 	}
 
@@ -192,7 +192,7 @@ func BenchmarkSoak(b *testing.B) {
 	// The surge: from the end of the first tick (which writes every decision annotation)
 	// until the pool is full (1-GPU pods fill it: no GPU free) and stays so (the pods' count
 	// unchanged for three ticks).
-	eventuallyTB(b, 3*time.Minute, "a tick", func() bool {
+	eventually(b, 3*time.Minute, "a tick", func() bool {
 		v, _ := in.metric("prescale_tick_duration_seconds_count", nil)
 		return v >= 1
 	})
@@ -201,7 +201,7 @@ func BenchmarkSoak(b *testing.B) {
 	surgePhases0 := in.phaseSums()
 	surgeStart := time.Now()
 	last, stableSince := -1, time.Now()
-	eventuallyTB(b, 10*time.Minute, "the pool to fill", func() bool {
+	eventually(b, 10*time.Minute, "the pool to fill", func() bool {
 		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil {
 			return false

@@ -6,15 +6,12 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/common/model"
-
+	"github.com/prescale/prescale/internal/testutil"
+	"github.com/prescale/prescale/internal/testutil/promtest"
 	"github.com/prescale/prescale/sandbox"
 )
 
@@ -38,7 +35,7 @@ func TestScaleToZero(t *testing.T) {
 	e := newExporter(t, w)
 	p := startPrometheus(t, e.addr)
 	e.setQueue(0)
-	in := startPrescale(t, "a", zeroConfig(p.url(), w, ""))
+	in := startPrescale(t, "a", zeroConfig(p.URL(), w, ""))
 	labels := map[string]string{"policy": w.Name}
 
 	// The activation signal missing (no series): held at 2 for longer than the idle delay
@@ -47,7 +44,7 @@ func TestScaleToZero(t *testing.T) {
 		_, ok := in.metric("prescale_metric_value", map[string]string{"policy": w.Name, "metric": "queue"})
 		return ok
 	})
-	await(t, 30*time.Second, "an ActivationMissing event", func() error {
+	testutil.Eventually(t, 30*time.Second, "an ActivationMissing event", func() error {
 		if ev := events(t, w, "ActivationMissing"); len(ev) == 0 {
 			return fmt.Errorf("no ActivationMissing event")
 		}
@@ -61,7 +58,7 @@ func TestScaleToZero(t *testing.T) {
 
 	// Idle: the signal at 0. Not at zero before the 5 s delay; at zero after it.
 	e.setLoad(0)
-	idleFrom := p.waitValue(t, fmt.Sprintf(`sum(inference_load_rps{namespace=%q})`, w.Namespace), 0)
+	idleFrom := waitValue(t, p, fmt.Sprintf(`sum(inference_load_rps{namespace=%q})`, w.Namespace), 0)
 	for time.Since(idleFrom) < 3*time.Second {
 		if got := specReplicas(t, w); got == 0 {
 			t.Fatalf("at zero %s after the signal went idle, inside the 5 s idle delay", time.Since(idleFrom).Round(time.Millisecond))
@@ -70,7 +67,7 @@ func TestScaleToZero(t *testing.T) {
 	}
 	eventually(t, 20*time.Second, "the target at zero", func() bool { return specReplicas(t, w) == 0 })
 	t.Logf("at zero %s after the signal went idle", time.Since(idleFrom).Round(time.Millisecond))
-	await(t, 20*time.Second, "prescale_scale_to_zero_idle_seconds", metricIs(in, "prescale_scale_to_zero_idle_seconds", labels, ">= 5", func(v float64) bool { return v >= 5 }))
+	testutil.Eventually(t, 20*time.Second, "prescale_scale_to_zero_idle_seconds", metricIs(in, "prescale_scale_to_zero_idle_seconds", labels, ">= 5", func(v float64) bool { return v >= 5 }))
 
 	// Missing at zero: stays at zero.
 	e.setLoad(math.NaN())
@@ -90,7 +87,7 @@ func TestScaleToZero(t *testing.T) {
 	if got := specReplicas(t, w); got != 4 {
 		t.Errorf("woke to %d replicas, want ceil(35 / 10) = 4", got)
 	}
-	await(t, 20*time.Second, "a SuccessfulRescale event from zero by the activation", func() error {
+	testutil.Eventually(t, 20*time.Second, "a SuccessfulRescale event from zero by the activation", func() error {
 		for _, m := range events(t, w, "SuccessfulRescale") {
 			if strings.Contains(m, "New size: 4; reason: Activated") {
 				return nil
@@ -134,8 +131,8 @@ func TestScaleToZeroWakesAhead(t *testing.T) {
       history: 10m
       gate: {maxError: 1, window: 1m}
 `, w.Namespace)
-	in := startPrescale(t, "a", zeroConfig(p.url(), w, forecast))
-	await(t, 30*time.Second, "the log to say the forecast's history was loaded", logHas(in, "Loaded the forecast's history"))
+	in := startPrescale(t, "a", zeroConfig(p.URL(), w, forecast))
+	testutil.Eventually(t, 30*time.Second, "the log to say the forecast's history was loaded", logHas(in, "Loaded the forecast's history"))
 
 	// Within a few cycles: at zero in an idle minute, then a wake-up from zero with the
 	// reason WakeAhead while the load is still 0. A cycle whose idle minute reached zero too
@@ -163,7 +160,7 @@ func TestScaleToZeroWakesAhead(t *testing.T) {
 	}
 	phase := wokeAt.Unix() % 120
 	t.Logf("woke at phase %d s of the 120 s cycle (the load returns at 0)", phase)
-	await(t, 20*time.Second, "a SuccessfulRescale with the reason WakeAhead", func() error {
+	testutil.Eventually(t, 20*time.Second, "a SuccessfulRescale with the reason WakeAhead", func() error {
 		for _, m := range events(t, w, "SuccessfulRescale") {
 			if strings.Contains(m, "reason: WakeAhead") {
 				return nil
@@ -180,32 +177,15 @@ func TestScaleToZeroWakesAhead(t *testing.T) {
 // directory holds, backfilled with promtool, the series the exporter serves as the load
 // (inference_load_rps{namespace}, with the job and instance labels the scrape adds) for
 // the span before until: cycle's value every second.
-func startPrometheusWithHistory(t *testing.T, target string, w sandbox.Workload, span time.Duration, until time.Time) *promServer {
+func startPrometheusWithHistory(t *testing.T, target string, w sandbox.Workload, span time.Duration, until time.Time) *promtest.Server {
 	t.Helper()
-	sharedSandbox(t)
-	dir := t.TempDir()
 	var b strings.Builder
 	b.WriteString("# HELP inference_load_rps Requests per second arriving at the workload.\n# TYPE inference_load_rps gauge\n")
 	for at := until.Add(-span).Truncate(time.Second); at.Before(until.Add(-2 * time.Second)); at = at.Add(time.Second) {
 		fmt.Fprintf(&b, "inference_load_rps{instance=%q,job=\"vllm\",namespace=%q} %g %d\n", target, w.Namespace, cycle(at), at.Unix())
 	}
 	b.WriteString("# EOF\n")
-	om := filepath.Join(dir, "history.om")
-	if err := os.WriteFile(om, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := &promServer{t: t, addr: freeAddr(t), dataDir: filepath.Join(dir, "data"), config: filepath.Join(dir, "prometheus.yml")}
-	if out, err := exec.Command(filepath.Join(world.bin, "promtool"), "tsdb", "create-blocks-from", "openmetrics", om, p.dataDir).CombinedOutput(); err != nil {
-		t.Fatalf("promtool backfill: %v\n%s", err, out)
-	}
-	cfg := fmt.Sprintf("global: {scrape_interval: %s, evaluation_interval: %s}\nscrape_configs:\n  - job_name: vllm\n    static_configs: [{targets: [%q]}]\n",
-		model.Duration(time.Second), model.Duration(time.Second), target)
-	if err := os.WriteFile(p.config, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p.start()
-	t.Cleanup(p.stop)
-	return p
+	return startPrometheusWith(t, promtest.Options{Config: promtest.ScrapeConfig("vllm", time.Second, target), Backfill: b.String()})
 }
 
 // When wake-ups prove wrong, prescale stops waking early and says so: the history says the
@@ -226,16 +206,16 @@ func TestScaleToZeroWakeAheadGated(t *testing.T) {
       history: 10m
       gate: {maxError: 1, window: 1m}
 `, w.Namespace)
-	in := startPrescale(t, "a", zeroConfig(p.url(), w, forecast))
+	in := startPrescale(t, "a", zeroConfig(p.URL(), w, forecast))
 	labels := map[string]string{"policy": w.Name}
-	await(t, 3*time.Minute, "a WakeAheadGated event", func() error {
+	testutil.Eventually(t, 3*time.Minute, "a WakeAheadGated event", func() error {
 		if ev := events(t, w, "WakeAheadGated"); len(ev) == 0 {
 			return fmt.Errorf("no WakeAheadGated event")
 		}
 		return nil
 	})
 	t.Logf("gated: %s", events(t, w, "WakeAheadGated")[0])
-	await(t, 10*time.Second, "prescale_wake_ahead_gated 1", metricIs(in, "prescale_wake_ahead_gated", labels, "1", func(v float64) bool { return v == 1 }))
+	testutil.Eventually(t, 10*time.Second, "prescale_wake_ahead_gated 1", metricIs(in, "prescale_wake_ahead_gated", labels, "1", func(v float64) bool { return v == 1 }))
 	eventually(t, 20*time.Second, "the target at zero", func() bool { return specReplicas(t, w) == 0 })
 	// Through the next return the history predicts (phase 0 of the cycle), and 10 s past it.
 	now := time.Now()
