@@ -122,3 +122,16 @@ func TestSetDryRun(t *testing.T) {
 		})
 	}
 }
+
+func TestScorecard(t *testing.T) {
+	var s scorecard
+	s.add(WhoPrescale, 4, 5, 15) // short: 4 < 5
+	s.add(WhoPrescale, 6, 5, 15)
+	s.add(WhoHPA, 5, 5, 15) // exactly what was asked: not short
+	if s.replicaSeconds[WhoPrescale] != 150 || s.shortSeconds[WhoPrescale] != 15 {
+		t.Errorf("prescale: %v replica-seconds, %v short; want 150 and 15", s.replicaSeconds[WhoPrescale], s.shortSeconds[WhoPrescale])
+	}
+	if s.replicaSeconds[WhoHPA] != 75 || s.shortSeconds[WhoHPA] != 0 {
+		t.Errorf("hpa: %v replica-seconds, %v short; want 75 and 0", s.replicaSeconds[WhoHPA], s.shortSeconds[WhoHPA])
+	}
+}

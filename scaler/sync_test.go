@@ -1,55 +1,36 @@
 package scaler
 
 import (
-	"encoding/json"
-	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/prescale/prescale/policy"
 )
 
-func TestAnnotationIsBounded(t *testing.T) {
-	dec := policy.Decision{CurrentReplicas: 4, DesiredReplicas: 6, Reason: policy.ReasonScaleUpLimit, Metric: "queue", Proposal: 9,
-		Clamps: []policy.Clamp{{Reason: policy.ReasonScaleUpLimit, From: 9, To: 6}}}
-	for i := 0; i < 200; i++ {
-		dec.Metrics = append(dec.Metrics, policy.MetricResult{Name: "m" + strings.Repeat("x", 40), Target: 5, Error: strings.Repeat("e", 500)})
-	}
-	got := annotationFor(dec, nil, nil, nil, false)
-	if len(got) > maxAnnotation {
-		t.Fatalf("annotation is %d bytes, want at most %d", len(got), maxAnnotation)
-	}
-	var r struct {
-		Desired int32 `json:"desired"`
-		Reason  string
-		Clamps  []policy.Clamp
-		Metrics []json.RawMessage
-	}
-	if err := json.Unmarshal([]byte(got), &r); err != nil {
-		t.Fatalf("annotation is not JSON: %v", err)
-	}
-	if r.Desired != 6 || r.Reason != "ScaleUpLimit" || len(r.Clamps) != 1 || len(r.Metrics) == 0 || len(r.Metrics) == 200 {
-		t.Errorf("annotation = %+v; want the decision with some, not all, metrics", r)
-	}
-}
-
-func TestDescribe(t *testing.T) {
-	dec := policy.Decision{Reason: policy.ReasonCapacityLimited, Metric: "queue", Proposal: 12,
-		Clamps: []policy.Clamp{{Reason: policy.ReasonScaleUpLimit, From: 12, To: 8}, {Reason: policy.ReasonCapacityLimited, From: 8, To: 5}}}
-	want := "CapacityLimited (metric queue proposed 12); ScaleUpLimit 12->8; CapacityLimited 8->5"
-	if got := describe(dec); got != want {
-		t.Errorf("describe = %q, want %q", got, want)
-	}
-}
-
-func TestScorecard(t *testing.T) {
-	var s scorecard
-	s.add(WhoPrescale, 4, 5, 15) // short: 4 < 5
-	s.add(WhoPrescale, 6, 5, 15)
-	s.add(WhoHPA, 5, 5, 15) // exactly what was asked: not short
-	if s.replicaSeconds[WhoPrescale] != 150 || s.shortSeconds[WhoPrescale] != 15 {
-		t.Errorf("prescale: %v replica-seconds, %v short; want 150 and 15", s.replicaSeconds[WhoPrescale], s.shortSeconds[WhoPrescale])
-	}
-	if s.replicaSeconds[WhoHPA] != 75 || s.shortSeconds[WhoHPA] != 0 {
-		t.Errorf("hpa: %v replica-seconds, %v short; want 75 and 0", s.replicaSeconds[WhoHPA], s.shortSeconds[WhoHPA])
+// A policy whose observation failed this tick still takes part with the selector it last
+// observed: the other policy does not count the pods they share as its own. One not
+// found has no selector any more.
+func TestMarkSharedWithAFailedObservation(t *testing.T) {
+	web, canary := selectorOf(t, "web", "a", "app=web"), selectorOf(t, "canary", "a", "app=web,track=canary")
+	pod := labelled("a", "c", "app", "web", "track", "canary")
+	policies := []policy.Policy{{Name: "web", Target: web.target}, {Name: "canary", Target: canary.target}}
+	for _, tc := range []struct {
+		name string
+		last labels.Selector // canary's, as last observed
+		want bool
+	}{
+		{name: "the last selector stands in", last: canary.selector, want: true},
+		{name: "none after the target was not found", last: nil, want: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			runs := []*pass{{p: &policies[0], obs: observed{selector: web.selector, pods: []*corev1.Pod{pod}}}, nil}
+			targets := map[string]*policyState{"web": {selector: web.selector}, "canary": {selector: tc.last}}
+			markShared(runs, policies, targets)
+			if got := runs[0].obs.in.AmbiguousSelector; got != tc.want {
+				t.Errorf("web's AmbiguousSelector = %v, want %v (why: %q)", got, tc.want, runs[0].shared)
+			}
+		})
 	}
 }
