@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -29,18 +28,9 @@ func TestExternalMetricsAPIServiceConflict(t *testing.T) {
 		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	ip, err := sandbox.HostIP()
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Nothing listens there: the APIService is unavailable, as KEDA's would be to prescale's
 	// HPAs once it owns the route; prescale only reads where it routes.
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	ip, port := freeHostPort(t)
 	if err := st.RegisterAPIService(ctx, sandbox.APIService{Group: "external.metrics.k8s.io", Version: "v1beta1",
 		Namespace: ns, Service: svc, Host: ip, Port: port}); err != nil {
 		t.Fatal(err)

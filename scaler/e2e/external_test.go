@@ -44,19 +44,8 @@ func externalValue(kube kubernetes.Interface, ns, name string) (*resource.Quanti
 func startExternalMetrics(t *testing.T, w sandbox.Workload, promURL string, cfg func(extra string) string) *instance {
 	t.Helper()
 	st, kube := sharedSandbox(t)
-	// The apiserver refuses loopback endpoints: listen on a host address.
-	ip, err := sandbox.HostIP()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	portN, _ := strconv.Atoi(port)
+	ip, portN := freeHostPort(t)
+	addr := net.JoinHostPort(ip.String(), strconv.Itoa(portN))
 	const svc = "prescale-external-metrics"
 	cert, key, err := st.IssueServingCert(t.TempDir(), svc, ip.String(), svc+"."+w.Namespace+".svc")
 	if err != nil {

@@ -133,15 +133,37 @@ func workload(t testing.TB, name string, replicas int32, gpus int, startup time.
 	if err := w.Apply(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
+	deleteAtCleanup(t, kube, ns)
+	return w
+}
+
+// deleteAtCleanup deletes namespace ns when the test ends, and waits up to a minute for its
+// pods to go, so that the next test has every GPU.
+func deleteAtCleanup(t testing.TB, kube kubernetes.Interface, ns string) {
 	t.Cleanup(func() {
 		_ = kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
-		// Wait for the pods to go, so that the next test has every GPU.
 		_ = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 			return err == nil && len(pods.Items) == 0, nil
 		})
 	})
-	return w
+}
+
+// freeHostPort returns the sandbox host's address (the apiserver refuses loopback
+// endpoints, so a server it calls listens there) and a port on it that was free a moment
+// ago.
+func freeHostPort(t testing.TB) (net.IP, int) {
+	t.Helper()
+	ip, err := sandbox.HostIP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ip, ln.Addr().(*net.TCPAddr).Port
 }
 
 // exporter serves per-pod series for the Ready pods of a Deployment, with values the test

@@ -85,13 +85,7 @@ func poolWorkload(t *testing.T, kube kubernetes.Interface, ns, pool string, reso
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = kube.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{})
-		_ = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-			pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-			return err == nil && len(pods.Items) == 0, nil
-		})
-	})
+	deleteAtCleanup(t, kube, ns)
 	d := w.Deployment()
 	spec := &d.Spec.Template.Spec
 	spec.NodeSelector = map[string]string{poolLabel: pool}
