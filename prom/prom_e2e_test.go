@@ -47,18 +47,6 @@ type exporter struct {
 	frozenAt  time.Time // timestamp of prescale_test_frozen, which never advances
 }
 
-// frozen is a collector whose one sample carries an explicit, fixed timestamp: Prometheus
-// puts no staleness marker on such a series, so only the lookback makes it disappear.
-type frozen struct {
-	desc *prometheus.Desc
-	at   time.Time
-}
-
-func (f frozen) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
-func (f frozen) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.NewMetricWithTimestamp(f.at, prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, 5))
-}
-
 func startExporter(t *testing.T) *exporter {
 	t.Helper()
 	e := &exporter{reg: prometheus.NewRegistry(), frozenAt: time.Now().Add(-frozenAge).Truncate(time.Millisecond)}
@@ -84,7 +72,7 @@ func startExporter(t *testing.T) *exporter {
 		gauge("prescale_test_queue_depth", 7),
 		gauge("prescale_test_nan", math.NaN()),
 		gauge("prescale_test_inf", math.Inf(1)),
-		frozen{desc: prometheus.NewDesc("prescale_test_frozen", "Sample with a fixed timestamp.", nil, nil), at: e.frozenAt},
+		promtest.Frozen("prescale_test_frozen", "Sample with a fixed timestamp.", 5, e.frozenAt),
 	)
 	e.srv = httptest.NewServer(promhttp.HandlerFor(e.reg, promhttp.HandlerOpts{}))
 	t.Cleanup(e.srv.Close)

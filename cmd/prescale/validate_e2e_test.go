@@ -49,7 +49,7 @@ func preflightExporter(t *testing.T) string {
 		latency,
 		gauge("prescale_test_nan", math.NaN()),
 		gauge("prescale_test_negative", -1),
-		frozen{desc: prometheus.NewDesc("prescale_test_frozen", "A sample with a fixed timestamp.", nil, nil), at: frozenAt},
+		promtest.Frozen("prescale_test_frozen", "A sample with a fixed timestamp.", 5, frozenAt),
 	)
 	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -59,18 +59,6 @@ func preflightExporter(t *testing.T) string {
 	}))
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://")
-}
-
-// frozen is a collector whose one sample carries a fixed timestamp: Prometheus puts no
-// staleness marker on it, so only its age makes it stale.
-type frozen struct {
-	desc *prometheus.Desc
-	at   time.Time
-}
-
-func (f frozen) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
-func (f frozen) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.NewMetricWithTimestamp(f.at, prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, 5))
 }
 
 // instantSeries runs query against the Prometheus at base and returns how many series it

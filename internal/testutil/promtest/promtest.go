@@ -5,8 +5,9 @@
 // backfill) are the pinned tools in the directory PRESCALE_TOOLS_BIN names (make tools).
 // A test that cannot start Prometheus fails; it never skips.
 //
-// It imports the standard library alone. The sandbox's own Prometheus (sandbox.Up) is the
-// one scraping the simulated servers; this one is for tests that bring their own targets.
+// Frozen is a collector for such a test's exporter: a sample that only ages. The sandbox's
+// own Prometheus (sandbox.Up) is the one scraping the simulated servers; this one is for
+// tests that bring their own targets.
 package promtest
 
 import (
