@@ -407,35 +407,7 @@ func TestDeploy(t *testing.T) {
 	tmp := t.TempDir()
 
 	ctx := klog.NewContext(context.Background(), klog.Background())
-	st, err := sandbox.Up(ctx, sandbox.Options{BinDir: binDir, StateDir: filepath.Join(tmp, "sandbox"), Nodes: 2, GPUsPerNode: 4})
-	t.Cleanup(func() {
-		if st == nil {
-			return
-		}
-		if err := sandbox.Down(context.Background(), st.Dir); err != nil {
-			t.Errorf("sandbox down: %v", err)
-		}
-		for _, p := range st.Processes {
-			if running(p.PID) {
-				t.Errorf("%s (pid %d) still runs after sandbox.Down", p.Name, p.PID)
-			}
-		}
-	})
-	if err != nil {
-		t.Fatalf("sandbox up: %v", err)
-	}
-	cfg, err := st.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := func(stdin string, args ...string) string {
-		t.Helper()
-		return mustRun(t, stdin, kubectl, append([]string{"--kubeconfig", st.Kubeconfig}, args...)...)
-	}
+	st, kube, admin := upSandbox(t, ctx, binDir, filepath.Join(tmp, "sandbox"), kubectl)
 
 	// Server-side dry-run needs the namespace to exist for the namespaced objects.
 	admin("", "create", "namespace", namespace)
@@ -912,6 +884,44 @@ func running(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// upSandbox starts a sandbox of 2 nodes x 4 GPUs in stateDir, from the tools in binDir, and
+// returns it, a client and admin, which runs kubectl as its admin (stdin, then the
+// arguments). It is torn down when the test ends, and the test fails if any of its
+// processes outlives that.
+func upSandbox(t *testing.T, ctx context.Context, binDir, stateDir, kubectl string) (*sandbox.State, kubernetes.Interface, func(stdin string, args ...string) string) {
+	t.Helper()
+	st, err := sandbox.Up(ctx, sandbox.Options{BinDir: binDir, StateDir: stateDir, Nodes: 2, GPUsPerNode: 4})
+	t.Cleanup(func() {
+		if st == nil {
+			return
+		}
+		if err := sandbox.Down(context.Background(), st.Dir); err != nil {
+			t.Errorf("sandbox down: %v", err)
+		}
+		for _, p := range st.Processes {
+			if running(p.PID) {
+				t.Errorf("%s (pid %d) still runs after sandbox.Down", p.Name, p.PID)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("sandbox up: %v", err)
+	}
+	cfg, err := st.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := func(stdin string, args ...string) string {
+		t.Helper()
+		return mustRun(t, stdin, kubectl, append([]string{"--kubeconfig", st.Kubeconfig}, args...)...)
+	}
+	return st, kube, admin
 }
 
 // poll calls check every 250 ms until it returns nil, and fails the test after timeout with

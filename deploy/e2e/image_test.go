@@ -20,7 +20,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/prescale/prescale/internal/testutil"
@@ -282,28 +281,10 @@ func TestImage(t *testing.T) {
 	helmD := deployment(t, named(t, docs(t, helmTemplate(t)), "Deployment", "prescale"))
 
 	ctx := klog.NewContext(context.Background(), klog.Background())
-	st, err := sandbox.Up(ctx, sandbox.Options{BinDir: binDir, StateDir: filepath.Join(tmp, "sandbox"), Nodes: 2, GPUsPerNode: 4})
-	t.Cleanup(func() {
-		if st != nil {
-			if err := sandbox.Down(context.Background(), st.Dir); err != nil {
-				t.Errorf("sandbox down: %v", err)
-			}
-		}
-	})
-	if err != nil {
-		t.Fatalf("sandbox up: %v", err)
-	}
-	cfg, err := st.RESTConfig()
+	st, kube, admin := upSandbox(t, ctx, binDir, filepath.Join(tmp, "sandbox"), kubectl)
+	cfg, err := st.RESTConfig() // its CA is the service account's ca.crt
 	if err != nil {
 		t.Fatal(err)
-	}
-	kube, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := func(stdin string, args ...string) string {
-		t.Helper()
-		return mustRun(t, stdin, kubectl, append([]string{"--kubeconfig", st.Kubeconfig}, args...)...)
 	}
 	// Everything of the base but its Deployment, which the containers stand in for: the
 	// service account, its RBAC and the admission policy are what they write under.
