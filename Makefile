@@ -34,14 +34,15 @@ include sandbox.mk
 ## the real control plane and Prometheus (builds the pinned tools when missing)
 test: unit e2e
 
-## e2e: the end-to-end tests (build tag e2e), one package at a time: the sandbox, the
+## e2e: the end-to-end tests (build tag e2e), one package at a time: the tests' own
+## Prometheus harness (internal/testutil/promtest), the sandbox, the
 ## controller on the sandbox, the external metrics API with a real HPA and the HPA parity
 ## test (its report: PARITY_REPORT), the Prometheus source, the backtest's Prometheus
 ## reader, each shipped example against the simulator in its server's mode (sandbox/examples),
 ## and deploy/'s manifests and chart on the real API server. Beside them, at the
 ## same time, the demo's test (E2E_SIDE_PKGS: its own sandbox, a real HPA beside prescale;
 ## it mostly waits on its 10x clock), whose output follows theirs
-E2E_PKGS ?= ./sandbox ./sandbox/sim ./sandbox/examples ./scaler/... ./prom/... ./backtest/... ./cmd/... ./deploy/...
+E2E_PKGS ?= ./internal/... ./sandbox ./sandbox/sim ./sandbox/examples ./scaler/... ./prom/... ./backtest/... ./cmd/... ./deploy/...
 E2E_SIDE_PKGS ?= ./sandbox/demo
 PARITY_REPORT ?= $(CURDIR)/.state/parity.txt
 E2E_ENV = PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) PRESCALE_TOOLS_BIN=$(SANDBOX_BIN) PARITY_REPORT=$(PARITY_REPORT)
