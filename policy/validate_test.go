@@ -37,12 +37,35 @@ func validPolicy() Policy {
 	}
 }
 
+// validateCase is one change to a valid policy and the problems Validate must report, each
+// without its "policies[0]." prefix.
+type validateCase struct {
+	name   string
+	modify func(p *Policy)
+	want   []string
+}
+
+// runValidateCases runs each case on a policy from base, as the one policy of a file.
+func runValidateCases(t *testing.T, base func() Policy, tests []validateCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := base()
+			tt.modify(&p)
+			var want []string
+			for _, w := range tt.want {
+				want = append(want, "policies[0]."+w)
+			}
+			slices.Sort(want)
+			if diff := cmp.Diff(want, errorLines(File{Policies: []Policy{p}}.Validate())); diff != "" {
+				t.Errorf("Validate mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestValidatePolicy(t *testing.T) {
-	tests := []struct {
-		name   string
-		modify func(p *Policy)
-		want   []string // problems, without "policies[0]."
-	}{
+	tests := []validateCase{
 		{name: "valid policy", modify: func(*Policy) {}},
 		{
 			name:   "optional fields unset",
@@ -236,20 +259,7 @@ func TestValidatePolicy(t *testing.T) {
 			want:   []string{"behavior.scaleUp.tolerance: must be >= 0, got -0.1"},
 		},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := validPolicy()
-			tt.modify(&p)
-			var want []string
-			for _, w := range tt.want {
-				want = append(want, "policies[0]."+w)
-			}
-			slices.Sort(want)
-			if diff := cmp.Diff(want, errorLines(File{Policies: []Policy{p}}.Validate())); diff != "" {
-				t.Errorf("Validate mismatch (-want +got):\n%s", diff)
-			}
-		})
-	}
+	runValidateCases(t, validPolicy, tests)
 }
 
 func TestValidateFile(t *testing.T) {

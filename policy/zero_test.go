@@ -1,12 +1,9 @@
 package policy
 
 import (
-	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 // zeroPolicy scales a model on its per-pod queue (AverageValue 5) with scaleToZero on a
@@ -284,11 +281,7 @@ func TestValidateScaleToZero(t *testing.T) {
 		p.ScaleToZero = &ScaleToZero{Activation: Activation{Query: "sum(rate(x[1m]))", PerReplica: qty("4")}}
 		return p
 	}
-	tests := []struct {
-		name   string
-		modify func(p *Policy)
-		want   []string
-	}{
+	tests := []validateCase{
 		{name: "valid", modify: func(*Policy) {}},
 		{name: "minReplicas 1", modify: func(p *Policy) { p.MinReplicas = ptr[int32](1) },
 			want: []string{"scaleToZero: needs minReplicas: 0, got minReplicas 1"}},
@@ -319,20 +312,7 @@ func TestValidateScaleToZero(t *testing.T) {
 			p.ScaleToZero.WakeAhead = &WakeAhead{MaxWrong: ptr(1.0), Last: ptr[int32](0)}
 		}, want: []string{"scaleToZero.wakeAhead.last: must be 1..100, got 0", "scaleToZero.wakeAhead.maxWrong: must be within [0, 1), got 1"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := base()
-			tt.modify(&p)
-			var want []string
-			for _, w := range tt.want {
-				want = append(want, "policies[0]."+w)
-			}
-			slices.Sort(want)
-			if diff := cmp.Diff(want, errorLines(File{Policies: []Policy{p}}.Validate())); diff != "" {
-				t.Errorf("Validate mismatch (-want +got):\n%s", diff)
-			}
-		})
-	}
+	runValidateCases(t, base, tests)
 }
 
 func TestParseScaleToZero(t *testing.T) {
