@@ -53,7 +53,7 @@ const (
 type Options struct {
 	BinDir         string        // folder with the tools built by make tools
 	StateDir       string        // state folder: certificates, data, logs, kubeconfig
-	Nodes          int           // simulated GPU nodes
+	Nodes          int           // simulated GPU nodes outside any autoscaler; default 4, or 0 with Karpenter
 	GPUsPerNode    int           // nvidia.com/gpu allocatable per node
 	GPUProduct     string        // nvidia.com/gpu.product label of the nodes
 	HPASyncPeriod  time.Duration // kube-controller-manager --horizontal-pod-autoscaler-sync-period
@@ -64,6 +64,10 @@ type Options struct {
 	// ControllerManagerQPS is kube-controller-manager's --kube-api-qps (its burst twice that);
 	// default 100, where Kubernetes' own default is 20.
 	ControllerManagerQPS int
+
+	// Karpenter, when set, runs Karpenter's kwok provider with a NodePool of GPU nodes
+	// that it grows for Pending pods (karpenter.go). Nil: no node autoscaler.
+	Karpenter *KarpenterOptions
 }
 
 // Defaults fills the zero fields of o.
@@ -74,7 +78,7 @@ func (o Options) Defaults() Options {
 	if o.StateDir == "" {
 		o.StateDir = ".state/sandbox"
 	}
-	if o.Nodes == 0 {
+	if o.Nodes == 0 && o.Karpenter == nil {
 		o.Nodes = 4
 	}
 	if o.GPUsPerNode == 0 {
@@ -110,6 +114,8 @@ type State struct {
 	GPUsPerNode   int       `json:"gpusPerNode"`
 	Processes     []Process `json:"processes"`
 	Started       time.Time `json:"started"`
+	// Karpenter is set when the sandbox runs Karpenter (Options.Karpenter).
+	Karpenter *KarpenterState `json:"karpenter,omitempty"`
 }
 
 // ScrapeDir is where Prometheus finds more targets to scrape (job "scrape-dir"): each
@@ -177,6 +183,11 @@ func (s *State) Healthy(ctx context.Context) error {
 // stopped and replaced. On error, everything Up started is stopped again.
 func Up(ctx context.Context, o Options) (*State, error) {
 	o = o.Defaults()
+	if o.Karpenter != nil {
+		if err := o.Karpenter.validate(); err != nil {
+			return nil, fmt.Errorf("start sandbox: %w", err)
+		}
+	}
 	logger := klog.FromContext(ctx)
 	dir, err := filepath.Abs(o.StateDir)
 	if err != nil {
@@ -295,7 +306,7 @@ rules:
 // clean removes what Up writes in the state folder dir (only that: dir may hold
 // other files) and creates its sub-folders. Logs are kept unless logs is true.
 func clean(dir string, logs bool) error {
-	entries := []string{stateFile, "kubeconfig", "pki", "etcd", "prometheus", "prometheus.yml", "kwok.yaml", "kwok-home", "audit-policy.yaml", "backfill.om"}
+	entries := []string{stateFile, "kubeconfig", "pki", "etcd", "prometheus", "prometheus.yml", "kwok.yaml", "kwok-home", "audit-policy.yaml", "backfill.om", karpenterInstanceTypesFile}
 	if logs {
 		entries = append(entries, "logs")
 	}
@@ -497,6 +508,12 @@ func (u *upper) run(ctx context.Context) error {
 	}
 	if err := kwok.waitReady(ctx, u.o.Timeout, func(ctx context.Context) error { return nodesReady(ctx, client, u.o.Nodes) }); err != nil {
 		return err
+	}
+	if u.o.Karpenter != nil {
+		if err := u.startKarpenter(ctx, cfg); err != nil {
+			return err
+		}
+		logger.V(2).Info("Started", "component", "karpenter", "nodePool", KarpenterNodePool)
 	}
 	if err := prom.waitReady(ctx, u.o.Timeout, httpOK(u.s.PrometheusURL+"/-/ready")); err != nil {
 		return err
