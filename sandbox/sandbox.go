@@ -33,6 +33,13 @@ const (
 	// like the model load of a GPU inference server. Absent, pods are Ready at once.
 	StartupDelayAnnotation = "sandbox.prescale.dev/startup-delay"
 
+	// NodeReadyDelayAnnotation on a node delays its Ready condition to this many whole
+	// seconds after the node's creation (kwok's node-initialize stage). Karpenter's nodes
+	// carry it from the NodePool's template; the sandbox's own nodes do not and are Ready
+	// at once. Seconds, not a Go duration: kwok's jq adds it to the creation time, so that
+	// the delay holds however often the node is updated while it waits.
+	NodeReadyDelayAnnotation = "sandbox.prescale.dev/node-ready-delay-seconds"
+
 	// GPUResource is the extended resource the simulated nodes offer.
 	GPUResource corev1.ResourceName = "nvidia.com/gpu"
 
@@ -46,7 +53,7 @@ const (
 type Options struct {
 	BinDir         string        // folder with the tools built by make tools
 	StateDir       string        // state folder: certificates, data, logs, kubeconfig
-	Nodes          int           // simulated GPU nodes
+	Nodes          int           // simulated GPU nodes outside any autoscaler; default 4, or 0 with Karpenter
 	GPUsPerNode    int           // nvidia.com/gpu allocatable per node
 	GPUProduct     string        // nvidia.com/gpu.product label of the nodes
 	HPASyncPeriod  time.Duration // kube-controller-manager --horizontal-pod-autoscaler-sync-period
@@ -57,6 +64,10 @@ type Options struct {
 	// ControllerManagerQPS is kube-controller-manager's --kube-api-qps (its burst twice that);
 	// default 100, where Kubernetes' own default is 20.
 	ControllerManagerQPS int
+
+	// Karpenter, when set, runs Karpenter's kwok provider with a NodePool of GPU nodes
+	// that it grows for Pending pods (karpenter.go). Nil: no node autoscaler.
+	Karpenter *KarpenterOptions
 }
 
 // Defaults fills the zero fields of o.
@@ -67,7 +78,7 @@ func (o Options) Defaults() Options {
 	if o.StateDir == "" {
 		o.StateDir = ".state/sandbox"
 	}
-	if o.Nodes == 0 {
+	if o.Nodes == 0 && o.Karpenter == nil {
 		o.Nodes = 4
 	}
 	if o.GPUsPerNode == 0 {
@@ -103,6 +114,8 @@ type State struct {
 	GPUsPerNode   int       `json:"gpusPerNode"`
 	Processes     []Process `json:"processes"`
 	Started       time.Time `json:"started"`
+	// Karpenter is set when the sandbox runs Karpenter (Options.Karpenter).
+	Karpenter *KarpenterState `json:"karpenter,omitempty"`
 }
 
 // ScrapeDir is where Prometheus finds more targets to scrape (job "scrape-dir"): each
@@ -170,6 +183,11 @@ func (s *State) Healthy(ctx context.Context) error {
 // stopped and replaced. On error, everything Up started is stopped again.
 func Up(ctx context.Context, o Options) (*State, error) {
 	o = o.Defaults()
+	if o.Karpenter != nil {
+		if err := o.Karpenter.validate(); err != nil {
+			return nil, fmt.Errorf("start sandbox: %w", err)
+		}
+	}
 	logger := klog.FromContext(ctx)
 	dir, err := filepath.Abs(o.StateDir)
 	if err != nil {
@@ -288,7 +306,7 @@ rules:
 // clean removes what Up writes in the state folder dir (only that: dir may hold
 // other files) and creates its sub-folders. Logs are kept unless logs is true.
 func clean(dir string, logs bool) error {
-	entries := []string{stateFile, "kubeconfig", "pki", "etcd", "prometheus", "prometheus.yml", "kwok.yaml", "kwok-home", "audit-policy.yaml", "backfill.om"}
+	entries := []string{stateFile, "kubeconfig", "pki", "etcd", "prometheus", "prometheus.yml", "kwok.yaml", "kwok-home", "audit-policy.yaml", "backfill.om", karpenterInstanceTypesFile}
 	if logs {
 		entries = append(entries, "logs")
 	}
@@ -491,6 +509,12 @@ func (u *upper) run(ctx context.Context) error {
 	if err := kwok.waitReady(ctx, u.o.Timeout, func(ctx context.Context) error { return nodesReady(ctx, client, u.o.Nodes) }); err != nil {
 		return err
 	}
+	if u.o.Karpenter != nil {
+		if err := u.startKarpenter(ctx, cfg); err != nil {
+			return err
+		}
+		logger.V(2).Info("Started", "component", "karpenter", "nodePool", KarpenterNodePool)
+	}
 	if err := prom.waitReady(ctx, u.o.Timeout, httpOK(u.s.PrometheusURL+"/-/ready")); err != nil {
 		return err
 	}
@@ -624,9 +648,89 @@ func writeKubeconfig(path, server string, p pki) error {
 	return nil
 }
 
-// writeKwokStages assembles kwok's configuration from the stage YAMLs of its
-// module: fast node initialisation, node heartbeats through leases, and fast pod
-// stages whose pod-ready stage waits for the pod's StartupDelayAnnotation.
+// nodeNotReadyStage is the sandbox's own kwok stage: a new node reports Ready=False at
+// once, as a kubelet does when it registers, so that the node lifecycle controller keeps
+// its node.kubernetes.io/not-ready taint (it removes the taint from a node with no Ready
+// condition at all) and no pod is bound before node-initialize makes it Ready.
+const nodeNotReadyStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: node-not-ready
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Node
+  selector:
+    matchExpressions:
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: 'DoesNotExist'
+  next:
+    statusTemplate: |
+      conditions:
+      - lastHeartbeatTime: {{ Now | Quote }}
+        lastTransitionTime: {{ Now | Quote }}
+        message: "the node is booting"
+        reason: KubeletNotReady
+        status: "False"
+        type: Ready`
+
+// patchNodeInitialize makes kwok's node-initialize stage play only after
+// nodeNotReadyStage (the node has a Ready condition), and no sooner than the node's
+// NodeReadyDelayAnnotation seconds after its creation. kwok counts a delay from each update
+// of the node it sees (Karpenter and the node lifecycle controller update a node while it
+// waits): an absolute time, creation plus the annotation's seconds, keeps the delay from
+// restarting. Its conditions change then, so they are dated then (kwok dates them at the
+// node's creation). doc must end its selector's matchExpressions right before next.
+func patchNodeInitialize(doc string) (string, error) {
+	const sel, next = "\n  selector:\n    matchExpressions:\n", "\n  next:\n"
+	i, j := strings.Index(doc, sel), strings.Index(doc, next)
+	if strings.Count(doc, sel) != 1 || strings.Count(doc, next) != 1 || j < i {
+		return "", fmt.Errorf("expected one %q followed by one %q", strings.TrimSpace(sel), strings.TrimSpace(next))
+	}
+	for _, line := range strings.Split(doc[i+len(sel):j], "\n") {
+		if !strings.HasPrefix(line, "    ") {
+			return "", fmt.Errorf("expected only matchExpressions between selector and next, got %q", line)
+		}
+	}
+	// The node's conditions change when it is initialized: now, not at its creation.
+	if strings.Count(doc, kwokTransitionTime) != 1 {
+		return "", fmt.Errorf("expected one %q", kwokTransitionTime)
+	}
+	doc = strings.Replace(doc, kwokTransitionTime, "{{ $lastTransitionTime := $now }}", 1)
+	j = strings.Index(doc, next)
+	return doc[:j] + fmt.Sprintf(`
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: 'Exists'
+  delay:
+    durationMilliseconds: 0
+    durationFrom:
+      expressionFrom: '(.metadata.creationTimestamp | fromdate) + (.metadata.annotations["%s"] // "0" | tonumber) | todate'`, NodeReadyDelayAnnotation) + doc[j:], nil
+}
+
+// kwokTransitionTime is how kwok's node stages date every condition they write: the
+// node's creation, which would make a node Ready the instant it was created to anyone
+// measuring its lead time from its Ready condition.
+const kwokTransitionTime = "{{ $lastTransitionTime := or .metadata.creationTimestamp $now }}"
+
+// patchNodeHeartbeat makes kwok's heartbeat keep each condition's lastTransitionTime
+// (the stage rewrites it to the node's creation at every heartbeat): a condition the node
+// has keeps its time, one it lacks takes the creation time as before.
+func patchNodeHeartbeat(doc string) (string, error) {
+	const ltt = "        lastTransitionTime: {{ $lastTransitionTime | Quote }}\n"
+	const rng = "      {{ range NodeConditions }}\n"
+	if strings.Count(doc, kwokTransitionTime) != 1 || strings.Count(doc, ltt) != 1 || strings.Count(doc, rng) != 1 {
+		return "", fmt.Errorf("expected one %q, one %q and one %q", kwokTransitionTime, strings.TrimSpace(rng), strings.TrimSpace(ltt))
+	}
+	doc = strings.Replace(doc, rng, rng+
+		"      {{ $type := .type }}{{ $since := $lastTransitionTime }}{{ range $.status.conditions }}{{ if eq .type $type }}{{ $since = .lastTransitionTime }}{{ end }}{{ end }}\n", 1)
+	return strings.Replace(doc, ltt, "        lastTransitionTime: {{ $since | Quote }}\n", 1), nil
+}
+
+// writeKwokStages assembles kwok's configuration from the stage YAMLs of its module and
+// the sandbox's own: a new node is NotReady at once (nodeNotReadyStage), then Ready after
+// its NodeReadyDelayAnnotation (fast node initialisation, patched), heartbeats through
+// leases, and fast pod stages whose pod-ready stage waits for the pod's
+// StartupDelayAnnotation.
 func writeKwokStages(stageDir, out string) (string, error) {
 	files := []string{
 		"node/fast/node-initialize.yaml",
@@ -642,6 +746,16 @@ func writeKwokStages(stageDir, out string) (string, error) {
 			return "", fmt.Errorf("read kwok stage %s (run make tools): %w", f, err)
 		}
 		doc := string(data)
+		if f == "node/fast/node-initialize.yaml" {
+			if doc, err = patchNodeInitialize(doc); err != nil {
+				return "", fmt.Errorf("patch kwok stage %s: %w", f, err)
+			}
+		}
+		if f == "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" {
+			if doc, err = patchNodeHeartbeat(doc); err != nil {
+				return "", fmt.Errorf("patch kwok stage %s: %w", f, err)
+			}
+		}
 		if f == "pod/fast/pod-ready.yaml" {
 			const next = "\n  next:\n"
 			if strings.Count(doc, next) != 1 {
@@ -655,6 +769,7 @@ func writeKwokStages(stageDir, out string) (string, error) {
 		}
 		docs = append(docs, strings.TrimSpace(doc))
 	}
+	docs = append(docs, nodeNotReadyStage)
 	if err := os.WriteFile(out, []byte(strings.Join(docs, "\n---\n")+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("write kwok config: %w", err)
 	}

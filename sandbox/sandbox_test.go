@@ -62,11 +62,14 @@ func TestGeneratePKI(t *testing.T) {
 func TestWriteKwokStages(t *testing.T) {
 	stages := t.TempDir()
 	files := map[string]string{
-		"node/fast/node-initialize.yaml":                           "kind: Stage\nmetadata:\n  name: node-initialize\n",
-		"node/heartbeat-with-lease/node-heartbeat-with-lease.yaml": "kind: Stage\nmetadata:\n  name: node-heartbeat-with-lease\n",
-		"pod/fast/pod-ready.yaml":                                  "kind: Stage\nspec:\n  selector: {}\n  next:\n    statusTemplate: x\n",
-		"pod/fast/pod-complete.yaml":                               "kind: Stage\nmetadata:\n  name: pod-complete\n",
-		"pod/fast/pod-delete.yaml":                                 "kind: Stage\nmetadata:\n  name: pod-delete\n",
+		"node/fast/node-initialize.yaml": "kind: Stage\nspec:\n  selector:\n    matchExpressions:\n    - key: a\n      operator: NotIn\n  next:\n    statusTemplate: |\n" +
+			"      {{ $lastTransitionTime := or .metadata.creationTimestamp $now }}\n",
+		"node/heartbeat-with-lease/node-heartbeat-with-lease.yaml": "kind: Stage\nspec:\n  next:\n    statusTemplate: |\n" +
+			"      {{ $lastTransitionTime := or .metadata.creationTimestamp $now }}\n      {{ range NodeConditions }}\n      - lastHeartbeatTime: x\n" +
+			"        lastTransitionTime: {{ $lastTransitionTime | Quote }}\n      {{ end }}\n",
+		"pod/fast/pod-ready.yaml":    "kind: Stage\nspec:\n  selector: {}\n  next:\n    statusTemplate: x\n",
+		"pod/fast/pod-complete.yaml": "kind: Stage\nmetadata:\n  name: pod-complete\n",
+		"pod/fast/pod-delete.yaml":   "kind: Stage\nmetadata:\n  name: pod-delete\n",
 	}
 	for f, body := range files {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(stages, f)), 0o755); err != nil {
@@ -91,11 +94,51 @@ func TestWriteKwokStages(t *testing.T) {
 	if !strings.Contains(string(data), want) {
 		t.Errorf("kwok config lacks the start-up delay before next:\n%s", data)
 	}
-	if n := strings.Count(string(data), "\n---\n"); n != 4 {
-		t.Errorf("kwok config has %d separators, want 4 (5 stages)", n)
+	// The node's ready time is absolute: its creation plus the annotation's seconds.
+	wantNode := `  selector:
+    matchExpressions:
+    - key: a
+      operator: NotIn
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: 'Exists'
+  delay:
+    durationMilliseconds: 0
+    durationFrom:
+      expressionFrom: '(.metadata.creationTimestamp | fromdate) + (.metadata.annotations["sandbox.prescale.dev/node-ready-delay-seconds"] // "0" | tonumber) | todate'
+  next:
+    statusTemplate: |
+      {{ $lastTransitionTime := $now }}
+`
+	if !strings.Contains(string(data), wantNode) {
+		t.Errorf("kwok config lacks the node ready delay before next:\n%s", data)
+	}
+	// The heartbeat keeps each condition's transition time.
+	wantHeartbeat := `      {{ range NodeConditions }}
+      {{ $type := .type }}{{ $since := $lastTransitionTime }}{{ range $.status.conditions }}{{ if eq .type $type }}{{ $since = .lastTransitionTime }}{{ end }}{{ end }}
+      - lastHeartbeatTime: x
+        lastTransitionTime: {{ $since | Quote }}
+`
+	if !strings.Contains(string(data), wantHeartbeat) {
+		t.Errorf("kwok config's heartbeat does not keep transition times:\n%s", data)
+	}
+	if !strings.Contains(string(data), "name: node-not-ready") {
+		t.Errorf("kwok config lacks the node-not-ready stage:\n%s", data)
+	}
+	if n := strings.Count(string(data), "\n---\n"); n != 5 {
+		t.Errorf("kwok config has %d separators, want 5 (6 stages)", n)
 	}
 
-	// A pod-ready stage of another shape is an error, not a silent stage without delay.
+	// A node-initialize or pod-ready stage of another shape is an error, not a silent
+	// stage without delay.
+	if err := os.WriteFile(filepath.Join(stages, "node/fast/node-initialize.yaml"), []byte("kind: Stage\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writeKwokStages(stages, filepath.Join(t.TempDir(), "kwok.yaml")); err == nil || !strings.Contains(err.Error(), "patch kwok stage node/fast/node-initialize.yaml") {
+		t.Errorf("writeKwokStages of an unexpected node-initialize stage: error %v, want one naming the patch", err)
+	}
+	if err := os.WriteFile(filepath.Join(stages, "node/fast/node-initialize.yaml"), []byte(files["node/fast/node-initialize.yaml"]), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(stages, "pod/fast/pod-ready.yaml"), []byte("kind: Stage\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

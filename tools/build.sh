@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# build.sh builds the pinned tools (the sandbox's control plane, etcd, kwok, Prometheus;
-# kubectl and helm for the deploy/ tests)
+# build.sh builds the pinned tools (the sandbox's control plane, etcd, kwok, Prometheus,
+# Karpenter with its kwok provider; kubectl and helm for the deploy/ tests)
 # into a cache folder outside the clone, one folder per tools module keyed by the hash of
 # its go.mod and go.sum, and links them into BINDIR (default: bin/ at the repo root).
 #
@@ -36,8 +36,14 @@ tools=(
 	"promtool|prometheus|github.com/prometheus/prometheus/cmd/promtool|-s -w"
 	"kubectl|kubectl|k8s.io/kubernetes/cmd/kubectl|$k8s_ldflags"
 	"helm|helm|helm.sh/helm/v3/cmd/helm|-s -w"
+	"karpenter|karpenter|sigs.k8s.io/karpenter/kwok|-s -w"
 )
-total=$((${#tools[@]} + 1))
+total=$((${#tools[@]} + 2))
+
+# A tools module may ask for a newer Go than the machine's (tools/karpenter: its go line
+# is sigs.k8s.io/karpenter's, 1.26.9): the go command then fetches that toolchain from the
+# module proxy. Modules whose go line the local Go satisfies build with the local Go.
+export GOTOOLCHAIN=auto
 
 i=0
 for t in "${tools[@]}"; do
@@ -76,4 +82,22 @@ else
 	echo "done"
 fi
 ln -sfn "$cache/kwok-stages" "$bindir/kwok-stages"
+
+# Karpenter's CRDs ship in its module: NodePool, NodeClaim, NodeOverlay and CapacityBuffer as
+# its kwok chart installs them (with the karpenter.kwok.sh label rules), and KWOKNodeClass.
+i=$((i + 1))
+cache="$(cache_for karpenter)"
+if [[ -d "$cache/karpenter-crds" ]]; then
+	echo "tools: karpenter CRDs ($i/$total) up to date"
+else
+	printf 'tools: copying karpenter CRDs (%d/%d)... ' "$i" "$total"
+	moddir="$(cd "$here/karpenter" && go list -m -f '{{.Dir}}' sigs.k8s.io/karpenter)"
+	rm -rf "$cache/karpenter-crds.tmp"
+	mkdir -p "$cache/karpenter-crds.tmp"
+	cp "$moddir"/kwok/charts/crds/*.yaml "$moddir"/kwok/apis/crds/*.yaml "$cache/karpenter-crds.tmp/"
+	chmod -R u+w "$cache/karpenter-crds.tmp"
+	mv "$cache/karpenter-crds.tmp" "$cache/karpenter-crds"
+	echo "done"
+fi
+ln -sfn "$cache/karpenter-crds" "$bindir/karpenter-crds"
 echo "tools: all in $bindir (cache $cache_root)"

@@ -46,6 +46,23 @@ func newRoot() *cobra.Command {
 	pf.DurationVar(&o.HPASyncPeriod, "hpa-sync-period", 15*time.Second, "kube-controller-manager --horizontal-pod-autoscaler-sync-period")
 	pf.DurationVar(&o.ScrapeInterval, "scrape-interval", 5*time.Second, "Prometheus scrape interval of the simulated service")
 	pf.DurationVar(&o.Timeout, "timeout", 120*time.Second, "readiness timeout of each component")
+	var karpenter bool
+	var k sandbox.KarpenterOptions
+	pf.BoolVar(&karpenter, "karpenter", false, "run Karpenter's kwok provider with a NodePool of GPU nodes that grows for Pending pods; --nodes then defaults to 0")
+	pf.DurationVar(&k.NodeDelay, "karpenter-node-delay", time.Minute, "time from a Karpenter node's creation to Ready (a GPU VM's boot)")
+	pf.IntVar(&k.GPULimit, "karpenter-gpu-limit", 16, "the NodePool's nvidia.com/gpu limit")
+	pf.StringVar(&k.FeatureGates, "karpenter-feature-gates", "", "Karpenter's --feature-gates, e.g. CapacityBuffer=true")
+	// withKarpenter applies the Karpenter flags to o.
+	withKarpenter := func(cmd *cobra.Command, o sandbox.Options) sandbox.Options {
+		if !karpenter {
+			return o
+		}
+		o.Karpenter = &k
+		if !cmd.Flags().Changed("nodes") {
+			o.Nodes = 0
+		}
+		return o
+	}
 	klogFlags := flag.NewFlagSet("klog", flag.ExitOnError)
 	klog.InitFlags(klogFlags)
 	pf.AddGoFlagSet(klogFlags)
@@ -56,7 +73,7 @@ func newRoot() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			start := time.Now()
-			s, err := sandbox.Up(cmd.Context(), o)
+			s, err := sandbox.Up(cmd.Context(), withKarpenter(cmd, o))
 			if err != nil {
 				return err
 			}
