@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2/ktesting"
 
+	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
 )
 
@@ -140,7 +141,7 @@ func TestKarpenter(t *testing.T) {
 	if _, err := client.AppsV1().Deployments(ns).Create(ctx, gpuDeployment(ns, "llm", 3), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 60*time.Second, "the pods Pending, unschedulable", func() error {
+	testutil.Eventually(t, 60*time.Second, "the pods Pending, unschedulable", func() error {
 		n, _, err := countPods(ctx, client, ns)
 		if err != nil {
 			return err
@@ -150,7 +151,7 @@ func TestKarpenter(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 60*time.Second, "a NodeClaim of the pool", func() error {
+	testutil.Eventually(t, 60*time.Second, "a NodeClaim of the pool", func() error {
 		claims, err := dc.Resource(nodeClaimGVR).List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return err
@@ -163,7 +164,7 @@ func TestKarpenter(t *testing.T) {
 	t.Logf("NodeClaim %s after the Deployment", time.Since(created).Round(100*time.Millisecond))
 
 	var node corev1.Node
-	eventually(t, 60*time.Second, "a node of the pool", func() error {
+	testutil.Eventually(t, 60*time.Second, "a node of the pool", func() error {
 		ns, err := poolNodes(ctx, client)
 		if err != nil {
 			return err
@@ -180,7 +181,7 @@ func TestKarpenter(t *testing.T) {
 		t.Fatalf("node %s was Ready when first seen, want it to wait %s", node.Name, nodeDelay)
 	}
 	var readySeen time.Time
-	eventually(t, nodeDelay+60*time.Second, "the pool's node Ready", func() error {
+	testutil.Eventually(t, nodeDelay+60*time.Second, "the pool's node Ready", func() error {
 		n, err := client.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -231,7 +232,7 @@ func TestKarpenter(t *testing.T) {
 		t.Errorf("node: %s GPUs, labels %v; want 4 GPUs, a product, gpu.count 4 and %s", nodeGPUs.String(), node.Labels, sandbox.NodeLabel)
 	}
 
-	eventually(t, 60*time.Second, "the pods Running and Ready on the new node", func() error {
+	testutil.Eventually(t, 60*time.Second, "the pods Running and Ready on the new node", func() error {
 		n, pods, err := countPods(ctx, client, ns)
 		if err != nil {
 			return err
@@ -279,7 +280,7 @@ func TestKarpenter(t *testing.T) {
 	}
 	var gpus int64
 	var claims int
-	eventually(t, nodeDelay+90*time.Second, "the pool at its limit, its pods Ready, the rest Pending", func() error {
+	testutil.Eventually(t, nodeDelay+90*time.Second, "the pool at its limit, its pods Ready, the rest Pending", func() error {
 		if gpus, claims, err = poolGPUs(); err != nil {
 			return err
 		}
@@ -348,7 +349,7 @@ func TestKarpenterCapacityBuffer(t *testing.T) {
 		t.Fatalf("create CapacityBuffer: %v", err)
 	}
 	var gpus int64
-	eventually(t, 90*time.Second, "a Ready node of the pool holding the buffer's 2 GPUs", func() error {
+	testutil.Eventually(t, 90*time.Second, "a Ready node of the pool holding the buffer's 2 GPUs", func() error {
 		nodes, err := poolNodes(ctx, client)
 		if err != nil {
 			return err
