@@ -335,7 +335,7 @@ func (in *instance) phaseSums() map[string][2]float64 {
 // phaseMeans formats each phase's mean between two phaseSums.
 func phaseMeans(from, to map[string][2]float64) string {
 	var parts []string
-	for _, k := range []string{"tick/decide", "tick/allocate", "tick/act", "sync/observe", "sync/query"} {
+	for _, k := range []string{"tick/observe", "tick/decide", "tick/allocate", "tick/act", "sync/observe", "sync/query"} {
 		d := [2]float64{to[k][0] - from[k][0], to[k][1] - from[k][1]}
 		parts = append(parts, fmt.Sprintf("%s %.3f s", k, d[0]/max(1, d[1])))
 	}
