@@ -59,6 +59,7 @@ invalid version is logged and the last good one keeps running.`,
 	f.StringP("file", "f", "", "policy file (global settings and policies)")
 	f.String("kubeconfig", "", "kubeconfig file; empty: $KUBECONFIG, then ~/.kube/config, then the in-cluster configuration")
 	f.String("identity", "", "this instance's name in the Lease and as field manager of its writes (default: hostname and a random suffix)")
+	f.Bool("profiling", false, "also serve Go's profiles (net/http/pprof) under /debug/pprof/ on the listen address")
 	// The flags of settingFlags.
 	f.Bool("dry-run", false, "decide and report, never write the scale (a policy's dryRun overrides it)")
 	f.Duration("interval", 0, "time between ticks")
@@ -76,6 +77,8 @@ type runOptions struct {
 	file       string
 	kubeconfig string
 	identity   string
+	// profiling serves /debug/pprof/ beside /metrics.
+	profiling bool
 	// flags hold the setting flags (settingFlags); the ones given override the file.
 	flags *pflag.FlagSet
 }
@@ -83,7 +86,8 @@ type runOptions struct {
 // runOptionsFrom reads run's own options from v, which holds its flags and PRESCALE_*
 // environment variables (PRESCALE_FILE, as validate reads it), flags first.
 func runOptionsFrom(v *viper.Viper, flags *pflag.FlagSet) runOptions {
-	o := runOptions{file: v.GetString("file"), kubeconfig: v.GetString("kubeconfig"), identity: v.GetString("identity"), flags: flags}
+	o := runOptions{file: v.GetString("file"), kubeconfig: v.GetString("kubeconfig"), identity: v.GetString("identity"),
+		profiling: v.GetBool("profiling"), flags: flags}
 	if o.identity == "" {
 		o.identity = defaultIdentity()
 	}
@@ -117,7 +121,11 @@ func run(ctx context.Context, o runOptions) error {
 	defer stopEvents()
 	markReloaded(metrics.ReloadSuccessful, metrics.ReloadTimestamp)
 
-	addr, stopHTTP, err := serveHTTP(ctx, s.ListenAddress, c.Handler(reg))
+	handler := c.Handler(reg)
+	if o.profiling {
+		handler = withProfiling(handler)
+	}
+	addr, stopHTTP, err := serveHTTP(ctx, s.ListenAddress, handler)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -124,4 +125,18 @@ func ownerName(owner types.NamespacedName, route external.Route) string {
 		return "local"
 	}
 	return owner.String()
+}
+
+// withProfiling serves Go's profiles (net/http/pprof: heap, goroutine, CPU, trace, ...)
+// under /debug/pprof/, and everything else from h: for `prescale run --profiling`, to see
+// where a controller's memory or time goes (docs/operations.md).
+func withProfiling(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }

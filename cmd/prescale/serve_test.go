@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +90,47 @@ func TestHTTPServerTimeouts(t *testing.T) {
 	}
 	if srv.IdleTimeout <= time.Minute {
 		t.Errorf("IdleTimeout %v: a scraper every minute would open a new connection each time", srv.IdleTimeout)
+	}
+}
+
+// --profiling adds Go's profiles under /debug/pprof/ and passes every other path to the
+// controller's handler.
+func TestWithProfiling(t *testing.T) {
+	inner := http.NewServeMux()
+	inner.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "metrics") })
+	srv := httptest.NewServer(withProfiling(inner))
+	defer srv.Close()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/debug/pprof/heap?debug=1"); code != http.StatusOK || !strings.Contains(body, "heap profile") {
+		t.Errorf("/debug/pprof/heap: %d %.80q, want 200 and a heap profile", code, body)
+	}
+	if code, body := get("/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("/debug/pprof/: %d %.80q, want 200 and the index", code, body)
+	}
+	if code, body := get("/metrics"); code != http.StatusOK || body != "metrics" {
+		t.Errorf("/metrics: %d %q, want the controller's handler", code, body)
+	}
+	// Without the flag the controller's handler has no such path.
+	plain := httptest.NewServer(inner)
+	defer plain.Close()
+	resp, err := http.Get(plain.URL + "/debug/pprof/heap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("/debug/pprof/heap without --profiling: %d, want 404", resp.StatusCode)
 	}
 }

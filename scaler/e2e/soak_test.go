@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -188,7 +189,7 @@ func BenchmarkSoak(b *testing.B) {
 	}
 	// Logging at -v=0, as in production (-v=2 writes a line per decision), but for the
 	// controller's "Tick done" line at -v=4: each tick's duration and phases.
-	in := startPrescale(b, "soak", cfg.String(), "-v=0", "--vmodule=controller=4")
+	in := startPrescale(b, "soak", cfg.String(), "-v=0", "--vmodule=controller=4", "--profiling")
 	// The surge: from the end of the first tick (which writes every decision annotation)
 	// until the pool is full (1-GPU pods fill it: no GPU free) and stays so (the pods' count
 	// unchanged for three ticks).
@@ -274,6 +275,20 @@ func BenchmarkSoak(b *testing.B) {
 		return m
 	}
 	rss, _ := in.metric("process_resident_memory_bytes", nil)
+	// Where the RSS goes: the Go heap live and in use, what the next GC waits for, and what
+	// the runtime holds in all.
+	var mem []string
+	for _, name := range []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes",
+		"go_memstats_heap_released_bytes", "go_memstats_next_gc_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes"} {
+		if v, ok := in.metric(name, nil); ok {
+			mem = append(mem, fmt.Sprintf("%s %.1f MiB", strings.TrimPrefix(name, "go_memstats_"), v/(1<<20)))
+		}
+	}
+	b.Logf("memory at the end: RSS %.1f MiB; %s", rss/(1<<20), strings.Join(mem, ", "))
+	if path := os.Getenv("SOAK_HEAP_PROFILE"); path != "" {
+		// go tool pprof -top -sample_index=inuse_space PATH
+		in.saveHeapProfile(b, path)
+	}
 	ticks := ticks1 - ticks0
 	if ticks < 1 {
 		b.Fatalf("no tick completed in 60 s")
@@ -430,4 +445,24 @@ func (in *instance) limitedPolicies(b *testing.B) int {
 		}
 	}
 	return n
+}
+
+// saveHeapProfile writes the instance's heap profile (prescale run --profiling) to path.
+func (in *instance) saveHeapProfile(b *testing.B, path string) {
+	resp, err := http.Get("http://" + in.addr + "/debug/pprof/heap")
+	if err != nil {
+		b.Fatalf("heap profile: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Fatalf("heap profile: %s", resp.Status)
+	}
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatalf("heap profile: %v", err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("heap profile written to %s", path)
 }
