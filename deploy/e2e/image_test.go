@@ -184,6 +184,13 @@ func (c container) args(t *testing.T, image string, env map[string]string, volum
 			args = append(args, "-e", e.Name+"="+e.Value)
 		case e.ValueFrom.FieldRef != nil && fieldRefs[e.ValueFrom.FieldRef.FieldPath] != "":
 			args = append(args, "-e", e.Name+"="+fieldRefs[e.ValueFrom.FieldRef.FieldPath])
+		case e.ValueFrom.ResourceFieldRef != nil && e.ValueFrom.ResourceFieldRef.Resource == "limits.memory":
+			// As the kubelet resolves it (divisor 1): the limit in bytes.
+			mem, ok := ct.Resources.Limits[corev1.ResourceMemory]
+			if !ok {
+				t.Fatalf("env %s: limits.memory, but the container has no memory limit", e.Name)
+			}
+			args = append(args, "-e", e.Name+"="+strconv.FormatInt(mem.Value(), 10))
 		default:
 			t.Fatalf("env %s: a source the test does not supply: %+v", e.Name, e.ValueFrom)
 		}
