@@ -87,6 +87,9 @@ type Controller struct {
 	recordsWG sync.WaitGroup
 	ready     atomic.Bool
 
+	// nodeLeads is each node pool's measured lead time; the tick's.
+	nodeLeads nodeLeads
+
 	mu       sync.Mutex
 	policies []policy.Policy
 	targets  map[string]*policyState // by policy name
@@ -115,6 +118,7 @@ func New(opts Options, deps Deps, policies []policy.Policy) (*Controller, error)
 		hpas:       factory.Autoscaling().V2().HorizontalPodAutoscalers().Lister(),
 		querySlots: make(chan struct{}, opts.QueryConcurrency),
 		targets:    map[string]*policyState{},
+		nodeLeads:  nodeLeads{},
 	}
 	c.SetDryRun(opts.DryRun)
 	c.informers = []informer{
@@ -344,6 +348,9 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 		passes[i] = r
 	})
+	if nodes, err := c.nodes.List(labelsEverything); err == nil {
+		c.nodeLeads.observe(nodes)
+	}
 	phases.done(phaseObserve)
 
 	// 2. decide
@@ -370,6 +377,7 @@ func (c *Controller) Tick(ctx context.Context) {
 			c.syncFailed(loggers[i], err)
 		}
 	})
+	c.reportNodeLeads()
 	phases.done(phaseAct)
 
 	end := time.Now()
@@ -377,6 +385,13 @@ func (c *Controller) Tick(ctx context.Context) {
 	klog.FromContext(ctx).V(4).Info("Tick done", append([]any{"policies", len(policies), "duration", end.Sub(start)}, phases.kv...)...)
 	if leading {
 		c.writeRecords(parent, hold, passes, loggers)
+	}
+}
+
+// reportNodeLeads sets each node pool's measured lead time.
+func (c *Controller) reportNodeLeads() {
+	for pool, d := range c.nodeLeads.p90() {
+		c.deps.Metrics.NodeLeadTime.WithLabelValues(pool).Set(d.Seconds())
 	}
 }
 

@@ -73,6 +73,8 @@ type Metrics struct {
 	PoolGranted     *prometheus.GaugeVec
 	PoolReserved    *prometheus.GaugeVec
 	PoolPending     *prometheus.GaugeVec
+	// NodeLeadTime is each node pool's measured lead time (nodeLeads).
+	NodeLeadTime *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -187,6 +189,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "GPUs of the pool held at the last tick for guaranteed minimums their policies did not want."}, []string{"pool"}),
 		PoolPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_pending_pods",
 			Help: "Pods granted beyond what fits at the last tick, under the pool's Pending allowance."}, []string{"pool"}),
+		NodeLeadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_node_lead_time_seconds",
+			Help: "p90 of the creation-to-Ready time of the node pool's recent nodes (a node autoscaler's NodePool or node group, from the karpenter.sh/nodepool label or a cloud's node-group label; absent until one is measured)."}, []string{"nodepool"}),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors, m.QueryWarnings,
@@ -195,7 +199,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
 		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ObjectiveWaitedMinutes, m.ObjectiveMissing,
 		m.ForecastLoadMissing, m.ConflictingAutoscaler,
-		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending)
+		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending, m.NodeLeadTime)
 	return m
 }
 

@@ -34,22 +34,40 @@ type startups struct {
 // observe measures the pods not measured yet that are Ready, and forgets the pods that
 // are gone.
 func (s *startups) observe(pods []*corev1.Pod) {
+	samples := make([]leadSample, len(pods))
+	for i, p := range pods {
+		d, ready, ok := startupOf(p)
+		samples[i] = leadSample{uid: p.UID, d: d, ready: ready, ok: ok}
+	}
+	s.observeSamples(samples)
+}
+
+// leadSample is one object's creation-to-Ready time: ready is whether it is Ready now, ok
+// whether d is a start-up (startupOf, nodeLeadOf).
+type leadSample struct {
+	uid       types.UID
+	d         time.Duration
+	ready, ok bool
+}
+
+// observeSamples measures the objects not measured yet that are Ready, and forgets the
+// objects that are gone: samples are every current one.
+func (s *startups) observeSamples(samples []leadSample) {
 	if s.seen == nil {
 		s.seen = map[types.UID]bool{}
 	}
-	current := make(map[types.UID]bool, len(pods))
-	for _, p := range pods {
-		current[p.UID] = true
-		if s.seen[p.UID] {
+	current := make(map[types.UID]bool, len(samples))
+	for _, m := range samples {
+		current[m.uid] = true
+		if s.seen[m.uid] {
 			continue
 		}
-		d, ready, ok := startupOf(p)
-		if !ready {
+		if !m.ready {
 			continue // measured once Ready
 		}
-		s.seen[p.UID] = true
-		if ok {
-			s.ring[s.next] = d
+		s.seen[m.uid] = true
+		if m.ok {
+			s.ring[s.next] = m.d
 			s.next = (s.next + 1) % startupWindow
 			s.n = min(s.n+1, startupWindow)
 		}
