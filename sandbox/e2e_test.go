@@ -52,8 +52,14 @@ func binDir(t *testing.T) string {
 // checking that no process and no port is left behind.
 func up(t *testing.T) (*sandbox.State, kubernetes.Interface) {
 	t.Helper()
+	return upSandbox(t, sandbox.Options{BinDir: binDir(t), StateDir: t.TempDir(), Nodes: 2, GPUsPerNode: 4})
+}
+
+// upSandbox starts a sandbox with o and stops it when the test ends, checking that no
+// process and no port is left behind; a sandbox that cannot start fails the test.
+func upSandbox(t *testing.T, o sandbox.Options) (*sandbox.State, *kubernetes.Clientset) {
+	t.Helper()
 	_, ctx := ktesting.NewTestContext(t)
-	o := sandbox.Options{BinDir: binDir(t), StateDir: t.TempDir(), Nodes: 2, GPUsPerNode: 4}
 	start := time.Now()
 	st, err := sandbox.Up(ctx, o)
 	if err != nil {
@@ -66,13 +72,9 @@ func up(t *testing.T) (*sandbox.State, kubernetes.Interface) {
 		}
 		assertGone(t, st)
 	})
-	cfg, err := st.RESTConfig()
+	client, err := st.Client()
 	if err != nil {
 		t.Fatal(err)
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatalf("build client: %v", err)
 	}
 	return st, client
 }

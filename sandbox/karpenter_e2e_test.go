@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2/ktesting"
 
 	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
@@ -74,26 +73,10 @@ func upKarpenter(t *testing.T, k sandbox.KarpenterOptions) (*sandbox.State, kube
 			t.Fatalf("tool %s missing in %s (run make tools): %v", b, bin, err)
 		}
 	}
-	_, ctx := ktesting.NewTestContext(t)
-	start := time.Now()
-	st, err := sandbox.Up(ctx, sandbox.Options{BinDir: bin, StateDir: t.TempDir(), Karpenter: &k})
-	if err != nil {
-		t.Fatalf("Up with Karpenter: %v", err)
-	}
-	t.Logf("sandbox with Karpenter up in %s", time.Since(start).Round(time.Millisecond))
-	t.Cleanup(func() {
-		if err := sandbox.Down(context.Background(), st.Dir); err != nil {
-			t.Errorf("Down: %v", err)
-		}
-		assertGone(t, st)
-	})
+	st, client := upSandbox(t, sandbox.Options{BinDir: bin, StateDir: t.TempDir(), Karpenter: &k})
 	cfg, err := st.RESTConfig()
 	if err != nil {
 		t.Fatal(err)
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatalf("build client: %v", err)
 	}
 	dc, err := dynamic.NewForConfig(cfg)
 	if err != nil {

@@ -139,6 +139,19 @@ func (s *State) RESTConfig() (*rest.Config, error) {
 	return cfg, nil
 }
 
+// Client returns a client of the sandbox's API server, as RESTConfig configures it.
+func (s *State) Client() (*kubernetes.Clientset, error) {
+	cfg, err := s.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client of the sandbox's API server: %w", err)
+	}
+	return c, nil
+}
+
 // Load reads the state of the sandbox in dir. It returns an error wrapping
 // fs.ErrNotExist if no sandbox was started there.
 func Load(dir string) (*State, error) {

@@ -35,17 +35,9 @@ func nodeLeadOf(n *corev1.Node) (d time.Duration, ready, ok bool) {
 		return 0, false, false
 	}
 	for _, c := range n.Status.Conditions {
-		if c.Type != corev1.NodeReady {
-			continue
+		if c.Type == corev1.NodeReady {
+			return readyLead(n.CreationTimestamp, c.Status, c.LastTransitionTime)
 		}
-		if c.Status != corev1.ConditionTrue {
-			return 0, false, false
-		}
-		if c.LastTransitionTime.IsZero() || n.CreationTimestamp.IsZero() {
-			return 0, true, false
-		}
-		d = c.LastTransitionTime.Sub(n.CreationTimestamp.Time)
-		return d, true, d >= 0 && d <= maxStartup
 	}
 	return 0, false, false
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/prescale/prescale/engine"
@@ -89,19 +90,25 @@ func startupOf(p *corev1.Pod) (d time.Duration, ready, ok bool) {
 		return 0, false, false
 	}
 	for _, c := range p.Status.Conditions {
-		if c.Type != corev1.PodReady {
-			continue
+		if c.Type == corev1.PodReady {
+			return readyLead(p.CreationTimestamp, c.Status, c.LastTransitionTime)
 		}
-		if c.Status != corev1.ConditionTrue {
-			return 0, false, false
-		}
-		if c.LastTransitionTime.IsZero() || p.CreationTimestamp.IsZero() {
-			return 0, true, false
-		}
-		d = c.LastTransitionTime.Sub(p.CreationTimestamp.Time)
-		return d, true, d >= 0 && d <= maxStartup
 	}
 	return 0, false, false
+}
+
+// readyLead is the creation-to-Ready time of an object created at created whose Ready
+// condition has status, last changed at since: ready is whether status is True; ok
+// whether the time is a start-up (both timestamps set, within 0..maxStartup).
+func readyLead(created metav1.Time, status corev1.ConditionStatus, since metav1.Time) (d time.Duration, ready, ok bool) {
+	if status != corev1.ConditionTrue {
+		return 0, false, false
+	}
+	if since.IsZero() || created.IsZero() {
+		return 0, true, false
+	}
+	d = since.Sub(created.Time)
+	return d, true, d >= 0 && d <= maxStartup
 }
 
 // p90 is the nearest-rank 90th percentile of ds: the smallest value at least 90 % of ds

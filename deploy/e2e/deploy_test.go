@@ -909,11 +909,7 @@ func upSandbox(t *testing.T, ctx context.Context, binDir, stateDir, kubectl stri
 	if err != nil {
 		t.Fatalf("sandbox up: %v", err)
 	}
-	cfg, err := st.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube, err := kubernetes.NewForConfig(cfg)
+	kube, err := st.Client()
 	if err != nil {
 		t.Fatal(err)
 	}

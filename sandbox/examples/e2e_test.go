@@ -179,11 +179,7 @@ func TestExamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("sandbox up and prescale built in %s", time.Since(start).Round(time.Second))
-	cfg, err := st.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube, err := kubernetes.NewForConfig(cfg)
+	kube, err := st.Client()
 	if err != nil {
 		t.Fatal(err)
 	}

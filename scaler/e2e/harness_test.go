@@ -106,12 +106,7 @@ func sharedSandbox(t testing.TB) (*sandbox.State, kubernetes.Interface) {
 		if world.err != nil {
 			return
 		}
-		cfg, err := world.st.RESTConfig()
-		if err != nil {
-			world.err = err
-			return
-		}
-		world.kube, world.err = kubernetes.NewForConfig(cfg)
+		world.kube, world.err = world.st.Client()
 	})
 	if world.err != nil {
 		t.Fatalf("sandbox: %v", world.err)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/prescale/prescale/internal/testutil"
@@ -33,11 +32,7 @@ func TestNodeLeadTimeBesideKarpenter(t *testing.T) {
 			t.Errorf("Down: %v", err)
 		}
 	})
-	cfg, err := st.RESTConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube, err := kubernetes.NewForConfig(cfg)
+	kube, err := st.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
