@@ -97,7 +97,7 @@ func TestRunFindsItsFile(t *testing.T) {
 // Every flag of run either is one of run's own (file, kubeconfig, identity) or overrides a
 // setting that exists, and overrides it when given.
 func TestSettingFlags(t *testing.T) {
-	own := map[string]bool{"file": true, "kubeconfig": true, "identity": true}
+	own := map[string]bool{"file": true, "kubeconfig": true, "identity": true, "profiling": true}
 	cmd := newRunCmd(nil)
 	for name := range settingFlags {
 		if cmd.Flags().Lookup(name) == nil {
