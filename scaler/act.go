@@ -153,7 +153,7 @@ func (r *pass) rescale(ctx context.Context, eng *engine.Engine, dec policy.Decis
 // delayed the scale-ups of the soak by minutes (docs/performance.md).
 const recordRefresh = 5 * time.Minute
 
-// record returns the decision record to write on the target, or nil when it need not be
+// recordFor returns the decision record to write on the target, or nil when it need not be
 // written: it has not changed since the last one written (ignoring its time, and the GPU
 // counts of its capacity part: a grant is rewritten when its numbers or its takers change,
 // not when the takers' GPUs move by a pod in a surge), or only its values have
