@@ -334,7 +334,7 @@ func (c *Controller) Tick(ctx context.Context) {
 	for i := range policies {
 		loggers[i] = klog.FromContext(ctx).WithValues("policy", policies[i].Name, "target", policies[i].Target.String())
 	}
-	phases := &phaseTimer{vec: c.deps.Metrics.TickPhaseDuration, start: start}
+	phases := &phaseTimer{vec: c.deps.Metrics.TickPhaseDuration, start: start, log: true}
 
 	// 1. observe
 	c.each(len(policies), func(i int) {

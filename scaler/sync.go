@@ -370,7 +370,10 @@ func loadLag(p *policy.Policy) time.Duration {
 type phaseTimer struct {
 	vec   *prometheus.HistogramVec
 	start time.Time
-	kv    []any // phase, duration, ...: for a log line
+	// log keeps the phases in kv (phase, duration, ...) for a log line: the tick's "Tick
+	// done", not each pass's.
+	log bool
+	kv  []any
 }
 
 // phaseTimer times one pass's phases, from now.
@@ -384,6 +387,8 @@ func (pt *phaseTimer) done(phase string) {
 	end := time.Now()
 	d := end.Sub(pt.start)
 	pt.vec.WithLabelValues(phase).Observe(d.Seconds())
-	pt.kv = append(pt.kv, phase, d)
+	if pt.log {
+		pt.kv = append(pt.kv, phase, d)
+	}
 	pt.start = end
 }
