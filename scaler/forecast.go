@@ -7,7 +7,6 @@ import (
 	"math"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
@@ -249,7 +248,7 @@ func (c *Controller) reportForecast(p *policy.Policy, dec policy.Decision, st *F
 }
 
 // setOrDelete sets the policy's series of g to v when ok, and removes it otherwise.
-func setOrDelete(g *prometheus.GaugeVec, name string, v float64, ok bool) {
+func setOrDelete(g *SeriesVec, name string, v float64, ok bool) {
 	if ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
 		g.WithLabelValues(name).Set(v)
 		return

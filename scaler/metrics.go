@@ -9,20 +9,20 @@ import (
 // Metrics are the controller's own Prometheus metrics. Each is derived from a decision
 // record or an I/O outcome, in one place.
 type Metrics struct {
-	DesiredReplicas       *prometheus.GaugeVec
-	CurrentReplicas       *prometheus.GaugeVec
-	UncappedReplicas      *prometheus.GaugeVec
-	HPAEquivalentReplicas *prometheus.GaugeVec
-	HPADesiredReplicas    *prometheus.GaugeVec
-	MetricValue           *prometheus.GaugeVec
-	MetricTarget          *prometheus.GaugeVec
-	MetricMissing         *prometheus.GaugeVec
-	Decisions             *prometheus.CounterVec
-	Scales                *prometheus.CounterVec
+	DesiredReplicas       *SeriesVec
+	CurrentReplicas       *SeriesVec
+	UncappedReplicas      *SeriesVec
+	HPAEquivalentReplicas *SeriesVec
+	HPADesiredReplicas    *SeriesVec
+	MetricValue           *SeriesVec
+	MetricTarget          *SeriesVec
+	MetricMissing         *SeriesVec
+	Decisions             *SeriesVec
+	Scales                *SeriesVec
 	QueryDuration         prometheus.Histogram
 	Queries               prometheus.Counter
 	Errors                *prometheus.CounterVec
-	QueryWarnings         *prometheus.CounterVec
+	QueryWarnings         *SeriesVec
 	TickDuration          prometheus.Histogram
 	SyncPhaseDuration     *prometheus.HistogramVec
 	TickPhaseDuration     *prometheus.HistogramVec
@@ -31,44 +31,44 @@ type Metrics struct {
 	DryRun                prometheus.Gauge
 	ReloadSuccessful      prometheus.Gauge
 	ReloadTimestamp       prometheus.Gauge
-	ScorecardReplicaSecs  *prometheus.CounterVec
-	ScorecardShortSecs    *prometheus.CounterVec
+	ScorecardReplicaSecs  *SeriesVec
+	ScorecardShortSecs    *SeriesVec
 	// The forecast's series, for policies with a forecast; each is set only while it has
 	// a value (a missing forecast is an absent series, never 0).
-	ForecastLoad           *prometheus.GaugeVec
-	ForecastUpper          *prometheus.GaugeVec
-	ForecastLower          *prometheus.GaugeVec
-	ForecastReplicas       *prometheus.GaugeVec
-	ForecastError          *prometheus.GaugeVec
-	ForecastMAPE           *prometheus.GaugeVec
-	ForecastGated          *prometheus.GaugeVec
-	ForecastHorizon        *prometheus.GaugeVec
-	ForecastHistorySamples *prometheus.GaugeVec
-	PodStartup             *prometheus.GaugeVec
+	ForecastLoad           *SeriesVec
+	ForecastUpper          *SeriesVec
+	ForecastLower          *SeriesVec
+	ForecastReplicas       *SeriesVec
+	ForecastError          *SeriesVec
+	ForecastMAPE           *SeriesVec
+	ForecastGated          *SeriesVec
+	ForecastHorizon        *SeriesVec
+	ForecastHistorySamples *SeriesVec
+	PodStartup             *SeriesVec
 	// The objective's series, for policies with an objective.
-	ObjectiveQuantile        *prometheus.GaugeVec
-	ObjectiveLatency         *prometheus.GaugeVec
-	ObjectiveSLO             *prometheus.GaugeVec
-	ObjectiveBudget          *prometheus.GaugeVec
-	ObjectiveMinutes         *prometheus.CounterVec
-	ObjectiveViolatedMinutes *prometheus.CounterVec
-	ObjectiveBeyondReach     *prometheus.CounterVec
-	ObjectiveWaitedMinutes   *prometheus.CounterVec
+	ObjectiveQuantile        *SeriesVec
+	ObjectiveLatency         *SeriesVec
+	ObjectiveSLO             *SeriesVec
+	ObjectiveBudget          *SeriesVec
+	ObjectiveMinutes         *SeriesVec
+	ObjectiveViolatedMinutes *SeriesVec
+	ObjectiveBeyondReach     *SeriesVec
+	ObjectiveWaitedMinutes   *SeriesVec
 	// ObjectiveMissing and ForecastLoadMissing are 1 while the objective has no
 	// observation, or the forecast no usable load sample (0 otherwise): what
 	// prescale_metric_missing is for a metric.
-	ObjectiveMissing    *prometheus.GaugeVec
-	ForecastLoadMissing *prometheus.GaugeVec
+	ObjectiveMissing    *SeriesVec
+	ForecastLoadMissing *SeriesVec
 	// scaleToZero's series, for policies with scaleToZero.
-	IdleSeconds    *prometheus.GaugeVec
-	WakeAheadGated *prometheus.GaugeVec
+	IdleSeconds    *SeriesVec
+	WakeAheadGated *SeriesVec
 	// ConflictingAutoscaler is 1 while another autoscaler targets the workload (prescale,
 	// not in dry-run, then writes nothing).
-	ConflictingAutoscaler *prometheus.GaugeVec
+	ConflictingAutoscaler *SeriesVec
 	// The GPU allocation's series (capacity.mode: cap): per policy whose pods request a
 	// GPU kind, and per pool (GPU kind).
-	CapacityWanted  *prometheus.GaugeVec
-	CapacityGranted *prometheus.GaugeVec
+	CapacityWanted  *SeriesVec
+	CapacityGranted *SeriesVec
 	PoolFree        *prometheus.GaugeVec
 	PoolGranted     *prometheus.GaugeVec
 	PoolReserved    *prometheus.GaugeVec
@@ -81,25 +81,25 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	policy := []string{"policy"}
 	m := &Metrics{
-		DesiredReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_desired_replicas",
+		DesiredReplicas: newGauges(prometheus.GaugeOpts{Name: "prescale_desired_replicas",
 			Help: "Replicas the policy's decision asks for (what prescale writes, or would write in dry-run)."}, policy),
-		CurrentReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_current_replicas",
+		CurrentReplicas: newGauges(prometheus.GaugeOpts{Name: "prescale_current_replicas",
 			Help: "The target's spec.replicas at the last tick."}, policy),
-		UncappedReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_uncapped_replicas",
+		UncappedReplicas: newGauges(prometheus.GaugeOpts{Name: "prescale_uncapped_replicas",
 			Help: "Desired replicas before the GPU capacity cap."}, policy),
-		HPAEquivalentReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_hpa_equivalent_replicas",
+		HPAEquivalentReplicas: newGauges(prometheus.GaugeOpts{Name: "prescale_hpa_equivalent_replicas",
 			Help: "Replicas the HPA-equivalent engine (no forecast, no capacity cap) would set."}, policy),
-		HPADesiredReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_hpa_desired_replicas",
+		HPADesiredReplicas: newGauges(prometheus.GaugeOpts{Name: "prescale_hpa_desired_replicas",
 			Help: "status.desiredReplicas of a real HorizontalPodAutoscaler on the same target."}, policy),
-		MetricValue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_metric_value",
+		MetricValue: newGauges(prometheus.GaugeOpts{Name: "prescale_metric_value",
 			Help: "Each policy metric's value as compared with its target (per-pod average or value)."}, []string{"policy", "metric"}),
-		MetricTarget: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_metric_target",
+		MetricTarget: newGauges(prometheus.GaugeOpts{Name: "prescale_metric_target",
 			Help: "Each policy metric's target."}, []string{"policy", "metric"}),
-		MetricMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_metric_missing",
+		MetricMissing: newGauges(prometheus.GaugeOpts{Name: "prescale_metric_missing",
 			Help: "1 when the metric was missing at the last tick (error, stale, NaN, empty)."}, []string{"policy", "metric"}),
-		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_decisions_total",
+		Decisions: newCounters(prometheus.CounterOpts{Name: "prescale_decisions_total",
 			Help: "Decisions by reason."}, []string{"policy", "reason"}),
-		Scales: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_scales_total",
+		Scales: newCounters(prometheus.CounterOpts{Name: "prescale_scales_total",
 			Help: "Writes of the scale subresource, by result: ok, error, or conflict (another writer changed the scale since it was read; not written, decided again at the next tick)."}, []string{"policy", "result"}),
 		QueryDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "prescale_query_duration_seconds",
 			Help: "Prometheus query latency.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
@@ -107,7 +107,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Prometheus queries run."}),
 		Errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_errors_total",
 			Help: "Errors by kind (query errors by their class, scale and annotation writes, target lookups)."}, []string{"kind"}),
-		QueryWarnings: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_query_warnings_total",
+		QueryWarnings: newCounters(prometheus.CounterOpts{Name: "prescale_query_warnings_total",
 			Help: "Query results that came with Prometheus warnings (a partial response: a shard or store did not answer), used as they were; the decision record lists the warnings. metric is the policy metric's name, or forecast (the load) or objective (the latency)."}, []string{"policy", "metric"}),
 		SyncPhaseDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "prescale_sync_phase_duration_seconds",
 			Help:    "Wall time of each phase of one policy's sync: observe (apiserver, caches), query (Prometheus), decide (the engine; forecast histories load in the background), act (writes, events, metrics).",
@@ -127,59 +127,59 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Whether the last configuration reload attempt was successful."}),
 		ReloadTimestamp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "prescale_config_last_reload_success_timestamp_seconds",
 			Help: "Timestamp of the last successful configuration reload."}),
-		ScorecardReplicaSecs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_scorecard_replica_seconds_total",
+		ScorecardReplicaSecs: newCounters(prometheus.CounterOpts{Name: "prescale_scorecard_replica_seconds_total",
 			Help: "Replica-seconds each autoscaler would have used: who is prescale, hpa_equivalent or hpa."}, []string{"policy", "who"}),
-		ScorecardShortSecs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_scorecard_underprovisioned_seconds_total",
+		ScorecardShortSecs: newCounters(prometheus.CounterOpts{Name: "prescale_scorecard_underprovisioned_seconds_total",
 			Help: "Seconds each autoscaler would have had fewer replicas than the metrics asked for."}, []string{"policy", "who"}),
-		ForecastLoad: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_load",
+		ForecastLoad: newGauges(prometheus.GaugeOpts{Name: "prescale_forecast_load",
 			Help: "The point forecast of the load at now + horizon, in the load query's units."}, policy),
-		ForecastUpper: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_upper",
+		ForecastUpper: newGauges(prometheus.GaugeOpts{Name: "prescale_forecast_upper",
 			Help: "The planned quantile of the load forecast (forecast.quantile), what the proposal divides by perReplica."}, policy),
-		ForecastLower: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_lower",
+		ForecastLower: newGauges(prometheus.GaugeOpts{Name: "prescale_forecast_lower",
 			Help: "The lower end of the load forecast's interval."}, policy),
-		ForecastReplicas: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_replicas",
+		ForecastReplicas: newGauges(prometheus.GaugeOpts{Name: "prescale_forecast_replicas",
 			Help: "The forecast's replica proposal (absent while gated, learning perReplica, warming up or without a load)."}, policy),
-		ForecastError: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_error",
+		ForecastError: newGauges(prometheus.GaugeOpts{Name: "prescale_forecast_error",
 			Help: "What the gate judges against gate.maxError: the fraction of the gate's window in which the load exceeded the planned quantile forecast one horizon earlier (absent while the window is empty)."}, policy),
-		ForecastMAPE: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_mape",
+		ForecastMAPE: newGauges(prometheus.GaugeOpts{Name: "prescale_forecast_mape",
 			Help: "The point forecast's weighted MAPE over the gate's window, a fraction (absent while the window has no load); reported, not gated on."}, policy),
-		IdleSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_scale_to_zero_idle_seconds",
+		IdleSeconds: newGauges(prometheus.GaugeOpts{Name: "prescale_scale_to_zero_idle_seconds",
 			Help: "How long scaleToZero's activation signal has been at or below its threshold (0 while above it; absent while it is missing); the target goes to zero at scaleToZero.idleDelay."}, policy),
-		WakeAheadGated: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_wake_ahead_gated",
+		WakeAheadGated: newGauges(prometheus.GaugeOpts{Name: "prescale_wake_ahead_gated",
 			Help: "1 while more than scaleToZero.wakeAhead.maxWrong of the last wake-ahead claims proved wrong: the target wakes on its activation signal only (absent while wake-ahead is off)."}, policy),
-		ForecastGated: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_gated",
+		ForecastGated: newGauges(prometheus.GaugeOpts{Name: "prescale_forecast_gated",
 			Help: "1 while the accuracy gate holds the policy's forecast off (its error is above gate.maxError)."}, policy),
-		ForecastHorizon: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_horizon_seconds",
+		ForecastHorizon: newGauges(prometheus.GaugeOpts{Name: "prescale_forecast_horizon_seconds",
 			Help: "How far ahead the forecast predicts: forecast.horizon, or for auto the pods' start-up time plus one interval."}, policy),
-		ForecastHistorySamples: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_history_samples",
+		ForecastHistorySamples: newGauges(prometheus.GaugeOpts{Name: "prescale_forecast_history_samples",
 			Help: "Load samples the forecast was last fitted on (the history loaded from Prometheus when it was built or last refitted)."}, policy),
-		PodStartup: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pod_startup_seconds",
+		PodStartup: newGauges(prometheus.GaugeOpts{Name: "prescale_pod_startup_seconds",
 			Help: "p90 of the creation-to-Ready time of the target's recent pods (absent until one is measured)."}, policy),
-		ObjectiveQuantile: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_objective_quantile",
+		ObjectiveQuantile: newGauges(prometheus.GaugeOpts{Name: "prescale_objective_quantile",
 			Help: "The forecast quantile the objective plans for: the adaptive one, or forecast.quantile when set."}, policy),
-		ObjectiveLatency: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_objective_latency_seconds",
+		ObjectiveLatency: newGauges(prometheus.GaugeOpts{Name: "prescale_objective_latency_seconds",
 			Help: "The objective's latency (objective.query) at the last tick; +Inf is over any SLO (absent while the sample is missing)."}, policy),
-		ObjectiveSLO: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_objective_slo_seconds",
+		ObjectiveSLO: newGauges(prometheus.GaugeOpts{Name: "prescale_objective_slo_seconds",
 			Help: "The objective's SLO: the most latency allowed."}, policy),
-		ObjectiveBudget: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_objective_budget_ratio",
+		ObjectiveBudget: newGauges(prometheus.GaugeOpts{Name: "prescale_objective_budget_ratio",
 			Help: "The objective's budget: the share of minutes allowed over the SLO."}, policy),
-		ObjectiveMinutes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_objective_minutes_total",
+		ObjectiveMinutes: newCounters(prometheus.CounterOpts{Name: "prescale_objective_minutes_total",
 			Help: "Minutes with a sample of the objective's latency, counted as each minute ends."}, policy),
-		ObjectiveViolatedMinutes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_objective_violated_minutes_total",
+		ObjectiveViolatedMinutes: newCounters(prometheus.CounterOpts{Name: "prescale_objective_violated_minutes_total",
 			Help: "Minutes in which a sample of the objective's latency was over the SLO, counted as each minute ends."}, policy),
-		ObjectiveBeyondReach: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_objective_beyond_reach_minutes_total",
+		ObjectiveBeyondReach: newCounters(prometheus.CounterOpts{Name: "prescale_objective_beyond_reach_minutes_total",
 			Help: "Violated minutes whose load exceeded what the forecast, one horizon before, planned at the highest quantile: no quantile would have prevented them."}, policy),
-		ObjectiveWaitedMinutes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "prescale_objective_waited_minutes_total",
+		ObjectiveWaitedMinutes: newCounters(prometheus.CounterOpts{Name: "prescale_objective_waited_minutes_total",
 			Help: "Violated minutes without a latency sample over the SLO but with a sync in which requests waited and no latency sample existed (objective.waiting), counted as each minute ends; also in prescale_objective_violated_minutes_total."}, policy),
-		ObjectiveMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_objective_missing",
+		ObjectiveMissing: newGauges(prometheus.GaugeOpts{Name: "prescale_objective_missing",
 			Help: "1 when the objective had no observation at the last tick: no usable latency sample (error, empty, NaN, stale), no request known to wait, and a forecast load not known to be 0; 0 otherwise."}, policy),
-		ForecastLoadMissing: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_forecast_load_missing",
+		ForecastLoadMissing: newGauges(prometheus.GaugeOpts{Name: "prescale_forecast_load_missing",
 			Help: "1 when the forecast's load query had no usable sample at its last sample (error, empty, NaN, ±Inf, negative, stale); 0 otherwise."}, policy),
-		ConflictingAutoscaler: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_conflicting_autoscaler",
+		ConflictingAutoscaler: newGauges(prometheus.GaugeOpts{Name: "prescale_conflicting_autoscaler",
 			Help: "1 while another autoscaler (an HPA, KEDA's included) targets the workload and prescale, not in dry-run, writes nothing; 0 otherwise."}, policy),
-		CapacityWanted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_capacity_wanted_replicas",
+		CapacityWanted: newGauges(prometheus.GaugeOpts{Name: "prescale_capacity_wanted_replicas",
 			Help: "Replicas the policy's engine wanted at the last tick, before the GPU allocation (for a policy whose pods request a GPU kind)."}, policy),
-		CapacityGranted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_capacity_granted_replicas",
+		CapacityGranted: newGauges(prometheus.GaugeOpts{Name: "prescale_capacity_granted_replicas",
 			Help: "Replicas the GPU allocation granted the policy at the last tick."}, policy),
 		PoolFree: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_free_gpus",
 			Help: "GPUs of the pool's kind free on Ready, schedulable nodes at the last tick, before its grants (terminating pods still hold theirs)."}, []string{"pool"}),
@@ -214,14 +214,14 @@ const (
 // forget drops every series of a policy that left the configuration.
 func (m *Metrics) forget(name string) {
 	l := prometheus.Labels{"policy": name}
-	for _, v := range []*prometheus.GaugeVec{m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas,
+	for _, v := range []*SeriesVec{m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas,
 		m.HPADesiredReplicas, m.MetricValue, m.MetricTarget, m.MetricMissing, m.ConflictingAutoscaler, m.IdleSeconds, m.WakeAheadGated,
 		m.CapacityWanted, m.CapacityGranted} {
 		v.DeletePartialMatch(l)
 	}
 	m.forgetForecast(name)
 	m.forgetObjective(name)
-	for _, v := range []*prometheus.CounterVec{m.Decisions, m.Scales, m.QueryWarnings, m.ScorecardReplicaSecs, m.ScorecardShortSecs} {
+	for _, v := range []*SeriesVec{m.Decisions, m.Scales, m.QueryWarnings, m.ScorecardReplicaSecs, m.ScorecardShortSecs} {
 		v.DeletePartialMatch(l)
 	}
 }
@@ -229,7 +229,7 @@ func (m *Metrics) forget(name string) {
 // forgetForecast drops the forecast's series of a policy (it left, or lost its forecast).
 func (m *Metrics) forgetForecast(name string) {
 	l := prometheus.Labels{"policy": name}
-	for _, v := range []*prometheus.GaugeVec{m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas,
+	for _, v := range []*SeriesVec{m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas,
 		m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon, m.ForecastHistorySamples, m.PodStartup, m.ForecastLoadMissing} {
 		v.DeletePartialMatch(l)
 	}
@@ -238,7 +238,7 @@ func (m *Metrics) forgetForecast(name string) {
 // forgetObjective drops the objective's series of a policy (it left, or lost its objective).
 func (m *Metrics) forgetObjective(name string) {
 	l := prometheus.Labels{"policy": name}
-	for _, v := range []*prometheus.GaugeVec{m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget, m.ObjectiveMissing} {
+	for _, v := range []*SeriesVec{m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget, m.ObjectiveMissing} {
 		v.DeletePartialMatch(l)
 	}
 	m.ObjectiveMinutes.DeletePartialMatch(l)
