@@ -424,7 +424,16 @@ func (in *instance) histogram(name string, labels map[string]string) *dto.Histog
 
 // metric returns the value of a series of the instance's /metrics, and false if absent.
 func (in *instance) metric(name string, labels map[string]string) (float64, bool) {
-	families := in.families()
+	return scrape(in.families()).value(name, labels)
+}
+
+// scrape is one read of an instance's /metrics (families), for a test that reads several
+// series of one instant: each read of /metrics costs the instance a gathering of every
+// series.
+type scrape map[string]*dto.MetricFamily
+
+// value returns the value of a series, and false if absent.
+func (families scrape) value(name string, labels map[string]string) (float64, bool) {
 	// A histogram's _count and _sum are fields of its family.
 	base, part := name, ""
 	if _, ok := families[name]; !ok {

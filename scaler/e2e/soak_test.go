@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +29,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/utils/ptr"
+
+	"github.com/prescale/prescale/sandbox"
 )
 
 // soakForecastEvery is how often a policy of the soak has a forecast (every 10th; 0: none);
@@ -106,21 +109,44 @@ func BenchmarkSoak(b *testing.B) {
 
 	var ln net.Listener
 	// Every pod Ready before prescale starts, so that the ticks measure the steady state.
-	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
+	// count lists the pods, from the API server's watch cache (resourceVersion 0) or from
+	// etcd (""), and says how many are Ready: the message of a timed-out wait has both, to
+	// tell a stale cache from pods that are not Ready.
+	count := func(rv string) (bool, string) {
+		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: rv})
 		if err != nil {
-			return false, nil
+			return false, fmt.Sprintf("list: %v", err)
 		}
 		n := 0
+		var waiting []string // the first three not Ready, as they stand
 		for i := range pods.Items {
-			if ready(&pods.Items[i]) {
+			p := &pods.Items[i]
+			if ready(p) {
 				n++
+				continue
+			}
+			if len(waiting) < 3 {
+				var conds []string
+				for _, c := range p.Status.Conditions {
+					conds = append(conds, fmt.Sprintf("%s=%s", c.Type, c.Status))
+				}
+				waiting = append(waiting, fmt.Sprintf("%s (phase %s, node %q, conditions %s, created %s, deleting %v, start-up annotation %q)",
+					p.Name, p.Status.Phase, p.Spec.NodeName, strings.Join(conds, ","), p.CreationTimestamp.UTC().Format(time.TimeOnly),
+					p.DeletionTimestamp != nil, p.Annotations[sandbox.StartupDelayAnnotation]))
 			}
 		}
-		return n == len(pods.Items) && n >= soakPolicies(), nil
+		return n == len(pods.Items) && n >= soakPolicies(), fmt.Sprintf("%d of %d pods Ready at resourceVersion %s; not Ready: %s",
+			n, len(pods.Items), pods.ResourceVersion, strings.Join(waiting, "; "))
+	}
+	var cached string
+	err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		var ok bool
+		ok, cached = count("0")
+		return ok, nil
 	})
 	if err != nil {
-		b.Fatalf("pods not Ready within 5 minutes")
+		_, quorum := count("")
+		b.Fatalf("pods not Ready within 5 minutes: the watch cache's last list had %s; etcd has %s", cached, quorum)
 	}
 	b.Logf("every pod Ready %s after the first deployment", time.Since(start).Round(time.Millisecond))
 
@@ -193,60 +219,62 @@ func BenchmarkSoak(b *testing.B) {
 	// The surge: from the end of the first tick (which writes every decision annotation)
 	// until the pool is full (1-GPU pods fill it: no GPU free) and stays so (the pods' count
 	// unchanged for three ticks).
-	eventually(b, 3*time.Minute, "a tick", func() bool {
-		v, _ := in.metric("prescale_tick_duration_seconds_count", nil)
-		return v >= 1
-	})
-	surgeTicks0, _ := in.metric("prescale_tick_duration_seconds_count", nil)
-	surgeSum0, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
-	surgePhases0 := in.phaseSums()
+	//
+	// The harness reads prescale's /metrics seldom (every 2 s at most, once per
+	// snapshot): each read gathers its 20,000 series, and the harness parses them on the
+	// same two cores. Tick ends are counted from the log.
+	eventually(b, 3*time.Minute, "a tick", func() bool { return len(in.ticks(b)) >= 1 })
+	s0 := scrape(in.families())
+	surgeTicks0, _ := s0.value("prescale_tick_duration_seconds_count", nil)
+	surgeSum0, _ := s0.value("prescale_tick_duration_seconds_sum", nil)
+	surgePhases0 := phaseSums(s0)
 	surgeStart := time.Now()
 	last, stableSince := -1, time.Now()
-	eventually(b, 10*time.Minute, "the pool to fill", func() bool {
+	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
 		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
 		if err != nil {
-			return false
+			return false, nil
 		}
 		if len(pods.Items) != last {
 			last, stableSince = len(pods.Items), time.Now()
 		}
 		free, ok := in.metric("prescale_pool_free_gpus", map[string]string{"pool": "nvidia.com/gpu"})
-		return ok && free == 0 && time.Since(stableSince) > 15*time.Second
+		return ok && free == 0 && time.Since(stableSince) > 15*time.Second, nil
 	})
-	surgeTicks1, _ := in.metric("prescale_tick_duration_seconds_count", nil)
-	surgeSum1, _ := in.metric("prescale_tick_duration_seconds_sum", nil)
+	if err != nil {
+		b.Fatalf("the pool did not fill within 10 minutes: %d pods", last)
+	}
+	s1 := scrape(in.families())
+	surgeTicks1, _ := s1.value("prescale_tick_duration_seconds_count", nil)
+	surgeSum1, _ := s1.value("prescale_tick_duration_seconds_sum", nil)
 	if proxy != nil {
 		b.Logf("forecast policies: %d (every %d-th); history range queries held %s each: %d still held at the surge's end, %d answered",
 			(n+every-1)/every, every, delay, proxy.held.Load(), proxy.answered.Load())
 	}
 	b.Logf("surge: %d pods after %s, %.0f ticks of %.3f s on average (%s)", last, time.Since(surgeStart).Round(time.Second),
-		surgeTicks1-surgeTicks0, (surgeSum1-surgeSum0)/max(1, surgeTicks1-surgeTicks0), phaseMeans(surgePhases0, in.phaseSums()))
+		surgeTicks1-surgeTicks0, (surgeSum1-surgeSum0)/max(1, surgeTicks1-surgeTicks0), phaseMeans(surgePhases0, phaseSums(s1)))
 	// Snapshots right after a tick ends, so that the window holds whole ticks.
-	snapshot := func() (ticks, sum, cpu, queries float64) {
-		n0, _ := in.metric("prescale_tick_duration_seconds_count", nil)
+	snapshot := func() (ticks, sum, cpu, queries float64, phases map[string][2]float64) {
+		n0 := len(in.ticks(b))
 		// Ticks start every 5 s; one that has not ended within a minute has hung.
-		for deadline := time.Now().Add(time.Minute); ; time.Sleep(250 * time.Millisecond) {
-			n, _ := in.metric("prescale_tick_duration_seconds_count", nil)
-			if n > n0 {
-				break
-			}
+		for deadline := time.Now().Add(time.Minute); len(in.ticks(b)) == n0; time.Sleep(250 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				b.Fatalf("no tick ended within a minute: prescale_tick_duration_seconds_count still %v", n)
+				b.Fatalf("no tick ended within a minute: %d Tick done lines in the log", n0)
 			}
 		}
-		ticks, _ = in.metric("prescale_tick_duration_seconds_count", nil)
-		sum, _ = in.metric("prescale_tick_duration_seconds_sum", nil)
-		cpu, _ = in.metric("process_cpu_seconds_total", nil)
-		queries, _ = in.metric("prescale_queries_total", nil)
-		return ticks, sum, cpu, queries
+		s := scrape(in.families())
+		ticks, _ = s.value("prescale_tick_duration_seconds_count", nil)
+		sum, _ = s.value("prescale_tick_duration_seconds_sum", nil)
+		cpu, _ = s.value("process_cpu_seconds_total", nil)
+		queries, _ = s.value("prescale_queries_total", nil)
+		return ticks, sum, cpu, queries, phaseSums(s)
 	}
-	ticks0, sum0, cpu0, q0 := snapshot()
-	phases0 := in.phaseSums()
+	ticks0, sum0, cpu0, q0, phases0 := snapshot()
 	b.ResetTimer()
 	time.Sleep(60 * time.Second)
-	ticks1, sum1, cpu1, q1 := snapshot()
+	ticks1, sum1, cpu1, q1, phases1 := snapshot()
 	b.StopTimer()
-	b.Logf("steady: %.0f ticks (%s)", ticks1-ticks0, phaseMeans(phases0, in.phaseSums()))
+	b.Logf("steady: %.0f ticks (%s)", ticks1-ticks0, phaseMeans(phases0, phases1))
 	// Each tick, from prescale's log: the surge's one by one, and the longest of each window.
 	all := in.ticks(b)
 	window := func(from, to float64) []tickLog {
@@ -274,14 +302,24 @@ func BenchmarkSoak(b *testing.B) {
 		}
 		return m
 	}
-	rss, _ := in.metric("process_resident_memory_bytes", nil)
+	end := scrape(in.families())
+	rss, _ := end.value("process_resident_memory_bytes", nil)
 	// Where the RSS goes: the Go heap live and in use, what the next GC waits for, and what
 	// the runtime holds in all.
 	var mem []string
 	for _, name := range []string{"go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes", "go_memstats_heap_idle_bytes",
 		"go_memstats_heap_released_bytes", "go_memstats_next_gc_bytes", "go_memstats_stack_inuse_bytes", "go_memstats_sys_bytes"} {
-		if v, ok := in.metric(name, nil); ok {
+		if v, ok := end.value(name, nil); ok {
 			mem = append(mem, fmt.Sprintf("%s %.1f MiB", strings.TrimPrefix(name, "go_memstats_"), v/(1<<20)))
+		}
+	}
+	// The RSS is the Go runtime's anonymous memory plus the pages of the binary it touched.
+	if roll, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", in.cmd.Process.Pid)); err == nil {
+		for _, l := range strings.Split(string(roll), "\n") {
+			if f := strings.Fields(l); len(f) == 3 && (f[0] == "Anonymous:" || f[0] == "Rss:") {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				mem = append(mem, fmt.Sprintf("smaps %s %.1f MiB", strings.ToLower(strings.TrimSuffix(f[0], ":")), kb/1024))
+			}
 		}
 	}
 	b.Logf("memory at the end: RSS %.1f MiB; %s", rss/(1<<20), strings.Join(mem, ", "))
@@ -330,7 +368,7 @@ func BenchmarkSoak(b *testing.B) {
 // phaseSums reads the sums and counts of the tick's phases
 // (prescale_tick_phase_duration_seconds) and of a sync's observe and query phases
 // (prescale_sync_phase_duration_seconds), keyed "tick/decide", "sync/observe" and so on.
-func (in *instance) phaseSums() map[string][2]float64 {
+func phaseSums(s scrape) map[string][2]float64 {
 	out := map[string][2]float64{}
 	for _, m := range []struct{ key, metric, phase string }{
 		{"tick/observe", "prescale_tick_phase_duration_seconds", "observe"},
@@ -340,8 +378,8 @@ func (in *instance) phaseSums() map[string][2]float64 {
 		{"sync/observe", "prescale_sync_phase_duration_seconds", "observe"},
 		{"sync/query", "prescale_sync_phase_duration_seconds", "query"},
 	} {
-		sum, _ := in.metric(m.metric+"_sum", map[string]string{"phase": m.phase})
-		n, _ := in.metric(m.metric+"_count", map[string]string{"phase": m.phase})
+		sum, _ := s.value(m.metric+"_sum", map[string]string{"phase": m.phase})
+		n, _ := s.value(m.metric+"_count", map[string]string{"phase": m.phase})
 		out[m.key] = [2]float64{sum, n}
 	}
 	return out
