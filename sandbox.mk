@@ -11,7 +11,7 @@
 SANDBOX_BIN   ?= $(CURDIR)/bin
 SANDBOX_STATE ?= $(CURDIR)/.state/sandbox
 SANDBOX_GO    ?= go
-E2E_TIMEOUT   ?= 30m
+E2E_TIMEOUT   ?= 40m
 
 .PHONY: tools sandbox-cmds sandbox-up sandbox-down sandbox-env demo test-e2e
 
