@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Node is one node that GPU pods may be placed on, as the tick observed it.
@@ -50,6 +51,20 @@ type Input struct {
 	// Allowance is, per GPU kind (a pool), how many pods may be asked for beyond what fits:
 	// Pending pods for a node autoscaler to add nodes for. A kind not listed allows none.
 	Allowance map[string]int32
+	// Growth is, per GPU kind, what node pools that a node autoscaler grows can still add
+	// (their limits less what they have), when it is known. A kind with a Growth is granted
+	// Pending pods out of its GPUs instead of its Allowance: pods on nodes being
+	// provisioned, ready after its Lead.
+	Growth map[string]Growth
+}
+
+// Growth is the GPUs of one kind that node pools can still add, and how long a new node
+// takes to be Ready (its pool's measured lead time; 0 when none was measured yet).
+type Growth struct {
+	GPUs int64         `json:"gpus"`
+	Lead time.Duration `json:"-"`
+	// Pools names the node pools, for the messages ("NodePool gpu").
+	Pools string `json:"pools"`
 }
 
 // Why says why another policy had GPUs that a limited policy wanted.
@@ -97,6 +112,10 @@ type Grant struct {
 	// Pending for a policy that wants more than it has placed.
 	Fitted  int32 `json:"fitted,omitempty"`
 	Pending int32 `json:"pending,omitempty"`
+	// Provisioning is how many of the Pending pods go on nodes that node pools add (every
+	// kind they request has a Growth), ready after Lead, the longest of their kinds'.
+	Provisioning int32         `json:"provisioning,omitempty"`
+	Lead         time.Duration `json:"-"` // in the Message
 	// Reserved is the pods' worth of GPUs held for the guaranteed minimum that the policy
 	// does not want this tick: no other policy's scale-up takes them.
 	Reserved int32 `json:"reserved,omitempty"`
@@ -109,7 +128,9 @@ type Grant struct {
 	Takers []Taker `json:"takers,omitempty"`
 	// MoreTakers is how many more (policy, reason, kind) takers there are than Takers lists.
 	MoreTakers int `json:"moreTakers,omitempty"`
-	// Message explains a grant below Wanted ("wanted 12, granted 8: ..."); empty otherwise.
+	// Message explains a grant below Wanted ("wanted 12, granted 8: ...") or one with pods
+	// on nodes being provisioned ("wanted 12: 8 fit now, 4 on nodes being provisioned ...");
+	// empty otherwise.
 	Message string `json:"message,omitempty"`
 }
 
@@ -133,6 +154,11 @@ type Pool struct {
 	// Allowance is the Pending pods allowed, PendingGranted those granted.
 	Allowance      int32 `json:"allowance"`
 	PendingGranted int32 `json:"pendingGranted"`
+	// Grows is whether the kind has a Growth (Input.Growth): Growth is then the GPUs node
+	// pools can add, GrowthGranted those granted to Pending pods.
+	Grows         bool  `json:"grows,omitempty"`
+	Growth        int64 `json:"growth,omitempty"`
+	GrowthGranted int64 `json:"growthGranted,omitempty"`
 }
 
 // Result is one tick's allocation.
@@ -160,8 +186,10 @@ type claim struct {
 	held    int32 // pods placed in the guarantee round
 	fitted  int32
 	pending int32
-	goal    int32 // the round's target
-	fixed   bool  // granted what it wants, not arbitrated
+	// provisioning is the pending pods all of whose kinds have a growth.
+	provisioning int32
+	goal         int32 // the round's target
+	fixed        bool  // granted what it wants, not arbitrated
 	// blocked is the number of events when its next pod first fit nowhere (-1 never): the
 	// GPUs placed after it could not have served it.
 	blocked int
@@ -207,6 +235,7 @@ type state struct {
 	kinds     []string
 	total     []int64   // free GPUs by kind before the tick's grants
 	allowance []int32   // Pending pods allowed by kind
+	growth    []*Growth // what node pools can add, by kind (nil: unknown; the allowance holds)
 	free      [][]int64 // by node, by kind
 	names     []string  // nodes' names, ascending
 	claims    []*claim
@@ -232,6 +261,8 @@ type state struct {
 //     whose next pod fits nowhere leaves the round.
 //  4. Pending: the pools' allowance, in the same order, one pod per allowance of each kind
 //     it requests: first up to each policy's guaranteed minimum, then up to what it wants.
+//     A kind with a Growth is granted out of the GPUs its node pools can add instead (a
+//     pod's request of it each): pods on nodes being provisioned (Provisioning).
 //
 // A policy is never granted less than min(Wanted, Placed): its pods that are Pending (or
 // not yet created) beyond what fits and the allowance are given up, so that they block no
@@ -258,13 +289,13 @@ func Allocate(in Input) Result {
 //
 // It returns a Result per tier, in order; names are unique across the tiers. nodes and
 // allowance are not modified.
-func AllocateTiers(nodes []Node, allowance map[string]int32, tiers ...[]Policy) []Result {
+func AllocateTiers(nodes []Node, allowance map[string]int32, growth map[string]Growth, tiers ...[]Policy) []Result {
 	results := make([]Result, len(tiers))
 	for i, policies := range tiers {
 		if i > 0 {
-			nodes, allowance = leftAfter(nodes, allowance, tiers[i-1], results[i-1])
+			nodes, allowance, growth = leftAfter(nodes, allowance, growth, tiers[i-1], results[i-1])
 		}
-		results[i] = Allocate(Input{Nodes: nodes, Policies: policies, Allowance: allowance})
+		results[i] = Allocate(Input{Nodes: nodes, Policies: policies, Allowance: allowance, Growth: growth})
 	}
 	return results
 }
@@ -274,8 +305,8 @@ func AllocateTiers(nodes []Node, allowance map[string]int32, tiers ...[]Policy) 
 // the policies of tiers (AllocateTiers), then hands each policy's grant to act, tier by
 // tier, in each tier's order. act's first error stops the step and is returned; the
 // Results, one per tier, are returned either way.
-func Step(nodes []Node, allowance map[string]int32, act func(tier, i int, g Grant) error, tiers ...[]Policy) ([]Result, error) {
-	results := AllocateTiers(nodes, allowance, tiers...)
+func Step(nodes []Node, allowance map[string]int32, growth map[string]Growth, act func(tier, i int, g Grant) error, tiers ...[]Policy) ([]Result, error) {
+	results := AllocateTiers(nodes, allowance, growth, tiers...)
 	for t, policies := range tiers {
 		for i, p := range policies {
 			g, _ := results[t].Grant(p.Name)
@@ -287,9 +318,10 @@ func Step(nodes []Node, allowance map[string]int32, act func(tier, i int, g Gran
 	return results, nil
 }
 
-// leftAfter returns copies of nodes and allowance less what res granted policies: their
-// placements' GPUs and their Pending pods.
-func leftAfter(nodes []Node, allowance map[string]int32, policies []Policy, res Result) ([]Node, map[string]int32) {
+// leftAfter returns copies of nodes, allowance and growth less what res granted policies:
+// their placements' GPUs and their Pending pods (out of the growth of a kind that has one,
+// else its allowance).
+func leftAfter(nodes []Node, allowance map[string]int32, growth map[string]Growth, policies []Policy, res Result) ([]Node, map[string]int32, map[string]Growth) {
 	left := make([]Node, len(nodes))
 	index := make(map[string]int, len(nodes))
 	for i, n := range nodes {
@@ -307,17 +339,26 @@ func leftAfter(nodes []Node, allowance map[string]int32, policies []Policy, res 
 	for _, p := range policies {
 		perPod[p.Name] = p.PerPod
 	}
+	leftGrowth := make(map[string]Growth, len(growth))
+	for k, v := range growth {
+		leftGrowth[k] = v
+	}
 	for _, g := range res.Grants {
 		for _, pl := range g.Placements {
 			for k, n := range perPod[g.Policy] {
 				left[index[pl.Node]].Free[k] -= int64(pl.Pods) * n
 			}
 		}
-		for k := range perPod[g.Policy] {
-			leftAllowance[k] -= g.Pending
+		for k, n := range perPod[g.Policy] {
+			if gr, ok := leftGrowth[k]; ok {
+				gr.GPUs -= int64(g.Pending) * n
+				leftGrowth[k] = gr
+			} else {
+				leftAllowance[k] -= g.Pending
+			}
 		}
 	}
-	return left, leftAllowance
+	return left, leftAllowance, leftGrowth
 }
 
 // allocate is Allocate; single places one pod per step (the specification, for tests).
@@ -353,15 +394,21 @@ func allocate(in Input, single bool) Result {
 		}
 		return c.p.Wanted
 	}, func(c *claim) int32 { return c.granted }, roundScale)
-	// 4. Pending, under the allowance.
+	// 4. Pending, under the allowance, or the growth of a kind that has one.
 	s.allowance = make([]int32, len(s.kinds))
 	allowance := make([]int32, len(s.kinds))
+	s.growth = make([]*Growth, len(s.kinds))
+	growth := make([]int64, len(s.kinds))
 	for k, name := range s.kinds {
 		s.allowance[k] = max(0, in.Allowance[name])
 		allowance[k] = s.allowance[k]
+		if g, ok := in.Growth[name]; ok {
+			g.GPUs = max(0, g.GPUs)
+			s.growth[k], growth[k] = &g, g.GPUs
+		}
 	}
-	s.pending(allowance)
-	return s.result(in, allowance)
+	s.pending(allowance, growth)
+	return s.result(in, allowance, growth)
 }
 
 func newState(in Input) *state {
@@ -378,6 +425,9 @@ func newState(in Input) *state {
 		}
 	}
 	for k := range in.Allowance {
+		kindSet[k] = true
+	}
+	for k := range in.Growth {
 		kindSet[k] = true
 	}
 	for k := range kindSet {
@@ -520,8 +570,20 @@ func (s *state) bestNode(c *claim) int {
 }
 
 // pending grants the allowance in the order of round 2: first up to each policy's
-// guaranteed minimum, then up to what it wants.
-func (s *state) pending(allowance []int32) {
+// guaranteed minimum, then up to what it wants. A kind with a growth is granted out of its
+// GPUs (a pod's request each) instead of its allowance.
+func (s *state) pending(allowance []int32, growth []int64) {
+	// fit is how many pods of c the allowance and growth left hold, at most want.
+	fit := func(c *claim, want int32) int32 {
+		for _, r := range c.req {
+			if s.growth[r.kind] != nil {
+				want = int32(min(int64(want), growth[r.kind]/r.n))
+			} else {
+				want = min(want, allowance[r.kind])
+			}
+		}
+		return want
+	}
 	for _, guarantee := range []bool{true, false} {
 		q := &queue{have: func(c *claim) int32 { return c.granted }, claims: s.claims}
 		for i, c := range s.claims {
@@ -536,28 +598,28 @@ func (s *state) pending(allowance []int32) {
 		heap.Init(q)
 		for q.Len() > 0 {
 			c := s.claims[q.items[0]]
-			ok := true
-			for _, r := range c.req {
-				if allowance[r.kind] < 1 {
-					ok = false
-				}
-			}
-			if !ok {
+			if fit(c, 1) < 1 {
 				heap.Pop(q)
 				continue
 			}
-			pods := int32(min(int64(q.lead()), int64(c.goal)-int64(c.granted)))
-			for _, r := range c.req {
-				pods = min(pods, allowance[r.kind])
-			}
+			pods := fit(c, int32(min(int64(q.lead()), int64(c.goal)-int64(c.granted))))
 			if s.single {
 				pods = 1
 			}
+			provisioned := true
 			for _, r := range c.req {
-				allowance[r.kind] -= pods
+				if s.growth[r.kind] != nil {
+					growth[r.kind] -= int64(pods) * r.n
+				} else {
+					allowance[r.kind] -= pods
+					provisioned = false
+				}
 			}
 			c.granted += pods
 			c.pending += pods
+			if provisioned {
+				c.provisioning += pods
+			}
 			if c.granted >= c.goal {
 				heap.Pop(q)
 			} else {
@@ -626,17 +688,26 @@ func (q *queue) Pop() any {
 	return x
 }
 
-func (s *state) result(in Input, allowanceLeft []int32) Result {
+func (s *state) result(in Input, allowanceLeft []int32, growthLeft []int64) Result {
 	var r Result
 	pools := make([]Pool, len(s.kinds))
 	for k, name := range s.kinds {
 		pools[k] = Pool{Resource: name, Free: s.total[k], Allowance: max(0, in.Allowance[name])}
 		pools[k].PendingGranted = pools[k].Allowance - allowanceLeft[k]
+		if g := s.growth[k]; g != nil {
+			pools[k].Grows, pools[k].Growth, pools[k].GrowthGranted = true, g.GPUs, g.GPUs-growthLeft[k]
+		}
 	}
 	acc := make([]int64, len(s.claims)*len(whys)*len(s.kinds))
 	var touched []int
 	for i, c := range s.claims {
-		g := Grant{Policy: c.p.Name, Wanted: c.p.Wanted, Granted: c.granted, Fitted: c.fitted, Pending: c.pending}
+		g := Grant{Policy: c.p.Name, Wanted: c.p.Wanted, Granted: c.granted, Fitted: c.fitted, Pending: c.pending,
+			Provisioning: c.provisioning}
+		if c.provisioning > 0 {
+			for _, rq := range c.req {
+				g.Lead = max(g.Lead, s.growth[rq.kind].Lead)
+			}
+		}
 		if !c.fixed || c.held > 0 {
 			g.Reserved = c.held - min(c.held, max(0, c.p.Wanted-c.p.Placed))
 		}
@@ -652,7 +723,9 @@ func (s *state) result(in Input, allowanceLeft []int32) Result {
 		}
 		if g.Granted < g.Wanted {
 			g.Takers, g.MoreTakers = s.takers(i, acc, &touched)
-			g.Message = s.explain(c, g, allowanceLeft)
+			g.Message = s.explain(c, g, allowanceLeft, growthLeft)
+		} else if g.Provisioning > 0 {
+			g.Message = fmt.Sprintf("wanted %d: %s", g.Wanted, s.provisioned(c, g))
 		}
 		r.Grants = append(r.Grants, g)
 	}
@@ -782,7 +855,7 @@ func (s *state) takers(limited int, acc []int64, touched *[]int) ([]Taker, int) 
 const maxTakersShown = 3
 
 // explain says why a grant is below what the policy wanted.
-func (s *state) explain(c *claim, g Grant, allowanceLeft []int32) string {
+func (s *state) explain(c *claim, g Grant, allowanceLeft []int32, growthLeft []int64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "wanted %d, granted %d: ", g.Wanted, g.Granted)
 	for i, t := range g.Takers {
@@ -817,7 +890,17 @@ func (s *state) explain(c *claim, g Grant, allowanceLeft []int32) string {
 		need[i] = fmt.Sprintf("%d %s", r.n, s.kinds[r.kind])
 	}
 	fmt.Fprintf(&b, "no more pods of %s fit on its %d eligible nodes", strings.Join(need, " + "), len(c.nodes))
+	if g.Provisioning > 0 {
+		fmt.Fprintf(&b, "; %s", s.provisioned(c, g))
+	}
 	for _, r := range c.req {
+		if gr := s.growth[r.kind]; gr != nil {
+			if growthLeft[r.kind] >= r.n {
+				continue
+			}
+			fmt.Fprintf(&b, ", and %s can add no more %s (%d more at most, all granted)", gr.Pools, s.kinds[r.kind], gr.GPUs)
+			break
+		}
 		if allowanceLeft[r.kind] > 0 {
 			continue
 		}
@@ -829,4 +912,33 @@ func (s *state) explain(c *claim, g Grant, allowanceLeft []int32) string {
 		break
 	}
 	return b.String()
+}
+
+// provisioned says where a grant's pods go when some are on nodes being provisioned:
+// "8 fit now, 4 on nodes NodePool gpu can add, ready in ~9 min".
+func (s *state) provisioned(c *claim, g Grant) string {
+	var pools []string
+	for _, r := range c.req {
+		if gr := s.growth[r.kind]; gr != nil && !slices.Contains(pools, gr.Pools) {
+			pools = append(pools, gr.Pools)
+		}
+	}
+	lead := "ready when they are (no node lead time measured yet)"
+	if g.Lead > 0 {
+		lead = "ready in ~" + roundLead(g.Lead)
+	}
+	msg := fmt.Sprintf("%d fit now, %d on nodes %s can add, %s", g.Granted-g.Pending, g.Provisioning, strings.Join(pools, " and "), lead)
+	if more := g.Pending - g.Provisioning; more > 0 {
+		msg += fmt.Sprintf(", %d more Pending", more)
+	}
+	return msg
+}
+
+// roundLead is a lead time as a message gives it: whole minutes from 2 minutes, else
+// whole seconds.
+func roundLead(d time.Duration) string {
+	if d >= 2*time.Minute {
+		return fmt.Sprintf("%d min", int(d.Round(time.Minute)/time.Minute))
+	}
+	return fmt.Sprintf("%d s", int(d.Round(time.Second)/time.Second))
 }

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -471,7 +472,7 @@ func TestAllocateTiers(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := fmt.Sprint(tc.nodes, tc.allowance)
-			res := AllocateTiers(tc.nodes, tc.allowance, tc.tiers...)
+			res := AllocateTiers(tc.nodes, tc.allowance, nil, tc.tiers...)
 			got := make([]map[string]outcome, len(res))
 			for i, r := range res {
 				got[i] = outcomes(r)
@@ -496,7 +497,7 @@ func TestAllocateTiersOneTierIsAllocate(t *testing.T) {
 		{Name: "b", Priority: 10, PerPod: two, Nodes: all, Wanted: 8},
 		{Name: "c", Priority: 10, Guaranteed: 3, PerPod: two, Nodes: all, Wanted: 8},
 	}}
-	got := AllocateTiers(in.Nodes, in.Allowance, in.Policies)
+	got := AllocateTiers(in.Nodes, in.Allowance, nil, in.Policies)
 	if diff := cmp.Diff([]Result{Allocate(in)}, got); diff != "" {
 		t.Errorf("AllocateTiers with one tier (-Allocate +AllocateTiers):\n%s", diff)
 	}
@@ -517,7 +518,7 @@ func TestStep(t *testing.T) {
 		granted int32
 	}
 	var got []handed
-	results, err := Step(single, nil, func(tier, i int, g Grant) error {
+	results, err := Step(single, nil, nil, func(tier, i int, g Grant) error {
 		got = append(got, handed{tier, i, g.Policy, g.Granted})
 		return nil
 	}, tiers...)
@@ -529,17 +530,110 @@ func TestStep(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(handed{})); diff != "" {
 		t.Errorf("grants handed to act (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(AllocateTiers(single, nil, tiers...), results); diff != "" {
+	if diff := cmp.Diff(AllocateTiers(single, nil, nil, tiers...), results); diff != "" {
 		t.Errorf("Step's results (-AllocateTiers +Step):\n%s", diff)
 	}
 
 	stop := errors.New("write failed")
 	calls := 0
-	_, err = Step(single, nil, func(tier, i int, g Grant) error {
+	_, err = Step(single, nil, nil, func(tier, i int, g Grant) error {
 		calls++
 		return stop
 	}, tiers...)
 	if !errors.Is(err, stop) || calls != 1 {
 		t.Errorf("act failing: error %v after %d calls, want %v after 1", err, calls, stop)
+	}
+}
+
+// TestAllocateGrowth: a kind whose node pools can grow is granted Pending pods out of the
+// GPUs they can add (a pod's request each), not out of its allowance, and the grant says
+// where its pods go and when they are ready.
+func TestAllocateGrowth(t *testing.T) {
+	one, four := map[string]int64{gpu: 1}, map[string]int64{gpu: 4}
+	eight := []Node{{Name: "a", Free: map[string]int64{gpu: 8}}}
+	growth := func(gpus int64, lead time.Duration) map[string]Growth {
+		return map[string]Growth{gpu: {GPUs: gpus, Lead: lead, Pools: "NodePool gpu"}}
+	}
+	cases := []struct {
+		name      string
+		allowance map[string]int32
+		growth    map[string]Growth
+		policies  []Policy
+		want      map[string]Grant // Policy, Takers and Placements not compared
+		wantPool  Pool
+	}{
+		{
+			name:     "8 fit now, 4 on nodes the pool adds",
+			growth:   growth(16, 9*time.Minute),
+			policies: []Policy{{Name: "web", PerPod: one, Nodes: []string{"a"}, Wanted: 12}},
+			want: map[string]Grant{"web": {Wanted: 12, Granted: 12, Fitted: 8, Pending: 4, Provisioning: 4, Lead: 9 * time.Minute,
+				Message: "wanted 12: 8 fit now, 4 on nodes NodePool gpu can add, ready in ~9 min"}},
+			wantPool: Pool{Resource: gpu, Free: 8, Granted: 8, Grows: true, Growth: 16, GrowthGranted: 4},
+		},
+		{
+			name:      "the growth replaces the allowance",
+			allowance: map[string]int32{gpu: 10},
+			growth:    growth(2, 0),
+			policies:  []Policy{{Name: "web", PerPod: one, Nodes: []string{"a"}, Current: 2, Placed: 2, Wanted: 14}},
+			want: map[string]Grant{"web": {Wanted: 14, Granted: 12, Fitted: 8, Pending: 2, Provisioning: 2,
+				Message: "wanted 14, granted 12: no more pods of 1 nvidia.com/gpu fit on its 1 eligible nodes; 10 fit now, 2 on nodes NodePool gpu can add, ready when they are (no node lead time measured yet), and NodePool gpu can add no more nvidia.com/gpu (2 more at most, all granted)"}},
+			wantPool: Pool{Resource: gpu, Free: 8, Granted: 8, Allowance: 10, Grows: true, Growth: 2, GrowthGranted: 2},
+		},
+		{
+			// 4 GPUs a pod: the 8 free hold 2 pods, the 10 the pool can add 2 more.
+			name:     "a pod takes its request of the growth",
+			growth:   growth(10, 90*time.Second),
+			policies: []Policy{{Name: "big", PerPod: four, Nodes: []string{"a"}, Wanted: 6}},
+			want: map[string]Grant{"big": {Wanted: 6, Granted: 4, Fitted: 2, Pending: 2, Provisioning: 2, Lead: 90 * time.Second,
+				Message: "wanted 6, granted 4: no more pods of 4 nvidia.com/gpu fit on its 1 eligible nodes; 2 fit now, 2 on nodes NodePool gpu can add, ready in ~90 s, and NodePool gpu can add no more nvidia.com/gpu (10 more at most, all granted)"}},
+			wantPool: Pool{Resource: gpu, Free: 8, Granted: 8, Grows: true, Growth: 10, GrowthGranted: 8},
+		},
+		{
+			// Without a growth, the allowance of 0 holds the policy at what fits.
+			name:     "no growth known: the allowance",
+			policies: []Policy{{Name: "web", PerPod: one, Nodes: []string{"a"}, Wanted: 12}},
+			want: map[string]Grant{"web": {Wanted: 12, Granted: 8, Fitted: 8,
+				Message: "wanted 12, granted 8: no more pods of 1 nvidia.com/gpu fit on its 1 eligible nodes, and nvidia.com/gpu allows no Pending pods"}},
+			wantPool: Pool{Resource: gpu, Free: 8, Granted: 8},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			res := Allocate(Input{Nodes: eight, Policies: tc.policies, Allowance: tc.allowance, Growth: tc.growth})
+			for name, want := range tc.want {
+				got, ok := res.Grant(name)
+				if !ok {
+					t.Fatalf("no grant for %s", name)
+				}
+				got.Policy, got.Takers, got.MoreTakers, got.Placements = "", nil, 0, nil
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("grant of %s (-want +got):\n%s", name, diff)
+				}
+			}
+			if diff := cmp.Diff([]Pool{tc.wantPool}, res.Pools); diff != "" {
+				t.Errorf("pools (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestAllocateTiersShareTheGrowth: what the first tier is granted of a pool's growth, the
+// second tier is not.
+func TestAllocateTiersShareTheGrowth(t *testing.T) {
+	one := map[string]int64{gpu: 1}
+	nodes := []Node{{Name: "a", Free: map[string]int64{gpu: 2}}}
+	growth := map[string]Growth{gpu: {GPUs: 5, Lead: time.Minute, Pools: "NodePool gpu"}}
+	res := AllocateTiers(nodes, nil, growth, []Policy{{Name: "writer", PerPod: one, Nodes: []string{"a"}, Wanted: 6}},
+		[]Policy{{Name: "dry", PerPod: one, Nodes: []string{"a"}, Wanted: 6}})
+	w, _ := res[0].Grant("writer")
+	d, _ := res[1].Grant("dry")
+	if w.Granted != 6 || w.Provisioning != 4 {
+		t.Errorf("writer granted %d, %d of them provisioning; want 6 and 4", w.Granted, w.Provisioning)
+	}
+	if d.Granted != 1 || d.Provisioning != 1 {
+		t.Errorf("dry granted %d, %d of them provisioning; want 1 and 1 (the growth's last GPU)", d.Granted, d.Provisioning)
+	}
+	if growth[gpu].GPUs != 5 {
+		t.Errorf("AllocateTiers changed its growth argument: %v", growth)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -55,11 +56,23 @@ func fuzzInput(data []byte) Input {
 		p.Wanted = int32(next() % 13)
 		in.Policies = append(in.Policies, p)
 	}
+	// Last, so that the seeds written before it read as they did: node pools that can add
+	// GPUs of a kind (bit 0: nvidia, bit 1: MIG), 0 to 15 of them.
+	if g := next(); g%4 != 0 {
+		in.Growth = map[string]Growth{}
+		for i, k := range kinds {
+			if g&(1<<i) != 0 {
+				in.Growth[k] = Growth{GPUs: int64(g>>2) % 16, Lead: time.Duration(g) * time.Second, Pools: "NodePool " + k}
+			}
+		}
+	}
 	return in
 }
 
 // FuzzAllocate checks, on any small problem, that the grants never exceed what fits plus
-// the allowance, node by node and pool by pool; never go below min(wanted, placed) nor
+// the allowance, or the GPUs node pools can add for a kind with a growth, node by node and
+// pool by pool; that the pods on nodes being provisioned are the Pending pods whose kinds
+// all grow; never go below min(wanted, placed) nor
 // above wanted; that another policy's scale-up never takes a guaranteed minimum; that the
 // result does not depend on the order of the input; and that placing runs of pods at once
 // gives what placing them one by one does.
@@ -77,7 +90,7 @@ func FuzzAllocate(f *testing.F) {
 
 		// Shuffled policies, nodes and node lists: the same result.
 		rng := rand.New(rand.NewPCG(uint64(len(data)), 7))
-		sh := Input{Allowance: in.Allowance, Nodes: append([]Node(nil), in.Nodes...)}
+		sh := Input{Allowance: in.Allowance, Growth: in.Growth, Nodes: append([]Node(nil), in.Nodes...)}
 		for _, p := range in.Policies {
 			p.Nodes = append([]string(nil), p.Nodes...)
 			rng.Shuffle(len(p.Nodes), func(i, j int) { p.Nodes[i], p.Nodes[j] = p.Nodes[j], p.Nodes[i] })
@@ -92,7 +105,7 @@ func FuzzAllocate(f *testing.F) {
 		// The guarantee: with every other policy wanting no more than its own guarantee
 		// (no scale-up beyond it), each policy's guaranteed part is the same.
 		for i, p := range in.Policies {
-			alone := Input{Allowance: in.Allowance, Nodes: in.Nodes}
+			alone := Input{Allowance: in.Allowance, Growth: in.Growth, Nodes: in.Nodes}
 			for j, o := range in.Policies {
 				if j != i {
 					o.Wanted = min(o.Wanted, max(o.Placed, o.Guaranteed))
@@ -119,7 +132,8 @@ func checkInvariants(t *testing.T, in Input, r Result) {
 		free[n.Name] = n.Free
 	}
 	used := map[string]map[string]int64{}
-	pending := map[string]int32{}
+	pending := map[string]int32{}  // pods, of the kinds without a growth
+	provided := map[string]int64{} // GPUs, of the kinds with one
 	for _, p := range in.Policies {
 		g, ok := r.Grant(p.Name)
 		if !ok {
@@ -156,8 +170,17 @@ func checkInvariants(t *testing.T, in Input, r Result) {
 		if pods != g.Fitted+g.Reserved {
 			t.Fatalf("policy %s: %d pods placed, but fitted %d + reserved %d", p.Name, pods, g.Fitted, g.Reserved)
 		}
-		for k := range p.PerPod {
-			pending[k] += g.Pending
+		provisioned := g.Pending > 0 && len(p.PerPod) > 0
+		for k, n := range p.PerPod {
+			if _, ok := in.Growth[k]; ok {
+				provided[k] += int64(g.Pending) * n
+			} else {
+				pending[k] += g.Pending
+				provisioned = false
+			}
+		}
+		if want := map[bool]int32{true: g.Pending, false: 0}[provisioned]; g.Provisioning != want {
+			t.Fatalf("policy %s: %d of %d Pending pods provisioning, want %d (kinds %v, growth %v)", p.Name, g.Provisioning, g.Pending, want, p.PerPod, in.Growth)
 		}
 		// A policy below its guarantee names no other's scale-up at its priority as a taker.
 		if g.Granted < min(p.Wanted, p.Guaranteed) {
@@ -179,6 +202,11 @@ func checkInvariants(t *testing.T, in Input, r Result) {
 	for k, n := range pending {
 		if n > max(0, in.Allowance[k]) {
 			t.Fatalf("%d Pending pods of %s granted, allowance %d", n, k, in.Allowance[k])
+		}
+	}
+	for k, n := range provided {
+		if n > max(0, in.Growth[k].GPUs) {
+			t.Fatalf("%d %s granted to Pending pods, the node pools can add %d", n, k, in.Growth[k].GPUs)
 		}
 	}
 }

@@ -157,7 +157,7 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 		in.Nodes[0].Free[poolResource] = max(0, gpus-held)
 		// Every member writes its scale: one tier, as the controller's writers are.
 		now := Epoch.Add(time.Duration(t) * par.Tick)
-		_, err := alloc.Step(in.Nodes, in.Allowance, func(_, i int, g alloc.Grant) error {
+		_, err := alloc.Step(in.Nodes, in.Allowance, nil, func(_, i int, g alloc.Grant) error {
 			m := sims[i]
 			if g.Granted < wants[i] {
 				if short := m.e.need(t) - g.Granted; short > 0 {

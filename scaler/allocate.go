@@ -92,7 +92,7 @@ func (c *Controller) allocateOn(runs []*pass, free []alloc.Node, claim func(*pas
 		}
 	}
 	tiers := [][]*pass{writerPasses, otherPasses}
-	results, _ := alloc.Step(free, allowance, func(tier, i int, g alloc.Grant) error {
+	results, _ := alloc.Step(free, allowance, c.growth, func(tier, i int, g alloc.Grant) error {
 		tiers[tier][i].grantCapacity(g)
 		return nil
 	}, writers, others)

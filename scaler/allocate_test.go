@@ -3,6 +3,7 @@ package scaler
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,5 +109,39 @@ func TestStatusTableCapacity(t *testing.T) {
 	WriteStatusTable(&b, st[1:2])
 	if strings.Contains(b.String(), "GUARANTEED") {
 		t.Errorf("a capacity table without a policy allocated:\n%s", b.String())
+	}
+}
+
+// TestAllocateOnGrowth: with what Karpenter's NodePools can add known (observeGrowth), the
+// pods beyond what fits are granted out of it, not the allowance, and the grant says where
+// they go and when they are ready.
+func TestAllocateOnGrowth(t *testing.T) {
+	c := &Controller{opts: DefaultOptions(), deps: Deps{Metrics: NewMetrics(prometheus.NewRegistry())},
+		growth: map[string]alloc.Growth{"nvidia.com/gpu": {GPUs: 8, Lead: 9 * time.Minute, Pools: "NodePool gpu"}}}
+	free := []alloc.Node{{Name: "a", Free: map[string]int64{"nvidia.com/gpu": 8}}}
+	claim := func(*pass) (map[string]int64, []string) {
+		return map[string]int64{"nvidia.com/gpu": 2}, []string{"a"}
+	}
+	// 8 free GPUs, 2 a pod: 4 pods fit; web wants 7 more than its 1: 3 more on the 8 GPUs
+	// the NodePool can add (4 pods' worth), the allowance (0 by default) not used.
+	web := run("web", 0, 0, 1, 1, 8, true)
+	c.allocateOn([]*pass{web}, free, claim)
+	if d := web.res.Decision; d.DesiredReplicas != 8 || d.Reason != policy.ReasonDesiredWithinRange {
+		t.Errorf("decision: %d replicas (%s), want 8 (DesiredWithinRange)", d.DesiredReplicas, d.Reason)
+	}
+	want := "wanted 8: 5 fit now, 3 on nodes NodePool gpu can add, ready in ~9 min"
+	if web.grant == nil || web.grant.Message != want || web.grant.Provisioning != 3 || web.grant.Lead != 9*time.Minute {
+		t.Errorf("grant: %+v, want 3 pods provisioning in 9 min and the message %q", web.grant, want)
+	}
+	// The growth: 8 GPUs, 6 granted; none of the allowance.
+	for _, m := range []struct {
+		name string
+		g    *prometheus.GaugeVec
+		want float64
+	}{{"prescale_pool_growth_gpus", c.deps.Metrics.PoolGrowth, 8}, {"prescale_pool_growth_granted_gpus", c.deps.Metrics.PoolGrowthGranted, 6},
+		{"prescale_pool_pending_pods", c.deps.Metrics.PoolPending, 0}} {
+		if v := testutil.ToFloat64(m.g.WithLabelValues("nvidia.com/gpu")); v != m.want {
+			t.Errorf("%s = %v, want %v", m.name, v, m.want)
+		}
 	}
 }

@@ -21,10 +21,12 @@ import (
 	autoscalinglisters "k8s.io/client-go/listers/autoscaling/v2"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/scale"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 
+	"github.com/prescale/prescale/alloc"
 	"github.com/prescale/prescale/policy"
 )
 
@@ -89,6 +91,14 @@ type Controller struct {
 
 	// nodeLeads is each node pool's measured lead time; the tick's.
 	nodeLeads nodeLeads
+	// nodePools lists Karpenter's NodePools (nil where their API is not served, or
+	// capacity.mode is not cap); growth is what they can add, by GPU kind, as the tick's
+	// observe found it (nil: unknown, the Pending allowance holds), growthErrs what it
+	// said last of NodePools it could not read, to say each once.
+	nodePools  cache.GenericLister
+	poolsSync  cache.InformerSynced
+	growth     map[string]alloc.Growth
+	growthErrs string
 
 	mu       sync.Mutex
 	policies []policy.Policy
@@ -192,6 +202,7 @@ func allocationTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
 // first, the error is ErrNotSynced, saying why they had not.
 func (c *Controller) Start(ctx context.Context) error {
 	c.factory.Start(ctx.Done())
+	c.startNodePools(ctx)
 	if err := c.waitForSync(ctx); err != nil {
 		return err
 	}
@@ -351,6 +362,7 @@ func (c *Controller) Tick(ctx context.Context) {
 	if nodes, err := c.nodes.List(labelsEverything); err == nil {
 		c.nodeLeads.observe(nodes)
 	}
+	c.observeGrowth(ctx)
 	phases.done(phaseObserve)
 
 	// 2. decide

@@ -73,6 +73,10 @@ type Metrics struct {
 	PoolGranted     *prometheus.GaugeVec
 	PoolReserved    *prometheus.GaugeVec
 	PoolPending     *prometheus.GaugeVec
+	// PoolGrowth and PoolGrowthGranted are, for a GPU kind that Karpenter's NodePools
+	// limit, the GPUs they could still add and those granted to Pending pods.
+	PoolGrowth        *prometheus.GaugeVec
+	PoolGrowthGranted *prometheus.GaugeVec
 	// NodeLeadTime is each node pool's measured lead time (nodeLeads).
 	NodeLeadTime *prometheus.GaugeVec
 }
@@ -189,6 +193,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "GPUs of the pool held at the last tick for guaranteed minimums their policies did not want."}, []string{"pool"}),
 		PoolPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_pending_pods",
 			Help: "Pods granted beyond what fits at the last tick, under the pool's Pending allowance."}, []string{"pool"}),
+		PoolGrowth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_growth_gpus",
+			Help: "GPUs of the pool's kind that node pools (Karpenter NodePools with a limit on it) could still add at the last tick: their limits less what their nodes have; absent without."}, []string{"pool"}),
+		PoolGrowthGranted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_growth_granted_gpus",
+			Help: "GPUs of prescale_pool_growth_gpus granted at the last tick to Pending pods, for nodes being provisioned."}, []string{"pool"}),
 		NodeLeadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_node_lead_time_seconds",
 			Help: "p90 of the creation-to-Ready time of the node pool's recent nodes (a node autoscaler's NodePool or node group, from the karpenter.sh/nodepool label or a cloud's node-group label; absent until one is measured)."}, []string{"nodepool"}),
 	}
@@ -199,7 +207,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
 		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ObjectiveWaitedMinutes, m.ObjectiveMissing,
 		m.ForecastLoadMissing, m.ConflictingAutoscaler,
-		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending, m.NodeLeadTime)
+		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending, m.PoolGrowth, m.PoolGrowthGranted, m.NodeLeadTime)
 	return m
 }
 

@@ -131,7 +131,8 @@ func (r *pass) report(now time.Time) {
 	st.capacity = nil
 	if grant != nil {
 		st.capacity = &CapacityStatus{Priority: p.CapacityPriority(), Guaranteed: p.CapacityGuaranteed(), Wanted: grant.Wanted,
-			Granted: grant.Granted, Pending: grant.Pending, Reserved: grant.Reserved, Message: grant.Message}
+			Granted: grant.Granted, Pending: grant.Pending, Provisioning: grant.Provisioning, LeadSeconds: grant.Lead.Seconds(),
+			Reserved: grant.Reserved, Message: grant.Message}
 	}
 
 	// The scorecard integrates over the time since the last tick, at most two intervals
@@ -204,11 +205,17 @@ type CapacityStatus struct {
 	// Wanted is the engine's desired replicas, Granted those the allocation granted; Pending
 	// the granted pods beyond what fits (the pool's allowance), Reserved the pods' worth of
 	// GPUs held for the guarantee and not wanted.
-	Wanted   int32 `json:"wanted"`
-	Granted  int32 `json:"granted"`
-	Pending  int32 `json:"pending,omitempty"`
-	Reserved int32 `json:"reserved,omitempty"`
-	// Message explains a grant below what was wanted: who got the GPUs.
+	Wanted  int32 `json:"wanted"`
+	Granted int32 `json:"granted"`
+	Pending int32 `json:"pending,omitempty"`
+	// Provisioning is how many of the Pending pods go on nodes that Karpenter's NodePools
+	// can add, LeadSeconds when they are ready (the NodePools' measured lead time; 0 when
+	// none was measured yet).
+	Provisioning int32   `json:"provisioning,omitempty"`
+	LeadSeconds  float64 `json:"leadSeconds,omitempty"`
+	Reserved     int32   `json:"reserved,omitempty"`
+	// Message explains a grant below what was wanted (who got the GPUs), or one with pods
+	// on nodes being provisioned (where, and when they are ready).
 	Message string `json:"message,omitempty"`
 }
 
@@ -255,6 +262,8 @@ func (c *Controller) reportPools(results ...alloc.Result) {
 	type pool struct {
 		free, granted, reserved int64
 		pending                 int32
+		growth, growthGranted   int64
+		grows                   bool
 	}
 	pools := map[string]*pool{}
 	for i, r := range results {
@@ -265,14 +274,15 @@ func (c *Controller) reportPools(results ...alloc.Result) {
 				pools[p.Resource] = pl
 			}
 			if i == 0 {
-				pl.free = p.Free
+				pl.free, pl.growth, pl.grows = p.Free, p.Growth, p.Grows
 			}
+			pl.growthGranted += p.GrowthGranted
 			pl.granted += p.Granted
 			pl.reserved += p.Reserved
 			pl.pending += p.PendingGranted
 		}
 	}
-	for _, v := range []*prometheus.GaugeVec{m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending} {
+	for _, v := range []*prometheus.GaugeVec{m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending, m.PoolGrowth, m.PoolGrowthGranted} {
 		v.Reset()
 	}
 	for name, p := range pools {
@@ -280,5 +290,9 @@ func (c *Controller) reportPools(results ...alloc.Result) {
 		m.PoolGranted.WithLabelValues(name).Set(float64(p.granted))
 		m.PoolReserved.WithLabelValues(name).Set(float64(p.reserved))
 		m.PoolPending.WithLabelValues(name).Set(float64(p.pending))
+		if p.grows {
+			m.PoolGrowth.WithLabelValues(name).Set(float64(p.growth))
+			m.PoolGrowthGranted.WithLabelValues(name).Set(float64(p.growthGranted))
+		}
 	}
 }

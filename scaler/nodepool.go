@@ -1,0 +1,128 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/klog/v2"
+
+	"github.com/prescale/prescale/alloc"
+)
+
+// nodePoolGVR is Karpenter's NodePool, whose spec.limits bound what it provisions and whose
+// status.resources are what its nodes have.
+var nodePoolGVR = schema.GroupVersionResource{Group: "karpenter.sh", Version: "v1", Resource: "nodepools"}
+
+// growthOf returns, per GPU kind, what Karpenter's NodePools can still add: each NodePool
+// whose spec.limits names the kind adds its limit less its status.resources of it (none
+// below 0). A NodePool without a limit on a kind is not counted for it: whether its
+// instance types have that GPU is the cloud provider's to say, not the NodePool's, so
+// prescale does not grant on it (docs/capacity.md). Each kind's lead time is the longest
+// of its NodePools' measured ones (leads, by NodePool name: the karpenter.sh/nodepool node
+// label), 0 when none is measured. A NodePool whose limit or resource does not parse is
+// skipped, and returned as an error naming it and the field.
+func growthOf(pools []*unstructured.Unstructured, isGPU func(string) bool, leads map[string]time.Duration) (map[string]alloc.Growth, []error) {
+	type acc struct {
+		gpus  int64
+		lead  time.Duration
+		names []string
+	}
+	kinds := map[string]*acc{}
+	var errs []error
+	for _, u := range pools {
+		limits, _, _ := unstructured.NestedStringMap(u.Object, "spec", "limits")
+		used, _, _ := unstructured.NestedStringMap(u.Object, "status", "resources")
+		for kind, limit := range limits {
+			if !isGPU(kind) {
+				continue
+			}
+			l, err := resource.ParseQuantity(limit)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("NodePool %s: spec.limits[%q]: %q: %w", u.GetName(), kind, limit, err))
+				continue
+			}
+			var inUse resource.Quantity
+			if s, ok := used[kind]; ok {
+				if inUse, err = resource.ParseQuantity(s); err != nil {
+					errs = append(errs, fmt.Errorf("NodePool %s: status.resources[%q]: %q: %w", u.GetName(), kind, s, err))
+					continue
+				}
+			}
+			a := kinds[kind]
+			if a == nil {
+				a = &acc{}
+				kinds[kind] = a
+			}
+			a.gpus += max(0, l.Value()-inUse.Value())
+			a.lead = max(a.lead, leads[u.GetName()])
+			a.names = append(a.names, u.GetName())
+		}
+	}
+	out := make(map[string]alloc.Growth, len(kinds))
+	for kind, a := range kinds {
+		slices.Sort(a.names)
+		noun := "NodePool "
+		if len(a.names) > 1 {
+			noun = "NodePools "
+		}
+		out[kind] = alloc.Growth{GPUs: a.gpus, Lead: a.lead, Pools: noun + strings.Join(a.names, ", ")}
+	}
+	return out, errs
+}
+
+// startNodePools starts an informer on Karpenter's NodePools when capacity.mode is cap and
+// their API is served; otherwise it says once that the allocation grants Pending pods under
+// the allowance only. It does not hold Start: the NodePools are read once synced, and until
+// then (or without list and watch on them, which the informer's log then says) the growth
+// is unknown.
+func (c *Controller) startNodePools(ctx context.Context) {
+	if c.opts.Capacity.Mode != CapacityCap || c.deps.Dynamic == nil || c.deps.Mapper == nil {
+		return
+	}
+	logger := klog.FromContext(ctx)
+	if _, err := c.deps.Mapper.RESTMapping(schema.GroupKind{Group: nodePoolGVR.Group, Kind: "NodePool"}, nodePoolGVR.Version); err != nil {
+		logger.Info("Karpenter's NodePool API is not served: pods beyond what fits are granted under each pool's Pending allowance only",
+			"resource", nodePoolGVR.String(), "err", err)
+		return
+	}
+	f := dynamicinformer.NewDynamicSharedInformerFactory(c.deps.Dynamic, 0)
+	inf := f.ForResource(nodePoolGVR)
+	c.nodePools, c.poolsSync = inf.Lister(), inf.Informer().HasSynced
+	f.Start(ctx.Done())
+	logger.Info("Reading Karpenter's NodePools: a GPU kind that a NodePool limits is granted Pending pods out of what it can still add",
+		"resource", nodePoolGVR.String())
+}
+
+// observeGrowth reads what the NodePools can add (growthOf), for the tick's allocation.
+func (c *Controller) observeGrowth(ctx context.Context) {
+	c.growth = nil
+	if c.nodePools == nil || !c.poolsSync() {
+		return
+	}
+	objs, err := c.nodePools.List(labelsEverything)
+	if err != nil {
+		return // a lister does not fail
+	}
+	pools := make([]*unstructured.Unstructured, 0, len(objs))
+	for _, o := range objs {
+		if u, ok := o.(*unstructured.Unstructured); ok {
+			pools = append(pools, u)
+		}
+	}
+	growth, errs := growthOf(pools, c.opts.Capacity.IsGPU, c.nodeLeads.p90())
+	if msg := fmt.Sprint(errors.Join(errs...)); len(errs) > 0 && msg != c.growthErrs {
+		klog.FromContext(ctx).Error(errors.Join(errs...), "Skipping NodePools whose GPU limits or resources do not parse")
+		c.growthErrs = msg
+	} else if len(errs) == 0 {
+		c.growthErrs = ""
+	}
+	c.growth = growth
+}
