@@ -10,6 +10,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2/ktesting"
 
 	"github.com/prescale/prescale/internal/testutil"
@@ -17,13 +18,12 @@ import (
 	"github.com/prescale/prescale/scaler"
 )
 
-// Beside a real node autoscaler (Karpenter's kwok provider, its nodes Ready 20 s after
-// their creation), prescale measures the node pool's lead time: a GPU pod that fits no node
-// makes Karpenter launch one, and prescale_node_lead_time_seconds{nodepool} reads the
-// node's creation-to-Ready time.
-func TestNodeLeadTimeBesideKarpenter(t *testing.T) {
-	const nodeDelay = 20 * time.Second
-	sharedSandbox(t) // builds prescale; the policy runs on the Karpenter sandbox below
+// karpenterSandbox starts a sandbox of its own with Karpenter's kwok provider, whose nodes
+// are Ready nodeDelay after their creation, down at the test's end; prescale is built by
+// the shared sandbox's start.
+func karpenterSandbox(t *testing.T, nodeDelay time.Duration) (context.Context, *sandbox.State, kubernetes.Interface) {
+	t.Helper()
+	sharedSandbox(t)
 	_, ctx := ktesting.NewTestContext(t)
 	st, err := sandbox.Up(ctx, sandbox.Options{BinDir: world.bin, StateDir: t.TempDir(),
 		Karpenter: &sandbox.KarpenterOptions{NodeDelay: nodeDelay}})
@@ -39,6 +39,16 @@ func TestNodeLeadTimeBesideKarpenter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ctx, st, kube
+}
+
+// Beside a real node autoscaler (Karpenter's kwok provider, its nodes Ready 20 s after
+// their creation), prescale measures the node pool's lead time: a GPU pod that fits no node
+// makes Karpenter launch one, and prescale_node_lead_time_seconds{nodepool} reads the
+// node's creation-to-Ready time.
+func TestNodeLeadTimeBesideKarpenter(t *testing.T) {
+	const nodeDelay = 20 * time.Second
+	ctx, st, kube := karpenterSandbox(t, nodeDelay)
 	w := sandbox.Workload{Namespace: "e2e-node-lead", Name: "llm", Replicas: 1, GPUs: 1}
 	if err := w.Apply(ctx, kube); err != nil {
 		t.Fatal(err)
@@ -70,22 +80,7 @@ func TestNodeLeadTimeBesideKarpenter(t *testing.T) {
 // NodePool's growth, the allowance of 0 would hold the policy at the pods that fit.
 func TestGrowthBesideKarpenter(t *testing.T) {
 	const nodeDelay = 20 * time.Second
-	sharedSandbox(t) // builds prescale; the policy runs on the Karpenter sandbox below
-	_, ctx := ktesting.NewTestContext(t)
-	st, err := sandbox.Up(ctx, sandbox.Options{BinDir: world.bin, StateDir: t.TempDir(),
-		Karpenter: &sandbox.KarpenterOptions{NodeDelay: nodeDelay}})
-	if err != nil {
-		t.Fatalf("sandbox with Karpenter: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := sandbox.Down(context.Background(), st.Dir); err != nil {
-			t.Errorf("Down: %v", err)
-		}
-	})
-	kube, err := st.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, st, kube := karpenterSandbox(t, nodeDelay)
 	w := sandbox.Workload{Namespace: "e2e-growth", Name: "llm", Replicas: 1, GPUs: 1}
 	if err := w.Apply(ctx, kube); err != nil {
 		t.Fatal(err)
