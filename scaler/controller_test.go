@@ -224,6 +224,7 @@ func (cl *cluster) tickAt(c *Controller, at time.Duration) []string {
 	cl.clock.SetTime(epoch.Add(at))
 	c.Tick(cl.ctx)
 	c.awaitRecords() // the decision records, written after the tick
+	awaitHistories(cl.t, c)
 	var got []string
 	for {
 		select {
@@ -231,6 +232,27 @@ func (cl *cluster) tickAt(c *Controller, at time.Duration) []string {
 			got = append(got, e)
 		default:
 			return got
+		}
+	}
+}
+
+// awaitHistories waits for the forecast histories a tick started loading in the background.
+// The fakes answer at once, but on a busy machine their goroutines may not have run before
+// the next tick, and the tests tick without pause: the forecast would then be fitted
+// ticks later than in a controller, whose history arrives within an interval (or, in
+// TestStatusDuringTicks, after the claims it counts on). A load still running after 10 s
+// fails the test: a test of a slow history drives observeHistory itself.
+func awaitHistories(t testing.TB, c *Controller) {
+	t.Helper()
+	_, targets := c.snapshot()
+	deadline := time.After(10 * time.Second)
+	for name, tg := range targets {
+		if h := tg.history; h != nil {
+			select {
+			case <-h.done:
+			case <-deadline:
+				t.Fatalf("policy %s: its forecast history still loading 10 s after the tick", name)
+			}
 		}
 	}
 }
