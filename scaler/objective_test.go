@@ -317,6 +317,7 @@ func TestMissingObjectiveAndLoadSaySoOnceSustained(t *testing.T) {
 		cl.source.set("lq", s.lq)
 		c.Tick(cl.ctx)
 		c.awaitRecords()
+		awaitHistories(t, c)
 		var events []string
 		for len(cl.events.Events) > 0 {
 			events = append(events, <-cl.events.Events)
