@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,21 +39,21 @@ func growthOf(pools []*unstructured.Unstructured, isGPU func(string) bool, leads
 	kinds := map[string]*acc{}
 	var errs []error
 	for _, u := range pools {
-		limits, _, _ := unstructured.NestedStringMap(u.Object, "spec", "limits")
-		used, _, _ := unstructured.NestedStringMap(u.Object, "status", "resources")
+		limits, _, _ := unstructured.NestedMap(u.Object, "spec", "limits")
+		used, _, _ := unstructured.NestedMap(u.Object, "status", "resources")
 		for kind, limit := range limits {
 			if !isGPU(kind) {
 				continue
 			}
-			l, err := resource.ParseQuantity(limit)
+			l, err := quantity(limit)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("NodePool %s: spec.limits[%q]: %q: %w", u.GetName(), kind, limit, err))
+				errs = append(errs, fmt.Errorf("NodePool %s: spec.limits[%q]: %w", u.GetName(), kind, err))
 				continue
 			}
 			var inUse resource.Quantity
-			if s, ok := used[kind]; ok {
-				if inUse, err = resource.ParseQuantity(s); err != nil {
-					errs = append(errs, fmt.Errorf("NodePool %s: status.resources[%q]: %q: %w", u.GetName(), kind, s, err))
+			if v, ok := used[kind]; ok {
+				if inUse, err = quantity(v); err != nil {
+					errs = append(errs, fmt.Errorf("NodePool %s: status.resources[%q]: %w", u.GetName(), kind, err))
 					continue
 				}
 			}
@@ -76,6 +77,28 @@ func growthOf(pools []*unstructured.Unstructured, isGPU func(string) bool, leads
 		out[kind] = alloc.Growth{GPUs: a.gpus, Lead: a.lead, Pools: noun + strings.Join(a.names, ", ")}
 	}
 	return out, errs
+}
+
+// quantity parses a resource quantity as a custom resource holds it: a string ("16"), or
+// the number a manifest gave (16), which JSON keeps as a number.
+func quantity(v any) (resource.Quantity, error) {
+	switch x := v.(type) {
+	case string:
+		q, err := resource.ParseQuantity(x)
+		if err != nil {
+			return q, fmt.Errorf("%q: %w", x, err)
+		}
+		return q, nil
+	case int64:
+		return *resource.NewQuantity(x, resource.DecimalSI), nil
+	case float64:
+		q, err := resource.ParseQuantity(strconv.FormatFloat(x, 'f', -1, 64))
+		if err != nil {
+			return q, fmt.Errorf("%v: %w", x, err)
+		}
+		return q, nil
+	}
+	return resource.Quantity{}, fmt.Errorf("%v: not a quantity (%T)", v, v)
 }
 
 // startNodePools starts an informer on Karpenter's NodePools when capacity.mode is cap and
@@ -118,10 +141,11 @@ func (c *Controller) observeGrowth(ctx context.Context) {
 		}
 	}
 	growth, errs := growthOf(pools, c.opts.Capacity.IsGPU, c.nodeLeads.p90())
-	if msg := fmt.Sprint(errors.Join(errs...)); len(errs) > 0 && msg != c.growthErrs {
-		klog.FromContext(ctx).Error(errors.Join(errs...), "Skipping NodePools whose GPU limits or resources do not parse")
+	err = errors.Join(errs...)
+	if msg := fmt.Sprint(err); err != nil && msg != c.growthErrs {
+		klog.FromContext(ctx).Error(err, "Skipping NodePools whose GPU limits or resources do not parse")
 		c.growthErrs = msg
-	} else if len(errs) == 0 {
+	} else if err == nil {
 		c.growthErrs = ""
 	}
 	c.growth = growth
