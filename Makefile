@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 BENCH    ?= .
 
-.PHONY: all build image image-docker test unit e2e check bench bench-soak fuzz clean benchmarks-doc benchmarks-zero test-e2e-backtest
+.PHONY: all build image image-docker test unit e2e check bench bench-soak fuzz clean benchmarks-doc benchmarks-zero benchmarks-loo test-e2e-backtest
 
 all: build
 
@@ -98,6 +98,11 @@ fuzz:
 ## benchmarks-doc: regenerate docs/benchmarks.md and its plots from ../shared/traces
 benchmarks-doc:
 	./docs/benchmarks.sh
+
+## benchmarks-loo: regenerate only the leave-one-out section of docs/benchmarks.md (the
+## objective's constants scored on each trace left out; about 20 minutes on 2 cores)
+benchmarks-loo:
+	./docs/benchmarks-loo.sh
 
 ## benchmarks-zero: regenerate only the scale-to-zero section of docs/benchmarks.md
 benchmarks-zero:

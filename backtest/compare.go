@@ -537,3 +537,10 @@ func ParseBudget(s string) (float64, error) {
 	}
 	return v, nil
 }
+
+// CriterionOf is the benchmark criterion of conf on a trace of minutes minutes with the
+// objective's budget, against the HPA settings (HPAGrid's, with their outcomes) and the
+// oracle: what Compare reports, for a caller that reuses one HPA sweep (hack/objloo).
+func CriterionOf(budget float64, minutes int, settings []HPASetting, conf, oracle Outcome) Criterion {
+	return criterion(budget, minutes, settings, conf, oracle)
+}

@@ -94,7 +94,7 @@ func newDecider(p *policy.Policy, par Params, mu float64, reference bool) (*deci
 	}
 	d.in.Metrics = make([]policy.Sample, len(p.Metrics))
 	startup := time.Duration(par.startupTicks()) * par.Tick
-	opts := engine.Options{Tick: par.Tick, DefaultStartup: startup, KeepLoad: true}
+	opts := engine.Options{Tick: par.Tick, DefaultStartup: startup, KeepLoad: true, Pacing: par.Pacing}
 	if p.Forecast != nil {
 		d.forecasts = true
 		opts.LoadStep = time.Minute

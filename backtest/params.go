@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	"github.com/prescale/prescale/engine"
 )
 
 // Epoch is the simulated instant of tick 0: Decide sees now = Epoch + tick*Params.Tick.
@@ -36,6 +38,9 @@ type Params struct {
 	SLO time.Duration
 	// GPUsPerReplica is the GPUs each pod holds, Ready or starting: (0, MaxGPUsPerReplica].
 	GPUsPerReplica float64
+	// Pacing is not the model's: it replaces the objective's pacing constants (zero: the
+	// defaults prescale run uses), for choosing them on traces leave-one-out (hack/objloo).
+	Pacing engine.Pacing
 }
 
 // DefaultParams returns the spec's defaults: 15 s tick, 180 s startup, peak 40 replicas at

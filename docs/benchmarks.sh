@@ -132,9 +132,9 @@ delay, 1 GPU per replica.
   every default (`method: auto`, `horizon: auto`, `perReplica: auto`, and, with an
   objective, `hold: 1h`: the forecast's plan is kept for an hour after it falls), and an
   objective: at most 0.1% of minutes with a queueing delay over 2 s. prescale chooses the
-  forecast's planning quantile itself, minute by minute, from the violations it observes
-  ([objective.md](objective.md)); nothing in the file is
-  tuned to a trace. The forecaster starts with no history (the trace is its history).
+  forecast's planning quantile itself, minute by minute, from the violations it observes,
+  and paces the hold, the scale-down window and the targets on the budget it has earned and
+  not spent ([objective.md](objective.md)); nothing in the file is tuned to a trace. The forecaster starts with no history (the trace is its history).
 - `oracle`: the model's clairvoyant formula, not a policy file: at each tick it sets the total
   to what the largest arrival rate of the next startup + 15 s needs at 70%. It is the cost
   floor at this target. It can fall short only at a trace's start, which every policy begins
@@ -207,5 +207,6 @@ ACC
 go test -count=1 -run TestAccuracyReport -v ./forecast/ | grep '^|'
 } > docs/benchmarks.md.tmp
 mv docs/benchmarks.md.tmp docs/benchmarks.md
+./docs/benchmarks-loo.sh
 ./docs/benchmarks-zero.sh
 echo "wrote docs/benchmarks.md and docs/img/*.png"

@@ -17,6 +17,9 @@ type Options struct {
 	// every tick). The forecaster steps at LoadStep, and a forecast made at a sample serves
 	// the ticks until the next one, so its horizon reaches LoadStep - Tick further.
 	LoadStep time.Duration
+	// Pacing are the objective's pacing constants (zero: the defaults); only the choice of
+	// those constants on traces sets them.
+	Pacing Pacing
 	// DefaultStartup is the pods' start-up time that horizon: auto assumes until SetStartup
 	// reports a measured one.
 	DefaultStartup time.Duration
@@ -117,7 +120,7 @@ func (e *Engine) SetPolicy(p *policy.Policy) {
 	case p.Objective == nil:
 		e.obj = nil
 	case e.obj == nil:
-		e.obj = newObjective(p)
+		e.obj = newObjective(p, e.opts.Pacing)
 	default:
 		e.obj.setPolicy(p)
 	}
@@ -269,7 +272,11 @@ func (e *Engine) Step(in Input, now time.Time) Result {
 		res.WakeGateChanged = e.wk.judge(e.p.ScaleToZero, obs.Activation, now)
 		obs.WakeGated = e.wk.gated
 	}
-	res.Decision, e.hist = policy.Decide(e.p, obs, e.hist, now)
+	dp := e.p
+	if e.obj != nil {
+		dp = e.obj.policy() // the scale-down window and targets the objective sets
+	}
+	res.Decision, e.hist = policy.Decide(dp, obs, e.hist, now)
 	if e.fc != nil && e.fc.pred != nil {
 		e.fc.pred.Learn(res.Decision, load, loadOK)
 		res.Forecast.ForecastResult = res.Decision.Forecast

@@ -314,6 +314,7 @@ func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (
 	if e.obj != nil {
 		fc.pred.SetQuantile(e.obj.st.Quantile)
 		fc.pred.SetReach(ObjectiveMaxQuantile)
+		fc.hold = e.obj.holdFor()
 	}
 	if sample != nil {
 		st.LoadWarnings = sample.Warnings

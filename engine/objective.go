@@ -5,20 +5,39 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/prescale/prescale/policy"
 )
 
-// The objective's adaptive quantile (adaptive conformal inference, Gibbs and Candès 2021):
-// after each minute with an observation of the SLO query, the planned quantile q moves by
+// The objective controls every knob that trades GPU-hours for violated minutes, in two
+// loops on the same count of violated minutes.
+//
+// The forecast's planning quantile q is adaptive conformal inference (Gibbs and Candès
+// 2021): after each minute with an observation of the SLO query, q moves by
 // Step × (violated − aim), aim being (1 − Reserve) × budget: up by nearly Step after a
 // minute over the SLO, down by Step × aim after a minute within it. Summed, q = start +
-// Step × (violated minutes − aim × minutes): an integral controller on the budget spent,
-// so over any long run the share of violated minutes tends to the aim, whatever the
-// traffic, as long as q stays inside its bounds. The Reserve is what the adaptation's own
-// lag costs: reaching the quantile a trace needs from the start one takes violated
-// minutes, (needed − start) / Step of them.
+// Step × (violated minutes − aim × minutes): an integral controller on the budget spent.
+//
+// The other knobs (the forecast's hold, the scale-down stabilization window, the reactive
+// metrics' targets) follow one tightness T in [0, 1], paced on the budget's bank: the
+// minutes of budget earned and not spent, Σ (aim − violated) over the observed minutes.
+// T = 1 − bank / E, within [0, 1], E being the mean violated minutes of an episode (a run
+// of violated minutes less than ObjectiveEpisodeGap apart), measured, with a prior of one
+// episode of ObjectiveEpisodePrior minutes. So:
+//   - it starts safe: the bank is empty, T = 1, every knob as the policy writes it;
+//   - it loosens only as budget is earned and not spent, reaching the loose end (no hold,
+//     no scale-down window, targets × ObjectiveMaxTargetScale) once the bank could pay for
+//     one more episode;
+//   - a violated minute spends the bank and tightens at once; after an overspend T stays at
+//     1 until the debt is earned back;
+//   - the bank is capped at E (anti-windup): a quiet month licenses one episode, not a
+//     month of them.
+//
+// Over a run, the violated minutes the loose knobs cause are then at most the budget
+// earned plus one episode: the bank never holds more. Violated minutes while T = 1 are
+// those of the policy as written, which the quantile's loop answers.
 const (
 	// ObjectiveStep is the step of the adaptive quantile per violated minute.
 	ObjectiveStep = 0.01
@@ -29,7 +48,38 @@ const (
 	// ObjectiveMinQuantile and ObjectiveMaxQuantile bound the adaptive quantile.
 	ObjectiveMinQuantile = policy.MinForecastQuantile
 	ObjectiveMaxQuantile = policy.MaxForecastQuantile
+	// ObjectiveEpisodePrior is the violated minutes of an episode assumed before any is
+	// seen, counted as one episode in the mean.
+	ObjectiveEpisodePrior = 5.0
+	// ObjectiveEpisodeGap: violated minutes less than this apart are one episode.
+	ObjectiveEpisodeGap = 10 * time.Minute
+	// ObjectiveMaxTargetScale is the most the objective raises the reactive metrics'
+	// targets, at T = 0: a KV-cache target of 0.67 becomes 0.8375.
+	ObjectiveMaxTargetScale = 1.25
 )
+
+// Pacing are the constants of the objective's pacing of T, for choosing them on traces
+// leave-one-out (hack/objloo); the zero value is the defaults.
+type Pacing struct {
+	// EpisodePrior replaces ObjectiveEpisodePrior when > 0.
+	EpisodePrior float64
+	// MaxTargetScale replaces ObjectiveMaxTargetScale when >= 1.
+	MaxTargetScale float64
+}
+
+func (pc Pacing) episodePrior() float64 {
+	if pc.EpisodePrior > 0 {
+		return pc.EpisodePrior
+	}
+	return ObjectiveEpisodePrior
+}
+
+func (pc Pacing) maxTargetScale() float64 {
+	if pc.MaxTargetScale >= 1 {
+		return pc.MaxTargetScale
+	}
+	return ObjectiveMaxTargetScale
+}
 
 // ObjectiveStatus is the objective's part of a policy's status and decision record.
 type ObjectiveStatus struct {
@@ -62,6 +112,20 @@ type ObjectiveStatus struct {
 	// forecast.quantile when set (Fixed).
 	Quantile float64 `json:"quantile"`
 	Fixed    bool    `json:"fixed,omitempty"`
+	// Tightness is T: 1 holds the knobs below as the policy writes them, 0 at their loose
+	// end. BankMinutes is the budget earned and not spent that sets it, and EpisodeMinutes
+	// the mean violated minutes of an episode, its scale.
+	Tightness      float64 `json:"tightness"`
+	BankMinutes    float64 `json:"bankMinutes"`
+	EpisodeMinutes float64 `json:"episodeMinutes"`
+	// HoldSeconds is the forecast's hold in force (T × forecast.hold), absent without a
+	// forecast; ScaleDownWindowSeconds the scale-down stabilization window (T × the
+	// policy's), absent for a policy without a behavior (the HPA's behaviorless path is
+	// kept); TargetScale the factor on the metrics' targets (1 at T = 1,
+	// ObjectiveMaxTargetScale at T = 0).
+	HoldSeconds            *float64 `json:"holdSeconds,omitempty"`
+	ScaleDownWindowSeconds *int32   `json:"scaleDownWindowSeconds,omitempty"`
+	TargetScale            float64  `json:"targetScale"`
 	// Minutes counts the minutes with an observation since the policy started, and
 	// ViolatedMinutes those over the SLO at some tick.
 	Minutes         int64 `json:"minutes"`
@@ -86,9 +150,21 @@ type ObjectiveStatus struct {
 
 // objective is one policy's SLO objective between ticks.
 type objective struct {
-	spec             policy.Objective
-	st               ObjectiveStatus
-	latency, waiting float64
+	spec   policy.Objective
+	pacing Pacing
+	p      *policy.Policy // the policy in force
+	st     ObjectiveStatus
+	// hold and window are the storage of st.HoldSeconds and st.ScaleDownWindowSeconds.
+	hold   float64
+	window int32
+	// eff is base (the policy in force when built) with the knobs of tightness effT.
+	eff, base *policy.Policy
+	effT      float64
+	// episodes and episodeMinutes count the episodes seen and their violated minutes;
+	// lastViolated is the last violated minute.
+	episodes, episodeMinutes float64
+	lastViolated             time.Time
+	latency, waiting         float64
 	// minute is the start of the minute being observed; sampled and over say whether it
 	// had a sample, and one over the SLO; latencyOver whether a latency sample was over
 	// it (over without latencyOver: only requests waiting without a latency made it so).
@@ -103,24 +179,99 @@ type objective struct {
 	said, within bool
 }
 
-func newObjective(p *policy.Policy) *objective {
+func newObjective(p *policy.Policy, pacing Pacing) *objective {
 	if p.Objective == nil {
 		return nil
 	}
-	o := &objective{spec: *p.Objective}
-	o.st = ObjectiveStatus{SLOSeconds: o.spec.SLOSeconds(), Budget: o.spec.BudgetFraction(), Quantile: ObjectiveStartQuantile}
+	o := &objective{spec: *p.Objective, pacing: pacing}
+	o.st = ObjectiveStatus{SLOSeconds: o.spec.SLOSeconds(), Budget: o.spec.BudgetFraction(), Quantile: ObjectiveStartQuantile,
+		Tightness: 1, EpisodeMinutes: pacing.episodePrior()}
 	o.setPolicy(p)
 	return o
 }
 
-// setPolicy takes a reloaded policy: the adaptive quantile and the counts carry over.
+// setPolicy takes a reloaded policy: the adaptive quantile, the bank and the counts carry
+// over; the knobs follow the new policy's written values.
 func (o *objective) setPolicy(p *policy.Policy) {
-	o.spec = *p.Objective
+	o.spec, o.p = *p.Objective, p
 	o.st.SLOSeconds, o.st.Budget = o.spec.SLOSeconds(), o.spec.BudgetFraction()
 	o.st.Fixed = p.Forecast != nil && p.Forecast.Quantile != nil
 	if o.st.Fixed {
 		o.st.Quantile = *p.Forecast.Quantile
 	}
+	o.knobs()
+}
+
+// knobs sets the status's knobs from T and the policy's written values.
+func (o *objective) knobs() {
+	t, p := o.st.Tightness, o.p
+	o.st.TargetScale = 1 + (o.pacing.maxTargetScale()-1)*(1-t)
+	o.st.HoldSeconds = nil
+	if p.Forecast != nil {
+		o.hold = math.Round(t * p.Forecast.HoldFor(true).Seconds())
+		o.st.HoldSeconds = &o.hold
+	}
+	o.st.ScaleDownWindowSeconds = nil
+	if b := p.Behavior; b != nil {
+		w := int32(policy.DefaultScaleDownWindowSeconds)
+		if b.ScaleDown != nil && b.ScaleDown.StabilizationWindowSeconds != nil {
+			w = *b.ScaleDown.StabilizationWindowSeconds
+		}
+		o.window = int32(math.Round(t * float64(w)))
+		o.st.ScaleDownWindowSeconds = &o.window
+	}
+}
+
+// holdFor is the forecast's hold in force.
+func (o *objective) holdFor() time.Duration { return time.Duration(o.hold) * time.Second }
+
+// policy returns the policy in force with the knobs T sets: its scale-down window and its
+// metrics' targets. At T = 1 it is the policy itself; otherwise a copy, rebuilt only when
+// T or the policy changed.
+func (o *objective) policy() *policy.Policy {
+	p := o.p
+	if o.st.Tightness >= 1 {
+		return p
+	}
+	if o.eff != nil && o.base == p && o.effT == o.st.Tightness {
+		return o.eff
+	}
+	c := *p
+	c.Metrics = make([]policy.Metric, len(p.Metrics))
+	copy(c.Metrics, p.Metrics)
+	for i := range c.Metrics {
+		c.Metrics[i].Target = scaleTarget(c.Metrics[i].Target, o.st.TargetScale)
+	}
+	if b := p.Behavior; b != nil {
+		var down policy.Rules
+		if b.ScaleDown != nil {
+			down = *b.ScaleDown
+		}
+		down.StabilizationWindowSeconds = o.st.ScaleDownWindowSeconds
+		c.Behavior = &policy.Behavior{ScaleUp: b.ScaleUp, ScaleDown: &down}
+	}
+	o.eff, o.base, o.effT = &c, p, o.st.Tightness
+	return o.eff
+}
+
+// scaleTarget returns t with its quantity multiplied by f (f >= 1), to the milli-unit the
+// HPA's math reads; a target without a quantity is returned as it is.
+func scaleTarget(t policy.MetricTarget, f float64) policy.MetricTarget {
+	q, ok := t.Quantity()
+	if !ok || f == 1 {
+		return t
+	}
+	scaled, err := policy.ParseQuantity(strconv.FormatFloat(math.Round(q.Float64()*f*1000)/1000, 'f', -1, 64))
+	if err != nil {
+		return t // validated targets are finite and positive: a scaled one parses
+	}
+	switch t.Type {
+	case policy.AverageValue:
+		t.AverageValue = &scaled
+	case policy.Value:
+		t.Value = &scaled
+	}
+	return t
 }
 
 // observe takes this tick's sample of objective.query and of objective.waiting (nil: none
@@ -256,11 +407,32 @@ func (o *objective) close() {
 	if !o.over {
 		o.episode = false // served within the SLO again: the cold start is over
 	}
-	if o.st.Fixed || cold {
+	if cold {
+		return
+	}
+	o.pace(violated)
+	if o.st.Fixed {
 		return
 	}
 	q := o.st.Quantile + ObjectiveStep*(violated-(1-ObjectiveReserve)*o.st.Budget)
 	o.st.Quantile = math.Min(math.Max(q, ObjectiveMinQuantile), ObjectiveMaxQuantile)
+}
+
+// pace moves the bank by the minute just closed (violated 0 or 1) and sets T and the
+// knobs from it.
+func (o *objective) pace(violated float64) {
+	aim := (1 - ObjectiveReserve) * o.st.Budget
+	if violated > 0 {
+		if o.lastViolated.IsZero() || o.minute.Sub(o.lastViolated) >= ObjectiveEpisodeGap {
+			o.episodes++
+		}
+		o.episodeMinutes++
+		o.lastViolated = o.minute
+		o.st.EpisodeMinutes = (o.pacing.episodePrior() + o.episodeMinutes) / (1 + o.episodes)
+	}
+	o.st.BankMinutes = math.Min(o.st.BankMinutes+aim-violated, o.st.EpisodeMinutes)
+	o.st.Tightness = math.Min(math.Max(1-o.st.BankMinutes/o.st.EpisodeMinutes, 0), 1)
+	o.knobs()
 }
 
 // Copy returns a copy of st that shares no storage with the engine.
@@ -269,6 +441,14 @@ func (st *ObjectiveStatus) Copy() *ObjectiveStatus {
 		return nil
 	}
 	c := *st
+	if st.HoldSeconds != nil {
+		v := *st.HoldSeconds
+		c.HoldSeconds = &v
+	}
+	if st.ScaleDownWindowSeconds != nil {
+		v := *st.ScaleDownWindowSeconds
+		c.ScaleDownWindowSeconds = &v
+	}
 	if st.Latency != nil {
 		v := *st.Latency
 		c.Latency = &v

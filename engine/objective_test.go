@@ -109,7 +109,8 @@ func TestObjectiveQuantileStaysInBounds(t *testing.T) {
 	}
 }
 
-func TestObjectiveWithAFixedQuantileOnlyMeasures(t *testing.T) {
+// forecast.quantile fixes the quantile; the other knobs are still paced on the bank.
+func TestObjectiveWithAFixedQuantileKeepsIt(t *testing.T) {
 	fixed := strings.Replace(withObjective, "history: 2h", "history: 2h\n      quantile: 0.95", 1)
 	e := newEngine(t, parse(t, fixed), Options{})
 	now := t0
@@ -120,6 +121,10 @@ func TestObjectiveWithAFixedQuantileOnlyMeasures(t *testing.T) {
 	}
 	if !st.Fixed || st.Quantile != 0.95 || st.Minutes != 2 || st.ViolatedMinutes != 2 {
 		t.Errorf("status %+v, want fixed at 0.95 with 2 minutes, both violated", st)
+	}
+	// aim = 0.9 x 1 % = 0.009: two violated minutes leave the bank at 2 x (0.009 - 1).
+	if !testutil.Near(st.BankMinutes, 2*(0.009-1), 1e-12) || st.Tightness != 1 {
+		t.Errorf("bank %v, tightness %v; want %v, 1", st.BankMinutes, st.Tightness, 2*(0.009-1))
 	}
 }
 
@@ -141,6 +146,19 @@ func TestObjectiveSurvivesAReload(t *testing.T) {
 	st := stepLatency(e, now, policy.Sample{Value: 1}).Objective
 	if !testutil.Near(st.Quantile, 0.9+0.00991, 1e-12) || st.Minutes != 1 || st.Budget != 0.02 {
 		t.Errorf("after the reload: status %+v, want quantile 0.90991, 1 minute, budget 0.02", st)
+	}
+	// The bank carries over too (one violated minute at aim 0.009); the knobs follow the
+	// reloaded policy's written values: a hold of 10 minutes at T = 1.
+	if !testutil.Near(st.BankMinutes, 0.009-1, 1e-12) {
+		t.Errorf("after the reload: bank %v, want %v", st.BankMinutes, 0.009-1)
+	}
+	r := *p.Forecast
+	r.Hold = &policy.Duration{Duration: 10 * time.Minute}
+	q2 := q
+	q2.Forecast = &r
+	e.SetPolicy(&q2)
+	if st := stepLatency(e, now.Add(15*time.Second), policy.Sample{Value: 1}).Objective; st.HoldSeconds == nil || *st.HoldSeconds != 600 {
+		t.Errorf("after a reload with hold 10m at tightness %v: hold %v s, want 600", st.Tightness, st.HoldSeconds)
 	}
 }
 
@@ -177,6 +195,72 @@ func TestObjectiveQuantileReachesTheForecast(t *testing.T) {
 	}
 }
 
+// The objective's other knobs follow the budget's bank: they loosen as budget is earned and
+// not spent, reach their loose end once the bank holds one episode (and bank no more), and
+// tighten as violated minutes spend it, back to the policy as written once it is empty.
+func TestObjectivePacesTheKnobsOnTheBank(t *testing.T) {
+	// Budget 10 %: aim = 0.9 x 10 % = 0.09 minutes earned a minute; an episode is assumed
+	// to last 5 minutes until one is seen. T = 1 - bank / episode.
+	item := strings.Replace(withObjective, "budget: 1%", "budget: 10%", 1)
+	e := newEngine(t, parse(t, item), Options{})
+	ok, over := policy.Sample{Value: 1}, policy.Sample{Value: 3}
+	now := t0
+	// minute runs one minute of four ticks with the latency s; the last tick's metric is
+	// value (2 pods, AverageValue target 10: 20 is on target, 23 is 1.15 of it). It returns
+	// the status and decision of the first tick of the next minute, which closes it.
+	minute := func(s policy.Sample, value float64) (*ObjectiveStatus, int32) {
+		for range 4 {
+			in := input(2, 20, true)
+			in.Latency = &s
+			e.Step(in, now)
+			now = now.Add(15 * time.Second)
+		}
+		in := input(2, value, true)
+		in.Latency = &ok
+		r := e.Step(in, now)
+		return r.Objective.Copy(), r.Decision.DesiredReplicas
+	}
+	check := func(when string, st *ObjectiveStatus, bank, tight, hold, scale float64) {
+		t.Helper()
+		if !testutil.Near(st.BankMinutes, bank, 1e-9) || !testutil.Near(st.Tightness, tight, 1e-9) ||
+			st.HoldSeconds == nil || *st.HoldSeconds != hold || !testutil.Near(st.TargetScale, scale, 1e-9) {
+			t.Errorf("%s: bank %v, tightness %v, hold %v s, target scale %v; want %v, %v, %v s, %v",
+				when, st.BankMinutes, st.Tightness, st.HoldSeconds, st.TargetScale, bank, tight, hold, scale)
+		}
+	}
+	st, _ := minute(ok, 20)
+	check("at the start", st, 0.09, 1-0.09/5, math.Round((1-0.09/5)*3600), 1+0.25*0.09/5)
+	for range 19 {
+		st, _ = minute(ok, 20)
+	}
+	check("after 20 minutes within the SLO", st, 1.8, 0.64, 2304, 1.09)
+	for range 40 {
+		minute(ok, 20)
+	}
+	// 60 x 0.09 = 5.4, capped at one episode.
+	st, replicas := minute(ok, 23)
+	check("after 61 minutes", st, 5, 0, 0, 1.25)
+	if replicas != 2 {
+		t.Errorf("at the loose end with the metric at 1.15 x its target: %d replicas, want 2 (the target raised to 12.5)", replicas)
+	}
+	// Two violated minutes: one episode of 2, the mean (5 + 2) / 2 = 3.5; after the first
+	// the cap is (5 + 1) / 2 = 3.
+	minute(over, 20)
+	st, _ = minute(over, 20)
+	bank := 3 + 0.09 - 1
+	check("after two violated minutes", st, bank, 1-bank/3.5, math.Round((1-bank/3.5)*3600), 1+0.25*bank/3.5)
+	for range 3 {
+		st, replicas = minute(over, 23)
+	}
+	check("after five violated minutes: the bank is spent", st, bank+3*(0.09-1), 1, 3600, 1)
+	if replicas != 3 {
+		t.Errorf("tight again with the metric at 1.15 x its target: %d replicas, want 3", replicas)
+	}
+	if st.EpisodeMinutes != 5 {
+		t.Errorf("episode %v minutes, want (5 + 5) / 2 = 5", st.EpisodeMinutes)
+	}
+}
+
 // The status's JSON carries a +Inf latency as "+Inf" (JSON has no infinity), and reads back.
 func TestObjectiveStatusJSON(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
@@ -187,18 +271,20 @@ func TestObjectiveStatusJSON(t *testing.T) {
 	}{
 		{
 			name: "a latency",
-			st:   ObjectiveStatus{SLOSeconds: 2, Budget: 0.001, Latency: f(1.5), Quantile: 0.9, Minutes: 3, ViolatedMinutes: 1},
-			want: `{"sloSeconds":2,"budget":0.001,"quantile":0.9,"minutes":3,"violatedMinutes":1,"beyondReachMinutes":0,"latencySeconds":1.5}`,
+			st: ObjectiveStatus{SLOSeconds: 2, Budget: 0.001, Latency: f(1.5), Quantile: 0.9, Minutes: 3, ViolatedMinutes: 1,
+				Tightness: 0.5, BankMinutes: 2.5, EpisodeMinutes: 5, HoldSeconds: f(1800), ScaleDownWindowSeconds: new(int32(150)), TargetScale: 1.125},
+			want: `{"sloSeconds":2,"budget":0.001,"quantile":0.9,"tightness":0.5,"bankMinutes":2.5,"episodeMinutes":5,"holdSeconds":1800,` +
+				`"scaleDownWindowSeconds":150,"targetScale":1.125,"minutes":3,"violatedMinutes":1,"beyondReachMinutes":0,"latencySeconds":1.5}`,
 		},
 		{
 			name: "+Inf, a latency beyond any bound",
 			st:   ObjectiveStatus{SLOSeconds: 2, Budget: 0.001, Latency: f(math.Inf(1)), Quantile: 0.9, Fixed: true},
-			want: `{"sloSeconds":2,"budget":0.001,"quantile":0.9,"fixed":true,"minutes":0,"violatedMinutes":0,"beyondReachMinutes":0,"latencySeconds":"+Inf"}`,
+			want: `{"sloSeconds":2,"budget":0.001,"quantile":0.9,"fixed":true,"tightness":0,"bankMinutes":0,"episodeMinutes":0,"targetScale":0,"minutes":0,"violatedMinutes":0,"beyondReachMinutes":0,"latencySeconds":"+Inf"}`,
 		},
 		{
 			name: "missing: the error, no latency",
 			st:   ObjectiveStatus{SLOSeconds: 2, Budget: 0.001, LatencyError: "empty result", Quantile: 0.9},
-			want: `{"sloSeconds":2,"budget":0.001,"latencyError":"empty result","quantile":0.9,"minutes":0,"violatedMinutes":0,"beyondReachMinutes":0}`,
+			want: `{"sloSeconds":2,"budget":0.001,"latencyError":"empty result","quantile":0.9,"tightness":0,"bankMinutes":0,"episodeMinutes":0,"targetScale":0,"minutes":0,"violatedMinutes":0,"beyondReachMinutes":0}`,
 		},
 	}
 	for _, tc := range tests {

@@ -104,7 +104,7 @@ func writeObjectives(w io.Writer, st []PolicyStatus) {
 			continue
 		}
 		if !header {
-			fmt.Fprintln(tw, "\nPOLICY\tSLO\tBUDGET\tMINUTES\tVIOLATED\tQUANTILE\tLATENCY")
+			fmt.Fprintln(tw, "\nPOLICY\tSLO\tBUDGET\tMINUTES\tVIOLATED\tQUANTILE\tTIGHTNESS\tLATENCY")
 			header = true
 		}
 		violated := fmt.Sprint(o.ViolatedMinutes)
@@ -126,7 +126,8 @@ func writeObjectives(w io.Writer, st []PolicyStatus) {
 		case o.LatencyError != "":
 			latency = "missing: " + truncate(o.LatencyError, 80)
 		}
-		fmt.Fprintf(tw, "%s\t%gs\t%g%%\t%d\t%s\t%s\t%s\n", s.Policy, o.SLOSeconds, 100*o.Budget, o.Minutes, violated, quantile, latency)
+		tight := fmt.Sprintf("%.2f (bank %.1f min)", o.Tightness, o.BankMinutes)
+		fmt.Fprintf(tw, "%s\t%gs\t%g%%\t%d\t%s\t%s\t%s\t%s\n", s.Policy, o.SLOSeconds, 100*o.Budget, o.Minutes, violated, quantile, tight, latency)
 	}
 	_ = tw.Flush()
 }

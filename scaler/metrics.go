@@ -47,6 +47,8 @@ type Metrics struct {
 	PodStartup             *SeriesVec
 	// The objective's series, for policies with an objective.
 	ObjectiveQuantile        *SeriesVec
+	ObjectiveTightness       *SeriesVec
+	ObjectiveBank            *SeriesVec
 	ObjectiveLatency         *SeriesVec
 	ObjectiveSLO             *SeriesVec
 	ObjectiveBudget          *SeriesVec
@@ -161,6 +163,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "p90 of the creation-to-Ready time of the target's recent pods (absent until one is measured)."}, policy),
 		ObjectiveQuantile: newGauges(prometheus.GaugeOpts{Name: "prescale_objective_quantile",
 			Help: "The forecast quantile the objective plans for: the adaptive one, or forecast.quantile when set."}, policy),
+		ObjectiveTightness: newGauges(prometheus.GaugeOpts{Name: "prescale_objective_tightness",
+			Help: "The objective's tightness: 1 holds the forecast's hold, the scale-down window and the metrics' targets as the policy writes them, 0 at their loose end (docs/objective.md)."}, policy),
+		ObjectiveBank: newGauges(prometheus.GaugeOpts{Name: "prescale_objective_bank_minutes",
+			Help: "The objective's budget earned and not spent, in minutes: what sets its tightness (negative: overspent)."}, policy),
 		ObjectiveLatency: newGauges(prometheus.GaugeOpts{Name: "prescale_objective_latency_seconds",
 			Help: "The objective's latency (objective.query) at the last tick; +Inf is over any SLO (absent while the sample is missing)."}, policy),
 		ObjectiveSLO: newGauges(prometheus.GaugeOpts{Name: "prescale_objective_slo_seconds",
@@ -204,7 +210,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors, m.QueryWarnings,
 		m.TickDuration, m.SyncPhaseDuration, m.TickPhaseDuration, m.LastTick, m.Leader, m.DryRun, m.ReloadSuccessful, m.ReloadTimestamp, m.ScorecardReplicaSecs, m.ScorecardShortSecs,
 		m.ForecastLoad, m.ForecastUpper, m.ForecastLower, m.ForecastReplicas, m.ForecastError, m.ForecastMAPE, m.ForecastGated, m.ForecastHorizon, m.IdleSeconds, m.WakeAheadGated,
-		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
+		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveTightness, m.ObjectiveBank, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
 		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ObjectiveWaitedMinutes, m.ObjectiveMissing,
 		m.ForecastLoadMissing, m.ConflictingAutoscaler,
 		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending, m.PoolGrowth, m.PoolGrowthGranted, m.NodeLeadTime)
@@ -246,7 +252,7 @@ func (m *Metrics) forgetForecast(name string) {
 // forgetObjective drops the objective's series of a policy (it left, or lost its objective).
 func (m *Metrics) forgetObjective(name string) {
 	l := prometheus.Labels{"policy": name}
-	for _, v := range []*SeriesVec{m.ObjectiveQuantile, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget, m.ObjectiveMissing} {
+	for _, v := range []*SeriesVec{m.ObjectiveQuantile, m.ObjectiveTightness, m.ObjectiveBank, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget, m.ObjectiveMissing} {
 		v.DeletePartialMatch(l)
 	}
 	m.ObjectiveMinutes.DeletePartialMatch(l)

@@ -24,6 +24,8 @@ func (r *pass) reportObjective(st *ObjectiveStatus, now time.Time) {
 	c, leading := r.c, r.leading
 	m, name, t := c.deps.Metrics, r.p.Name, r.t
 	m.ObjectiveQuantile.WithLabelValues(name).Set(st.Quantile)
+	m.ObjectiveTightness.WithLabelValues(name).Set(st.Tightness)
+	m.ObjectiveBank.WithLabelValues(name).Set(st.BankMinutes)
 	m.ObjectiveSLO.WithLabelValues(name).Set(st.SLOSeconds)
 	m.ObjectiveBudget.WithLabelValues(name).Set(st.Budget)
 	if st.Latency != nil && !math.IsNaN(*st.Latency) {

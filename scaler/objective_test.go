@@ -91,6 +91,12 @@ func TestObjective(t *testing.T) {
 		if v := testutil.ToFloat64(m.ObjectiveQuantile.WithLabelValues(labels...)); v != o.Quantile {
 			t.Errorf("at %s: prescale_objective_quantile = %v, want the status's %v", s.at, v, o.Quantile)
 		}
+		if v := testutil.ToFloat64(m.ObjectiveTightness.WithLabelValues(labels...)); v != o.Tightness {
+			t.Errorf("at %s: prescale_objective_tightness = %v, want the status's %v", s.at, v, o.Tightness)
+		}
+		if v := testutil.ToFloat64(m.ObjectiveBank.WithLabelValues(labels...)); v != o.BankMinutes {
+			t.Errorf("at %s: prescale_objective_bank_minutes = %v, want the status's %v", s.at, v, o.BankMinutes)
+		}
 		if v := testutil.ToFloat64(m.ObjectiveBudget.WithLabelValues(labels...)); v != 0.01 {
 			t.Errorf("at %s: prescale_objective_budget_ratio = %v, want 0.01", s.at, v)
 		}
@@ -177,7 +183,7 @@ func TestMissingLatencyChangesNothing(t *testing.T) {
 func TestStatusTableShowsTheObjective(t *testing.T) {
 	st := []PolicyStatus{
 		{Policy: "a", Target: "apps/v1/Deployment/default/a", Objective: &ObjectiveStatus{SLOSeconds: 2, Budget: 0.001,
-			Latency: ptr(1.25), Quantile: 0.9312, Minutes: 400, ViolatedMinutes: 2}},
+			Latency: ptr(1.25), Quantile: 0.9312, Minutes: 400, ViolatedMinutes: 2, Tightness: 0.25, BankMinutes: 3.75}},
 		{Policy: "b", Target: "apps/v1/Deployment/default/b"},
 		{Policy: "c", Target: "apps/v1/Deployment/default/c", Objective: &ObjectiveStatus{SLOSeconds: 0.5, Budget: 0.05,
 			LatencyError: "empty result", Quantile: 0.95, Fixed: true}},
@@ -192,10 +198,10 @@ func TestStatusTableShowsTheObjective(t *testing.T) {
 		t.Fatalf("no objectives' table after the scorecard:\n%s", out)
 	}
 	want := []string{
-		"POLICY  SLO   BUDGET  MINUTES  VIOLATED     QUANTILE        LATENCY",
-		"a       2s    0.1%    400      2 (0.50%)    0.931 adaptive  1.25s",
-		"c       0.5s  5%      0        0            0.95 fixed      missing: empty result",
-		"d       2s    1%      1        1 (100.00%)  0.990 adaptive  +Inf",
+		"POLICY  SLO   BUDGET  MINUTES  VIOLATED     QUANTILE        TIGHTNESS            LATENCY",
+		"a       2s    0.1%    400      2 (0.50%)    0.931 adaptive  0.25 (bank 3.8 min)  1.25s",
+		"c       0.5s  5%      0        0            0.95 fixed      0.00 (bank 0.0 min)  missing: empty result",
+		"d       2s    1%      1        1 (100.00%)  0.990 adaptive  0.00 (bank 0.0 min)  +Inf",
 	}
 	if diff := cmp.Diff(want, strings.Split(strings.TrimRight(objectives, "\n"), "\n")); diff != "" {
 		t.Errorf("objectives' table (-want +got):\n%s", diff)

@@ -288,7 +288,8 @@ func (r *pass) logDecision(ctx context.Context) {
 			"startupMeasured", fst.StartupMeasured, "loadError", fst.LoadError)
 	}
 	if ost := res.Objective; ost != nil {
-		kv = append(kv, "quantile", ost.Quantile, "violatedMinutes", ost.ViolatedMinutes, "minutes", ost.Minutes)
+		kv = append(kv, "quantile", ost.Quantile, "tightness", ost.Tightness, "bankMinutes", ost.BankMinutes,
+			"violatedMinutes", ost.ViolatedMinutes, "minutes", ost.Minutes)
 		if ost.Latency != nil {
 			kv = append(kv, "latency", *ost.Latency)
 		} else {
