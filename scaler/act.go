@@ -301,6 +301,10 @@ func recordGist(dec policy.Decision, fst *ForecastStatus, ost *ObjectiveStatus, 
 		o.Latency, o.LatencyError, o.LatencyWarnings = nil, present(o.LatencyError), nil
 		o.Waiting, o.WaitingError, o.WaitingWarnings = nil, present(o.WaitingError), nil
 		o.Quantile, o.Minutes = 0, 0
+		// The pacing moves each minute with the bank; a violated minute, which moves it
+		// most, changes ViolatedMinutes.
+		o.Tightness, o.BankMinutes, o.EpisodeMinutes, o.TargetScale = 0, 0, 0, 0
+		o.HoldSeconds, o.ScaleDownWindowSeconds = nil, nil
 		ost = &o
 	}
 	return annotationFor(d, fst, ost, grantGist(grant), zeroed)

@@ -181,6 +181,27 @@ func TestRecordsDue(t *testing.T) {
 // TestRecordMayWait: a record may wait for a refresh slot when only its values moved, or
 // when it is the target's first since the start and a plain hold; a scale, a grant below
 // what was wanted, or a changed gist is written at once.
+// A record's gist leaves out what moves every minute without a change worth a write: the
+// objective's quantile, counts and pacing. A violated minute changes it.
+func TestRecordGistOfTheObjective(t *testing.T) {
+	dec := policy.Decision{DesiredReplicas: 3}
+	hold, window := 1800.0, int32(150)
+	st := ObjectiveStatus{SLOSeconds: 2, Budget: 0.001, Quantile: 0.9, Minutes: 100, ViolatedMinutes: 1,
+		Tightness: 0.5, BankMinutes: 2.5, EpisodeMinutes: 5, HoldSeconds: &hold, ScaleDownWindowSeconds: &window, TargetScale: 1.125}
+	later := st
+	hold2, window2 := 1750.0, int32(146)
+	later.Quantile, later.Minutes, later.Tightness, later.BankMinutes = 0.8999, 101, 0.486, 2.57
+	later.HoldSeconds, later.ScaleDownWindowSeconds, later.TargetScale = &hold2, &window2, 1.1285
+	if a, b := recordGist(dec, nil, &st, nil, false), recordGist(dec, nil, &later, nil, false); a != b {
+		t.Errorf("a minute of pacing changed the gist:\n%s\n%s", a, b)
+	}
+	violated := later
+	violated.ViolatedMinutes, violated.Tightness, violated.BankMinutes = 2, 1, -0.4
+	if a, b := recordGist(dec, nil, &st, nil, false), recordGist(dec, nil, &violated, nil, false); a == b {
+		t.Errorf("a violated minute left the gist as it was: %s", a)
+	}
+}
+
 func TestRecordMayWait(t *testing.T) {
 	hold := policy.Decision{Time: epoch, CurrentReplicas: 3, DesiredReplicas: 3, Reason: policy.ReasonDesiredWithinRange}
 	up := hold
