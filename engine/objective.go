@@ -61,7 +61,9 @@ const (
 // Pacing are the constants of the objective's pacing of T, for choosing them on traces
 // leave-one-out (hack/objloo); the zero value is the defaults.
 type Pacing struct {
-	// EpisodePrior replaces ObjectiveEpisodePrior when > 0.
+	// EpisodePrior replaces ObjectiveEpisodePrior when > 0. +Inf never loosens the knobs
+	// (the objective before pacing, hack/objloo's "off"); the status's EpisodeMinutes is
+	// then +Inf, which JSON cannot carry.
 	EpisodePrior float64
 	// MaxTargetScale replaces ObjectiveMaxTargetScale when >= 1.
 	MaxTargetScale float64
