@@ -49,6 +49,14 @@ func TestObjectiveRun(t *testing.T) {
 			}
 			return metricIs(in, "prescale_objective_violated_minutes_total", labels, "at least 1", func(v float64) bool { return v >= 1 })()
 		})
+	// Every minute is over the SLO: the bank is overspent, so the pacing holds the knobs as
+	// written (tightness 1).
+	testutil.Eventually(t, 15*time.Second, "the pacing exported: overspent, tight", func() error {
+		if err := metricIs(in, "prescale_objective_bank_minutes", labels, "below 0", func(v float64) bool { return v < 0 })(); err != nil {
+			return err
+		}
+		return metricIs(in, "prescale_objective_tightness", labels, "1", func(v float64) bool { return v == 1 })()
+	})
 	// The annotation is written in the act phase, after the metrics of the same tick.
 	testutil.Eventually(t, 15*time.Second, "the decision annotation with the objective's part", func() error {
 		var r struct {
