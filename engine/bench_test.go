@@ -66,3 +66,30 @@ func benchmarkStep(b *testing.B, item string, latencyAt func(tick float64) float
 		step()
 	}
 }
+
+// BenchmarkAhead is a CapacityBuffer's sizing for a node lead of 10 minutes, after a day of
+// 15 s ticks of predictive (auto's chosen method, warm): four predictions a tick, for each
+// policy with a forecast.
+func BenchmarkAhead(b *testing.B) {
+	e, err := New(parse(b, predictive), Options{Tick: 15 * time.Second, DefaultStartup: DefaultStartup})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := t0
+	in := input(3, 30, true)
+	load := policy.Sample{}
+	in.Load = &load
+	for range 24 * 60 * 4 {
+		load.Value = 40 + 20*math.Sin(2*math.Pi*float64(now.Sub(t0))/float64(24*time.Hour))
+		in.Metrics[0].Value = load.Value
+		in.SpecReplicas = e.Step(in, now).Decision.DesiredReplicas
+		now = now.Add(15 * time.Second)
+	}
+	if _, ok := e.Ahead(10 * time.Minute); !ok {
+		b.Fatal("no forecast in use after a day")
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		e.Ahead(10 * time.Minute)
+	}
+}

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"time"
 
@@ -383,4 +384,39 @@ func sampleTotal(s policy.Sample) (float64, error) {
 		v += x
 	}
 	return v, nil
+}
+
+// aheadPoints is how many instants between the horizon and the horizon plus a lead Ahead
+// asks the forecaster about: a peak within the lead that has passed by its end still
+// counts.
+const aheadPoints = 4
+
+// Ahead returns the replicas that the forecast of the last Step plans for over the lead
+// beyond its horizon: the largest load at the planned quantile at aheadPoints instants
+// evenly spaced from horizon + lead/aheadPoints to horizon + lead after the last load
+// sample, over the load one replica carries, rounded up and at most the policy's
+// maxReplicas. A node autoscaler's buffer is sized on it: a pod that will need a node
+// booted in lead must have its node asked for now. ok is false while the forecast is not
+// in use (the policy has none, it is not fitted, warming up, gated, or perReplica: auto
+// has not learned the load a replica carries), or for a lead ≤ 0.
+func (e *Engine) Ahead(lead time.Duration) (replicas int32, ok bool) {
+	fc := e.fc
+	if fc == nil || fc.pred == nil || fc.input == nil || fc.input.Gated || !fc.input.PerReplicaKnown ||
+		!(fc.input.PerReplica > 0) || lead <= 0 {
+		return 0, false
+	}
+	h := e.horizon(&fc.spec)
+	var load float64
+	for k := 1; k <= aheadPoints; k++ {
+		p, have := fc.pred.f.Predict(h+lead*time.Duration(k)/aheadPoints, fc.pred.quantile)
+		if !have || math.IsNaN(p.Hi) || math.IsInf(p.Hi, 0) {
+			return 0, false
+		}
+		load = max(load, p.Hi)
+	}
+	n := math.Ceil(load / fc.input.PerReplica)
+	if n >= float64(e.p.MaxReplicas) {
+		return e.p.MaxReplicas, true
+	}
+	return int32(n), true
 }
