@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
@@ -44,6 +45,10 @@ type Writer interface {
 	Annotate(ctx context.Context, gvr schema.GroupVersionResource, ref policy.TargetRef, text string) error
 	// Event records an event on the target.
 	Event(ref *corev1.ObjectReference, eventType, reason, message string)
+	// Buffer applies a CapacityBuffer of prescale's (bufferFor), taking its fields over.
+	Buffer(ctx context.Context, u *unstructured.Unstructured) error
+	// DeleteBuffer deletes a CapacityBuffer of prescale's.
+	DeleteBuffer(ctx context.Context, namespace, name string) error
 }
 
 // kubeWriter is the Writer of a cluster: the scale subresource, a merge patch of the
@@ -80,6 +85,22 @@ func (w kubeWriter) Annotate(ctx context.Context, gvr schema.GroupVersionResourc
 
 func (w kubeWriter) Event(ref *corev1.ObjectReference, eventType, reason, message string) {
 	w.recorder.Event(ref, eventType, reason, message)
+}
+
+func (w kubeWriter) Buffer(ctx context.Context, u *unstructured.Unstructured) error {
+	_, err := w.dynamic.Resource(bufferGVR).Namespace(u.GetNamespace()).Apply(ctx, u.GetName(), u,
+		metav1.ApplyOptions{FieldManager: w.manager, Force: true})
+	if err != nil {
+		return fmt.Errorf("apply CapacityBuffer %s/%s: %w", u.GetNamespace(), u.GetName(), err)
+	}
+	return nil
+}
+
+func (w kubeWriter) DeleteBuffer(ctx context.Context, namespace, name string) error {
+	if err := w.dynamic.Resource(bufferGVR).Namespace(namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		return fmt.Errorf("delete CapacityBuffer %s/%s: %w", namespace, name, err)
+	}
+	return nil
 }
 
 // errNotLeader: the lease of the tick was lost before a write.

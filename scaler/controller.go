@@ -99,6 +99,12 @@ type Controller struct {
 	poolsSync  cache.InformerSynced
 	growth     map[string]alloc.Growth
 	growthErrs string
+	// leads is nodeLeads' p90 by pool, as the tick's observe found it.
+	leads map[string]time.Duration
+	// buffers lists prescale's CapacityBuffers (nil where their API is not served, or
+	// capacity.buffers is off).
+	buffers     cache.GenericLister
+	buffersSync cache.InformerSynced
 
 	mu       sync.Mutex
 	policies []policy.Policy
@@ -203,6 +209,7 @@ func allocationTemplate(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
 func (c *Controller) Start(ctx context.Context) error {
 	c.factory.Start(ctx.Done())
 	c.startNodePools(ctx)
+	c.startBuffers(ctx)
 	if err := c.waitForSync(ctx); err != nil {
 		return err
 	}
@@ -362,6 +369,7 @@ func (c *Controller) Tick(ctx context.Context) {
 	if nodes, err := c.nodes.List(labelsEverything); err == nil {
 		c.nodeLeads.observe(nodes)
 	}
+	c.leads = c.nodeLeads.p90()
 	c.observeGrowth(ctx)
 	phases.done(phaseObserve)
 
@@ -390,6 +398,9 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 	})
 	c.reportNodeLeads()
+	if leading {
+		c.pruneBuffers(ctx, policies)
+	}
 	phases.done(phaseAct)
 
 	end := time.Now()
@@ -402,7 +413,7 @@ func (c *Controller) Tick(ctx context.Context) {
 
 // reportNodeLeads sets each node pool's measured lead time.
 func (c *Controller) reportNodeLeads() {
-	for pool, d := range c.nodeLeads.p90() {
+	for pool, d := range c.leads {
 		c.deps.Metrics.NodeLeadTime.WithLabelValues(pool).Set(d.Seconds())
 	}
 }

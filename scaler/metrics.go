@@ -81,6 +81,8 @@ type Metrics struct {
 	PoolGrowthGranted *prometheus.GaugeVec
 	// NodeLeadTime is each node pool's measured lead time (nodeLeads).
 	NodeLeadTime *prometheus.GaugeVec
+	// BufferReplicas is the size of each policy's CapacityBuffer, as last written.
+	BufferReplicas *SeriesVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -205,6 +207,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "GPUs of prescale_pool_growth_gpus granted at the last tick to Pending pods, for nodes being provisioned."}, []string{"pool"}),
 		NodeLeadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_node_lead_time_seconds",
 			Help: "p90 of the creation-to-Ready time of the node pool's recent nodes (a node autoscaler's NodePool or node group, from the karpenter.sh/nodepool label or a cloud's node-group label; absent until one is measured)."}, []string{"nodepool"}),
+		BufferReplicas: newGauges(prometheus.GaugeOpts{Name: "prescale_capacity_buffer_replicas",
+			Help: "Replicas of the policy's CapacityBuffer as last written: what its forecast plans for over the node lead time beyond its horizon, less the replicas it asks for now (absent while none was written)."}, policy),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors, m.QueryWarnings,
@@ -213,7 +217,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveTightness, m.ObjectiveBank, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
 		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ObjectiveWaitedMinutes, m.ObjectiveMissing,
 		m.ForecastLoadMissing, m.ConflictingAutoscaler,
-		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending, m.PoolGrowth, m.PoolGrowthGranted, m.NodeLeadTime)
+		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending, m.PoolGrowth, m.PoolGrowthGranted, m.NodeLeadTime, m.BufferReplicas)
 	return m
 }
 
@@ -230,7 +234,7 @@ func (m *Metrics) forget(name string) {
 	l := prometheus.Labels{"policy": name}
 	for _, v := range []*SeriesVec{m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas,
 		m.HPADesiredReplicas, m.MetricValue, m.MetricTarget, m.MetricMissing, m.ConflictingAutoscaler, m.IdleSeconds, m.WakeAheadGated,
-		m.CapacityWanted, m.CapacityGranted} {
+		m.CapacityWanted, m.CapacityGranted, m.BufferReplicas} {
 		v.DeletePartialMatch(l)
 	}
 	m.forgetForecast(name)

@@ -58,7 +58,29 @@ type CapacityOptions struct {
 	PendingAllowance int32
 	// Pools set a pool's own allowance.
 	Pools []PoolOptions
+	// Buffers says whether a policy with a forecast sizes a CapacityBuffer, so that a node
+	// autoscaler provisions the nodes its forecast needs ahead of the surge
+	// (docs/capacity.md). Auto: where the CapacityBuffer API is served.
+	Buffers BufferMode
+	// NodeLead is the node lead time a buffer is sized for until a node pool's lead time
+	// (creation to Ready) has been measured: a GPU VM's boot, driver and image pull.
+	NodeLead time.Duration
 }
+
+// BufferMode says whether prescale writes CapacityBuffers.
+type BufferMode string
+
+const (
+	// BuffersAuto sizes a CapacityBuffer for each policy with a forecast, where the API is
+	// served.
+	BuffersAuto BufferMode = "auto"
+	// BuffersOff writes none.
+	BuffersOff BufferMode = "off"
+)
+
+// DefaultNodeLead is Options.Capacity.NodeLead by default: a GPU node's provisioning in a
+// cloud, 5 to 15 minutes.
+const DefaultNodeLead = 10 * time.Minute
 
 // PoolOptions configure one pool: the GPUs of one kind.
 type PoolOptions struct {
@@ -104,9 +126,10 @@ func DefaultOptions() Options {
 		MissingAfter:     5 * time.Minute,
 		QueryConcurrency: 32,
 		SyncConcurrency:  64,
-		Capacity:         CapacityOptions{Mode: CapacityCap, Resources: slices.Clone(DefaultResources)},
-		WatchTargets:     true,
-		Identity:         "prescale",
+		Capacity: CapacityOptions{Mode: CapacityCap, Resources: slices.Clone(DefaultResources),
+			Buffers: BuffersAuto, NodeLead: DefaultNodeLead},
+		WatchTargets: true,
+		Identity:     "prescale",
 	}
 }
 
@@ -161,6 +184,14 @@ func (o CapacityOptions) validate() []error {
 	}
 	if o.PendingAllowance < 0 {
 		errs = append(errs, fmt.Errorf("capacity.pendingAllowance: must be >= 0, got %d", o.PendingAllowance))
+	}
+	switch o.Buffers {
+	case BuffersAuto, BuffersOff:
+	default:
+		errs = append(errs, fmt.Errorf("capacity.buffers: must be auto or off, got %q", o.Buffers))
+	}
+	if o.NodeLead <= 0 || o.NodeLead > time.Hour {
+		errs = append(errs, fmt.Errorf("capacity.nodeLead: must be within 1s..1h, got %s", o.NodeLead))
 	}
 	pools := map[string]int{}
 	for i, p := range o.Pools {

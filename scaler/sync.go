@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -205,7 +206,8 @@ func (r *pass) grantCapacity(g alloc.Grant) {
 // and write. First what observe and decide found (another autoscaler, a recreated target,
 // an unreadable record, the forecast's history and gate, the wake-ahead gate, pods shared
 // with another policy's target), then the decision: the scale written (a zero stored on the
-// target first), the decision record prepared for after the tick, the metrics and status.
+// target first), the CapacityBuffer sized (sizeBuffer), the decision record prepared for
+// after the tick, the metrics and status.
 func (r *pass) act(ctx context.Context, now time.Time) error {
 	c, t := r.c, r.t
 	res, dec := r.res, r.res.Decision
@@ -260,6 +262,9 @@ func (r *pass) act(ctx context.Context, now time.Time) error {
 		if stored {
 			err = r.rescale(ctx, t.eng, dec)
 		}
+	}
+	if berr := r.sizeBuffer(ctx); berr != nil {
+		err = errors.Join(err, berr)
 	}
 	if r.writes && !t.recordBusy.Load() {
 		// Written once the tick has acted (writeRecords), under its own deadline; none while

@@ -73,6 +73,10 @@ type CapacitySettings struct {
 	Resource         string         `mapstructure:"resource"`
 	PendingAllowance int32          `mapstructure:"pendingAllowance"`
 	Pools            []PoolSettings `mapstructure:"pools"`
+	// Buffers (auto or off) and NodeLead: the CapacityBuffers of the policies with a
+	// forecast, sized for the node lead time (the configured one until one is measured).
+	Buffers  string        `mapstructure:"buffers"`
+	NodeLead time.Duration `mapstructure:"nodeLead"`
 }
 
 // PoolSettings set one GPU kind's own Pending allowance.
@@ -155,6 +159,8 @@ func settingDefaults(v *viper.Viper) {
 		"capacity.resource":                 "",
 		"capacity.pendingAllowance":         0,
 		"capacity.pools":                    []PoolSettings{},
+		"capacity.buffers":                  string(o.Capacity.Buffers),
+		"capacity.nodeLead":                 o.Capacity.NodeLead,
 		"leaderElection.enabled":            lo.Enabled,
 		"leaderElection.namespace":          ns,
 		"leaderElection.name":               lo.Name,
@@ -330,7 +336,8 @@ func (s Settings) options(identity string) scaler.Options {
 
 // options converts the capacity settings; resource, when set, replaces resources.
 func (c CapacitySettings) options() scaler.CapacityOptions {
-	o := scaler.CapacityOptions{Mode: scaler.CapacityMode(c.Mode), Resources: c.Resources, PendingAllowance: c.PendingAllowance}
+	o := scaler.CapacityOptions{Mode: scaler.CapacityMode(c.Mode), Resources: c.Resources, PendingAllowance: c.PendingAllowance,
+		Buffers: scaler.BufferMode(c.Buffers), NodeLead: c.NodeLead}
 	if c.Resource != "" {
 		o.Resources = []string{c.Resource}
 	}

@@ -261,6 +261,11 @@ func TestSettingsValidate(t *testing.T) {
 			`capacity.pools[0].resource: must be one of capacity.resources [nvidia.com/gpu nvidia.com/mig-*x nvidia.com/gpu], got "amd.com/gpu"` + "\n" +
 			"capacity.pools[0].pendingAllowance: must be >= 0, got -1\n" +
 			`capacity.pools[2].resource: duplicate "nvidia.com/gpu", also capacity.pools[1]`},
+		{name: "capacity buffers off, a node lead of an hour", change: func(s *Settings) { s.Capacity.Buffers, s.Capacity.NodeLead = "off", time.Hour }},
+		{name: "capacity buffers: an unknown mode and no node lead", change: func(s *Settings) { s.Capacity.Buffers, s.Capacity.NodeLead = "on", 0 },
+			want: `capacity.buffers: must be auto or off, got "on"` + "\ncapacity.nodeLead: must be within 1s..1h, got 0s"},
+		{name: "capacity buffers: a node lead past an hour", change: func(s *Settings) { s.Capacity.NodeLead = time.Hour + time.Second },
+			want: "capacity.nodeLead: must be within 1s..1h, got 1h0m1s"},
 		{name: "no GPU kind", change: func(s *Settings) { s.Capacity.Resources = nil },
 			want: "capacity.resources: at least one GPU kind is required"},
 		{name: "every problem at once, one per line", change: func(s *Settings) {

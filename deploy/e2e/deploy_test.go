@@ -162,19 +162,25 @@ func patched(objs []map[string]any) []string {
 	return slices.Sorted(maps.Keys(seen))
 }
 
-// admitted returns the resources ("group/resource") whose updates the admission policy checks.
+// admitted returns the resources ("group/resource") whose updates the admission policies
+// check.
 func admitted(t *testing.T, objs []map[string]any) []string {
 	t.Helper()
 	seen := map[string]bool{}
-	vap := find(t, objs, "ValidatingAdmissionPolicy")
-	for _, r := range vap["spec"].(map[string]any)["matchConstraints"].(map[string]any)["resourceRules"].([]any) {
-		r := r.(map[string]any)
-		if !slices.Contains(r["operations"].([]any), any("UPDATE")) {
+	find(t, objs, "ValidatingAdmissionPolicy") // at least one
+	for _, vap := range objs {
+		if vap["kind"] != "ValidatingAdmissionPolicy" {
 			continue
 		}
-		for _, g := range r["apiGroups"].([]any) {
-			for _, res := range r["resources"].([]any) {
-				seen[g.(string)+"/"+res.(string)] = true
+		for _, r := range vap["spec"].(map[string]any)["matchConstraints"].(map[string]any)["resourceRules"].([]any) {
+			r := r.(map[string]any)
+			if !slices.Contains(r["operations"].([]any), any("UPDATE")) {
+				continue
+			}
+			for _, g := range r["apiGroups"].([]any) {
+				for _, res := range r["resources"].([]any) {
+					seen[g.(string)+"/"+res.(string)] = true
+				}
 			}
 		}
 	}
@@ -415,7 +421,8 @@ func TestDeploy(t *testing.T) {
 	t.Run("kustomize dry-run", func(t *testing.T) {
 		out := admin("", "apply", "-k", overlay, "--server-side", "--dry-run=server")
 		for _, want := range []string{"clusterrole.rbac.authorization.k8s.io/prescale serverside-applied", "deployment.apps/prescale serverside-applied",
-			"networkpolicy.networking.k8s.io/prescale serverside-applied", "validatingadmissionpolicy.admissionregistration.k8s.io/prescale-annotation-only serverside-applied"} {
+			"networkpolicy.networking.k8s.io/prescale serverside-applied", "validatingadmissionpolicy.admissionregistration.k8s.io/prescale-annotation-only serverside-applied",
+			"validatingadmissionpolicy.admissionregistration.k8s.io/prescale-capacity-buffers serverside-applied"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("kubectl apply -k: no %q in:\n%s", want, out)
 			}
@@ -497,18 +504,37 @@ func TestDeploy(t *testing.T) {
 		}
 	})
 
-	// The overlay's CRD is not installed, so kubectl cannot map it: ask the API directly.
+	// The overlay's CRD and the CapacityBuffer CRD are not installed, so kubectl cannot map
+	// them: ask the API directly.
+	allowed := func(verb, group, resource, subresource, ns string) bool {
+		t.Helper()
+		sar, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: account, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: verb,
+				Group: group, Resource: resource, Subresource: subresource}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sar.Status.Allowed
+	}
 	t.Run("custom resource scale", func(t *testing.T) {
 		for _, verb := range []string{"get", "update"} {
-			sar, err := kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-				User: account, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"},
-				ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: "inference", Verb: verb,
-					Group: "leaderworkerset.x-k8s.io", Resource: "leaderworkersets", Subresource: "scale"}}}, metav1.CreateOptions{})
-			if err != nil {
-				t.Fatal(err)
+			if !allowed(verb, "leaderworkerset.x-k8s.io", "leaderworkersets", "scale", "inference") {
+				t.Errorf("%s leaderworkersets/scale: not allowed", verb)
 			}
-			if !sar.Status.Allowed {
-				t.Errorf("%s leaderworkersets/scale: not allowed (%s)", verb, sar.Status.Reason)
+		}
+	})
+	t.Run("capacity buffers", func(t *testing.T) {
+		for _, q := range []struct {
+			verb, ns string
+			want     bool
+		}{
+			{"list", "", true}, {"watch", "", true},
+			{"create", "inference", true}, {"patch", "inference", true}, {"delete", "inference", true},
+			{"update", "inference", false}, {"get", "inference", false}, {"deletecollection", "inference", false},
+		} {
+			if got := allowed(q.verb, "autoscaling.x-k8s.io", "capacitybuffers", "", q.ns); got != q.want {
+				t.Errorf("%s capacitybuffers in %q: allowed %v, want %v", q.verb, q.ns, got, q.want)
 			}
 		}
 	})

@@ -1,0 +1,247 @@
+package scaler
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
+	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/prescale/prescale/engine"
+	"github.com/prescale/prescale/forecast"
+	"github.com/prescale/prescale/policy"
+)
+
+// bufferWriter records the CapacityBuffers written and deleted, and keeps the applied ones
+// in store, as the informer would see them.
+type bufferWriter struct {
+	Writer
+	store   cache.Indexer
+	applied []int64  // the replicas of each buffer applied
+	deleted []string // namespace/name
+}
+
+func (w *bufferWriter) Buffer(_ context.Context, u *unstructured.Unstructured) error {
+	r, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
+	w.applied = append(w.applied, r)
+	return w.store.Update(u)
+}
+
+func (w *bufferWriter) DeleteBuffer(_ context.Context, namespace, name string) error {
+	w.deleted = append(w.deleted, namespace+"/"+name)
+	return nil
+}
+
+// bufferController is a controller that leads, whose CapacityBuffers are in w.store.
+func bufferController(opts Options) (*Controller, *bufferWriter) {
+	store := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	w := &bufferWriter{store: store}
+	c := &Controller{opts: opts, writer: w, deps: Deps{Metrics: NewMetrics(prometheus.NewRegistry())},
+		buffers:     cache.NewGenericLister(store, bufferGVR.GroupResource()),
+		buffersSync: func() bool { return true }}
+	lead(c)
+	return c, w
+}
+
+// bufferPolicy forecasts the load with a linear fit (perReplica 10) 5 minutes ahead.
+const bufferPolicy = `policies:
+  - name: llm
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: models, name: llm}
+    maxReplicas: 40
+    metrics:
+      - {name: load, query: load, target: {type: AverageValue, averageValue: 10}}
+    forecast:
+      load: {query: lq, perReplica: 10}
+      method: linear
+      horizon: 5m
+      history: 2h
+`
+
+// rampEngine is the policy's engine fitted on 2 h of a load rising 1 every 15 s, stepped
+// at epoch with the ramp's next value, 200, and the target at current replicas.
+func rampEngine(t *testing.T, p *policy.Policy, current int32) (*engine.Engine, policy.Decision) {
+	t.Helper()
+	e, err := engine.New(p, engine.Options{Tick: 15 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	history := make([]forecast.Sample, 480)
+	for i := range history {
+		back := len(history) - i
+		history[i] = forecast.Sample{At: epoch.Add(-time.Duration(back) * 15 * time.Second), Value: 200 - float64(back)}
+	}
+	if _, err := e.Fit(history, nil, epoch); err != nil {
+		t.Fatal(err)
+	}
+	res := e.Step(engine.Input{Observation: policy.Observation{SpecReplicas: current, StatusReplicas: current,
+		Metrics: []policy.Sample{{Value: 200}}}, Load: &policy.Sample{Value: 200}, Writes: true}, epoch)
+	return e, res.Decision
+}
+
+func TestSizeBuffer(t *testing.T) {
+	f, err := policy.Parse(strings.NewReader(bufferPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &f.Policies[0]
+	// The forecast 5 min (its horizon) + the node lead ahead, rising 1 a 15 s step from 200:
+	// with a lead of 10 min, 200 + 60 = 260 → 26 replicas ahead. The decision itself plans
+	// 5 min ahead: 200 + 20 = 220 → 22 replicas (the HPA's default behavior adds up to 4
+	// pods at once). The buffer is 26 - 22 = 4.
+	tests := []struct {
+		name     string
+		writes   bool
+		nodeLead time.Duration
+		have     *int64 // the buffer in the cluster before, nil for none
+		want     []int64
+	}{
+		{name: "the forecast over the node lead, less the replicas asked for now", writes: true, nodeLead: 10 * time.Minute, want: []int64{4}},
+		// a 2.5-min lead: the largest of the 4 instants is its end, 200 + 30 = 230 → 23
+		{name: "a shorter node lead asks for less", writes: true, nodeLead: 150 * time.Second, want: []int64{1}},
+		{name: "a buffer already at its size is not written", writes: true, nodeLead: 10 * time.Minute, have: ptr(int64(4))},
+		{name: "a buffer at another size is written", writes: true, nodeLead: 10 * time.Minute, have: ptr(int64(9)), want: []int64{4}},
+		{name: "a pass that does not write (dry-run, another autoscaler) writes no buffer", writes: false, nodeLead: 10 * time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.Capacity.NodeLead = tc.nodeLead
+			c, w := bufferController(opts)
+			if tc.have != nil {
+				if err := w.store.Add(bufferFor(p, "uid-1", int32(*tc.have))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			eng, dec := rampEngine(t, p, 19) // 220 / (10 × 19) is beyond the tolerance: the forecast wins
+			if dec.DesiredReplicas != 22 {
+				t.Fatalf("desired %d, want 22 (the forecast at its horizon)", dec.DesiredReplicas)
+			}
+			r := &pass{c: c, p: p, t: &policyState{eng: eng}, writes: tc.writes, res: engine.Result{Decision: dec}}
+			r.obs.scale = &autoscalingv1.Scale{}
+			r.obs.scale.UID = "uid-1"
+			if err := r.sizeBuffer(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, w.applied); diff != "" {
+				t.Errorf("buffers applied (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A forecast not in use (warming up: no history) sizes the buffer 0: one that exists is
+// released, none is created.
+func TestSizeBufferWithoutAForecast(t *testing.T) {
+	f, err := policy.Parse(strings.NewReader(bufferPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &f.Policies[0]
+	for _, have := range []bool{false, true} {
+		c, w := bufferController(DefaultOptions())
+		if have {
+			if err := w.store.Add(bufferFor(p, "uid-1", 3)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e, err := engine.New(p, engine.Options{Tick: 15 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := e.Step(engine.Input{Observation: policy.Observation{SpecReplicas: 2, StatusReplicas: 2,
+			Metrics: []policy.Sample{{Value: 20}}}, Load: &policy.Sample{Value: 20}, Writes: true}, epoch)
+		r := &pass{c: c, p: p, t: &policyState{eng: e}, writes: true, res: res}
+		r.obs.scale = &autoscalingv1.Scale{}
+		if err := r.sizeBuffer(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var want []int64
+		if have {
+			want = []int64{0}
+		}
+		if diff := cmp.Diff(want, w.applied); diff != "" {
+			t.Errorf("a buffer before: %v: applied (-want +got):\n%s", have, diff)
+		}
+	}
+}
+
+// The buffer is the target's: its scalableRef names it, it is labelled as prescale's and
+// the policy's, and owned by the target, so that the garbage collector deletes it with it.
+func TestBufferFor(t *testing.T) {
+	f, err := policy.Parse(strings.NewReader(bufferPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := bufferFor(&f.Policies[0], "uid-7", 3)
+	want := map[string]any{
+		"apiVersion": "autoscaling.x-k8s.io/v1beta1",
+		"kind":       "CapacityBuffer",
+		"metadata": map[string]any{
+			"name": "prescale-llm", "namespace": "models",
+			"labels":          map[string]any{"app.kubernetes.io/managed-by": "prescale", "prescale.io/policy": "llm"},
+			"ownerReferences": []any{map[string]any{"apiVersion": "apps/v1", "kind": "Deployment", "name": "llm", "uid": "uid-7"}},
+		},
+		"spec": map[string]any{
+			"scalableRef": map[string]any{"apiGroup": "apps", "kind": "Deployment", "name": "llm"},
+			"replicas":    int64(3),
+		},
+	}
+	if diff := cmp.Diff(want, got.Object); diff != "" {
+		t.Errorf("buffer (-want +got):\n%s", diff)
+	}
+}
+
+// The buffers of policies that left, lost their forecast or moved namespace are deleted;
+// the others stay. A follower, or an instance in dry-run, deletes none.
+func TestPruneBuffers(t *testing.T) {
+	f, err := policy.Parse(strings.NewReader(bufferPolicy + `  - name: plain
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: models, name: plain}
+    maxReplicas: 4
+    metrics:
+      - {name: load, query: load, target: {type: AverageValue, averageValue: 10}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, plain := f.Policies[0], f.Policies[1]
+	gone := kept
+	gone.Name = "gone"
+	moved := kept
+	moved.Target.Namespace = "elsewhere"
+	for _, tc := range []struct {
+		name    string
+		leading bool
+		dryRun  bool
+		want    []string
+	}{
+		{name: "the leader deletes the buffers no policy with a forecast stands for", leading: true,
+			want: []string{"elsewhere/prescale-llm", "models/prescale-gone", "models/prescale-plain"}},
+		{name: "a follower deletes none"},
+		{name: "dry-run deletes none", leading: true, dryRun: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, w := bufferController(DefaultOptions())
+			if !tc.leading {
+				c.lease.Store(nil)
+			}
+			c.dryRun.Store(tc.dryRun)
+			for _, p := range []policy.Policy{kept, gone, moved, plain} {
+				if err := w.store.Add(bufferFor(&p, "uid", 2)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.pruneBuffers(context.Background(), f.Policies)
+			got := w.deleted
+			slices.Sort(got)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("deleted (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
