@@ -360,3 +360,14 @@ func (d *decider) scaled(from, to int32, now time.Time) {
 	}
 	d.eng.Scaled(from, to, now)
 }
+
+// buffer is the policy's CapacityBuffer, as prescale run sizes it (scaler's bufferSize):
+// what its forecast plans for over lead beyond its horizon, less the total it asks for; 0
+// while the forecast is not in use.
+func (d *decider) buffer(_ int, lead time.Duration, total int32) int32 {
+	ahead, ok := d.eng.Ahead(lead)
+	if !ok {
+		return 0
+	}
+	return max(0, ahead-total)
+}

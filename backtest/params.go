@@ -41,6 +41,31 @@ type Params struct {
 	// Pacing is not the model's: it replaces the objective's pacing constants (zero: the
 	// defaults prescale run uses), for choosing them on traces leave-one-out (hack/objloo).
 	Pacing engine.Pacing
+	// Nodes, when set, models the nodes the pods run on and a reactive node autoscaler
+	// (NodeModel); nil: a pod starts as soon as it is asked for.
+	Nodes *NodeModel
+}
+
+// NodeModel is the nodes of the backtest's service and the node autoscaler that grows them
+// (docs/backtest.md, "Nodes"). A pod asked for waits, Pending, for a Ready node with a free
+// slot (GPUsPerNode / GPUsPerReplica pods a node), and starts there. At each tick, after
+// the decision, the node autoscaler launches nodes for the pods and buffered replicas that
+// the Ready and booting nodes cannot hold, in whole nodes, Ready Lead later; it removes
+// Ready nodes that none of them needs once they have been surplus for ConsolidateAfter (a
+// bin-packing consolidation: the pods are assumed packed onto the fewest nodes).
+type NodeModel struct {
+	// GPUsPerNode is a node's GPUs, the autoscaler's granularity: 1..MaxGPUsPerReplica,
+	// at least GPUsPerReplica.
+	GPUsPerNode int
+	// Lead is a node's time from launch to Ready, 0..MaxStartup.
+	Lead time.Duration
+	// ConsolidateAfter is how long a node is surplus before it is removed, 0..MaxStartup.
+	ConsolidateAfter time.Duration
+}
+
+// slots is the pods a node holds.
+func (n NodeModel) slots(gpusPerReplica float64) int32 {
+	return max(1, int32(math.Floor(float64(n.GPUsPerNode)/gpusPerReplica+1e-9)))
 }
 
 // DefaultParams returns the spec's defaults: 15 s tick, 180 s startup, peak 40 replicas at
@@ -133,6 +158,17 @@ func (p Params) Validate() error {
 	}
 	if !(p.GPUsPerReplica > 0 && p.GPUsPerReplica <= MaxGPUsPerReplica) {
 		bad("gpusPerReplica", "must be in (0, %d], got %v", MaxGPUsPerReplica, p.GPUsPerReplica)
+	}
+	if n := p.Nodes; n != nil {
+		if n.GPUsPerNode < 1 || n.GPUsPerNode > MaxGPUsPerReplica || float64(n.GPUsPerNode) < p.GPUsPerReplica {
+			bad("gpusPerNode", "must be 1..%d and at least gpusPerReplica (%v), got %d", MaxGPUsPerReplica, p.GPUsPerReplica, n.GPUsPerNode)
+		}
+		if n.Lead < 0 || n.Lead > MaxStartup {
+			bad("nodeLead", "must be 0s..%v, got %v", MaxStartup, n.Lead)
+		}
+		if n.ConsolidateAfter < 0 || n.ConsolidateAfter > MaxStartup {
+			bad("consolidateAfter", "must be 0s..%v, got %v", MaxStartup, n.ConsolidateAfter)
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -20,6 +20,11 @@ type Contender struct {
 	// capacity among them, rather than being evaluated over the model's series. Every
 	// other policy's queries are PromQL over the series (docs/backtest.md).
 	Reference bool
+	// Buffer, with Params.Nodes, has the node autoscaler also provision for the
+	// contender's CapacityBuffer: for a policy, what its forecast plans for over the node
+	// lead beyond its horizon less what it asks for (engine.Engine.Ahead, as prescale run
+	// sizes it); for the oracle, the largest need of the next start-up and node lead.
+	Buffer bool
 }
 
 // Contenders returns the three policies every backtest reports, in table order: the
@@ -83,6 +88,11 @@ type Score struct {
 	// P99QueueingDelay is the 99th percentile (nearest rank) of the per-tick queueing delay, in
 	// seconds; +Inf (null in JSON) when more than 1% of ticks had a queue and no Ready pod.
 	P99QueueingDelay policy.Float `json:"p99QueueingDelaySeconds"`
+	// NodeHours, with Params.Nodes, is the sum over ticks of the nodes launched and not yet
+	// removed (booting or Ready, empty or not) x dt, in hours; PendingPodHours the pods
+	// that waited for a node. With nodes, GPUHours counts the pods placed on one.
+	NodeHours       float64 `json:"nodeHours,omitempty"`
+	PendingPodHours float64 `json:"pendingPodHours,omitempty"`
 }
 
 // PolicyResult is one contender's score and, when recorded, its series.
@@ -187,7 +197,7 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 	}
 	for i := range cs {
 		var err error
-		if res.Policies[i], err = e.simulate(cs[i].Name, ctls[i], opt, i*e.ticks, len(cs)*e.ticks); err != nil {
+		if res.Policies[i], err = e.simulate(cs[i].Name, ctls[i], cs[i].Buffer, opt, i*e.ticks, len(cs)*e.ticks); err != nil {
 			return Result{}, err
 		}
 	}
@@ -245,17 +255,23 @@ func (e *env) serving(lambda float64) int32 {
 // the trace carries.
 func (e *env) need(t int) int32 { return e.serving(e.lambda(t)) }
 
-// service is the simulated workload: Ready pods, starting pods and the queue.
+// service is the simulated workload: Ready pods, starting pods, Pending pods and the queue.
 type service struct {
 	ready int32
 	// starting holds the tick at which each starting pod becomes Ready, oldest first.
 	starting []int
-	queue    float64
+	// pending counts the pods waiting for a node (Params.Nodes; 0 without).
+	pending int32
+	queue   float64
 	// served is the last tick's serving.
 	served tickInput
 }
 
-func (s *service) total() int32 { return s.ready + int32(len(s.starting)) }
+// total is the replicas asked for: Ready, starting and Pending.
+func (s *service) total() int32 { return s.ready + int32(len(s.starting)) + s.pending }
+
+// placed is the pods on a node, which hold its GPUs: Ready and starting.
+func (s *service) placed() int32 { return s.ready + int32(len(s.starting)) }
 
 // promote makes the starting pods whose ready tick is <= t Ready.
 func (s *service) promote(t int) {
@@ -269,14 +285,20 @@ func (s *service) promote(t int) {
 	}
 }
 
-// scale sets the total to want: new pods are Ready at tick readyAt; removals take starting
-// pods first, newest first, then Ready pods.
-func (s *service) scale(want int32, readyAt int) {
+// scale sets the total to want: new pods are Ready at tick readyAt, or Pending with pend
+// (they wait for a node); removals take Pending pods first, then starting pods, newest
+// first, then Ready pods.
+func (s *service) scale(want int32, readyAt int, pend bool) {
+	if pend && s.total() < want {
+		s.pending += want - s.total()
+	}
 	for s.total() < want {
 		s.starting = append(s.starting, readyAt)
 	}
 	for s.total() > want {
-		if n := len(s.starting); n > 0 {
+		if s.pending > 0 {
+			s.pending--
+		} else if n := len(s.starting); n > 0 {
 			s.starting = s.starting[:n-1]
 		} else {
 			s.ready--
@@ -321,16 +343,27 @@ type controller interface {
 	scaled(from, to int32, now time.Time)
 }
 
-// simulate replays the whole trace under ctl and scores it. progressBase and progressTotal
-// place this contender's ticks in Options.Progress. It returns an error when ctl sets a total
+// simulate replays the whole trace under ctl and scores it; with Params.Nodes and buffer,
+// its node autoscaler provisions for ctl's buffer too. progressBase and progressTotal place
+// this contender's ticks in Options.Progress. It returns an error when ctl sets a total
 // over ReplicasLimit: the service holds memory per replica.
-func (e *env) simulate(name string, ctl controller, opt Options, progressBase, progressTotal int) (PolicyResult, error) {
+func (e *env) simulate(name string, ctl controller, buffer bool, opt Options, progressBase, progressTotal int) (PolicyResult, error) {
 	m := e.newSim(name, ctl, opt)
 	for t := range e.ticks {
 		m.serve(t)
 		want, now := m.decide(t)
 		if err := m.actuate(t, want, now); err != nil {
 			return PolicyResult{}, err
+		}
+		if m.n != nil {
+			// The scheduler places the new pods on free Ready nodes at once; the node
+			// autoscaler then provisions for the rest.
+			m.n.place(&m.s, t+e.startup)
+			var b int32
+			if bc, ok := ctl.(bufferer); ok && buffer {
+				b = bc.buffer(t, e.par.Nodes.Lead, m.s.total())
+			}
+			m.n.autoscale(t, m.s.total()+b, m.s.placed())
 		}
 		if opt.Progress != nil && (t+1)%4096 == 0 {
 			opt.Progress(progressBase+t+1, progressTotal)
@@ -357,6 +390,81 @@ type sim struct {
 	podTicks, idlePodTicks   float64
 	zeroTicks                int
 	lastUnder, lastViolation int
+	// n is the nodes (Params.Nodes), nil without; pendingTicks sums the Pending pods.
+	n            *nodes
+	pendingTicks float64
+}
+
+// bufferer is a controller that sizes a CapacityBuffer (Contender.Buffer).
+type bufferer interface {
+	// buffer returns the replicas to provision nodes for beyond the total asked for at tick
+	// t, for nodes that take lead to be Ready.
+	buffer(t int, lead time.Duration, total int32) int32
+}
+
+// nodes is the service's nodes and the reactive node autoscaler (NodeModel).
+type nodes struct {
+	slots int32 // pods a node holds
+	ready int32 // Ready nodes
+	// booting holds the tick at which each booting node is Ready, oldest first.
+	booting           []int
+	lead, consolidate int // ticks
+	// surplusSince is the tick since which there have been more nodes than needed, -1
+	// while there are not.
+	surplusSince int
+	nodeTicks    float64
+}
+
+func newNodes(par Params, pods int32) *nodes {
+	n := &nodes{slots: par.Nodes.slots(par.GPUsPerReplica), surplusSince: -1,
+		lead:        int((par.Nodes.Lead + par.Tick - 1) / par.Tick),
+		consolidate: int((par.Nodes.ConsolidateAfter + par.Tick - 1) / par.Tick)}
+	n.ready = n.hold(pods)
+	return n
+}
+
+// hold returns the nodes that pods need, packed.
+func (n *nodes) hold(pods int32) int32 { return (pods + n.slots - 1) / n.slots }
+
+// promote makes the booting nodes whose ready tick is <= t Ready.
+func (n *nodes) promote(t int) {
+	k := 0
+	for k < len(n.booting) && n.booting[k] <= t {
+		k++
+	}
+	n.ready += int32(k)
+	n.booting = n.booting[:copy(n.booting, n.booting[k:])]
+}
+
+// autoscale is the node autoscaler's pass at tick t, after the decision: it launches the
+// nodes that demand (the pods asked for and the buffer) needs beyond the Ready and booting
+// ones, Ready lead later, and removes surplus Ready nodes that no placed pod needs once they
+// have been surplus for consolidate.
+func (n *nodes) autoscale(t int, demand, placed int32) {
+	need, have := n.hold(demand), n.ready+int32(len(n.booting))
+	for ; have < need; have++ {
+		n.booting = append(n.booting, t+max(1, n.lead))
+	}
+	if have == need {
+		n.surplusSince = -1
+		return
+	}
+	if n.surplusSince < 0 {
+		n.surplusSince = t
+	}
+	if t-n.surplusSince >= n.consolidate {
+		n.ready -= min(have-need, n.ready-n.hold(placed))
+		n.surplusSince = -1
+	}
+}
+
+// place starts the Pending pods that the Ready nodes have room for, Ready at readyAt.
+func (n *nodes) place(s *service, readyAt int) {
+	k := min(s.pending, max(0, n.ready*n.slots-s.placed()))
+	s.pending -= k
+	for range k {
+		s.starting = append(s.starting, readyAt)
+	}
 }
 
 func (e *env) newSim(name string, ctl controller, opt Options) *sim {
@@ -371,6 +479,9 @@ func (e *env) newSim(name string, ctl controller, opt Options) *sim {
 		// engine (as a fresh HPA) reads the target as turned off and never scales it.
 		m.s.ready = max(m.s.ready, 1)
 	}
+	if e.par.Nodes != nil {
+		m.n = newNodes(e.par, m.s.ready) // the nodes of the first pods
+	}
 	for i := range m.w {
 		m.w[i] = newWindow()
 	}
@@ -382,7 +493,14 @@ func (e *env) newSim(name string, ctl controller, opt Options) *sim {
 func (m *sim) serve(t int) {
 	e, s, w, res := m.e, &m.s, &m.w, &m.res
 	dt := e.par.Tick.Seconds()
-	// 1. Starting pods whose ready time has come become Ready.
+	// 1. Nodes whose ready time has come become Ready and take Pending pods; starting pods
+	// whose ready time has come become Ready.
+	if n := m.n; n != nil {
+		n.promote(t)
+		n.place(s, t+e.startup)
+		n.nodeTicks += float64(n.ready) + float64(len(n.booting))
+		m.pendingTicks += float64(s.pending)
+	}
 	s.promote(t)
 	// 2. Serve.
 	lambda := e.lambda(t)
@@ -405,10 +523,10 @@ func (m *sim) serve(t int) {
 	w[ArrivalRate].push(t, lambda)
 
 	total := s.total()
-	m.podTicks += float64(total)
+	m.podTicks += float64(s.placed())
 	minute := t / e.tpm
 	if e.tr[minute] == 0 {
-		m.idlePodTicks += float64(total)
+		m.idlePodTicks += float64(s.placed())
 	}
 	if total == 0 {
 		m.zeroTicks++
@@ -451,7 +569,7 @@ func (m *sim) actuate(t int, want int32, now time.Time) error {
 		return err
 	}
 	m.res.ScaleEvents++
-	m.s.scale(want, t+m.e.startup)
+	m.s.scale(want, t+m.e.startup, m.n != nil)
 	m.ctl.scaled(total, want, now)
 	return nil
 }
@@ -472,6 +590,10 @@ func (m *sim) finish() PolicyResult {
 	m.res.GPUHours = m.podTicks * e.par.GPUsPerReplica * dt / 3600
 	m.res.IdleGPUHours = m.idlePodTicks * e.par.GPUsPerReplica * dt / 3600
 	m.res.ZeroHours = float64(m.zeroTicks) * dt / 3600
+	if m.n != nil {
+		m.res.NodeHours = m.n.nodeTicks * dt / 3600
+		m.res.PendingPodHours = m.pendingTicks * dt / 3600
+	}
 	slices.Sort(e.delays)
 	m.res.P99QueueingDelay = policy.Float(e.delays[int(math.Ceil(0.99*float64(e.ticks)))-1])
 	return m.res
@@ -479,10 +601,13 @@ func (m *sim) finish() PolicyResult {
 
 // oracle is the model's clairvoyant policy: at each tick the total that serves the largest
 // arrival rate of the next startup + dt seconds at the target utilization.
-type oracle struct{ need []int32 }
+type oracle struct {
+	need []int32
+	tick time.Duration
+}
 
 func (e *env) oracle() *oracle {
-	o := &oracle{need: make([]int32, e.ticks)}
+	o := &oracle{need: make([]int32, e.ticks), tick: e.par.Tick}
 	last := len(e.tr) - 1
 	for t := range e.ticks {
 		// Ticks t .. t+startup cover the next startup + dt seconds; lambda is constant
@@ -498,6 +623,17 @@ func (e *env) oracle() *oracle {
 
 func (o *oracle) desired(t int, _ time.Time, _ *service, _ *[numSeries]window) int32 {
 	return o.need[t]
+}
+
+// buffer is the oracle's CapacityBuffer: the largest need of the ticks a pod placed on a
+// node launched now would serve first (lead later, then its start-up), beyond total.
+func (o *oracle) buffer(t int, lead time.Duration, total int32) int32 {
+	end := min(len(o.need)-1, t+int((lead+o.tick-1)/o.tick))
+	var most int32
+	for k := t; k <= end; k++ {
+		most = max(most, o.need[k])
+	}
+	return max(0, most-total)
 }
 
 func (o *oracle) scaled(int32, int32, time.Time) {}

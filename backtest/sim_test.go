@@ -241,3 +241,62 @@ func TestWriteTable(t *testing.T) {
 		t.Errorf("table (-want +got):\n%s", diff)
 	}
 }
+
+// TestNodesHandComputed: the hand-computed scenario's oracle on nodes of 2 GPUs (2 pods),
+// Ready 2 ticks (30 s) after their launch, removed as soon as they are surplus. The oracle
+// scales 1 -> 4 at tick 6 (its need at ticks 6..11 is 4, before 1).
+func TestNodesHandComputed(t *testing.T) {
+	par := smallParams()
+	par.Nodes = &NodeModel{GPUsPerNode: 2, Lead: 30 * time.Second}
+	res, err := Run(Trace{60, 60, 240}, []Contender{{Name: OracleName}, {Name: "buffered", Buffer: true}},
+		Options{Params: par, Record: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]PolicyResult{}
+	for _, p := range res.Policies {
+		got[p.Name] = p
+	}
+	want := map[string]PolicyResult{
+		// One node holds the first pod. Tick 6: 4 asked for; the node's free slot takes one
+		// (Ready at 8), 2 wait, and a node is launched (Ready at 8). Tick 8: it takes the 2
+		// (Ready at 10). Ready pods 2 at ticks 8-9 serve the 60 a tick at 100 %: no queue.
+		// Nodes: 1 x 7 ticks + 2 x 5 = 17 node-ticks = 17 x 15 s = 0.0708 h; Pending 2 pods
+		// at tick 7 = 30 pod-s; pods placed 1 x 7 + 2 (tick 7) + 4 x 4 = 25 pod-ticks.
+		OracleName: {Name: OracleName, Score: Score{GPUHours: 25 * 15 / 3600.0, ScaleEvents: 1,
+			NodeHours: 17 * 15 / 3600.0, PendingPodHours: 2 * 15 / 3600.0},
+			Ready:     []int32{1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 4, 4},
+			Total:     []int32{1, 1, 1, 1, 1, 1, 1, 4, 4, 4, 4, 4},
+			Queue:     make([]float64, 12),
+			Violation: make([]bool, 3)},
+		// With its buffer (the largest need of ticks t..t+2, the lead's 2 ticks, beyond
+		// the total): at tick 4 it is 4 - 1 = 3, and a node is launched, Ready at 6. Tick 6:
+		// the 3 new pods are placed at once, Ready at 8 with the load. Nodes: 1 x 5 ticks
+		// (0-4, the launch after tick 4's count) + 2 x 7 = 19 node-ticks; pods placed 1 x 7
+		// + 4 x 5 = 27, none Pending.
+		"buffered": {Name: "buffered", Score: Score{GPUHours: 27 * 15 / 3600.0, ScaleEvents: 1, NodeHours: 19 * 15 / 3600.0},
+			Ready:     []int32{1, 1, 1, 1, 1, 1, 1, 1, 4, 4, 4, 4},
+			Total:     []int32{1, 1, 1, 1, 1, 1, 1, 4, 4, 4, 4, 4},
+			Queue:     make([]float64, 12),
+			Violation: make([]bool, 3)},
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b float64) bool { return math.Abs(a-b) < 1e-9 })); diff != "" {
+		t.Errorf("results (-want +got):\n%s", diff)
+	}
+}
+
+// TestNodesConsolidate: a busy minute at 4 req/s, then two at 1, on nodes of 2 pods removed
+// once surplus for 30 s (2 ticks). The oracle starts at 4 pods on 2 nodes and scales to 1 at
+// tick 4 (ticks 4..6 are the quiet minute): a node is surplus from tick 4 and removed at
+// tick 6, after that tick's count: 2 x 7 + 1 x 5 = 19 node-ticks.
+func TestNodesConsolidate(t *testing.T) {
+	par := smallParams()
+	par.Nodes = &NodeModel{GPUsPerNode: 2, ConsolidateAfter: 30 * time.Second}
+	res, err := Run(Trace{240, 60, 60}, []Contender{{Name: OracleName}}, Options{Params: par})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := res.Policies[0].NodeHours, 19*15/3600.0; math.Abs(got-want) > 1e-9 {
+		t.Errorf("node-hours %v, want %v (19 node-ticks)", got, want)
+	}
+}
