@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 60s
 BENCH    ?= .
 
-.PHONY: all build image image-docker test unit e2e check bench bench-soak fuzz clean benchmarks-doc benchmarks-zero benchmarks-loo test-e2e-backtest
+.PHONY: all build image image-docker test unit e2e check bench bench-soak fuzz clean benchmarks-doc benchmarks-zero benchmarks-loo benchmarks-nodes test-e2e-backtest
 
 all: build
 
@@ -40,16 +40,21 @@ test: unit e2e
 ## test (its report: PARITY_REPORT), the Prometheus source, the backtest's Prometheus
 ## reader, each shipped example against the simulator in its server's mode (sandbox/examples),
 ## and deploy/'s manifests and chart on the real API server. Beside them, at the
-## same time, the demo's test (E2E_SIDE_PKGS: its own sandbox, a real HPA beside prescale;
-## it mostly waits on its 10x clock), whose output follows theirs
+## same time, the tests that mostly wait (E2E_SIDE: their output follows theirs): the demo's
+## (its own sandbox, a real HPA beside prescale, on its 10x clock), then the controller's
+## beside Karpenter (E2E_SIDE_RUN in ./scaler/e2e: each its own sandbox, waiting for nodes
+## that boot for a minute)
 E2E_PKGS ?= ./internal/... ./sandbox ./sandbox/sim ./sandbox/examples ./scaler/... ./prom/... ./backtest/... ./cmd/... ./deploy/...
 E2E_SIDE_PKGS ?= ./sandbox/demo
+E2E_SIDE_RUN ?= BesideKarpenter
 PARITY_REPORT ?= $(CURDIR)/.state/parity.txt
 E2E_ENV = PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) PRESCALE_TOOLS_BIN=$(SANDBOX_BIN) PARITY_REPORT=$(PARITY_REPORT)
 e2e: tools sandbox-cmds
 	@mkdir -p .state; side=.state/e2e-side.log; \
-	$(E2E_ENV) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_SIDE_PKGS) >$$side 2>&1 & pid=$$!; \
-	$(E2E_ENV) $(GO) test -tags e2e -count=1 -p 1 -timeout $(E2E_TIMEOUT) $(E2E_PKGS); main=$$?; \
+	( $(E2E_ENV) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) $(E2E_SIDE_PKGS); a=$$?; \
+	  $(E2E_ENV) $(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -run '$(E2E_SIDE_RUN)' ./scaler/e2e; b=$$?; \
+	  exit $$((a | b)) ) >$$side 2>&1 & pid=$$!; \
+	$(E2E_ENV) $(GO) test -tags e2e -count=1 -p 1 -timeout $(E2E_TIMEOUT) -skip '$(E2E_SIDE_RUN)' $(E2E_PKGS); main=$$?; \
 	wait $$pid; sidest=$$?; cat $$side; \
 	if [ $$main -ne 0 ] || [ $$sidest -ne 0 ]; then exit 1; fi
 
@@ -107,6 +112,11 @@ benchmarks-loo:
 ## benchmarks-zero: regenerate only the scale-to-zero section of docs/benchmarks.md
 benchmarks-zero:
 	./docs/benchmarks-zero.sh
+
+## benchmarks-nodes: regenerate the node model's table in docs/capacity.md (hack/nodebench:
+## every shared trace of a day or more, a 10-minute node lead, with and without buffers)
+benchmarks-nodes:
+	./docs/benchmarks-nodes.sh
 
 ## test-e2e-backtest: the backtest's Prometheus reader against a real Prometheus; needs
 ## PRESCALE_TOOLS_BIN, a directory holding the prometheus and promtool binaries

@@ -147,6 +147,7 @@ func (r *pass) sizeBuffer(ctx context.Context) error {
 	}
 	lead := c.nodeLeadFor(r.obs.template)
 	size, inUse := r.bufferSize(lead)
+	c.deps.Metrics.BufferReplicas.WithLabelValues(r.p.Name).Set(float64(size))
 	want := bufferFor(r.p, string(r.obs.scale.UID), size)
 	have, err := c.buffers.ByNamespace(r.p.Target.Namespace).Get(bufferName(r.p.Name))
 	switch {
@@ -163,7 +164,6 @@ func (r *pass) sizeBuffer(ctx context.Context) error {
 	if err := c.writer.Buffer(ctx, want); err != nil {
 		return failure("buffer_write", err)
 	}
-	c.deps.Metrics.BufferReplicas.WithLabelValues(r.p.Name).Set(float64(size))
 	klog.FromContext(ctx).Info("Sized the CapacityBuffer", "buffer", klog.KRef(r.p.Target.Namespace, bufferName(r.p.Name)),
 		"replicas", size, "nodeLead", lead, "forecastInUse", inUse, "desired", r.res.Decision.DesiredReplicas)
 	return nil

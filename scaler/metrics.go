@@ -81,7 +81,7 @@ type Metrics struct {
 	PoolGrowthGranted *prometheus.GaugeVec
 	// NodeLeadTime is each node pool's measured lead time (nodeLeads).
 	NodeLeadTime *prometheus.GaugeVec
-	// BufferReplicas is the size of each policy's CapacityBuffer, as last written.
+	// BufferReplicas is the size of each policy's CapacityBuffer at the last tick.
 	BufferReplicas *SeriesVec
 }
 
@@ -208,7 +208,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		NodeLeadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_node_lead_time_seconds",
 			Help: "p90 of the creation-to-Ready time of the node pool's recent nodes (a node autoscaler's NodePool or node group, from the karpenter.sh/nodepool label or a cloud's node-group label; absent until one is measured)."}, []string{"nodepool"}),
 		BufferReplicas: newGauges(prometheus.GaugeOpts{Name: "prescale_capacity_buffer_replicas",
-			Help: "Replicas of the policy's CapacityBuffer as last written: what its forecast plans for over the node lead time beyond its horizon, less the replicas it asks for now (absent while none was written)."}, policy),
+			Help: "Replicas of the policy's CapacityBuffer at the last tick: what its forecast plans for over the node lead time beyond its horizon, less the replicas it asks for now (0 while the forecast is not in use; absent for a policy that writes no buffer)."}, policy),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors, m.QueryWarnings,

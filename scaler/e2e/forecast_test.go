@@ -33,8 +33,9 @@ func forecastConfig(promURL string, w sandbox.Workload, extra string) string {
 `, w.Namespace)
 }
 
-// A policy whose load rises steadily: prescale run fits the forecast on the load's
-// history in Prometheus at start-up, so it predicts from its first ticks; its horizon is
+// A policy whose load rises steadily, on a cluster without the CapacityBuffer API (which
+// prescale says once): prescale run fits the forecast on the load's history in Prometheus
+// at start-up, so it predicts from its first ticks; its horizon is
 // the pods' measured start-up plus one tick; the forecast raises the replicas before the
 // reactive metric asks for them (the rescale's reason names the forecast); the
 // prescale_forecast_* metrics are exported; and the external metrics API serves the
@@ -52,6 +53,9 @@ func TestForecastRun(t *testing.T) {
 	// The backfill: the history was loaded, and the forecaster fitted on it, in prescale's
 	// first tick, which need not have ended when the external metrics API answers.
 	testutil.Eventually(t, 30*time.Second, "the log to say the forecast's history was loaded", logHas(in, "Loaded the forecast's history"))
+	// The sandbox serves no CapacityBuffer API: prescale says so once, and scales as it
+	// would without (what follows).
+	testutil.Eventually(t, 30*time.Second, "the log to say the CapacityBuffer API is not served", logHas(in, "The CapacityBuffer API is not served"))
 	testutil.Eventually(t, 30*time.Second, "the history the forecaster was fitted on",
 		metricIs(in, "prescale_forecast_history_samples", labels, "at least 25", func(v float64) bool { return v >= 25 }))
 

@@ -18,15 +18,14 @@ import (
 	"github.com/prescale/prescale/scaler"
 )
 
-// karpenterSandbox starts a sandbox of its own with Karpenter's kwok provider, whose nodes
-// are Ready nodeDelay after their creation, down at the test's end; prescale is built by
+// karpenterSandbox starts a sandbox of its own with Karpenter's kwok provider (its nodes
+// Ready o.NodeDelay after their creation), down at the test's end; prescale is built by
 // the shared sandbox's start.
-func karpenterSandbox(t *testing.T, nodeDelay time.Duration) (context.Context, *sandbox.State, kubernetes.Interface) {
+func karpenterSandbox(t *testing.T, o sandbox.KarpenterOptions) (context.Context, *sandbox.State, kubernetes.Interface) {
 	t.Helper()
 	sharedSandbox(t)
 	_, ctx := ktesting.NewTestContext(t)
-	st, err := sandbox.Up(ctx, sandbox.Options{BinDir: world.bin, StateDir: t.TempDir(),
-		Karpenter: &sandbox.KarpenterOptions{NodeDelay: nodeDelay}})
+	st, err := sandbox.Up(ctx, sandbox.Options{BinDir: world.bin, StateDir: t.TempDir(), Karpenter: &o})
 	if err != nil {
 		t.Fatalf("sandbox with Karpenter: %v", err)
 	}
@@ -48,7 +47,7 @@ func karpenterSandbox(t *testing.T, nodeDelay time.Duration) (context.Context, *
 // node's creation-to-Ready time.
 func TestNodeLeadTimeBesideKarpenter(t *testing.T) {
 	const nodeDelay = 20 * time.Second
-	ctx, st, kube := karpenterSandbox(t, nodeDelay)
+	ctx, st, kube := karpenterSandbox(t, sandbox.KarpenterOptions{NodeDelay: nodeDelay})
 	w := sandbox.Workload{Namespace: "e2e-node-lead", Name: "llm", Replicas: 1, GPUs: 1}
 	if err := w.Apply(ctx, kube); err != nil {
 		t.Fatal(err)
@@ -80,7 +79,7 @@ func TestNodeLeadTimeBesideKarpenter(t *testing.T) {
 // NodePool's growth, the allowance of 0 would hold the policy at the pods that fit.
 func TestGrowthBesideKarpenter(t *testing.T) {
 	const nodeDelay = 20 * time.Second
-	ctx, st, kube := karpenterSandbox(t, nodeDelay)
+	ctx, st, kube := karpenterSandbox(t, sandbox.KarpenterOptions{NodeDelay: nodeDelay})
 	w := sandbox.Workload{Namespace: "e2e-growth", Name: "llm", Replicas: 1, GPUs: 1}
 	if err := w.Apply(ctx, kube); err != nil {
 		t.Fatal(err)

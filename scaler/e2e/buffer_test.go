@@ -1,0 +1,319 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/prescale/prescale/internal/testutil"
+	"github.com/prescale/prescale/internal/testutil/promtest"
+	"github.com/prescale/prescale/sandbox"
+)
+
+var capacityBuffers = schema.GroupVersionResource{Group: "autoscaling.x-k8s.io", Version: "v1beta1", Resource: "capacitybuffers"}
+
+// The buffer test's load: 10 requests/s (1 replica at 10 a replica), and a surge to 60
+// (6 replicas) in the last surgeLength of every surgePeriod. The surge outlasts the
+// forecast's horizon (the pods' start-up, about 80 s for the first pod, which waits for
+// its node), so that the forecast holds the replicas up until the load arrives; between
+// surges the buffer is 0 (the previous surge's pods hold the nodes) before it rises for the
+// next, a horizon and a node lead ahead of it.
+const (
+	surgePeriod = 240 * time.Second
+	surgeLength = 120 * time.Second
+)
+
+func surgeLoad(at time.Time) float64 {
+	if surgeIn(at) {
+		return 60
+	}
+	return 10
+}
+
+// surgeIn reports whether at is within a surge.
+func surgeIn(at time.Time) bool {
+	return at.Unix()%int64(surgePeriod/time.Second) >= int64((surgePeriod-surgeLength)/time.Second)
+}
+
+// surgeStart returns the start of the first surge at or after at.
+func surgeStart(at time.Time) time.Time {
+	period := int64(surgePeriod / time.Second)
+	base := at.Unix() - at.Unix()%period
+	s := time.Unix(base+period-int64(surgeLength/time.Second), 0)
+	if s.Before(at.Truncate(time.Second)) {
+		s = s.Add(surgePeriod)
+	}
+	return s
+}
+
+// bufferConfig is the buffer test's configuration: a tick a second, capacity.mode cap with no
+// Pending allowance, a node lead of a minute until one is measured, and one policy on the
+// load (AverageValue 10: ceil(load / 10) replicas, up and down at once) whose forecast is the
+// seasonal-naive one, season surgePeriod, over 12 minutes of history.
+func bufferConfig(promURL string, w sandbox.Workload, forecast bool) string {
+	c := strings.Replace(poolConfig(promURL, w.Namespace), "capacity: {mode: cap, pendingAllowance: 0}",
+		"capacity: {mode: cap, pendingAllowance: 0, nodeLead: 60s}", 1) + poolPolicy(w.Name, w, 8, "{}")
+	if forecast {
+		c += fmt.Sprintf(`    forecast:
+      load: {query: 'sum(inference_load_rps{namespace=%q})', perReplica: 10}
+      method: seasonal-naive
+      season: %s
+      history: 12m
+      gate: {maxError: 1, window: 1m}
+`, w.Namespace, surgePeriod)
+	}
+	return c
+}
+
+// startPrometheusWithLoad starts a Prometheus scraping the load exporter (job load) every
+// second, backfilled with load's values every second over the span before now.
+func startPrometheusWithLoad(t *testing.T, e *loadExporter, ns string, span time.Duration, load func(time.Time) float64) *promtest.Server {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("# HELP inference_load_rps Load.\n# TYPE inference_load_rps gauge\n")
+	now := time.Now()
+	for at := now.Add(-span).Truncate(time.Second); at.Before(now.Add(-2 * time.Second)); at = at.Add(time.Second) {
+		fmt.Fprintf(&b, "inference_load_rps{instance=%q,job=\"load\",namespace=%q} %g %d\n", e.addr, ns, load(at), at.Unix())
+	}
+	b.WriteString("# EOF\n")
+	return startPrometheusWith(t, promtest.Options{Config: promtest.ScrapeConfig("load", time.Second, e.addr), Backfill: b.String()})
+}
+
+// bufferWatch samples, every second, the policy's CapacityBuffer, the pool's Ready GPUs and
+// the workload's Ready replicas.
+type bufferSample struct {
+	at       time.Time
+	buffer   int64 // -1: none
+	gpus     int64 // allocatable GPUs of Ready nodes
+	ready    int32
+	nodes    int
+	bufferOK bool
+	// desired and gated are prescale's prescale_desired_replicas and
+	// prescale_forecast_gated (-1: not exported).
+	desired, gated float64
+}
+
+func (s bufferSample) String() string {
+	return fmt.Sprintf("%s buffer %d, nodes %d (%d GPUs Ready), desired %v, gated %v, Ready %d",
+		s.at.Format(time.TimeOnly), s.buffer, s.nodes, s.gpus, s.desired, s.gated, s.ready)
+}
+
+func sampleBuffer(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, w sandbox.Workload) bufferSample {
+	s := bufferSample{at: time.Now(), buffer: -1}
+	if b, err := dyn.Resource(capacityBuffers).Namespace(w.Namespace).Get(ctx, "prescale-"+w.Name, metav1.GetOptions{}); err == nil {
+		s.buffer, _, _ = unstructured.NestedInt64(b.Object, "spec", "replicas")
+		s.bufferOK = true
+	}
+	if nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "karpenter.sh/nodepool=" + sandbox.KarpenterNodePool}); err == nil {
+		for _, n := range nodes.Items {
+			s.nodes++
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					q := n.Status.Allocatable[sandbox.GPUResource]
+					s.gpus += q.Value()
+				}
+			}
+		}
+	}
+	if d, err := kube.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{}); err == nil {
+		s.ready = d.Status.ReadyReplicas
+	}
+	return s
+}
+
+// Beside Karpenter with its CapacityBuffer feature gate on (a NodePool starting with no
+// node, nodes Ready 60 s after their creation), a policy whose seasonal forecast has seen
+// the surges in its backfilled history (6 replicas for 2 minutes every 4) sizes a
+// CapacityBuffer for the surge at the node lead (measured: the first pod's node) beyond its
+// horizon: the buffer rises more than a node delay before the surge, Karpenter launches
+// its nodes, the surge's pods are Ready when it arrives and none of them waits for a node;
+// the buffer is released once the real pods hold the nodes, and deleted when the policy
+// loses its forecast. It reports the pool's node-seconds.
+func TestCapacityBufferBesideKarpenter(t *testing.T) {
+	const nodeDelay, startup = 60 * time.Second, 20 * time.Second
+	ctx, st, kube := karpenterSandbox(t, sandbox.KarpenterOptions{NodeDelay: nodeDelay, FeatureGates: "CapacityBuffer=true"})
+	rc, err := st.RESTConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := sandbox.Workload{Namespace: "e2e-buffer", Name: "llm", Replicas: 1, GPUs: 1, StartupDelay: startup}
+	if err := w.Apply(ctx, kube); err != nil {
+		t.Fatal(err)
+	}
+	e := newLoadExporter(t)
+	p := startPrometheusWithLoad(t, e, w.Namespace, 12*time.Minute, surgeLoad)
+	lctx, stopLoad := context.WithCancel(context.Background())
+	t.Cleanup(stopLoad)
+	driveLoad(lctx, func() { e.set(w.Namespace, surgeLoad(time.Now())) })
+	in := startPrescale(t, "buffer", bufferConfig(p.URL(), w, true), "--kubeconfig", st.Kubeconfig)
+	testutil.Eventually(t, 30*time.Second, "prescale sizing CapacityBuffers", logHas(in, "Sizing a CapacityBuffer for each policy with a forecast"))
+
+	// The pool's first node, launched by Karpenter for the first pod, measures the lead.
+	labels := map[string]string{"nodepool": sandbox.KarpenterNodePool}
+	testutil.Eventually(t, nodeDelay+2*time.Minute, "the node lead time measured", func() error {
+		if _, ok := in.metric("prescale_node_lead_time_seconds", labels); !ok {
+			return fmt.Errorf("no prescale_node_lead_time_seconds yet")
+		}
+		return nil
+	})
+	lead, _ := in.metric("prescale_node_lead_time_seconds", labels)
+	// The horizon follows the pods' measured start-up (the first pod's: its node's lead and
+	// its own start-up).
+	var horizon float64
+	testutil.Eventually(t, time.Minute, "the forecast's horizon at the pods' measured start-up", func() error {
+		if _, ok := in.metric("prescale_pod_startup_seconds", map[string]string{"policy": w.Name}); !ok {
+			return fmt.Errorf("no start-up measured yet")
+		}
+		h, ok := in.metric("prescale_forecast_horizon_seconds", map[string]string{"policy": w.Name})
+		if !ok {
+			return fmt.Errorf("no horizon yet")
+		}
+		horizon = h
+		return nil
+	})
+	// The first surge that starts late enough for the buffer to rise a node delay before
+	// it, and after the last surge's buffer is gone.
+	ahead := time.Duration(horizon+lead)*time.Second + 20*time.Second
+	surge := surgeStart(time.Now().Add(ahead))
+	t.Logf("node lead %.0f s, horizon %.0f s: watching the surge at %s (in %s)", lead, horizon, surge.Format(time.TimeOnly), time.Until(surge).Round(time.Second))
+
+	var samples []bufferSample
+	pl := map[string]string{"policy": w.Name}
+	for time.Now().Before(surge.Add(surgeLength - 5*time.Second)) {
+		s := sampleBuffer(ctx, kube, dyn, w)
+		s.desired, s.gated = -1, -1
+		sc := scrape(in.families())
+		if v, ok := sc.value("prescale_desired_replicas", pl); ok {
+			s.desired = v
+		}
+		if v, ok := sc.value("prescale_forecast_gated", pl); ok {
+			s.gated = v
+		}
+		samples = append(samples, s)
+		time.Sleep(time.Second)
+	}
+	defer func() {
+		if t.Failed() {
+			for _, s := range samples {
+				t.Log(s)
+			}
+		}
+	}()
+	// rose: the last sample of a buffer above 0 after one at 0 (or none), before the surge.
+	var rose time.Time
+	var most int64
+	for i, s := range samples {
+		if i > 0 && s.buffer > 0 && samples[i-1].buffer <= 0 && s.at.Before(surge) {
+			rose = s.at
+		}
+		most = max(most, s.buffer)
+	}
+	switch {
+	case rose.IsZero():
+		t.Errorf("the CapacityBuffer did not rise from 0 before the surge at %s (its sizes: %v)", surge.Format(time.TimeOnly), bufferSizes(samples))
+	case surge.Sub(rose) < nodeDelay:
+		t.Errorf("the CapacityBuffer rose %s before the surge, want at least the node delay %s", surge.Sub(rose).Round(time.Second), nodeDelay)
+	default:
+		t.Logf("the CapacityBuffer rose %s before the surge, to %d replicas at most (sizes by the second: %s)",
+			surge.Sub(rose).Round(time.Second), most, bufferSizes(samples))
+	}
+	// The surge's 6 pods Ready as it arrives (within a few ticks and the scrape).
+	for _, s := range samples {
+		if s.at.After(surge.Add(5*time.Second)) && s.ready < 6 {
+			t.Errorf("%s into the surge: %d replicas Ready, want 6", s.at.Sub(surge).Round(time.Second), s.ready)
+			break
+		}
+	}
+	// Released as the real pods hold the nodes: 0 by the surge's end.
+	if last := samples[len(samples)-1]; last.buffer > 0 {
+		t.Errorf("the CapacityBuffer is %d at the surge's end, want 0 (released)", last.buffer)
+	}
+	testutil.Eventually(t, 10*time.Second, "prescale_capacity_buffer_replicas at 0", metricIs(in, "prescale_capacity_buffer_replicas",
+		map[string]string{"policy": w.Name}, "0", func(v float64) bool { return v == 0 }))
+	// No pod of the workload waited for a node longer than the node delay.
+	pods, err := kube.CoreV1().Pods(w.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waits []string
+	for _, pod := range pods.Items {
+		readyAt := "not Ready"
+		for _, c := range pod.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				readyAt = "Ready at " + c.LastTransitionTime.Format(time.TimeOnly)
+			}
+		}
+		for _, c := range pod.Status.Conditions {
+			if c.Type != corev1.PodScheduled || c.Status != corev1.ConditionTrue {
+				continue
+			}
+			wait := c.LastTransitionTime.Sub(pod.CreationTimestamp.Time)
+			waits = append(waits, fmt.Sprintf("%s created %s, waited %s, on %s, %s", pod.Name,
+				pod.CreationTimestamp.Format(time.TimeOnly), wait, pod.Spec.NodeName, readyAt))
+			if wait > nodeDelay+5*time.Second {
+				t.Errorf("pod %s waited %s for a node, more than the node delay %s", pod.Name, wait, nodeDelay)
+			}
+		}
+	}
+	sort.Strings(waits)
+	t.Logf("pods' waits for a node: %s", strings.Join(waits, ", "))
+	reportNodeSeconds(t, ctx, kube)
+
+	// The forecast removed: the buffer is deleted.
+	in.write(bufferConfig(p.URL(), w, false))
+	testutil.Eventually(t, 30*time.Second, "the CapacityBuffer deleted with the policy's forecast", func() error {
+		if s := sampleBuffer(ctx, kube, dyn, w); s.bufferOK {
+			return fmt.Errorf("the CapacityBuffer is still there (%d replicas)", s.buffer)
+		}
+		return nil
+	})
+}
+
+// bufferSizes lists the buffer's sizes as sampled, each with how many samples in a row had
+// it: "0x12 3x40 ...".
+func bufferSizes(samples []bufferSample) string {
+	var b strings.Builder
+	for i := 0; i < len(samples); {
+		j := i
+		for j < len(samples) && samples[j].buffer == samples[i].buffer {
+			j++
+		}
+		fmt.Fprintf(&b, "%dx%d ", samples[i].buffer, j-i)
+		i = j
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// reportNodeSeconds logs the GPU-node-seconds of the pool's nodes so far: each node's GPUs
+// times its time since creation.
+func reportNodeSeconds(t *testing.T, ctx context.Context, kube kubernetes.Interface) {
+	t.Helper()
+	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "karpenter.sh/nodepool=" + sandbox.KarpenterNodePool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gpuSeconds float64
+	var list []string
+	for _, n := range nodes.Items {
+		q := n.Status.Capacity[sandbox.GPUResource]
+		gpuSeconds += float64(q.Value()) * time.Since(n.CreationTimestamp.Time).Seconds()
+		list = append(list, fmt.Sprintf("%s (%d GPUs) launched %s", n.Name, q.Value(), n.CreationTimestamp.Format(time.TimeOnly)))
+	}
+	t.Logf("the pool: %d nodes, %.0f GPU-node-seconds so far: %s", len(nodes.Items), gpuSeconds, strings.Join(list, ", "))
+}
