@@ -11,6 +11,7 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -105,7 +107,7 @@ func run(out, progress io.Writer, file, dir string, nodes backtest.NodeModel) er
 	if len(errs) > 0 {
 		return errs[0]
 	}
-	slices.SortFunc(rows, func(a, b row) int { return a.minutes - b.minutes })
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Or(a.minutes-b.minutes, strings.Compare(a.slug, b.slug)) })
 	fmt.Fprintf(out, "Nodes of %d GPUs (1 GPU a pod), Ready %s after their launch, removed once surplus for %s; the default model otherwise (start-up %s, peak %d replicas, SLO %s).\n\n",
 		nodes.GPUsPerNode, nodes.Lead, nodes.ConsolidateAfter, par.Startup, par.PeakReplicas, par.SLO)
 	fmt.Fprintln(out, "| trace | contender | SLO-violation minutes | GPU-hours | node-hours | pod-hours waiting for a node |")
