@@ -56,11 +56,14 @@ type Params struct {
 type NodeModel struct {
 	// GPUsPerNode is a node's GPUs, the autoscaler's granularity: 1..MaxGPUsPerReplica,
 	// at least GPUsPerReplica.
-	GPUsPerNode int
+	GPUsPerNode int `json:"gpusPerNode"`
 	// Lead is a node's time from launch to Ready, 0..MaxStartup.
-	Lead time.Duration
+	Lead time.Duration `json:"-"`
 	// ConsolidateAfter is how long a node is surplus before it is removed, 0..MaxStartup.
-	ConsolidateAfter time.Duration
+	ConsolidateAfter time.Duration `json:"-"`
+	// Buffers has the configured policy and the oracle of Contenders size a CapacityBuffer
+	// (Contender.Buffer), as prescale run does where the CapacityBuffer API is served.
+	Buffers bool `json:"buffers"`
 }
 
 // slots is the pods a node holds.

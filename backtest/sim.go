@@ -34,7 +34,19 @@ func Contenders(configured *policy.Policy, par Params) ([]Contender, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []Contender{{Name: HPAName, Policy: hpa, Reference: true}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
+	return buffered([]Contender{{Name: HPAName, Policy: hpa, Reference: true}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, par), nil
+}
+
+// buffered sets Buffer on the contenders after the HPA (the configured policy and the
+// oracle) when the model's nodes say so (NodeModel.Buffers): the HPA's node autoscaler
+// stays reactive.
+func buffered(cs []Contender, par Params) []Contender {
+	if par.Nodes != nil && par.Nodes.Buffers {
+		for i := 1; i < len(cs); i++ {
+			cs[i].Buffer = true
+		}
+	}
+	return cs
 }
 
 // ContendersOn is Contenders for trace tr: at minReplicas 0 the baseline is the HPA's
@@ -47,7 +59,7 @@ func ContendersOn(configured *policy.Policy, par Params, tr Trace) ([]Contender,
 	if err != nil {
 		return nil, err
 	}
-	return []Contender{{Name: HPAName, Policy: hpa, Reference: true}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, nil
+	return buffered([]Contender{{Name: HPAName, Policy: hpa, Reference: true}, {Name: configured.Name, Policy: configured}, {Name: OracleName}}, par), nil
 }
 
 // Options are Run's inputs besides the trace and the contenders.
@@ -116,6 +128,11 @@ type Result struct {
 	// Returns counts the minutes with requests that follow a minute without.
 	Returns  int            `json:"returns"`
 	Policies []PolicyResult `json:"policies"`
+	// Nodes is the model's nodes (Params.Nodes), nil without; NodeLeadSeconds and
+	// ConsolidateAfterSeconds are its durations.
+	Nodes                   *NodeModel `json:"nodes,omitempty"`
+	NodeLeadSeconds         float64    `json:"nodeLeadSeconds,omitempty"`
+	ConsolidateAfterSeconds float64    `json:"consolidateAfterSeconds,omitempty"`
 	// Warnings say what the run did other than the policies say: a policy that runs
 	// without its forecast, which cannot be built at the backtest's load step, and why.
 	Warnings []string `json:"warnings,omitempty"`
@@ -176,6 +193,9 @@ func Run(tr Trace, cs []Contender, opt Options) (Result, error) {
 	}
 	e := newEnv(par, tr)
 	res := Result{Mu: e.mu, Minutes: len(tr), Ticks: e.ticks, Returns: e.returns, Policies: make([]PolicyResult, len(cs))}
+	if n := par.Nodes; n != nil {
+		res.Nodes, res.NodeLeadSeconds, res.ConsolidateAfterSeconds = n, n.Lead.Seconds(), n.ConsolidateAfter.Seconds()
+	}
 
 	ctls := make([]controller, len(cs))
 	for i, c := range cs {

@@ -99,6 +99,10 @@ history, 2 bad usage or policy file.`,
 	f.Int32("max-replicas", 0, "model: maximum replicas of the baseline (default 2 x peak-replicas)")
 	f.Duration("slo", def.SLO, "model: allowed queueing delay (default: the policy's objective.slo, else 2s)")
 	f.Float64("gpus-per-replica", def.GPUsPerReplica, "model: GPUs each pod holds")
+	f.Int("gpus-per-node", 0, "model: put the pods on nodes of this many GPUs, grown by a reactive node autoscaler (0: no node model)")
+	f.Duration("node-lead", 10*time.Minute, "model, with --gpus-per-node: a node's time from launch to Ready")
+	f.Duration("consolidate-after", 5*time.Minute, "model, with --gpus-per-node: how long a node is surplus before it is removed")
+	f.Bool("node-buffers", true, "model, with --gpus-per-node: the policy and the oracle size a CapacityBuffer, as prescale run does (the HPA's nodes stay reactive)")
 	f.Int64("pool-gpus", 0, "pool mode: the policies named by --pool-trace share a pool of this many GPUs, allocated each tick by capacity.priority and capacity.guaranteed as prescale run does")
 	f.StringArray("pool-trace", nil, "pool mode: POLICY=FILE.csv, a policy of the file and the per-minute load trace of its model (repeat for each policy)")
 	return cmd
@@ -115,6 +119,7 @@ func runPoolBacktest(cmd *cobra.Command, v *viper.Viper, par backtest.Params) er
 		{"pool mode (--pool-gpus) backtests the policies of its --pool-trace flags", []string{"policy"}},
 		{"pool mode (--pool-gpus) has no sweep, objective comparison, plot nor HTML report",
 			[]string{"sweep", "budget", "plot", "plot-fronts", "plot-from", "plot-window", "html"}},
+		{"pool mode (--pool-gpus) has no node model", []string{"gpus-per-node", "node-lead", "consolidate-after", "node-buffers"}},
 	} {
 		if err := refuseFlags(cmd, r.why, r.flags...); err != nil {
 			return err
@@ -210,6 +215,12 @@ func runBacktest(cmd *cobra.Command, v *viper.Viper) error {
 		MaxReplicas:       v.GetInt32("max-replicas"),
 		SLO:               v.GetDuration("slo"),
 		GPUsPerReplica:    v.GetFloat64("gpus-per-replica"),
+	}
+	if v.GetInt("gpus-per-node") != 0 {
+		par.Nodes = &backtest.NodeModel{GPUsPerNode: v.GetInt("gpus-per-node"), Lead: v.GetDuration("node-lead"),
+			ConsolidateAfter: v.GetDuration("consolidate-after"), Buffers: v.GetBool("node-buffers")}
+	} else if err := refuseFlags(cmd, "with --gpus-per-node only", "node-lead", "consolidate-after", "node-buffers"); err != nil {
+		return err
 	}
 	switch {
 	case cmd.Flags().Changed("pool-gpus"):

@@ -143,6 +143,14 @@ func TestBacktestCommandErrors(t *testing.T) {
 				"--queue-target: must be a finite number > 0, got 0\n--min-replicas: must be 0..100000, got -1\n" +
 				"--max-replicas: must be 0 (2 x peakReplicas) or minReplicas (-1)..1000000, got -2\n--slo: must be > 0, got 0s\n" +
 				"--gpus-per-replica: must be in (0, 1024], got NaN\n"},
+		{"a node lead without nodes", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--node-lead", "5m"}, 2,
+			"prescale: --node-lead: with --gpus-per-node only\n"},
+		{"bad node model", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--gpus-per-node", "2000", "--node-lead", "-1s",
+			"--consolidate-after", "25h"}, 2,
+			"prescale: --gpus-per-node: must be 1..1024 and at least gpusPerReplica (1), got 2000\n--node-lead: must be 0s..24h0m0s, got -1s\n" +
+				"--consolidate-after: must be 0s..24h0m0s, got 25h0m0s\n"},
+		{"nodes smaller than a pod", "", []string{"backtest", "-f", policyFile, "--trace", "-", "--gpus-per-node", "1", "--gpus-per-replica", "2"}, 2,
+			"prescale: --gpus-per-node: must be 1..1024 and at least gpusPerReplica (2), got 1\n"},
 		{"prometheus without a range", "", []string{"backtest", "-f", policyFile, "--prometheus", "http://127.0.0.1:1"}, 2,
 			"prescale: --from: required with --prometheus\n--to: required with --prometheus\n"},
 		// --from and --to: Unix seconds of 1970..2100, refused before any query (nothing
@@ -536,5 +544,55 @@ func TestBacktestCommandPoolSLOAndGuarantees(t *testing.T) {
 	_, out, _ = runPrescale(t, "", args[:len(args)-1]...)
 	if !strings.Contains(out, " SLO ") || !strings.Contains(out, " 5s ") {
 		t.Errorf("table:\n%s", out)
+	}
+}
+
+// With --gpus-per-node the pods run on nodes that a reactive node autoscaler grows: the
+// table has the node-hours and the pods' hours waiting for a node, and the JSON the node
+// model and each policy's node-hours. The oracle's CapacityBuffer (--node-buffers, on by
+// default) launches nodes a lead ahead of its need, so its pods wait less for one than
+// without; the HPA's nodes stay reactive either way.
+func TestBacktestCommandNodes(t *testing.T) {
+	args := []string{"backtest", "-f", "../../examples/backtest-policy.yaml", "--trace", convTrace, "--gpus-per-node", "4", "--node-lead", "5m"}
+	code, out, stderr := runPrescale(t, "", args...)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 6 || !strings.Contains(lines[2], "node-hours") || !strings.Contains(lines[2], "pending pod-h") {
+		t.Fatalf("output:\n%s", out)
+	}
+	type policyJSON struct {
+		Name            string  `json:"name"`
+		NodeHours       float64 `json:"nodeHours"`
+		PendingPodHours float64 `json:"pendingPodHours"`
+	}
+	run := func(buffers string) []policyJSON {
+		t.Helper()
+		code, out, stderr := runPrescale(t, "", append(args, "--json", "--node-buffers="+buffers)...)
+		if code != 0 {
+			t.Fatalf("exit %d, stderr: %s", code, stderr)
+		}
+		var got struct {
+			Result struct {
+				Nodes           struct{ GPUsPerNode int } `json:"nodes"`
+				NodeLeadSeconds float64                   `json:"nodeLeadSeconds"`
+				Policies        []policyJSON              `json:"policies"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatalf("output %q: %v", out, err)
+		}
+		if r := got.Result; r.Nodes.GPUsPerNode != 4 || r.NodeLeadSeconds != 300 || len(r.Policies) != 3 || r.Policies[0].NodeHours <= 0 {
+			t.Fatalf("json: %+v", r)
+		}
+		return got.Result.Policies
+	}
+	with, without := run("true"), run("false")
+	if with[0] != without[0] {
+		t.Errorf("hpa with buffers %+v, without %+v: want the same (its nodes are reactive)", with[0], without[0])
+	}
+	if !(with[2].PendingPodHours < without[2].PendingPodHours) {
+		t.Errorf("oracle's pods waiting for a node: %v pod-hours with its buffer, %v without; want fewer with", with[2].PendingPodHours, without[2].PendingPodHours)
 	}
 }
