@@ -56,6 +56,8 @@ type decider struct {
 	// pq evaluates the queries of a policy that is not the reference over the model's
 	// series; nil for the reference, whose queries read the windows of bind.
 	pq *promqlObserver
+	// ahead is the replicas the forecast last planned over a node lead (buffer).
+	ahead int32
 }
 
 // promqlObserver evaluates a policy's queries with the PromQL engine over the series of
@@ -363,11 +365,14 @@ func (d *decider) scaled(from, to int32, now time.Time) {
 
 // buffer is the policy's CapacityBuffer, as prescale run sizes it (scaler's bufferSize):
 // what its forecast plans for over lead beyond its horizon, less the total it asks for; 0
-// while the forecast is not in use.
+// while the forecast is gated off; while it is not known (warming up, its load missing),
+// what it last planned, as prescale run leaves the buffer as it is.
 func (d *decider) buffer(_ int, lead time.Duration, total int32) int32 {
-	ahead, ok := d.eng.Ahead(lead)
-	if !ok {
-		return 0
+	switch ahead, state := d.eng.Ahead(lead); state {
+	case engine.AheadKnown:
+		d.ahead = ahead
+	case engine.AheadOff:
+		d.ahead = 0
 	}
-	return max(0, ahead-total)
+	return max(0, d.ahead-total)
 }

@@ -80,6 +80,9 @@ func RunPool(members []PoolMember, gpus int64, opt Options) (PoolResult, error) 
 	if len(members) == 0 {
 		return PoolResult{}, errors.New("a pool backtest needs at least one policy")
 	}
+	if par.Nodes != nil {
+		return PoolResult{}, errors.New("nodes: a pool backtest has no node model (its pool is the GPUs it is given)")
+	}
 	minutes := math.MaxInt
 	for _, m := range members {
 		minutes = min(minutes, len(m.Trace))

@@ -381,7 +381,8 @@ func (e *env) simulate(name string, ctl controller, buffer bool, opt Options, pr
 			m.n.place(&m.s, t+e.startup)
 			var b int32
 			if bc, ok := ctl.(bufferer); ok && buffer {
-				b = bc.buffer(t, e.par.Nodes.Lead, m.s.total())
+				// The lead as the model boots a node: whole ticks, at least one.
+				b = bc.buffer(t, time.Duration(max(1, m.n.lead))*e.par.Tick, m.s.total())
 			}
 			m.n.autoscale(t, m.s.total()+b, m.s.placed())
 		}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -41,18 +42,18 @@ func TestAhead(t *testing.T) {
 		history     bool
 		lead        time.Duration
 		want        int32
-		wantOK      bool
+		wantState   AheadState
 	}{
 		// 200 + 1 × (15 min / 15 s = 60) = 260 → 26 replicas
-		{name: "a rising load at the horizon plus the lead", maxReplicas: 40, slope: 1, history: true, lead: 10 * time.Minute, want: 26, wantOK: true},
+		{name: "a rising load at the horizon plus the lead", maxReplicas: 40, slope: 1, history: true, lead: 10 * time.Minute, want: 26, wantState: AheadKnown},
 		// 200 + 1 × (7.5 min / 15 s = 30) = 230 → 23
-		{name: "a shorter lead asks for less", maxReplicas: 40, slope: 1, history: true, lead: 150 * time.Second, want: 23, wantOK: true},
-		{name: "at most maxReplicas", maxReplicas: 20, slope: 1, history: true, lead: 10 * time.Minute, want: 20, wantOK: true},
+		{name: "a shorter lead asks for less", maxReplicas: 40, slope: 1, history: true, lead: 150 * time.Second, want: 23, wantState: AheadKnown},
+		{name: "at most maxReplicas", maxReplicas: 20, slope: 1, history: true, lead: 10 * time.Minute, want: 20, wantState: AheadKnown},
 		// Falling 1 a step: the first of the 4 instants, 5 min + 2.5 min ahead, is the
 		// largest: 200 - 30 = 170 → 17 (at the lead's end it is 140 → 14).
-		{name: "a falling load: the largest over the lead, not its end", maxReplicas: 40, slope: -1, history: true, lead: 10 * time.Minute, want: 17, wantOK: true},
-		{name: "no lead, no answer", maxReplicas: 40, slope: 1, history: true, lead: 0},
-		{name: "a forecast still warming up is not used", maxReplicas: 40, slope: 1, history: false, lead: 10 * time.Minute},
+		{name: "a falling load: the largest over the lead, not its end", maxReplicas: 40, slope: -1, history: true, lead: 10 * time.Minute, want: 17, wantState: AheadKnown},
+		{name: "no lead, nothing ahead", maxReplicas: 40, slope: 1, history: true, lead: 0, wantState: AheadOff},
+		{name: "a forecast still warming up is not known yet", maxReplicas: 40, slope: 1, history: false, lead: 10 * time.Minute, wantState: AheadUnknown},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,19 +68,47 @@ func TestAhead(t *testing.T) {
 			in := input(20, 200, true)
 			in.Load = &policy.Sample{Value: 200}
 			e.Step(in, t0)
-			got, ok := e.Ahead(tc.lead)
-			if got != tc.want || ok != tc.wantOK {
-				t.Errorf("Ahead(%s) = %d, %v; want %d, %v", tc.lead, got, ok, tc.want, tc.wantOK)
+			got, state := e.Ahead(tc.lead)
+			if got != tc.want || state != tc.wantState {
+				t.Errorf("Ahead(%s) = %d, %v; want %d, %v", tc.lead, got, state, tc.want, tc.wantState)
 			}
 		})
 	}
 }
 
-// A policy without a forecast has nothing ahead.
-func TestAheadWithoutAForecast(t *testing.T) {
+// A policy without a forecast has nothing ahead; one whose history is loading, or whose
+// load has gone missing for longer than a horizon, does not know yet.
+func TestAheadOffOrUnknown(t *testing.T) {
 	e := newEngine(t, parse(t, limited), Options{})
 	e.Step(input(2, 20, true), t0)
-	if got, ok := e.Ahead(10 * time.Minute); ok {
-		t.Errorf("Ahead = %d, true; want false", got)
+	if got, state := e.Ahead(10 * time.Minute); state != AheadOff {
+		t.Errorf("without a forecast: Ahead = %d, %v; want AheadOff", got, state)
+	}
+
+	loading := newEngine(t, parse(t, predictive), Options{})
+	loading.SetHistoryLoading()
+	in := input(2, 20, true)
+	in.Load = &policy.Sample{Value: 20}
+	loading.Step(in, t0)
+	if got, state := loading.Ahead(10 * time.Minute); state != AheadUnknown {
+		t.Errorf("history loading: Ahead = %d, %v; want AheadUnknown", got, state)
+	}
+
+	// Fitted on 2 h of a ramp and in use; then the load missing for longer than the
+	// horizon (5 min): unknown.
+	p := parse(t, predictive+"      method: linear\n      horizon: 5m\n")
+	e = newEngine(t, p, Options{})
+	if _, err := e.Fit(ramp(480, 15*time.Second, t0.Add(-15*time.Second), 199, 1), nil, t0); err != nil {
+		t.Fatal(err)
+	}
+	in.Load = &policy.Sample{Value: 200}
+	e.Step(in, t0)
+	if _, state := e.Ahead(10 * time.Minute); state != AheadKnown {
+		t.Fatalf("in use: state %v, want AheadKnown", state)
+	}
+	in.Load = &policy.Sample{Value: math.NaN()}
+	e.Step(in, t0.Add(6*time.Minute))
+	if got, state := e.Ahead(10 * time.Minute); state != AheadUnknown {
+		t.Errorf("the load missing for 6 min: Ahead = %d, %v; want AheadUnknown", got, state)
 	}
 }

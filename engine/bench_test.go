@@ -85,7 +85,7 @@ func BenchmarkAhead(b *testing.B) {
 		in.SpecReplicas = e.Step(in, now).Decision.DesiredReplicas
 		now = now.Add(15 * time.Second)
 	}
-	if _, ok := e.Ahead(10 * time.Minute); !ok {
+	if _, state := e.Ahead(10 * time.Minute); state != AheadKnown {
 		b.Fatal("no forecast in use after a day")
 	}
 	b.ReportAllocs()

@@ -391,32 +391,53 @@ func sampleTotal(s policy.Sample) (float64, error) {
 // counts.
 const aheadPoints = 4
 
+// AheadState says what Ahead knows of the load ahead.
+type AheadState int
+
+const (
+	// AheadKnown: the forecast is in use; the replicas are its plan.
+	AheadKnown AheadState = iota
+	// AheadOff: the policy has no forecast (none configured, method off, or its fit
+	// failed), or the accuracy gate holds it off: nothing is planned ahead.
+	AheadOff
+	// AheadUnknown: the forecast is not known yet, or not now: its history is loading, it
+	// is warming up, perReplica: auto has not learned the load a replica carries, or the
+	// load has been missing for longer than a horizon. Missing data plans nothing away: a
+	// caller keeps what it planned last.
+	AheadUnknown
+)
+
 // Ahead returns the replicas that the forecast of the last Step plans for over the lead
 // beyond its horizon: the largest load at the planned quantile at aheadPoints instants
 // evenly spaced from horizon + lead/aheadPoints to horizon + lead after the last load
 // sample, over the load one replica carries, rounded up and at most the policy's
 // maxReplicas. A node autoscaler's buffer is sized on it: a pod that will need a node
-// booted in lead must have its node asked for now. ok is false while the forecast is not
-// in use (the policy has none, it is not fitted, warming up, gated, or perReplica: auto
-// has not learned the load a replica carries), or for a lead ≤ 0.
-func (e *Engine) Ahead(lead time.Duration) (replicas int32, ok bool) {
+// booted in lead must have its node asked for now. The replicas are valid when the state
+// is AheadKnown; a lead ≤ 0 is AheadOff.
+func (e *Engine) Ahead(lead time.Duration) (replicas int32, state AheadState) {
 	fc := e.fc
-	if fc == nil || fc.pred == nil || fc.input == nil || fc.input.Gated || !fc.input.PerReplicaKnown ||
-		!(fc.input.PerReplica > 0) || lead <= 0 {
-		return 0, false
+	switch {
+	case fc == nil || lead <= 0 || fc.built && fc.pred == nil:
+		return 0, AheadOff
+	case fc.pred == nil || fc.input == nil:
+		return 0, AheadUnknown
+	case fc.input.Gated:
+		return 0, AheadOff
+	case !fc.input.PerReplicaKnown || !(fc.input.PerReplica > 0):
+		return 0, AheadUnknown
 	}
 	h := e.horizon(&fc.spec)
 	var load float64
 	for k := 1; k <= aheadPoints; k++ {
 		p, have := fc.pred.f.Predict(h+lead*time.Duration(k)/aheadPoints, fc.pred.quantile)
 		if !have || math.IsNaN(p.Hi) || math.IsInf(p.Hi, 0) {
-			return 0, false
+			return 0, AheadUnknown
 		}
 		load = max(load, p.Hi)
 	}
 	n := math.Ceil(load / fc.input.PerReplica)
 	if n >= float64(e.p.MaxReplicas) {
-		return e.p.MaxReplicas, true
+		return e.p.MaxReplicas, AheadKnown
 	}
-	return int32(n), true
+	return int32(n), AheadKnown
 }

@@ -88,8 +88,11 @@ func (w kubeWriter) Event(ref *corev1.ObjectReference, eventType, reason, messag
 }
 
 func (w kubeWriter) Buffer(ctx context.Context, u *unstructured.Unstructured) error {
+	// One field manager for every instance: a buffer's fields are the installation's, not
+	// a process's, so that a new leader's apply replaces the last one's (an owner reference
+	// to a recreated target included) rather than adding to it.
 	_, err := w.dynamic.Resource(bufferGVR).Namespace(u.GetNamespace()).Apply(ctx, u.GetName(), u,
-		metav1.ApplyOptions{FieldManager: w.manager, Force: true})
+		metav1.ApplyOptions{FieldManager: bufferManager, Force: true})
 	if err != nil {
 		return fmt.Errorf("apply CapacityBuffer %s/%s: %w", u.GetNamespace(), u.GetName(), err)
 	}

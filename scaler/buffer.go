@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/klog/v2"
 
+	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/policy"
 )
 
@@ -30,7 +31,18 @@ const (
 	managedByLabel = "app.kubernetes.io/managed-by"
 	managedBy      = "prescale"
 	policyLabel    = "prescale.io/policy"
+	// installLabel names the installation (Options.Install) whose buffer it is: two
+	// installations of prescale in one cluster each size and delete only their own.
+	installLabel = "prescale.io/install"
 )
+
+// bufferSelector selects this installation's buffers.
+func (c *Controller) bufferSelector() labels.Selector {
+	return labels.SelectorFromSet(labels.Set{managedByLabel: managedBy, installLabel: c.opts.Install})
+}
+
+// bufferManager is the field manager of the buffers' server-side applies.
+const bufferManager = "prescale"
 
 // bufferName is the name of a policy's CapacityBuffer, in its target's namespace.
 func bufferName(policyName string) string { return "prescale-" + policyName }
@@ -39,7 +51,7 @@ func bufferName(policyName string) string { return "prescale-" + policyName }
 // should have room for replicas more pods: its scalableRef is the target, so the node
 // autoscaler shapes the buffer's pods from the target's own template; it is labelled as
 // prescale's and owned by the target (deleted with it).
-func bufferFor(p *policy.Policy, uid string, replicas int32) *unstructured.Unstructured {
+func bufferFor(p *policy.Policy, install, uid string, replicas int32) *unstructured.Unstructured {
 	gv, _ := schema.ParseGroupVersion(p.Target.APIVersion) // validated with the policy
 	u := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": bufferGVR.GroupVersion().String(),
@@ -47,7 +59,7 @@ func bufferFor(p *policy.Policy, uid string, replicas int32) *unstructured.Unstr
 		"metadata": map[string]any{
 			"name":      bufferName(p.Name),
 			"namespace": p.Target.Namespace,
-			"labels":    map[string]any{managedByLabel: managedBy, policyLabel: p.Name},
+			"labels":    map[string]any{managedByLabel: managedBy, policyLabel: p.Name, installLabel: install},
 			"ownerReferences": []any{map[string]any{
 				"apiVersion": p.Target.APIVersion, "kind": p.Target.Kind, "name": p.Target.Name, "uid": uid,
 			}},
@@ -82,15 +94,19 @@ func bufferCurrent(have, want *unstructured.Unstructured) bool {
 // over the node lead beyond its horizon (engine.Engine.Ahead: a pod that will need a node
 // then must have it asked for now, a node taking lead to be Ready and the pod its start-up
 // after), less the replicas it asks for now (the node autoscaler provisions for those
-// itself, once Pending), none below 0. ok is false while the forecast is not in use: the
-// buffer is then 0, as it is when the load ahead is no more than now.
-func (r *pass) bufferSize(lead time.Duration) (replicas int32, ok bool) {
-	ahead, ok := r.t.eng.Ahead(lead)
-	if !ok {
-		return 0, false
+// itself, once Pending), none below 0. A forecast gated off plans nothing ahead: 0. One
+// not known (its history loading, warming up, its load missing) gives known false: the
+// buffer stays as it is, since missing data releases no capacity.
+func (r *pass) bufferSize(lead time.Duration) (replicas int32, state engine.AheadState) {
+	ahead, state := r.t.eng.Ahead(lead)
+	if state != engine.AheadKnown {
+		return 0, state
 	}
-	return max(0, ahead-r.res.Decision.DesiredReplicas), true
+	return max(0, ahead-r.res.Decision.DesiredReplicas), state
 }
+
+// aheadStates name engine.AheadState in the log.
+var aheadStates = map[engine.AheadState]string{engine.AheadKnown: "known", engine.AheadOff: "off", engine.AheadUnknown: "unknown"}
 
 // nodeLeadFor is the node lead time a pass's buffer is sized for: the longest measured one
 // of the node pools that can add the GPU kinds its pods request (alloc.Growth), else the
@@ -128,7 +144,7 @@ func (c *Controller) startBuffers(ctx context.Context) {
 		return
 	}
 	f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(c.deps.Dynamic, 0, metav1.NamespaceAll, func(o *metav1.ListOptions) {
-		o.LabelSelector = managedByLabel + "=" + managedBy
+		o.LabelSelector = c.bufferSelector().String()
 	})
 	inf := f.ForResource(bufferGVR)
 	c.buffers, c.buffersSync = inf.Lister(), inf.Informer().HasSynced
@@ -146,9 +162,12 @@ func (r *pass) sizeBuffer(ctx context.Context) error {
 		return nil
 	}
 	lead := c.nodeLeadFor(r.obs.template)
-	size, inUse := r.bufferSize(lead)
+	size, state := r.bufferSize(lead)
+	if state == engine.AheadUnknown {
+		return nil // kept as it is, and so is its gauge
+	}
 	c.deps.Metrics.BufferReplicas.WithLabelValues(r.p.Name).Set(float64(size))
-	want := bufferFor(r.p, string(r.obs.scale.UID), size)
+	want := bufferFor(r.p, c.opts.Install, string(r.obs.scale.UID), size)
 	have, err := c.buffers.ByNamespace(r.p.Target.Namespace).Get(bufferName(r.p.Name))
 	switch {
 	case apierrors.IsNotFound(err) && size == 0:
@@ -165,11 +184,11 @@ func (r *pass) sizeBuffer(ctx context.Context) error {
 		return failure("buffer_write", err)
 	}
 	klog.FromContext(ctx).Info("Sized the CapacityBuffer", "buffer", klog.KRef(r.p.Target.Namespace, bufferName(r.p.Name)),
-		"replicas", size, "nodeLead", lead, "forecastInUse", inUse, "desired", r.res.Decision.DesiredReplicas)
+		"replicas", size, "nodeLead", lead, "forecast", aheadStates[state], "desired", r.res.Decision.DesiredReplicas)
 	return nil
 }
 
-// pruneBuffers deletes the CapacityBuffers of prescale's that no policy with a forecast
+// pruneBuffers deletes the CapacityBuffers of this installation's that no policy with a forecast
 // stands for: its policy left the configuration, lost its forecast, or moved to another
 // target namespace. The buffers of the others are sizeBuffer's.
 func (c *Controller) pruneBuffers(ctx context.Context, policies []policy.Policy) {
@@ -182,11 +201,13 @@ func (c *Controller) pruneBuffers(ctx context.Context, policies []policy.Policy)
 			keep[p.Target.Namespace+"/"+bufferName(p.Name)] = true
 		}
 	}
-	objs, err := c.buffers.List(labels.SelectorFromSet(labels.Set{managedByLabel: managedBy}))
+	objs, err := c.buffers.List(c.bufferSelector())
 	if err != nil {
 		return // a lister does not fail
 	}
 	logger := klog.FromContext(ctx)
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Interval)
+	defer cancel()
 	for _, o := range objs {
 		u, ok := o.(*unstructured.Unstructured)
 		if !ok || keep[u.GetNamespace()+"/"+u.GetName()] || u.GetDeletionTimestamp() != nil {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // CapacityMode says what the controller does with the GPUs left in the cluster.
@@ -45,6 +47,9 @@ type Options struct {
 	// Identity names this instance: the field manager of its writes and its lease holder
 	// identity, so that every write can be traced to one process.
 	Identity string
+	// Install names this installation among others in the cluster (a label value): its
+	// CapacityBuffers carry it (prescale.io/install), and it sizes and deletes no other's.
+	Install string
 }
 
 // CapacityOptions configure the GPU allocation (docs/capacity.md).
@@ -130,6 +135,7 @@ func DefaultOptions() Options {
 			Buffers: BuffersAuto, NodeLead: DefaultNodeLead},
 		WatchTargets: true,
 		Identity:     "prescale",
+		Install:      "prescale",
 	}
 }
 
@@ -159,6 +165,9 @@ func (o Options) Validate() error {
 	errs = append(errs, o.Capacity.validate()...)
 	if o.Identity == "" {
 		errs = append(errs, errors.New("identity: required"))
+	}
+	if msgs := validation.IsValidLabelValue(o.Install); o.Install == "" || len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("install: must be a label value, got %q", o.Install))
 	}
 	return errors.Join(errs...)
 }
@@ -190,7 +199,7 @@ func (o CapacityOptions) validate() []error {
 	default:
 		errs = append(errs, fmt.Errorf("capacity.buffers: must be auto or off, got %q", o.Buffers))
 	}
-	if o.NodeLead <= 0 || o.NodeLead > time.Hour {
+	if o.NodeLead < time.Second || o.NodeLead > time.Hour {
 		errs = append(errs, fmt.Errorf("capacity.nodeLead: must be within 1s..1h, got %s", o.NodeLead))
 	}
 	pools := map[string]int{}

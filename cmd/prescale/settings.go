@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net"
 	"os"
 	"strconv"
@@ -331,6 +332,7 @@ func (s Settings) options(identity string) scaler.Options {
 		Capacity:         s.Capacity.options(),
 		WatchTargets:     s.Kubernetes.WatchTargets,
 		Identity:         identity,
+		Install:          installName(s.LeaderElection.Namespace, s.LeaderElection.Name),
 	}
 }
 
@@ -382,3 +384,20 @@ func (s Settings) promOptions() (prom.Options, error) {
 // envKeyReplacer maps a key to its environment variable: prometheus.url is
 // PRESCALE_PROMETHEUS_URL, leaderElection.enabled is PRESCALE_LEADERELECTION_ENABLED.
 var envKeyReplacer = strings.NewReplacer(".", "_", "-", "_")
+
+// installName names an installation by its Lease (namespace and name), which two
+// installations in one cluster never share: "<namespace>.<name>", as a label value (at most
+// 63 characters: a longer one keeps its first 54 and a hash of the whole); "prescale"
+// without a Lease.
+func installName(namespace, name string) string {
+	v := strings.Trim(namespace+"."+name, ".")
+	if v == "" {
+		return "prescale" // no Lease: leader election off, one instance
+	}
+	if len(v) <= 63 {
+		return v
+	}
+	h := fnv.New32a()
+	h.Write([]byte(v))
+	return fmt.Sprintf("%s-%08x", strings.TrimRight(v[:54], "-."), h.Sum32())
+}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/prescale/prescale/scaler"
 )
@@ -313,4 +316,27 @@ policies:
 	if diff := cmp.Diff(wantMsg, got); diff != "" {
 		t.Errorf("withLines (-want +got):\n%s", diff)
 	}
+}
+
+// An installation is named by its Lease, as a label value.
+func TestInstallName(t *testing.T) {
+	long := strings.Repeat("n", 63)
+	for _, tc := range []struct{ namespace, name, want string }{
+		{"prescale", "prescale", "prescale.prescale"},
+		{"", "", "prescale"},
+		{"ml", "", "ml"},
+		// 63 + 1 + 8 characters: the first 54 and the FNV-1a hash of the whole.
+		{long, "prescale", strings.Repeat("n", 54) + "-" + fmt.Sprintf("%08x", fnv32a(long+".prescale"))},
+	} {
+		got := installName(tc.namespace, tc.name)
+		if got != tc.want || len(validation.IsValidLabelValue(got)) > 0 {
+			t.Errorf("installName(%q, %q) = %q, want %q (a label value)", tc.namespace, tc.name, got, tc.want)
+		}
+	}
+}
+
+func fnv32a(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
 }
