@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/sandbox"
@@ -236,12 +237,17 @@ func TestKarpenter(t *testing.T) {
 	// provisioning pass (sigs.k8s.io/karpenter issues 2915, 3121: it launched 4 + 1 GPUs
 	// for 4 free here once), but once the pool is at or past its limit it launches nothing
 	// more, and the pods that do not fit stay Pending.
-	scale, err := client.AppsV1().Deployments(ns).GetScale(ctx, "llm", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scale.Spec.Replicas = 10
-	if _, err := client.AppsV1().Deployments(ns).UpdateScale(ctx, "llm", scale, metav1.UpdateOptions{}); err != nil {
+	// The Deployment controller updates the Deployment's status meanwhile: a conflict reads
+	// the scale again.
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		scale, err := client.AppsV1().Deployments(ns).GetScale(ctx, "llm", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		scale.Spec.Replicas = 10
+		_, err = client.AppsV1().Deployments(ns).UpdateScale(ctx, "llm", scale, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	poolGPUs := func() (gpus int64, claims int, err error) {
