@@ -5,12 +5,15 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -29,9 +32,10 @@ var capacityBuffers = schema.GroupVersionResource{Group: "autoscaling.x-k8s.io",
 // forecast's horizon (the pods' start-up, about 80 s for the first pod, which waits for
 // its node), so that the forecast holds the replicas up until the load arrives; between
 // surges the buffer is 0 (the previous surge's pods hold the nodes) before it rises for the
-// next, a horizon and a node lead ahead of it.
+// next, a horizon and a node lead ahead of it; and the HPA beside it has scaled down and
+// its nodes are gone (consolidated after 30 s) before the next surge.
 const (
-	surgePeriod = 240 * time.Second
+	surgePeriod = 300 * time.Second
 	surgeLength = 120 * time.Second
 )
 
@@ -59,22 +63,54 @@ func surgeStart(at time.Time) time.Time {
 }
 
 // bufferConfig is the buffer test's configuration: a tick a second, capacity.mode cap with no
-// Pending allowance, a node lead of a minute until one is measured, and one policy on the
-// load (AverageValue 10: ceil(load / 10) replicas, up and down at once) whose forecast is the
-// seasonal-naive one, season surgePeriod, over 12 minutes of history.
-func bufferConfig(promURL string, w sandbox.Workload, forecast bool) string {
+// Pending allowance, a node lead of a minute until one is measured, the external metrics
+// API (extra), and one policy on the load (AverageValue 10: ceil(load / 10) replicas, up and
+// down at once) whose forecast is the seasonal-naive one, season surgePeriod, over 12
+// minutes of history; then hpa, a dry-run policy on the HPA's workload hw whose load metric
+// the real HPA reads (hpa-load).
+func bufferConfig(promURL, extra string, w, hw sandbox.Workload, forecast bool) string {
 	c := strings.Replace(poolConfig(promURL, w.Namespace), "capacity: {mode: cap, pendingAllowance: 0}",
-		"capacity: {mode: cap, pendingAllowance: 0, nodeLead: 60s}", 1) + poolPolicy(w.Name, w, 8, "{}")
+		"capacity: {mode: cap, pendingAllowance: 0, nodeLead: 60s}\n"+extra, 1) + poolPolicy(w.Name, w, 8, "{}")
+	c += fmt.Sprintf(`  - name: hpa
+    target: {apiVersion: apps/v1, kind: Deployment, namespace: %s, name: %s}
+    dryRun: true
+    maxReplicas: 8
+    metrics:
+      - {name: load, query: 'sum(inference_load_rps{namespace=%q})', target: {type: AverageValue, averageValue: 10}}
+`, hw.Namespace, hw.Name, w.Namespace)
 	if forecast {
-		c += fmt.Sprintf(`    forecast:
+		c = strings.Replace(c, "  - name: hpa\n", fmt.Sprintf(`    forecast:
       load: {query: 'sum(inference_load_rps{namespace=%q})', perReplica: 10}
       method: seasonal-naive
       season: %s
       history: 12m
       gate: {maxError: 1, window: 1m}
-`, w.Namespace, surgePeriod)
+  - name: hpa
+`, w.Namespace, surgePeriod), 1)
 	}
 	return c
+}
+
+// applyOn applies a workload whose pods go on nodes of one Karpenter instance type only.
+func applyOn(ctx context.Context, t *testing.T, kube kubernetes.Interface, w sandbox.Workload, instanceType string) {
+	t.Helper()
+	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.Namespace}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	d := w.Deployment()
+	d.Spec.Template.Spec.NodeSelector["node.kubernetes.io/instance-type"] = instanceType
+	if _, err := kube.AppsV1().Deployments(w.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readyOf returns a workload's Ready replicas, -1 when it cannot be read.
+func readyOf(ctx context.Context, kube kubernetes.Interface, w sandbox.Workload) int32 {
+	d, err := kube.AppsV1().Deployments(w.Namespace).Get(ctx, w.Name, metav1.GetOptions{})
+	if err != nil {
+		return -1
+	}
+	return d.Status.ReadyReplicas
 }
 
 // startPrometheusWithLoad starts a Prometheus scraping the load exporter (job load) every
@@ -135,15 +171,18 @@ func sampleBuffer(ctx context.Context, kube kubernetes.Interface, dyn dynamic.In
 
 // Beside Karpenter with its CapacityBuffer feature gate on (a NodePool starting with no
 // node, nodes Ready 60 s after their creation), a policy whose seasonal forecast has seen
-// the surges in its backfilled history (6 replicas for 2 minutes every 4) sizes a
+// the surges in its backfilled history (6 replicas for 2 minutes every 5) sizes a
 // CapacityBuffer for the surge at the node lead (measured: the first pod's node) beyond its
 // horizon: the buffer rises more than a node delay before the surge, Karpenter launches
 // its nodes, the surge's pods are Ready when it arrives and none of them waits for a node;
 // the buffer is released once the real pods hold the nodes, and deleted when the policy
-// loses its forecast. It reports the pool's node-seconds.
+// loses its forecast. A real HPA beside it, on the same load and the same NodePool (nodes of
+// another instance type), reaches the surge's 6 replicas only a node delay and a start-up
+// after it arrives. It reports both workloads' GPU-node-seconds.
 func TestCapacityBufferBesideKarpenter(t *testing.T) {
 	const nodeDelay, startup = 60 * time.Second, 20 * time.Second
-	ctx, st, kube := karpenterSandbox(t, sandbox.KarpenterOptions{NodeDelay: nodeDelay, FeatureGates: "CapacityBuffer=true"})
+	ctx, st, kube := karpenterSandbox(t, sandbox.KarpenterOptions{NodeDelay: nodeDelay, FeatureGates: "CapacityBuffer=true", GPULimit: 32,
+		ConsolidateAfter: 30 * time.Second})
 	rc, err := st.RESTConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -152,17 +191,49 @@ func TestCapacityBufferBesideKarpenter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// prescale's workload on nodes of 4 GPUs, the HPA's on nodes of 1: neither takes the
+	// other's nodes, so each waits only for the nodes its own autoscaling asks for.
 	w := sandbox.Workload{Namespace: "e2e-buffer", Name: "llm", Replicas: 1, GPUs: 1, StartupDelay: startup}
-	if err := w.Apply(ctx, kube); err != nil {
-		t.Fatal(err)
-	}
+	hw := sandbox.Workload{Namespace: "e2e-buffer-hpa", Name: "llm", Replicas: 1, GPUs: 1, StartupDelay: startup}
+	applyOn(ctx, t, kube, w, "sandbox-gpu-4")
+	applyOn(ctx, t, kube, hw, "sandbox-gpu-1")
 	e := newLoadExporter(t)
 	p := startPrometheusWithLoad(t, e, w.Namespace, 12*time.Minute, surgeLoad)
 	lctx, stopLoad := context.WithCancel(context.Background())
 	t.Cleanup(stopLoad)
 	driveLoad(lctx, func() { e.set(w.Namespace, surgeLoad(time.Now())) })
-	in := startPrescale(t, "buffer", bufferConfig(p.URL(), w, true), "--kubeconfig", st.Kubeconfig)
+
+	// The external metrics API of prescale, through the sandbox's aggregator, for the HPA.
+	ip, port := freeHostPort(t)
+	const svc = "prescale-external-metrics"
+	cert, key, err := st.IssueServingCert(t.TempDir(), svc, ip.String(), svc+"."+hw.Namespace+".svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := fmt.Sprintf("externalMetrics: {enabled: true, listenAddress: %q, tls: {certFile: %q, keyFile: %q}}",
+		net.JoinHostPort(ip.String(), strconv.Itoa(port)), cert, key)
+	in := startPrescale(t, "buffer", bufferConfig(p.URL(), extra, w, hw, true), "--kubeconfig", st.Kubeconfig)
 	testutil.Eventually(t, 30*time.Second, "prescale sizing CapacityBuffers", logHas(in, "Sizing a CapacityBuffer for each policy with a forecast"))
+	ca, err := st.CACertPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RegisterAPIService(ctx, sandbox.APIService{Group: "external.metrics.k8s.io", Version: "v1beta1",
+		Namespace: hw.Namespace, Service: svc, Host: ip, Port: port, CABundle: ca}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, time.Minute, "hpa-load through the aggregator", func() error {
+		_, err := externalValue(kube, hw.Namespace, "hpa-load")
+		return err
+	})
+	// A real HPA beside it on the same load: AverageValue 10 of hpa-load, ceil(load / 10)
+	// replicas, its nodes launched by Karpenter only for its Pending pods.
+	hpa := externalHPA(hw, 8)
+	hpa.Spec.Metrics[0].External.Metric.Name = "hpa-load"
+	hpa.Spec.Metrics[0].External.Target.AverageValue = resource.NewQuantity(10, resource.DecimalSI)
+	if _, err := kube.AutoscalingV2().HorizontalPodAutoscalers(hw.Namespace).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 
 	// The pool's first node, launched by Karpenter for the first pod, measures the lead.
 	labels := map[string]string{"nodepool": sandbox.KarpenterNodePool}
@@ -195,8 +266,16 @@ func TestCapacityBufferBesideKarpenter(t *testing.T) {
 
 	var samples []bufferSample
 	pl := map[string]string{"policy": w.Name}
+	var hpaReady time.Time // the HPA's workload at 6 Ready, in the surge
+	hpaBefore := int32(-1) // its Ready replicas just before the surge
 	for time.Now().Before(surge.Add(surgeLength - 5*time.Second)) {
 		s := sampleBuffer(ctx, kube, dyn, w)
+		if now := time.Now(); now.Before(surge) && now.After(surge.Add(-3*time.Second)) {
+			hpaBefore = readyOf(ctx, kube, hw)
+		}
+		if now := time.Now(); hpaReady.IsZero() && !now.Before(surge) && readyOf(ctx, kube, hw) >= 6 {
+			hpaReady = now
+		}
 		s.desired, s.gated = -1, -1
 		sc := scrape(in.families())
 		if v, ok := sc.value("prescale_desired_replicas", pl); ok {
@@ -246,6 +325,26 @@ func TestCapacityBufferBesideKarpenter(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, "prescale_capacity_buffer_replicas at 0", metricIs(in, "prescale_capacity_buffer_replicas",
 		map[string]string{"policy": w.Name}, "0", func(v float64) bool { return v == 0 }))
+	// The HPA beside it waited for its nodes, then for its pods' start-up (its scale-down
+	// window, 5 minutes by default, holds its replicas after the surge).
+	for hpaReady.IsZero() && time.Now().Before(surge.Add(nodeDelay+startup+2*time.Minute)) {
+		if readyOf(ctx, kube, hw) >= 6 {
+			hpaReady = time.Now()
+		}
+		time.Sleep(time.Second)
+	}
+	switch {
+	case hpaBefore >= 6:
+		t.Errorf("the HPA's workload had %d Ready just before the surge: it had not scaled down since the last one", hpaBefore)
+	case hpaReady.IsZero():
+		t.Errorf("the HPA's workload: %d Ready %s after the surge began, want 6", readyOf(ctx, kube, hw), nodeDelay+startup+2*time.Minute)
+	case hpaReady.Sub(surge) < nodeDelay:
+		t.Errorf("the HPA's workload was at 6 Ready %s into the surge, want it to wait at least the node delay %s",
+			hpaReady.Sub(surge).Round(time.Second), nodeDelay)
+	default:
+		t.Logf("the HPA's workload was at 6 Ready %s into the surge (node delay %s, start-up %s); prescale's as it arrived",
+			hpaReady.Sub(surge).Round(time.Second), nodeDelay, startup)
+	}
 	// No pod of the workload waited for a node longer than the node delay.
 	pods, err := kube.CoreV1().Pods(w.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -276,7 +375,7 @@ func TestCapacityBufferBesideKarpenter(t *testing.T) {
 	reportNodeSeconds(t, ctx, kube)
 
 	// The forecast removed: the buffer is deleted.
-	in.write(bufferConfig(p.URL(), w, false))
+	in.write(bufferConfig(p.URL(), extra, w, hw, false))
 	testutil.Eventually(t, 30*time.Second, "the CapacityBuffer deleted with the policy's forecast", func() error {
 		if s := sampleBuffer(ctx, kube, dyn, w); s.bufferOK {
 			return fmt.Errorf("the CapacityBuffer is still there (%d replicas)", s.buffer)
@@ -300,20 +399,23 @@ func bufferSizes(samples []bufferSample) string {
 	return strings.TrimSpace(b.String())
 }
 
-// reportNodeSeconds logs the GPU-node-seconds of the pool's nodes so far: each node's GPUs
-// times its time since creation.
+// reportNodeSeconds logs the GPU-node-seconds of the pool's nodes so far (each node's GPUs
+// times its time since creation), by instance type: the 4-GPU nodes are prescale's
+// workload's, the 1-GPU ones the HPA's.
 func reportNodeSeconds(t *testing.T, ctx context.Context, kube kubernetes.Interface) {
 	t.Helper()
 	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "karpenter.sh/nodepool=" + sandbox.KarpenterNodePool})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var gpuSeconds float64
+	byType := map[string]float64{}
 	var list []string
 	for _, n := range nodes.Items {
 		q := n.Status.Capacity[sandbox.GPUResource]
-		gpuSeconds += float64(q.Value()) * time.Since(n.CreationTimestamp.Time).Seconds()
-		list = append(list, fmt.Sprintf("%s (%d GPUs) launched %s", n.Name, q.Value(), n.CreationTimestamp.Format(time.TimeOnly)))
+		typ := n.Labels["node.kubernetes.io/instance-type"]
+		byType[typ] += float64(q.Value()) * time.Since(n.CreationTimestamp.Time).Seconds()
+		list = append(list, fmt.Sprintf("%s (%s) launched %s", n.Name, typ, n.CreationTimestamp.Format(time.TimeOnly)))
 	}
-	t.Logf("the pool: %d nodes, %.0f GPU-node-seconds so far: %s", len(nodes.Items), gpuSeconds, strings.Join(list, ", "))
+	t.Logf("the pool: %d nodes, GPU-node-seconds so far: prescale's (sandbox-gpu-4) %.0f, the HPA's (sandbox-gpu-1) %.0f; %s",
+		len(nodes.Items), byType["sandbox-gpu-4"], byType["sandbox-gpu-1"], strings.Join(list, ", "))
 }
