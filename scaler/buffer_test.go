@@ -10,9 +10,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/prescale/prescale/alloc"
 	"github.com/prescale/prescale/engine"
 	"github.com/prescale/prescale/forecast"
 	"github.com/prescale/prescale/policy"
@@ -243,6 +246,37 @@ func TestPruneBuffers(t *testing.T) {
 			slices.Sort(got)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("deleted (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A buffer is sized for the node lead of the NodePools that can add its pods' GPU kind,
+// else the longest measured of any node pool, else capacity.nodeLead.
+func TestNodeLeadFor(t *testing.T) {
+	gpuPod := &corev1.Pod{Spec: corev1.PodSpec{Containers: []corev1.Container{{Resources: corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("1")}}}}}}
+	for _, tc := range []struct {
+		name     string
+		growth   map[string]alloc.Growth
+		leads    map[string]time.Duration
+		template *corev1.Pod
+		want     time.Duration
+	}{
+		{name: "the NodePools of the pods' kind", growth: map[string]alloc.Growth{"nvidia.com/gpu": {GPUs: 8, Lead: 3 * time.Minute}},
+			leads: map[string]time.Duration{"gpu": 3 * time.Minute, "cpu": 9 * time.Minute}, template: gpuPod, want: 3 * time.Minute},
+		{name: "another kind's NodePools: the longest of any pool", growth: map[string]alloc.Growth{"amd.com/gpu": {GPUs: 8, Lead: time.Minute}},
+			leads: map[string]time.Duration{"gpu": 3 * time.Minute, "cpu": 9 * time.Minute}, template: gpuPod, want: 9 * time.Minute},
+		{name: "no template (capacity.mode off): the longest of any pool",
+			leads: map[string]time.Duration{"gpu": 3 * time.Minute}, want: 3 * time.Minute},
+		{name: "nothing measured: capacity.nodeLead", template: gpuPod, want: 7 * time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := DefaultOptions()
+			opts.Capacity.NodeLead = 7 * time.Minute
+			c := &Controller{opts: opts, growth: tc.growth, leads: tc.leads}
+			if got := c.nodeLeadFor(tc.template); got != tc.want {
+				t.Errorf("nodeLeadFor = %s, want %s", got, tc.want)
 			}
 		})
 	}
