@@ -140,7 +140,7 @@ func (c *Controller) observeGrowth(ctx context.Context) {
 			pools = append(pools, u)
 		}
 	}
-	growth, errs := growthOf(pools, c.opts.Capacity.IsGPU, c.nodeLeads.p90())
+	growth, errs := growthOf(pools, c.opts.Capacity.IsGPU, c.leads)
 	err = errors.Join(errs...)
 	if msg := fmt.Sprint(err); err != nil && msg != c.growthErrs {
 		klog.FromContext(ctx).Error(err, "Skipping NodePools whose GPU limits or resources do not parse")
