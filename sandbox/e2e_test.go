@@ -66,17 +66,50 @@ func upSandbox(t *testing.T, o sandbox.Options) (*sandbox.State, *kubernetes.Cli
 		t.Fatalf("Up: %v", err)
 	}
 	t.Logf("sandbox up in %s", time.Since(start).Round(time.Millisecond))
+	client, err := st.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			kwokTrail(t, st, client)
+		}
 		if err := sandbox.Down(context.Background(), st.Dir); err != nil {
 			t.Errorf("Down: %v", err)
 		}
 		assertGone(t, st)
 	})
-	client, err := st.Client()
-	if err != nil {
-		t.Fatal(err)
-	}
 	return st, client
+}
+
+// kwokTrail logs, for a failed test, what kwok's log says about each bound pod that is
+// not Ready, and kwok's warnings and errors: a pod left not Ready is kwok's to explain.
+func kwokTrail(t *testing.T, st *sandbox.State, c kubernetes.Interface) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(st.Dir, "logs", "kwok.log"))
+	if err != nil {
+		t.Logf("kwok's log: %v", err)
+		return
+	}
+	pods, err := c.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Logf("list pods: %v", err)
+		return
+	}
+	var stuck []string
+	for _, p := range pods.Items {
+		if p.Spec.NodeName != "" && cond(p, corev1.PodReady) != corev1.ConditionTrue && p.DeletionTimestamp == nil {
+			stuck = append(stuck, p.Name)
+			t.Logf("pod %s/%s on %s is not Ready: phase %s, conditions %+v, resourceVersion %s",
+				p.Namespace, p.Name, p.Spec.NodeName, p.Status.Phase, p.Status.Conditions, p.ResourceVersion)
+		}
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		named := slices.ContainsFunc(stuck, func(name string) bool { return strings.Contains(line, name) })
+		if named || strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`) && !strings.Contains(line, "failed to delete pod") {
+			t.Logf("kwok: %s", line)
+		}
+	}
 }
 
 func assertGone(t *testing.T, st *sandbox.State) {
