@@ -804,6 +804,84 @@ spec: {replicas: 1, leaderWorkerTemplate: {size: 2}}
 		}
 	})
 
+	// The CapacityBuffers prescale sizes (docs/capacity.md): with Karpenter's CapacityBuffer CRD
+	// installed, the service account may create, resize and delete its own buffers, as it
+	// writes them (server-side apply, field manager prescale), and the admission policy
+	// refuses a buffer not labelled as prescale's, not named prescale-<policy> or on a
+	// PodTemplate, and any change or deletion of a buffer someone else made.
+	t.Run("capacity buffer admission", func(t *testing.T) {
+		admin("", "apply", "--server-side", "-f", filepath.Join(binDir, "karpenter-crds", "autoscaling.x-k8s.io_capacitybuffers.yaml"))
+		admin("", "wait", "--for", "condition=established", "--timeout=60s", "crd/capacitybuffers.autoscaling.x-k8s.io")
+		admin(`apiVersion: autoscaling.x-k8s.io/v1beta1
+kind: CapacityBuffer
+metadata: {name: theirs, namespace: inference}
+spec: {replicas: 2, scalableRef: {apiGroup: apps, kind: Deployment, name: llama}}
+---
+apiVersion: autoscaling.x-k8s.io/v1beta1
+kind: CapacityBuffer
+metadata:
+  name: prescale-llama
+  namespace: inference
+  labels: {app.kubernetes.io/managed-by: prescale, prescale.io/policy: llama, prescale.io/install: prescale.prescale}
+spec: {replicas: 1, scalableRef: {apiGroup: apps, kind: Deployment, name: llama}}
+`, "apply", "-f", "-")
+		saDyn, err := dynamic.NewForConfig(saRest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		buffers := saDyn.Resource(schema.GroupVersionResource{Group: "autoscaling.x-k8s.io", Version: "v1beta1", Resource: "capacitybuffers"}).Namespace("inference")
+		dry := []string{metav1.DryRunAll}
+		apply := func(ctx context.Context, name string, labels map[string]any, spec map[string]any) error {
+			u := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": "autoscaling.x-k8s.io/v1beta1", "kind": "CapacityBuffer",
+				"metadata": map[string]any{"name": name, "namespace": "inference", "labels": labels},
+				"spec":     spec,
+			}}
+			_, err := buffers.Apply(ctx, name, u, metav1.ApplyOptions{FieldManager: "prescale", Force: true, DryRun: dry})
+			return err
+		}
+		ours := map[string]any{"app.kubernetes.io/managed-by": "prescale", "prescale.io/policy": "llama", "prescale.io/install": "prescale.prescale"}
+		target := map[string]any{"replicas": int64(3), "scalableRef": map[string]any{"apiGroup": "apps", "kind": "Deployment", "name": "llama"}}
+		// The policy takes effect on the new resource once the API server's informer has it.
+		var perr error
+		poll(t, 20*time.Second, "the admission policy to refuse a buffer without prescale's label", func(ctx context.Context) error {
+			perr = apply(ctx, "prescale-new", map[string]any{"prescale.io/policy": "new"}, target)
+			if apierrors.IsInvalid(perr) && strings.Contains(perr.Error(), "prescale-capacity-buffers") {
+				return nil
+			}
+			return fmt.Errorf("the apply: %v", perr)
+		})
+		if !strings.Contains(perr.Error(), "must be labelled app.kubernetes.io/managed-by=prescale") {
+			t.Errorf("a buffer without prescale's label: %v, want the label's message", perr)
+		}
+		for _, c := range []struct {
+			what string
+			err  error
+			want string // "": allowed
+		}{
+			{"create a buffer of its own", apply(ctx, "prescale-new", ours, target), ""},
+			{"resize its buffer", apply(ctx, "prescale-llama", ours, target), ""},
+			{"delete its buffer", buffers.Delete(ctx, "prescale-llama", metav1.DeleteOptions{DryRun: dry}), ""},
+			{"create a buffer named otherwise", apply(ctx, "other", ours, target), "are named prescale-<policy>"},
+			{"create a buffer on a PodTemplate", apply(ctx, "prescale-template", ours, map[string]any{"replicas": int64(1), "podTemplateRef": map[string]any{"name": "llama"}}),
+				"never a PodTemplate"},
+			{"remove the label of its buffer", apply(ctx, "prescale-llama", map[string]any{"app.kubernetes.io/managed-by": "someone"}, target),
+				"must be labelled app.kubernetes.io/managed-by=prescale"},
+			{"resize a buffer someone else made", func() error {
+				_, err := buffers.Patch(ctx, "theirs", types.MergePatchType, []byte(`{"spec":{"replicas":5}}`), metav1.PatchOptions{DryRun: dry})
+				return err
+			}(), "change or delete only the CapacityBuffers labelled"},
+			{"delete a buffer someone else made", buffers.Delete(ctx, "theirs", metav1.DeleteOptions{DryRun: dry}), "change or delete only the CapacityBuffers labelled"},
+		} {
+			switch {
+			case c.want == "" && c.err != nil:
+				t.Errorf("the service account may not %s: %v", c.what, c.err)
+			case c.want != "" && (!apierrors.IsInvalid(c.err) || !strings.Contains(c.err.Error(), c.want)):
+				t.Errorf("the service account may %s: %v, want refused with %q", c.what, c.err, c.want)
+			}
+		}
+	})
+
 	// The writes bound in the target namespaces only (issue 15, item 12): the namespaced
 	// overlay replaces the cluster-wide binding, and the chart with rbac.targetNamespaces,
 	// installed as another release (its own service account), does the same.
