@@ -366,11 +366,12 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 		passes[i] = r
 	})
-	if nodes, err := c.nodes.List(labelsEverything); err == nil {
+	nodes, err := c.nodes.List(labelsEverything)
+	if err == nil {
 		c.nodeLeads.observe(nodes)
 	}
 	c.leads = c.nodeLeads.p90()
-	c.observeGrowth(ctx)
+	c.observeGrowth(ctx, nodes)
 	phases.done(phaseObserve)
 
 	// 2. decide

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -18,19 +19,41 @@ import (
 	"github.com/prescale/prescale/alloc"
 )
 
-// nodePoolGVR is Karpenter's NodePool, whose spec.limits bound what it provisions and whose
-// status.resources are what its nodes have.
+// nodePoolGVR is Karpenter's NodePool, whose spec.limits bound what it provisions.
 var nodePoolGVR = schema.GroupVersionResource{Group: "karpenter.sh", Version: "v1", Resource: "nodepools"}
 
-// growthOf returns, per GPU kind, what Karpenter's NodePools can still add: each NodePool
-// whose spec.limits names the kind adds its limit less its status.resources of it (none
-// below 0). A NodePool without a limit on a kind is not counted for it: whether its
-// instance types have that GPU is the cloud provider's to say, not the NodePool's, so
-// prescale does not grant on it (docs/capacity.md). Each kind's lead time is the longest
-// of its NodePools' measured ones (leads, by NodePool name: the karpenter.sh/nodepool node
-// label), 0 when none is measured. A NodePool whose limit or resource does not parse is
-// skipped, and returned as an error naming it and the field.
-func growthOf(pools []*unstructured.Unstructured, isGPU func(string) bool, leads map[string]time.Duration) (map[string]alloc.Growth, []error) {
+// karpenterPoolLabel names the NodePool of a node Karpenter launched.
+const karpenterPoolLabel = "karpenter.sh/nodepool"
+
+// growthOf returns, per GPU kind, what Karpenter's NodePools can still add beyond their
+// Ready nodes: each NodePool whose spec.limits names the kind adds its limit less the
+// allocatable GPUs of that kind on its nodes (the karpenter.sh/nodepool label) that are
+// Ready (none below 0: a limit is soft within one provisioning pass). A node that is
+// launched but not Ready yet is in the NodePool's status.resources, yet its GPUs fit no pod
+// now: they are counted as growth, with the pool's lead, for the pods waiting for them;
+// subtracting them (status.resources) would deny those pods at a pool's limit, and take the
+// replicas down to what fits while their nodes boot. A NodePool without a limit on a kind
+// is not counted for it: whether its instance types have that GPU is the cloud provider's
+// to say, not the NodePool's, so prescale does not grant on it (docs/capacity.md). Each
+// kind's lead time is the longest of its NodePools' measured ones (leads, by NodePool
+// name), 0 when none is measured. A NodePool whose limit does not parse is skipped, and
+// returned as an error naming it and the field.
+func growthOf(pools []*unstructured.Unstructured, nodes []*corev1.Node, isGPU func(string) bool, leads map[string]time.Duration) (map[string]alloc.Growth, []error) {
+	ready := map[string]map[string]int64{} // by NodePool, then kind
+	for _, n := range nodes {
+		pool := n.Labels[karpenterPoolLabel]
+		if pool == "" || !nodeReady(n) {
+			continue
+		}
+		for r, q := range n.Status.Allocatable {
+			if isGPU(string(r)) {
+				if ready[pool] == nil {
+					ready[pool] = map[string]int64{}
+				}
+				ready[pool][string(r)] += q.Value()
+			}
+		}
+	}
 	type acc struct {
 		gpus  int64
 		lead  time.Duration
@@ -40,7 +63,6 @@ func growthOf(pools []*unstructured.Unstructured, isGPU func(string) bool, leads
 	var errs []error
 	for _, u := range pools {
 		limits, _, _ := unstructured.NestedMap(u.Object, "spec", "limits")
-		used, _, _ := unstructured.NestedMap(u.Object, "status", "resources")
 		for kind, limit := range limits {
 			if !isGPU(kind) {
 				continue
@@ -50,19 +72,12 @@ func growthOf(pools []*unstructured.Unstructured, isGPU func(string) bool, leads
 				errs = append(errs, fmt.Errorf("NodePool %s: spec.limits[%q]: %w", u.GetName(), kind, err))
 				continue
 			}
-			var inUse resource.Quantity
-			if v, ok := used[kind]; ok {
-				if inUse, err = quantity(v); err != nil {
-					errs = append(errs, fmt.Errorf("NodePool %s: status.resources[%q]: %w", u.GetName(), kind, err))
-					continue
-				}
-			}
 			a := kinds[kind]
 			if a == nil {
 				a = &acc{}
 				kinds[kind] = a
 			}
-			a.gpus += max(0, l.Value()-inUse.Value())
+			a.gpus += max(0, l.Value()-ready[u.GetName()][kind])
 			a.lead = max(a.lead, leads[u.GetName()])
 			a.names = append(a.names, u.GetName())
 		}
@@ -124,8 +139,9 @@ func (c *Controller) startNodePools(ctx context.Context) {
 		"resource", nodePoolGVR.String())
 }
 
-// observeGrowth reads what the NodePools can add (growthOf), for the tick's allocation.
-func (c *Controller) observeGrowth(ctx context.Context) {
+// observeGrowth reads what the NodePools can add beyond their Ready nodes (growthOf), for
+// the tick's allocation.
+func (c *Controller) observeGrowth(ctx context.Context, nodes []*corev1.Node) {
 	c.growth = nil
 	if c.nodePools == nil || !c.poolsSync() {
 		return
@@ -140,10 +156,10 @@ func (c *Controller) observeGrowth(ctx context.Context) {
 			pools = append(pools, u)
 		}
 	}
-	growth, errs := growthOf(pools, c.opts.Capacity.IsGPU, c.leads)
+	growth, errs := growthOf(pools, nodes, c.opts.Capacity.IsGPU, c.leads)
 	err = errors.Join(errs...)
 	if msg := fmt.Sprint(err); err != nil && msg != c.growthErrs {
-		klog.FromContext(ctx).Error(err, "Skipping NodePools whose GPU limits or resources do not parse")
+		klog.FromContext(ctx).Error(err, "Skipping NodePools whose GPU limits do not parse")
 		c.growthErrs = msg
 	} else if err == nil {
 		c.growthErrs = ""

@@ -1,11 +1,14 @@
 package scaler
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/prescale/prescale/alloc"
@@ -24,11 +27,26 @@ func karpenterNodePool(name string, limits, resources map[string]any) *unstructu
 	return u
 }
 
+// karpenterNode is a node (gpuNode) of Karpenter's NodePool pool ("" for none) with gpus of
+// kind, Ready or booting.
+func karpenterNode(name, pool, kind string, gpus int64, ready bool) *corev1.Node {
+	return gpuNode(name, 0, func(n *corev1.Node) {
+		n.Status.Allocatable = corev1.ResourceList{corev1.ResourceName(kind): *resource.NewQuantity(gpus, resource.DecimalSI)}
+		if pool != "" {
+			n.Labels["karpenter.sh/nodepool"] = pool
+		}
+		if !ready {
+			n.Status.Conditions[0].Status = corev1.ConditionFalse
+		}
+	})
+}
+
 func TestGrowthOf(t *testing.T) {
 	isGPU := DefaultOptions().Capacity.IsGPU
 	pools := []*unstructured.Unstructured{
-		// 16 GPUs at most, 4 on its nodes: 12 more, Ready 9 min after launch.
-		karpenterNodePool("gpu", map[string]any{"nvidia.com/gpu": "16", "cpu": "1000"}, map[string]any{"nvidia.com/gpu": "4", "cpu": "48"}),
+		// 16 GPUs at most. Its status counts 12 (a booting node's 8 with them), but only the
+		// Ready node's 4 are taken: 12 more, Ready 9 min after launch.
+		karpenterNodePool("gpu", map[string]any{"nvidia.com/gpu": "16", "cpu": "1000"}, map[string]any{"nvidia.com/gpu": "12", "cpu": "48"}),
 		// No node yet: its whole limit, written as a number (as a manifest's 8 is kept).
 		karpenterNodePool("gpu-spot", map[string]any{"nvidia.com/gpu": int64(8)}, nil),
 		// Beyond its limit (limits are soft within one provisioning pass): none, not less.
@@ -37,8 +55,15 @@ func TestGrowthOf(t *testing.T) {
 		karpenterNodePool("general", map[string]any{"cpu": "100"}, nil),
 		karpenterNodePool("unlimited", nil, map[string]any{"nvidia.com/gpu": "8"}),
 	}
+	nodes := []*corev1.Node{
+		karpenterNode("gpu-a", "gpu", "nvidia.com/gpu", 4, true),
+		karpenterNode("gpu-booting", "gpu", "nvidia.com/gpu", 8, false),
+		karpenterNode("mig-a", "mig", "nvidia.com/mig-1g.10gb", 9, true),
+		karpenterNode("unlimited-a", "unlimited", "nvidia.com/gpu", 8, true),
+		karpenterNode("static", "", "nvidia.com/gpu", 8, true), // in no NodePool
+	}
 	leads := map[string]time.Duration{"gpu": 9 * time.Minute, "gpu-spot": 12 * time.Minute, "general": time.Minute}
-	got, errs := growthOf(pools, isGPU, leads)
+	got, errs := growthOf(pools, nodes, isGPU, leads)
 	if len(errs) != 0 {
 		t.Fatalf("errors: %v", errs)
 	}
@@ -51,22 +76,44 @@ func TestGrowthOf(t *testing.T) {
 	}
 }
 
+// A NodePool at its limit whose nodes were launched for a surge and still boot can still
+// add them: the pods waiting for them are granted (with the lead), not cut to what fits now.
+func TestGrowthOfBootingNodesAtTheLimit(t *testing.T) {
+	isGPU := DefaultOptions().Capacity.IsGPU
+	pools := []*unstructured.Unstructured{karpenterNodePool("gpu", map[string]any{"nvidia.com/gpu": "32"}, map[string]any{"nvidia.com/gpu": "32"})}
+	nodes := []*corev1.Node{karpenterNode("a", "gpu", "nvidia.com/gpu", 8, true)}
+	for i := range 3 {
+		nodes = append(nodes, karpenterNode(fmt.Sprintf("booting-%d", i), "gpu", "nvidia.com/gpu", 8, false))
+	}
+	got, _ := growthOf(pools, nodes, isGPU, map[string]time.Duration{"gpu": time.Minute})
+	if g := got["nvidia.com/gpu"]; g.GPUs != 24 || g.Lead != time.Minute {
+		t.Errorf("growth %+v, want the 24 GPUs of the booting nodes, ready in 1m0s", g)
+	}
+	// Once they are Ready, they fit now: nothing more to add.
+	for _, n := range nodes {
+		n.Status.Conditions[0].Status = corev1.ConditionTrue
+	}
+	got, _ = growthOf(pools, nodes, isGPU, nil)
+	if g := got["nvidia.com/gpu"]; g.GPUs != 0 {
+		t.Errorf("growth %+v with every node Ready, want 0", g)
+	}
+}
+
 func TestGrowthOfNamesWhatDoesNotParse(t *testing.T) {
 	isGPU := DefaultOptions().Capacity.IsGPU
 	pools := []*unstructured.Unstructured{
 		karpenterNodePool("bad-limit", map[string]any{"nvidia.com/gpu": "sixteen"}, nil),
-		karpenterNodePool("bad-status", map[string]any{"nvidia.com/gpu": "8"}, map[string]any{"nvidia.com/gpu": "x"}),
 		karpenterNodePool("bad-type", map[string]any{"nvidia.com/gpu": true}, nil),
 		karpenterNodePool("good", map[string]any{"nvidia.com/gpu": "8"}, map[string]any{"nvidia.com/gpu": "2"}),
 	}
-	got, errs := growthOf(pools, isGPU, nil)
+	got, errs := growthOf(pools, []*corev1.Node{karpenterNode("a", "good", "nvidia.com/gpu", 2, true)}, isGPU, nil)
 	if diff := cmp.Diff(map[string]alloc.Growth{"nvidia.com/gpu": {GPUs: 6, Pools: "NodePool good"}}, got); diff != "" {
 		t.Errorf("growthOf (-want +got):\n%s", diff)
 	}
-	if len(errs) != 3 {
-		t.Fatalf("errors %v, want 3", errs)
+	if len(errs) != 2 {
+		t.Fatalf("errors %v, want 2", errs)
 	}
-	for i, want := range []string{`NodePool bad-limit: spec.limits["nvidia.com/gpu"]: "sixteen"`, `NodePool bad-status: status.resources["nvidia.com/gpu"]: "x"`,
+	for i, want := range []string{`NodePool bad-limit: spec.limits["nvidia.com/gpu"]: "sixteen"`,
 		`NodePool bad-type: spec.limits["nvidia.com/gpu"]: true: not a quantity`} {
 		if !strings.Contains(errs[i].Error(), want) {
 			t.Errorf("error %d %q does not name %q", i, errs[i], want)
