@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
@@ -53,7 +54,18 @@ type KarpenterOptions struct {
 	// FeatureGates is Karpenter's --feature-gates, e.g. "CapacityBuffer=true"; empty
 	// keeps Karpenter's defaults.
 	FeatureGates string
+	// NodePools names the NodePools, alike but for their names (each with GPULimit), so that
+	// workloads can keep to nodes of their own by selecting karpenter.sh/nodepool. Default
+	// one, KarpenterNodePool.
+	NodePools []string
+	// WithoutCapacityBuffers leaves out the CapacityBuffer CRD (capacitybuffers.autoscaling.x-k8s.io),
+	// as in a cluster whose node autoscaler does not serve the API; Karpenter's other CRDs
+	// are applied. It cannot go with the CapacityBuffer feature gate.
+	WithoutCapacityBuffers bool
 }
+
+// capacityBufferCRD is the name of the CapacityBuffer CRD among Karpenter's.
+const capacityBufferCRD = "capacitybuffers.autoscaling.x-k8s.io"
 
 // Defaults fills the zero fields of o.
 func (o KarpenterOptions) Defaults() KarpenterOptions {
@@ -65,6 +77,9 @@ func (o KarpenterOptions) Defaults() KarpenterOptions {
 	}
 	if o.ConsolidateAfter == 0 {
 		o.ConsolidateAfter = 5 * time.Minute
+	}
+	if len(o.NodePools) == 0 {
+		o.NodePools = []string{KarpenterNodePool}
 	}
 	return o
 }
@@ -141,15 +156,15 @@ var (
 	nodeClassGVR = schema.GroupVersionResource{Group: "karpenter.kwok.sh", Version: "v1alpha1", Resource: "kwoknodeclasses"}
 )
 
-// nodePool returns the sandbox's NodePool: nodes labelled like the sandbox's own (so that
+// nodePool returns the sandbox's NodePool name: nodes labelled like the sandbox's own (so that
 // the sandbox's kwok manages them, and with the GPU operator's labels), annotated with
 // their ready delay, limited to o.GPULimit GPUs, removed when empty.
-func nodePool(o KarpenterOptions, gpuProduct string) *unstructured.Unstructured {
+func nodePool(name string, o KarpenterOptions, gpuProduct string) *unstructured.Unstructured {
 	delay := int64(math.Ceil(o.NodeDelay.Seconds()))
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "karpenter.sh/v1",
 		"kind":       "NodePool",
-		"metadata":   map[string]any{"name": KarpenterNodePool},
+		"metadata":   map[string]any{"name": name},
 		"spec": map[string]any{
 			"template": map[string]any{
 				"metadata": map[string]any{
@@ -189,9 +204,10 @@ func nodeClass() *unstructured.Unstructured {
 	}}
 }
 
-// applyCRDs creates the CustomResourceDefinitions in the YAML files of dir and waits
+// applyCRDs creates the CustomResourceDefinitions in the YAML files of dir, but those named
+// in skip, and waits
 // until each is established.
-func applyCRDs(ctx context.Context, c dynamic.Interface, dir string, timeout time.Duration) error {
+func applyCRDs(ctx context.Context, c dynamic.Interface, dir string, timeout time.Duration, skip ...string) error {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		return fmt.Errorf("list CRDs in %s: %w", dir, err)
@@ -212,6 +228,9 @@ func applyCRDs(ctx context.Context, c dynamic.Interface, dir string, timeout tim
 		u := &unstructured.Unstructured{Object: obj}
 		if u.GetKind() != "CustomResourceDefinition" {
 			return fmt.Errorf("decode CRD %s: kind is %q, want CustomResourceDefinition", f, u.GetKind())
+		}
+		if slices.Contains(skip, u.GetName()) {
+			continue
 		}
 		if _, err := c.Resource(crdGVR).Create(ctx, u, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("create CRD %s: %w", u.GetName(), err)
@@ -263,7 +282,11 @@ func (u *upper) startKarpenter(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return fmt.Errorf("build dynamic client: %w", err)
 	}
-	if err := applyCRDs(ctx, dc, filepath.Join(u.bin, "karpenter-crds"), u.o.Timeout); err != nil {
+	var skip []string
+	if o.WithoutCapacityBuffers {
+		skip = append(skip, capacityBufferCRD)
+	}
+	if err := applyCRDs(ctx, dc, filepath.Join(u.bin, "karpenter-crds"), u.o.Timeout, skip...); err != nil {
 		return fmt.Errorf("install karpenter CRDs: %w", err)
 	}
 	types, err := instanceTypesJSON(o)
@@ -302,11 +325,13 @@ func (u *upper) startKarpenter(ctx context.Context, cfg *rest.Config) error {
 	if _, err := dc.Resource(nodeClassGVR).Create(ctx, nodeClass(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create KWOKNodeClass %s: %w", KarpenterNodeClass, err)
 	}
-	if _, err := dc.Resource(nodePoolGVR).Create(ctx, nodePool(o, u.o.GPUProduct), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create NodePool %s: %w", KarpenterNodePool, err)
+	for _, name := range o.NodePools {
+		if _, err := dc.Resource(nodePoolGVR).Create(ctx, nodePool(name, o, u.o.GPUProduct), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create NodePool %s: %w", name, err)
+		}
 	}
 	u.s.Karpenter = &KarpenterState{
-		NodePool:   KarpenterNodePool,
+		NodePools:  o.NodePools,
 		NodeDelay:  time.Duration(math.Ceil(o.NodeDelay.Seconds())) * time.Second,
 		GPULimit:   o.GPULimit,
 		MetricsURL: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
@@ -316,7 +341,7 @@ func (u *upper) startKarpenter(ctx context.Context, cfg *rest.Config) error {
 
 // KarpenterState describes the Karpenter of a running sandbox.
 type KarpenterState struct {
-	NodePool   string        `json:"nodePool"`
+	NodePools  []string      `json:"nodePools"`
 	NodeDelay  time.Duration `json:"nodeDelay"` // from a node's creation to Ready, whole seconds
 	GPULimit   int           `json:"gpuLimit"`
 	MetricsURL string        `json:"metricsURL"` // Karpenter's own Prometheus metrics
@@ -338,6 +363,14 @@ func (o KarpenterOptions) validate() error {
 	}
 	if strings.ContainsAny(o.FeatureGates, " \n") {
 		errs = append(errs, fmt.Errorf("karpenter.featureGates: must be Name=bool pairs separated by commas, got %q", o.FeatureGates))
+	}
+	for i, name := range o.NodePools {
+		if errs1 := validation.IsDNS1123Subdomain(name); len(errs1) > 0 || slices.Contains(o.NodePools[:i], name) {
+			errs = append(errs, fmt.Errorf("karpenter.nodePools[%d]: must be a unique DNS subdomain name, got %q", i, name))
+		}
+	}
+	if o.WithoutCapacityBuffers && strings.Contains(o.FeatureGates, "CapacityBuffer=true") {
+		errs = append(errs, fmt.Errorf("karpenter.withoutCapacityBuffers: the CapacityBuffer feature gate needs the CRD, got featureGates %q", o.FeatureGates))
 	}
 	return errors.Join(errs...)
 }

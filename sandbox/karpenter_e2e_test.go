@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -97,7 +98,7 @@ func TestKarpenter(t *testing.T) {
 	)
 	st, client, dc := upKarpenter(t, sandbox.KarpenterOptions{NodeDelay: nodeDelay, GPULimit: gpuLimit})
 	ctx := context.Background()
-	if st.Karpenter == nil || st.Karpenter.NodePool != sandbox.KarpenterNodePool || st.Karpenter.NodeDelay != nodeDelay || st.Karpenter.GPULimit != gpuLimit {
+	if st.Karpenter == nil || !slices.Equal(st.Karpenter.NodePools, []string{sandbox.KarpenterNodePool}) || st.Karpenter.NodeDelay != nodeDelay || st.Karpenter.GPULimit != gpuLimit {
 		t.Fatalf("state's Karpenter = %+v, want NodePool %s, delay %s, GPU limit %d", st.Karpenter, sandbox.KarpenterNodePool, nodeDelay, gpuLimit)
 	}
 

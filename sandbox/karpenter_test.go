@@ -51,7 +51,7 @@ func TestNodePool(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			o := KarpenterOptions{NodeDelay: tc.delay, GPULimit: 12}.Defaults()
-			p := nodePool(o, "NVIDIA-A100")
+			p := nodePool("pool-a", o, "NVIDIA-A100")
 			got, _, _ := unstructured.NestedString(p.Object, "spec", "template", "metadata", "annotations", NodeReadyDelayAnnotation)
 			if got != tc.wantDelay {
 				t.Errorf("ready delay annotation = %q, want %q", got, tc.wantDelay)
@@ -60,8 +60,9 @@ func TestNodePool(t *testing.T) {
 			product, _, _ := unstructured.NestedString(p.Object, "spec", "template", "metadata", "labels", "nvidia.com/gpu.product")
 			kwok, _, _ := unstructured.NestedString(p.Object, "spec", "template", "metadata", "labels", NodeLabel)
 			after, _, _ := unstructured.NestedString(p.Object, "spec", "disruption", "consolidateAfter")
-			if limit != "12" || product != "NVIDIA-A100" || kwok != "true" || after != "5m0s" {
-				t.Errorf("limit %q, product %q, %s %q, consolidateAfter %q; want 12, NVIDIA-A100, true, 5m0s", limit, product, NodeLabel, kwok, after)
+			if limit != "12" || product != "NVIDIA-A100" || kwok != "true" || after != "5m0s" || p.GetName() != "pool-a" {
+				t.Errorf("name %q, limit %q, product %q, %s %q, consolidateAfter %q; want pool-a, 12, NVIDIA-A100, true, 5m0s",
+					p.GetName(), limit, product, NodeLabel, kwok, after)
 			}
 		})
 	}
@@ -80,6 +81,21 @@ func TestKarpenterOptionsValidate(t *testing.T) {
 			o:    KarpenterOptions{NodeDelay: -time.Second, GPULimit: -1, GPUsPerNode: []int{8, 0}, FeatureGates: "A=true, B=false"},
 			want: []string{"karpenter.nodeDelay: must not be negative, got -1s", "karpenter.gpuLimit: must not be negative, got -1",
 				"karpenter.gpusPerNode[1]: must be positive, got 0", `karpenter.featureGates: must be Name=bool pairs separated by commas, got "A=true, B=false"`},
+		},
+		{
+			name: "the CapacityBuffer feature gate without its CRD",
+			o:    KarpenterOptions{FeatureGates: "CapacityBuffer=true", WithoutCapacityBuffers: true},
+			want: []string{`karpenter.withoutCapacityBuffers: the CapacityBuffer feature gate needs the CRD, got featureGates "CapacityBuffer=true"`},
+		},
+		{
+			name: "NodePools named twice or not as a DNS subdomain",
+			o:    KarpenterOptions{NodePools: []string{"hpa", "Prescale", "hpa"}},
+			want: []string{`karpenter.nodePools[1]: must be a unique DNS subdomain name, got "Prescale"`,
+				`karpenter.nodePools[2]: must be a unique DNS subdomain name, got "hpa"`},
+		},
+		{
+			name: "without the CapacityBuffer CRD, its gate off",
+			o:    KarpenterOptions{FeatureGates: "CapacityBuffer=false", WithoutCapacityBuffers: true},
 		},
 	}
 	for _, tc := range tests {

@@ -526,7 +526,7 @@ func (u *upper) run(ctx context.Context) error {
 		if err := u.startKarpenter(ctx, cfg); err != nil {
 			return err
 		}
-		logger.V(2).Info("Started", "component", "karpenter", "nodePool", KarpenterNodePool)
+		logger.V(2).Info("Started", "component", "karpenter", "nodePools", u.s.Karpenter.NodePools)
 	}
 	if err := prom.waitReady(ctx, u.o.Timeout, httpOK(u.s.PrometheusURL+"/-/ready")); err != nil {
 		return err

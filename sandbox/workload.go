@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
 
@@ -21,6 +22,9 @@ type Workload struct {
 	Replicas     int32
 	GPUs         int           // nvidia.com/gpu per pod
 	StartupDelay time.Duration // time from binding to Ready (model load)
+	// NodeSelector adds to the pods' nodeSelector (which asks for nvidia.com/gpu.present),
+	// e.g. karpenter.sh/nodepool to keep a workload on the nodes of one NodePool.
+	NodeSelector map[string]string
 }
 
 // Deployment returns the Deployment of w: pods that ask for w.GPUs GPUs, are placed
@@ -28,6 +32,8 @@ type Workload struct {
 // they are bound (kwok reads StartupDelayAnnotation).
 func (w Workload) Deployment() *appsv1.Deployment {
 	labels := map[string]string{"app.kubernetes.io/name": w.Name}
+	selector := map[string]string{"nvidia.com/gpu.present": "true"}
+	maps.Copy(selector, w.NodeSelector)
 	gpus := resource.MustParse(strconv.Itoa(w.GPUs))
 	zero := int64(0)
 	return &appsv1.Deployment{
@@ -42,7 +48,7 @@ func (w Workload) Deployment() *appsv1.Deployment {
 				},
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: &zero,
-					NodeSelector:                  map[string]string{"nvidia.com/gpu.present": "true"},
+					NodeSelector:                  selector,
 					Containers: []corev1.Container{{
 						Name:  "vllm",
 						Image: "vllm/vllm-openai:simulated",

@@ -139,7 +139,7 @@ func (c *Controller) startBuffers(ctx context.Context) {
 	}
 	logger := klog.FromContext(ctx)
 	if _, err := c.deps.Mapper.RESTMapping(schema.GroupKind{Group: bufferGVR.Group, Kind: "CapacityBuffer"}, bufferGVR.Version); err != nil {
-		logger.Info("The CapacityBuffer API is not served: nodes are asked for by Pending pods only, under each pool's Pending allowance, not ahead of the forecast",
+		logger.Info("The CapacityBuffer API is not served: nodes are asked for by Pending pods only (within the Pending allowance or what the NodePools can add), not ahead of the forecast",
 			"resource", bufferGVR.String(), "err", err)
 		return
 	}

@@ -4,11 +4,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +26,7 @@ import (
 	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/internal/testutil/promtest"
 	"github.com/prescale/prescale/sandbox"
+	"github.com/prescale/prescale/scaler"
 )
 
 var capacityBuffers = schema.GroupVersionResource{Group: "autoscaling.x-k8s.io", Version: "v1beta1", Resource: "capacitybuffers"}
@@ -63,30 +67,31 @@ func surgeStart(at time.Time) time.Time {
 }
 
 // bufferConfig is the buffer test's configuration: a tick a second, capacity.mode cap with no
-// Pending allowance, a node lead of a minute until one is measured, the external metrics
-// API (extra), and one policy on the load (AverageValue 10: ceil(load / 10) replicas, up and
-// down at once) whose forecast is the seasonal-naive one, season surgePeriod, over 12
-// minutes of history; then hpa, a dry-run policy on the HPA's workload hw whose load metric
-// the real HPA reads (hpa-load).
+// Pending allowance, a node lead of a minute until one is measured, extra (the external
+// metrics API), and one policy on the load (AverageValue 10: ceil(load / 10) replicas, up
+// and down at once) whose forecast, if asked for, is the seasonal-naive one, season
+// surgePeriod, over 12 minutes of history; then, if hw is named, hpa, a dry-run policy on the
+// HPA's workload hw whose load metric the real HPA reads (hpa-load).
 func bufferConfig(promURL, extra string, w, hw sandbox.Workload, forecast bool) string {
 	c := strings.Replace(poolConfig(promURL, w.Namespace), "capacity: {mode: cap, pendingAllowance: 0}",
 		"capacity: {mode: cap, pendingAllowance: 0, nodeLead: 60s}\n"+extra, 1) + poolPolicy(w.Name, w, 8, "{}")
-	c += fmt.Sprintf(`  - name: hpa
+	if forecast {
+		c += fmt.Sprintf(`    forecast:
+      load: {query: 'sum(inference_load_rps{namespace=%q})', perReplica: 10}
+      method: seasonal-naive
+      season: %s
+      history: 12m
+      gate: {maxError: 1, window: 1m}
+`, w.Namespace, surgePeriod)
+	}
+	if hw.Name != "" {
+		c += fmt.Sprintf(`  - name: hpa
     target: {apiVersion: apps/v1, kind: Deployment, namespace: %s, name: %s}
     dryRun: true
     maxReplicas: 8
     metrics:
       - {name: load, query: 'sum(inference_load_rps{namespace=%q})', target: {type: AverageValue, averageValue: 10}}
 `, hw.Namespace, hw.Name, w.Namespace)
-	if forecast {
-		c = strings.Replace(c, "  - name: hpa\n", fmt.Sprintf(`    forecast:
-      load: {query: 'sum(inference_load_rps{namespace=%q})', perReplica: 10}
-      method: seasonal-naive
-      season: %s
-      history: 12m
-      gate: {maxError: 1, window: 1m}
-  - name: hpa
-`, w.Namespace, surgePeriod), 1)
 	}
 	return c
 }
@@ -148,9 +153,11 @@ func (s bufferSample) String() string {
 
 func sampleBuffer(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, w sandbox.Workload) bufferSample {
 	s := bufferSample{at: time.Now(), buffer: -1}
-	if b, err := dyn.Resource(capacityBuffers).Namespace(w.Namespace).Get(ctx, "prescale-"+w.Name, metav1.GetOptions{}); err == nil {
-		s.buffer, _, _ = unstructured.NestedInt64(b.Object, "spec", "replicas")
-		s.bufferOK = true
+	if dyn != nil { // nil: the CapacityBuffer API is not served
+		if b, err := dyn.Resource(capacityBuffers).Namespace(w.Namespace).Get(ctx, "prescale-"+w.Name, metav1.GetOptions{}); err == nil {
+			s.buffer, _, _ = unstructured.NestedInt64(b.Object, "spec", "replicas")
+			s.bufferOK = true
+		}
 	}
 	if nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "karpenter.sh/nodepool=" + sandbox.KarpenterNodePool}); err == nil {
 		for _, n := range nodes.Items {
@@ -235,29 +242,7 @@ func TestCapacityBufferBesideKarpenter(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The pool's first node, launched by Karpenter for the first pod, measures the lead.
-	labels := map[string]string{"nodepool": sandbox.KarpenterNodePool}
-	testutil.Eventually(t, nodeDelay+2*time.Minute, "the node lead time measured", func() error {
-		if _, ok := in.metric("prescale_node_lead_time_seconds", labels); !ok {
-			return fmt.Errorf("no prescale_node_lead_time_seconds yet")
-		}
-		return nil
-	})
-	lead, _ := in.metric("prescale_node_lead_time_seconds", labels)
-	// The horizon follows the pods' measured start-up (the first pod's: its node's lead and
-	// its own start-up).
-	var horizon float64
-	testutil.Eventually(t, time.Minute, "the forecast's horizon at the pods' measured start-up", func() error {
-		if _, ok := in.metric("prescale_pod_startup_seconds", map[string]string{"policy": w.Name}); !ok {
-			return fmt.Errorf("no start-up measured yet")
-		}
-		h, ok := in.metric("prescale_forecast_horizon_seconds", map[string]string{"policy": w.Name})
-		if !ok {
-			return fmt.Errorf("no horizon yet")
-		}
-		horizon = h
-		return nil
-	})
+	lead, horizon := leadAndHorizon(t, in, w, nodeDelay)
 	// The first surge that starts late enough for the buffer to rise a node delay before
 	// it, and after the last surge's buffer is gone.
 	ahead := time.Duration(horizon+lead)*time.Second + 20*time.Second
@@ -429,4 +414,155 @@ func reportNodeSeconds(t *testing.T, ctx context.Context, kube kubernetes.Interf
 	}
 	t.Logf("the pool: %d nodes, GPU-node-seconds so far: prescale's (sandbox-gpu-4) %.0f, the HPA's (sandbox-gpu-1) %.0f; %s",
 		len(nodes.Items), byType["sandbox-gpu-4"], byType["sandbox-gpu-1"], strings.Join(list, ", "))
+}
+
+// leadAndHorizon waits for prescale to measure the NodePool's node lead (the pool's first
+// node, launched by Karpenter for the first pod) and for w's policy's horizon, which follows
+// the pods' measured start-up (the first pod's: its node's lead and its own start-up), and
+// returns both in seconds.
+func leadAndHorizon(t *testing.T, in *instance, w sandbox.Workload, nodeDelay time.Duration) (lead, horizon float64) {
+	t.Helper()
+	labels := map[string]string{"nodepool": sandbox.KarpenterNodePool}
+	testutil.Eventually(t, nodeDelay+2*time.Minute, "the node lead time measured", func() error {
+		if _, ok := in.metric("prescale_node_lead_time_seconds", labels); !ok {
+			return fmt.Errorf("no prescale_node_lead_time_seconds yet")
+		}
+		return nil
+	})
+	lead, _ = in.metric("prescale_node_lead_time_seconds", labels)
+	testutil.Eventually(t, time.Minute, "the forecast's horizon at the pods' measured start-up", func() error {
+		if _, ok := in.metric("prescale_pod_startup_seconds", map[string]string{"policy": w.Name}); !ok {
+			return fmt.Errorf("no start-up measured yet")
+		}
+		h, ok := in.metric("prescale_forecast_horizon_seconds", map[string]string{"policy": w.Name})
+		if !ok {
+			return fmt.Errorf("no horizon yet")
+		}
+		horizon = h
+		return nil
+	})
+	return lead, horizon
+}
+
+// Where the CapacityBuffer API is not served (Karpenter without the CapacityBuffer CRD), the
+// buffer test's policy on the same surges falls back to what the nodes' Pending pods ask
+// for: prescale says so once in its log and writes no buffer, and its forecast still scales
+// the workload a horizon ahead of each surge, granting the pods that do not fit on the
+// nodes the NodePool can add, whose lead the record gives. Karpenter launches those nodes
+// only for the Pending pods, so the surge's replicas are Ready about a node delay and a
+// start-up after prescale scaled: later than with a buffer, and reported.
+func TestCapacityBufferFallbackBesideKarpenter(t *testing.T) {
+	const nodeDelay, startup = 60 * time.Second, 20 * time.Second
+	ctx, st, kube := karpenterSandbox(t, sandbox.KarpenterOptions{NodeDelay: nodeDelay, GPULimit: 32,
+		ConsolidateAfter: 30 * time.Second, WithoutCapacityBuffers: true})
+	w := sandbox.Workload{Namespace: "e2e-buffer-fallback", Name: "llm", Replicas: 1, GPUs: 1, StartupDelay: startup}
+	applyOn(ctx, t, kube, w, "sandbox-gpu-4")
+	e := newLoadExporter(t)
+	p := startPrometheusWithLoad(t, e, w.Namespace, 12*time.Minute, surgeLoad)
+	lctx, stopLoad := context.WithCancel(context.Background())
+	t.Cleanup(stopLoad)
+	driveLoad(lctx, func() { e.set(w.Namespace, surgeLoad(time.Now())) })
+	in := startPrescale(t, "buffer-fallback", bufferConfig(p.URL(), "", w, sandbox.Workload{}, true), "--kubeconfig", st.Kubeconfig)
+	const notServed = "The CapacityBuffer API is not served"
+	testutil.Eventually(t, 30*time.Second, "the log to say the CapacityBuffer API is not served", logHas(in, notServed))
+	// The first grant that puts pods on nodes the NodePool can add: the pool starts empty,
+	// so the first surge's pods need new nodes (later ones may find the last surge's nodes
+	// still there, not consolidated yet).
+	grantCtx, stopGrants := context.WithCancel(ctx)
+	defer stopGrants()
+	firstGrant := watchGrants(grantCtx, in, w.Name)
+	_, horizon := leadAndHorizon(t, in, w, nodeDelay)
+
+	// The first surge far enough ahead for the forecast to scale a horizon before it. The
+	// watch may begin in the previous surge: the rise is the last time prescale's replicas
+	// went from below the surge's 6 to 6.
+	surge := surgeStart(time.Now().Add(time.Duration(horizon)*time.Second + 10*time.Second))
+	t.Logf("horizon %.0f s: watching the surge at %s (in %s)", horizon, surge.Format(time.TimeOnly), time.Until(surge).Round(time.Second))
+	pl := map[string]string{"policy": w.Name}
+	var rise, ready time.Time // desired up to 6, and 6 Ready in the surge
+	var samples []bufferSample
+	deadline := surge.Add(nodeDelay + startup + time.Minute)
+	for ready.IsZero() && time.Now().Before(deadline) {
+		s := sampleBuffer(ctx, kube, nil, w)
+		s.desired, s.gated = -1, -1
+		if v, ok := in.metric("prescale_desired_replicas", pl); ok {
+			s.desired = v
+		}
+		if i := len(samples); s.desired >= 6 && (i == 0 || samples[i-1].desired < 6) && s.at.Before(surge) {
+			rise = s.at
+		}
+		if !surge.After(s.at) && s.ready >= 6 {
+			ready = s.at
+		}
+		samples = append(samples, s)
+		time.Sleep(time.Second)
+	}
+	defer func() {
+		if t.Failed() {
+			for _, s := range samples {
+				t.Log(s)
+			}
+		}
+	}()
+	if rise.IsZero() {
+		t.Errorf("prescale did not scale from below 6 replicas to the surge's 6 before it")
+	}
+	switch grant, at := firstGrant(); {
+	case grant == "":
+		t.Errorf("no grant put pods on nodes the NodePool can add")
+	case !strings.Contains(grant, "on nodes NodePool "+sandbox.KarpenterNodePool+" can add"):
+		t.Errorf("the grant %q does not name the NodePool", grant)
+	default:
+		t.Logf("at %s, the grant: %s", at.Format(time.TimeOnly), grant)
+	}
+	if ready.IsZero() {
+		t.Fatalf("%d replicas Ready %s after the surge began, want 6", readyOf(ctx, kube, w), deadline.Sub(surge))
+	}
+	t.Logf("prescale asked for 6 replicas %s before the surge at %s; they were Ready %s into it (NodePool: %d nodes; node delay %s, start-up %s)",
+		surge.Sub(rise).Round(time.Second), surge.Format(time.TimeOnly), ready.Sub(surge).Round(time.Second), samples[len(samples)-1].nodes, nodeDelay, startup)
+	if n := in.logCount(notServed); n != 1 {
+		t.Errorf("the log says %d times that the CapacityBuffer API is not served, want once", n)
+	}
+	if in.logContains("Sized the CapacityBuffer") {
+		t.Errorf("prescale wrote a CapacityBuffer where the API is not served")
+	}
+	if v, ok := in.metric("prescale_capacity_buffer_replicas", pl); ok {
+		t.Errorf("prescale_capacity_buffer_replicas{policy=%q} = %v where the API is not served, want no series", w.Name, v)
+	}
+}
+
+// watchGrants polls the instance's /status every second until ctx ends, and returns what
+// it saw: the first capacity grant of policy that put pods on nodes being provisioned, and
+// when ("" until one).
+func watchGrants(ctx context.Context, in *instance, policy string) func() (string, time.Time) {
+	var mu sync.Mutex
+	var grant string
+	var at time.Time
+	go func() {
+		for ctx.Err() == nil {
+			if resp, err := http.Get("http://" + in.addr + "/status"); err == nil {
+				var st []scaler.PolicyStatus
+				derr := json.NewDecoder(resp.Body).Decode(&st)
+				resp.Body.Close()
+				for _, s := range st {
+					if c := s.Capacity; derr == nil && s.Policy == policy && c != nil && c.Provisioning > 0 {
+						mu.Lock()
+						if grant == "" {
+							grant, at = c.Message, time.Now()
+						}
+						mu.Unlock()
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	return func() (string, time.Time) {
+		mu.Lock()
+		defer mu.Unlock()
+		return grant, at
+	}
 }

@@ -478,20 +478,24 @@ func matches(m *dto.Metric, labels map[string]string) bool {
 }
 
 // logContains reports whether the instance's log has a line containing s.
-func (in *instance) logContains(s string) bool {
+func (in *instance) logContains(s string) bool { return in.logCount(s) > 0 }
+
+// logCount returns how many lines of the instance's log contain s.
+func (in *instance) logCount(s string) int {
 	f, err := os.Open(in.logPath)
 	if err != nil {
-		return false
+		return 0
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	n := 0
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), s) {
-			return true
+			n++
 		}
 	}
-	return false
+	return n
 }
 
 func waitHTTP(t testing.TB, url string, timeout time.Duration) {
