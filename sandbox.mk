@@ -32,7 +32,7 @@ sandbox-env:
 	@$(SANDBOX_BIN)/prescale-sandbox env --state-dir=$(SANDBOX_STATE)
 
 demo: tools sandbox-cmds build
-	@$(SANDBOX_BIN)/prescale-sandbox demo --bin-dir=$(SANDBOX_BIN) --state-dir=$(SANDBOX_STATE) $(if $(filter 1,$(KEEP)),--keep,) $(if $(TRACE),--trace=$(TRACE),)
+	@$(SANDBOX_BIN)/prescale-sandbox demo --bin-dir=$(SANDBOX_BIN) --state-dir=$(SANDBOX_STATE) $(if $(filter 1,$(KEEP)),--keep,) $(if $(TRACE),--trace=$(TRACE),) $(if $(filter 1,$(KARPENTER)),--karpenter,)
 
 test-e2e: tools
 	PRESCALE_SANDBOX_BIN=$(SANDBOX_BIN) $(SANDBOX_GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./sandbox/...

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/common/model"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -614,7 +615,7 @@ scrape_configs:
   scrape_timeout: %[2]s
   file_sd_configs:
   - files: [%[4]q]
-`, u.o.ScrapeInterval, min(u.o.ScrapeInterval, 4*time.Second), u.s.SimAddr, filepath.Join(u.s.ScrapeDir(), "*.json"))
+`, model.Duration(u.o.ScrapeInterval), model.Duration(min(u.o.ScrapeInterval, 4*time.Second)), u.s.SimAddr, filepath.Join(u.s.ScrapeDir(), "*.json"))
 	if err := os.MkdirAll(u.s.ScrapeDir(), 0o755); err != nil {
 		return nil, fmt.Errorf("make the scrape directory: %w", err)
 	}

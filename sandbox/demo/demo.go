@@ -52,6 +52,11 @@ type Options struct {
 	// Plot is where to write a PNG of the run (load, both services' replicas and delay);
 	// default Dir/demo.png, "-" for none.
 	Plot string
+	// NodeLead, with Sandbox.Karpenter set, is the model time from a GPU node's creation to
+	// Ready (a VM's boot, driver install and image pull); default 10m. Each service then has
+	// a NodePool of its own that starts empty, and prescale sizes a CapacityBuffer
+	// (karpenterFor).
+	NodeLead time.Duration
 }
 
 // Defaults fills the zero fields of o with the default scenario: three days of history,
@@ -87,6 +92,9 @@ func (o Options) Defaults() Options {
 	if o.Plot == "" {
 		o.Plot = filepath.Join(o.Dir, "demo.png")
 	}
+	if o.NodeLead == 0 {
+		o.NodeLead = 10 * time.Minute
+	}
 	return o
 }
 
@@ -114,15 +122,28 @@ func (o Options) validate() error {
 	if o.Replicas < 0 || o.Replicas > 32 {
 		errs = append(errs, fmt.Errorf("--replicas: must be within 0..32, got %d", o.Replicas))
 	}
+	if o.NodeLead < time.Second || o.NodeLead > time.Hour {
+		errs = append(errs, fmt.Errorf("--node-lead: must be within 1s..1h, got %v", o.NodeLead))
+	}
 	return errors.Join(errs...)
 }
 
 // Result is what a demo run measured.
 type Result struct {
-	Minutes       int         // model minutes of the run
-	HPA, Prescale sim.Summary // the service the HPA scaled, the one prescale scaled
-	Rows          []Row       // one per tick
-	Plot          string      // the PNG written, if any
+	Minutes       int          // model minutes of the run
+	HPA, Prescale sim.Summary  // the service the HPA scaled, the one prescale scaled
+	Rows          []Row        // one per tick
+	Plot          string       // the PNG written, if any
+	Nodes         *NodeSummary // beside Karpenter (Options.Sandbox.Karpenter), else nil
+}
+
+// NodeSummary is what each service's NodePool cost beside Karpenter, in model time.
+type NodeSummary struct {
+	Lead time.Duration // from a node's creation to Ready
+	// HPAGPUMinutes and PrescaleGPUMinutes are the GPUs of each NodePool's nodes, from
+	// their creation (paid for, Ready or not) to their removal, times the minutes.
+	HPAGPUMinutes, PrescaleGPUMinutes float64
+	BufferPeak                        int // the largest size of prescale's CapacityBuffer
 }
 
 // Row is one tick of both services.
@@ -131,19 +152,25 @@ type Row struct {
 	HPA, Prescale sim.Report
 	Forecast      int  // prescale's forecast replica proposal, when Planned
 	Planned       bool // prescale had a proposal (not learning, gated or missing)
+	// Beside Karpenter: the GPUs of each service's NodePool (its nodes, Ready or not) and
+	// the size of prescale's CapacityBuffer.
+	HPANodeGPUs, PrescaleNodeGPUs, Buffer int
 }
 
 // Load is the demo's built-in load: a daily cycle with a little trend and noise, and a
 // daily 2.5x surge of 8 minutes (a batch job that starts every morning at 07:08), for days
 // of history and the day of the run. Minute 0 is 07:00 of the first day of history; the run
 // starts at 07:00 of day `days`.
-func Load(seed uint64, days int) sim.Load {
+func Load(seed uint64, days int) sim.Load { return loadWithSurgeAt(seed, days, 8) }
+
+// loadWithSurgeAt is Load with the daily surge at minute surge of each day.
+func loadWithSurgeAt(seed uint64, days, surge int) sim.Load {
 	g := sim.Generator{
 		Mean: 1500, DailyAmplitude: 0.3, StartMinute: 420, TrendPerDay: 0.05,
 		Noise: 0.04, BurstsPerDay: 0, Seed: seed,
 	}
 	for d := range days + 1 {
-		g.Surges = append(g.Surges, sim.Surge{At: d*1440 + 8, Minutes: 8, Factor: 2.5})
+		g.Surges = append(g.Surges, sim.Surge{At: d*1440 + surge, Minutes: 8, Factor: 2.5})
 	}
 	return g
 }
@@ -159,8 +186,17 @@ type scenario struct {
 func newScenario(o Options) (scenario, error) {
 	minutes := int(math.Ceil(o.Duration.Minutes()))
 	if o.TracePath == "" {
-		return scenario{load: Load(o.Seed, o.HistoryDays), history: o.HistoryDays * 1440, minutes: minutes,
-			what: fmt.Sprintf("built-in load: a daily cycle and a daily 2.5x surge at minute 8, after %d days of it as history", o.HistoryDays)}, nil
+		sc := scenario{load: Load(o.Seed, o.HistoryDays), history: o.HistoryDays * 1440, minutes: minutes,
+			what: fmt.Sprintf("built-in load: a daily cycle and a daily 2.5x surge at minute 8, after %d days of it as history", o.HistoryDays)}
+		if o.Sandbox.Karpenter != nil {
+			// The surge comes a node lead and a horizon (5 model minutes) later, every day, and
+			// the run is as much longer: the nodes of the surge can be asked for ahead of it.
+			later := int(math.Ceil((o.NodeLead + 5*time.Minute).Minutes()))
+			sc.load = loadWithSurgeAt(o.Seed, o.HistoryDays, 8+later)
+			sc.minutes += later
+			sc.what = fmt.Sprintf("built-in load: a daily cycle and a daily 2.5x surge at minute %d, after %d days of it as history", 8+later, o.HistoryDays)
+		}
+		return sc, nil
 	}
 	trace, err := sim.ReadCSVFile(o.TracePath)
 	if err != nil {
@@ -205,6 +241,9 @@ func Run(ctx context.Context, o Options, out io.Writer) (res Result, err error) 
 	if err := o.validate(); err != nil {
 		return res, fmt.Errorf("demo: %w", err)
 	}
+	if o.Sandbox.Karpenter != nil {
+		o.Sandbox.Karpenter = karpenterFor(o)
+	}
 	sc, err := newScenario(o)
 	if err != nil {
 		return res, err
@@ -236,8 +275,13 @@ func Run(ctx context.Context, o Options, out io.Writer) (res Result, err error) 
 	if err != nil {
 		return res, err
 	}
-	p("   sandbox up in %.1fs: %d kwok GPU nodes x %d nvidia.com/gpu, real apiserver, scheduler, controller-manager (its HPA controller), Prometheus",
-		time.Since(start).Seconds(), st.Nodes, st.GPUsPerNode)
+	if k := o.Sandbox.Karpenter; k != nil {
+		p("   sandbox up in %.1fs: Karpenter (kwok provider, CapacityBuffers on) with a NodePool of GPU nodes for each service, none yet; a node is Ready %s after its creation (%s real), real apiserver, scheduler, controller-manager (its HPA controller), Prometheus",
+			time.Since(start).Seconds(), o.NodeLead, k.NodeDelay)
+	} else {
+		p("   sandbox up in %.1fs: %d kwok GPU nodes x %d nvidia.com/gpu, real apiserver, scheduler, controller-manager (its HPA controller), Prometheus",
+			time.Since(start).Seconds(), st.Nodes, st.GPUsPerNode)
+	}
 	var pre *prescaleRun
 	defer func() {
 		if pre != nil {
@@ -268,15 +312,24 @@ func Run(ctx context.Context, o Options, out io.Writer) (res Result, err error) 
 	realStartup := realTime(o.StartupDelay)
 	for _, name := range []string{hpaService, preService} {
 		w := sandbox.Workload{Namespace: namespace, Name: name, Replicas: replicas, GPUs: 1, StartupDelay: realStartup}
+		if o.Sandbox.Karpenter != nil {
+			w.NodeSelector = map[string]string{nodePoolLabel: name}
+		}
 		if err := w.Apply(ctx, client); err != nil {
 			return res, err
 		}
 	}
 	p("   deployed %s/%s and %s/%s: %d replicas x 1 GPU each, model load %s (%s real)",
 		namespace, hpaService, namespace, preService, replicas, o.StartupDelay, realStartup)
-	p("   waiting for their pods to load the model...")
+	wait := realStartup + 60*time.Second
+	if k := o.Sandbox.Karpenter; k != nil {
+		p("   waiting for Karpenter to launch their nodes, and for their pods to load the model...")
+		wait += k.NodeDelay + 30*time.Second
+	} else {
+		p("   waiting for their pods to load the model...")
+	}
 	for _, name := range []string{hpaService, preService} {
-		if err := waitReady(ctx, client, name, replicas, realStartup+60*time.Second); err != nil {
+		if err := waitReady(ctx, client, name, replicas, wait); err != nil {
 			return res, err
 		}
 	}
@@ -310,6 +363,10 @@ func Run(ctx context.Context, o Options, out io.Writer) (res Result, err error) 
 	if err != nil {
 		return res, err
 	}
+	if k := o.Sandbox.Karpenter; k != nil {
+		// The node lead until prescale has measured one (the services' first nodes).
+		pols = fmt.Sprintf("capacity: {nodeLead: %s}\n", k.NodeDelay) + pols
+	}
 	if pre, err = startPrescale(ctx, o.PrescaleBin, o.Dir, st, realTick, ext, pols); err != nil {
 		return res, err
 	}
@@ -339,6 +396,9 @@ func Run(ctx context.Context, o Options, out io.Writer) (res Result, err error) 
 	}
 	p("== replaying %s of model time at %gx (%s)", time.Duration(sc.minutes)*time.Minute-offset, o.Compression, sc.what)
 	p("   one tick = %s model, %s real; a replica serves %.1f req/s at 100%% GPU; SLO: queueing delay <= %s", o.Tick, realTick, mu, sloDelay)
+	if o.Sandbox.Karpenter != nil {
+		p("   nodes: the GPUs of each service's NodePool (launched, Ready or not); buffer: prescale's CapacityBuffer, in replicas")
+	}
 	res, err = replay(ctx, o, sc, mu, runFrom, time.Duration(sc.minutes)*time.Minute-offset, st, client, pre, p)
 	if err != nil {
 		return res, err
@@ -367,6 +427,9 @@ func Run(ctx context.Context, o Options, out io.Writer) (res Result, err error) 
 func replay(ctx context.Context, o Options, sc scenario, mu float64, from, dur time.Duration, st *sandbox.State,
 	client kubernetes.Interface, pre *prescaleRun, p func(string, ...any)) (Result, error) {
 	res := Result{Minutes: int(dur / time.Minute)}
+	if o.Sandbox.Karpenter != nil {
+		res.Nodes = &NodeSummary{Lead: o.NodeLead}
+	}
 	type tick struct {
 		svc int
 		r   sim.Report
@@ -402,8 +465,13 @@ func replay(ctx context.Context, o Options, sc scenario, mu float64, from, dur t
 	}
 	go func() { wg.Wait(); close(ticks) }()
 
-	p("%s", header1)
-	p("%s", header2)
+	if res.Nodes != nil {
+		p("%s", header1+nodesHeader1)
+		p("%s", header2+nodesHeader2)
+	} else {
+		p("%s", header1)
+		p("%s", header2)
+	}
 	pending := map[int]*Row{}
 	for t := range ticks {
 		row := pending[t.r.N]
@@ -421,8 +489,19 @@ func replay(ctx context.Context, o Options, sc scenario, mu float64, from, dur t
 		}
 		if row.HPA.Mu > 0 && row.Prescale.Mu > 0 {
 			delete(pending, t.r.N)
+			text := line(*row)
+			if res.Nodes != nil {
+				gpus := poolGPUs(ctx, client)
+				row.HPANodeGPUs, row.PrescaleNodeGPUs = gpus[hpaService], gpus[preService]
+				row.Buffer, _ = pre.gauge(ctx, "prescale_capacity_buffer_replicas", prePolicy)
+				minutes := o.Tick.Minutes()
+				res.Nodes.HPAGPUMinutes += float64(row.HPANodeGPUs) * minutes
+				res.Nodes.PrescaleGPUMinutes += float64(row.PrescaleNodeGPUs) * minutes
+				res.Nodes.BufferPeak = max(res.Nodes.BufferPeak, row.Buffer)
+				text += nodesColumns(*row)
+			}
 			res.Rows = append(res.Rows, *row)
-			p("%s", line(*row))
+			p("%s", text)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -430,6 +509,55 @@ func replay(ctx context.Context, o Options, sc scenario, mu float64, from, dur t
 	}
 	res.HPA, res.Prescale = sums[0], sums[1]
 	return res, nil
+}
+
+// nodePoolLabel is the label Karpenter gives a node of its NodePool's name.
+const nodePoolLabel = "karpenter.sh/nodepool"
+
+// karpenterFor returns the Karpenter of a demo beside a node autoscaler, from
+// o.Sandbox.Karpenter: a NodePool for each service, named after it (its pods select it, so
+// that neither service takes the nodes the other's autoscaling asked for), each of up to
+// maxReplicas GPUs unless set, starting empty; nodes Ready o.NodeLead (model time) after
+// their creation and removed 5 model minutes after they are empty; the CapacityBuffer
+// feature gate on unless the gates are set.
+func karpenterFor(o Options) *sandbox.KarpenterOptions {
+	k := *o.Sandbox.Karpenter
+	k.NodeDelay = time.Duration(float64(o.NodeLead) / o.Compression)
+	k.NodePools = []string{hpaService, preService}
+	if k.GPULimit == 0 {
+		k.GPULimit = maxReplicas
+	}
+	if k.FeatureGates == "" {
+		k.FeatureGates = "CapacityBuffer=true"
+	}
+	if k.ConsolidateAfter == 0 {
+		k.ConsolidateAfter = scaled(5*time.Minute, o.Compression)
+	}
+	return &k
+}
+
+// poolGPUs returns the GPUs of each NodePool's nodes, Ready or not: what the pool pays for.
+func poolGPUs(ctx context.Context, c kubernetes.Interface) map[string]int {
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: nodePoolLabel})
+	if err != nil {
+		return nil
+	}
+	gpus := map[string]int{}
+	for _, n := range nodes.Items {
+		q := n.Status.Allocatable[sandbox.GPUResource] // a booting kwok node may report less capacity
+		gpus[n.Labels[nodePoolLabel]] += int(q.Value())
+	}
+	return gpus
+}
+
+const (
+	nodesHeader1 = " | nodes (GPUs)"
+	nodesHeader2 = " |  HPA prescale buffer"
+)
+
+// nodesColumns are a row's node columns beside Karpenter.
+func nodesColumns(r Row) string {
+	return fmt.Sprintf(" | %4d %8d %6d", r.HPANodeGPUs, r.PrescaleNodeGPUs, r.Buffer)
 }
 
 const (
@@ -483,6 +611,12 @@ func summary(res Result) []string {
 		fmt.Sprintf("   %-30s %12s %12s", "peak queueing delay", delay(h.PeakDelay), delay(pr.PeakDelay)),
 		fmt.Sprintf("   %-30s %12d %12d", "scale events", h.ScaleEvents, pr.ScaleEvents),
 		fmt.Sprintf("   %-30s %12.0f %12.0f", "peak queue (requests)", h.PeakQueue, pr.PeakQueue),
+	}
+	if n := res.Nodes; n != nil {
+		out = append(out,
+			fmt.Sprintf("   %-30s %12.1f %12.1f %10s", "node GPU-minutes (paid)", n.HPAGPUMinutes, n.PrescaleGPUMinutes, pct(n.PrescaleGPUMinutes, n.HPAGPUMinutes)),
+			fmt.Sprintf("   %-30s %12s %12d", "CapacityBuffer peak (replicas)", "-", n.BufferPeak),
+			fmt.Sprintf("   nodes are Ready %s after their creation; each service's NodePool grows for its own pods (and prescale's buffer)", n.Lead))
 	}
 	return append(out, "== "+verdict(h, pr))
 }

@@ -9,7 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/prescale/prescale/policy"
+	"github.com/prescale/prescale/sandbox"
 	"github.com/prescale/prescale/sandbox/sim"
 )
 
@@ -270,5 +273,58 @@ func TestVLLMHistory(t *testing.T) {
 	}
 	if lines[len(lines)-1] != "# EOF" {
 		t.Errorf("last line %q, want # EOF", lines[len(lines)-1])
+	}
+}
+
+// Beside Karpenter the surge comes a node lead and a horizon later every day, history
+// included, and the run is as much longer, so that its nodes can be asked for ahead of it.
+func TestScenarioBesideKarpenter(t *testing.T) {
+	o := Options{Sandbox: sandbox.Options{Karpenter: &sandbox.KarpenterOptions{}}, NodeLead: 10 * time.Minute}.Defaults()
+	sc, err := newScenario(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.history != 3*1440 || sc.minutes != 45 {
+		t.Errorf("history %d, minutes %d; want 4320 (3 days), 45 (30 + 10 + 5)", sc.history, sc.minutes)
+	}
+	for d := range 4 {
+		before, during := sc.load.RequestsPerMinute(d*1440+22), sc.load.RequestsPerMinute(d*1440+23)
+		if during < 2*before || sc.load.RequestsPerMinute(d*1440+8) > 1.5*before {
+			t.Errorf("day %d: load at minutes 8, 22, 23 = %.0f, %.0f, %.0f; want the surge at 23 only", d,
+				sc.load.RequestsPerMinute(d*1440+8), before, during)
+		}
+	}
+	if !strings.Contains(sc.what, "surge at minute 23") {
+		t.Errorf("scenario %q does not say when the surge comes", sc.what)
+	}
+}
+
+func TestKarpenterFor(t *testing.T) {
+	o := Options{Sandbox: sandbox.Options{Karpenter: &sandbox.KarpenterOptions{}}, NodeLead: 10 * time.Minute, Compression: 10}
+	k := karpenterFor(o)
+	want := sandbox.KarpenterOptions{NodeDelay: time.Minute, NodePools: []string{hpaService, preService}, GPULimit: maxReplicas,
+		FeatureGates: "CapacityBuffer=true", ConsolidateAfter: 30 * time.Second}
+	if diff := cmp.Diff(want, *k); diff != "" {
+		t.Errorf("karpenterFor (-want +got):\n%s", diff)
+	}
+	// What the options set is kept, but the node delay, which the node lead sets.
+	o.Sandbox.Karpenter = &sandbox.KarpenterOptions{NodeDelay: time.Hour, GPULimit: 8, FeatureGates: "CapacityBuffer=false", ConsolidateAfter: time.Minute}
+	k = karpenterFor(o)
+	if k.NodeDelay != time.Minute || k.GPULimit != 8 || k.FeatureGates != "CapacityBuffer=false" || k.ConsolidateAfter != time.Minute {
+		t.Errorf("karpenterFor = %+v, want the node delay from the node lead and the rest as set", *k)
+	}
+}
+
+func TestSummaryBesideKarpenter(t *testing.T) {
+	res := Result{Minutes: 45, HPA: sim.Summary{ReplicaMinutes: 400}, Prescale: sim.Summary{ReplicaMinutes: 380},
+		Nodes: &NodeSummary{Lead: 10 * time.Minute, HPAGPUMinutes: 800, PrescaleGPUMinutes: 760, BufferPeak: 7}}
+	text := strings.Join(summary(res), "\n")
+	for _, w := range []string{"node GPU-minutes (paid)", "800.0", "760.0", "-5.0%", "CapacityBuffer peak (replicas)", " 7", "Ready 10m0s after their creation"} {
+		if !strings.Contains(text, w) {
+			t.Errorf("summary lacks %q:\n%s", w, text)
+		}
+	}
+	if res.Nodes = nil; strings.Contains(strings.Join(summary(res), "\n"), "node GPU-minutes") {
+		t.Errorf("the summary without Karpenter has node lines")
 	}
 }

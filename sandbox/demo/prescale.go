@@ -165,11 +165,16 @@ func (r *prescaleRun) metrics(ctx context.Context) (map[string]*dto.MetricFamily
 // forecastReplicas is prescale's forecast replica proposal for policy, false while it has
 // none (learning, gated, missing).
 func (r *prescaleRun) forecastReplicas(ctx context.Context, policy string) (int, bool) {
+	return r.gauge(ctx, "prescale_forecast_replicas", policy)
+}
+
+// gauge reads prescale's gauge name of policy as a whole number, false when it has none.
+func (r *prescaleRun) gauge(ctx context.Context, name, policy string) (int, bool) {
 	fams, err := r.metrics(ctx)
 	if err != nil {
 		return 0, false
 	}
-	f, ok := fams["prescale_forecast_replicas"]
+	f, ok := fams[name]
 	if !ok {
 		return 0, false
 	}
