@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/prescale/prescale/alloc"
@@ -16,12 +17,11 @@ import (
 // is left, so that what they would get takes nothing from the policies that write. Each
 // decision above its grant is lowered to it (CapacityLimited). runs holds nil for the
 // policies whose sync failed: their pods still hold their GPUs, nothing more is asked for
-// them.
-func (c *Controller) allocate(ctx context.Context, runs []*pass) {
+// them. nodes is the tick's snapshot of the nodes (err: its listing failed).
+func (c *Controller) allocate(ctx context.Context, runs []*pass, nodes []*corev1.Node, err error) {
 	if c.opts.Capacity.Mode != CapacityCap {
 		return
 	}
-	nodes, err := c.nodes.List(labelsEverything)
 	if err == nil {
 		pods, perr := c.pods.List(labelsEverything)
 		if perr == nil {

@@ -366,8 +366,11 @@ func (c *Controller) Tick(ctx context.Context) {
 		}
 		passes[i] = r
 	})
-	nodes, err := c.nodes.List(labelsEverything)
-	if err == nil {
+	// One snapshot of the nodes for the tick: the lead times, the NodePools' growth and the
+	// allocation read the same nodes, so that a node turning Ready in between is not counted
+	// both as growth and as free.
+	nodes, nodesErr := c.nodes.List(labelsEverything)
+	if nodesErr == nil {
 		c.nodeLeads.observe(nodes)
 	}
 	c.leads = c.nodeLeads.p90()
@@ -384,7 +387,7 @@ func (c *Controller) Tick(ctx context.Context) {
 	phases.done(phaseDecide)
 
 	// 3. allocate
-	c.allocate(ctx, passes)
+	c.allocate(ctx, passes, nodes, nodesErr)
 	phases.done(tickPhaseAllocate)
 
 	// 4. act

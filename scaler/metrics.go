@@ -202,7 +202,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		PoolPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_pending_pods",
 			Help: "Pods granted beyond what fits at the last tick, under the pool's Pending allowance."}, []string{"pool"}),
 		PoolGrowth: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_growth_gpus",
-			Help: "GPUs of the pool's kind that node pools (Karpenter NodePools with a limit on it) could still add at the last tick: their limits less what their nodes have; absent without."}, []string{"pool"}),
+			Help: "GPUs of the pool's kind that node pools (Karpenter NodePools with a limit on it) could still add at the last tick: their limits less the GPUs of their nodes that are up (nodes still booting count as growth); absent without."}, []string{"pool"}),
 		PoolGrowthGranted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_pool_growth_granted_gpus",
 			Help: "GPUs of prescale_pool_growth_gpus granted at the last tick to Pending pods, for nodes being provisioned."}, []string{"pool"}),
 		NodeLeadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "prescale_node_lead_time_seconds",

@@ -22,17 +22,23 @@ import (
 // nodePoolGVR is Karpenter's NodePool, whose spec.limits bound what it provisions.
 var nodePoolGVR = schema.GroupVersionResource{Group: "karpenter.sh", Version: "v1", Resource: "nodepools"}
 
-// karpenterPoolLabel names the NodePool of a node Karpenter launched.
-const karpenterPoolLabel = "karpenter.sh/nodepool"
+// karpenterPoolLabel names the NodePool of a node Karpenter launched;
+// karpenterInitializedLabel marks one that has been Ready with its resources registered.
+const (
+	karpenterPoolLabel        = "karpenter.sh/nodepool"
+	karpenterInitializedLabel = "karpenter.sh/initialized"
+)
 
 // growthOf returns, per GPU kind, what Karpenter's NodePools can still add beyond their
-// Ready nodes: each NodePool whose spec.limits names the kind adds its limit less the
+// nodes that are up: each NodePool whose spec.limits names the kind adds its limit less the
 // allocatable GPUs of that kind on its nodes (the karpenter.sh/nodepool label) that are
-// Ready (none below 0: a limit is soft within one provisioning pass). A node that is
-// launched but not Ready yet is in the NodePool's status.resources, yet its GPUs fit no pod
-// now: they are counted as growth, with the pool's lead, for the pods waiting for them;
-// subtracting them (status.resources) would deny those pods at a pool's limit, and take the
-// replicas down to what fits while their nodes boot. A NodePool without a limit on a kind
+// Ready or were once (Karpenter's karpenter.sh/initialized label: a node that went NotReady
+// after its boot still counts against the limit, and its pods still hold their GPUs); none
+// below 0, a limit being soft within one provisioning pass. A node that is launched but
+// still booting is in the NodePool's status.resources, yet its GPUs fit no pod now: they
+// are counted as growth, with the pool's lead, for the pods waiting for them; subtracting
+// them (status.resources) would deny those pods at a pool's limit, and take the replicas
+// down to what fits while their nodes boot. A NodePool without a limit on a kind
 // is not counted for it: whether its instance types have that GPU is the cloud provider's
 // to say, not the NodePool's, so prescale does not grant on it (docs/capacity.md). Each
 // kind's lead time is the longest of its NodePools' measured ones (leads, by NodePool
@@ -42,7 +48,7 @@ func growthOf(pools []*unstructured.Unstructured, nodes []*corev1.Node, isGPU fu
 	ready := map[string]map[string]int64{} // by NodePool, then kind
 	for _, n := range nodes {
 		pool := n.Labels[karpenterPoolLabel]
-		if pool == "" || !nodeReady(n) {
+		if pool == "" || !nodeReady(n) && n.Labels[karpenterInitializedLabel] != "true" {
 			continue
 		}
 		for r, q := range n.Status.Allocatable {

@@ -89,6 +89,13 @@ func TestGrowthOfBootingNodesAtTheLimit(t *testing.T) {
 	if g := got["nvidia.com/gpu"]; g.GPUs != 24 || g.Lead != time.Minute {
 		t.Errorf("growth %+v, want the 24 GPUs of the booting nodes, ready in 1m0s", g)
 	}
+	// One that was up and went NotReady (its kubelet lost) still counts against the limit:
+	// Karpenter launches nothing for it.
+	nodes[1].Labels["karpenter.sh/initialized"] = "true"
+	got, _ = growthOf(pools, nodes, isGPU, nil)
+	if g := got["nvidia.com/gpu"]; g.GPUs != 16 {
+		t.Errorf("growth %+v with one initialized node NotReady, want the 16 GPUs of the two booting", g)
+	}
 	// Once they are Ready, they fit now: nothing more to add.
 	for _, n := range nodes {
 		n.Status.Conditions[0].Status = corev1.ConditionTrue

@@ -58,7 +58,8 @@ func TestPassPhases(t *testing.T) {
 		t.Errorf("decided %d replicas, want 3", got)
 	}
 
-	c.allocate(cl.ctx, []*pass{r})
+	nodes, err := c.nodes.List(labelsEverything)
+	c.allocate(cl.ctx, []*pass{r}, nodes, err)
 	if err := r.act(cl.ctx, epoch); err != nil {
 		t.Fatalf("act: %v", err)
 	}

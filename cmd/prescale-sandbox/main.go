@@ -126,6 +126,9 @@ the comparison adds the GPUs of the nodes each service paid for.`,
 			if cmd.Flags().Changed("karpenter-node-delay") {
 				return fmt.Errorf("--karpenter-node-delay: the demo takes the node lead in model time, as --node-lead")
 			}
+			if cmd.Flags().Changed("node-lead") && !karpenter {
+				return fmt.Errorf("--node-lead: only with --karpenter (the demo's nodes are otherwise all there from the start)")
+			}
 			d.Sandbox = withKarpenter(cmd, o)
 			if d.Sandbox.Karpenter != nil {
 				// The demo's own NodePools, each as large as a service, unless the flag says.

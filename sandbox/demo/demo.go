@@ -519,7 +519,7 @@ const nodePoolLabel = "karpenter.sh/nodepool"
 // that neither service takes the nodes the other's autoscaling asked for), each of up to
 // maxReplicas GPUs unless set, starting empty; nodes Ready o.NodeLead (model time) after
 // their creation and removed 5 model minutes after they are empty; the CapacityBuffer
-// feature gate on unless the gates are set.
+// feature gate on unless the gates name it.
 func karpenterFor(o Options) *sandbox.KarpenterOptions {
 	k := *o.Sandbox.Karpenter
 	k.NodeDelay = time.Duration(float64(o.NodeLead) / o.Compression)
@@ -527,8 +527,11 @@ func karpenterFor(o Options) *sandbox.KarpenterOptions {
 	if k.GPULimit == 0 {
 		k.GPULimit = maxReplicas
 	}
-	if k.FeatureGates == "" {
+	switch {
+	case k.FeatureGates == "":
 		k.FeatureGates = "CapacityBuffer=true"
+	case !strings.Contains(k.FeatureGates, "CapacityBuffer="):
+		k.FeatureGates += ",CapacityBuffer=true"
 	}
 	if k.ConsolidateAfter == 0 {
 		k.ConsolidateAfter = scaled(5*time.Minute, o.Compression)
@@ -544,7 +547,9 @@ func poolGPUs(ctx context.Context, c kubernetes.Interface) map[string]int {
 	}
 	gpus := map[string]int{}
 	for _, n := range nodes.Items {
-		q := n.Status.Allocatable[sandbox.GPUResource] // a booting kwok node may report less capacity
+		// Allocatable: a kwok node Karpenter launched may report a Capacity below its
+		// instance type's while it boots.
+		q := n.Status.Allocatable[sandbox.GPUResource]
 		gpus[n.Labels[nodePoolLabel]] += int(q.Value())
 	}
 	return gpus

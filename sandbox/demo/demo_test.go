@@ -307,6 +307,11 @@ func TestKarpenterFor(t *testing.T) {
 	if diff := cmp.Diff(want, *k); diff != "" {
 		t.Errorf("karpenterFor (-want +got):\n%s", diff)
 	}
+	// Other gates keep the CapacityBuffer gate on.
+	o.Sandbox.Karpenter = &sandbox.KarpenterOptions{FeatureGates: "SpotToSpotConsolidation=true"}
+	if k := karpenterFor(o); k.FeatureGates != "SpotToSpotConsolidation=true,CapacityBuffer=true" {
+		t.Errorf("feature gates %q, want the CapacityBuffer gate added", k.FeatureGates)
+	}
 	// What the options set is kept, but the node delay, which the node lead sets.
 	o.Sandbox.Karpenter = &sandbox.KarpenterOptions{NodeDelay: time.Hour, GPULimit: 8, FeatureGates: "CapacityBuffer=false", ConsolidateAfter: time.Minute}
 	k = karpenterFor(o)

@@ -351,16 +351,21 @@ func TestCapacityBufferBesideKarpenter(t *testing.T) {
 				readyAt = "Ready at " + c.LastTransitionTime.Format(time.TimeOnly)
 			}
 		}
+		scheduled := false
 		for _, c := range pod.Status.Conditions {
 			if c.Type != corev1.PodScheduled || c.Status != corev1.ConditionTrue {
 				continue
 			}
+			scheduled = true
 			wait := c.LastTransitionTime.Sub(pod.CreationTimestamp.Time)
 			waits = append(waits, fmt.Sprintf("%s created %s, waited %s, on %s, %s", pod.Name,
 				pod.CreationTimestamp.Format(time.TimeOnly), wait, pod.Spec.NodeName, readyAt))
 			if wait > nodeDelay+5*time.Second {
 				t.Errorf("pod %s waited %s for a node, more than the node delay %s", pod.Name, wait, nodeDelay)
 			}
+		}
+		if wait := time.Since(pod.CreationTimestamp.Time); !scheduled && pod.DeletionTimestamp == nil && wait > nodeDelay+5*time.Second {
+			t.Errorf("pod %s has waited %s for a node and still has none, more than the node delay %s", pod.Name, wait.Round(time.Second), nodeDelay)
 		}
 	}
 	sort.Strings(waits)
@@ -468,9 +473,7 @@ func TestCapacityBufferFallbackBesideKarpenter(t *testing.T) {
 	// The first grant that puts pods on nodes the NodePool can add: the pool starts empty,
 	// so the first surge's pods need new nodes (later ones may find the last surge's nodes
 	// still there, not consolidated yet).
-	grantCtx, stopGrants := context.WithCancel(ctx)
-	defer stopGrants()
-	firstGrant := watchGrants(grantCtx, in, w.Name)
+	firstGrant := watchGrants(t, in, w.Name)
 	_, horizon := leadAndHorizon(t, in, w, nodeDelay)
 
 	// The first surge far enough ahead for the forecast to scale a horizon before it. The
@@ -488,7 +491,7 @@ func TestCapacityBufferFallbackBesideKarpenter(t *testing.T) {
 		if v, ok := in.metric("prescale_desired_replicas", pl); ok {
 			s.desired = v
 		}
-		if i := len(samples); s.desired >= 6 && (i == 0 || samples[i-1].desired < 6) && s.at.Before(surge) {
+		if i := len(samples); s.desired >= 6 && i > 0 && samples[i-1].desired < 6 && s.at.Before(surge) {
 			rise = s.at
 		}
 		if !surge.After(s.at) && s.ready >= 6 {
@@ -531,29 +534,46 @@ func TestCapacityBufferFallbackBesideKarpenter(t *testing.T) {
 	}
 }
 
-// watchGrants polls the instance's /status every second until ctx ends, and returns what
-// it saw: the first capacity grant of policy that put pods on nodes being provisioned, and
-// when ("" until one).
-func watchGrants(ctx context.Context, in *instance, policy string) func() (string, time.Time) {
+// watchGrants polls the instance's /status every second until the test ends, and
+// returns what it saw: the first capacity grant of policy that put pods on nodes being
+// provisioned, and when ("" until one).
+func watchGrants(t *testing.T, in *instance, policy string) func() (string, time.Time) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
 	var mu sync.Mutex
 	var grant string
 	var at time.Time
-	go func() {
-		for ctx.Err() == nil {
-			if resp, err := http.Get("http://" + in.addr + "/status"); err == nil {
-				var st []scaler.PolicyStatus
-				derr := json.NewDecoder(resp.Body).Decode(&st)
-				resp.Body.Close()
-				for _, s := range st {
-					if c := s.Capacity; derr == nil && s.Policy == policy && c != nil && c.Provisioning > 0 {
-						mu.Lock()
-						if grant == "" {
-							grant, at = c.Message, time.Now()
-						}
-						mu.Unlock()
-					}
+	poll := func() {
+		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer rcancel()
+		req, err := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+in.addr+"/status", nil)
+		if err != nil {
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		var st []scaler.PolicyStatus
+		if json.NewDecoder(resp.Body).Decode(&st) != nil {
+			return
+		}
+		for _, s := range st {
+			if c := s.Capacity; s.Policy == policy && c != nil && c.Provisioning > 0 {
+				mu.Lock()
+				if grant == "" {
+					grant, at = c.Message, time.Now()
 				}
+				mu.Unlock()
 			}
+		}
+	}
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			poll()
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):
