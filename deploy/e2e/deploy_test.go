@@ -807,8 +807,9 @@ spec: {replicas: 1, leaderWorkerTemplate: {size: 2}}
 	// The CapacityBuffers prescale sizes (docs/capacity.md): with Karpenter's CapacityBuffer CRD
 	// installed, the service account may create, resize and delete its own buffers, as it
 	// writes them (server-side apply, field manager prescale), and the admission policy
-	// refuses a buffer not labelled as prescale's, not named prescale-<policy> or on a
-	// PodTemplate, and any change or deletion of a buffer someone else made.
+	// refuses a buffer not labelled as prescale's, not named prescale-<policy> after its
+	// policy label or on a PodTemplate, and any change or deletion of a buffer someone else
+	// made.
 	t.Run("capacity buffer admission", func(t *testing.T) {
 		admin("", "apply", "--server-side", "-f", filepath.Join(binDir, "karpenter-crds", "autoscaling.x-k8s.io_capacitybuffers.yaml"))
 		admin("", "wait", "--for", "condition=established", "--timeout=60s", "crd/capacitybuffers.autoscaling.x-k8s.io")
@@ -842,7 +843,10 @@ spec: {replicas: 1, scalableRef: {apiGroup: apps, kind: Deployment, name: llama}
 			_, err := buffers.Apply(ctx, name, u, metav1.ApplyOptions{FieldManager: "prescale", Force: true, DryRun: dry})
 			return err
 		}
-		ours := map[string]any{"app.kubernetes.io/managed-by": "prescale", "prescale.io/policy": "llama", "prescale.io/install": "prescale.prescale"}
+		// ours is the labels prescale gives the buffer of policy.
+		ours := func(policy string) map[string]any {
+			return map[string]any{"app.kubernetes.io/managed-by": "prescale", "prescale.io/policy": policy, "prescale.io/install": "prescale.prescale"}
+		}
 		target := map[string]any{"replicas": int64(3), "scalableRef": map[string]any{"apiGroup": "apps", "kind": "Deployment", "name": "llama"}}
 		// The policy takes effect on the new resource once the API server's informer has it.
 		var perr error
@@ -861,13 +865,14 @@ spec: {replicas: 1, scalableRef: {apiGroup: apps, kind: Deployment, name: llama}
 			err  error
 			want string // "": allowed
 		}{
-			{"create a buffer of its own", apply(ctx, "prescale-new", ours, target), ""},
-			{"resize its buffer", apply(ctx, "prescale-llama", ours, target), ""},
+			{"create a buffer of its own", apply(ctx, "prescale-new", ours("new"), target), ""},
+			{"resize its buffer", apply(ctx, "prescale-llama", ours("llama"), target), ""},
 			{"delete its buffer", buffers.Delete(ctx, "prescale-llama", metav1.DeleteOptions{DryRun: dry}), ""},
-			{"create a buffer named otherwise", apply(ctx, "other", ours, target), "are named prescale-<policy>"},
-			{"create a buffer on a PodTemplate", apply(ctx, "prescale-template", ours, map[string]any{"replicas": int64(1), "podTemplateRef": map[string]any{"name": "llama"}}),
+			{"create a buffer named otherwise", apply(ctx, "other", ours("other"), target), "are named prescale-<policy>"},
+			{"create a buffer named for another policy", apply(ctx, "prescale-new", ours("llama"), target), "are named prescale-<policy>"},
+			{"create a buffer on a PodTemplate", apply(ctx, "prescale-template", ours("template"), map[string]any{"replicas": int64(1), "podTemplateRef": map[string]any{"name": "llama"}}),
 				"never a PodTemplate"},
-			{"remove the label of its buffer", apply(ctx, "prescale-llama", map[string]any{"app.kubernetes.io/managed-by": "someone"}, target),
+			{"remove the label of its buffer", apply(ctx, "prescale-llama", map[string]any{"app.kubernetes.io/managed-by": "someone", "prescale.io/policy": "llama"}, target),
 				"must be labelled app.kubernetes.io/managed-by=prescale"},
 			{"resize a buffer someone else made", func() error {
 				_, err := buffers.Patch(ctx, "theirs", types.MergePatchType, []byte(`{"spec":{"replicas":5}}`), metav1.PatchOptions{DryRun: dry})
