@@ -11,7 +11,7 @@ import (
 // cluster-autoscaler scales. A node without any is in no pool: it was not provisioned on
 // demand, and its boot says nothing of a pool's lead time.
 var poolLabels = []string{
-	"karpenter.sh/nodepool",
+	karpenterPoolLabel,
 	"cloud.google.com/gke-nodepool",
 	"eks.amazonaws.com/nodegroup",
 	"kubernetes.azure.com/agentpool",

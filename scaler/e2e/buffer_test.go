@@ -4,10 +4,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,7 +24,6 @@ import (
 	"github.com/prescale/prescale/internal/testutil"
 	"github.com/prescale/prescale/internal/testutil/promtest"
 	"github.com/prescale/prescale/sandbox"
-	"github.com/prescale/prescale/scaler"
 )
 
 var capacityBuffers = schema.GroupVersionResource{Group: "autoscaling.x-k8s.io", Version: "v1beta1", Resource: "capacitybuffers"}
@@ -99,12 +96,8 @@ func bufferConfig(promURL, extra string, w, hw sandbox.Workload, forecast bool) 
 // applyOn applies a workload whose pods go on nodes of one Karpenter instance type only.
 func applyOn(ctx context.Context, t *testing.T, kube kubernetes.Interface, w sandbox.Workload, instanceType string) {
 	t.Helper()
-	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: w.Namespace}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	d := w.Deployment()
-	d.Spec.Template.Spec.NodeSelector["node.kubernetes.io/instance-type"] = instanceType
-	if _, err := kube.AppsV1().Deployments(w.Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+	w.NodeSelector = map[string]string{"node.kubernetes.io/instance-type": instanceType}
+	if err := w.Apply(ctx, kube); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -151,9 +144,20 @@ func (s bufferSample) String() string {
 		s.at.Format(time.TimeOnly), s.buffer, s.nodes, s.gpus, s.desired, s.gated, s.ready)
 }
 
-func sampleBuffer(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, w sandbox.Workload) bufferSample {
-	s := bufferSample{at: time.Now(), buffer: -1}
-	if dyn != nil { // nil: the CapacityBuffer API is not served
+// sampleBuffer samples w's CapacityBuffer (dyn nil: the API is not served), its NodePool and
+// its Ready replicas, and, from in (nil: none), the policy's desired replicas and gate.
+func sampleBuffer(ctx context.Context, kube kubernetes.Interface, dyn dynamic.Interface, in *instance, w sandbox.Workload) bufferSample {
+	s := bufferSample{at: time.Now(), buffer: -1, desired: -1, gated: -1}
+	if in != nil {
+		sc, pl := scrape(in.families()), map[string]string{"policy": w.Name}
+		if v, ok := sc.value("prescale_desired_replicas", pl); ok {
+			s.desired = v
+		}
+		if v, ok := sc.value("prescale_forecast_gated", pl); ok {
+			s.gated = v
+		}
+	}
+	if dyn != nil {
 		if b, err := dyn.Resource(capacityBuffers).Namespace(w.Namespace).Get(ctx, "prescale-"+w.Name, metav1.GetOptions{}); err == nil {
 			s.buffer, _, _ = unstructured.NestedInt64(b.Object, "spec", "replicas")
 			s.bufferOK = true
@@ -253,35 +257,20 @@ func TestCapacityBufferBesideKarpenter(t *testing.T) {
 	// pods waited for the pool's first nodes, in whatever order the scheduler retried them.
 	watchFrom := time.Now().Add(-time.Second) // creation times have a resolution of 1 s
 	var samples []bufferSample
-	pl := map[string]string{"policy": w.Name}
 	var hpaReady time.Time // the HPA's workload at 6 Ready, in the surge
 	hpaBefore := int32(-1) // its Ready replicas just before the surge
 	for time.Now().Before(surge.Add(surgeLength - 5*time.Second)) {
-		s := sampleBuffer(ctx, kube, dyn, w)
+		s := sampleBuffer(ctx, kube, dyn, in, w)
 		if now := time.Now(); now.Before(surge) && now.After(surge.Add(-3*time.Second)) {
 			hpaBefore = readyOf(ctx, kube, hw)
 		}
 		if now := time.Now(); hpaReady.IsZero() && !now.Before(surge) && readyOf(ctx, kube, hw) >= 6 {
 			hpaReady = now
 		}
-		s.desired, s.gated = -1, -1
-		sc := scrape(in.families())
-		if v, ok := sc.value("prescale_desired_replicas", pl); ok {
-			s.desired = v
-		}
-		if v, ok := sc.value("prescale_forecast_gated", pl); ok {
-			s.gated = v
-		}
 		samples = append(samples, s)
 		time.Sleep(time.Second)
 	}
-	defer func() {
-		if t.Failed() {
-			for _, s := range samples {
-				t.Log(s)
-			}
-		}
-	}()
+	logOnFailure(t, samples)
 	// rose: the last sample of a buffer above 0 after one at 0 (or none), before the surge.
 	var rose time.Time
 	var most int64
@@ -378,7 +367,7 @@ func TestCapacityBufferBesideKarpenter(t *testing.T) {
 	// The forecast removed: the buffer is deleted.
 	in.write(bufferConfig(p.URL(), extra, w, hw, false))
 	testutil.Eventually(t, 30*time.Second, "the CapacityBuffer deleted with the policy's forecast", func() error {
-		if s := sampleBuffer(ctx, kube, dyn, w); s.bufferOK {
+		if s := sampleBuffer(ctx, kube, dyn, nil, w); s.bufferOK {
 			return fmt.Errorf("the CapacityBuffer is still there (%d replicas)", s.buffer)
 		}
 		return nil
@@ -486,11 +475,7 @@ func TestCapacityBufferFallbackBesideKarpenter(t *testing.T) {
 	var samples []bufferSample
 	deadline := surge.Add(nodeDelay + startup + time.Minute)
 	for ready.IsZero() && time.Now().Before(deadline) {
-		s := sampleBuffer(ctx, kube, nil, w)
-		s.desired, s.gated = -1, -1
-		if v, ok := in.metric("prescale_desired_replicas", pl); ok {
-			s.desired = v
-		}
+		s := sampleBuffer(ctx, kube, nil, in, w)
 		if i := len(samples); s.desired >= 6 && i > 0 && samples[i-1].desired < 6 && s.at.Before(surge) {
 			rise = s.at
 		}
@@ -500,13 +485,7 @@ func TestCapacityBufferFallbackBesideKarpenter(t *testing.T) {
 		samples = append(samples, s)
 		time.Sleep(time.Second)
 	}
-	defer func() {
-		if t.Failed() {
-			for _, s := range samples {
-				t.Log(s)
-			}
-		}
-	}()
+	logOnFailure(t, samples)
 	if rise.IsZero() {
 		t.Errorf("prescale did not scale from below 6 replicas to the surge's 6 before it")
 	}
@@ -547,27 +526,16 @@ func watchGrants(t *testing.T, in *instance, policy string) func() (string, time
 	poll := func() {
 		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
 		defer rcancel()
-		req, err := http.NewRequestWithContext(rctx, http.MethodGet, "http://"+in.addr+"/status", nil)
+		st, err := in.fetchStatus(rctx)
 		if err != nil {
 			return
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return
-		}
-		defer resp.Body.Close()
-		var st []scaler.PolicyStatus
-		if json.NewDecoder(resp.Body).Decode(&st) != nil {
-			return
-		}
-		for _, s := range st {
-			if c := s.Capacity; s.Policy == policy && c != nil && c.Provisioning > 0 {
-				mu.Lock()
-				if grant == "" {
-					grant, at = c.Message, time.Now()
-				}
-				mu.Unlock()
+		if c := st[policy].Capacity; c != nil && c.Provisioning > 0 {
+			mu.Lock()
+			if grant == "" {
+				grant, at = c.Message, time.Now()
 			}
+			mu.Unlock()
 		}
 	}
 	go func() {
@@ -585,4 +553,15 @@ func watchGrants(t *testing.T, in *instance, policy string) func() (string, time
 		defer mu.Unlock()
 		return grant, at
 	}
+}
+
+// logOnFailure logs every sample when the test has failed by its end.
+func logOnFailure(t *testing.T, samples []bufferSample) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, s := range samples {
+				t.Log(s)
+			}
+		}
+	})
 }

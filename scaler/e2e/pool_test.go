@@ -172,20 +172,33 @@ func unschedulable(kube kubernetes.Interface, namespaces ...string) []string {
 // status returns the instance's /status.
 func (in *instance) status(t *testing.T) map[string]scaler.PolicyStatus {
 	t.Helper()
-	resp, err := http.Get("http://" + in.addr + "/status")
+	st, err := in.fetchStatus(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	return st
+}
+
+// fetchStatus reads the instance's /status, by policy.
+func (in *instance) fetchStatus(ctx context.Context) (map[string]scaler.PolicyStatus, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+in.addr+"/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var st []scaler.PolicyStatus
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("decode /status: %w", err)
 	}
 	out := map[string]scaler.PolicyStatus{}
 	for _, s := range st {
 		out[s.Policy] = s
 	}
-	return out
+	return out, nil
 }
 
 // startPrometheusOn starts a Prometheus scraping target (job load) every second.
