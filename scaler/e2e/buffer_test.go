@@ -271,11 +271,15 @@ func TestCapacityBufferBesideKarpenter(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	logOnFailure(t, samples)
-	// rose: the last sample of a buffer above 0 after one at 0 (or none), before the surge.
+	// rose: in this surge's cycle (from the last surge's end), the first sample of a buffer
+	// above 0 after one at 0 (or none). Not the last such sample: once the policy asks for
+	// the surge's replicas a horizon ahead, the buffer may drop to 0 and come back as the
+	// forecast moves, which says nothing of when the nodes were asked for.
 	var rose time.Time
 	var most int64
+	cycle := surge.Add(-(surgePeriod - surgeLength))
 	for i, s := range samples {
-		if i > 0 && s.buffer > 0 && samples[i-1].buffer <= 0 && s.at.Before(surge) {
+		if rose.IsZero() && i > 0 && s.buffer > 0 && samples[i-1].buffer <= 0 && !samples[i-1].at.Before(cycle) && s.at.Before(surge) {
 			rose = s.at
 		}
 		most = max(most, s.buffer)
