@@ -23,6 +23,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2/ktesting"
@@ -82,8 +83,8 @@ func upSandbox(t *testing.T, o sandbox.Options) (*sandbox.State, *kubernetes.Cli
 	return st, client
 }
 
-// kwokTrail logs, for a failed test, what kwok's log says about each bound pod that is
-// not Ready, and kwok's warnings and errors: a pod left not Ready is kwok's to explain.
+// kwokTrail logs, for a failed test, each bound pod that is not Ready with its events
+// and what kwok's log says about it, and kwok's warnings and errors.
 func kwokTrail(t *testing.T, st *sandbox.State, c kubernetes.Interface) {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(st.Dir, "logs", "kwok.log"))
@@ -102,6 +103,15 @@ func kwokTrail(t *testing.T, st *sandbox.State, c kubernetes.Interface) {
 			stuck = append(stuck, p.Name)
 			t.Logf("pod %s/%s on %s is not Ready: phase %s, conditions %+v, resourceVersion %s",
 				p.Namespace, p.Name, p.Spec.NodeName, p.Status.Phase, p.Status.Conditions, p.ResourceVersion)
+			// The node lifecycle controller's NodeNotReady says who took Ready away.
+			events, err := c.CoreV1().Events(p.Namespace).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + p.Name})
+			if err != nil {
+				t.Logf("list pod %s's events: %v", p.Name, err)
+				continue
+			}
+			for _, e := range events.Items {
+				t.Logf("pod %s event: %s %s %s (from %s, x%d, last %s)", p.Name, e.Type, e.Reason, e.Message, e.Source.Component, e.Count, e.LastTimestamp.Format(time.RFC3339))
+			}
 		}
 	}
 	for _, line := range strings.Split(string(data), "\n") {
@@ -266,6 +276,51 @@ func TestSandbox(t *testing.T) {
 			if took < delay-time.Second || took > delay+3*time.Second {
 				t.Errorf("pod %s was Ready %s after it was scheduled, want %s (+-1s)", p.Name, took, delay)
 			}
+		}
+	})
+
+	t.Run("a running pod marked NotReady is Ready again, as a kubelet's status sync makes it", func(t *testing.T) {
+		w := sandbox.Workload{Namespace: "e2e-ready-again", Name: "llm", Replicas: 1, GPUs: 1}
+		if err := w.Apply(ctx, client); err != nil {
+			t.Fatal(err)
+		}
+		defer remove(t, ctx, client, w.Namespace)
+		var pod corev1.Pod
+		testutil.Eventually(t, 60*time.Second, "1 Ready pod", func() error {
+			n, pods, err := countPods(ctx, client, w.Namespace)
+			if err != nil || n.ready != 1 || n.total != 1 {
+				return fmt.Errorf("pods %+v (err %v)", n, err)
+			}
+			pod = pods[0]
+			return nil
+		})
+		// What the node lifecycle controller's MarkPodsNotReady writes: Ready=False, the
+		// containers still ready.
+		marked := time.Now()
+		patch := []byte(`{"status":{"conditions":[{"type":"Ready","status":"False","lastTransitionTime":"` + marked.UTC().Format(time.RFC3339) + `"}]}}`)
+		if _, err := client.CoreV1().Pods(w.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
+			t.Fatalf("mark pod %s NotReady: %v", pod.Name, err)
+		}
+		var again corev1.Pod
+		testutil.Eventually(t, 60*time.Second, "the pod Ready again", func() error {
+			p, err := client.CoreV1().Pods(w.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if cond(*p, corev1.PodReady) != corev1.ConditionTrue {
+				return fmt.Errorf("pod %s: Ready %q, ContainersReady %q, phase %s", p.Name, cond(*p, corev1.PodReady), cond(*p, corev1.ContainersReady), p.Status.Phase)
+			}
+			again = *p
+			return nil
+		})
+		took := time.Since(marked)
+		t.Logf("pod Ready again %s after it was marked NotReady", took.Round(100*time.Millisecond))
+		// The stage waits 10 s, a kubelet's status sync period.
+		if took < 9*time.Second {
+			t.Errorf("pod Ready again %s after it was marked NotReady, want no sooner than the 10 s status sync", took)
+		}
+		if again.Status.Phase != corev1.PodRunning || cond(again, corev1.ContainersReady) != corev1.ConditionTrue || again.Status.PodIP != pod.Status.PodIP {
+			t.Errorf("pod after Ready again: phase %s, ContainersReady %q, IP %s (was %s); want the running pod unchanged", again.Status.Phase, cond(again, corev1.ContainersReady), again.Status.PodIP, pod.Status.PodIP)
 		}
 	})
 

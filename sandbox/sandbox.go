@@ -688,6 +688,51 @@ spec:
         status: "False"
         type: Ready`
 
+// podReadyAgainStage is the sandbox's own kwok stage for what a kubelet's status manager
+// does every 10 s: it writes a pod's status again when the API server's differs from its
+// own. The node lifecycle controller marks a pod NotReady (Ready=False, nothing else) when
+// the pod changes while the controller still holds its node as not Ready, which it
+// refreshes only once per node monitor period (5 s). A pod that turns Ready within that
+// period of its node's Ready (a node just made by Karpenter, a short start-up delay) is
+// marked NotReady by that stale view. A kubelet puts Ready back at its next sync; kwok's
+// pod-ready stage plays only on Pending pods, so without this stage the pod would stay
+// Running and not Ready for good. Pods with readiness gates are left alone: their Ready
+// may be False with their containers ready.
+const podReadyAgainStage = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-ready-again
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.spec.readinessGates'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Running'
+    - key: '.status.conditions.[] | select( .type == "ContainersReady" ) | .status'
+      operator: 'In'
+      values:
+      - 'True'
+    - key: '.status.conditions.[] | select( .type == "Ready" ) | .status'
+      operator: 'In'
+      values:
+      - 'False'
+  delay:
+    durationMilliseconds: 10000
+  next:
+    statusTemplate: |
+      conditions:
+      - lastTransitionTime: {{ Now | Quote }}
+        status: "True"
+        type: Ready`
+
 // patchNodeInitialize makes kwok's node-initialize stage play only after
 // nodeNotReadyStage (the node has a Ready condition), and no sooner than the node's
 // NodeReadyDelayAnnotation seconds after its creation. kwok counts a delay from each update
@@ -743,8 +788,9 @@ func patchNodeHeartbeat(doc string) (string, error) {
 // writeKwokStages assembles kwok's configuration from the stage YAMLs of its module and
 // the sandbox's own: a new node is NotReady at once (nodeNotReadyStage), then Ready after
 // its NodeReadyDelayAnnotation (fast node initialisation, patched), heartbeats through
-// leases, and fast pod stages whose pod-ready stage waits for the pod's
-// StartupDelayAnnotation.
+// leases, fast pod stages whose pod-ready stage waits for the pod's
+// StartupDelayAnnotation, and a running pod marked NotReady is Ready again
+// (podReadyAgainStage).
 func writeKwokStages(stageDir, out string) (string, error) {
 	files := []string{
 		"node/fast/node-initialize.yaml",
@@ -783,7 +829,7 @@ func writeKwokStages(stageDir, out string) (string, error) {
 		}
 		docs = append(docs, strings.TrimSpace(doc))
 	}
-	docs = append(docs, nodeNotReadyStage)
+	docs = append(docs, nodeNotReadyStage, podReadyAgainStage)
 	if err := os.WriteFile(out, []byte(strings.Join(docs, "\n---\n")+"\n"), 0o644); err != nil {
 		return "", fmt.Errorf("write kwok config: %w", err)
 	}

@@ -124,8 +124,11 @@ func TestWriteKwokStages(t *testing.T) {
 	if !strings.Contains(string(data), "name: node-not-ready") {
 		t.Errorf("kwok config lacks the node-not-ready stage:\n%s", data)
 	}
-	if n := strings.Count(string(data), "\n---\n"); n != 5 {
-		t.Errorf("kwok config has %d separators, want 5 (6 stages)", n)
+	if !strings.Contains(string(data), "name: pod-ready-again") {
+		t.Errorf("kwok config lacks the pod-ready-again stage:\n%s", data)
+	}
+	if n := strings.Count(string(data), "\n---\n"); n != 6 {
+		t.Errorf("kwok config has %d separators, want 6 (7 stages)", n)
 	}
 
 	// A node-initialize or pod-ready stage of another shape is an error, not a silent
