@@ -126,6 +126,18 @@ func TestKarpenter(t *testing.T) {
 	if _, err := client.AppsV1().Deployments(ns).Create(ctx, gpuDeployment(ns, "llm", 3), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A CapacityBuffer of one more such pod: Karpenter without its CapacityBuffer gate (the
+	// CRD served all the same) neither provisions for it nor writes its status, which is
+	// how prescale tells that no node autoscaler reads its buffers (checked at the end).
+	unread := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "autoscaling.x-k8s.io/v1beta1",
+		"kind":       "CapacityBuffer",
+		"metadata":   map[string]any{"name": "llm", "namespace": ns},
+		"spec":       map[string]any{"scalableRef": map[string]any{"apiGroup": "apps", "kind": "Deployment", "name": "llm"}, "replicas": int64(1)},
+	}}
+	if _, err := dc.Resource(bufferGVR).Namespace(ns).Create(ctx, unread, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create CapacityBuffer: %v", err)
+	}
 	testutil.Eventually(t, 60*time.Second, "the pods Pending, unschedulable", func() error {
 		n, _, err := countPods(ctx, client, ns)
 		if err != nil {
@@ -303,7 +315,17 @@ func TestKarpenter(t *testing.T) {
 	if n.unschedulable == 0 {
 		t.Errorf("pods %+v, want some still Pending at the pool's limit", n)
 	}
+	got, err := dc.Resource(bufferGVR).Namespace(ns).Get(ctx, "llm", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, ok := got.Object["status"]; ok {
+		t.Errorf("the CapacityBuffer's status is %v %s after its creation, want none without the CapacityBuffer gate", status, time.Since(created).Round(time.Second))
+	}
 }
+
+// bufferGVR is the CapacityBuffer resource Karpenter 1.15 serves.
+var bufferGVR = schema.GroupVersionResource{Group: "autoscaling.x-k8s.io", Version: "v1beta1", Resource: "capacitybuffers"}
 
 func mustPoolNodes(t *testing.T, ctx context.Context, c kubernetes.Interface) []corev1.Node {
 	t.Helper()
@@ -334,7 +356,6 @@ func TestKarpenterCapacityBuffer(t *testing.T) {
 		"metadata":   map[string]any{"name": "llm", "namespace": ns},
 		"spec":       map[string]any{"podTemplateRef": map[string]any{"name": "llm"}, "replicas": int64(2)},
 	}}
-	bufferGVR := schema.GroupVersionResource{Group: "autoscaling.x-k8s.io", Version: "v1beta1", Resource: "capacitybuffers"}
 	if _, err := dc.Resource(bufferGVR).Namespace(ns).Create(ctx, buffer, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create CapacityBuffer: %v", err)
 	}
@@ -365,6 +386,17 @@ func TestKarpenterCapacityBuffer(t *testing.T) {
 	t.Logf("buffer of %d pods: %d GPUs of nodes, buffer status replicas %d", 2, gpus, replicas)
 	if replicas != 2 {
 		t.Errorf("CapacityBuffer status.replicas = %d, want 2", replicas)
+	}
+	// The condition prescale reads back (prescale_capacity_buffer_ready).
+	conds, _, _ := unstructured.NestedSlice(got.Object, "status", "conditions")
+	var ready string
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == "ReadyForProvisioning" {
+			ready = fmt.Sprint(m["status"])
+		}
+	}
+	if ready != "True" {
+		t.Errorf("CapacityBuffer's ReadyForProvisioning condition %q (conditions %v), want True", ready, conds)
 	}
 	pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
 	if err != nil {

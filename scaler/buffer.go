@@ -155,8 +155,9 @@ func (c *Controller) startBuffers(ctx context.Context) {
 
 // sizeBuffer writes the pass's CapacityBuffer when its size changed (bufferSize, for the
 // node lead of its pods' pools): a policy with a forecast, while the pass writes. A buffer
-// of 0 that does not exist is not created.
-func (r *pass) sizeBuffer(ctx context.Context) error {
+// of 0 that does not exist is not created. What the node autoscaler made of the buffer, as
+// read at now, is reported (reportBufferAck).
+func (r *pass) sizeBuffer(ctx context.Context, now time.Time) error {
 	c := r.c
 	if c.buffers == nil || !c.buffersSync() || !r.writes || forecasting(r.p) == nil || r.obs.scale == nil {
 		return nil
@@ -173,7 +174,11 @@ func (r *pass) sizeBuffer(ctx context.Context) error {
 	case apierrors.IsNotFound(err) && size == 0:
 		return nil
 	case err == nil:
-		if u, ok := have.(*unstructured.Unstructured); ok && bufferCurrent(u, want) {
+		u, ok := have.(*unstructured.Unstructured)
+		if ok {
+			r.reportBufferAck(ctx, bufferAckOf(u, now))
+		}
+		if ok && bufferCurrent(u, want) {
 			return nil
 		}
 	}
@@ -186,6 +191,77 @@ func (r *pass) sizeBuffer(ctx context.Context) error {
 	klog.FromContext(ctx).Info("Sized the CapacityBuffer", "buffer", klog.KRef(r.p.Target.Namespace, bufferName(r.p.Name)),
 		"replicas", size, "nodeLead", lead, "forecast", aheadStates[state], "desired", r.res.Decision.DesiredReplicas)
 	return nil
+}
+
+// bufferReadyCondition is the condition a node autoscaler writes on a CapacityBuffer it
+// reads (Karpenter's CapacityBuffer controller, cluster-autoscaler's alike): True once it
+// has resolved the buffer's pods and provisions for them, False with a reason
+// (ScalableRefNotFound, PodTemplateNotFound, ResolutionFailed) when it cannot.
+const bufferReadyCondition = "ReadyForProvisioning"
+
+// bufferUnreadAfter is how long a buffer that asks for pods may go without
+// bufferReadyCondition before prescale says that no node autoscaler reads it. Karpenter
+// writes the condition within seconds of a buffer's creation when its CapacityBuffer
+// feature gate is on, and never when it is off, while the CRD is served either way.
+const bufferUnreadAfter = 2 * time.Minute
+
+// bufferAck is what the node autoscaler made of a buffer, read back from its status.
+type bufferAck struct {
+	// known is false while it is too early to tell (a new buffer, one of 0 replicas with
+	// no condition yet, a condition of status Unknown).
+	known bool
+	// ready: the node autoscaler provisions for the buffer (bufferReadyCondition True).
+	ready bool
+	// message says why it does not, for the log and the event.
+	message string
+}
+
+// bufferAckOf reads a buffer's status back, at now.
+func bufferAckOf(u *unstructured.Unstructured, now time.Time) bufferAck {
+	ref := u.GetNamespace() + "/" + u.GetName()
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, ok := c.(map[string]any)
+		if !ok || m["type"] != bufferReadyCondition {
+			continue
+		}
+		switch m["status"] {
+		case string(metav1.ConditionTrue):
+			return bufferAck{known: true, ready: true}
+		case string(metav1.ConditionFalse):
+			return bufferAck{known: true, message: fmt.Sprintf("the node autoscaler does not provision CapacityBuffer %s: %s: %v: %v",
+				ref, bufferReadyCondition, m["reason"], m["message"])}
+		}
+		return bufferAck{}
+	}
+	replicas, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
+	if replicas == 0 || now.Sub(u.GetCreationTimestamp().Time) < bufferUnreadAfter {
+		return bufferAck{}
+	}
+	return bufferAck{known: true, message: fmt.Sprintf("no node autoscaler has read CapacityBuffer %s (no %s condition %s after its creation): "+
+		"the nodes of a surge are asked for by its Pending pods only; turn on the node autoscaler's CapacityBuffer support (Karpenter: --feature-gates=CapacityBuffer=true)",
+		ref, bufferReadyCondition, now.Sub(u.GetCreationTimestamp().Time).Round(time.Second))}
+}
+
+// reportBufferAck sets prescale_capacity_buffer_ready from what the node autoscaler made of
+// the pass's buffer and, once per change of its message, says why it does not provision
+// for it (a CapacityBufferNotReady event on the target and a log line).
+func (r *pass) reportBufferAck(ctx context.Context, ack bufferAck) {
+	if !ack.known {
+		return
+	}
+	gauge := r.c.deps.Metrics.BufferReady.WithLabelValues(r.p.Name)
+	if ack.ready {
+		gauge.Set(1)
+		r.t.forgetCondition(condBuffer)
+		return
+	}
+	gauge.Set(0)
+	if r.t.setCondition(condBuffer, ack.message) {
+		r.c.writer.Event(r.obs.ref, corev1.EventTypeWarning, ReasonCapacityBufferNotReady, ack.message)
+		klog.FromContext(ctx).Info("CapacityBuffer not provisioned by the node autoscaler", "buffer", klog.KRef(r.p.Target.Namespace, bufferName(r.p.Name)),
+			"reason", ack.message)
+	}
 }
 
 // pruneBuffers deletes the CapacityBuffers of this installation's that no policy with a forecast
@@ -223,6 +299,7 @@ func (c *Controller) pruneBuffers(ctx context.Context, policies []policy.Policy)
 			continue
 		}
 		c.deps.Metrics.BufferReplicas.DeleteLabelValues(u.GetLabels()[policyLabel])
+		c.deps.Metrics.BufferReady.DeleteLabelValues(u.GetLabels()[policyLabel])
 		logger.Info("Deleted the CapacityBuffer of a policy that is gone or has no forecast", "buffer", klog.KObj(u),
 			"policy", u.GetLabels()[policyLabel])
 	}

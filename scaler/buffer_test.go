@@ -9,9 +9,11 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/tools/cache"
 
@@ -28,12 +30,17 @@ type bufferWriter struct {
 	store   cache.Indexer
 	applied []int64  // the replicas of each buffer applied
 	deleted []string // namespace/name
+	events  []string // type reason message
 }
 
 func (w *bufferWriter) Buffer(_ context.Context, u *unstructured.Unstructured) error {
 	r, _, _ := unstructured.NestedInt64(u.Object, "spec", "replicas")
 	w.applied = append(w.applied, r)
 	return w.store.Update(u)
+}
+
+func (w *bufferWriter) Event(_ *corev1.ObjectReference, typ, reason, msg string) {
+	w.events = append(w.events, typ+" "+reason+" "+msg)
 }
 
 func (w *bufferWriter) DeleteBuffer(_ context.Context, namespace, name string) error {
@@ -128,13 +135,124 @@ func TestSizeBuffer(t *testing.T) {
 			r := &pass{c: c, p: p, t: &policyState{eng: eng}, writes: tc.writes, res: engine.Result{Decision: dec}}
 			r.obs.scale = &autoscalingv1.Scale{}
 			r.obs.scale.UID = "uid-1"
-			if err := r.sizeBuffer(context.Background()); err != nil {
+			if err := r.sizeBuffer(context.Background(), epoch); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, w.applied); diff != "" {
 				t.Errorf("buffers applied (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// withStatus returns buffer u created at created, with the ReadyForProvisioning condition
+// as Karpenter's CapacityBuffer controller writes it (none for an empty status).
+func withStatus(u *unstructured.Unstructured, created time.Time, status, reason, message string) *unstructured.Unstructured {
+	u = u.DeepCopy()
+	u.SetCreationTimestamp(metav1.NewTime(created))
+	if status != "" {
+		u.Object["status"] = map[string]any{"conditions": []any{
+			map[string]any{"type": "ReadyForProvisioning", "status": status, "reason": reason, "message": message,
+				"lastTransitionTime": created.Format(time.RFC3339), "observedGeneration": int64(1)},
+			map[string]any{"type": "Provisioning", "status": "False", "reason": "RequiresNewCapacity",
+				"message": "2/2 virtual pods required new capacity, 0 failed", "lastTransitionTime": created.Format(time.RFC3339)},
+		}}
+	}
+	return u
+}
+
+// What the node autoscaler made of a buffer is read back from its ReadyForProvisioning
+// condition: True provisions, False says why not, and none at all for 2 minutes after the
+// buffer's creation means no node autoscaler reads it (Karpenter without its gate).
+func TestBufferAckOf(t *testing.T) {
+	f, err := policy.Parse(strings.NewReader(bufferPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &f.Policies[0]
+	tests := []struct {
+		name         string
+		buffer       *unstructured.Unstructured
+		known, ready bool
+		messageHas   []string
+	}{
+		{name: "resolved", buffer: withStatus(bufferFor(p, "prescale", "u", 3), epoch.Add(-time.Second), "True", "Resolved", "Pod template resolved successfully"),
+			known: true, ready: true},
+		{name: "the target not found", buffer: withStatus(bufferFor(p, "prescale", "u", 3), epoch.Add(-time.Hour), "False", "ScalableRefNotFound", `deployments.apps "llm" not found`),
+			known: true, messageHas: []string{"does not provision CapacityBuffer models/prescale-llm", "ScalableRefNotFound", `deployments.apps "llm" not found`}},
+		{name: "no condition, just created", buffer: withStatus(bufferFor(p, "prescale", "u", 3), epoch.Add(-119*time.Second), "", "", "")},
+		{name: "no condition 2 minutes after its creation", buffer: withStatus(bufferFor(p, "prescale", "u", 3), epoch.Add(-2*time.Minute), "", "", ""),
+			known: true, messageHas: []string{"no node autoscaler has read CapacityBuffer models/prescale-llm", "2m0s after its creation", "--feature-gates=CapacityBuffer=true"}},
+		{name: "no condition on a buffer of 0 replicas asks for nothing", buffer: withStatus(bufferFor(p, "prescale", "u", 0), epoch.Add(-time.Hour), "", "", "")},
+		{name: "a condition of status Unknown", buffer: withStatus(bufferFor(p, "prescale", "u", 3), epoch.Add(-time.Hour), "Unknown", "Resolving", "")},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := bufferAckOf(tc.buffer, epoch)
+			if got.known != tc.known || got.ready != tc.ready {
+				t.Errorf("known %v, ready %v (%q); want %v, %v", got.known, got.ready, got.message, tc.known, tc.ready)
+			}
+			for _, want := range tc.messageHas {
+				if !strings.Contains(got.message, want) {
+					t.Errorf("message %q lacks %q", got.message, want)
+				}
+			}
+		})
+	}
+}
+
+// sizeBuffer reports what the node autoscaler made of the buffer: prescale_capacity_buffer_ready,
+// and a CapacityBufferNotReady warning once per change of its message, again after the
+// buffer was provisioned in between.
+func TestSizeBufferReportsTheBuffersStatus(t *testing.T) {
+	f, err := policy.Parse(strings.NewReader(bufferPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &f.Policies[0]
+	opts := DefaultOptions()
+	opts.Capacity.NodeLead = 10 * time.Minute
+	c, w := bufferController(opts)
+	eng, dec := rampEngine(t, p, 19)
+	st := &policyState{eng: eng}
+	gauge := c.deps.Metrics.BufferReady.WithLabelValues(p.Name)
+	steps := []struct {
+		status, reason string
+		wantGauge      float64
+		wantEvents     int
+	}{
+		{status: "", wantGauge: 0, wantEvents: 1},                         // unread for an hour: said once
+		{status: "", wantGauge: 0, wantEvents: 1},                         // and not again
+		{status: "True", reason: "Resolved", wantGauge: 1, wantEvents: 1}, // provisioned
+		{status: "False", reason: "ScalableRefNotFound", wantGauge: 0, wantEvents: 2},
+		{status: "False", reason: "ScalableRefNotFound", wantGauge: 0, wantEvents: 2},
+		{status: "True", reason: "Resolved", wantGauge: 1, wantEvents: 2},
+		{status: "", wantGauge: 0, wantEvents: 3}, // a condition gone: said again
+	}
+	for i, step := range steps {
+		if err := w.store.Update(withStatus(bufferFor(p, "prescale", "uid-1", 4), epoch.Add(-time.Hour), step.status, step.reason, "because")); err != nil {
+			t.Fatal(err)
+		}
+		r := &pass{c: c, p: p, t: st, writes: true, res: engine.Result{Decision: dec}}
+		r.obs.scale = &autoscalingv1.Scale{}
+		r.obs.scale.UID = "uid-1"
+		if err := r.sizeBuffer(context.Background(), epoch); err != nil {
+			t.Fatal(err)
+		}
+		if got := testutil.ToFloat64(gauge); got != step.wantGauge {
+			t.Errorf("step %d (%q %s): prescale_capacity_buffer_ready = %v, want %v", i, step.status, step.reason, got, step.wantGauge)
+		}
+		if len(w.events) != step.wantEvents {
+			t.Errorf("step %d (%q %s): %d events %q, want %d", i, step.status, step.reason, len(w.events), w.events, step.wantEvents)
+		}
+	}
+	for _, e := range w.events {
+		if !strings.HasPrefix(e, "Warning CapacityBufferNotReady ") {
+			t.Errorf("event %q, want a CapacityBufferNotReady warning", e)
+		}
+	}
+	if len(w.applied) != 0 {
+		t.Errorf("buffers applied %v, want none: the buffer is at its size", w.applied)
 	}
 }
 
@@ -161,7 +279,7 @@ func TestSizeBufferWithoutAForecast(t *testing.T) {
 			Metrics: []policy.Sample{{Value: 20}}}, Load: &policy.Sample{Value: 20}, Writes: true}, epoch)
 		r := &pass{c: c, p: p, t: &policyState{eng: e}, writes: true, res: res}
 		r.obs.scale = &autoscalingv1.Scale{}
-		if err := r.sizeBuffer(context.Background()); err != nil {
+		if err := r.sizeBuffer(context.Background(), epoch); err != nil {
 			t.Fatal(err)
 		}
 		if len(w.applied) != 0 {

@@ -83,6 +83,9 @@ type Metrics struct {
 	NodeLeadTime *prometheus.GaugeVec
 	// BufferReplicas is the size of each policy's CapacityBuffer at the last tick.
 	BufferReplicas *SeriesVec
+	// BufferReady is 1 while the node autoscaler provisions for the policy's
+	// CapacityBuffer, 0 while it does not.
+	BufferReady *SeriesVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -209,6 +212,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "p90 of the creation-to-Ready time of the node pool's recent nodes (a node autoscaler's NodePool or node group, from the karpenter.sh/nodepool label or a cloud's node-group label; absent until one is measured)."}, []string{"nodepool"}),
 		BufferReplicas: newGauges(prometheus.GaugeOpts{Name: "prescale_capacity_buffer_replicas",
 			Help: "Replicas of the policy's CapacityBuffer at the last tick: what its forecast plans for over the node lead time beyond its horizon, less the replicas it asks for now (0 while the forecast is not in use; absent for a policy that writes no buffer)."}, policy),
+		BufferReady: newGauges(prometheus.GaugeOpts{Name: "prescale_capacity_buffer_ready",
+			Help: "1 while the node autoscaler provisions for the policy's CapacityBuffer (its ReadyForProvisioning condition True), 0 while it does not (the condition False, or none written within 2 minutes of the buffer's creation); absent until known."}, policy),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors, m.QueryWarnings,
@@ -217,7 +222,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.ForecastHistorySamples, m.PodStartup, m.ObjectiveQuantile, m.ObjectiveTightness, m.ObjectiveBank, m.ObjectiveLatency, m.ObjectiveSLO, m.ObjectiveBudget,
 		m.ObjectiveMinutes, m.ObjectiveViolatedMinutes, m.ObjectiveBeyondReach, m.ObjectiveWaitedMinutes, m.ObjectiveMissing,
 		m.ForecastLoadMissing, m.ConflictingAutoscaler,
-		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending, m.PoolGrowth, m.PoolGrowthGranted, m.NodeLeadTime, m.BufferReplicas)
+		m.CapacityWanted, m.CapacityGranted, m.PoolFree, m.PoolGranted, m.PoolReserved, m.PoolPending, m.PoolGrowth, m.PoolGrowthGranted, m.NodeLeadTime, m.BufferReplicas, m.BufferReady)
 	return m
 }
 
@@ -234,7 +239,7 @@ func (m *Metrics) forget(name string) {
 	l := prometheus.Labels{"policy": name}
 	for _, v := range []*SeriesVec{m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas,
 		m.HPADesiredReplicas, m.MetricValue, m.MetricTarget, m.MetricMissing, m.ConflictingAutoscaler, m.IdleSeconds, m.WakeAheadGated,
-		m.CapacityWanted, m.CapacityGranted, m.BufferReplicas} {
+		m.CapacityWanted, m.CapacityGranted, m.BufferReplicas, m.BufferReady} {
 		v.DeletePartialMatch(l)
 	}
 	m.forgetForecast(name)

@@ -263,7 +263,7 @@ func (r *pass) act(ctx context.Context, now time.Time) error {
 			err = r.rescale(ctx, t.eng, dec)
 		}
 	}
-	if berr := r.sizeBuffer(ctx); berr != nil {
+	if berr := r.sizeBuffer(ctx, now); berr != nil {
 		err = errors.Join(err, berr)
 	}
 	if r.writes && !t.recordBusy.Load() {

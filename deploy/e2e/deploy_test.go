@@ -221,11 +221,11 @@ func TestStatic(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := mustRun(t, "", promtool, "check", "rules", f)
-		if !strings.Contains(out, "SUCCESS: 7 rules found") {
-			t.Errorf("promtool check rules: want 7 rules, got:\n%s", out)
+		if !strings.Contains(out, "SUCCESS: 8 rules found") {
+			t.Errorf("promtool check rules: want 8 rules, got:\n%s", out)
 		}
 		for _, alert := range []string{"PrescaleNoLeader", "PrescaleMetricMissing", "PrescaleObjectiveMissing", "PrescaleForecastLoadMissing",
-			"PrescaleCapacityLimited", "PrescaleForecastGated", "PrescaleConfigReloadFailed"} {
+			"PrescaleCapacityLimited", "PrescaleCapacityBufferNotReady", "PrescaleForecastGated", "PrescaleConfigReloadFailed"} {
 			if !strings.Contains(string(groups), "alert: "+alert) {
 				t.Errorf("alert %s is missing", alert)
 			}

@@ -306,6 +306,13 @@ func TestCapacityBufferBesideKarpenter(t *testing.T) {
 	}
 	testutil.Eventually(t, 10*time.Second, "prescale_capacity_buffer_replicas at 0", metricIs(in, "prescale_capacity_buffer_replicas",
 		map[string]string{"policy": w.Name}, "0", func(v float64) bool { return v == 0 }))
+	// Karpenter, its CapacityBuffer gate on, resolved the buffer (ReadyForProvisioning), and
+	// prescale read that back; no CapacityBufferNotReady was said.
+	testutil.Eventually(t, 10*time.Second, "prescale_capacity_buffer_ready at 1", metricIs(in, "prescale_capacity_buffer_ready",
+		map[string]string{"policy": w.Name}, "1", func(v float64) bool { return v == 1 }))
+	if in.logContains("CapacityBuffer not provisioned by the node autoscaler") {
+		t.Errorf("prescale's log says the buffer was not provisioned, beside Karpenter with its CapacityBuffer gate on")
+	}
 	// The HPA beside it waited for its nodes, then for its pods' start-up (its scale-down
 	// window, 5 minutes by default, holds its replicas after the surge).
 	for hpaReady.IsZero() && time.Now().Before(surge.Add(nodeDelay+startup+2*time.Minute)) {
