@@ -697,7 +697,10 @@ spec:
 // marked NotReady by that stale view. A kubelet puts Ready back at its next sync; kwok's
 // pod-ready stage plays only on Pending pods, so without this stage the pod would stay
 // Running and not Ready for good. Pods with readiness gates are left alone: their Ready
-// may be False with their containers ready.
+// may be False with their containers ready. Limits: the Ready condition is dated when the
+// stage plays, as a kubelet would date it, so a start-up measured to Ready is 10 s longer
+// for such a pod; a pod on a node that stays NotReady would flip every 10 s (the sandbox's
+// nodes stay Ready once they are); the delay counts from the pod's last update.
 const podReadyAgainStage = `apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:

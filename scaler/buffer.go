@@ -171,8 +171,13 @@ func (r *pass) sizeBuffer(ctx context.Context, now time.Time) error {
 	want := bufferFor(r.p, c.opts.Install, string(r.obs.scale.UID), size)
 	have, err := c.buffers.ByNamespace(r.p.Target.Namespace).Get(bufferName(r.p.Name))
 	switch {
-	case apierrors.IsNotFound(err) && size == 0:
-		return nil
+	case apierrors.IsNotFound(err):
+		// Nothing to read back (deleted with a recreated target, or by hand).
+		c.deps.Metrics.BufferReady.DeleteLabelValues(r.p.Name)
+		r.t.forgetCondition(condBuffer)
+		if size == 0 {
+			return nil
+		}
 	case err == nil:
 		u, ok := have.(*unstructured.Unstructured)
 		if ok {
@@ -195,8 +200,9 @@ func (r *pass) sizeBuffer(ctx context.Context, now time.Time) error {
 
 // bufferReadyCondition is the condition a node autoscaler writes on a CapacityBuffer it
 // reads (Karpenter's CapacityBuffer controller, cluster-autoscaler's alike): True once it
-// has resolved the buffer's pods and provisions for them, False with a reason
-// (ScalableRefNotFound, PodTemplateNotFound, ResolutionFailed) when it cannot.
+// has resolved the buffer's pods (its provisioner then plans for them; whether new nodes
+// come, within the NodePools' limits, is its Provisioning condition's to say), False with a
+// reason (ScalableRefNotFound, PodTemplateNotFound, ResolutionFailed) when it cannot.
 const bufferReadyCondition = "ReadyForProvisioning"
 
 // bufferUnreadAfter is how long a buffer that asks for pods may go without
@@ -210,7 +216,7 @@ type bufferAck struct {
 	// known is false while it is too early to tell (a new buffer, one of 0 replicas with
 	// no condition yet, a condition of status Unknown).
 	known bool
-	// ready: the node autoscaler provisions for the buffer (bufferReadyCondition True).
+	// ready: the node autoscaler has resolved the buffer's pods (bufferReadyCondition True).
 	ready bool
 	// message says why it does not, for the log and the event.
 	message string
@@ -229,7 +235,7 @@ func bufferAckOf(u *unstructured.Unstructured, now time.Time) bufferAck {
 		case string(metav1.ConditionTrue):
 			return bufferAck{known: true, ready: true}
 		case string(metav1.ConditionFalse):
-			return bufferAck{known: true, message: fmt.Sprintf("the node autoscaler does not provision CapacityBuffer %s: %s: %v: %v",
+			return bufferAck{known: true, message: fmt.Sprintf("the node autoscaler cannot resolve the pods of CapacityBuffer %s: %s: %v: %v",
 				ref, bufferReadyCondition, m["reason"], m["message"])}
 		}
 		return bufferAck{}
@@ -238,14 +244,15 @@ func bufferAckOf(u *unstructured.Unstructured, now time.Time) bufferAck {
 	if replicas == 0 || now.Sub(u.GetCreationTimestamp().Time) < bufferUnreadAfter {
 		return bufferAck{}
 	}
-	return bufferAck{known: true, message: fmt.Sprintf("no node autoscaler has read CapacityBuffer %s (no %s condition %s after its creation): "+
+	// The message is the same at every tick: it is sent once per change.
+	return bufferAck{known: true, message: fmt.Sprintf("no node autoscaler has read CapacityBuffer %s (no %s condition within %s of its creation): "+
 		"the nodes of a surge are asked for by its Pending pods only; turn on the node autoscaler's CapacityBuffer support (Karpenter: --feature-gates=CapacityBuffer=true)",
-		ref, bufferReadyCondition, now.Sub(u.GetCreationTimestamp().Time).Round(time.Second))}
+		ref, bufferReadyCondition, bufferUnreadAfter)}
 }
 
 // reportBufferAck sets prescale_capacity_buffer_ready from what the node autoscaler made of
-// the pass's buffer and, once per change of its message, says why it does not provision
-// for it (a CapacityBufferNotReady event on the target and a log line).
+// the pass's buffer and, once per change of its message, says why it does not read it or
+// cannot resolve its pods (a CapacityBufferNotReady event on the target and a log line).
 func (r *pass) reportBufferAck(ctx context.Context, ack bufferAck) {
 	if !ack.known {
 		return
@@ -259,7 +266,7 @@ func (r *pass) reportBufferAck(ctx context.Context, ack bufferAck) {
 	gauge.Set(0)
 	if r.t.setCondition(condBuffer, ack.message) {
 		r.c.writer.Event(r.obs.ref, corev1.EventTypeWarning, ReasonCapacityBufferNotReady, ack.message)
-		klog.FromContext(ctx).Info("CapacityBuffer not provisioned by the node autoscaler", "buffer", klog.KRef(r.p.Target.Namespace, bufferName(r.p.Name)),
+		klog.FromContext(ctx).Info("CapacityBuffer not resolved by the node autoscaler", "buffer", klog.KRef(r.p.Target.Namespace, bufferName(r.p.Name)),
 			"reason", ack.message)
 	}
 }

@@ -2,6 +2,7 @@ package scaler
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -179,10 +180,10 @@ func TestBufferAckOf(t *testing.T) {
 		{name: "resolved", buffer: withStatus(bufferFor(p, "prescale", "u", 3), epoch.Add(-time.Second), "True", "Resolved", "Pod template resolved successfully"),
 			known: true, ready: true},
 		{name: "the target not found", buffer: withStatus(bufferFor(p, "prescale", "u", 3), epoch.Add(-time.Hour), "False", "ScalableRefNotFound", `deployments.apps "llm" not found`),
-			known: true, messageHas: []string{"does not provision CapacityBuffer models/prescale-llm", "ScalableRefNotFound", `deployments.apps "llm" not found`}},
+			known: true, messageHas: []string{"cannot resolve the pods of CapacityBuffer models/prescale-llm", "ScalableRefNotFound", `deployments.apps "llm" not found`}},
 		{name: "no condition, just created", buffer: withStatus(bufferFor(p, "prescale", "u", 3), epoch.Add(-119*time.Second), "", "", "")},
 		{name: "no condition 2 minutes after its creation", buffer: withStatus(bufferFor(p, "prescale", "u", 3), epoch.Add(-2*time.Minute), "", "", ""),
-			known: true, messageHas: []string{"no node autoscaler has read CapacityBuffer models/prescale-llm", "2m0s after its creation", "--feature-gates=CapacityBuffer=true"}},
+			known: true, messageHas: []string{"no node autoscaler has read CapacityBuffer models/prescale-llm", "within 2m0s of its creation", "--feature-gates=CapacityBuffer=true"}},
 		{name: "no condition on a buffer of 0 replicas asks for nothing", buffer: withStatus(bufferFor(p, "prescale", "u", 0), epoch.Add(-time.Hour), "", "", "")},
 		{name: "a condition of status Unknown", buffer: withStatus(bufferFor(p, "prescale", "u", 3), epoch.Add(-time.Hour), "Unknown", "Resolving", "")},
 	}
@@ -202,8 +203,9 @@ func TestBufferAckOf(t *testing.T) {
 }
 
 // sizeBuffer reports what the node autoscaler made of the buffer: prescale_capacity_buffer_ready,
-// and a CapacityBufferNotReady warning once per change of its message, again after the
-// buffer was provisioned in between.
+// and a CapacityBufferNotReady warning once per change of its message (ticks apart: the
+// message does not move with the clock), again after the buffer was resolved in between or
+// was gone (its gauge then absent).
 func TestSizeBufferReportsTheBuffersStatus(t *testing.T) {
 	f, err := policy.Parse(strings.NewReader(bufferPolicy))
 	if err != nil {
@@ -215,32 +217,48 @@ func TestSizeBufferReportsTheBuffersStatus(t *testing.T) {
 	c, w := bufferController(opts)
 	eng, dec := rampEngine(t, p, 19)
 	st := &policyState{eng: eng}
-	gauge := c.deps.Metrics.BufferReady.WithLabelValues(p.Name)
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c.deps.Metrics.BufferReady)
+	const gone = "gone"
 	steps := []struct {
 		status, reason string
-		wantGauge      float64
+		wantGauge      string // "" for no series
 		wantEvents     int
 	}{
-		{status: "", wantGauge: 0, wantEvents: 1},                         // unread for an hour: said once
-		{status: "", wantGauge: 0, wantEvents: 1},                         // and not again
-		{status: "True", reason: "Resolved", wantGauge: 1, wantEvents: 1}, // provisioned
-		{status: "False", reason: "ScalableRefNotFound", wantGauge: 0, wantEvents: 2},
-		{status: "False", reason: "ScalableRefNotFound", wantGauge: 0, wantEvents: 2},
-		{status: "True", reason: "Resolved", wantGauge: 1, wantEvents: 2},
-		{status: "", wantGauge: 0, wantEvents: 3}, // a condition gone: said again
+		{status: "", wantGauge: "0", wantEvents: 1},                         // unread for an hour: said once
+		{status: "", wantGauge: "0", wantEvents: 1},                         // and not again
+		{status: "True", reason: "Resolved", wantGauge: "1", wantEvents: 1}, // resolved
+		{status: "False", reason: "ScalableRefNotFound", wantGauge: "0", wantEvents: 2},
+		{status: "False", reason: "ScalableRefNotFound", wantGauge: "0", wantEvents: 2},
+		{status: "True", reason: "Resolved", wantGauge: "1", wantEvents: 2},
+		{status: "", wantGauge: "0", wantEvents: 3}, // a condition gone: said again
+		{status: gone, wantGauge: "", wantEvents: 3},
+		{status: "", wantGauge: "0", wantEvents: 4}, // a new buffer, unread: said again
 	}
 	for i, step := range steps {
-		if err := w.store.Update(withStatus(bufferFor(p, "prescale", "uid-1", 4), epoch.Add(-time.Hour), step.status, step.reason, "because")); err != nil {
+		now := epoch.Add(time.Duration(i) * 15 * time.Second)
+		b := withStatus(bufferFor(p, "prescale", "uid-1", 4), epoch.Add(-time.Hour), step.status, step.reason, "because")
+		if step.status == gone {
+			if err := w.store.Delete(b); err != nil {
+				t.Fatal(err)
+			}
+		} else if err := w.store.Update(b); err != nil {
 			t.Fatal(err)
 		}
 		r := &pass{c: c, p: p, t: st, writes: true, res: engine.Result{Decision: dec}}
 		r.obs.scale = &autoscalingv1.Scale{}
 		r.obs.scale.UID = "uid-1"
-		if err := r.sizeBuffer(context.Background(), epoch); err != nil {
+		if err := r.sizeBuffer(context.Background(), now); err != nil {
 			t.Fatal(err)
 		}
-		if got := testutil.ToFloat64(gauge); got != step.wantGauge {
-			t.Errorf("step %d (%q %s): prescale_capacity_buffer_ready = %v, want %v", i, step.status, step.reason, got, step.wantGauge)
+		var got string
+		if n := testutil.CollectAndCount(reg, "prescale_capacity_buffer_ready"); n == 1 {
+			got = fmt.Sprint(testutil.ToFloat64(c.deps.Metrics.BufferReady.WithLabelValues(p.Name)))
+		} else if n != 0 {
+			t.Fatalf("step %d: %d series of prescale_capacity_buffer_ready, want at most 1", i, n)
+		}
+		if got != step.wantGauge {
+			t.Errorf("step %d (%q %s): prescale_capacity_buffer_ready = %q, want %q", i, step.status, step.reason, got, step.wantGauge)
 		}
 		if len(w.events) != step.wantEvents {
 			t.Errorf("step %d (%q %s): %d events %q, want %d", i, step.status, step.reason, len(w.events), w.events, step.wantEvents)
@@ -251,8 +269,9 @@ func TestSizeBufferReportsTheBuffersStatus(t *testing.T) {
 			t.Errorf("event %q, want a CapacityBufferNotReady warning", e)
 		}
 	}
-	if len(w.applied) != 0 {
-		t.Errorf("buffers applied %v, want none: the buffer is at its size", w.applied)
+	// The one write: the buffer created again after it was gone.
+	if diff := cmp.Diff([]int64{4}, w.applied); diff != "" {
+		t.Errorf("buffers applied (-want +got):\n%s", diff)
 	}
 }
 

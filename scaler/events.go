@@ -56,9 +56,9 @@ const (
 	// and its decision record (prescale.io/decision) unreadable, so it cannot tell whether
 	// prescale set the zero: it reads it as set by hand (ScalingDisabled), as with no record.
 	ReasonDecisionRecordUnreadable = "DecisionRecordUnreadable"
-	// ReasonCapacityBufferNotReady (condition, Warning): the node autoscaler does not
-	// provision for the policy's CapacityBuffer: its ReadyForProvisioning condition is
-	// False (the message says why), or no node autoscaler wrote one within 2 minutes of
+	// ReasonCapacityBufferNotReady (condition, Warning): the node autoscaler cannot resolve
+	// the pods of the policy's CapacityBuffer (its ReadyForProvisioning condition is False;
+	// the message says why), or no node autoscaler wrote the condition within 2 minutes of
 	// the buffer's creation (Karpenter without its CapacityBuffer feature gate).
 	ReasonCapacityBufferNotReady = "CapacityBufferNotReady"
 )

@@ -83,8 +83,8 @@ type Metrics struct {
 	NodeLeadTime *prometheus.GaugeVec
 	// BufferReplicas is the size of each policy's CapacityBuffer at the last tick.
 	BufferReplicas *SeriesVec
-	// BufferReady is 1 while the node autoscaler provisions for the policy's
-	// CapacityBuffer, 0 while it does not.
+	// BufferReady is 1 while the node autoscaler has resolved the pods of the policy's
+	// CapacityBuffer, 0 while it cannot or does not read it.
 	BufferReady *SeriesVec
 }
 
@@ -213,7 +213,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		BufferReplicas: newGauges(prometheus.GaugeOpts{Name: "prescale_capacity_buffer_replicas",
 			Help: "Replicas of the policy's CapacityBuffer at the last tick: what its forecast plans for over the node lead time beyond its horizon, less the replicas it asks for now (0 while the forecast is not in use; absent for a policy that writes no buffer)."}, policy),
 		BufferReady: newGauges(prometheus.GaugeOpts{Name: "prescale_capacity_buffer_ready",
-			Help: "1 while the node autoscaler provisions for the policy's CapacityBuffer (its ReadyForProvisioning condition True), 0 while it does not (the condition False, or none written within 2 minutes of the buffer's creation); absent until known."}, policy),
+			Help: "1 while the node autoscaler has resolved the pods of the policy's CapacityBuffer (its ReadyForProvisioning condition True), 0 while it cannot (the condition False) or does not read it (no condition within 2 minutes of the buffer's creation); absent until known and while there is no buffer."}, policy),
 	}
 	reg.MustRegister(m.DesiredReplicas, m.CurrentReplicas, m.UncappedReplicas, m.HPAEquivalentReplicas, m.HPADesiredReplicas,
 		m.MetricValue, m.MetricTarget, m.MetricMissing, m.Decisions, m.Scales, m.QueryDuration, m.Queries, m.Errors, m.QueryWarnings,

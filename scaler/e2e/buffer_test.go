@@ -310,8 +310,8 @@ func TestCapacityBufferBesideKarpenter(t *testing.T) {
 	// prescale read that back; no CapacityBufferNotReady was said.
 	testutil.Eventually(t, 10*time.Second, "prescale_capacity_buffer_ready at 1", metricIs(in, "prescale_capacity_buffer_ready",
 		map[string]string{"policy": w.Name}, "1", func(v float64) bool { return v == 1 }))
-	if in.logContains("CapacityBuffer not provisioned by the node autoscaler") {
-		t.Errorf("prescale's log says the buffer was not provisioned, beside Karpenter with its CapacityBuffer gate on")
+	if in.logContains("CapacityBuffer not resolved by the node autoscaler") {
+		t.Errorf("prescale's log says the buffer was not resolved, beside Karpenter with its CapacityBuffer gate on")
 	}
 	// The HPA beside it waited for its nodes, then for its pods' start-up (its scale-down
 	// window, 5 minutes by default, holds its replicas after the surge).
