@@ -144,14 +144,10 @@ the comparison adds the GPUs of the nodes each service paid for.`,
 				d.Sandbox.HPASyncPeriod = time.Duration(float64(d.Tick) / d.Compression)
 			}
 			if !cmd.Flags().Changed("scrape-interval") {
-				d.Sandbox.ScrapeInterval = time.Second
-				if d.Sandbox.Karpenter != nil {
-					// A scrape a tick: the services' counters step once a tick, and scraped
-					// every second their rate over the policy's scaled window (6 s) saw 3 or 4
-					// steps by turns, a sawtooth of 25 % that the forecast's gate read as
-					// misses before a surge later than the built-in one's.
-					d.Sandbox.ScrapeInterval = time.Duration(float64(d.Tick) / d.Compression)
-				}
+				// A scrape a tick: the services' counters step once a tick, and scraped every
+				// second their rate over the policy's scaled window (6 s) saw 3 or 4 steps by
+				// turns, a sawtooth of 25 % that the forecast's gate read as misses.
+				d.Sandbox.ScrapeInterval = time.Duration(float64(d.Tick) / d.Compression)
 			}
 			_, err := demo.Run(cmd.Context(), d, cmd.OutOrStdout())
 			return err

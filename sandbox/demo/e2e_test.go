@@ -36,7 +36,7 @@ func TestDemo(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "sandbox")
 	o := demo.Options{
-		Sandbox:     sandbox.Options{BinDir: bin, StateDir: state, Nodes: 8, HPASyncPeriod: 1500 * time.Millisecond, ScrapeInterval: time.Second},
+		Sandbox:     sandbox.Options{BinDir: bin, StateDir: state, Nodes: 8, HPASyncPeriod: 1500 * time.Millisecond, ScrapeInterval: 1500 * time.Millisecond},
 		PrescaleBin: prescale, Dir: filepath.Join(dir, "demo"), Duration: 14 * time.Minute,
 	}
 	var out bytes.Buffer
