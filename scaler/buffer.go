@@ -179,12 +179,11 @@ func (r *pass) sizeBuffer(ctx context.Context, now time.Time) error {
 			return nil
 		}
 	case err == nil:
-		u, ok := have.(*unstructured.Unstructured)
-		if ok {
+		if u, ok := have.(*unstructured.Unstructured); ok {
 			r.reportBufferAck(ctx, bufferAckOf(u, now))
-		}
-		if ok && bufferCurrent(u, want) {
-			return nil
+			if bufferCurrent(u, want) {
+				return nil
+			}
 		}
 	}
 	if err := r.mayWrite(ctx, "buffer_write"); err != nil {

@@ -74,6 +74,16 @@ const bufferPolicy = `policies:
       history: 2h
 `
 
+// parseBufferPolicy returns bufferPolicy's policy.
+func parseBufferPolicy(t *testing.T) *policy.Policy {
+	t.Helper()
+	f, err := policy.Parse(strings.NewReader(bufferPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &f.Policies[0]
+}
+
 // rampEngine is the policy's engine fitted on 2 h of a load rising 1 every 15 s, stepped
 // at epoch with the ramp's next value, 200, and the target at current replicas.
 func rampEngine(t *testing.T, p *policy.Policy, current int32) (*engine.Engine, policy.Decision) {
@@ -96,11 +106,7 @@ func rampEngine(t *testing.T, p *policy.Policy, current int32) (*engine.Engine, 
 }
 
 func TestSizeBuffer(t *testing.T) {
-	f, err := policy.Parse(strings.NewReader(bufferPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &f.Policies[0]
+	p := parseBufferPolicy(t)
 	// The forecast 5 min (its horizon) + the node lead ahead, rising 1 a 15 s step from 200:
 	// with a lead of 10 min, 200 + 60 = 260 → 26 replicas ahead. The decision itself plans
 	// 5 min ahead: 200 + 20 = 220 → 22 replicas (the HPA's default behavior adds up to 4
@@ -163,14 +169,10 @@ func withStatus(u *unstructured.Unstructured, created time.Time, status, reason,
 }
 
 // What the node autoscaler made of a buffer is read back from its ReadyForProvisioning
-// condition: True provisions, False says why not, and none at all for 2 minutes after the
+// condition: True resolved, False says why not, and none at all within 2 minutes of the
 // buffer's creation means no node autoscaler reads it (Karpenter without its gate).
 func TestBufferAckOf(t *testing.T) {
-	f, err := policy.Parse(strings.NewReader(bufferPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &f.Policies[0]
+	p := parseBufferPolicy(t)
 	tests := []struct {
 		name         string
 		buffer       *unstructured.Unstructured
@@ -207,11 +209,7 @@ func TestBufferAckOf(t *testing.T) {
 // message does not move with the clock), again after the buffer was resolved in between or
 // was gone (its gauge then absent).
 func TestSizeBufferReportsTheBuffersStatus(t *testing.T) {
-	f, err := policy.Parse(strings.NewReader(bufferPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &f.Policies[0]
+	p := parseBufferPolicy(t)
 	opts := DefaultOptions()
 	opts.Capacity.NodeLead = 10 * time.Minute
 	c, w := bufferController(opts)
@@ -278,11 +276,7 @@ func TestSizeBufferReportsTheBuffersStatus(t *testing.T) {
 // A forecast not known yet (warming up: no history) leaves the buffer as it is: missing
 // data releases no capacity, and creates none.
 func TestSizeBufferWithoutAForecast(t *testing.T) {
-	f, err := policy.Parse(strings.NewReader(bufferPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &f.Policies[0]
+	p := parseBufferPolicy(t)
 	for _, have := range []bool{false, true} {
 		c, w := bufferController(DefaultOptions())
 		if have {
@@ -310,11 +304,7 @@ func TestSizeBufferWithoutAForecast(t *testing.T) {
 // The buffer is the target's: its scalableRef names it, it is labelled as prescale's and
 // the policy's, and owned by the target, so that the garbage collector deletes it with it.
 func TestBufferFor(t *testing.T) {
-	f, err := policy.Parse(strings.NewReader(bufferPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := bufferFor(&f.Policies[0], "prescale", "uid-7", 3)
+	got := bufferFor(parseBufferPolicy(t), "prescale", "uid-7", 3)
 	want := map[string]any{
 		"apiVersion": "autoscaling.x-k8s.io/v1beta1",
 		"kind":       "CapacityBuffer",
