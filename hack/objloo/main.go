@@ -10,6 +10,11 @@
 //
 //	go run ./hack/objloo -f examples/slo-policy.yaml -traces ../shared/traces
 //
+// -target-scales pairs each prior with each most target factor (engine.Pacing's
+// MaxTargetScale, the targets' factor at T = 0), to choose that constant leave-one-out too:
+//
+//	go run ./hack/objloo -priors off,5 -target-scales 1.1,1.25,1.5
+//
 // The HPA sweeps and the oracle are cached per trace and variant in -cache (they do not
 // depend on the policy file); remove it after changing the model.
 package main
@@ -80,8 +85,9 @@ func main() {
 	dir := flag.String("traces", "../shared/traces", "directory of <name>/requests_per_minute.csv traces")
 	cache := flag.String("cache", defaultCache(), "directory caching the HPA sweeps and oracles")
 	priors := flag.String("priors", "off,3,5,10", "candidate episode priors in minutes (off: the knobs are never paced)")
+	scales := flag.String("target-scales", "", "candidate most target factors (engine.Pacing.MaxTargetScale), each paired with every prior; empty: the default only")
 	flag.Parse()
-	if err := run(os.Stdout, *file, *dir, *cache, *priors); err != nil {
+	if err := run(os.Stdout, *file, *dir, *cache, *priors, *scales); err != nil {
 		fmt.Fprintln(os.Stderr, "objloo:", err)
 		os.Exit(1)
 	}
@@ -95,7 +101,7 @@ func defaultCache() string {
 	return filepath.Join(d, "prescale", "objloo")
 }
 
-func run(w io.Writer, file, dir, cache, priors string) error {
+func run(w io.Writer, file, dir, cache, priors, scales string) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
@@ -109,7 +115,7 @@ func run(w io.Writer, file, dir, cache, priors string) error {
 	if p.Objective == nil {
 		return fmt.Errorf("%s: policy %s has no objective", file, p.Name)
 	}
-	cands, err := parseCandidates(priors)
+	cands, err := parseCandidates(priors, scales)
 	if err != nil {
 		return err
 	}
@@ -136,9 +142,9 @@ func run(w io.Writer, file, dir, cache, priors string) error {
 	return write(w, p, traces, cands, cells)
 }
 
-func parseCandidates(s string) ([]candidate, error) {
+func parseCandidates(priors, scales string) ([]candidate, error) {
 	var out []candidate
-	for f := range strings.SplitSeq(s, ",") {
+	for f := range strings.SplitSeq(priors, ",") {
 		f = strings.TrimSpace(f)
 		if f == "off" {
 			out = append(out, candidate{Name: "off", Pacing: engine.Pacing{EpisodePrior: math.Inf(1)}})
@@ -153,7 +159,32 @@ func parseCandidates(s string) ([]candidate, error) {
 	if len(out) == 0 {
 		return nil, errors.New("-priors: no candidate")
 	}
-	return out, nil
+	if strings.TrimSpace(scales) == "" {
+		return out, nil
+	}
+	// off never paces the targets: it is one candidate whatever the factors.
+	var crossed []candidate
+	for _, c := range out {
+		if math.IsInf(c.Pacing.EpisodePrior, 1) {
+			crossed = append(crossed, c)
+		}
+	}
+	for f := range strings.SplitSeq(scales, ",") {
+		f = strings.TrimSpace(f)
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || !(v >= 1) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("-target-scales: %q is not a factor >= 1", f)
+		}
+		for _, c := range out {
+			if math.IsInf(c.Pacing.EpisodePrior, 1) {
+				continue
+			}
+			c.Name += " ×" + f
+			c.Pacing.MaxTargetScale = v
+			crossed = append(crossed, c)
+		}
+	}
+	return crossed, nil
 }
 
 // longTraces reads every <dir>/<name>/requests_per_minute.csv of a day or more.
