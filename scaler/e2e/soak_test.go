@@ -229,6 +229,14 @@ func BenchmarkSoak(b *testing.B) {
 	surgeSum0, _ := s0.value("prescale_tick_duration_seconds_sum", nil)
 	surgePhases0 := phaseSums(s0)
 	surgeStart := time.Now()
+	// SOAK_CPU_PROFILE: prescale's CPU profile from the surge's start for 130 s, the surge
+	// and the steady minute (go tool pprof -top PATH).
+	cpuProfile := make(chan error, 1)
+	if path := os.Getenv("SOAK_CPU_PROFILE"); path != "" {
+		go func() { cpuProfile <- in.saveProfile("profile?seconds=130", path) }()
+	} else {
+		cpuProfile <- nil
+	}
 	last, stableSince := -1, time.Now()
 	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
 		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
@@ -325,7 +333,12 @@ func BenchmarkSoak(b *testing.B) {
 	b.Logf("memory at the end: RSS %.1f MiB; %s", rss/(1<<20), strings.Join(mem, ", "))
 	if path := os.Getenv("SOAK_HEAP_PROFILE"); path != "" {
 		// go tool pprof -top -sample_index=inuse_space PATH
-		in.saveHeapProfile(b, path)
+		if err := in.saveProfile("heap", path); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-cpuProfile; err != nil {
+		b.Fatal(err)
 	}
 	ticks := ticks1 - ticks0
 	if ticks < 1 {
@@ -485,22 +498,23 @@ func (in *instance) limitedPolicies(b *testing.B) int {
 	return n
 }
 
-// saveHeapProfile writes the instance's heap profile (prescale run --profiling) to path.
-func (in *instance) saveHeapProfile(b *testing.B, path string) {
-	resp, err := http.Get("http://" + in.addr + "/debug/pprof/heap")
+// saveProfile writes the instance's profile of kind, a path under /debug/pprof/ with its
+// query (prescale run --profiling), to path.
+func (in *instance) saveProfile(kind, path string) error {
+	resp, err := http.Get("http://" + in.addr + "/debug/pprof/" + kind)
 	if err != nil {
-		b.Fatalf("heap profile: %v", err)
+		return fmt.Errorf("profile %s: %w", kind, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		b.Fatalf("heap profile: %s", resp.Status)
+		return fmt.Errorf("profile %s: %s", kind, resp.Status)
 	}
 	data, err := io.ReadAll(resp.Body)
 	if err != nil {
-		b.Fatalf("heap profile: %v", err)
+		return fmt.Errorf("profile %s: %w", kind, err)
 	}
 	if err := os.WriteFile(path, data, 0o644); err != nil {
-		b.Fatal(err)
+		return fmt.Errorf("profile %s: %w", kind, err)
 	}
-	b.Logf("heap profile written to %s", path)
+	return nil
 }
