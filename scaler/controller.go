@@ -65,6 +65,8 @@ type Controller struct {
 	deps    Deps
 	factory informers.SharedInformerFactory
 	pods    corelisters.PodLister
+	// podIndex is the pods' cache, indexed by label (podLabelIndex).
+	podIndex cache.Indexer
 	// deployments and statefulsets serve the targets' scale (Options.WatchTargets); nil
 	// without.
 	deployments  appslisters.DeploymentLister
@@ -136,6 +138,11 @@ func New(opts Options, deps Deps, policies []policy.Policy) (*Controller, error)
 		targets:    map[string]*policyState{},
 		nodeLeads:  nodeLeads{},
 	}
+	podInformer := factory.Core().V1().Pods().Informer()
+	if err := podInformer.AddIndexers(cache.Indexers{podLabelIndex: podLabelKeys}); err != nil {
+		return nil, fmt.Errorf("index the pods by label: %w", err)
+	}
+	c.podIndex = podInformer.GetIndexer()
 	c.SetDryRun(opts.DryRun)
 	c.informers = []informer{
 		{"pods", factory.Core().V1().Pods().Informer().HasSynced},

@@ -81,7 +81,7 @@ func (c *Controller) observeTarget(ctx context.Context, p *policy.Policy, t *pol
 	if err != nil {
 		return o, fmt.Errorf("parse selector %q of %s: %w", o.scale.Status.Selector, p.Target, err)
 	}
-	pods, err := c.pods.Pods(p.Target.Namespace).List(sel)
+	pods, err := selectPods(c.podIndex, p.Target.Namespace, sel)
 	if err != nil {
 		return o, fmt.Errorf("list pods of %s: %w", p.Target, err)
 	}
