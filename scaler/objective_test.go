@@ -416,3 +416,38 @@ func TestWaitingWithoutLatencyIsViolated(t *testing.T) {
 		}
 	}
 }
+
+// A policy that loses its forecast and its objective on a reload keeps its state, and its
+// next tick drops their series; the series of what it still has stay.
+func TestLostForecastAndObjectiveDropTheirSeries(t *testing.T) {
+	cl := newCluster(t, 2)
+	c := cl.controller(objectivePolicy, options())
+	lead(c)
+	cl.source.set("lq", policy.Sample{Value: 20})
+	cl.source.set("lat", policy.Sample{Value: 1})
+	cl.tickAt(c, 0)
+	m := cl.metrics
+	families := map[string]*SeriesVec{"forecast horizon": m.ForecastHorizon, "forecast history samples": m.ForecastHistorySamples,
+		"forecast load missing": m.ForecastLoadMissing, "objective quantile": m.ObjectiveQuantile, "objective budget": m.ObjectiveBudget}
+	for name, v := range families {
+		if n := testutil.CollectAndCount(v); n != 1 {
+			t.Fatalf("with a forecast and an objective: %d series of the %s, want 1", n, name)
+		}
+	}
+	f, err := policy.Parse(strings.NewReader(webPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetPolicies(f.Policies)
+	for _, at := range []time.Duration{15 * time.Second, 30 * time.Second} {
+		cl.tickAt(c, at)
+		for name, v := range families {
+			if n := testutil.CollectAndCount(v); n != 0 {
+				t.Errorf("at %s, without them: %d series of the %s, want none", at, n, name)
+			}
+		}
+		if n := testutil.CollectAndCount(m.MetricValue); n == 0 {
+			t.Errorf("at %s: no series of the metrics' values, want the policy's", at)
+		}
+	}
+}

@@ -101,15 +101,23 @@ func (r *pass) report(now time.Time) {
 	if res.Forecast != nil {
 		c.reportForecast(p, dec, res.Forecast)
 		r.reportLoadMissing(res.Forecast, now)
+		t.forecastSeries = true
 	} else {
-		m.forgetForecast(p.Name)
+		if t.forecastSeries {
+			m.forgetForecast(p.Name)
+			t.forecastSeries = false
+		}
 		t.forgetCondition(condLoadMissing)
 	}
 	r.reportZero(dec, res.Wake)
 	if res.Objective != nil {
 		r.reportObjective(res.Objective, now)
+		t.objectiveSeries = true
 	} else {
-		m.forgetObjective(p.Name)
+		if t.objectiveSeries {
+			m.forgetObjective(p.Name)
+			t.objectiveSeries = false
+		}
 		t.objMinutes, t.objViolated, t.objBeyond, t.objWaited = 0, 0, 0, 0
 		t.forgetCondition(condObjMissing)
 	}

@@ -60,6 +60,10 @@ type policyState struct {
 	// objMinutes and objViolated are the objective's counts at the last tick, which its
 	// counters add the increase of.
 	objMinutes, objViolated, objBeyond, objWaited int64
+	// forecastSeries and objectiveSeries say that act has set the forecast's or the
+	// objective's metric series of the policy, and not dropped them since: a policy without
+	// either drops them once, not at every tick (each drop scans the family).
+	forecastSeries, objectiveSeries bool
 
 	mu sync.Mutex
 	// status is the last tick's outcome, as Status and ForecastReplicas read it.
