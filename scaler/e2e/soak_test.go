@@ -216,6 +216,14 @@ func BenchmarkSoak(b *testing.B) {
 	// Logging at -v=0, as in production (-v=2 writes a line per decision), but for the
 	// controller's "Tick done" line at -v=4: each tick's duration and phases.
 	in := startPrescale(b, "soak", cfg.String(), "-v=0", "--vmodule=controller=4", "--profiling")
+	// SOAK_CPU_PROFILE: prescale's CPU profile of its first 150 s, the first tick, the surge
+	// and the steady minute (go tool pprof -top PATH).
+	cpuProfile := make(chan error, 1)
+	if path := os.Getenv("SOAK_CPU_PROFILE"); path != "" {
+		go func() { cpuProfile <- in.saveProfile("profile?seconds=150", path) }()
+	} else {
+		cpuProfile <- nil
+	}
 	// The surge: from the end of the first tick (which writes every decision annotation)
 	// until the pool is full (1-GPU pods fill it: no GPU free) and stays so (the pods' count
 	// unchanged for three ticks).
@@ -229,14 +237,6 @@ func BenchmarkSoak(b *testing.B) {
 	surgeSum0, _ := s0.value("prescale_tick_duration_seconds_sum", nil)
 	surgePhases0 := phaseSums(s0)
 	surgeStart := time.Now()
-	// SOAK_CPU_PROFILE: prescale's CPU profile from the surge's start for 130 s, the surge
-	// and the steady minute (go tool pprof -top PATH).
-	cpuProfile := make(chan error, 1)
-	if path := os.Getenv("SOAK_CPU_PROFILE"); path != "" {
-		go func() { cpuProfile <- in.saveProfile("profile?seconds=130", path) }()
-	} else {
-		cpuProfile <- nil
-	}
 	last, stableSince := -1, time.Now()
 	err = wait.PollUntilContextTimeout(ctx, 2*time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
 		pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{ResourceVersion: "0"})
