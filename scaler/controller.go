@@ -145,7 +145,7 @@ func New(opts Options, deps Deps, policies []policy.Policy) (*Controller, error)
 	c.podIndex = podInformer.GetIndexer()
 	c.SetDryRun(opts.DryRun)
 	c.informers = []informer{
-		{"pods", factory.Core().V1().Pods().Informer().HasSynced},
+		{"pods", podInformer.HasSynced},
 		{"nodes", factory.Core().V1().Nodes().Informer().HasSynced},
 		{"horizontalpodautoscalers", factory.Autoscaling().V2().HorizontalPodAutoscalers().Informer().HasSynced},
 	}

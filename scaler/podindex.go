@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -48,17 +49,12 @@ func selectPods(indexer cache.Indexer, namespace string, sel labels.Selector) ([
 			}
 		}
 	}
-	var out []*corev1.Pod
 	if len(cands) == 0 {
-		err := cache.ListAllByNamespace(indexer, namespace, sel, func(obj any) {
-			if pod, ok := obj.(*corev1.Pod); ok {
-				out = append(out, pod)
-			}
-		})
+		pods, err := corelisters.NewPodLister(indexer).Pods(namespace).List(sel)
 		if err != nil {
 			return nil, fmt.Errorf("list the pods of namespace %s: %w", namespace, err)
 		}
-		return out, nil
+		return pods, nil
 	}
 	key := cands[0]
 	if len(cands) > 1 { // the value that the fewest pods carry
@@ -77,6 +73,7 @@ func selectPods(indexer cache.Indexer, namespace string, sel labels.Selector) ([
 	if err != nil {
 		return nil, fmt.Errorf("read the pods' label index: %w", err)
 	}
+	var out []*corev1.Pod
 	for _, obj := range objs {
 		if pod, ok := obj.(*corev1.Pod); ok && sel.Matches(labels.Set(pod.Labels)) {
 			out = append(out, pod)

@@ -15,8 +15,7 @@ import (
 // the selector matches, for selectors that require one value, several, a set of values, or
 // none.
 func TestSelectPods(t *testing.T) {
-	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{
-		cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, podLabelIndex: podLabelKeys})
+	indexer := newPodIndexer()
 	var pods []*corev1.Pod
 	for _, p := range []struct {
 		ns, name string
@@ -95,8 +94,7 @@ func TestSelectPods(t *testing.T) {
 // namespace (the soak's layout, docs/performance.md), through the label index and by
 // matching every pod of the namespace as the lister does.
 func BenchmarkSelectPods(b *testing.B) {
-	indexer := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{
-		cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, podLabelIndex: podLabelKeys})
+	indexer := newPodIndexer()
 	for i := range 1000 {
 		for j := range 2 {
 			app := "d" + strconv.Itoa(i)
@@ -123,4 +121,10 @@ func BenchmarkSelectPods(b *testing.B) {
 			}
 		}
 	})
+}
+
+// newPodIndexer is a pod cache with the informer's namespace index and podLabelIndex.
+func newPodIndexer() cache.Indexer {
+	return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{
+		cache.NamespaceIndex: cache.MetaNamespaceIndexFunc, podLabelIndex: podLabelKeys})
 }
