@@ -130,7 +130,8 @@ delay, 1 GPU per replica.
 - `prescale`: `examples/slo-policy.yaml`, driven through the engine that `prescale run`
   drives: the baseline's metrics, targets and behavior, a forecast of the arrival rate with
   every default (`method: auto`, `horizon: auto`, `perReplica: auto`, and, with an
-  objective, `hold: 1h`: the forecast's plan is kept for an hour after it falls), and an
+  objective, `hold: 90m`: the forecast's plan is kept after it falls, fading over 90
+  minutes), and an
   objective: at most 0.1% of minutes with a queueing delay over 2 s. prescale chooses the
   forecast's planning quantile itself, minute by minute, from the violations it observes,
   and paces the hold, the scale-down window and the targets on the budget it has earned and

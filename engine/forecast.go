@@ -119,6 +119,9 @@ type forecaster struct {
 	hold     time.Duration
 	held     []heldPlan
 	heldHead int
+	// decay shapes the hold (ObjectiveHoldDecay) with an objective; 0 or +Inf keeps a
+	// held plan in full for the hold.
+	decay float64
 	// st, underRate and mape are the storage of the status each Step returns, reused so
 	// that a Step allocates nothing for it.
 	st              ForecastStatus
@@ -134,7 +137,9 @@ type heldPlan struct {
 func newForecaster(f *policy.Forecast) *forecaster { return &forecaster{spec: *f} }
 
 // holdPlan applies forecast.hold to the forecast of this Step: a plan made now (fresh)
-// joins the queue, plans older than the hold leave it, and the largest left is the plan.
+// joins the queue, plans older than the hold leave it, and the largest left is the plan;
+// with a decay, the largest of the plans left each counted as it has aged
+// (ObjectiveHoldDecay).
 func (fc *forecaster) holdPlan(fresh bool, now time.Time) {
 	in := fc.input
 	if fc.hold <= 0 || in == nil {
@@ -154,6 +159,29 @@ func (fc *forecaster) holdPlan(fresh bool, now time.Time) {
 	if fc.heldHead > 32 && fc.heldHead > len(fc.held)/2 {
 		fc.held = fc.held[:copy(fc.held, fc.held[fc.heldHead:])]
 		fc.heldHead = 0
+	}
+	if fc.decay > 0 && !math.IsInf(fc.decay, 1) {
+		// Each held plan counts less as it ages. The queue's order still holds: a plan
+		// popped by a larger, newer one would count less than it. A plan counts at most its
+		// value, and the values fall along the queue, so the walk stops at the first plan
+		// no larger than the best so far.
+		fresh := in.Value
+		for _, h := range fc.held[fc.heldHead:] {
+			if h.value <= in.Value {
+				break
+			}
+			a := float64(now.Sub(h.at)) / float64(fc.hold)
+			var f float64
+			if fc.decay == 2 {
+				f = 1 - a*a
+			} else {
+				f = 1 - math.Pow(a, fc.decay)
+			}
+			if v := fresh + (h.value-fresh)*f; v > in.Value {
+				in.Value = v
+			}
+		}
+		return
 	}
 	if fc.heldHead < len(fc.held) && fc.held[fc.heldHead].value > in.Value {
 		in.Value = fc.held[fc.heldHead].value
@@ -315,7 +343,7 @@ func (fc *forecaster) observe(e *Engine, sample *policy.Sample, now time.Time) (
 	if e.obj != nil {
 		fc.pred.SetQuantile(e.obj.st.Quantile)
 		fc.pred.SetReach(ObjectiveMaxQuantile)
-		fc.hold = e.obj.holdFor()
+		fc.hold, fc.decay = e.obj.holdFor(), e.obj.pacing.holdDecay()
 	}
 	if sample != nil {
 		st.LoadWarnings = sample.Warnings

@@ -56,6 +56,12 @@ const (
 	// ObjectiveMaxTargetScale is the most the objective raises the reactive metrics'
 	// targets, at T = 0: a KV-cache target of 0.67 becomes 0.8375.
 	ObjectiveMaxTargetScale = 1.25
+	// ObjectiveHoldDecay shapes the forecast's hold with an objective: a plan made s ago,
+	// over the hold h in force, counts as fresh + (plan − fresh) × (1 − (s/h)^2), fresh
+	// being this Step's plan. A plan counts nearly in full for the first part of the hold
+	// (90 % at s = h/3) and fades to nothing at h, so the replicas kept for a peak go down
+	// gradually instead of all at once a hold after it.
+	ObjectiveHoldDecay = 2.0
 )
 
 // Pacing are the constants of the objective's pacing of T, for choosing them on traces
@@ -67,6 +73,19 @@ type Pacing struct {
 	EpisodePrior float64
 	// MaxTargetScale replaces ObjectiveMaxTargetScale when >= 1.
 	MaxTargetScale float64
+	// HoldDecay replaces ObjectiveHoldDecay when > 0; +Inf keeps a held plan in full
+	// until the hold has passed (the plain hold, as without an objective).
+	HoldDecay float64
+	// Hold replaces policy.DefaultObjectiveHold when > 0, for a forecast that writes no
+	// hold.
+	Hold time.Duration
+}
+
+func (pc Pacing) holdDecay() float64 {
+	if pc.HoldDecay > 0 {
+		return pc.HoldDecay
+	}
+	return ObjectiveHoldDecay
 }
 
 func (pc Pacing) episodePrior() float64 {
@@ -210,7 +229,11 @@ func (o *objective) knobs() {
 	o.st.TargetScale = 1 + (o.pacing.maxTargetScale()-1)*(1-t)
 	o.st.HoldSeconds = nil
 	if p.Forecast != nil {
-		o.hold = math.Round(t * p.Forecast.HoldFor(true).Seconds())
+		h := p.Forecast.HoldFor(true)
+		if p.Forecast.Hold == nil && o.pacing.Hold > 0 {
+			h = o.pacing.Hold
+		}
+		o.hold = math.Round(t * h.Seconds())
 		o.st.HoldSeconds = &o.hold
 	}
 	o.st.ScaleDownWindowSeconds = nil

@@ -229,11 +229,12 @@ func TestObjectivePacesTheKnobsOnTheBank(t *testing.T) {
 		}
 	}
 	st, _ := minute(ok, 20)
-	check("at the start", st, 0.09, 1-0.09/5, math.Round((1-0.09/5)*3600), 1+0.25*0.09/5)
+	// The hold is T × the default objective hold, 90 minutes.
+	check("at the start", st, 0.09, 1-0.09/5, math.Round((1-0.09/5)*5400), 1+0.25*0.09/5)
 	for range 19 {
 		st, _ = minute(ok, 20)
 	}
-	check("after 20 minutes within the SLO", st, 1.8, 0.64, 2304, 1.09)
+	check("after 20 minutes within the SLO", st, 1.8, 0.64, 3456, 1.09)
 	for range 40 {
 		minute(ok, 20)
 	}
@@ -248,11 +249,11 @@ func TestObjectivePacesTheKnobsOnTheBank(t *testing.T) {
 	minute(over, 20)
 	st, _ = minute(over, 20)
 	bank := 3 + 0.09 - 1
-	check("after two violated minutes", st, bank, 1-bank/3.5, math.Round((1-bank/3.5)*3600), 1+0.25*bank/3.5)
+	check("after two violated minutes", st, bank, 1-bank/3.5, math.Round((1-bank/3.5)*5400), 1+0.25*bank/3.5)
 	for range 3 {
 		st, replicas = minute(over, 23)
 	}
-	check("after five violated minutes: the bank is spent", st, bank+3*(0.09-1), 1, 3600, 1)
+	check("after five violated minutes: the bank is spent", st, bank+3*(0.09-1), 1, 5400, 1)
 	if replicas != 3 {
 		t.Errorf("tight again with the metric at 1.15 x its target: %d replicas, want 3", replicas)
 	}
@@ -349,6 +350,71 @@ func TestForecastHoldKeepsThePeakPlan(t *testing.T) {
 	}
 	if len(his) < 200 || heldAbove < 50 {
 		t.Errorf("%d forecasts, %d held above their hi: want the hold to act on a falling load", len(his), heldAbove)
+	}
+}
+
+// With an objective, a held plan counts less as it ages: at every tick the planned value is
+// the largest of fresh + (hi − fresh) × (1 − (age/hold)^k) over the Hi of the last hold,
+// fresh being this tick's Hi and k ObjectiveHoldDecay (or Pacing.HoldDecay); so the plan
+// falls gradually after a peak, below the plain hold's and never below the fresh Hi.
+// HoldDecay +Inf is the plain hold.
+func TestObjectiveHoldDecays(t *testing.T) {
+	const hold = 5 * time.Minute
+	item := strings.Replace(withObjective, "history: 2h", "history: 2h\n      gate: {window: 2m}\n      hold: 5m", 1)
+	for _, tc := range []struct {
+		name  string
+		decay float64 // Pacing.HoldDecay
+		k     float64 // the exponent it means
+	}{
+		{"the default", 0, 2},
+		{"linear", 1, 1},
+		{"plain", math.Inf(1), math.Inf(1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, parse(t, item), Options{Pacing: Pacing{HoldDecay: tc.decay}})
+			type plan struct {
+				at time.Time
+				hi float64
+			}
+			var his []plan
+			below := 0
+			for i := range 400 {
+				now := t0.Add(time.Duration(i) * 15 * time.Second)
+				in := input(10, 50, true)
+				in.Load = &policy.Sample{Value: 100 + 60*math.Sin(2*math.Pi*float64(i)/80) + float64(i%5)}
+				r := e.Step(in, now)
+				if r.Objective == nil || r.Objective.Tightness != 1 || *r.Objective.HoldSeconds != hold.Seconds() {
+					t.Fatalf("tick %d: objective %+v, want tightness 1 and the written hold (no latency, no bank)", i, r.Objective)
+				}
+				f := r.Decision.Forecast
+				if f == nil {
+					continue
+				}
+				his = append(his, plan{now, float64(f.Hi)})
+				fresh := float64(f.Hi)
+				want, full := fresh, fresh
+				for _, p := range his {
+					if age := now.Sub(p.at); age < hold {
+						want = max(want, fresh+(p.hi-fresh)*(1-math.Pow(float64(age)/float64(hold), tc.k)))
+						full = max(full, p.hi)
+					}
+				}
+				if math.Abs(float64(f.Value)-want) > 1e-9*want {
+					t.Fatalf("tick %d: value %v, want %v", i, f.Value, want)
+				}
+				if want < full-1e-9 {
+					below++
+				}
+			}
+			switch {
+			case len(his) < 200:
+				t.Errorf("%d forecasts, want the forecast in use", len(his))
+			case math.IsInf(tc.k, 1) && below != 0:
+				t.Errorf("%d plans below the plain hold's, want none", below)
+			case !math.IsInf(tc.k, 1) && below < 50:
+				t.Errorf("%d plans below the plain hold's: want the decay to act on a falling load", below)
+			}
+		})
 	}
 }
 

@@ -74,7 +74,7 @@ const (
 	MinForecastHorizon = time.Second
 	MaxForecastHorizon = time.Hour
 	// DefaultObjectiveHold is forecast.hold's default with an objective.
-	DefaultObjectiveHold = time.Hour
+	DefaultObjectiveHold = 90 * time.Minute
 	MaxForecastHold      = 24 * time.Hour
 	MinForecastQuantile  = 0.5
 	MaxForecastQuantile  = 0.999

@@ -148,8 +148,8 @@ func TestForecastHold(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := f.Policies[0]
-	if got := p.Forecast.HoldFor(p.Objective != nil); got != time.Hour {
-		t.Errorf("hold with an objective = %v, want 1h", got)
+	if got := p.Forecast.HoldFor(p.Objective != nil); got != 90*time.Minute {
+		t.Errorf("hold with an objective = %v, want 90m", got)
 	}
 	if got := p.Forecast.HoldFor(false); got != 0 {
 		t.Errorf("hold without an objective = %v, want 0", got)

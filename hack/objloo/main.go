@@ -3,9 +3,9 @@
 // 180 and 600 s; a peak of 40 and of 10 replicas), it scores the policy file's first policy
 // under each candidate episode prior (engine.Pacing) against the benchmark criterion,
 // the HPA's 75 settings swept again on each variant. Then, for each trace in turn, it
-// chooses the candidate that meets the criterion on most cells of the other traces (fewer
-// GPU-hours against the cheapest HPA setting breaking ties) and reports that choice's cells
-// on the trace left out. It prints Markdown; docs/benchmarks-loo.sh puts it in
+// chooses the candidate that holds B on most cells of the other traces (then the one meeting
+// the criterion on most, then the fewer GPU-hours against the cheapest HPA setting) and
+// reports that choice's cells on the trace left out. It prints Markdown; docs/benchmarks-loo.sh puts it in
 // docs/benchmarks.md.
 //
 //	go run ./hack/objloo -f examples/slo-policy.yaml -traces ../shared/traces
@@ -14,6 +14,12 @@
 // MaxTargetScale, the targets' factor at T = 0), to choose that constant leave-one-out too:
 //
 //	go run ./hack/objloo -priors off,5 -target-scales 1.1,1.25,1.5
+//
+// -hold-decays and -holds pair every candidate with each shape of the forecast's hold
+// (engine.Pacing's HoldDecay: a held plan counts less as it ages) and each default hold
+// (engine.Pacing's Hold, for a forecast that writes none):
+//
+//	go run ./hack/objloo -priors 5 -hold-decays 1,2,4,inf -holds 1h,90m,2h
 //
 // The HPA sweeps and the oracle are cached per trace and variant in -cache (they do not
 // depend on the policy file); remove it after changing the model.
@@ -86,8 +92,10 @@ func main() {
 	cache := flag.String("cache", defaultCache(), "directory caching the HPA sweeps and oracles")
 	priors := flag.String("priors", "off,3,5,10", "candidate episode priors in minutes (off: the knobs are never paced)")
 	scales := flag.String("target-scales", "", "candidate most target factors (engine.Pacing.MaxTargetScale), each paired with every prior; empty: the default only")
+	decays := flag.String("hold-decays", "", "candidate hold shapes (engine.Pacing.HoldDecay; inf: a plain hold), each paired with every other candidate; empty: the default only")
+	holds := flag.String("holds", "", "candidate default holds (engine.Pacing.Hold), each paired with every other candidate; empty: the default only")
 	flag.Parse()
-	if err := run(os.Stdout, *file, *dir, *cache, *priors, *scales); err != nil {
+	if err := run(os.Stdout, *file, *dir, *cache, *priors, *scales, *decays, *holds); err != nil {
 		fmt.Fprintln(os.Stderr, "objloo:", err)
 		os.Exit(1)
 	}
@@ -101,7 +109,7 @@ func defaultCache() string {
 	return filepath.Join(d, "prescale", "objloo")
 }
 
-func run(w io.Writer, file, dir, cache, priors, scales string) error {
+func run(w io.Writer, file, dir, cache, priors, scales, decays, holds string) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return err
@@ -117,6 +125,12 @@ func run(w io.Writer, file, dir, cache, priors, scales string) error {
 	}
 	cands, err := parseCandidates(priors, scales)
 	if err != nil {
+		return err
+	}
+	if cands, err = withDecays(cands, decays); err != nil {
+		return err
+	}
+	if cands, err = withHolds(cands, holds); err != nil {
 		return err
 	}
 	traces, err := longTraces(dir)
@@ -147,7 +161,8 @@ func parseCandidates(priors, scales string) ([]candidate, error) {
 	for f := range strings.SplitSeq(priors, ",") {
 		f = strings.TrimSpace(f)
 		if f == "off" {
-			out = append(out, candidate{Name: "off", Pacing: engine.Pacing{EpisodePrior: math.Inf(1)}})
+			// The objective before pacing: the adaptive quantile, and a plain hold of an hour.
+			out = append(out, candidate{Name: "off", Pacing: engine.Pacing{EpisodePrior: math.Inf(1), HoldDecay: math.Inf(1), Hold: time.Hour}})
 			continue
 		}
 		v, err := strconv.ParseFloat(f, 64)
@@ -185,6 +200,69 @@ func parseCandidates(priors, scales string) ([]candidate, error) {
 		}
 	}
 	return crossed, nil
+}
+
+// withDecays pairs each candidate with each hold shape of decays (none: cands as they are).
+func withDecays(cands []candidate, decays string) ([]candidate, error) {
+	if strings.TrimSpace(decays) == "" {
+		return cands, nil
+	}
+	var out []candidate
+	for f := range strings.SplitSeq(decays, ",") {
+		f = strings.TrimSpace(f)
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || !(v > 0) {
+			return nil, fmt.Errorf("-hold-decays: %q is not an exponent > 0 or inf", f)
+		}
+		for _, c := range cands {
+			if math.IsInf(c.Pacing.EpisodePrior, 1) {
+				continue // off keeps its plain hold: once, below
+			}
+			if v != engine.ObjectiveHoldDecay {
+				c.Name += " decay " + f
+			}
+			c.Pacing.HoldDecay = v
+			out = append(out, c)
+		}
+	}
+	return append(out, offOf(cands)...), nil
+}
+
+// withHolds pairs each candidate with each default hold of holds (none: cands as they are).
+func withHolds(cands []candidate, holds string) ([]candidate, error) {
+	if strings.TrimSpace(holds) == "" {
+		return cands, nil
+	}
+	var out []candidate
+	for f := range strings.SplitSeq(holds, ",") {
+		f = strings.TrimSpace(f)
+		d, err := time.ParseDuration(f)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("-holds: %q is not a duration > 0", f)
+		}
+		for _, c := range cands {
+			if math.IsInf(c.Pacing.EpisodePrior, 1) {
+				continue // off keeps its hour: once, below
+			}
+			if d != policy.DefaultObjectiveHold {
+				c.Name += " hold " + f
+			}
+			c.Pacing.Hold = d
+			out = append(out, c)
+		}
+	}
+	return append(out, offOf(cands)...), nil
+}
+
+// offOf returns the candidates of cands that never pace the knobs (off).
+func offOf(cands []candidate) []candidate {
+	var out []candidate
+	for _, c := range cands {
+		if math.IsInf(c.Pacing.EpisodePrior, 1) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // longTraces reads every <dir>/<name>/requests_per_minute.csv of a day or more.
@@ -308,8 +386,8 @@ func score(p *policy.Policy, traces []traceFile, cands []candidate, sweeps [][]s
 // tally is a candidate's score on a set of cells: how many meet the criterion, and the mean
 // ratio of GPU-hours to the cheapest HPA setting holding B.
 type tally struct {
-	met, n int
-	ratio  float64
+	met, holds, n int
+	ratio         float64
 }
 
 func (t tally) mean() float64 { return t.ratio / float64(max(t.n, 1)) }
@@ -319,6 +397,9 @@ func (t *tally) add(c cell) {
 	if c.Criterion.Met {
 		t.met++
 	}
+	if c.Criterion.Holds {
+		t.holds++
+	}
 	r := 2.0 // no HPA setting holds B: counted as twice its cost
 	if c.Criterion.Ratio != nil {
 		r = *c.Criterion.Ratio
@@ -326,8 +407,13 @@ func (t *tally) add(c cell) {
 	t.ratio += r
 }
 
-// better orders tallies: more cells met, then a lower mean ratio.
+// better orders tallies: more cells holding B (a candidate that meets more cells by
+// overspending the budget on others is no gain), then more cells met, then a lower mean
+// ratio.
 func better(a, b tally) bool {
+	if a.holds != b.holds {
+		return a.holds > b.holds
+	}
 	if a.met != b.met {
 		return a.met > b.met
 	}
@@ -352,7 +438,7 @@ func cellText(c cell) string {
 func write(w io.Writer, p *policy.Policy, traces []traceFile, cands []candidate, cells []cell) error {
 	at := func(i, j, k int) cell { return cells[(i*len(variants)+j)*len(cands)+k] }
 	var b strings.Builder
-	fmt.Fprintf(&b, "Each cell: GPU-hours / SLO-violation minutes, the ratio to the cheapest HPA setting holding B, the capture share, and the criterion. Candidates: the objective's episode prior (`engine.Pacing`); `off` never paces the knobs (the objective before issue 25: the adaptive quantile only).\n\n")
+	fmt.Fprintf(&b, "Each cell: GPU-hours / SLO-violation minutes, the ratio to the cheapest HPA setting holding B, the capture share, and the criterion. Candidates: the objective's episode prior (`engine.Pacing`), with the most target factor (×), the hold's decay and the default hold where they differ from prescale's; `off` never paces the knobs (the objective before issue 25: the adaptive quantile only).\n\n")
 	fmt.Fprintf(&b, "| trace | variant | B | cheapest HPA setting holding B |")
 	for _, c := range cands {
 		fmt.Fprintf(&b, " %s |", c.Name)
@@ -372,8 +458,8 @@ func write(w io.Writer, p *policy.Policy, traces []traceFile, cands []candidate,
 			b.WriteString("\n")
 		}
 	}
-	fmt.Fprintf(&b, "\nLeave-one-out: for each trace, the candidate that meets the criterion on most cells of the other traces (the lower mean ratio breaking ties), and what it does on the trace left out. A candidate that wins on the others and loses on the one left out shows here.\n\n")
-	fmt.Fprintf(&b, "| left out | chosen on the others (met there, mean ratio) | cells met on the left-out trace | its left-out cells (%s) |\n|---|---|---|---|\n", variantNames())
+	fmt.Fprintf(&b, "\nLeave-one-out: for each trace, the candidate that holds B on most cells of the other traces (then the most cells meeting the criterion, then the lower mean ratio), and what it does on the trace left out. A candidate that wins on the others and loses on the one left out shows here.\n\n")
+	fmt.Fprintf(&b, "| left out | chosen on the others (met there, holding B there, mean ratio) | cells met on the left-out trace, holding B there | its left-out cells (%s) |\n|---|---|---|---|\n", variantNames())
 	all := make([]tally, len(cands))
 	for i, t := range traces {
 		best, bt := -1, tally{}
@@ -398,7 +484,7 @@ func write(w io.Writer, p *policy.Policy, traces []traceFile, cands []candidate,
 			out.add(c)
 			texts = append(texts, cellText(c))
 		}
-		fmt.Fprintf(&b, "| %s | %s (%d/%d, %.3fx) | %d/%d | %s |\n", t.Slug, cands[best].Name, bt.met, bt.n, bt.mean(), out.met, out.n, strings.Join(texts, "; "))
+		fmt.Fprintf(&b, "| %s | %s (%d/%d, %d/%d, %.3fx) | %d/%d, %d/%d | %s |\n", t.Slug, cands[best].Name, bt.met, bt.n, bt.holds, bt.n, bt.mean(), out.met, out.n, out.holds, out.n, strings.Join(texts, "; "))
 		for k := range cands {
 			for j := range variants {
 				all[k].add(at(i, j, k))
@@ -420,7 +506,7 @@ func write(w io.Writer, p *policy.Policy, traces []traceFile, cands []candidate,
 	})
 	fmt.Fprintf(&b, "\nOn all traces:")
 	for _, k := range order {
-		fmt.Fprintf(&b, " %s meets %d/%d (mean ratio %.3f);", cands[k].Name, all[k].met, all[k].n, all[k].mean())
+		fmt.Fprintf(&b, " %s meets %d/%d, holds B on %d (mean ratio %.3f);", cands[k].Name, all[k].met, all[k].n, all[k].holds, all[k].mean())
 	}
 	fmt.Fprintf(&b, " prescale's default is %g minutes.\n", engine.ObjectiveEpisodePrior)
 	_, err := io.WriteString(w, b.String())
