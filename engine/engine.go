@@ -132,7 +132,8 @@ func (e *Engine) SetPolicy(p *policy.Policy) {
 		e.fc = newForecaster(f)
 	}
 	if e.fc != nil {
-		e.fc.hold = f.HoldFor(p.Objective != nil)
+		// Without an objective the hold is plain; with one, Step sets both from it.
+		e.fc.hold, e.fc.decay = f.HoldFor(p.Objective != nil), 0
 		if e.fc.pred != nil {
 			e.fc.pred.SetWake(e.wk != nil)
 		}

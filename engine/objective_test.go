@@ -406,6 +406,17 @@ func TestObjectiveHoldDecays(t *testing.T) {
 					below++
 				}
 			}
+			if tc.decay == 0 {
+				// Reloaded without its objective, the same forecast holds in full again.
+				p := parse(t, strings.Replace(item, "    objective: {query: delay, slo: 2s, budget: 1%}\n", "", 1))
+				if p.Objective != nil {
+					t.Fatal("the reloaded policy still has an objective")
+				}
+				e.SetPolicy(p)
+				if e.fc == nil || e.fc.decay != 0 || e.fc.hold != hold {
+					t.Fatalf("reloaded without an objective: forecaster %+v, want the plain hold of %s", e.fc, hold)
+				}
+			}
 			switch {
 			case len(his) < 200:
 				t.Errorf("%d forecasts, want the forecast in use", len(his))
