@@ -204,50 +204,54 @@ func parseCandidates(priors, scales string) ([]candidate, error) {
 
 // withDecays pairs each candidate with each hold shape of decays (none: cands as they are).
 func withDecays(cands []candidate, decays string) ([]candidate, error) {
-	if strings.TrimSpace(decays) == "" {
-		return cands, nil
-	}
-	var out []candidate
-	for f := range strings.SplitSeq(decays, ",") {
-		f = strings.TrimSpace(f)
+	return crossPaced(cands, decays, func(f string) (func(*candidate), error) {
 		v, err := strconv.ParseFloat(f, 64)
 		if err != nil || !(v > 0) {
 			return nil, fmt.Errorf("-hold-decays: %q is not an exponent > 0 or inf", f)
 		}
-		for _, c := range cands {
-			if math.IsInf(c.Pacing.EpisodePrior, 1) {
-				continue // off keeps its plain hold: once, below
-			}
+		return func(c *candidate) {
 			if v != engine.ObjectiveHoldDecay {
 				c.Name += " decay " + f
 			}
 			c.Pacing.HoldDecay = v
-			out = append(out, c)
-		}
-	}
-	return append(out, offOf(cands)...), nil
+		}, nil
+	})
 }
 
 // withHolds pairs each candidate with each default hold of holds (none: cands as they are).
 func withHolds(cands []candidate, holds string) ([]candidate, error) {
-	if strings.TrimSpace(holds) == "" {
-		return cands, nil
-	}
-	var out []candidate
-	for f := range strings.SplitSeq(holds, ",") {
-		f = strings.TrimSpace(f)
+	return crossPaced(cands, holds, func(f string) (func(*candidate), error) {
 		d, err := time.ParseDuration(f)
 		if err != nil || d <= 0 {
 			return nil, fmt.Errorf("-holds: %q is not a duration > 0", f)
 		}
-		for _, c := range cands {
-			if math.IsInf(c.Pacing.EpisodePrior, 1) {
-				continue // off keeps its hour: once, below
-			}
+		return func(c *candidate) {
 			if d != policy.DefaultObjectiveHold {
 				c.Name += " hold " + f
 			}
 			c.Pacing.Hold = d
+		}, nil
+	})
+}
+
+// crossPaced pairs each paced candidate with each value of the comma-separated list, set
+// by what parse returns for it; off keeps its plain hour and comes once, last. An empty list
+// leaves cands as they are.
+func crossPaced(cands []candidate, list string, parse func(string) (func(*candidate), error)) ([]candidate, error) {
+	if strings.TrimSpace(list) == "" {
+		return cands, nil
+	}
+	var out []candidate
+	for f := range strings.SplitSeq(list, ",") {
+		set, err := parse(strings.TrimSpace(f))
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cands {
+			if math.IsInf(c.Pacing.EpisodePrior, 1) {
+				continue
+			}
+			set(&c)
 			out = append(out, c)
 		}
 	}
